@@ -1,0 +1,510 @@
+//! The admin HTTP API (axum): routes, bearer-token auth, and the translation between domain
+//! values and the JSON bodies in [`dto`]. No peer rules here; those are in `peers/`.
+
+pub mod dto;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::clock::{now_ms, parse_duration, to_rfc3339};
+use crate::config::Config;
+use crate::peers::quality::UNKNOWN_RATING;
+use crate::peers::{Ban, BanSource, BanTarget, PeerError, PeerManager, PeerSnapshot, PeerState};
+use crate::store::Store;
+use crate::telemetry::Metrics;
+use dto::*;
+
+/// Largest request body accepted (ban reasons are the biggest legitimate bodies).
+const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Most peers listed by `/api/peers/health`.
+const HEALTH_PEER_LIMIT: usize = 10;
+
+/// Everything the handlers need.
+pub struct AdminState {
+    pub manager: Arc<PeerManager>,
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    pub config: Arc<Config>,
+    pub token: String,
+    pub started: Instant,
+}
+
+type Shared = State<Arc<AdminState>>;
+
+/// An error answer: status plus `{"error": message}`.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError(StatusCode::BAD_REQUEST, message.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.0, axum::Json(ErrorBody { error: self.1 })).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<PeerError> for ApiError {
+    fn from(e: PeerError) -> ApiError {
+        let status = match &e {
+            PeerError::NotFound(_) => StatusCode::NOT_FOUND,
+            PeerError::Ambiguous { .. } | PeerError::Invalid(_) => StatusCode::BAD_REQUEST,
+            PeerError::Conflict(_) => StatusCode::CONFLICT,
+            PeerError::Store(store) => {
+                tracing::error!("admin request failed on storage: {store}");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+type ApiResult<T> = Result<axum::Json<T>, ApiError>;
+
+/// The admin router with auth applied.
+pub fn router(state: Arc<AdminState>) -> Router {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/status", get(status))
+        .route("/api/peers", get(list_peers))
+        .route("/api/peers/quality", get(peers_quality))
+        .route("/api/peers/stats", get(peers_stats))
+        .route("/api/peers/health", get(peers_health))
+        .route("/api/peers/{id}", get(get_peer))
+        .route("/api/peers/{id}/ban", post(ban_peer).delete(unban_peer))
+        .route("/api/peers/{id}/reset", post(reset_peer))
+        .route("/api/bans", get(list_bans).post(create_ban))
+        .route("/api/bans/{target}", axum::routing::delete(delete_ban))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Mutating requests need the bearer token; reads are open from loopback when configured.
+async fn authorize(
+    State(state): Shared,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let read_only = matches!(*request.method(), Method::GET | Method::HEAD);
+    let open = read_only && state.config.admin_read_open && remote.ip().is_loopback();
+    if !open && !bearer_matches(request.headers(), &state.token) {
+        let message = if request.headers().contains_key(header::AUTHORIZATION) {
+            "invalid admin token"
+        } else {
+            "this request needs the admin token (Authorization: Bearer <token>; see <data-dir>/admin.token)"
+        };
+        return ApiError(StatusCode::UNAUTHORIZED, message.into()).into_response();
+    }
+    next.run(request).await
+}
+
+/// Compares the presented bearer token in constant time.
+fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    let Some(presented) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    presented.trim().as_bytes().ct_eq(token.as_bytes()).into()
+}
+
+/// Parses an optional JSON body; an empty body means all defaults.
+fn json_body<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+// ----- conversions ---------------------------------------------------------------------
+
+fn components(s: &PeerSnapshot) -> QualityComponentsDto {
+    let q = &s.quality;
+    QualityComponentsDto {
+        success_rate: q.success_rate,
+        success_points: q.success_points,
+        latency_score: q.latency_score,
+        latency_points: q.latency_points,
+        validity: q.validity,
+        validity_points: q.validity_points,
+        total_requests: q.total_requests,
+        successful_requests: q.successful_requests,
+        failed_requests: q.total_requests.saturating_sub(q.successful_requests),
+        last_penalty: q.last_penalty.as_ref().map(|p| PenaltyDto {
+            at: to_rfc3339(p.at_ms),
+            reason: p.reason.clone(),
+        }),
+    }
+}
+
+fn peer_dto(s: &PeerSnapshot) -> PeerDto {
+    PeerDto {
+        peer_id: s.peer_id.clone(),
+        name: s.name.clone(),
+        address: s.address.clone(),
+        state: s.state.as_str().to_string(),
+        direction: s.direction.map(|d| d.as_str().to_string()),
+        connected_since: s.connected_since_ms.map(to_rfc3339),
+        first_seen: to_rfc3339(s.first_seen_ms),
+        last_seen: to_rfc3339(s.last_seen_ms),
+        failure_count: s.failure_count,
+        is_seed_node: s.is_seed,
+        software_version: s.software_version.clone(),
+        average_latency_ms: s.quality.average_latency_ms,
+        min_latency_ms: s.quality.min_latency_ms,
+        max_latency_ms: s.quality.max_latency_ms,
+        success_rate: s.quality.success_rate,
+        quality_score: s.quality.score,
+        quality_rating: s.quality.rating.to_string(),
+        quality_components: components(s),
+        is_banned: s.ban.is_some(),
+        banned_at: s.ban.as_ref().map(|b| to_rfc3339(b.banned_at_ms)),
+        ban_reason: s.ban.as_ref().map(|b| b.reason.clone()),
+        ban_expires_at: s.ban.as_ref().and_then(|b| b.expires_at_ms).map(to_rfc3339),
+        advertised_registers: Vec::new(),
+    }
+}
+
+fn ban_dto(b: &Ban, now: i64) -> BanDto {
+    BanDto {
+        target: b.target.key(),
+        kind: b.target.kind().as_str().to_string(),
+        reason: b.reason.clone(),
+        source: b.source.as_str().to_string(),
+        banned_at: to_rfc3339(b.banned_at_ms),
+        expires_at: b.expires_at_ms.map(to_rfc3339),
+        remaining_seconds: b.expires_at_ms.map(|at| ((at - now).max(0) + 999) / 1000),
+    }
+}
+
+fn peer_id_of(target: &BanTarget) -> Option<String> {
+    match target {
+        BanTarget::Peer(id) => Some(id.clone()),
+        _ => None,
+    }
+}
+
+// ----- handlers ------------------------------------------------------------------------
+
+async fn health(State(state): Shared) -> Response {
+    let counts = state.manager.counts();
+    let peers = state.manager.list();
+    let storage = state.store.ping().await;
+    let status = match (&storage, counts.connected) {
+        (Err(_), _) => "unhealthy",
+        (Ok(()), 0) => "degraded",
+        (Ok(()), _) => "healthy",
+    };
+    let body = HealthDto {
+        status: status.to_string(),
+        service: "sorcha-peer".to_string(),
+        version: crate::VERSION.to_string(),
+        timestamp: to_rfc3339(now_ms()),
+        uptime_seconds: state.started.elapsed().as_secs(),
+        storage: match &storage {
+            Ok(()) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        },
+        metrics: HealthMetricsDto {
+            total_peers: counts.known,
+            healthy_peers: counts.connected,
+            unhealthy_peers: counts.known - counts.connected,
+            average_latency_ms: average(peers.iter().filter_map(|p| p.quality.average_latency_ms)),
+        },
+    };
+    let code = if storage.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(body)).into_response()
+}
+
+fn average(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| (sum / n as f64 * 10_000.0).round() / 10_000.0)
+}
+
+async fn status(State(state): Shared) -> ApiResult<StatusDto> {
+    let c = state.manager.counts();
+    Ok(axum::Json(StatusDto {
+        peer_id: state.manager.identity().peer_id().to_string(),
+        name: state.config.name.clone(),
+        version: crate::VERSION.to_string(),
+        uptime_seconds: state.started.elapsed().as_secs(),
+        listen: state.config.listen.to_string(),
+        advertised_address: state.config.announced_address(),
+        admin_listen: state.config.admin_listen.to_string(),
+        storage: state.config.storage_description(),
+        peers: PeerCountsDto {
+            known: c.known,
+            connected: c.connected,
+            connecting: c.connecting,
+            disconnected: c.disconnected,
+            banned: c.banned,
+            inbound: c.inbound,
+            outbound: c.outbound,
+        },
+        bans: c.bans,
+        seeds: state.config.seeds.clone(),
+        registers: Vec::new(),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    state: Option<String>,
+    limit: Option<usize>,
+    sort: Option<String>,
+}
+
+/// Sort keys accepted by `GET /api/peers?sort=`.
+pub const SORT_KEYS: &[&str] = &["id", "name", "address", "state", "latency", "score", "failures", "last-seen", "first-seen"];
+
+async fn list_peers(State(state): Shared, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Vec<PeerDto>> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let wanted = match query.state.as_deref().unwrap_or("all") {
+        "all" => None,
+        text => Some(
+            PeerState::ALL
+                .into_iter()
+                .find(|s| s.as_str() == text)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "unknown state '{text}'; use connected, connecting, disconnected, banned or all"
+                    ))
+                })?,
+        ),
+    };
+    let mut peers: Vec<PeerSnapshot> = state
+        .manager
+        .list()
+        .into_iter()
+        .filter(|p| wanted.is_none_or(|w| p.state == w))
+        .collect();
+    let sort = query.sort.as_deref().unwrap_or("id");
+    let latency = |p: &PeerSnapshot| p.quality.average_latency_ms.unwrap_or(f64::INFINITY);
+    match sort {
+        "id" => {}
+        "name" => peers.sort_by(|a, b| a.name.cmp(&b.name)),
+        "address" => peers.sort_by(|a, b| a.address.cmp(&b.address)),
+        "state" => peers.sort_by_key(|p| p.state),
+        "latency" => peers.sort_by(|a, b| latency(a).total_cmp(&latency(b))),
+        "score" => peers.sort_by(|a, b| b.quality.score.total_cmp(&a.quality.score)),
+        "failures" => peers.sort_by(|a, b| b.failure_count.cmp(&a.failure_count)),
+        "last-seen" => peers.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms)),
+        "first-seen" => peers.sort_by(|a, b| a.first_seen_ms.cmp(&b.first_seen_ms)),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown sort key '{other}'; use one of {}",
+                SORT_KEYS.join(", ")
+            )));
+        }
+    }
+    if let Some(limit) = query.limit {
+        peers.truncate(limit);
+    }
+    Ok(axum::Json(peers.iter().map(peer_dto).collect()))
+}
+
+async fn get_peer(State(state): Shared, Path(id): Path<String>) -> ApiResult<PeerDto> {
+    Ok(axum::Json(peer_dto(&state.manager.get(&id)?)))
+}
+
+async fn peers_quality(State(state): Shared) -> ApiResult<Vec<PeerQualityDto>> {
+    let mut rows: Vec<PeerQualityDto> = state
+        .manager
+        .list()
+        .iter()
+        .filter(|p| p.quality.total_requests > 0)
+        .map(|p| PeerQualityDto {
+            peer_id: p.peer_id.clone(),
+            average_latency_ms: p.quality.average_latency_ms,
+            min_latency_ms: p.quality.min_latency_ms,
+            max_latency_ms: p.quality.max_latency_ms,
+            success_rate: p.quality.success_rate,
+            total_requests: p.quality.total_requests,
+            successful_requests: p.quality.successful_requests,
+            failed_requests: p.quality.total_requests - p.quality.successful_requests,
+            quality_score: p.quality.score,
+            quality_rating: p.quality.rating.to_string(),
+            quality_components: components(p),
+        })
+        .collect();
+    rows.sort_by(|a, b| b.quality_score.total_cmp(&a.quality_score));
+    Ok(axum::Json(rows))
+}
+
+async fn peers_stats(State(state): Shared) -> ApiResult<PeerStatsDto> {
+    let peers = state.manager.list();
+    let healthy = peers.iter().filter(|p| p.state == PeerState::Connected).count();
+    let tracked: Vec<&PeerSnapshot> = peers.iter().filter(|p| p.quality.rating != UNKNOWN_RATING).collect();
+    let rated = |r: &str| tracked.iter().filter(|p| p.quality.rating == r).count();
+    Ok(axum::Json(PeerStatsDto {
+        timestamp: to_rfc3339(now_ms()),
+        peer_stats: PeerStatsInnerDto {
+            total_peers: peers.len(),
+            healthy_peers: healthy,
+            unhealthy_peers: peers.len() - healthy,
+            seed_nodes: peers.iter().filter(|p| p.is_seed).count(),
+            average_latency_ms: average(peers.iter().filter_map(|p| p.quality.average_latency_ms)),
+            total_failures: peers.iter().map(|p| p.failure_count as u64).sum(),
+        },
+        quality_stats: QualityStatsDto {
+            total_tracked_peers: tracked.len(),
+            excellent_peers: rated("Excellent"),
+            good_peers: rated("Good"),
+            fair_peers: rated("Fair"),
+            poor_peers: rated("Poor"),
+            average_quality_score: average(tracked.iter().map(|p| p.quality.score)),
+        },
+    }))
+}
+
+async fn peers_health(State(state): Shared) -> ApiResult<PeersHealthDto> {
+    let peers = state.manager.list();
+    let mut healthy: Vec<&PeerSnapshot> = peers.iter().filter(|p| p.state == PeerState::Connected).collect();
+    healthy.sort_by(|a, b| b.quality.score.total_cmp(&a.quality.score));
+    let total = peers.len();
+    let healthy_count = healthy.len();
+    Ok(axum::Json(PeersHealthDto {
+        total_peers: total,
+        healthy_peers: healthy_count,
+        unhealthy_peers: total - healthy_count,
+        health_percentage: if total == 0 {
+            0.0
+        } else {
+            (healthy_count as f64 * 10_000.0 / total as f64).round() / 100.0
+        },
+        peers: healthy
+            .into_iter()
+            .take(HEALTH_PEER_LIMIT)
+            .map(|p| HealthyPeerDto {
+                peer_id: p.peer_id.clone(),
+                address: p.address.clone(),
+                last_seen: to_rfc3339(p.last_seen_ms),
+                average_latency_ms: p.quality.average_latency_ms,
+            })
+            .collect(),
+    }))
+}
+
+async fn list_bans(State(state): Shared) -> ApiResult<Vec<BanDto>> {
+    let now = now_ms();
+    Ok(axum::Json(state.manager.bans().iter().map(|b| ban_dto(b, now)).collect()))
+}
+
+async fn do_ban(state: &AdminState, target_text: &str, request: BanRequest) -> ApiResult<BanResponse> {
+    let duration = match request.duration.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(parse_duration(text).map_err(ApiError::bad_request)?),
+    };
+    let target = state.manager.parse_target(target_text)?;
+    let outcome = state
+        .manager
+        .ban(target, request.reason, duration, BanSource::Manual)
+        .await?;
+    let ban = &outcome.ban;
+    Ok(axum::Json(BanResponse {
+        peer_id: peer_id_of(&ban.target),
+        target: ban.target.key(),
+        kind: ban.target.kind().as_str().to_string(),
+        is_banned: true,
+        banned_at: to_rfc3339(ban.banned_at_ms),
+        ban_reason: ban.reason.clone(),
+        ban_expires_at: ban.expires_at_ms.map(to_rfc3339),
+        source: ban.source.as_str().to_string(),
+        affected_peers: outcome.peer_ids,
+        disconnected_peers: outcome.disconnected,
+    }))
+}
+
+async fn ban_peer(State(state): Shared, Path(id): Path<String>, body: Bytes) -> ApiResult<BanResponse> {
+    let request: BanRequest = json_body(&body)?;
+    if request.target.is_some() {
+        return Err(ApiError::bad_request("the target is in the path; omit `target` here"));
+    }
+    do_ban(&state, &id, request).await
+}
+
+async fn create_ban(State(state): Shared, body: Bytes) -> Response {
+    let result = async {
+        let mut request: BanRequest = json_body(&body)?;
+        let target = request
+            .target
+            .take()
+            .ok_or_else(|| ApiError::bad_request("`target` is required: a peer ID, IP address or CIDR subnet"))?;
+        do_ban(&state, &target, request).await
+    }
+    .await;
+    match result {
+        Ok(body) => (StatusCode::CREATED, body).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn do_unban(state: &AdminState, text: &str) -> ApiResult<UnbanResponse> {
+    let ban = state.manager.unban(text).await?;
+    Ok(axum::Json(UnbanResponse {
+        peer_id: peer_id_of(&ban.target),
+        target: ban.target.key(),
+        kind: ban.target.kind().as_str().to_string(),
+        is_banned: false,
+    }))
+}
+
+async fn unban_peer(State(state): Shared, Path(id): Path<String>) -> ApiResult<UnbanResponse> {
+    do_unban(&state, &id).await
+}
+
+async fn delete_ban(State(state): Shared, Path(target): Path<String>) -> ApiResult<UnbanResponse> {
+    do_unban(&state, &target).await
+}
+
+async fn reset_peer(State(state): Shared, Path(id): Path<String>) -> ApiResult<ResetResponse> {
+    let (peer_id, previous) = state.manager.reset(&id).await?;
+    Ok(axum::Json(ResetResponse {
+        peer_id,
+        failure_count: 0,
+        previous_failure_count: previous,
+    }))
+}
+
+async fn metrics(State(state): Shared) -> Response {
+    state.manager.refresh_metrics();
+    match state.metrics.render() {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            text,
+        )
+            .into_response(),
+        Err(e) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot render metrics: {e}")).into_response(),
+    }
+}

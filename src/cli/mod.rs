@@ -1,0 +1,190 @@
+//! The command line: clap definitions (one file per command group), dispatch, and the mapping
+//! from failures to documented exit codes. One definition drives `--help`, the man pages and
+//! the completion scripts (see [`generate`]).
+
+pub mod generate;
+pub mod output;
+pub mod peers;
+pub mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::client::{AdminClient, ClientError};
+use crate::config::{self, Config};
+use crate::identity;
+use output::Output;
+
+/// Success.
+pub const EXIT_OK: i32 = 0;
+/// The operation failed, or the checked condition does not hold.
+pub const EXIT_FAILED: i32 = 1;
+/// Usage error: bad arguments or configuration.
+pub const EXIT_USAGE: i32 = 2;
+/// The node could not be reached.
+pub const EXIT_UNREACHABLE: i32 = 3;
+/// The node refused the admin token.
+pub const EXIT_AUTH: i32 = 4;
+/// The peer, ban or other object does not exist.
+pub const EXIT_NOT_FOUND: i32 = 5;
+
+/// Admin API address used when neither --node, SORCHA_PEER_NODE nor <data-dir>/admin.url says.
+pub const DEFAULT_NODE_URL: &str = "http://127.0.0.1:5080";
+
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  the operation failed or the checked condition does not hold
+  2  usage error (bad arguments or configuration)
+  3  node unreachable
+  4  authentication refused
+  5  not found";
+
+/// sorcha-peer: run a Sorcha peer node, and manage one from the command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sorcha-peer",
+    version,
+    about = "Peer-to-peer node for Sorcha registers, and the operator CLI that manages it",
+    long_about = "Peer-to-peer node for Sorcha registers, and the operator CLI that manages it.\n\n\
+        `sorcha-peer serve` runs a node. Every other command talks to a node's admin API \
+        (the local node by default) and prints a table, or JSON with -o json.",
+    after_help = EXIT_CODES_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]
+    #[arg(long, global = true, env = "SORCHA_PEER_NODE", value_name = "URL")]
+    pub node: Option<String>,
+    /// Admin bearer token [default: read from <data-dir>/admin.token]
+    #[arg(long, global = true, env = "SORCHA_PEER_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Node data directory (key, admin token, SQLite database) [default: per-user data dir]
+    #[arg(long, global = true, env = "SORCHA_PEER_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Output format
+    #[arg(short, long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Print only the requested data, no confirmations
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Never colour output (also honoured: the NO_COLOR environment variable)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Tables and sentences for people
+    Table,
+    /// One JSON document on stdout, with the admin API's field names
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a peer node in the foreground
+    Serve(serve::ServeArgs),
+    /// Show the node's identity, addresses, storage and peer counts
+    Status,
+    /// Inspect and manage peers: list, get, ban, unban, reset, bans
+    #[command(subcommand)]
+    Peers(peers::PeersCommand),
+    /// Configuration helpers
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell to generate for
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print an annotated configuration file with every key at its default
+    Default,
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    let out = Output::new(&cli.global);
+    match cli.command {
+        Command::Serve(args) => serve::run(&cli.global, args).await,
+        Command::Config(ConfigCommand::Default) => {
+            print!("{}", Config::default_file());
+            EXIT_OK
+        }
+        Command::Completions { shell } => {
+            generate::completion(shell, &mut std::io::stdout());
+            EXIT_OK
+        }
+        Command::Status => match client(&cli.global) {
+            Ok(client) => report(&out, peers::status(&client, &out).await),
+            Err(e) => report(&out, Err(e)),
+        },
+        Command::Peers(command) => match client(&cli.global) {
+            Ok(client) => report(&out, peers::run(&client, &out, command).await),
+            Err(e) => report(&out, Err(e)),
+        },
+    }
+}
+
+/// Prints a failure and turns it into its exit code.
+fn report(out: &Output, result: Result<(), ClientError>) -> i32 {
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            out.error(&e.to_string());
+            exit_code(&e)
+        }
+    }
+}
+
+/// The documented exit code for a client error.
+pub fn exit_code(e: &ClientError) -> i32 {
+    match e {
+        ClientError::Unreachable { .. } => EXIT_UNREACHABLE,
+        ClientError::Unauthorized(_) => EXIT_AUTH,
+        ClientError::NotFound(_) => EXIT_NOT_FOUND,
+        ClientError::BadRequest(_) => EXIT_USAGE,
+        ClientError::Conflict(_) | ClientError::Server { .. } | ClientError::Decode(_) => EXIT_FAILED,
+    }
+}
+
+/// Builds the admin client: the node URL and token come from the flags or environment, else
+/// from the files a local node writes in its data directory.
+pub fn client(global: &GlobalArgs) -> Result<AdminClient, ClientError> {
+    let data_dir = global.data_dir.clone().unwrap_or_else(config::default_data_dir);
+    let base = match &global.node {
+        Some(url) => url.clone(),
+        None => std::fs::read_to_string(data_dir.join(identity::ADMIN_URL_FILE))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| DEFAULT_NODE_URL.to_string()),
+    };
+    let base = if base.contains("://") {
+        base
+    } else {
+        format!("http://{base}")
+    };
+    let token = match &global.token {
+        Some(token) => Some(token.clone()),
+        None => identity::read_admin_token(&data_dir).unwrap_or_else(|e| {
+            tracing::warn!("{e}");
+            None
+        }),
+    };
+    AdminClient::new(&base, token)
+}

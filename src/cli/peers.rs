@@ -1,0 +1,309 @@
+//! `sorcha-peer status` and `sorcha-peer peers …`.
+
+use clap::{Subcommand, ValueEnum};
+use comfy_table::Cell;
+
+use super::output::{Output, latency, relative, short_id};
+use crate::admin::dto::{BanDto, PeerDto};
+use crate::client::{AdminClient, ClientError};
+
+#[derive(Debug, Subcommand)]
+pub enum PeersCommand {
+    /// List known peers
+    List {
+        /// Only peers in this state
+        #[arg(long, value_enum, default_value_t = StateFilter::All)]
+        state: StateFilter,
+        /// Show at most N peers
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Order of the list
+        #[arg(long, value_enum, default_value_t = SortKey::Id)]
+        sort: SortKey,
+    },
+    /// Show one peer in detail, including why its quality score is what it is
+    Get {
+        /// Peer ID or a unique prefix of it
+        peer: String,
+    },
+    /// Ban a peer by ID (or unique prefix), or every peer at an IP address or CIDR subnet
+    Ban {
+        /// Peer ID or unique prefix, IP address, or CIDR subnet (e.g. 10.0.0.0/8)
+        target: String,
+        /// Why (shown in `peers bans` and `peers get`)
+        #[arg(long)]
+        reason: Option<String>,
+        /// How long, e.g. 30m, 1h, 7d [default: until unbanned]
+        #[arg(long, value_parser = parse_duration_arg, value_name = "DURATION")]
+        duration: Option<String>,
+    },
+    /// Lift a ban
+    Unban {
+        /// Peer ID or unique prefix, IP address, or CIDR subnet, as banned
+        target: String,
+    },
+    /// Set a peer's failure count and penalties to zero (reports the previous count)
+    Reset {
+        /// Peer ID or a unique prefix of it
+        peer: String,
+    },
+    /// List bans in force, with time remaining
+    Bans,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateFilter {
+    Connected,
+    Connecting,
+    Disconnected,
+    Banned,
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortKey {
+    Id,
+    Name,
+    Address,
+    State,
+    Latency,
+    Score,
+    Failures,
+    LastSeen,
+    FirstSeen,
+}
+
+/// Validates a duration at parse time, so a bad one is a usage error (exit 2).
+fn parse_duration_arg(text: &str) -> Result<String, String> {
+    crate::clock::parse_duration(text)?;
+    Ok(text.to_string())
+}
+
+fn value_name(v: impl ValueEnum) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_string())
+        .unwrap_or_default()
+}
+
+pub async fn run(client: &AdminClient, out: &Output, command: PeersCommand) -> Result<(), ClientError> {
+    match command {
+        PeersCommand::List { state, limit, sort } => {
+            let state = value_name(state);
+            let sort = value_name(sort);
+            let peers = client.peers(Some(&state), limit, Some(&sort)).await?;
+            if out.json {
+                out.print_json(&peers);
+            } else {
+                print_peer_table(out, &peers);
+            }
+        }
+        PeersCommand::Get { peer } => {
+            let peer = client.peer(&peer).await?;
+            if out.json {
+                out.print_json(&peer);
+            } else {
+                print_peer_detail(out, &peer);
+            }
+        }
+        PeersCommand::Ban { target, reason, duration } => {
+            let ban = client.ban(&target, reason.as_deref(), duration.as_deref()).await?;
+            if out.json {
+                out.print_json(&ban);
+            } else {
+                let expiry = match &ban.ban_expires_at {
+                    Some(at) => format!("expires {}", relative(at)),
+                    None => "until unbanned".to_string(),
+                };
+                out.message(&format!(
+                    "Banned {} {} ({}); {}. Disconnected {} connection(s).",
+                    ban.kind,
+                    ban.target,
+                    ban.ban_reason,
+                    expiry,
+                    ban.disconnected_peers.len()
+                ));
+            }
+        }
+        PeersCommand::Unban { target } => {
+            let unbanned = client.unban(&target).await?;
+            if out.json {
+                out.print_json(&unbanned);
+            } else {
+                out.message(&format!("Unbanned {} {}.", unbanned.kind, unbanned.target));
+            }
+        }
+        PeersCommand::Reset { peer } => {
+            let reset = client.reset(&peer).await?;
+            if out.json {
+                out.print_json(&reset);
+            } else {
+                out.message(&format!(
+                    "Reset peer {}: failure count {} -> 0, penalties cleared.",
+                    reset.peer_id, reset.previous_failure_count
+                ));
+            }
+        }
+        PeersCommand::Bans => {
+            let bans = client.bans().await?;
+            if out.json {
+                out.print_json(&bans);
+            } else {
+                print_bans(out, &bans);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_peer_table(out: &Output, peers: &[PeerDto]) {
+    if peers.is_empty() {
+        out.message("No peers.");
+        return;
+    }
+    let mut table = out.table(&[
+        "PEER ID", "NAME", "ADDRESS", "STATE", "DIR", "LATENCY", "QUALITY", "FAILURES", "LAST SEEN",
+    ]);
+    for p in peers {
+        table.add_row(vec![
+            Cell::new(short_id(&p.peer_id)),
+            Cell::new(&p.name),
+            Cell::new(&p.address),
+            out.state_cell(&p.state),
+            Cell::new(p.direction.as_deref().unwrap_or("-")),
+            Cell::new(latency(p.average_latency_ms)),
+            Cell::new(format!("{:.0} {}", p.quality_score, p.quality_rating)),
+            Cell::new(p.failure_count),
+            Cell::new(relative(&p.last_seen)),
+        ]);
+    }
+    println!("{table}");
+}
+
+fn print_peer_detail(out: &Output, p: &PeerDto) {
+    let q = &p.quality_components;
+    let mut table = out.table(&[]);
+    let mut row = |k: &str, v: String| {
+        table.add_row(vec![Cell::new(k), Cell::new(v)]);
+    };
+    row("Peer ID", p.peer_id.clone());
+    row("Name", if p.name.is_empty() { "-".into() } else { p.name.clone() });
+    row("Address", p.address.clone());
+    row(
+        "State",
+        match &p.direction {
+            Some(d) => format!("{} ({d})", p.state),
+            None => p.state.clone(),
+        },
+    );
+    row("Seed node", if p.is_seed_node { "yes" } else { "no" }.into());
+    row("Version", p.software_version.clone().unwrap_or_else(|| "-".into()));
+    row("First seen", relative(&p.first_seen));
+    row("Last seen", relative(&p.last_seen));
+    row("Failures (consecutive)", p.failure_count.to_string());
+    row(
+        "Latency min/avg/max",
+        format!(
+            "{} / {} / {}",
+            latency(p.min_latency_ms),
+            latency(p.average_latency_ms),
+            latency(p.max_latency_ms)
+        ),
+    );
+    row("Quality", format!("{:.1} ({})", p.quality_score, p.quality_rating));
+    row(
+        "  success",
+        format!(
+            "{:.1} pts = 60 x {:.1}% ({} of {} requests ok)",
+            q.success_points,
+            q.success_rate * 100.0,
+            q.successful_requests,
+            q.total_requests
+        ),
+    );
+    row(
+        "  latency",
+        format!("{:.1} pts = 25 x {:.1}", q.latency_points, q.latency_score),
+    );
+    row(
+        "  validity",
+        format!("{:.1} pts = 15 x {:.2}", q.validity_points, q.validity),
+    );
+    row(
+        "Last penalty",
+        match &q.last_penalty {
+            Some(pen) => format!("{} ({})", pen.reason, relative(&pen.at)),
+            None => "none".into(),
+        },
+    );
+    if p.is_banned {
+        row("Banned", p.banned_at.as_deref().map(relative).unwrap_or_default());
+        row("Ban reason", p.ban_reason.clone().unwrap_or_default());
+        row(
+            "Ban expires",
+            p.ban_expires_at
+                .as_deref()
+                .map(relative)
+                .unwrap_or_else(|| "never (until unbanned)".into()),
+        );
+    }
+    println!("{table}");
+}
+
+fn print_bans(out: &Output, bans: &[BanDto]) {
+    if bans.is_empty() {
+        out.message("No bans in force.");
+        return;
+    }
+    let mut table = out.table(&["TARGET", "KIND", "SOURCE", "REASON", "BANNED", "EXPIRES"]);
+    for b in bans {
+        table.add_row(vec![
+            Cell::new(&b.target),
+            Cell::new(&b.kind),
+            Cell::new(&b.source),
+            Cell::new(&b.reason),
+            Cell::new(relative(&b.banned_at)),
+            Cell::new(b.expires_at.as_deref().map(relative).unwrap_or_else(|| "never".into())),
+        ]);
+    }
+    println!("{table}");
+}
+
+/// `sorcha-peer status`.
+pub async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientError> {
+    let s = client.status().await?;
+    if out.json {
+        out.print_json(&s);
+        return Ok(());
+    }
+    let mut table = out.table(&[]);
+    let mut row = |k: &str, v: String| {
+        table.add_row(vec![Cell::new(k), Cell::new(v)]);
+    };
+    row("Peer ID", s.peer_id.clone());
+    row("Name", if s.name.is_empty() { "-".into() } else { s.name.clone() });
+    row("Version", s.version.clone());
+    row("Uptime", crate::clock::short_duration(std::time::Duration::from_secs(s.uptime_seconds)));
+    row("Listen", format!("{} (announced as {})", s.listen, s.advertised_address));
+    row("Admin API", s.admin_listen.clone());
+    row("Storage", s.storage.clone());
+    row(
+        "Peers",
+        format!(
+            "{} known: {} connected ({} in, {} out), {} connecting, {} disconnected, {} banned",
+            s.peers.known,
+            s.peers.connected,
+            s.peers.inbound,
+            s.peers.outbound,
+            s.peers.connecting,
+            s.peers.disconnected,
+            s.peers.banned
+        ),
+    );
+    row("Bans in force", s.bans.to_string());
+    row(
+        "Seeds",
+        if s.seeds.is_empty() { "none".into() } else { s.seeds.join(", ") },
+    );
+    println!("{table}");
+    Ok(())
+}

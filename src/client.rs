@@ -1,0 +1,244 @@
+//! Typed client for the admin API, used by the CLI and by the tests. It knows URLs, JSON
+//! bodies and what each HTTP status means; it knows nothing about tables.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::admin::dto::*;
+
+/// How long the CLI waits for the node before calling it unreachable.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What can go wrong talking to a node; each maps to one CLI exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the node at {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the node answered {status}: {message}")]
+    Server { status: u16, message: String },
+    #[error("unexpected answer from the node: {0}")]
+    Decode(String),
+}
+
+/// Admin API client for one node.
+#[derive(Clone)]
+pub struct AdminClient {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl AdminClient {
+    /// `base` is like `http://127.0.0.1:5080`; `token` is sent as a bearer token when given.
+    pub fn new(base: &str, token: Option<String>) -> Result<AdminClient, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|e| ClientError::Unreachable {
+                url: base.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(AdminClient {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            http,
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> Result<(StatusCode, T), ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            message: root_cause(&e),
+        })?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            message: root_cause(&e),
+        })?;
+        if status.is_success() {
+            let value = serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))?;
+            return Ok((status, value));
+        }
+        let message = serde_json::from_slice::<ErrorBody>(&bytes)
+            .map(|b| b.error)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).trim().to_string());
+        Err(match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ClientError::Unauthorized(message),
+            StatusCode::NOT_FOUND => ClientError::NotFound(message),
+            StatusCode::CONFLICT => ClientError::Conflict(message),
+            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY | StatusCode::PAYLOAD_TOO_LARGE => {
+                ClientError::BadRequest(message)
+            }
+            other => ClientError::Server {
+                status: other.as_u16(),
+                message,
+            },
+        })
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        Ok(self.call(Method::GET, path, None::<&()>).await?.1)
+    }
+
+    pub async fn health(&self) -> Result<HealthDto, ClientError> {
+        self.get("/api/health").await
+    }
+
+    pub async fn status(&self) -> Result<StatusDto, ClientError> {
+        self.get("/api/status").await
+    }
+
+    /// `state`: connected, connecting, disconnected, banned or all; `sort`: see the API.
+    pub async fn peers(
+        &self,
+        state: Option<&str>,
+        limit: Option<usize>,
+        sort: Option<&str>,
+    ) -> Result<Vec<PeerDto>, ClientError> {
+        let mut query = Vec::new();
+        if let Some(s) = state {
+            query.push(format!("state={}", encode(s)));
+        }
+        if let Some(l) = limit {
+            query.push(format!("limit={l}"));
+        }
+        if let Some(s) = sort {
+            query.push(format!("sort={}", encode(s)));
+        }
+        let suffix = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", query.join("&"))
+        };
+        self.get(&format!("/api/peers{suffix}")).await
+    }
+
+    pub async fn peer(&self, id: &str) -> Result<PeerDto, ClientError> {
+        self.get(&format!("/api/peers/{}", encode(id))).await
+    }
+
+    pub async fn peers_quality(&self) -> Result<Vec<PeerQualityDto>, ClientError> {
+        self.get("/api/peers/quality").await
+    }
+
+    pub async fn peers_stats(&self) -> Result<PeerStatsDto, ClientError> {
+        self.get("/api/peers/stats").await
+    }
+
+    pub async fn peers_health(&self) -> Result<PeersHealthDto, ClientError> {
+        self.get("/api/peers/health").await
+    }
+
+    pub async fn bans(&self) -> Result<Vec<BanDto>, ClientError> {
+        self.get("/api/bans").await
+    }
+
+    /// Bans a peer ID (or unique prefix), an IP address or a CIDR subnet.
+    pub async fn ban(
+        &self,
+        target: &str,
+        reason: Option<&str>,
+        duration: Option<&str>,
+    ) -> Result<BanResponse, ClientError> {
+        let body = BanRequest {
+            target: Some(target.to_string()),
+            reason: reason.map(String::from),
+            duration: duration.map(String::from),
+        };
+        Ok(self.call(Method::POST, "/api/bans", Some(&body)).await?.1)
+    }
+
+    pub async fn unban(&self, target: &str) -> Result<UnbanResponse, ClientError> {
+        Ok(self
+            .call(Method::DELETE, &format!("/api/bans/{}", encode(target)), None::<&()>)
+            .await?
+            .1)
+    }
+
+    pub async fn reset(&self, id: &str) -> Result<ResetResponse, ClientError> {
+        Ok(self
+            .call(Method::POST, &format!("/api/peers/{}/reset", encode(id)), None::<&()>)
+            .await?
+            .1)
+    }
+
+    /// The Prometheus text at `/metrics`.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let url = format!("{}/metrics", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: self.base.clone(),
+                message: root_cause(&e),
+            })?;
+        response
+            .text()
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))
+    }
+}
+
+/// Percent-encodes a path segment or query value (IDs, IPs, `10.0.0.0/8`).
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// reqwest wraps the interesting part ("Connection refused") several levels deep.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(super::encode("10.0.0.0/8"), "10.0.0.0%2F8");
+        assert_eq!(super::encode("::1"), "%3A%3A1");
+        assert_eq!(super::encode("ab12"), "ab12");
+    }
+}

@@ -1,0 +1,19 @@
+//! sorcha-peer: a peer-to-peer node for Sorcha registers and the operator CLI that manages it.
+//!
+//! The binary (`src/main.rs`) is a thin shell over this library: `serve` builds a [`node::Node`]
+//! and every other subcommand talks to a node's admin API through [`client::AdminClient`].
+
+pub mod admin;
+pub mod cli;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod identity;
+pub mod node;
+pub mod peers;
+pub mod rpc;
+pub mod store;
+pub mod telemetry;
+
+/// The software version reported in the handshake, `status` and `/api/health`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

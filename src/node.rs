@@ -1,0 +1,212 @@
+//! Wires a node together: data directory, identity, store, peer manager, the gRPC and admin
+//! servers and the background loops. `serve` and the tests both go through [`start`], with
+//! listeners bound by the caller (tests bind port 0 and never guess ports).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, AdminState};
+use crate::config::Config;
+use crate::identity::{self, Identity, IdentityError};
+use crate::peers::{PeerManager, discovery};
+use crate::rpc;
+use crate::store::{self, Store, StoreError};
+use crate::telemetry::Metrics;
+
+/// How long shutdown waits for sessions and servers to finish before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// The two sockets a node serves on.
+pub struct Listeners {
+    pub peer: TcpListener,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses from the configuration.
+    pub async fn bind(config: &Config) -> Result<Listeners, NodeError> {
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| NodeError::Bind { addr, source })
+        };
+        Ok(Listeners {
+            peer: bind(config.listen).await?,
+            admin: bind(config.admin_listen).await?,
+        })
+    }
+}
+
+/// A running node.
+pub struct NodeHandle {
+    pub peer_id: String,
+    pub peer_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub admin_token: String,
+    pub data_dir: PathBuf,
+    pub manager: Arc<PeerManager>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+    store: Arc<dyn Store>,
+}
+
+impl NodeHandle {
+    /// Base URL of the admin API.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin_addr)
+    }
+
+    /// Stops the node: sessions say goodbye, loops stop, peer records are flushed, the store
+    /// is closed. Returns once everything has finished (or the grace period ran out).
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        self.drain().await;
+    }
+
+    /// Waits until the node's shutdown token is cancelled elsewhere, then drains.
+    pub async fn run_until_stopped(mut self) {
+        self.shutdown.cancelled().await;
+        self.drain().await;
+    }
+
+    async fn drain(&mut self) {
+        let deadline = tokio::time::sleep(SHUTDOWN_GRACE);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                next = self.tasks.join_next() => match next {
+                    None => break,
+                    Some(Err(e)) if e.is_panic() => tracing::error!("a node task panicked: {e}"),
+                    Some(_) => {}
+                },
+                _ = &mut deadline => {
+                    tracing::warn!("shutdown grace period over; abandoning {} task(s)", self.tasks.len());
+                    self.tasks.abort_all();
+                    break;
+                }
+            }
+        }
+        if let Err(e) = self.manager.flush().await {
+            tracing::error!("cannot persist peer records at shutdown: {e}");
+        }
+        self.store.close().await;
+        let _ = std::fs::remove_file(self.data_dir.join(identity::ADMIN_URL_FILE));
+        tracing::info!("node stopped");
+    }
+}
+
+/// Starts a node on already-bound listeners. It runs until `shutdown` is cancelled.
+pub async fn start(
+    mut config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> Result<NodeHandle, NodeError> {
+    let started = Instant::now();
+    let data_dir = config.data_dir.clone();
+    create_data_dir(&data_dir)?;
+    let identity = Arc::new(Identity::load_or_create(&data_dir)?);
+    let admin_token = identity::load_or_create_admin_token(&data_dir)?;
+
+    let peer_addr = local_addr(&listeners.peer, config.listen)?;
+    let admin_addr = local_addr(&listeners.admin, config.admin_listen)?;
+    // Port 0 in the configuration means "any": announce and report the real ports.
+    config.listen = peer_addr;
+    config.admin_listen = admin_addr;
+    let config = Arc::new(config);
+
+    tracing::info!(peer_id = identity.peer_id(), storage = %config.storage_description(), "starting node");
+    let store = store::open(config.database_url.as_deref(), &config.sqlite_path()).await?;
+    let metrics = Arc::new(Metrics::new());
+    let manager = Arc::new(
+        PeerManager::load(identity.clone(), config.clone(), store.clone(), metrics.clone()).await?,
+    );
+
+    let mut tasks = JoinSet::new();
+    let grpc = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(rpc::service(manager.clone(), shutdown.clone()))
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listeners.peer),
+            shutdown.clone().cancelled_owned(),
+        );
+    tasks.spawn(async move {
+        if let Err(e) = grpc.await {
+            tracing::error!("peer protocol server failed: {e}");
+        }
+    });
+
+    let admin_state = Arc::new(AdminState {
+        manager: manager.clone(),
+        store: store.clone(),
+        metrics,
+        config: config.clone(),
+        token: admin_token.clone(),
+        started,
+    });
+    let app = admin::router(admin_state).into_make_service_with_connect_info::<SocketAddr>();
+    let admin_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        let server = axum::serve(listeners.admin, app)
+            .with_graceful_shutdown(async move { admin_shutdown.cancelled().await });
+        if let Err(e) = server.await {
+            tracing::error!("admin API server failed: {e}");
+        }
+    });
+
+    tasks.spawn(rpc::dialer::run(manager.clone(), shutdown.clone()));
+    tasks.spawn(discovery::run(manager.clone(), shutdown.clone()));
+
+    let admin_url = format!("http://{admin_addr}");
+    if let Err(e) = std::fs::write(data_dir.join(identity::ADMIN_URL_FILE), format!("{admin_url}\n")) {
+        tracing::warn!("cannot record the admin URL in the data directory: {e}");
+    }
+    tracing::info!(listen = %peer_addr, admin = %admin_url, seeds = ?config.seeds, "node ready");
+    Ok(NodeHandle {
+        peer_id: identity.peer_id().to_string(),
+        peer_addr,
+        admin_addr,
+        admin_token,
+        data_dir,
+        manager,
+        shutdown,
+        tasks,
+        store,
+    })
+}
+
+fn local_addr(listener: &TcpListener, configured: SocketAddr) -> Result<SocketAddr, NodeError> {
+    listener
+        .local_addr()
+        .map_err(|source| NodeError::Bind { addr: configured, source })
+}
+
+/// Creates the data directory, readable by the owner only (it holds the node key).
+fn create_data_dir(path: &PathBuf) -> Result<(), NodeError> {
+    let err = |source| NodeError::DataDir { path: path.clone(), source };
+    std::fs::create_dir_all(path).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    }
+    Ok(())
+}

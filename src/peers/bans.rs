@@ -1,0 +1,221 @@
+//! Bans: what can be banned (a peer ID, an IP address, a CIDR subnet), how a ban matches a peer
+//! or a connection, and when it expires. Pure logic; persistence and enforcement live in
+//! [`super::PeerManager`].
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::store::BanRow;
+
+/// The longest ban reason kept (longer ones are refused, not cut).
+pub const MAX_REASON_LEN: usize = 500;
+
+/// What a ban applies to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BanTarget {
+    Peer(String),
+    Ip(IpAddr),
+    Cidr(IpNet),
+}
+
+impl BanTarget {
+    /// Parses an IP address or CIDR subnet; anything else is not a network target.
+    pub fn parse_network(text: &str) -> Option<BanTarget> {
+        if text.contains('/') {
+            // Store the network address, so 10.1.2.3/8 and 10.0.0.0/8 are the same ban.
+            return text.parse::<IpNet>().ok().map(|net| BanTarget::Cidr(net.trunc()));
+        }
+        text.parse::<IpAddr>().ok().map(BanTarget::Ip)
+    }
+
+    pub fn kind(&self) -> BanKind {
+        match self {
+            BanTarget::Peer(_) => BanKind::Peer,
+            BanTarget::Ip(_) => BanKind::Ip,
+            BanTarget::Cidr(_) => BanKind::Cidr,
+        }
+    }
+
+    /// The canonical text form, which is also the ban's key in the store.
+    pub fn key(&self) -> String {
+        match self {
+            BanTarget::Peer(id) => id.clone(),
+            BanTarget::Ip(ip) => ip.to_string(),
+            BanTarget::Cidr(net) => net.to_string(),
+        }
+    }
+
+    /// Whether this ban covers a peer with `peer_id` seen at any of `ips`.
+    pub fn matches(&self, peer_id: Option<&str>, ips: &[IpAddr]) -> bool {
+        match self {
+            BanTarget::Peer(id) => peer_id == Some(id.as_str()),
+            BanTarget::Ip(ip) => ips.iter().any(|a| canonical(*a) == canonical(*ip)),
+            BanTarget::Cidr(net) => ips.iter().any(|a| net.contains(&canonical(*a))),
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (::ffff:1.2.3.4) are compared as the IPv4 address they carry.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BanKind {
+    Peer,
+    Ip,
+    Cidr,
+}
+
+impl BanKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BanKind::Peer => "peer",
+            BanKind::Ip => "ip",
+            BanKind::Cidr => "cidr",
+        }
+    }
+}
+
+/// Who imposed a ban.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BanSource {
+    Manual,
+    Automatic,
+}
+
+impl BanSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BanSource::Manual => "manual",
+            BanSource::Automatic => "automatic",
+        }
+    }
+}
+
+/// One ban in force.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ban {
+    pub target: BanTarget,
+    pub reason: String,
+    pub source: BanSource,
+    pub banned_at_ms: i64,
+    /// `None`: until unbanned.
+    pub expires_at_ms: Option<i64>,
+}
+
+impl Ban {
+    pub fn is_expired(&self, now_ms: i64) -> bool {
+        self.expires_at_ms.is_some_and(|at| at <= now_ms)
+    }
+
+    pub fn to_row(&self) -> BanRow {
+        BanRow {
+            target: self.target.key(),
+            kind: self.target.kind().as_str().to_string(),
+            reason: self.reason.clone(),
+            source: self.source.as_str().to_string(),
+            banned_at_ms: self.banned_at_ms,
+            expires_at_ms: self.expires_at_ms,
+        }
+    }
+
+    /// Rebuilds a ban from the store; a row that does not parse is reported, never guessed at.
+    pub fn from_row(row: &BanRow) -> Result<Ban, String> {
+        let target = match row.kind.as_str() {
+            "peer" => BanTarget::Peer(row.target.clone()),
+            "ip" | "cidr" => BanTarget::parse_network(&row.target)
+                .ok_or_else(|| format!("ban target '{}' is not an address", row.target))?,
+            other => return Err(format!("unknown ban kind '{other}'")),
+        };
+        let source = match row.source.as_str() {
+            "manual" => BanSource::Manual,
+            "automatic" => BanSource::Automatic,
+            other => return Err(format!("unknown ban source '{other}'")),
+        };
+        Ok(Ban {
+            target,
+            reason: row.reason.clone(),
+            source,
+            banned_at_ms: row.banned_at_ms,
+            expires_at_ms: row.expires_at_ms,
+        })
+    }
+}
+
+/// The host part of a `host:port` address as an IP, when it is one.
+pub fn address_ip(address: &str) -> Option<IpAddr> {
+    let (host, _) = address.rsplit_once(':')?;
+    host.trim_start_matches('[').trim_end_matches(']').parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn network_targets_parse_and_normalise() {
+        assert_eq!(BanTarget::parse_network("10.0.0.7"), Some(BanTarget::Ip(ip("10.0.0.7"))));
+        assert_eq!(
+            BanTarget::parse_network("10.1.2.3/8").map(|t| t.key()),
+            Some("10.0.0.0/8".to_string())
+        );
+        assert_eq!(BanTarget::parse_network("::1").map(|t| t.kind()), Some(BanKind::Ip));
+        assert_eq!(BanTarget::parse_network("abc123"), None);
+        assert_eq!(BanTarget::parse_network("10.0.0.0/99"), None);
+    }
+
+    #[test]
+    fn matching_covers_ids_addresses_and_subnets() {
+        let peer = BanTarget::Peer("aa".repeat(16));
+        assert!(peer.matches(Some(&"aa".repeat(16)), &[]));
+        assert!(!peer.matches(Some(&"bb".repeat(16)), &[ip("1.2.3.4")]));
+        let single = BanTarget::Ip(ip("127.0.0.3"));
+        assert!(single.matches(None, &[ip("127.0.0.1"), ip("127.0.0.3")]));
+        assert!(single.matches(None, &[ip("::ffff:127.0.0.3")]));
+        assert!(!single.matches(None, &[ip("127.0.0.4")]));
+        let subnet = BanTarget::parse_network("192.168.0.0/16").expect("cidr");
+        assert!(subnet.matches(None, &[ip("192.168.44.1")]));
+        assert!(!subnet.matches(None, &[ip("192.169.0.1")]));
+    }
+
+    #[test]
+    fn expiry_and_rows_round_trip() {
+        let ban = Ban {
+            target: BanTarget::parse_network("10.0.0.0/8").expect("cidr"),
+            reason: "spam".into(),
+            source: BanSource::Automatic,
+            banned_at_ms: 1_000,
+            expires_at_ms: Some(3_000),
+        };
+        assert!(!ban.is_expired(2_999));
+        assert!(ban.is_expired(3_000));
+        assert_eq!(Ban::from_row(&ban.to_row()), Ok(ban));
+        let mut bad = BanRow {
+            target: "x".into(),
+            kind: "planet".into(),
+            reason: String::new(),
+            source: "manual".into(),
+            banned_at_ms: 0,
+            expires_at_ms: None,
+        };
+        assert!(Ban::from_row(&bad).is_err());
+        bad.kind = "ip".into();
+        assert!(Ban::from_row(&bad).is_err());
+    }
+
+    #[test]
+    fn address_ip_reads_host_port() {
+        assert_eq!(address_ip("127.0.0.2:5000"), Some(ip("127.0.0.2")));
+        assert_eq!(address_ip("[::1]:5000"), Some(ip("::1")));
+        assert_eq!(address_ip("node.example:5000"), None);
+    }
+}

@@ -1,0 +1,301 @@
+//! The quality score (0–100) and its explanation.
+//!
+//! score = 60 × success rate + 25 × latency score + 15 × validity, where the latency score comes
+//! from the average round-trip time (< 50 ms 1.0, < 100 ms 0.8, < 200 ms 0.6, < 500 ms 0.4,
+//! else 0.2) and validity is 1.0 unless the peer was penalised for bad data or protocol
+//! violations; penalties decay by half every [`PENALTY_HALF_LIFE_MS`]. The components are
+//! returned with the sum so an operator can see *why* a peer is poor.
+
+use std::collections::VecDeque;
+
+/// Weight of each component; they add up to 100.
+pub const SUCCESS_WEIGHT: f64 = 60.0;
+pub const LATENCY_WEIGHT: f64 = 25.0;
+pub const VALIDITY_WEIGHT: f64 = 15.0;
+
+/// How many recent round-trip samples feed min/avg/max latency.
+pub const LATENCY_SAMPLES: usize = 100;
+/// Weight of the newest outcome in the success rate (an exponential moving average over
+/// roughly the last 20 requests), so a peer recovers from an old bad patch.
+pub const SUCCESS_RATE_ALPHA: f64 = 0.1;
+/// A penalty halves in this time, so validity returns to 1.0 after good behaviour.
+pub const PENALTY_HALF_LIFE_MS: f64 = 3_600_000.0;
+
+/// Rating of a peer this node has not exchanged a single request with yet.
+pub const UNKNOWN_RATING: &str = "Unknown";
+
+/// The latency score for an average round trip, per the specification's bands.
+pub fn latency_score(avg_ms: f64) -> f64 {
+    match avg_ms {
+        x if x < 50.0 => 1.0,
+        x if x < 100.0 => 0.8,
+        x if x < 200.0 => 0.6,
+        x if x < 500.0 => 0.4,
+        _ => 0.2,
+    }
+}
+
+/// The rating word for a score.
+pub fn rating(score: f64) -> &'static str {
+    match score {
+        s if s >= 80.0 => "Excellent",
+        s if s >= 60.0 => "Good",
+        s if s >= 40.0 => "Fair",
+        _ => "Poor",
+    }
+}
+
+/// Rolling observations of one peer's behaviour.
+#[derive(Clone, Debug, Default)]
+pub struct QualityTracker {
+    pub total_requests: u64,
+    pub successful_requests: u64,
+    /// `None` until the first request.
+    pub success_rate: Option<f64>,
+    samples: VecDeque<f64>,
+    /// Penalty level at `penalty_updated_ms`, decaying from there.
+    pub penalty: f64,
+    pub penalty_updated_ms: i64,
+    pub last_penalty: Option<PenaltyEvent>,
+}
+
+/// The most recent penalty: when and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PenaltyEvent {
+    pub at_ms: i64,
+    pub reason: String,
+    pub amount: f64,
+}
+
+/// The score with every input that produced it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QualityBreakdown {
+    pub score: f64,
+    pub rating: &'static str,
+    pub success_rate: f64,
+    pub success_points: f64,
+    pub average_latency_ms: Option<f64>,
+    pub min_latency_ms: Option<f64>,
+    pub max_latency_ms: Option<f64>,
+    pub latency_score: f64,
+    pub latency_points: f64,
+    pub validity: f64,
+    pub validity_points: f64,
+    pub total_requests: u64,
+    pub successful_requests: u64,
+    pub last_penalty: Option<PenaltyEvent>,
+}
+
+impl QualityTracker {
+    /// Rebuilds a tracker from persisted figures (latency samples are seeded with the
+    /// persisted min, average and max so the numbers survive a restart).
+    pub fn restore(
+        total: u64,
+        successful: u64,
+        success_rate: Option<f64>,
+        latency: Option<(f64, f64, f64)>,
+        penalty: f64,
+        penalty_updated_ms: i64,
+        last_penalty: Option<PenaltyEvent>,
+    ) -> QualityTracker {
+        let mut samples = VecDeque::new();
+        if let Some((min, avg, max)) = latency {
+            // min + max + x = 3 × avg keeps the restored average exact.
+            samples.extend([min, max, (3.0 * avg - min - max).max(0.0)]);
+        }
+        QualityTracker {
+            total_requests: total,
+            successful_requests: successful.min(total),
+            success_rate: success_rate.map(|r| r.clamp(0.0, 1.0)),
+            samples,
+            penalty: penalty.max(0.0),
+            penalty_updated_ms,
+            last_penalty,
+        }
+    }
+
+    fn record(&mut self, ok: bool) {
+        self.total_requests += 1;
+        let outcome = if ok { 1.0 } else { 0.0 };
+        if ok {
+            self.successful_requests += 1;
+        }
+        self.success_rate = Some(match self.success_rate {
+            None => outcome,
+            Some(rate) => rate + SUCCESS_RATE_ALPHA * (outcome - rate),
+        });
+    }
+
+    /// A request that succeeded, with its round-trip time when it was measured.
+    pub fn record_success(&mut self, rtt_ms: Option<f64>) {
+        self.record(true);
+        if let Some(ms) = rtt_ms {
+            if self.samples.len() == LATENCY_SAMPLES {
+                self.samples.pop_front();
+            }
+            self.samples.push_back(ms.max(0.0));
+        }
+    }
+
+    pub fn record_failure(&mut self) {
+        self.record(false);
+    }
+
+    /// Lowers validity by `amount` (1.0 takes it to zero) and remembers why.
+    pub fn penalize(&mut self, amount: f64, reason: &str, now_ms: i64) {
+        self.penalty = (self.current_penalty(now_ms) + amount).min(1.0);
+        self.penalty_updated_ms = now_ms;
+        self.last_penalty = Some(PenaltyEvent {
+            at_ms: now_ms,
+            reason: reason.to_string(),
+            amount,
+        });
+    }
+
+    /// Clears penalties (operator reset). The request history stays.
+    pub fn clear_penalties(&mut self) {
+        self.penalty = 0.0;
+        self.last_penalty = None;
+    }
+
+    pub fn current_penalty(&self, now_ms: i64) -> f64 {
+        let elapsed = (now_ms - self.penalty_updated_ms).max(0) as f64;
+        self.penalty * 0.5f64.powf(elapsed / PENALTY_HALF_LIFE_MS)
+    }
+
+    /// (min, average, max) round trip over the recent samples.
+    pub fn latency(&self) -> Option<(f64, f64, f64)> {
+        if self.samples.is_empty() {
+            return None;
+        }
+        let min = self.samples.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.samples.iter().copied().fold(0.0, f64::max);
+        let avg = self.samples.iter().sum::<f64>() / self.samples.len() as f64;
+        Some((min, avg, max))
+    }
+
+    /// The score now. A peer never asked anything has success rate 0 (nothing to vouch for it).
+    pub fn breakdown(&self, now_ms: i64) -> QualityBreakdown {
+        let success_rate = self.success_rate.unwrap_or(0.0);
+        let latency = self.latency();
+        // No measurement yet: no latency credit either.
+        let latency_score = latency.map(|(_, avg, _)| latency_score(avg)).unwrap_or(0.0);
+        let validity = (1.0 - self.current_penalty(now_ms)).clamp(0.0, 1.0);
+        let success_points = SUCCESS_WEIGHT * success_rate;
+        let latency_points = LATENCY_WEIGHT * latency_score;
+        let validity_points = VALIDITY_WEIGHT * validity;
+        let score = round2(success_points + latency_points + validity_points);
+        QualityBreakdown {
+            score,
+            rating: if self.total_requests == 0 { UNKNOWN_RATING } else { rating(score) },
+            success_rate: round4(success_rate),
+            success_points: round2(success_points),
+            average_latency_ms: latency.map(|l| round4(l.1)),
+            min_latency_ms: latency.map(|l| round4(l.0)),
+            max_latency_ms: latency.map(|l| round4(l.2)),
+            latency_score,
+            latency_points: round2(latency_points),
+            validity: round4(validity),
+            validity_points: round2(validity_points),
+            total_requests: self.total_requests,
+            successful_requests: self.successful_requests,
+            last_penalty: self.last_penalty.clone(),
+        }
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_bands_follow_the_spec() {
+        assert_eq!(latency_score(0.3), 1.0);
+        assert_eq!(latency_score(49.9), 1.0);
+        assert_eq!(latency_score(50.0), 0.8);
+        assert_eq!(latency_score(150.0), 0.6);
+        assert_eq!(latency_score(499.0), 0.4);
+        assert_eq!(latency_score(500.0), 0.2);
+    }
+
+    #[test]
+    fn ratings_follow_the_spec() {
+        assert_eq!(rating(80.0), "Excellent");
+        assert_eq!(rating(79.99), "Good");
+        assert_eq!(rating(60.0), "Good");
+        assert_eq!(rating(40.0), "Fair");
+        assert_eq!(rating(39.0), "Poor");
+    }
+
+    #[test]
+    fn perfect_fast_peer_scores_100_and_components_add_up() {
+        let mut q = QualityTracker::default();
+        for _ in 0..10 {
+            q.record_success(Some(0.4));
+        }
+        let b = q.breakdown(0);
+        assert_eq!(b.score, 100.0);
+        assert_eq!(b.rating, "Excellent");
+        assert_eq!(b.success_points + b.latency_points + b.validity_points, b.score);
+    }
+
+    #[test]
+    fn failures_lower_the_success_rate_and_recover() {
+        let mut q = QualityTracker::default();
+        q.record_success(Some(10.0));
+        for _ in 0..5 {
+            q.record_failure();
+        }
+        let low = q.breakdown(0);
+        assert!(low.success_rate < 0.6, "{low:?}");
+        for _ in 0..50 {
+            q.record_success(Some(10.0));
+        }
+        assert!(q.breakdown(0).success_rate > 0.95);
+        assert_eq!(q.total_requests, 56);
+        assert_eq!(q.successful_requests, 51);
+    }
+
+    #[test]
+    fn penalties_explain_themselves_and_decay() {
+        let mut q = QualityTracker::default();
+        q.record_success(Some(1.0));
+        q.penalize(0.5, "served a forged docket", 1_000);
+        let now = q.breakdown(1_000);
+        assert_eq!(now.validity, 0.5);
+        assert_eq!(now.score, 60.0 + 25.0 + 7.5);
+        assert_eq!(
+            now.last_penalty.as_ref().map(|p| p.reason.as_str()),
+            Some("served a forged docket")
+        );
+        let later = q.breakdown(1_000 + PENALTY_HALF_LIFE_MS as i64);
+        assert_eq!(later.validity, 0.75);
+        q.clear_penalties();
+        assert_eq!(q.breakdown(1_000).validity, 1.0);
+    }
+
+    #[test]
+    fn an_untried_peer_has_no_unearned_credit() {
+        let b = QualityTracker::default().breakdown(0);
+        assert_eq!(b.success_points, 0.0);
+        assert_eq!(b.latency_points, 0.0);
+        assert_eq!(b.score, 15.0);
+        assert_eq!(b.rating, UNKNOWN_RATING);
+    }
+
+    #[test]
+    fn restored_latency_keeps_its_average() {
+        let q = QualityTracker::restore(10, 9, Some(0.9), Some((1.0, 2.0, 4.0)), 0.0, 0, None);
+        let (min, avg, max) = q.latency().expect("latency");
+        assert_eq!((min, max), (1.0, 4.0));
+        assert!((avg - 2.0).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,140 @@
+//! Outbound connections: every `dial_interval` the manager says whom to dial (seeds that are
+//! down, known peers for free outbound slots) and this module opens the connections.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Endpoint;
+
+use super::pb::peer_session_client::PeerSessionClient;
+use super::session::{self, HandshakeError};
+use super::{MAX_MESSAGE_SIZE, OUTBOX_CAPACITY};
+use crate::identity;
+use crate::peers::{DialTarget, Direction, PeerManager, Refusal};
+
+/// Runs until `shutdown`, dialling what the manager plans.
+pub async fn run(manager: Arc<PeerManager>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(manager.config().dial_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {
+                for target in manager.plan_dials() {
+                    tokio::spawn(dial(manager.clone(), target, shutdown.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Dials one target; on success runs the session until it ends.
+pub async fn dial(manager: Arc<PeerManager>, target: DialTarget, shutdown: CancellationToken) {
+    let timeout = manager.config().connect_timeout;
+    let attempt = tokio::time::timeout(timeout, open(&manager, &target)).await;
+    let opened = match attempt {
+        Err(_) => Err(HandshakeError::Failed("timed out".into())),
+        Ok(result) => result,
+    };
+    let (peer, remote, incoming, outbox, client) = match opened {
+        Ok(parts) => parts,
+        Err(HandshakeError::Refused(Refusal::Duplicate | Refusal::SelfConnection)) => {
+            manager.dial_abandoned(&target);
+            return;
+        }
+        Err(HandshakeError::Refused(refusal)) => {
+            manager.handshake_failed(true);
+            manager.dial_failed(&target, &refusal.to_string());
+            return;
+        }
+        Err(HandshakeError::Failed(reason)) => {
+            manager.handshake_failed(false);
+            manager.dial_failed(&target, &reason);
+            return;
+        }
+    };
+    let peer_id = peer.peer_id.clone();
+    let handle = match manager.register_connection(peer, Direction::Outbound, remote.ip(), Some(&target)) {
+        Ok(handle) => handle,
+        Err(refusal) => {
+            // Best effort: tell the peer why before dropping the stream.
+            let _ = outbox.try_send(session_goodbye(&refusal));
+            match refusal {
+                Refusal::Duplicate | Refusal::SelfConnection => manager.dial_abandoned(&target),
+                other => manager.dial_failed(&target, &other.to_string()),
+            }
+            return;
+        }
+    };
+    // "After the handshake the node asks it for peers."
+    let exchange_first = manager.config().exchange_enabled();
+    // Keep the client (and its connection) alive for as long as the session runs.
+    let _client = client;
+    session::run(manager, peer_id, handle, incoming, outbox, shutdown, exchange_first).await;
+}
+
+fn session_goodbye(refusal: &Refusal) -> super::pb::Frame {
+    super::pb::Frame {
+        body: Some(super::pb::frame::Body::Goodbye(super::pb::Goodbye {
+            reason: refusal.to_string(),
+        })),
+    }
+}
+
+type Opened = (
+    crate::peers::VerifiedPeer,
+    SocketAddr,
+    tonic::Streaming<super::pb::Frame>,
+    mpsc::Sender<super::pb::Frame>,
+    PeerSessionClient<tonic::transport::Channel>,
+);
+
+async fn open(manager: &PeerManager, target: &DialTarget) -> Result<Opened, HandshakeError> {
+    let failed = |m: String| HandshakeError::Failed(m);
+    let remote = tokio::net::lookup_host(&target.address)
+        .await
+        .map_err(|e| failed(format!("cannot resolve {}: {e}", target.address)))?
+        .next()
+        .ok_or_else(|| failed(format!("{} resolves to no address", target.address)))?;
+    if let Err(refusal) = manager.admit_address(remote.ip()) {
+        return Err(HandshakeError::Refused(refusal));
+    }
+    let config = manager.config();
+    let mut endpoint = Endpoint::from_shared(format!("http://{remote}"))
+        .map_err(|e| failed(format!("bad address {remote}: {e}")))?
+        .connect_timeout(config.connect_timeout)
+        .tcp_nodelay(true);
+    // Dial from the address we listen on, so peers see the same IP we announce (this is what
+    // lets IP bans and per-address views work on multi-address hosts and 127.0.0.x tests).
+    if !config.listen.ip().is_unspecified() && config.listen.ip().is_loopback() == remote.ip().is_loopback() {
+        endpoint = endpoint.local_address(Some(config.listen.ip()));
+    }
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| failed(format!("cannot connect to {remote}: {e}")))?;
+    let mut client = PeerSessionClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let (outbox, frames) = mpsc::channel(OUTBOX_CAPACITY);
+    let local = session::local_info(manager);
+    let nonce = identity::nonce();
+    outbox
+        .try_send(session::hello(local.clone(), nonce.clone()))
+        .map_err(|e| failed(e.to_string()))?;
+    let response = client
+        .session(ReceiverStream::new(frames))
+        .await
+        .map_err(|status| match status.code() {
+            tonic::Code::PermissionDenied => {
+                HandshakeError::Refused(Refusal::Invalid(format!("refused by peer: {}", status.message())))
+            }
+            _ => failed(format!("{} refused the session: {}", remote, status.message())),
+        })?;
+    let mut incoming = response.into_inner();
+    let peer = session::dial_handshake(manager, remote.ip(), &local, &nonce, &mut incoming, &outbox).await?;
+    Ok((peer, remote, incoming, outbox, client))
+}

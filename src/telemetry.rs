@@ -1,0 +1,111 @@
+//! Logging set-up and the node's Prometheus metrics. Each node owns its own [`Metrics`]
+//! (no process-global registry), so several nodes can run in one test process.
+
+use std::sync::Once;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// A metric label set such as `[("state", "connected")]`.
+pub type Labels = Vec<(&'static str, &'static str)>;
+
+/// Round-trip buckets in seconds: loopback is sub-millisecond, WAN links hundreds of ms.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Every metric one node exports at `/metrics`.
+pub struct Metrics {
+    registry: Registry,
+    /// Known peers by state (refreshed when scraped).
+    pub peers: Family<Labels, Gauge>,
+    /// Live connections by direction (refreshed when scraped).
+    pub connections: Family<Labels, Gauge>,
+    /// Heartbeat round-trip time.
+    pub heartbeat_latency: Histogram,
+    /// Handshakes by result (`accepted`, `refused`, `failed`).
+    pub handshakes: Family<Labels, Counter>,
+    /// Failed requests to peers (missed heartbeats, failed dials, dropped connections).
+    pub peer_failures: Counter,
+    /// Bans in force (refreshed when scraped).
+    pub bans_active: Gauge,
+    /// Bans imposed, by source (`manual`, `automatic`).
+    pub bans_total: Family<Labels, Counter>,
+    /// Peers learnt through peer exchange.
+    pub peers_learned: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("sorcha_peer");
+        let peers = Family::<Labels, Gauge>::default();
+        registry.register("peers", "Known peers by state", peers.clone());
+        let connections = Family::<Labels, Gauge>::default();
+        registry.register("connections", "Live peer connections by direction", connections.clone());
+        let heartbeat_latency = Histogram::new(LATENCY_BUCKETS);
+        registry.register(
+            "heartbeat_latency_seconds",
+            "Heartbeat round-trip time",
+            heartbeat_latency.clone(),
+        );
+        let handshakes = Family::<Labels, Counter>::default();
+        registry.register("handshakes", "Peer handshakes by result", handshakes.clone());
+        let peer_failures = Counter::default();
+        registry.register(
+            "peer_failures",
+            "Failed requests to peers (missed heartbeats, failed dials, dropped connections)",
+            peer_failures.clone(),
+        );
+        let bans_active = Gauge::default();
+        registry.register("bans_active", "Bans in force", bans_active.clone());
+        let bans_total = Family::<Labels, Counter>::default();
+        registry.register("bans", "Bans imposed, by source", bans_total.clone());
+        let peers_learned = Counter::default();
+        registry.register("peers_learned", "Peers learnt through peer exchange", peers_learned.clone());
+        Metrics {
+            registry,
+            peers,
+            connections,
+            heartbeat_latency,
+            handshakes,
+            peer_failures,
+            bans_active,
+            bans_total,
+            peers_learned,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+static LOG_INIT: Once = Once::new();
+
+/// Sends logs to stderr (so `-o json | jq` always works). `RUST_LOG` overrides `filter`.
+/// Safe to call more than once: only the first call installs the subscriber.
+pub fn init_logging(filter: &str) {
+    LOG_INIT.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // A subscriber may already be installed by an embedding program; that one wins.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    });
+}
