@@ -1,6 +1,7 @@
 //! Logging set-up and the node's Prometheus metrics. Each node owns its own [`Metrics`]
 //! (no process-global registry), so several nodes can run in one test process.
 
+use std::io::IsTerminal;
 use std::sync::Once;
 
 use prometheus_client::encoding::text::encode;
@@ -106,6 +107,7 @@ pub fn init_logging(filter: &str) {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
             .try_init();
     });
 }
