@@ -81,12 +81,16 @@ impl AdminClient {
             message: root_cause(&e),
         })?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
-            message: root_cause(&e),
-        })?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: self.base.clone(),
+                message: root_cause(&e),
+            })?;
         if status.is_success() {
-            let value = serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))?;
+            let value =
+                serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))?;
             return Ok((status, value));
         }
         let message = serde_json::from_slice::<ErrorBody>(&bytes)
@@ -96,9 +100,9 @@ impl AdminClient {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ClientError::Unauthorized(message),
             StatusCode::NOT_FOUND => ClientError::NotFound(message),
             StatusCode::CONFLICT => ClientError::Conflict(message),
-            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY | StatusCode::PAYLOAD_TOO_LARGE => {
-                ClientError::BadRequest(message)
-            }
+            StatusCode::BAD_REQUEST
+            | StatusCode::UNPROCESSABLE_ENTITY
+            | StatusCode::PAYLOAD_TOO_LARGE => ClientError::BadRequest(message),
             other => ClientError::Server {
                 status: other.as_u16(),
                 message,
@@ -180,14 +184,22 @@ impl AdminClient {
 
     pub async fn unban(&self, target: &str) -> Result<UnbanResponse, ClientError> {
         Ok(self
-            .call(Method::DELETE, &format!("/api/bans/{}", encode(target)), None::<&()>)
+            .call(
+                Method::DELETE,
+                &format!("/api/bans/{}", encode(target)),
+                None::<&()>,
+            )
             .await?
             .1)
     }
 
     pub async fn reset(&self, id: &str) -> Result<ResetResponse, ClientError> {
         Ok(self
-            .call(Method::POST, &format!("/api/peers/{}/reset", encode(id)), None::<&()>)
+            .call(
+                Method::POST,
+                &format!("/api/peers/{}/reset", encode(id)),
+                None::<&()>,
+            )
             .await?
             .1)
     }

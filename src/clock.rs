@@ -40,9 +40,15 @@ pub fn short_duration(d: Duration) -> String {
 pub fn relative(ms: i64, now_ms: i64) -> String {
     let delta = now_ms - ms;
     if delta >= 0 {
-        format!("{} ago", short_duration(Duration::from_millis(delta as u64)))
+        format!(
+            "{} ago",
+            short_duration(Duration::from_millis(delta as u64))
+        )
     } else {
-        format!("in {}", short_duration(Duration::from_millis((-delta) as u64)))
+        format!(
+            "in {}",
+            short_duration(Duration::from_millis((-delta) as u64))
+        )
     }
 }
 
@@ -52,8 +58,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if text == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("invalid duration '{text}' ({e}); write it like 200ms, 10s, 5m, 1h or 7d"))
+    humantime::parse_duration(text).map_err(|e| {
+        format!("invalid duration '{text}' ({e}); write it like 200ms, 10s, 5m, 1h or 7d")
+    })
 }
 
 /// Writes a duration back in the form [`parse_duration`] reads.
@@ -75,9 +82,15 @@ mod tests {
             assert_eq!(parse_duration(&format_duration(d)).expect("reparse"), d);
         }
         assert_eq!(parse_duration("0").expect("zero"), Duration::ZERO);
-        assert_eq!(parse_duration("7d").expect("7d"), Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            parse_duration("7d").expect("7d"),
+            Duration::from_secs(7 * 86_400)
+        );
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("10").is_err(), "a bare number other than 0 has no unit");
+        assert!(
+            parse_duration("10").is_err(),
+            "a bare number other than 0 has no unit"
+        );
     }
 
     #[test]

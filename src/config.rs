@@ -29,29 +29,121 @@ pub struct KeyDef {
 
 /// All keys, in the order `config default` prints them.
 pub const KEYS: &[KeyDef] = &[
-    KeyDef { name: "data_dir", default: None, help: "Where the node keeps its key, admin token and SQLite database.\nDefault: the per-user data directory (e.g. ~/.local/share/sorcha-peer)." },
-    KeyDef { name: "listen", default: Some("\"0.0.0.0:5000\""), help: "Address for the peer protocol (gRPC)." },
-    KeyDef { name: "admin_listen", default: Some("\"127.0.0.1:5080\""), help: "Address for the admin HTTP API used by the CLI. Keep it on loopback unless you front it with TLS." },
-    KeyDef { name: "advertise_address", default: None, help: "host:port other nodes should dial to reach this one. Default: the listen address\n(a 0.0.0.0 host is replaced by each peer with the address it sees us connect from)." },
-    KeyDef { name: "seeds", default: Some("[]"), help: "First contacts, as host:port. Only used to join the network; re-dialled with backoff while down." },
-    KeyDef { name: "database_url", default: None, help: "postgres://user:password@host/db to store on PostgreSQL. Default: SQLite file in data_dir." },
-    KeyDef { name: "name", default: Some("\"\""), help: "A label shown to operators. Not an identity: the peer ID comes from the node key." },
-    KeyDef { name: "heartbeat_interval", default: Some("\"10s\""), help: "How often each connected peer is pinged (latency is measured from these)." },
-    KeyDef { name: "missed_heartbeats", default: Some("3"), help: "Unanswered heartbeats in a row after which a peer is marked disconnected." },
-    KeyDef { name: "max_failures", default: Some("5"), help: "Consecutive failed requests after which a peer is disconnected and backed off." },
-    KeyDef { name: "exchange_interval", default: Some("\"60s\""), help: "How often peer lists are swapped with random connected peers. 0 turns peer exchange off." },
-    KeyDef { name: "exchange_peers", default: Some("3"), help: "How many connected peers each exchange round talks to." },
-    KeyDef { name: "exchange_max_entries", default: Some("50"), help: "Most peer entries sent or accepted in one exchange message." },
-    KeyDef { name: "max_known_peers", default: Some("1000"), help: "Most peers remembered; the least recently seen are forgotten first (never seeds or banned ones)." },
-    KeyDef { name: "max_outbound", default: Some("8"), help: "Outbound connections the node aims to keep." },
-    KeyDef { name: "max_inbound", default: Some("64"), help: "Inbound connections accepted at most." },
-    KeyDef { name: "dial_interval", default: Some("\"1s\""), help: "How often the node checks whether it should dial seeds or more peers." },
-    KeyDef { name: "connect_timeout", default: Some("\"5s\""), help: "Time allowed for a TCP connect plus the identity handshake." },
-    KeyDef { name: "reconnect_backoff_min", default: Some("\"1s\""), help: "First retry delay after a failed dial; doubles per failure, with jitter." },
-    KeyDef { name: "reconnect_backoff_max", default: Some("\"60s\""), help: "Longest retry delay after repeated failed dials." },
-    KeyDef { name: "peer_retention", default: Some("\"7d\""), help: "Peers not seen for this long are forgotten (seeds and banned peers are kept)." },
-    KeyDef { name: "admin_read_open", default: Some("true"), help: "Allow read-only admin requests from loopback without the token." },
-    KeyDef { name: "log", default: Some("\"info\""), help: "Log filter (tracing EnvFilter syntax), e.g. \"info\" or \"sorcha_peer=debug\". RUST_LOG wins when set." },
+    KeyDef {
+        name: "data_dir",
+        default: None,
+        help: "Where the node keeps its key, admin token and SQLite database.\nDefault: the per-user data directory (e.g. ~/.local/share/sorcha-peer).",
+    },
+    KeyDef {
+        name: "listen",
+        default: Some("\"0.0.0.0:5000\""),
+        help: "Address for the peer protocol (gRPC).",
+    },
+    KeyDef {
+        name: "admin_listen",
+        default: Some("\"127.0.0.1:5080\""),
+        help: "Address for the admin HTTP API used by the CLI. Keep it on loopback unless you front it with TLS.",
+    },
+    KeyDef {
+        name: "advertise_address",
+        default: None,
+        help: "host:port other nodes should dial to reach this one. Default: the listen address\n(a 0.0.0.0 host is replaced by each peer with the address it sees us connect from).",
+    },
+    KeyDef {
+        name: "seeds",
+        default: Some("[]"),
+        help: "First contacts, as host:port. Only used to join the network; re-dialled with backoff while down.",
+    },
+    KeyDef {
+        name: "database_url",
+        default: None,
+        help: "postgres://user:password@host/db to store on PostgreSQL. Default: SQLite file in data_dir.",
+    },
+    KeyDef {
+        name: "name",
+        default: Some("\"\""),
+        help: "A label shown to operators. Not an identity: the peer ID comes from the node key.",
+    },
+    KeyDef {
+        name: "heartbeat_interval",
+        default: Some("\"10s\""),
+        help: "How often each connected peer is pinged (latency is measured from these).",
+    },
+    KeyDef {
+        name: "missed_heartbeats",
+        default: Some("3"),
+        help: "Unanswered heartbeats in a row after which a peer is marked disconnected.",
+    },
+    KeyDef {
+        name: "max_failures",
+        default: Some("5"),
+        help: "Consecutive failed requests after which a peer is disconnected and backed off.",
+    },
+    KeyDef {
+        name: "exchange_interval",
+        default: Some("\"60s\""),
+        help: "How often peer lists are swapped with random connected peers. 0 turns peer exchange off.",
+    },
+    KeyDef {
+        name: "exchange_peers",
+        default: Some("3"),
+        help: "How many connected peers each exchange round talks to.",
+    },
+    KeyDef {
+        name: "exchange_max_entries",
+        default: Some("50"),
+        help: "Most peer entries sent or accepted in one exchange message.",
+    },
+    KeyDef {
+        name: "max_known_peers",
+        default: Some("1000"),
+        help: "Most peers remembered; the least recently seen are forgotten first (never seeds or banned ones).",
+    },
+    KeyDef {
+        name: "max_outbound",
+        default: Some("8"),
+        help: "Outbound connections the node aims to keep.",
+    },
+    KeyDef {
+        name: "max_inbound",
+        default: Some("64"),
+        help: "Inbound connections accepted at most.",
+    },
+    KeyDef {
+        name: "dial_interval",
+        default: Some("\"1s\""),
+        help: "How often the node checks whether it should dial seeds or more peers.",
+    },
+    KeyDef {
+        name: "connect_timeout",
+        default: Some("\"5s\""),
+        help: "Time allowed for a TCP connect plus the identity handshake.",
+    },
+    KeyDef {
+        name: "reconnect_backoff_min",
+        default: Some("\"1s\""),
+        help: "First retry delay after a failed dial; doubles per failure, with jitter.",
+    },
+    KeyDef {
+        name: "reconnect_backoff_max",
+        default: Some("\"60s\""),
+        help: "Longest retry delay after repeated failed dials.",
+    },
+    KeyDef {
+        name: "peer_retention",
+        default: Some("\"7d\""),
+        help: "Peers not seen for this long are forgotten (seeds and banned peers are kept).",
+    },
+    KeyDef {
+        name: "admin_read_open",
+        default: Some("true"),
+        help: "Allow read-only admin requests from loopback without the token.",
+    },
+    KeyDef {
+        name: "log",
+        default: Some("\"info\""),
+        help: "Log filter (tracing EnvFilter syntax), e.g. \"info\" or \"sorcha_peer=debug\". RUST_LOG wins when set.",
+    },
 ];
 
 /// The fully resolved configuration of one node.
@@ -91,7 +183,10 @@ impl fmt::Debug for Config {
             .field("admin_listen", &self.admin_listen)
             .field("advertise_address", &self.advertise_address)
             .field("seeds", &self.seeds)
-            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
             .field("name", &self.name)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("exchange_interval", &self.exchange_interval)
@@ -166,13 +261,15 @@ impl Layers {
 
     /// Adds the values of TOML text (used for files and tests).
     pub fn add_toml(&mut self, text: &str, source: Source) -> Result<(), ConfigError> {
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::File {
-            path: match &source {
-                Source::File(p) => p.clone(),
-                other => PathBuf::from(other.to_string()),
-            },
-            message: e.to_string(),
-        })?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::File {
+                path: match &source {
+                    Source::File(p) => p.clone(),
+                    other => PathBuf::from(other.to_string()),
+                },
+                message: e.to_string(),
+            })?;
         for (key, value) in table {
             self.set(&key, value, source.clone())?;
         }
@@ -192,7 +289,12 @@ impl Layers {
     }
 
     /// Adds a value given on the command line.
-    pub fn add_flag(&mut self, key: &str, flag: &str, value: toml::Value) -> Result<(), ConfigError> {
+    pub fn add_flag(
+        &mut self,
+        key: &str,
+        flag: &str,
+        value: toml::Value,
+    ) -> Result<(), ConfigError> {
         self.set(key, value, Source::Flag(flag.to_string()))
     }
 
@@ -286,7 +388,9 @@ impl Resolver<'_> {
 
     fn duration(&mut self, key: &'static str) -> Result<Duration, ConfigError> {
         match self.raw(key) {
-            Some((toml::Value::String(s), _)) => parse_duration(&s).map_err(|e| self.invalid(key, e)),
+            Some((toml::Value::String(s), _)) => {
+                parse_duration(&s).map_err(|e| self.invalid(key, e))
+            }
             Some((toml::Value::Integer(0), _)) => Ok(Duration::ZERO),
             Some((other, _)) => Err(self.invalid(
                 key,
@@ -303,7 +407,9 @@ impl Resolver<'_> {
                 .trim()
                 .parse::<u64>()
                 .map_err(|_| self.invalid(key, format!("'{s}' is not a whole number"))),
-            Some((other, _)) => Err(self.invalid(key, format!("expected a whole number, found {other}"))),
+            Some((other, _)) => {
+                Err(self.invalid(key, format!("expected a whole number, found {other}")))
+            }
             None => Err(self.invalid(key, "a number is required")),
         }
     }
@@ -316,7 +422,9 @@ impl Resolver<'_> {
                 "false" | "0" | "no" | "off" => Ok(false),
                 _ => Err(self.invalid(key, format!("'{s}' is not true or false"))),
             },
-            Some((other, _)) => Err(self.invalid(key, format!("expected true or false, found {other}"))),
+            Some((other, _)) => {
+                Err(self.invalid(key, format!("expected true or false, found {other}")))
+            }
             None => Err(self.invalid(key, "true or false is required")),
         }
     }
@@ -335,7 +443,9 @@ impl Resolver<'_> {
                 .into_iter()
                 .map(|item| match item {
                     toml::Value::String(s) => Ok(s),
-                    other => Err(self.invalid(key, format!("expected text entries, found {other}"))),
+                    other => {
+                        Err(self.invalid(key, format!("expected text entries, found {other}")))
+                    }
                 })
                 .collect(),
             Some((other, _)) => Err(self.invalid(key, format!("expected a list, found {other}"))),
@@ -565,7 +675,10 @@ mod tests {
 
         let mut layers = Layers::default();
         let err = layers
-            .add_toml("heartbeat_intervall = \"1s\"", Source::File("x.toml".into()))
+            .add_toml(
+                "heartbeat_intervall = \"1s\"",
+                Source::File("x.toml".into()),
+            )
             .expect_err("typo")
             .to_string();
         assert!(err.contains("heartbeat_intervall"), "{err}");
@@ -596,7 +709,11 @@ mod tests {
             Config::defaults().expect("defaults")
         );
         for def in KEYS {
-            assert!(Config::default_file().contains(def.name), "{} missing", def.name);
+            assert!(
+                Config::default_file().contains(def.name),
+                "{} missing",
+                def.name
+            );
         }
     }
 

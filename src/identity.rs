@@ -48,7 +48,10 @@ pub fn peer_id_for(public_key: &[u8]) -> String {
 
 /// True when `text` has the shape of a full peer ID.
 pub fn is_peer_id(text: &str) -> bool {
-    text.len() == PEER_ID_LEN && text.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    text.len() == PEER_ID_LEN
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// This node's key pair and the peer ID derived from it.
@@ -148,10 +151,11 @@ pub fn verify_transcript(
     transcript: &[u8; 32],
     signature: &[u8],
 ) -> Result<(), IdentityError> {
-    let key_bytes: [u8; 32] = public_key
-        .try_into()
-        .map_err(|_| IdentityError::BadPublicKey(format!("{} bytes, expected 32", public_key.len())))?;
-    let key = VerifyingKey::from_bytes(&key_bytes).map_err(|e| IdentityError::BadPublicKey(e.to_string()))?;
+    let key_bytes: [u8; 32] = public_key.try_into().map_err(|_| {
+        IdentityError::BadPublicKey(format!("{} bytes, expected 32", public_key.len()))
+    })?;
+    let key = VerifyingKey::from_bytes(&key_bytes)
+        .map_err(|e| IdentityError::BadPublicKey(e.to_string()))?;
     let signature = Signature::from_slice(signature).map_err(|_| IdentityError::BadSignature)?;
     key.verify(&role.message(transcript), &signature)
         .map_err(|_| IdentityError::BadSignature)
@@ -230,11 +234,17 @@ mod tests {
         assert_eq!(first.peer_id(), again.peer_id());
         assert!(is_peer_id(first.peer_id()));
         let token = load_or_create_admin_token(dir.path()).expect("token");
-        assert_eq!(load_or_create_admin_token(dir.path()).expect("token again"), token);
+        assert_eq!(
+            load_or_create_admin_token(dir.path()).expect("token again"),
+            token
+        );
         #[cfg(unix)]
         for file in [NODE_KEY_FILE, ADMIN_TOKEN_FILE] {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(dir.path().join(file)).expect("meta").permissions().mode();
+            let mode = fs::metadata(dir.path().join(file))
+                .expect("meta")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{file}");
         }
     }

@@ -9,7 +9,10 @@ fn main() {
         // Client commands log only warnings, to stderr, so stdout stays clean for JSON.
         sorcha_peer::telemetry::init_logging("warn");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -26,13 +26,19 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("cannot use data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Identity(#[from] IdentityError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// The two sockets a node serves on.
@@ -137,7 +143,13 @@ pub async fn start(
     let store = store::open(config.database_url.as_deref(), &config.sqlite_path()).await?;
     let metrics = Arc::new(Metrics::new());
     let manager = Arc::new(
-        PeerManager::load(identity.clone(), config.clone(), store.clone(), metrics.clone()).await?,
+        PeerManager::load(
+            identity.clone(),
+            config.clone(),
+            store.clone(),
+            metrics.clone(),
+        )
+        .await?,
     );
 
     let mut tasks = JoinSet::new();
@@ -176,7 +188,10 @@ pub async fn start(
     tasks.spawn(discovery::run(manager.clone(), shutdown.clone()));
 
     let admin_url = format!("http://{admin_addr}");
-    if let Err(e) = std::fs::write(data_dir.join(identity::ADMIN_URL_FILE), format!("{admin_url}\n")) {
+    if let Err(e) = std::fs::write(
+        data_dir.join(identity::ADMIN_URL_FILE),
+        format!("{admin_url}\n"),
+    ) {
         tracing::warn!("cannot record the admin URL in the data directory: {e}");
     }
     tracing::info!(listen = %peer_addr, admin = %admin_url, seeds = ?config.seeds, "node ready");
@@ -194,14 +209,18 @@ pub async fn start(
 }
 
 fn local_addr(listener: &TcpListener, configured: SocketAddr) -> Result<SocketAddr, NodeError> {
-    listener
-        .local_addr()
-        .map_err(|source| NodeError::Bind { addr: configured, source })
+    listener.local_addr().map_err(|source| NodeError::Bind {
+        addr: configured,
+        source,
+    })
 }
 
 /// Creates the data directory, readable by the owner only (it holds the node key).
 fn create_data_dir(path: &PathBuf) -> Result<(), NodeError> {
-    let err = |source| NodeError::DataDir { path: path.clone(), source };
+    let err = |source| NodeError::DataDir {
+        path: path.clone(),
+        source,
+    };
     std::fs::create_dir_all(path).map_err(err)?;
     #[cfg(unix)]
     {

@@ -46,7 +46,11 @@ impl Metrics {
         let peers = Family::<Labels, Gauge>::default();
         registry.register("peers", "Known peers by state", peers.clone());
         let connections = Family::<Labels, Gauge>::default();
-        registry.register("connections", "Live peer connections by direction", connections.clone());
+        registry.register(
+            "connections",
+            "Live peer connections by direction",
+            connections.clone(),
+        );
         let heartbeat_latency = Histogram::new(LATENCY_BUCKETS);
         registry.register(
             "heartbeat_latency_seconds",
@@ -54,7 +58,11 @@ impl Metrics {
             heartbeat_latency.clone(),
         );
         let handshakes = Family::<Labels, Counter>::default();
-        registry.register("handshakes", "Peer handshakes by result", handshakes.clone());
+        registry.register(
+            "handshakes",
+            "Peer handshakes by result",
+            handshakes.clone(),
+        );
         let peer_failures = Counter::default();
         registry.register(
             "peer_failures",
@@ -66,7 +74,11 @@ impl Metrics {
         let bans_total = Family::<Labels, Counter>::default();
         registry.register("bans", "Bans imposed, by source", bans_total.clone());
         let peers_learned = Counter::default();
-        registry.register("peers_learned", "Peers learnt through peer exchange", peers_learned.clone());
+        registry.register(
+            "peers_learned",
+            "Peers learnt through peer exchange",
+            peers_learned.clone(),
+        );
         Metrics {
             registry,
             peers,

@@ -139,7 +139,8 @@ fn json_body<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Result<T
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 // ----- conversions ---------------------------------------------------------------------
@@ -286,9 +287,22 @@ struct ListQuery {
 }
 
 /// Sort keys accepted by `GET /api/peers?sort=`.
-pub const SORT_KEYS: &[&str] = &["id", "name", "address", "state", "latency", "score", "failures", "last-seen", "first-seen"];
+pub const SORT_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "address",
+    "state",
+    "latency",
+    "score",
+    "failures",
+    "last-seen",
+    "first-seen",
+];
 
-async fn list_peers(State(state): Shared, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Vec<PeerDto>> {
+async fn list_peers(
+    State(state): Shared,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Vec<PeerDto>> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let wanted = match query.state.as_deref().unwrap_or("all") {
         "all" => None,
@@ -318,9 +332,9 @@ async fn list_peers(State(state): Shared, query: Result<Query<ListQuery>, axum::
         "state" => peers.sort_by_key(|p| p.state),
         "latency" => peers.sort_by(|a, b| latency(a).total_cmp(&latency(b))),
         "score" => peers.sort_by(|a, b| b.quality.score.total_cmp(&a.quality.score)),
-        "failures" => peers.sort_by(|a, b| b.failure_count.cmp(&a.failure_count)),
-        "last-seen" => peers.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms)),
-        "first-seen" => peers.sort_by(|a, b| a.first_seen_ms.cmp(&b.first_seen_ms)),
+        "failures" => peers.sort_by_key(|p| std::cmp::Reverse(p.failure_count)),
+        "last-seen" => peers.sort_by_key(|p| std::cmp::Reverse(p.last_seen_ms)),
+        "first-seen" => peers.sort_by_key(|p| p.first_seen_ms),
         other => {
             return Err(ApiError::bad_request(format!(
                 "unknown sort key '{other}'; use one of {}",
@@ -364,8 +378,14 @@ async fn peers_quality(State(state): Shared) -> ApiResult<Vec<PeerQualityDto>> {
 
 async fn peers_stats(State(state): Shared) -> ApiResult<PeerStatsDto> {
     let peers = state.manager.list();
-    let healthy = peers.iter().filter(|p| p.state == PeerState::Connected).count();
-    let tracked: Vec<&PeerSnapshot> = peers.iter().filter(|p| p.quality.rating != UNKNOWN_RATING).collect();
+    let healthy = peers
+        .iter()
+        .filter(|p| p.state == PeerState::Connected)
+        .count();
+    let tracked: Vec<&PeerSnapshot> = peers
+        .iter()
+        .filter(|p| p.quality.rating != UNKNOWN_RATING)
+        .collect();
     let rated = |r: &str| tracked.iter().filter(|p| p.quality.rating == r).count();
     Ok(axum::Json(PeerStatsDto {
         timestamp: to_rfc3339(now_ms()),
@@ -390,7 +410,10 @@ async fn peers_stats(State(state): Shared) -> ApiResult<PeerStatsDto> {
 
 async fn peers_health(State(state): Shared) -> ApiResult<PeersHealthDto> {
     let peers = state.manager.list();
-    let mut healthy: Vec<&PeerSnapshot> = peers.iter().filter(|p| p.state == PeerState::Connected).collect();
+    let mut healthy: Vec<&PeerSnapshot> = peers
+        .iter()
+        .filter(|p| p.state == PeerState::Connected)
+        .collect();
     healthy.sort_by(|a, b| b.quality.score.total_cmp(&a.quality.score));
     let total = peers.len();
     let healthy_count = healthy.len();
@@ -418,10 +441,21 @@ async fn peers_health(State(state): Shared) -> ApiResult<PeersHealthDto> {
 
 async fn list_bans(State(state): Shared) -> ApiResult<Vec<BanDto>> {
     let now = now_ms();
-    Ok(axum::Json(state.manager.bans().iter().map(|b| ban_dto(b, now)).collect()))
+    Ok(axum::Json(
+        state
+            .manager
+            .bans()
+            .iter()
+            .map(|b| ban_dto(b, now))
+            .collect(),
+    ))
 }
 
-async fn do_ban(state: &AdminState, target_text: &str, request: BanRequest) -> ApiResult<BanResponse> {
+async fn do_ban(
+    state: &AdminState,
+    target_text: &str,
+    request: BanRequest,
+) -> ApiResult<BanResponse> {
     let duration = match request.duration.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(text) => Some(parse_duration(text).map_err(ApiError::bad_request)?),
@@ -446,10 +480,16 @@ async fn do_ban(state: &AdminState, target_text: &str, request: BanRequest) -> A
     }))
 }
 
-async fn ban_peer(State(state): Shared, Path(id): Path<String>, body: Bytes) -> ApiResult<BanResponse> {
+async fn ban_peer(
+    State(state): Shared,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<BanResponse> {
     let request: BanRequest = json_body(&body)?;
     if request.target.is_some() {
-        return Err(ApiError::bad_request("the target is in the path; omit `target` here"));
+        return Err(ApiError::bad_request(
+            "the target is in the path; omit `target` here",
+        ));
     }
     do_ban(&state, &id, request).await
 }
@@ -457,10 +497,9 @@ async fn ban_peer(State(state): Shared, Path(id): Path<String>, body: Bytes) -> 
 async fn create_ban(State(state): Shared, body: Bytes) -> Response {
     let result = async {
         let mut request: BanRequest = json_body(&body)?;
-        let target = request
-            .target
-            .take()
-            .ok_or_else(|| ApiError::bad_request("`target` is required: a peer ID, IP address or CIDR subnet"))?;
+        let target = request.target.take().ok_or_else(|| {
+            ApiError::bad_request("`target` is required: a peer ID, IP address or CIDR subnet")
+        })?;
         do_ban(&state, &target, request).await
     }
     .await;
@@ -501,10 +540,17 @@ async fn metrics(State(state): Shared) -> Response {
     state.manager.refresh_metrics();
     match state.metrics.render() {
         Ok(text) => (
-            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             text,
         )
             .into_response(),
-        Err(e) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot render metrics: {e}")).into_response(),
+        Err(e) => ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot render metrics: {e}"),
+        )
+        .into_response(),
     }
 }

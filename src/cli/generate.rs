@@ -13,7 +13,13 @@ use super::Cli;
 const BIN: &str = "sorcha-peer";
 
 /// Shells with a committed completion script.
-pub const SHELLS: [Shell; 5] = [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::Elvish, Shell::PowerShell];
+pub const SHELLS: [Shell; 5] = [
+    Shell::Bash,
+    Shell::Zsh,
+    Shell::Fish,
+    Shell::Elvish,
+    Shell::PowerShell,
+];
 
 /// Writes the completion script for `shell`.
 pub fn completion(shell: Shell, out: &mut dyn Write) {

@@ -67,7 +67,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "SORCHA_PEER_NODE", value_name = "URL")]
     pub node: Option<String>,
     /// Admin bearer token [default: read from <data-dir>/admin.token]
-    #[arg(long, global = true, env = "SORCHA_PEER_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        global = true,
+        env = "SORCHA_PEER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub token: Option<String>,
     /// Node data directory (key, admin token, SQLite database) [default: per-user data dir]
     #[arg(long, global = true, env = "SORCHA_PEER_DATA_DIR", value_name = "DIR")]
@@ -158,14 +164,19 @@ pub fn exit_code(e: &ClientError) -> i32 {
         ClientError::Unauthorized(_) => EXIT_AUTH,
         ClientError::NotFound(_) => EXIT_NOT_FOUND,
         ClientError::BadRequest(_) => EXIT_USAGE,
-        ClientError::Conflict(_) | ClientError::Server { .. } | ClientError::Decode(_) => EXIT_FAILED,
+        ClientError::Conflict(_) | ClientError::Server { .. } | ClientError::Decode(_) => {
+            EXIT_FAILED
+        }
     }
 }
 
 /// Builds the admin client: the node URL and token come from the flags or environment, else
 /// from the files a local node writes in its data directory.
 pub fn client(global: &GlobalArgs) -> Result<AdminClient, ClientError> {
-    let data_dir = global.data_dir.clone().unwrap_or_else(config::default_data_dir);
+    let data_dir = global
+        .data_dir
+        .clone()
+        .unwrap_or_else(config::default_data_dir);
     let base = match &global.node {
         Some(url) => url.clone(),
         None => std::fs::read_to_string(data_dir.join(identity::ADMIN_URL_FILE))

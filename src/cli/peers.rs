@@ -85,7 +85,11 @@ fn value_name(v: impl ValueEnum) -> String {
         .unwrap_or_default()
 }
 
-pub async fn run(client: &AdminClient, out: &Output, command: PeersCommand) -> Result<(), ClientError> {
+pub async fn run(
+    client: &AdminClient,
+    out: &Output,
+    command: PeersCommand,
+) -> Result<(), ClientError> {
     match command {
         PeersCommand::List { state, limit, sort } => {
             let state = value_name(state);
@@ -105,8 +109,14 @@ pub async fn run(client: &AdminClient, out: &Output, command: PeersCommand) -> R
                 print_peer_detail(out, &peer);
             }
         }
-        PeersCommand::Ban { target, reason, duration } => {
-            let ban = client.ban(&target, reason.as_deref(), duration.as_deref()).await?;
+        PeersCommand::Ban {
+            target,
+            reason,
+            duration,
+        } => {
+            let ban = client
+                .ban(&target, reason.as_deref(), duration.as_deref())
+                .await?;
             if out.json {
                 out.print_json(&ban);
             } else {
@@ -161,7 +171,15 @@ fn print_peer_table(out: &Output, peers: &[PeerDto]) {
         return;
     }
     let mut table = out.table(&[
-        "PEER ID", "NAME", "ADDRESS", "STATE", "DIR", "LATENCY", "QUALITY", "FAILURES", "LAST SEEN",
+        "PEER ID",
+        "NAME",
+        "ADDRESS",
+        "STATE",
+        "DIR",
+        "LATENCY",
+        "QUALITY",
+        "FAILURES",
+        "LAST SEEN",
     ]);
     for p in peers {
         table.add_row(vec![
@@ -186,7 +204,14 @@ fn print_peer_detail(out: &Output, p: &PeerDto) {
         table.add_row(vec![Cell::new(k), Cell::new(v)]);
     };
     row("Peer ID", p.peer_id.clone());
-    row("Name", if p.name.is_empty() { "-".into() } else { p.name.clone() });
+    row(
+        "Name",
+        if p.name.is_empty() {
+            "-".into()
+        } else {
+            p.name.clone()
+        },
+    );
     row("Address", p.address.clone());
     row(
         "State",
@@ -195,8 +220,14 @@ fn print_peer_detail(out: &Output, p: &PeerDto) {
             None => p.state.clone(),
         },
     );
-    row("Seed node", if p.is_seed_node { "yes" } else { "no" }.into());
-    row("Version", p.software_version.clone().unwrap_or_else(|| "-".into()));
+    row(
+        "Seed node",
+        if p.is_seed_node { "yes" } else { "no" }.into(),
+    );
+    row(
+        "Version",
+        p.software_version.clone().unwrap_or_else(|| "-".into()),
+    );
     row("First seen", relative(&p.first_seen));
     row("Last seen", relative(&p.last_seen));
     row("Failures (consecutive)", p.failure_count.to_string());
@@ -209,7 +240,10 @@ fn print_peer_detail(out: &Output, p: &PeerDto) {
             latency(p.max_latency_ms)
         ),
     );
-    row("Quality", format!("{:.1} ({})", p.quality_score, p.quality_rating));
+    row(
+        "Quality",
+        format!("{:.1} ({})", p.quality_score, p.quality_rating),
+    );
     row(
         "  success",
         format!(
@@ -236,7 +270,10 @@ fn print_peer_detail(out: &Output, p: &PeerDto) {
         },
     );
     if p.is_banned {
-        row("Banned", p.banned_at.as_deref().map(relative).unwrap_or_default());
+        row(
+            "Banned",
+            p.banned_at.as_deref().map(relative).unwrap_or_default(),
+        );
         row("Ban reason", p.ban_reason.clone().unwrap_or_default());
         row(
             "Ban expires",
@@ -262,7 +299,12 @@ fn print_bans(out: &Output, bans: &[BanDto]) {
             Cell::new(&b.source),
             Cell::new(&b.reason),
             Cell::new(relative(&b.banned_at)),
-            Cell::new(b.expires_at.as_deref().map(relative).unwrap_or_else(|| "never".into())),
+            Cell::new(
+                b.expires_at
+                    .as_deref()
+                    .map(relative)
+                    .unwrap_or_else(|| "never".into()),
+            ),
         ]);
     }
     println!("{table}");
@@ -280,10 +322,23 @@ pub async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientErro
         table.add_row(vec![Cell::new(k), Cell::new(v)]);
     };
     row("Peer ID", s.peer_id.clone());
-    row("Name", if s.name.is_empty() { "-".into() } else { s.name.clone() });
+    row(
+        "Name",
+        if s.name.is_empty() {
+            "-".into()
+        } else {
+            s.name.clone()
+        },
+    );
     row("Version", s.version.clone());
-    row("Uptime", crate::clock::short_duration(std::time::Duration::from_secs(s.uptime_seconds)));
-    row("Listen", format!("{} (announced as {})", s.listen, s.advertised_address));
+    row(
+        "Uptime",
+        crate::clock::short_duration(std::time::Duration::from_secs(s.uptime_seconds)),
+    );
+    row(
+        "Listen",
+        format!("{} (announced as {})", s.listen, s.advertised_address),
+    );
     row("Admin API", s.admin_listen.clone());
     row("Storage", s.storage.clone());
     row(
@@ -302,7 +357,11 @@ pub async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientErro
     row("Bans in force", s.bans.to_string());
     row(
         "Seeds",
-        if s.seeds.is_empty() { "none".into() } else { s.seeds.join(", ") },
+        if s.seeds.is_empty() {
+            "none".into()
+        } else {
+            s.seeds.join(", ")
+        },
     );
     println!("{table}");
     Ok(())

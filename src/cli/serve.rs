@@ -47,7 +47,11 @@ fn layers(global: &GlobalArgs, args: &ServeArgs) -> Result<Layers, ConfigError> 
     for (key, flag, value) in [
         ("listen", "--listen", &args.listen),
         ("admin_listen", "--admin-listen", &args.admin_listen),
-        ("advertise_address", "--advertise-address", &args.advertise_address),
+        (
+            "advertise_address",
+            "--advertise-address",
+            &args.advertise_address,
+        ),
         ("database_url", "--database-url", &args.database_url),
         ("name", "--name", &args.name),
     ] {

@@ -24,7 +24,10 @@ impl BanTarget {
     pub fn parse_network(text: &str) -> Option<BanTarget> {
         if text.contains('/') {
             // Store the network address, so 10.1.2.3/8 and 10.0.0.0/8 are the same ban.
-            return text.parse::<IpNet>().ok().map(|net| BanTarget::Cidr(net.trunc()));
+            return text
+                .parse::<IpNet>()
+                .ok()
+                .map(|net| BanTarget::Cidr(net.trunc()));
         }
         text.parse::<IpAddr>().ok().map(BanTarget::Ip)
     }
@@ -150,7 +153,10 @@ impl Ban {
 /// The host part of a `host:port` address as an IP, when it is one.
 pub fn address_ip(address: &str) -> Option<IpAddr> {
     let (host, _) = address.rsplit_once(':')?;
-    host.trim_start_matches('[').trim_end_matches(']').parse().ok()
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -163,12 +169,18 @@ mod tests {
 
     #[test]
     fn network_targets_parse_and_normalise() {
-        assert_eq!(BanTarget::parse_network("10.0.0.7"), Some(BanTarget::Ip(ip("10.0.0.7"))));
+        assert_eq!(
+            BanTarget::parse_network("10.0.0.7"),
+            Some(BanTarget::Ip(ip("10.0.0.7")))
+        );
         assert_eq!(
             BanTarget::parse_network("10.1.2.3/8").map(|t| t.key()),
             Some("10.0.0.0/8".to_string())
         );
-        assert_eq!(BanTarget::parse_network("::1").map(|t| t.kind()), Some(BanKind::Ip));
+        assert_eq!(
+            BanTarget::parse_network("::1").map(|t| t.kind()),
+            Some(BanKind::Ip)
+        );
         assert_eq!(BanTarget::parse_network("abc123"), None);
         assert_eq!(BanTarget::parse_network("10.0.0.0/99"), None);
     }

@@ -42,7 +42,10 @@ pub enum PeerError {
     #[error("no peer matches '{0}'")]
     NotFound(String),
     #[error("'{prefix}' matches {} peers ({}); give more characters", .matches.len(), .matches.join(", "))]
-    Ambiguous { prefix: String, matches: Vec<String> },
+    Ambiguous {
+        prefix: String,
+        matches: Vec<String>,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
@@ -227,7 +230,12 @@ impl Peer {
             name: row.name,
             is_seed: row.is_seed,
             failure_count: row.failure_count.clamp(0, u32::MAX as i64) as u32,
-            ..Peer::new(row.peer_id, row.address, row.first_seen_ms, row.last_seen_ms)
+            ..Peer::new(
+                row.peer_id,
+                row.address,
+                row.first_seen_ms,
+                row.last_seen_ms,
+            )
         }
     }
 
@@ -498,7 +506,9 @@ impl PeerManager {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock is a bug; keep serving with the state as it is.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn identity(&self) -> &Identity {
@@ -574,7 +584,10 @@ impl PeerManager {
             // A hearsay entry that turned out to be someone else is dropped.
             if let Some(expected) = &target.expected_peer_id
                 && *expected != peer.peer_id
-                && inner.peers.get(expected).is_some_and(|p| p.public_key.is_empty())
+                && inner
+                    .peers
+                    .get(expected)
+                    .is_some_and(|p| p.public_key.is_empty())
             {
                 tracing::info!(expected = %expected, actual = %peer.peer_id, address = %target.address,
                     "address belongs to a different peer than advertised; forgetting the advertised ID");
@@ -635,7 +648,10 @@ impl PeerManager {
     /// Counts a refused or failed handshake.
     pub fn handshake_failed(&self, refused: bool) {
         let result = if refused { "refused" } else { "failed" };
-        self.metrics.handshakes.get_or_create(&vec![("result", result)]).inc();
+        self.metrics
+            .handshakes
+            .get_or_create(&vec![("result", result)])
+            .inc();
     }
 
     /// A session ended. Only the session that registered `conn_id` can remove its entry.
@@ -788,10 +804,15 @@ impl PeerManager {
                 continue;
             }
             let ips: Vec<IpAddr> = bans::address_ip(&entry.address).into_iter().collect();
-            if inner.ban_matching(Some(&entry.peer_id), &ips, now).is_some() {
+            if inner
+                .ban_matching(Some(&entry.peer_id), &ips, now)
+                .is_some()
+            {
                 continue;
             }
-            if inner.peers.len() >= self.config.max_known_peers && !self.evict_one(&mut inner, last_seen_ms) {
+            if inner.peers.len() >= self.config.max_known_peers
+                && !self.evict_one(&mut inner, last_seen_ms)
+            {
                 continue;
             }
             tracing::debug!(peer = %entry.peer_id, address = %entry.address, from = %from, "learnt peer");
@@ -837,7 +858,10 @@ impl PeerManager {
         let mut asked = 0;
         for id in chosen.iter() {
             if let Some(conn) = inner.connections.get(*id)
-                && conn.commands.try_send(SessionCommand::ExchangePeers).is_ok()
+                && conn
+                    .commands
+                    .try_send(SessionCommand::ExchangePeers)
+                    .is_ok()
             {
                 asked += 1;
             }
@@ -862,7 +886,10 @@ impl PeerManager {
             .collect();
         for i in 0..inner.seeds.len() {
             let seed = &inner.seeds[i];
-            if seed.dialing || now < seed.next_attempt_ms || connected_addresses.contains(&seed.address) {
+            if seed.dialing
+                || now < seed.next_attempt_ms
+                || connected_addresses.contains(&seed.address)
+            {
                 continue;
             }
             if let Some(id) = &seed.peer_id
@@ -871,7 +898,10 @@ impl PeerManager {
                 continue;
             }
             let ips: Vec<IpAddr> = bans::address_ip(&seed.address).into_iter().collect();
-            if inner.ban_matching(seed.peer_id.as_deref(), &ips, now).is_some() {
+            if inner
+                .ban_matching(seed.peer_id.as_deref(), &ips, now)
+                .is_some()
+            {
                 continue;
             }
             inner.seeds[i].dialing = true;
@@ -882,7 +912,8 @@ impl PeerManager {
             });
         }
 
-        let seed_addresses: HashSet<&str> = inner.seeds.iter().map(|s| s.address.as_str()).collect();
+        let seed_addresses: HashSet<&str> =
+            inner.seeds.iter().map(|s| s.address.as_str()).collect();
         let busy = inner.outbound_count()
             + inner.peers.values().filter(|p| p.dialing).count()
             + targets.len();
@@ -1078,7 +1109,11 @@ impl PeerManager {
             direction: conn.map(|c| c.direction),
             connected_since_ms: conn.map(|c| c.connected_at_ms),
             first_seen_ms: peer.first_seen_ms,
-            last_seen_ms: if conn.is_some() { now.max(peer.last_seen_ms) } else { peer.last_seen_ms },
+            last_seen_ms: if conn.is_some() {
+                now.max(peer.last_seen_ms)
+            } else {
+                peer.last_seen_ms
+            },
             failure_count: peer.failure_count,
             is_seed: peer.is_seed,
             software_version: peer.software_version.clone(),
@@ -1105,7 +1140,10 @@ impl PeerManager {
         let now = now_ms();
         let inner = self.lock();
         let id = inner.resolve(prefix)?;
-        let peer = inner.peers.get(&id).ok_or_else(|| PeerError::NotFound(id.clone()))?;
+        let peer = inner
+            .peers
+            .get(&id)
+            .ok_or_else(|| PeerError::NotFound(id.clone()))?;
         Ok(self.snapshot(&inner, peer, now))
     }
 
@@ -1119,7 +1157,11 @@ impl PeerManager {
             .filter(|b| !b.is_expired(now))
             .cloned()
             .collect();
-        bans.sort_by(|a, b| a.banned_at_ms.cmp(&b.banned_at_ms).then(a.target.key().cmp(&b.target.key())));
+        bans.sort_by(|a, b| {
+            a.banned_at_ms
+                .cmp(&b.banned_at_ms)
+                .then(a.target.key().cmp(&b.target.key()))
+        });
         bans
     }
 
@@ -1165,7 +1207,9 @@ impl PeerManager {
             )));
         }
         if duration.is_some_and(|d| d.is_zero()) {
-            return Err(PeerError::Invalid("a ban duration must be greater than zero".into()));
+            return Err(PeerError::Invalid(
+                "a ban duration must be greater than zero".into(),
+            ));
         }
         let now = now_ms();
         let key = target.key();
@@ -1339,4 +1383,3 @@ impl PeerManager {
         self.metrics.bans_active.set(c.bans as i64);
     }
 }
-

@@ -187,7 +187,11 @@ impl QualityTracker {
         let score = round2(success_points + latency_points + validity_points);
         QualityBreakdown {
             score,
-            rating: if self.total_requests == 0 { UNKNOWN_RATING } else { rating(score) },
+            rating: if self.total_requests == 0 {
+                UNKNOWN_RATING
+            } else {
+                rating(score)
+            },
             success_rate: round4(success_rate),
             success_points: round2(success_points),
             average_latency_ms: latency.map(|l| round4(l.1)),
@@ -244,7 +248,10 @@ mod tests {
         let b = q.breakdown(0);
         assert_eq!(b.score, 100.0);
         assert_eq!(b.rating, "Excellent");
-        assert_eq!(b.success_points + b.latency_points + b.validity_points, b.score);
+        assert_eq!(
+            b.success_points + b.latency_points + b.validity_points,
+            b.score
+        );
     }
 
     #[test]

@@ -57,23 +57,33 @@ pub async fn dial(manager: Arc<PeerManager>, target: DialTarget, shutdown: Cance
         }
     };
     let peer_id = peer.peer_id.clone();
-    let handle = match manager.register_connection(peer, Direction::Outbound, remote.ip(), Some(&target)) {
-        Ok(handle) => handle,
-        Err(refusal) => {
-            // Best effort: tell the peer why before dropping the stream.
-            let _ = outbox.try_send(session_goodbye(&refusal));
-            match refusal {
-                Refusal::Duplicate | Refusal::SelfConnection => manager.dial_abandoned(&target),
-                other => manager.dial_failed(&target, &other.to_string()),
+    let handle =
+        match manager.register_connection(peer, Direction::Outbound, remote.ip(), Some(&target)) {
+            Ok(handle) => handle,
+            Err(refusal) => {
+                // Best effort: tell the peer why before dropping the stream.
+                let _ = outbox.try_send(session_goodbye(&refusal));
+                match refusal {
+                    Refusal::Duplicate | Refusal::SelfConnection => manager.dial_abandoned(&target),
+                    other => manager.dial_failed(&target, &other.to_string()),
+                }
+                return;
             }
-            return;
-        }
-    };
+        };
     // "After the handshake the node asks it for peers."
     let exchange_first = manager.config().exchange_enabled();
     // Keep the client (and its connection) alive for as long as the session runs.
     let _client = client;
-    session::run(manager, peer_id, handle, incoming, outbox, shutdown, exchange_first).await;
+    session::run(
+        manager,
+        peer_id,
+        handle,
+        incoming,
+        outbox,
+        shutdown,
+        exchange_first,
+    )
+    .await;
 }
 
 fn session_goodbye(refusal: &Refusal) -> super::pb::Frame {
@@ -109,7 +119,9 @@ async fn open(manager: &PeerManager, target: &DialTarget) -> Result<Opened, Hand
         .tcp_nodelay(true);
     // Dial from the address we listen on, so peers see the same IP we announce (this is what
     // lets IP bans and per-address views work on multi-address hosts and 127.0.0.x tests).
-    if !config.listen.ip().is_unspecified() && config.listen.ip().is_loopback() == remote.ip().is_loopback() {
+    if !config.listen.ip().is_unspecified()
+        && config.listen.ip().is_loopback() == remote.ip().is_loopback()
+    {
         endpoint = endpoint.local_address(Some(config.listen.ip()));
     }
     let channel = endpoint
@@ -125,16 +137,23 @@ async fn open(manager: &PeerManager, target: &DialTarget) -> Result<Opened, Hand
     outbox
         .try_send(session::hello(local.clone(), nonce.clone()))
         .map_err(|e| failed(e.to_string()))?;
-    let response = client
-        .session(ReceiverStream::new(frames))
-        .await
-        .map_err(|status| match status.code() {
-            tonic::Code::PermissionDenied => {
-                HandshakeError::Refused(Refusal::Invalid(format!("refused by peer: {}", status.message())))
-            }
-            _ => failed(format!("{} refused the session: {}", remote, status.message())),
-        })?;
+    let response =
+        client
+            .session(ReceiverStream::new(frames))
+            .await
+            .map_err(|status| match status.code() {
+                tonic::Code::PermissionDenied => HandshakeError::Refused(Refusal::Invalid(
+                    format!("refused by peer: {}", status.message()),
+                )),
+                _ => failed(format!(
+                    "{} refused the session: {}",
+                    remote,
+                    status.message()
+                )),
+            })?;
     let mut incoming = response.into_inner();
-    let peer = session::dial_handshake(manager, remote.ip(), &local, &nonce, &mut incoming, &outbox).await?;
+    let peer =
+        session::dial_handshake(manager, remote.ip(), &local, &nonce, &mut incoming, &outbox)
+            .await?;
     Ok((peer, remote, incoming, outbox, client))
 }

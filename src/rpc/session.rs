@@ -52,8 +52,13 @@ pub fn local_info(manager: &PeerManager) -> Vec<u8> {
 }
 
 /// Decodes and checks the other side's `NodeInfo`; `seen_from` replaces an unspecified host.
-fn verify_info(bytes: &[u8], nonce: &[u8], seen_from: IpAddr) -> Result<(pb::NodeInfo, String), HandshakeError> {
-    let info = pb::NodeInfo::decode(bytes).map_err(|e| failed(format!("malformed node info: {e}")))?;
+fn verify_info(
+    bytes: &[u8],
+    nonce: &[u8],
+    seen_from: IpAddr,
+) -> Result<(pb::NodeInfo, String), HandshakeError> {
+    let info =
+        pb::NodeInfo::decode(bytes).map_err(|e| failed(format!("malformed node info: {e}")))?;
     if info.public_key.len() != 32 {
         return Err(failed("node info carries no valid public key"));
     }
@@ -67,10 +72,13 @@ fn verify_info(bytes: &[u8], nonce: &[u8], seen_from: IpAddr) -> Result<(pb::Nod
         ))));
     }
     let address = match info.listen_address.parse::<SocketAddr>() {
-        Ok(addr) if addr.ip().is_unspecified() => SocketAddr::new(seen_from, addr.port()).to_string(),
+        Ok(addr) if addr.ip().is_unspecified() => {
+            SocketAddr::new(seen_from, addr.port()).to_string()
+        }
         Ok(addr) => addr.to_string(),
         Err(_) => {
-            validate_host_port(&info.listen_address).map_err(|e| failed(format!("bad listen address: {e}")))?;
+            validate_host_port(&info.listen_address)
+                .map_err(|e| failed(format!("bad listen address: {e}")))?;
             info.listen_address.clone()
         }
     };
@@ -116,7 +124,10 @@ async fn next_body(incoming: &mut Streaming<pb::Frame>) -> Result<Body, Handshak
         Ok(Some(pb::Frame { body: Some(body) })) => Ok(body),
         Ok(Some(_)) => Err(failed("empty frame")),
         Ok(None) => Err(failed("stream closed during handshake")),
-        Err(status) => Err(failed(format!("stream error during handshake: {}", status.message()))),
+        Err(status) => Err(failed(format!(
+            "stream error during handshake: {}",
+            status.message()
+        ))),
     }
 }
 
@@ -148,7 +159,9 @@ pub async fn accept(
     .await
     .unwrap_or_else(|_| Err(failed("handshake timed out")));
     match handshake {
-        Ok((peer_id, handle)) => run(manager, peer_id, handle, incoming, outbox, shutdown, false).await,
+        Ok((peer_id, handle)) => {
+            run(manager, peer_id, handle, incoming, outbox, shutdown, false).await
+        }
         Err(e) => {
             let (refused, reason) = match e {
                 HandshakeError::Refused(r) => (true, r.to_string()),
@@ -174,7 +187,9 @@ async fn accept_handshake(
     let local = local_info(manager);
     let nonce = identity::nonce();
     let transcript = identity::transcript(&hello.node_info, &hello.nonce, &local, &nonce);
-    let signature = manager.identity().sign_transcript(Role::Acceptor, &transcript);
+    let signature = manager
+        .identity()
+        .sign_transcript(Role::Acceptor, &transcript);
     push(
         outbox,
         frame(Body::HelloAck(pb::HelloAck {
@@ -217,14 +232,21 @@ pub async fn dial_handshake(
     };
     let (info, address) = verify_info(&ack.node_info, &ack.nonce, remote_ip)?;
     let transcript = identity::transcript(local, nonce, &ack.node_info, &ack.nonce);
-    identity::verify_transcript(&info.public_key, Role::Acceptor, &transcript, &ack.signature)
-        .map_err(|e| failed(e.to_string()))?;
+    identity::verify_transcript(
+        &info.public_key,
+        Role::Acceptor,
+        &transcript,
+        &ack.signature,
+    )
+    .map_err(|e| failed(e.to_string()))?;
     let peer = verified_peer(info, address);
     if peer.peer_id == manager.identity().peer_id() {
         let _ = push(outbox, goodbye(&Refusal::SelfConnection.to_string()));
         return Err(HandshakeError::Refused(Refusal::SelfConnection));
     }
-    let signature = manager.identity().sign_transcript(Role::Dialer, &transcript);
+    let signature = manager
+        .identity()
+        .sign_transcript(Role::Dialer, &transcript);
     push(outbox, frame(Body::Auth(pb::Auth { signature }))).map_err(failed)?;
     match next_body(incoming).await? {
         Body::Welcome(_) => Ok(peer),
@@ -365,8 +387,13 @@ fn handle_frame(
     exchange_pending: &mut Option<(u64, Instant)>,
 ) -> Result<(), CloseOutcome> {
     match body {
-        Body::Ping(ping) => push(outbox, frame(Body::Pong(pb::Pong { sequence: ping.sequence })))
-            .map_err(CloseOutcome::Failed),
+        Body::Ping(ping) => push(
+            outbox,
+            frame(Body::Pong(pb::Pong {
+                sequence: ping.sequence,
+            })),
+        )
+        .map_err(CloseOutcome::Failed),
         Body::Pong(pong) => {
             // A pong for an older ping (answered after we gave up on it) is ignored.
             if let Some((sequence, sent)) = *outstanding
@@ -379,11 +406,18 @@ fn handle_frame(
             Ok(())
         }
         Body::ExchangeRequest(request) => {
-            manager.learn(peer_id, from_wire(request.peers));
-            let max = (request.max_peers as usize).min(manager.config().exchange_max_entries);
+            // With exchange off this node neither learns nor shares, but still answers (with
+            // nothing) so the asking peer does not count a failure.
+            let peers = if manager.config().exchange_enabled() {
+                manager.learn(peer_id, from_wire(request.peers));
+                let max = (request.max_peers as usize).min(manager.config().exchange_max_entries);
+                to_wire(manager.exchange_entries(peer_id, max))
+            } else {
+                Vec::new()
+            };
             let response = pb::PeerExchangeResponse {
                 request_id: request.request_id,
-                peers: to_wire(manager.exchange_entries(peer_id, max)),
+                peers,
             };
             push(outbox, frame(Body::ExchangeResponse(response))).map_err(CloseOutcome::Failed)
         }
@@ -402,7 +436,10 @@ fn handle_frame(
             }
             Ok(())
         }
-        Body::Goodbye(g) => Err(CloseOutcome::Graceful(format!("peer said goodbye: {}", g.reason))),
+        Body::Goodbye(g) => Err(CloseOutcome::Graceful(format!(
+            "peer said goodbye: {}",
+            g.reason
+        ))),
         Body::Hello(_) | Body::HelloAck(_) | Body::Auth(_) | Body::Welcome(_) => {
             manager.penalize(
                 peer_id,

@@ -19,7 +19,10 @@ pub use sqlite::SqliteStore;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the database ({backend}): {message}")]
-    Open { backend: &'static str, message: String },
+    Open {
+        backend: &'static str,
+        message: String,
+    },
     #[error("database migration failed: {0}")]
     Migrate(String),
     #[error("database error: {0}")]
@@ -101,13 +104,16 @@ pub async fn open(
             Ok(Arc::new(PostgresStore::connect(url).await?))
         }
         Some(url) => {
-            let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-            Ok(Arc::new(SqliteStore::open(std::path::Path::new(path)).await?))
+            let path = url
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:");
+            Ok(Arc::new(
+                SqliteStore::open(std::path::Path::new(path)).await?,
+            ))
         }
         None => Ok(Arc::new(SqliteStore::open(sqlite_path).await?)),
     }
 }
-
 
 /// The SQL shared by both backends.
 mod sql {
@@ -153,7 +159,9 @@ macro_rules! shared_store_impl {
                 Ok(())
             }
 
-            async fn load_peers(&self) -> Result<Vec<$crate::store::PeerRow>, $crate::store::StoreError> {
+            async fn load_peers(
+                &self,
+            ) -> Result<Vec<$crate::store::PeerRow>, $crate::store::StoreError> {
                 use sqlx::Row;
                 let rows = sqlx::query($crate::store::sql::SELECT_PEERS)
                     .fetch_all(&self.pool)
@@ -185,7 +193,10 @@ macro_rules! shared_store_impl {
                     .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))
             }
 
-            async fn upsert_peers(&self, peers: &[$crate::store::PeerRow]) -> Result<(), $crate::store::StoreError> {
+            async fn upsert_peers(
+                &self,
+                peers: &[$crate::store::PeerRow],
+            ) -> Result<(), $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
                 for p in peers {
                     sqlx::query($crate::store::sql::UPSERT_PEER)
@@ -222,7 +233,9 @@ macro_rules! shared_store_impl {
                 Ok(done.rows_affected() > 0)
             }
 
-            async fn load_bans(&self) -> Result<Vec<$crate::store::BanRow>, $crate::store::StoreError> {
+            async fn load_bans(
+                &self,
+            ) -> Result<Vec<$crate::store::BanRow>, $crate::store::StoreError> {
                 use sqlx::Row;
                 let rows = sqlx::query($crate::store::sql::SELECT_BANS)
                     .fetch_all(&self.pool)
@@ -242,7 +255,10 @@ macro_rules! shared_store_impl {
                     .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))
             }
 
-            async fn insert_ban(&self, ban: &$crate::store::BanRow) -> Result<(), $crate::store::StoreError> {
+            async fn insert_ban(
+                &self,
+                ban: &$crate::store::BanRow,
+            ) -> Result<(), $crate::store::StoreError> {
                 sqlx::query($crate::store::sql::INSERT_BAN)
                     .bind(&ban.target)
                     .bind(&ban.kind)
@@ -270,4 +286,3 @@ macro_rules! shared_store_impl {
     };
 }
 pub(crate) use shared_store_impl;
-

@@ -1,0 +1,182 @@
+//! A throwaway PostgreSQL cluster for the tests, started once per test process from the
+//! machine's own installation (as the `postgres` user when running as root, since PostgreSQL
+//! refuses to run as root) and stopped when the test process exits: the server runs under a
+//! small shell that waits on our stdin pipe, which closes when this process ends, however it
+//! ends. `SORCHA_TEST_DATABASE_URL` points the tests at an existing server instead.
+//!
+//! Under `CI=true` a cluster that cannot be started fails the test; elsewhere the test is
+//! skipped with a message.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+
+struct Cluster {
+    /// URL of the maintenance database, used to create one database per test.
+    admin_url: String,
+    /// Kept open for the life of the process: closing it stops the server.
+    _guard: Option<Mutex<Child>>,
+}
+
+static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh, empty database for one test, or `None` (test skipped) outside CI when PostgreSQL
+/// cannot be started.
+pub async fn fresh_database() -> Option<String> {
+    let cluster = match CLUSTER.get_or_init(start_cluster) {
+        Ok(cluster) => cluster,
+        Err(e) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("PostgreSQL is required under CI=true but could not be started: {e}");
+            }
+            eprintln!(
+                "SKIPPED: PostgreSQL unavailable ({e}); set SORCHA_TEST_DATABASE_URL to run it"
+            );
+            return None;
+        }
+    };
+    let name = format!(
+        "sorcha_peer_test_{}_{}",
+        std::process::id(),
+        NEXT_DB.fetch_add(1, Ordering::SeqCst)
+    );
+    let mut conn = sqlx::PgConnection::connect(&cluster.admin_url)
+        .await
+        .expect("connect to the test PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let base = cluster
+        .admin_url
+        .rsplit_once('/')
+        .map(|(base, _)| base.to_string())
+        .expect("url has a database");
+    Some(format!("{base}/{name}"))
+}
+
+fn start_cluster() -> Result<Cluster, String> {
+    if let Ok(url) = std::env::var("SORCHA_TEST_DATABASE_URL") {
+        return Ok(Cluster {
+            admin_url: url,
+            _guard: None,
+        });
+    }
+    let bin = find_bin_dir().ok_or("no PostgreSQL installation found (looked for initdb)")?;
+    let root = is_root();
+    let dir = std::env::temp_dir().join(format!("sorcha-peer-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    if root {
+        run(Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir))?;
+    }
+    let data = dir.join("data");
+    let mut initdb = as_postgres(root, bin.join("initdb"));
+    initdb
+        .arg("-D")
+        .arg(&data)
+        .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]);
+    run(&mut initdb)?;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("pick a port: {e}"))?
+        .port();
+    // The shell starts the server, then blocks reading stdin; EOF (our exit) stops the server.
+    let script = r#"
+        "$1" -D "$2" -p "$3" -k "$4" -c listen_addresses=127.0.0.1 -c fsync=off \
+             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
+             >"$4/server.log" 2>&1 &
+        pid=$!
+        cat >/dev/null
+        kill -INT "$pid"
+        wait "$pid"
+        rm -rf "$4"
+    "#;
+    let mut shell = as_postgres(root, PathBuf::from("sh"));
+    shell
+        .args(["-c", script, "sh"])
+        .arg(bin.join("postgres"))
+        .arg(&data)
+        .arg(port.to_string())
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = shell.spawn().map_err(|e| format!("start postgres: {e}"))?;
+
+    let started = Instant::now();
+    loop {
+        let ready = Command::new(bin.join("pg_isready"))
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ready {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            return Err(format!("PostgreSQL did not become ready: {log}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(Cluster {
+        admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        _guard: Some(Mutex::new(child)),
+    })
+}
+
+fn find_bin_dir() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    candidates.sort();
+    if let Some(best) = candidates.pop() {
+        return Some(best);
+    }
+    let out = Command::new("pg_config").arg("--bindir").output().ok()?;
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    dir.join("initdb").exists().then_some(dir)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn as_postgres(root: bool, program: PathBuf) -> Command {
+    if root {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(program);
+        cmd
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}

@@ -1,0 +1,111 @@
+//! A hand-built peer that lies about who it is, or speaks garbage, gets nowhere.
+
+use prost::Message;
+use sorcha_peer::identity::{self, Identity, Role, peer_id_for};
+use sorcha_peer::rpc::pb::{self, frame::Body, peer_session_client::PeerSessionClient};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::common::{HEARTBEAT, TestNode};
+
+fn info(public_key: Vec<u8>, version: u32) -> Vec<u8> {
+    pb::NodeInfo {
+        public_key,
+        listen_address: "127.0.0.40:1".into(),
+        name: "mallory".into(),
+        protocol_version: version,
+        software_version: "evil".into(),
+        capabilities: vec![],
+    }
+    .encode_to_vec()
+}
+
+/// Runs a handshake where the dialler presents `claimed` key bytes but signs with `signer`.
+/// Returns the frames the node sent back.
+async fn attempt(node: &TestNode, claimed: Vec<u8>, signer: &Identity, version: u32) -> Vec<Body> {
+    let mut client = PeerSessionClient::connect(format!("http://{}", node.peer_addr))
+        .await
+        .expect("connect");
+    let (tx, rx) = mpsc::channel(8);
+    let local = info(claimed, version);
+    let nonce = identity::nonce();
+    tx.send(pb::Frame {
+        body: Some(Body::Hello(pb::Hello {
+            node_info: local.clone(),
+            nonce: nonce.clone(),
+        })),
+    })
+    .await
+    .expect("send hello");
+    let mut incoming = client
+        .session(ReceiverStream::new(rx))
+        .await
+        .expect("open")
+        .into_inner();
+    let mut seen = Vec::new();
+    while let Ok(Ok(Some(frame))) = tokio::time::timeout(HEARTBEAT * 20, incoming.message()).await {
+        let Some(body) = frame.body else { continue };
+        if let Body::HelloAck(ack) = &body {
+            let t = identity::transcript(&local, &nonce, &ack.node_info, &ack.nonce);
+            let signature = signer.sign_transcript(Role::Dialer, &t);
+            tx.send(pb::Frame {
+                body: Some(Body::Auth(pb::Auth { signature })),
+            })
+            .await
+            .expect("send auth");
+        }
+        let done = matches!(body, Body::Goodbye(_) | Body::Welcome(_));
+        seen.push(body);
+        if done {
+            break;
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_cannot_claim_an_identity_whose_key_it_does_not_hold() {
+    let mut a = TestNode::start("127.0.0.1", |_| {}).await;
+    let victim = Identity::generate();
+    let mallory = Identity::generate();
+
+    let frames = attempt(&a, victim.public_key().to_vec(), &mallory, 1).await;
+    assert!(
+        matches!(frames.first(), Some(Body::HelloAck(_))),
+        "{frames:?}"
+    );
+    assert!(
+        !frames.iter().any(|f| matches!(f, Body::Welcome(_))),
+        "forged identity must not be welcomed: {frames:?}"
+    );
+    assert_eq!(
+        a.state_of(&peer_id_for(&victim.public_key())).await,
+        "unknown"
+    );
+
+    // Garbage node info and an unknown protocol version are refused too.
+    let frames = attempt(&a, vec![1, 2, 3], &mallory, 1).await;
+    assert!(
+        !frames
+            .iter()
+            .any(|f| matches!(f, Body::Welcome(_) | Body::HelloAck(_))),
+        "{frames:?}"
+    );
+    let frames = attempt(&a, mallory.public_key().to_vec(), &mallory, 99).await;
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(f, Body::Goodbye(g) if g.reason.contains("protocol version"))),
+        "{frames:?}"
+    );
+
+    // The honest version of the same exchange is welcomed and shows up as a peer.
+    let frames = attempt(&a, mallory.public_key().to_vec(), &mallory, 1).await;
+    assert!(
+        frames.iter().any(|f| matches!(f, Body::Welcome(_))),
+        "{frames:?}"
+    );
+    assert!(a.view_of(mallory.peer_id()).await.is_some());
+    assert!(a.client.peers(None, None, None).await.expect("peers").len() == 1);
+    a.stop().await;
+}

@@ -1,0 +1,12 @@
+//! The single integration-test binary: real nodes on loopback (no network mocks), the real CLI
+//! binary against them, and both storage backends.
+
+mod common;
+
+mod admin_api;
+mod bans;
+mod cli;
+mod cluster;
+mod generated;
+mod handshake;
+mod store;
