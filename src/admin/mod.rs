@@ -67,7 +67,7 @@ impl IntoResponse for ApiError {
 impl From<PeerError> for ApiError {
     fn from(e: PeerError) -> ApiError {
         let status = match &e {
-            PeerError::NotFound(_) => StatusCode::NOT_FOUND,
+            PeerError::NotFound(_) | PeerError::NoBan(_) => StatusCode::NOT_FOUND,
             PeerError::Ambiguous { .. } | PeerError::Invalid(_) => StatusCode::BAD_REQUEST,
             PeerError::Conflict(_) => StatusCode::CONFLICT,
             PeerError::Store(store) => {
@@ -110,7 +110,10 @@ async fn authorize(
     next: Next,
 ) -> Response {
     let read_only = matches!(*request.method(), Method::GET | Method::HEAD);
-    let open = read_only && state.config.admin_read_open && remote.ip().is_loopback();
+    let presented = request.headers().contains_key(header::AUTHORIZATION);
+    // A token that is presented is always checked, so a wrong one shows up on the first read
+    // rather than on the first ban.
+    let open = read_only && !presented && state.config.admin_read_open && remote.ip().is_loopback();
     if !open && !bearer_matches(request.headers(), &state.token) {
         let message = if request.headers().contains_key(header::AUTHORIZATION) {
             "invalid admin token"

@@ -136,22 +136,36 @@ pub async fn run(cli: Cli) -> i32 {
             EXIT_OK
         }
         Command::Status => match client(&cli.global) {
-            Ok(client) => report(&out, peers::status(&client, &out).await),
-            Err(e) => report(&out, Err(e)),
+            Ok(client) => report(&cli.global, &out, peers::status(&client, &out).await),
+            Err(e) => report(&cli.global, &out, Err(e)),
         },
         Command::Peers(command) => match client(&cli.global) {
-            Ok(client) => report(&out, peers::run(&client, &out, command).await),
-            Err(e) => report(&out, Err(e)),
+            Ok(client) => report(&cli.global, &out, peers::run(&client, &out, command).await),
+            Err(e) => report(&cli.global, &out, Err(e)),
         },
     }
 }
 
-/// Prints a failure and turns it into its exit code.
-fn report(out: &Output, result: Result<(), ClientError>) -> i32 {
+/// Prints a failure (with a hint when the node was not found where it was looked for) and
+/// turns it into its exit code.
+fn report(global: &GlobalArgs, out: &Output, result: Result<(), ClientError>) -> i32 {
     match result {
         Ok(()) => EXIT_OK,
         Err(e) => {
             out.error(&e.to_string());
+            if matches!(e, ClientError::Unreachable { .. }) && global.node.is_none() {
+                let dir = global
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(config::default_data_dir);
+                if !dir.join(identity::ADMIN_URL_FILE).exists() {
+                    eprintln!(
+                        "hint: no running node has recorded its address in {}; start one with \
+                         `sorcha-peer serve`, or pass --node URL",
+                        dir.display()
+                    );
+                }
+            }
             exit_code(&e)
         }
     }

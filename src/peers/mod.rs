@@ -41,6 +41,8 @@ const DEFAULT_BAN_REASON: &str = "banned by operator";
 pub enum PeerError {
     #[error("no peer matches '{0}'")]
     NotFound(String),
+    #[error("no ban on '{0}'")]
+    NoBan(String),
     #[error("'{prefix}' matches {} peers ({}); give more characters", .matches.len(), .matches.join(", "))]
     Ambiguous {
         prefix: String,
@@ -1270,7 +1272,7 @@ impl PeerManager {
                     .collect();
                 match banned_ids.as_slice() {
                     [one] => (*one).clone(),
-                    [] => return Err(PeerError::NotFound(format!("no ban on '{text}'"))),
+                    [] => return Err(PeerError::NoBan(text.to_string())),
                     many => {
                         return Err(PeerError::Ambiguous {
                             prefix: lower,
@@ -1285,7 +1287,7 @@ impl PeerManager {
             .bans
             .get(&key)
             .cloned()
-            .ok_or_else(|| PeerError::NotFound(format!("no ban on '{key}'")))?;
+            .ok_or_else(|| PeerError::NoBan(key.clone()))?;
         self.store.delete_ban(&key).await?;
         let mut inner = self.lock();
         inner.bans.remove(&key);

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
 
 use super::{StoreError, shared_store_impl};
 
@@ -18,15 +18,24 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        let open_err = |e: sqlx::Error| StoreError::Open {
+            backend: "postgres",
+            message: format!("{} ({e})", crate::config::redact_url(url)),
+        };
+        // One direct connection first: a pool would retry until its timeout and then report
+        // only "timed out", hiding the real cause (refused, bad password, no such database).
+        PgConnection::connect(url)
+            .await
+            .map_err(open_err)?
+            .close()
+            .await
+            .map_err(open_err)?;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(CONNECT_TIMEOUT)
             .connect(url)
             .await
-            .map_err(|e| StoreError::Open {
-                backend: "postgres",
-                message: format!("{} ({e})", crate::config::redact_url(url)),
-            })?;
+            .map_err(open_err)?;
         sqlx::migrate!("migrations/postgres")
             .run(&pool)
             .await

@@ -62,6 +62,15 @@ async fn mutating_calls_need_the_token_and_reads_are_open_on_loopback() {
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
 
+    // A wrong token is refused even where reads are open, so it is noticed on the first read.
+    let wrong_read = http
+        .get(url("/api/peers"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(wrong_read.status(), StatusCode::UNAUTHORIZED);
+
     let a_id = a.peer_id.clone();
     let status = a.client.status().await.expect("status");
     assert_eq!(status.peer_id, a_id);

@@ -12,8 +12,9 @@ async fn exit_codes_follow_the_contract() {
     assert!(err.contains("no peer matches 'ffffffffff'"), "{err}");
     let (code, _, _) = cli(&a, &["peers", "reset", "ffffffffff"]).await;
     assert_eq!(code, 5);
-    let (code, _, _) = cli(&a, &["peers", "unban", "10.1.2.3"]).await;
+    let (code, _, err) = cli(&a, &["peers", "unban", "10.1.2.3"]).await;
     assert_eq!(code, 5);
+    assert!(err.contains("no ban on '10.1.2.3'"), "{err}");
 
     // Bad duration: a usage error, exit 2, nothing sent.
     let (code, _, err) = cli(&a, &["peers", "ban", "10.1.2.3", "--duration", "forever"]).await;
