@@ -16,6 +16,9 @@ use crate::clock::{format_duration, parse_duration};
 /// Prefix of every configuration environment variable (`SORCHA_PEER_HEARTBEAT_INTERVAL`, …).
 pub const ENV_PREFIX: &str = "SORCHA_PEER_";
 
+/// The largest `max_transaction_size` that may be configured.
+pub const MAX_TRANSACTION_SIZE_LIMIT: usize = 16 * 1024 * 1024;
+
 /// The longest operator-chosen node name.
 pub const MAX_NAME_LEN: usize = 64;
 
@@ -135,6 +138,46 @@ pub const KEYS: &[KeyDef] = &[
         help: "Peers not seen for this long are forgotten (seeds and banned peers are kept).",
     },
     KeyDef {
+        name: "seal_interval",
+        default: Some("\"1s\""),
+        help: "An origin seals pending transactions into a docket at least this often.",
+    },
+    KeyDef {
+        name: "max_docket_transactions",
+        default: Some("1000"),
+        help: "An origin seals at once when this many transactions are pending (and never puts more in one docket).",
+    },
+    KeyDef {
+        name: "max_transaction_size",
+        default: Some("1048576"),
+        help: "Largest transaction payload accepted, in bytes (at most 16 MiB).",
+    },
+    KeyDef {
+        name: "sync_batch_dockets",
+        default: Some("100"),
+        help: "Dockets pulled per request while catching up a full replica.",
+    },
+    KeyDef {
+        name: "request_timeout",
+        default: Some("\"30s\""),
+        help: "How long a request to a peer (a batch of dockets, a forwarded transaction) may take.",
+    },
+    KeyDef {
+        name: "verification_ban_threshold",
+        default: Some("3"),
+        help: "A peer that serves data failing verification this many times within verification_ban_window is banned automatically.",
+    },
+    KeyDef {
+        name: "verification_ban_window",
+        default: Some("\"1h\""),
+        help: "Window for verification_ban_threshold.",
+    },
+    KeyDef {
+        name: "automatic_ban_duration",
+        default: Some("\"24h\""),
+        help: "How long an automatic ban lasts.",
+    },
+    KeyDef {
         name: "admin_read_open",
         default: Some("true"),
         help: "Allow read-only admin requests from loopback without the token.",
@@ -170,6 +213,14 @@ pub struct Config {
     pub reconnect_backoff_min: Duration,
     pub reconnect_backoff_max: Duration,
     pub peer_retention: Duration,
+    pub seal_interval: Duration,
+    pub max_docket_transactions: usize,
+    pub max_transaction_size: usize,
+    pub sync_batch_dockets: u32,
+    pub request_timeout: Duration,
+    pub verification_ban_threshold: u32,
+    pub verification_ban_window: Duration,
+    pub automatic_ban_duration: Duration,
     pub admin_read_open: bool,
     pub log: String,
 }
@@ -327,6 +378,14 @@ impl Layers {
             reconnect_backoff_min: r.duration("reconnect_backoff_min")?,
             reconnect_backoff_max: r.duration("reconnect_backoff_max")?,
             peer_retention: r.duration("peer_retention")?,
+            seal_interval: r.duration("seal_interval")?,
+            max_docket_transactions: r.count("max_docket_transactions")? as usize,
+            max_transaction_size: r.count("max_transaction_size")? as usize,
+            sync_batch_dockets: r.count("sync_batch_dockets")?.min(u32::MAX as u64) as u32,
+            request_timeout: r.duration("request_timeout")?,
+            verification_ban_threshold: r.count("verification_ban_threshold")? as u32,
+            verification_ban_window: r.duration("verification_ban_window")?,
+            automatic_ban_duration: r.duration("automatic_ban_duration")?,
             admin_read_open: r.boolean("admin_read_open")?,
             log: r.string("log")?,
         };
@@ -476,6 +535,30 @@ impl Resolver<'_> {
                 "reconnect_backoff_max",
                 "must not be shorter than reconnect_backoff_min",
             ));
+        }
+        if c.seal_interval.is_zero() {
+            return Err(self.invalid("seal_interval", "must be greater than 0"));
+        }
+        if c.max_docket_transactions == 0 {
+            return Err(self.invalid("max_docket_transactions", "must be at least 1"));
+        }
+        if c.max_transaction_size == 0 || c.max_transaction_size > MAX_TRANSACTION_SIZE_LIMIT {
+            return Err(self.invalid(
+                "max_transaction_size",
+                format!("must be between 1 and {MAX_TRANSACTION_SIZE_LIMIT} bytes (16 MiB)"),
+            ));
+        }
+        if c.sync_batch_dockets == 0 {
+            return Err(self.invalid("sync_batch_dockets", "must be at least 1"));
+        }
+        if c.request_timeout.is_zero() {
+            return Err(self.invalid("request_timeout", "must be greater than 0"));
+        }
+        if c.verification_ban_threshold == 0 {
+            return Err(self.invalid("verification_ban_threshold", "must be at least 1"));
+        }
+        if c.automatic_ban_duration.is_zero() {
+            return Err(self.invalid("automatic_ban_duration", "must be greater than 0"));
         }
         if c.name.chars().count() > MAX_NAME_LEN {
             return Err(self.invalid("name", format!("at most {MAX_NAME_LEN} characters")));

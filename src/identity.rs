@@ -99,6 +99,11 @@ impl Identity {
         &self.peer_id
     }
 
+    /// The signing key, for sealing dockets of registers this node originates.
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
     pub fn public_key(&self) -> [u8; 32] {
         self.key.verifying_key().to_bytes()
     }

@@ -16,6 +16,7 @@ use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::identity::{self, Identity, IdentityError};
 use crate::peers::{PeerManager, discovery};
+use crate::replication::Registers;
 use crate::rpc;
 use crate::store::{self, Store, StoreError};
 use crate::telemetry::Metrics;
@@ -70,6 +71,7 @@ pub struct NodeHandle {
     pub admin_token: String,
     pub data_dir: PathBuf,
     pub manager: Arc<PeerManager>,
+    pub registers: Arc<Registers>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
     store: Arc<dyn Store>,
@@ -152,10 +154,23 @@ pub async fn start(
         .await?,
     );
 
+    let registers = Registers::load(
+        store.clone(),
+        identity.clone(),
+        config.clone(),
+        manager.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    let services = rpc::Services {
+        peers: manager.clone(),
+        registers: registers.clone(),
+    };
+
     let mut tasks = JoinSet::new();
     let grpc = tonic::transport::Server::builder()
         .tcp_nodelay(true)
-        .add_service(rpc::service(manager.clone(), shutdown.clone()))
+        .add_service(rpc::service(services.clone(), shutdown.clone()))
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(listeners.peer),
             shutdown.clone().cancelled_owned(),
@@ -168,6 +183,7 @@ pub async fn start(
 
     let admin_state = Arc::new(AdminState {
         manager: manager.clone(),
+        registers: registers.clone(),
         store: store.clone(),
         metrics,
         config: config.clone(),
@@ -184,7 +200,8 @@ pub async fn start(
         }
     });
 
-    tasks.spawn(rpc::dialer::run(manager.clone(), shutdown.clone()));
+    tasks.spawn(rpc::dialer::run(services.clone(), shutdown.clone()));
+    tasks.spawn(registers.clone().run_sealer());
     tasks.spawn(discovery::run(manager.clone(), shutdown.clone()));
 
     let admin_url = format!("http://{admin_addr}");
@@ -202,6 +219,7 @@ pub async fn start(
         admin_token,
         data_dir,
         manager,
+        registers,
         shutdown,
         tasks,
         store,

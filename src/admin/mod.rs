@@ -21,6 +21,7 @@ use crate::clock::{now_ms, parse_duration, to_rfc3339};
 use crate::config::Config;
 use crate::peers::quality::UNKNOWN_RATING;
 use crate::peers::{Ban, BanSource, BanTarget, PeerError, PeerManager, PeerSnapshot, PeerState};
+use crate::replication::Registers;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 use dto::*;
@@ -33,6 +34,7 @@ const HEALTH_PEER_LIMIT: usize = 10;
 /// Everything the handlers need.
 pub struct AdminState {
     pub manager: Arc<PeerManager>,
+    pub registers: Arc<Registers>,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,

@@ -18,11 +18,12 @@ use std::time::Duration;
 
 use rand::Rng;
 use rand::seq::SliceRandom;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::now_ms;
 use crate::config::{Config, validate_host_port};
 use crate::identity::{Identity, is_peer_id};
+use crate::ledger::DocketWithTransactions;
 use crate::store::{PeerRow, Store, StoreError};
 use crate::telemetry::Metrics;
 pub use bans::{Ban, BanKind, BanSource, BanTarget};
@@ -33,6 +34,8 @@ const SESSION_COMMAND_QUEUE: usize = 16;
 /// Jitter applied to reconnect delays (±20 %), so peers that dropped together do not redial
 /// in lock-step.
 const BACKOFF_JITTER: f64 = 0.2;
+/// Validity lost each time a peer serves data that fails verification.
+const VERIFICATION_PENALTY: f64 = 0.5;
 /// Default reason recorded for an operator ban given without one.
 const DEFAULT_BAN_REASON: &str = "banned by operator";
 
@@ -121,6 +124,62 @@ pub enum SessionCommand {
     ExchangePeers,
     /// Say goodbye with this reason and close.
     Close(String),
+    /// Send a one-way message.
+    Send(PeerMessage),
+    /// Send a request and deliver the peer's answer to `reply`.
+    Request {
+        request: PeerRequest,
+        reply: oneshot::Sender<PeerResponse>,
+    },
+}
+
+/// A public register as a peer advertises it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegisterHeight {
+    pub register_id: String,
+    /// Number of the newest docket held.
+    pub height: u64,
+    pub head_hash: [u8; 32],
+    /// Version of the newest sealed transaction (0: none).
+    pub latest_version: u64,
+    /// Holds the chain from genesis (origin or full replica), so it can serve a full sync.
+    pub full_replica: bool,
+    pub is_origin: bool,
+}
+
+/// One-way messages between nodes.
+#[derive(Clone, Debug)]
+pub enum PeerMessage {
+    /// Our public registers changed.
+    Advertise(Vec<RegisterHeight>),
+    /// Start or stop pushing new dockets of a register to us.
+    Follow { register_id: String, follow: bool },
+    /// A newly sealed docket.
+    Push(Arc<DocketWithTransactions>),
+}
+
+/// Requests one node makes of another.
+#[derive(Clone, Debug)]
+pub enum PeerRequest {
+    /// Dockets `from`, `from + 1`, … (at most `max`) with their transactions.
+    Dockets {
+        register_id: String,
+        from: u64,
+        max: u32,
+        headers_only: bool,
+    },
+    /// Submit a transaction to the register's origin.
+    Submit {
+        register_id: String,
+        payload: Vec<u8>,
+    },
+}
+
+/// Answers to [`PeerRequest`]s; `Err` carries the peer's refusal or a transport failure.
+#[derive(Clone, Debug)]
+pub enum PeerResponse {
+    Dockets(Result<Vec<DocketWithTransactions>, String>),
+    Submitted(Result<String, String>),
 }
 
 /// How a session ended.
@@ -184,6 +243,10 @@ struct Peer {
     next_dial_ms: i64,
     /// A dial to it is in progress (memory only).
     dialing: bool,
+    /// Public registers it advertised in its last heartbeat (memory only).
+    advertised: Vec<RegisterHeight>,
+    /// When it recently served data that failed verification (memory only).
+    verification_failures: Vec<i64>,
 }
 
 impl Peer {
@@ -202,6 +265,8 @@ impl Peer {
             remote_ip: None,
             next_dial_ms: 0,
             dialing: false,
+            advertised: Vec::new(),
+            verification_failures: Vec::new(),
         }
     }
 
@@ -426,6 +491,7 @@ pub struct PeerSnapshot {
     pub software_version: Option<String>,
     pub quality: QualityBreakdown,
     pub ban: Option<Ban>,
+    pub advertised: Vec<RegisterHeight>,
 }
 
 /// Peer counts for `status`, health and metrics.
@@ -1121,6 +1187,11 @@ impl PeerManager {
             software_version: peer.software_version.clone(),
             quality: peer.quality.breakdown(now),
             ban: inner.peer_ban(peer, now).cloned(),
+            advertised: if conn.is_some() {
+                peer.advertised.clone()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -1335,6 +1406,167 @@ impl PeerManager {
         }
         tracing::info!(peer = %id, previous_failures = previous, "peer reset");
         Ok((id, previous))
+    }
+
+    // ----- registers and requests ---------------------------------------------------
+
+    /// Records the registers a peer advertised (replacing what it said before).
+    pub fn set_advertised(&self, peer_id: &str, registers: Vec<RegisterHeight>) {
+        if let Some(peer) = self.lock().peers.get_mut(peer_id) {
+            peer.advertised = registers;
+        }
+    }
+
+    /// Connected, unbanned peers advertising `register_id`, best quality first, with what they
+    /// advertise.
+    pub fn carriers(&self, register_id: &str) -> Vec<(String, RegisterHeight)> {
+        let now = now_ms();
+        let inner = self.lock();
+        let mut out: Vec<(f64, String, RegisterHeight)> = inner
+            .connections
+            .keys()
+            .filter_map(|id| inner.peers.get(id))
+            .filter(|p| inner.peer_ban(p, now).is_none())
+            .filter_map(|p| {
+                p.advertised
+                    .iter()
+                    .find(|r| r.register_id == register_id)
+                    .map(|r| (p.quality.breakdown(now).score, p.peer_id.clone(), r.clone()))
+            })
+            .collect();
+        out.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        out.into_iter().map(|(_, id, r)| (id, r)).collect()
+    }
+
+    /// Every public register advertised by connected, unbanned peers, with the advertisers.
+    pub fn advertised_registers(&self) -> BTreeMap<String, Vec<RegisterHeight>> {
+        let now = now_ms();
+        let inner = self.lock();
+        let mut out: BTreeMap<String, Vec<RegisterHeight>> = BTreeMap::new();
+        for id in inner.connections.keys() {
+            if let Some(p) = inner.peers.get(id)
+                && inner.peer_ban(p, now).is_none()
+            {
+                for r in &p.advertised {
+                    out.entry(r.register_id.clone())
+                        .or_default()
+                        .push(r.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Sends a one-way message to a connected peer; false if it is not connected (or its
+    /// session cannot take more right now).
+    pub fn send(&self, peer_id: &str, message: PeerMessage) -> bool {
+        let inner = self.lock();
+        inner
+            .connections
+            .get(peer_id)
+            .is_some_and(|c| c.commands.try_send(SessionCommand::Send(message)).is_ok())
+    }
+
+    /// Sends a message to every connected peer.
+    pub fn broadcast(&self, message: PeerMessage) {
+        let inner = self.lock();
+        for conn in inner.connections.values() {
+            let _ = conn
+                .commands
+                .try_send(SessionCommand::Send(message.clone()));
+        }
+    }
+
+    /// Sends a request to a connected peer and waits (at most `timeout`) for its answer. A
+    /// transport failure counts as a failed request to that peer.
+    pub async fn request(
+        &self,
+        peer_id: &str,
+        request: PeerRequest,
+        timeout: Duration,
+    ) -> Result<PeerResponse, String> {
+        let (tx, rx) = oneshot::channel();
+        let sender = self
+            .lock()
+            .connections
+            .get(peer_id)
+            .map(|c| c.commands.clone())
+            .ok_or_else(|| format!("peer {peer_id} is not connected"))?;
+        sender
+            .send(SessionCommand::Request { request, reply: tx })
+            .await
+            .map_err(|_| format!("peer {peer_id} disconnected"))?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(response)) => {
+                self.record_success(peer_id, None);
+                Ok(response)
+            }
+            Ok(Err(_)) => {
+                self.record_failure(peer_id, "disconnected before answering");
+                Err(format!("peer {peer_id} disconnected before answering"))
+            }
+            Err(_) => {
+                self.record_failure(peer_id, "request timed out");
+                Err(format!("peer {peer_id} did not answer within {timeout:?}"))
+            }
+        }
+    }
+
+    /// Peer IDs a ban target covers among known peers.
+    pub fn peers_matching(&self, target: &BanTarget) -> Vec<String> {
+        let inner = self.lock();
+        let mut ids: Vec<String> = inner
+            .peers
+            .values()
+            .filter(|p| target.matches(Some(&p.peer_id), &p.ips()))
+            .map(|p| p.peer_id.clone())
+            .collect();
+        if let BanTarget::Peer(id) = target
+            && !ids.contains(id)
+        {
+            ids.push(id.clone());
+        }
+        ids
+    }
+
+    /// A peer served data that failed verification: lower its validity and, when it happens
+    /// `verification_ban_threshold` times within `verification_ban_window`, ban it
+    /// automatically for `automatic_ban_duration`.
+    pub async fn verification_failed(&self, peer_id: &str, reason: &str) {
+        self.penalize(
+            peer_id,
+            VERIFICATION_PENALTY,
+            &format!("served data that failed verification: {reason}"),
+        );
+        let now = now_ms();
+        let window = self.config.verification_ban_window.as_millis() as i64;
+        let count = {
+            let mut inner = self.lock();
+            let Some(peer) = inner.peers.get_mut(peer_id) else {
+                return;
+            };
+            peer.verification_failures.retain(|at| now - at < window);
+            peer.verification_failures.push(now);
+            peer.verification_failures.len()
+        };
+        if count >= self.config.verification_ban_threshold as usize {
+            let reason = format!(
+                "automatic: served data that failed verification {count} times within {} (last: {reason})",
+                crate::clock::format_duration(self.config.verification_ban_window)
+            );
+            match self
+                .ban(
+                    BanTarget::Peer(peer_id.to_string()),
+                    Some(reason),
+                    Some(self.config.automatic_ban_duration),
+                    BanSource::Automatic,
+                )
+                .await
+            {
+                Ok(_) | Err(PeerError::Conflict(_)) => {}
+                Err(e) => tracing::error!(peer = %peer_id, "cannot record automatic ban: {e}"),
+            }
+        }
     }
 
     /// Counts for status, health and metrics.

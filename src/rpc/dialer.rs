@@ -2,7 +2,6 @@
 //! down, known peers for free outbound slots) and this module opens the connections.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -11,12 +10,13 @@ use tonic::transport::Endpoint;
 
 use super::pb::peer_session_client::PeerSessionClient;
 use super::session::{self, HandshakeError};
-use super::{MAX_MESSAGE_SIZE, OUTBOX_CAPACITY};
+use super::{MAX_MESSAGE_SIZE, OUTBOX_CAPACITY, Services};
 use crate::identity;
 use crate::peers::{DialTarget, Direction, PeerManager, Refusal};
 
 /// Runs until `shutdown`, dialling what the manager plans.
-pub async fn run(manager: Arc<PeerManager>, shutdown: CancellationToken) {
+pub async fn run(services: Services, shutdown: CancellationToken) {
+    let manager = services.peers.clone();
     let mut tick = tokio::time::interval(manager.config().dial_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -24,7 +24,7 @@ pub async fn run(manager: Arc<PeerManager>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {
                 for target in manager.plan_dials() {
-                    tokio::spawn(dial(manager.clone(), target, shutdown.clone()));
+                    tokio::spawn(dial(services.clone(), target, shutdown.clone()));
                 }
             }
         }
@@ -32,7 +32,8 @@ pub async fn run(manager: Arc<PeerManager>, shutdown: CancellationToken) {
 }
 
 /// Dials one target; on success runs the session until it ends.
-pub async fn dial(manager: Arc<PeerManager>, target: DialTarget, shutdown: CancellationToken) {
+pub async fn dial(services: Services, target: DialTarget, shutdown: CancellationToken) {
+    let manager = services.peers.clone();
     let timeout = manager.config().connect_timeout;
     let attempt = tokio::time::timeout(timeout, open(&manager, &target)).await;
     let opened = match attempt {
@@ -75,7 +76,7 @@ pub async fn dial(manager: Arc<PeerManager>, target: DialTarget, shutdown: Cance
     // Keep the client (and its connection) alive for as long as the session runs.
     let _client = client;
     session::run(
-        manager,
+        services,
         peer_id,
         handle,
         incoming,

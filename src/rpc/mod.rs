@@ -2,6 +2,7 @@
 //! them, and the session loop that carries heartbeats and peer exchange. It translates between
 //! protobuf frames and [`crate::peers::PeerManager`] calls; decisions stay in the manager.
 
+pub mod convert;
 pub mod dialer;
 pub mod session;
 
@@ -15,6 +16,15 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::peers::PeerManager;
+use crate::replication::Registers;
+use crate::replication::lag::RemoteHeights;
+
+/// What the peer protocol edge needs from the domain.
+#[derive(Clone)]
+pub struct Services {
+    pub peers: Arc<PeerManager>,
+    pub registers: Arc<Registers>,
+}
 
 /// Generated protobuf and gRPC code for `proto/sorcha/peer/v1`.
 pub mod pb {
@@ -32,7 +42,7 @@ pub const OUTBOX_CAPACITY: usize = 256;
 
 /// The `PeerSession` gRPC service.
 pub struct PeerSessionService {
-    manager: Arc<PeerManager>,
+    services: Services,
     shutdown: CancellationToken,
 }
 
@@ -49,14 +59,14 @@ impl pb::peer_session_server::PeerSession for PeerSessionService {
         let remote = request
             .remote_addr()
             .ok_or_else(|| Status::internal("the connection has no remote address"))?;
-        if let Err(refusal) = self.manager.admit_address(remote.ip()) {
-            self.manager.handshake_failed(true);
+        if let Err(refusal) = self.services.peers.admit_address(remote.ip()) {
+            self.services.peers.handshake_failed(true);
             return Err(Status::permission_denied(refusal.to_string()));
         }
         let incoming = request.into_inner();
         let (outbox, frames) = mpsc::channel(OUTBOX_CAPACITY);
         tokio::spawn(session::accept(
-            self.manager.clone(),
+            self.services.clone(),
             remote.ip(),
             incoming,
             outbox,
@@ -64,14 +74,93 @@ impl pb::peer_session_server::PeerSession for PeerSessionService {
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(frames).map(Ok))))
     }
+
+    async fn get_register_heights(
+        &self,
+        request: Request<pb::RegisterHeightsRequest>,
+    ) -> Result<Response<pb::RegisterHeightsResponse>, Status> {
+        if let Some(remote) = request.remote_addr()
+            && let Err(refusal) = self.services.peers.admit_address(remote.ip())
+        {
+            return Err(Status::permission_denied(refusal.to_string()));
+        }
+        let registers = &self.services.registers;
+        let mut hashes = Vec::new();
+        for q in request.into_inner().at.into_iter().take(MAX_HEIGHT_QUERIES) {
+            match registers.hash_at(&q.register_id, q.height).await {
+                Ok(Some(hash)) => hashes.push(pb::HeightHash {
+                    register_id: q.register_id,
+                    height: q.height,
+                    hash: hash.to_vec(),
+                }),
+                Ok(None) => {}
+                Err(e) => return Err(Status::unavailable(format!("storage error: {e}"))),
+            }
+        }
+        Ok(Response::new(pb::RegisterHeightsResponse {
+            peer_id: self.services.peers.identity().peer_id().to_string(),
+            registers: convert::heights_to_wire(registers.public_heights()),
+            hashes,
+        }))
+    }
+}
+
+/// Most hash queries answered in one `GetRegisterHeights` call.
+const MAX_HEIGHT_QUERIES: usize = 1000;
+
+/// Asks the node at `address` (host:port of its peer protocol) for its public registers'
+/// heights, and for its docket hashes at the given heights.
+pub async fn remote_heights(
+    address: &str,
+    queries: Vec<(String, u64)>,
+    timeout: std::time::Duration,
+) -> Result<RemoteHeights, String> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| format!("invalid address '{address}': {e}"))?
+        .connect_timeout(timeout)
+        .timeout(timeout);
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    let mut client = pb::peer_session_client::PeerSessionClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_SIZE);
+    let request = pb::RegisterHeightsRequest {
+        at: queries
+            .into_iter()
+            .map(|(register_id, height)| pb::HeightQuery {
+                register_id,
+                height,
+            })
+            .collect(),
+    };
+    let response = client
+        .get_register_heights(request)
+        .await
+        .map_err(|s| format!("{address} refused: {}", s.message()))?
+        .into_inner();
+    let (registers, _) = convert::heights_from_wire(response.registers);
+    let hashes = response
+        .hashes
+        .into_iter()
+        .filter_map(|h| {
+            let hash: [u8; 32] = h.hash.try_into().ok()?;
+            Some((h.register_id, (h.height, hash)))
+        })
+        .collect();
+    Ok(RemoteHeights {
+        peer_id: response.peer_id,
+        registers,
+        hashes,
+    })
 }
 
 /// The gRPC service to mount on the peer listener.
 pub fn service(
-    manager: Arc<PeerManager>,
+    services: Services,
     shutdown: CancellationToken,
 ) -> pb::peer_session_server::PeerSessionServer<PeerSessionService> {
-    pb::peer_session_server::PeerSessionServer::new(PeerSessionService { manager, shutdown })
+    pb::peer_session_server::PeerSessionServer::new(PeerSessionService { services, shutdown })
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE)
 }

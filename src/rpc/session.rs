@@ -1,28 +1,33 @@
 //! One peer session: the handshake on each side, then the loop that exchanges heartbeats and
 //! peer lists until either side leaves, heartbeats go unanswered, or the stream breaks.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use prost::Message;
-use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tonic::Streaming;
 
 use super::pb::{self, frame::Body};
 use super::{CAPABILITIES, PROTOCOL_VERSION};
+use super::{Services, convert};
 use crate::clock::now_ms;
 use crate::config::{MAX_NAME_LEN, validate_host_port};
 use crate::identity::{self, NONCE_LEN, Role, peer_id_for};
 use crate::peers::{
-    CloseOutcome, Direction, KnownAddress, PeerManager, Refusal, SessionCommand, SessionHandle,
-    VerifiedPeer,
+    CloseOutcome, Direction, PeerManager, PeerMessage, PeerRequest, PeerResponse, Refusal,
+    SessionCommand, SessionHandle, VerifiedPeer,
 };
 
 /// Validity penalty for a frame that breaks the protocol after the handshake.
 const PROTOCOL_VIOLATION_PENALTY: f64 = 0.2;
+/// Inbound storage work (docket requests, pushes, submissions) queued per session before the
+/// peer counts as flooding us.
+const WORK_QUEUE: usize = 1024;
 
 /// Why a handshake did not produce a session.
 #[derive(Debug)]
@@ -145,12 +150,13 @@ fn refusal_from_goodbye(reason: String) -> HandshakeError {
 
 /// Accepting side: runs the handshake for an inbound stream, then the session.
 pub async fn accept(
-    manager: Arc<PeerManager>,
+    services: Services,
     remote_ip: IpAddr,
     mut incoming: Streaming<pb::Frame>,
     outbox: mpsc::Sender<pb::Frame>,
     shutdown: CancellationToken,
 ) {
+    let manager = services.peers.clone();
     let timeout = manager.config().connect_timeout;
     let handshake = tokio::time::timeout(
         timeout,
@@ -160,7 +166,7 @@ pub async fn accept(
     .unwrap_or_else(|_| Err(failed("handshake timed out")));
     match handshake {
         Ok((peer_id, handle)) => {
-            run(manager, peer_id, handle, incoming, outbox, shutdown, false).await
+            run(services, peer_id, handle, incoming, outbox, shutdown, false).await
         }
         Err(e) => {
             let (refused, reason) = match e {
@@ -263,31 +269,356 @@ pub fn hello(local: Vec<u8>, nonce: Vec<u8>) -> pb::Frame {
     }))
 }
 
-fn to_wire(entries: Vec<KnownAddress>) -> Vec<pb::PeerAddress> {
-    entries
-        .into_iter()
-        .map(|e| pb::PeerAddress {
-            peer_id: e.peer_id,
-            address: e.address,
-            last_seen_ms: e.last_seen_ms,
-        })
-        .collect()
+/// Inbound work that touches storage, handled in order by one task per session so the frame
+/// loop never waits on the database.
+enum Work {
+    ServeDockets(pb::DocketRequest),
+    Push(pb::DocketEntry),
+    Submit(pb::SubmitTransaction),
 }
 
-fn from_wire(entries: Vec<pb::PeerAddress>) -> Vec<KnownAddress> {
-    entries
-        .into_iter()
-        .map(|e| KnownAddress {
-            peer_id: e.peer_id,
-            address: e.address,
-            last_seen_ms: e.last_seen_ms,
+async fn run_worker(
+    services: Services,
+    peer_id: String,
+    mut work: mpsc::Receiver<Work>,
+    outbox: mpsc::Sender<pb::Frame>,
+) {
+    while let Some(item) = work.recv().await {
+        let reply = match item {
+            Work::ServeDockets(r) => {
+                let (dockets, error) = match services
+                    .registers
+                    .serve_dockets(&r.register_id, r.from_number, r.max_dockets, r.headers_only)
+                    .await
+                {
+                    Ok(batch) => (
+                        batch.iter().map(convert::docket_to_wire).collect(),
+                        String::new(),
+                    ),
+                    Err(e) => (Vec::new(), e),
+                };
+                Some(Body::DocketBatch(pb::DocketBatch {
+                    request_id: r.request_id,
+                    register_id: r.register_id,
+                    dockets,
+                    error,
+                }))
+            }
+            Work::Push(entry) => {
+                match convert::docket_from_wire(entry) {
+                    Ok(entry) => services.registers.on_push(&peer_id, Arc::new(entry)).await,
+                    Err(e) => {
+                        services
+                            .peers
+                            .verification_failed(&peer_id, &format!("malformed docket: {e}"))
+                            .await
+                    }
+                }
+                None
+            }
+            Work::Submit(s) => {
+                let (transaction_id, error) = match services
+                    .registers
+                    .submit_from_peer(&s.register_id, s.payload)
+                    .await
+                {
+                    Ok(id) => (id, String::new()),
+                    Err(e) => (String::new(), e),
+                };
+                Some(Body::SubmitResult(pb::SubmitResult {
+                    request_id: s.request_id,
+                    transaction_id,
+                    error,
+                }))
+            }
+        };
+        if let Some(body) = reply
+            && push(&outbox, frame(body)).is_err()
+        {
+            break;
+        }
+    }
+}
+
+/// A request waiting for the peer's answer.
+enum Pending {
+    Dockets(oneshot::Sender<PeerResponse>),
+    Submit(oneshot::Sender<PeerResponse>),
+}
+
+/// Per-session bookkeeping of the frame loop.
+struct Session {
+    services: Services,
+    peer_id: String,
+    outbox: mpsc::Sender<pb::Frame>,
+    work: mpsc::Sender<Work>,
+    next_id: u64,
+    outstanding_ping: Option<(u64, Instant)>,
+    missed: u32,
+    exchange_pending: Option<(u64, Instant)>,
+    pending: HashMap<u64, Pending>,
+}
+
+impl Session {
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn send(&self, body: Body) -> Result<(), CloseOutcome> {
+        push(&self.outbox, frame(body)).map_err(CloseOutcome::Failed)
+    }
+
+    fn violation(&self, what: &str) {
+        self.services.peers.penalize(
+            &self.peer_id,
+            PROTOCOL_VIOLATION_PENALTY,
+            &format!("protocol violation: {what}"),
+        );
+    }
+
+    fn queue(&self, work: Work) -> Result<(), CloseOutcome> {
+        self.work.try_send(work).map_err(|_| {
+            CloseOutcome::Failed("peer sends more work than this node can keep up with".into())
         })
-        .collect()
+    }
+
+    fn advertised(&self, registers: Vec<pb::RegisterHeight>) {
+        let (heights, bad) = convert::heights_from_wire(registers);
+        if bad > 0 {
+            self.violation("malformed register advertisement");
+        }
+        self.services
+            .registers
+            .on_advertisement(&self.peer_id, heights);
+    }
+
+    fn command(&mut self, command: SessionCommand) -> Result<(), CloseOutcome> {
+        let config = self.services.peers.config().clone();
+        match command {
+            SessionCommand::Close(reason) => {
+                let _ = push(&self.outbox, goodbye(&reason));
+                Err(CloseOutcome::Graceful(reason))
+            }
+            SessionCommand::ExchangePeers => {
+                if self.exchange_pending.is_some() {
+                    return Ok(());
+                }
+                let id = self.next_id();
+                let peers = convert::addresses_to_wire(
+                    self.services
+                        .peers
+                        .exchange_entries(&self.peer_id, config.exchange_max_entries),
+                );
+                self.send(Body::ExchangeRequest(pb::PeerExchangeRequest {
+                    request_id: id,
+                    peers,
+                    max_peers: config.exchange_max_entries as u32,
+                }))?;
+                self.exchange_pending = Some((id, Instant::now()));
+                Ok(())
+            }
+            SessionCommand::Send(message) => self.send(match message {
+                PeerMessage::Advertise(heights) => Body::Advertise(pb::Advertise {
+                    registers: convert::heights_to_wire(heights),
+                }),
+                PeerMessage::Follow {
+                    register_id,
+                    follow,
+                } => Body::Follow(pb::Follow {
+                    register_id,
+                    follow,
+                }),
+                PeerMessage::Push(entry) => Body::DocketPush(pb::DocketPush {
+                    docket: Some(convert::docket_to_wire(&entry)),
+                }),
+            }),
+            SessionCommand::Request { request, reply } => {
+                let id = self.next_id();
+                let (body, pending) = match request {
+                    PeerRequest::Dockets {
+                        register_id,
+                        from,
+                        max,
+                        headers_only,
+                    } => (
+                        Body::DocketRequest(pb::DocketRequest {
+                            request_id: id,
+                            register_id,
+                            from_number: from,
+                            max_dockets: max,
+                            headers_only,
+                        }),
+                        Pending::Dockets(reply),
+                    ),
+                    PeerRequest::Submit {
+                        register_id,
+                        payload,
+                    } => (
+                        Body::Submit(pb::SubmitTransaction {
+                            request_id: id,
+                            register_id,
+                            payload,
+                        }),
+                        Pending::Submit(reply),
+                    ),
+                };
+                self.send(body)?;
+                self.pending.insert(id, pending);
+                Ok(())
+            }
+        }
+    }
+
+    fn heartbeat(&mut self) -> Result<(), CloseOutcome> {
+        let config = self.services.peers.config().clone();
+        if self.outstanding_ping.take().is_some() {
+            self.missed += 1;
+            let too_many_failures = self
+                .services
+                .peers
+                .record_failure(&self.peer_id, "missed heartbeat");
+            if self.missed >= config.missed_heartbeats || too_many_failures {
+                let reason = format!("{} heartbeats unanswered", self.missed);
+                let _ = push(&self.outbox, goodbye(&reason));
+                return Err(CloseOutcome::Failed(reason));
+            }
+        }
+        let exchange_timeout = config.heartbeat_interval * config.missed_heartbeats;
+        if self
+            .exchange_pending
+            .is_some_and(|(_, at)| at.elapsed() > exchange_timeout)
+        {
+            self.exchange_pending = None;
+            self.services
+                .peers
+                .record_failure(&self.peer_id, "peer exchange unanswered");
+        }
+        let sequence = self.next_id();
+        self.send(Body::Ping(pb::Ping {
+            sequence,
+            sent_at_ms: now_ms(),
+            registers: convert::heights_to_wire(self.services.registers.public_heights()),
+        }))?;
+        self.outstanding_ping = Some((sequence, Instant::now()));
+        Ok(())
+    }
+
+    /// Handles one frame of an established session. `Err` ends the session.
+    fn frame(&mut self, body: Body) -> Result<(), CloseOutcome> {
+        let manager = self.services.peers.clone();
+        match body {
+            Body::Ping(ping) => {
+                self.advertised(ping.registers);
+                self.send(Body::Pong(pb::Pong {
+                    sequence: ping.sequence,
+                }))
+            }
+            Body::Pong(pong) => {
+                // A pong for an older ping (answered after we gave up on it) is ignored.
+                if let Some((sequence, sent)) = self.outstanding_ping
+                    && sequence == pong.sequence
+                {
+                    self.outstanding_ping = None;
+                    self.missed = 0;
+                    manager.record_success(&self.peer_id, Some(sent.elapsed()));
+                }
+                Ok(())
+            }
+            Body::ExchangeRequest(request) => {
+                // With exchange off this node neither learns nor shares, but still answers
+                // (with nothing) so the asking peer does not count a failure.
+                let peers = if manager.config().exchange_enabled() {
+                    manager.learn(&self.peer_id, convert::addresses_from_wire(request.peers));
+                    let max =
+                        (request.max_peers as usize).min(manager.config().exchange_max_entries);
+                    convert::addresses_to_wire(manager.exchange_entries(&self.peer_id, max))
+                } else {
+                    Vec::new()
+                };
+                self.send(Body::ExchangeResponse(pb::PeerExchangeResponse {
+                    request_id: request.request_id,
+                    peers,
+                }))
+            }
+            Body::ExchangeResponse(response) => {
+                match self.exchange_pending {
+                    Some((id, _)) if id == response.request_id => {
+                        self.exchange_pending = None;
+                        manager.learn(&self.peer_id, convert::addresses_from_wire(response.peers));
+                        manager.record_success(&self.peer_id, None);
+                    }
+                    _ => self.violation("unsolicited peer-exchange response"),
+                }
+                Ok(())
+            }
+            Body::Advertise(a) => {
+                self.advertised(a.registers);
+                Ok(())
+            }
+            Body::DocketRequest(r) => self.queue(Work::ServeDockets(r)),
+            Body::DocketPush(p) => match p.docket {
+                Some(entry) => self.queue(Work::Push(entry)),
+                None => {
+                    self.violation("empty docket push");
+                    Ok(())
+                }
+            },
+            Body::Submit(s) => self.queue(Work::Submit(s)),
+            Body::Follow(f) => {
+                self.services
+                    .registers
+                    .set_follower(&self.peer_id, &f.register_id, f.follow);
+                Ok(())
+            }
+            Body::DocketBatch(batch) => {
+                match self.pending.remove(&batch.request_id) {
+                    Some(Pending::Dockets(reply)) => {
+                        let result = if batch.error.is_empty() {
+                            batch
+                                .dockets
+                                .into_iter()
+                                .map(convert::docket_from_wire)
+                                .collect::<Result<Vec<_>, String>>()
+                                .map_err(|e| format!("malformed docket: {e}"))
+                        } else {
+                            Err(batch.error)
+                        };
+                        let _ = reply.send(PeerResponse::Dockets(result)); // the asker may have given up
+                    }
+                    _ => self.violation("unsolicited docket batch"),
+                }
+                Ok(())
+            }
+            Body::SubmitResult(result) => {
+                match self.pending.remove(&result.request_id) {
+                    Some(Pending::Submit(reply)) => {
+                        let outcome = if result.error.is_empty() {
+                            Ok(result.transaction_id)
+                        } else {
+                            Err(result.error)
+                        };
+                        let _ = reply.send(PeerResponse::Submitted(outcome)); // the asker may have given up
+                    }
+                    _ => self.violation("unsolicited submit result"),
+                }
+                Ok(())
+            }
+            Body::Goodbye(g) => Err(CloseOutcome::Graceful(format!(
+                "peer said goodbye: {}",
+                g.reason
+            ))),
+            Body::Hello(_) | Body::HelloAck(_) | Body::Auth(_) | Body::Welcome(_) => {
+                self.violation("handshake frame after the handshake");
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The session loop, the same on both sides once the handshake is done.
 pub async fn run(
-    manager: Arc<PeerManager>,
+    services: Services,
     peer_id: String,
     handle: SessionHandle,
     mut incoming: Streaming<pb::Frame>,
@@ -295,158 +626,73 @@ pub async fn run(
     shutdown: CancellationToken,
     exchange_first: bool,
 ) {
-    let config = manager.config().clone();
+    let config = services.peers.config().clone();
     let SessionHandle {
         conn_id,
         mut commands,
     } = handle;
+    let (work_tx, work_rx) = mpsc::channel(WORK_QUEUE);
+    let worker = tokio::spawn(run_worker(
+        services.clone(),
+        peer_id.clone(),
+        work_rx,
+        outbox.clone(),
+    ));
+    let mut session = Session {
+        services: services.clone(),
+        peer_id: peer_id.clone(),
+        outbox: outbox.clone(),
+        work: work_tx,
+        next_id: 0,
+        outstanding_ping: None,
+        missed: 0,
+        exchange_pending: None,
+        pending: HashMap::new(),
+    };
     let mut heartbeat = tokio::time::interval(config.heartbeat_interval);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut sequence = 0u64;
-    let mut outstanding: Option<(u64, Instant)> = None;
-    let mut missed = 0u32;
-    let mut exchange_pending: Option<(u64, Instant)> = None;
-    let exchange_timeout = config.heartbeat_interval * config.missed_heartbeats;
-    let mut exchange_first = exchange_first;
+    // Tell the peer at once what we hold, rather than at the first heartbeat.
+    let mut first = vec![SessionCommand::Send(PeerMessage::Advertise(
+        services.registers.public_heights(),
+    ))];
+    if exchange_first {
+        first.push(SessionCommand::ExchangePeers);
+    }
+    let mut first = first.into_iter();
 
     let outcome = loop {
-        tokio::select! {
+        let step = tokio::select! {
             _ = shutdown.cancelled() => {
                 let _ = push(&outbox, goodbye("node shutting down"));
-                break CloseOutcome::Graceful("node shutting down".into());
+                Err(CloseOutcome::Graceful("node shutting down".into()))
             }
-            command = async { if exchange_first { Some(SessionCommand::ExchangePeers) } else { commands.recv().await } } => match command {
-                Some(SessionCommand::Close(reason)) => {
-                    let _ = push(&outbox, goodbye(&reason));
-                    break CloseOutcome::Graceful(reason);
+            command = async {
+                match first.next() {
+                    Some(c) => Some(c),
+                    None => commands.recv().await,
                 }
-                Some(SessionCommand::ExchangePeers) => {
-                    exchange_first = false;
-                    if exchange_pending.is_some() {
-                        continue;
-                    }
-                    sequence += 1;
-                    let peers = to_wire(manager.exchange_entries(&peer_id, config.exchange_max_entries));
-                    let request = pb::PeerExchangeRequest {
-                        request_id: sequence,
-                        peers,
-                        max_peers: config.exchange_max_entries as u32,
-                    };
-                    if let Err(e) = push(&outbox, frame(Body::ExchangeRequest(request))) {
-                        break CloseOutcome::Failed(e);
-                    }
-                    exchange_pending = Some((sequence, Instant::now()));
-                }
+            } => match command {
+                Some(command) => session.command(command),
                 // The manager dropped this connection (replaced by a newer one).
-                None => break CloseOutcome::Graceful("replaced by a newer connection".into()),
+                None => Err(CloseOutcome::Graceful("replaced by a newer connection".into())),
             },
-            _ = heartbeat.tick() => {
-                if outstanding.take().is_some() {
-                    missed += 1;
-                    let too_many_failures = manager.record_failure(&peer_id, "missed heartbeat");
-                    if missed >= config.missed_heartbeats || too_many_failures {
-                        let reason = format!("{missed} heartbeats unanswered");
-                        let _ = push(&outbox, goodbye(&reason));
-                        break CloseOutcome::Failed(reason);
-                    }
-                }
-                if exchange_pending.is_some_and(|(_, at)| at.elapsed() > exchange_timeout) {
-                    exchange_pending = None;
-                    manager.record_failure(&peer_id, "peer exchange unanswered");
-                }
-                sequence += 1;
-                let ping = pb::Ping { sequence, sent_at_ms: now_ms() };
-                if let Err(e) = push(&outbox, frame(Body::Ping(ping))) {
-                    break CloseOutcome::Failed(e);
-                }
-                outstanding = Some((sequence, Instant::now()));
-            }
+            _ = heartbeat.tick() => session.heartbeat(),
             message = incoming.message() => match message {
-                Ok(Some(pb::Frame { body: Some(body) })) => {
-                    if let Err(e) = handle_frame(&manager, &peer_id, body, &outbox, &mut outstanding, &mut missed, &mut exchange_pending) {
-                        break e;
-                    }
+                Ok(Some(pb::Frame { body: Some(body) })) => session.frame(body),
+                Ok(Some(_)) => {
+                    session.violation("empty frame");
+                    Ok(())
                 }
-                Ok(Some(_)) => manager.penalize(&peer_id, PROTOCOL_VIOLATION_PENALTY, "protocol violation: empty frame"),
-                Ok(None) => break CloseOutcome::Failed("stream ended without goodbye".into()),
-                Err(status) => break CloseOutcome::Failed(format!("stream error: {}", status.message())),
+                Ok(None) => Err(CloseOutcome::Failed("stream ended without goodbye".into())),
+                Err(status) => Err(CloseOutcome::Failed(format!("stream error: {}", status.message()))),
             },
+        };
+        if let Err(outcome) = step {
+            break outcome;
         }
     };
-    manager.connection_closed(&peer_id, conn_id, &outcome);
-}
-
-/// Handles one frame of an established session. `Err` ends the session with that outcome.
-fn handle_frame(
-    manager: &PeerManager,
-    peer_id: &str,
-    body: Body,
-    outbox: &mpsc::Sender<pb::Frame>,
-    outstanding: &mut Option<(u64, Instant)>,
-    missed: &mut u32,
-    exchange_pending: &mut Option<(u64, Instant)>,
-) -> Result<(), CloseOutcome> {
-    match body {
-        Body::Ping(ping) => push(
-            outbox,
-            frame(Body::Pong(pb::Pong {
-                sequence: ping.sequence,
-            })),
-        )
-        .map_err(CloseOutcome::Failed),
-        Body::Pong(pong) => {
-            // A pong for an older ping (answered after we gave up on it) is ignored.
-            if let Some((sequence, sent)) = *outstanding
-                && sequence == pong.sequence
-            {
-                *outstanding = None;
-                *missed = 0;
-                manager.record_success(peer_id, Some(sent.elapsed()));
-            }
-            Ok(())
-        }
-        Body::ExchangeRequest(request) => {
-            // With exchange off this node neither learns nor shares, but still answers (with
-            // nothing) so the asking peer does not count a failure.
-            let peers = if manager.config().exchange_enabled() {
-                manager.learn(peer_id, from_wire(request.peers));
-                let max = (request.max_peers as usize).min(manager.config().exchange_max_entries);
-                to_wire(manager.exchange_entries(peer_id, max))
-            } else {
-                Vec::new()
-            };
-            let response = pb::PeerExchangeResponse {
-                request_id: request.request_id,
-                peers,
-            };
-            push(outbox, frame(Body::ExchangeResponse(response))).map_err(CloseOutcome::Failed)
-        }
-        Body::ExchangeResponse(response) => {
-            match *exchange_pending {
-                Some((id, _)) if id == response.request_id => {
-                    *exchange_pending = None;
-                    manager.learn(peer_id, from_wire(response.peers));
-                    manager.record_success(peer_id, None);
-                }
-                _ => manager.penalize(
-                    peer_id,
-                    PROTOCOL_VIOLATION_PENALTY,
-                    "protocol violation: unsolicited peer-exchange response",
-                ),
-            }
-            Ok(())
-        }
-        Body::Goodbye(g) => Err(CloseOutcome::Graceful(format!(
-            "peer said goodbye: {}",
-            g.reason
-        ))),
-        Body::Hello(_) | Body::HelloAck(_) | Body::Auth(_) | Body::Welcome(_) => {
-            manager.penalize(
-                peer_id,
-                PROTOCOL_VIOLATION_PENALTY,
-                "protocol violation: handshake frame after the handshake",
-            );
-            Ok(())
-        }
-    }
+    worker.abort();
+    services
+        .peers
+        .connection_closed(&peer_id, conn_id, &outcome);
 }

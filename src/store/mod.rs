@@ -71,6 +71,56 @@ pub struct BanRow {
     pub expires_at_ms: Option<i64>,
 }
 
+/// A register held by this node. `height`/`head_hash`/`latest_version` describe the newest
+/// docket held and are written atomically with it (they are the replication checkpoint).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegisterRow {
+    pub register_id: String,
+    pub is_public: bool,
+    /// `origin`, `full-replica` or `forward-only`.
+    pub role: String,
+    pub origin_key: String,
+    pub created_at_ms: i64,
+    pub height: i64,
+    pub head_hash: String,
+    pub latest_version: i64,
+    /// Dockets up to this number are not held with their transactions (forward-only start).
+    pub base_height: i64,
+}
+
+/// A docket header with its signature; hashes and signature hex-encoded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DocketRow {
+    pub register_id: String,
+    pub number: i64,
+    pub previous_hash: String,
+    pub merkle_root: String,
+    pub tx_count: i64,
+    pub first_version: i64,
+    pub sealed_at_ms: i64,
+    pub hash: String,
+    pub signature: String,
+}
+
+/// A transaction's state (without its payload).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TxRow {
+    pub tx_id: String,
+    pub size: i64,
+    pub received_at_ms: i64,
+    pub version: Option<i64>,
+    pub docket_number: Option<i64>,
+}
+
+/// A replication subscription.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubscriptionRow {
+    pub register_id: String,
+    /// `full-replica` or `forward-only`.
+    pub mode: String,
+    pub created_at_ms: i64,
+}
+
 /// What the node persists. Every method either succeeds or returns the error; nothing is
 /// swallowed here, callers decide whether to fail the request or log loudly.
 #[async_trait]
@@ -89,6 +139,67 @@ pub trait Store: Send + Sync {
     async fn insert_ban(&self, ban: &BanRow) -> Result<(), StoreError>;
     /// Returns whether a ban was deleted.
     async fn delete_ban(&self, target: &str) -> Result<bool, StoreError>;
+    async fn load_registers(&self) -> Result<Vec<RegisterRow>, StoreError>;
+    /// Creates or replaces a register row together with one docket (its genesis or anchor).
+    async fn put_register(
+        &self,
+        register: &RegisterRow,
+        docket: &DocketRow,
+    ) -> Result<(), StoreError>;
+    /// Stores a pending transaction; false if the register already has it.
+    async fn insert_pending(
+        &self,
+        register_id: &str,
+        tx_id: &str,
+        payload: &[u8],
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// The oldest pending transactions, up to `limit`, as (tx_id, payload).
+    async fn pending(
+        &self,
+        register_id: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    async fn count_pending(&self, register_id: &str) -> Result<i64, StoreError>;
+    /// Seals pending transactions (in the given order, from `docket.first_version`) into
+    /// `docket` and moves the head to `head`, atomically.
+    async fn seal(
+        &self,
+        head: &RegisterRow,
+        docket: &DocketRow,
+        tx_ids: &[String],
+    ) -> Result<(), StoreError>;
+    /// Appends verified dockets with their transactions and moves the head, atomically: a
+    /// crash leaves either all of the batch or none of it.
+    async fn append(
+        &self,
+        head: &RegisterRow,
+        dockets: &[(DocketRow, Vec<(String, Vec<u8>)>)],
+    ) -> Result<(), StoreError>;
+    /// Dockets numbered `from..` (ascending), at most `limit`.
+    async fn dockets(
+        &self,
+        register_id: &str,
+        from: i64,
+        limit: i64,
+    ) -> Result<Vec<DocketRow>, StoreError>;
+    /// Sealed payloads with versions `first..=last`, in version order.
+    async fn payloads(
+        &self,
+        register_id: &str,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<Vec<u8>>, StoreError>;
+    async fn transaction(
+        &self,
+        register_id: &str,
+        tx_id: &str,
+    ) -> Result<Option<TxRow>, StoreError>;
+    /// Deletes a register and all it holds; returns (transactions, dockets) removed.
+    async fn purge(&self, register_id: &str) -> Result<(u64, u64), StoreError>;
+    async fn load_subscriptions(&self) -> Result<Vec<SubscriptionRow>, StoreError>;
+    async fn put_subscription(&self, sub: &SubscriptionRow) -> Result<(), StoreError>;
+    async fn delete_subscription(&self, register_id: &str) -> Result<bool, StoreError>;
     /// Closes the connection pool (waits for in-flight statements).
     async fn close(&self);
 }
@@ -143,7 +254,69 @@ mod sql {
     pub const SELECT_BANS: &str = "SELECT target, kind, reason, source, banned_at_ms, expires_at_ms FROM bans ORDER BY banned_at_ms, target";
     pub const INSERT_BAN: &str = "INSERT INTO bans (target, kind, reason, source, banned_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6)";
     pub const DELETE_BAN: &str = "DELETE FROM bans WHERE target = $1";
+
+    pub const SELECT_REGISTERS: &str = "SELECT register_id, is_public, role, origin_key, created_at_ms, height, head_hash, latest_version, base_height FROM registers ORDER BY register_id";
+    pub const UPSERT_REGISTER: &str = concat!(
+        "INSERT INTO registers (register_id, is_public, role, origin_key, created_at_ms, height, head_hash, latest_version, base_height) ",
+        "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (register_id) DO UPDATE SET is_public = excluded.is_public, ",
+        "role = excluded.role, origin_key = excluded.origin_key, height = excluded.height, head_hash = excluded.head_hash, ",
+        "latest_version = excluded.latest_version, base_height = excluded.base_height"
+    );
+    pub const INSERT_DOCKET: &str = "INSERT INTO dockets (register_id, number, previous_hash, merkle_root, tx_count, first_version, sealed_at_ms, hash, signature) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)";
+    pub const SELECT_DOCKETS: &str = "SELECT register_id, number, previous_hash, merkle_root, tx_count, first_version, sealed_at_ms, hash, signature FROM dockets WHERE register_id = $1 AND number >= $2 ORDER BY number LIMIT $3";
+    pub const INSERT_PENDING: &str = "INSERT INTO transactions (register_id, tx_id, payload, received_at_ms) VALUES ($1,$2,$3,$4) ON CONFLICT (register_id, tx_id) DO NOTHING";
+    pub const SELECT_PENDING: &str = "SELECT tx_id, payload FROM transactions WHERE register_id = $1 AND version IS NULL ORDER BY received_at_ms, tx_id LIMIT $2";
+    pub const COUNT_PENDING: &str =
+        "SELECT COUNT(*) AS n FROM transactions WHERE register_id = $1 AND version IS NULL";
+    pub const SEAL_TX: &str = "UPDATE transactions SET version = $3, docket_number = $4 WHERE register_id = $1 AND tx_id = $2 AND version IS NULL";
+    pub const UPSERT_SEALED_TX: &str = concat!(
+        "INSERT INTO transactions (register_id, tx_id, payload, received_at_ms, version, docket_number) VALUES ($1,$2,$3,$4,$5,$6) ",
+        "ON CONFLICT (register_id, tx_id) DO UPDATE SET version = excluded.version, docket_number = excluded.docket_number"
+    );
+    pub const SELECT_PAYLOADS: &str = "SELECT payload FROM transactions WHERE register_id = $1 AND version >= $2 AND version <= $3 ORDER BY version";
+    pub const SELECT_TX: &str = "SELECT tx_id, payload, received_at_ms, version, docket_number FROM transactions WHERE register_id = $1 AND tx_id = $2";
+    pub const DELETE_TXS: &str = "DELETE FROM transactions WHERE register_id = $1";
+    pub const DELETE_DOCKETS: &str = "DELETE FROM dockets WHERE register_id = $1";
+    pub const DELETE_REGISTER: &str = "DELETE FROM registers WHERE register_id = $1";
+    pub const SELECT_SUBSCRIPTIONS: &str =
+        "SELECT register_id, mode, created_at_ms FROM subscriptions ORDER BY register_id";
+    pub const UPSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions (register_id, mode, created_at_ms) VALUES ($1,$2,$3) ON CONFLICT (register_id) DO UPDATE SET mode = excluded.mode";
+    pub const DELETE_SUBSCRIPTION: &str = "DELETE FROM subscriptions WHERE register_id = $1";
 }
+
+/// Binds a [`RegisterRow`] to [`sql::UPSERT_REGISTER`].
+macro_rules! bind_register {
+    ($query:expr, $r:expr) => {
+        $query
+            .bind(&$r.register_id)
+            .bind($r.is_public)
+            .bind(&$r.role)
+            .bind(&$r.origin_key)
+            .bind($r.created_at_ms)
+            .bind($r.height)
+            .bind(&$r.head_hash)
+            .bind($r.latest_version)
+            .bind($r.base_height)
+    };
+}
+pub(crate) use bind_register;
+
+/// Binds a [`DocketRow`] to [`sql::INSERT_DOCKET`].
+macro_rules! bind_docket {
+    ($query:expr, $d:expr) => {
+        $query
+            .bind(&$d.register_id)
+            .bind($d.number)
+            .bind(&$d.previous_hash)
+            .bind(&$d.merkle_root)
+            .bind($d.tx_count)
+            .bind($d.first_version)
+            .bind($d.sealed_at_ms)
+            .bind(&$d.hash)
+            .bind(&$d.signature)
+    };
+}
+pub(crate) use bind_docket;
 
 /// Implements [`Store`] for a backend struct with a `pool` field, using the shared SQL above.
 macro_rules! shared_store_impl {
@@ -274,6 +447,295 @@ macro_rules! shared_store_impl {
             async fn delete_ban(&self, target: &str) -> Result<bool, $crate::store::StoreError> {
                 let done = sqlx::query($crate::store::sql::DELETE_BAN)
                     .bind(target)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn load_registers(
+                &self,
+            ) -> Result<Vec<$crate::store::RegisterRow>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::store::sql::SELECT_REGISTERS)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::store::RegisterRow {
+                            register_id: r.try_get("register_id")?,
+                            is_public: r.try_get("is_public")?,
+                            role: r.try_get("role")?,
+                            origin_key: r.try_get("origin_key")?,
+                            created_at_ms: r.try_get("created_at_ms")?,
+                            height: r.try_get("height")?,
+                            head_hash: r.try_get("head_hash")?,
+                            latest_version: r.try_get("latest_version")?,
+                            base_height: r.try_get("base_height")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))
+            }
+
+            async fn put_register(
+                &self,
+                register: &$crate::store::RegisterRow,
+                docket: &$crate::store::DocketRow,
+            ) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                bind_register!(sqlx::query($crate::store::sql::UPSERT_REGISTER), register)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM dockets WHERE register_id = $1 AND number = $2")
+                    .bind(&docket.register_id)
+                    .bind(docket.number)
+                    .execute(&mut *tx)
+                    .await?;
+                bind_docket!(sqlx::query($crate::store::sql::INSERT_DOCKET), docket)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn insert_pending(
+                &self,
+                register_id: &str,
+                tx_id: &str,
+                payload: &[u8],
+                now_ms: i64,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let done = sqlx::query($crate::store::sql::INSERT_PENDING)
+                    .bind(register_id)
+                    .bind(tx_id)
+                    .bind(payload)
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn pending(
+                &self,
+                register_id: &str,
+                limit: i64,
+            ) -> Result<Vec<(String, Vec<u8>)>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::store::sql::SELECT_PENDING)
+                    .bind(register_id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("tx_id")?, r.try_get("payload")?)))
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))
+            }
+
+            async fn count_pending(
+                &self,
+                register_id: &str,
+            ) -> Result<i64, $crate::store::StoreError> {
+                use sqlx::Row;
+                let row = sqlx::query($crate::store::sql::COUNT_PENDING)
+                    .bind(register_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(row.try_get("n")?)
+            }
+
+            async fn seal(
+                &self,
+                head: &$crate::store::RegisterRow,
+                docket: &$crate::store::DocketRow,
+                tx_ids: &[String],
+            ) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                for (i, id) in tx_ids.iter().enumerate() {
+                    let done = sqlx::query($crate::store::sql::SEAL_TX)
+                        .bind(&docket.register_id)
+                        .bind(id)
+                        .bind(docket.first_version + i as i64)
+                        .bind(docket.number)
+                        .execute(&mut *tx)
+                        .await?;
+                    if done.rows_affected() != 1 {
+                        return Err($crate::store::StoreError::Corrupt(format!(
+                            "transaction {id} is not pending"
+                        )));
+                    }
+                }
+                bind_docket!(sqlx::query($crate::store::sql::INSERT_DOCKET), docket)
+                    .execute(&mut *tx)
+                    .await?;
+                bind_register!(sqlx::query($crate::store::sql::UPSERT_REGISTER), head)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn append(
+                &self,
+                head: &$crate::store::RegisterRow,
+                dockets: &[($crate::store::DocketRow, Vec<(String, Vec<u8>)>)],
+            ) -> Result<(), $crate::store::StoreError> {
+                let now = $crate::clock::now_ms();
+                let mut tx = self.pool.begin().await?;
+                for (docket, txs) in dockets {
+                    bind_docket!(sqlx::query($crate::store::sql::INSERT_DOCKET), docket)
+                        .execute(&mut *tx)
+                        .await?;
+                    for (i, (id, payload)) in txs.iter().enumerate() {
+                        sqlx::query($crate::store::sql::UPSERT_SEALED_TX)
+                            .bind(&docket.register_id)
+                            .bind(id)
+                            .bind(payload)
+                            .bind(now)
+                            .bind(docket.first_version + i as i64)
+                            .bind(docket.number)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                bind_register!(sqlx::query($crate::store::sql::UPSERT_REGISTER), head)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn dockets(
+                &self,
+                register_id: &str,
+                from: i64,
+                limit: i64,
+            ) -> Result<Vec<$crate::store::DocketRow>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::store::sql::SELECT_DOCKETS)
+                    .bind(register_id)
+                    .bind(from)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::store::DocketRow {
+                            register_id: r.try_get("register_id")?,
+                            number: r.try_get("number")?,
+                            previous_hash: r.try_get("previous_hash")?,
+                            merkle_root: r.try_get("merkle_root")?,
+                            tx_count: r.try_get("tx_count")?,
+                            first_version: r.try_get("first_version")?,
+                            sealed_at_ms: r.try_get("sealed_at_ms")?,
+                            hash: r.try_get("hash")?,
+                            signature: r.try_get("signature")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))
+            }
+
+            async fn payloads(
+                &self,
+                register_id: &str,
+                first: i64,
+                last: i64,
+            ) -> Result<Vec<Vec<u8>>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::store::sql::SELECT_PAYLOADS)
+                    .bind(register_id)
+                    .bind(first)
+                    .bind(last)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| r.try_get("payload"))
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))
+            }
+
+            async fn transaction(
+                &self,
+                register_id: &str,
+                tx_id: &str,
+            ) -> Result<Option<$crate::store::TxRow>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let row = sqlx::query($crate::store::sql::SELECT_TX)
+                    .bind(register_id)
+                    .bind(tx_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(r) = row else { return Ok(None) };
+                let payload: Vec<u8> = r.try_get("payload")?;
+                Ok(Some($crate::store::TxRow {
+                    tx_id: r.try_get("tx_id")?,
+                    size: payload.len() as i64,
+                    received_at_ms: r.try_get("received_at_ms")?,
+                    version: r.try_get("version")?,
+                    docket_number: r.try_get("docket_number")?,
+                }))
+            }
+
+            async fn purge(
+                &self,
+                register_id: &str,
+            ) -> Result<(u64, u64), $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let txs = sqlx::query($crate::store::sql::DELETE_TXS)
+                    .bind(register_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let dockets = sqlx::query($crate::store::sql::DELETE_DOCKETS)
+                    .bind(register_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query($crate::store::sql::DELETE_REGISTER)
+                    .bind(register_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok((txs.rows_affected(), dockets.rows_affected()))
+            }
+
+            async fn load_subscriptions(
+                &self,
+            ) -> Result<Vec<$crate::store::SubscriptionRow>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::store::sql::SELECT_SUBSCRIPTIONS)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::store::SubscriptionRow {
+                            register_id: r.try_get("register_id")?,
+                            mode: r.try_get("mode")?,
+                            created_at_ms: r.try_get("created_at_ms")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))
+            }
+
+            async fn put_subscription(
+                &self,
+                sub: &$crate::store::SubscriptionRow,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query($crate::store::sql::UPSERT_SUBSCRIPTION)
+                    .bind(&sub.register_id)
+                    .bind(&sub.mode)
+                    .bind(sub.created_at_ms)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_subscription(
+                &self,
+                register_id: &str,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let done = sqlx::query($crate::store::sql::DELETE_SUBSCRIPTION)
+                    .bind(register_id)
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected() > 0)

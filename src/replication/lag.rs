@@ -1,0 +1,116 @@
+//! Replication lag against another node: how many dockets and transactions behind, and
+//! whether the two chains agree at their common height or have forked.
+
+use std::collections::HashMap;
+
+use super::Registers;
+use crate::ledger::Hash;
+use crate::peers::RegisterHeight;
+use crate::store::StoreError;
+
+/// What a remote node reported about its public registers.
+#[derive(Clone, Debug, Default)]
+pub struct RemoteHeights {
+    pub peer_id: String,
+    pub registers: Vec<RegisterHeight>,
+    /// Hash of the remote's docket at the height we asked about, per register.
+    pub hashes: HashMap<String, (u64, Hash)>,
+}
+
+/// One register's lag.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LagRow {
+    pub register_id: String,
+    pub local_version: u64,
+    pub remote_version: u64,
+    pub local_docket_version: u64,
+    pub remote_docket_version: u64,
+    pub transactions_behind: u64,
+    pub dockets_behind: u64,
+    pub diverged: bool,
+    /// False when this node does not hold the register at all.
+    pub held_locally: bool,
+}
+
+impl Registers {
+    /// (register, height) pairs to ask the remote about: our head of every register we hold.
+    pub fn lag_queries(&self) -> Vec<(String, u64)> {
+        self.lock()
+            .held
+            .iter()
+            .map(|(id, h)| (id.clone(), h.head.number))
+            .collect()
+    }
+
+    /// Lag rows for every register the remote advertises (or just `only`).
+    pub async fn lag(
+        &self,
+        remote: &RemoteHeights,
+        only: Option<&str>,
+    ) -> Result<Vec<LagRow>, StoreError> {
+        let mut rows = Vec::new();
+        for r in remote
+            .registers
+            .iter()
+            .filter(|r| only.is_none_or(|o| o == r.register_id))
+        {
+            let held = self.lock().held.get(&r.register_id).cloned();
+            let Some(held) = held else {
+                rows.push(LagRow {
+                    register_id: r.register_id.clone(),
+                    local_version: 0,
+                    remote_version: r.latest_version,
+                    local_docket_version: 0,
+                    remote_docket_version: r.height,
+                    transactions_behind: r.latest_version,
+                    dockets_behind: r.height,
+                    diverged: false,
+                    held_locally: false,
+                });
+                continue;
+            };
+            let local_height = held.head.number;
+            let diverged = if local_height == r.height {
+                held.head_hash != r.head_hash
+            } else if local_height > r.height {
+                // Compare our docket at their height with their head (when we hold it).
+                match self.hash_at_any(&r.register_id, r.height).await? {
+                    Some(ours) => ours != r.head_hash,
+                    None => false,
+                }
+            } else {
+                match remote.hashes.get(&r.register_id) {
+                    Some((h, theirs)) if *h == local_height => *theirs != held.head_hash,
+                    _ => false,
+                }
+            };
+            let local_version = held.latest_version();
+            rows.push(LagRow {
+                register_id: r.register_id.clone(),
+                local_version,
+                remote_version: r.latest_version,
+                local_docket_version: local_height,
+                remote_docket_version: r.height,
+                transactions_behind: r.latest_version.saturating_sub(local_version),
+                dockets_behind: r.height.saturating_sub(local_height),
+                diverged,
+                held_locally: true,
+            });
+        }
+        rows.sort_by(|a, b| a.register_id.cmp(&b.register_id));
+        Ok(rows)
+    }
+
+    /// Hash of our docket `number`, public or not (lag is a local operator view).
+    async fn hash_at_any(
+        &self,
+        register_id: &str,
+        number: u64,
+    ) -> Result<Option<Hash>, StoreError> {
+        let rows = self.store.dockets(register_id, number as i64, 1).await?;
+        match rows.first() {
+            Some(row) if row.number as u64 == number => Ok(Some(super::hex32(&row.hash)?)),
+            _ => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Protobuf ⇄ domain translations for the peer protocol. Anything a peer sends is checked for
+//! shape here (hash lengths, sizes); whether it is *true* is checked by `ledger`.
+
+use super::pb;
+use crate::ledger::{Docket, DocketHeader, DocketWithTransactions};
+use crate::peers::{KnownAddress, RegisterHeight};
+
+fn hash32(bytes: &[u8], what: &str) -> Result<[u8; 32], String> {
+    bytes
+        .try_into()
+        .map_err(|_| format!("{what} is {} bytes, expected 32", bytes.len()))
+}
+
+pub fn heights_to_wire(heights: Vec<RegisterHeight>) -> Vec<pb::RegisterHeight> {
+    heights
+        .into_iter()
+        .map(|h| pb::RegisterHeight {
+            register_id: h.register_id,
+            height: h.height,
+            head_hash: h.head_hash.to_vec(),
+            latest_version: h.latest_version,
+            full_replica: h.full_replica,
+            is_origin: h.is_origin,
+        })
+        .collect()
+}
+
+/// Heights from a peer; malformed entries are dropped (and reported by the caller).
+pub fn heights_from_wire(heights: Vec<pb::RegisterHeight>) -> (Vec<RegisterHeight>, usize) {
+    let total = heights.len();
+    let good: Vec<RegisterHeight> = heights
+        .into_iter()
+        .filter(|h| crate::ledger::validate_register_id(&h.register_id).is_ok())
+        .filter_map(|h| {
+            Some(RegisterHeight {
+                head_hash: hash32(&h.head_hash, "head hash").ok()?,
+                register_id: h.register_id,
+                height: h.height,
+                latest_version: h.latest_version,
+                full_replica: h.full_replica,
+                is_origin: h.is_origin,
+            })
+        })
+        .collect();
+    let bad = total - good.len();
+    (good, bad)
+}
+
+pub fn docket_to_wire(entry: &DocketWithTransactions) -> pb::DocketEntry {
+    let h = &entry.docket.header;
+    pb::DocketEntry {
+        register_id: h.register_id.clone(),
+        number: h.number,
+        previous_hash: h.previous_hash.to_vec(),
+        merkle_root: h.merkle_root.to_vec(),
+        tx_count: h.tx_count,
+        first_version: h.first_version,
+        sealed_at_ms: h.sealed_at_ms,
+        signature: entry.docket.signature.clone(),
+        transactions: entry.transactions.clone(),
+        origin_key: entry.origin_key.map(|k| k.to_vec()).unwrap_or_default(),
+    }
+}
+
+pub fn docket_from_wire(e: pb::DocketEntry) -> Result<DocketWithTransactions, String> {
+    let origin_key = if e.origin_key.is_empty() {
+        None
+    } else {
+        Some(hash32(&e.origin_key, "origin key")?)
+    };
+    Ok(DocketWithTransactions {
+        docket: Docket {
+            header: DocketHeader {
+                register_id: e.register_id,
+                number: e.number,
+                previous_hash: hash32(&e.previous_hash, "previous hash")?,
+                merkle_root: hash32(&e.merkle_root, "Merkle root")?,
+                tx_count: e.tx_count,
+                first_version: e.first_version,
+                sealed_at_ms: e.sealed_at_ms,
+            },
+            signature: e.signature,
+        },
+        origin_key,
+        transactions: e.transactions,
+    })
+}
+
+pub fn addresses_to_wire(entries: Vec<KnownAddress>) -> Vec<pb::PeerAddress> {
+    entries
+        .into_iter()
+        .map(|e| pb::PeerAddress {
+            peer_id: e.peer_id,
+            address: e.address,
+            last_seen_ms: e.last_seen_ms,
+        })
+        .collect()
+}
+
+pub fn addresses_from_wire(entries: Vec<pb::PeerAddress>) -> Vec<KnownAddress> {
+    entries
+        .into_iter()
+        .map(|e| KnownAddress {
+            peer_id: e.peer_id,
+            address: e.address,
+            last_seen_ms: e.last_seen_ms,
+        })
+        .collect()
+}
