@@ -36,6 +36,9 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run a peer node in the foreground')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the node''s identity, addresses, storage and peer counts')
             [CompletionResult]::new('peers', 'peers', [CompletionResultType]::ParameterValue, 'Inspect and manage peers: list, get, ban, unban, reset, bans')
+            [CompletionResult]::new('registers', 'registers', [CompletionResultType]::ParameterValue, 'Registers: create, list, subscribe to, unsubscribe from, purge')
+            [CompletionResult]::new('tx', 'tx', [CompletionResultType]::ParameterValue, 'Transactions: submit and look up')
+            [CompletionResult]::new('lag', 'lag', [CompletionResultType]::ParameterValue, 'How far this node is behind another node, per register (exit 1 beyond --max-lag)')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Configuration helpers')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -141,6 +144,7 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Ban even if it is the only source of an active subscription')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
             [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also honoured: the NO_COLOR environment variable)')
@@ -226,6 +230,256 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         'sorcha-peer;peers;help;help' {
             break
         }
+        'sorcha-peer;registers' {
+            [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also honoured: the NO_COLOR environment variable)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Registers this node holds (as origin or replica)')
+            [CompletionResult]::new('available', 'available', [CompletionResultType]::ParameterValue, 'Public registers advertised by connected peers')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a register with this node as its origin')
+            [CompletionResult]::new('subscribe', 'subscribe', [CompletionResultType]::ParameterValue, 'Replicate a register from peers')
+            [CompletionResult]::new('unsubscribe', 'unsubscribe', [CompletionResultType]::ParameterValue, 'Stop replicating a register (its data is kept unless --purge)')
+            [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Delete a replicated register''s data (after unsubscribing)')
+            [CompletionResult]::new('subscriptions', 'subscriptions', [CompletionResultType]::ParameterValue, 'Show subscriptions with their state, progress and last error')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'sorcha-peer;registers;list' {
+            [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also honoured: the NO_COLOR environment variable)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'sorcha-peer;registers;available' {
+            [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also honoured: the NO_COLOR environment variable)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'sorcha-peer;registers;create' {
+            [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--public', '--public', [CompletionResultType]::ParameterName, 'Advertise and serve it to peers (private registers never leave this node)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also honoured: the NO_COLOR environment variable)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'sorcha-peer;registers;subscribe' {
+            [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'full-replica: the whole chain from genesis; forward-only: from the current head on')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'With --wait: give up (exit 1) after this long, e.g. 10m')
+            [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Show progress and return once fully replicated (or active, for forward-only)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also honoured: the NO_COLOR environment variable)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'sorcha-peer;registers;unsubscribe' {
+            [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--purge', '--purge', [CompletionResultType]::ParameterName, 'Also delete the replicated data')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also honoured: the NO_COLOR environment variable)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'sorcha-peer;registers;purge' {
+            [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also honoured: the NO_COLOR environment variable)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'sorcha-peer;registers;subscriptions' {
+            [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also honoured: the NO_COLOR environment variable)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'sorcha-peer;registers;help' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Registers this node holds (as origin or replica)')
+            [CompletionResult]::new('available', 'available', [CompletionResultType]::ParameterValue, 'Public registers advertised by connected peers')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a register with this node as its origin')
+            [CompletionResult]::new('subscribe', 'subscribe', [CompletionResultType]::ParameterValue, 'Replicate a register from peers')
+            [CompletionResult]::new('unsubscribe', 'unsubscribe', [CompletionResultType]::ParameterValue, 'Stop replicating a register (its data is kept unless --purge)')
+            [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Delete a replicated register''s data (after unsubscribing)')
+            [CompletionResult]::new('subscriptions', 'subscriptions', [CompletionResultType]::ParameterValue, 'Show subscriptions with their state, progress and last error')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'sorcha-peer;registers;help;list' {
+            break
+        }
+        'sorcha-peer;registers;help;available' {
+            break
+        }
+        'sorcha-peer;registers;help;create' {
+            break
+        }
+        'sorcha-peer;registers;help;subscribe' {
+            break
+        }
+        'sorcha-peer;registers;help;unsubscribe' {
+            break
+        }
+        'sorcha-peer;registers;help;purge' {
+            break
+        }
+        'sorcha-peer;registers;help;subscriptions' {
+            break
+        }
+        'sorcha-peer;registers;help;help' {
+            break
+        }
+        'sorcha-peer;tx' {
+            [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also honoured: the NO_COLOR environment variable)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('submit', 'submit', [CompletionResultType]::ParameterValue, 'Submit a transaction (the whole input), or one per line with --lines')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show a transaction: pending, or sealed with its version and docket number')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'sorcha-peer;tx;submit' {
+            [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--lines', '--lines', [CompletionResultType]::ParameterName, 'Submit each non-empty input line as its own transaction; prints one ID per line')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also honoured: the NO_COLOR environment variable)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'sorcha-peer;tx;get' {
+            [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also honoured: the NO_COLOR environment variable)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'sorcha-peer;tx;help' {
+            [CompletionResult]::new('submit', 'submit', [CompletionResultType]::ParameterValue, 'Submit a transaction (the whole input), or one per line with --lines')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show a transaction: pending, or sealed with its version and docket number')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'sorcha-peer;tx;help;submit' {
+            break
+        }
+        'sorcha-peer;tx;help;get' {
+            break
+        }
+        'sorcha-peer;tx;help;help' {
+            break
+        }
+        'sorcha-peer;lag' {
+            [CompletionResult]::new('--against', '--against', [CompletionResultType]::ParameterName, 'The other node''s peer-protocol address (no admin token needed there)')
+            [CompletionResult]::new('--register', '--register', [CompletionResultType]::ParameterName, 'Only this register')
+            [CompletionResult]::new('--max-lag', '--max-lag', [CompletionResultType]::ParameterName, 'Exit 1 if any register is more than N transactions behind (or has diverged)')
+            [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also honoured: the NO_COLOR environment variable)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'sorcha-peer;config' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
@@ -288,6 +542,9 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run a peer node in the foreground')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the node''s identity, addresses, storage and peer counts')
             [CompletionResult]::new('peers', 'peers', [CompletionResultType]::ParameterValue, 'Inspect and manage peers: list, get, ban, unban, reset, bans')
+            [CompletionResult]::new('registers', 'registers', [CompletionResultType]::ParameterValue, 'Registers: create, list, subscribe to, unsubscribe from, purge')
+            [CompletionResult]::new('tx', 'tx', [CompletionResultType]::ParameterValue, 'Transactions: submit and look up')
+            [CompletionResult]::new('lag', 'lag', [CompletionResultType]::ParameterValue, 'How far this node is behind another node, per register (exit 1 beyond --max-lag)')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Configuration helpers')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -324,6 +581,51 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             break
         }
         'sorcha-peer;help;peers;bans' {
+            break
+        }
+        'sorcha-peer;help;registers' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Registers this node holds (as origin or replica)')
+            [CompletionResult]::new('available', 'available', [CompletionResultType]::ParameterValue, 'Public registers advertised by connected peers')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a register with this node as its origin')
+            [CompletionResult]::new('subscribe', 'subscribe', [CompletionResultType]::ParameterValue, 'Replicate a register from peers')
+            [CompletionResult]::new('unsubscribe', 'unsubscribe', [CompletionResultType]::ParameterValue, 'Stop replicating a register (its data is kept unless --purge)')
+            [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Delete a replicated register''s data (after unsubscribing)')
+            [CompletionResult]::new('subscriptions', 'subscriptions', [CompletionResultType]::ParameterValue, 'Show subscriptions with their state, progress and last error')
+            break
+        }
+        'sorcha-peer;help;registers;list' {
+            break
+        }
+        'sorcha-peer;help;registers;available' {
+            break
+        }
+        'sorcha-peer;help;registers;create' {
+            break
+        }
+        'sorcha-peer;help;registers;subscribe' {
+            break
+        }
+        'sorcha-peer;help;registers;unsubscribe' {
+            break
+        }
+        'sorcha-peer;help;registers;purge' {
+            break
+        }
+        'sorcha-peer;help;registers;subscriptions' {
+            break
+        }
+        'sorcha-peer;help;tx' {
+            [CompletionResult]::new('submit', 'submit', [CompletionResultType]::ParameterValue, 'Submit a transaction (the whole input), or one per line with --lines')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show a transaction: pending, or sealed with its version and docket number')
+            break
+        }
+        'sorcha-peer;help;tx;submit' {
+            break
+        }
+        'sorcha-peer;help;tx;get' {
+            break
+        }
+        'sorcha-peer;help;lag' {
             break
         }
         'sorcha-peer;help;config' {

@@ -25,14 +25,23 @@ _sorcha__peer() {
             sorcha__peer,help)
                 cmd="sorcha__peer__subcmd__help"
                 ;;
+            sorcha__peer,lag)
+                cmd="sorcha__peer__subcmd__lag"
+                ;;
             sorcha__peer,peers)
                 cmd="sorcha__peer__subcmd__peers"
+                ;;
+            sorcha__peer,registers)
+                cmd="sorcha__peer__subcmd__registers"
                 ;;
             sorcha__peer,serve)
                 cmd="sorcha__peer__subcmd__serve"
                 ;;
             sorcha__peer,status)
                 cmd="sorcha__peer__subcmd__status"
+                ;;
+            sorcha__peer,tx)
+                cmd="sorcha__peer__subcmd__tx"
                 ;;
             sorcha__peer__subcmd__config,default)
                 cmd="sorcha__peer__subcmd__config__subcmd__default"
@@ -55,14 +64,23 @@ _sorcha__peer() {
             sorcha__peer__subcmd__help,help)
                 cmd="sorcha__peer__subcmd__help__subcmd__help"
                 ;;
+            sorcha__peer__subcmd__help,lag)
+                cmd="sorcha__peer__subcmd__help__subcmd__lag"
+                ;;
             sorcha__peer__subcmd__help,peers)
                 cmd="sorcha__peer__subcmd__help__subcmd__peers"
+                ;;
+            sorcha__peer__subcmd__help,registers)
+                cmd="sorcha__peer__subcmd__help__subcmd__registers"
                 ;;
             sorcha__peer__subcmd__help,serve)
                 cmd="sorcha__peer__subcmd__help__subcmd__serve"
                 ;;
             sorcha__peer__subcmd__help,status)
                 cmd="sorcha__peer__subcmd__help__subcmd__status"
+                ;;
+            sorcha__peer__subcmd__help,tx)
+                cmd="sorcha__peer__subcmd__help__subcmd__tx"
                 ;;
             sorcha__peer__subcmd__help__subcmd__config,default)
                 cmd="sorcha__peer__subcmd__help__subcmd__config__subcmd__default"
@@ -84,6 +102,33 @@ _sorcha__peer() {
                 ;;
             sorcha__peer__subcmd__help__subcmd__peers,unban)
                 cmd="sorcha__peer__subcmd__help__subcmd__peers__subcmd__unban"
+                ;;
+            sorcha__peer__subcmd__help__subcmd__registers,available)
+                cmd="sorcha__peer__subcmd__help__subcmd__registers__subcmd__available"
+                ;;
+            sorcha__peer__subcmd__help__subcmd__registers,create)
+                cmd="sorcha__peer__subcmd__help__subcmd__registers__subcmd__create"
+                ;;
+            sorcha__peer__subcmd__help__subcmd__registers,list)
+                cmd="sorcha__peer__subcmd__help__subcmd__registers__subcmd__list"
+                ;;
+            sorcha__peer__subcmd__help__subcmd__registers,purge)
+                cmd="sorcha__peer__subcmd__help__subcmd__registers__subcmd__purge"
+                ;;
+            sorcha__peer__subcmd__help__subcmd__registers,subscribe)
+                cmd="sorcha__peer__subcmd__help__subcmd__registers__subcmd__subscribe"
+                ;;
+            sorcha__peer__subcmd__help__subcmd__registers,subscriptions)
+                cmd="sorcha__peer__subcmd__help__subcmd__registers__subcmd__subscriptions"
+                ;;
+            sorcha__peer__subcmd__help__subcmd__registers,unsubscribe)
+                cmd="sorcha__peer__subcmd__help__subcmd__registers__subcmd__unsubscribe"
+                ;;
+            sorcha__peer__subcmd__help__subcmd__tx,get)
+                cmd="sorcha__peer__subcmd__help__subcmd__tx__subcmd__get"
+                ;;
+            sorcha__peer__subcmd__help__subcmd__tx,submit)
+                cmd="sorcha__peer__subcmd__help__subcmd__tx__subcmd__submit"
                 ;;
             sorcha__peer__subcmd__peers,ban)
                 cmd="sorcha__peer__subcmd__peers__subcmd__ban"
@@ -127,6 +172,72 @@ _sorcha__peer() {
             sorcha__peer__subcmd__peers__subcmd__help,unban)
                 cmd="sorcha__peer__subcmd__peers__subcmd__help__subcmd__unban"
                 ;;
+            sorcha__peer__subcmd__registers,available)
+                cmd="sorcha__peer__subcmd__registers__subcmd__available"
+                ;;
+            sorcha__peer__subcmd__registers,create)
+                cmd="sorcha__peer__subcmd__registers__subcmd__create"
+                ;;
+            sorcha__peer__subcmd__registers,help)
+                cmd="sorcha__peer__subcmd__registers__subcmd__help"
+                ;;
+            sorcha__peer__subcmd__registers,list)
+                cmd="sorcha__peer__subcmd__registers__subcmd__list"
+                ;;
+            sorcha__peer__subcmd__registers,purge)
+                cmd="sorcha__peer__subcmd__registers__subcmd__purge"
+                ;;
+            sorcha__peer__subcmd__registers,subscribe)
+                cmd="sorcha__peer__subcmd__registers__subcmd__subscribe"
+                ;;
+            sorcha__peer__subcmd__registers,subscriptions)
+                cmd="sorcha__peer__subcmd__registers__subcmd__subscriptions"
+                ;;
+            sorcha__peer__subcmd__registers,unsubscribe)
+                cmd="sorcha__peer__subcmd__registers__subcmd__unsubscribe"
+                ;;
+            sorcha__peer__subcmd__registers__subcmd__help,available)
+                cmd="sorcha__peer__subcmd__registers__subcmd__help__subcmd__available"
+                ;;
+            sorcha__peer__subcmd__registers__subcmd__help,create)
+                cmd="sorcha__peer__subcmd__registers__subcmd__help__subcmd__create"
+                ;;
+            sorcha__peer__subcmd__registers__subcmd__help,help)
+                cmd="sorcha__peer__subcmd__registers__subcmd__help__subcmd__help"
+                ;;
+            sorcha__peer__subcmd__registers__subcmd__help,list)
+                cmd="sorcha__peer__subcmd__registers__subcmd__help__subcmd__list"
+                ;;
+            sorcha__peer__subcmd__registers__subcmd__help,purge)
+                cmd="sorcha__peer__subcmd__registers__subcmd__help__subcmd__purge"
+                ;;
+            sorcha__peer__subcmd__registers__subcmd__help,subscribe)
+                cmd="sorcha__peer__subcmd__registers__subcmd__help__subcmd__subscribe"
+                ;;
+            sorcha__peer__subcmd__registers__subcmd__help,subscriptions)
+                cmd="sorcha__peer__subcmd__registers__subcmd__help__subcmd__subscriptions"
+                ;;
+            sorcha__peer__subcmd__registers__subcmd__help,unsubscribe)
+                cmd="sorcha__peer__subcmd__registers__subcmd__help__subcmd__unsubscribe"
+                ;;
+            sorcha__peer__subcmd__tx,get)
+                cmd="sorcha__peer__subcmd__tx__subcmd__get"
+                ;;
+            sorcha__peer__subcmd__tx,help)
+                cmd="sorcha__peer__subcmd__tx__subcmd__help"
+                ;;
+            sorcha__peer__subcmd__tx,submit)
+                cmd="sorcha__peer__subcmd__tx__subcmd__submit"
+                ;;
+            sorcha__peer__subcmd__tx__subcmd__help,get)
+                cmd="sorcha__peer__subcmd__tx__subcmd__help__subcmd__get"
+                ;;
+            sorcha__peer__subcmd__tx__subcmd__help,help)
+                cmd="sorcha__peer__subcmd__tx__subcmd__help__subcmd__help"
+                ;;
+            sorcha__peer__subcmd__tx__subcmd__help,submit)
+                cmd="sorcha__peer__subcmd__tx__subcmd__help__subcmd__submit"
+                ;;
             *)
                 ;;
         esac
@@ -134,7 +245,7 @@ _sorcha__peer() {
 
     case "${cmd}" in
         sorcha__peer)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version serve status peers config completions help"
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version serve status peers registers tx lag config completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -312,7 +423,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__help)
-            opts="serve status peers config completions help"
+            opts="serve status peers registers tx lag config completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -368,6 +479,20 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__help__subcmd__lag)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -479,6 +604,118 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sorcha__subcmd__peer__subcmd__help__subcmd__registers)
+            opts="list available create subscribe unsubscribe purge subscriptions"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__help__subcmd__registers__subcmd__available)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__help__subcmd__registers__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__help__subcmd__registers__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__help__subcmd__registers__subcmd__purge)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__help__subcmd__registers__subcmd__subscribe)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__help__subcmd__registers__subcmd__subscriptions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__help__subcmd__registers__subcmd__unsubscribe)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sorcha__subcmd__peer__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -500,6 +737,94 @@ _sorcha__peer() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__help__subcmd__tx)
+            opts="submit get"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__help__subcmd__tx__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__help__subcmd__tx__subcmd__submit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__lag)
+            opts="-o -q -h -V --against --register --max-lag --node --token --data-dir --output --quiet --no-color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --against)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --register)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-lag)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -542,7 +867,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__peers__subcmd__ban)
-            opts="-o -q -h -V --reason --duration --node --token --data-dir --output --quiet --no-color --help --version"
+            opts="-o -q -h -V --reason --duration --force --node --token --data-dir --output --quiet --no-color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -877,6 +1202,412 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sorcha__subcmd__peer__subcmd__registers)
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version list available create subscribe unsubscribe purge subscriptions help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__registers__subcmd__available)
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__registers__subcmd__create)
+            opts="-o -q -h -V --public --node --token --data-dir --output --quiet --no-color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__registers__subcmd__help)
+            opts="list available create subscribe unsubscribe purge subscriptions help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__registers__subcmd__help__subcmd__available)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__registers__subcmd__help__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__registers__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__registers__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__registers__subcmd__help__subcmd__purge)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__registers__subcmd__help__subcmd__subscribe)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__registers__subcmd__help__subcmd__subscriptions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__registers__subcmd__help__subcmd__unsubscribe)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__registers__subcmd__list)
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__registers__subcmd__purge)
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__registers__subcmd__subscribe)
+            opts="-o -q -h -V --mode --wait --timeout --node --token --data-dir --output --quiet --no-color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --mode)
+                    COMPREPLY=($(compgen -W "full-replica forward-only" -- "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__registers__subcmd__subscriptions)
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__registers__subcmd__unsubscribe)
+            opts="-o -q -h -V --purge --node --token --data-dir --output --quiet --no-color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sorcha__subcmd__peer__subcmd__serve)
             opts="-o -q -h -V --config --listen --admin-listen --advertise-address --seed --database-url --name --node --token --data-dir --output --quiet --no-color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -942,6 +1673,164 @@ _sorcha__peer() {
         sorcha__subcmd__peer__subcmd__status)
             opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__tx)
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version submit get help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__tx__subcmd__get)
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__tx__subcmd__help)
+            opts="submit get help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__tx__subcmd__help__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__tx__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__tx__subcmd__help__subcmd__submit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__tx__subcmd__submit)
+            opts="-o -q -h -V --lines --node --token --data-dir --output --quiet --no-color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -33,6 +33,9 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand serve 'Run a peer node in the foreground'
             cand status 'Show the node''s identity, addresses, storage and peer counts'
             cand peers 'Inspect and manage peers: list, get, ban, unban, reset, bans'
+            cand registers 'Registers: create, list, subscribe to, unsubscribe from, purge'
+            cand tx 'Transactions: submit and look up'
+            cand lag 'How far this node is behind another node, per register (exit 1 beyond --max-lag)'
             cand config 'Configuration helpers'
             cand completions 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -132,6 +135,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
+            cand --force 'Ban even if it is the only source of an active subscription'
             cand -q 'Print only the requested data, no confirmations'
             cand --quiet 'Print only the requested data, no confirmations'
             cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
@@ -205,6 +209,231 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;peers;help;help'= {
         }
+        &'sorcha-peer;registers'= {
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'Registers this node holds (as origin or replica)'
+            cand available 'Public registers advertised by connected peers'
+            cand create 'Create a register with this node as its origin'
+            cand subscribe 'Replicate a register from peers'
+            cand unsubscribe 'Stop replicating a register (its data is kept unless --purge)'
+            cand purge 'Delete a replicated register''s data (after unsubscribing)'
+            cand subscriptions 'Show subscriptions with their state, progress and last error'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'sorcha-peer;registers;list'= {
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sorcha-peer;registers;available'= {
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sorcha-peer;registers;create'= {
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --public 'Advertise and serve it to peers (private registers never leave this node)'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sorcha-peer;registers;subscribe'= {
+            cand --mode 'full-replica: the whole chain from genesis; forward-only: from the current head on'
+            cand --timeout 'With --wait: give up (exit 1) after this long, e.g. 10m'
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --wait 'Show progress and return once fully replicated (or active, for forward-only)'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sorcha-peer;registers;unsubscribe'= {
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --purge 'Also delete the replicated data'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sorcha-peer;registers;purge'= {
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sorcha-peer;registers;subscriptions'= {
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sorcha-peer;registers;help'= {
+            cand list 'Registers this node holds (as origin or replica)'
+            cand available 'Public registers advertised by connected peers'
+            cand create 'Create a register with this node as its origin'
+            cand subscribe 'Replicate a register from peers'
+            cand unsubscribe 'Stop replicating a register (its data is kept unless --purge)'
+            cand purge 'Delete a replicated register''s data (after unsubscribing)'
+            cand subscriptions 'Show subscriptions with their state, progress and last error'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'sorcha-peer;registers;help;list'= {
+        }
+        &'sorcha-peer;registers;help;available'= {
+        }
+        &'sorcha-peer;registers;help;create'= {
+        }
+        &'sorcha-peer;registers;help;subscribe'= {
+        }
+        &'sorcha-peer;registers;help;unsubscribe'= {
+        }
+        &'sorcha-peer;registers;help;purge'= {
+        }
+        &'sorcha-peer;registers;help;subscriptions'= {
+        }
+        &'sorcha-peer;registers;help;help'= {
+        }
+        &'sorcha-peer;tx'= {
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand submit 'Submit a transaction (the whole input), or one per line with --lines'
+            cand get 'Show a transaction: pending, or sealed with its version and docket number'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'sorcha-peer;tx;submit'= {
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --lines 'Submit each non-empty input line as its own transaction; prints one ID per line'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sorcha-peer;tx;get'= {
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sorcha-peer;tx;help'= {
+            cand submit 'Submit a transaction (the whole input), or one per line with --lines'
+            cand get 'Show a transaction: pending, or sealed with its version and docket number'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'sorcha-peer;tx;help;submit'= {
+        }
+        &'sorcha-peer;tx;help;get'= {
+        }
+        &'sorcha-peer;tx;help;help'= {
+        }
+        &'sorcha-peer;lag'= {
+            cand --against 'The other node''s peer-protocol address (no admin token needed there)'
+            cand --register 'Only this register'
+            cand --max-lag 'Exit 1 if any register is more than N transactions behind (or has diverged)'
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'sorcha-peer;config'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
             cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
@@ -261,6 +490,9 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand serve 'Run a peer node in the foreground'
             cand status 'Show the node''s identity, addresses, storage and peer counts'
             cand peers 'Inspect and manage peers: list, get, ban, unban, reset, bans'
+            cand registers 'Registers: create, list, subscribe to, unsubscribe from, purge'
+            cand tx 'Transactions: submit and look up'
+            cand lag 'How far this node is behind another node, per register (exit 1 beyond --max-lag)'
             cand config 'Configuration helpers'
             cand completions 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -288,6 +520,39 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         &'sorcha-peer;help;peers;reset'= {
         }
         &'sorcha-peer;help;peers;bans'= {
+        }
+        &'sorcha-peer;help;registers'= {
+            cand list 'Registers this node holds (as origin or replica)'
+            cand available 'Public registers advertised by connected peers'
+            cand create 'Create a register with this node as its origin'
+            cand subscribe 'Replicate a register from peers'
+            cand unsubscribe 'Stop replicating a register (its data is kept unless --purge)'
+            cand purge 'Delete a replicated register''s data (after unsubscribing)'
+            cand subscriptions 'Show subscriptions with their state, progress and last error'
+        }
+        &'sorcha-peer;help;registers;list'= {
+        }
+        &'sorcha-peer;help;registers;available'= {
+        }
+        &'sorcha-peer;help;registers;create'= {
+        }
+        &'sorcha-peer;help;registers;subscribe'= {
+        }
+        &'sorcha-peer;help;registers;unsubscribe'= {
+        }
+        &'sorcha-peer;help;registers;purge'= {
+        }
+        &'sorcha-peer;help;registers;subscriptions'= {
+        }
+        &'sorcha-peer;help;tx'= {
+            cand submit 'Submit a transaction (the whole input), or one per line with --lines'
+            cand get 'Show a transaction: pending, or sealed with its version and docket number'
+        }
+        &'sorcha-peer;help;tx;submit'= {
+        }
+        &'sorcha-peer;help;tx;get'= {
+        }
+        &'sorcha-peer;help;lag'= {
         }
         &'sorcha-peer;help;config'= {
             cand default 'Print an annotated configuration file with every key at its default'

@@ -36,6 +36,9 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -s V -l version -d
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "serve" -d 'Run a peer node in the foreground'
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "status" -d 'Show the node\'s identity, addresses, storage and peer counts'
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "peers" -d 'Inspect and manage peers: list, get, ban, unban, reset, bans'
+complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "registers" -d 'Registers: create, list, subscribe to, unsubscribe from, purge'
+complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "tx" -d 'Transactions: submit and look up'
+complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "lag" -d 'How far this node is behind another node, per register (exit 1 beyond --max-lag)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "config" -d 'Configuration helpers'
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -120,6 +123,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people'
 json\t'One JSON document on stdout, with the admin API\'s field names'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l force -d 'Ban even if it is the only source of an active subscription'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -158,6 +162,146 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from help" -f -a "reset" -d 'Set a peer\'s failure count and penalties to zero (reports the previous count)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from help" -f -a "bans" -d 'List bans in force, with time remaining'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people'
+json\t'One JSON document on stdout, with the admin API\'s field names'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -s q -l quiet -d 'Print only the requested data, no confirmations'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -s V -l version -d 'Print version'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -f -a "list" -d 'Registers this node holds (as origin or replica)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -f -a "available" -d 'Public registers advertised by connected peers'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -f -a "create" -d 'Create a register with this node as its origin'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -f -a "subscribe" -d 'Replicate a register from peers'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -f -a "unsubscribe" -d 'Stop replicating a register (its data is kept unless --purge)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -f -a "purge" -d 'Delete a replicated register\'s data (after unsubscribing)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -f -a "subscriptions" -d 'Show subscriptions with their state, progress and last error'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people'
+json\t'One JSON document on stdout, with the admin API\'s field names'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the requested data, no confirmations'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people'
+json\t'One JSON document on stdout, with the admin API\'s field names'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -s q -l quiet -d 'Print only the requested data, no confirmations'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -s V -l version -d 'Print version'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people'
+json\t'One JSON document on stdout, with the admin API\'s field names'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -l public -d 'Advertise and serve it to peers (private registers never leave this node)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only the requested data, no confirmations'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l mode -d 'full-replica: the whole chain from genesis; forward-only: from the current head on' -r -f -a "full-replica\t''
+forward-only\t''"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l timeout -d 'With --wait: give up (exit 1) after this long, e.g. 10m' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people'
+json\t'One JSON document on stdout, with the admin API\'s field names'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l wait -d 'Show progress and return once fully replicated (or active, for forward-only)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -s q -l quiet -d 'Print only the requested data, no confirmations'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -s V -l version -d 'Print version'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people'
+json\t'One JSON document on stdout, with the admin API\'s field names'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -l purge -d 'Also delete the replicated data'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -s q -l quiet -d 'Print only the requested data, no confirmations'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -s V -l version -d 'Print version'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people'
+json\t'One JSON document on stdout, with the admin API\'s field names'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -s q -l quiet -d 'Print only the requested data, no confirmations'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -s V -l version -d 'Print version'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people'
+json\t'One JSON document on stdout, with the admin API\'s field names'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -s q -l quiet -d 'Print only the requested data, no confirmations'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -s V -l version -d 'Print version'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from help" -f -a "list" -d 'Registers this node holds (as origin or replica)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from help" -f -a "available" -d 'Public registers advertised by connected peers'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a register with this node as its origin'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from help" -f -a "subscribe" -d 'Replicate a register from peers'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from help" -f -a "unsubscribe" -d 'Stop replicating a register (its data is kept unless --purge)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from help" -f -a "purge" -d 'Delete a replicated register\'s data (after unsubscribing)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from help" -f -a "subscriptions" -d 'Show subscriptions with their state, progress and last error'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people'
+json\t'One JSON document on stdout, with the admin API\'s field names'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -s q -l quiet -d 'Print only the requested data, no confirmations'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -s V -l version -d 'Print version'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -f -a "submit" -d 'Submit a transaction (the whole input), or one per line with --lines'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -f -a "get" -d 'Show a transaction: pending, or sealed with its version and docket number'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people'
+json\t'One JSON document on stdout, with the admin API\'s field names'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -l lines -d 'Submit each non-empty input line as its own transaction; prints one ID per line'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -s q -l quiet -d 'Print only the requested data, no confirmations'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -s V -l version -d 'Print version'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people'
+json\t'One JSON document on stdout, with the admin API\'s field names'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only the requested data, no confirmations'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from help" -f -a "submit" -d 'Submit a transaction (the whole input), or one per line with --lines'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from help" -f -a "get" -d 'Show a transaction: pending, or sealed with its version and docket number'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l against -d 'The other node\'s peer-protocol address (no admin token needed there)' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l register -d 'Only this register' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l max-lag -d 'Exit 1 if any register is more than N transactions behind (or has diverged)' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people'
+json\t'One JSON document on stdout, with the admin API\'s field names'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -s q -l quiet -d 'Print only the requested data, no confirmations'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -s V -l version -d 'Print version'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
@@ -189,16 +333,28 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -s 
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers config completions help" -f -a "serve" -d 'Run a peer node in the foreground'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers config completions help" -f -a "status" -d 'Show the node\'s identity, addresses, storage and peer counts'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers config completions help" -f -a "peers" -d 'Inspect and manage peers: list, get, ban, unban, reset, bans'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers config completions help" -f -a "config" -d 'Configuration helpers'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers config completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers config completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag config completions help" -f -a "serve" -d 'Run a peer node in the foreground'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag config completions help" -f -a "status" -d 'Show the node\'s identity, addresses, storage and peer counts'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag config completions help" -f -a "peers" -d 'Inspect and manage peers: list, get, ban, unban, reset, bans'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag config completions help" -f -a "registers" -d 'Registers: create, list, subscribe to, unsubscribe from, purge'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag config completions help" -f -a "tx" -d 'Transactions: submit and look up'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag config completions help" -f -a "lag" -d 'How far this node is behind another node, per register (exit 1 beyond --max-lag)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag config completions help" -f -a "config" -d 'Configuration helpers'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag config completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag config completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from peers" -f -a "list" -d 'List known peers'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from peers" -f -a "get" -d 'Show one peer in detail, including why its quality score is what it is'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from peers" -f -a "ban" -d 'Ban a peer by ID (or unique prefix), or every peer at an IP address or CIDR subnet'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from peers" -f -a "unban" -d 'Lift a ban'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from peers" -f -a "reset" -d 'Set a peer\'s failure count and penalties to zero (reports the previous count)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from peers" -f -a "bans" -d 'List bans in force, with time remaining'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from registers" -f -a "list" -d 'Registers this node holds (as origin or replica)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from registers" -f -a "available" -d 'Public registers advertised by connected peers'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from registers" -f -a "create" -d 'Create a register with this node as its origin'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from registers" -f -a "subscribe" -d 'Replicate a register from peers'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from registers" -f -a "unsubscribe" -d 'Stop replicating a register (its data is kept unless --purge)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from registers" -f -a "purge" -d 'Delete a replicated register\'s data (after unsubscribing)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from registers" -f -a "subscriptions" -d 'Show subscriptions with their state, progress and last error'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from tx" -f -a "submit" -d 'Submit a transaction (the whole input), or one per line with --lines'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from tx" -f -a "get" -d 'Show a transaction: pending, or sealed with its version and docket number'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "default" -d 'Print an annotated configuration file with every key at its default'

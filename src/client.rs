@@ -18,6 +18,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum ClientError {
     #[error("cannot reach the node at {url}: {message}")]
     Unreachable { url: String, message: String },
+    /// The node could not reach the other node it was asked about (`lag --against`).
+    #[error("{0}")]
+    RemoteUnreachable(String),
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -67,7 +70,7 @@ impl AdminClient {
         method: Method,
         path: &str,
         body: Option<&(impl Serialize + ?Sized)>,
-    ) -> Result<(StatusCode, T), ClientError> {
+    ) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method, &url);
         if let Some(token) = &self.token {
@@ -76,6 +79,14 @@ impl AdminClient {
         if let Some(body) = body {
             request = request.json(body);
         }
+        self.finish(request).await
+    }
+
+    /// Sends a prepared request and decodes the answer (or the error body).
+    async fn finish<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
         let response = request.send().await.map_err(|e| ClientError::Unreachable {
             url: self.base.clone(),
             message: root_cause(&e),
@@ -91,7 +102,7 @@ impl AdminClient {
         if status.is_success() {
             let value =
                 serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))?;
-            return Ok((status, value));
+            return Ok(value);
         }
         let message = serde_json::from_slice::<ErrorBody>(&bytes)
             .map(|b| b.error)
@@ -100,9 +111,10 @@ impl AdminClient {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ClientError::Unauthorized(message),
             StatusCode::NOT_FOUND => ClientError::NotFound(message),
             StatusCode::CONFLICT => ClientError::Conflict(message),
-            StatusCode::BAD_REQUEST
-            | StatusCode::UNPROCESSABLE_ENTITY
-            | StatusCode::PAYLOAD_TOO_LARGE => ClientError::BadRequest(message),
+            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
+                ClientError::BadRequest(message)
+            }
+            StatusCode::BAD_GATEWAY => ClientError::RemoteUnreachable(message),
             other => ClientError::Server {
                 status: other.as_u16(),
                 message,
@@ -111,7 +123,7 @@ impl AdminClient {
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        Ok(self.call(Method::GET, path, None::<&()>).await?.1)
+        self.call(Method::GET, path, None::<&()>).await
     }
 
     pub async fn health(&self) -> Result<HealthDto, ClientError> {
@@ -174,34 +186,144 @@ impl AdminClient {
         reason: Option<&str>,
         duration: Option<&str>,
     ) -> Result<BanResponse, ClientError> {
+        self.ban_with(target, reason, duration, false).await
+    }
+
+    /// [`AdminClient::ban`], with `force` to ban even the only source of a subscription.
+    pub async fn ban_with(
+        &self,
+        target: &str,
+        reason: Option<&str>,
+        duration: Option<&str>,
+        force: bool,
+    ) -> Result<BanResponse, ClientError> {
         let body = BanRequest {
             target: Some(target.to_string()),
             reason: reason.map(String::from),
             duration: duration.map(String::from),
+            force,
         };
-        Ok(self.call(Method::POST, "/api/bans", Some(&body)).await?.1)
+        self.call(Method::POST, "/api/bans", Some(&body)).await
     }
 
     pub async fn unban(&self, target: &str) -> Result<UnbanResponse, ClientError> {
-        Ok(self
-            .call(
-                Method::DELETE,
-                &format!("/api/bans/{}", encode(target)),
-                None::<&()>,
-            )
-            .await?
-            .1)
+        self.call(
+            Method::DELETE,
+            &format!("/api/bans/{}", encode(target)),
+            None::<&()>,
+        )
+        .await
     }
 
     pub async fn reset(&self, id: &str) -> Result<ResetResponse, ClientError> {
-        Ok(self
-            .call(
-                Method::POST,
-                &format!("/api/peers/{}/reset", encode(id)),
-                None::<&()>,
-            )
-            .await?
-            .1)
+        self.call(
+            Method::POST,
+            &format!("/api/peers/{}/reset", encode(id)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn registers(&self) -> Result<Vec<RegisterDto>, ClientError> {
+        self.get("/api/registers").await
+    }
+
+    pub async fn available_registers(&self) -> Result<Vec<AvailableRegisterDto>, ClientError> {
+        self.get("/api/registers/available").await
+    }
+
+    pub async fn subscriptions(&self) -> Result<Vec<SubscriptionDto>, ClientError> {
+        self.get("/api/registers/subscriptions").await
+    }
+
+    pub async fn create_register(
+        &self,
+        id: &str,
+        is_public: bool,
+    ) -> Result<RegisterDto, ClientError> {
+        let body = CreateRegisterRequest {
+            register_id: Some(id.to_string()),
+            is_public,
+        };
+        self.call(Method::POST, "/api/registers", Some(&body)).await
+    }
+
+    /// `mode`: `full-replica` or `forward-only`.
+    pub async fn subscribe(&self, id: &str, mode: &str) -> Result<SubscriptionDto, ClientError> {
+        let body = SubscribeRequest {
+            mode: Some(mode.to_string()),
+        };
+        let path = format!("/api/registers/{}/subscribe", encode(id));
+        self.call(Method::POST, &path, Some(&body)).await
+    }
+
+    pub async fn unsubscribe(
+        &self,
+        id: &str,
+        purge: bool,
+    ) -> Result<UnsubscribeResponse, ClientError> {
+        let path = format!("/api/registers/{}/subscribe?purge={purge}", encode(id));
+        self.call(Method::DELETE, &path, None::<&()>).await
+    }
+
+    pub async fn purge(&self, id: &str) -> Result<PurgeResponse, ClientError> {
+        let path = format!("/api/registers/{}/cache", encode(id));
+        self.call(Method::DELETE, &path, None::<&()>).await
+    }
+
+    /// Submits one transaction (any bytes).
+    pub async fn submit(
+        &self,
+        register: &str,
+        payload: Vec<u8>,
+    ) -> Result<SubmitResponse, ClientError> {
+        let url = format!(
+            "{}/api/registers/{}/transactions",
+            self.base,
+            encode(register)
+        );
+        let mut request = self.http.post(&url).body(payload);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        self.finish(request).await
+    }
+
+    /// Submits many UTF-8 payloads, one transaction each.
+    pub async fn submit_batch(
+        &self,
+        register: &str,
+        payloads: Vec<String>,
+    ) -> Result<BatchSubmitResponse, ClientError> {
+        let path = format!("/api/registers/{}/transactions/batch", encode(register));
+        let body = BatchSubmitRequest { payloads };
+        self.call(Method::POST, &path, Some(&body)).await
+    }
+
+    pub async fn transaction(
+        &self,
+        register: &str,
+        tx_id: &str,
+    ) -> Result<TransactionDto, ClientError> {
+        self.get(&format!(
+            "/api/registers/{}/transactions/{}",
+            encode(register),
+            encode(tx_id)
+        ))
+        .await
+    }
+
+    /// Lag of this node against the node whose peer protocol listens at `against`.
+    pub async fn lag(
+        &self,
+        against: &str,
+        register: Option<&str>,
+    ) -> Result<Vec<LagDto>, ClientError> {
+        let mut path = format!("/api/lag?against={}", encode(against));
+        if let Some(r) = register {
+            path.push_str(&format!("&register={}", encode(r)));
+        }
+        self.get(&path).await
     }
 
     /// The Prometheus text at `/metrics`.

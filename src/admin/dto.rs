@@ -67,8 +67,20 @@ pub struct PeerDto {
     pub banned_at: Option<String>,
     pub ban_reason: Option<String>,
     pub ban_expires_at: Option<String>,
-    /// Registers the peer advertises (filled once register replication exists).
-    pub advertised_registers: Vec<serde_json::Value>,
+    /// Public registers the peer advertises (while connected).
+    pub advertised_registers: Vec<AdvertisedRegisterDto>,
+}
+
+/// A register as a peer advertises it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdvertisedRegisterDto {
+    pub register_id: String,
+    pub latest_version: u64,
+    pub latest_docket_version: u64,
+    pub head_hash: String,
+    pub full_replica: bool,
+    pub is_origin: bool,
 }
 
 /// A ban, as listed by `GET /api/bans`.
@@ -96,6 +108,9 @@ pub struct BanRequest {
     pub reason: Option<String>,
     /// How long, like `1h` or `7d`; absent means until unbanned.
     pub duration: Option<String>,
+    /// Ban even if the peer is the only source of an active subscription.
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// Answer to a ban.
@@ -163,8 +178,8 @@ pub struct StatusDto {
     pub peers: PeerCountsDto,
     pub bans: usize,
     pub seeds: Vec<String>,
-    /// Registers held by this node (filled once register replication exists).
-    pub registers: Vec<serde_json::Value>,
+    /// Registers held by this node.
+    pub registers: Vec<RegisterDto>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -256,4 +271,163 @@ pub struct PeerQualityDto {
     pub quality_score: f64,
     pub quality_rating: String,
     pub quality_components: QualityComponentsDto,
+}
+
+/// A register held by this node (`GET /api/registers`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterDto {
+    pub register_id: String,
+    pub is_public: bool,
+    /// `origin`, `full-replica` or `forward-only`.
+    pub role: String,
+    /// `origin`, `subscribing`, `syncing`, `fully-replicated`, `active`, `error` or `stopped`
+    /// (replica data kept after unsubscribing).
+    pub sync_state: String,
+    /// Version of the newest sealed transaction held (0: none).
+    pub latest_version: u64,
+    /// Number of the newest docket held.
+    pub latest_docket_version: u64,
+    pub head_hash: String,
+    /// Sealed transactions held here.
+    pub transaction_count: u64,
+    /// Accepted but not yet sealed (origin only).
+    pub pending_transactions: u64,
+    pub sync_progress_percent: f64,
+    pub created_at: String,
+}
+
+/// Body of `POST /api/registers`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateRegisterRequest {
+    pub register_id: Option<String>,
+    #[serde(default)]
+    pub is_public: bool,
+}
+
+/// A public register advertised by connected peers (`GET /api/registers/available`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AvailableRegisterDto {
+    pub register_id: String,
+    pub is_public: bool,
+    /// Connected peers advertising it.
+    pub peer_count: usize,
+    /// Of those, how many hold the full chain (origin or full replica).
+    pub full_replica_peer_count: usize,
+    pub latest_version: u64,
+    pub latest_docket_version: u64,
+    /// How this node holds it, if it does.
+    pub local_role: Option<String>,
+}
+
+/// A subscription (`GET /api/registers/subscriptions`), with the original's fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionDto {
+    pub register_id: String,
+    pub mode: String,
+    pub sync_state: String,
+    pub last_synced_docket_version: Option<u64>,
+    pub last_synced_transaction_version: Option<u64>,
+    /// Best height advertised by sources, when known.
+    pub total_dockets_in_chain: Option<u64>,
+    pub sync_progress_percent: f64,
+    pub can_participate_in_validation: bool,
+    pub is_receiving: bool,
+    pub created_at: String,
+    pub last_sync_at: Option<String>,
+    pub consecutive_failures: u32,
+    pub error_message: Option<String>,
+}
+
+/// Body of `POST /api/registers/{id}/subscribe`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubscribeRequest {
+    pub mode: Option<String>,
+}
+
+/// Answer to unsubscribe.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnsubscribeResponse {
+    pub register_id: String,
+    pub unsubscribed: bool,
+    pub cache_retained: bool,
+    pub transactions_removed: Option<u64>,
+    pub dockets_removed: Option<u64>,
+}
+
+/// Answer to `DELETE /api/registers/{id}/cache`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeResponse {
+    pub register_id: String,
+    pub purged: bool,
+    pub transactions_removed: u64,
+    pub dockets_removed: u64,
+}
+
+/// One row of `GET /api/registers/cache` (the original's replica cache view).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheDto {
+    pub register_id: String,
+    pub transaction_count: u64,
+    pub docket_count: u64,
+    pub latest_transaction_version: u64,
+    pub latest_docket_version: u64,
+}
+
+/// Answer to a transaction submission.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmitResponse {
+    pub transaction_id: String,
+    pub register_id: String,
+}
+
+/// Body of `POST /api/registers/{id}/transactions/batch`: UTF-8 payloads, one transaction each.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BatchSubmitRequest {
+    pub payloads: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchSubmitResponse {
+    pub register_id: String,
+    pub transaction_ids: Vec<String>,
+}
+
+/// A transaction's state (`GET /api/registers/{id}/transactions/{tx}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionDto {
+    pub transaction_id: String,
+    pub register_id: String,
+    /// `pending` until sealed, then `sealed`.
+    pub state: String,
+    pub version: Option<u64>,
+    pub docket_number: Option<u64>,
+    pub size: u64,
+    pub received_at: String,
+}
+
+/// One register's lag against another node (`GET /api/lag`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LagDto {
+    pub register_id: String,
+    pub local_version: u64,
+    pub remote_version: u64,
+    pub local_docket_version: u64,
+    pub remote_docket_version: u64,
+    pub transactions_behind: u64,
+    pub dockets_behind: u64,
+    pub diverged: bool,
+    pub held_locally: bool,
 }

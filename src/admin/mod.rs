@@ -2,6 +2,7 @@
 //! values and the JSON bodies in [`dto`]. No peer rules here; those are in `peers/`.
 
 pub mod dto;
+mod registers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,8 +27,10 @@ use crate::store::Store;
 use crate::telemetry::Metrics;
 use dto::*;
 
-/// Largest request body accepted (ban reasons are the biggest legitimate bodies).
+/// Largest request body accepted by default (single transactions and batches have their own).
 const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest `tx submit --lines` batch body.
+const MAX_BATCH_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// Most peers listed by `/api/peers/health`.
 const HEALTH_PEER_LIMIT: usize = 10;
 
@@ -42,14 +45,14 @@ pub struct AdminState {
     pub started: Instant,
 }
 
-type Shared = State<Arc<AdminState>>;
+pub(crate) type Shared = State<Arc<AdminState>>;
 
 /// An error answer: status plus `{"error": message}`.
 #[derive(Debug)]
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl ApiError {
-    fn bad_request(message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError(StatusCode::BAD_REQUEST, message.into())
     }
 }
@@ -81,7 +84,7 @@ impl From<PeerError> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<axum::Json<T>, ApiError>;
+pub(crate) type ApiResult<T> = Result<axum::Json<T>, ApiError>;
 
 /// The admin router with auth applied.
 pub fn router(state: Arc<AdminState>) -> Router {
@@ -97,6 +100,40 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/api/peers/{id}/reset", post(reset_peer))
         .route("/api/bans", get(list_bans).post(create_ban))
         .route("/api/bans/{target}", axum::routing::delete(delete_ban))
+        .route(
+            "/api/registers",
+            get(registers::list).post(registers::create),
+        )
+        .route("/api/registers/available", get(registers::available))
+        .route(
+            "/api/registers/subscriptions",
+            get(registers::subscriptions),
+        )
+        .route("/api/registers/cache", get(registers::cache))
+        .route(
+            "/api/registers/{id}/subscribe",
+            post(registers::subscribe).delete(registers::unsubscribe),
+        )
+        .route(
+            "/api/registers/{id}/cache",
+            axum::routing::delete(registers::purge),
+        )
+        .route(
+            "/api/registers/{id}/transactions",
+            post(registers::submit).layer(axum::extract::DefaultBodyLimit::max(
+                state.config.max_transaction_size + 1,
+            )),
+        )
+        .route(
+            "/api/registers/{id}/transactions/batch",
+            post(registers::submit_batch)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+        )
+        .route(
+            "/api/registers/{id}/transactions/{tx}",
+            get(registers::transaction),
+        )
+        .route("/api/lag", get(registers::lag))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
@@ -140,7 +177,9 @@ fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
 }
 
 /// Parses an optional JSON body; an empty body means all defaults.
-fn json_body<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn json_body<T: Default + serde::de::DeserializeOwned>(
+    body: &Bytes,
+) -> Result<T, ApiError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(T::default());
     }
@@ -193,7 +232,18 @@ fn peer_dto(s: &PeerSnapshot) -> PeerDto {
         banned_at: s.ban.as_ref().map(|b| to_rfc3339(b.banned_at_ms)),
         ban_reason: s.ban.as_ref().map(|b| b.reason.clone()),
         ban_expires_at: s.ban.as_ref().and_then(|b| b.expires_at_ms).map(to_rfc3339),
-        advertised_registers: Vec::new(),
+        advertised_registers: s
+            .advertised
+            .iter()
+            .map(|r| AdvertisedRegisterDto {
+                register_id: r.register_id.clone(),
+                latest_version: r.latest_version,
+                latest_docket_version: r.height,
+                head_hash: hex::encode(r.head_hash),
+                full_replica: r.full_replica,
+                is_origin: r.is_origin,
+            })
+            .collect(),
     }
 }
 
@@ -279,7 +329,12 @@ async fn status(State(state): Shared) -> ApiResult<StatusDto> {
         },
         bans: c.bans,
         seeds: state.config.seeds.clone(),
-        registers: Vec::new(),
+        registers: state
+            .registers
+            .list()
+            .iter()
+            .map(registers::register_dto)
+            .collect(),
     }))
 }
 
@@ -466,6 +521,20 @@ async fn do_ban(
         Some(text) => Some(parse_duration(text).map_err(ApiError::bad_request)?),
     };
     let target = state.manager.parse_target(target_text)?;
+    if !request.force {
+        let covered = state.manager.peers_matching(&target);
+        let cut_off = state.registers.sole_source_of(&covered);
+        if !cut_off.is_empty() {
+            return Err(ApiError(
+                StatusCode::CONFLICT,
+                format!(
+                    "{} is the only source of subscribed register(s) {}; use --force to ban anyway",
+                    target.key(),
+                    cut_off.join(", ")
+                ),
+            ));
+        }
+    }
     let outcome = state
         .manager
         .ban(target, request.reason, duration, BanSource::Manual)

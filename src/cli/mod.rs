@@ -5,6 +5,7 @@
 pub mod generate;
 pub mod output;
 pub mod peers;
+pub mod registers;
 pub mod serve;
 
 use std::path::PathBuf;
@@ -106,6 +107,14 @@ pub enum Command {
     /// Inspect and manage peers: list, get, ban, unban, reset, bans
     #[command(subcommand)]
     Peers(peers::PeersCommand),
+    /// Registers: create, list, subscribe to, unsubscribe from, purge
+    #[command(subcommand)]
+    Registers(registers::RegistersCommand),
+    /// Transactions: submit and look up
+    #[command(subcommand)]
+    Tx(registers::TxCommand),
+    /// How far this node is behind another node, per register (exit 1 beyond --max-lag)
+    Lag(registers::LagArgs),
     /// Configuration helpers
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -143,6 +152,26 @@ pub async fn run(cli: Cli) -> i32 {
             Ok(client) => report(&cli.global, &out, peers::run(&client, &out, command).await),
             Err(e) => report(&cli.global, &out, Err(e)),
         },
+        Command::Registers(command) => match client(&cli.global) {
+            Ok(client) => report_code(
+                &cli.global,
+                &out,
+                registers::run(&client, &out, command).await,
+            ),
+            Err(e) => report(&cli.global, &out, Err(e)),
+        },
+        Command::Tx(command) => match client(&cli.global) {
+            Ok(client) => report_code(
+                &cli.global,
+                &out,
+                registers::tx(&client, &out, command).await,
+            ),
+            Err(e) => report(&cli.global, &out, Err(e)),
+        },
+        Command::Lag(args) => match client(&cli.global) {
+            Ok(client) => report_code(&cli.global, &out, registers::lag(&client, &out, args).await),
+            Err(e) => report(&cli.global, &out, Err(e)),
+        },
     }
 }
 
@@ -171,10 +200,18 @@ fn report(global: &GlobalArgs, out: &Output, result: Result<(), ClientError>) ->
     }
 }
 
+/// Like [`report`] for commands that choose their own exit code on success (checks).
+fn report_code(global: &GlobalArgs, out: &Output, result: Result<i32, ClientError>) -> i32 {
+    match result {
+        Ok(code) => code,
+        Err(e) => report(global, out, Err(e)),
+    }
+}
+
 /// The documented exit code for a client error.
 pub fn exit_code(e: &ClientError) -> i32 {
     match e {
-        ClientError::Unreachable { .. } => EXIT_UNREACHABLE,
+        ClientError::Unreachable { .. } | ClientError::RemoteUnreachable(_) => EXIT_UNREACHABLE,
         ClientError::Unauthorized(_) => EXIT_AUTH,
         ClientError::NotFound(_) => EXIT_NOT_FOUND,
         ClientError::BadRequest(_) => EXIT_USAGE,

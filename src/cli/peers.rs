@@ -36,6 +36,9 @@ pub enum PeersCommand {
         /// How long, e.g. 30m, 1h, 7d [default: until unbanned]
         #[arg(long, value_parser = parse_duration_arg, value_name = "DURATION")]
         duration: Option<String>,
+        /// Ban even if it is the only source of an active subscription
+        #[arg(long)]
+        force: bool,
     },
     /// Lift a ban
     Unban {
@@ -74,7 +77,7 @@ pub enum SortKey {
 }
 
 /// Validates a duration at parse time, so a bad one is a usage error (exit 2).
-fn parse_duration_arg(text: &str) -> Result<String, String> {
+pub(crate) fn parse_duration_arg(text: &str) -> Result<String, String> {
     crate::clock::parse_duration(text)?;
     Ok(text.to_string())
 }
@@ -113,9 +116,10 @@ pub async fn run(
             target,
             reason,
             duration,
+            force,
         } => {
             let ban = client
-                .ban(&target, reason.as_deref(), duration.as_deref())
+                .ban_with(&target, reason.as_deref(), duration.as_deref(), force)
                 .await?;
             if out.json {
                 out.print_json(&ban);

@@ -138,6 +138,8 @@ struct Held {
     head_hash: Hash,
     /// Dockets up to this number are not held with transactions (forward-only start).
     base_height: u64,
+    /// Version of the last transaction sealed at `base_height` (not held here).
+    base_version: u64,
     /// Transactions accepted but not yet sealed (origin only).
     pending: u64,
 }
@@ -190,6 +192,8 @@ struct Subscription {
 #[derive(Default)]
 struct Inner {
     held: HashMap<String, Held>,
+    /// Serialises writes to each register's chain.
+    writers: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
     followers: HashMap<String, HashSet<String>>,
     subscriptions: HashMap<String, Subscription>,
 }
@@ -205,6 +209,7 @@ pub struct RegisterView {
     pub head_hash: Hash,
     pub latest_version: u64,
     pub base_height: u64,
+    pub transaction_count: u64,
     pub pending: u64,
     pub created_at_ms: i64,
     pub sync_progress_percent: f64,
@@ -316,6 +321,20 @@ impl Registers {
                     StoreError::Corrupt(format!("register {} has no head docket", row.register_id))
                 })?;
             let head = docket_from_row(&head_row)?.header;
+            let base_version = if row.base_height > 0 {
+                let anchor = store.dockets(&row.register_id, row.base_height, 1).await?;
+                match anchor.first() {
+                    Some(a) => (a.first_version + a.tx_count - 1).max(0) as u64,
+                    None => {
+                        return Err(StoreError::Corrupt(format!(
+                            "register {} lost its anchor docket",
+                            row.register_id
+                        )));
+                    }
+                }
+            } else {
+                0
+            };
             let pending = if role == Role::Origin {
                 store.count_pending(&row.register_id).await? as u64
             } else {
@@ -331,6 +350,7 @@ impl Registers {
                     head_hash: head.hash(),
                     head,
                     base_height: row.base_height as u64,
+                    base_version,
                     pending,
                 },
             );
@@ -358,6 +378,14 @@ impl Registers {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn apply_lock(&self, register_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.lock()
+            .writers
+            .entry(register_id.to_string())
+            .or_default()
+            .clone()
     }
 
     // ----- what we advertise ------------------------------------------------------------
@@ -435,6 +463,7 @@ impl Registers {
             head_hash: genesis.header.hash(),
             head: genesis.header.clone(),
             base_height: 0,
+            base_version: 0,
             pending: 0,
         };
         self.store
@@ -486,6 +515,60 @@ impl Registers {
         }
     }
 
+    /// Accepts many transactions at once: one database transaction at the origin (all or
+    /// nothing), one forwarded request each at a replica. Returns their IDs in order.
+    pub async fn submit_many(
+        &self,
+        register_id: &str,
+        payloads: Vec<Vec<u8>>,
+    ) -> Result<Vec<String>, RegisterError> {
+        for p in &payloads {
+            self.check_size(p)?;
+        }
+        let role = self.lock().held.get(register_id).map(|h| h.role);
+        match role {
+            None => Err(RegisterError::NotFound(format!(
+                "this node does not carry register '{register_id}'"
+            ))),
+            Some(Role::Origin) => {
+                let txs: Vec<(String, Vec<u8>)> = payloads
+                    .into_iter()
+                    .map(|p| (ledger::tx_id(&p), p))
+                    .collect();
+                let inserted = self
+                    .store
+                    .insert_pending_many(register_id, &txs, now_ms())
+                    .await?;
+                self.note_pending(register_id, inserted);
+                Ok(txs.into_iter().map(|(id, _)| id).collect())
+            }
+            Some(_) => {
+                let mut ids = Vec::with_capacity(payloads.len());
+                for p in payloads {
+                    ids.push(self.forward_to_origin(register_id, p).await?);
+                }
+                Ok(ids)
+            }
+        }
+    }
+
+    /// Counts newly pending transactions and wakes the sealer when a docket's worth waits.
+    fn note_pending(&self, register_id: &str, added: u64) {
+        let wake = {
+            let mut inner = self.lock();
+            match inner.held.get_mut(register_id) {
+                Some(held) => {
+                    held.pending += added;
+                    held.pending >= self.config.max_docket_transactions as u64
+                }
+                None => false,
+            }
+        };
+        if wake {
+            self.seal_wake.notify_one();
+        }
+    }
+
     async fn accept_as_origin(
         &self,
         register_id: &str,
@@ -497,19 +580,7 @@ impl Registers {
             .insert_pending(register_id, &id, payload, now_ms())
             .await?;
         if inserted {
-            let wake = {
-                let mut inner = self.lock();
-                match inner.held.get_mut(register_id) {
-                    Some(held) => {
-                        held.pending += 1;
-                        held.pending >= self.config.max_docket_transactions as u64
-                    }
-                    None => false,
-                }
-            };
-            if wake {
-                self.seal_wake.notify_one();
-            }
+            self.note_pending(register_id, 1);
         }
         Ok(id)
     }
@@ -811,10 +882,7 @@ impl Registers {
             wake.notify_one();
             return;
         }
-        if let Err(e) = self
-            .apply(&register_id, &held, vec![(*entry).clone()])
-            .await
-        {
+        if let Err(e) = self.apply(&register_id, vec![(*entry).clone()]).await {
             match e {
                 ApplyError::Verify(reason) => {
                     self.peers.verification_failed(peer_id, &reason).await
@@ -833,9 +901,20 @@ impl Registers {
     async fn apply(
         &self,
         register_id: &str,
-        held: &Held,
         batch: Vec<DocketWithTransactions>,
     ) -> Result<usize, ApplyError> {
+        // One writer per register: the same docket can arrive from a pull and from several
+        // pushes at once; whoever comes second finds it already stored and skips it.
+        let lock = self.apply_lock(register_id);
+        let _writer = lock.lock().await;
+        let Some(held) = self.lock().held.get(register_id).cloned() else {
+            return Ok(0);
+        };
+        let held = &held;
+        let batch: Vec<DocketWithTransactions> = batch
+            .into_iter()
+            .filter(|e| e.docket.header.number > held.head.number)
+            .collect();
         let mut previous = held.head.clone();
         let mut rows = Vec::new();
         let mut verified = Vec::new();
@@ -1182,7 +1261,7 @@ impl Registers {
                 );
                 continue;
             }
-            match self.apply(register_id, &held, batch).await {
+            match self.apply(register_id, batch).await {
                 Ok(_) => return Ok(Progress::Advanced),
                 Err(ApplyError::Verify(reason)) => {
                     self.peers.verification_failed(peer, &reason).await;
@@ -1261,6 +1340,11 @@ impl Registers {
                 origin_key,
                 created_at_ms: now_ms(),
                 head_hash: anchor.header.hash(),
+                base_version: if base_height > 0 {
+                    anchor.header.last_version()
+                } else {
+                    0
+                },
                 head: anchor.header.clone(),
                 base_height,
                 pending: 0,
@@ -1333,6 +1417,7 @@ impl Registers {
             head_hash: held.head_hash,
             latest_version: held.latest_version(),
             base_height: held.base_height,
+            transaction_count: held.latest_version() - held.base_version,
             pending: held.pending,
             created_at_ms: held.created_at_ms,
             sync_progress_percent: progress(

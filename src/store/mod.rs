@@ -154,6 +154,13 @@ pub trait Store: Send + Sync {
         payload: &[u8],
         now_ms: i64,
     ) -> Result<bool, StoreError>;
+    /// Stores many pending transactions in one transaction; returns how many were new.
+    async fn insert_pending_many(
+        &self,
+        register_id: &str,
+        txs: &[(String, Vec<u8>)],
+        now_ms: i64,
+    ) -> Result<u64, StoreError>;
     /// The oldest pending transactions, up to `limit`, as (tx_id, payload).
     async fn pending(
         &self,
@@ -513,6 +520,28 @@ macro_rules! shared_store_impl {
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected() > 0)
+            }
+
+            async fn insert_pending_many(
+                &self,
+                register_id: &str,
+                txs: &[(String, Vec<u8>)],
+                now_ms: i64,
+            ) -> Result<u64, $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let mut inserted = 0;
+                for (id, payload) in txs {
+                    let done = sqlx::query($crate::store::sql::INSERT_PENDING)
+                        .bind(register_id)
+                        .bind(id)
+                        .bind(payload)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    inserted += done.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(inserted)
             }
 
             async fn pending(

@@ -9,4 +9,5 @@ mod cli;
 mod cluster;
 mod generated;
 mod handshake;
+mod replication;
 mod store;

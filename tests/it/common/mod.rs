@@ -34,6 +34,8 @@ pub fn test_config(data_dir: &Path, ip: &str) -> Config {
     c.connect_timeout = Duration::from_secs(2);
     c.reconnect_backoff_min = Duration::from_millis(50);
     c.reconnect_backoff_max = Duration::from_millis(400);
+    c.seal_interval = Duration::from_millis(100);
+    c.request_timeout = Duration::from_secs(10);
     c.log = "warn".into();
     c
 }
@@ -137,6 +139,27 @@ impl TestNode {
             .await
             .map(|p| p.state)
             .unwrap_or_else(|| "unknown".into())
+    }
+
+    /// This node's view of a register it holds.
+    pub async fn register(&self, id: &str) -> Option<sorcha_peer::admin::dto::RegisterDto> {
+        self.client
+            .registers()
+            .await
+            .expect("list registers")
+            .into_iter()
+            .find(|r| r.register_id == id)
+    }
+
+    /// Waits until this node holds `register` at `version` (sealed transactions).
+    pub async fn wait_for_version(&self, register: &str, version: u64, within: Duration) {
+        let what = format!("{register} to reach version {version} on {}", self.peer_id);
+        wait_until(&what, within, || async {
+            self.register(register)
+                .await
+                .is_some_and(|r| r.latest_version >= version)
+        })
+        .await;
     }
 
     pub async fn wait_for_state(&self, id: &str, state: &str, within: Duration) {

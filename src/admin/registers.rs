@@ -1,0 +1,324 @@
+//! Admin handlers for registers, transactions, subscriptions and lag.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::dto::*;
+use super::{ApiError, ApiResult, Shared, json_body};
+use crate::clock::to_rfc3339;
+use crate::config::validate_host_port;
+use crate::replication::{Mode, RegisterError, RegisterView, Role, SubscriptionView, SyncState};
+
+impl From<RegisterError> for ApiError {
+    fn from(e: RegisterError) -> ApiError {
+        let status = match &e {
+            RegisterError::Invalid(_) => StatusCode::BAD_REQUEST,
+            RegisterError::NotFound(_) => StatusCode::NOT_FOUND,
+            RegisterError::Conflict(_) => StatusCode::CONFLICT,
+            RegisterError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            RegisterError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            RegisterError::Store(store) => {
+                tracing::error!("admin request failed on storage: {store}");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+fn created<T: serde::Serialize>(body: T) -> Response {
+    (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+pub(super) fn register_dto(v: &RegisterView) -> RegisterDto {
+    RegisterDto {
+        register_id: v.register_id.clone(),
+        is_public: v.is_public,
+        role: v.role.as_str().to_string(),
+        sync_state: v.sync_state.clone(),
+        latest_version: v.latest_version,
+        latest_docket_version: v.height,
+        head_hash: hex::encode(v.head_hash),
+        transaction_count: v.transaction_count,
+        pending_transactions: v.pending,
+        sync_progress_percent: v.sync_progress_percent,
+        created_at: to_rfc3339(v.created_at_ms),
+    }
+}
+
+fn subscription_dto(s: &SubscriptionView) -> SubscriptionDto {
+    SubscriptionDto {
+        register_id: s.register_id.clone(),
+        mode: s.mode.as_str().to_string(),
+        sync_state: s.state.as_str().to_string(),
+        last_synced_docket_version: s.height,
+        last_synced_transaction_version: s.latest_version,
+        total_dockets_in_chain: s.target_height,
+        sync_progress_percent: s.progress_percent,
+        can_participate_in_validation: s.state == SyncState::FullyReplicated,
+        is_receiving: matches!(s.state, SyncState::FullyReplicated | SyncState::Active),
+        created_at: to_rfc3339(s.created_at_ms),
+        last_sync_at: s.last_sync_at_ms.map(to_rfc3339),
+        consecutive_failures: s.failures,
+        error_message: s.error.clone(),
+    }
+}
+
+pub(super) async fn list(State(state): Shared) -> ApiResult<Vec<RegisterDto>> {
+    Ok(axum::Json(
+        state.registers.list().iter().map(register_dto).collect(),
+    ))
+}
+
+pub(super) async fn create(State(state): Shared, body: Bytes) -> Result<Response, ApiError> {
+    let request: CreateRegisterRequest = json_body(&body)?;
+    let id = request
+        .register_id
+        .ok_or_else(|| ApiError::bad_request("`registerId` is required"))?;
+    let view = state.registers.create(&id, request.is_public).await?;
+    Ok(created(register_dto(&view)))
+}
+
+pub(super) async fn available(State(state): Shared) -> ApiResult<Vec<AvailableRegisterDto>> {
+    let advertised = state.manager.advertised_registers();
+    let local: Vec<RegisterView> = state.registers.list();
+    let mut out: Vec<AvailableRegisterDto> = advertised
+        .into_iter()
+        .map(|(register_id, ads)| AvailableRegisterDto {
+            is_public: true,
+            peer_count: ads.len(),
+            full_replica_peer_count: ads.iter().filter(|a| a.full_replica).count(),
+            latest_version: ads.iter().map(|a| a.latest_version).max().unwrap_or(0),
+            latest_docket_version: ads.iter().map(|a| a.height).max().unwrap_or(0),
+            local_role: local
+                .iter()
+                .find(|l| l.register_id == register_id)
+                .map(|l| l.role.as_str().to_string()),
+            register_id,
+        })
+        .collect();
+    // Public registers held here that no connected peer advertises are available too.
+    for l in local.iter().filter(|l| l.is_public) {
+        if !out.iter().any(|a| a.register_id == l.register_id) {
+            out.push(AvailableRegisterDto {
+                register_id: l.register_id.clone(),
+                is_public: true,
+                peer_count: 0,
+                full_replica_peer_count: 0,
+                latest_version: l.latest_version,
+                latest_docket_version: l.height,
+                local_role: Some(l.role.as_str().to_string()),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.register_id.cmp(&b.register_id));
+    Ok(axum::Json(out))
+}
+
+pub(super) async fn subscriptions(State(state): Shared) -> ApiResult<Vec<SubscriptionDto>> {
+    Ok(axum::Json(
+        state
+            .registers
+            .subscriptions()
+            .iter()
+            .map(subscription_dto)
+            .collect(),
+    ))
+}
+
+pub(super) async fn cache(State(state): Shared) -> ApiResult<Vec<CacheDto>> {
+    Ok(axum::Json(
+        state
+            .registers
+            .list()
+            .iter()
+            .filter(|r| r.role != Role::Origin)
+            .map(|r| CacheDto {
+                register_id: r.register_id.clone(),
+                transaction_count: r.transaction_count,
+                docket_count: r.height - r.base_height,
+                latest_transaction_version: r.latest_version,
+                latest_docket_version: r.height,
+            })
+            .collect(),
+    ))
+}
+
+pub(super) async fn subscribe(
+    State(state): Shared,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: SubscribeRequest = json_body(&body)?;
+    let mode_text = request
+        .mode
+        .ok_or_else(|| ApiError::bad_request("`mode` is required: full-replica or forward-only"))?;
+    let mode = Mode::parse(&mode_text).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "invalid mode '{mode_text}': use full-replica or forward-only"
+        ))
+    })?;
+    let view = state.registers.subscribe(&id, mode).await?;
+    Ok(created(subscription_dto(&view)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UnsubscribeQuery {
+    #[serde(default)]
+    purge: bool,
+}
+
+pub(super) async fn unsubscribe(
+    State(state): Shared,
+    Path(id): Path<String>,
+    query: Result<Query<UnsubscribeQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<UnsubscribeResponse> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let purged = state.registers.unsubscribe(&id, query.purge).await?;
+    Ok(axum::Json(UnsubscribeResponse {
+        register_id: id,
+        unsubscribed: true,
+        cache_retained: purged.is_none(),
+        transactions_removed: purged.as_ref().map(|p| p.transactions),
+        dockets_removed: purged.as_ref().map(|p| p.dockets),
+    }))
+}
+
+pub(super) async fn purge(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> ApiResult<PurgeResponse> {
+    let purged = state.registers.purge(&id).await?;
+    Ok(axum::Json(PurgeResponse {
+        register_id: id,
+        purged: true,
+        transactions_removed: purged.transactions,
+        dockets_removed: purged.dockets,
+    }))
+}
+
+pub(super) async fn submit(
+    State(state): Shared,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let transaction_id = state.registers.submit(&id, body.to_vec()).await?;
+    Ok(created(SubmitResponse {
+        transaction_id,
+        register_id: id,
+    }))
+}
+
+pub(super) async fn submit_batch(
+    State(state): Shared,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: BatchSubmitRequest = json_body(&body)?;
+    if request.payloads.is_empty() {
+        return Err(ApiError::bad_request("`payloads` is empty"));
+    }
+    // Validate everything first, so a bad entry changes nothing.
+    if let Some((i, p)) = request
+        .payloads
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.is_empty() || p.len() > state.config.max_transaction_size)
+    {
+        return Err(ApiError::bad_request(format!(
+            "payload {} is {} bytes; each must be 1 to {} bytes",
+            i + 1,
+            p.len(),
+            state.config.max_transaction_size
+        )));
+    }
+    let payloads = request
+        .payloads
+        .into_iter()
+        .map(String::into_bytes)
+        .collect();
+    let ids = state.registers.submit_many(&id, payloads).await?;
+    Ok(created(BatchSubmitResponse {
+        register_id: id,
+        transaction_ids: ids,
+    }))
+}
+
+pub(super) async fn transaction(
+    State(state): Shared,
+    Path((id, tx)): Path<(String, String)>,
+) -> ApiResult<TransactionDto> {
+    let view = state.registers.transaction(&id, &tx).await?;
+    let row = view.row;
+    Ok(axum::Json(TransactionDto {
+        transaction_id: row.tx_id,
+        register_id: view.register_id,
+        state: if row.version.is_some() {
+            "sealed"
+        } else {
+            "pending"
+        }
+        .to_string(),
+        version: row.version.map(|v| v as u64),
+        docket_number: row.docket_number.map(|v| v as u64),
+        size: row.size as u64,
+        received_at: to_rfc3339(row.received_at_ms),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LagQuery {
+    against: Option<String>,
+    register: Option<String>,
+}
+
+pub(super) async fn lag(
+    State(state): Shared,
+    query: Result<Query<LagQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Vec<LagDto>> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let against = query.against.ok_or_else(|| {
+        ApiError::bad_request("`against` (host:port of the other node's peer protocol) is required")
+    })?;
+    validate_host_port(&against).map_err(ApiError::bad_request)?;
+    let remote = crate::rpc::remote_heights(
+        &against,
+        state.registers.lag_queries(),
+        state.config.request_timeout,
+    )
+    .await
+    .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e))?;
+    let rows = state
+        .registers
+        .lag(&remote, query.register.as_deref())
+        .await
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    if let Some(only) = &query.register
+        && rows.is_empty()
+    {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("{against} does not advertise register '{only}'"),
+        ));
+    }
+    Ok(axum::Json(
+        rows.into_iter()
+            .map(|r| LagDto {
+                register_id: r.register_id,
+                local_version: r.local_version,
+                remote_version: r.remote_version,
+                local_docket_version: r.local_docket_version,
+                remote_docket_version: r.remote_docket_version,
+                transactions_behind: r.transactions_behind,
+                dockets_behind: r.dockets_behind,
+                diverged: r.diverged,
+                held_locally: r.held_locally,
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,505 @@
+//! `sorcha-peer registers …`, `sorcha-peer tx …` and `sorcha-peer lag`.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand, ValueEnum};
+use comfy_table::Cell;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::output::{Output, relative};
+use super::{EXIT_FAILED, EXIT_OK};
+use crate::admin::dto::SubscriptionDto;
+use crate::client::{AdminClient, ClientError};
+
+/// How often `subscribe --wait` polls the node.
+const WAIT_POLL: Duration = Duration::from_millis(200);
+/// Lines sent per request by `tx submit --lines`.
+const LINES_PER_REQUEST: usize = 1000;
+
+#[derive(Debug, Subcommand)]
+pub enum RegistersCommand {
+    /// Registers this node holds (as origin or replica)
+    List,
+    /// Public registers advertised by connected peers
+    Available,
+    /// Create a register with this node as its origin
+    Create {
+        /// Name: 1-64 of A-Z a-z 0-9 . _ -
+        register: String,
+        /// Advertise and serve it to peers (private registers never leave this node)
+        #[arg(long)]
+        public: bool,
+    },
+    /// Replicate a register from peers
+    Subscribe {
+        register: String,
+        /// full-replica: the whole chain from genesis; forward-only: from the current head on
+        #[arg(long, value_enum)]
+        mode: ModeArg,
+        /// Show progress and return once fully replicated (or active, for forward-only)
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up (exit 1) after this long, e.g. 10m
+        #[arg(long, value_parser = super::peers::parse_duration_arg, value_name = "DURATION", requires = "wait")]
+        timeout: Option<String>,
+    },
+    /// Stop replicating a register (its data is kept unless --purge)
+    Unsubscribe {
+        register: String,
+        /// Also delete the replicated data
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Delete a replicated register's data (after unsubscribing)
+    Purge { register: String },
+    /// Show subscriptions with their state, progress and last error
+    Subscriptions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    FullReplica,
+    ForwardOnly,
+}
+
+impl ModeArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            ModeArg::FullReplica => "full-replica",
+            ModeArg::ForwardOnly => "forward-only",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TxCommand {
+    /// Submit a transaction (the whole input), or one per line with --lines
+    Submit {
+        register: String,
+        /// File to read; `-` or nothing reads standard input
+        input: Option<PathBuf>,
+        /// Submit each non-empty input line as its own transaction; prints one ID per line
+        #[arg(long)]
+        lines: bool,
+    },
+    /// Show a transaction: pending, or sealed with its version and docket number
+    Get {
+        register: String,
+        transaction: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LagArgs {
+    /// The other node's peer-protocol address (no admin token needed there)
+    #[arg(long, value_name = "HOST:PORT")]
+    pub against: String,
+    /// Only this register
+    #[arg(long, value_name = "REGISTER")]
+    pub register: Option<String>,
+    /// Exit 1 if any register is more than N transactions behind (or has diverged)
+    #[arg(long, value_name = "N")]
+    pub max_lag: Option<u64>,
+}
+
+pub async fn run(
+    client: &AdminClient,
+    out: &Output,
+    command: RegistersCommand,
+) -> Result<i32, ClientError> {
+    match command {
+        RegistersCommand::List => {
+            let registers = client.registers().await?;
+            if out.json {
+                out.print_json(&registers);
+            } else if registers.is_empty() {
+                out.message("No registers.");
+            } else {
+                let mut table = out.table(&[
+                    "REGISTER", "ROLE", "STATE", "PUBLIC", "VERSION", "DOCKETS", "PENDING",
+                    "PROGRESS", "HEAD",
+                ]);
+                for r in &registers {
+                    table.add_row(vec![
+                        Cell::new(&r.register_id),
+                        Cell::new(&r.role),
+                        Cell::new(&r.sync_state),
+                        Cell::new(if r.is_public { "yes" } else { "no" }),
+                        Cell::new(r.latest_version),
+                        Cell::new(r.latest_docket_version),
+                        Cell::new(r.pending_transactions),
+                        Cell::new(format!("{:.1}%", r.sync_progress_percent)),
+                        Cell::new(&r.head_hash[..12]),
+                    ]);
+                }
+                println!("{table}");
+            }
+        }
+        RegistersCommand::Available => {
+            let available = client.available_registers().await?;
+            if out.json {
+                out.print_json(&available);
+            } else if available.is_empty() {
+                out.message("No public registers advertised by connected peers.");
+            } else {
+                let mut table = out.table(&[
+                    "REGISTER",
+                    "PEERS",
+                    "FULL REPLICAS",
+                    "VERSION",
+                    "DOCKETS",
+                    "HELD HERE",
+                ]);
+                for a in &available {
+                    table.add_row(vec![
+                        Cell::new(&a.register_id),
+                        Cell::new(a.peer_count),
+                        Cell::new(a.full_replica_peer_count),
+                        Cell::new(a.latest_version),
+                        Cell::new(a.latest_docket_version),
+                        Cell::new(a.local_role.as_deref().unwrap_or("-")),
+                    ]);
+                }
+                println!("{table}");
+            }
+        }
+        RegistersCommand::Create { register, public } => {
+            let created = client.create_register(&register, public).await?;
+            if out.json {
+                out.print_json(&created);
+            } else {
+                out.message(&format!(
+                    "Created {} register {} (this node is its origin).",
+                    if created.is_public {
+                        "public"
+                    } else {
+                        "private"
+                    },
+                    created.register_id
+                ));
+            }
+        }
+        RegistersCommand::Subscribe {
+            register,
+            mode,
+            wait,
+            timeout,
+        } => {
+            let sub = client.subscribe(&register, mode.as_str()).await?;
+            if !wait {
+                if out.json {
+                    out.print_json(&sub);
+                } else {
+                    out.message(&format!(
+                        "Subscribed to {} ({}): {}.",
+                        sub.register_id, sub.mode, sub.sync_state
+                    ));
+                }
+                return Ok(EXIT_OK);
+            }
+            let limit = timeout
+                .as_deref()
+                .map(crate::clock::parse_duration)
+                .transpose()
+                .map_err(ClientError::BadRequest)?;
+            return wait_for_sync(client, out, &register, limit).await;
+        }
+        RegistersCommand::Unsubscribe { register, purge } => {
+            let done = client.unsubscribe(&register, purge).await?;
+            if out.json {
+                out.print_json(&done);
+            } else if done.cache_retained {
+                out.message(&format!(
+                    "Unsubscribed from {}; its data is kept (purge it with `registers purge`).",
+                    register
+                ));
+            } else {
+                out.message(&format!(
+                    "Unsubscribed from {} and removed {} transactions in {} dockets.",
+                    register,
+                    done.transactions_removed.unwrap_or(0),
+                    done.dockets_removed.unwrap_or(0)
+                ));
+            }
+        }
+        RegistersCommand::Purge { register } => {
+            let done = client.purge(&register).await?;
+            if out.json {
+                out.print_json(&done);
+            } else {
+                out.message(&format!(
+                    "Purged {}: removed {} transactions in {} dockets.",
+                    register, done.transactions_removed, done.dockets_removed
+                ));
+            }
+        }
+        RegistersCommand::Subscriptions => {
+            let subs = client.subscriptions().await?;
+            if out.json {
+                out.print_json(&subs);
+            } else if subs.is_empty() {
+                out.message("No subscriptions.");
+            } else {
+                let mut table = out.table(&[
+                    "REGISTER",
+                    "MODE",
+                    "STATE",
+                    "DOCKET",
+                    "OF",
+                    "PROGRESS",
+                    "LAST SYNC",
+                    "ERROR",
+                ]);
+                for s in &subs {
+                    table.add_row(vec![
+                        Cell::new(&s.register_id),
+                        Cell::new(&s.mode),
+                        Cell::new(&s.sync_state),
+                        Cell::new(
+                            s.last_synced_docket_version
+                                .map_or("-".into(), |v| v.to_string()),
+                        ),
+                        Cell::new(
+                            s.total_dockets_in_chain
+                                .map_or("-".into(), |v| v.to_string()),
+                        ),
+                        Cell::new(format!("{:.1}%", s.sync_progress_percent)),
+                        Cell::new(
+                            s.last_sync_at
+                                .as_deref()
+                                .map(relative)
+                                .unwrap_or_else(|| "never".into()),
+                        ),
+                        Cell::new(s.error_message.as_deref().unwrap_or("")),
+                    ]);
+                }
+                println!("{table}");
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn done(s: &SubscriptionDto) -> bool {
+    s.is_receiving
+}
+
+/// Polls until the subscription is fully replicated (or active), drawing a progress bar with
+/// rate and ETA on a terminal.
+async fn wait_for_sync(
+    client: &AdminClient,
+    out: &Output,
+    register: &str,
+    limit: Option<Duration>,
+) -> Result<i32, ClientError> {
+    let started = Instant::now();
+    let bar = if std::io::stderr().is_terminal() && !out.json && !out.quiet {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:30}] {pos}/{len} dockets  {per_sec}  ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_message(register.to_string());
+        Some(bar)
+    } else {
+        None
+    };
+    let mut last_error: Option<String> = None;
+    loop {
+        let sub = client
+            .subscriptions()
+            .await?
+            .into_iter()
+            .find(|s| s.register_id == register)
+            .ok_or_else(|| {
+                ClientError::NotFound(format!("the subscription to '{register}' is gone"))
+            })?;
+        if let Some(bar) = &bar {
+            if let Some(total) = sub.total_dockets_in_chain {
+                bar.set_length(total);
+            }
+            bar.set_position(sub.last_synced_docket_version.unwrap_or(0));
+            bar.set_message(format!("{register} ({})", sub.sync_state));
+        }
+        if sub.error_message != last_error {
+            if let Some(e) = &sub.error_message {
+                let text = format!("{register}: {e} (retrying)");
+                match &bar {
+                    Some(bar) => bar.println(text),
+                    None if !out.quiet => eprintln!("{text}"),
+                    None => {}
+                }
+            }
+            last_error = sub.error_message.clone();
+        }
+        if done(&sub) {
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
+            if out.json {
+                out.print_json(&sub);
+            } else {
+                out.message(&format!(
+                    "{register} is {} at docket {} (version {}).",
+                    sub.sync_state,
+                    sub.last_synced_docket_version.unwrap_or(0),
+                    sub.last_synced_transaction_version.unwrap_or(0)
+                ));
+            }
+            return Ok(EXIT_OK);
+        }
+        if limit.is_some_and(|l| started.elapsed() > l) {
+            if let Some(bar) = &bar {
+                bar.abandon();
+            }
+            out.error(&format!(
+                "{register} is still {} after {:?}",
+                sub.sync_state,
+                started.elapsed()
+            ));
+            return Ok(EXIT_FAILED);
+        }
+        tokio::time::sleep(WAIT_POLL).await;
+    }
+}
+
+pub async fn tx(
+    client: &AdminClient,
+    out: &Output,
+    command: TxCommand,
+) -> Result<i32, ClientError> {
+    match command {
+        TxCommand::Submit {
+            register,
+            input,
+            lines,
+        } => {
+            let mut data = Vec::new();
+            let read = match input.as_deref() {
+                None => std::io::stdin().read_to_end(&mut data),
+                Some(p) if p.as_os_str() == "-" => std::io::stdin().read_to_end(&mut data),
+                Some(p) => std::fs::File::open(p).and_then(|mut f| f.read_to_end(&mut data)),
+            };
+            read.map_err(|e| ClientError::BadRequest(format!("cannot read the input: {e}")))?;
+            if !lines {
+                let done = client.submit(&register, data).await?;
+                if out.json {
+                    out.print_json(&done);
+                } else {
+                    println!("{}", done.transaction_id);
+                }
+                return Ok(EXIT_OK);
+            }
+            let text = String::from_utf8(data)
+                .map_err(|_| ClientError::BadRequest("--lines needs UTF-8 text input".into()))?;
+            let payloads: Vec<String> = text
+                .lines()
+                .map(|l| l.trim_end_matches('\r'))
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect();
+            let mut ids = Vec::with_capacity(payloads.len());
+            for chunk in payloads.chunks(LINES_PER_REQUEST) {
+                let done = client.submit_batch(&register, chunk.to_vec()).await?;
+                if !out.json {
+                    for id in &done.transaction_ids {
+                        println!("{id}");
+                    }
+                }
+                ids.extend(done.transaction_ids);
+            }
+            if out.json {
+                out.print_json(&ids);
+            }
+        }
+        TxCommand::Get {
+            register,
+            transaction,
+        } => {
+            let tx = client.transaction(&register, &transaction).await?;
+            if out.json {
+                out.print_json(&tx);
+            } else {
+                let mut table = out.table(&[]);
+                table.add_row(vec![
+                    Cell::new("Transaction"),
+                    Cell::new(&tx.transaction_id),
+                ]);
+                table.add_row(vec![Cell::new("Register"), Cell::new(&tx.register_id)]);
+                table.add_row(vec![Cell::new("State"), Cell::new(&tx.state)]);
+                table.add_row(vec![
+                    Cell::new("Version"),
+                    Cell::new(tx.version.map_or("-".into(), |v| v.to_string())),
+                ]);
+                table.add_row(vec![
+                    Cell::new("Docket"),
+                    Cell::new(tx.docket_number.map_or("-".into(), |v| v.to_string())),
+                ]);
+                table.add_row(vec![
+                    Cell::new("Size"),
+                    Cell::new(format!("{} bytes", tx.size)),
+                ]);
+                table.add_row(vec![
+                    Cell::new("Received"),
+                    Cell::new(relative(&tx.received_at)),
+                ]);
+                println!("{table}");
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+pub async fn lag(client: &AdminClient, out: &Output, args: LagArgs) -> Result<i32, ClientError> {
+    let rows = client.lag(&args.against, args.register.as_deref()).await?;
+    let failing: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.diverged || args.max_lag.is_some_and(|max| r.transactions_behind > max))
+        .map(|r| r.register_id.as_str())
+        .collect();
+    if out.json {
+        out.print_json(&rows);
+    } else if rows.is_empty() {
+        out.message(&format!("{} advertises no public registers.", args.against));
+    } else {
+        let mut table = out.table(&[
+            "REGISTER",
+            "LOCAL VERSION",
+            "REMOTE VERSION",
+            "TX BEHIND",
+            "LOCAL DOCKET",
+            "REMOTE DOCKET",
+            "DOCKETS BEHIND",
+            "CHAINS",
+        ]);
+        for r in &rows {
+            table.add_row(vec![
+                Cell::new(&r.register_id),
+                Cell::new(if r.held_locally {
+                    r.local_version.to_string()
+                } else {
+                    "not held".into()
+                }),
+                Cell::new(r.remote_version),
+                Cell::new(r.transactions_behind),
+                Cell::new(r.local_docket_version),
+                Cell::new(r.remote_docket_version),
+                Cell::new(r.dockets_behind),
+                Cell::new(if r.diverged { "DIVERGED" } else { "agree" }),
+            ]);
+        }
+        println!("{table}");
+    }
+    if failing.is_empty() {
+        Ok(EXIT_OK)
+    } else {
+        if !out.json {
+            out.error(&format!("lag check failed for: {}", failing.join(", ")));
+        }
+        Ok(EXIT_FAILED)
+    }
+}

@@ -1,0 +1,311 @@
+//! Registers replicated between real nodes: verified, resumable, pushed live, and visible
+//! through `registers`, `tx` and `lag`.
+
+use std::time::Duration;
+
+use sorcha_peer::client::ClientError;
+
+use crate::common::{PATIENCE, TestNode, cli, postgres, wait_until};
+
+/// Submits `n` transactions `prefix-1 … prefix-n` at `node` in batches.
+async fn load(node: &TestNode, register: &str, prefix: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let payloads: Vec<String> = (1..=n).map(|i| format!("{prefix}-{i}")).collect();
+    for chunk in payloads.chunks(1000) {
+        let done = node
+            .client
+            .submit_batch(register, chunk.to_vec())
+            .await
+            .expect("submit batch");
+        ids.extend(done.transaction_ids);
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_and_forward_only_replicas_follow_the_origin() {
+    let mut a = TestNode::start("127.0.0.1", |c| c.name = "origin".into()).await;
+    let seed = a.seed();
+    let mut b = TestNode::start("127.0.0.41", |c| c.seeds = vec![seed.clone()]).await;
+    let mut c = TestNode::start("127.0.0.42", |c| c.seeds = vec![seed.clone()]).await;
+    a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
+    a.wait_for_state(&c.peer_id, "connected", PATIENCE).await;
+
+    let (code, _, err) = cli(&a, &["registers", "create", "orders", "--public"]).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, _) = cli(&a, &["registers", "create", "secret"]).await;
+    assert_eq!(code, 0);
+    load(&a, "orders", "order", 5000).await;
+    a.wait_for_version("orders", 5000, PATIENCE).await;
+
+    // B sees the public register (never the private one) and replicates all of it.
+    wait_until("orders to be available on B", PATIENCE, || async {
+        b.client.available_registers().await.is_ok_and(|r| {
+            r.iter()
+                .any(|a| a.register_id == "orders" && a.latest_version == 5000)
+        })
+    })
+    .await;
+    let available = b.client.available_registers().await.expect("available");
+    assert!(
+        available.iter().all(|r| r.register_id != "secret"),
+        "{available:?}"
+    );
+    let orders = available
+        .iter()
+        .find(|r| r.register_id == "orders")
+        .expect("orders");
+    assert_eq!((orders.peer_count, orders.full_replica_peer_count), (1, 1));
+
+    let (code, out, err) = cli(
+        &b,
+        &[
+            "registers",
+            "subscribe",
+            "orders",
+            "--mode",
+            "full-replica",
+            "--wait",
+            "--timeout",
+            "60s",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let on_a = a.register("orders").await.expect("A holds orders");
+    let on_b = b.register("orders").await.expect("B holds orders");
+    assert_eq!(on_b.head_hash, on_a.head_hash);
+    assert_eq!(on_b.latest_version, 5000);
+    assert_eq!(on_b.transaction_count, 5000);
+    assert_eq!(on_b.role, "full-replica");
+    assert_eq!(on_b.sync_state, "fully-replicated");
+
+    // lag against the origin: nothing behind, exit 0 under --max-lag 0.
+    let (code, json, err) = cli(
+        &b,
+        &[
+            "lag",
+            "--against",
+            &a.seed(),
+            "--max-lag",
+            "0",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let row = &rows[0];
+    assert_eq!(row["registerId"], "orders");
+    assert_eq!(row["transactionsBehind"], 0);
+    assert_eq!(row["docketsBehind"], 0);
+    assert_eq!(row["diverged"], false);
+    assert_eq!(row["localVersion"], 5000);
+
+    // C starts at the head and does not pull history.
+    let sub = c
+        .client
+        .subscribe("orders", "forward-only")
+        .await
+        .expect("subscribe");
+    assert_eq!(sub.mode, "forward-only");
+    wait_until("C to be active", PATIENCE, || async {
+        c.register("orders")
+            .await
+            .is_some_and(|r| r.sync_state == "active")
+    })
+    .await;
+    assert_eq!(
+        c.register("orders")
+            .await
+            .expect("orders")
+            .transaction_count,
+        0
+    );
+
+    // New transactions reach both replicas within seconds, pushed live.
+    let tx = a
+        .client
+        .submit("orders", b"fresh".to_vec())
+        .await
+        .expect("submit")
+        .transaction_id;
+    let pending = a.client.transaction("orders", &tx).await.expect("tx");
+    assert!(pending.state == "pending" || pending.state == "sealed");
+    for node in [&a, &b, &c] {
+        wait_until(
+            "the new transaction to be sealed everywhere",
+            Duration::from_secs(5),
+            || async {
+                node.client
+                    .transaction("orders", &tx)
+                    .await
+                    .is_ok_and(|t| t.state == "sealed" && t.version == Some(5001))
+            },
+        )
+        .await;
+    }
+    assert_eq!(
+        c.register("orders")
+            .await
+            .expect("orders")
+            .transaction_count,
+        1
+    );
+
+    // A submission at a replica is forwarded to the origin and comes back sealed.
+    // (An empty input is refused as bad input, changing nothing.)
+    let (code, _, err) = cli(&b, &["tx", "submit", "orders", "-"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot be empty"), "{err}");
+    let forwarded = b
+        .client
+        .submit("orders", b"via-b".to_vec())
+        .await
+        .expect("forwarded")
+        .transaction_id;
+    wait_until(
+        "the forwarded transaction to be sealed on C",
+        Duration::from_secs(5),
+        || async {
+            c.client
+                .transaction("orders", &forwarded)
+                .await
+                .is_ok_and(|t| t.state == "sealed")
+        },
+    )
+    .await;
+
+    // A lagging view: C compared with B shows no divergence.
+    let lag = c.client.lag(&b.seed(), Some("orders")).await.expect("lag");
+    assert!(!lag[0].diverged, "{lag:?}");
+
+    c.stop().await;
+    b.stop().await;
+    a.stop().await;
+}
+
+/// Subscription rules, on either backend for the subscribing node.
+async fn subscription_rules(database_url: Option<String>, ip: &str) {
+    let mut a = TestNode::start("127.0.0.1", |_| {}).await;
+    let seed = a.seed();
+    let mut b = TestNode::start(ip, |c| {
+        c.seeds = vec![seed.clone()];
+        c.database_url = database_url.clone();
+    })
+    .await;
+    a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
+    a.client
+        .create_register("ledger", true)
+        .await
+        .expect("create");
+    load(&a, "ledger", "entry", 250).await;
+    a.wait_for_version("ledger", 250, PATIENCE).await;
+    wait_until("B to see ledger", PATIENCE, || async {
+        b.client
+            .available_registers()
+            .await
+            .is_ok_and(|r| r.iter().any(|x| x.register_id == "ledger"))
+    })
+    .await;
+
+    // Unknown register: 404 / exit 5. Invalid mode: exit 2.
+    let (code, _, err) = cli(
+        &b,
+        &["registers", "subscribe", "nope", "--mode", "full-replica"],
+    )
+    .await;
+    assert_eq!(code, 5, "{err}");
+    let (code, _, _) = cli(
+        &b,
+        &["registers", "subscribe", "ledger", "--mode", "sideways"],
+    )
+    .await;
+    assert_eq!(code, 2);
+    let (code, _, err) = cli(
+        &b,
+        &[
+            "registers",
+            "subscribe",
+            "ledger",
+            "--mode",
+            "full-replica",
+            "--wait",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    // Twice: 409 / exit 1.
+    let (code, _, err) = cli(
+        &b,
+        &["registers", "subscribe", "ledger", "--mode", "full-replica"],
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("already subscribed"), "{err}");
+
+    // Banning the only source is refused unless forced.
+    let (code, _, err) = cli(&b, &["peers", "ban", &a.peer_id[..8]]).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("only source") && err.contains("ledger"),
+        "{err}"
+    );
+    assert!(b.client.bans().await.expect("bans").is_empty());
+
+    // Purge refuses while subscribed; unsubscribe keeps data; purge removes and reports it.
+    let refused = b.client.purge("ledger").await;
+    assert!(
+        matches!(refused, Err(ClientError::Conflict(_))),
+        "{refused:?}"
+    );
+    let done = b
+        .client
+        .unsubscribe("ledger", false)
+        .await
+        .expect("unsubscribe");
+    assert!(done.cache_retained);
+    let kept = b.register("ledger").await.expect("data kept");
+    assert_eq!(kept.transaction_count, 250);
+    assert_eq!(kept.sync_state, "stopped");
+    let (code, json, _) = cli(&b, &["registers", "purge", "ledger", "-o", "json"]).await;
+    assert_eq!(code, 0);
+    let purged: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(purged["transactionsRemoved"], 250);
+    assert!(b.register("ledger").await.is_none());
+    let again = b.client.unsubscribe("ledger", false).await;
+    assert!(matches!(again, Err(ClientError::NotFound(_))));
+
+    // The origin's own data cannot be purged; oversized payloads are refused.
+    assert!(matches!(
+        a.client.purge("ledger").await,
+        Err(ClientError::Conflict(_))
+    ));
+    let big = vec![b'x'; a.config.max_transaction_size + 1];
+    let refused = a.client.submit("ledger", big).await;
+    assert!(
+        matches!(refused, Err(ClientError::Server { status: 413, .. })),
+        "{refused:?}"
+    );
+
+    // With no subscription left, a forced ban is allowed anyway.
+    let (code, _, err) = cli(&b, &["peers", "ban", &a.peer_id[..8], "--force"]).await;
+    assert_eq!(code, 0, "{err}");
+
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_rules_on_sqlite() {
+    subscription_rules(None, "127.0.0.43").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_rules_on_postgres() {
+    let Some(url) = postgres::fresh_database().await else {
+        return;
+    };
+    subscription_rules(Some(url), "127.0.0.44").await;
+}
