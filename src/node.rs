@@ -159,6 +159,7 @@ pub async fn start(
         identity.clone(),
         config.clone(),
         manager.clone(),
+        metrics.clone(),
         shutdown.clone(),
     )
     .await?;

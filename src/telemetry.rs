@@ -38,7 +38,20 @@ pub struct Metrics {
     pub bans_total: Family<Labels, Counter>,
     /// Peers learnt through peer exchange.
     pub peers_learned: Counter,
+    /// Per replicated register: dockets behind the best height peers advertise.
+    pub register_dockets_behind: Family<RegisterLabel, Gauge>,
+    /// Per replicated register: transactions behind the best version peers advertise.
+    pub register_transactions_behind: Family<RegisterLabel, Gauge>,
+    /// Dockets sealed by this node as origin.
+    pub dockets_sealed: Counter,
+    /// Dockets received from peers that passed verification and were stored.
+    pub dockets_replicated: Counter,
+    /// Dockets or transactions from peers that failed verification.
+    pub verification_failures: Counter,
 }
+
+/// A metric label set naming one register.
+pub type RegisterLabel = Vec<(&'static str, String)>;
 
 impl Metrics {
     pub fn new() -> Metrics {
@@ -79,8 +92,43 @@ impl Metrics {
             "Peers learnt through peer exchange",
             peers_learned.clone(),
         );
+        let register_dockets_behind = Family::<RegisterLabel, Gauge>::default();
+        registry.register(
+            "register_dockets_behind",
+            "Replication lag per register, in dockets behind the best advertised height",
+            register_dockets_behind.clone(),
+        );
+        let register_transactions_behind = Family::<RegisterLabel, Gauge>::default();
+        registry.register(
+            "register_transactions_behind",
+            "Replication lag per register, in transactions behind the best advertised version",
+            register_transactions_behind.clone(),
+        );
+        let dockets_sealed = Counter::default();
+        registry.register(
+            "dockets_sealed",
+            "Dockets sealed as origin",
+            dockets_sealed.clone(),
+        );
+        let dockets_replicated = Counter::default();
+        registry.register(
+            "dockets_replicated",
+            "Dockets received from peers, verified and stored",
+            dockets_replicated.clone(),
+        );
+        let verification_failures = Counter::default();
+        registry.register(
+            "verification_failures",
+            "Data from peers that failed verification",
+            verification_failures.clone(),
+        );
         Metrics {
             registry,
+            register_dockets_behind,
+            register_transactions_behind,
+            dockets_sealed,
+            dockets_replicated,
+            verification_failures,
             peers,
             connections,
             heartbeat_latency,

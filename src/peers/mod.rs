@@ -1533,6 +1533,7 @@ impl PeerManager {
     /// `verification_ban_threshold` times within `verification_ban_window`, ban it
     /// automatically for `automatic_ban_duration`.
     pub async fn verification_failed(&self, peer_id: &str, reason: &str) {
+        self.metrics.verification_failures.inc();
         self.penalize(
             peer_id,
             VERIFICATION_PENALTY,

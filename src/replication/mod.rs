@@ -19,6 +19,7 @@ use crate::identity::Identity;
 use crate::ledger::{self, Docket, DocketHeader, DocketWithTransactions, Hash};
 use crate::peers::{PeerManager, PeerMessage, PeerRequest, PeerResponse, RegisterHeight};
 use crate::store::{DocketRow, RegisterRow, Store, StoreError, SubscriptionRow, TxRow};
+use crate::telemetry::Metrics;
 
 /// Most payload bytes in one docket, and in one batch served to a peer, so every message stays
 /// well under the 16 MiB frame limit.
@@ -251,6 +252,7 @@ pub struct Registers {
     identity: Arc<Identity>,
     config: Arc<Config>,
     peers: Arc<PeerManager>,
+    metrics: Arc<Metrics>,
     inner: Mutex<Inner>,
     seal_wake: Notify,
     shutdown: CancellationToken,
@@ -306,6 +308,7 @@ impl Registers {
         identity: Arc<Identity>,
         config: Arc<Config>,
         peers: Arc<PeerManager>,
+        metrics: Arc<Metrics>,
         shutdown: CancellationToken,
     ) -> Result<Arc<Registers>, StoreError> {
         let mut inner = Inner::default();
@@ -361,6 +364,7 @@ impl Registers {
             identity,
             config,
             peers,
+            metrics,
             inner: Mutex::new(inner),
             seal_wake: Notify::new(),
             shutdown,
@@ -711,6 +715,7 @@ impl Registers {
         self.store
             .seal(&next.to_row(), &docket_row(&docket), &ids)
             .await?;
+        self.metrics.dockets_sealed.inc();
         let more = {
             let mut inner = self.lock();
             let Some(held) = inner.held.get_mut(register_id) else {
@@ -934,6 +939,7 @@ impl Registers {
             verified.push(entry);
         }
         let stored = verified.len();
+        self.metrics.dockets_replicated.inc_by(stored as u64);
         if stored > 0 {
             let mut next = held.clone();
             next.head_hash = previous.hash();
@@ -1231,9 +1237,18 @@ impl Registers {
         self.set_state(register_id, SyncState::Syncing, Some(best));
         let mut last_error = String::new();
         for (peer, advertised) in carriers.iter().filter(|(_, h)| h.height > held.head.number) {
+            // A previous source may have delivered a verified prefix: continue from there.
+            let ours = self
+                .lock()
+                .held
+                .get(register_id)
+                .map_or(held.head.number, |h| h.head.number);
+            if advertised.height <= ours {
+                continue;
+            }
             let request = PeerRequest::Dockets {
                 register_id: register_id.to_string(),
-                from: held.head.number + 1,
+                from: ours + 1,
                 max: self.config.sync_batch_dockets,
                 headers_only: false,
             };
@@ -1264,10 +1279,11 @@ impl Registers {
             match self.apply(register_id, batch).await {
                 Ok(_) => return Ok(Progress::Advanced),
                 Err(ApplyError::Verify(reason)) => {
+                    // The bad data is discarded (a verified prefix was kept); try the next
+                    // source straight away.
                     self.peers.verification_failed(peer, &reason).await;
                     last_error = format!("{peer} served invalid data: {reason}");
-                    // Whatever verified before the bad docket was kept; retry from there.
-                    return Err(last_error);
+                    continue;
                 }
                 Err(ApplyError::Store(e)) => return Err(format!("storage error: {e}")),
             }
@@ -1396,6 +1412,39 @@ impl Registers {
             }
             Ok(PeerResponse::Dockets(Err(e))) | Err(e) => Err(format!("{peer}: {e}")),
             Ok(_) => Err(format!("{peer}: unexpected answer")),
+        }
+    }
+
+    /// Refreshes the per-register lag gauges (called when `/metrics` is scraped).
+    pub fn refresh_metrics(&self) {
+        let replicas: Vec<(String, u64, u64)> = self
+            .lock()
+            .held
+            .iter()
+            .filter(|(_, h)| h.role != Role::Origin)
+            .map(|(id, h)| (id.clone(), h.head.number, h.latest_version()))
+            .collect();
+        for (register_id, height, version) in replicas {
+            let carriers = self.peers.carriers(&register_id);
+            let best_height = carriers
+                .iter()
+                .map(|(_, c)| c.height)
+                .max()
+                .unwrap_or(height);
+            let best_version = carriers
+                .iter()
+                .map(|(_, c)| c.latest_version)
+                .max()
+                .unwrap_or(version);
+            let label = vec![("register", register_id)];
+            self.metrics
+                .register_dockets_behind
+                .get_or_create(&label)
+                .set(best_height.saturating_sub(height) as i64);
+            self.metrics
+                .register_transactions_behind
+                .get_or_create(&label)
+                .set(best_version.saturating_sub(version) as i64);
         }
     }
 

@@ -11,3 +11,4 @@ mod generated;
 mod handshake;
 mod replication;
 mod store;
+mod tampering;

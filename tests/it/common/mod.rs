@@ -195,6 +195,24 @@ where
     }
 }
 
+/// Polls `probe` every 25 ms until it yields a value; panics with `what` after `within`.
+pub async fn wait_for<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        if start.elapsed() > within {
+            panic!("timed out after {within:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// Asserts that `check` holds during the whole of `period` (sampled every 25 ms).
 pub async fn holds_for<F, Fut>(what: &str, period: Duration, mut check: F)
 where
