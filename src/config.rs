@@ -178,6 +178,36 @@ pub const KEYS: &[KeyDef] = &[
         help: "How long an automatic ban lasts.",
     },
     KeyDef {
+        name: "gossip_interval",
+        default: Some("\"100ms\""),
+        help: "How often queued transaction announcements are sent (they are batched in between).",
+    },
+    KeyDef {
+        name: "gossip_fanout",
+        default: Some("8"),
+        help: "Most peers each transaction is announced to (among connected peers carrying its register).",
+    },
+    KeyDef {
+        name: "gossip_queue_limit",
+        default: Some("10000"),
+        help: "Most announcements kept waiting for peers; beyond it the oldest are dropped (their transactions stay stored and are re-announced while pending).",
+    },
+    KeyDef {
+        name: "gossip_announce_rate",
+        default: Some("10000"),
+        help: "Transaction IDs a second accepted from one peer's announcements; the rest are ignored.",
+    },
+    KeyDef {
+        name: "gossip_pull_rate",
+        default: Some("10000"),
+        help: "Transaction payloads a second served to one peer.",
+    },
+    KeyDef {
+        name: "reannounce_interval",
+        default: Some("\"10s\""),
+        help: "Transactions still pending after this long are announced again (repairs lost announcements).",
+    },
+    KeyDef {
         name: "admin_read_open",
         default: Some("true"),
         help: "Allow read-only admin requests from loopback without the token.",
@@ -221,6 +251,12 @@ pub struct Config {
     pub verification_ban_threshold: u32,
     pub verification_ban_window: Duration,
     pub automatic_ban_duration: Duration,
+    pub gossip_interval: Duration,
+    pub gossip_fanout: usize,
+    pub gossip_queue_limit: usize,
+    pub gossip_announce_rate: u64,
+    pub gossip_pull_rate: u64,
+    pub reannounce_interval: Duration,
     pub admin_read_open: bool,
     pub log: String,
 }
@@ -386,6 +422,12 @@ impl Layers {
             verification_ban_threshold: r.count("verification_ban_threshold")? as u32,
             verification_ban_window: r.duration("verification_ban_window")?,
             automatic_ban_duration: r.duration("automatic_ban_duration")?,
+            gossip_interval: r.duration("gossip_interval")?,
+            gossip_fanout: r.count("gossip_fanout")? as usize,
+            gossip_queue_limit: r.count("gossip_queue_limit")? as usize,
+            gossip_announce_rate: r.count("gossip_announce_rate")?,
+            gossip_pull_rate: r.count("gossip_pull_rate")?,
+            reannounce_interval: r.duration("reannounce_interval")?,
             admin_read_open: r.boolean("admin_read_open")?,
             log: r.string("log")?,
         };
@@ -556,6 +598,24 @@ impl Resolver<'_> {
         }
         if c.verification_ban_threshold == 0 {
             return Err(self.invalid("verification_ban_threshold", "must be at least 1"));
+        }
+        for (key, value) in [
+            ("gossip_interval", c.gossip_interval),
+            ("reannounce_interval", c.reannounce_interval),
+        ] {
+            if value.is_zero() {
+                return Err(self.invalid(key, "must be greater than 0"));
+            }
+        }
+        for (key, value) in [
+            ("gossip_fanout", c.gossip_fanout as u64),
+            ("gossip_queue_limit", c.gossip_queue_limit as u64),
+            ("gossip_announce_rate", c.gossip_announce_rate),
+            ("gossip_pull_rate", c.gossip_pull_rate),
+        ] {
+            if value == 0 {
+                return Err(self.invalid(key, "must be at least 1"));
+            }
         }
         if c.automatic_ban_duration.is_zero() {
             return Err(self.invalid("automatic_ban_duration", "must be greater than 0"));

@@ -8,12 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
 use crate::config::Config;
+use crate::gossip::Gossip;
 use crate::identity::{self, Identity, IdentityError};
 use crate::peers::{PeerManager, discovery};
 use crate::replication::Registers;
@@ -154,18 +156,32 @@ pub async fn start(
         .await?,
     );
 
+    let seen = Gossip::seen_set();
+    let gossip_wake = Arc::new(Notify::new());
     let registers = Registers::load(
         store.clone(),
         identity.clone(),
         config.clone(),
         manager.clone(),
         metrics.clone(),
+        seen.clone(),
+        gossip_wake.clone(),
         shutdown.clone(),
     )
     .await?;
+    let gossip = Gossip::new(
+        store.clone(),
+        config.clone(),
+        manager.clone(),
+        registers.clone(),
+        metrics.clone(),
+        seen,
+        gossip_wake,
+    );
     let services = rpc::Services {
         peers: manager.clone(),
         registers: registers.clone(),
+        gossip: gossip.clone(),
     };
 
     let mut tasks = JoinSet::new();
@@ -203,6 +219,7 @@ pub async fn start(
 
     tasks.spawn(rpc::dialer::run(services.clone(), shutdown.clone()));
     tasks.spawn(registers.clone().run_sealer());
+    tasks.spawn(gossip.run(shutdown.clone()));
     tasks.spawn(discovery::run(manager.clone(), shutdown.clone()));
 
     let admin_url = format!("http://{admin_addr}");

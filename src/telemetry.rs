@@ -48,6 +48,24 @@ pub struct Metrics {
     pub dockets_replicated: Counter,
     /// Dockets or transactions from peers that failed verification.
     pub verification_failures: Counter,
+    /// Transaction IDs announced to peers.
+    pub gossip_announcements_sent: Counter,
+    /// Transaction IDs announced by peers.
+    pub gossip_announcements_received: Counter,
+    /// Bytes of announcement messages sent.
+    pub gossip_announce_bytes: Counter,
+    /// Transaction payloads pulled from peers (and accepted).
+    pub gossip_payloads_pulled: Counter,
+    /// Announced transactions not pulled because this node had them or was already pulling.
+    pub gossip_duplicates_avoided: Counter,
+    /// Announcements waiting for peers.
+    pub gossip_queue_depth: Gauge,
+    /// Announcements dropped because the queue was full.
+    pub gossip_queue_dropped: Counter,
+    /// Announced IDs ignored and pulls refused because a peer exceeded its rate.
+    pub gossip_rate_limited: Counter,
+    /// New transactions received through gossip, per register.
+    pub gossip_transactions_received: Family<RegisterLabel, Counter>,
 }
 
 /// A metric label set naming one register.
@@ -122,8 +140,71 @@ impl Metrics {
             "Data from peers that failed verification",
             verification_failures.clone(),
         );
+        let gossip_announcements_sent = Counter::default();
+        registry.register(
+            "gossip_announcements_sent",
+            "Transaction IDs announced to peers",
+            gossip_announcements_sent.clone(),
+        );
+        let gossip_announcements_received = Counter::default();
+        registry.register(
+            "gossip_announcements_received",
+            "Transaction IDs announced by peers",
+            gossip_announcements_received.clone(),
+        );
+        let gossip_announce_bytes = Counter::default();
+        registry.register(
+            "gossip_announce_bytes",
+            "Bytes of announcement messages sent",
+            gossip_announce_bytes.clone(),
+        );
+        let gossip_payloads_pulled = Counter::default();
+        registry.register(
+            "gossip_payloads_pulled",
+            "Transaction payloads pulled from peers",
+            gossip_payloads_pulled.clone(),
+        );
+        let gossip_duplicates_avoided = Counter::default();
+        registry.register(
+            "gossip_duplicates_avoided",
+            "Announced transactions not pulled because they were already held or being pulled",
+            gossip_duplicates_avoided.clone(),
+        );
+        let gossip_queue_depth = Gauge::default();
+        registry.register(
+            "gossip_queue_depth",
+            "Announcements waiting for peers",
+            gossip_queue_depth.clone(),
+        );
+        let gossip_queue_dropped = Counter::default();
+        registry.register(
+            "gossip_queue_dropped",
+            "Announcements dropped because the queue was full",
+            gossip_queue_dropped.clone(),
+        );
+        let gossip_rate_limited = Counter::default();
+        registry.register(
+            "gossip_rate_limited",
+            "Announced IDs ignored and pulled IDs refused because a peer exceeded its rate",
+            gossip_rate_limited.clone(),
+        );
+        let gossip_transactions_received = Family::<RegisterLabel, Counter>::default();
+        registry.register(
+            "gossip_transactions_received",
+            "New transactions received through gossip, per register",
+            gossip_transactions_received.clone(),
+        );
         Metrics {
             registry,
+            gossip_announcements_sent,
+            gossip_announcements_received,
+            gossip_announce_bytes,
+            gossip_payloads_pulled,
+            gossip_duplicates_avoided,
+            gossip_queue_depth,
+            gossip_queue_dropped,
+            gossip_rate_limited,
+            gossip_transactions_received,
             register_dockets_behind,
             register_transactions_behind,
             dockets_sealed,

@@ -156,6 +156,11 @@ pub enum PeerMessage {
     Follow { register_id: String, follow: bool },
     /// A newly sealed docket.
     Push(Arc<DocketWithTransactions>),
+    /// Transactions we hold (gossip announcement).
+    Announce {
+        register_id: String,
+        tx_ids: Vec<[u8; 32]>,
+    },
 }
 
 /// Requests one node makes of another.
@@ -168,10 +173,10 @@ pub enum PeerRequest {
         max: u32,
         headers_only: bool,
     },
-    /// Submit a transaction to the register's origin.
-    Submit {
+    /// Payloads of announced transactions.
+    Transactions {
         register_id: String,
-        payload: Vec<u8>,
+        tx_ids: Vec<[u8; 32]>,
     },
 }
 
@@ -179,7 +184,8 @@ pub enum PeerRequest {
 #[derive(Clone, Debug)]
 pub enum PeerResponse {
     Dockets(Result<Vec<DocketWithTransactions>, String>),
-    Submitted(Result<String, String>),
+    /// Payloads, and the IDs the peer did not have.
+    Transactions(Result<(Vec<Vec<u8>>, Vec<[u8; 32]>), String>),
 }
 
 /// How a session ended.

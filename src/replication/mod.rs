@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::config::Config;
+use crate::gossip::SeenSet;
 use crate::identity::Identity;
 use crate::ledger::{self, Docket, DocketHeader, DocketWithTransactions, Hash};
 use crate::peers::{PeerManager, PeerMessage, PeerRequest, PeerResponse, RegisterHeight};
@@ -253,6 +254,10 @@ pub struct Registers {
     config: Arc<Config>,
     peers: Arc<PeerManager>,
     metrics: Arc<Metrics>,
+    /// Transactions this node holds (shared with gossip).
+    seen: Arc<SeenSet>,
+    /// Wakes gossip when there is something new to announce.
+    gossip_wake: Arc<Notify>,
     inner: Mutex<Inner>,
     seal_wake: Notify,
     shutdown: CancellationToken,
@@ -309,6 +314,8 @@ impl Registers {
         config: Arc<Config>,
         peers: Arc<PeerManager>,
         metrics: Arc<Metrics>,
+        seen: Arc<SeenSet>,
+        gossip_wake: Arc<Notify>,
         shutdown: CancellationToken,
     ) -> Result<Arc<Registers>, StoreError> {
         let mut inner = Inner::default();
@@ -365,6 +372,8 @@ impl Registers {
             config,
             peers,
             metrics,
+            seen,
+            gossip_wake,
             inner: Mutex::new(inner),
             seal_wake: Notify::new(),
             shutdown,
@@ -501,26 +510,20 @@ impl Registers {
         Ok(())
     }
 
-    /// Accepts a transaction at this node: stored as pending if this node is the register's
-    /// origin, otherwise forwarded to a connected origin. Returns the transaction ID.
+    /// Accepts a transaction at this node (origin or replica): stored as pending and queued
+    /// for gossip, which carries it to the origin for sealing. Returns the transaction ID.
     pub async fn submit(
         &self,
         register_id: &str,
         payload: Vec<u8>,
     ) -> Result<String, RegisterError> {
-        self.check_size(&payload)?;
-        let role = self.lock().held.get(register_id).map(|h| h.role);
-        match role {
-            None => Err(RegisterError::NotFound(format!(
-                "this node does not carry register '{register_id}'"
-            ))),
-            Some(Role::Origin) => self.accept_as_origin(register_id, &payload).await,
-            Some(_) => self.forward_to_origin(register_id, payload).await,
-        }
+        let mut ids = self.submit_many(register_id, vec![payload]).await?;
+        ids.pop()
+            .ok_or_else(|| RegisterError::Invalid("no transaction given".into()))
     }
 
-    /// Accepts many transactions at once: one database transaction at the origin (all or
-    /// nothing), one forwarded request each at a replica. Returns their IDs in order.
+    /// Accepts many transactions at once, in one database transaction (all or nothing).
+    /// Returns their IDs in order.
     pub async fn submit_many(
         &self,
         register_id: &str,
@@ -529,120 +532,89 @@ impl Registers {
         for p in &payloads {
             self.check_size(p)?;
         }
-        let role = self.lock().held.get(register_id).map(|h| h.role);
-        match role {
-            None => Err(RegisterError::NotFound(format!(
+        if !self.holds(register_id) {
+            return Err(RegisterError::NotFound(format!(
                 "this node does not carry register '{register_id}'"
-            ))),
-            Some(Role::Origin) => {
-                let txs: Vec<(String, Vec<u8>)> = payloads
-                    .into_iter()
-                    .map(|p| (ledger::tx_id(&p), p))
-                    .collect();
-                let inserted = self
-                    .store
-                    .insert_pending_many(register_id, &txs, now_ms())
-                    .await?;
-                self.note_pending(register_id, inserted);
-                Ok(txs.into_iter().map(|(id, _)| id).collect())
-            }
-            Some(_) => {
-                let mut ids = Vec::with_capacity(payloads.len());
-                for p in payloads {
-                    ids.push(self.forward_to_origin(register_id, p).await?);
-                }
-                Ok(ids)
-            }
+            )));
         }
+        let txs: Vec<(String, Vec<u8>)> = payloads
+            .into_iter()
+            .map(|p| (ledger::tx_id(&p), p))
+            .collect();
+        let new = self
+            .store
+            .accept_pending(register_id, &txs, None, now_ms())
+            .await?;
+        self.accepted(register_id, &new);
+        Ok(txs.into_iter().map(|(id, _)| id).collect())
     }
 
-    /// Counts newly pending transactions and wakes the sealer when a docket's worth waits.
-    fn note_pending(&self, register_id: &str, added: u64) {
-        let wake = {
+    /// Transactions pulled from `source` through gossip (IDs already checked against their
+    /// payloads). Returns how many were new here.
+    pub async fn accept_gossiped(
+        &self,
+        register_id: &str,
+        txs: Vec<(String, Vec<u8>)>,
+        source: &str,
+    ) -> Result<usize, RegisterError> {
+        if !self.holds(register_id) || txs.is_empty() {
+            return Ok(0);
+        }
+        let new = self
+            .store
+            .accept_pending(register_id, &txs, Some(source), now_ms())
+            .await?;
+        self.accepted(register_id, &new);
+        Ok(new.len())
+    }
+
+    /// Bookkeeping for newly stored pending transactions: mark them seen, wake the sealer
+    /// (origin) when a docket's worth waits, and wake gossip to announce them.
+    fn accepted(&self, register_id: &str, new: &[String]) {
+        for id in new {
+            if let Ok(Ok(hash)) = hex::decode(id).map(<[u8; 32]>::try_from) {
+                self.seen.insert(&hash);
+            }
+        }
+        let seal_now = {
             let mut inner = self.lock();
             match inner.held.get_mut(register_id) {
-                Some(held) => {
-                    held.pending += added;
+                Some(held) if held.role == Role::Origin => {
+                    held.pending += new.len() as u64;
                     held.pending >= self.config.max_docket_transactions as u64
                 }
-                None => false,
+                _ => false,
             }
         };
-        if wake {
+        if seal_now {
             self.seal_wake.notify_one();
         }
-    }
-
-    async fn accept_as_origin(
-        &self,
-        register_id: &str,
-        payload: &[u8],
-    ) -> Result<String, RegisterError> {
-        let id = ledger::tx_id(payload);
-        let inserted = self
-            .store
-            .insert_pending(register_id, &id, payload, now_ms())
-            .await?;
-        if inserted {
-            self.note_pending(register_id, 1);
-        }
-        Ok(id)
-    }
-
-    async fn forward_to_origin(
-        &self,
-        register_id: &str,
-        payload: Vec<u8>,
-    ) -> Result<String, RegisterError> {
-        let origins: Vec<String> = self
-            .peers
-            .carriers(register_id)
-            .into_iter()
-            .filter(|(_, h)| h.is_origin)
-            .map(|(id, _)| id)
-            .collect();
-        let Some(origin) = origins.first() else {
-            return Err(RegisterError::Unavailable(format!(
-                "this node is a replica of '{register_id}' and its origin is not connected"
-            )));
-        };
-        let request = PeerRequest::Submit {
-            register_id: register_id.to_string(),
-            payload,
-        };
-        match self
-            .peers
-            .request(origin, request, self.config.request_timeout)
-            .await
-        {
-            Ok(PeerResponse::Submitted(Ok(id))) => Ok(id),
-            Ok(PeerResponse::Submitted(Err(e))) => Err(RegisterError::Unavailable(format!(
-                "the origin refused the transaction: {e}"
-            ))),
-            Ok(_) => Err(RegisterError::Unavailable(
-                "the origin answered something else".into(),
-            )),
-            Err(e) => Err(RegisterError::Unavailable(format!(
-                "cannot reach the origin: {e}"
-            ))),
+        if !new.is_empty() {
+            self.gossip_wake.notify_one();
         }
     }
 
-    /// A transaction forwarded by a peer: accepted only if this node is the origin.
-    pub async fn submit_from_peer(
-        &self,
-        register_id: &str,
-        payload: Vec<u8>,
-    ) -> Result<String, String> {
-        self.check_size(&payload).map_err(|e| e.to_string())?;
-        let role = self.lock().held.get(register_id).map(|h| h.role);
-        match role {
-            Some(Role::Origin) => self
-                .accept_as_origin(register_id, &payload)
-                .await
-                .map_err(|e| e.to_string()),
-            _ => Err(format!("not the origin of '{register_id}'")),
-        }
+    /// Whether this node holds the register (as origin or replica).
+    pub fn holds(&self, register_id: &str) -> bool {
+        self.lock().held.contains_key(register_id)
+    }
+
+    /// Whether the register is held here and public (served to peers).
+    pub fn is_public(&self, register_id: &str) -> bool {
+        self.lock()
+            .held
+            .get(register_id)
+            .is_some_and(|h| h.is_public)
+    }
+
+    /// Registers held as a replica (whose pending transactions still have to reach the origin).
+    pub fn replicated_registers(&self) -> Vec<String> {
+        self.lock()
+            .held
+            .iter()
+            .filter(|(_, h)| h.role != Role::Origin)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Seals pending transactions of every register this node originates, every
@@ -932,7 +904,11 @@ impl Registers {
             let txs: Vec<(String, Vec<u8>)> = entry
                 .transactions
                 .iter()
-                .map(|p| (ledger::tx_id(p), p.clone()))
+                .map(|p| {
+                    let hash = ledger::tx_hash(p);
+                    self.seen.insert(&hash);
+                    (hex::encode(hash), p.clone())
+                })
                 .collect();
             rows.push((docket_row(&entry.docket), txs));
             previous = entry.docket.header.clone();

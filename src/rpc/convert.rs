@@ -107,3 +107,8 @@ pub fn addresses_from_wire(entries: Vec<pb::PeerAddress>) -> Vec<KnownAddress> {
         })
         .collect()
 }
+
+/// Transaction IDs from the wire: each must be 32 bytes.
+pub fn ids_from_wire(ids: &[Vec<u8>]) -> Result<Vec<[u8; 32]>, String> {
+    ids.iter().map(|id| hash32(id, "transaction ID")).collect()
+}

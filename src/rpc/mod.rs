@@ -15,6 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::gossip::Gossip;
 use crate::peers::PeerManager;
 use crate::replication::Registers;
 use crate::replication::lag::RemoteHeights;
@@ -24,6 +25,7 @@ use crate::replication::lag::RemoteHeights;
 pub struct Services {
     pub peers: Arc<PeerManager>,
     pub registers: Arc<Registers>,
+    pub gossip: Arc<Gossip>,
 }
 
 /// Generated protobuf and gRPC code for `proto/sorcha/peer/v1`.

@@ -274,7 +274,7 @@ pub fn hello(local: Vec<u8>, nonce: Vec<u8>) -> pb::Frame {
 enum Work {
     ServeDockets(pb::DocketRequest),
     Push(pb::DocketEntry),
-    Submit(pb::SubmitTransaction),
+    ServeTransactions(pb::PullTransactions),
 }
 
 async fn run_worker(
@@ -316,18 +316,22 @@ async fn run_worker(
                 }
                 None
             }
-            Work::Submit(s) => {
-                let (transaction_id, error) = match services
-                    .registers
-                    .submit_from_peer(&s.register_id, s.payload)
-                    .await
-                {
-                    Ok(id) => (id, String::new()),
-                    Err(e) => (String::new(), e),
-                };
-                Some(Body::SubmitResult(pb::SubmitResult {
-                    request_id: s.request_id,
-                    transaction_id,
+            Work::ServeTransactions(r) => {
+                let ids = convert::ids_from_wire(&r.tx_ids).unwrap_or_default();
+                let (payloads, missing, error) =
+                    match services.gossip.serve(&peer_id, &r.register_id, ids).await {
+                        Ok((payloads, missing)) => (
+                            payloads,
+                            missing.iter().map(|m| m.to_vec()).collect(),
+                            String::new(),
+                        ),
+                        Err(e) => (Vec::new(), Vec::new(), e),
+                    };
+                Some(Body::TransactionsBatch(pb::TransactionsBatch {
+                    request_id: r.request_id,
+                    register_id: r.register_id,
+                    payloads,
+                    missing,
                     error,
                 }))
             }
@@ -343,7 +347,7 @@ async fn run_worker(
 /// A request waiting for the peer's answer.
 enum Pending {
     Dockets(oneshot::Sender<PeerResponse>),
-    Submit(oneshot::Sender<PeerResponse>),
+    Transactions(oneshot::Sender<PeerResponse>),
 }
 
 /// Per-session bookkeeping of the frame loop.
@@ -432,6 +436,13 @@ impl Session {
                 PeerMessage::Push(entry) => Body::DocketPush(pb::DocketPush {
                     docket: Some(convert::docket_to_wire(&entry)),
                 }),
+                PeerMessage::Announce {
+                    register_id,
+                    tx_ids,
+                } => Body::Announce(pb::Announce {
+                    register_id,
+                    tx_ids: tx_ids.iter().map(|id| id.to_vec()).collect(),
+                }),
             }),
             SessionCommand::Request { request, reply } => {
                 let id = self.next_id();
@@ -451,16 +462,16 @@ impl Session {
                         }),
                         Pending::Dockets(reply),
                     ),
-                    PeerRequest::Submit {
+                    PeerRequest::Transactions {
                         register_id,
-                        payload,
+                        tx_ids,
                     } => (
-                        Body::Submit(pb::SubmitTransaction {
+                        Body::PullTransactions(pb::PullTransactions {
                             request_id: id,
                             register_id,
-                            payload,
+                            tx_ids: tx_ids.iter().map(|t| t.to_vec()).collect(),
                         }),
-                        Pending::Submit(reply),
+                        Pending::Transactions(reply),
                     ),
                 };
                 self.send(body)?;
@@ -564,7 +575,17 @@ impl Session {
                     Ok(())
                 }
             },
-            Body::Submit(s) => self.queue(Work::Submit(s)),
+            Body::PullTransactions(r) => self.queue(Work::ServeTransactions(r)),
+            Body::Announce(a) => {
+                match convert::ids_from_wire(&a.tx_ids) {
+                    Ok(ids) => self
+                        .services
+                        .gossip
+                        .on_announce(&self.peer_id, a.register_id, ids),
+                    Err(e) => self.violation(&format!("malformed announcement: {e}")),
+                }
+                Ok(())
+            }
             Body::Follow(f) => {
                 self.services
                     .registers
@@ -590,17 +611,19 @@ impl Session {
                 }
                 Ok(())
             }
-            Body::SubmitResult(result) => {
-                match self.pending.remove(&result.request_id) {
-                    Some(Pending::Submit(reply)) => {
-                        let outcome = if result.error.is_empty() {
-                            Ok(result.transaction_id)
+            Body::TransactionsBatch(batch) => {
+                match self.pending.remove(&batch.request_id) {
+                    Some(Pending::Transactions(reply)) => {
+                        let result = if batch.error.is_empty() {
+                            convert::ids_from_wire(&batch.missing)
+                                .map(|missing| (batch.payloads, missing))
+                                .map_err(|e| format!("malformed answer: {e}"))
                         } else {
-                            Err(result.error)
+                            Err(batch.error)
                         };
-                        let _ = reply.send(PeerResponse::Submitted(outcome)); // the asker may have given up
+                        let _ = reply.send(PeerResponse::Transactions(result)); // the asker may have given up
                     }
-                    _ => self.violation("unsolicited submit result"),
+                    _ => self.violation("unsolicited transactions batch"),
                 }
                 Ok(())
             }

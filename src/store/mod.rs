@@ -146,21 +146,46 @@ pub trait Store: Send + Sync {
         register: &RegisterRow,
         docket: &DocketRow,
     ) -> Result<(), StoreError>;
-    /// Stores a pending transaction; false if the register already has it.
-    async fn insert_pending(
-        &self,
-        register_id: &str,
-        tx_id: &str,
-        payload: &[u8],
-        now_ms: i64,
-    ) -> Result<bool, StoreError>;
-    /// Stores many pending transactions in one transaction; returns how many were new.
-    async fn insert_pending_many(
+    /// Stores transactions as pending and queues an announcement for each one that was new
+    /// (all in one database transaction). Returns the IDs that were new.
+    async fn accept_pending(
         &self,
         register_id: &str,
         txs: &[(String, Vec<u8>)],
+        source_peer: Option<&str>,
         now_ms: i64,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<Vec<String>, StoreError>;
+    /// Payloads of the given transactions that this register holds, as (tx_id, payload).
+    async fn payloads_by_id(
+        &self,
+        register_id: &str,
+        tx_ids: &[String],
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Whether the register holds the transaction (pending or sealed).
+    async fn has_transaction(&self, register_id: &str, tx_id: &str) -> Result<bool, StoreError>;
+    /// IDs of transactions still pending that arrived before `before_ms`, oldest first.
+    async fn pending_before(
+        &self,
+        register_id: &str,
+        before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Queues announcements (ignoring ones already queued).
+    async fn enqueue_announcements(
+        &self,
+        register_id: &str,
+        tx_ids: &[String],
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// The oldest queued announcements: (register, tx_id, source peer).
+    async fn queued_announcements(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(String, String, Option<String>)>, StoreError>;
+    async fn remove_announcements(&self, items: &[(String, String)]) -> Result<(), StoreError>;
+    async fn announcement_queue_len(&self) -> Result<i64, StoreError>;
+    /// Drops the oldest queued announcements beyond `max`; returns how many were dropped.
+    async fn trim_announcements(&self, max: i64) -> Result<u64, StoreError>;
     /// The oldest pending transactions, up to `limit`, as (tx_id, payload).
     async fn pending(
         &self,
@@ -289,6 +314,19 @@ mod sql {
         "SELECT register_id, mode, created_at_ms FROM subscriptions ORDER BY register_id";
     pub const UPSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions (register_id, mode, created_at_ms) VALUES ($1,$2,$3) ON CONFLICT (register_id) DO UPDATE SET mode = excluded.mode";
     pub const DELETE_SUBSCRIPTION: &str = "DELETE FROM subscriptions WHERE register_id = $1";
+    pub const ENQUEUE_ANNOUNCEMENT: &str = "INSERT INTO gossip_queue (register_id, tx_id, source_peer, enqueued_at_ms) VALUES ($1,$2,$3,$4) ON CONFLICT (register_id, tx_id) DO NOTHING";
+    pub const SELECT_QUEUE: &str = "SELECT register_id, tx_id, source_peer FROM gossip_queue ORDER BY enqueued_at_ms, tx_id LIMIT $1";
+    pub const DEQUEUE: &str = "DELETE FROM gossip_queue WHERE register_id = $1 AND tx_id = $2";
+    // Keeps the newest $1 entries (row-value comparison works on SQLite and PostgreSQL alike).
+    pub const TRIM_QUEUE: &str = concat!(
+        "DELETE FROM gossip_queue WHERE (enqueued_at_ms, tx_id) <= (SELECT enqueued_at_ms, tx_id ",
+        "FROM gossip_queue ORDER BY enqueued_at_ms DESC, tx_id DESC LIMIT 1 OFFSET $1)"
+    );
+    pub const SELECT_PAYLOAD_BY_ID: &str =
+        "SELECT payload FROM transactions WHERE register_id = $1 AND tx_id = $2";
+    pub const HAS_TX: &str =
+        "SELECT 1 AS one FROM transactions WHERE register_id = $1 AND tx_id = $2";
+    pub const PENDING_BEFORE: &str = "SELECT tx_id FROM transactions WHERE register_id = $1 AND version IS NULL AND received_at_ms < $2 ORDER BY received_at_ms, tx_id LIMIT $3";
 }
 
 /// Binds a [`RegisterRow`] to [`sql::UPSERT_REGISTER`].
@@ -505,31 +543,15 @@ macro_rules! shared_store_impl {
                 Ok(())
             }
 
-            async fn insert_pending(
-                &self,
-                register_id: &str,
-                tx_id: &str,
-                payload: &[u8],
-                now_ms: i64,
-            ) -> Result<bool, $crate::store::StoreError> {
-                let done = sqlx::query($crate::store::sql::INSERT_PENDING)
-                    .bind(register_id)
-                    .bind(tx_id)
-                    .bind(payload)
-                    .bind(now_ms)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected() > 0)
-            }
-
-            async fn insert_pending_many(
+            async fn accept_pending(
                 &self,
                 register_id: &str,
                 txs: &[(String, Vec<u8>)],
+                source_peer: Option<&str>,
                 now_ms: i64,
-            ) -> Result<u64, $crate::store::StoreError> {
+            ) -> Result<Vec<String>, $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
-                let mut inserted = 0;
+                let mut new = Vec::new();
                 for (id, payload) in txs {
                     let done = sqlx::query($crate::store::sql::INSERT_PENDING)
                         .bind(register_id)
@@ -538,10 +560,144 @@ macro_rules! shared_store_impl {
                         .bind(now_ms)
                         .execute(&mut *tx)
                         .await?;
-                    inserted += done.rows_affected();
+                    if done.rows_affected() > 0 {
+                        sqlx::query($crate::store::sql::ENQUEUE_ANNOUNCEMENT)
+                            .bind(register_id)
+                            .bind(id)
+                            .bind(source_peer)
+                            .bind(now_ms)
+                            .execute(&mut *tx)
+                            .await?;
+                        new.push(id.clone());
+                    }
                 }
                 tx.commit().await?;
-                Ok(inserted)
+                Ok(new)
+            }
+
+            async fn payloads_by_id(
+                &self,
+                register_id: &str,
+                tx_ids: &[String],
+            ) -> Result<Vec<(String, Vec<u8>)>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let mut out = Vec::with_capacity(tx_ids.len());
+                for id in tx_ids {
+                    let row = sqlx::query($crate::store::sql::SELECT_PAYLOAD_BY_ID)
+                        .bind(register_id)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    if let Some(r) = row {
+                        out.push((id.clone(), r.try_get("payload")?));
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn has_transaction(
+                &self,
+                register_id: &str,
+                tx_id: &str,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let row = sqlx::query($crate::store::sql::HAS_TX)
+                    .bind(register_id)
+                    .bind(tx_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.is_some())
+            }
+
+            async fn pending_before(
+                &self,
+                register_id: &str,
+                before_ms: i64,
+                limit: i64,
+            ) -> Result<Vec<String>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::store::sql::PENDING_BEFORE)
+                    .bind(register_id)
+                    .bind(before_ms)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| r.try_get("tx_id"))
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))
+            }
+
+            async fn enqueue_announcements(
+                &self,
+                register_id: &str,
+                tx_ids: &[String],
+                now_ms: i64,
+            ) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                for id in tx_ids {
+                    sqlx::query($crate::store::sql::ENQUEUE_ANNOUNCEMENT)
+                        .bind(register_id)
+                        .bind(id)
+                        .bind(None::<String>)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn queued_announcements(
+                &self,
+                limit: i64,
+            ) -> Result<Vec<(String, String, Option<String>)>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::store::sql::SELECT_QUEUE)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok((
+                            r.try_get("register_id")?,
+                            r.try_get("tx_id")?,
+                            r.try_get("source_peer")?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))
+            }
+
+            async fn remove_announcements(
+                &self,
+                items: &[(String, String)],
+            ) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                for (register_id, id) in items {
+                    sqlx::query($crate::store::sql::DEQUEUE)
+                        .bind(register_id)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn announcement_queue_len(&self) -> Result<i64, $crate::store::StoreError> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT COUNT(*) AS n FROM gossip_queue")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(row.try_get("n")?)
+            }
+
+            async fn trim_announcements(&self, max: i64) -> Result<u64, $crate::store::StoreError> {
+                let done = sqlx::query($crate::store::sql::TRIM_QUEUE)
+                    .bind(max)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
             }
 
             async fn pending(

@@ -1,0 +1,442 @@
+//! Transaction gossip: every transaction a node accepts (submitted locally or pulled from a
+//! peer) is announced by ID to connected peers that carry its register, up to the fanout, in
+//! batches. A peer that does not have it pulls the payload once from one announcer, checks the
+//! ID against the payload, stores it as pending and announces it onward — so a transaction
+//! reaches every node carrying the register however many hops away, the origin included.
+//!
+//! Announcements wait in a persisted queue (bounded; the oldest are dropped with a log line
+//! and a metric) until some carrier is connected. Pending transactions that stay pending are
+//! announced again every `reannounce_interval`, so nothing accepted is lost to a crash or a
+//! dropped message. Per-peer token buckets keep one noisy peer from starving the others.
+
+pub mod seen;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rand::seq::SliceRandom;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::ledger;
+use crate::peers::{PeerManager, PeerMessage, PeerRequest, PeerResponse};
+use crate::replication::Registers;
+use crate::store::{Store, StoreError};
+use crate::telemetry::Metrics;
+pub use seen::SeenSet;
+
+/// Queue entries handled per round.
+const QUEUE_BATCH: i64 = 5000;
+/// IDs per announcement message.
+const ANNOUNCE_CHUNK: usize = 1000;
+/// IDs per pull request.
+const PULL_CHUNK: usize = 500;
+/// Validity lost for announcing transactions and then not serving them.
+const UNSERVED_PENALTY: f64 = 0.1;
+/// Per-peer rate state unused this long is forgotten.
+const BUCKET_IDLE: Duration = Duration::from_secs(600);
+/// Seen-set generation size.
+const SEEN_CAPACITY: usize = 200_000;
+
+/// A token bucket: `rate` tokens a second, at most `burst` saved up.
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    /// Takes up to `want` tokens; returns how many were granted.
+    fn take(&mut self, want: usize, rate: f64, burst: f64) -> usize {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(burst);
+        self.last = now;
+        let granted = (want as f64).min(self.tokens.floor()).max(0.0);
+        self.tokens -= granted;
+        granted as usize
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Transactions being pulled right now (from whichever announcer came first).
+    inflight: HashSet<[u8; 32]>,
+    announce_buckets: HashMap<String, Bucket>,
+    pull_buckets: HashMap<String, Bucket>,
+}
+
+/// The gossip service of one node.
+pub struct Gossip {
+    store: Arc<dyn Store>,
+    config: Arc<Config>,
+    peers: Arc<PeerManager>,
+    registers: Arc<Registers>,
+    metrics: Arc<Metrics>,
+    seen: Arc<SeenSet>,
+    wake: Arc<Notify>,
+    inner: Mutex<Inner>,
+}
+
+fn parse_ids(ids: &[String]) -> Vec<[u8; 32]> {
+    ids.iter()
+        .filter_map(|id| hex::decode(id).ok()?.try_into().ok())
+        .collect()
+}
+
+impl Gossip {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: Arc<Config>,
+        peers: Arc<PeerManager>,
+        registers: Arc<Registers>,
+        metrics: Arc<Metrics>,
+        seen: Arc<SeenSet>,
+        wake: Arc<Notify>,
+    ) -> Arc<Gossip> {
+        Arc::new(Gossip {
+            store,
+            config,
+            peers,
+            registers,
+            metrics,
+            seen,
+            wake,
+            inner: Mutex::new(Inner::default()),
+        })
+    }
+
+    /// A seen-set sized for a node.
+    pub fn seen_set() -> Arc<SeenSet> {
+        Arc::new(SeenSet::new(SEEN_CAPACITY))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends queued announcements every `gossip_interval` (or when woken) and re-queues
+    /// transactions that stay pending. Runs until `shutdown`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut reannounce = tokio::time::interval(self.config.reannounce_interval);
+        reannounce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        reannounce.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.config.gossip_interval) => {}
+                _ = reannounce.tick() => {
+                    self.tidy(BUCKET_IDLE);
+                    if let Err(e) = self.reannounce().await {
+                        tracing::error!("cannot re-queue pending transactions (will retry): {e}");
+                    }
+                }
+            }
+            if let Err(e) = self.flush_queue().await {
+                tracing::error!("cannot send queued announcements (will retry): {e}");
+            }
+        }
+    }
+
+    /// Announces queued transactions to connected carriers of their registers. Entries for
+    /// registers with no connected carrier stay queued.
+    async fn flush_queue(&self) -> Result<(), StoreError> {
+        let dropped = self
+            .store
+            .trim_announcements(self.config.gossip_queue_limit as i64)
+            .await?;
+        if dropped > 0 {
+            self.metrics.gossip_queue_dropped.inc_by(dropped);
+            tracing::warn!(
+                dropped,
+                limit = self.config.gossip_queue_limit,
+                "announcement queue full: dropped the oldest entries (their transactions are \
+                 still stored and are re-announced while pending)"
+            );
+        }
+        let queued = self.store.queued_announcements(QUEUE_BATCH).await?;
+        if queued.is_empty() {
+            self.metrics.gossip_queue_depth.set(0);
+            return Ok(());
+        }
+        let mut by_register: BTreeMap<String, Vec<(String, Option<String>)>> = BTreeMap::new();
+        for (register, id, source) in queued {
+            by_register.entry(register).or_default().push((id, source));
+        }
+        let mut sent = Vec::new();
+        for (register, items) in by_register {
+            let mut carriers: Vec<String> = self
+                .peers
+                .carriers(&register)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            if carriers.is_empty() {
+                continue;
+            }
+            carriers.shuffle(&mut rand::thread_rng());
+            carriers.truncate(self.config.gossip_fanout);
+            for peer in &carriers {
+                // Never tell a peer about what it told us.
+                let ids: Vec<[u8; 32]> = parse_ids(
+                    &items
+                        .iter()
+                        .filter(|(_, source)| source.as_deref() != Some(peer.as_str()))
+                        .map(|(id, _)| id.clone())
+                        .collect::<Vec<_>>(),
+                );
+                for chunk in ids.chunks(ANNOUNCE_CHUNK) {
+                    let message = PeerMessage::Announce {
+                        register_id: register.clone(),
+                        tx_ids: chunk.to_vec(),
+                    };
+                    if self.peers.send(peer, message) {
+                        self.metrics
+                            .gossip_announcements_sent
+                            .inc_by(chunk.len() as u64);
+                        self.metrics
+                            .gossip_announce_bytes
+                            .inc_by((chunk.len() * 32 + register.len() + 8) as u64);
+                    }
+                }
+            }
+            sent.extend(items.into_iter().map(|(id, _)| (register.clone(), id)));
+        }
+        self.store.remove_announcements(&sent).await?;
+        let depth = self.store.announcement_queue_len().await?;
+        self.metrics.gossip_queue_depth.set(depth);
+        Ok(())
+    }
+
+    /// Queues another announcement for transactions that have stayed pending (the origin
+    /// has not sealed them yet, so they may not have reached it).
+    async fn reannounce(&self) -> Result<(), StoreError> {
+        let cutoff = now_ms() - self.config.reannounce_interval.as_millis() as i64;
+        for register in self.registers.replicated_registers() {
+            let stale = self
+                .store
+                .pending_before(&register, cutoff, QUEUE_BATCH)
+                .await?;
+            if !stale.is_empty() {
+                tracing::debug!(register = %register, count = stale.len(), "re-announcing pending transactions");
+                self.store
+                    .enqueue_announcements(&register, &stale, now_ms())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A peer announced transactions. Rate-limited per peer; new ones are pulled in the
+    /// background from this announcer.
+    pub fn on_announce(self: &Arc<Self>, peer_id: &str, register_id: String, ids: Vec<[u8; 32]>) {
+        self.metrics
+            .gossip_announcements_received
+            .inc_by(ids.len() as u64);
+        let granted = {
+            let mut inner = self.lock();
+            let bucket = inner
+                .announce_buckets
+                .entry(peer_id.to_string())
+                .or_insert(Bucket {
+                    tokens: self.config.gossip_announce_rate as f64 * 2.0,
+                    last: Instant::now(),
+                });
+            bucket.take(
+                ids.len(),
+                self.config.gossip_announce_rate as f64,
+                self.config.gossip_announce_rate as f64 * 2.0,
+            )
+        };
+        if granted < ids.len() {
+            self.metrics
+                .gossip_rate_limited
+                .inc_by((ids.len() - granted) as u64);
+        }
+        let ids: Vec<[u8; 32]> = ids.into_iter().take(granted).collect();
+        if ids.is_empty() || !self.registers.holds(&register_id) {
+            return;
+        }
+        let this = self.clone();
+        let peer = peer_id.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = this.fetch(&peer, &register_id, ids).await {
+                tracing::warn!(peer = %peer, register = %register_id, "gossip pull failed: {e}");
+            }
+        });
+    }
+
+    /// Pulls the announced transactions this node does not have yet.
+    async fn fetch(&self, peer: &str, register_id: &str, ids: Vec<[u8; 32]>) -> Result<(), String> {
+        let mut wanted = Vec::new();
+        for id in ids {
+            if self.seen.maybe_contains(&id)
+                && self
+                    .store
+                    .has_transaction(register_id, &hex::encode(id))
+                    .await
+                    .map_err(|e| e.to_string())?
+            {
+                self.metrics.gossip_duplicates_avoided.inc();
+                continue;
+            }
+            if !self.lock().inflight.insert(id) {
+                self.metrics.gossip_duplicates_avoided.inc();
+                continue;
+            }
+            wanted.push(id);
+        }
+        let result = self.pull(peer, register_id, &wanted).await;
+        let mut inner = self.lock();
+        for id in &wanted {
+            inner.inflight.remove(id);
+        }
+        result
+    }
+
+    async fn pull(&self, peer: &str, register_id: &str, wanted: &[[u8; 32]]) -> Result<(), String> {
+        for chunk in wanted.chunks(PULL_CHUNK) {
+            let request = PeerRequest::Transactions {
+                register_id: register_id.to_string(),
+                tx_ids: chunk.to_vec(),
+            };
+            let (payloads, missing) = match self
+                .peers
+                .request(peer, request, self.config.request_timeout)
+                .await?
+            {
+                PeerResponse::Transactions(result) => result?,
+                _ => return Err("unexpected answer".into()),
+            };
+            let asked: HashSet<&[u8; 32]> = chunk.iter().collect();
+            let mut good = Vec::with_capacity(payloads.len());
+            for payload in payloads {
+                let id = ledger::tx_hash(&payload);
+                if !asked.contains(&id) {
+                    // A payload that is not what was announced: bad data, not a mix-up.
+                    self.peers
+                        .verification_failed(
+                            peer,
+                            "served a transaction payload that does not match its ID",
+                        )
+                        .await;
+                    continue;
+                }
+                if payload.len() > self.config.max_transaction_size {
+                    self.peers.penalize(
+                        peer,
+                        UNSERVED_PENALTY,
+                        "served a transaction larger than max_transaction_size",
+                    );
+                    continue;
+                }
+                good.push((hex::encode(id), payload));
+            }
+            if !missing.is_empty() {
+                self.peers.penalize(
+                    peer,
+                    UNSERVED_PENALTY,
+                    &format!(
+                        "announced {} transaction(s) it then could not serve",
+                        missing.len()
+                    ),
+                );
+            }
+            self.metrics
+                .gossip_payloads_pulled
+                .inc_by(good.len() as u64);
+            let stored = self
+                .registers
+                .accept_gossiped(register_id, good, peer)
+                .await
+                .map_err(|e| e.to_string())?;
+            if stored > 0 {
+                self.metrics
+                    .gossip_transactions_received
+                    .get_or_create(&vec![("register", register_id.to_string())])
+                    .inc_by(stored as u64);
+                self.wake.notify_one();
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves a peer's pull: payloads of a public register held here, rate-limited per peer.
+    pub async fn serve(
+        &self,
+        peer_id: &str,
+        register_id: &str,
+        ids: Vec<[u8; 32]>,
+    ) -> Result<(Vec<Vec<u8>>, Vec<[u8; 32]>), String> {
+        if !self.registers.is_public(register_id) {
+            return Err(format!("register '{register_id}' is not available here"));
+        }
+        let granted = {
+            let mut inner = self.lock();
+            let bucket = inner
+                .pull_buckets
+                .entry(peer_id.to_string())
+                .or_insert(Bucket {
+                    tokens: self.config.gossip_pull_rate as f64 * 2.0,
+                    last: Instant::now(),
+                });
+            bucket.take(
+                ids.len(),
+                self.config.gossip_pull_rate as f64,
+                self.config.gossip_pull_rate as f64 * 2.0,
+            )
+        };
+        if granted < ids.len() {
+            self.metrics
+                .gossip_rate_limited
+                .inc_by((ids.len() - granted) as u64);
+            return Err(format!(
+                "rate limited: at most {} transactions a second per peer",
+                self.config.gossip_pull_rate
+            ));
+        }
+        let hex_ids: Vec<String> = ids.iter().map(hex::encode).collect();
+        let found = self
+            .store
+            .payloads_by_id(register_id, &hex_ids)
+            .await
+            .map_err(|e| format!("storage error: {e}"))?;
+        let have: HashSet<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
+        let missing = ids
+            .iter()
+            .zip(&hex_ids)
+            .filter(|(_, h)| !have.contains(h.as_str()))
+            .map(|(id, _)| *id)
+            .collect();
+        Ok((found.into_iter().map(|(_, p)| p).collect(), missing))
+    }
+
+    /// Forgets per-peer state of peers that are gone (called periodically).
+    fn tidy(&self, idle: Duration) {
+        let mut inner = self.lock();
+        inner
+            .announce_buckets
+            .retain(|_, b| b.last.elapsed() < idle);
+        inner.pull_buckets.retain(|_, b| b.last.elapsed() < idle);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_refill_at_their_rate_and_cap_at_burst() {
+        let mut b = Bucket {
+            tokens: 10.0,
+            last: Instant::now(),
+        };
+        assert_eq!(b.take(25, 100.0, 10.0), 10);
+        assert_eq!(b.take(5, 100.0, 10.0), 0);
+        std::thread::sleep(Duration::from_millis(50));
+        let refilled = b.take(100, 100.0, 10.0);
+        assert!((4..=10).contains(&refilled), "{refilled}");
+    }
+}
