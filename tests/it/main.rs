@@ -8,6 +8,7 @@ mod bans;
 mod cli;
 mod cluster;
 mod generated;
+mod gossip;
 mod handshake;
 mod replication;
 mod store;

@@ -226,6 +226,59 @@ where
     }
 }
 
+/// A port on `ip` that was free a moment ago (for topologies that must be wired up before
+/// every node has started, such as rings).
+pub fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .expect("probe a free port")
+        .port()
+}
+
+/// The value of a metric (first sample of that name) in Prometheus text, 0 if absent.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let value = rest.strip_prefix(' ')?;
+            value.trim().parse().ok()
+        })
+        .unwrap_or(0.0)
+}
+
+/// Subscribes every node after the first to `register` as a full replica, in order, each once
+/// the previous one holds it (in a line, a node's only source is its predecessor), and waits
+/// until all are fully replicated.
+pub async fn replicate_along(nodes: &[&TestNode], register: &str) {
+    for (i, node) in nodes.iter().enumerate().skip(1) {
+        let previous = nodes[i - 1];
+        wait_until(&format!("node {i} to see {register}"), PATIENCE, || async {
+            previous.register(register).await.is_some()
+                && node.client.available_registers().await.is_ok_and(|r| {
+                    r.iter()
+                        .any(|a| a.register_id == register && a.peer_count > 0)
+                })
+        })
+        .await;
+        node.client
+            .subscribe(register, "full-replica")
+            .await
+            .expect("subscribe");
+    }
+    for (i, node) in nodes.iter().enumerate().skip(1) {
+        wait_until(
+            &format!("node {i} to be fully replicated"),
+            PATIENCE,
+            || async {
+                node.register(register)
+                    .await
+                    .is_some_and(|r| r.sync_state == "fully-replicated")
+            },
+        )
+        .await;
+    }
+}
+
 /// The `sorcha-peer` binary built for these tests.
 pub fn bin() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("sorcha-peer").expect("binary");

@@ -1,0 +1,276 @@
+//! Transaction gossip across many hops, through loops, across restarts and under per-peer
+//! limits — with real nodes on loopback.
+
+use std::time::Duration;
+
+use crate::common::{PATIENCE, TestNode, free_port, metric, replicate_along, wait_until};
+
+async fn sealed_at(node: &TestNode, register: &str, tx: &str) -> bool {
+    node.client
+        .transaction(register, tx)
+        .await
+        .is_ok_and(|t| t.state == "sealed")
+}
+
+/// Six nodes in a line, each knowing only its predecessor and with peer exchange off: a
+/// transaction submitted at the far end is sealed by the origin five hops away and comes back
+/// sealed to the far end; every node ends with the same chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_crosses_five_hops_to_the_origin_and_comes_back_sealed() {
+    let mut nodes: Vec<TestNode> = Vec::new();
+    for i in 0..6 {
+        let seed = nodes.last().map(|n| n.seed());
+        let node = TestNode::start(&format!("127.0.0.{}", 61 + i), |c| {
+            c.exchange_interval = Duration::ZERO;
+            c.seeds = seed.into_iter().collect();
+        })
+        .await;
+        nodes.push(node);
+    }
+    nodes[0]
+        .client
+        .create_register("line", true)
+        .await
+        .expect("create");
+    let refs: Vec<&TestNode> = nodes.iter().collect();
+    replicate_along(&refs, "line").await;
+    // Still a line: nobody learnt anyone beyond its neighbours.
+    assert_eq!(
+        nodes[5]
+            .client
+            .peers(None, None, None)
+            .await
+            .expect("peers")
+            .len(),
+        1
+    );
+
+    let far_end = &nodes[5];
+    let tx = far_end
+        .client
+        .submit("line", b"from the far end".to_vec())
+        .await
+        .expect("submit")
+        .transaction_id;
+    wait_until("the origin to seal it", Duration::from_secs(10), || {
+        sealed_at(&nodes[0], "line", &tx)
+    })
+    .await;
+    wait_until(
+        "the far end to see it sealed",
+        Duration::from_secs(10),
+        || sealed_at(far_end, "line", &tx),
+    )
+    .await;
+    let head = nodes[0].register("line").await.expect("origin").head_hash;
+    for (i, node) in nodes.iter().enumerate() {
+        wait_until(&format!("node {i} to catch up"), PATIENCE, || async {
+            node.register("line")
+                .await
+                .is_some_and(|r| r.head_hash == head)
+        })
+        .await;
+    }
+    for node in nodes.iter_mut().rev() {
+        node.stop().await;
+    }
+}
+
+/// Five nodes in a ring: the transaction reaches everyone along both directions, yet no node
+/// pulls its payload more than once and announcements stop once everyone has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ring_delivers_each_payload_once_and_does_not_loop() {
+    let ips: Vec<String> = (0..5).map(|i| format!("127.0.0.{}", 71 + i)).collect();
+    let ports: Vec<u16> = ips.iter().map(|ip| free_port(ip)).collect();
+    let mut nodes = Vec::new();
+    for i in 0..5 {
+        let previous = (i + 4) % 5;
+        let listen = format!("{}:{}", ips[i], ports[i]);
+        let seed = format!("{}:{}", ips[previous], ports[previous]);
+        let node = TestNode::start(&ips[i], |c| {
+            c.listen = listen.parse().expect("addr");
+            c.exchange_interval = Duration::ZERO;
+            c.seeds = vec![seed];
+        })
+        .await;
+        nodes.push(node);
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        wait_until(
+            &format!("node {i} to have both ring neighbours"),
+            PATIENCE,
+            || async {
+                node.client
+                    .peers(Some("connected"), None, None)
+                    .await
+                    .is_ok_and(|p| p.len() == 2)
+            },
+        )
+        .await;
+    }
+    nodes[0]
+        .client
+        .create_register("ring", true)
+        .await
+        .expect("create");
+    let refs: Vec<&TestNode> = nodes.iter().collect();
+    replicate_along(&refs, "ring").await;
+
+    let tx = nodes[2]
+        .client
+        .submit("ring", b"round and round".to_vec())
+        .await
+        .expect("submit")
+        .transaction_id;
+    for (i, node) in nodes.iter().enumerate() {
+        wait_until(
+            &format!("node {i} to see it sealed"),
+            Duration::from_secs(10),
+            || sealed_at(node, "ring", &tx),
+        )
+        .await;
+    }
+    let mut pulled = 0.0;
+    let mut sent_before = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let text = node.client.metrics().await.expect("metrics");
+        let copies = metric(&text, "sorcha_peer_gossip_payloads_pulled_total");
+        assert!(copies <= 1.0, "node {i} pulled the payload {copies} times");
+        pulled += copies;
+        sent_before.push(metric(&text, "sorcha_peer_gossip_announcements_sent_total"));
+    }
+    assert!(pulled >= 1.0, "gossip carried the payload at least one hop");
+    // No loop: once everyone has it, nobody announces anything more.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for (i, node) in nodes.iter().enumerate() {
+        let text = node.client.metrics().await.expect("metrics");
+        assert_eq!(
+            metric(&text, "sorcha_peer_gossip_announcements_sent_total"),
+            sent_before[i],
+            "node {i} kept announcing"
+        );
+    }
+    for node in nodes.iter_mut().rev() {
+        node.stop().await;
+    }
+}
+
+/// A node whose only neighbour is down still accepts a submission; the announcement waits in
+/// the persisted queue, and after both restart the transaction is sealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_announcement_queue_survives_restarts() {
+    let mut a = TestNode::start("127.0.0.81", |c| c.exchange_interval = Duration::ZERO).await;
+    let seed = a.seed();
+    let mut b = TestNode::start("127.0.0.82", |c| {
+        c.exchange_interval = Duration::ZERO;
+        c.seeds = vec![seed.clone()];
+    })
+    .await;
+    a.client
+        .create_register("queued", true)
+        .await
+        .expect("create");
+    replicate_along(&[&a, &b], "queued").await;
+
+    a.stop().await;
+    b.wait_for_state(&a.peer_id, "disconnected", PATIENCE).await;
+    let tx = b
+        .client
+        .submit("queued", b"while the origin is down".to_vec())
+        .await
+        .expect("accepted with no peer reachable")
+        .transaction_id;
+    assert_eq!(
+        b.client.transaction("queued", &tx).await.expect("tx").state,
+        "pending"
+    );
+    wait_until(
+        "the announcement to wait in the queue",
+        PATIENCE,
+        || async {
+            b.client
+                .metrics()
+                .await
+                .is_ok_and(|m| metric(&m, "sorcha_peer_gossip_queue_depth") == 1.0)
+        },
+    )
+    .await;
+    b.stop().await;
+
+    a.restart().await;
+    b.restart().await;
+    wait_until("the queued transaction to be sealed", PATIENCE, || {
+        sealed_at(&b, "queued", &tx)
+    })
+    .await;
+    assert!(sealed_at(&a, "queued", &tx).await);
+    b.stop().await;
+    a.stop().await;
+}
+
+/// A peer announcing faster than its allowance is throttled (the rest arrives through
+/// re-announcement), and a peer announcing transactions it cannot serve is penalised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_peer_limits_throttle_a_noisy_peer_and_unservable_announcements_cost_it() {
+    let mut a = TestNode::start("127.0.0.83", |c| {
+        c.exchange_interval = Duration::ZERO;
+        c.gossip_announce_rate = 50;
+    })
+    .await;
+    let seed = a.seed();
+    let mut b = TestNode::start("127.0.0.84", |c| {
+        c.exchange_interval = Duration::ZERO;
+        c.seeds = vec![seed.clone()];
+        c.reannounce_interval = Duration::from_millis(200);
+    })
+    .await;
+    a.client
+        .create_register("noisy", true)
+        .await
+        .expect("create");
+    replicate_along(&[&a, &b], "noisy").await;
+
+    let payloads: Vec<String> = (0..300).map(|i| format!("burst-{i}")).collect();
+    b.client
+        .submit_batch("noisy", payloads)
+        .await
+        .expect("submit");
+    wait_until("A to throttle B", PATIENCE, || async {
+        a.client
+            .metrics()
+            .await
+            .is_ok_and(|m| metric(&m, "sorcha_peer_gossip_rate_limited_total") > 0.0)
+    })
+    .await;
+    a.wait_for_version("noisy", 300, Duration::from_secs(30))
+        .await;
+
+    // An announcement B cannot serve: queue an ID B does not hold, behind its back.
+    b.stop().await;
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect(&format!(
+            "sqlite://{}",
+            b.data_dir().join("sorcha-peer.db").display()
+        ))
+        .await
+        .expect("open B's database");
+    sqlx::query(
+        "INSERT INTO gossip_queue (register_id, tx_id, enqueued_at_ms) VALUES ('noisy', $1, 0)",
+    )
+    .bind("ab".repeat(32))
+    .execute(&pool)
+    .await
+    .expect("queue a phantom");
+    pool.close().await;
+    b.restart().await;
+    wait_until("A to penalise B for the phantom", PATIENCE, || async {
+        a.view_of(&b.peer_id).await.is_some_and(|p| {
+            p.quality_components
+                .last_penalty
+                .is_some_and(|pen| pen.reason.contains("could not serve"))
+        })
+    })
+    .await;
+    b.stop().await;
+    a.stop().await;
+}
