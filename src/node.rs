@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::gossip::Gossip;
 use crate::identity::{self, Identity, IdentityError};
 use crate::peers::{PeerManager, discovery};
-use crate::replication::Registers;
+use crate::replication::{Registers, RegistersDeps};
 use crate::rpc;
 use crate::store::{self, Store, StoreError};
 use crate::telemetry::Metrics;
@@ -74,6 +74,7 @@ pub struct NodeHandle {
     pub data_dir: PathBuf,
     pub manager: Arc<PeerManager>,
     pub registers: Arc<Registers>,
+    pub metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
     store: Arc<dyn Store>,
@@ -159,13 +160,15 @@ pub async fn start(
     let seen = Gossip::seen_set();
     let gossip_wake = Arc::new(Notify::new());
     let registers = Registers::load(
-        store.clone(),
-        identity.clone(),
-        config.clone(),
-        manager.clone(),
-        metrics.clone(),
-        seen.clone(),
-        gossip_wake.clone(),
+        RegistersDeps {
+            store: store.clone(),
+            identity: identity.clone(),
+            config: config.clone(),
+            peers: manager.clone(),
+            metrics: metrics.clone(),
+            seen: seen.clone(),
+            gossip_wake: gossip_wake.clone(),
+        },
         shutdown.clone(),
     )
     .await?;
@@ -202,7 +205,7 @@ pub async fn start(
         manager: manager.clone(),
         registers: registers.clone(),
         store: store.clone(),
-        metrics,
+        metrics: metrics.clone(),
         config: config.clone(),
         token: admin_token.clone(),
         started,
@@ -238,6 +241,7 @@ pub async fn start(
         data_dir,
         manager,
         registers,
+        metrics,
         shutdown,
         tasks,
         store,

@@ -48,6 +48,8 @@ pub struct Metrics {
     pub dockets_replicated: Counter,
     /// Dockets or transactions from peers that failed verification.
     pub verification_failures: Counter,
+    /// Transaction payloads received inside replicated dockets.
+    pub docket_transactions_replicated: Counter,
     /// Transaction IDs announced to peers.
     pub gossip_announcements_sent: Counter,
     /// Transaction IDs announced by peers.
@@ -134,6 +136,12 @@ impl Metrics {
             "Dockets received from peers, verified and stored",
             dockets_replicated.clone(),
         );
+        let docket_transactions_replicated = Counter::default();
+        registry.register(
+            "docket_transactions_replicated",
+            "Transaction payloads received inside replicated dockets",
+            docket_transactions_replicated.clone(),
+        );
         let verification_failures = Counter::default();
         registry.register(
             "verification_failures",
@@ -196,6 +204,7 @@ impl Metrics {
         );
         Metrics {
             registry,
+            docket_transactions_replicated,
             gossip_announcements_sent,
             gossip_announcements_received,
             gossip_announce_bytes,

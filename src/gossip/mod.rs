@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::ledger;
-use crate::peers::{PeerManager, PeerMessage, PeerRequest, PeerResponse};
+use crate::peers::{PeerManager, PeerMessage, PeerRequest, PeerResponse, ServedTransactions};
 use crate::replication::Registers;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
@@ -302,7 +302,7 @@ impl Gossip {
                 register_id: register_id.to_string(),
                 tx_ids: chunk.to_vec(),
             };
-            let (payloads, missing) = match self
+            let ServedTransactions { payloads, missing } = match self
                 .peers
                 .request(peer, request, self.config.request_timeout)
                 .await?
@@ -369,7 +369,7 @@ impl Gossip {
         peer_id: &str,
         register_id: &str,
         ids: Vec<[u8; 32]>,
-    ) -> Result<(Vec<Vec<u8>>, Vec<[u8; 32]>), String> {
+    ) -> Result<ServedTransactions, String> {
         if !self.registers.is_public(register_id) {
             return Err(format!("register '{register_id}' is not available here"));
         }
@@ -410,7 +410,10 @@ impl Gossip {
             .filter(|(_, h)| !have.contains(h.as_str()))
             .map(|(id, _)| *id)
             .collect();
-        Ok((found.into_iter().map(|(_, p)| p).collect(), missing))
+        Ok(ServedTransactions {
+            payloads: found.into_iter().map(|(_, p)| p).collect(),
+            missing,
+        })
     }
 
     /// Forgets per-peer state of peers that are gone (called periodically).

@@ -184,8 +184,15 @@ pub enum PeerRequest {
 #[derive(Clone, Debug)]
 pub enum PeerResponse {
     Dockets(Result<Vec<DocketWithTransactions>, String>),
-    /// Payloads, and the IDs the peer did not have.
-    Transactions(Result<(Vec<Vec<u8>>, Vec<[u8; 32]>), String>),
+    Transactions(Result<ServedTransactions, String>),
+}
+
+/// A peer's answer to a pull of announced transactions.
+#[derive(Clone, Debug, Default)]
+pub struct ServedTransactions {
+    pub payloads: Vec<Vec<u8>>,
+    /// IDs asked for that the peer does not hold.
+    pub missing: Vec<[u8; 32]>,
 }
 
 /// How a session ended.

@@ -240,11 +240,38 @@ pub struct TxView {
     pub row: TxRow,
 }
 
+/// What happened to transactions at this node, for observers (the cluster benchmark; a
+/// streaming API later). Sent on a broadcast channel; a slow observer misses events, never
+/// slows the node down.
+#[derive(Clone, Debug)]
+pub struct TxEvent {
+    pub register_id: String,
+    pub tx_ids: Arc<Vec<String>>,
+    /// False: stored as pending; true: sealed in a docket held here.
+    pub sealed: bool,
+}
+
+/// Events buffered per observer before the oldest are dropped.
+const EVENT_BUFFER: usize = 16 * 1024;
+
 /// Outcome of a purge.
 #[derive(Clone, Debug)]
 pub struct Purged {
     pub transactions: u64,
     pub dockets: u64,
+}
+
+/// What [`Registers`] is built from.
+pub struct RegistersDeps {
+    pub store: Arc<dyn Store>,
+    pub identity: Arc<Identity>,
+    pub config: Arc<Config>,
+    pub peers: Arc<PeerManager>,
+    pub metrics: Arc<Metrics>,
+    /// Transactions this node holds, shared with gossip.
+    pub seen: Arc<SeenSet>,
+    /// Wakes gossip when there is something new to announce.
+    pub gossip_wake: Arc<Notify>,
 }
 
 /// The register and replication service of one node.
@@ -261,6 +288,7 @@ pub struct Registers {
     inner: Mutex<Inner>,
     seal_wake: Notify,
     shutdown: CancellationToken,
+    events: tokio::sync::broadcast::Sender<TxEvent>,
 }
 
 fn hex32(text: &str) -> Result<Hash, StoreError> {
@@ -309,15 +337,18 @@ enum Progress {
 impl Registers {
     /// Loads the registers and subscriptions this node holds.
     pub async fn load(
-        store: Arc<dyn Store>,
-        identity: Arc<Identity>,
-        config: Arc<Config>,
-        peers: Arc<PeerManager>,
-        metrics: Arc<Metrics>,
-        seen: Arc<SeenSet>,
-        gossip_wake: Arc<Notify>,
+        deps: RegistersDeps,
         shutdown: CancellationToken,
     ) -> Result<Arc<Registers>, StoreError> {
+        let RegistersDeps {
+            store,
+            identity,
+            config,
+            peers,
+            metrics,
+            seen,
+            gossip_wake,
+        } = deps;
         let mut inner = Inner::default();
         for row in store.load_registers().await? {
             let role = Role::parse(&row.role)
@@ -377,6 +408,7 @@ impl Registers {
             inner: Mutex::new(inner),
             seal_wake: Notify::new(),
             shutdown,
+            events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
         });
         for sub in subscriptions {
             let mode = Mode::parse(&sub.mode).ok_or_else(|| {
@@ -591,6 +623,22 @@ impl Registers {
         }
         if !new.is_empty() {
             self.gossip_wake.notify_one();
+            self.emit(register_id, new.to_vec(), false);
+        }
+    }
+
+    /// Observes transactions stored and sealed here.
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<TxEvent> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, register_id: &str, tx_ids: Vec<String>, sealed: bool) {
+        if !tx_ids.is_empty() && self.events.receiver_count() > 0 {
+            let _ = self.events.send(TxEvent {
+                register_id: register_id.to_string(),
+                tx_ids: Arc::new(tx_ids),
+                sealed,
+            }); // no observer listening is fine
         }
     }
 
@@ -688,6 +736,7 @@ impl Registers {
             .seal(&next.to_row(), &docket_row(&docket), &ids)
             .await?;
         self.metrics.dockets_sealed.inc();
+        self.emit(register_id, ids.clone(), true);
         let more = {
             let mut inner = self.lock();
             let Some(held) = inner.held.get_mut(register_id) else {
@@ -937,6 +986,14 @@ impl Registers {
                     sub.last_sync_at_ms = Some(now_ms());
                 }
             }
+            let sealed_ids: Vec<String> = rows
+                .iter()
+                .flat_map(|(_, txs)| txs.iter().map(|(id, _)| id.clone()))
+                .collect();
+            self.metrics
+                .docket_transactions_replicated
+                .inc_by(sealed_ids.len() as u64);
+            self.emit(register_id, sealed_ids, true);
             for entry in verified {
                 self.push_to_followers(register_id, Arc::new(entry));
             }

@@ -20,7 +20,7 @@ use crate::config::{MAX_NAME_LEN, validate_host_port};
 use crate::identity::{self, NONCE_LEN, Role, peer_id_for};
 use crate::peers::{
     CloseOutcome, Direction, PeerManager, PeerMessage, PeerRequest, PeerResponse, Refusal,
-    SessionCommand, SessionHandle, VerifiedPeer,
+    ServedTransactions, SessionCommand, SessionHandle, VerifiedPeer,
 };
 
 /// Validity penalty for a frame that breaks the protocol after the handshake.
@@ -317,16 +317,18 @@ async fn run_worker(
                 None
             }
             Work::ServeTransactions(r) => {
-                let ids = convert::ids_from_wire(&r.tx_ids).unwrap_or_default();
-                let (payloads, missing, error) =
-                    match services.gossip.serve(&peer_id, &r.register_id, ids).await {
-                        Ok((payloads, missing)) => (
-                            payloads,
-                            missing.iter().map(|m| m.to_vec()).collect(),
-                            String::new(),
-                        ),
-                        Err(e) => (Vec::new(), Vec::new(), e),
-                    };
+                let served = match convert::ids_from_wire(&r.tx_ids) {
+                    Ok(ids) => services.gossip.serve(&peer_id, &r.register_id, ids).await,
+                    Err(e) => Err(format!("malformed request: {e}")),
+                };
+                let (payloads, missing, error) = match served {
+                    Ok(served) => (
+                        served.payloads,
+                        served.missing.iter().map(|m| m.to_vec()).collect(),
+                        String::new(),
+                    ),
+                    Err(e) => (Vec::new(), Vec::new(), e),
+                };
                 Some(Body::TransactionsBatch(pb::TransactionsBatch {
                     request_id: r.request_id,
                     register_id: r.register_id,
@@ -616,7 +618,10 @@ impl Session {
                     Some(Pending::Transactions(reply)) => {
                         let result = if batch.error.is_empty() {
                             convert::ids_from_wire(&batch.missing)
-                                .map(|missing| (batch.payloads, missing))
+                                .map(|missing| ServedTransactions {
+                                    payloads: batch.payloads,
+                                    missing,
+                                })
                                 .map_err(|e| format!("malformed answer: {e}"))
                         } else {
                             Err(batch.error)

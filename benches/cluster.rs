@@ -1,0 +1,392 @@
+//! Cluster benchmark: N real nodes in one process on loopback, each with a handful of
+//! neighbours (a ring plus chords, not a full mesh), one register replicated everywhere.
+//! Transactions are submitted at random nodes; the program prints, as JSON, how fast they
+//! reach every node and get sealed, how many payload copies and announcement bytes that
+//! costs, sustained throughput, full-replica catch-up rate and memory per node.
+//!
+//!     cargo bench --bench cluster                     # defaults: about a minute on 2 cores
+//!     cargo bench --bench cluster -- --nodes 64 --transactions 5000 --rate 1000
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use rand::Rng;
+use serde_json::json;
+use sorcha_peer::config::Config;
+use sorcha_peer::node::{self, Listeners, NodeHandle};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "Start a loopback cluster in one process and measure transaction gossip and replication"
+)]
+struct Args {
+    /// Nodes in the cluster
+    #[arg(long, default_value_t = 32)]
+    nodes: usize,
+    /// Extra random neighbours each node dials besides its ring predecessor
+    #[arg(long, default_value_t = 2)]
+    chords: usize,
+    /// Transactions submitted (at random nodes)
+    #[arg(long, default_value_t = 2000)]
+    transactions: usize,
+    /// Submission rate, transactions per second
+    #[arg(long, default_value_t = 200)]
+    rate: u64,
+    /// Payload size in bytes
+    #[arg(long, default_value_t = 256)]
+    payload_bytes: usize,
+    /// Transactions the late joiner catches up on (origin-side load before it joins)
+    #[arg(long, default_value_t = 20_000)]
+    catch_up_transactions: usize,
+    /// Give up waiting after this many seconds
+    #[arg(long, default_value_t = 300)]
+    timeout_secs: u64,
+    /// Passed by `cargo bench`; ignored
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+const REGISTER: &str = "bench";
+
+fn config(dir: &std::path::Path, port: u16, seeds: Vec<String>, max_outbound: usize) -> Config {
+    let mut c = Config::defaults().expect("defaults");
+    c.data_dir = dir.to_path_buf();
+    c.listen = format!("127.0.0.1:{port}").parse().expect("addr");
+    c.admin_listen = "127.0.0.1:0".parse().expect("addr");
+    c.seeds = seeds;
+    c.exchange_interval = Duration::ZERO;
+    c.max_outbound = max_outbound;
+    c.heartbeat_interval = Duration::from_secs(1);
+    c.dial_interval = Duration::from_millis(100);
+    c.reconnect_backoff_min = Duration::from_millis(100);
+    c.reconnect_backoff_max = Duration::from_secs(2);
+    c.gossip_interval = Duration::from_millis(20);
+    c.seal_interval = Duration::from_millis(100);
+    c.log = "error".into();
+    c
+}
+
+async fn start(config: Config) -> NodeHandle {
+    let listeners = Listeners {
+        peer: TcpListener::bind(config.listen)
+            .await
+            .expect("bind peer port"),
+        admin: TcpListener::bind(config.admin_listen)
+            .await
+            .expect("bind admin port"),
+    };
+    node::start(config, listeners, CancellationToken::new())
+        .await
+        .expect("node starts")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+async fn wait_until<F: FnMut() -> bool>(what: &str, timeout: Duration, mut check: F) {
+    let start = Instant::now();
+    while !check() {
+        if start.elapsed() > timeout {
+            eprintln!("timed out waiting for {what}");
+            std::process::exit(1);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    (sorted[rank] * 10.0).round() / 10.0
+}
+
+fn rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// When each node first stored each transaction, and when it held it sealed.
+#[derive(Default)]
+struct Arrivals {
+    stored: HashMap<(usize, String), Instant>,
+    sealed: HashMap<(usize, String), Instant>,
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let args = Args::parse();
+    let n = args.nodes.max(2);
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let dirs: Vec<tempfile::TempDir> = (0..=n)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+
+    // Topology: ring predecessor plus `chords` random others per node.
+    let mut rng = rand::thread_rng();
+    let mut nodes = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut seeds = vec![format!("127.0.0.1:{}", ports[(i + n - 1) % n])];
+        while seeds.len() < 1 + args.chords.min(n - 2) {
+            let j = rng.gen_range(0..n);
+            let seed = format!("127.0.0.1:{}", ports[j]);
+            if j != i && !seeds.contains(&seed) {
+                seeds.push(seed);
+            }
+        }
+        let max_outbound = seeds.len();
+        nodes.push(start(config(dirs[i].path(), ports[i], seeds, max_outbound)).await);
+    }
+    let setup = Instant::now();
+    eprintln!("started {n} nodes; wiring the topology");
+    wait_until("every node to connect", timeout, || {
+        nodes.iter().all(|h| h.manager.counts().connected >= 2)
+    })
+    .await;
+    let edges: usize = nodes
+        .iter()
+        .map(|h| h.manager.counts().connected)
+        .sum::<usize>()
+        / 2;
+
+    nodes[0]
+        .registers
+        .create(REGISTER, true)
+        .await
+        .expect("create register");
+    // Subscribe everywhere; nodes further from the origin retry until a neighbour holds it.
+    for handle in &nodes[1..] {
+        loop {
+            match handle
+                .registers
+                .subscribe(REGISTER, sorcha_peer::replication::Mode::FullReplica)
+                .await
+            {
+                Ok(_) => break,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+            if setup.elapsed() > timeout {
+                eprintln!("timed out subscribing");
+                std::process::exit(1);
+            }
+        }
+    }
+    wait_until("every replica to reach the head", timeout, || {
+        nodes[1..].iter().all(|h| {
+            h.registers
+                .subscription(REGISTER)
+                .is_some_and(|s| s.state == sorcha_peer::replication::SyncState::FullyReplicated)
+        })
+    })
+    .await;
+    eprintln!(
+        "topology ready in {:.1}s ({edges} links); submitting {} transactions at {}/s",
+        setup.elapsed().as_secs_f64(),
+        args.transactions,
+        args.rate
+    );
+
+    // Observe every node.
+    let arrivals = Arc::new(Mutex::new(Arrivals::default()));
+    for (i, handle) in nodes.iter().enumerate() {
+        let mut events = handle.registers.events();
+        let arrivals = arrivals.clone();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(e) => {
+                        let now = Instant::now();
+                        let mut a = arrivals.lock().unwrap_or_else(|p| p.into_inner());
+                        for id in e.tx_ids.iter() {
+                            a.stored.entry((i, id.clone())).or_insert(now);
+                            if e.sealed {
+                                a.sealed.entry((i, id.clone())).or_insert(now);
+                            }
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(k)) => {
+                        eprintln!("warning: observer of node {i} missed {k} events");
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+    }
+
+    // Submit at random nodes at the requested rate.
+    let mut submitted: Vec<(String, Instant)> = Vec::with_capacity(args.transactions);
+    let interval = Duration::from_secs_f64(1.0 / args.rate.max(1) as f64);
+    let started = Instant::now();
+    for k in 0..args.transactions {
+        let target = started + interval * k as u32;
+        if let Some(wait) = target.checked_duration_since(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        let mut payload = vec![0u8; args.payload_bytes.max(16)];
+        rng.fill(&mut payload[..]);
+        let at = rng.gen_range(0..n);
+        let submit_time = Instant::now();
+        let id = nodes[at]
+            .registers
+            .submit(REGISTER, payload)
+            .await
+            .expect("submit");
+        submitted.push((id, submit_time));
+    }
+    let submit_secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "submitted in {submit_secs:.1}s; waiting for every node to hold every transaction sealed"
+    );
+    let total = n * submitted.len();
+    wait_until("every transaction sealed at every node", timeout, || {
+        arrivals
+            .lock()
+            .map(|a| a.sealed.len() >= total)
+            .unwrap_or(false)
+    })
+    .await;
+
+    let (mut reach_ms, mut sealed_ms, last_sealed) = {
+        let a = arrivals.lock().unwrap_or_else(|p| p.into_inner());
+        let mut reach_ms = Vec::new();
+        let mut sealed_ms = Vec::new();
+        let mut last_sealed = started;
+        for (id, at) in &submitted {
+            let reach = (0..n)
+                .filter_map(|i| a.stored.get(&(i, id.clone())))
+                .max()
+                .copied()
+                .unwrap_or(*at);
+            let sealed = (0..n)
+                .filter_map(|i| a.sealed.get(&(i, id.clone())))
+                .max()
+                .copied()
+                .unwrap_or(*at);
+            reach_ms.push(reach.duration_since(*at).as_secs_f64() * 1000.0);
+            sealed_ms.push(sealed.duration_since(*at).as_secs_f64() * 1000.0);
+            last_sealed = last_sealed.max(sealed);
+        }
+        (reach_ms, sealed_ms, last_sealed)
+    };
+    reach_ms.sort_by(f64::total_cmp);
+    sealed_ms.sort_by(f64::total_cmp);
+    let throughput = submitted.len() as f64 / last_sealed.duration_since(started).as_secs_f64();
+
+    let sum = |f: &dyn Fn(&NodeHandle) -> u64| nodes.iter().map(f).sum::<u64>() as f64;
+    let per_node_tx = (n * submitted.len()) as f64;
+    let gossip_copies = sum(&|h| h.metrics.gossip_payloads_pulled.get()) / per_node_tx;
+    let docket_copies = sum(&|h| h.metrics.docket_transactions_replicated.get()) / per_node_tx;
+    let announce_bytes = sum(&|h| h.metrics.gossip_announce_bytes.get()) / submitted.len() as f64;
+    let duplicates_avoided =
+        sum(&|h| h.metrics.gossip_duplicates_avoided.get()) / submitted.len() as f64;
+
+    // Catch-up: load the origin, then a fresh node joins and replicates everything.
+    eprintln!(
+        "loading {} more transactions at the origin for the catch-up run",
+        args.catch_up_transactions
+    );
+    let payloads: Vec<Vec<u8>> = (0..args.catch_up_transactions)
+        .map(|i| {
+            format!(
+                "catch-up-{i:08}-{}",
+                "x".repeat(args.payload_bytes.saturating_sub(20))
+            )
+            .into_bytes()
+        })
+        .collect();
+    for chunk in payloads.chunks(1000) {
+        nodes[0]
+            .registers
+            .submit_many(REGISTER, chunk.to_vec())
+            .await
+            .expect("load");
+    }
+    let expected = (args.transactions + args.catch_up_transactions) as u64;
+    wait_until("the origin to seal the catch-up load", timeout, || {
+        nodes[0]
+            .registers
+            .view(REGISTER)
+            .is_some_and(|v| v.latest_version >= expected)
+    })
+    .await;
+    let joiner = start(config(
+        dirs[n].path(),
+        free_port(),
+        vec![format!("127.0.0.1:{}", ports[0])],
+        1,
+    ))
+    .await;
+    wait_until("the joiner to connect", timeout, || {
+        joiner.manager.counts().connected >= 1
+    })
+    .await;
+    wait_until("the joiner to see the register", timeout, || {
+        !joiner.manager.carriers(REGISTER).is_empty()
+    })
+    .await;
+    let catch_up_start = Instant::now();
+    joiner
+        .registers
+        .subscribe(REGISTER, sorcha_peer::replication::Mode::FullReplica)
+        .await
+        .expect("joiner subscribes");
+    wait_until("the joiner to catch up", timeout, || {
+        joiner
+            .registers
+            .view(REGISTER)
+            .is_some_and(|v| v.latest_version >= expected)
+    })
+    .await;
+    let catch_up_secs = catch_up_start.elapsed().as_secs_f64();
+    let rss = rss_mib();
+
+    let report = json!({
+        "nodes": n,
+        "links": edges,
+        "averageDegree": (2 * edges) as f64 / n as f64,
+        "transactions": submitted.len(),
+        "payloadBytes": args.payload_bytes.max(16),
+        "submitRatePerSecond": args.rate,
+        "reachAllNodesMs": {"p50": percentile(&reach_ms, 50.0), "p99": percentile(&reach_ms, 99.0), "max": percentile(&reach_ms, 100.0)},
+        "sealedAtAllNodesMs": {"p50": percentile(&sealed_ms, 50.0), "p99": percentile(&sealed_ms, 99.0), "max": percentile(&sealed_ms, 100.0)},
+        "gossipPayloadCopiesPerNodePerTx": (gossip_copies * 1000.0).round() / 1000.0,
+        "docketPayloadCopiesPerNodePerTx": (docket_copies * 1000.0).round() / 1000.0,
+        "announcementBytesPerTx": announce_bytes.round(),
+        "duplicatePullsAvoidedPerTx": (duplicates_avoided * 10.0).round() / 10.0,
+        "sustainedThroughputTxPerSecond": throughput.round(),
+        "catchUp": {
+            "transactions": expected,
+            "seconds": (catch_up_secs * 1000.0).round() / 1000.0,
+            "transactionsPerSecond": (expected as f64 / catch_up_secs).round(),
+        },
+        "memoryPerNodeMiB": rss.map(|r| ((r / (n + 1) as f64) * 10.0).round() / 10.0),
+        "processRssMiB": rss.map(|r| r.round()),
+        "notes": "all nodes share one process: memory per node is process RSS divided by nodes; reach = first stored (pending or sealed) at the last node; docket copies are the payloads carried again inside sealed dockets",
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
+
+    joiner.shutdown().await;
+    for handle in nodes {
+        handle.shutdown().await;
+    }
+}
