@@ -292,7 +292,7 @@ async fn main() {
     let sum = |f: &dyn Fn(&NodeHandle) -> u64| nodes.iter().map(f).sum::<u64>() as f64;
     let per_node_tx = (n * submitted.len()) as f64;
     let gossip_copies = sum(&|h| h.metrics.gossip_payloads_pulled.get()) / per_node_tx;
-    let docket_copies = sum(&|h| h.metrics.docket_transactions_replicated.get()) / per_node_tx;
+    let docket_copies = sum(&|h| h.metrics.docket_payloads_received.get()) / per_node_tx;
     let announce_bytes = sum(&|h| h.metrics.gossip_announce_bytes.get()) / submitted.len() as f64;
     let duplicates_avoided =
         sum(&|h| h.metrics.gossip_duplicates_avoided.get()) / submitted.len() as f64;
@@ -378,7 +378,7 @@ async fn main() {
         },
         "memoryPerNodeMiB": rss.map(|r| ((r / (n + 1) as f64) * 10.0).round() / 10.0),
         "processRssMiB": rss.map(|r| r.round()),
-        "notes": "all nodes share one process: memory per node is process RSS divided by nodes; reach = first stored (pending or sealed) at the last node; docket copies are the payloads carried again inside sealed dockets",
+        "notes": "all nodes share one process: memory per node is process RSS divided by nodes; reach = first stored (pending or sealed) at the last node; docket copies are payloads fetched again for sealed dockets (pushes carry IDs; payloads already received by gossip are not sent twice)",
     });
     println!(
         "{}",

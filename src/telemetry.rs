@@ -48,8 +48,8 @@ pub struct Metrics {
     pub dockets_replicated: Counter,
     /// Dockets or transactions from peers that failed verification.
     pub verification_failures: Counter,
-    /// Transaction payloads received inside replicated dockets.
-    pub docket_transactions_replicated: Counter,
+    /// Payloads received over the network for replicated dockets (not already here by gossip).
+    pub docket_payloads_received: Counter,
     /// Transaction IDs announced to peers.
     pub gossip_announcements_sent: Counter,
     /// Transaction IDs announced by peers.
@@ -136,11 +136,11 @@ impl Metrics {
             "Dockets received from peers, verified and stored",
             dockets_replicated.clone(),
         );
-        let docket_transactions_replicated = Counter::default();
+        let docket_payloads_received = Counter::default();
         registry.register(
-            "docket_transactions_replicated",
-            "Transaction payloads received inside replicated dockets",
-            docket_transactions_replicated.clone(),
+            "docket_payloads_received",
+            "Transaction payloads received over the network for replicated dockets (catch-up batches and pushes whose payloads were not already here)",
+            docket_payloads_received.clone(),
         );
         let verification_failures = Counter::default();
         registry.register(
@@ -204,7 +204,7 @@ impl Metrics {
         );
         Metrics {
             registry,
-            docket_transactions_replicated,
+            docket_payloads_received,
             gossip_announcements_sent,
             gossip_announcements_received,
             gossip_announce_bytes,

@@ -154,6 +154,24 @@ pub struct DocketWithTransactions {
     pub transactions: Vec<Vec<u8>>,
 }
 
+/// A docket announced with the IDs of its transactions instead of their payloads (live
+/// pushes): a follower usually holds the payloads already, received through gossip, and pulls
+/// only the ones it lacks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompactDocket {
+    pub docket: Docket,
+    pub tx_ids: Vec<Hash>,
+}
+
+impl CompactDocket {
+    pub fn from_full(entry: &DocketWithTransactions) -> CompactDocket {
+        CompactDocket {
+            docket: entry.docket.clone(),
+            tx_ids: entry.transactions.iter().map(|p| tx_hash(p)).collect(),
+        }
+    }
+}
+
 /// Merkle root committed to by a genesis docket: the register's name and origin key.
 fn genesis_root(register_id: &str, origin_key: &[u8; 32]) -> Hash {
     let mut h = Sha256::new();

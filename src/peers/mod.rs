@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::clock::now_ms;
 use crate::config::{Config, validate_host_port};
 use crate::identity::{Identity, is_peer_id};
-use crate::ledger::DocketWithTransactions;
+use crate::ledger::{CompactDocket, DocketWithTransactions};
 use crate::store::{PeerRow, Store, StoreError};
 use crate::telemetry::Metrics;
 pub use bans::{Ban, BanKind, BanSource, BanTarget};
@@ -154,8 +154,8 @@ pub enum PeerMessage {
     Advertise(Vec<RegisterHeight>),
     /// Start or stop pushing new dockets of a register to us.
     Follow { register_id: String, follow: bool },
-    /// A newly sealed docket.
-    Push(Arc<DocketWithTransactions>),
+    /// A newly sealed docket, with transaction IDs in place of payloads.
+    Push(Arc<CompactDocket>),
     /// Transactions we hold (gossip announcement).
     Announce {
         register_id: String,

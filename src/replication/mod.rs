@@ -17,7 +17,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::gossip::SeenSet;
 use crate::identity::Identity;
-use crate::ledger::{self, Docket, DocketHeader, DocketWithTransactions, Hash};
+use crate::ledger::{self, CompactDocket, Docket, DocketHeader, DocketWithTransactions, Hash};
 use crate::peers::{PeerManager, PeerMessage, PeerRequest, PeerResponse, RegisterHeight};
 use crate::store::{DocketRow, RegisterRow, Store, StoreError, SubscriptionRow, TxRow};
 use crate::telemetry::Metrics;
@@ -753,11 +753,11 @@ impl Registers {
             origin_key: None,
             transactions: pending.into_iter().map(|(_, p)| p).collect(),
         };
-        self.push_to_followers(register_id, Arc::new(entry));
+        self.push_to_followers(register_id, Arc::new(CompactDocket::from_full(&entry)));
         Ok(more)
     }
 
-    fn push_to_followers(&self, register_id: &str, entry: Arc<DocketWithTransactions>) {
+    fn push_to_followers(&self, register_id: &str, entry: Arc<CompactDocket>) {
         let followers: Vec<String> = self
             .lock()
             .followers
@@ -885,10 +885,11 @@ impl Registers {
         self.peers.set_advertised(peer_id, heights);
     }
 
-    /// A pushed docket: applied at once when it is the next one (and verified), otherwise it
-    /// wakes the catch-up.
-    pub async fn on_push(&self, peer_id: &str, entry: Arc<DocketWithTransactions>) {
-        let register_id = entry.docket.header.register_id.clone();
+    /// A pushed docket (transaction IDs only): when it is the next one, its payloads are taken
+    /// from this node's store (usually already here through gossip) or pulled from the pusher,
+    /// then it is verified and applied. A docket further ahead wakes the catch-up instead.
+    pub async fn on_push(&self, peer_id: &str, compact: CompactDocket) {
+        let register_id = compact.docket.header.register_id.clone();
         let (held, wake) = {
             let inner = self.lock();
             let Some(sub) = inner.subscriptions.get(&register_id) else {
@@ -900,7 +901,7 @@ impl Registers {
             wake.notify_one();
             return;
         };
-        let number = entry.docket.header.number;
+        let number = compact.docket.header.number;
         if number <= held.head.number {
             return; // already have it
         }
@@ -908,7 +909,15 @@ impl Registers {
             wake.notify_one();
             return;
         }
-        if let Err(e) = self.apply(&register_id, vec![(*entry).clone()]).await {
+        let entry = match self.resolve_payloads(peer_id, &register_id, compact).await {
+            Ok(entry) => entry,
+            Err(e) => {
+                tracing::debug!(peer = %peer_id, register = %register_id, "cannot complete pushed docket: {e}");
+                wake.notify_one();
+                return;
+            }
+        };
+        if let Err(e) = self.apply(&register_id, vec![entry]).await {
             match e {
                 ApplyError::Verify(reason) => {
                     self.peers.verification_failed(peer_id, &reason).await
@@ -919,6 +928,60 @@ impl Registers {
             }
             wake.notify_one();
         }
+    }
+
+    /// Fills in a compact docket's payloads: local ones first, the rest pulled from `peer`.
+    async fn resolve_payloads(
+        &self,
+        peer: &str,
+        register_id: &str,
+        compact: CompactDocket,
+    ) -> Result<DocketWithTransactions, String> {
+        let hex_ids: Vec<String> = compact.tx_ids.iter().map(hex::encode).collect();
+        let mut have: HashMap<String, Vec<u8>> = self
+            .store
+            .payloads_by_id(register_id, &hex_ids)
+            .await
+            .map_err(|e| format!("storage error: {e}"))?
+            .into_iter()
+            .collect();
+        let missing: Vec<[u8; 32]> = compact
+            .tx_ids
+            .iter()
+            .zip(&hex_ids)
+            .filter(|(_, h)| !have.contains_key(*h))
+            .map(|(id, _)| *id)
+            .collect();
+        if !missing.is_empty() {
+            let request = PeerRequest::Transactions {
+                register_id: register_id.to_string(),
+                tx_ids: missing.clone(),
+            };
+            match self
+                .peers
+                .request(peer, request, self.config.request_timeout)
+                .await?
+            {
+                PeerResponse::Transactions(Ok(served)) => {
+                    self.metrics
+                        .docket_payloads_received
+                        .inc_by(served.payloads.len() as u64);
+                    for payload in served.payloads {
+                        have.insert(ledger::tx_id(&payload), payload);
+                    }
+                }
+                PeerResponse::Transactions(Err(e)) => return Err(e),
+                _ => return Err("unexpected answer".into()),
+            }
+        }
+        // Any payload still missing (or not matching) makes verification fail below, which
+        // is what it is: the pusher announced a docket it could not back.
+        let transactions = hex_ids.iter().filter_map(|h| have.remove(h)).collect();
+        Ok(DocketWithTransactions {
+            docket: compact.docket,
+            origin_key: None,
+            transactions,
+        })
     }
 
     /// Verifies `batch` in order on top of `held` and stores the verified prefix (with the new
@@ -990,12 +1053,9 @@ impl Registers {
                 .iter()
                 .flat_map(|(_, txs)| txs.iter().map(|(id, _)| id.clone()))
                 .collect();
-            self.metrics
-                .docket_transactions_replicated
-                .inc_by(sealed_ids.len() as u64);
             self.emit(register_id, sealed_ids, true);
             for entry in verified {
-                self.push_to_followers(register_id, Arc::new(entry));
+                self.push_to_followers(register_id, Arc::new(CompactDocket::from_full(&entry)));
             }
         }
         match failure {
@@ -1290,7 +1350,13 @@ impl Registers {
                 .request(peer, request, self.config.request_timeout)
                 .await
             {
-                Ok(PeerResponse::Dockets(Ok(batch))) => batch,
+                Ok(PeerResponse::Dockets(Ok(batch))) => {
+                    let payloads: usize = batch.iter().map(|e| e.transactions.len()).sum();
+                    self.metrics
+                        .docket_payloads_received
+                        .inc_by(payloads as u64);
+                    batch
+                }
                 Ok(PeerResponse::Dockets(Err(e))) | Err(e) => {
                     last_error = format!("{peer}: {e}");
                     continue;

@@ -2,7 +2,7 @@
 //! shape here (hash lengths, sizes); whether it is *true* is checked by `ledger`.
 
 use super::pb;
-use crate::ledger::{Docket, DocketHeader, DocketWithTransactions};
+use crate::ledger::{CompactDocket, Docket, DocketHeader, DocketWithTransactions};
 use crate::peers::{KnownAddress, RegisterHeight};
 
 fn hash32(bytes: &[u8], what: &str) -> Result<[u8; 32], String> {
@@ -59,6 +59,7 @@ pub fn docket_to_wire(entry: &DocketWithTransactions) -> pb::DocketEntry {
         signature: entry.docket.signature.clone(),
         transactions: entry.transactions.clone(),
         origin_key: entry.origin_key.map(|k| k.to_vec()).unwrap_or_default(),
+        tx_ids: Vec::new(),
     }
 }
 
@@ -111,4 +112,26 @@ pub fn addresses_from_wire(entries: Vec<pb::PeerAddress>) -> Vec<KnownAddress> {
 /// Transaction IDs from the wire: each must be 32 bytes.
 pub fn ids_from_wire(ids: &[Vec<u8>]) -> Result<Vec<[u8; 32]>, String> {
     ids.iter().map(|id| hash32(id, "transaction ID")).collect()
+}
+
+pub fn compact_to_wire(c: &CompactDocket) -> pb::DocketEntry {
+    let mut entry = docket_to_wire(&DocketWithTransactions {
+        docket: c.docket.clone(),
+        origin_key: None,
+        transactions: Vec::new(),
+    });
+    entry.tx_ids = c.tx_ids.iter().map(|id| id.to_vec()).collect();
+    entry
+}
+
+pub fn compact_from_wire(mut e: pb::DocketEntry) -> Result<CompactDocket, String> {
+    let tx_ids = ids_from_wire(&std::mem::take(&mut e.tx_ids))?;
+    let full = docket_from_wire(e)?;
+    if !full.transactions.is_empty() {
+        return Err("a pushed docket carries payloads, expected IDs".into());
+    }
+    Ok(CompactDocket {
+        docket: full.docket,
+        tx_ids,
+    })
 }

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Instant;
 
 use prost::Message;
@@ -273,7 +272,6 @@ pub fn hello(local: Vec<u8>, nonce: Vec<u8>) -> pb::Frame {
 /// loop never waits on the database.
 enum Work {
     ServeDockets(pb::DocketRequest),
-    Push(pb::DocketEntry),
     ServeTransactions(pb::PullTransactions),
 }
 
@@ -303,18 +301,6 @@ async fn run_worker(
                     dockets,
                     error,
                 }))
-            }
-            Work::Push(entry) => {
-                match convert::docket_from_wire(entry) {
-                    Ok(entry) => services.registers.on_push(&peer_id, Arc::new(entry)).await,
-                    Err(e) => {
-                        services
-                            .peers
-                            .verification_failed(&peer_id, &format!("malformed docket: {e}"))
-                            .await
-                    }
-                }
-                None
             }
             Work::ServeTransactions(r) => {
                 let served = match convert::ids_from_wire(&r.tx_ids) {
@@ -346,6 +332,26 @@ async fn run_worker(
     }
 }
 
+/// Applies the peer's docket pushes in order. Separate from the serving worker because
+/// resolving a push may pull payloads from this same peer, whose serving worker must stay free.
+async fn run_push_worker(
+    services: Services,
+    peer_id: String,
+    mut pushes: mpsc::Receiver<pb::DocketEntry>,
+) {
+    while let Some(entry) = pushes.recv().await {
+        match convert::compact_from_wire(entry) {
+            Ok(compact) => services.registers.on_push(&peer_id, compact).await,
+            Err(e) => {
+                services
+                    .peers
+                    .verification_failed(&peer_id, &format!("malformed docket push: {e}"))
+                    .await
+            }
+        }
+    }
+}
+
 /// A request waiting for the peer's answer.
 enum Pending {
     Dockets(oneshot::Sender<PeerResponse>),
@@ -358,6 +364,7 @@ struct Session {
     peer_id: String,
     outbox: mpsc::Sender<pb::Frame>,
     work: mpsc::Sender<Work>,
+    pushes: mpsc::Sender<pb::DocketEntry>,
     next_id: u64,
     outstanding_ping: Option<(u64, Instant)>,
     missed: u32,
@@ -435,8 +442,8 @@ impl Session {
                     register_id,
                     follow,
                 }),
-                PeerMessage::Push(entry) => Body::DocketPush(pb::DocketPush {
-                    docket: Some(convert::docket_to_wire(&entry)),
+                PeerMessage::Push(compact) => Body::DocketPush(pb::DocketPush {
+                    docket: Some(convert::compact_to_wire(&compact)),
                 }),
                 PeerMessage::Announce {
                     register_id,
@@ -571,7 +578,11 @@ impl Session {
             }
             Body::DocketRequest(r) => self.queue(Work::ServeDockets(r)),
             Body::DocketPush(p) => match p.docket {
-                Some(entry) => self.queue(Work::Push(entry)),
+                Some(entry) => self.pushes.try_send(entry).map_err(|_| {
+                    CloseOutcome::Failed(
+                        "peer pushes dockets faster than this node can apply them".into(),
+                    )
+                }),
                 None => {
                     self.violation("empty docket push");
                     Ok(())
@@ -666,11 +677,14 @@ pub async fn run(
         work_rx,
         outbox.clone(),
     ));
+    let (push_tx, push_rx) = mpsc::channel(WORK_QUEUE);
+    let push_worker = tokio::spawn(run_push_worker(services.clone(), peer_id.clone(), push_rx));
     let mut session = Session {
         services: services.clone(),
         peer_id: peer_id.clone(),
         outbox: outbox.clone(),
         work: work_tx,
+        pushes: push_tx,
         next_id: 0,
         outstanding_ping: None,
         missed: 0,
@@ -720,6 +734,7 @@ pub async fn run(
         }
     };
     worker.abort();
+    push_worker.abort();
     services
         .peers
         .connection_closed(&peer_id, conn_id, &outcome);
