@@ -70,11 +70,11 @@ fn config(dir: &std::path::Path, port: u16, seeds: Vec<String>, max_outbound: us
     c
 }
 
-async fn start(config: Config) -> NodeHandle {
+/// Starts a node on an already-bound peer listener (bound up front, so ring neighbours know
+/// each other's ports and no port is lost to a race).
+async fn start(config: Config, peer: TcpListener) -> NodeHandle {
     let listeners = Listeners {
-        peer: TcpListener::bind(config.listen)
-            .await
-            .expect("bind peer port"),
+        peer,
         admin: TcpListener::bind(config.admin_listen)
             .await
             .expect("bind admin port"),
@@ -84,11 +84,12 @@ async fn start(config: Config) -> NodeHandle {
         .expect("node starts")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+async fn bind() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind peer port");
+    let port = listener.local_addr().expect("local address").port();
+    (listener, port)
 }
 
 async fn wait_until<F: FnMut() -> bool>(what: &str, timeout: Duration, mut check: F) {
@@ -137,12 +138,16 @@ async fn main() {
     let dirs: Vec<tempfile::TempDir> = (0..=n)
         .map(|_| tempfile::tempdir().expect("tempdir"))
         .collect();
-    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let mut listeners = Vec::with_capacity(n);
+    for _ in 0..n {
+        listeners.push(bind().await);
+    }
+    let ports: Vec<u16> = listeners.iter().map(|(_, p)| *p).collect();
 
     // Topology: ring predecessor plus `chords` random others per node.
     let mut rng = rand::thread_rng();
     let mut nodes = Vec::with_capacity(n);
-    for i in 0..n {
+    for (i, (listener, _)) in listeners.into_iter().enumerate() {
         let mut seeds = vec![format!("127.0.0.1:{}", ports[(i + n - 1) % n])];
         while seeds.len() < 1 + args.chords.min(n - 2) {
             let j = rng.gen_range(0..n);
@@ -152,7 +157,13 @@ async fn main() {
             }
         }
         let max_outbound = seeds.len();
-        nodes.push(start(config(dirs[i].path(), ports[i], seeds, max_outbound)).await);
+        nodes.push(
+            start(
+                config(dirs[i].path(), ports[i], seeds, max_outbound),
+                listener,
+            )
+            .await,
+        );
     }
     let setup = Instant::now();
     eprintln!("started {n} nodes; wiring the topology");
@@ -171,6 +182,36 @@ async fn main() {
         .create(REGISTER, true)
         .await
         .expect("create register");
+    // History for the late joiner to catch up on, loaded before the replicas subscribe (they
+    // take it in their initial sync, not through gossip).
+    eprintln!(
+        "loading {} transactions of history at the origin",
+        args.catch_up_transactions
+    );
+    let payloads: Vec<Vec<u8>> = (0..args.catch_up_transactions)
+        .map(|i| {
+            format!(
+                "catch-up-{i:08}-{}",
+                "x".repeat(args.payload_bytes.saturating_sub(20))
+            )
+            .into_bytes()
+        })
+        .collect();
+    for chunk in payloads.chunks(1000) {
+        nodes[0]
+            .registers
+            .submit_many(REGISTER, chunk.to_vec())
+            .await
+            .expect("load");
+    }
+    let history = args.catch_up_transactions as u64;
+    wait_until("the origin to seal the history", timeout, || {
+        nodes[0]
+            .registers
+            .view(REGISTER)
+            .is_some_and(|v| v.latest_version >= history)
+    })
+    .await;
     // Subscribe everywhere; nodes further from the origin retry until a neighbour holds it.
     for handle in &nodes[1..] {
         loop {
@@ -230,10 +271,11 @@ async fn main() {
         });
     }
 
-    // Submit at random nodes at the requested rate.
-    let mut submitted: Vec<(String, Instant)> = Vec::with_capacity(args.transactions);
+    // Submit at random nodes at the requested rate; each submission runs as its own task so a
+    // slow one does not hold back the schedule.
     let interval = Duration::from_secs_f64(1.0 / args.rate.max(1) as f64);
     let started = Instant::now();
+    let mut submissions = tokio::task::JoinSet::new();
     for k in 0..args.transactions {
         let target = started + interval * k as u32;
         if let Some(wait) = target.checked_duration_since(Instant::now()) {
@@ -241,14 +283,16 @@ async fn main() {
         }
         let mut payload = vec![0u8; args.payload_bytes.max(16)];
         rng.fill(&mut payload[..]);
-        let at = rng.gen_range(0..n);
-        let submit_time = Instant::now();
-        let id = nodes[at]
-            .registers
-            .submit(REGISTER, payload)
-            .await
-            .expect("submit");
-        submitted.push((id, submit_time));
+        let registers = nodes[rng.gen_range(0..n)].registers.clone();
+        submissions.spawn(async move {
+            let submit_time = Instant::now();
+            let id = registers.submit(REGISTER, payload).await.expect("submit");
+            (id, submit_time)
+        });
+    }
+    let mut submitted: Vec<(String, Instant)> = Vec::with_capacity(args.transactions);
+    while let Some(done) = submissions.join_next().await {
+        submitted.push(done.expect("submission task"));
     }
     let submit_secs = started.elapsed().as_secs_f64();
     eprintln!(
@@ -297,41 +341,18 @@ async fn main() {
     let duplicates_avoided =
         sum(&|h| h.metrics.gossip_duplicates_avoided.get()) / submitted.len() as f64;
 
-    // Catch-up: load the origin, then a fresh node joins and replicates everything.
-    eprintln!(
-        "loading {} more transactions at the origin for the catch-up run",
-        args.catch_up_transactions
-    );
-    let payloads: Vec<Vec<u8>> = (0..args.catch_up_transactions)
-        .map(|i| {
-            format!(
-                "catch-up-{i:08}-{}",
-                "x".repeat(args.payload_bytes.saturating_sub(20))
-            )
-            .into_bytes()
-        })
-        .collect();
-    for chunk in payloads.chunks(1000) {
-        nodes[0]
-            .registers
-            .submit_many(REGISTER, chunk.to_vec())
-            .await
-            .expect("load");
-    }
+    // Catch-up: a fresh node joins and replicates the whole register.
     let expected = (args.transactions + args.catch_up_transactions) as u64;
-    wait_until("the origin to seal the catch-up load", timeout, || {
-        nodes[0]
-            .registers
-            .view(REGISTER)
-            .is_some_and(|v| v.latest_version >= expected)
-    })
-    .await;
-    let joiner = start(config(
-        dirs[n].path(),
-        free_port(),
-        vec![format!("127.0.0.1:{}", ports[0])],
-        1,
-    ))
+    let (listener, port) = bind().await;
+    let joiner = start(
+        config(
+            dirs[n].path(),
+            port,
+            vec![format!("127.0.0.1:{}", ports[0])],
+            1,
+        ),
+        listener,
+    )
     .await;
     wait_until("the joiner to connect", timeout, || {
         joiner.manager.counts().connected >= 1
