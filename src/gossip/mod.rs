@@ -270,19 +270,23 @@ impl Gossip {
 
     /// Pulls the announced transactions this node does not have yet.
     async fn fetch(&self, peer: &str, register_id: &str, ids: Vec<[u8; 32]>) -> Result<(), String> {
+        // Bloom "no" is reliable; a "maybe" is confirmed against the store, in one query.
+        let maybe: Vec<String> = ids
+            .iter()
+            .filter(|id| self.seen.maybe_contains(id))
+            .map(hex::encode)
+            .collect();
+        let held = if maybe.is_empty() {
+            HashSet::new()
+        } else {
+            self.store
+                .existing_transactions(register_id, &maybe)
+                .await
+                .map_err(|e| e.to_string())?
+        };
         let mut wanted = Vec::new();
         for id in ids {
-            if self.seen.maybe_contains(&id)
-                && self
-                    .store
-                    .has_transaction(register_id, &hex::encode(id))
-                    .await
-                    .map_err(|e| e.to_string())?
-            {
-                self.metrics.gossip_duplicates_avoided.inc();
-                continue;
-            }
-            if !self.lock().inflight.insert(id) {
+            if held.contains(&hex::encode(id)) || !self.lock().inflight.insert(id) {
                 self.metrics.gossip_duplicates_avoided.inc();
                 continue;
             }

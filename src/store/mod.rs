@@ -37,6 +37,9 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// IDs per `IN (...)` list, well under SQLite's limit on bound values.
+pub(crate) const IN_LIST_CHUNK: usize = 500;
+
 /// A peer as persisted: what this node itself observed of it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PeerRow {
@@ -161,8 +164,12 @@ pub trait Store: Send + Sync {
         register_id: &str,
         tx_ids: &[String],
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
-    /// Whether the register holds the transaction (pending or sealed).
-    async fn has_transaction(&self, register_id: &str, tx_id: &str) -> Result<bool, StoreError>;
+    /// Which of the given transactions the register holds (pending or sealed).
+    async fn existing_transactions(
+        &self,
+        register_id: &str,
+        tx_ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError>;
     /// IDs of transactions still pending that arrived before `before_ms`, oldest first.
     async fn pending_before(
         &self,
@@ -322,10 +329,6 @@ mod sql {
         "DELETE FROM gossip_queue WHERE (enqueued_at_ms, tx_id) <= (SELECT enqueued_at_ms, tx_id ",
         "FROM gossip_queue ORDER BY enqueued_at_ms DESC, tx_id DESC LIMIT 1 OFFSET $1)"
     );
-    pub const SELECT_PAYLOAD_BY_ID: &str =
-        "SELECT payload FROM transactions WHERE register_id = $1 AND tx_id = $2";
-    pub const HAS_TX: &str =
-        "SELECT 1 AS one FROM transactions WHERE register_id = $1 AND tx_id = $2";
     pub const PENDING_BEFORE: &str = "SELECT tx_id FROM transactions WHERE register_id = $1 AND version IS NULL AND received_at_ms < $2 ORDER BY received_at_ms, tx_id LIMIT $3";
 }
 
@@ -365,7 +368,7 @@ pub(crate) use bind_docket;
 
 /// Implements [`Store`] for a backend struct with a `pool` field, using the shared SQL above.
 macro_rules! shared_store_impl {
-    ($store:ty, $backend:literal) => {
+    ($store:ty, $backend:literal, $db:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             fn backend(&self) -> &'static str {
@@ -582,30 +585,46 @@ macro_rules! shared_store_impl {
             ) -> Result<Vec<(String, Vec<u8>)>, $crate::store::StoreError> {
                 use sqlx::Row;
                 let mut out = Vec::with_capacity(tx_ids.len());
-                for id in tx_ids {
-                    let row = sqlx::query($crate::store::sql::SELECT_PAYLOAD_BY_ID)
-                        .bind(register_id)
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    if let Some(r) = row {
-                        out.push((id.clone(), r.try_get("payload")?));
+                // One query per chunk (`IN (...)` with bound values works on both backends).
+                for chunk in tx_ids.chunks($crate::store::IN_LIST_CHUNK) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT tx_id, payload FROM transactions WHERE register_id = ",
+                    );
+                    query.push_bind(register_id).push(" AND tx_id IN (");
+                    let mut list = query.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id);
+                    }
+                    query.push(")");
+                    for r in query.build().fetch_all(&self.pool).await? {
+                        out.push((r.try_get("tx_id")?, r.try_get("payload")?));
                     }
                 }
                 Ok(out)
             }
 
-            async fn has_transaction(
+            async fn existing_transactions(
                 &self,
                 register_id: &str,
-                tx_id: &str,
-            ) -> Result<bool, $crate::store::StoreError> {
-                let row = sqlx::query($crate::store::sql::HAS_TX)
-                    .bind(register_id)
-                    .bind(tx_id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                Ok(row.is_some())
+                tx_ids: &[String],
+            ) -> Result<std::collections::HashSet<String>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let mut out = std::collections::HashSet::new();
+                for chunk in tx_ids.chunks($crate::store::IN_LIST_CHUNK) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT tx_id FROM transactions WHERE register_id = ",
+                    );
+                    query.push_bind(register_id).push(" AND tx_id IN (");
+                    let mut list = query.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id);
+                    }
+                    query.push(")");
+                    for r in query.build().fetch_all(&self.pool).await? {
+                        out.insert(r.try_get("tx_id")?);
+                    }
+                }
+                Ok(out)
             }
 
             async fn pending_before(

@@ -44,4 +44,4 @@ impl PostgresStore {
     }
 }
 
-shared_store_impl!(PostgresStore, "postgres");
+shared_store_impl!(PostgresStore, "postgres", sqlx::Postgres);

@@ -44,4 +44,4 @@ impl SqliteStore {
     }
 }
 
-shared_store_impl!(SqliteStore, "sqlite");
+shared_store_impl!(SqliteStore, "sqlite", sqlx::Sqlite);

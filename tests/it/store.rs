@@ -1,6 +1,6 @@
 //! One conformance story for the `Store` trait, run against SQLite and PostgreSQL alike.
 
-use sorcha_peer::store::{self, BanRow, PeerRow, Store};
+use sorcha_peer::store::{self, BanRow, DocketRow, PeerRow, RegisterRow, Store};
 
 fn peer(id: &str, failures: i64) -> PeerRow {
     PeerRow {
@@ -80,7 +80,131 @@ async fn story(store: &dyn Store) {
     assert!(store.delete_ban("10.0.0.0/8").await.expect("unban"));
     assert!(!store.delete_ban("10.0.0.0/8").await.expect("unban again"));
     assert_eq!(store.load_bans().await.expect("bans").len(), 1);
+
+    registers_and_queue(store).await;
     store.close().await;
+}
+
+fn docket(number: i64, first_version: i64, tx_count: i64) -> DocketRow {
+    DocketRow {
+        register_id: "r".into(),
+        number,
+        previous_hash: "00".repeat(32),
+        merkle_root: "11".repeat(32),
+        tx_count,
+        first_version,
+        sealed_at_ms: 7,
+        hash: format!("{number:064}"),
+        signature: "22".repeat(64),
+    }
+}
+
+async fn registers_and_queue(store: &dyn Store) {
+    let mut head = RegisterRow {
+        register_id: "r".into(),
+        is_public: true,
+        role: "origin".into(),
+        origin_key: "33".repeat(32),
+        created_at_ms: 1,
+        height: 0,
+        head_hash: format!("{:064}", 0),
+        latest_version: 0,
+        base_height: 0,
+    };
+    store
+        .put_register(&head, &docket(0, 1, 0))
+        .await
+        .expect("register");
+    assert_eq!(
+        store.load_registers().await.expect("registers"),
+        vec![head.clone()]
+    );
+
+    let txs = vec![
+        ("t1".to_string(), b"one".to_vec()),
+        ("t2".to_string(), b"two".to_vec()),
+    ];
+    let new = store
+        .accept_pending("r", &txs, Some("peer-a"), 10)
+        .await
+        .expect("accept");
+    assert_eq!(new, vec!["t1".to_string(), "t2".to_string()]);
+    assert!(
+        store
+            .accept_pending("r", &txs[..1], None, 11)
+            .await
+            .expect("again")
+            .is_empty()
+    );
+    let existing = store
+        .existing_transactions("r", &["t1".into(), "t3".into()])
+        .await
+        .expect("existing");
+    assert_eq!(
+        existing.into_iter().collect::<Vec<_>>(),
+        vec!["t1".to_string()]
+    );
+    let payloads = store
+        .payloads_by_id("r", &["t2".into(), "t9".into()])
+        .await
+        .expect("payloads");
+    assert_eq!(payloads, vec![("t2".to_string(), b"two".to_vec())]);
+
+    // The announcement queue: sources kept, oldest trimmed beyond the limit.
+    let queued = store.queued_announcements(10).await.expect("queue");
+    assert_eq!(queued.len(), 2);
+    assert!(
+        queued
+            .iter()
+            .all(|(r, _, source)| r == "r" && source.as_deref() == Some("peer-a"))
+    );
+    store
+        .enqueue_announcements("r", &["t0".into()], 5)
+        .await
+        .expect("enqueue");
+    assert_eq!(
+        store.trim_announcements(2).await.expect("trim"),
+        1,
+        "the oldest goes"
+    );
+    assert_eq!(store.announcement_queue_len().await.expect("len"), 2);
+    store
+        .remove_announcements(&[("r".into(), "t1".into())])
+        .await
+        .expect("remove");
+    assert_eq!(store.announcement_queue_len().await.expect("len"), 1);
+
+    assert_eq!(store.count_pending("r").await.expect("count"), 2);
+    assert_eq!(
+        store.pending_before("r", 11, 10).await.expect("before"),
+        vec!["t1".to_string(), "t2".to_string()]
+    );
+    head.height = 1;
+    head.latest_version = 2;
+    store
+        .seal(&head, &docket(1, 1, 2), &["t1".into(), "t2".into()])
+        .await
+        .expect("seal");
+    let t2 = store.transaction("r", "t2").await.expect("tx").expect("t2");
+    assert_eq!((t2.version, t2.docket_number), (Some(2), Some(1)));
+    assert_eq!(
+        store.payloads("r", 1, 2).await.expect("payloads"),
+        vec![b"one".to_vec(), b"two".to_vec()]
+    );
+    assert!(
+        store
+            .seal(&head, &docket(2, 3, 1), &["t1".into()])
+            .await
+            .is_err(),
+        "sealing twice fails"
+    );
+    assert_eq!(
+        store.dockets("r", 0, 10).await.expect("dockets").len(),
+        2,
+        "and changes nothing"
+    );
+    assert_eq!(store.purge("r").await.expect("purge"), (2, 2));
+    assert!(store.load_registers().await.expect("registers").is_empty());
 }
 
 #[tokio::test]
