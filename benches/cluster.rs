@@ -244,6 +244,17 @@ async fn main() {
         args.rate
     );
 
+    // Counters before the measured phase (the initial sync moved history around too).
+    let counters = |h: &NodeHandle| {
+        [
+            h.metrics.gossip_payloads_pulled.get(),
+            h.metrics.docket_payloads_received.get(),
+            h.metrics.gossip_announce_bytes.get(),
+            h.metrics.gossip_duplicates_avoided.get(),
+        ]
+    };
+    let before: Vec<[u64; 4]> = nodes.iter().map(counters).collect();
+
     // Observe every node.
     let arrivals = Arc::new(Mutex::new(Arrivals::default()));
     for (i, handle) in nodes.iter().enumerate() {
@@ -333,13 +344,18 @@ async fn main() {
     sealed_ms.sort_by(f64::total_cmp);
     let throughput = submitted.len() as f64 / last_sealed.duration_since(started).as_secs_f64();
 
-    let sum = |f: &dyn Fn(&NodeHandle) -> u64| nodes.iter().map(f).sum::<u64>() as f64;
+    let delta = |k: usize| {
+        nodes
+            .iter()
+            .zip(&before)
+            .map(|(h, b)| counters(h)[k] - b[k])
+            .sum::<u64>() as f64
+    };
     let per_node_tx = (n * submitted.len()) as f64;
-    let gossip_copies = sum(&|h| h.metrics.gossip_payloads_pulled.get()) / per_node_tx;
-    let docket_copies = sum(&|h| h.metrics.docket_payloads_received.get()) / per_node_tx;
-    let announce_bytes = sum(&|h| h.metrics.gossip_announce_bytes.get()) / submitted.len() as f64;
-    let duplicates_avoided =
-        sum(&|h| h.metrics.gossip_duplicates_avoided.get()) / submitted.len() as f64;
+    let gossip_copies = delta(0) / per_node_tx;
+    let docket_copies = delta(1) / per_node_tx;
+    let announce_bytes = delta(2) / submitted.len() as f64;
+    let duplicates_avoided = delta(3) / submitted.len() as f64;
 
     // Catch-up: a fresh node joins and replicates the whole register.
     let expected = (args.transactions + args.catch_up_transactions) as u64;

@@ -61,8 +61,6 @@ impl Bucket {
 
 #[derive(Default)]
 struct Inner {
-    /// Transactions being pulled right now (from whichever announcer came first).
-    inflight: HashSet<[u8; 32]>,
     announce_buckets: HashMap<String, Bucket>,
     pull_buckets: HashMap<String, Bucket>,
 }
@@ -270,32 +268,48 @@ impl Gossip {
 
     /// Pulls the announced transactions this node does not have yet.
     async fn fetch(&self, peer: &str, register_id: &str, ids: Vec<[u8; 32]>) -> Result<(), String> {
+        // Claim first, then check: whoever held a claim stored the payload (and marked it
+        // seen) before releasing it, so nothing slips between the check and the claim.
+        let mut claimed = Vec::with_capacity(ids.len());
+        for id in ids {
+            if self.seen.claim(&id) {
+                claimed.push(id);
+            } else {
+                self.metrics.gossip_duplicates_avoided.inc();
+            }
+        }
         // Bloom "no" is reliable; a "maybe" is confirmed against the store, in one query.
-        let maybe: Vec<String> = ids
+        let maybe: Vec<String> = claimed
             .iter()
             .filter(|id| self.seen.maybe_contains(id))
             .map(hex::encode)
             .collect();
         let held = if maybe.is_empty() {
-            HashSet::new()
+            Ok(HashSet::new())
         } else {
-            self.store
-                .existing_transactions(register_id, &maybe)
-                .await
-                .map_err(|e| e.to_string())?
+            self.store.existing_transactions(register_id, &maybe).await
         };
-        let mut wanted = Vec::new();
-        for id in ids {
-            if held.contains(&hex::encode(id)) || !self.lock().inflight.insert(id) {
-                self.metrics.gossip_duplicates_avoided.inc();
-                continue;
+        let held = match held {
+            Ok(held) => held,
+            Err(e) => {
+                for id in &claimed {
+                    self.seen.release(id);
+                }
+                return Err(e.to_string());
             }
-            wanted.push(id);
+        };
+        let mut wanted = Vec::with_capacity(claimed.len());
+        for id in claimed {
+            if held.contains(&hex::encode(id)) {
+                self.seen.release(&id);
+                self.metrics.gossip_duplicates_avoided.inc();
+            } else {
+                wanted.push(id);
+            }
         }
         let result = self.pull(peer, register_id, &wanted).await;
-        let mut inner = self.lock();
         for id in &wanted {
-            inner.inflight.remove(id);
+            self.seen.release(id);
         }
         result
     }

@@ -28,6 +28,8 @@ pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// First retry delay of a failing subscription; doubles up to [`SYNC_RETRY_MAX`].
 const SYNC_RETRY_MIN: Duration = Duration::from_millis(200);
 const SYNC_RETRY_MAX: Duration = Duration::from_secs(30);
+/// How long a pushed docket waits for payloads gossip is already fetching.
+const GOSSIP_GRACE: Duration = Duration::from_secs(1);
 /// A subscription at the head re-checks its sources at least this often (anti-entropy also
 /// wakes it as soon as a heartbeat shows a peer ahead).
 const IDLE_RECHECK: Duration = Duration::from_secs(5);
@@ -951,6 +953,29 @@ impl Registers {
             .zip(&hex_ids)
             .filter(|(_, h)| !have.contains_key(*h))
             .map(|(id, _)| *id)
+            .collect();
+        if missing.iter().any(|id| self.seen.is_claimed(id)) {
+            // Gossip is fetching some of these right now: give it a moment rather than pulling
+            // the same payloads a second time.
+            let deadline = tokio::time::Instant::now() + GOSSIP_GRACE;
+            while missing.iter().any(|id| self.seen.is_claimed(id))
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let arrived = self
+                .store
+                .payloads_by_id(
+                    register_id,
+                    &missing.iter().map(hex::encode).collect::<Vec<_>>(),
+                )
+                .await
+                .map_err(|e| format!("storage error: {e}"))?;
+            have.extend(arrived);
+        }
+        let missing: Vec<[u8; 32]> = missing
+            .into_iter()
+            .filter(|id| !have.contains_key(&hex::encode(id)))
             .collect();
         if !missing.is_empty() {
             let request = PeerRequest::Transactions {
