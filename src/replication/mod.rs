@@ -911,27 +911,15 @@ impl Registers {
             wake.notify_one();
             return;
         }
-        let mut claimed = Vec::new();
-        let resolved = self
-            .resolve_payloads(peer_id, &register_id, compact, &mut claimed)
-            .await;
-        let entry = match resolved {
+        let entry = match self.resolve_payloads(peer_id, &register_id, compact).await {
             Ok(entry) => entry,
             Err(e) => {
-                for id in &claimed {
-                    self.seen.release(id);
-                }
                 tracing::debug!(peer = %peer_id, register = %register_id, "cannot complete pushed docket: {e}");
                 wake.notify_one();
                 return;
             }
         };
-        let applied = self.apply(&register_id, vec![entry]).await;
-        // Claims end once the payloads are stored (and marked seen) by `apply`.
-        for id in &claimed {
-            self.seen.release(id);
-        }
-        if let Err(e) = applied {
+        if let Err(e) = self.apply(&register_id, vec![entry]).await {
             match e {
                 ApplyError::Verify(reason) => {
                     self.peers.verification_failed(peer_id, &reason).await
@@ -950,7 +938,6 @@ impl Registers {
         peer: &str,
         register_id: &str,
         compact: CompactDocket,
-        claimed: &mut Vec<[u8; 32]>,
     ) -> Result<DocketWithTransactions, String> {
         let hex_ids: Vec<String> = compact.tx_ids.iter().map(hex::encode).collect();
         let mut have: HashMap<String, Vec<u8>> = self
@@ -990,8 +977,6 @@ impl Registers {
             .into_iter()
             .filter(|id| !have.contains_key(&hex::encode(id)))
             .collect();
-        // Claim what we are about to pull, so gossip does not pull it too in the meantime.
-        claimed.extend(missing.iter().filter(|id| self.seen.claim(id)));
         if !missing.is_empty() {
             let request = PeerRequest::Transactions {
                 register_id: register_id.to_string(),
