@@ -59,6 +59,15 @@ impl Bucket {
     }
 }
 
+/// The per-peer limits.
+#[derive(Clone, Copy)]
+enum Limit {
+    /// Transaction IDs accepted from a peer's announcements.
+    Announce,
+    /// Payloads served to a peer.
+    Pull,
+}
+
 #[derive(Default)]
 struct Inner {
     announce_buckets: HashMap<String, Bucket>,
@@ -233,21 +242,7 @@ impl Gossip {
         self.metrics
             .gossip_announcements_received
             .inc_by(ids.len() as u64);
-        let granted = {
-            let mut inner = self.lock();
-            let bucket = inner
-                .announce_buckets
-                .entry(peer_id.to_string())
-                .or_insert(Bucket {
-                    tokens: self.config.gossip_announce_rate as f64 * 2.0,
-                    last: Instant::now(),
-                });
-            bucket.take(
-                ids.len(),
-                self.config.gossip_announce_rate as f64,
-                self.config.gossip_announce_rate as f64 * 2.0,
-            )
-        };
+        let granted = self.grant(Limit::Announce, peer_id, ids.len());
         if granted < ids.len() {
             self.metrics
                 .gossip_rate_limited
@@ -391,21 +386,7 @@ impl Gossip {
         if !self.registers.is_public(register_id) {
             return Err(format!("register '{register_id}' is not available here"));
         }
-        let granted = {
-            let mut inner = self.lock();
-            let bucket = inner
-                .pull_buckets
-                .entry(peer_id.to_string())
-                .or_insert(Bucket {
-                    tokens: self.config.gossip_pull_rate as f64 * 2.0,
-                    last: Instant::now(),
-                });
-            bucket.take(
-                ids.len(),
-                self.config.gossip_pull_rate as f64,
-                self.config.gossip_pull_rate as f64 * 2.0,
-            )
-        };
+        let granted = self.grant(Limit::Pull, peer_id, ids.len());
         if granted < ids.len() {
             self.metrics
                 .gossip_rate_limited
@@ -432,6 +413,27 @@ impl Gossip {
             payloads: found.into_iter().map(|(_, p)| p).collect(),
             missing,
         })
+    }
+
+    /// Takes up to `want` tokens from `peer`'s bucket for `limit`; returns how many it got.
+    fn grant(&self, limit: Limit, peer: &str, want: usize) -> usize {
+        let rate = match limit {
+            Limit::Announce => self.config.gossip_announce_rate,
+            Limit::Pull => self.config.gossip_pull_rate,
+        } as f64;
+        let burst = rate * 2.0;
+        let mut inner = self.lock();
+        let buckets = match limit {
+            Limit::Announce => &mut inner.announce_buckets,
+            Limit::Pull => &mut inner.pull_buckets,
+        };
+        buckets
+            .entry(peer.to_string())
+            .or_insert(Bucket {
+                tokens: burst,
+                last: Instant::now(),
+            })
+            .take(want, rate, burst)
     }
 
     /// Forgets per-peer state of peers that are gone (called periodically).

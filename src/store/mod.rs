@@ -366,6 +366,25 @@ macro_rules! bind_docket {
 }
 pub(crate) use bind_docket;
 
+/// `<columns> FROM transactions WHERE register_id = ? AND tx_id IN (?, …)`, with bound values
+/// (works on both backends).
+macro_rules! select_tx_ids_in {
+    ($db:ty, $columns:literal, $register:expr, $ids:expr) => {{
+        let mut query = sqlx::QueryBuilder::<$db>::new(concat!(
+            $columns,
+            " FROM transactions WHERE register_id = "
+        ));
+        query.push_bind($register).push(" AND tx_id IN (");
+        let mut list = query.separated(", ");
+        for id in $ids {
+            list.push_bind(id);
+        }
+        query.push(")");
+        query
+    }};
+}
+pub(crate) use select_tx_ids_in;
+
 /// Implements [`Store`] for a backend struct with a `pool` field, using the shared SQL above.
 macro_rules! shared_store_impl {
     ($store:ty, $backend:literal, $db:ty) => {
@@ -587,15 +606,8 @@ macro_rules! shared_store_impl {
                 let mut out = Vec::with_capacity(tx_ids.len());
                 // One query per chunk (`IN (...)` with bound values works on both backends).
                 for chunk in tx_ids.chunks($crate::store::IN_LIST_CHUNK) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT tx_id, payload FROM transactions WHERE register_id = ",
-                    );
-                    query.push_bind(register_id).push(" AND tx_id IN (");
-                    let mut list = query.separated(", ");
-                    for id in chunk {
-                        list.push_bind(id);
-                    }
-                    query.push(")");
+                    let mut query =
+                        select_tx_ids_in!($db, "SELECT tx_id, payload", register_id, chunk);
                     for r in query.build().fetch_all(&self.pool).await? {
                         out.push((r.try_get("tx_id")?, r.try_get("payload")?));
                     }
@@ -611,15 +623,7 @@ macro_rules! shared_store_impl {
                 use sqlx::Row;
                 let mut out = std::collections::HashSet::new();
                 for chunk in tx_ids.chunks($crate::store::IN_LIST_CHUNK) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT tx_id FROM transactions WHERE register_id = ",
-                    );
-                    query.push_bind(register_id).push(" AND tx_id IN (");
-                    let mut list = query.separated(", ");
-                    for id in chunk {
-                        list.push_bind(id);
-                    }
-                    query.push(")");
+                    let mut query = select_tx_ids_in!($db, "SELECT tx_id", register_id, chunk);
                     for r in query.build().fetch_all(&self.pool).await? {
                         out.insert(r.try_get("tx_id")?);
                     }

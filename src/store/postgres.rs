@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
-use super::{StoreError, bind_docket, bind_register, shared_store_impl};
+use super::{StoreError, bind_docket, bind_register, select_tx_ids_in, shared_store_impl};
 
 const MAX_CONNECTIONS: u32 = 8;
 /// How long start-up waits for the server before reporting it unreachable.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{StoreError, bind_docket, bind_register, shared_store_impl};
+use super::{StoreError, bind_docket, bind_register, select_tx_ids_in, shared_store_impl};
 
 /// Writers wait this long for SQLite's lock instead of failing at once.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
