@@ -120,7 +120,12 @@ impl NodeHandle {
             tracing::error!("cannot persist peer records at shutdown: {e}");
         }
         self.store.close().await;
-        let _ = std::fs::remove_file(self.data_dir.join(identity::ADMIN_URL_FILE));
+        let url_file = self.data_dir.join(identity::ADMIN_URL_FILE);
+        if let Err(e) = std::fs::remove_file(&url_file)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("cannot remove {}: {e}", url_file.display());
+        }
         tracing::info!("node stopped");
     }
 }

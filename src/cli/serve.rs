@@ -113,12 +113,18 @@ async fn wait_for_signal() {
             }
             Err(e) => {
                 tracing::warn!("cannot listen for SIGTERM ({e}); only Ctrl-C stops the node");
-                let _ = tokio::signal::ctrl_c().await;
+                if let Err(e) = tokio::signal::ctrl_c().await {
+                    tracing::error!(
+                        "cannot listen for Ctrl-C either ({e}); stop the node with SIGKILL"
+                    );
+                    std::future::pending::<()>().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::error!("cannot listen for Ctrl-C ({e})");
+        std::future::pending::<()>().await;
     }
 }

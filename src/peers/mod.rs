@@ -1484,6 +1484,8 @@ impl PeerManager {
     pub fn broadcast(&self, message: PeerMessage) {
         let inner = self.lock();
         for conn in inner.connections.values() {
+            // A session whose queue is full misses one advertisement; the next heartbeat
+            // carries the same information.
             let _ = conn
                 .commands
                 .try_send(SessionCommand::Send(message.clone()));

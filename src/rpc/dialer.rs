@@ -62,8 +62,7 @@ pub async fn dial(services: Services, target: DialTarget, shutdown: Cancellation
         match manager.register_connection(peer, Direction::Outbound, remote.ip(), Some(&target)) {
             Ok(handle) => handle,
             Err(refusal) => {
-                // Best effort: tell the peer why before dropping the stream.
-                let _ = outbox.try_send(session_goodbye(&refusal));
+                session::say_goodbye(&outbox, &refusal.to_string());
                 match refusal {
                     Refusal::Duplicate | Refusal::SelfConnection => manager.dial_abandoned(&target),
                     other => manager.dial_failed(&target, &other.to_string()),
@@ -85,14 +84,6 @@ pub async fn dial(services: Services, target: DialTarget, shutdown: Cancellation
         exchange_first,
     )
     .await;
-}
-
-fn session_goodbye(refusal: &Refusal) -> super::pb::Frame {
-    super::pb::Frame {
-        body: Some(super::pb::frame::Body::Goodbye(super::pb::Goodbye {
-            reason: refusal.to_string(),
-        })),
-    }
 }
 
 type Opened = (

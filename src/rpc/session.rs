@@ -115,6 +115,14 @@ fn goodbye(reason: &str) -> pb::Frame {
     }))
 }
 
+/// Tells the peer why we are closing. Best effort by design: the stream is closed right after
+/// either way, so a full or closed outbox only means the peer learns it from the closed stream.
+pub fn say_goodbye(outbox: &mpsc::Sender<pb::Frame>, reason: &str) {
+    if push(outbox, goodbye(reason)).is_err() {
+        tracing::debug!(%reason, "goodbye not delivered (stream already gone)");
+    }
+}
+
 /// Queues a frame without waiting: a peer that does not drain its stream is not keeping up.
 fn push(outbox: &mpsc::Sender<pb::Frame>, f: pb::Frame) -> Result<(), String> {
     outbox.try_send(f).map_err(|e| match e {
@@ -174,7 +182,7 @@ pub async fn accept(
             };
             tracing::debug!(%remote_ip, %reason, "inbound handshake did not complete");
             manager.handshake_failed(refused);
-            let _ = push(&outbox, goodbye(&reason)); // best effort: the peer may be gone already
+            say_goodbye(&outbox, &reason);
         }
     }
 }
@@ -246,7 +254,7 @@ pub async fn dial_handshake(
     .map_err(|e| failed(e.to_string()))?;
     let peer = verified_peer(info, address);
     if peer.peer_id == manager.identity().peer_id() {
-        let _ = push(outbox, goodbye(&Refusal::SelfConnection.to_string()));
+        say_goodbye(outbox, &Refusal::SelfConnection.to_string());
         return Err(HandshakeError::Refused(Refusal::SelfConnection));
     }
     let signature = manager
@@ -410,7 +418,7 @@ impl Session {
         let config = self.services.peers.config().clone();
         match command {
             SessionCommand::Close(reason) => {
-                let _ = push(&self.outbox, goodbye(&reason));
+                say_goodbye(&self.outbox, &reason);
                 Err(CloseOutcome::Graceful(reason))
             }
             SessionCommand::ExchangePeers => {
@@ -500,7 +508,7 @@ impl Session {
                 .record_failure(&self.peer_id, "missed heartbeat");
             if self.missed >= config.missed_heartbeats || too_many_failures {
                 let reason = format!("{} heartbeats unanswered", self.missed);
-                let _ = push(&self.outbox, goodbye(&reason));
+                say_goodbye(&self.outbox, &reason);
                 return Err(CloseOutcome::Failed(reason));
             }
         }
@@ -705,7 +713,7 @@ pub async fn run(
     let outcome = loop {
         let step = tokio::select! {
             _ = shutdown.cancelled() => {
-                let _ = push(&outbox, goodbye("node shutting down"));
+                say_goodbye(&outbox, "node shutting down");
                 Err(CloseOutcome::Graceful("node shutting down".into()))
             }
             command = async {
