@@ -43,6 +43,10 @@ struct Args {
     /// Transactions the late joiner catches up on (origin-side load before it joins)
     #[arg(long, default_value_t = 20_000)]
     catch_up_transactions: usize,
+    /// After the measured phase, submit this many transactions at once at the origin and time
+    /// until every node holds them sealed (0: skip)
+    #[arg(long, default_value_t = 0)]
+    burst: usize,
     /// Give up waiting after this many seconds
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
@@ -358,8 +362,41 @@ async fn main() {
     let announce_bytes = delta(2) / submitted.len() as f64;
     let duplicates_avoided = delta(3) / submitted.len() as f64;
 
+    // Optional burst at the origin: how long until the whole cluster holds it sealed.
+    let mut burst_secs = None;
+    if args.burst > 0 {
+        eprintln!("bursting {} transactions at the origin", args.burst);
+        let target = (args.catch_up_transactions + submitted.len() + args.burst) as u64;
+        let burst_start = Instant::now();
+        let payloads: Vec<Vec<u8>> = (0..args.burst)
+            .map(|i| {
+                format!(
+                    "burst-{i:08}-{}",
+                    "y".repeat(args.payload_bytes.saturating_sub(20))
+                )
+                .into_bytes()
+            })
+            .collect();
+        for chunk in payloads.chunks(1000) {
+            nodes[0]
+                .registers
+                .submit_many(REGISTER, chunk.to_vec())
+                .await
+                .expect("burst");
+        }
+        wait_until("every node to hold the burst sealed", timeout, || {
+            nodes.iter().all(|h| {
+                h.registers
+                    .view(REGISTER)
+                    .is_some_and(|v| v.latest_version >= target)
+            })
+        })
+        .await;
+        burst_secs = Some(burst_start.elapsed().as_secs_f64());
+    }
+
     // Catch-up: a fresh node joins and replicates the whole register.
-    let expected = (args.transactions + args.catch_up_transactions) as u64;
+    let expected = (args.transactions + args.catch_up_transactions + args.burst) as u64;
     let (listener, port) = bind().await;
     let joiner = start(
         config(
@@ -409,6 +446,10 @@ async fn main() {
         "announcementBytesPerTx": announce_bytes.round(),
         "duplicatePullsAvoidedPerTx": (duplicates_avoided * 10.0).round() / 10.0,
         "sustainedThroughputTxPerSecond": throughput.round(),
+        "burst": burst_secs.map(|secs| json!({
+            "transactions": args.burst,
+            "secondsUntilSealedEverywhere": (secs * 1000.0).round() / 1000.0,
+        })),
         "catchUp": {
             "transactions": expected,
             "seconds": (catch_up_secs * 1000.0).round() / 1000.0,
