@@ -437,6 +437,8 @@ macro_rules! shared_store_impl {
                 &self,
                 peers: &[$crate::store::PeerRow],
             ) -> Result<(), $crate::store::StoreError> {
+                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
+                let _writer = self.writer().await;
                 let mut tx = self.pool.begin().await?;
                 for p in peers {
                     sqlx::query($crate::store::sql::UPSERT_PEER)
@@ -466,6 +468,8 @@ macro_rules! shared_store_impl {
             }
 
             async fn delete_peer(&self, peer_id: &str) -> Result<bool, $crate::store::StoreError> {
+                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
+                let _writer = self.writer().await;
                 let done = sqlx::query($crate::store::sql::DELETE_PEER)
                     .bind(peer_id)
                     .execute(&self.pool)
@@ -499,6 +503,8 @@ macro_rules! shared_store_impl {
                 &self,
                 ban: &$crate::store::BanRow,
             ) -> Result<(), $crate::store::StoreError> {
+                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
+                let _writer = self.writer().await;
                 sqlx::query($crate::store::sql::INSERT_BAN)
                     .bind(&ban.target)
                     .bind(&ban.kind)
@@ -512,6 +518,8 @@ macro_rules! shared_store_impl {
             }
 
             async fn delete_ban(&self, target: &str) -> Result<bool, $crate::store::StoreError> {
+                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
+                let _writer = self.writer().await;
                 let done = sqlx::query($crate::store::sql::DELETE_BAN)
                     .bind(target)
                     .execute(&self.pool)
@@ -549,6 +557,8 @@ macro_rules! shared_store_impl {
                 register: &$crate::store::RegisterRow,
                 docket: &$crate::store::DocketRow,
             ) -> Result<(), $crate::store::StoreError> {
+                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
+                let _writer = self.writer().await;
                 let mut tx = self.pool.begin().await?;
                 bind_register!(sqlx::query($crate::store::sql::UPSERT_REGISTER), register)
                     .execute(&mut *tx)
@@ -572,6 +582,8 @@ macro_rules! shared_store_impl {
                 source_peer: Option<&str>,
                 now_ms: i64,
             ) -> Result<Vec<String>, $crate::store::StoreError> {
+                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
+                let _writer = self.writer().await;
                 let mut tx = self.pool.begin().await?;
                 let mut new = Vec::new();
                 for (id, payload) in txs {
@@ -656,6 +668,8 @@ macro_rules! shared_store_impl {
                 tx_ids: &[String],
                 now_ms: i64,
             ) -> Result<(), $crate::store::StoreError> {
+                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
+                let _writer = self.writer().await;
                 let mut tx = self.pool.begin().await?;
                 for id in tx_ids {
                     sqlx::query($crate::store::sql::ENQUEUE_ANNOUNCEMENT)
@@ -695,6 +709,8 @@ macro_rules! shared_store_impl {
                 &self,
                 items: &[(String, String)],
             ) -> Result<(), $crate::store::StoreError> {
+                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
+                let _writer = self.writer().await;
                 let mut tx = self.pool.begin().await?;
                 for (register_id, id) in items {
                     sqlx::query($crate::store::sql::DEQUEUE)
@@ -716,6 +732,8 @@ macro_rules! shared_store_impl {
             }
 
             async fn trim_announcements(&self, max: i64) -> Result<u64, $crate::store::StoreError> {
+                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
+                let _writer = self.writer().await;
                 let done = sqlx::query($crate::store::sql::TRIM_QUEUE)
                     .bind(max)
                     .execute(&self.pool)
@@ -758,6 +776,8 @@ macro_rules! shared_store_impl {
                 docket: &$crate::store::DocketRow,
                 tx_ids: &[String],
             ) -> Result<(), $crate::store::StoreError> {
+                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
+                let _writer = self.writer().await;
                 let mut tx = self.pool.begin().await?;
                 for (i, id) in tx_ids.iter().enumerate() {
                     let done = sqlx::query($crate::store::sql::SEAL_TX)
@@ -788,6 +808,8 @@ macro_rules! shared_store_impl {
                 head: &$crate::store::RegisterRow,
                 dockets: &[($crate::store::DocketRow, Vec<(String, Vec<u8>)>)],
             ) -> Result<(), $crate::store::StoreError> {
+                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
+                let _writer = self.writer().await;
                 let now = $crate::clock::now_ms();
                 let mut tx = self.pool.begin().await?;
                 for (docket, txs) in dockets {
@@ -889,6 +911,8 @@ macro_rules! shared_store_impl {
                 &self,
                 register_id: &str,
             ) -> Result<(u64, u64), $crate::store::StoreError> {
+                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
+                let _writer = self.writer().await;
                 let mut tx = self.pool.begin().await?;
                 let txs = sqlx::query($crate::store::sql::DELETE_TXS)
                     .bind(register_id)
@@ -929,6 +953,8 @@ macro_rules! shared_store_impl {
                 &self,
                 sub: &$crate::store::SubscriptionRow,
             ) -> Result<(), $crate::store::StoreError> {
+                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
+                let _writer = self.writer().await;
                 sqlx::query($crate::store::sql::UPSERT_SUBSCRIPTION)
                     .bind(&sub.register_id)
                     .bind(&sub.mode)
@@ -942,6 +968,8 @@ macro_rules! shared_store_impl {
                 &self,
                 register_id: &str,
             ) -> Result<bool, $crate::store::StoreError> {
+                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
+                let _writer = self.writer().await;
                 let done = sqlx::query($crate::store::sql::DELETE_SUBSCRIPTION)
                     .bind(register_id)
                     .execute(&self.pool)

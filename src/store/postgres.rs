@@ -42,6 +42,11 @@ impl PostgresStore {
             .map_err(|e| StoreError::Migrate(e.to_string()))?;
         Ok(PostgresStore { pool })
     }
+
+    /// PostgreSQL handles concurrent writers itself.
+    async fn writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        None
+    }
 }
 
 shared_store_impl!(PostgresStore, "postgres", sqlx::Postgres);

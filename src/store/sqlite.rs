@@ -10,12 +10,16 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::{StoreError, bind_docket, bind_register, select_tx_ids_in, shared_store_impl};
 
-/// Writers wait this long for SQLite's lock instead of failing at once.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Writers wait this long for SQLite's lock instead of failing at once (only another process
+/// can hold it that long: this process's writers queue on `write_lock` first).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_CONNECTIONS: u32 = 4;
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// SQLite allows one writer at a time; writers of this process wait here, in async code,
+    /// instead of busy-waiting inside SQLite (where a starved writer could time out).
+    write_lock: tokio::sync::Mutex<()>,
 }
 
 impl SqliteStore {
@@ -40,7 +44,14 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migrate(e.to_string()))?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            write_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    async fn writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        Some(self.write_lock.lock().await)
     }
 }
 
