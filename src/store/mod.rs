@@ -33,7 +33,13 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError::Query(e.to_string())
+        match e {
+            // Data that does not decode is a damaged database, not a failed query.
+            sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::Decode(_)
+            | sqlx::Error::ColumnNotFound(_) => StoreError::Corrupt(e.to_string()),
+            other => StoreError::Query(other.to_string()),
+        }
     }
 }
 
@@ -41,7 +47,7 @@ impl From<sqlx::Error> for StoreError {
 pub(crate) const IN_LIST_CHUNK: usize = 500;
 
 /// A peer as persisted: what this node itself observed of it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct PeerRow {
     pub peer_id: String,
     pub public_key: String,
@@ -64,7 +70,7 @@ pub struct PeerRow {
 }
 
 /// A ban as persisted.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct BanRow {
     pub target: String,
     pub kind: String,
@@ -76,7 +82,7 @@ pub struct BanRow {
 
 /// A register held by this node. `height`/`head_hash`/`latest_version` describe the newest
 /// docket held and are written atomically with it (they are the replication checkpoint).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct RegisterRow {
     pub register_id: String,
     pub is_public: bool,
@@ -92,7 +98,7 @@ pub struct RegisterRow {
 }
 
 /// A docket header with its signature; hashes and signature hex-encoded.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct DocketRow {
     pub register_id: String,
     pub number: i64,
@@ -116,7 +122,7 @@ pub struct TxRow {
 }
 
 /// A replication subscription.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct SubscriptionRow {
     pub register_id: String,
     /// `full-replica` or `forward-only`.
@@ -402,35 +408,11 @@ macro_rules! shared_store_impl {
             async fn load_peers(
                 &self,
             ) -> Result<Vec<$crate::store::PeerRow>, $crate::store::StoreError> {
-                use sqlx::Row;
-                let rows = sqlx::query($crate::store::sql::SELECT_PEERS)
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok($crate::store::PeerRow {
-                            peer_id: r.try_get("peer_id")?,
-                            public_key: r.try_get("public_key")?,
-                            name: r.try_get("name")?,
-                            address: r.try_get("address")?,
-                            first_seen_ms: r.try_get("first_seen_ms")?,
-                            last_seen_ms: r.try_get("last_seen_ms")?,
-                            is_seed: r.try_get("is_seed")?,
-                            failure_count: r.try_get("failure_count")?,
-                            total_requests: r.try_get("total_requests")?,
-                            successful_requests: r.try_get("successful_requests")?,
-                            success_rate: r.try_get("success_rate")?,
-                            avg_latency_ms: r.try_get("avg_latency_ms")?,
-                            min_latency_ms: r.try_get("min_latency_ms")?,
-                            max_latency_ms: r.try_get("max_latency_ms")?,
-                            penalty: r.try_get("penalty")?,
-                            penalty_updated_ms: r.try_get("penalty_updated_ms")?,
-                            last_penalty_reason: r.try_get("last_penalty_reason")?,
-                            last_penalty_at_ms: r.try_get("last_penalty_at_ms")?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, sqlx::Error>>()
-                    .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))
+                Ok(
+                    sqlx::query_as::<_, $crate::store::PeerRow>($crate::store::sql::SELECT_PEERS)
+                        .fetch_all(&self.pool)
+                        .await?,
+                )
             }
 
             async fn upsert_peers(
@@ -480,23 +462,11 @@ macro_rules! shared_store_impl {
             async fn load_bans(
                 &self,
             ) -> Result<Vec<$crate::store::BanRow>, $crate::store::StoreError> {
-                use sqlx::Row;
-                let rows = sqlx::query($crate::store::sql::SELECT_BANS)
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok($crate::store::BanRow {
-                            target: r.try_get("target")?,
-                            kind: r.try_get("kind")?,
-                            reason: r.try_get("reason")?,
-                            source: r.try_get("source")?,
-                            banned_at_ms: r.try_get("banned_at_ms")?,
-                            expires_at_ms: r.try_get("expires_at_ms")?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, sqlx::Error>>()
-                    .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))
+                Ok(
+                    sqlx::query_as::<_, $crate::store::BanRow>($crate::store::sql::SELECT_BANS)
+                        .fetch_all(&self.pool)
+                        .await?,
+                )
             }
 
             async fn insert_ban(
@@ -530,26 +500,11 @@ macro_rules! shared_store_impl {
             async fn load_registers(
                 &self,
             ) -> Result<Vec<$crate::store::RegisterRow>, $crate::store::StoreError> {
-                use sqlx::Row;
-                let rows = sqlx::query($crate::store::sql::SELECT_REGISTERS)
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok($crate::store::RegisterRow {
-                            register_id: r.try_get("register_id")?,
-                            is_public: r.try_get("is_public")?,
-                            role: r.try_get("role")?,
-                            origin_key: r.try_get("origin_key")?,
-                            created_at_ms: r.try_get("created_at_ms")?,
-                            height: r.try_get("height")?,
-                            head_hash: r.try_get("head_hash")?,
-                            latest_version: r.try_get("latest_version")?,
-                            base_height: r.try_get("base_height")?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, sqlx::Error>>()
-                    .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))
+                Ok(sqlx::query_as::<_, $crate::store::RegisterRow>(
+                    $crate::store::sql::SELECT_REGISTERS,
+                )
+                .fetch_all(&self.pool)
+                .await?)
             }
 
             async fn put_register(
@@ -841,29 +796,14 @@ macro_rules! shared_store_impl {
                 from: i64,
                 limit: i64,
             ) -> Result<Vec<$crate::store::DocketRow>, $crate::store::StoreError> {
-                use sqlx::Row;
-                let rows = sqlx::query($crate::store::sql::SELECT_DOCKETS)
-                    .bind(register_id)
-                    .bind(from)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok($crate::store::DocketRow {
-                            register_id: r.try_get("register_id")?,
-                            number: r.try_get("number")?,
-                            previous_hash: r.try_get("previous_hash")?,
-                            merkle_root: r.try_get("merkle_root")?,
-                            tx_count: r.try_get("tx_count")?,
-                            first_version: r.try_get("first_version")?,
-                            sealed_at_ms: r.try_get("sealed_at_ms")?,
-                            hash: r.try_get("hash")?,
-                            signature: r.try_get("signature")?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, sqlx::Error>>()
-                    .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))
+                Ok(sqlx::query_as::<_, $crate::store::DocketRow>(
+                    $crate::store::sql::SELECT_DOCKETS,
+                )
+                .bind(register_id)
+                .bind(from)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
             }
 
             async fn payloads(
@@ -933,20 +873,11 @@ macro_rules! shared_store_impl {
             async fn load_subscriptions(
                 &self,
             ) -> Result<Vec<$crate::store::SubscriptionRow>, $crate::store::StoreError> {
-                use sqlx::Row;
-                let rows = sqlx::query($crate::store::sql::SELECT_SUBSCRIPTIONS)
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok($crate::store::SubscriptionRow {
-                            register_id: r.try_get("register_id")?,
-                            mode: r.try_get("mode")?,
-                            created_at_ms: r.try_get("created_at_ms")?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, sqlx::Error>>()
-                    .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))
+                Ok(sqlx::query_as::<_, $crate::store::SubscriptionRow>(
+                    $crate::store::sql::SELECT_SUBSCRIPTIONS,
+                )
+                .fetch_all(&self.pool)
+                .await?)
             }
 
             async fn put_subscription(
