@@ -108,6 +108,22 @@ async fn wait_until<F: FnMut() -> bool>(what: &str, timeout: Duration, mut check
     }
 }
 
+/// Submits `count` transactions at the origin in batches of 1000 (one database transaction
+/// each), with payloads `<label>-<n>-xxx…` of about `payload_bytes`.
+async fn load_origin(origin: &NodeHandle, label: &str, count: usize, payload_bytes: usize) {
+    let padding = "x".repeat(payload_bytes.saturating_sub(label.len() + 10));
+    let payloads: Vec<Vec<u8>> = (0..count)
+        .map(|i| format!("{label}-{i:08}-{padding}").into_bytes())
+        .collect();
+    for chunk in payloads.chunks(1000) {
+        origin
+            .registers
+            .submit_many(REGISTER, chunk.to_vec())
+            .await
+            .expect("load the origin");
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -193,22 +209,13 @@ async fn main() {
         "loading {} transactions of history at the origin",
         args.catch_up_transactions
     );
-    let payloads: Vec<Vec<u8>> = (0..args.catch_up_transactions)
-        .map(|i| {
-            format!(
-                "catch-up-{i:08}-{}",
-                "x".repeat(args.payload_bytes.saturating_sub(20))
-            )
-            .into_bytes()
-        })
-        .collect();
-    for chunk in payloads.chunks(1000) {
-        nodes[0]
-            .registers
-            .submit_many(REGISTER, chunk.to_vec())
-            .await
-            .expect("load");
-    }
+    load_origin(
+        &nodes[0],
+        "catch-up",
+        args.catch_up_transactions,
+        args.payload_bytes,
+    )
+    .await;
     let history = args.catch_up_transactions as u64;
     wait_until("the origin to seal the history", timeout, || {
         nodes[0]
@@ -368,22 +375,7 @@ async fn main() {
         eprintln!("bursting {} transactions at the origin", args.burst);
         let target = (args.catch_up_transactions + submitted.len() + args.burst) as u64;
         let burst_start = Instant::now();
-        let payloads: Vec<Vec<u8>> = (0..args.burst)
-            .map(|i| {
-                format!(
-                    "burst-{i:08}-{}",
-                    "y".repeat(args.payload_bytes.saturating_sub(20))
-                )
-                .into_bytes()
-            })
-            .collect();
-        for chunk in payloads.chunks(1000) {
-            nodes[0]
-                .registers
-                .submit_many(REGISTER, chunk.to_vec())
-                .await
-                .expect("burst");
-        }
+        load_origin(&nodes[0], "burst", args.burst, args.payload_bytes).await;
         wait_until("every node to hold the burst sealed", timeout, || {
             nodes.iter().all(|h| {
                 h.registers
