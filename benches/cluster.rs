@@ -241,14 +241,21 @@ async fn main() {
             }
         }
     }
-    wait_until("every replica to reach the head", timeout, || {
+    // Every replica holds the whole history (a subscription can be "fully replicated" early,
+    // while the neighbours it follows are still catching up themselves).
+    wait_until("every replica to hold the history", timeout, || {
         nodes[1..].iter().all(|h| {
             h.registers
-                .subscription(REGISTER)
-                .is_some_and(|s| s.state == sorcha_peer::replication::SyncState::FullyReplicated)
+                .view(REGISTER)
+                .is_some_and(|v| v.latest_version >= history)
+                && h.registers.subscription(REGISTER).is_some_and(|s| {
+                    s.state == sorcha_peer::replication::SyncState::FullyReplicated
+                })
         })
     })
     .await;
+    // Let the origin's announcements of the history drain before counting.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     eprintln!(
         "topology ready in {:.1}s ({edges} links); submitting {} transactions at {}/s",
         setup.elapsed().as_secs_f64(),
