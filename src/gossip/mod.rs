@@ -174,6 +174,12 @@ impl Gossip {
         }
         let mut sent = Vec::new();
         for (register, items) in by_register {
+            if !self.registers.is_public(&register) {
+                // Private registers never leave this node, not even as transaction IDs (a
+                // peer may carry a public register of the same name).
+                sent.extend(items.into_iter().map(|(id, _)| (register.clone(), id)));
+                continue;
+            }
             let mut carriers: Vec<String> = self
                 .peers
                 .carriers(&register)

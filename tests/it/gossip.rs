@@ -274,3 +274,57 @@ async fn per_peer_limits_throttle_a_noisy_peer_and_unservable_announcements_cost
     b.stop().await;
     a.stop().await;
 }
+
+/// A private register's transactions are never announced, even to a peer carrying a public
+/// register of the same name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_registers_are_never_gossiped() {
+    let mut a = TestNode::start("127.0.0.85", |c| c.exchange_interval = Duration::ZERO).await;
+    let seed = a.seed();
+    let mut b = TestNode::start("127.0.0.86", |c| {
+        c.exchange_interval = Duration::ZERO;
+        c.seeds = vec![seed.clone()];
+    })
+    .await;
+    a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
+    a.client
+        .create_register("same", false)
+        .await
+        .expect("private on A");
+    b.client
+        .create_register("same", true)
+        .await
+        .expect("public on B");
+    wait_until("A to see B's public register", PATIENCE, || async {
+        a.client.available_registers().await.is_ok_and(|r| {
+            r.iter()
+                .any(|x| x.register_id == "same" && x.peer_count == 1)
+        })
+    })
+    .await;
+    let tx = a
+        .client
+        .submit("same", b"confidential".to_vec())
+        .await
+        .expect("submit")
+        .transaction_id;
+    wait_until("A to seal it", PATIENCE, || sealed_at(&a, "same", &tx)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let text = b.client.metrics().await.expect("metrics");
+    assert_eq!(
+        metric(&text, "sorcha_peer_gossip_announcements_received_total"),
+        0.0
+    );
+    assert!(
+        b.client.transaction("same", &tx).await.is_err(),
+        "B never got it"
+    );
+    let text = a.client.metrics().await.expect("metrics");
+    assert_eq!(
+        metric(&text, "sorcha_peer_gossip_queue_depth"),
+        0.0,
+        "nothing left waiting"
+    );
+    b.stop().await;
+    a.stop().await;
+}
