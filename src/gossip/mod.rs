@@ -255,7 +255,7 @@ impl Gossip {
                 .inc_by((ids.len() - granted) as u64);
         }
         let ids: Vec<[u8; 32]> = ids.into_iter().take(granted).collect();
-        if ids.is_empty() || !self.registers.holds(&register_id) {
+        if ids.is_empty() || !self.registers.is_public(&register_id) {
             return;
         }
         let this = self.clone();

@@ -584,14 +584,16 @@ impl Registers {
     }
 
     /// Transactions pulled from `source` through gossip (IDs already checked against their
-    /// payloads). Returns how many were new here.
+    /// payloads). Only public registers take part in gossip: a private register that shares
+    /// its name with someone's public one must not absorb that register's transactions.
+    /// Returns how many were new here.
     pub async fn accept_gossiped(
         &self,
         register_id: &str,
         txs: Vec<(String, Vec<u8>)>,
         source: &str,
     ) -> Result<usize, RegisterError> {
-        if !self.holds(register_id) || txs.is_empty() {
+        if !self.is_public(register_id) || txs.is_empty() {
             return Ok(0);
         }
         let new = self

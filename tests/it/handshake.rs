@@ -109,3 +109,90 @@ async fn a_peer_cannot_claim_an_identity_whose_key_it_does_not_hold() {
     assert!(a.client.peers(None, None, None).await.expect("peers").len() == 1);
     a.stop().await;
 }
+
+/// Completes a real handshake as `me` and returns the open session (outgoing sender and
+/// incoming stream), so a test can speak the protocol as a hand-built peer.
+async fn session_as(
+    node: &TestNode,
+    me: &Identity,
+) -> (mpsc::Sender<pb::Frame>, tonic::Streaming<pb::Frame>) {
+    let mut client = PeerSessionClient::connect(format!("http://{}", node.peer_addr))
+        .await
+        .expect("connect");
+    let (tx, rx) = mpsc::channel(8);
+    let local = info(me.public_key().to_vec(), 1);
+    let nonce = identity::nonce();
+    let hello = Body::Hello(pb::Hello {
+        node_info: local.clone(),
+        nonce: nonce.clone(),
+    });
+    tx.send(pb::Frame { body: Some(hello) })
+        .await
+        .expect("hello");
+    let mut incoming = client
+        .session(ReceiverStream::new(rx))
+        .await
+        .expect("open")
+        .into_inner();
+    loop {
+        let frame = incoming
+            .message()
+            .await
+            .expect("frame")
+            .expect("open stream");
+        match frame.body {
+            Some(Body::HelloAck(ack)) => {
+                let t = identity::transcript(&local, &nonce, &ack.node_info, &ack.nonce);
+                let signature = me.sign_transcript(Role::Dialer, &t);
+                let auth = Body::Auth(pb::Auth { signature });
+                tx.send(pb::Frame { body: Some(auth) }).await.expect("auth");
+            }
+            Some(Body::Welcome(_)) => return (tx, incoming),
+            other => panic!("unexpected frame during handshake: {other:?}"),
+        }
+    }
+}
+
+/// A peer announcing transactions for a register this node holds privately gets nothing: the
+/// node does not pull (so it cannot be fed data into a private register), but still answers
+/// heartbeats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announcements_for_private_registers_are_ignored() {
+    let mut a = TestNode::start("127.0.0.1", |_| {}).await;
+    a.client
+        .create_register("vault", false)
+        .await
+        .expect("private register");
+    let mallory = Identity::generate();
+    let (tx, mut incoming) = session_as(&a, &mallory).await;
+    let announce = Body::Announce(pb::Announce {
+        register_id: "vault".into(),
+        tx_ids: vec![sorcha_peer::ledger::tx_hash(b"smuggled").to_vec()],
+    });
+    tx.send(pb::Frame {
+        body: Some(announce),
+    })
+    .await
+    .expect("announce");
+    let ping = Body::Ping(pb::Ping {
+        sequence: 7,
+        sent_at_ms: 0,
+        registers: vec![],
+    });
+    tx.send(pb::Frame { body: Some(ping) }).await.expect("ping");
+    // Collect what A sends for a while: a pong, never a pull.
+    let mut pong = false;
+    let deadline = tokio::time::Instant::now() + HEARTBEAT * 10;
+    while let Ok(Ok(Some(frame))) = tokio::time::timeout_at(deadline, incoming.message()).await {
+        match frame.body {
+            Some(Body::PullTransactions(p)) => {
+                panic!("A tried to pull into its private register: {p:?}")
+            }
+            Some(Body::Pong(p)) if p.sequence == 7 => pong = true,
+            _ => {}
+        }
+    }
+    assert!(pong, "the session stayed up and answered");
+    drop(tx);
+    a.stop().await;
+}
