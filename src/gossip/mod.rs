@@ -11,7 +11,7 @@
 
 pub mod seen;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -86,10 +86,13 @@ pub struct Gossip {
     inner: Mutex<Inner>,
 }
 
-fn parse_ids(ids: &[String]) -> Vec<[u8; 32]> {
-    ids.iter()
-        .filter_map(|id| hex::decode(id).ok()?.try_into().ok())
-        .collect()
+/// A queued transaction ID (hex, written by this node) as bytes.
+fn parse_id(id: &str) -> Option<[u8; 32]> {
+    let parsed = hex::decode(id).ok().and_then(|b| b.try_into().ok());
+    if parsed.is_none() {
+        tracing::error!(%id, "malformed transaction ID in the announcement queue; dropping it");
+    }
+    parsed
 }
 
 impl Gossip {
@@ -150,11 +153,17 @@ impl Gossip {
     /// Announces queued transactions to connected carriers of their registers. Entries for
     /// registers with no connected carrier stay queued.
     async fn flush_queue(&self) -> Result<(), StoreError> {
-        let dropped = self
-            .store
-            .trim_announcements(self.config.gossip_queue_limit as i64)
-            .await?;
-        if dropped > 0 {
+        // Idle nodes do one cheap count per round; nothing is written unless there is work.
+        let depth = self.store.announcement_queue_len().await?;
+        self.metrics.gossip_queue_depth.set(depth);
+        if depth == 0 {
+            return Ok(());
+        }
+        if depth > self.config.gossip_queue_limit as i64 {
+            let dropped = self
+                .store
+                .trim_announcements(self.config.gossip_queue_limit as i64)
+                .await?;
             self.metrics.gossip_queue_dropped.inc_by(dropped);
             tracing::warn!(
                 dropped,
@@ -163,64 +172,67 @@ impl Gossip {
                  still stored and are re-announced while pending)"
             );
         }
-        let queued = self.store.queued_announcements(QUEUE_BATCH).await?;
-        if queued.is_empty() {
-            self.metrics.gossip_queue_depth.set(0);
-            return Ok(());
-        }
-        let mut by_register: BTreeMap<String, Vec<(String, Option<String>)>> = BTreeMap::new();
-        for (register, id, source) in queued {
-            by_register.entry(register).or_default().push((id, source));
-        }
+        // Per register, so entries waiting for an unreachable register's carriers are neither
+        // re-read every round nor in the way of other registers' entries.
         let mut sent = Vec::new();
-        for (register, items) in by_register {
-            if !self.registers.is_public(&register) {
-                // Private registers never leave this node, not even as transaction IDs (a
-                // peer may carry a public register of the same name).
-                sent.extend(items.into_iter().map(|(id, _)| (register.clone(), id)));
-                continue;
-            }
+        for register in self.store.queued_registers().await? {
+            let public = self.registers.is_public(&register);
             let mut carriers: Vec<String> = self
                 .peers
                 .carriers(&register)
                 .into_iter()
                 .map(|(id, _)| id)
                 .collect();
-            if carriers.is_empty() {
+            if public && carriers.is_empty() {
                 continue;
             }
-            carriers.shuffle(&mut rand::thread_rng());
-            carriers.truncate(self.config.gossip_fanout);
-            for peer in &carriers {
-                // Never tell a peer about what it told us.
-                let ids: Vec<[u8; 32]> = parse_ids(
-                    &items
+            let items = self
+                .store
+                .queued_announcements(&register, QUEUE_BATCH)
+                .await?;
+            if public {
+                // Private registers never leave this node, not even as transaction IDs (a
+                // peer may carry a public register of the same name): they are only dropped.
+                let parsed: Vec<([u8; 32], Option<&str>)> = items
+                    .iter()
+                    .filter_map(|(id, source)| Some((parse_id(id)?, source.as_deref())))
+                    .collect();
+                carriers.shuffle(&mut rand::thread_rng());
+                carriers.truncate(self.config.gossip_fanout);
+                for peer in &carriers {
+                    // Never tell a peer about what it told us.
+                    let ids: Vec<[u8; 32]> = parsed
                         .iter()
-                        .filter(|(_, source)| source.as_deref() != Some(peer.as_str()))
-                        .map(|(id, _)| id.clone())
-                        .collect::<Vec<_>>(),
-                );
-                for chunk in ids.chunks(ANNOUNCE_CHUNK) {
-                    let message = PeerMessage::Announce {
-                        register_id: register.clone(),
-                        tx_ids: chunk.to_vec(),
-                    };
-                    if self.peers.send(peer, message) {
-                        self.metrics
-                            .gossip_announcements_sent
-                            .inc_by(chunk.len() as u64);
-                        self.metrics
-                            .gossip_announce_bytes
-                            .inc_by((chunk.len() * 32 + register.len() + 8) as u64);
-                    }
+                        .filter(|(_, source)| *source != Some(peer.as_str()))
+                        .map(|(id, _)| *id)
+                        .collect();
+                    self.announce(peer, &register, &ids);
                 }
             }
             sent.extend(items.into_iter().map(|(id, _)| (register.clone(), id)));
         }
         self.store.remove_announcements(&sent).await?;
-        let depth = self.store.announcement_queue_len().await?;
-        self.metrics.gossip_queue_depth.set(depth);
+        self.metrics
+            .gossip_queue_depth
+            .set(depth - sent.len() as i64);
         Ok(())
+    }
+
+    fn announce(&self, peer: &str, register: &str, ids: &[[u8; 32]]) {
+        for chunk in ids.chunks(ANNOUNCE_CHUNK) {
+            let message = PeerMessage::Announce {
+                register_id: register.to_string(),
+                tx_ids: chunk.to_vec(),
+            };
+            if self.peers.send(peer, message) {
+                self.metrics
+                    .gossip_announcements_sent
+                    .inc_by(chunk.len() as u64);
+                self.metrics
+                    .gossip_announce_bytes
+                    .inc_by((chunk.len() * 32 + register.len() + 8) as u64);
+            }
+        }
     }
 
     /// Queues another announcement for transactions that have stayed pending (the origin

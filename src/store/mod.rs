@@ -190,11 +190,14 @@ pub trait Store: Send + Sync {
         tx_ids: &[String],
         now_ms: i64,
     ) -> Result<(), StoreError>;
-    /// The oldest queued announcements: (register, tx_id, source peer).
+    /// Registers with announcements waiting.
+    async fn queued_registers(&self) -> Result<Vec<String>, StoreError>;
+    /// A register's oldest queued announcements: (tx_id, source peer).
     async fn queued_announcements(
         &self,
+        register_id: &str,
         limit: i64,
-    ) -> Result<Vec<(String, String, Option<String>)>, StoreError>;
+    ) -> Result<Vec<(String, Option<String>)>, StoreError>;
     async fn remove_announcements(&self, items: &[(String, String)]) -> Result<(), StoreError>;
     async fn announcement_queue_len(&self) -> Result<i64, StoreError>;
     /// Drops the oldest queued announcements beyond `max`; returns how many were dropped.
@@ -328,7 +331,9 @@ mod sql {
     pub const UPSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions (register_id, mode, created_at_ms) VALUES ($1,$2,$3) ON CONFLICT (register_id) DO UPDATE SET mode = excluded.mode";
     pub const DELETE_SUBSCRIPTION: &str = "DELETE FROM subscriptions WHERE register_id = $1";
     pub const ENQUEUE_ANNOUNCEMENT: &str = "INSERT INTO gossip_queue (register_id, tx_id, source_peer, enqueued_at_ms) VALUES ($1,$2,$3,$4) ON CONFLICT (register_id, tx_id) DO NOTHING";
-    pub const SELECT_QUEUE: &str = "SELECT register_id, tx_id, source_peer FROM gossip_queue ORDER BY enqueued_at_ms, tx_id LIMIT $1";
+    pub const QUEUED_REGISTERS: &str =
+        "SELECT DISTINCT register_id FROM gossip_queue ORDER BY register_id";
+    pub const SELECT_QUEUE: &str = "SELECT tx_id, source_peer FROM gossip_queue WHERE register_id = $1 ORDER BY enqueued_at_ms, tx_id LIMIT $2";
     pub const DEQUEUE: &str = "DELETE FROM gossip_queue WHERE register_id = $1 AND tx_id = $2";
     // Keeps the newest $1 entries (row-value comparison works on SQLite and PostgreSQL alike).
     pub const TRIM_QUEUE: &str = concat!(
@@ -569,15 +574,17 @@ macro_rules! shared_store_impl {
                 register_id: &str,
                 tx_ids: &[String],
             ) -> Result<Vec<(String, Vec<u8>)>, $crate::store::StoreError> {
-                use sqlx::Row;
                 let mut out = Vec::with_capacity(tx_ids.len());
                 // One query per chunk (`IN (...)` with bound values works on both backends).
                 for chunk in tx_ids.chunks($crate::store::IN_LIST_CHUNK) {
                     let mut query =
                         select_tx_ids_in!($db, "SELECT tx_id, payload", register_id, chunk);
-                    for r in query.build().fetch_all(&self.pool).await? {
-                        out.push((r.try_get("tx_id")?, r.try_get("payload")?));
-                    }
+                    out.extend(
+                        query
+                            .build_query_as::<(String, Vec<u8>)>()
+                            .fetch_all(&self.pool)
+                            .await?,
+                    );
                 }
                 Ok(out)
             }
@@ -587,13 +594,15 @@ macro_rules! shared_store_impl {
                 register_id: &str,
                 tx_ids: &[String],
             ) -> Result<std::collections::HashSet<String>, $crate::store::StoreError> {
-                use sqlx::Row;
                 let mut out = std::collections::HashSet::new();
                 for chunk in tx_ids.chunks($crate::store::IN_LIST_CHUNK) {
                     let mut query = select_tx_ids_in!($db, "SELECT tx_id", register_id, chunk);
-                    for r in query.build().fetch_all(&self.pool).await? {
-                        out.insert(r.try_get("tx_id")?);
-                    }
+                    out.extend(
+                        query
+                            .build_query_scalar::<String>()
+                            .fetch_all(&self.pool)
+                            .await?,
+                    );
                 }
                 Ok(out)
             }
@@ -604,17 +613,12 @@ macro_rules! shared_store_impl {
                 before_ms: i64,
                 limit: i64,
             ) -> Result<Vec<String>, $crate::store::StoreError> {
-                use sqlx::Row;
-                let rows = sqlx::query($crate::store::sql::PENDING_BEFORE)
+                Ok(sqlx::query_scalar($crate::store::sql::PENDING_BEFORE)
                     .bind(register_id)
                     .bind(before_ms)
                     .bind(limit)
                     .fetch_all(&self.pool)
-                    .await?;
-                rows.iter()
-                    .map(|r| r.try_get("tx_id"))
-                    .collect::<Result<Vec<_>, sqlx::Error>>()
-                    .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))
+                    .await?)
             }
 
             async fn enqueue_announcements(
@@ -639,25 +643,22 @@ macro_rules! shared_store_impl {
                 Ok(())
             }
 
+            async fn queued_registers(&self) -> Result<Vec<String>, $crate::store::StoreError> {
+                Ok(sqlx::query_scalar($crate::store::sql::QUEUED_REGISTERS)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
             async fn queued_announcements(
                 &self,
+                register_id: &str,
                 limit: i64,
-            ) -> Result<Vec<(String, String, Option<String>)>, $crate::store::StoreError> {
-                use sqlx::Row;
-                let rows = sqlx::query($crate::store::sql::SELECT_QUEUE)
+            ) -> Result<Vec<(String, Option<String>)>, $crate::store::StoreError> {
+                Ok(sqlx::query_as($crate::store::sql::SELECT_QUEUE)
+                    .bind(register_id)
                     .bind(limit)
                     .fetch_all(&self.pool)
-                    .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok((
-                            r.try_get("register_id")?,
-                            r.try_get("tx_id")?,
-                            r.try_get("source_peer")?,
-                        ))
-                    })
-                    .collect::<Result<Vec<_>, sqlx::Error>>()
-                    .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))
+                    .await?)
             }
 
             async fn remove_announcements(
@@ -679,11 +680,9 @@ macro_rules! shared_store_impl {
             }
 
             async fn announcement_queue_len(&self) -> Result<i64, $crate::store::StoreError> {
-                use sqlx::Row;
-                let row = sqlx::query("SELECT COUNT(*) AS n FROM gossip_queue")
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM gossip_queue")
                     .fetch_one(&self.pool)
-                    .await?;
-                Ok(row.try_get("n")?)
+                    .await?)
             }
 
             async fn trim_announcements(&self, max: i64) -> Result<u64, $crate::store::StoreError> {
@@ -701,28 +700,21 @@ macro_rules! shared_store_impl {
                 register_id: &str,
                 limit: i64,
             ) -> Result<Vec<(String, Vec<u8>)>, $crate::store::StoreError> {
-                use sqlx::Row;
-                let rows = sqlx::query($crate::store::sql::SELECT_PENDING)
+                Ok(sqlx::query_as($crate::store::sql::SELECT_PENDING)
                     .bind(register_id)
                     .bind(limit)
                     .fetch_all(&self.pool)
-                    .await?;
-                rows.iter()
-                    .map(|r| Ok((r.try_get("tx_id")?, r.try_get("payload")?)))
-                    .collect::<Result<Vec<_>, sqlx::Error>>()
-                    .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))
+                    .await?)
             }
 
             async fn count_pending(
                 &self,
                 register_id: &str,
             ) -> Result<i64, $crate::store::StoreError> {
-                use sqlx::Row;
-                let row = sqlx::query($crate::store::sql::COUNT_PENDING)
+                Ok(sqlx::query_scalar($crate::store::sql::COUNT_PENDING)
                     .bind(register_id)
                     .fetch_one(&self.pool)
-                    .await?;
-                Ok(row.try_get("n")?)
+                    .await?)
             }
 
             async fn seal(
@@ -812,17 +804,12 @@ macro_rules! shared_store_impl {
                 first: i64,
                 last: i64,
             ) -> Result<Vec<Vec<u8>>, $crate::store::StoreError> {
-                use sqlx::Row;
-                let rows = sqlx::query($crate::store::sql::SELECT_PAYLOADS)
+                Ok(sqlx::query_scalar($crate::store::sql::SELECT_PAYLOADS)
                     .bind(register_id)
                     .bind(first)
                     .bind(last)
                     .fetch_all(&self.pool)
-                    .await?;
-                rows.iter()
-                    .map(|r| r.try_get("payload"))
-                    .collect::<Result<Vec<_>, sqlx::Error>>()
-                    .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))
+                    .await?)
             }
 
             async fn transaction(

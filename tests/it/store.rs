@@ -151,12 +151,23 @@ async fn registers_and_queue(store: &dyn Store) {
     assert_eq!(payloads, vec![("t2".to_string(), b"two".to_vec())]);
 
     // The announcement queue: sources kept, oldest trimmed beyond the limit.
-    let queued = store.queued_announcements(10).await.expect("queue");
+    assert_eq!(
+        store.queued_registers().await.expect("registers"),
+        vec!["r".to_string()]
+    );
+    let queued = store.queued_announcements("r", 10).await.expect("queue");
     assert_eq!(queued.len(), 2);
     assert!(
         queued
             .iter()
-            .all(|(r, _, source)| r == "r" && source.as_deref() == Some("peer-a"))
+            .all(|(_, source)| source.as_deref() == Some("peer-a"))
+    );
+    assert!(
+        store
+            .queued_announcements("other", 10)
+            .await
+            .expect("queue")
+            .is_empty()
     );
     store
         .enqueue_announcements("r", &["t0".into()], 5)
