@@ -6,10 +6,7 @@ use std::time::Duration;
 use crate::common::{PATIENCE, TestNode, free_port, metric, replicate_along, wait_until};
 
 async fn sealed_at(node: &TestNode, register: &str, tx: &str) -> bool {
-    node.client
-        .transaction(register, tx)
-        .await
-        .is_ok_and(|t| t.state == "sealed")
+    node.is_sealed(register, tx).await
 }
 
 /// Six nodes in a line, each knowing only its predecessor and with peer exchange off: a

@@ -145,17 +145,10 @@ async fn full_and_forward_only_replicas_follow_the_origin() {
     let pending = a.client.transaction("orders", &tx).await.expect("tx");
     assert!(pending.state == "pending" || pending.state == "sealed");
     for node in [&a, &b, &c] {
-        wait_until(
-            "the new transaction to be sealed everywhere",
-            Duration::from_secs(5),
-            || async {
-                node.client
-                    .transaction("orders", &tx)
-                    .await
-                    .is_ok_and(|t| t.state == "sealed" && t.version == Some(5001))
-            },
-        )
-        .await;
+        node.wait_sealed("orders", &tx, Duration::from_secs(5))
+            .await;
+        let sealed = node.client.transaction("orders", &tx).await.expect("tx");
+        assert_eq!(sealed.version, Some(5001));
     }
     assert_eq!(
         c.register("orders")
@@ -165,7 +158,7 @@ async fn full_and_forward_only_replicas_follow_the_origin() {
         1
     );
 
-    // A submission at a replica is forwarded to the origin and comes back sealed.
+    // A submission at a replica travels to the origin by gossip and comes back sealed.
     // (An empty input is refused as bad input, changing nothing.)
     let (code, _, err) = cli(&b, &["tx", "submit", "orders", "-"]).await;
     assert_eq!(code, 2, "{err}");
@@ -176,17 +169,8 @@ async fn full_and_forward_only_replicas_follow_the_origin() {
         .await
         .expect("forwarded")
         .transaction_id;
-    wait_until(
-        "the forwarded transaction to be sealed on C",
-        Duration::from_secs(5),
-        || async {
-            c.client
-                .transaction("orders", &forwarded)
-                .await
-                .is_ok_and(|t| t.state == "sealed")
-        },
-    )
-    .await;
+    c.wait_sealed("orders", &forwarded, Duration::from_secs(5))
+        .await;
 
     // A lagging view: C compared with B shows no divergence.
     let lag = c.client.lag(&b.seed(), Some("orders")).await.expect("lag");

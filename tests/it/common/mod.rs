@@ -162,6 +162,20 @@ impl TestNode {
         .await;
     }
 
+    /// Whether this node holds transaction `tx` of `register` sealed.
+    pub async fn is_sealed(&self, register: &str, tx: &str) -> bool {
+        self.client
+            .transaction(register, tx)
+            .await
+            .is_ok_and(|t| t.state == "sealed")
+    }
+
+    /// Waits until this node holds transaction `tx` of `register` sealed.
+    pub async fn wait_sealed(&self, register: &str, tx: &str, within: Duration) {
+        let what = format!("{tx} to be sealed on {}", self.peer_id);
+        wait_until(&what, within, || self.is_sealed(register, tx)).await;
+    }
+
     pub async fn wait_for_state(&self, id: &str, state: &str, within: Duration) {
         let what = format!("peer {id} to be {state} on {}", self.peer_id);
         wait_until(&what, within, || async { self.state_of(id).await == state }).await;
