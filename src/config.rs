@@ -19,6 +19,9 @@ pub const ENV_PREFIX: &str = "SORCHA_PEER_";
 /// The largest `max_transaction_size` that may be configured.
 pub const MAX_TRANSACTION_SIZE_LIMIT: usize = 16 * 1024 * 1024;
 
+/// The longest `host:port` accepted from anyone (a DNS name is at most 253 bytes).
+pub const MAX_ADDRESS_LEN: usize = 262;
+
 /// The longest operator-chosen node name.
 pub const MAX_NAME_LEN: usize = 64;
 
@@ -111,6 +114,36 @@ pub const KEYS: &[KeyDef] = &[
         name: "max_inbound",
         default: Some("64"),
         help: "Inbound connections accepted at most.",
+    },
+    KeyDef {
+        name: "max_inbound_per_ip",
+        default: Some("4"),
+        help: "Inbound peers accepted from one IP address. Beyond it, a new identity from that address is refused.",
+    },
+    KeyDef {
+        name: "max_connections_per_ip",
+        default: Some("8"),
+        help: "Open TCP connections to the peer port from one IP address, counted before any handshake.",
+    },
+    KeyDef {
+        name: "max_connections_per_subnet",
+        default: Some("32"),
+        help: "Open TCP connections to the peer port from one /24 (IPv4) or /64 (IPv6) subnet.\nLoopback addresses each count as their own subnet.",
+    },
+    KeyDef {
+        name: "max_pending_connections",
+        default: Some("64"),
+        help: "Inbound TCP connections allowed at once that have not finished the identity handshake;\nfurther ones are closed at accept. Unfinished ones are closed after connect_timeout.",
+    },
+    KeyDef {
+        name: "max_advertised_registers",
+        default: Some("1000"),
+        help: "Registers remembered per peer from its advertisements; the rest are ignored.",
+    },
+    KeyDef {
+        name: "peer_send_buffer",
+        default: Some("16777216"),
+        help: "Bytes of outgoing messages queued for one peer. A peer that does not read them is disconnected\n(a single message larger than this is still sent when the queue is empty).",
     },
     KeyDef {
         name: "dial_interval",
@@ -238,6 +271,12 @@ pub struct Config {
     pub max_known_peers: usize,
     pub max_outbound: usize,
     pub max_inbound: usize,
+    pub max_inbound_per_ip: usize,
+    pub max_connections_per_ip: usize,
+    pub max_connections_per_subnet: usize,
+    pub max_pending_connections: usize,
+    pub max_advertised_registers: usize,
+    pub peer_send_buffer: usize,
     pub dial_interval: Duration,
     pub connect_timeout: Duration,
     pub reconnect_backoff_min: Duration,
@@ -409,6 +448,12 @@ impl Layers {
             max_known_peers: r.count("max_known_peers")? as usize,
             max_outbound: r.count("max_outbound")? as usize,
             max_inbound: r.count("max_inbound")? as usize,
+            max_inbound_per_ip: r.count("max_inbound_per_ip")? as usize,
+            max_connections_per_ip: r.count("max_connections_per_ip")? as usize,
+            max_connections_per_subnet: r.count("max_connections_per_subnet")? as usize,
+            max_pending_connections: r.count("max_pending_connections")? as usize,
+            max_advertised_registers: r.count("max_advertised_registers")? as usize,
+            peer_send_buffer: r.count("peer_send_buffer")? as usize,
             dial_interval: r.duration("dial_interval")?,
             connect_timeout: r.duration("connect_timeout")?,
             reconnect_backoff_min: r.duration("reconnect_backoff_min")?,
@@ -617,6 +662,27 @@ impl Resolver<'_> {
                 return Err(self.invalid(key, "must be at least 1"));
             }
         }
+        for (key, value) in [
+            ("max_inbound_per_ip", c.max_inbound_per_ip),
+            ("max_connections_per_ip", c.max_connections_per_ip),
+            ("max_connections_per_subnet", c.max_connections_per_subnet),
+            ("max_pending_connections", c.max_pending_connections),
+            ("peer_send_buffer", c.peer_send_buffer),
+        ] {
+            if value == 0 {
+                return Err(self.invalid(key, "must be at least 1"));
+            }
+        }
+        // Connected peers always keep their records, so the table must have room beyond them.
+        if c.max_known_peers <= c.max_inbound + c.max_outbound {
+            return Err(self.invalid(
+                "max_known_peers",
+                format!(
+                    "must be greater than max_inbound + max_outbound ({})",
+                    c.max_inbound + c.max_outbound
+                ),
+            ));
+        }
         if c.automatic_ban_duration.is_zero() {
             return Err(self.invalid("automatic_ban_duration", "must be greater than 0"));
         }
@@ -645,6 +711,15 @@ impl Resolver<'_> {
 
 /// Checks `host:port` text (a seed or an announced address).
 pub fn validate_host_port(text: &str) -> Result<(), String> {
+    if text.len() > MAX_ADDRESS_LEN {
+        return Err(format!(
+            "address is {} bytes long (at most {MAX_ADDRESS_LEN})",
+            text.len()
+        ));
+    }
+    if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("address contains control characters or spaces".to_string());
+    }
     let (host, port) = text
         .rsplit_once(':')
         .ok_or_else(|| format!("'{text}' is not host:port"))?;

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
@@ -193,13 +192,7 @@ pub async fn start(
     };
 
     let mut tasks = JoinSet::new();
-    let grpc = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .add_service(rpc::service(services.clone(), shutdown.clone()))
-        .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listeners.peer),
-            shutdown.clone().cancelled_owned(),
-        );
+    let grpc = rpc::serve(listeners.peer, services.clone(), shutdown.clone());
     tasks.spawn(async move {
         if let Err(e) = grpc.await {
             tracing::error!("peer protocol server failed: {e}");

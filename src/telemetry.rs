@@ -68,6 +68,10 @@ pub struct Metrics {
     pub gossip_rate_limited: Counter,
     /// New transactions received through gossip, per register.
     pub gossip_transactions_received: Family<RegisterLabel, Counter>,
+    /// Times a bound on what peers can make this node hold was hit, by limit.
+    pub limit_hits: Family<Labels, Counter>,
+    /// Inbound connections refused or evicted before or at the handshake, by reason.
+    pub connections_refused: Family<Labels, Counter>,
 }
 
 /// A metric label set naming one register.
@@ -202,8 +206,22 @@ impl Metrics {
             "New transactions received through gossip, per register",
             gossip_transactions_received.clone(),
         );
+        let limit_hits = Family::<Labels, Counter>::default();
+        registry.register(
+            "limit_hits",
+            "Times a bound on what peers can make this node hold was reached (the excess was refused, cut or evicted), by limit",
+            limit_hits.clone(),
+        );
+        let connections_refused = Family::<Labels, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Inbound peer connections refused or evicted by admission control, by reason",
+            connections_refused.clone(),
+        );
         Metrics {
             registry,
+            limit_hits,
+            connections_refused,
             docket_payloads_received,
             gossip_announcements_sent,
             gossip_announcements_received,
@@ -228,6 +246,18 @@ impl Metrics {
             bans_total,
             peers_learned,
         }
+    }
+
+    /// Counts one hit of the named bound (`followers`, `known_peers`, …).
+    pub fn limit_hit(&self, limit: &'static str) {
+        self.limit_hits.get_or_create(&vec![("limit", limit)]).inc();
+    }
+
+    /// Counts one inbound connection refused (or evicted) for `reason`.
+    pub fn connection_refused(&self, reason: &'static str) {
+        self.connections_refused
+            .get_or_create(&vec![("reason", reason)])
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.

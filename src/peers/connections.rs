@@ -15,6 +15,79 @@ impl PeerManager {
         }
     }
 
+    /// Admits an inbound TCP connection before anything is read from it: banned addresses
+    /// and connections over the per-IP, per-subnet or total caps are refused. The slot is
+    /// released when the returned guard is dropped (with the connection).
+    pub fn admit_connection(
+        &self,
+        remote_ip: IpAddr,
+    ) -> Result<admission::ConnectionSlot, Refusal> {
+        if let Err(refusal) = self.admit_address(remote_ip) {
+            self.metrics.connection_refused("banned");
+            return Err(refusal);
+        }
+        self.limits.admit(remote_ip).map_err(|e| {
+            self.metrics.connection_refused(e.label());
+            self.metrics.limit_hit(e.label());
+            Refusal::AddressFull
+        })
+    }
+
+    /// Open inbound TCP connections on the peer port.
+    pub fn open_connections(&self) -> usize {
+        self.limits.open()
+    }
+
+    /// Makes room for a new inbound peer from `remote_ip`: refuses it when its address already
+    /// has `max_inbound_per_ip` inbound peers, and when every inbound slot is taken evicts the
+    /// least valuable inbound peer (see [`admission::select_eviction`]) or refuses when all are
+    /// protected.
+    fn make_inbound_room(&self, inner: &mut Inner, remote_ip: IpAddr) -> Result<(), Refusal> {
+        let remote_ip = remote_ip.to_canonical();
+        let from_ip = inner
+            .connections
+            .values()
+            .filter(|c| c.direction == Direction::Inbound && c.remote_ip.to_canonical() == remote_ip)
+            .count();
+        if from_ip >= self.config.max_inbound_per_ip {
+            self.metrics.connection_refused("inbound_per_ip");
+            self.metrics.limit_hit("inbound_per_ip");
+            return Err(Refusal::AddressFull);
+        }
+        if inner.inbound_count() < self.config.max_inbound {
+            return Ok(());
+        }
+        let candidates: Vec<admission::EvictionCandidate> = inner
+            .connections
+            .iter()
+            .filter(|(_, c)| c.direction == Direction::Inbound)
+            .filter_map(|(id, c)| {
+                let peer = inner.peers.get(id)?;
+                if peer.is_seed {
+                    return None;
+                }
+                let quality = peer.quality.breakdown(now_ms());
+                Some(admission::EvictionCandidate {
+                    peer_id: id.clone(),
+                    ip: c.remote_ip,
+                    connected_at_ms: c.connected_at_ms,
+                    latency_ms: peer.quality.latency().map(|l| l.1),
+                    quality: quality.score,
+                })
+            })
+            .collect();
+        let Some(victim) = admission::select_eviction(candidates) else {
+            self.metrics.connection_refused("inbound_full");
+            return Err(Refusal::InboundFull);
+        };
+        if let Some(conn) = inner.connections.remove(&victim) {
+            close_session(&conn, "evicted to make room for another inbound peer".into());
+        }
+        self.metrics.connection_refused("evicted");
+        tracing::info!(peer = %victim, "inbound slots full: evicted an inbound peer");
+        Ok(())
+    }
+
     /// Registers a connection after a successful handshake, or refuses it. The dialler passes
     /// the target it dialled so its bookkeeping (seed, backoff) is settled.
     pub fn register_connection(
@@ -37,11 +110,8 @@ impl PeerManager {
         if let Some(ban) = inner.ban_matching(Some(&peer.peer_id), &ips, now) {
             return Err(Refusal::Banned(ban.reason.clone()));
         }
-        if direction == Direction::Inbound
-            && !inner.connections.contains_key(&peer.peer_id)
-            && inner.inbound_count() >= self.config.max_inbound
-        {
-            return Err(Refusal::InboundFull);
+        if direction == Direction::Inbound && !inner.connections.contains_key(&peer.peer_id) {
+            self.make_inbound_room(inner, remote_ip)?;
         }
         let dialer_id = match direction {
             Direction::Outbound => self.identity.peer_id().to_string(),
@@ -79,6 +149,14 @@ impl PeerManager {
             }
         }
 
+        // Every path that adds a record keeps the table within its bound.
+        if !inner.peers.contains_key(&peer.peer_id)
+            && inner.peers.len() >= self.config.max_known_peers
+            && !self.evict_least_useful(inner, i64::MAX)
+        {
+            self.metrics.limit_hit("known_peers");
+            return Err(Refusal::TableFull);
+        }
         let record = inner
             .peers
             .entry(peer.peer_id.clone())
@@ -120,6 +198,11 @@ impl PeerManager {
             conn_id,
             commands: rx,
         })
+    }
+
+    /// IDs of the peers connected right now.
+    pub fn connected_ids(&self) -> HashSet<String> {
+        self.lock().connections.keys().cloned().collect()
     }
 
     /// Counts a refused or failed handshake.

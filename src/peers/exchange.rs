@@ -72,7 +72,7 @@ impl PeerManager {
                 continue;
             }
             if inner.peers.len() >= self.config.max_known_peers
-                && !self.evict_one(&mut inner, last_seen_ms)
+                && !self.evict_least_useful(&mut inner, last_seen_ms)
             {
                 continue;
             }
@@ -86,8 +86,12 @@ impl PeerManager {
         added
     }
 
-    /// Forgets the least recently seen ordinary peer if it was seen before `than_ms`.
-    fn evict_one(&self, inner: &mut Inner, than_ms: i64) -> bool {
+    /// Forgets the least useful peer that may be forgotten (never a seed, a peer being dialled,
+    /// a connected or a banned one), if it was seen before `than_ms`. Peers that never proved
+    /// useful go first (hearsay entries, identities that only ever completed a handshake or
+    /// two), then the least recently seen: a burst of fresh identities displaces each other,
+    /// not the peers this node has a history with.
+    pub(super) fn evict_least_useful(&self, inner: &mut Inner, than_ms: i64) -> bool {
         let now = now_ms();
         let victim = inner
             .peers
@@ -99,11 +103,13 @@ impl PeerManager {
                     && inner.peer_ban(p, now).is_none()
                     && p.last_seen_ms < than_ms
             })
-            .min_by_key(|p| p.last_seen_ms)
+            .min_by_key(|p| (p.has_proved_useful(), p.last_seen_ms))
             .map(|p| p.peer_id.clone());
         match victim {
             Some(id) => {
+                tracing::debug!(peer = %id, "peer table full: forgetting the least useful peer");
                 inner.remove_peer(&id);
+                self.metrics.limit_hit("known_peers");
                 true
             }
             None => false,

@@ -7,6 +7,7 @@
 //! actions. Only this node's own observations change a peer's record: what a peer says about a
 //! third peer can add an unknown address, never touch an existing record.
 
+pub mod admission;
 pub mod bans;
 mod connections;
 mod dialing;
@@ -41,6 +42,9 @@ const SESSION_COMMAND_QUEUE: usize = 16;
 const BACKOFF_JITTER: f64 = 0.2;
 /// Validity lost each time a peer serves data that fails verification.
 const VERIFICATION_PENALTY: f64 = 0.5;
+/// Successful requests after which a peer counts as useful, so a full peer table forgets it
+/// only after every peer without such a history.
+const USEFUL_AFTER_REQUESTS: u64 = 20;
 /// Default reason recorded for an operator ban given without one.
 const DEFAULT_BAN_REASON: &str = "banned by operator";
 
@@ -116,6 +120,10 @@ pub enum Refusal {
     SelfConnection,
     #[error("too many inbound connections")]
     InboundFull,
+    #[error("too many connections from this address")]
+    AddressFull,
+    #[error("peer table full")]
+    TableFull,
     #[error("duplicate connection")]
     Duplicate,
     #[error("{0}")]
@@ -348,6 +356,11 @@ impl Peer {
         }
     }
 
+    /// Whether this node has a history of good answers from the peer.
+    fn has_proved_useful(&self) -> bool {
+        !self.public_key.is_empty() && self.quality.successful_requests >= USEFUL_AFTER_REQUESTS
+    }
+
     /// Every IP this peer is known by: its announced address and where it last connected from.
     fn ips(&self) -> Vec<IpAddr> {
         bans::address_ip(&self.address)
@@ -542,6 +555,8 @@ pub struct PeerManager {
     config: Arc<Config>,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
+    /// Open inbound TCP connections, counted apart from the peer table (its own lock).
+    limits: Arc<admission::ConnectionLimits>,
     inner: Mutex<Inner>,
 }
 
@@ -582,6 +597,7 @@ impl PeerManager {
             })
             .collect();
         Ok(PeerManager {
+            limits: Arc::new(admission::ConnectionLimits::new(&config)),
             identity,
             config,
             store,

@@ -6,7 +6,11 @@ impl PeerManager {
     // ----- registers and requests ---------------------------------------------------
 
     /// Records the registers a peer advertised (replacing what it said before).
-    pub fn set_advertised(&self, peer_id: &str, registers: Vec<RegisterHeight>) {
+    pub fn set_advertised(&self, peer_id: &str, mut registers: Vec<RegisterHeight>) {
+        if registers.len() > self.config.max_advertised_registers {
+            registers.truncate(self.config.max_advertised_registers);
+            self.metrics.limit_hit("advertised_registers");
+        }
         if let Some(peer) = self.lock().peers.get_mut(peer_id) {
             peer.advertised = registers;
         }

@@ -85,15 +85,54 @@ impl Registers {
     }
 
     /// A peer wants (or no longer wants) new dockets of a public register pushed to it.
+    /// Only held public registers get a follower set (a peer naming anything else creates
+    /// nothing), and a set never holds more followers than the node has connections: when it
+    /// is full, entries of peers that went away are dropped before the new one is refused.
     pub fn set_follower(&self, peer_id: &str, register_id: &str, follow: bool) {
-        let mut inner = self.lock();
-        let public = inner.held.get(register_id).is_some_and(|h| h.is_public);
-        let set = inner.followers.entry(register_id.to_string()).or_default();
-        if follow && public {
-            set.insert(peer_id.to_string());
-        } else {
-            set.remove(peer_id);
+        let public = self
+            .lock()
+            .held
+            .get(register_id)
+            .is_some_and(|h| h.is_public);
+        if !(follow && public) {
+            let mut inner = self.lock();
+            if let Some(set) = inner.followers.get_mut(register_id) {
+                set.remove(peer_id);
+                if set.is_empty() {
+                    inner.followers.remove(register_id);
+                }
+            }
+            return;
         }
+        if self.add_follower(peer_id, register_id, None) {
+            return;
+        }
+        // Asked outside this lock: the peer manager has its own.
+        let connected = self.peers.connected_ids();
+        if !self.add_follower(peer_id, register_id, Some(&connected)) {
+            self.metrics.limit_hit("followers");
+        }
+    }
+
+    /// Adds a follower unless the register's set is full (after keeping only `connected`
+    /// peers, when given). Returns whether the peer is now a follower.
+    fn add_follower(
+        &self,
+        peer_id: &str,
+        register_id: &str,
+        connected: Option<&HashSet<String>>,
+    ) -> bool {
+        let limit = self.config.max_inbound + self.config.max_outbound;
+        let mut inner = self.lock();
+        let set = inner.followers.entry(register_id.to_string()).or_default();
+        if let Some(connected) = connected {
+            set.retain(|id| connected.contains(id));
+        }
+        if set.contains(peer_id) || set.len() < limit {
+            set.insert(peer_id.to_string());
+            return true;
+        }
+        false
     }
 
     /// A peer advertised its registers: wake any subscription it is ahead on (anti-entropy).

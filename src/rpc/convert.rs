@@ -5,6 +5,15 @@ use super::pb;
 use crate::ledger::{CompactDocket, Docket, DocketHeader, DocketWithTransactions};
 use crate::peers::{KnownAddress, RegisterHeight};
 
+/// Longest free text kept from a peer (a goodbye reason, an error in an answer).
+pub const MAX_PEER_TEXT: usize = 256;
+
+/// Text a peer sent, made safe to keep, log and show: control characters dropped, cut to
+/// `max` characters.
+pub fn peer_text(text: &str, max: usize) -> String {
+    text.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
 fn hash32(bytes: &[u8], what: &str) -> Result<[u8; 32], String> {
     bytes
         .try_into()

@@ -2,6 +2,7 @@
 //! them, and the session loop that carries heartbeats and peer exchange. It translates between
 //! protobuf frames and [`crate::peers::PeerManager`] calls; decisions stay in the manager.
 
+pub mod admission;
 pub mod convert;
 pub mod dialer;
 pub mod session;
@@ -39,6 +40,11 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 /// What this node can do, announced in the handshake.
 pub const CAPABILITIES: &[&str] = &["heartbeat", "peer-exchange"];
+/// HTTP/2 streams one connection may have open at once: a peer needs one session stream and
+/// the occasional height query.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 4;
+/// Largest HTTP/2 header block accepted from a peer (gRPC headers are a few hundred bytes).
+pub const MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
 /// Frames waiting to be written to one peer before it counts as not keeping up.
 pub const OUTBOX_CAPACITY: usize = 256;
 
@@ -155,6 +161,24 @@ pub async fn remote_heights(
         registers,
         hashes,
     })
+}
+
+/// Serves the peer protocol on `listener` until `shutdown`: connections are admitted by the
+/// peer manager before anything is read (see [`admission`]) and each may open only a few
+/// streams with small headers.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    services: Services,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let incoming = admission::incoming(listener, services.peers.clone());
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .http2_max_header_list_size(MAX_HEADER_LIST_SIZE)
+        .add_service(service(services, shutdown.clone()))
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+        .await
 }
 
 /// The gRPC service to mount on the peer listener.

@@ -90,18 +90,12 @@ fn verify_info(
 }
 
 fn verified_peer(info: pb::NodeInfo, address: String) -> VerifiedPeer {
-    let name: String = info
-        .name
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_NAME_LEN)
-        .collect();
     VerifiedPeer {
         peer_id: peer_id_for(&info.public_key),
         public_key: hex::encode(&info.public_key),
-        name,
+        name: convert::peer_text(&info.name, MAX_NAME_LEN),
         address,
-        software_version: info.software_version.chars().take(MAX_NAME_LEN).collect(),
+        software_version: convert::peer_text(&info.software_version, MAX_NAME_LEN),
     }
 }
 
@@ -145,6 +139,7 @@ async fn next_body(incoming: &mut Streaming<pb::Frame>) -> Result<Body, Handshak
 
 /// A goodbye received during the handshake, as a refusal.
 fn refusal_from_goodbye(reason: String) -> HandshakeError {
+    let reason = convert::peer_text(&reason, convert::MAX_PEER_TEXT);
     let refusal = if reason == Refusal::Duplicate.to_string() {
         Refusal::Duplicate
     } else if reason == Refusal::SelfConnection.to_string() {
@@ -624,7 +619,7 @@ impl Session {
                                 .collect::<Result<Vec<_>, String>>()
                                 .map_err(|e| format!("malformed docket: {e}"))
                         } else {
-                            Err(batch.error)
+                            Err(convert::peer_text(&batch.error, convert::MAX_PEER_TEXT))
                         };
                         let _ = reply.send(PeerResponse::Dockets(result)); // the asker may have given up
                     }
@@ -643,7 +638,7 @@ impl Session {
                                 })
                                 .map_err(|e| format!("malformed answer: {e}"))
                         } else {
-                            Err(batch.error)
+                            Err(convert::peer_text(&batch.error, convert::MAX_PEER_TEXT))
                         };
                         let _ = reply.send(PeerResponse::Transactions(result)); // the asker may have given up
                     }
@@ -653,7 +648,7 @@ impl Session {
             }
             Body::Goodbye(g) => Err(CloseOutcome::Graceful(format!(
                 "peer said goodbye: {}",
-                g.reason
+                convert::peer_text(&g.reason, convert::MAX_PEER_TEXT)
             ))),
             Body::Hello(_) | Body::HelloAck(_) | Body::Auth(_) | Body::Welcome(_) => {
                 self.violation("handshake frame after the handshake");
