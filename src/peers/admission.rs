@@ -240,7 +240,13 @@ mod tests {
         l.admit(ip("192.0.2.1")).expect("a slot came back");
     }
 
-    fn candidate(id: &str, ip_text: &str, at: i64, latency: f64, quality: f64) -> EvictionCandidate {
+    fn candidate(
+        id: &str,
+        ip_text: &str,
+        at: i64,
+        latency: f64,
+        quality: f64,
+    ) -> EvictionCandidate {
         EvictionCandidate {
             peer_id: id.into(),
             ip: ip(ip_text),
@@ -254,12 +260,26 @@ mod tests {
     fn a_burst_from_one_subnet_evicts_its_own_newest_not_old_or_good_peers() {
         // Ten honest peers from ten subnets, connected long ago, equally good.
         let mut all: Vec<EvictionCandidate> = (0..10)
-            .map(|i| candidate(&format!("honest{i}"), &format!("198.51.{i}.1"), i, 50.0, 50.0))
+            .map(|i| {
+                candidate(
+                    &format!("honest{i}"),
+                    &format!("198.51.{i}.1"),
+                    i,
+                    50.0,
+                    50.0,
+                )
+            })
             .collect();
         // A burst of fresh identities from one /24.
-        all.extend(
-            (0..20).map(|i| candidate(&format!("sybil{i}"), &format!("203.0.113.{i}"), 1000 + i, 50.0, 50.0)),
-        );
+        all.extend((0..20).map(|i| {
+            candidate(
+                &format!("sybil{i}"),
+                &format!("203.0.113.{i}"),
+                1000 + i,
+                50.0,
+                50.0,
+            )
+        }));
         assert_eq!(select_eviction(all).as_deref(), Some("sybil19"));
     }
 

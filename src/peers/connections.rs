@@ -47,7 +47,9 @@ impl PeerManager {
         let from_ip = inner
             .connections
             .values()
-            .filter(|c| c.direction == Direction::Inbound && c.remote_ip.to_canonical() == remote_ip)
+            .filter(|c| {
+                c.direction == Direction::Inbound && c.remote_ip.to_canonical() == remote_ip
+            })
             .count();
         if from_ip >= self.config.max_inbound_per_ip {
             self.metrics.connection_refused("inbound_per_ip");
@@ -81,7 +83,10 @@ impl PeerManager {
             return Err(Refusal::InboundFull);
         };
         if let Some(conn) = inner.connections.remove(&victim) {
-            close_session(&conn, "evicted to make room for another inbound peer".into());
+            close_session(
+                &conn,
+                "evicted to make room for another inbound peer".into(),
+            );
         }
         self.metrics.connection_refused("evicted");
         tracing::info!(peer = %victim, "inbound slots full: evicted an inbound peer");

@@ -114,6 +114,11 @@ impl Registers {
         }
     }
 
+    /// Follower entries over all registers (what peers' `Follow` frames make this node hold).
+    pub fn follower_entries(&self) -> usize {
+        self.lock().followers.values().map(HashSet::len).sum()
+    }
+
     /// Adds a follower unless the register's set is full (after keeping only `connected`
     /// peers, when given). Returns whether the peer is now a follower.
     fn add_follower(

@@ -10,6 +10,7 @@ mod cluster;
 mod generated;
 mod gossip;
 mod handshake;
+mod hostile;
 mod replication;
 mod store;
 mod tampering;

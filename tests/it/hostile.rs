@@ -1,0 +1,524 @@
+//! Strangers on an open network: a key costs nothing, so a completed handshake earns no trust.
+//! Hand-built peers flood a real node with identities, connections, streams, long strings and
+//! frames; the node keeps every structure within its bound and honest nodes keep getting in.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use prost::Message;
+use sorcha_peer::identity::{self, Identity, Role};
+use sorcha_peer::rpc::pb::{self, frame::Body, peer_session_client::PeerSessionClient};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpSocket;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::common::{HEARTBEAT, PATIENCE, TestNode, holds_for, metric, wait_until};
+
+/// What a hand-built peer says about itself.
+struct Claims {
+    listen_address: String,
+    name: String,
+    software_version: String,
+}
+
+impl Default for Claims {
+    fn default() -> Self {
+        Claims {
+            listen_address: "0.0.0.0:1".into(),
+            name: "stranger".into(),
+            software_version: "0".into(),
+        }
+    }
+}
+
+fn node_info(me: &Identity, claims: &Claims) -> Vec<u8> {
+    pb::NodeInfo {
+        public_key: me.public_key().to_vec(),
+        listen_address: claims.listen_address.clone(),
+        name: claims.name.clone(),
+        protocol_version: sorcha_peer::rpc::PROTOCOL_VERSION,
+        software_version: claims.software_version.clone(),
+        capabilities: vec![],
+    }
+    .encode_to_vec()
+}
+
+/// A channel to `node` whose connection comes from `from`.
+async fn channel_from(node: &TestNode, from: &str) -> Channel {
+    Endpoint::from_shared(format!("http://{}", node.peer_addr))
+        .expect("endpoint")
+        .local_address(Some(from.parse().expect("ip")))
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// An established session of a hand-built peer. A background task answers the node's pings, so
+/// the session stays up as long as the value lives.
+struct Stranger {
+    outgoing: mpsc::Sender<pb::Frame>,
+    peer_id: String,
+    _answering: tokio::task::JoinHandle<()>,
+}
+
+/// Runs the handshake as `me` over `channel`. `Err` carries the node's goodbye (or the
+/// failure) when it refused.
+async fn handshake(channel: Channel, me: &Identity, claims: &Claims) -> Result<Stranger, String> {
+    let mut client = PeerSessionClient::new(channel);
+    let (tx, rx) = mpsc::channel(64);
+    let local = node_info(me, claims);
+    let nonce = identity::nonce();
+    tx.send(pb::Frame {
+        body: Some(Body::Hello(pb::Hello {
+            node_info: local.clone(),
+            nonce: nonce.clone(),
+        })),
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut incoming = client
+        .session(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| s.message().to_string())?
+        .into_inner();
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, incoming.message())
+            .await
+            .map_err(|_| "no answer".to_string())?
+            .map_err(|s| s.message().to_string())?
+            .ok_or("stream closed")?;
+        match frame.body {
+            Some(Body::HelloAck(ack)) => {
+                let t = identity::transcript(&local, &nonce, &ack.node_info, &ack.nonce);
+                let signature = me.sign_transcript(Role::Dialer, &t);
+                tx.send(pb::Frame {
+                    body: Some(Body::Auth(pb::Auth { signature })),
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            }
+            Some(Body::Welcome(_)) => break,
+            Some(Body::Goodbye(g)) => return Err(g.reason),
+            _ => {}
+        }
+    }
+    let pong = tx.clone();
+    let answering = tokio::spawn(async move {
+        while let Ok(Some(frame)) = incoming.message().await {
+            if let Some(Body::Ping(p)) = frame.body {
+                let body = Body::Pong(pb::Pong {
+                    sequence: p.sequence,
+                });
+                if pong.send(pb::Frame { body: Some(body) }).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    Ok(Stranger {
+        outgoing: tx,
+        peer_id: me.peer_id().to_string(),
+        _answering: answering,
+    })
+}
+
+impl Stranger {
+    async fn send(&self, body: Body) {
+        self.outgoing
+            .send(pb::Frame { body: Some(body) })
+            .await
+            .expect("send frame");
+    }
+}
+
+impl Drop for Stranger {
+    fn drop(&mut self) {
+        self._answering.abort();
+    }
+}
+
+async fn metrics_of(node: &TestNode) -> String {
+    node.client.metrics().await.expect("metrics")
+}
+
+async fn connected_ids(node: &TestNode) -> Vec<String> {
+    node.client
+        .peers(Some("connected"), None, None)
+        .await
+        .expect("peers")
+        .into_iter()
+        .map(|p| p.peer_id)
+        .collect()
+}
+
+/// 64 self-made identities from one address would fill every inbound slot; the per-address cap
+/// stops them at a few, and an honest node from another address still gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_from_one_address_cannot_fill_the_inbound_slots() {
+    let mut victim = TestNode::start("127.0.0.201", |c| {
+        c.max_inbound = 8;
+        c.max_inbound_per_ip = 3;
+        c.max_connections_per_ip = 64;
+    })
+    .await;
+    let mut strangers = Vec::new();
+    let mut refused = 0;
+    for _ in 0..16 {
+        let channel = channel_from(&victim, "127.0.0.202").await;
+        match handshake(channel, &Identity::generate(), &Claims::default()).await {
+            Ok(s) => strangers.push(s),
+            Err(_) => refused += 1,
+        }
+    }
+    assert_eq!(strangers.len(), 3, "refused {refused}");
+    let mut honest = TestNode::start("127.0.0.203", |c| c.seeds = vec![victim.seed()]).await;
+    let honest_id = honest.peer_id.clone();
+    wait_until("the honest node is connected", PATIENCE, || async {
+        connected_ids(&victim).await.contains(&honest_id)
+    })
+    .await;
+    let text = metrics_of(&victim).await;
+    assert!(
+        metric(
+            &text,
+            "sorcha_peer_connections_refused_total{reason=\"inbound_per_ip\"}"
+        ) >= 13.0,
+        "{text}"
+    );
+    drop(strangers);
+    honest.stop().await;
+    victim.stop().await;
+}
+
+/// When every inbound slot is taken by strangers from several addresses, a newcomer evicts the
+/// newest of them rather than being turned away, and a peer connected for long stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_node_evicts_the_newest_stranger_for_a_newcomer() {
+    let mut victim = TestNode::start("127.0.0.204", |c| {
+        c.max_inbound = 6;
+        c.max_inbound_per_ip = 2;
+    })
+    .await;
+    // An old friend, connected first.
+    let mut friend = TestNode::start("127.0.0.205", |c| c.seeds = vec![victim.seed()]).await;
+    let friend_id = friend.peer_id.clone();
+    wait_until("the friend is connected", PATIENCE, || async {
+        connected_ids(&victim).await.contains(&friend_id)
+    })
+    .await;
+    let mut strangers = Vec::new();
+    for ip in ["127.0.0.206", "127.0.0.207", "127.0.0.208"] {
+        for _ in 0..2 {
+            let channel = channel_from(&victim, ip).await;
+            if let Ok(s) = handshake(channel, &Identity::generate(), &Claims::default()).await {
+                strangers.push(s);
+            }
+        }
+    }
+    // The friend plus five strangers fill the six slots; the sixth stranger evicted one.
+    assert_eq!(strangers.len(), 6);
+    wait_until("six inbound peers", PATIENCE, || async {
+        connected_ids(&victim).await.len() == 6
+    })
+    .await;
+    let mut newcomer = TestNode::start("127.0.0.209", |c| c.seeds = vec![victim.seed()]).await;
+    let newcomer_id = newcomer.peer_id.clone();
+    wait_until("the newcomer is connected", PATIENCE, || async {
+        connected_ids(&victim).await.contains(&newcomer_id)
+    })
+    .await;
+    let connected = connected_ids(&victim).await;
+    assert!(connected.contains(&friend_id), "{connected:?}");
+    assert!(connected.len() <= 6, "{connected:?}");
+    let text = metrics_of(&victim).await;
+    assert!(
+        metric(
+            &text,
+            "sorcha_peer_connections_refused_total{reason=\"evicted\"}"
+        ) >= 1.0
+    );
+    drop(strangers);
+    newcomer.stop().await;
+    friend.stop().await;
+    victim.stop().await;
+}
+
+/// Handshakes with fresh keys add peer records; the table cap holds on that path too (the
+/// least useful records go), in memory and in the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_identities_cannot_grow_the_peer_table_past_its_cap() {
+    let mut victim = TestNode::start("127.0.0.210", |c| {
+        c.max_known_peers = 12;
+        c.max_inbound = 4;
+        c.max_outbound = 2;
+        c.max_inbound_per_ip = 64;
+    })
+    .await;
+    for _ in 0..40 {
+        let channel = channel_from(&victim, "127.0.0.211").await;
+        let stranger = handshake(channel, &Identity::generate(), &Claims::default())
+            .await
+            .expect("handshake");
+        drop(stranger);
+    }
+    let known = victim
+        .client
+        .peers(Some("all"), None, None)
+        .await
+        .expect("peers");
+    assert!(known.len() <= 12, "{} peers known", known.len());
+    let text = metrics_of(&victim).await;
+    assert!(metric(&text, "sorcha_peer_limit_hits_total{limit=\"known_peers\"}") >= 1.0);
+    victim.restart().await;
+    let known = victim
+        .client
+        .peers(Some("all"), None, None)
+        .await
+        .expect("peers");
+    assert!(known.len() <= 12, "{} peers stored", known.len());
+    victim.stop().await;
+}
+
+/// Strings from peers have bounds: a megabyte-long listen address fails the handshake, and
+/// exchanged addresses that long are not learnt. Control characters never reach the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_or_dirty_strings_from_peers_are_refused_or_cleaned() {
+    let mut victim = TestNode::start("127.0.0.212", |_| {}).await;
+    let long = Claims {
+        listen_address: format!("{}:1", "a".repeat(1024 * 1024)),
+        ..Claims::default()
+    };
+    let channel = channel_from(&victim, "127.0.0.213").await;
+    let refused = handshake(channel, &Identity::generate(), &long).await;
+    assert!(refused.is_err(), "a 1 MB address was accepted");
+
+    let dirty = Claims {
+        name: "\u{1b}[2Jevil".into(),
+        software_version: "v\u{1b}]0;pwned\u{7}".into(),
+        ..Claims::default()
+    };
+    let channel = channel_from(&victim, "127.0.0.213").await;
+    let stranger = handshake(channel, &Identity::generate(), &dirty)
+        .await
+        .expect("handshake");
+    let entries = (0..20)
+        .map(|i| pb::PeerAddress {
+            peer_id: hex::encode([i as u8; 16]),
+            address: format!("{}.example:5000", "b".repeat(300 * 1024)),
+            last_seen_ms: 0,
+        })
+        .collect();
+    stranger
+        .send(Body::ExchangeRequest(pb::PeerExchangeRequest {
+            request_id: 1,
+            peers: entries,
+            max_peers: 10,
+        }))
+        .await;
+    let id = stranger.peer_id.clone();
+    let view = crate::common::wait_for("the stranger's record", PATIENCE, || async {
+        victim.view_of(&id).await
+    })
+    .await;
+    assert!(!view.name.contains('\u{1b}'), "{:?}", view.name);
+    holds_for("no long address is learnt", HEARTBEAT * 5, || async {
+        let all = victim
+            .client
+            .peers(Some("all"), None, None)
+            .await
+            .expect("peers");
+        all.iter().all(|p| p.address.len() < 300)
+    })
+    .await;
+    drop(stranger);
+    victim.stop().await;
+}
+
+/// A peer may list any number of registers in its advertisements; the node remembers a bounded
+/// number of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advertised_registers_per_peer_are_bounded() {
+    let mut victim = TestNode::start("127.0.0.214", |c| c.max_advertised_registers = 10).await;
+    let channel = channel_from(&victim, "127.0.0.215").await;
+    let stranger = handshake(channel, &Identity::generate(), &Claims::default())
+        .await
+        .expect("handshake");
+    let registers = (0..5000)
+        .map(|i| pb::RegisterHeight {
+            register_id: format!("reg-{i}"),
+            height: 1,
+            head_hash: vec![0; 32],
+            latest_version: 1,
+            full_replica: true,
+            is_origin: true,
+        })
+        .collect();
+    stranger
+        .send(Body::Advertise(pb::Advertise { registers }))
+        .await;
+    let id = stranger.peer_id.clone();
+    wait_until("the advertisement arrived", PATIENCE, || async {
+        victim
+            .view_of(&id)
+            .await
+            .is_some_and(|p| !p.advertised_registers.is_empty())
+    })
+    .await;
+    let view = victim.view_of(&id).await.expect("view");
+    assert_eq!(view.advertised_registers.len(), 10);
+    drop(stranger);
+    victim.stop().await;
+}
+
+/// `Follow` frames for registers the node does not hold create nothing; for a held public
+/// register a follower set never outgrows the node's connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_frames_for_unknown_registers_are_not_kept() {
+    let mut victim = TestNode::start("127.0.0.216", |_| {}).await;
+    victim
+        .client
+        .create_register("open", true)
+        .await
+        .expect("register");
+    let channel = channel_from(&victim, "127.0.0.217").await;
+    let stranger = handshake(channel, &Identity::generate(), &Claims::default())
+        .await
+        .expect("handshake");
+    for i in 0..2000 {
+        stranger
+            .send(Body::Follow(pb::Follow {
+                register_id: format!("{i}-{}", "x".repeat(1000)),
+                follow: true,
+            }))
+            .await;
+    }
+    stranger
+        .send(Body::Follow(pb::Follow {
+            register_id: "open".into(),
+            follow: true,
+        }))
+        .await;
+    let registers = victim.handle.as_ref().expect("running").registers.clone();
+    wait_until("the stranger follows 'open'", PATIENCE, || async {
+        registers.follower_entries() == 1
+    })
+    .await;
+    drop(stranger);
+    victim.stop().await;
+}
+
+/// Opens a raw TCP connection to the node's peer port from `from`.
+async fn raw_connection(node: &TestNode, from: &str) -> tokio::net::TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(from.parse::<IpAddr>().expect("ip"), 0))
+        .expect("bind");
+    socket.connect(node.peer_addr).await.expect("connect")
+}
+
+/// Whether the node closed the connection within `within` (EOF or reset on read).
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Connections that never send the HTTP/2 preface are closed after the deadline, connections
+/// over the per-address cap at once, and an honest node gets in throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_capped_and_closed_after_the_preface_deadline() {
+    let mut victim = TestNode::start("127.0.0.218", |c| {
+        c.connect_timeout = Duration::from_millis(500);
+        c.max_connections_per_ip = 5;
+    })
+    .await;
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(raw_connection(&victim, "127.0.0.219").await);
+    }
+    // Beyond the cap, closed before anything is read.
+    for extra in &mut silent[5..] {
+        assert!(closed_within(extra, Duration::from_millis(300)).await);
+    }
+    let mut honest = TestNode::start("127.0.0.220", |c| c.seeds = vec![victim.seed()]).await;
+    let honest_id = honest.peer_id.clone();
+    wait_until("the honest node is connected", PATIENCE, || async {
+        connected_ids(&victim).await.contains(&honest_id)
+    })
+    .await;
+    // The admitted ones are closed once the preface deadline passes.
+    for admitted in &mut silent[..5] {
+        assert!(closed_within(admitted, Duration::from_secs(3)).await);
+    }
+    let manager = victim.handle.as_ref().expect("running").manager.clone();
+    wait_until("only the honest connection is open", PATIENCE, || async {
+        manager.open_connections() <= 1
+    })
+    .await;
+    let text = metrics_of(&victim).await;
+    assert!(
+        metric(
+            &text,
+            "sorcha_peer_connections_refused_total{reason=\"connections_per_ip\"}"
+        ) >= 15.0
+    );
+    honest.stop().await;
+    victim.stop().await;
+}
+
+/// One connection cannot open thousands of session streams: the node lets only a few run at a
+/// time, so only a few handshakes start however many streams the client queues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_gets_only_a_few_concurrent_streams() {
+    let mut victim = TestNode::start("127.0.0.221", |c| {
+        c.connect_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let channel = channel_from(&victim, "127.0.0.222").await;
+    let (acks_tx, mut acks) = mpsc::unbounded_channel();
+    let mut streams = Vec::new();
+    for _ in 0..40 {
+        let mut client = PeerSessionClient::new(channel.clone());
+        let acks_tx = acks_tx.clone();
+        streams.push(tokio::spawn(async move {
+            let me = Identity::generate();
+            let (tx, rx) = mpsc::channel(4);
+            let hello = Body::Hello(pb::Hello {
+                node_info: node_info(&me, &Claims::default()),
+                nonce: identity::nonce(),
+            });
+            let _ = tx.send(pb::Frame { body: Some(hello) }).await;
+            if let Ok(response) = client.session(ReceiverStream::new(rx)).await {
+                let mut incoming = response.into_inner();
+                if let Ok(Some(_)) = incoming.message().await {
+                    let _ = acks_tx.send(());
+                }
+                // Never answer: hold the stream open.
+                std::future::pending::<()>().await;
+                drop(tx);
+            }
+        }));
+    }
+    let mut answered = 0;
+    while let Ok(Some(())) = tokio::time::timeout(Duration::from_secs(1), acks.recv()).await {
+        answered += 1;
+    }
+    assert!(
+        answered <= sorcha_peer::rpc::MAX_STREAMS_PER_CONNECTION as usize,
+        "{answered} streams got a handshake answer"
+    );
+    assert!(answered >= 1);
+    for s in streams {
+        s.abort();
+    }
+    victim.stop().await;
+}
