@@ -3,14 +3,13 @@
 
 use std::net::SocketAddr;
 
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
 
+use super::outbox::Outbox;
 use super::pb::peer_session_client::PeerSessionClient;
 use super::session::{self, HandshakeError};
-use super::{MAX_MESSAGE_SIZE, OUTBOX_CAPACITY, Services};
+use super::{MAX_MESSAGE_SIZE, Services, convert};
 use crate::identity;
 use crate::peers::{DialTarget, Direction, PeerManager, Refusal};
 
@@ -90,7 +89,7 @@ type Opened = (
     crate::peers::VerifiedPeer,
     SocketAddr,
     tonic::Streaming<super::pb::Frame>,
-    mpsc::Sender<super::pb::Frame>,
+    Outbox,
     PeerSessionClient<tonic::transport::Channel>,
 );
 
@@ -123,26 +122,26 @@ async fn open(manager: &PeerManager, target: &DialTarget) -> Result<Opened, Hand
     let mut client = PeerSessionClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
-    let (outbox, frames) = mpsc::channel(OUTBOX_CAPACITY);
+    let (outbox, frames) = Outbox::new(config.peer_send_buffer);
     let local = session::local_info(manager);
     let nonce = identity::nonce();
     outbox
-        .try_send(session::hello(local.clone(), nonce.clone()))
+        .push(session::hello(local.clone(), nonce.clone()))
         .map_err(|e| failed(e.to_string()))?;
-    let response =
-        client
-            .session(ReceiverStream::new(frames))
-            .await
-            .map_err(|status| match status.code() {
-                tonic::Code::PermissionDenied => HandshakeError::Refused(Refusal::Invalid(
-                    format!("refused by peer: {}", status.message()),
-                )),
-                _ => failed(format!(
-                    "{} refused the session: {}",
-                    remote,
-                    status.message()
-                )),
-            })?;
+    let response = client
+        .session(frames)
+        .await
+        .map_err(|status| match status.code() {
+            tonic::Code::PermissionDenied => HandshakeError::Refused(Refusal::Invalid(format!(
+                "refused by peer: {}",
+                convert::peer_text(status.message(), convert::MAX_PEER_TEXT)
+            ))),
+            _ => failed(format!(
+                "{} refused the session: {}",
+                remote,
+                status.message()
+            )),
+        })?;
     let mut incoming = response.into_inner();
     let peer =
         session::dial_handshake(manager, remote.ip(), &local, &nonce, &mut incoming, &outbox)

@@ -5,14 +5,13 @@
 pub mod admission;
 pub mod convert;
 pub mod dialer;
+pub mod outbox;
 pub mod session;
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -45,8 +44,6 @@ pub const CAPABILITIES: &[&str] = &["heartbeat", "peer-exchange"];
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 4;
 /// Largest HTTP/2 header block accepted from a peer (gRPC headers are a few hundred bytes).
 pub const MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
-/// Frames waiting to be written to one peer before it counts as not keeping up.
-pub const OUTBOX_CAPACITY: usize = 256;
 
 /// The `PeerSession` gRPC service.
 pub struct PeerSessionService {
@@ -72,7 +69,7 @@ impl pb::peer_session_server::PeerSession for PeerSessionService {
             return Err(Status::permission_denied(refusal.to_string()));
         }
         let incoming = request.into_inner();
-        let (outbox, frames) = mpsc::channel(OUTBOX_CAPACITY);
+        let (outbox, frames) = outbox::Outbox::new(self.services.peers.config().peer_send_buffer);
         tokio::spawn(session::accept(
             self.services.clone(),
             remote.ip(),
@@ -80,7 +77,7 @@ impl pb::peer_session_server::PeerSession for PeerSessionService {
             outbox,
             self.shutdown.clone(),
         ));
-        Ok(Response::new(Box::pin(ReceiverStream::new(frames).map(Ok))))
+        Ok(Response::new(Box::pin(frames.map(Ok))))
     }
 
     async fn get_register_heights(

@@ -6,11 +6,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use prost::Message;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tonic::Streaming;
 
+use super::outbox::Outbox;
 use super::pb::{self, frame::Body};
 use super::{CAPABILITIES, PROTOCOL_VERSION};
 use super::{Services, convert};
@@ -111,18 +111,15 @@ fn goodbye(reason: &str) -> pb::Frame {
 
 /// Tells the peer why we are closing. Best effort by design: the stream is closed right after
 /// either way, so a full or closed outbox only means the peer learns it from the closed stream.
-pub fn say_goodbye(outbox: &mpsc::Sender<pb::Frame>, reason: &str) {
+pub fn say_goodbye(outbox: &Outbox, reason: &str) {
     if push(outbox, goodbye(reason)).is_err() {
         tracing::debug!(%reason, "goodbye not delivered (stream already gone)");
     }
 }
 
 /// Queues a frame without waiting: a peer that does not drain its stream is not keeping up.
-fn push(outbox: &mpsc::Sender<pb::Frame>, f: pb::Frame) -> Result<(), String> {
-    outbox.try_send(f).map_err(|e| match e {
-        TrySendError::Full(_) => "peer is not reading (outgoing queue full)".to_string(),
-        TrySendError::Closed(_) => "stream closed".to_string(),
-    })
+fn push(outbox: &Outbox, f: pb::Frame) -> Result<(), String> {
+    outbox.push(f).map_err(|e| e.to_string())
 }
 
 async fn next_body(incoming: &mut Streaming<pb::Frame>) -> Result<Body, HandshakeError> {
@@ -155,7 +152,7 @@ pub async fn accept(
     services: Services,
     remote_ip: IpAddr,
     mut incoming: Streaming<pb::Frame>,
-    outbox: mpsc::Sender<pb::Frame>,
+    outbox: Outbox,
     shutdown: CancellationToken,
 ) {
     let manager = services.peers.clone();
@@ -186,7 +183,7 @@ async fn accept_handshake(
     manager: &PeerManager,
     remote_ip: IpAddr,
     incoming: &mut Streaming<pb::Frame>,
-    outbox: &mpsc::Sender<pb::Frame>,
+    outbox: &Outbox,
 ) -> Result<(String, SessionHandle), HandshakeError> {
     let Body::Hello(hello) = next_body(incoming).await? else {
         return Err(failed("expected Hello"));
@@ -231,7 +228,7 @@ pub async fn dial_handshake(
     local: &[u8],
     nonce: &[u8],
     incoming: &mut Streaming<pb::Frame>,
-    outbox: &mpsc::Sender<pb::Frame>,
+    outbox: &Outbox,
 ) -> Result<VerifiedPeer, HandshakeError> {
     let ack = match next_body(incoming).await? {
         Body::HelloAck(ack) => ack,
@@ -282,8 +279,8 @@ async fn run_worker(
     services: Services,
     peer_id: String,
     mut work: mpsc::Receiver<Work>,
-    outbox: mpsc::Sender<pb::Frame>,
-) {
+    outbox: Outbox,
+) -> String {
     while let Some(item) = work.recv().await {
         let reply = match item {
             Work::ServeDockets(r) => {
@@ -328,11 +325,12 @@ async fn run_worker(
             }
         };
         if let Some(body) = reply
-            && push(&outbox, frame(body)).is_err()
+            && let Err(e) = push(&outbox, frame(body))
         {
-            break;
+            return e;
         }
     }
+    "session closed".to_string()
 }
 
 /// Applies the peer's docket pushes in order. Separate from the serving worker because
@@ -365,7 +363,7 @@ enum Pending {
 struct Session {
     services: Services,
     peer_id: String,
-    outbox: mpsc::Sender<pb::Frame>,
+    outbox: Outbox,
     work: mpsc::Sender<Work>,
     pushes: mpsc::Sender<pb::DocketEntry>,
     next_id: u64,
@@ -664,7 +662,7 @@ pub async fn run(
     peer_id: String,
     handle: SessionHandle,
     mut incoming: Streaming<pb::Frame>,
-    outbox: mpsc::Sender<pb::Frame>,
+    outbox: Outbox,
     shutdown: CancellationToken,
     exchange_first: bool,
 ) {
@@ -674,7 +672,7 @@ pub async fn run(
         mut commands,
     } = handle;
     let (work_tx, work_rx) = mpsc::channel(WORK_QUEUE);
-    let worker = tokio::spawn(run_worker(
+    let mut worker = tokio::spawn(run_worker(
         services.clone(),
         peer_id.clone(),
         work_rx,
@@ -722,6 +720,11 @@ pub async fn run(
                 None => Err(CloseOutcome::Graceful("replaced by a newer connection".into())),
             },
             _ = heartbeat.tick() => session.heartbeat(),
+            // The serving worker stops only when an answer cannot be queued.
+            stopped = &mut worker => Err(CloseOutcome::Failed(match stopped {
+                Ok(reason) => reason,
+                Err(e) => format!("serving worker failed: {e}"),
+            })),
             message = incoming.message() => match message {
                 Ok(Some(pb::Frame { body: Some(body) })) => session.frame(body),
                 Ok(Some(_)) => {

@@ -67,6 +67,17 @@ struct Stranger {
 /// Runs the handshake as `me` over `channel`. `Err` carries the node's goodbye (or the
 /// failure) when it refused.
 async fn handshake(channel: Channel, me: &Identity, claims: &Claims) -> Result<Stranger, String> {
+    handshake_reading(channel, me, claims, true).await
+}
+
+/// [`handshake`], then either keep reading (answering pings) or hold the stream open without
+/// reading another byte.
+async fn handshake_reading(
+    channel: Channel,
+    me: &Identity,
+    claims: &Claims,
+    reading: bool,
+) -> Result<Stranger, String> {
     let mut client = PeerSessionClient::new(channel);
     let (tx, rx) = mpsc::channel(64);
     let local = node_info(me, claims);
@@ -107,6 +118,9 @@ async fn handshake(channel: Channel, me: &Identity, claims: &Claims) -> Result<S
     }
     let pong = tx.clone();
     let answering = tokio::spawn(async move {
+        if !reading {
+            std::future::pending::<()>().await;
+        }
         while let Ok(Some(frame)) = incoming.message().await {
             if let Some(Body::Ping(p)) = frame.body {
                 let body = Body::Pong(pb::Pong {
@@ -520,5 +534,51 @@ async fn one_connection_gets_only_a_few_concurrent_streams() {
     for s in streams {
         s.abort();
     }
+    victim.stop().await;
+}
+
+/// A peer that asks for dockets and never reads the answers is disconnected once its unread
+/// answers reach the send buffer, instead of making the node hold them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_does_not_read_its_answers_is_disconnected() {
+    let mut victim = TestNode::start("127.0.0.223", |c| {
+        c.peer_send_buffer = 1024 * 1024;
+        c.max_docket_transactions = 2;
+    })
+    .await;
+    victim
+        .client
+        .create_register("bulky", true)
+        .await
+        .expect("register");
+    for i in 0..20u8 {
+        victim
+            .client
+            .submit("bulky", vec![i; 100 * 1024])
+            .await
+            .expect("submit");
+    }
+    victim.wait_for_version("bulky", 20, PATIENCE).await;
+    let channel = channel_from(&victim, "127.0.0.224").await;
+    let stranger = handshake_reading(channel, &Identity::generate(), &Claims::default(), false)
+        .await
+        .expect("handshake");
+    for request_id in 0..100 {
+        stranger
+            .send(Body::DocketRequest(pb::DocketRequest {
+                request_id,
+                register_id: "bulky".into(),
+                from_number: 0,
+                max_dockets: 100,
+                headers_only: false,
+            }))
+            .await;
+    }
+    let id = stranger.peer_id.clone();
+    wait_until("the stranger is disconnected", PATIENCE, || async {
+        !connected_ids(&victim).await.contains(&id)
+    })
+    .await;
+    drop(stranger);
     victim.stop().await;
 }
