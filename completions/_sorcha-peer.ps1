@@ -138,13 +138,13 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;peers;ban' {
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why (shown in `peers bans` and `peers get`)')
-            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'How long, e.g. 30m, 1h, 7d [default: until unbanned]')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'How long, e.g. 30m, 1h, 7d; at most 100y [default: until unbanned]')
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
-            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Ban even if it is the only source of an active subscription')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Ban even if it is the only source of an active subscription, this node''s own ID or address, or a subnet that covers almost everyone (shorter than /8, or /16 for IPv6)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
             [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also honoured: the NO_COLOR environment variable)')

@@ -129,13 +129,13 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;peers;ban'= {
             cand --reason 'Why (shown in `peers bans` and `peers get`)'
-            cand --duration 'How long, e.g. 30m, 1h, 7d [default: until unbanned]'
+            cand --duration 'How long, e.g. 30m, 1h, 7d; at most 100y [default: until unbanned]'
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
             cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
-            cand --force 'Ban even if it is the only source of an active subscription'
+            cand --force 'Ban even if it is the only source of an active subscription, this node''s own ID or address, or a subnet that covers almost everyone (shorter than /8, or /16 for IPv6)'
             cand -q 'Print only the requested data, no confirmations'
             cand --quiet 'Print only the requested data, no confirmations'
             cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'

@@ -117,13 +117,13 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l reason -d 'Why (shown in `peers bans` and `peers get`)' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l duration -d 'How long, e.g. 30m, 1h, 7d [default: until unbanned]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l duration -d 'How long, e.g. 30m, 1h, 7d; at most 100y [default: until unbanned]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people'
 json\t'One JSON document on stdout, with the admin API\'s field names'"
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l force -d 'Ban even if it is the only source of an active subscription'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l force -d 'Ban even if it is the only source of an active subscription, this node\'s own ID or address, or a subnet that covers almost everyone (shorter than /8, or /16 for IPv6)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -160,7 +160,7 @@ impl AdminClient {
     }
 
     pub async fn peer(&self, id: &str) -> Result<PeerDto, ClientError> {
-        self.get(&format!("/api/peers/{}", encode(id))).await
+        self.get(&format!("/api/peers/{}", segment(id)?)).await
     }
 
     pub async fn peers_quality(&self) -> Result<Vec<PeerQualityDto>, ClientError> {
@@ -209,7 +209,7 @@ impl AdminClient {
     pub async fn unban(&self, target: &str) -> Result<UnbanResponse, ClientError> {
         self.call(
             Method::DELETE,
-            &format!("/api/bans/{}", encode(target)),
+            &format!("/api/bans/{}", segment(target)?),
             None::<&()>,
         )
         .await
@@ -218,7 +218,7 @@ impl AdminClient {
     pub async fn reset(&self, id: &str) -> Result<ResetResponse, ClientError> {
         self.call(
             Method::POST,
-            &format!("/api/peers/{}/reset", encode(id)),
+            &format!("/api/peers/{}/reset", segment(id)?),
             None::<&()>,
         )
         .await
@@ -253,7 +253,7 @@ impl AdminClient {
         let body = SubscribeRequest {
             mode: Some(mode.to_string()),
         };
-        let path = format!("/api/registers/{}/subscribe", encode(id));
+        let path = format!("/api/registers/{}/subscribe", segment(id)?);
         self.call(Method::POST, &path, Some(&body)).await
     }
 
@@ -262,12 +262,12 @@ impl AdminClient {
         id: &str,
         purge: bool,
     ) -> Result<UnsubscribeResponse, ClientError> {
-        let path = format!("/api/registers/{}/subscribe?purge={purge}", encode(id));
+        let path = format!("/api/registers/{}/subscribe?purge={purge}", segment(id)?);
         self.call(Method::DELETE, &path, None::<&()>).await
     }
 
     pub async fn purge(&self, id: &str) -> Result<PurgeResponse, ClientError> {
-        let path = format!("/api/registers/{}/cache", encode(id));
+        let path = format!("/api/registers/{}/cache", segment(id)?);
         self.call(Method::DELETE, &path, None::<&()>).await
     }
 
@@ -280,7 +280,7 @@ impl AdminClient {
         let url = format!(
             "{}/api/registers/{}/transactions",
             self.base,
-            encode(register)
+            segment(register)?
         );
         let mut request = self.http.post(&url).body(payload);
         if let Some(token) = &self.token {
@@ -295,7 +295,7 @@ impl AdminClient {
         register: &str,
         payloads: Vec<String>,
     ) -> Result<BatchSubmitResponse, ClientError> {
-        let path = format!("/api/registers/{}/transactions/batch", encode(register));
+        let path = format!("/api/registers/{}/transactions/batch", segment(register)?);
         let body = BatchSubmitRequest { payloads };
         self.call(Method::POST, &path, Some(&body)).await
     }
@@ -307,8 +307,8 @@ impl AdminClient {
     ) -> Result<TransactionDto, ClientError> {
         self.get(&format!(
             "/api/registers/{}/transactions/{}",
-            encode(register),
-            encode(tx_id)
+            segment(register)?,
+            segment(tx_id)?
         ))
         .await
     }
@@ -345,6 +345,18 @@ impl AdminClient {
     }
 }
 
+/// One path segment (a peer ID, a ban target such as `10.0.0.0/8`, a register name),
+/// percent-encoded. `.`, `..` and the empty string cannot travel as a segment: URL parsing
+/// folds them away, even percent-encoded, so the request would reach another endpoint.
+fn segment(text: &str) -> Result<String, ClientError> {
+    if matches!(text, "" | "." | "..") {
+        return Err(ClientError::BadRequest(format!(
+            "'{text}' cannot be sent in a URL path; no peer, ban or register has that name"
+        )));
+    }
+    Ok(encode(text))
+}
+
 /// Percent-encodes a path segment or query value (IDs, IPs, `10.0.0.0/8`).
 fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -374,5 +386,9 @@ mod tests {
         assert_eq!(super::encode("10.0.0.0/8"), "10.0.0.0%2F8");
         assert_eq!(super::encode("::1"), "%3A%3A1");
         assert_eq!(super::encode("ab12"), "ab12");
+        assert_eq!(super::segment("a.b").expect("plain"), "a.b");
+        for unsendable in ["", ".", ".."] {
+            assert!(super::segment(unsendable).is_err(), "{unsendable:?}");
+        }
     }
 }

@@ -11,9 +11,15 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// RFC 3339 text (UTC, millisecond precision) for a unix-millisecond timestamp.
+/// The latest time RFC 3339 can write (9999-12-31T23:59:59.999Z), in unix milliseconds.
+pub const MAX_RFC3339_MS: i64 = 253_402_300_799_999;
+
+/// RFC 3339 text (UTC, millisecond precision) for a unix-millisecond timestamp. Times outside
+/// what RFC 3339 can write (before 1970, after the year 9999, e.g. from a corrupt or old
+/// database) are shown at the nearest end of that range rather than refused.
 pub fn to_rfc3339(ms: i64) -> String {
-    let time = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    let ms = ms.clamp(0, MAX_RFC3339_MS);
+    let time = UNIX_EPOCH + Duration::from_millis(ms as u64);
     humantime::format_rfc3339_millis(time).to_string()
 }
 
@@ -38,17 +44,12 @@ pub fn short_duration(d: Duration) -> String {
 
 /// "3m ago" for a past timestamp, "in 23h" for a future one, relative to `now_ms`.
 pub fn relative(ms: i64, now_ms: i64) -> String {
-    let delta = now_ms - ms;
+    let delta = now_ms.saturating_sub(ms);
+    let magnitude = Duration::from_millis(delta.unsigned_abs());
     if delta >= 0 {
-        format!(
-            "{} ago",
-            short_duration(Duration::from_millis(delta as u64))
-        )
+        format!("{} ago", short_duration(magnitude))
     } else {
-        format!(
-            "in {}",
-            short_duration(Duration::from_millis((-delta) as u64))
-        )
+        format!("in {}", short_duration(magnitude))
     }
 }
 
@@ -104,5 +105,14 @@ mod tests {
     fn rfc3339_round_trips() {
         let ms = 1_700_000_000_123;
         assert_eq!(from_rfc3339(&to_rfc3339(ms)), Some(ms));
+    }
+
+    #[test]
+    fn out_of_range_times_render_without_panicking() {
+        assert_eq!(to_rfc3339(i64::MAX), "9999-12-31T23:59:59.999Z");
+        assert_eq!(to_rfc3339(MAX_RFC3339_MS + 1), "9999-12-31T23:59:59.999Z");
+        assert_eq!(to_rfc3339(i64::MIN), "1970-01-01T00:00:00.000Z");
+        assert!(relative(i64::MAX, i64::MIN).starts_with("in "));
+        assert!(relative(i64::MIN, i64::MAX).ends_with(" ago"));
     }
 }

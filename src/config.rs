@@ -683,9 +683,8 @@ impl Resolver<'_> {
                 ),
             ));
         }
-        if c.automatic_ban_duration.is_zero() {
-            return Err(self.invalid("automatic_ban_duration", "must be greater than 0"));
-        }
+        crate::peers::bans::check_duration(c.automatic_ban_duration)
+            .map_err(|e| self.invalid("automatic_ban_duration", e.to_string()))?;
         if c.name.chars().count() > MAX_NAME_LEN {
             return Err(self.invalid("name", format!("at most {MAX_NAME_LEN} characters")));
         }

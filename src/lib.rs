@@ -11,12 +11,15 @@ pub mod config;
 pub mod gossip;
 pub mod identity;
 pub mod ledger;
+pub mod lockfile;
+pub mod logsink;
 pub mod node;
 pub mod peers;
 pub mod replication;
 pub mod rpc;
 pub mod store;
 pub mod telemetry;
+pub mod text;
 
 /// The software version reported in the handshake, `status` and `/api/health`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -15,12 +15,13 @@ fn main() {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            cli::output::eprint_text(&format!("error: cannot start the async runtime: {e}"));
             std::process::exit(cli::EXIT_FAILED);
         }
     };
     let code = runtime.block_on(cli::run(cli));
     // Don't wait for stray background tasks (e.g. a half-open connection) after the answer.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    sorcha_peer::telemetry::flush_logs();
     std::process::exit(code);
 }

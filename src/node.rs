@@ -16,6 +16,7 @@ use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::gossip::Gossip;
 use crate::identity::{self, Identity, IdentityError};
+use crate::lockfile::{DataDirLock, LockError};
 use crate::peers::{PeerManager, discovery};
 use crate::replication::{Registers, RegistersDeps};
 use crate::rpc;
@@ -32,6 +33,8 @@ pub enum NodeError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Locked(#[from] LockError),
     #[error(transparent)]
     Identity(#[from] IdentityError),
     #[error(transparent)]
@@ -77,6 +80,8 @@ pub struct NodeHandle {
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
     store: Arc<dyn Store>,
+    /// Held until the handle is dropped, after everything else has stopped.
+    _lock: DataDirLock,
 }
 
 impl NodeHandle {
@@ -138,6 +143,11 @@ pub async fn start(
     let started = Instant::now();
     let data_dir = config.data_dir.clone();
     create_data_dir(&data_dir)?;
+    // Before anything else is written: one node per data directory.
+    let lock = DataDirLock::acquire(&data_dir)?;
+    // The store may refuse (an unreachable database, an unusable path) before a key or token
+    // is created for a node that never ran.
+    let store = store::open(config.database_url.as_deref(), &config.sqlite_path()).await?;
     let identity = Arc::new(Identity::load_or_create(&data_dir)?);
     let admin_token = identity::load_or_create_admin_token(&data_dir)?;
 
@@ -149,7 +159,6 @@ pub async fn start(
     let config = Arc::new(config);
 
     tracing::info!(peer_id = identity.peer_id(), storage = %config.storage_description(), "starting node");
-    let store = store::open(config.database_url.as_deref(), &config.sqlite_path()).await?;
     let metrics = Arc::new(Metrics::new());
     let manager = Arc::new(
         PeerManager::load(
@@ -243,6 +252,7 @@ pub async fn start(
         shutdown,
         tasks,
         store,
+        _lock: lock,
     })
 }
 

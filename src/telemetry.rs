@@ -1,7 +1,6 @@
 //! Logging set-up and the node's Prometheus metrics. Each node owns its own [`Metrics`]
 //! (no process-global registry), so several nodes can run in one test process.
 
-use std::io::IsTerminal;
 use std::sync::Once;
 
 use prometheus_client::encoding::text::encode;
@@ -276,7 +275,8 @@ impl Default for Metrics {
 
 static LOG_INIT: Once = Once::new();
 
-/// Sends logs to stderr (so `-o json | jq` always works). `RUST_LOG` overrides `filter`.
+/// Sends logs to stderr (so `-o json | jq` always works), through [`crate::logsink`] so a
+/// closed or stalled stderr never blocks or stops the node. `RUST_LOG` overrides `filter`.
 /// Safe to call more than once: only the first call installs the subscriber.
 pub fn init_logging(filter: &str) {
     LOG_INIT.call_once(|| {
@@ -286,8 +286,20 @@ pub fn init_logging(filter: &str) {
         // A subscriber may already be installed by an embedding program; that one wins.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(crate::logsink::StderrQueue::global())
+            .log_internal_errors(false)
+            // No colours: the writer escapes every control character, ESC included, so that
+            // text from peers cannot drive the terminal.
+            .with_ansi(false)
             .try_init();
     });
+}
+
+/// Longest wait at exit for queued log lines to reach stderr.
+pub const LOG_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Writes out the log lines still queued (bounded by [`LOG_FLUSH_TIMEOUT`]); call before the
+/// process exits.
+pub fn flush_logs() {
+    crate::logsink::StderrQueue::global().flush(LOG_FLUSH_TIMEOUT);
 }

@@ -21,7 +21,9 @@ use subtle::ConstantTimeEq;
 use crate::clock::{now_ms, parse_duration, to_rfc3339};
 use crate::config::Config;
 use crate::peers::quality::UNKNOWN_RATING;
-use crate::peers::{Ban, BanSource, BanTarget, PeerError, PeerManager, PeerSnapshot, PeerState};
+use crate::peers::{
+    Ban, BanSource, BanTarget, PeerError, PeerManager, PeerSnapshot, PeerState, bans,
+};
 use crate::replication::Registers;
 use crate::store::Store;
 use crate::telemetry::Metrics;
@@ -31,6 +33,8 @@ use dto::*;
 const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest `tx submit --lines` batch body.
 const MAX_BATCH_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Longest plain-text error body (from axum's rejections) turned into a JSON message.
+const MAX_ERROR_TEXT_BYTES: usize = 4096;
 /// Most peers listed by `/api/peers/health`.
 const HEALTH_PEER_LIMIT: usize = 10;
 
@@ -74,7 +78,7 @@ impl From<PeerError> for ApiError {
         let status = match &e {
             PeerError::NotFound(_) | PeerError::NoBan(_) => StatusCode::NOT_FOUND,
             PeerError::Ambiguous { .. } | PeerError::Invalid(_) => StatusCode::BAD_REQUEST,
-            PeerError::Conflict(_) => StatusCode::CONFLICT,
+            PeerError::Conflict(_) | PeerError::SelfBan(_) => StatusCode::CONFLICT,
             PeerError::Store(store) => {
                 tracing::error!("admin request failed on storage: {store}");
                 StatusCode::SERVICE_UNAVAILABLE
@@ -138,7 +142,43 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// Makes every error answer `{"error": …}`: axum's own answers (a body over the limit, a path
+/// that is not UTF-8, a method the route lacks) are plain text or empty; they keep their status
+/// and headers and get their text (or the status's name) as the message.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_ERROR_TEXT_BYTES)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_ascii_lowercase()
+    } else {
+        text
+    };
+    let mut answer = ApiError(status, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    answer
 }
 
 /// Mutating requests need the bearer token; reads are open from loopback when configured.
@@ -255,7 +295,9 @@ fn ban_dto(b: &Ban, now: i64) -> BanDto {
         source: b.source.as_str().to_string(),
         banned_at: to_rfc3339(b.banned_at_ms),
         expires_at: b.expires_at_ms.map(to_rfc3339),
-        remaining_seconds: b.expires_at_ms.map(|at| ((at - now).max(0) + 999) / 1000),
+        remaining_seconds: b
+            .expires_at_ms
+            .map(|at| at.saturating_sub(now).max(0).saturating_add(999) / 1000),
     }
 }
 
@@ -518,10 +560,15 @@ async fn do_ban(
 ) -> ApiResult<BanResponse> {
     let duration = match request.duration.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(text) => Some(parse_duration(text).map_err(ApiError::bad_request)?),
+        Some(text) => {
+            let duration = parse_duration(text).map_err(ApiError::bad_request)?;
+            bans::check_duration(duration).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            Some(duration)
+        }
     };
     let target = state.manager.parse_target(target_text)?;
     if !request.force {
+        state.manager.check_not_self(&target)?;
         let covered = state.manager.peers_matching(&target);
         let cut_off = state.registers.sole_source_of(&covered);
         if !cut_off.is_empty() {

@@ -137,11 +137,15 @@ pub async fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Serve(args) => serve::run(&cli.global, args).await,
         Command::Config(ConfigCommand::Default) => {
-            print!("{}", Config::default_file());
+            output::write_stdout(Config::default_file().as_bytes());
             EXIT_OK
         }
         Command::Completions { shell } => {
-            generate::completion(shell, &mut std::io::stdout());
+            // Generated in memory, then written through the one place that handles a closed
+            // stdout (clap_complete panics when its writer fails).
+            let mut script = Vec::new();
+            generate::completion(shell, &mut script);
+            output::write_stdout(&script);
             EXIT_OK
         }
         Command::Status => match client(&cli.global) {
@@ -188,11 +192,11 @@ fn report(global: &GlobalArgs, out: &Output, result: Result<(), ClientError>) ->
                     .clone()
                     .unwrap_or_else(config::default_data_dir);
                 if !dir.join(identity::ADMIN_URL_FILE).exists() {
-                    eprintln!(
+                    output::eprint_text(&format!(
                         "hint: no running node has recorded its address in {}; start one with \
                          `sorcha-peer serve`, or pass --node URL",
                         dir.display()
-                    );
+                    ));
                 }
             }
             exit_code(&e)

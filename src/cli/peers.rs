@@ -1,9 +1,8 @@
 //! `sorcha-peer status` and `sorcha-peer peers …`.
 
 use clap::{Subcommand, ValueEnum};
-use comfy_table::Cell;
 
-use super::output::{Output, latency, relative, short_id};
+use super::output::{Output, cell, latency, relative, short_id};
 use crate::admin::dto::{BanDto, PeerDto};
 use crate::client::{AdminClient, ClientError};
 
@@ -33,10 +32,11 @@ pub enum PeersCommand {
         /// Why (shown in `peers bans` and `peers get`)
         #[arg(long)]
         reason: Option<String>,
-        /// How long, e.g. 30m, 1h, 7d [default: until unbanned]
-        #[arg(long, value_parser = parse_duration_arg, value_name = "DURATION")]
+        /// How long, e.g. 30m, 1h, 7d; at most 100y [default: until unbanned]
+        #[arg(long, value_parser = parse_ban_duration_arg, value_name = "DURATION")]
         duration: Option<String>,
-        /// Ban even if it is the only source of an active subscription
+        /// Ban even if it is the only source of an active subscription, this node's own ID or
+        /// address, or a subnet that covers almost everyone (shorter than /8, or /16 for IPv6)
         #[arg(long)]
         force: bool,
     },
@@ -79,6 +79,14 @@ pub enum SortKey {
 /// Validates a duration at parse time, so a bad one is a usage error (exit 2).
 pub(crate) fn parse_duration_arg(text: &str) -> Result<String, String> {
     crate::clock::parse_duration(text)?;
+    Ok(text.to_string())
+}
+
+/// Validates a ban duration at parse time, so a bad or too long one is a usage error (exit 2)
+/// and nothing is sent to the node.
+fn parse_ban_duration_arg(text: &str) -> Result<String, String> {
+    let duration = crate::clock::parse_duration(text)?;
+    crate::peers::bans::check_duration(duration).map_err(|e| e.to_string())?;
     Ok(text.to_string())
 }
 
@@ -187,25 +195,25 @@ fn print_peer_table(out: &Output, peers: &[PeerDto]) {
     ]);
     for p in peers {
         table.add_row(vec![
-            Cell::new(short_id(&p.peer_id)),
-            Cell::new(&p.name),
-            Cell::new(&p.address),
+            cell(short_id(&p.peer_id)),
+            cell(&p.name),
+            cell(&p.address),
             out.state_cell(&p.state),
-            Cell::new(p.direction.as_deref().unwrap_or("-")),
-            Cell::new(latency(p.average_latency_ms)),
-            Cell::new(format!("{:.0} {}", p.quality_score, p.quality_rating)),
-            Cell::new(p.failure_count),
-            Cell::new(relative(&p.last_seen)),
+            cell(p.direction.as_deref().unwrap_or("-")),
+            cell(latency(p.average_latency_ms)),
+            cell(format!("{:.0} {}", p.quality_score, p.quality_rating)),
+            cell(p.failure_count),
+            cell(relative(&p.last_seen)),
         ]);
     }
-    println!("{table}");
+    out.print_table(&table);
 }
 
 fn print_peer_detail(out: &Output, p: &PeerDto) {
     let q = &p.quality_components;
     let mut table = out.table(&[]);
     let mut row = |k: &str, v: String| {
-        table.add_row(vec![Cell::new(k), Cell::new(v)]);
+        table.add_row(vec![cell(k), cell(v)]);
     };
     row("Peer ID", p.peer_id.clone());
     row(
@@ -287,7 +295,7 @@ fn print_peer_detail(out: &Output, p: &PeerDto) {
                 .unwrap_or_else(|| "never (until unbanned)".into()),
         );
     }
-    println!("{table}");
+    out.print_table(&table);
 }
 
 fn print_bans(out: &Output, bans: &[BanDto]) {
@@ -298,12 +306,12 @@ fn print_bans(out: &Output, bans: &[BanDto]) {
     let mut table = out.table(&["TARGET", "KIND", "SOURCE", "REASON", "BANNED", "EXPIRES"]);
     for b in bans {
         table.add_row(vec![
-            Cell::new(&b.target),
-            Cell::new(&b.kind),
-            Cell::new(&b.source),
-            Cell::new(&b.reason),
-            Cell::new(relative(&b.banned_at)),
-            Cell::new(
+            cell(&b.target),
+            cell(&b.kind),
+            cell(&b.source),
+            cell(&b.reason),
+            cell(relative(&b.banned_at)),
+            cell(
                 b.expires_at
                     .as_deref()
                     .map(relative)
@@ -311,7 +319,7 @@ fn print_bans(out: &Output, bans: &[BanDto]) {
             ),
         ]);
     }
-    println!("{table}");
+    out.print_table(&table);
 }
 
 /// `sorcha-peer status`.
@@ -323,7 +331,7 @@ pub async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientErro
     }
     let mut table = out.table(&[]);
     let mut row = |k: &str, v: String| {
-        table.add_row(vec![Cell::new(k), Cell::new(v)]);
+        table.add_row(vec![cell(k), cell(v)]);
     };
     row("Peer ID", s.peer_id.clone());
     row(
@@ -367,6 +375,6 @@ pub async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientErro
             s.seeds.join(", ")
         },
     );
-    println!("{table}");
+    out.print_table(&table);
     Ok(())
 }

@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand, ValueEnum};
-use comfy_table::Cell;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::output::{Output, relative};
+use super::output::{Output, cell, eprint_text, escape_control, relative, short_id};
 use super::{EXIT_FAILED, EXIT_OK};
 use crate::admin::dto::SubscriptionDto;
 use crate::client::{AdminClient, ClientError};
@@ -123,18 +122,18 @@ pub async fn run(
                 ]);
                 for r in &registers {
                     table.add_row(vec![
-                        Cell::new(&r.register_id),
-                        Cell::new(&r.role),
-                        Cell::new(&r.sync_state),
-                        Cell::new(if r.is_public { "yes" } else { "no" }),
-                        Cell::new(r.latest_version),
-                        Cell::new(r.latest_docket_version),
-                        Cell::new(r.pending_transactions),
-                        Cell::new(format!("{:.1}%", r.sync_progress_percent)),
-                        Cell::new(&r.head_hash[..12]),
+                        cell(&r.register_id),
+                        cell(&r.role),
+                        cell(&r.sync_state),
+                        cell(if r.is_public { "yes" } else { "no" }),
+                        cell(r.latest_version),
+                        cell(r.latest_docket_version),
+                        cell(r.pending_transactions),
+                        cell(format!("{:.1}%", r.sync_progress_percent)),
+                        cell(short_id(&r.head_hash)),
                     ]);
                 }
-                println!("{table}");
+                out.print_table(&table);
             }
         }
         RegistersCommand::Available => {
@@ -154,15 +153,15 @@ pub async fn run(
                 ]);
                 for a in &available {
                     table.add_row(vec![
-                        Cell::new(&a.register_id),
-                        Cell::new(a.peer_count),
-                        Cell::new(a.full_replica_peer_count),
-                        Cell::new(a.latest_version),
-                        Cell::new(a.latest_docket_version),
-                        Cell::new(a.local_role.as_deref().unwrap_or("-")),
+                        cell(&a.register_id),
+                        cell(a.peer_count),
+                        cell(a.full_replica_peer_count),
+                        cell(a.latest_version),
+                        cell(a.latest_docket_version),
+                        cell(a.local_role.as_deref().unwrap_or("-")),
                     ]);
                 }
-                println!("{table}");
+                out.print_table(&table);
             }
         }
         RegistersCommand::Create { register, public } => {
@@ -254,28 +253,28 @@ pub async fn run(
                 ]);
                 for s in &subs {
                     table.add_row(vec![
-                        Cell::new(&s.register_id),
-                        Cell::new(&s.mode),
-                        Cell::new(&s.sync_state),
-                        Cell::new(
+                        cell(&s.register_id),
+                        cell(&s.mode),
+                        cell(&s.sync_state),
+                        cell(
                             s.last_synced_docket_version
                                 .map_or("-".into(), |v| v.to_string()),
                         ),
-                        Cell::new(
+                        cell(
                             s.total_dockets_in_chain
                                 .map_or("-".into(), |v| v.to_string()),
                         ),
-                        Cell::new(format!("{:.1}%", s.sync_progress_percent)),
-                        Cell::new(
+                        cell(format!("{:.1}%", s.sync_progress_percent)),
+                        cell(
                             s.last_sync_at
                                 .as_deref()
                                 .map(relative)
                                 .unwrap_or_else(|| "never".into()),
                         ),
-                        Cell::new(s.error_message.as_deref().unwrap_or("")),
+                        cell(s.error_message.as_deref().unwrap_or("")),
                     ]);
                 }
-                println!("{table}");
+                out.print_table(&table);
             }
         }
     }
@@ -329,8 +328,8 @@ async fn wait_for_sync(
             if let Some(e) = &sub.error_message {
                 let text = format!("{register}: {e} (retrying)");
                 match &bar {
-                    Some(bar) => bar.println(text),
-                    None if !out.quiet => eprintln!("{text}"),
+                    Some(bar) => bar.println(escape_control(&text)),
+                    None if !out.quiet => eprint_text(&text),
                     None => {}
                 }
             }
@@ -390,7 +389,7 @@ pub async fn tx(
                 if out.json {
                     out.print_json(&done);
                 } else {
-                    println!("{}", done.transaction_id);
+                    out.print_value(&done.transaction_id);
                 }
                 return Ok(EXIT_OK);
             }
@@ -407,7 +406,7 @@ pub async fn tx(
                 let done = client.submit_batch(&register, chunk.to_vec()).await?;
                 if !out.json {
                     for id in &done.transaction_ids {
-                        println!("{id}");
+                        out.print_value(id);
                     }
                 }
                 ids.extend(done.transaction_ids);
@@ -425,29 +424,20 @@ pub async fn tx(
                 out.print_json(&tx);
             } else {
                 let mut table = out.table(&[]);
+                table.add_row(vec![cell("Transaction"), cell(&tx.transaction_id)]);
+                table.add_row(vec![cell("Register"), cell(&tx.register_id)]);
+                table.add_row(vec![cell("State"), cell(&tx.state)]);
                 table.add_row(vec![
-                    Cell::new("Transaction"),
-                    Cell::new(&tx.transaction_id),
-                ]);
-                table.add_row(vec![Cell::new("Register"), Cell::new(&tx.register_id)]);
-                table.add_row(vec![Cell::new("State"), Cell::new(&tx.state)]);
-                table.add_row(vec![
-                    Cell::new("Version"),
-                    Cell::new(tx.version.map_or("-".into(), |v| v.to_string())),
+                    cell("Version"),
+                    cell(tx.version.map_or("-".into(), |v| v.to_string())),
                 ]);
                 table.add_row(vec![
-                    Cell::new("Docket"),
-                    Cell::new(tx.docket_number.map_or("-".into(), |v| v.to_string())),
+                    cell("Docket"),
+                    cell(tx.docket_number.map_or("-".into(), |v| v.to_string())),
                 ]);
-                table.add_row(vec![
-                    Cell::new("Size"),
-                    Cell::new(format!("{} bytes", tx.size)),
-                ]);
-                table.add_row(vec![
-                    Cell::new("Received"),
-                    Cell::new(relative(&tx.received_at)),
-                ]);
-                println!("{table}");
+                table.add_row(vec![cell("Size"), cell(format!("{} bytes", tx.size))]);
+                table.add_row(vec![cell("Received"), cell(relative(&tx.received_at))]);
+                out.print_table(&table);
             }
         }
     }
@@ -478,21 +468,21 @@ pub async fn lag(client: &AdminClient, out: &Output, args: LagArgs) -> Result<i3
         ]);
         for r in &rows {
             table.add_row(vec![
-                Cell::new(&r.register_id),
-                Cell::new(if r.held_locally {
+                cell(&r.register_id),
+                cell(if r.held_locally {
                     r.local_version.to_string()
                 } else {
                     "not held".into()
                 }),
-                Cell::new(r.remote_version),
-                Cell::new(r.transactions_behind),
-                Cell::new(r.local_docket_version),
-                Cell::new(r.remote_docket_version),
-                Cell::new(r.dockets_behind),
-                Cell::new(if r.diverged { "DIVERGED" } else { "agree" }),
+                cell(r.remote_version),
+                cell(r.transactions_behind),
+                cell(r.local_docket_version),
+                cell(r.remote_docket_version),
+                cell(r.dockets_behind),
+                cell(if r.diverged { "DIVERGED" } else { "agree" }),
             ]);
         }
-        println!("{table}");
+        out.print_table(&table);
     }
     if failing.is_empty() {
         Ok(EXIT_OK)

@@ -70,7 +70,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> i32 {
     let config = match layers(global, &args).and_then(|l| l.resolve()) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("error: {e}");
+            super::output::eprint_text(&format!("error: {e}"));
             return EXIT_USAGE;
         }
     };
@@ -83,6 +83,12 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> i32 {
         }
     };
     let shutdown = CancellationToken::new();
+    // Listen before the node starts: a signal during start-up then stops it cleanly instead of
+    // killing it mid-write.
+    if let Err(e) = stop_on_signal(shutdown.clone()) {
+        tracing::error!("cannot listen for SIGINT/SIGTERM, so nothing could stop the node: {e}");
+        return EXIT_FAILED;
+    }
     let node = match node::start(config, listeners, shutdown.clone()).await {
         Ok(node) => node,
         Err(e) => {
@@ -90,41 +96,40 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> i32 {
             return EXIT_FAILED;
         }
     };
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        shutdown.cancel();
-    });
     node.run_until_stopped().await;
     EXIT_OK
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn wait_for_signal() {
+/// Cancels `shutdown` on the first SIGINT or SIGTERM. The handlers are installed before this
+/// returns; the waiting happens in a task.
+fn stop_on_signal(shutdown: CancellationToken) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
             }
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM ({e}); only Ctrl-C stops the node");
-                if let Err(e) = tokio::signal::ctrl_c().await {
-                    tracing::error!(
-                        "cannot listen for Ctrl-C either ({e}); stop the node with SIGKILL"
-                    );
-                    std::future::pending::<()>().await;
-                }
-            }
-        }
+            // Stop first, then say so: nothing about logging may stand between a signal and
+            // the shutdown.
+            shutdown.cancel();
+            tracing::info!("shutting down");
+        });
     }
     #[cfg(not(unix))]
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        tracing::error!("cannot listen for Ctrl-C ({e})");
-        std::future::pending::<()>().await;
-    }
+    tokio::spawn(async move {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => {
+                shutdown.cancel();
+                tracing::info!("shutting down");
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for Ctrl-C ({e}); stop the node by killing it")
+            }
+        }
+    });
+    Ok(())
 }

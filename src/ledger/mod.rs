@@ -45,8 +45,15 @@ pub enum VerifyError {
     BadGenesis(String),
 }
 
-/// Checks a register name: 1–64 of `A-Z a-z 0-9 . _ -`.
+/// Checks a register name: 1–64 of `A-Z a-z 0-9 . _ -`, and not `.` or `..`, which a URL
+/// path cannot carry as a segment (they are read as "this" and "parent" directory), so no
+/// per-register command could reach such a register.
 pub fn validate_register_id(id: &str) -> Result<(), String> {
+    if id == "." || id == ".." {
+        return Err(format!(
+            "invalid register name '{id}': '.' and '..' cannot be used as names"
+        ));
+    }
     let ok = !id.is_empty()
         && id.len() <= MAX_REGISTER_ID_LEN
         && id
@@ -338,7 +345,16 @@ mod tests {
     #[test]
     fn register_names_follow_the_rules() {
         assert!(validate_register_id("orders-2026.v1_A").is_ok());
-        for bad in ["", "has space", "slash/", &"x".repeat(65), "ünïcode"] {
+        assert!(validate_register_id("...").is_ok() && validate_register_id(".a").is_ok());
+        for bad in [
+            "",
+            "has space",
+            "slash/",
+            &"x".repeat(65),
+            "ünïcode",
+            ".",
+            "..",
+        ] {
             assert!(validate_register_id(bad).is_err(), "{bad:?}");
         }
     }

@@ -3,6 +3,7 @@
 //! [`super::PeerManager`].
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use ipnet::IpNet;
 
@@ -10,6 +11,61 @@ use crate::store::BanRow;
 
 /// The longest ban reason kept (longer ones are refused, not cut).
 pub const MAX_REASON_LEN: usize = 500;
+/// The longest ban with an end: 100 years (of 365.25 days, as `100y` is read). Longer ones are
+/// refused, since a ban without a duration already lasts until unbanned.
+pub const MAX_BAN_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
+/// IPv4 subnets with a shorter prefix than this (more than 1/256 of the address space) are
+/// not banned without force: `0.0.0.0/0` and its like cut the node off from everyone.
+pub const MIN_IPV4_BAN_PREFIX: u8 = 8;
+/// The IPv6 counterpart of [`MIN_IPV4_BAN_PREFIX`].
+pub const MIN_IPV6_BAN_PREFIX: u8 = 16;
+
+/// A ban duration that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("a ban duration must be greater than zero")]
+    Zero,
+    #[error(
+        "a ban duration of {given} is longer than the maximum of {max}; give no duration to ban until unbanned",
+        given = crate::clock::format_duration(*.0),
+        max = crate::clock::format_duration(MAX_BAN_DURATION)
+    )]
+    TooLong(Duration),
+}
+
+/// Checks that `duration` can be a ban's duration: more than zero, at most [`MAX_BAN_DURATION`].
+pub fn check_duration(duration: Duration) -> Result<(), DurationError> {
+    if duration.is_zero() {
+        Err(DurationError::Zero)
+    } else if duration > MAX_BAN_DURATION {
+        Err(DurationError::TooLong(duration))
+    } else {
+        Ok(())
+    }
+}
+
+/// When a ban imposed at `now_ms` for `duration` ends, in unix milliseconds; checked, so no
+/// duration can wrap into an expiry in the past.
+pub fn expiry(now_ms: i64, duration: Duration) -> Result<i64, DurationError> {
+    check_duration(duration)?;
+    i64::try_from(duration.as_millis())
+        .ok()
+        .and_then(|ms| now_ms.checked_add(ms))
+        .ok_or(DurationError::TooLong(duration))
+}
+
+/// Why a ban would turn against this node itself; such bans need force.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SelfBan {
+    #[error("{0} is this node's own peer ID; use --force to ban it anyway")]
+    OwnId(String),
+    #[error("{target} covers this node's own address {ip}; use --force to ban it anyway")]
+    OwnAddress { target: String, ip: IpAddr },
+    #[error(
+        "{target} covers too much of the internet (a prefix shorter than /{min}) and would cut this node off from its peers; use --force to ban it anyway"
+    )]
+    TooBroad { target: String, min: u8 },
+}
 
 /// What a ban applies to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +103,34 @@ impl BanTarget {
             BanTarget::Ip(ip) => ip.to_string(),
             BanTarget::Cidr(net) => net.to_string(),
         }
+    }
+
+    /// Whether banning this target would turn against the node itself: its own peer ID
+    /// (`own_id`), one of its own addresses (`own_ips`), or a subnet so broad it covers
+    /// everyone. `None` when the ban is harmless to the node.
+    pub fn self_ban(&self, own_id: &str, own_ips: &[IpAddr]) -> Option<SelfBan> {
+        if let BanTarget::Cidr(net) = self {
+            let min = match net {
+                IpNet::V4(_) => MIN_IPV4_BAN_PREFIX,
+                IpNet::V6(_) => MIN_IPV6_BAN_PREFIX,
+            };
+            if net.prefix_len() < min {
+                return Some(SelfBan::TooBroad {
+                    target: self.key(),
+                    min,
+                });
+            }
+        }
+        if let BanTarget::Peer(id) = self {
+            return (id == own_id).then(|| SelfBan::OwnId(id.clone()));
+        }
+        own_ips
+            .iter()
+            .find(|ip| !ip.is_unspecified() && self.matches(None, &[**ip]))
+            .map(|ip| SelfBan::OwnAddress {
+                target: self.key(),
+                ip: *ip,
+            })
     }
 
     /// Whether this ban covers a peer with `peer_id` seen at any of `ips`.
@@ -222,6 +306,64 @@ mod tests {
         assert!(Ban::from_row(&bad).is_err());
         bad.kind = "ip".into();
         assert!(Ban::from_row(&bad).is_err());
+    }
+
+    #[test]
+    fn durations_are_bounded_and_expiry_never_wraps() {
+        assert_eq!(expiry(1_000, Duration::from_secs(2)), Ok(3_000));
+        assert_eq!(expiry(1_000, Duration::ZERO), Err(DurationError::Zero));
+        assert!(expiry(0, MAX_BAN_DURATION).is_ok());
+        let too_long = MAX_BAN_DURATION + Duration::from_secs(1);
+        assert_eq!(expiry(0, too_long), Err(DurationError::TooLong(too_long)));
+        // 300 million years overflowed i64 milliseconds into the past before.
+        let absurd = Duration::from_secs(300_000_000 * 365 * 86_400);
+        assert!(expiry(1_000, absurd).is_err());
+        assert!(check_duration(Duration::MAX).is_err());
+        let message = DurationError::TooLong(too_long).to_string();
+        assert!(message.contains("maximum of 100years"), "{message}");
+    }
+
+    #[test]
+    fn bans_against_the_node_itself_are_recognised() {
+        let me = "ab".repeat(16);
+        let mine = [ip("0.0.0.0"), ip("127.0.0.1"), ip("192.0.2.7")];
+        let target = |t: &str| BanTarget::parse_network(t).expect("network");
+        assert_eq!(
+            BanTarget::Peer(me.clone()).self_ban(&me, &mine),
+            Some(SelfBan::OwnId(me.clone()))
+        );
+        assert_eq!(BanTarget::Peer("cd".repeat(16)).self_ban(&me, &mine), None);
+        assert!(matches!(
+            target("192.0.2.7").self_ban(&me, &mine),
+            Some(SelfBan::OwnAddress { .. })
+        ));
+        assert!(matches!(
+            target("::ffff:127.0.0.1").self_ban(&me, &mine),
+            Some(SelfBan::OwnAddress { .. })
+        ));
+        assert!(matches!(
+            target("192.0.2.0/24").self_ban(&me, &mine),
+            Some(SelfBan::OwnAddress { .. })
+        ));
+        for broad in ["0.0.0.0/0", "::/0", "128.0.0.0/7", "2000::/15"] {
+            assert!(
+                matches!(
+                    target(broad).self_ban(&me, &mine),
+                    Some(SelfBan::TooBroad { .. })
+                ),
+                "{broad}"
+            );
+        }
+        // An unspecified listen address is no address of ours; ordinary targets pass.
+        for fine in [
+            "10.0.0.0/8",
+            "2001:db8::/32",
+            "0.0.0.1",
+            "127.0.0.2",
+            "192.0.3.0/24",
+        ] {
+            assert_eq!(target(fine).self_ban(&me, &mine), None, "{fine}");
+        }
     }
 
     #[test]

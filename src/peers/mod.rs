@@ -64,6 +64,9 @@ pub enum PeerError {
     Invalid(String),
     #[error("{0}")]
     Conflict(String),
+    /// A ban that would turn against this node itself, refused unless forced.
+    #[error(transparent)]
+    SelfBan(#[from] bans::SelfBan),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

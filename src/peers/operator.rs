@@ -98,6 +98,18 @@ impl PeerManager {
         }
     }
 
+    /// Refuses a ban that would turn against this node: its own peer ID, one of its own
+    /// addresses (peer listen, admin listen, announced), or a subnet that covers everyone. The
+    /// operator can still force it.
+    pub fn check_not_self(&self, target: &BanTarget) -> Result<(), PeerError> {
+        let mut own_ips = vec![self.config.listen.ip(), self.config.admin_listen.ip()];
+        own_ips.extend(bans::address_ip(&self.config.announced_address()));
+        match target.self_ban(self.identity.peer_id(), &own_ips) {
+            Some(refusal) => Err(PeerError::SelfBan(refusal)),
+            None => Ok(()),
+        }
+    }
+
     /// Bans a target. Persisted first: if the store refuses, nothing changes. Matching
     /// connections are closed at once.
     pub async fn ban(
@@ -117,12 +129,11 @@ impl PeerManager {
                 bans::MAX_REASON_LEN
             )));
         }
-        if duration.is_some_and(|d| d.is_zero()) {
-            return Err(PeerError::Invalid(
-                "a ban duration must be greater than zero".into(),
-            ));
-        }
         let now = now_ms();
+        let expires_at_ms = duration
+            .map(|d| bans::expiry(now, d))
+            .transpose()
+            .map_err(|e| PeerError::Invalid(e.to_string()))?;
         let key = target.key();
         {
             let inner = self.lock();
@@ -138,7 +149,7 @@ impl PeerManager {
             reason,
             source,
             banned_at_ms: now,
-            expires_at_ms: duration.map(|d| now + d.as_millis() as i64),
+            expires_at_ms,
         };
         // An expired ban on the same target may still be in the table; replace it.
         self.store.delete_ban(&key).await?;

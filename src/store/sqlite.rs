@@ -2,7 +2,6 @@
 //! `migrations/sqlite` applied at open.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
@@ -28,8 +27,9 @@ impl SqliteStore {
             backend: "sqlite",
             message: format!("{}: {message}", path.display()),
         };
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .map_err(|e| open_err(e.to_string()))?
+        // A file name, not a URL: a data directory may contain `?`, `#` or `%`.
+        let options = SqliteConnectOptions::new()
+            .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)

@@ -11,6 +11,7 @@ mod generated;
 mod gossip;
 mod handshake;
 mod hostile;
+mod hygiene;
 mod replication;
 mod store;
 mod tampering;
