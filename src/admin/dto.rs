@@ -201,7 +201,10 @@ pub struct HealthDto {
     pub version: String,
     pub timestamp: String,
     pub uptime_seconds: u64,
+    /// `ok`, or `failing` while reads or writes fail (then `storageError` says why).
     pub storage: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_error: Option<String>,
     pub metrics: HealthMetricsDto,
 }
 

@@ -25,7 +25,7 @@ use crate::peers::{
     Ban, BanSource, BanTarget, PeerError, PeerManager, PeerSnapshot, PeerState, bans,
 };
 use crate::replication::Registers;
-use crate::store::Store;
+use crate::store::{StorageHealth, Store};
 use crate::telemetry::Metrics;
 use dto::*;
 
@@ -313,11 +313,16 @@ fn peer_id_of(target: &BanTarget) -> Option<String> {
 async fn health(State(state): Shared) -> Response {
     let counts = state.manager.counts();
     let peers = state.manager.list();
-    let storage = state.store.ping().await;
-    let status = match (&storage, counts.connected) {
-        (Err(_), _) => "unhealthy",
-        (Ok(()), 0) => "degraded",
-        (Ok(()), _) => "healthy",
+    // Reads and writes both (see `store::health`): a full or read-only disk still reads.
+    let storage = crate::store::health::check(&*state.store).await;
+    let storage_error = match &storage {
+        StorageHealth::Ok => None,
+        StorageHealth::Failing(reason) => Some(reason.clone()),
+    };
+    let status = match (&storage_error, counts.connected) {
+        (Some(_), _) => "unhealthy",
+        (None, 0) => "degraded",
+        (None, _) => "healthy",
     };
     let body = HealthDto {
         status: status.to_string(),
@@ -325,10 +330,13 @@ async fn health(State(state): Shared) -> Response {
         version: crate::VERSION.to_string(),
         timestamp: to_rfc3339(now_ms()),
         uptime_seconds: state.started.elapsed().as_secs(),
-        storage: match &storage {
-            Ok(()) => "ok".to_string(),
-            Err(e) => e.to_string(),
-        },
+        storage: if storage_error.is_some() {
+            "failing"
+        } else {
+            "ok"
+        }
+        .to_string(),
+        storage_error,
         metrics: HealthMetricsDto {
             total_peers: counts.known,
             healthy_peers: counts.connected,
@@ -336,7 +344,7 @@ async fn health(State(state): Shared) -> Response {
             average_latency_ms: average(peers.iter().filter_map(|p| p.quality.average_latency_ms)),
         },
     };
-    let code = if storage.is_ok() {
+    let code = if storage == StorageHealth::Ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -9,8 +9,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub mod health;
 mod postgres;
 mod sqlite;
+
+pub use health::{StorageHealth, WriteHealth};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -27,8 +30,23 @@ pub enum StoreError {
     Migrate(String),
     #[error("database error: {0}")]
     Query(String),
+    /// The database refused the data itself (a unique, foreign-key, not-null or check
+    /// constraint): storage works, the write was wrong.
+    #[error("database error: {0}")]
+    Constraint(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether this error says storage itself fails (unreachable, full, read-only, I/O), as
+    /// opposed to a write the database rightly refused or data that does not decode.
+    pub fn is_storage_fault(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Open { .. } | StoreError::Migrate(_) | StoreError::Query(_)
+        )
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -38,6 +56,11 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::ColumnDecode { .. }
             | sqlx::Error::Decode(_)
             | sqlx::Error::ColumnNotFound(_) => StoreError::Corrupt(e.to_string()),
+            sqlx::Error::Database(ref db)
+                if !matches!(db.kind(), sqlx::error::ErrorKind::Other) =>
+            {
+                StoreError::Constraint(e.to_string())
+            }
             other => StoreError::Query(other.to_string()),
         }
     }
@@ -138,6 +161,11 @@ pub trait Store: Send + Sync {
     fn backend(&self) -> &'static str;
     /// Cheap round trip, for health checks.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Outcomes of this store's writes (every write records its own).
+    fn write_health(&self) -> &WriteHealth;
+    /// One small real write (the probe row), recorded like any other: lets a health check
+    /// notice a full or read-only disk, and its recovery, without waiting for traffic.
+    async fn probe_write(&self) -> Result<(), StoreError>;
     async fn load_peers(&self) -> Result<Vec<PeerRow>, StoreError>;
     /// Inserts or replaces each peer, in one transaction.
     async fn upsert_peers(&self, peers: &[PeerRow]) -> Result<(), StoreError>;
@@ -340,6 +368,7 @@ mod sql {
         "DELETE FROM gossip_queue WHERE (enqueued_at_ms, tx_id) <= (SELECT enqueued_at_ms, tx_id ",
         "FROM gossip_queue ORDER BY enqueued_at_ms DESC, tx_id DESC LIMIT 1 OFFSET $1)"
     );
+    pub const UPSERT_PROBE: &str = "INSERT INTO storage_probe (id, checked_at_ms) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET checked_at_ms = excluded.checked_at_ms";
     pub const PENDING_BEFORE: &str = "SELECT tx_id FROM transactions WHERE register_id = $1 AND version IS NULL AND received_at_ms < $2 ORDER BY received_at_ms, tx_id LIMIT $3";
 }
 
@@ -396,7 +425,82 @@ macro_rules! select_tx_ids_in {
 }
 pub(crate) use select_tx_ids_in;
 
-/// Implements [`Store`] for a backend struct with a `pool` field, using the shared SQL above.
+/// A pooled connection that one write runs on. It goes back to the pool only through
+/// [`WriteConnection::committed`], after its COMMIT succeeded; dropped any other way (an error,
+/// a refused COMMIT, a cancelled future) it is closed instead, which ends whatever transaction
+/// it was in. So no connection ever returns to the pool mid-transaction: SQLite rolls a
+/// transaction back by itself on some errors (SQLITE_FULL, SQLITE_IOERR), sqlx's rollback then
+/// fails and its count of open transactions stays at one, and on a reused connection the next
+/// `BEGIN` would become a `SAVEPOINT` inside a transaction that is never committed.
+pub(crate) struct WriteConnection<DB: sqlx::Database> {
+    conn: sqlx::pool::PoolConnection<DB>,
+    committed: bool,
+}
+
+impl<DB: sqlx::Database> WriteConnection<DB> {
+    pub(crate) async fn acquire(pool: &sqlx::Pool<DB>) -> Result<Self, sqlx::Error> {
+        Ok(WriteConnection {
+            conn: pool.acquire().await?,
+            committed: false,
+        })
+    }
+
+    pub(crate) fn connection(&mut self) -> &mut DB::Connection {
+        &mut self.conn
+    }
+
+    /// The transaction on this connection committed: the connection may be reused.
+    pub(crate) fn committed(mut self) {
+        self.committed = true;
+    }
+}
+
+impl<DB: sqlx::Database> Drop for WriteConnection<DB> {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Runs before the pool connection's own drop, which then closes it.
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// Pool safety net, for any path that does not go through [`write_transaction!`]: a connection
+/// that comes back still inside a transaction (by sqlx's count) is closed, not reused.
+pub(crate) fn release_outside_transaction<C: sqlx::Connection>(
+    conn: &mut C,
+    _meta: sqlx::pool::PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
+    let reusable = !conn.is_in_transaction();
+    if !reusable {
+        tracing::warn!("a database connection came back inside a transaction; closing it");
+    }
+    Box::pin(futures::future::ready(Ok(reusable)))
+}
+
+/// Runs `$body` (which writes through `&mut *$tx`) as one database transaction, the way every
+/// write of the store runs: one writer at a time (SQLite: queue here rather than fail with
+/// SQLITE_BUSY), on a [`WriteConnection`] of its own, success only once COMMIT succeeded, and
+/// the outcome recorded in the store's [`WriteHealth`]. Evaluates to `Result<body's value>`.
+macro_rules! write_transaction {
+    ($self:ident, $tx:ident => $body:expr) => {{
+        let _writer = $self.writer().await;
+        let outcome: Result<_, $crate::store::StoreError> = async {
+            let mut conn = $crate::store::WriteConnection::acquire(&$self.pool).await?;
+            let mut $tx = sqlx::Connection::begin(conn.connection()).await?;
+            let value = $body;
+            $tx.commit().await?;
+            conn.committed();
+            Ok(value)
+        }
+        .await;
+        $self.health.record(&outcome);
+        outcome
+    }};
+}
+pub(crate) use write_transaction;
+
+/// Implements [`Store`] for a backend struct with `pool` and `health` fields, using the shared
+/// SQL above. Every write goes through [`write_transaction!`].
 macro_rules! shared_store_impl {
     ($store:ty, $backend:literal, $db:ty) => {
         #[async_trait::async_trait]
@@ -408,6 +512,20 @@ macro_rules! shared_store_impl {
             async fn ping(&self) -> Result<(), $crate::store::StoreError> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
+            }
+
+            fn write_health(&self) -> &$crate::store::WriteHealth {
+                &self.health
+            }
+
+            async fn probe_write(&self) -> Result<(), $crate::store::StoreError> {
+                let now = $crate::clock::now_ms();
+                write_transaction!(self, tx => {
+                    sqlx::query($crate::store::sql::UPSERT_PROBE)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                })
             }
 
             async fn load_peers(
@@ -424,44 +542,41 @@ macro_rules! shared_store_impl {
                 &self,
                 peers: &[$crate::store::PeerRow],
             ) -> Result<(), $crate::store::StoreError> {
-                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
-                let _writer = self.writer().await;
-                let mut tx = self.pool.begin().await?;
-                for p in peers {
-                    sqlx::query($crate::store::sql::UPSERT_PEER)
-                        .bind(&p.peer_id)
-                        .bind(&p.public_key)
-                        .bind(&p.name)
-                        .bind(&p.address)
-                        .bind(p.first_seen_ms)
-                        .bind(p.last_seen_ms)
-                        .bind(p.is_seed)
-                        .bind(p.failure_count)
-                        .bind(p.total_requests)
-                        .bind(p.successful_requests)
-                        .bind(p.success_rate)
-                        .bind(p.avg_latency_ms)
-                        .bind(p.min_latency_ms)
-                        .bind(p.max_latency_ms)
-                        .bind(p.penalty)
-                        .bind(p.penalty_updated_ms)
-                        .bind(&p.last_penalty_reason)
-                        .bind(p.last_penalty_at_ms)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(())
+                write_transaction!(self, tx => {
+                    for p in peers {
+                        sqlx::query($crate::store::sql::UPSERT_PEER)
+                            .bind(&p.peer_id)
+                            .bind(&p.public_key)
+                            .bind(&p.name)
+                            .bind(&p.address)
+                            .bind(p.first_seen_ms)
+                            .bind(p.last_seen_ms)
+                            .bind(p.is_seed)
+                            .bind(p.failure_count)
+                            .bind(p.total_requests)
+                            .bind(p.successful_requests)
+                            .bind(p.success_rate)
+                            .bind(p.avg_latency_ms)
+                            .bind(p.min_latency_ms)
+                            .bind(p.max_latency_ms)
+                            .bind(p.penalty)
+                            .bind(p.penalty_updated_ms)
+                            .bind(&p.last_penalty_reason)
+                            .bind(p.last_penalty_at_ms)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                })
             }
 
             async fn delete_peer(&self, peer_id: &str) -> Result<bool, $crate::store::StoreError> {
-                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
-                let _writer = self.writer().await;
-                let done = sqlx::query($crate::store::sql::DELETE_PEER)
-                    .bind(peer_id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected() > 0)
+                write_transaction!(self, tx => {
+                    let done = sqlx::query($crate::store::sql::DELETE_PEER)
+                        .bind(peer_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    done.rows_affected() > 0
+                })
             }
 
             async fn load_bans(
@@ -478,28 +593,27 @@ macro_rules! shared_store_impl {
                 &self,
                 ban: &$crate::store::BanRow,
             ) -> Result<(), $crate::store::StoreError> {
-                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
-                let _writer = self.writer().await;
-                sqlx::query($crate::store::sql::INSERT_BAN)
-                    .bind(&ban.target)
-                    .bind(&ban.kind)
-                    .bind(&ban.reason)
-                    .bind(&ban.source)
-                    .bind(ban.banned_at_ms)
-                    .bind(ban.expires_at_ms)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
+                write_transaction!(self, tx => {
+                    sqlx::query($crate::store::sql::INSERT_BAN)
+                        .bind(&ban.target)
+                        .bind(&ban.kind)
+                        .bind(&ban.reason)
+                        .bind(&ban.source)
+                        .bind(ban.banned_at_ms)
+                        .bind(ban.expires_at_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                })
             }
 
             async fn delete_ban(&self, target: &str) -> Result<bool, $crate::store::StoreError> {
-                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
-                let _writer = self.writer().await;
-                let done = sqlx::query($crate::store::sql::DELETE_BAN)
-                    .bind(target)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected() > 0)
+                write_transaction!(self, tx => {
+                    let done = sqlx::query($crate::store::sql::DELETE_BAN)
+                        .bind(target)
+                        .execute(&mut *tx)
+                        .await?;
+                    done.rows_affected() > 0
+                })
             }
 
             async fn load_registers(
@@ -517,22 +631,19 @@ macro_rules! shared_store_impl {
                 register: &$crate::store::RegisterRow,
                 docket: &$crate::store::DocketRow,
             ) -> Result<(), $crate::store::StoreError> {
-                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
-                let _writer = self.writer().await;
-                let mut tx = self.pool.begin().await?;
-                bind_register!(sqlx::query($crate::store::sql::UPSERT_REGISTER), register)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("DELETE FROM dockets WHERE register_id = $1 AND number = $2")
-                    .bind(&docket.register_id)
-                    .bind(docket.number)
-                    .execute(&mut *tx)
-                    .await?;
-                bind_docket!(sqlx::query($crate::store::sql::INSERT_DOCKET), docket)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(())
+                write_transaction!(self, tx => {
+                    bind_register!(sqlx::query($crate::store::sql::UPSERT_REGISTER), register)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM dockets WHERE register_id = $1 AND number = $2")
+                        .bind(&docket.register_id)
+                        .bind(docket.number)
+                        .execute(&mut *tx)
+                        .await?;
+                    bind_docket!(sqlx::query($crate::store::sql::INSERT_DOCKET), docket)
+                        .execute(&mut *tx)
+                        .await?;
+                })
             }
 
             async fn accept_pending(
@@ -542,31 +653,29 @@ macro_rules! shared_store_impl {
                 source_peer: Option<&str>,
                 now_ms: i64,
             ) -> Result<Vec<String>, $crate::store::StoreError> {
-                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
-                let _writer = self.writer().await;
-                let mut tx = self.pool.begin().await?;
-                let mut new = Vec::new();
-                for (id, payload) in txs {
-                    let done = sqlx::query($crate::store::sql::INSERT_PENDING)
-                        .bind(register_id)
-                        .bind(id)
-                        .bind(payload)
-                        .bind(now_ms)
-                        .execute(&mut *tx)
-                        .await?;
-                    if done.rows_affected() > 0 {
-                        sqlx::query($crate::store::sql::ENQUEUE_ANNOUNCEMENT)
+                write_transaction!(self, tx => {
+                    let mut new = Vec::new();
+                    for (id, payload) in txs {
+                        let done = sqlx::query($crate::store::sql::INSERT_PENDING)
                             .bind(register_id)
                             .bind(id)
-                            .bind(source_peer)
+                            .bind(payload)
                             .bind(now_ms)
                             .execute(&mut *tx)
                             .await?;
-                        new.push(id.clone());
+                        if done.rows_affected() > 0 {
+                            sqlx::query($crate::store::sql::ENQUEUE_ANNOUNCEMENT)
+                                .bind(register_id)
+                                .bind(id)
+                                .bind(source_peer)
+                                .bind(now_ms)
+                                .execute(&mut *tx)
+                                .await?;
+                            new.push(id.clone());
+                        }
                     }
-                }
-                tx.commit().await?;
-                Ok(new)
+                    new
+                })
             }
 
             async fn payloads_by_id(
@@ -627,20 +736,17 @@ macro_rules! shared_store_impl {
                 tx_ids: &[String],
                 now_ms: i64,
             ) -> Result<(), $crate::store::StoreError> {
-                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
-                let _writer = self.writer().await;
-                let mut tx = self.pool.begin().await?;
-                for id in tx_ids {
-                    sqlx::query($crate::store::sql::ENQUEUE_ANNOUNCEMENT)
-                        .bind(register_id)
-                        .bind(id)
-                        .bind(None::<String>)
-                        .bind(now_ms)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(())
+                write_transaction!(self, tx => {
+                    for id in tx_ids {
+                        sqlx::query($crate::store::sql::ENQUEUE_ANNOUNCEMENT)
+                            .bind(register_id)
+                            .bind(id)
+                            .bind(None::<String>)
+                            .bind(now_ms)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                })
             }
 
             async fn queued_registers(&self) -> Result<Vec<String>, $crate::store::StoreError> {
@@ -665,18 +771,15 @@ macro_rules! shared_store_impl {
                 &self,
                 items: &[(String, String)],
             ) -> Result<(), $crate::store::StoreError> {
-                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
-                let _writer = self.writer().await;
-                let mut tx = self.pool.begin().await?;
-                for (register_id, id) in items {
-                    sqlx::query($crate::store::sql::DEQUEUE)
-                        .bind(register_id)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(())
+                write_transaction!(self, tx => {
+                    for (register_id, id) in items {
+                        sqlx::query($crate::store::sql::DEQUEUE)
+                            .bind(register_id)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                })
             }
 
             async fn announcement_queue_len(&self) -> Result<i64, $crate::store::StoreError> {
@@ -686,13 +789,13 @@ macro_rules! shared_store_impl {
             }
 
             async fn trim_announcements(&self, max: i64) -> Result<u64, $crate::store::StoreError> {
-                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
-                let _writer = self.writer().await;
-                let done = sqlx::query($crate::store::sql::TRIM_QUEUE)
-                    .bind(max)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected())
+                write_transaction!(self, tx => {
+                    let done = sqlx::query($crate::store::sql::TRIM_QUEUE)
+                        .bind(max)
+                        .execute(&mut *tx)
+                        .await?;
+                    done.rows_affected()
+                })
             }
 
             async fn pending(
@@ -723,31 +826,28 @@ macro_rules! shared_store_impl {
                 docket: &$crate::store::DocketRow,
                 tx_ids: &[String],
             ) -> Result<(), $crate::store::StoreError> {
-                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
-                let _writer = self.writer().await;
-                let mut tx = self.pool.begin().await?;
-                for (i, id) in tx_ids.iter().enumerate() {
-                    let done = sqlx::query($crate::store::sql::SEAL_TX)
-                        .bind(&docket.register_id)
-                        .bind(id)
-                        .bind(docket.first_version + i as i64)
-                        .bind(docket.number)
+                write_transaction!(self, tx => {
+                    for (i, id) in tx_ids.iter().enumerate() {
+                        let done = sqlx::query($crate::store::sql::SEAL_TX)
+                            .bind(&docket.register_id)
+                            .bind(id)
+                            .bind(docket.first_version + i as i64)
+                            .bind(docket.number)
+                            .execute(&mut *tx)
+                            .await?;
+                        if done.rows_affected() != 1 {
+                            return Err($crate::store::StoreError::Corrupt(format!(
+                                "transaction {id} is not pending"
+                            )));
+                        }
+                    }
+                    bind_docket!(sqlx::query($crate::store::sql::INSERT_DOCKET), docket)
                         .execute(&mut *tx)
                         .await?;
-                    if done.rows_affected() != 1 {
-                        return Err($crate::store::StoreError::Corrupt(format!(
-                            "transaction {id} is not pending"
-                        )));
-                    }
-                }
-                bind_docket!(sqlx::query($crate::store::sql::INSERT_DOCKET), docket)
-                    .execute(&mut *tx)
-                    .await?;
-                bind_register!(sqlx::query($crate::store::sql::UPSERT_REGISTER), head)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(())
+                    bind_register!(sqlx::query($crate::store::sql::UPSERT_REGISTER), head)
+                        .execute(&mut *tx)
+                        .await?;
+                })
             }
 
             async fn append(
@@ -755,31 +855,28 @@ macro_rules! shared_store_impl {
                 head: &$crate::store::RegisterRow,
                 dockets: &[($crate::store::DocketRow, Vec<(String, Vec<u8>)>)],
             ) -> Result<(), $crate::store::StoreError> {
-                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
-                let _writer = self.writer().await;
                 let now = $crate::clock::now_ms();
-                let mut tx = self.pool.begin().await?;
-                for (docket, txs) in dockets {
-                    bind_docket!(sqlx::query($crate::store::sql::INSERT_DOCKET), docket)
-                        .execute(&mut *tx)
-                        .await?;
-                    for (i, (id, payload)) in txs.iter().enumerate() {
-                        sqlx::query($crate::store::sql::UPSERT_SEALED_TX)
-                            .bind(&docket.register_id)
-                            .bind(id)
-                            .bind(payload)
-                            .bind(now)
-                            .bind(docket.first_version + i as i64)
-                            .bind(docket.number)
+                write_transaction!(self, tx => {
+                    for (docket, txs) in dockets {
+                        bind_docket!(sqlx::query($crate::store::sql::INSERT_DOCKET), docket)
                             .execute(&mut *tx)
                             .await?;
+                        for (i, (id, payload)) in txs.iter().enumerate() {
+                            sqlx::query($crate::store::sql::UPSERT_SEALED_TX)
+                                .bind(&docket.register_id)
+                                .bind(id)
+                                .bind(payload)
+                                .bind(now)
+                                .bind(docket.first_version + i as i64)
+                                .bind(docket.number)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
                     }
-                }
-                bind_register!(sqlx::query($crate::store::sql::UPSERT_REGISTER), head)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(())
+                    bind_register!(sqlx::query($crate::store::sql::UPSERT_REGISTER), head)
+                        .execute(&mut *tx)
+                        .await?;
+                })
             }
 
             async fn dockets(
@@ -838,23 +935,21 @@ macro_rules! shared_store_impl {
                 &self,
                 register_id: &str,
             ) -> Result<(u64, u64), $crate::store::StoreError> {
-                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
-                let _writer = self.writer().await;
-                let mut tx = self.pool.begin().await?;
-                let txs = sqlx::query($crate::store::sql::DELETE_TXS)
-                    .bind(register_id)
-                    .execute(&mut *tx)
-                    .await?;
-                let dockets = sqlx::query($crate::store::sql::DELETE_DOCKETS)
-                    .bind(register_id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query($crate::store::sql::DELETE_REGISTER)
-                    .bind(register_id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok((txs.rows_affected(), dockets.rows_affected()))
+                write_transaction!(self, tx => {
+                    let txs = sqlx::query($crate::store::sql::DELETE_TXS)
+                        .bind(register_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let dockets = sqlx::query($crate::store::sql::DELETE_DOCKETS)
+                        .bind(register_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query($crate::store::sql::DELETE_REGISTER)
+                        .bind(register_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    (txs.rows_affected(), dockets.rows_affected())
+                })
             }
 
             async fn load_subscriptions(
@@ -871,28 +966,27 @@ macro_rules! shared_store_impl {
                 &self,
                 sub: &$crate::store::SubscriptionRow,
             ) -> Result<(), $crate::store::StoreError> {
-                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
-                let _writer = self.writer().await;
-                sqlx::query($crate::store::sql::UPSERT_SUBSCRIPTION)
-                    .bind(&sub.register_id)
-                    .bind(&sub.mode)
-                    .bind(sub.created_at_ms)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
+                write_transaction!(self, tx => {
+                    sqlx::query($crate::store::sql::UPSERT_SUBSCRIPTION)
+                        .bind(&sub.register_id)
+                        .bind(&sub.mode)
+                        .bind(sub.created_at_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                })
             }
 
             async fn delete_subscription(
                 &self,
                 register_id: &str,
             ) -> Result<bool, $crate::store::StoreError> {
-                // One writer at a time (SQLite: queue here rather than fail with SQLITE_BUSY).
-                let _writer = self.writer().await;
-                let done = sqlx::query($crate::store::sql::DELETE_SUBSCRIPTION)
-                    .bind(register_id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected() > 0)
+                write_transaction!(self, tx => {
+                    let done = sqlx::query($crate::store::sql::DELETE_SUBSCRIPTION)
+                        .bind(register_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    done.rows_affected() > 0
+                })
             }
 
             async fn close(&self) {

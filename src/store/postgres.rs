@@ -6,7 +6,10 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
-use super::{StoreError, bind_docket, bind_register, select_tx_ids_in, shared_store_impl};
+use super::{
+    StoreError, WriteHealth, bind_docket, bind_register, release_outside_transaction,
+    select_tx_ids_in, shared_store_impl, write_transaction,
+};
 
 const MAX_CONNECTIONS: u32 = 8;
 /// How long start-up waits for the server before reporting it unreachable.
@@ -14,6 +17,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct PostgresStore {
     pool: PgPool,
+    health: WriteHealth,
 }
 
 impl PostgresStore {
@@ -33,6 +37,7 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(CONNECT_TIMEOUT)
+            .after_release(release_outside_transaction)
             .connect(url)
             .await
             .map_err(open_err)?;
@@ -40,7 +45,10 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migrate(e.to_string()))?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            health: WriteHealth::default(),
+        })
     }
 
     /// PostgreSQL handles concurrent writers itself.

@@ -7,10 +7,14 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{StoreError, bind_docket, bind_register, select_tx_ids_in, shared_store_impl};
+use super::{
+    StoreError, WriteHealth, bind_docket, bind_register, release_outside_transaction,
+    select_tx_ids_in, shared_store_impl, write_transaction,
+};
 
 /// Writers wait this long for SQLite's lock instead of failing at once (only another process
-/// can hold it that long: this process's writers queue on `write_lock` first).
+/// can hold it that long: this process's writers queue on `write_lock` first, and a failed
+/// write never leaves its connection holding the lock, see `WriteConnection`).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_CONNECTIONS: u32 = 4;
 
@@ -19,6 +23,7 @@ pub struct SqliteStore {
     /// SQLite allows one writer at a time; writers of this process wait here, in async code,
     /// instead of busy-waiting inside SQLite (where a starved writer could time out).
     write_lock: tokio::sync::Mutex<()>,
+    health: WriteHealth,
 }
 
 impl SqliteStore {
@@ -37,6 +42,7 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            .after_release(release_outside_transaction)
             .connect_with(options)
             .await
             .map_err(|e| open_err(e.to_string()))?;
@@ -47,6 +53,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             write_lock: tokio::sync::Mutex::new(()),
+            health: WriteHealth::default(),
         })
     }
 

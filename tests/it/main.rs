@@ -13,5 +13,6 @@ mod handshake;
 mod hostile;
 mod hygiene;
 mod replication;
+mod storage_faults;
 mod store;
 mod tampering;

@@ -68,6 +68,13 @@ async fn story(store: &dyn Store) {
         store.insert_ban(&ban).await.is_err(),
         "a target is banned once"
     );
+    assert_eq!(
+        store.write_health().failure(),
+        None,
+        "a write the database refuses for its data is not a storage failure"
+    );
+    store.probe_write().await.expect("probe write");
+    assert_eq!(store.write_health().failure(), None);
     let timed = BanRow {
         target: "cccc".into(),
         kind: "peer".into(),
