@@ -99,8 +99,13 @@ impl WriteHealth {
 pub async fn check(store: &dyn Store) -> StorageHealth {
     match tokio::time::timeout(CHECK_TIMEOUT, store.ping()).await {
         Err(_) => {
+            let last = store
+                .write_health()
+                .failure()
+                .map(|f| format!(" (last write error: {})", f.reason))
+                .unwrap_or_default();
             return StorageHealth::Failing(format!(
-                "the database did not answer within {CHECK_TIMEOUT:?}"
+                "the database did not answer within {CHECK_TIMEOUT:?}{last}"
             ));
         }
         Ok(Err(e)) => return StorageHealth::Failing(e.to_string()),

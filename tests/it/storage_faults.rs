@@ -5,10 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use sorcha_peer::client::ClientError;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-use crate::common::faults::Tmpfs;
-use crate::common::{PATIENCE, TestNode, test_config};
+use sorcha_peer::client::{AdminClient, ClientError};
+
+use crate::common::faults::{self, Tmpfs};
+use crate::common::{PATIENCE, TestNode, postgres, test_config, wait_until};
 
 /// Payload size of the submissions that fill the disk.
 const PAYLOAD: usize = 20_000;
@@ -30,7 +33,15 @@ fn payload(tag: &str, i: usize) -> Vec<u8> {
 
 /// Submits one payload; `Ok(id)` only if the node answered success within the deadline.
 async fn submit(node: &TestNode, register: &str, payload: Vec<u8>) -> Result<String, String> {
-    match tokio::time::timeout(SUBMIT_DEADLINE, node.client.submit(register, payload)).await {
+    submit_to(&node.client, register, payload).await
+}
+
+async fn submit_to(
+    client: &AdminClient,
+    register: &str,
+    payload: Vec<u8>,
+) -> Result<String, String> {
+    match tokio::time::timeout(SUBMIT_DEADLINE, client.submit(register, payload)).await {
         Ok(Ok(done)) => Ok(done.transaction_id),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("no answer within {SUBMIT_DEADLINE:?}")),
@@ -64,6 +75,20 @@ async fn health_becomes(node: &TestNode, storage: &str, within: Duration) -> boo
     }
     eprintln!("health never said storage {storage} within {within:?}; last answer: {last:?}");
     false
+}
+
+/// Waits until the node has sealed everything it accepted; returns the register's version.
+async fn sealed_version(node: &TestNode, register: &str) -> u64 {
+    wait_until("every accepted transaction to be sealed", PATIENCE, || async {
+        node.register(register)
+            .await
+            .is_some_and(|r| r.pending_transactions == 0)
+    })
+    .await;
+    node.register(register)
+        .await
+        .expect("register")
+        .latest_version
 }
 
 /// How many of `ids` the node returns, each read `reads` times (every read must find it:
@@ -238,4 +263,212 @@ async fn full_disk_loses_nothing_acknowledged_and_recovers_without_restart() {
         "version {version_after} for {} acknowledged transactions",
         acknowledged.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_under_load_loses_nothing_acknowledged_and_reconnects() {
+    let Some(cluster) = postgres::OwnCluster::start() else {
+        return;
+    };
+    let url = cluster.url("postgres");
+    let mut node = TestNode::start("127.0.0.1", |c| {
+        c.database_url = Some(url.clone());
+        c.seal_interval = Duration::from_millis(50);
+    })
+    .await;
+    node.client
+        .create_register("pg", false)
+        .await
+        .expect("create register");
+
+    // Three clients submit all along; every ID answered is recorded.
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut submitters = Vec::new();
+    for worker in 0..3 {
+        let (client, acknowledged, failures, stop) = (
+            node.client.clone(),
+            acknowledged.clone(),
+            failures.clone(),
+            stop.clone(),
+        );
+        submitters.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                let mut p = payload(&format!("w{worker}"), i);
+                p.truncate(1_000);
+                match submit_to(&client, "pg", p).await {
+                    Ok(id) => acknowledged.lock().expect("ids").push(id),
+                    Err(e) => {
+                        failures.lock().expect("failures").push(e);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }));
+    }
+    let count = || acknowledged.lock().expect("ids").len();
+    wait_until("submissions before the restart", PATIENCE, || async {
+        count() >= 30
+    })
+    .await;
+
+    // Stop PostgreSQL under load: health says failing while it is down.
+    tokio::task::block_in_place(|| cluster.stop_server()).expect("stop PostgreSQL");
+    let before_outage = count();
+    assert!(
+        health_becomes(&node, "failing", Duration::from_secs(6)).await,
+        "health must say storage failing while PostgreSQL is down"
+    );
+    let (_, _, reason) = health(&node).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::task::block_in_place(|| cluster.start_server()).expect("start PostgreSQL");
+
+    // The node reconnects by itself: submissions succeed again, health is ok again.
+    let after_outage = count();
+    wait_until("submissions to succeed after the restart", PATIENCE, || async {
+        count() >= after_outage + 30
+    })
+    .await;
+    assert!(
+        health_becomes(&node, "ok", Duration::from_secs(10)).await,
+        "health must say ok again once PostgreSQL is back"
+    );
+    stop.store(true, Ordering::SeqCst);
+    for s in submitters {
+        s.await.expect("submitter");
+    }
+    let acknowledged = acknowledged.lock().expect("ids").clone();
+    let failures = failures.lock().expect("failures").clone();
+    eprintln!(
+        "acknowledged {} ({before_outage} before the outage), {} failed; health while down: {reason:?}",
+        acknowledged.len(),
+        failures.len()
+    );
+    assert!(
+        !failures.is_empty(),
+        "no submission failed: PostgreSQL was not really down"
+    );
+
+    // Every acknowledged transaction is there, sealed, before and after a node restart.
+    let version = sealed_version(&node, "pg").await;
+    assert_eq!(present(&node, "pg", &acknowledged, 2).await, acknowledged.len());
+    assert!(version as usize >= acknowledged.len());
+    node.restart().await;
+    assert_eq!(present(&node, "pg", &acknowledged, 1).await, acknowledged.len());
+    let after = node.register("pg").await.expect("register").latest_version;
+    assert!(after >= version, "the register went back from {version} to {after}");
+    node.stop().await;
+}
+
+/// Sets or clears the immutable attribute of `path` (root, and a filesystem that has it: the
+/// tests' tmpfs does). A file that cannot be opened for writing is how a read-only database
+/// looks to SQLite, whoever runs the node (root ignores permission bits, not this attribute).
+fn set_immutable(path: &std::path::Path, on: bool) -> Result<(), String> {
+    let out = std::process::Command::new("chattr")
+        .arg(if on { "+i" } else { "-i" })
+        .arg(path)
+        .output()
+        .map_err(|e| format!("run chattr: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_database_acknowledges_nothing_and_recovers_without_restart() {
+    let test = "read_only_database_acknowledges_nothing_and_recovers_without_restart";
+    let Some(disk) = Tmpfs::mount(test, "64m") else {
+        return;
+    };
+    let mut node = TestNode::start_with(test_config(disk.path(), "127.0.0.1")).await;
+    node.client
+        .create_register("ro", false)
+        .await
+        .expect("create register");
+    let mut acknowledged = Vec::new();
+    for i in 0..5 {
+        acknowledged.push(
+            submit(&node, "ro", payload("before", i))
+                .await
+                .expect("submit"),
+        );
+    }
+    let version = sealed_version(&node, "ro").await;
+
+    // The database file becomes read-only; the node starts on it all the same.
+    node.stop().await;
+    let db = node.config.sqlite_path();
+    if let Err(e) = set_immutable(&db, true) {
+        faults::skip(test, &format!("cannot make {} read-only: {e}", db.display()));
+        return;
+    }
+    struct Writable(std::path::PathBuf);
+    impl Drop for Writable {
+        fn drop(&mut self) {
+            if let Err(e) = set_immutable(&self.0, false) {
+                eprintln!("warning: cannot make {} writable again: {e}", self.0.display());
+            }
+        }
+    }
+    let writable = Writable(db.clone());
+    node.restart().await;
+    assert_eq!(
+        present(&node, "ro", &acknowledged, 2).await,
+        acknowledged.len(),
+        "reads still work"
+    );
+
+    // Health says failing even before anyone writes; every write fails clearly.
+    assert!(
+        health_becomes(&node, "failing", Duration::from_secs(5)).await,
+        "health must say storage failing on a read-only database"
+    );
+    let (_, _, reason) = health(&node).await;
+    assert!(
+        reason.as_deref().is_some_and(|r| r.contains("readonly")),
+        "health must give the reason: {reason:?}"
+    );
+    for i in 0..5 {
+        let refused = submit(&node, "ro", payload("refused", i)).await;
+        let Err(e) = refused else {
+            panic!("a write to a read-only database was acknowledged: {refused:?}");
+        };
+        assert!(e.contains("503") && e.contains("readonly"), "{e}");
+    }
+
+    // Writable again: the node takes writes without a restart, health is ok again.
+    drop(writable);
+    let mut recovered = None;
+    let start = Instant::now();
+    let mut j = 0;
+    while recovered.is_none() && start.elapsed() < Duration::from_secs(10) {
+        j += 1;
+        recovered = submit(&node, "ro", payload("after", j)).await.ok();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    acknowledged.push(recovered.expect("writes must succeed again without a restart"));
+    for k in 0..5 {
+        acknowledged.push(
+            submit(&node, "ro", payload("more", k))
+                .await
+                .expect("writes keep succeeding"),
+        );
+    }
+    assert!(
+        health_becomes(&node, "ok", Duration::from_secs(5)).await,
+        "health must say ok again"
+    );
+    let after = sealed_version(&node, "ro").await;
+    assert!(after >= version + 6, "version {version} -> {after}");
+    node.restart().await;
+    assert_eq!(
+        present(&node, "ro", &acknowledged, 1).await,
+        acknowledged.len()
+    );
+    node.stop().await;
 }

@@ -25,18 +25,22 @@ struct Cluster {
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
 static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
 
+/// Panics under `CI=true`, otherwise says the test is skipped because PostgreSQL is
+/// unavailable.
+fn unavailable(e: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("PostgreSQL is required under CI=true but could not be started: {e}");
+    }
+    eprintln!("SKIPPED: PostgreSQL unavailable ({e}); set SORCHA_TEST_DATABASE_URL to run it");
+}
+
 /// A fresh, empty database for one test, or `None` (test skipped) outside CI when PostgreSQL
 /// cannot be started.
 pub async fn fresh_database() -> Option<String> {
     let cluster = match CLUSTER.get_or_init(start_cluster) {
         Ok(cluster) => cluster,
         Err(e) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("PostgreSQL is required under CI=true but could not be started: {e}");
-            }
-            eprintln!(
-                "SKIPPED: PostgreSQL unavailable ({e}); set SORCHA_TEST_DATABASE_URL to run it"
-            );
+            unavailable(e);
             return None;
         }
     };
@@ -132,6 +136,119 @@ fn start_cluster() -> Result<Cluster, String> {
         admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
         _guard: Some(Mutex::new(child)),
     })
+}
+
+/// A PostgreSQL cluster of one test's own, which the test may stop and start again (the
+/// shared cluster serves every other test and must stay up). Stopped when dropped.
+pub struct OwnCluster {
+    bin: PathBuf,
+    root: bool,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl OwnCluster {
+    /// Creates and starts the cluster, or `None` (test skipped) outside CI when impossible.
+    /// An external server (`SORCHA_TEST_DATABASE_URL`) cannot be restarted by a test, so tests
+    /// that need this skip there too.
+    pub fn start() -> Option<OwnCluster> {
+        match OwnCluster::create() {
+            Ok(cluster) => Some(cluster),
+            Err(e) => {
+                unavailable(&e);
+                None
+            }
+        }
+    }
+
+    fn create() -> Result<OwnCluster, String> {
+        let bin = find_bin_dir().ok_or("no PostgreSQL installation found (looked for initdb)")?;
+        let root = is_root();
+        let dir = std::env::temp_dir().join(format!(
+            "sorcha-peer-pg-own-{}-{}",
+            std::process::id(),
+            NEXT_DB.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        if root {
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir))?;
+        }
+        let mut initdb = as_postgres(root, bin.join("initdb"));
+        initdb.arg("-D").arg(dir.join("data")).args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]);
+        run(&mut initdb)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("pick a port: {e}"))?
+            .port();
+        let cluster = OwnCluster {
+            bin,
+            root,
+            dir,
+            port,
+        };
+        cluster.start_server()?;
+        Ok(cluster)
+    }
+
+    /// URL of database `name` (`postgres` exists from the start).
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    fn pg_ctl(&self) -> Command {
+        let mut cmd = as_postgres(self.root, self.bin.join("pg_ctl"));
+        cmd.arg("-D").arg(self.dir.join("data"));
+        cmd
+    }
+
+    /// Starts the server and waits until it accepts connections. Commits are durable on
+    /// return (synchronous_commit stays on), as in production; only fsync is off, which
+    /// matters for power loss, not for a server restart.
+    pub fn start_server(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
+            self.port,
+            self.dir.display()
+        );
+        run(self
+            .pg_ctl()
+            .args(["start", "-w", "-t", "30", "-o", &options, "-l"])
+            .arg(self.dir.join("server.log")))
+    }
+
+    /// Stops the server the way an operator does (`pg_ctl stop -m fast`: sessions are cut,
+    /// open transactions aborted).
+    pub fn stop_server(&self) -> Result<(), String> {
+        run(self.pg_ctl().args(["stop", "-w", "-t", "30", "-m", "fast"]))
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        // Already stopped (a test that failed while the server was down) is fine here.
+        let pid_file = self.dir.join("data").join("postmaster.pid");
+        if pid_file.exists()
+            && let Err(e) = run(self
+                .pg_ctl()
+                .args(["stop", "-w", "-t", "10", "-m", "immediate"]))
+        {
+            eprintln!("warning: cannot stop the test's own PostgreSQL: {e}");
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            eprintln!("warning: cannot remove {}: {e}", self.dir.display());
+        }
+    }
 }
 
 fn find_bin_dir() -> Option<PathBuf> {
