@@ -208,6 +208,18 @@ pub struct HealthDto {
     pub metrics: HealthMetricsDto,
 }
 
+/// `GET /healthz` (`alive`) and `GET /readyz` (`ready`, or `failing` with 503 while storage
+/// fails, `storageError` saying why).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeDto {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_error: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthyPeerDto {

@@ -139,6 +139,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         )
         .route("/api/lag", get(registers::lag))
         .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -348,6 +350,37 @@ async fn health(State(state): Shared) -> Response {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(body)).into_response()
+}
+
+/// Liveness: the admin API answers.
+async fn healthz() -> axum::Json<ProbeDto> {
+    axum::Json(ProbeDto {
+        status: "alive".into(),
+        storage: None,
+        storage_error: None,
+    })
+}
+
+/// Readiness: storage takes reads and writes (`/api/health`'s storage check); 503 `failing`
+/// with the reason otherwise.
+async fn readyz(State(state): Shared) -> Response {
+    let (code, status, storage_error) = match crate::store::health::check(&*state.store).await {
+        StorageHealth::Ok => (StatusCode::OK, "ready", None),
+        StorageHealth::Failing(reason) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "failing", Some(reason))
+        }
+    };
+    let storage = if storage_error.is_some() {
+        "failing"
+    } else {
+        "ok"
+    };
+    let body = ProbeDto {
+        status: status.into(),
+        storage: Some(storage.into()),
+        storage_error,
     };
     (code, axum::Json(body)).into_response()
 }

@@ -57,6 +57,8 @@ async fn mutating_calls_need_the_token_and_reads_are_open_on_loopback() {
         "/api/peers/quality",
         "/api/bans",
         "/metrics",
+        "/healthz",
+        "/readyz",
     ] {
         let response = http.get(url(path)).send().await.expect("send");
         assert_eq!(response.status(), StatusCode::OK, "{path}");

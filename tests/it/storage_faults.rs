@@ -60,6 +60,19 @@ async fn health(node: &TestNode) -> (u16, String, Option<String>) {
     (code, storage, reason)
 }
 
+/// `/readyz`: (code, `status`).
+async fn readiness(node: &TestNode) -> (u16, String) {
+    let response = reqwest::get(format!("{}/readyz", node.admin_url))
+        .await
+        .expect("GET /readyz");
+    let code = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.expect("readyz JSON");
+    (
+        code,
+        body["status"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
 /// Whether health comes to report `storage` (`ok` or `failing`, with 200 or 503) within
 /// `within`; prints the last answer when it does not.
 async fn health_becomes(node: &TestNode, storage: &str, within: Duration) -> bool {
@@ -79,11 +92,15 @@ async fn health_becomes(node: &TestNode, storage: &str, within: Duration) -> boo
 
 /// Waits until the node has sealed everything it accepted; returns the register's version.
 async fn sealed_version(node: &TestNode, register: &str) -> u64 {
-    wait_until("every accepted transaction to be sealed", PATIENCE, || async {
-        node.register(register)
-            .await
-            .is_some_and(|r| r.pending_transactions == 0)
-    })
+    wait_until(
+        "every accepted transaction to be sealed",
+        PATIENCE,
+        || async {
+            node.register(register)
+                .await
+                .is_some_and(|r| r.pending_transactions == 0)
+        },
+    )
     .await;
     node.register(register)
         .await
@@ -162,6 +179,7 @@ async fn full_disk_loses_nothing_acknowledged_and_recovers_without_restart() {
     // Health says failing while writes fail (the fault has not cleared).
     let failing_reported = health_becomes(&node, "failing", Duration::from_secs(5)).await;
     let (_, _, reason) = health(&node).await;
+    let ready_while_full = readiness(&node).await;
 
     // Free space: the node must take writes again by itself, without a restart.
     disk.remount("size=64m");
@@ -178,15 +196,17 @@ async fn full_disk_loses_nothing_acknowledged_and_recovers_without_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut healthy_again = false;
+    let mut failures_after_recovery = Vec::new();
     if recovered {
         for k in 0..5 {
-            let id = submit(&node, "full", payload("more", k))
-                .await
-                .expect("writes keep succeeding once space is back");
-            acknowledged.push(id);
+            match submit(&node, "full", payload("more", k)).await {
+                Ok(id) => acknowledged.push(id),
+                Err(e) => failures_after_recovery.push(e),
+            }
         }
         healthy_again = health_becomes(&node, "ok", Duration::from_secs(5)).await;
     }
+    let ready_again = readiness(&node).await;
 
     // Everything acknowledged is readable (from every pooled connection) and gets sealed.
     let visible_before_restart = present(&node, "full", &acknowledged, 3).await;
@@ -238,7 +258,21 @@ async fn full_disk_loses_nothing_acknowledged_and_recovers_without_restart() {
         reason.is_some_and(|r| r.contains("full")),
         "health must give the reason"
     );
+    assert_eq!(
+        ready_while_full,
+        (503, "failing".to_string()),
+        "/readyz while full"
+    );
     assert!(recovered, "writes must succeed again once space is back");
+    assert!(
+        failures_after_recovery.is_empty(),
+        "writes must keep succeeding once space is back: {failures_after_recovery:?}"
+    );
+    assert_eq!(
+        ready_again,
+        (200, "ready".to_string()),
+        "/readyz after recovery"
+    );
     assert!(healthy_again, "health must say ok again after recovery");
     assert_eq!(
         visible_before_restart,
@@ -328,9 +362,11 @@ async fn postgres_restart_under_load_loses_nothing_acknowledged_and_reconnects()
 
     // The node reconnects by itself: submissions succeed again, health is ok again.
     let after_outage = count();
-    wait_until("submissions to succeed after the restart", PATIENCE, || async {
-        count() >= after_outage + 30
-    })
+    wait_until(
+        "submissions to succeed after the restart",
+        PATIENCE,
+        || async { count() >= after_outage + 30 },
+    )
     .await;
     assert!(
         health_becomes(&node, "ok", Duration::from_secs(10)).await,
@@ -354,12 +390,21 @@ async fn postgres_restart_under_load_loses_nothing_acknowledged_and_reconnects()
 
     // Every acknowledged transaction is there, sealed, before and after a node restart.
     let version = sealed_version(&node, "pg").await;
-    assert_eq!(present(&node, "pg", &acknowledged, 2).await, acknowledged.len());
+    assert_eq!(
+        present(&node, "pg", &acknowledged, 2).await,
+        acknowledged.len()
+    );
     assert!(version as usize >= acknowledged.len());
     node.restart().await;
-    assert_eq!(present(&node, "pg", &acknowledged, 1).await, acknowledged.len());
+    assert_eq!(
+        present(&node, "pg", &acknowledged, 1).await,
+        acknowledged.len()
+    );
     let after = node.register("pg").await.expect("register").latest_version;
-    assert!(after >= version, "the register went back from {version} to {after}");
+    assert!(
+        after >= version,
+        "the register went back from {version} to {after}"
+    );
     node.stop().await;
 }
 
@@ -404,14 +449,20 @@ async fn read_only_database_acknowledges_nothing_and_recovers_without_restart() 
     node.stop().await;
     let db = node.config.sqlite_path();
     if let Err(e) = set_immutable(&db, true) {
-        faults::skip(test, &format!("cannot make {} read-only: {e}", db.display()));
+        faults::skip(
+            test,
+            &format!("cannot make {} read-only: {e}", db.display()),
+        );
         return;
     }
     struct Writable(std::path::PathBuf);
     impl Drop for Writable {
         fn drop(&mut self) {
             if let Err(e) = set_immutable(&self.0, false) {
-                eprintln!("warning: cannot make {} writable again: {e}", self.0.display());
+                eprintln!(
+                    "warning: cannot make {} writable again: {e}",
+                    self.0.display()
+                );
             }
         }
     }
