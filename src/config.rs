@@ -21,6 +21,8 @@ pub const MAX_TRANSACTION_SIZE_LIMIT: usize = 16 * 1024 * 1024;
 
 /// The longest `host:port` accepted from anyone (a DNS name is at most 253 bytes).
 pub const MAX_ADDRESS_LEN: usize = 262;
+/// The smallest `max_batch_bytes` that may be configured.
+pub const MIN_BATCH_BYTES: usize = 1024;
 
 /// The longest operator-chosen node name.
 pub const MAX_NAME_LEN: usize = 64;
@@ -236,6 +238,36 @@ pub const KEYS: &[KeyDef] = &[
         help: "Transaction payloads a second served to one peer.",
     },
     KeyDef {
+        name: "gossip_request_timeout",
+        default: Some("\"2s\""),
+        help: "How long one peer may take to serve announced transactions; then they are requested from the next peer that announced them (and the slow one is penalised).",
+    },
+    KeyDef {
+        name: "gossip_max_peer_announcements",
+        default: Some("5000"),
+        help: "Announced transactions remembered per peer (waiting to be requested); further announcements from that peer are ignored until some are served.",
+    },
+    KeyDef {
+        name: "gossip_max_announcements",
+        default: Some("50000"),
+        help: "Announced transactions remembered in total; when full, the peer holding the most gives way.",
+    },
+    KeyDef {
+        name: "gossip_max_peer_requests",
+        default: Some("500"),
+        help: "Transactions requested from one peer and not yet answered.",
+    },
+    KeyDef {
+        name: "max_batch_transactions",
+        default: Some("10000"),
+        help: "Most transactions in one batch submission to the admin API (`tx submit --lines` splits larger inputs).",
+    },
+    KeyDef {
+        name: "max_batch_bytes",
+        default: Some("16777216"),
+        help: "Largest batch submission body to the admin API, in bytes (`tx submit --lines` splits larger inputs).",
+    },
+    KeyDef {
         name: "reannounce_interval",
         default: Some("\"10s\""),
         help: "Transactions still pending after this long are announced again (repairs lost announcements).",
@@ -295,6 +327,12 @@ pub struct Config {
     pub gossip_queue_limit: usize,
     pub gossip_announce_rate: u64,
     pub gossip_pull_rate: u64,
+    pub gossip_request_timeout: Duration,
+    pub gossip_max_peer_announcements: usize,
+    pub gossip_max_announcements: usize,
+    pub gossip_max_peer_requests: usize,
+    pub max_batch_transactions: usize,
+    pub max_batch_bytes: usize,
     pub reannounce_interval: Duration,
     pub admin_read_open: bool,
     pub log: String,
@@ -472,6 +510,12 @@ impl Layers {
             gossip_queue_limit: r.count("gossip_queue_limit")? as usize,
             gossip_announce_rate: r.count("gossip_announce_rate")?,
             gossip_pull_rate: r.count("gossip_pull_rate")?,
+            gossip_request_timeout: r.duration("gossip_request_timeout")?,
+            gossip_max_peer_announcements: r.count("gossip_max_peer_announcements")? as usize,
+            gossip_max_announcements: r.count("gossip_max_announcements")? as usize,
+            gossip_max_peer_requests: r.count("gossip_max_peer_requests")? as usize,
+            max_batch_transactions: r.count("max_batch_transactions")? as usize,
+            max_batch_bytes: r.count("max_batch_bytes")? as usize,
             reannounce_interval: r.duration("reannounce_interval")?,
             admin_read_open: r.boolean("admin_read_open")?,
             log: r.string("log")?,
@@ -647,6 +691,7 @@ impl Resolver<'_> {
         for (key, value) in [
             ("gossip_interval", c.gossip_interval),
             ("reannounce_interval", c.reannounce_interval),
+            ("gossip_request_timeout", c.gossip_request_timeout),
         ] {
             if value.is_zero() {
                 return Err(self.invalid(key, "must be greater than 0"));
@@ -657,10 +702,29 @@ impl Resolver<'_> {
             ("gossip_queue_limit", c.gossip_queue_limit as u64),
             ("gossip_announce_rate", c.gossip_announce_rate),
             ("gossip_pull_rate", c.gossip_pull_rate),
+            (
+                "gossip_max_peer_announcements",
+                c.gossip_max_peer_announcements as u64,
+            ),
+            (
+                "gossip_max_announcements",
+                c.gossip_max_announcements as u64,
+            ),
+            (
+                "gossip_max_peer_requests",
+                c.gossip_max_peer_requests as u64,
+            ),
+            ("max_batch_transactions", c.max_batch_transactions as u64),
         ] {
             if value == 0 {
                 return Err(self.invalid(key, "must be at least 1"));
             }
+        }
+        if c.max_batch_bytes < MIN_BATCH_BYTES {
+            return Err(self.invalid(
+                "max_batch_bytes",
+                format!("must be at least {MIN_BATCH_BYTES} bytes"),
+            ));
         }
         for (key, value) in [
             ("max_inbound_per_ip", c.max_inbound_per_ip),

@@ -71,6 +71,14 @@ pub struct Metrics {
     pub limit_hits: Family<Labels, Counter>,
     /// Inbound connections refused or evicted before or at the handshake, by reason.
     pub connections_refused: Family<Labels, Counter>,
+    /// Announced transactions waiting to be (or being) requested.
+    pub gossip_tracked: Gauge,
+    /// Announcements not remembered, by bound hit (`peer_limit`, `total_limit`) or given way
+    /// to others (`evicted`).
+    pub gossip_announcements_dropped: Family<Labels, Counter>,
+    /// Transaction requests that did not deliver, by reason (`missing`, `timeout`, `refused`,
+    /// `disconnected`, `storage`).
+    pub gossip_requests_failed: Family<Labels, Counter>,
 }
 
 /// A metric label set naming one register.
@@ -217,10 +225,31 @@ impl Metrics {
             "Inbound peer connections refused or evicted by admission control, by reason",
             connections_refused.clone(),
         );
+        let gossip_tracked = Gauge::default();
+        registry.register(
+            "gossip_tracked",
+            "Announced transactions waiting to be (or being) requested",
+            gossip_tracked.clone(),
+        );
+        let gossip_announcements_dropped = Family::<Labels, Counter>::default();
+        registry.register(
+            "gossip_announcements_dropped",
+            "Announcements not remembered, by bound hit (peer_limit, total_limit) or given way to others (evicted)",
+            gossip_announcements_dropped.clone(),
+        );
+        let gossip_requests_failed = Family::<Labels, Counter>::default();
+        registry.register(
+            "gossip_requests_failed",
+            "Transaction requests to peers that did not deliver, by reason",
+            gossip_requests_failed.clone(),
+        );
         Metrics {
             registry,
             limit_hits,
             connections_refused,
+            gossip_tracked,
+            gossip_announcements_dropped,
+            gossip_requests_failed,
             docket_payloads_received,
             gossip_announcements_sent,
             gossip_announcements_received,

@@ -9,6 +9,7 @@
 //! announced again every `reannounce_interval`, so nothing accepted is lost to a crash or a
 //! dropped message. Per-peer token buckets keep one noisy peer from starving the others.
 
+pub mod requests;
 pub mod seen;
 
 use std::collections::{HashMap, HashSet};
@@ -22,10 +23,13 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::ledger;
-use crate::peers::{PeerManager, PeerMessage, PeerRequest, PeerResponse, ServedTransactions};
+use crate::peers::{
+    Direction, PeerManager, PeerMessage, PeerRequest, PeerResponse, PeerState, ServedTransactions,
+};
 use crate::replication::Registers;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
+use requests::{Assignment, Limits, Rank, RequestTracker};
 pub use seen::SeenSet;
 
 /// Queue entries handled per round.
@@ -36,6 +40,11 @@ const ANNOUNCE_CHUNK: usize = 1000;
 const PULL_CHUNK: usize = 500;
 /// Validity lost for announcing transactions and then not serving them.
 const UNSERVED_PENALTY: f64 = 0.1;
+/// Validity lost for announcing transactions and then not answering their request in time.
+const UNANSWERED_PENALTY: f64 = 0.05;
+/// The request loop runs at least this often (peers that went away, transactions that waited
+/// for a busy peer).
+const REQUEST_RECHECK: Duration = Duration::from_millis(500);
 /// Per-peer rate state unused this long is forgotten.
 const BUCKET_IDLE: Duration = Duration::from_secs(600);
 /// Seen-set generation size.
@@ -68,10 +77,21 @@ enum Limit {
     Pull,
 }
 
-#[derive(Default)]
 struct Inner {
     announce_buckets: HashMap<String, Bucket>,
     pull_buckets: HashMap<String, Bucket>,
+    tracker: RequestTracker,
+}
+
+/// How the transactions of one request ended.
+#[derive(Default)]
+struct Settled {
+    /// Stored now, or found already here.
+    delivered: Vec<[u8; 32]>,
+    /// Not delivered by this peer: the next announcer is asked.
+    failed: Vec<[u8; 32]>,
+    /// The peer missed, refused or timed out (rather than a local storage failure).
+    peer_at_fault: bool,
 }
 
 /// The gossip service of one node.
@@ -83,6 +103,8 @@ pub struct Gossip {
     metrics: Arc<Metrics>,
     seen: Arc<SeenSet>,
     wake: Arc<Notify>,
+    /// Wakes the request loop.
+    requests_wake: Notify,
     inner: Mutex<Inner>,
 }
 
@@ -105,6 +127,11 @@ impl Gossip {
         seen: Arc<SeenSet>,
         wake: Arc<Notify>,
     ) -> Arc<Gossip> {
+        let limits = Limits {
+            per_peer: config.gossip_max_peer_announcements,
+            total: config.gossip_max_announcements,
+            in_flight_per_peer: config.gossip_max_peer_requests,
+        };
         Arc::new(Gossip {
             store,
             config,
@@ -112,8 +139,13 @@ impl Gossip {
             registers,
             metrics,
             seen,
+            requests_wake: Notify::new(),
+            inner: Mutex::new(Inner {
+                announce_buckets: HashMap::new(),
+                pull_buckets: HashMap::new(),
+                tracker: RequestTracker::new(limits),
+            }),
             wake,
-            inner: Mutex::new(Inner::default()),
         })
     }
 
@@ -129,6 +161,7 @@ impl Gossip {
     /// Sends queued announcements every `gossip_interval` (or when woken) and re-queues
     /// transactions that stay pending. Runs until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let requests = tokio::spawn(self.clone().run_requests(shutdown.clone()));
         let mut reannounce = tokio::time::interval(self.config.reannounce_interval);
         reannounce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reannounce.tick().await;
@@ -147,6 +180,9 @@ impl Gossip {
             if let Err(e) = self.flush_queue().await {
                 tracing::error!("cannot send queued announcements (will retry): {e}");
             }
+        }
+        if let Err(e) = requests.await {
+            tracing::error!("the transaction request loop ended abnormally: {e}");
         }
     }
 
@@ -254,9 +290,9 @@ impl Gossip {
         Ok(())
     }
 
-    /// A peer announced transactions. Rate-limited per peer; new ones are pulled in the
-    /// background from this announcer.
-    pub fn on_announce(self: &Arc<Self>, peer_id: &str, register_id: String, ids: Vec<[u8; 32]>) {
+    /// A peer announced transactions. Rate-limited per peer; the new ones are recorded with
+    /// their announcers and requested by the request loop (see [`requests`]).
+    pub fn on_announce(&self, peer_id: &str, register_id: String, ids: Vec<[u8; 32]>) {
         self.metrics
             .gossip_announcements_received
             .inc_by(ids.len() as u64);
@@ -266,21 +302,104 @@ impl Gossip {
                 .gossip_rate_limited
                 .inc_by((ids.len() - granted) as u64);
         }
-        let ids: Vec<[u8; 32]> = ids.into_iter().take(granted).collect();
-        if ids.is_empty() || !self.registers.is_public(&register_id) {
+        if granted == 0 || !self.registers.is_public(&register_id) {
             return;
         }
-        let this = self.clone();
-        let peer = peer_id.to_string();
-        tokio::spawn(async move {
-            if let Err(e) = this.fetch(&peer, &register_id, ids).await {
-                tracing::warn!(peer = %peer, register = %register_id, "gossip pull failed: {e}");
+        // IDs this node holds are kept too: a Bloom "maybe" is only settled by the store,
+        // which is asked when the transaction is about to be requested.
+        let (admitted, tracked) = {
+            let mut inner = self.lock();
+            let admitted = inner
+                .tracker
+                .announce(peer_id, &register_id, &ids[..granted]);
+            (admitted, inner.tracker.len())
+        };
+        self.metrics.gossip_tracked.set(tracked as i64);
+        for (reason, n) in [
+            ("peer_limit", admitted.peer_limited),
+            ("total_limit", admitted.total_limited),
+            ("evicted", admitted.evicted),
+        ] {
+            if n > 0 {
+                self.metrics
+                    .gossip_announcements_dropped
+                    .get_or_create(&vec![("reason", reason)])
+                    .inc_by(n as u64);
             }
-        });
+        }
+        if admitted.peer_limited > 0 {
+            self.metrics.limit_hit("gossip_max_peer_announcements");
+        }
+        if admitted.total_limited + admitted.evicted > 0 {
+            self.metrics.limit_hit("gossip_max_announcements");
+        }
+        if admitted.peer_limited + admitted.total_limited > 0 {
+            tracing::debug!(
+                peer = %peer_id,
+                peer_limited = admitted.peer_limited,
+                total_limited = admitted.total_limited,
+                "announcements ignored: request tracker full (they come back when re-announced)"
+            );
+        }
+        if admitted.added > 0 {
+            self.requests_wake.notify_one();
+        }
     }
 
-    /// Pulls the announced transactions this node does not have yet.
-    async fn fetch(&self, peer: &str, register_id: &str, ids: Vec<[u8; 32]>) -> Result<(), String> {
+    /// Sends requests for announced transactions whenever something changed (announcements,
+    /// answers, deadlines) and at least every `REQUEST_RECHECK`. Runs until `shutdown`.
+    async fn run_requests(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.requests_wake.notified() => {}
+                _ = tokio::time::sleep(REQUEST_RECHECK) => {}
+            }
+            self.dispatch();
+        }
+    }
+
+    /// One scheduling round: asks the tracker what to request from whom and sends it.
+    fn dispatch(self: &Arc<Self>) {
+        let tracked = self.lock().tracker.peer_ids();
+        // Ranked outside the gossip lock (the peer manager has its own).
+        let ranks: HashMap<Arc<str>, Rank> = tracked
+            .into_iter()
+            .filter_map(|peer| {
+                let snapshot = self.peers.get(&peer).ok()?;
+                (snapshot.state == PeerState::Connected).then(|| {
+                    let rank = Rank {
+                        outbound: snapshot.direction == Some(Direction::Outbound),
+                        score: snapshot.quality.score,
+                    };
+                    (peer, rank)
+                })
+            })
+            .collect();
+        let (assignments, tracked) = {
+            let mut inner = self.lock();
+            let assignments = inner
+                .tracker
+                .schedule(|p| ranks.get(p).copied(), PULL_CHUNK);
+            (assignments, inner.tracker.len())
+        };
+        self.metrics.gossip_tracked.set(tracked as i64);
+        for assignment in assignments {
+            let this = self.clone();
+            tokio::spawn(async move { this.request(assignment).await });
+        }
+    }
+
+    /// Requests one assignment from its peer and settles each transaction in the tracker:
+    /// delivered (stored, or found already here), failed (the next announcer is asked), or
+    /// not requested (someone else is fetching it right now).
+    async fn request(&self, assignment: Assignment) {
+        let Assignment {
+            peer,
+            register,
+            ids,
+        } = assignment;
+        let (peer, register) = (&*peer, &*register);
         // Claim first, then check: whoever held a claim stored the payload (and marked it
         // seen) before releasing it, so nothing slips between the check and the claim.
         let mut claimed = Vec::with_capacity(ids.len());
@@ -289,8 +408,57 @@ impl Gossip {
                 claimed.push(id);
             } else {
                 self.metrics.gossip_duplicates_avoided.inc();
+                self.lock().tracker.not_requested(peer, register, &id);
             }
         }
+        let outcome = self.pull_claimed(peer, register, &claimed).await;
+        for id in &claimed {
+            self.seen.release(id);
+        }
+        let progressed = {
+            let mut inner = self.lock();
+            match outcome {
+                Ok(settled) => {
+                    let progressed = !settled.delivered.is_empty() || !settled.failed.is_empty();
+                    for id in &settled.delivered {
+                        inner.tracker.delivered(register, id);
+                    }
+                    for id in &settled.failed {
+                        inner.tracker.failed(peer, register, id);
+                    }
+                    if settled.failed.is_empty() {
+                        inner.tracker.answered(peer);
+                    } else if settled.peer_at_fault {
+                        inner.tracker.strike(peer);
+                    }
+                    progressed
+                }
+                Err(e) => {
+                    // Retried by the next periodic round, not at once (a failing disk must
+                    // not turn this into a busy loop).
+                    tracing::warn!(peer = %peer, register = %register, "gossip pull failed: {e}");
+                    for id in &claimed {
+                        inner.tracker.not_requested(peer, register, id);
+                    }
+                    false
+                }
+            }
+        };
+        if progressed {
+            self.requests_wake.notify_one();
+        }
+    }
+
+    /// Pulls claimed transactions this node does not have yet from `peer`, within
+    /// `gossip_request_timeout`, and stores what it served. `Err` only for local storage
+    /// failures (the transactions wait and are requested again).
+    async fn pull_claimed(
+        &self,
+        peer: &str,
+        register_id: &str,
+        claimed: &[[u8; 32]],
+    ) -> Result<Settled, StoreError> {
+        let mut settled = Settled::default();
         // Bloom "no" is reliable; a "maybe" is confirmed against the store, in one query.
         let maybe: Vec<String> = claimed
             .iter()
@@ -298,100 +466,161 @@ impl Gossip {
             .map(hex::encode)
             .collect();
         let held = if maybe.is_empty() {
-            Ok(HashSet::new())
+            HashSet::new()
         } else {
-            self.store.existing_transactions(register_id, &maybe).await
-        };
-        let held = match held {
-            Ok(held) => held,
-            Err(e) => {
-                for id in &claimed {
-                    self.seen.release(id);
-                }
-                return Err(e.to_string());
-            }
+            self.store
+                .existing_transactions(register_id, &maybe)
+                .await?
         };
         let mut wanted = Vec::with_capacity(claimed.len());
         for id in claimed {
             if held.contains(&hex::encode(id)) {
-                self.seen.release(&id);
                 self.metrics.gossip_duplicates_avoided.inc();
+                settled.delivered.push(*id);
             } else {
-                wanted.push(id);
+                wanted.push(*id);
             }
         }
-        let result = self.pull(peer, register_id, &wanted).await;
-        for id in &wanted {
-            self.seen.release(id);
+        if wanted.is_empty() {
+            return Ok(settled);
         }
-        result
-    }
-
-    async fn pull(&self, peer: &str, register_id: &str, wanted: &[[u8; 32]]) -> Result<(), String> {
-        for chunk in wanted.chunks(PULL_CHUNK) {
-            let request = PeerRequest::Transactions {
-                register_id: register_id.to_string(),
-                tx_ids: chunk.to_vec(),
-            };
-            let ServedTransactions { payloads, missing } = match self
-                .peers
-                .request(peer, request, self.config.request_timeout)
-                .await?
-            {
-                PeerResponse::Transactions(result) => result?,
-                _ => return Err("unexpected answer".into()),
-            };
-            let asked: HashSet<&[u8; 32]> = chunk.iter().collect();
-            let mut good = Vec::with_capacity(payloads.len());
-            for payload in payloads {
-                let id = ledger::tx_hash(&payload);
-                if !asked.contains(&id) {
-                    // A payload that is not what was announced: bad data, not a mix-up.
-                    self.peers
-                        .verification_failed(
-                            peer,
-                            "served a transaction payload that does not match its ID",
-                        )
-                        .await;
-                    continue;
-                }
-                if payload.len() > self.config.max_transaction_size {
-                    self.peers.penalize(
-                        peer,
-                        UNSERVED_PENALTY,
-                        "served a transaction larger than max_transaction_size",
-                    );
-                    continue;
-                }
-                good.push((hex::encode(id), payload));
+        let timeout = self.config.gossip_request_timeout;
+        let request = PeerRequest::Transactions {
+            register_id: register_id.to_string(),
+            tx_ids: wanted.clone(),
+        };
+        // The outer timeout also covers a session whose command queue is stuck.
+        let answer = tokio::time::timeout(timeout, self.peers.request(peer, request, timeout))
+            .await
+            .unwrap_or_else(|_| Err(format!("peer {peer} did not answer within {timeout:?}")));
+        let served = match answer {
+            Ok(PeerResponse::Transactions(Ok(served))) => served,
+            Ok(PeerResponse::Transactions(Err(refusal))) => {
+                // Refused (rate limit, register gone there): not proof of bad faith, but the
+                // next announcer is asked.
+                self.request_failed("refused", wanted.len());
+                tracing::debug!(peer = %peer, "transaction request refused: {refusal}");
+                settled.failed = wanted;
+                settled.peer_at_fault = true;
+                return Ok(settled);
             }
-            if !missing.is_empty() {
+            Ok(_) => {
+                self.request_failed("refused", wanted.len());
                 self.peers.penalize(
                     peer,
                     UNSERVED_PENALTY,
-                    &format!(
-                        "announced {} transaction(s) it then could not serve",
-                        missing.len()
-                    ),
+                    "answered a transaction request with something else",
                 );
+                settled.failed = wanted;
+                settled.peer_at_fault = true;
+                return Ok(settled);
             }
-            self.metrics
-                .gossip_payloads_pulled
-                .inc_by(good.len() as u64);
-            let stored = self
-                .registers
-                .accept_gossiped(register_id, good, peer)
-                .await
-                .map_err(|e| e.to_string())?;
-            if stored > 0 {
-                self.metrics
-                    .gossip_transactions_received
-                    .get_or_create(&vec![("register", register_id.to_string())])
-                    .inc_by(stored as u64);
-                self.wake.notify_one();
+            Err(e) => {
+                let connected = self
+                    .peers
+                    .get(peer)
+                    .is_ok_and(|p| p.state == PeerState::Connected);
+                if connected {
+                    // The peer manager counted the failure; announcing and then not
+                    // answering is worth a penalty on top.
+                    self.request_failed("timeout", wanted.len());
+                    self.peers.penalize(
+                        peer,
+                        UNANSWERED_PENALTY,
+                        &format!(
+                            "did not serve {} announced transaction(s) within {timeout:?}",
+                            wanted.len()
+                        ),
+                    );
+                } else {
+                    self.request_failed("disconnected", wanted.len());
+                }
+                tracing::debug!(peer = %peer, "transaction request failed: {e}");
+                settled.failed = wanted;
+                settled.peer_at_fault = true;
+                return Ok(settled);
+            }
+        };
+        let asked: HashSet<&[u8; 32]> = wanted.iter().collect();
+        let mut good = Vec::with_capacity(served.payloads.len());
+        let mut got: HashSet<[u8; 32]> = HashSet::with_capacity(served.payloads.len());
+        for payload in served.payloads {
+            let id = ledger::tx_hash(&payload);
+            if !asked.contains(&id) {
+                // A payload that is not what was announced: bad data, not a mix-up.
+                self.peers
+                    .verification_failed(
+                        peer,
+                        "served a transaction payload that does not match its ID",
+                    )
+                    .await;
+                continue;
+            }
+            if payload.len() > self.config.max_transaction_size {
+                self.peers.penalize(
+                    peer,
+                    UNSERVED_PENALTY,
+                    "served a transaction larger than max_transaction_size",
+                );
+                continue;
+            }
+            if got.insert(id) {
+                good.push((hex::encode(id), payload));
             }
         }
-        Ok(())
+        // Whatever was asked for and not served counts as "missing", said or not.
+        let unserved: Vec<[u8; 32]> = wanted
+            .iter()
+            .filter(|id| !got.contains(*id))
+            .copied()
+            .collect();
+        if !unserved.is_empty() {
+            self.request_failed("missing", unserved.len());
+            self.peers.penalize(
+                peer,
+                UNSERVED_PENALTY,
+                &format!(
+                    "announced {} transaction(s) it then could not serve",
+                    unserved.len()
+                ),
+            );
+            settled.peer_at_fault = true;
+        }
+        self.metrics
+            .gossip_payloads_pulled
+            .inc_by(good.len() as u64);
+        match self
+            .registers
+            .accept_gossiped(register_id, good, peer)
+            .await
+        {
+            Ok(stored) => {
+                if stored > 0 {
+                    self.metrics
+                        .gossip_transactions_received
+                        .get_or_create(&vec![("register", register_id.to_string())])
+                        .inc_by(stored as u64);
+                    self.wake.notify_one();
+                }
+                settled.delivered.extend(got);
+            }
+            Err(e) => {
+                // Not the peer's fault: these are asked from the next announcer (or again
+                // when re-announced); the peer is not charged.
+                tracing::error!(register = %register_id, "cannot store gossiped transactions: {e}");
+                self.request_failed("storage", got.len());
+                settled.failed.extend(got);
+            }
+        }
+        settled.failed.extend(unserved);
+        Ok(settled)
+    }
+
+    fn request_failed(&self, reason: &'static str, n: usize) {
+        self.metrics
+            .gossip_requests_failed
+            .get_or_create(&vec![("reason", reason)])
+            .inc_by(n as u64);
     }
 
     /// Serves a peer's pull: payloads of a public register held here, rate-limited per peer.

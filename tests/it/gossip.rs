@@ -1,8 +1,11 @@
 //! Transaction gossip across many hops, through loops, across restarts and under per-peer
 //! limits — with real nodes on loopback.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use sorcha_peer::ledger::tx_hash;
+
+use crate::common::hostile::StallingPeer;
 use crate::common::{PATIENCE, TestNode, free_port, metric, replicate_along, wait_until};
 
 async fn sealed_at(node: &TestNode, register: &str, tx: &str) -> bool {
@@ -323,5 +326,135 @@ async fn private_registers_are_never_gossiped() {
         "nothing left waiting"
     );
     b.stop().await;
+    a.stop().await;
+}
+
+/// A stranger announces the IDs of two transactions it does not have (one first, one behind
+/// 1 998 dummy IDs) and answers every pull only after 20 s, with "missing". The honest replica
+/// that really has them announces them too: each is requested from one announcer at a time,
+/// with a per-request deadline, so the stranger can hold neither up. Both are sealed at the
+/// origin in a fraction of the stall (the old design claimed every announced ID for the first
+/// announcer and pulled them from it in sequence: about 80 s here), and the stranger pays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalling_announcer_cannot_hold_up_a_transaction_another_peer_has() {
+    let mut a = TestNode::start("127.0.0.91", |c| {
+        c.exchange_interval = Duration::ZERO;
+        c.gossip_request_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let seed = a.seed();
+    let mut b = TestNode::start("127.0.0.92", |c| {
+        c.exchange_interval = Duration::ZERO;
+        c.seeds = vec![seed.clone()];
+    })
+    .await;
+    a.client
+        .create_register("contested", true)
+        .await
+        .expect("create");
+    replicate_along(&[&a, &b], "contested").await;
+
+    let mallory = StallingPeer::connect(&a, Duration::from_secs(20)).await;
+    let (first, last) = (b"victim in front".to_vec(), b"victim behind".to_vec());
+    let mut ids = vec![tx_hash(&first)];
+    ids.extend((0..1998).map(|i| tx_hash(format!("dummy-{i}").as_bytes())));
+    ids.push(tx_hash(&last));
+    mallory.announce("contested", &ids).await;
+    wait_until("A to request from the stranger", PATIENCE, || async {
+        mallory.pulled() > 0
+    })
+    .await;
+
+    let started = Instant::now();
+    for payload in [first, last] {
+        let tx = b
+            .client
+            .submit("contested", payload)
+            .await
+            .expect("submit at the honest replica")
+            .transaction_id;
+        a.wait_sealed("contested", &tx, Duration::from_secs(4))
+            .await;
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "sealing took {took:?}");
+
+    // The stranger's silence cost it; the honest replica was not charged.
+    let text = a.client.metrics().await.expect("metrics");
+    assert!(
+        metric(
+            &text,
+            "sorcha_peer_gossip_requests_failed_total{reason=\"timeout\"}"
+        ) > 0.0,
+        "{text}"
+    );
+    let view = a
+        .view_of(&mallory.peer_id)
+        .await
+        .expect("A knows the stranger");
+    let penalty = view
+        .quality_components
+        .last_penalty
+        .expect("the stranger was penalised");
+    assert!(
+        penalty.reason.contains("did not serve"),
+        "{}",
+        penalty.reason
+    );
+    let honest = a.view_of(&b.peer_id).await.expect("A knows B");
+    assert!(
+        honest.quality_components.last_penalty.is_none(),
+        "{:?}",
+        honest.quality_components.last_penalty
+    );
+    // Requests in flight to one peer are bounded: the stranger never had all 2 000 at once.
+    assert!(
+        mallory.pulled() <= a.config.gossip_max_peer_requests * 4,
+        "pulled {}",
+        mallory.pulled()
+    );
+    drop(mallory);
+    b.stop().await;
+    a.stop().await;
+}
+
+/// Announcements a node remembers are bounded per peer (the rest are ignored, counted in a
+/// metric, and come back when re-announced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announcements_remembered_per_peer_are_bounded() {
+    let mut a = TestNode::start("127.0.0.93", |c| {
+        c.exchange_interval = Duration::ZERO;
+        c.gossip_max_peer_announcements = 100;
+        c.gossip_max_peer_requests = 10;
+        c.gossip_request_timeout = Duration::from_secs(30);
+    })
+    .await;
+    a.client
+        .create_register("bounded", true)
+        .await
+        .expect("create");
+    let mallory = StallingPeer::connect(&a, Duration::from_secs(60)).await;
+    let ids: Vec<[u8; 32]> = (0..300)
+        .map(|i| tx_hash(format!("flood-{i}").as_bytes()))
+        .collect();
+    mallory.announce("bounded", &ids).await;
+    wait_until("A to drop what is over the bound", PATIENCE, || async {
+        a.client.metrics().await.is_ok_and(|m| {
+            metric(
+                &m,
+                "sorcha_peer_gossip_announcements_dropped_total{reason=\"peer_limit\"}",
+            ) == 200.0
+        })
+    })
+    .await;
+    let text = a.client.metrics().await.expect("metrics");
+    assert_eq!(metric(&text, "sorcha_peer_gossip_tracked"), 100.0, "{text}");
+    wait_until("A to request from the stranger", PATIENCE, || async {
+        mallory.pulled() > 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(mallory.pulled(), 10, "in flight per peer is bounded");
+    drop(mallory);
     a.stop().await;
 }

@@ -1,24 +1,12 @@
 //! A hand-built peer that lies about who it is, or speaks garbage, gets nowhere.
 
-use prost::Message;
 use sorcha_peer::identity::{self, Identity, Role, peer_id_for};
 use sorcha_peer::rpc::pb::{self, frame::Body, peer_session_client::PeerSessionClient};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::common::hostile::{info, session_as};
 use crate::common::{HEARTBEAT, TestNode};
-
-fn info(public_key: Vec<u8>, version: u32) -> Vec<u8> {
-    pb::NodeInfo {
-        public_key,
-        listen_address: "127.0.0.40:1".into(),
-        name: "mallory".into(),
-        protocol_version: version,
-        software_version: "evil".into(),
-        capabilities: vec![],
-    }
-    .encode_to_vec()
-}
 
 /// Runs a handshake where the dialler presents `claimed` key bytes but signs with `signer`.
 /// Returns the frames the node sent back.
@@ -108,49 +96,6 @@ async fn a_peer_cannot_claim_an_identity_whose_key_it_does_not_hold() {
     assert!(a.view_of(mallory.peer_id()).await.is_some());
     assert!(a.client.peers(None, None, None).await.expect("peers").len() == 1);
     a.stop().await;
-}
-
-/// Completes a real handshake as `me` and returns the open session (outgoing sender and
-/// incoming stream), so a test can speak the protocol as a hand-built peer.
-async fn session_as(
-    node: &TestNode,
-    me: &Identity,
-) -> (mpsc::Sender<pb::Frame>, tonic::Streaming<pb::Frame>) {
-    let mut client = PeerSessionClient::connect(format!("http://{}", node.peer_addr))
-        .await
-        .expect("connect");
-    let (tx, rx) = mpsc::channel(8);
-    let local = info(me.public_key().to_vec(), 1);
-    let nonce = identity::nonce();
-    let hello = Body::Hello(pb::Hello {
-        node_info: local.clone(),
-        nonce: nonce.clone(),
-    });
-    tx.send(pb::Frame { body: Some(hello) })
-        .await
-        .expect("hello");
-    let mut incoming = client
-        .session(ReceiverStream::new(rx))
-        .await
-        .expect("open")
-        .into_inner();
-    loop {
-        let frame = incoming
-            .message()
-            .await
-            .expect("frame")
-            .expect("open stream");
-        match frame.body {
-            Some(Body::HelloAck(ack)) => {
-                let t = identity::transcript(&local, &nonce, &ack.node_info, &ack.nonce);
-                let signature = me.sign_transcript(Role::Dialer, &t);
-                let auth = Body::Auth(pb::Auth { signature });
-                tx.send(pb::Frame { body: Some(auth) }).await.expect("auth");
-            }
-            Some(Body::Welcome(_)) => return (tx, incoming),
-            other => panic!("unexpected frame during handshake: {other:?}"),
-        }
-    }
 }
 
 /// A peer announcing transactions for a register this node holds privately gets nothing: the
