@@ -33,6 +33,13 @@ pub enum ClientError {
     Server { status: u16, message: String },
     #[error("unexpected answer from the node: {0}")]
     Decode(String),
+    /// A batch submission failed part-way; the transactions in `stored` were stored before
+    /// the failure (the rest of the batch was not).
+    #[error("{message}")]
+    PartlyStored {
+        stored: Vec<String>,
+        message: String,
+    },
 }
 
 /// Admin API client for one node.
@@ -103,6 +110,12 @@ impl AdminClient {
             let value =
                 serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))?;
             return Ok(value);
+        }
+        if let Ok(partial) = serde_json::from_slice::<BatchFailureBody>(&bytes) {
+            return Err(ClientError::PartlyStored {
+                stored: partial.transaction_ids,
+                message: partial.error,
+            });
         }
         let message = serde_json::from_slice::<ErrorBody>(&bytes)
             .map(|b| b.error)
@@ -295,9 +308,23 @@ impl AdminClient {
         register: &str,
         payloads: Vec<String>,
     ) -> Result<BatchSubmitResponse, ClientError> {
+        self.submit_batch_of(register, &payloads).await
+    }
+
+    /// [`submit_batch`](Self::submit_batch) from borrowed payloads. The node refuses (413)
+    /// batches over its `max_batch_transactions` / `max_batch_bytes`, storing nothing.
+    pub async fn submit_batch_of(
+        &self,
+        register: &str,
+        payloads: &[String],
+    ) -> Result<BatchSubmitResponse, ClientError> {
+        #[derive(Serialize)]
+        struct Batch<'a> {
+            payloads: &'a [String],
+        }
         let path = format!("/api/registers/{}/transactions/batch", segment(register)?);
-        let body = BatchSubmitRequest { payloads };
-        self.call(Method::POST, &path, Some(&body)).await
+        self.call(Method::POST, &path, Some(&Batch { payloads }))
+            .await
     }
 
     pub async fn transaction(

@@ -418,6 +418,16 @@ pub struct BatchSubmitResponse {
     pub transaction_ids: Vec<String>,
 }
 
+/// A batch submission that failed after some of its chunks were stored: the error, and the
+/// IDs of the transactions that were stored (in submission order).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchFailureBody {
+    pub error: String,
+    pub register_id: String,
+    pub transaction_ids: Vec<String>,
+}
+
 /// A transaction's state (`GET /api/registers/{id}/transactions/{tx}`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

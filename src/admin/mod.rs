@@ -31,8 +31,6 @@ use dto::*;
 
 /// Largest request body accepted by default (single transactions and batches have their own).
 const MAX_BODY_BYTES: usize = 64 * 1024;
-/// Largest `tx submit --lines` batch body.
-const MAX_BATCH_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// Longest plain-text error body (from axum's rejections) turned into a JSON message.
 const MAX_ERROR_TEXT_BYTES: usize = 4096;
 /// Most peers listed by `/api/peers/health`.
@@ -130,8 +128,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         )
         .route(
             "/api/registers/{id}/transactions/batch",
-            post(registers::submit_batch)
-                .layer(axum::extract::DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+            // The handler reads the body itself, within `max_batch_bytes`.
+            post(registers::submit_batch).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route(
             "/api/registers/{id}/transactions/{tx}",

@@ -1,9 +1,10 @@
 //! Admin handlers for registers, transactions, subscriptions and lag.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use serde::Deserialize;
 
 use super::dto::*;
@@ -213,14 +214,33 @@ pub(super) async fn submit(
     }))
 }
 
+/// `POST /api/registers/{id}/transactions/batch`: at most `max_batch_bytes` of body and
+/// `max_batch_transactions` payloads (413 naming the limit otherwise, nothing stored). Every
+/// payload is checked before anything is stored; storing then goes in chunks (see
+/// [`crate::replication::Registers::submit_many`]), so other requests are served meanwhile. A
+/// storage failure part-way answers with the error and the IDs stored before it.
 pub(super) async fn submit_batch(
     State(state): Shared,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
+    let limit = state.config.max_batch_bytes;
+    let body = Bytes::from(read_limited(body, limit).await?);
     let request: BatchSubmitRequest = json_body(&body)?;
+    drop(body);
     if request.payloads.is_empty() {
         return Err(ApiError::bad_request("`payloads` is empty"));
+    }
+    let max = state.config.max_batch_transactions;
+    if request.payloads.len() > max {
+        return Err(ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the batch has {} transactions; at most {max} are accepted per request \
+                 (max_batch_transactions): split it (`tx submit --lines` does)",
+                request.payloads.len()
+            ),
+        ));
     }
     // Validate everything first, so a bad entry changes nothing.
     if let Some((i, p)) = request
@@ -241,11 +261,51 @@ pub(super) async fn submit_batch(
         .into_iter()
         .map(String::into_bytes)
         .collect();
-    let ids = state.registers.submit_many(&id, payloads).await?;
-    Ok(created(BatchSubmitResponse {
-        register_id: id,
-        transaction_ids: ids,
-    }))
+    match state.registers.submit_many(&id, payloads).await {
+        Ok(ids) => Ok(created(BatchSubmitResponse {
+            register_id: id,
+            transaction_ids: ids,
+        })),
+        Err(e) if e.stored.is_empty() => Err(e.error.into()),
+        Err(e) => {
+            let ApiError(status, message) = e.error.into();
+            let body = BatchFailureBody {
+                error: format!(
+                    "{message} ({} of the batch's transactions were stored before the failure; \
+                     their IDs are in `transactionIds`)",
+                    e.stored.len()
+                ),
+                register_id: id,
+                transaction_ids: e.stored,
+            };
+            Ok((status, axum::Json(body)).into_response())
+        }
+    }
+}
+
+/// Reads a request body of at most `limit` bytes; a larger one is refused (413, naming
+/// `max_batch_bytes`) as soon as it passes the limit, without reading the rest.
+async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let too_large = || {
+        ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the batch body is larger than {limit} bytes (max_batch_bytes): split it \
+                 (`tx submit --lines` does)"
+            ),
+        )
+    };
+    let mut stream = body.into_data_stream();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+        if out.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 pub(super) async fn transaction(

@@ -219,9 +219,10 @@ pub fn exit_code(e: &ClientError) -> i32 {
         ClientError::Unauthorized(_) => EXIT_AUTH,
         ClientError::NotFound(_) => EXIT_NOT_FOUND,
         ClientError::BadRequest(_) => EXIT_USAGE,
-        ClientError::Conflict(_) | ClientError::Server { .. } | ClientError::Decode(_) => {
-            EXIT_FAILED
-        }
+        ClientError::Conflict(_)
+        | ClientError::Server { .. }
+        | ClientError::Decode(_)
+        | ClientError::PartlyStored { .. } => EXIT_FAILED,
     }
 }
 

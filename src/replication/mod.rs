@@ -6,6 +6,7 @@
 
 pub mod lag;
 mod origin;
+pub use origin::BatchError;
 mod peering;
 mod sync;
 

@@ -3,6 +3,34 @@
 
 use super::*;
 
+/// Most transactions stored in one database transaction of a batch submission.
+const STORE_CHUNK_TRANSACTIONS: usize = 500;
+/// Most payload bytes stored in one database transaction of a batch submission (a chunk holds
+/// at least one transaction, whatever its size).
+const STORE_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// A batch submission that failed. Batches are stored in chunks, each its own database
+/// transaction, so the store's writer is free between chunks: the chunks before the failure
+/// stay stored (valid pending transactions, sealed as usual) and `stored` names them. A batch
+/// refused before anything was written (bad payload, unknown register) has `stored` empty.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct BatchError {
+    /// IDs of the transactions stored before the failure, in submission order.
+    pub stored: Vec<String>,
+    #[source]
+    pub error: RegisterError,
+}
+
+impl From<RegisterError> for BatchError {
+    fn from(error: RegisterError) -> BatchError {
+        BatchError {
+            stored: Vec::new(),
+            error,
+        }
+    }
+}
+
 impl Registers {
     // ----- origin side ------------------------------------------------------------------
 
@@ -79,36 +107,67 @@ impl Registers {
         register_id: &str,
         payload: Vec<u8>,
     ) -> Result<String, RegisterError> {
-        let mut ids = self.submit_many(register_id, vec![payload]).await?;
+        let mut ids = self
+            .submit_many(register_id, vec![payload])
+            .await
+            .map_err(|e| e.error)?;
         ids.pop()
             .ok_or_else(|| RegisterError::Invalid("no transaction given".into()))
     }
 
-    /// Accepts many transactions at once, in one database transaction (all or nothing).
-    /// Returns their IDs in order.
+    /// Accepts many transactions: every payload is checked first (a bad one stores nothing),
+    /// then they are stored in chunks of at most `STORE_CHUNK_TRANSACTIONS` transactions and
+    /// `STORE_CHUNK_BYTES` bytes, each in its own database transaction, so other writers
+    /// (single submissions, sealing, replication) are served between chunks. Returns the IDs
+    /// in order; on a failure part-way, [`BatchError::stored`] names what was stored.
     pub async fn submit_many(
         &self,
         register_id: &str,
         payloads: Vec<Vec<u8>>,
-    ) -> Result<Vec<String>, RegisterError> {
+    ) -> Result<Vec<String>, BatchError> {
         for p in &payloads {
             self.check_size(p)?;
         }
         if !self.holds(register_id) {
             return Err(RegisterError::NotFound(format!(
                 "this node does not carry register '{register_id}'"
-            )));
+            ))
+            .into());
         }
-        let txs: Vec<(String, Vec<u8>)> = payloads
-            .into_iter()
-            .map(|p| (ledger::tx_id(&p), p))
-            .collect();
-        let new = self
-            .store
-            .accept_pending(register_id, &txs, None, now_ms())
-            .await?;
-        self.accepted(register_id, &new);
-        Ok(txs.into_iter().map(|(id, _)| id).collect())
+        let mut stored = Vec::with_capacity(payloads.len());
+        let mut chunk: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut chunk_bytes = 0;
+        let mut payloads = payloads.into_iter().peekable();
+        while let Some(payload) = payloads.next() {
+            chunk_bytes += payload.len();
+            chunk.push((ledger::tx_id(&payload), payload));
+            let full = chunk.len() >= STORE_CHUNK_TRANSACTIONS
+                || payloads
+                    .peek()
+                    .is_none_or(|next| chunk_bytes + next.len() > STORE_CHUNK_BYTES);
+            if !full {
+                continue;
+            }
+            let new = match self
+                .store
+                .accept_pending(register_id, &chunk, None, now_ms())
+                .await
+            {
+                Ok(new) => new,
+                Err(e) => {
+                    return Err(BatchError {
+                        stored,
+                        error: e.into(),
+                    });
+                }
+            };
+            self.accepted(register_id, &new);
+            stored.extend(chunk.drain(..).map(|(id, _)| id));
+            chunk_bytes = 0;
+            // Let requests waiting for the runtime (not only for the writer) go first.
+            tokio::task::yield_now().await;
+        }
+        Ok(stored)
     }
 
     /// Transactions pulled from `source` through gossip (IDs already checked against their

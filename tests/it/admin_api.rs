@@ -1,8 +1,10 @@
 //! The admin API's contract: auth, errors as JSON with the right status, field names.
 
+use std::time::{Duration, Instant};
+
 use reqwest::StatusCode;
 
-use crate::common::{PATIENCE, TestNode};
+use crate::common::{PATIENCE, TestNode, cli, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutating_calls_need_the_token_and_reads_are_open_on_loopback() {
@@ -211,5 +213,177 @@ async fn metrics_report_peers_and_heartbeats() {
         "{text}"
     );
     b.stop().await;
+    a.stop().await;
+}
+
+/// A batch over `max_batch_transactions` or `max_batch_bytes` is refused whole, with a JSON
+/// error naming the limit, and stores nothing; one at the limit is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_over_the_caps_are_refused_whole_with_a_json_error() {
+    let mut a = TestNode::start("127.0.0.1", |c| {
+        c.max_batch_transactions = 10;
+        c.max_batch_bytes = 2048;
+    })
+    .await;
+    a.client
+        .create_register("capped", false)
+        .await
+        .expect("create");
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/registers/capped/transactions/batch", a.admin_url);
+    let post = |payloads: Vec<String>| {
+        http.post(&url)
+            .bearer_auth(&a.token)
+            .json(&serde_json::json!({ "payloads": payloads }))
+            .send()
+    };
+
+    let eleven: Vec<String> = (0..11).map(|i| format!("tx-{i}")).collect();
+    let response = post(eleven).await.expect("send");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: serde_json::Value = response.json().await.expect("json error");
+    let error = body["error"].as_str().expect("error text");
+    assert!(error.contains("max_batch_transactions"), "{error}");
+    assert!(error.contains("11 transactions"), "{error}");
+
+    let heavy: Vec<String> = (0..3).map(|i| format!("{i}{}", "x".repeat(1000))).collect();
+    let response = post(heavy).await.expect("send");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: serde_json::Value = response.json().await.expect("json error");
+    let error = body["error"].as_str().expect("error text");
+    assert!(error.contains("max_batch_bytes"), "{error}");
+
+    let r = a.register("capped").await.expect("register");
+    assert_eq!((r.transaction_count, r.pending_transactions), (0, 0));
+    assert_eq!(r.latest_version, 0);
+
+    let ten: Vec<String> = (0..10).map(|i| format!("tx-{i}")).collect();
+    let response = post(ten).await.expect("send");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    a.wait_for_version("capped", 10, PATIENCE).await;
+    a.stop().await;
+}
+
+/// `tx submit --lines` streams a large input as several bounded requests (fewer lines each
+/// when the node's caps are lower than its defaults) and prints every ID, in input order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tx_submit_lines_splits_a_large_input_into_bounded_requests() {
+    let mut a = TestNode::start("127.0.0.1", |c| {
+        c.max_batch_transactions = 40;
+        c.max_batch_bytes = 4096;
+    })
+    .await;
+    a.client
+        .create_register("bulk", false)
+        .await
+        .expect("create");
+    let lines: Vec<String> = (0..1000)
+        .map(|i| match i % 100 {
+            // Some long lines, so the byte cap binds as well as the count.
+            7 => format!("long line {i} {}", "z".repeat(1500)),
+            _ => format!("line {i} \"quoted\" \\ back"),
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("input.txt");
+    let mut text = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        text.push_str(line);
+        text.push_str(if i % 3 == 0 { "\r\n\n" } else { "\n" }); // CRLF and blank lines
+    }
+    std::fs::write(&input, text).expect("write input");
+
+    let (code, out, err) = cli(
+        &a,
+        &[
+            "tx",
+            "submit",
+            "bulk",
+            input.to_str().expect("path"),
+            "--lines",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let printed: Vec<&str> = out.lines().collect();
+    let expected: Vec<String> = lines
+        .iter()
+        .map(|l| sorcha_peer::ledger::tx_id(l.as_bytes()))
+        .collect();
+    assert_eq!(printed, expected);
+    a.wait_for_version("bulk", 1000, PATIENCE).await;
+
+    // JSON output is still one document, listing every ID.
+    let more = dir.path().join("more.txt");
+    std::fs::write(&more, "one\ntwo\nthree\n".repeat(30)).expect("write input");
+    let (code, out, err) = cli(
+        &a,
+        &[
+            "tx",
+            "submit",
+            "bulk",
+            more.to_str().expect("path"),
+            "--lines",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let ids: Vec<String> = serde_json::from_str(&out).expect("one JSON array");
+    assert_eq!(ids.len(), 90);
+    assert_eq!(ids[3], sorcha_peer::ledger::tx_id(b"one"));
+    a.stop().await;
+}
+
+/// A big batch is stored in chunks, each its own database transaction, so a single submission
+/// made meanwhile is served at once rather than after the whole batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_submission_is_served_while_a_big_batch_is_stored() {
+    let mut a = TestNode::start("127.0.0.1", |c| {
+        c.max_batch_transactions = 100_000;
+        c.max_batch_bytes = 16 * 1024 * 1024;
+    })
+    .await;
+    a.client
+        .create_register("busy", false)
+        .await
+        .expect("create");
+    let payloads: Vec<String> = (0..60_000).map(|i| format!("batch item {i:08}")).collect();
+    let client = a.client.clone();
+    let batch = tokio::spawn(async move { client.submit_batch("busy", payloads).await });
+    wait_until(
+        "the batch's first chunks to be stored",
+        PATIENCE,
+        || async {
+            a.register("busy")
+                .await
+                .is_some_and(|r| r.pending_transactions + r.latest_version > 0)
+        },
+    )
+    .await;
+    let started = Instant::now();
+    let single = a
+        .client
+        .submit("busy", b"not behind the batch".to_vec())
+        .await
+        .expect("single submission");
+    let took = started.elapsed();
+    assert!(
+        !batch.is_finished(),
+        "the single submission was answered only once the whole batch was stored"
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "single submission took {took:?}"
+    );
+    let ids = batch
+        .await
+        .expect("join")
+        .expect("batch stored")
+        .transaction_ids;
+    assert_eq!(ids.len(), 60_000);
+    a.wait_sealed("busy", &single.transaction_id, PATIENCE)
+        .await;
     a.stop().await;
 }
