@@ -5,153 +5,27 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use prost::Message;
-use sorcha_peer::identity::{self, Identity, Role};
+use sorcha_peer::identity::Identity;
 use sorcha_peer::rpc::pb::{self, frame::Body, peer_session_client::PeerSessionClient};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpSocket;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
+use crate::common::stranger::{self, Claims, Stranger};
 use crate::common::{HEARTBEAT, PATIENCE, TestNode, holds_for, metric, wait_until};
 
-/// What a hand-built peer says about itself.
-struct Claims {
-    listen_address: String,
-    name: String,
-    software_version: String,
-}
-
-impl Default for Claims {
-    fn default() -> Self {
-        Claims {
-            listen_address: "0.0.0.0:1".into(),
-            name: "stranger".into(),
-            software_version: "0".into(),
-        }
-    }
-}
-
-fn node_info(me: &Identity, claims: &Claims) -> Vec<u8> {
-    pb::NodeInfo {
-        public_key: me.public_key().to_vec(),
-        listen_address: claims.listen_address.clone(),
-        name: claims.name.clone(),
-        protocol_version: sorcha_peer::rpc::PROTOCOL_VERSION,
-        software_version: claims.software_version.clone(),
-        capabilities: vec![],
-    }
-    .encode_to_vec()
-}
-
-/// A channel to `node` whose connection comes from `from`.
 async fn channel_from(node: &TestNode, from: &str) -> Channel {
-    Endpoint::from_shared(format!("http://{}", node.peer_addr))
-        .expect("endpoint")
-        .local_address(Some(from.parse().expect("ip")))
-        .connect_timeout(Duration::from_secs(2))
-        .connect()
+    stranger::channel_from(node.peer_addr, from)
         .await
         .expect("connect")
 }
 
-/// An established session of a hand-built peer. A background task answers the node's pings, so
-/// the session stays up as long as the value lives.
-struct Stranger {
-    outgoing: mpsc::Sender<pb::Frame>,
-    peer_id: String,
-    _answering: tokio::task::JoinHandle<()>,
-}
-
-/// Runs the handshake as `me` over `channel`. `Err` carries the node's goodbye (or the
-/// failure) when it refused.
 async fn handshake(channel: Channel, me: &Identity, claims: &Claims) -> Result<Stranger, String> {
-    handshake_reading(channel, me, claims, true).await
-}
-
-/// [`handshake`], then either keep reading (answering pings) or hold the stream open without
-/// reading another byte.
-async fn handshake_reading(
-    channel: Channel,
-    me: &Identity,
-    claims: &Claims,
-    reading: bool,
-) -> Result<Stranger, String> {
-    let mut client = PeerSessionClient::new(channel);
-    let (tx, rx) = mpsc::channel(64);
-    let local = node_info(me, claims);
-    let nonce = identity::nonce();
-    tx.send(pb::Frame {
-        body: Some(Body::Hello(pb::Hello {
-            node_info: local.clone(),
-            nonce: nonce.clone(),
-        })),
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    let mut incoming = client
-        .session(ReceiverStream::new(rx))
-        .await
-        .map_err(|s| s.message().to_string())?
-        .into_inner();
-    loop {
-        let frame = tokio::time::timeout(PATIENCE, incoming.message())
-            .await
-            .map_err(|_| "no answer".to_string())?
-            .map_err(|s| s.message().to_string())?
-            .ok_or("stream closed")?;
-        match frame.body {
-            Some(Body::HelloAck(ack)) => {
-                let t = identity::transcript(&local, &nonce, &ack.node_info, &ack.nonce);
-                let signature = me.sign_transcript(Role::Dialer, &t);
-                tx.send(pb::Frame {
-                    body: Some(Body::Auth(pb::Auth { signature })),
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            }
-            Some(Body::Welcome(_)) => break,
-            Some(Body::Goodbye(g)) => return Err(g.reason),
-            _ => {}
-        }
-    }
-    let pong = tx.clone();
-    let answering = tokio::spawn(async move {
-        if !reading {
-            std::future::pending::<()>().await;
-        }
-        while let Ok(Some(frame)) = incoming.message().await {
-            if let Some(Body::Ping(p)) = frame.body {
-                let body = Body::Pong(pb::Pong {
-                    sequence: p.sequence,
-                });
-                if pong.send(pb::Frame { body: Some(body) }).await.is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    Ok(Stranger {
-        outgoing: tx,
-        peer_id: me.peer_id().to_string(),
-        _answering: answering,
-    })
-}
-
-impl Stranger {
-    async fn send(&self, body: Body) {
-        self.outgoing
-            .send(pb::Frame { body: Some(body) })
-            .await
-            .expect("send frame");
-    }
-}
-
-impl Drop for Stranger {
-    fn drop(&mut self) {
-        self._answering.abort();
-    }
+    Ok(stranger::open_session(channel, me, claims)
+        .await?
+        .answering())
 }
 
 async fn metrics_of(node: &TestNode) -> String {
@@ -331,7 +205,8 @@ async fn long_or_dirty_strings_from_peers_are_refused_or_cleaned() {
             peers: entries,
             max_peers: 10,
         }))
-        .await;
+        .await
+        .expect("send");
     let id = stranger.peer_id.clone();
     let view = crate::common::wait_for("the stranger's record", PATIENCE, || async {
         victim.view_of(&id).await
@@ -372,7 +247,8 @@ async fn advertised_registers_per_peer_are_bounded() {
         .collect();
     stranger
         .send(Body::Advertise(pb::Advertise { registers }))
-        .await;
+        .await
+        .expect("send");
     let id = stranger.peer_id.clone();
     wait_until("the advertisement arrived", PATIENCE, || async {
         victim
@@ -407,14 +283,16 @@ async fn follow_frames_for_unknown_registers_are_not_kept() {
                 register_id: format!("{i}-{}", "x".repeat(1000)),
                 follow: true,
             }))
-            .await;
+            .await
+            .expect("send");
     }
     stranger
         .send(Body::Follow(pb::Follow {
             register_id: "open".into(),
             follow: true,
         }))
-        .await;
+        .await
+        .expect("send");
     let registers = victim.handle.as_ref().expect("running").registers.clone();
     wait_until("the stranger follows 'open'", PATIENCE, || async {
         registers.follower_entries() == 1
@@ -506,11 +384,7 @@ async fn one_connection_gets_only_a_few_concurrent_streams() {
         streams.push(tokio::spawn(async move {
             let me = Identity::generate();
             let (tx, rx) = mpsc::channel(4);
-            let hello = Body::Hello(pb::Hello {
-                node_info: node_info(&me, &Claims::default()),
-                nonce: identity::nonce(),
-            });
-            let _ = tx.send(pb::Frame { body: Some(hello) }).await;
+            let _ = tx.send(stranger::hello(&me, &Claims::default())).await;
             if let Ok(response) = client.session(ReceiverStream::new(rx)).await {
                 let mut incoming = response.into_inner();
                 if let Ok(Some(_)) = incoming.message().await {
@@ -560,9 +434,10 @@ async fn a_peer_that_does_not_read_its_answers_is_disconnected() {
     }
     victim.wait_for_version("bulky", 20, PATIENCE).await;
     let channel = channel_from(&victim, "127.0.0.224").await;
-    let stranger = handshake_reading(channel, &Identity::generate(), &Claims::default(), false)
+    let stranger = stranger::open_session(channel, &Identity::generate(), &Claims::default())
         .await
-        .expect("handshake");
+        .expect("handshake")
+        .silent();
     for request_id in 0..100 {
         stranger
             .send(Body::DocketRequest(pb::DocketRequest {
@@ -572,7 +447,8 @@ async fn a_peer_that_does_not_read_its_answers_is_disconnected() {
                 max_dockets: 100,
                 headers_only: false,
             }))
-            .await;
+            .await
+            .expect("send");
     }
     let id = stranger.peer_id.clone();
     wait_until("the stranger is disconnected", PATIENCE, || async {

@@ -6,6 +6,7 @@
 pub mod faults;
 pub mod hostile;
 pub mod postgres;
+pub mod stranger;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,0 +1,210 @@
+//! A hand-built peer: it speaks the real protocol from any loopback address with any identity
+//! and any claims, then behaves as the test (or the attack benchmark) wants. Shared by
+//! `tests/it/hostile.rs` and `benches/attack.rs`.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use prost::Message;
+use sorcha_peer::identity::{self, Identity, Role};
+use sorcha_peer::rpc::pb::{self, frame::Body, peer_session_client::PeerSessionClient};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+
+/// How long a hand-built peer waits for each handshake answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What a hand-built peer says about itself.
+pub struct Claims {
+    pub listen_address: String,
+    pub name: String,
+    pub software_version: String,
+}
+
+impl Default for Claims {
+    fn default() -> Self {
+        Claims {
+            listen_address: "0.0.0.0:1".into(),
+            name: "stranger".into(),
+            software_version: "0".into(),
+        }
+    }
+}
+
+pub fn node_info(me: &Identity, claims: &Claims) -> Vec<u8> {
+    pb::NodeInfo {
+        public_key: me.public_key().to_vec(),
+        listen_address: claims.listen_address.clone(),
+        name: claims.name.clone(),
+        protocol_version: sorcha_peer::rpc::PROTOCOL_VERSION,
+        software_version: claims.software_version.clone(),
+        capabilities: vec![],
+    }
+    .encode_to_vec()
+}
+
+/// A `Hello` frame for `me`.
+pub fn hello(me: &Identity, claims: &Claims) -> pb::Frame {
+    pb::Frame {
+        body: Some(Body::Hello(pb::Hello {
+            node_info: node_info(me, claims),
+            nonce: identity::nonce(),
+        })),
+    }
+}
+
+/// A channel to the peer port `to` whose connection comes from `from`.
+pub async fn channel_from(to: SocketAddr, from: &str) -> Result<Channel, String> {
+    let from = from
+        .parse()
+        .map_err(|e| format!("bad address {from}: {e}"))?;
+    Endpoint::from_shared(format!("http://{to}"))
+        .map_err(|e| e.to_string())?
+        .local_address(Some(from))
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// An established session, before deciding how to behave.
+pub struct Session {
+    pub outgoing: mpsc::Sender<pb::Frame>,
+    pub incoming: tonic::Streaming<pb::Frame>,
+    pub peer_id: String,
+}
+
+/// Runs the handshake as `me` over `channel`. `Err` carries the node's goodbye (or the
+/// failure) when it refused.
+pub async fn open_session(
+    channel: Channel,
+    me: &Identity,
+    claims: &Claims,
+) -> Result<Session, String> {
+    let mut client = PeerSessionClient::new(channel)
+        .max_decoding_message_size(sorcha_peer::rpc::MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(sorcha_peer::rpc::MAX_MESSAGE_SIZE);
+    let (tx, rx) = mpsc::channel(64);
+    let local = node_info(me, claims);
+    let nonce = identity::nonce();
+    tx.send(pb::Frame {
+        body: Some(Body::Hello(pb::Hello {
+            node_info: local.clone(),
+            nonce: nonce.clone(),
+        })),
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut incoming = client
+        .session(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| s.message().to_string())?
+        .into_inner();
+    loop {
+        let frame = tokio::time::timeout(ANSWER_TIMEOUT, incoming.message())
+            .await
+            .map_err(|_| "no answer".to_string())?
+            .map_err(|s| s.message().to_string())?
+            .ok_or("stream closed")?;
+        match frame.body {
+            Some(Body::HelloAck(ack)) => {
+                let t = identity::transcript(&local, &nonce, &ack.node_info, &ack.nonce);
+                let signature = me.sign_transcript(Role::Dialer, &t);
+                tx.send(pb::Frame {
+                    body: Some(Body::Auth(pb::Auth { signature })),
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            }
+            Some(Body::Welcome(_)) => break,
+            Some(Body::Goodbye(g)) => return Err(g.reason),
+            _ => {}
+        }
+    }
+    Ok(Session {
+        outgoing: tx,
+        incoming,
+        peer_id: me.peer_id().to_string(),
+    })
+}
+
+/// A session kept up by a background task: it either answers pings (and ignores the rest) or
+/// never reads another byte. Dropping it ends the session.
+pub struct Stranger {
+    outgoing: mpsc::Sender<pb::Frame>,
+    pub peer_id: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Session {
+    /// Keeps the session alive by answering the node's pings.
+    pub fn answering(self) -> Stranger {
+        let Session {
+            outgoing,
+            mut incoming,
+            peer_id,
+        } = self;
+        let pong = outgoing.clone();
+        let task = tokio::spawn(async move {
+            while let Ok(Some(frame)) = incoming.message().await {
+                if let Some(Body::Ping(p)) = frame.body {
+                    let body = Body::Pong(pb::Pong {
+                        sequence: p.sequence,
+                    });
+                    if pong.send(pb::Frame { body: Some(body) }).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Stranger {
+            outgoing,
+            peer_id,
+            task,
+        }
+    }
+
+    /// Holds the stream open without reading from it again.
+    pub fn silent(self) -> Stranger {
+        let Session {
+            outgoing,
+            incoming,
+            peer_id,
+        } = self;
+        let task = tokio::spawn(async move {
+            let _held = incoming;
+            std::future::pending::<()>().await;
+        });
+        Stranger {
+            outgoing,
+            peer_id,
+            task,
+        }
+    }
+}
+
+impl Stranger {
+    pub async fn send(&self, body: Body) -> Result<(), String> {
+        self.outgoing
+            .send(pb::Frame { body: Some(body) })
+            .await
+            .map_err(|_| "session closed".to_string())
+    }
+}
+
+impl Drop for Stranger {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Handshakes as a fresh identity from `from` and answers pings.
+pub async fn connect(to: SocketAddr, from: &str, claims: &Claims) -> Result<Stranger, String> {
+    let channel = channel_from(to, from).await?;
+    Ok(open_session(channel, &Identity::generate(), claims)
+        .await?
+        .answering())
+}
