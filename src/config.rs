@@ -135,7 +135,7 @@ pub const KEYS: &[KeyDef] = &[
     KeyDef {
         name: "max_pending_connections",
         default: Some("64"),
-        help: "Inbound TCP connections allowed at once that have not finished the identity handshake;\nfurther ones are closed at accept. Unfinished ones are closed after connect_timeout.",
+        help: "Inbound TCP connections beyond max_inbound that may be open at once (handshakes in progress,\nprobes); further ones are closed at accept. A connection without the HTTP/2 preface within\nconnect_timeout, or silent without a session, is closed.",
     },
     KeyDef {
         name: "max_advertised_registers",
