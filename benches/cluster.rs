@@ -65,6 +65,11 @@ fn config(dir: &std::path::Path, port: u16, seeds: Vec<String>, max_outbound: us
     c.seeds = seeds;
     c.exchange_interval = Duration::ZERO;
     c.max_outbound = max_outbound;
+    // Every node of this cluster connects from 127.0.0.1: lift the per-address caps that
+    // protect a node from strangers sharing one address.
+    c.max_inbound_per_ip = c.max_inbound;
+    c.max_connections_per_ip = c.max_inbound + c.max_pending_connections;
+    c.max_connections_per_subnet = c.max_connections_per_ip;
     c.heartbeat_interval = Duration::from_secs(1);
     c.dial_interval = Duration::from_millis(100);
     c.reconnect_backoff_min = Duration::from_millis(100);
