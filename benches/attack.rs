@@ -429,56 +429,19 @@ async fn gossip_stall(victim: &NodeProcess, args: &Args) -> (Held, Value) {
         return (Held::new(), json!({ "error": "handshake refused" }));
     };
     let stall = Duration::from_secs(args.stall_secs);
-    let outgoing = session.outgoing.clone();
-    let mut incoming = session.incoming;
-    let staller = tokio::spawn(async move {
-        while let Ok(Some(frame)) = incoming.message().await {
-            match frame.body {
-                Some(Body::Ping(p)) => {
-                    let body = Body::Pong(pb::Pong {
-                        sequence: p.sequence,
-                    });
-                    let _ = outgoing.send(pb::Frame { body: Some(body) }).await;
-                }
-                Some(Body::PullTransactions(pull)) => {
-                    let outgoing = outgoing.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(stall).await;
-                        let answer = Body::TransactionsBatch(pb::TransactionsBatch {
-                            request_id: pull.request_id,
-                            register_id: pull.register_id,
-                            payloads: vec![],
-                            missing: pull.tx_ids,
-                            error: String::new(),
-                        });
-                        let _ = outgoing.send(pb::Frame { body: Some(answer) }).await;
-                    });
-                }
-                _ => {}
-            }
-        }
-    });
-    let mut ids: Vec<Vec<u8>> = vec![victim_id.to_vec()];
+    let staller = session.stalling(stall);
+    let mut ids = vec![victim_id];
     ids.extend((0..1999u32).map(|i| {
         sorcha_peer::ledger::tx_hash(format!("dummy {i} {}", hex::encode(rand_bytes())).as_bytes())
-            .to_vec()
     }));
-    let announce = Body::Announce(pb::Announce {
-        register_id: REGISTER.into(),
-        tx_ids: ids,
-    });
-    let _ = session
-        .outgoing
-        .send(pb::Frame {
-            body: Some(announce),
-        })
-        .await;
+    if let Err(e) = staller.announce(REGISTER, &ids).await {
+        return (Held::new(), json!({ "error": format!("announce: {e}") }));
+    }
     // Let the victim take in the announcement (and ask the attacker) before the honest copy
     // exists anywhere.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let submitted = Instant::now();
     if let Err(e) = honest.client.submit(REGISTER, payload.into_bytes()).await {
-        staller.abort();
         return (Held::new(), json!({ "error": format!("submit: {e}") }));
     }
     let id = hex::encode(victim_id);
@@ -493,9 +456,14 @@ async fn gossip_stall(victim: &NodeProcess, args: &Args) -> (Held, Value) {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    let pulled = staller.pulled();
     (
-        hold_tasks(vec![staller]),
-        json!({ "victimSealedMs": sealed_ms, "stallSeconds": args.stall_secs }),
+        hold(vec![staller]),
+        json!({
+            "victimSealedMs": sealed_ms,
+            "stallSeconds": args.stall_secs,
+            "idsPulledFromAttacker": pulled,
+        }),
     )
 }
 

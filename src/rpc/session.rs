@@ -359,6 +359,37 @@ enum Pending {
     Transactions(oneshot::Sender<PeerResponse>),
 }
 
+impl Pending {
+    /// Whether the asker gave up waiting (timed out or went away).
+    fn abandoned(&self) -> bool {
+        match self {
+            Pending::Dockets(reply) | Pending::Transactions(reply) => reply.is_closed(),
+        }
+    }
+}
+
+/// Requests sent to the peer and not yet answered, by request ID. Requests their askers gave up
+/// on are dropped at every heartbeat, so a peer that never answers cannot make the session
+/// remember them without bound.
+#[derive(Default)]
+struct PendingRequests {
+    by_id: HashMap<u64, Pending>,
+}
+
+impl PendingRequests {
+    fn insert(&mut self, id: u64, pending: Pending) {
+        self.by_id.insert(id, pending);
+    }
+
+    fn take(&mut self, id: u64) -> Option<Pending> {
+        self.by_id.remove(&id)
+    }
+
+    fn drop_abandoned(&mut self) {
+        self.by_id.retain(|_, p| !p.abandoned());
+    }
+}
+
 /// Per-session bookkeeping of the frame loop.
 struct Session {
     services: Services,
@@ -370,7 +401,7 @@ struct Session {
     outstanding_ping: Option<(u64, Instant)>,
     missed: u32,
     exchange_pending: Option<(u64, Instant)>,
-    pending: HashMap<u64, Pending>,
+    pending: PendingRequests,
 }
 
 impl Session {
@@ -493,6 +524,7 @@ impl Session {
 
     fn heartbeat(&mut self) -> Result<(), CloseOutcome> {
         let config = self.services.peers.config().clone();
+        self.pending.drop_abandoned();
         if self.outstanding_ping.take().is_some() {
             self.missed += 1;
             let too_many_failures = self
@@ -607,7 +639,7 @@ impl Session {
                 Ok(())
             }
             Body::DocketBatch(batch) => {
-                match self.pending.remove(&batch.request_id) {
+                match self.pending.take(batch.request_id) {
                     Some(Pending::Dockets(reply)) => {
                         let result = if batch.error.is_empty() {
                             batch
@@ -626,7 +658,7 @@ impl Session {
                 Ok(())
             }
             Body::TransactionsBatch(batch) => {
-                match self.pending.remove(&batch.request_id) {
+                match self.pending.take(batch.request_id) {
                     Some(Pending::Transactions(reply)) => {
                         let result = if batch.error.is_empty() {
                             convert::ids_from_wire(&batch.missing)
@@ -690,7 +722,7 @@ pub async fn run(
         outstanding_ping: None,
         missed: 0,
         exchange_pending: None,
-        pending: HashMap::new(),
+        pending: PendingRequests::default(),
     };
     let mut heartbeat = tokio::time::interval(config.heartbeat_interval);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -744,4 +776,23 @@ pub async fn run(
     services
         .peers
         .connection_closed(&peer_id, conn_id, &outcome);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_given_up_on_are_forgotten() {
+        let mut pending = PendingRequests::default();
+        let (kept_tx, _kept_rx) = oneshot::channel();
+        let (gone_tx, gone_rx) = oneshot::channel();
+        pending.insert(1, Pending::Dockets(kept_tx));
+        pending.insert(2, Pending::Transactions(gone_tx));
+        drop(gone_rx); // the asker timed out
+        pending.drop_abandoned();
+        assert_eq!(pending.by_id.len(), 1);
+        assert!(pending.take(1).is_some());
+        assert!(pending.take(2).is_none());
+    }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use sorcha_peer::ledger::tx_hash;
 
-use crate::common::hostile::StallingPeer;
+use crate::common::hostile::stalling_peer;
 use crate::common::{PATIENCE, TestNode, free_port, metric, replicate_along, wait_until};
 
 async fn sealed_at(node: &TestNode, register: &str, tx: &str) -> bool {
@@ -354,12 +354,12 @@ async fn a_stalling_announcer_cannot_hold_up_a_transaction_another_peer_has() {
         .expect("create");
     replicate_along(&[&a, &b], "contested").await;
 
-    let mallory = StallingPeer::connect(&a, Duration::from_secs(20)).await;
+    let mallory = stalling_peer(&a, Duration::from_secs(20)).await;
     let (first, last) = (b"victim in front".to_vec(), b"victim behind".to_vec());
     let mut ids = vec![tx_hash(&first)];
     ids.extend((0..1998).map(|i| tx_hash(format!("dummy-{i}").as_bytes())));
     ids.push(tx_hash(&last));
-    mallory.announce("contested", &ids).await;
+    mallory.announce("contested", &ids).await.expect("announce");
     wait_until("A to request from the stranger", PATIENCE, || async {
         mallory.pulled() > 0
     })
@@ -389,7 +389,7 @@ async fn a_stalling_announcer_cannot_hold_up_a_transaction_another_peer_has() {
         "{text}"
     );
     let view = a
-        .view_of(&mallory.peer_id)
+        .view_of(mallory.peer_id())
         .await
         .expect("A knows the stranger");
     let penalty = view
@@ -433,11 +433,11 @@ async fn announcements_remembered_per_peer_are_bounded() {
         .create_register("bounded", true)
         .await
         .expect("create");
-    let mallory = StallingPeer::connect(&a, Duration::from_secs(60)).await;
+    let mallory = stalling_peer(&a, Duration::from_secs(60)).await;
     let ids: Vec<[u8; 32]> = (0..300)
         .map(|i| tx_hash(format!("flood-{i}").as_bytes()))
         .collect();
-    mallory.announce("bounded", &ids).await;
+    mallory.announce("bounded", &ids).await.expect("announce");
     wait_until("A to drop what is over the bound", PATIENCE, || async {
         a.client.metrics().await.is_ok_and(|m| {
             metric(

@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use prost::Message;
@@ -183,6 +185,91 @@ impl Session {
             peer_id,
             task,
         }
+    }
+}
+
+impl Session {
+    /// Stalls transaction requests: answers heartbeats (so the node keeps it) and every pull
+    /// of announced transactions only after `delay`, and then with every asked ID "missing".
+    pub fn stalling(self, delay: Duration) -> StallingPeer {
+        let Session {
+            outgoing,
+            mut incoming,
+            peer_id,
+        } = self;
+        let pulls = Arc::new(AtomicUsize::new(0));
+        let task = {
+            let outgoing = outgoing.clone();
+            let pulls = pulls.clone();
+            tokio::spawn(async move {
+                while let Ok(Some(frame)) = incoming.message().await {
+                    match frame.body {
+                        Some(Body::Ping(ping)) => {
+                            let pong = Body::Pong(pb::Pong {
+                                sequence: ping.sequence,
+                            });
+                            if outgoing.send(pb::Frame { body: Some(pong) }).await.is_err() {
+                                break;
+                            }
+                        }
+                        Some(Body::PullTransactions(pull)) => {
+                            pulls.fetch_add(pull.tx_ids.len(), Ordering::SeqCst);
+                            let outgoing = outgoing.clone();
+                            tokio::spawn(async move {
+                                tokio::time::sleep(delay).await;
+                                let answer = Body::TransactionsBatch(pb::TransactionsBatch {
+                                    request_id: pull.request_id,
+                                    register_id: pull.register_id,
+                                    payloads: vec![],
+                                    missing: pull.tx_ids,
+                                    error: String::new(),
+                                });
+                                // The session may be gone by then; that is fine.
+                                let _ = outgoing.send(pb::Frame { body: Some(answer) }).await;
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+            })
+        };
+        StallingPeer {
+            stranger: Stranger {
+                outgoing,
+                peer_id,
+                task,
+            },
+            pulls,
+        }
+    }
+}
+
+/// A session that stalls every transaction request (see [`Session::stalling`]).
+pub struct StallingPeer {
+    pub stranger: Stranger,
+    pulls: Arc<AtomicUsize>,
+}
+
+impl StallingPeer {
+    pub fn peer_id(&self) -> &str {
+        &self.stranger.peer_id
+    }
+
+    /// Announces `ids` of `register`, at most 1 000 per message (as nodes do).
+    pub async fn announce(&self, register: &str, ids: &[[u8; 32]]) -> Result<(), String> {
+        for chunk in ids.chunks(1000) {
+            let announce = Body::Announce(pb::Announce {
+                register_id: register.into(),
+                tx_ids: chunk.iter().map(|id| id.to_vec()).collect(),
+            });
+            self.stranger.send(announce).await?;
+        }
+        Ok(())
+    }
+
+    /// Transaction IDs the node has asked this peer for so far.
+    pub fn pulled(&self) -> usize {
+        self.pulls.load(Ordering::SeqCst)
     }
 }
 
