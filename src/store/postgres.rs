@@ -1,60 +1,51 @@
 //! PostgreSQL backend, chosen with `--database-url postgres://…`; migrations from
-//! `migrations/postgres` applied at connect.
+//! `migrations/postgres` applied at connect. The server handles concurrent writers itself.
 
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::postgres::{PgPoolOptions, PgQueryResult};
+use sqlx::{Connection, PgConnection, Postgres};
 
-use super::{
-    StoreError, WriteHealth, bind_docket, bind_register, release_outside_transaction,
-    select_tx_ids_in, shared_store_impl, write_transaction,
-};
+use super::StoreError;
+use super::sql_store::{Backend, SqlStore};
+use super::writer::release_outside_transaction;
 
 const MAX_CONNECTIONS: u32 = 8;
 /// How long start-up waits for the server before reporting it unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub struct PostgresStore {
-    pool: PgPool,
-    health: WriteHealth,
-}
+impl Backend for Postgres {
+    const BACKEND: &'static str = "postgres";
 
-impl PostgresStore {
-    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
-        let open_err = |e: sqlx::Error| StoreError::Open {
-            backend: "postgres",
-            message: format!("{} ({e})", crate::config::redact_url(url)),
-        };
-        // One direct connection first: a pool would retry until its timeout and then report
-        // only "timed out", hiding the real cause (refused, bad password, no such database).
-        PgConnection::connect(url)
-            .await
-            .map_err(open_err)?
-            .close()
-            .await
-            .map_err(open_err)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .after_release(release_outside_transaction)
-            .connect(url)
-            .await
-            .map_err(open_err)?;
-        sqlx::migrate!("migrations/postgres")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Migrate(e.to_string()))?;
-        Ok(PostgresStore {
-            pool,
-            health: WriteHealth::default(),
-        })
-    }
-
-    /// PostgreSQL handles concurrent writers itself.
-    async fn writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        None
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
     }
 }
 
-shared_store_impl!(PostgresStore, "postgres", sqlx::Postgres);
+/// Connects to the server at `url` and migrates its database.
+pub(super) async fn connect(url: &str) -> Result<SqlStore<Postgres>, StoreError> {
+    let open_err = |e: sqlx::Error| StoreError::Open {
+        backend: Postgres::BACKEND,
+        message: format!("{} ({e})", crate::config::redact_url(url)),
+    };
+    // One direct connection first: a pool would retry until its timeout and then report
+    // only "timed out", hiding the real cause (refused, bad password, no such database).
+    PgConnection::connect(url)
+        .await
+        .map_err(open_err)?
+        .close()
+        .await
+        .map_err(open_err)?;
+    let pool = PgPoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .after_release(release_outside_transaction)
+        .connect(url)
+        .await
+        .map_err(open_err)?;
+    sqlx::migrate!("migrations/postgres")
+        .run(&pool)
+        .await
+        .map_err(|e| StoreError::Migrate(e.to_string()))?;
+    Ok(SqlStore::new(pool, false))
+}

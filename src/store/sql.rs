@@ -1,0 +1,72 @@
+//! The SQL of the store, written once for both backends: `$1` placeholders, `ON CONFLICT` and
+//! row-value comparisons work on SQLite and PostgreSQL alike, so the two cannot drift apart.
+
+pub const SELECT_PEERS: &str = concat!(
+    "SELECT peer_id, public_key, name, address, first_seen_ms, last_seen_ms, is_seed, ",
+    "failure_count, total_requests, successful_requests, success_rate, avg_latency_ms, ",
+    "min_latency_ms, max_latency_ms, penalty, penalty_updated_ms, last_penalty_reason, ",
+    "last_penalty_at_ms FROM peers ORDER BY peer_id"
+);
+pub const UPSERT_PEER: &str = concat!(
+    "INSERT INTO peers (peer_id, public_key, name, address, first_seen_ms, last_seen_ms, is_seed, ",
+    "failure_count, total_requests, successful_requests, success_rate, avg_latency_ms, ",
+    "min_latency_ms, max_latency_ms, penalty, penalty_updated_ms, last_penalty_reason, ",
+    "last_penalty_at_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) ",
+    "ON CONFLICT (peer_id) DO UPDATE SET public_key = excluded.public_key, name = excluded.name, ",
+    "address = excluded.address, first_seen_ms = excluded.first_seen_ms, ",
+    "last_seen_ms = excluded.last_seen_ms, is_seed = excluded.is_seed, ",
+    "failure_count = excluded.failure_count, total_requests = excluded.total_requests, ",
+    "successful_requests = excluded.successful_requests, success_rate = excluded.success_rate, ",
+    "avg_latency_ms = excluded.avg_latency_ms, min_latency_ms = excluded.min_latency_ms, ",
+    "max_latency_ms = excluded.max_latency_ms, penalty = excluded.penalty, ",
+    "penalty_updated_ms = excluded.penalty_updated_ms, ",
+    "last_penalty_reason = excluded.last_penalty_reason, ",
+    "last_penalty_at_ms = excluded.last_penalty_at_ms"
+);
+pub const DELETE_PEER: &str = "DELETE FROM peers WHERE peer_id = $1";
+pub const SELECT_BANS: &str = "SELECT target, kind, reason, source, banned_at_ms, expires_at_ms FROM bans ORDER BY banned_at_ms, target";
+pub const INSERT_BAN: &str = "INSERT INTO bans (target, kind, reason, source, banned_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6)";
+pub const DELETE_BAN: &str = "DELETE FROM bans WHERE target = $1";
+
+pub const SELECT_REGISTERS: &str = "SELECT register_id, is_public, role, origin_key, created_at_ms, height, head_hash, latest_version, base_height FROM registers ORDER BY register_id";
+pub const UPSERT_REGISTER: &str = concat!(
+    "INSERT INTO registers (register_id, is_public, role, origin_key, created_at_ms, height, head_hash, latest_version, base_height) ",
+    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (register_id) DO UPDATE SET is_public = excluded.is_public, ",
+    "role = excluded.role, origin_key = excluded.origin_key, height = excluded.height, head_hash = excluded.head_hash, ",
+    "latest_version = excluded.latest_version, base_height = excluded.base_height"
+);
+pub const INSERT_DOCKET: &str = "INSERT INTO dockets (register_id, number, previous_hash, merkle_root, tx_count, first_version, sealed_at_ms, hash, signature) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)";
+pub const SELECT_DOCKETS: &str = "SELECT register_id, number, previous_hash, merkle_root, tx_count, first_version, sealed_at_ms, hash, signature FROM dockets WHERE register_id = $1 AND number >= $2 ORDER BY number LIMIT $3";
+pub const INSERT_PENDING: &str = "INSERT INTO transactions (register_id, tx_id, payload, received_at_ms) VALUES ($1,$2,$3,$4) ON CONFLICT (register_id, tx_id) DO NOTHING";
+pub const SELECT_PENDING: &str = "SELECT tx_id, payload FROM transactions WHERE register_id = $1 AND version IS NULL ORDER BY received_at_ms, tx_id LIMIT $2";
+pub const COUNT_PENDING: &str =
+    "SELECT COUNT(*) AS n FROM transactions WHERE register_id = $1 AND version IS NULL";
+pub const SEAL_TX: &str = "UPDATE transactions SET version = $3, docket_number = $4 WHERE register_id = $1 AND tx_id = $2 AND version IS NULL";
+pub const UPSERT_SEALED_TX: &str = concat!(
+    "INSERT INTO transactions (register_id, tx_id, payload, received_at_ms, version, docket_number) VALUES ($1,$2,$3,$4,$5,$6) ",
+    "ON CONFLICT (register_id, tx_id) DO UPDATE SET version = excluded.version, docket_number = excluded.docket_number"
+);
+pub const SELECT_PAYLOADS: &str = "SELECT payload FROM transactions WHERE register_id = $1 AND version >= $2 AND version <= $3 ORDER BY version";
+pub const SELECT_TX: &str = "SELECT tx_id, payload, received_at_ms, version, docket_number FROM transactions WHERE register_id = $1 AND tx_id = $2";
+pub const DELETE_TXS: &str = "DELETE FROM transactions WHERE register_id = $1";
+pub const DELETE_DOCKETS: &str = "DELETE FROM dockets WHERE register_id = $1";
+pub const DELETE_REGISTER: &str = "DELETE FROM registers WHERE register_id = $1";
+pub const SELECT_SUBSCRIPTIONS: &str =
+    "SELECT register_id, mode, created_at_ms FROM subscriptions ORDER BY register_id";
+pub const UPSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions (register_id, mode, created_at_ms) VALUES ($1,$2,$3) ON CONFLICT (register_id) DO UPDATE SET mode = excluded.mode";
+pub const DELETE_SUBSCRIPTION: &str = "DELETE FROM subscriptions WHERE register_id = $1";
+pub const ENQUEUE_ANNOUNCEMENT: &str = "INSERT INTO gossip_queue (register_id, tx_id, source_peer, enqueued_at_ms) VALUES ($1,$2,$3,$4) ON CONFLICT (register_id, tx_id) DO NOTHING";
+pub const QUEUED_REGISTERS: &str =
+    "SELECT DISTINCT register_id FROM gossip_queue ORDER BY register_id";
+pub const SELECT_QUEUE: &str = "SELECT tx_id, source_peer FROM gossip_queue WHERE register_id = $1 ORDER BY enqueued_at_ms, tx_id LIMIT $2";
+pub const DEQUEUE: &str = "DELETE FROM gossip_queue WHERE register_id = $1 AND tx_id = $2";
+// Keeps the newest $1 entries (row-value comparison works on SQLite and PostgreSQL alike).
+pub const TRIM_QUEUE: &str = concat!(
+    "DELETE FROM gossip_queue WHERE (enqueued_at_ms, tx_id) <= (SELECT enqueued_at_ms, tx_id ",
+    "FROM gossip_queue ORDER BY enqueued_at_ms DESC, tx_id DESC LIMIT 1 OFFSET $1)"
+);
+pub const UPSERT_PROBE: &str = "INSERT INTO storage_probe (id, checked_at_ms) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET checked_at_ms = excluded.checked_at_ms";
+pub const PENDING_BEFORE: &str = "SELECT tx_id FROM transactions WHERE register_id = $1 AND version IS NULL AND received_at_ms < $2 ORDER BY received_at_ms, tx_id LIMIT $3";
+pub const PING: &str = "SELECT 1";
+pub const DELETE_DOCKET: &str = "DELETE FROM dockets WHERE register_id = $1 AND number = $2";
+pub const COUNT_QUEUE: &str = "SELECT COUNT(*) FROM gossip_queue";

@@ -1,0 +1,585 @@
+//! The one implementation of [`Store`], generic over the two sqlx backends: the queries of
+//! [`sql`](super::sql), bound and read the same way on SQLite and PostgreSQL. Every write runs
+//! through the store's [`Writer`]. What differs between the backends (opening, migrations,
+//! whether writers take turns, reading a result's row count) lives in `sqlite.rs` and
+//! `postgres.rs`.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use sqlx::query::Query;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
+
+use super::writer::Writer;
+use super::{
+    BanRow, DocketRow, IN_LIST_CHUNK, PeerRow, RegisterRow, Store, StoreError, SubscriptionRow,
+    TxRow, WriteHealth, sql,
+};
+
+/// What the shared implementation needs to know of a backend beyond sqlx's [`Database`].
+pub(super) trait Backend: Database {
+    /// "sqlite" or "postgres".
+    const BACKEND: &'static str;
+    /// Rows a statement changed (sqlx has no backend-independent accessor).
+    fn rows_affected(done: &Self::QueryResult) -> u64;
+}
+
+/// A store on one sqlx backend.
+pub(super) struct SqlStore<DB: Database> {
+    pool: Pool<DB>,
+    writer: Writer<DB>,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    /// A store on `pool` (migrated); `one_writer_at_a_time` for backends that allow only one.
+    pub(super) fn new(pool: Pool<DB>, one_writer_at_a_time: bool) -> Self {
+        SqlStore {
+            writer: Writer::new(pool.clone(), one_writer_at_a_time),
+            pool,
+        }
+    }
+}
+
+type Statement<'q, DB> = Query<'q, DB, <DB as Database>::Arguments<'q>>;
+
+/// Statements used by more than one method.
+impl<DB> SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database = DB>,
+    for<'q> <DB as Database>::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Type<DB>,
+{
+    /// Runs a `DELETE … WHERE <key> = $1`; returns whether a row was deleted.
+    async fn delete_by_key(&self, delete: &'static str, key: &str) -> Result<bool, StoreError> {
+        self.writer
+            .write(async |conn| {
+                let done = sqlx::query(delete).bind(key).execute(&mut *conn).await?;
+                Ok(DB::rows_affected(&done) > 0)
+            })
+            .await
+    }
+
+    fn bind_register<'q>(query: Statement<'q, DB>, r: &'q RegisterRow) -> Statement<'q, DB> {
+        query
+            .bind(&r.register_id)
+            .bind(r.is_public)
+            .bind(&r.role)
+            .bind(&r.origin_key)
+            .bind(r.created_at_ms)
+            .bind(r.height)
+            .bind(&r.head_hash)
+            .bind(r.latest_version)
+            .bind(r.base_height)
+    }
+
+    fn bind_docket<'q>(query: Statement<'q, DB>, d: &'q DocketRow) -> Statement<'q, DB> {
+        query
+            .bind(&d.register_id)
+            .bind(d.number)
+            .bind(&d.previous_hash)
+            .bind(&d.merkle_root)
+            .bind(d.tx_count)
+            .bind(d.first_version)
+            .bind(d.sealed_at_ms)
+            .bind(&d.hash)
+            .bind(&d.signature)
+    }
+}
+
+/// `<columns> FROM transactions WHERE register_id = $1 AND tx_id IN ($2, …)` for `ids` IDs
+/// (bound values work the same on both backends).
+fn select_tx_ids_in(columns: &str, ids: usize) -> String {
+    let list: Vec<String> = (2..ids + 2).map(|i| format!("${i}")).collect();
+    format!(
+        "{columns} FROM transactions WHERE register_id = $1 AND tx_id IN ({})",
+        list.join(", ")
+    )
+}
+
+#[async_trait]
+impl<DB> Store for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database = DB>,
+    for<'q> <DB as Database>::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<f64>: Encode<'q, DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'r> &'r str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+{
+    fn backend(&self) -> &'static str {
+        DB::BACKEND
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query(sql::PING).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn write_health(&self) -> &WriteHealth {
+        self.writer.health()
+    }
+
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        let now = crate::clock::now_ms();
+        self.writer
+            .write(async |conn| {
+                sqlx::query(sql::UPSERT_PROBE)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn load_peers(&self) -> Result<Vec<PeerRow>, StoreError> {
+        Ok(sqlx::query_as::<_, PeerRow>(sql::SELECT_PEERS)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn upsert_peers(&self, peers: &[PeerRow]) -> Result<(), StoreError> {
+        self.writer
+            .write(async |conn| {
+                for p in peers {
+                    sqlx::query(sql::UPSERT_PEER)
+                        .bind(&p.peer_id)
+                        .bind(&p.public_key)
+                        .bind(&p.name)
+                        .bind(&p.address)
+                        .bind(p.first_seen_ms)
+                        .bind(p.last_seen_ms)
+                        .bind(p.is_seed)
+                        .bind(p.failure_count)
+                        .bind(p.total_requests)
+                        .bind(p.successful_requests)
+                        .bind(p.success_rate)
+                        .bind(p.avg_latency_ms)
+                        .bind(p.min_latency_ms)
+                        .bind(p.max_latency_ms)
+                        .bind(p.penalty)
+                        .bind(p.penalty_updated_ms)
+                        .bind(&p.last_penalty_reason)
+                        .bind(p.last_penalty_at_ms)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn delete_peer(&self, peer_id: &str) -> Result<bool, StoreError> {
+        self.delete_by_key(sql::DELETE_PEER, peer_id).await
+    }
+
+    async fn load_bans(&self) -> Result<Vec<BanRow>, StoreError> {
+        Ok(sqlx::query_as::<_, BanRow>(sql::SELECT_BANS)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn insert_ban(&self, ban: &BanRow) -> Result<(), StoreError> {
+        self.writer
+            .write(async |conn| {
+                sqlx::query(sql::INSERT_BAN)
+                    .bind(&ban.target)
+                    .bind(&ban.kind)
+                    .bind(&ban.reason)
+                    .bind(&ban.source)
+                    .bind(ban.banned_at_ms)
+                    .bind(ban.expires_at_ms)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn delete_ban(&self, target: &str) -> Result<bool, StoreError> {
+        self.delete_by_key(sql::DELETE_BAN, target).await
+    }
+
+    async fn load_registers(&self) -> Result<Vec<RegisterRow>, StoreError> {
+        Ok(sqlx::query_as::<_, RegisterRow>(sql::SELECT_REGISTERS)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn put_register(
+        &self,
+        register: &RegisterRow,
+        docket: &DocketRow,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write(async |conn| {
+                Self::bind_register(sqlx::query(sql::UPSERT_REGISTER), register)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(sql::DELETE_DOCKET)
+                    .bind(&docket.register_id)
+                    .bind(docket.number)
+                    .execute(&mut *conn)
+                    .await?;
+                Self::bind_docket(sqlx::query(sql::INSERT_DOCKET), docket)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn accept_pending(
+        &self,
+        register_id: &str,
+        txs: &[(String, Vec<u8>)],
+        source_peer: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.writer
+            .write(async |conn| {
+                let mut new = Vec::new();
+                for (id, payload) in txs {
+                    let done = sqlx::query(sql::INSERT_PENDING)
+                        .bind(register_id)
+                        .bind(id)
+                        .bind(payload)
+                        .bind(now_ms)
+                        .execute(&mut *conn)
+                        .await?;
+                    if DB::rows_affected(&done) > 0 {
+                        sqlx::query(sql::ENQUEUE_ANNOUNCEMENT)
+                            .bind(register_id)
+                            .bind(id)
+                            .bind(source_peer)
+                            .bind(now_ms)
+                            .execute(&mut *conn)
+                            .await?;
+                        new.push(id.clone());
+                    }
+                }
+                Ok(new)
+            })
+            .await
+    }
+
+    async fn payloads_by_id(
+        &self,
+        register_id: &str,
+        tx_ids: &[String],
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut out = Vec::with_capacity(tx_ids.len());
+        // One query per chunk (`IN (...)` with bound values works on both backends).
+        for chunk in tx_ids.chunks(IN_LIST_CHUNK) {
+            let sql = select_tx_ids_in("SELECT tx_id, payload", chunk.len());
+            let mut query = sqlx::query_as::<_, (String, Vec<u8>)>(&sql).bind(register_id);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            out.extend(query.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
+    async fn existing_transactions(
+        &self,
+        register_id: &str,
+        tx_ids: &[String],
+    ) -> Result<HashSet<String>, StoreError> {
+        let mut out = HashSet::new();
+        for chunk in tx_ids.chunks(IN_LIST_CHUNK) {
+            let sql = select_tx_ids_in("SELECT tx_id", chunk.len());
+            let mut query = sqlx::query_scalar::<_, String>(&sql).bind(register_id);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            out.extend(query.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
+    async fn pending_before(
+        &self,
+        register_id: &str,
+        before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(sql::PENDING_BEFORE)
+            .bind(register_id)
+            .bind(before_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn enqueue_announcements(
+        &self,
+        register_id: &str,
+        tx_ids: &[String],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write(async |conn| {
+                for id in tx_ids {
+                    sqlx::query(sql::ENQUEUE_ANNOUNCEMENT)
+                        .bind(register_id)
+                        .bind(id)
+                        .bind(None::<String>)
+                        .bind(now_ms)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn queued_registers(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(sql::QUEUED_REGISTERS)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn queued_announcements(
+        &self,
+        register_id: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        Ok(sqlx::query_as(sql::SELECT_QUEUE)
+            .bind(register_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn remove_announcements(&self, items: &[(String, String)]) -> Result<(), StoreError> {
+        self.writer
+            .write(async |conn| {
+                for (register_id, id) in items {
+                    sqlx::query(sql::DEQUEUE)
+                        .bind(register_id)
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn announcement_queue_len(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(sql::COUNT_QUEUE)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn trim_announcements(&self, max: i64) -> Result<u64, StoreError> {
+        self.writer
+            .write(async |conn| {
+                let done = sqlx::query(sql::TRIM_QUEUE)
+                    .bind(max)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(DB::rows_affected(&done))
+            })
+            .await
+    }
+
+    async fn pending(
+        &self,
+        register_id: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Ok(sqlx::query_as(sql::SELECT_PENDING)
+            .bind(register_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn count_pending(&self, register_id: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(sql::COUNT_PENDING)
+            .bind(register_id)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn seal(
+        &self,
+        head: &RegisterRow,
+        docket: &DocketRow,
+        tx_ids: &[String],
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write(async |conn| {
+                for (i, id) in tx_ids.iter().enumerate() {
+                    let done = sqlx::query(sql::SEAL_TX)
+                        .bind(&docket.register_id)
+                        .bind(id)
+                        .bind(docket.first_version + i as i64)
+                        .bind(docket.number)
+                        .execute(&mut *conn)
+                        .await?;
+                    if DB::rows_affected(&done) != 1 {
+                        return Err(StoreError::Corrupt(format!(
+                            "transaction {id} is not pending"
+                        )));
+                    }
+                }
+                Self::bind_docket(sqlx::query(sql::INSERT_DOCKET), docket)
+                    .execute(&mut *conn)
+                    .await?;
+                Self::bind_register(sqlx::query(sql::UPSERT_REGISTER), head)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn append(
+        &self,
+        head: &RegisterRow,
+        dockets: &[(DocketRow, Vec<(String, Vec<u8>)>)],
+    ) -> Result<(), StoreError> {
+        let now = crate::clock::now_ms();
+        self.writer
+            .write(async |conn| {
+                for (docket, txs) in dockets {
+                    Self::bind_docket(sqlx::query(sql::INSERT_DOCKET), docket)
+                        .execute(&mut *conn)
+                        .await?;
+                    for (i, (id, payload)) in txs.iter().enumerate() {
+                        sqlx::query(sql::UPSERT_SEALED_TX)
+                            .bind(&docket.register_id)
+                            .bind(id)
+                            .bind(payload)
+                            .bind(now)
+                            .bind(docket.first_version + i as i64)
+                            .bind(docket.number)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                }
+                Self::bind_register(sqlx::query(sql::UPSERT_REGISTER), head)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn dockets(
+        &self,
+        register_id: &str,
+        from: i64,
+        limit: i64,
+    ) -> Result<Vec<DocketRow>, StoreError> {
+        Ok(sqlx::query_as::<_, DocketRow>(sql::SELECT_DOCKETS)
+            .bind(register_id)
+            .bind(from)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn payloads(
+        &self,
+        register_id: &str,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(sqlx::query_scalar(sql::SELECT_PAYLOADS)
+            .bind(register_id)
+            .bind(first)
+            .bind(last)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn transaction(
+        &self,
+        register_id: &str,
+        tx_id: &str,
+    ) -> Result<Option<TxRow>, StoreError> {
+        use sqlx::Row;
+        let row = sqlx::query(sql::SELECT_TX)
+            .bind(register_id)
+            .bind(tx_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let payload: Vec<u8> = r.try_get("payload")?;
+        Ok(Some(TxRow {
+            tx_id: r.try_get("tx_id")?,
+            size: payload.len() as i64,
+            received_at_ms: r.try_get("received_at_ms")?,
+            version: r.try_get("version")?,
+            docket_number: r.try_get("docket_number")?,
+        }))
+    }
+
+    async fn purge(&self, register_id: &str) -> Result<(u64, u64), StoreError> {
+        self.writer
+            .write(async |conn| {
+                let txs = sqlx::query(sql::DELETE_TXS)
+                    .bind(register_id)
+                    .execute(&mut *conn)
+                    .await?;
+                let dockets = sqlx::query(sql::DELETE_DOCKETS)
+                    .bind(register_id)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(sql::DELETE_REGISTER)
+                    .bind(register_id)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok((DB::rows_affected(&txs), DB::rows_affected(&dockets)))
+            })
+            .await
+    }
+
+    async fn load_subscriptions(&self) -> Result<Vec<SubscriptionRow>, StoreError> {
+        Ok(
+            sqlx::query_as::<_, SubscriptionRow>(sql::SELECT_SUBSCRIPTIONS)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn put_subscription(&self, sub: &SubscriptionRow) -> Result<(), StoreError> {
+        self.writer
+            .write(async |conn| {
+                sqlx::query(sql::UPSERT_SUBSCRIPTION)
+                    .bind(&sub.register_id)
+                    .bind(&sub.mode)
+                    .bind(sub.created_at_ms)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn delete_subscription(&self, register_id: &str) -> Result<bool, StoreError> {
+        self.delete_by_key(sql::DELETE_SUBSCRIPTION, register_id)
+            .await
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
