@@ -20,6 +20,7 @@ pub mod rpc;
 pub mod store;
 pub mod telemetry;
 pub mod text;
+pub mod txpool;
 
 /// The software version reported in the handshake, `status` and `/api/health`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +21,7 @@ use crate::replication::{Registers, RegistersDeps};
 use crate::rpc;
 use crate::store::{self, Store, StoreError};
 use crate::telemetry::Metrics;
+use crate::txpool::TxPool;
 
 /// How long shutdown waits for sessions and servers to finish before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -170,8 +170,7 @@ pub async fn start(
         .await?,
     );
 
-    let seen = Gossip::seen_set();
-    let gossip_wake = Arc::new(Notify::new());
+    let pool = TxPool::new(store.clone(), &config, metrics.clone());
     let registers = Registers::load(
         RegistersDeps {
             store: store.clone(),
@@ -179,21 +178,12 @@ pub async fn start(
             config: config.clone(),
             peers: manager.clone(),
             metrics: metrics.clone(),
-            seen: seen.clone(),
-            gossip_wake: gossip_wake.clone(),
+            pool: pool.clone(),
         },
         shutdown.clone(),
     )
     .await?;
-    let gossip = Gossip::new(
-        store.clone(),
-        config.clone(),
-        manager.clone(),
-        registers.clone(),
-        metrics.clone(),
-        seen,
-        gossip_wake,
-    );
+    let gossip = Gossip::new(config.clone(), manager.clone(), pool, metrics.clone());
     let services = rpc::Services {
         peers: manager.clone(),
         registers: registers.clone(),

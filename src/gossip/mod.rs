@@ -4,13 +4,12 @@
 //! ID against the payload, stores it as pending and announces it onward — so a transaction
 //! reaches every node carrying the register however many hops away, the origin included.
 //!
-//! Announcements wait in a persisted queue (bounded; the oldest are dropped with a log line
-//! and a metric) until some carrier is connected. Pending transactions that stay pending are
+//! Announcements wait in the transaction pool's persisted queue ([`crate::txpool`]; bounded,
+//! the oldest are dropped with a log line and a metric) until some carrier is connected. Pending transactions that stay pending are
 //! announced again every `reannounce_interval`, so nothing accepted is lost to a crash or a
 //! dropped message. Per-peer token buckets keep one noisy peer from starving the others.
 
 pub mod requests;
-pub mod seen;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,17 +19,14 @@ use rand::seq::SliceRandom;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::now_ms;
 use crate::config::Config;
 use crate::ledger;
 use crate::peers::{
     Direction, PeerManager, PeerMessage, PeerRequest, PeerResponse, PeerState, ServedTransactions,
 };
-use crate::replication::Registers;
-use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
+use crate::txpool::{TxPool, TxPoolError};
 use requests::{Assignment, Limits, Rank, RequestTracker};
-pub use seen::SeenSet;
 
 /// Queue entries handled per round.
 const QUEUE_BATCH: i64 = 5000;
@@ -47,8 +43,6 @@ const UNANSWERED_PENALTY: f64 = 0.05;
 const REQUEST_RECHECK: Duration = Duration::from_millis(500);
 /// Per-peer rate state unused this long is forgotten.
 const BUCKET_IDLE: Duration = Duration::from_secs(600);
-/// Seen-set generation size.
-const SEEN_CAPACITY: usize = 200_000;
 
 /// A token bucket: `rate` tokens a second, at most `burst` saved up.
 struct Bucket {
@@ -94,38 +88,34 @@ struct Settled {
     peer_at_fault: bool,
 }
 
+/// A refused pull (the text goes back to the peer).
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("register '{0}' is not available here")]
+    Unavailable(String),
+    #[error("rate limited: at most {0} transactions a second per peer")]
+    RateLimited(u64),
+    #[error("storage error: {0}")]
+    Pool(#[from] TxPoolError),
+}
+
 /// The gossip service of one node.
 pub struct Gossip {
-    store: Arc<dyn Store>,
     config: Arc<Config>,
     peers: Arc<PeerManager>,
-    registers: Arc<Registers>,
+    pool: Arc<TxPool>,
     metrics: Arc<Metrics>,
-    seen: Arc<SeenSet>,
-    wake: Arc<Notify>,
     /// Wakes the request loop.
     requests_wake: Notify,
     inner: Mutex<Inner>,
 }
 
-/// A queued transaction ID (hex, written by this node) as bytes.
-fn parse_id(id: &str) -> Option<[u8; 32]> {
-    let parsed = hex::decode(id).ok().and_then(|b| b.try_into().ok());
-    if parsed.is_none() {
-        tracing::error!(%id, "malformed transaction ID in the announcement queue; dropping it");
-    }
-    parsed
-}
-
 impl Gossip {
     pub fn new(
-        store: Arc<dyn Store>,
         config: Arc<Config>,
         peers: Arc<PeerManager>,
-        registers: Arc<Registers>,
+        pool: Arc<TxPool>,
         metrics: Arc<Metrics>,
-        seen: Arc<SeenSet>,
-        wake: Arc<Notify>,
     ) -> Arc<Gossip> {
         let limits = Limits {
             per_peer: config.gossip_max_peer_announcements,
@@ -133,25 +123,17 @@ impl Gossip {
             in_flight_per_peer: config.gossip_max_peer_requests,
         };
         Arc::new(Gossip {
-            store,
             config,
             peers,
-            registers,
+            pool,
             metrics,
-            seen,
             requests_wake: Notify::new(),
             inner: Mutex::new(Inner {
                 announce_buckets: HashMap::new(),
                 pull_buckets: HashMap::new(),
                 tracker: RequestTracker::new(limits),
             }),
-            wake,
         })
-    }
-
-    /// A seen-set sized for a node.
-    pub fn seen_set() -> Arc<SeenSet> {
-        Arc::new(SeenSet::new(SEEN_CAPACITY))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -168,11 +150,15 @@ impl Gossip {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.wake.notified() => {}
+                _ = self.pool.announcements_waiting() => {}
                 _ = tokio::time::sleep(self.config.gossip_interval) => {}
                 _ = reannounce.tick() => {
                     self.tidy(BUCKET_IDLE);
-                    if let Err(e) = self.reannounce().await {
+                    if let Err(e) = self
+                        .pool
+                        .requeue_stale(self.config.reannounce_interval, QUEUE_BATCH)
+                        .await
+                    {
                         tracing::error!("cannot re-queue pending transactions (will retry): {e}");
                     }
                 }
@@ -186,71 +172,32 @@ impl Gossip {
         }
     }
 
-    /// Announces queued transactions to connected carriers of their registers. Entries for
-    /// registers with no connected carrier stay queued.
-    async fn flush_queue(&self) -> Result<(), StoreError> {
-        // Idle nodes do one cheap count per round; nothing is written unless there is work.
-        let depth = self.store.announcement_queue_len().await?;
-        self.metrics.gossip_queue_depth.set(depth);
-        if depth == 0 {
-            return Ok(());
-        }
-        if depth > self.config.gossip_queue_limit as i64 {
-            let dropped = self
-                .store
-                .trim_announcements(self.config.gossip_queue_limit as i64)
-                .await?;
-            self.metrics.gossip_queue_dropped.inc_by(dropped);
-            tracing::warn!(
-                dropped,
-                limit = self.config.gossip_queue_limit,
-                "announcement queue full: dropped the oldest entries (their transactions are \
-                 still stored and are re-announced while pending)"
-            );
-        }
-        // Per register, so entries waiting for an unreachable register's carriers are neither
-        // re-read every round nor in the way of other registers' entries.
-        let mut sent = Vec::new();
-        for register in self.store.queued_registers().await? {
-            let public = self.registers.is_public(&register);
-            let mut carriers: Vec<String> = self
+    /// Announces queued transactions to connected carriers of their registers, up to the
+    /// fanout. Entries for registers with no connected carrier stay queued.
+    async fn flush_queue(&self) -> Result<(), TxPoolError> {
+        let ready = |register: &str| {
+            let carriers: Vec<String> = self
                 .peers
-                .carriers(&register)
+                .carriers(register)
                 .into_iter()
                 .map(|(id, _)| id)
                 .collect();
-            if public && carriers.is_empty() {
-                continue;
-            }
-            let items = self
-                .store
-                .queued_announcements(&register, QUEUE_BATCH)
-                .await?;
-            if public {
-                // Private registers never leave this node, not even as transaction IDs (a
-                // peer may carry a public register of the same name): they are only dropped.
-                let parsed: Vec<([u8; 32], Option<&str>)> = items
+            (!carriers.is_empty()).then_some(carriers)
+        };
+        for (mut carriers, queued) in self.pool.take_announcements(ready, QUEUE_BATCH).await? {
+            carriers.shuffle(&mut rand::thread_rng());
+            carriers.truncate(self.config.gossip_fanout);
+            for peer in &carriers {
+                // Never tell a peer about what it told us.
+                let ids: Vec<[u8; 32]> = queued
+                    .tx_ids
                     .iter()
-                    .filter_map(|(id, source)| Some((parse_id(id)?, source.as_deref())))
+                    .filter(|(_, source)| source.as_deref() != Some(peer.as_str()))
+                    .map(|(id, _)| *id)
                     .collect();
-                carriers.shuffle(&mut rand::thread_rng());
-                carriers.truncate(self.config.gossip_fanout);
-                for peer in &carriers {
-                    // Never tell a peer about what it told us.
-                    let ids: Vec<[u8; 32]> = parsed
-                        .iter()
-                        .filter(|(_, source)| *source != Some(peer.as_str()))
-                        .map(|(id, _)| *id)
-                        .collect();
-                    self.announce(peer, &register, &ids);
-                }
+                self.announce(peer, &queued.register_id, &ids);
             }
-            sent.extend(items.into_iter().map(|(id, _)| (register.clone(), id)));
         }
-        self.store.remove_announcements(&sent).await?;
-        self.metrics
-            .gossip_queue_depth
-            .set(depth - sent.len() as i64);
         Ok(())
     }
 
@@ -271,25 +218,6 @@ impl Gossip {
         }
     }
 
-    /// Queues another announcement for transactions that have stayed pending (the origin
-    /// has not sealed them yet, so they may not have reached it).
-    async fn reannounce(&self) -> Result<(), StoreError> {
-        let cutoff = now_ms() - self.config.reannounce_interval.as_millis() as i64;
-        for register in self.registers.replicated_registers() {
-            let stale = self
-                .store
-                .pending_before(&register, cutoff, QUEUE_BATCH)
-                .await?;
-            if !stale.is_empty() {
-                tracing::debug!(register = %register, count = stale.len(), "re-announcing pending transactions");
-                self.store
-                    .enqueue_announcements(&register, &stale, now_ms())
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
     /// A peer announced transactions. Rate-limited per peer; the new ones are recorded with
     /// their announcers and requested by the request loop (see [`requests`]).
     pub fn on_announce(&self, peer_id: &str, register_id: String, ids: Vec<[u8; 32]>) {
@@ -302,7 +230,7 @@ impl Gossip {
                 .gossip_rate_limited
                 .inc_by((ids.len() - granted) as u64);
         }
-        if granted == 0 || !self.registers.is_public(&register_id) {
+        if granted == 0 || !self.pool.is_public(&register_id) {
             return;
         }
         // IDs this node holds are kept too: a Bloom "maybe" is only settled by the store,
@@ -402,19 +330,15 @@ impl Gossip {
         let (peer, register) = (&*peer, &*register);
         // Claim first, then check: whoever held a claim stored the payload (and marked it
         // seen) before releasing it, so nothing slips between the check and the claim.
-        let mut claimed = Vec::with_capacity(ids.len());
-        for id in ids {
-            if self.seen.claim(&id) {
-                claimed.push(id);
-            } else {
-                self.metrics.gossip_duplicates_avoided.inc();
-                self.lock().tracker.not_requested(peer, register, &id);
-            }
+        let (claim, taken) = self.pool.claim(ids);
+        for id in &taken {
+            self.metrics.gossip_duplicates_avoided.inc();
+            self.lock().tracker.not_requested(peer, register, id);
         }
+        let claimed = claim.ids().to_vec();
         let outcome = self.pull_claimed(peer, register, &claimed).await;
-        for id in &claimed {
-            self.seen.release(id);
-        }
+        // Released (and waiting docket pushes woken) once stored or failed.
+        drop(claim);
         let progressed = {
             let mut inner = self.lock();
             match outcome {
@@ -457,24 +381,12 @@ impl Gossip {
         peer: &str,
         register_id: &str,
         claimed: &[[u8; 32]],
-    ) -> Result<Settled, StoreError> {
+    ) -> Result<Settled, TxPoolError> {
         let mut settled = Settled::default();
-        // Bloom "no" is reliable; a "maybe" is confirmed against the store, in one query.
-        let maybe: Vec<String> = claimed
-            .iter()
-            .filter(|id| self.seen.maybe_contains(id))
-            .map(hex::encode)
-            .collect();
-        let held = if maybe.is_empty() {
-            HashSet::new()
-        } else {
-            self.store
-                .existing_transactions(register_id, &maybe)
-                .await?
-        };
+        let held = self.pool.held_among(register_id, claimed).await?;
         let mut wanted = Vec::with_capacity(claimed.len());
         for id in claimed {
-            if held.contains(&hex::encode(id)) {
+            if held.contains(id) {
                 self.metrics.gossip_duplicates_avoided.inc();
                 settled.delivered.push(*id);
             } else {
@@ -589,18 +501,13 @@ impl Gossip {
         self.metrics
             .gossip_payloads_pulled
             .inc_by(good.len() as u64);
-        match self
-            .registers
-            .accept_gossiped(register_id, good, peer)
-            .await
-        {
+        match self.pool.accept_gossiped(register_id, good, peer).await {
             Ok(stored) => {
                 if stored > 0 {
                     self.metrics
                         .gossip_transactions_received
                         .get_or_create(&vec![("register", register_id.to_string())])
                         .inc_by(stored as u64);
-                    self.wake.notify_one();
                 }
                 settled.delivered.extend(got);
             }
@@ -629,26 +536,19 @@ impl Gossip {
         peer_id: &str,
         register_id: &str,
         ids: Vec<[u8; 32]>,
-    ) -> Result<ServedTransactions, String> {
-        if !self.registers.is_public(register_id) {
-            return Err(format!("register '{register_id}' is not available here"));
+    ) -> Result<ServedTransactions, ServeError> {
+        if !self.pool.is_public(register_id) {
+            return Err(ServeError::Unavailable(register_id.to_string()));
         }
         let granted = self.grant(Limit::Pull, peer_id, ids.len());
         if granted < ids.len() {
             self.metrics
                 .gossip_rate_limited
                 .inc_by((ids.len() - granted) as u64);
-            return Err(format!(
-                "rate limited: at most {} transactions a second per peer",
-                self.config.gossip_pull_rate
-            ));
+            return Err(ServeError::RateLimited(self.config.gossip_pull_rate));
         }
         let hex_ids: Vec<String> = ids.iter().map(hex::encode).collect();
-        let found = self
-            .store
-            .payloads_by_id(register_id, &hex_ids)
-            .await
-            .map_err(|e| format!("storage error: {e}"))?;
+        let found = self.pool.payloads(register_id, &hex_ids).await?;
         let have: HashSet<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
         let missing = ids
             .iter()

@@ -19,12 +19,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::gossip::SeenSet;
 use crate::identity::Identity;
 use crate::ledger::{self, CompactDocket, Docket, DocketHeader, DocketWithTransactions, Hash};
 use crate::peers::{PeerManager, PeerMessage, PeerRequest, PeerResponse, RegisterHeight};
 use crate::store::{DocketRow, RegisterRow, Store, StoreError, SubscriptionRow, TxRow};
 use crate::telemetry::Metrics;
+use crate::txpool::{TxEvent, TxPool, TxPoolError};
 
 /// Most payload bytes in one docket, and in one batch served to a peer, so every message stays
 /// well under the 16 MiB frame limit.
@@ -52,6 +52,15 @@ pub enum RegisterError {
     Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<TxPoolError> for RegisterError {
+    fn from(e: TxPoolError) -> RegisterError {
+        match e {
+            TxPoolError::UnknownRegister(_) => RegisterError::NotFound(e.to_string()),
+            TxPoolError::Store(e) => RegisterError::Store(e),
+        }
+    }
 }
 
 /// How this node holds a register.
@@ -148,8 +157,6 @@ struct Held {
     base_height: u64,
     /// Version of the last transaction sealed at `base_height` (not held here).
     base_version: u64,
-    /// Transactions accepted but not yet sealed (origin only).
-    pending: u64,
 }
 
 impl Held {
@@ -246,20 +253,6 @@ pub struct TxView {
     pub row: TxRow,
 }
 
-/// What happened to transactions at this node, for observers (the cluster benchmark; a
-/// streaming API later). Sent on a broadcast channel; a slow observer misses events, never
-/// slows the node down.
-#[derive(Clone, Debug)]
-pub struct TxEvent {
-    pub register_id: String,
-    pub tx_ids: Arc<Vec<String>>,
-    /// False: stored as pending; true: sealed in a docket held here.
-    pub sealed: bool,
-}
-
-/// Events buffered per observer before the oldest are dropped.
-const EVENT_BUFFER: usize = 16 * 1024;
-
 /// Outcome of a purge.
 #[derive(Clone, Debug)]
 pub struct Purged {
@@ -274,10 +267,8 @@ pub struct RegistersDeps {
     pub config: Arc<Config>,
     pub peers: Arc<PeerManager>,
     pub metrics: Arc<Metrics>,
-    /// Transactions this node holds, shared with gossip.
-    pub seen: Arc<SeenSet>,
-    /// Wakes gossip when there is something new to announce.
-    pub gossip_wake: Arc<Notify>,
+    /// Pending transactions, shared with gossip.
+    pub pool: Arc<TxPool>,
 }
 
 /// The register and replication service of one node.
@@ -287,14 +278,10 @@ pub struct Registers {
     config: Arc<Config>,
     peers: Arc<PeerManager>,
     metrics: Arc<Metrics>,
-    /// Transactions this node holds (shared with gossip).
-    seen: Arc<SeenSet>,
-    /// Wakes gossip when there is something new to announce.
-    gossip_wake: Arc<Notify>,
+    /// Pending transactions (shared with gossip).
+    pool: Arc<TxPool>,
     inner: Mutex<Inner>,
-    seal_wake: Notify,
     shutdown: CancellationToken,
-    events: tokio::sync::broadcast::Sender<TxEvent>,
 }
 
 fn hex32(text: &str) -> Result<Hash, StoreError> {
@@ -352,8 +339,7 @@ impl Registers {
             config,
             peers,
             metrics,
-            seen,
-            gossip_wake,
+            pool,
         } = deps;
         let mut inner = Inner::default();
         for row in store.load_registers().await? {
@@ -382,11 +368,8 @@ impl Registers {
             } else {
                 0
             };
-            let pending = if role == Role::Origin {
-                store.count_pending(&row.register_id).await? as u64
-            } else {
-                0
-            };
+            pool.restore(&row.register_id, row.is_public, role == Role::Origin)
+                .await?;
             inner.held.insert(
                 row.register_id.clone(),
                 Held {
@@ -398,7 +381,6 @@ impl Registers {
                     head,
                     base_height: row.base_height as u64,
                     base_version,
-                    pending,
                 },
             );
         }
@@ -409,12 +391,9 @@ impl Registers {
             config,
             peers,
             metrics,
-            seen,
-            gossip_wake,
+            pool,
             inner: Mutex::new(inner),
-            seal_wake: Notify::new(),
             shutdown,
-            events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
         });
         for sub in subscriptions {
             let mode = Mode::parse(&sub.mode).ok_or_else(|| {
@@ -499,7 +478,7 @@ impl Registers {
             latest_version: held.latest_version(),
             base_height: held.base_height,
             transaction_count: held.latest_version() - held.base_version,
-            pending: held.pending,
+            pending: self.pool.pending_count(register_id),
             created_at_ms: held.created_at_ms,
             sync_progress_percent: progress(
                 held.head.number,

@@ -1,13 +1,7 @@
-//! Registers this node originates: creating them, accepting transactions (locally and through
-//! gossip) and sealing pending transactions into signed dockets.
+//! Registers this node originates: creating them, accepting transactions submitted here and
+//! sealing pending transactions into signed dockets.
 
 use super::*;
-
-/// Most transactions stored in one database transaction of a batch submission.
-const STORE_CHUNK_TRANSACTIONS: usize = 500;
-/// Most payload bytes stored in one database transaction of a batch submission (a chunk holds
-/// at least one transaction, whatever its size).
-const STORE_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// A batch submission that failed. Batches are stored in chunks, each its own database
 /// transaction, so the store's writer is free between chunks: the chunks before the failure
@@ -67,11 +61,11 @@ impl Registers {
             head: genesis.header.clone(),
             base_height: 0,
             base_version: 0,
-            pending: 0,
         };
         self.store
             .put_register(&held.to_row(), &docket_row(&genesis))
             .await?;
+        self.pool.open(register_id, is_public, true);
         self.lock().held.insert(register_id.to_string(), held);
         tracing::info!(
             register = register_id,
@@ -116,10 +110,9 @@ impl Registers {
     }
 
     /// Accepts many transactions: every payload is checked first (a bad one stores nothing),
-    /// then they are stored in chunks of at most `STORE_CHUNK_TRANSACTIONS` transactions and
-    /// `STORE_CHUNK_BYTES` bytes, each in its own database transaction, so other writers
-    /// (single submissions, sealing, replication) are served between chunks. Returns the IDs
-    /// in order; on a failure part-way, [`BatchError::stored`] names what was stored.
+    /// then the transaction pool stores them in chunks, each in its own database transaction
+    /// (see [`TxPool::accept_local`]). Returns the IDs in order; on a failure part-way,
+    /// [`BatchError::stored`] names what was stored.
     pub async fn submit_many(
         &self,
         register_id: &str,
@@ -134,103 +127,18 @@ impl Registers {
             ))
             .into());
         }
-        let mut stored = Vec::with_capacity(payloads.len());
-        let mut chunk: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut chunk_bytes = 0;
-        let mut payloads = payloads.into_iter().peekable();
-        while let Some(payload) = payloads.next() {
-            chunk_bytes += payload.len();
-            chunk.push((ledger::tx_id(&payload), payload));
-            let full = chunk.len() >= STORE_CHUNK_TRANSACTIONS
-                || payloads
-                    .peek()
-                    .is_none_or(|next| chunk_bytes + next.len() > STORE_CHUNK_BYTES);
-            if !full {
-                continue;
-            }
-            let new = match self
-                .store
-                .accept_pending(register_id, &chunk, None, now_ms())
-                .await
-            {
-                Ok(new) => new,
-                Err(e) => {
-                    return Err(BatchError {
-                        stored,
-                        error: e.into(),
-                    });
-                }
-            };
-            self.accepted(register_id, &new);
-            stored.extend(chunk.drain(..).map(|(id, _)| id));
-            chunk_bytes = 0;
-            // Let requests waiting for the runtime (not only for the writer) go first.
-            tokio::task::yield_now().await;
-        }
-        Ok(stored)
-    }
-
-    /// Transactions pulled from `source` through gossip (IDs already checked against their
-    /// payloads). Only public registers take part in gossip: a private register that shares
-    /// its name with someone's public one must not absorb that register's transactions.
-    /// Returns how many were new here.
-    pub async fn accept_gossiped(
-        &self,
-        register_id: &str,
-        txs: Vec<(String, Vec<u8>)>,
-        source: &str,
-    ) -> Result<usize, RegisterError> {
-        if !self.is_public(register_id) || txs.is_empty() {
-            return Ok(0);
-        }
-        let new = self
-            .store
-            .accept_pending(register_id, &txs, Some(source), now_ms())
-            .await?;
-        self.accepted(register_id, &new);
-        Ok(new.len())
-    }
-
-    /// Bookkeeping for newly stored pending transactions: mark them seen, wake the sealer
-    /// (origin) when a docket's worth waits, and wake gossip to announce them.
-    fn accepted(&self, register_id: &str, new: &[String]) {
-        for id in new {
-            if let Ok(Ok(hash)) = hex::decode(id).map(<[u8; 32]>::try_from) {
-                self.seen.insert(&hash);
-            }
-        }
-        let seal_now = {
-            let mut inner = self.lock();
-            match inner.held.get_mut(register_id) {
-                Some(held) if held.role == Role::Origin => {
-                    held.pending += new.len() as u64;
-                    held.pending >= self.config.max_docket_transactions as u64
-                }
-                _ => false,
-            }
-        };
-        if seal_now {
-            self.seal_wake.notify_one();
-        }
-        if !new.is_empty() {
-            self.gossip_wake.notify_one();
-            self.emit(register_id, new.to_vec(), false);
-        }
+        self.pool
+            .accept_local(register_id, payloads)
+            .await
+            .map_err(|e| BatchError {
+                stored: e.stored,
+                error: e.error.into(),
+            })
     }
 
     /// Observes transactions stored and sealed here.
     pub fn events(&self) -> tokio::sync::broadcast::Receiver<TxEvent> {
-        self.events.subscribe()
-    }
-
-    pub(super) fn emit(&self, register_id: &str, tx_ids: Vec<String>, sealed: bool) {
-        if !tx_ids.is_empty() && self.events.receiver_count() > 0 {
-            let _ = self.events.send(TxEvent {
-                register_id: register_id.to_string(),
-                tx_ids: Arc::new(tx_ids),
-                sealed,
-            }); // no observer listening is fine
-        }
+        self.pool.events()
     }
 
     /// Whether this node holds the register (as origin or replica).
@@ -246,16 +154,6 @@ impl Registers {
             .is_some_and(|h| h.is_public)
     }
 
-    /// Registers held as a replica (whose pending transactions still have to reach the origin).
-    pub fn replicated_registers(&self) -> Vec<String> {
-        self.lock()
-            .held
-            .iter()
-            .filter(|(_, h)| h.role != Role::Origin)
-            .map(|(id, _)| id.clone())
-            .collect()
-    }
-
     /// Seals pending transactions of every register this node originates, every
     /// `seal_interval` or as soon as `max_docket_transactions` are waiting. Runs until shutdown.
     pub async fn run_sealer(self: Arc<Self>) {
@@ -263,16 +161,9 @@ impl Registers {
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
                 _ = tokio::time::sleep(self.config.seal_interval) => {}
-                _ = self.seal_wake.notified() => {}
+                _ = self.pool.seal_wanted() => {}
             }
-            let origins: Vec<String> = self
-                .lock()
-                .held
-                .iter()
-                .filter(|(_, h)| h.role == Role::Origin && h.pending > 0)
-                .map(|(id, _)| id.clone())
-                .collect();
-            for register_id in origins {
+            for register_id in self.pool.sealable() {
                 loop {
                     match self.seal_once(&register_id).await {
                         Ok(true) => continue,
@@ -291,11 +182,8 @@ impl Registers {
     /// for an immediate next docket.
     async fn seal_once(&self, register_id: &str) -> Result<bool, RegisterError> {
         let max = self.config.max_docket_transactions;
-        let mut pending = self.store.pending(register_id, max as i64).await?;
+        let mut pending = self.pool.oldest_pending(register_id, max).await?;
         if pending.is_empty() {
-            if let Some(h) = self.lock().held.get_mut(register_id) {
-                h.pending = 0;
-            }
             return Ok(false);
         }
         // Keep every docket (and so every batch served to peers) within the byte budget.
@@ -327,18 +215,17 @@ impl Registers {
             .seal(&next.to_row(), &docket_row(&docket), &ids)
             .await?;
         self.metrics.dockets_sealed.inc();
-        self.emit(register_id, ids.clone(), true);
-        let more = {
+        let sealed = ids.len();
+        let more = self.pool.sealed_here(register_id, ids);
+        {
             let mut inner = self.lock();
             let Some(held) = inner.held.get_mut(register_id) else {
                 return Ok(false);
             };
             held.head = next.head.clone();
             held.head_hash = next.head_hash;
-            held.pending = held.pending.saturating_sub(ids.len() as u64);
-            held.pending >= max as u64
-        };
-        tracing::debug!(register = %register_id, docket = docket.header.number, transactions = ids.len(), "sealed docket");
+        }
+        tracing::debug!(register = %register_id, docket = docket.header.number, transactions = sealed, "sealed docket");
         let entry = DocketWithTransactions {
             docket,
             origin_key: None,

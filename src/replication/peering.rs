@@ -209,8 +209,8 @@ impl Registers {
     ) -> Result<DocketWithTransactions, String> {
         let hex_ids: Vec<String> = compact.tx_ids.iter().map(hex::encode).collect();
         let mut have: HashMap<String, Vec<u8>> = self
-            .store
-            .payloads_by_id(register_id, &hex_ids)
+            .pool
+            .payloads(register_id, &hex_ids)
             .await
             .map_err(|e| format!("storage error: {e}"))?
             .into_iter()
@@ -222,18 +222,13 @@ impl Registers {
             .filter(|(_, h)| !have.contains_key(*h))
             .map(|(id, _)| *id)
             .collect();
-        if missing.iter().any(|id| self.seen.is_claimed(id)) {
-            // Gossip is fetching some of these right now: give it a moment rather than pulling
-            // the same payloads a second time.
-            let deadline = tokio::time::Instant::now() + GOSSIP_GRACE;
-            while missing.iter().any(|id| self.seen.is_claimed(id))
-                && tokio::time::Instant::now() < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+        if missing.iter().any(|id| self.pool.is_claimed(id)) {
+            // Gossip is fetching some of these right now: give it a moment (woken as soon as
+            // it is done) rather than pulling the same payloads a second time.
+            self.pool.wait_released(&missing, GOSSIP_GRACE).await;
             let arrived = self
-                .store
-                .payloads_by_id(
+                .pool
+                .payloads(
                     register_id,
                     &missing.iter().map(hex::encode).collect::<Vec<_>>(),
                 )
@@ -300,6 +295,7 @@ impl Registers {
         let mut previous = held.head.clone();
         let mut rows = Vec::new();
         let mut verified = Vec::new();
+        let mut sealed_ids = Vec::new();
         let mut failure = None;
         for entry in batch {
             if let Err(e) = ledger::verify_next(&held.origin_key, &previous, &entry) {
@@ -311,7 +307,7 @@ impl Registers {
                 .iter()
                 .map(|p| {
                     let hash = ledger::tx_hash(p);
-                    self.seen.insert(&hash);
+                    sealed_ids.push(hash);
                     (hex::encode(hash), p.clone())
                 })
                 .collect();
@@ -342,11 +338,7 @@ impl Registers {
                     sub.last_sync_at_ms = Some(now_ms());
                 }
             }
-            let sealed_ids: Vec<String> = rows
-                .iter()
-                .flat_map(|(_, txs)| txs.iter().map(|(id, _)| id.clone()))
-                .collect();
-            self.emit(register_id, sealed_ids, true);
+            self.pool.included(register_id, &sealed_ids);
             for entry in verified {
                 self.push_to_followers(register_id, Arc::new(CompactDocket::from_full(&entry)));
             }

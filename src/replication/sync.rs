@@ -139,6 +139,7 @@ impl Registers {
             inner.held.remove(register_id);
             inner.followers.remove(register_id);
         }
+        self.pool.close(register_id);
         self.advertise();
         tracing::info!(register = register_id, transactions, dockets, "purged");
         Ok(Purged {
@@ -407,12 +408,12 @@ impl Registers {
                 },
                 head: anchor.header.clone(),
                 base_height,
-                pending: 0,
             };
             self.store
                 .put_register(&held.to_row(), &docket_row(&anchor))
                 .await
                 .map_err(|e| format!("storage error: {e}"))?;
+            self.pool.open(register_id, true, false);
             self.lock().held.insert(register_id.to_string(), held);
             self.advertise();
             return Ok(Progress::Advanced);

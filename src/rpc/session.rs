@@ -304,7 +304,11 @@ async fn run_worker(
             }
             Work::ServeTransactions(r) => {
                 let served = match convert::ids_from_wire(&r.tx_ids) {
-                    Ok(ids) => services.gossip.serve(&peer_id, &r.register_id, ids).await,
+                    Ok(ids) => services
+                        .gossip
+                        .serve(&peer_id, &r.register_id, ids)
+                        .await
+                        .map_err(|e| e.to_string()),
                     Err(e) => Err(format!("malformed request: {e}")),
                 };
                 let (payloads, missing, error) = match served {

@@ -47,12 +47,10 @@ impl Bloom {
     }
 }
 
-/// Thread-safe rotating Bloom filter, plus the exact set of IDs being fetched right now (so
-/// gossip and docket pushes never pull the same payload twice at once).
+/// Thread-safe rotating Bloom filter.
 pub struct SeenSet {
     capacity: usize,
     filters: Mutex<(Bloom, Bloom)>,
-    inflight: Mutex<std::collections::HashSet<[u8; 32]>>,
 }
 
 impl SeenSet {
@@ -61,31 +59,7 @@ impl SeenSet {
         SeenSet {
             capacity,
             filters: Mutex::new((Bloom::new(capacity), Bloom::new(capacity))),
-            inflight: Mutex::new(std::collections::HashSet::new()),
         }
-    }
-
-    /// Claims an ID for fetching; false if someone else is fetching it already.
-    pub fn claim(&self, id: &[u8; 32]) -> bool {
-        self.inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(*id)
-    }
-
-    /// Releases a claim (after the payload was stored, or the fetch failed).
-    pub fn release(&self, id: &[u8; 32]) {
-        self.inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
-    }
-
-    pub fn is_claimed(&self, id: &[u8; 32]) -> bool {
-        self.inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(id)
     }
 
     pub fn insert(&self, id: &[u8; 32]) {

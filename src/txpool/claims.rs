@@ -1,0 +1,160 @@
+//! In-flight claims: the exact set of transaction IDs whose payloads are being fetched right
+//! now, so gossip and docket pushes never pull the same payload twice at once. A claim is held
+//! by a [`Claim`] guard and released when the guard is dropped (also when its task is
+//! cancelled); every release wakes whoever waits for those IDs, without polling.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+/// The IDs being fetched, and the wake-up for those waiting for them.
+#[derive(Default)]
+pub struct Claims {
+    inflight: Mutex<HashSet<[u8; 32]>>,
+    released: Notify,
+}
+
+/// IDs claimed by one fetch; released (and waiters woken) when dropped.
+pub struct Claim<'a> {
+    claims: &'a Claims,
+    ids: Vec<[u8; 32]>,
+}
+
+impl Claim<'_> {
+    /// The IDs this fetch holds.
+    pub fn ids(&self) -> &[[u8; 32]] {
+        &self.ids
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if self.ids.is_empty() {
+            return;
+        }
+        {
+            let mut inflight = self.claims.lock();
+            for id in &self.ids {
+                inflight.remove(id);
+            }
+        }
+        self.claims.released.notify_waiters();
+    }
+}
+
+impl Claims {
+    fn lock(&self) -> MutexGuard<'_, HashSet<[u8; 32]>> {
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Claims every ID nobody else is fetching. Returns the claim and the IDs someone else
+    /// holds already (in the given order).
+    pub fn claim(&self, ids: Vec<[u8; 32]>) -> (Claim<'_>, Vec<[u8; 32]>) {
+        let mut claimed = Vec::with_capacity(ids.len());
+        let mut taken = Vec::new();
+        {
+            let mut inflight = self.lock();
+            for id in ids {
+                if inflight.insert(id) {
+                    claimed.push(id);
+                } else {
+                    taken.push(id);
+                }
+            }
+        }
+        (
+            Claim {
+                claims: self,
+                ids: claimed,
+            },
+            taken,
+        )
+    }
+
+    pub fn is_claimed(&self, id: &[u8; 32]) -> bool {
+        self.lock().contains(id)
+    }
+
+    /// Waits until none of `ids` is claimed any more, at most `within`. Returns whether they
+    /// were all released in time.
+    pub async fn wait_released(&self, ids: &[[u8; 32]], within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.released.notified();
+            tokio::pin!(notified);
+            // Registered before checking, so a release in between is not missed.
+            notified.as_mut().enable();
+            if !ids.iter().any(|id| self.is_claimed(id)) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn an_id_is_claimed_once_until_released() {
+        let claims = Claims::default();
+        let (a, b) = ([1; 32], [2; 32]);
+        let (first, taken) = claims.claim(vec![a, b]);
+        assert_eq!(first.ids(), &[a, b]);
+        assert!(taken.is_empty());
+        let (second, taken) = claims.claim(vec![b]);
+        assert!(second.ids().is_empty());
+        assert_eq!(taken, vec![b]);
+        drop(first);
+        assert!(!claims.is_claimed(&a) && !claims.is_claimed(&b));
+        let (third, _) = claims.claim(vec![b]);
+        assert_eq!(third.ids(), &[b]);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_wakes_on_release_not_at_its_deadline() {
+        let claims = Arc::new(Claims::default());
+        let id = [7; 32];
+        let waiter = {
+            let claims = claims.clone();
+            tokio::spawn(async move {
+                let (claim, _) = claims.claim(vec![id]);
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                drop(claim);
+            })
+        };
+        // Let the spawned task take its claim.
+        while !claims.is_claimed(&id) {
+            tokio::task::yield_now().await;
+        }
+        let started = std::time::Instant::now();
+        assert!(claims.wait_released(&[id], Duration::from_secs(10)).await);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        waiter.await.expect("claiming task");
+    }
+
+    #[tokio::test]
+    async fn a_claim_that_is_not_released_times_out() {
+        let claims = Claims::default();
+        let (_held, _) = claims.claim(vec![[9; 32]]);
+        let started = std::time::Instant::now();
+        assert!(
+            !claims
+                .wait_released(&[[9; 32]], Duration::from_millis(50))
+                .await
+        );
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        // IDs nobody holds are released already.
+        assert!(
+            claims
+                .wait_released(&[[8; 32]], Duration::from_millis(1))
+                .await
+        );
+    }
+}

@@ -1,0 +1,435 @@
+//! The transaction pool: every transaction this node accepts passes through here, below both
+//! gossip and replication (which depend on it, never on each other). It owns:
+//! - admission: which registers take transactions here (public ones also through gossip),
+//!   told by replication as registers are created, replicated and purged;
+//! - pending transactions: storing them (in chunks, so other writers are served between
+//!   them), their count per register this node originates, and the wake-up for the sealer
+//!   when a docket's worth waits;
+//! - the seen-set ([`seen`]) and the in-flight claims ([`claims`]) that keep a payload from
+//!   being fetched twice;
+//! - the announcement queue ([`queue`]) gossip drains;
+//! - the transaction events ([`TxEvent`]): accepted here, and sealed in a docket held here.
+
+pub mod claims;
+mod queue;
+pub mod seen;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::ledger;
+use crate::store::{Store, StoreError};
+use crate::telemetry::Metrics;
+pub use claims::Claim;
+use claims::Claims;
+use queue::AnnouncementQueue;
+pub use queue::Announcements;
+use seen::SeenSet;
+
+/// Seen-set generation size.
+const SEEN_CAPACITY: usize = 200_000;
+/// Events buffered per observer before the oldest are dropped.
+const EVENT_BUFFER: usize = 16 * 1024;
+/// Most transactions stored in one database transaction of a batch submission.
+const STORE_CHUNK_TRANSACTIONS: usize = 500;
+/// Most payload bytes stored in one database transaction of a batch submission (a chunk holds
+/// at least one transaction, whatever its size).
+const STORE_CHUNK_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TxPoolError {
+    #[error("this node does not carry register '{0}'")]
+    UnknownRegister(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A batch that failed part-way: the chunks before the failure stay stored (valid pending
+/// transactions, sealed as usual) and `stored` names them, in submission order.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct PartialAccept {
+    pub stored: Vec<String>,
+    #[source]
+    pub error: TxPoolError,
+}
+
+/// What happened to transactions at this node, for observers (the cluster benchmark; a
+/// streaming API later). Sent on a broadcast channel; a slow observer misses events, never
+/// slows the node down.
+#[derive(Clone, Debug)]
+pub struct TxEvent {
+    pub register_id: String,
+    pub tx_ids: Arc<Vec<String>>,
+    /// False: stored as pending; true: sealed in a docket held here.
+    pub sealed: bool,
+}
+
+/// How a register takes transactions here.
+struct Admission {
+    /// Takes part in gossip (private registers never do).
+    public: bool,
+    /// This node seals the register's transactions.
+    origin: bool,
+    /// Transactions accepted but not yet sealed (origin only).
+    pending: u64,
+}
+
+/// The transaction pool of one node.
+pub struct TxPool {
+    store: Arc<dyn Store>,
+    max_docket_transactions: u64,
+    seen: SeenSet,
+    claims: Claims,
+    queue: AnnouncementQueue,
+    registers: Mutex<HashMap<String, Admission>>,
+    seal_wake: Notify,
+    events: tokio::sync::broadcast::Sender<TxEvent>,
+}
+
+impl TxPool {
+    pub fn new(store: Arc<dyn Store>, config: &Config, metrics: Arc<Metrics>) -> Arc<TxPool> {
+        Arc::new(TxPool {
+            queue: AnnouncementQueue::new(store.clone(), metrics, config.gossip_queue_limit),
+            store,
+            max_docket_transactions: config.max_docket_transactions as u64,
+            seen: SeenSet::new(SEEN_CAPACITY),
+            claims: Claims::default(),
+            registers: Mutex::new(HashMap::new()),
+            seal_wake: Notify::new(),
+            events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Admission>> {
+        self.registers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    // ----- admission ----------------------------------------------------------------------
+
+    /// A register held since before this start: takes transactions again, with the pending
+    /// ones already stored counted (when this node is its origin).
+    pub async fn restore(
+        &self,
+        register_id: &str,
+        public: bool,
+        origin: bool,
+    ) -> Result<(), StoreError> {
+        let pending = if origin {
+            self.store.count_pending(register_id).await?.max(0) as u64
+        } else {
+            0
+        };
+        self.lock().insert(
+            register_id.to_string(),
+            Admission {
+                public,
+                origin,
+                pending,
+            },
+        );
+        Ok(())
+    }
+
+    /// A register new here (created or first replicated) takes transactions from now on.
+    pub fn open(&self, register_id: &str, public: bool, origin: bool) {
+        self.lock().insert(
+            register_id.to_string(),
+            Admission {
+                public,
+                origin,
+                pending: 0,
+            },
+        );
+    }
+
+    /// A register no longer held here.
+    pub fn close(&self, register_id: &str) {
+        self.lock().remove(register_id);
+    }
+
+    /// Whether the register is held here and public (takes part in gossip).
+    pub fn is_public(&self, register_id: &str) -> bool {
+        self.lock().get(register_id).is_some_and(|a| a.public)
+    }
+
+    /// Transactions accepted and not yet sealed here (registers this node originates).
+    pub fn pending_count(&self, register_id: &str) -> u64 {
+        self.lock().get(register_id).map_or(0, |a| a.pending)
+    }
+
+    // ----- accepting ----------------------------------------------------------------------
+
+    /// Accepts transactions submitted at this node: stored in chunks of at most
+    /// `STORE_CHUNK_TRANSACTIONS` transactions and `STORE_CHUNK_BYTES` bytes, each in its own
+    /// database transaction, so other writers (single submissions, sealing, replication) are
+    /// served between chunks. Returns the IDs in order. Payloads are checked by the caller.
+    pub async fn accept_local(
+        &self,
+        register_id: &str,
+        payloads: Vec<Vec<u8>>,
+    ) -> Result<Vec<String>, PartialAccept> {
+        if !self.lock().contains_key(register_id) {
+            return Err(PartialAccept {
+                stored: Vec::new(),
+                error: TxPoolError::UnknownRegister(register_id.to_string()),
+            });
+        }
+        let mut stored = Vec::with_capacity(payloads.len());
+        let mut chunk: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut chunk_bytes = 0;
+        let mut payloads = payloads.into_iter().peekable();
+        while let Some(payload) = payloads.next() {
+            chunk_bytes += payload.len();
+            chunk.push((ledger::tx_id(&payload), payload));
+            let full = chunk.len() >= STORE_CHUNK_TRANSACTIONS
+                || payloads
+                    .peek()
+                    .is_none_or(|next| chunk_bytes + next.len() > STORE_CHUNK_BYTES);
+            if !full {
+                continue;
+            }
+            let new = match self
+                .store
+                .accept_pending(register_id, &chunk, None, now_ms())
+                .await
+            {
+                Ok(new) => new,
+                Err(e) => {
+                    return Err(PartialAccept {
+                        stored,
+                        error: e.into(),
+                    });
+                }
+            };
+            self.accepted(register_id, new);
+            stored.extend(chunk.drain(..).map(|(id, _)| id));
+            chunk_bytes = 0;
+            // Let requests waiting for the runtime (not only for the writer) go first.
+            tokio::task::yield_now().await;
+        }
+        Ok(stored)
+    }
+
+    /// Transactions pulled from peer `source` through gossip (IDs already checked against
+    /// their payloads). Only public registers take part in gossip: a private register that
+    /// shares its name with someone's public one must not absorb that register's
+    /// transactions. Returns how many were new here.
+    pub async fn accept_gossiped(
+        &self,
+        register_id: &str,
+        txs: Vec<(String, Vec<u8>)>,
+        source: &str,
+    ) -> Result<usize, TxPoolError> {
+        if !self.is_public(register_id) || txs.is_empty() {
+            return Ok(0);
+        }
+        let new = self
+            .store
+            .accept_pending(register_id, &txs, Some(source), now_ms())
+            .await?;
+        let count = new.len();
+        self.accepted(register_id, new);
+        Ok(count)
+    }
+
+    /// Bookkeeping for newly stored pending transactions (the store queued their
+    /// announcements in the same database transaction): mark them seen, wake the sealer when
+    /// a docket's worth waits, wake the announcer and tell observers.
+    fn accepted(&self, register_id: &str, new: Vec<String>) {
+        if new.is_empty() {
+            return;
+        }
+        for id in &new {
+            if let Ok(Ok(hash)) = hex::decode(id).map(<[u8; 32]>::try_from) {
+                self.seen.insert(&hash);
+            }
+        }
+        let seal_now = match self.lock().get_mut(register_id) {
+            Some(a) if a.origin => {
+                a.pending += new.len() as u64;
+                a.pending >= self.max_docket_transactions
+            }
+            _ => false,
+        };
+        if seal_now {
+            self.seal_wake.notify_one();
+        }
+        self.queue.queued();
+        self.emit(register_id, new, false);
+    }
+
+    // ----- events -------------------------------------------------------------------------
+
+    /// Observes transactions stored and sealed here.
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<TxEvent> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, register_id: &str, tx_ids: Vec<String>, sealed: bool) {
+        if !tx_ids.is_empty() && self.events.receiver_count() > 0 {
+            let _ = self.events.send(TxEvent {
+                register_id: register_id.to_string(),
+                tx_ids: Arc::new(tx_ids),
+                sealed,
+            }); // no observer listening is fine
+        }
+    }
+
+    // ----- sealing ------------------------------------------------------------------------
+
+    /// Resolves when a register this node originates has a docket's worth pending.
+    pub async fn seal_wanted(&self) {
+        self.seal_wake.notified().await
+    }
+
+    /// Registers this node originates with transactions pending.
+    pub fn sealable(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, a)| a.origin && a.pending > 0)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// The oldest pending transactions of a register, up to `limit`, as (tx_id, payload).
+    pub async fn oldest_pending(
+        &self,
+        register_id: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, TxPoolError> {
+        let pending = self.store.pending(register_id, limit as i64).await?;
+        if pending.is_empty()
+            && let Some(a) = self.lock().get_mut(register_id)
+        {
+            a.pending = 0;
+        }
+        Ok(pending)
+    }
+
+    /// Transactions this node sealed into a docket (already stored). Returns whether a
+    /// docket's worth is still waiting.
+    pub fn sealed_here(&self, register_id: &str, tx_ids: Vec<String>) -> bool {
+        let more = match self.lock().get_mut(register_id) {
+            Some(a) => {
+                a.pending = a.pending.saturating_sub(tx_ids.len() as u64);
+                a.pending >= self.max_docket_transactions
+            }
+            None => false,
+        };
+        self.emit(register_id, tx_ids, true);
+        more
+    }
+
+    /// Transactions that arrived sealed in a replicated docket (already stored).
+    pub fn included(&self, register_id: &str, tx_ids: &[[u8; 32]]) {
+        for id in tx_ids {
+            self.seen.insert(id);
+        }
+        self.emit(register_id, tx_ids.iter().map(hex::encode).collect(), true);
+    }
+
+    // ----- payloads -----------------------------------------------------------------------
+
+    /// Payloads of the given transactions (hex IDs) that the register holds, as
+    /// (tx_id, payload).
+    pub async fn payloads(
+        &self,
+        register_id: &str,
+        tx_ids: &[String],
+    ) -> Result<Vec<(String, Vec<u8>)>, TxPoolError> {
+        Ok(self.store.payloads_by_id(register_id, tx_ids).await?)
+    }
+
+    /// Which of `ids` the register holds (pending or sealed). The seen-set's "no" is
+    /// reliable; a "maybe" is confirmed against the store, in one query.
+    pub async fn held_among(
+        &self,
+        register_id: &str,
+        ids: &[[u8; 32]],
+    ) -> Result<HashSet<[u8; 32]>, TxPoolError> {
+        let maybe: Vec<&[u8; 32]> = ids
+            .iter()
+            .filter(|id| self.seen.maybe_contains(id))
+            .collect();
+        if maybe.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let hex_ids: Vec<String> = maybe.iter().map(hex::encode).collect();
+        let held = self
+            .store
+            .existing_transactions(register_id, &hex_ids)
+            .await?;
+        Ok(maybe
+            .into_iter()
+            .zip(&hex_ids)
+            .filter(|(_, h)| held.contains(*h))
+            .map(|(id, _)| *id)
+            .collect())
+    }
+
+    // ----- in-flight claims ---------------------------------------------------------------
+
+    /// Claims IDs for fetching; see [`Claims::claim`].
+    pub fn claim(&self, ids: Vec<[u8; 32]>) -> (Claim<'_>, Vec<[u8; 32]>) {
+        self.claims.claim(ids)
+    }
+
+    /// Waits (at most `within`) until nobody is fetching any of `ids`; see
+    /// [`Claims::wait_released`].
+    pub async fn wait_released(&self, ids: &[[u8; 32]], within: Duration) -> bool {
+        self.claims.wait_released(ids, within).await
+    }
+
+    pub fn is_claimed(&self, id: &[u8; 32]) -> bool {
+        self.claims.is_claimed(id)
+    }
+
+    // ----- announcements ------------------------------------------------------------------
+
+    /// Resolves when transactions were accepted since the last call (there is something new
+    /// to announce).
+    pub async fn announcements_waiting(&self) {
+        self.queue.wait().await
+    }
+
+    /// Takes up to `per_register` queued announcements of each public register for which
+    /// `ready` answers something (handed out with that answer); the others stay queued.
+    /// Queued entries of private or unknown registers are dropped.
+    pub async fn take_announcements<T>(
+        &self,
+        ready: impl FnMut(&str) -> Option<T>,
+        per_register: i64,
+    ) -> Result<Vec<(T, Announcements)>, TxPoolError> {
+        Ok(self
+            .queue
+            .take(|register| self.is_public(register), ready, per_register)
+            .await?)
+    }
+
+    /// Queues another announcement for up to `limit` transactions per replicated register
+    /// that have stayed pending longer than `older_than` (the origin has not sealed them yet,
+    /// so they may not have reached it).
+    pub async fn requeue_stale(&self, older_than: Duration, limit: i64) -> Result<(), TxPoolError> {
+        let cutoff = now_ms() - older_than.as_millis() as i64;
+        let replicas: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|(_, a)| !a.origin)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for register in replicas {
+            let stale = self.store.pending_before(&register, cutoff, limit).await?;
+            if !stale.is_empty() {
+                tracing::debug!(register = %register, count = stale.len(), "re-announcing pending transactions");
+                self.queue.requeue(&register, &stale, now_ms()).await?;
+            }
+        }
+        Ok(())
+    }
+}
