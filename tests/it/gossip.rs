@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use sorcha_peer::ledger::tx_hash;
 
 use crate::common::hostile::stalling_peer;
-use crate::common::{PATIENCE, TestNode, free_port, metric, replicate_along, wait_until};
+use crate::common::{PATIENCE, TestNode, metric, replicate_along, wait_until};
+use tokio::net::TcpListener;
 
 async fn sealed_at(node: &TestNode, register: &str, tx: &str) -> bool {
     node.is_sealed(register, tx).await
@@ -80,15 +81,20 @@ async fn a_transaction_crosses_five_hops_to_the_origin_and_comes_back_sealed() {
 /// pulls its payload more than once and announcements stop once everyone has it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ring_delivers_each_payload_once_and_does_not_loop() {
-    let ips: Vec<String> = (0..5).map(|i| format!("127.0.0.{}", 71 + i)).collect();
-    let ports: Vec<u16> = ips.iter().map(|ip| free_port(ip)).collect();
-    let mut nodes = Vec::new();
+    // Every listener is bound first, so each node can be given its predecessor's address.
+    let mut listeners = Vec::new();
     for i in 0..5 {
-        let previous = (i + 4) % 5;
-        let listen = format!("{}:{}", ips[i], ports[i]);
-        let seed = format!("{}:{}", ips[previous], ports[previous]);
-        let node = TestNode::start(&ips[i], |c| {
-            c.listen = listen.parse().expect("addr");
+        let ip = format!("127.0.0.{}", 71 + i);
+        listeners.push(TcpListener::bind((ip.as_str(), 0)).await.expect("bind"));
+    }
+    let addrs: Vec<String> = listeners
+        .iter()
+        .map(|l| l.local_addr().expect("bound").to_string())
+        .collect();
+    let mut nodes = Vec::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let seed = addrs[(i + 4) % 5].clone();
+        let node = TestNode::start_on(listener, |c| {
             c.exchange_interval = Duration::ZERO;
             c.seeds = vec![seed];
         })

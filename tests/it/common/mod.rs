@@ -66,15 +66,32 @@ impl TestNode {
         node
     }
 
+    /// Starts a node on a peer listener the caller bound already (so other nodes can be given
+    /// its address before it starts), with its own temporary data directory.
+    pub async fn start_on(peer: TcpListener, adjust: impl FnOnce(&mut Config)) -> TestNode {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ip = peer.local_addr().expect("bound address").ip().to_string();
+        let mut config = test_config(dir.path(), &ip);
+        adjust(&mut config);
+        let mut node = TestNode::start_listening(config, peer).await;
+        node._dir = Some(dir);
+        node
+    }
+
     /// Starts a node from a full configuration (its data dir is the caller's).
     pub async fn start_with(config: Config) -> TestNode {
+        let peer = TcpListener::bind(config.listen)
+            .await
+            .expect("bind peer listener");
+        TestNode::start_listening(config, peer).await
+    }
+
+    async fn start_listening(config: Config, peer: TcpListener) -> TestNode {
         sorcha_peer::telemetry::init_logging(
             &std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
         );
         let listeners = Listeners {
-            peer: TcpListener::bind(config.listen)
-                .await
-                .expect("bind peer listener"),
+            peer,
             admin: TcpListener::bind(config.admin_listen)
                 .await
                 .expect("bind admin listener"),
@@ -241,15 +258,6 @@ where
         assert!(check().await, "expected {what} to keep holding");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-}
-
-/// A port on `ip` that was free a moment ago (for topologies that must be wired up before
-/// every node has started, such as rings).
-pub fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .expect("probe a free port")
-        .port()
 }
 
 /// The value of a metric (first sample of that name) in Prometheus text, 0 if absent.
