@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use sorcha_peer::ledger::tx_hash;
 
 use crate::common::hostile::stalling_peer;
-use crate::common::{PATIENCE, TestNode, metric, replicate_along, wait_until};
+use crate::common::{PATIENCE, TestNode, holds_for, metric, replicate_along, wait_until};
 use tokio::net::TcpListener;
 
 async fn sealed_at(node: &TestNode, register: &str, tx: &str) -> bool {
@@ -147,15 +147,20 @@ async fn a_ring_delivers_each_payload_once_and_does_not_loop() {
     }
     assert!(pulled >= 1.0, "gossip carried the payload at least one hop");
     // No loop: once everyone has it, nobody announces anything more.
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    for (i, node) in nodes.iter().enumerate() {
-        let text = node.client.metrics().await.expect("metrics");
-        assert_eq!(
-            metric(&text, "sorcha_peer_gossip_announcements_sent_total"),
-            sent_before[i],
-            "node {i} kept announcing"
-        );
-    }
+    holds_for(
+        "no node to announce again",
+        Duration::from_millis(800),
+        || async {
+            for (i, node) in nodes.iter().enumerate() {
+                let text = node.client.metrics().await.expect("metrics");
+                if metric(&text, "sorcha_peer_gossip_announcements_sent_total") != sent_before[i] {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
     for node in nodes.iter_mut().rev() {
         node.stop().await;
     }
@@ -315,12 +320,15 @@ async fn private_registers_are_never_gossiped() {
         .expect("submit")
         .transaction_id;
     wait_until("A to seal it", PATIENCE, || sealed_at(&a, "same", &tx)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let text = b.client.metrics().await.expect("metrics");
-    assert_eq!(
-        metric(&text, "sorcha_peer_gossip_announcements_received_total"),
-        0.0
-    );
+    holds_for(
+        "B to receive no announcement",
+        Duration::from_millis(500),
+        || async {
+            let text = b.client.metrics().await.expect("metrics");
+            metric(&text, "sorcha_peer_gossip_announcements_received_total") == 0.0
+        },
+    )
+    .await;
     assert!(
         b.client.transaction("same", &tx).await.is_err(),
         "B never got it"
@@ -459,7 +467,12 @@ async fn announcements_remembered_per_peer_are_bounded() {
         mallory.pulled() > 0
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    holds_for(
+        "in flight per peer to stay bounded",
+        Duration::from_millis(300),
+        || async { mallory.pulled() <= 10 },
+    )
+    .await;
     assert_eq!(mallory.pulled(), 10, "in flight per peer is bounded");
     drop(mallory);
     a.stop().await;
