@@ -33,7 +33,18 @@ pub enum LockError {
 /// The held lock; dropping it releases the directory.
 #[derive(Debug)]
 pub struct DataDirLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for DataDirLock {
+    fn drop(&mut self) {
+        // Unlocked explicitly rather than by closing: a child process forked by another thread
+        // (before it execs) holds a copy of the descriptor, and the lock would outlive this
+        // node until that copy closed.
+        if let Err(e) = self.file.unlock() {
+            tracing::warn!("cannot release the data-directory lock: {e}");
+        }
+    }
 }
 
 impl DataDirLock {
@@ -73,7 +84,7 @@ impl DataDirLock {
             .and_then(|_| file.seek(SeekFrom::Start(0)))
             .and_then(|_| writeln!(file, "{}", std::process::id()))
             .map_err(io)?;
-        Ok(DataDirLock { _file: file })
+        Ok(DataDirLock { file })
     }
 }
 
@@ -103,6 +114,17 @@ fn describe_holder(dir: &Path, file: &mut File) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dropping_the_lock_releases_it_even_while_a_copy_of_the_descriptor_lives() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = DataDirLock::acquire(dir.path()).expect("first lock");
+        // What a fork in another thread leaves behind until the child execs.
+        let inherited = first.file.try_clone().expect("dup");
+        drop(first);
+        DataDirLock::acquire(dir.path()).expect("released although a copy is open");
+        drop(inherited);
+    }
 
     #[test]
     fn a_second_lock_on_the_same_directory_is_refused_until_the_first_is_dropped() {
