@@ -313,20 +313,19 @@ pub(super) async fn transaction(
     Path((id, tx)): Path<(String, String)>,
 ) -> ApiResult<TransactionDto> {
     let view = state.registers.transaction(&id, &tx).await?;
-    let row = view.row;
     Ok(axum::Json(TransactionDto {
-        transaction_id: row.tx_id,
+        transaction_id: view.tx_id,
         register_id: view.register_id,
-        state: if row.version.is_some() {
+        state: if view.version.is_some() {
             "sealed"
         } else {
             "pending"
         }
         .to_string(),
-        version: row.version.map(|v| v as u64),
-        docket_number: row.docket_number.map(|v| v as u64),
-        size: row.size as u64,
-        received_at: to_rfc3339(row.received_at_ms),
+        version: view.version,
+        docket_number: view.docket_number,
+        size: view.size,
+        received_at: to_rfc3339(view.received_at_ms),
     }))
 }
 

@@ -8,6 +8,9 @@
 //! to its transactions with a Merkle root and is signed by the origin. A replica accepts a
 //! docket only if all of that checks out against the docket before it.
 
+mod holding;
+pub use holding::{Mode, Role};
+
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
 

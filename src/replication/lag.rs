@@ -107,10 +107,6 @@ impl Registers {
         register_id: &str,
         number: u64,
     ) -> Result<Option<Hash>, StoreError> {
-        let rows = self.store.dockets(register_id, number as i64, 1).await?;
-        match rows.first() {
-            Some(row) if row.number as u64 == number => Ok(Some(super::hex32(&row.hash)?)),
-            _ => Ok(None),
-        }
+        self.store.docket_hash(register_id, number).await
     }
 }

@@ -21,8 +21,9 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::identity::Identity;
 use crate::ledger::{self, CompactDocket, Docket, DocketHeader, DocketWithTransactions, Hash};
+pub use crate::ledger::{Mode, Role};
 use crate::peers::{PeerManager, PeerMessage, PeerRequest, PeerResponse, RegisterHeight};
-use crate::store::{DocketRow, RegisterRow, Store, StoreError, SubscriptionRow, TxRow};
+use crate::store::{RegisterRecord, Store, StoreError, SubscriptionRecord};
 use crate::telemetry::Metrics;
 use crate::txpool::{TxEvent, TxPool, TxPoolError};
 
@@ -59,65 +60,6 @@ impl From<TxPoolError> for RegisterError {
         match e {
             TxPoolError::UnknownRegister(_) => RegisterError::NotFound(e.to_string()),
             TxPoolError::Store(e) => RegisterError::Store(e),
-        }
-    }
-}
-
-/// How this node holds a register.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Origin,
-    FullReplica,
-    ForwardOnly,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Origin => "origin",
-            Role::FullReplica => "full-replica",
-            Role::ForwardOnly => "forward-only",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Role> {
-        match text {
-            "origin" => Some(Role::Origin),
-            "full-replica" => Some(Role::FullReplica),
-            "forward-only" => Some(Role::ForwardOnly),
-            _ => None,
-        }
-    }
-}
-
-/// A subscription's mode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    FullReplica,
-    ForwardOnly,
-}
-
-impl Mode {
-    /// Accepts `full-replica`/`forward-only` (also without the dash, any case).
-    pub fn parse(text: &str) -> Option<Mode> {
-        match text.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
-            "fullreplica" => Some(Mode::FullReplica),
-            "forwardonly" => Some(Mode::ForwardOnly),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::FullReplica => "full-replica",
-            Mode::ForwardOnly => "forward-only",
-        }
-    }
-
-    fn role(self) -> Role {
-        match self {
-            Mode::FullReplica => Role::FullReplica,
-            Mode::ForwardOnly => Role::ForwardOnly,
         }
     }
 }
@@ -164,17 +106,17 @@ impl Held {
         self.head.first_version + self.head.tx_count as u64 - 1
     }
 
-    fn to_row(&self) -> RegisterRow {
-        RegisterRow {
+    fn to_record(&self) -> RegisterRecord {
+        RegisterRecord {
             register_id: self.head.register_id.clone(),
             is_public: self.is_public,
-            role: self.role.as_str().to_string(),
-            origin_key: hex::encode(self.origin_key),
+            role: self.role,
+            origin_key: self.origin_key,
             created_at_ms: self.created_at_ms,
-            height: self.head.number as i64,
-            head_hash: hex::encode(self.head_hash),
-            latest_version: self.latest_version() as i64,
-            base_height: self.base_height as i64,
+            height: self.head.number,
+            head_hash: self.head_hash,
+            latest_version: self.latest_version(),
+            base_height: self.base_height,
         }
     }
 
@@ -250,7 +192,13 @@ pub struct SubscriptionView {
 #[derive(Clone, Debug)]
 pub struct TxView {
     pub register_id: String,
-    pub row: TxRow,
+    pub tx_id: String,
+    /// Payload size in bytes.
+    pub size: u64,
+    pub received_at_ms: i64,
+    /// Set once sealed.
+    pub version: Option<u64>,
+    pub docket_number: Option<u64>,
 }
 
 /// Outcome of a purge.
@@ -284,43 +232,6 @@ pub struct Registers {
     shutdown: CancellationToken,
 }
 
-fn hex32(text: &str) -> Result<Hash, StoreError> {
-    hex::decode(text)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| StoreError::Corrupt(format!("'{text}' is not a 32-byte hex value")))
-}
-
-fn docket_row(d: &Docket) -> DocketRow {
-    let h = &d.header;
-    DocketRow {
-        register_id: h.register_id.clone(),
-        number: h.number as i64,
-        previous_hash: hex::encode(h.previous_hash),
-        merkle_root: hex::encode(h.merkle_root),
-        tx_count: h.tx_count as i64,
-        first_version: h.first_version as i64,
-        sealed_at_ms: h.sealed_at_ms,
-        hash: hex::encode(h.hash()),
-        signature: hex::encode(&d.signature),
-    }
-}
-
-fn docket_from_row(r: &DocketRow) -> Result<Docket, StoreError> {
-    Ok(Docket {
-        header: DocketHeader {
-            register_id: r.register_id.clone(),
-            number: r.number as u64,
-            previous_hash: hex32(&r.previous_hash)?,
-            merkle_root: hex32(&r.merkle_root)?,
-            tx_count: r.tx_count as u32,
-            first_version: r.first_version as u64,
-            sealed_at_ms: r.sealed_at_ms,
-        },
-        signature: hex::decode(&r.signature).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-    })
-}
-
 /// What one round of syncing achieved.
 enum Progress {
     Advanced,
@@ -343,21 +254,21 @@ impl Registers {
         } = deps;
         let mut inner = Inner::default();
         for row in store.load_registers().await? {
-            let role = Role::parse(&row.role)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown role '{}'", row.role)))?;
-            let head_row = store
+            let head = store
                 .dockets(&row.register_id, row.height, 1)
                 .await?
                 .into_iter()
                 .next()
                 .ok_or_else(|| {
                     StoreError::Corrupt(format!("register {} has no head docket", row.register_id))
-                })?;
-            let head = docket_from_row(&head_row)?.header;
+                })?
+                .header;
             let base_version = if row.base_height > 0 {
                 let anchor = store.dockets(&row.register_id, row.base_height, 1).await?;
                 match anchor.first() {
-                    Some(a) => (a.first_version + a.tx_count - 1).max(0) as u64,
+                    Some(a) => {
+                        (a.header.first_version + u64::from(a.header.tx_count)).saturating_sub(1)
+                    }
                     None => {
                         return Err(StoreError::Corrupt(format!(
                             "register {} lost its anchor docket",
@@ -368,18 +279,18 @@ impl Registers {
             } else {
                 0
             };
-            pool.restore(&row.register_id, row.is_public, role == Role::Origin)
+            pool.restore(&row.register_id, row.is_public, row.role == Role::Origin)
                 .await?;
             inner.held.insert(
                 row.register_id.clone(),
                 Held {
                     is_public: row.is_public,
-                    role,
-                    origin_key: hex32(&row.origin_key)?,
+                    role: row.role,
+                    origin_key: row.origin_key,
                     created_at_ms: row.created_at_ms,
                     head_hash: head.hash(),
                     head,
-                    base_height: row.base_height as u64,
+                    base_height: row.base_height,
                     base_version,
                 },
             );
@@ -396,10 +307,7 @@ impl Registers {
             shutdown,
         });
         for sub in subscriptions {
-            let mode = Mode::parse(&sub.mode).ok_or_else(|| {
-                StoreError::Corrupt(format!("unknown subscription mode '{}'", sub.mode))
-            })?;
-            registers.start_subscription(&sub.register_id, mode, sub.created_at_ms);
+            registers.start_subscription(&sub.register_id, sub.mode, sub.created_at_ms);
         }
         Ok(registers)
     }
@@ -452,11 +360,7 @@ impl Registers {
         if !public {
             return Ok(None);
         }
-        let rows = self.store.dockets(register_id, number as i64, 1).await?;
-        match rows.first() {
-            Some(r) if r.number as u64 == number => Ok(Some(hex32(&r.hash)?)),
-            _ => Ok(None),
-        }
+        self.store.docket_hash(register_id, number).await
     }
 
     // ----- views --------------------------------------------------------------------------
@@ -557,9 +461,13 @@ impl Registers {
             )));
         }
         match self.store.transaction(register_id, &tx_id).await? {
-            Some(row) => Ok(TxView {
+            Some(tx) => Ok(TxView {
                 register_id: register_id.to_string(),
-                row,
+                tx_id: tx.tx_id,
+                size: tx.size,
+                received_at_ms: tx.received_at_ms,
+                version: tx.version,
+                docket_number: tx.docket_number,
             }),
             None => Err(RegisterError::NotFound(format!(
                 "no transaction {tx_id} in '{register_id}'"

@@ -62,9 +62,7 @@ impl Registers {
             base_height: 0,
             base_version: 0,
         };
-        self.store
-            .put_register(&held.to_row(), &docket_row(&genesis))
-            .await?;
+        self.store.put_register(&held.to_record(), &genesis).await?;
         self.pool.open(register_id, is_public, true);
         self.lock().held.insert(register_id.to_string(), held);
         tracing::info!(
@@ -211,9 +209,7 @@ impl Registers {
         next.head_hash = docket.header.hash();
         next.head = docket.header.clone();
         let ids: Vec<String> = pending.iter().map(|(id, _)| id.clone()).collect();
-        self.store
-            .seal(&next.to_row(), &docket_row(&docket), &ids)
-            .await?;
+        self.store.seal(&next.to_record(), &docket, &ids).await?;
         self.metrics.dockets_sealed.inc();
         let sealed = ids.len();
         let more = self.pool.sealed_here(register_id, ids);

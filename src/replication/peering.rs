@@ -33,15 +33,11 @@ impl Registers {
             ));
         }
         let limit = max.clamp(1, self.config.sync_batch_dockets.max(1)) as i64;
-        let rows = self
+        let dockets = self
             .store
-            .dockets(register_id, from as i64, limit)
+            .dockets(register_id, from, limit)
             .await
             .map_err(|e| format!("storage error: {e}"))?;
-        let mut dockets = Vec::with_capacity(rows.len());
-        for row in &rows {
-            dockets.push(docket_from_row(row).map_err(|e| e.to_string())?);
-        }
         let mut out = Vec::with_capacity(dockets.len());
         let with_txs: Vec<&Docket> = dockets.iter().filter(|d| d.header.tx_count > 0).collect();
         let mut payloads = if headers_only || with_txs.is_empty() {
@@ -311,7 +307,7 @@ impl Registers {
                     (hex::encode(hash), p.clone())
                 })
                 .collect();
-            rows.push((docket_row(&entry.docket), txs));
+            rows.push((entry.docket.clone(), txs));
             previous = entry.docket.header.clone();
             verified.push(entry);
         }
@@ -322,7 +318,7 @@ impl Registers {
             next.head_hash = previous.hash();
             next.head = previous;
             self.store
-                .append(&next.to_row(), &rows)
+                .append(&next.to_record(), &rows)
                 .await
                 .map_err(ApplyError::Store)?;
             {

@@ -37,9 +37,9 @@ impl Registers {
         }
         let now = now_ms();
         self.store
-            .put_subscription(&SubscriptionRow {
+            .put_subscription(&SubscriptionRecord {
                 register_id: register_id.to_string(),
-                mode: mode.as_str().to_string(),
+                mode,
                 created_at_ms: now,
             })
             .await?;
@@ -410,7 +410,7 @@ impl Registers {
                 base_height,
             };
             self.store
-                .put_register(&held.to_row(), &docket_row(&anchor))
+                .put_register(&held.to_record(), &anchor)
                 .await
                 .map_err(|e| format!("storage error: {e}"))?;
             self.pool.open(register_id, true, false);

@@ -3,6 +3,7 @@
 //!
 //! - `sql_store.rs`: the one implementation, generic over the two sqlx backends;
 //! - `sql.rs`: its queries, written once for both;
+//! - `rows.rs`: rows as the tables hold them, mapped to and from the domain types here;
 //! - `writer.rs`: how every write runs (one writer at a time on SQLite, a failed write closes
 //!   its connection, every outcome recorded in [`WriteHealth`]);
 //! - `sqlite.rs`, `postgres.rs`: opening each backend; each keeps its own migrations under
@@ -13,8 +14,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::ledger::{Docket, Hash, Mode, Role};
+
 pub mod health;
 mod postgres;
+mod rows;
 mod sql;
 mod sql_store;
 mod sqlite;
@@ -40,6 +44,9 @@ pub enum StoreError {
     Constraint(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A number the domain handed over is too large for its column (nothing was written).
+    #[error("{what} {value} is too large to store")]
+    OutOfRange { what: &'static str, value: u64 },
 }
 
 impl StoreError {
@@ -107,53 +114,40 @@ pub struct BanRow {
     pub expires_at_ms: Option<i64>,
 }
 
-/// A register held by this node. `height`/`head_hash`/`latest_version` describe the newest
-/// docket held and are written atomically with it (they are the replication checkpoint).
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
-pub struct RegisterRow {
+/// A register held by this node, as persisted. `height`/`head_hash`/`latest_version` describe
+/// the newest docket held and are written atomically with it (they are the replication
+/// checkpoint).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegisterRecord {
     pub register_id: String,
     pub is_public: bool,
-    /// `origin`, `full-replica` or `forward-only`.
-    pub role: String,
-    pub origin_key: String,
+    pub role: Role,
+    pub origin_key: [u8; 32],
     pub created_at_ms: i64,
-    pub height: i64,
-    pub head_hash: String,
-    pub latest_version: i64,
+    pub height: u64,
+    pub head_hash: Hash,
+    pub latest_version: u64,
     /// Dockets up to this number are not held with their transactions (forward-only start).
-    pub base_height: i64,
+    pub base_height: u64,
 }
 
-/// A docket header with its signature; hashes and signature hex-encoded.
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
-pub struct DocketRow {
-    pub register_id: String,
-    pub number: i64,
-    pub previous_hash: String,
-    pub merkle_root: String,
-    pub tx_count: i64,
-    pub first_version: i64,
-    pub sealed_at_ms: i64,
-    pub hash: String,
-    pub signature: String,
-}
-
-/// A transaction's state (without its payload).
+/// A transaction's state as held (without its payload).
 #[derive(Clone, Debug, PartialEq)]
-pub struct TxRow {
+pub struct TxRecord {
     pub tx_id: String,
-    pub size: i64,
+    /// Payload size in bytes.
+    pub size: u64,
     pub received_at_ms: i64,
-    pub version: Option<i64>,
-    pub docket_number: Option<i64>,
+    /// Set once sealed.
+    pub version: Option<u64>,
+    pub docket_number: Option<u64>,
 }
 
-/// A replication subscription.
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
-pub struct SubscriptionRow {
+/// A replication subscription, as persisted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubscriptionRecord {
     pub register_id: String,
-    /// `full-replica` or `forward-only`.
-    pub mode: String,
+    pub mode: Mode,
     pub created_at_ms: i64,
 }
 
@@ -180,12 +174,12 @@ pub trait Store: Send + Sync {
     async fn insert_ban(&self, ban: &BanRow) -> Result<(), StoreError>;
     /// Returns whether a ban was deleted.
     async fn delete_ban(&self, target: &str) -> Result<bool, StoreError>;
-    async fn load_registers(&self) -> Result<Vec<RegisterRow>, StoreError>;
-    /// Creates or replaces a register row together with one docket (its genesis or anchor).
+    async fn load_registers(&self) -> Result<Vec<RegisterRecord>, StoreError>;
+    /// Creates or replaces a register together with one docket (its genesis or anchor).
     async fn put_register(
         &self,
-        register: &RegisterRow,
-        docket: &DocketRow,
+        register: &RegisterRecord,
+        docket: &Docket,
     ) -> Result<(), StoreError>;
     /// Stores transactions as pending and queues an announcement for each one that was new
     /// (all in one database transaction). Returns the IDs that were new.
@@ -245,24 +239,27 @@ pub trait Store: Send + Sync {
     /// `docket` and moves the head to `head`, atomically.
     async fn seal(
         &self,
-        head: &RegisterRow,
-        docket: &DocketRow,
+        head: &RegisterRecord,
+        docket: &Docket,
         tx_ids: &[String],
     ) -> Result<(), StoreError>;
     /// Appends verified dockets with their transactions and moves the head, atomically: a
     /// crash leaves either all of the batch or none of it.
     async fn append(
         &self,
-        head: &RegisterRow,
-        dockets: &[(DocketRow, Vec<(String, Vec<u8>)>)],
+        head: &RegisterRecord,
+        dockets: &[(Docket, Vec<(String, Vec<u8>)>)],
     ) -> Result<(), StoreError>;
     /// Dockets numbered `from..` (ascending), at most `limit`.
     async fn dockets(
         &self,
         register_id: &str,
-        from: i64,
+        from: u64,
         limit: i64,
-    ) -> Result<Vec<DocketRow>, StoreError>;
+    ) -> Result<Vec<Docket>, StoreError>;
+    /// The hash of docket `number`, if held.
+    async fn docket_hash(&self, register_id: &str, number: u64)
+    -> Result<Option<Hash>, StoreError>;
     /// Sealed payloads with versions `first..=last`, in version order.
     async fn payloads(
         &self,
@@ -274,11 +271,11 @@ pub trait Store: Send + Sync {
         &self,
         register_id: &str,
         tx_id: &str,
-    ) -> Result<Option<TxRow>, StoreError>;
+    ) -> Result<Option<TxRecord>, StoreError>;
     /// Deletes a register and all it holds; returns (transactions, dockets) removed.
     async fn purge(&self, register_id: &str) -> Result<(u64, u64), StoreError>;
-    async fn load_subscriptions(&self) -> Result<Vec<SubscriptionRow>, StoreError>;
-    async fn put_subscription(&self, sub: &SubscriptionRow) -> Result<(), StoreError>;
+    async fn load_subscriptions(&self) -> Result<Vec<SubscriptionRecord>, StoreError>;
+    async fn put_subscription(&self, sub: &SubscriptionRecord) -> Result<(), StoreError>;
     async fn delete_subscription(&self, register_id: &str) -> Result<bool, StoreError>;
     /// Closes the connection pool (waits for in-flight statements).
     async fn close(&self);

@@ -70,3 +70,15 @@ pub const PENDING_BEFORE: &str = "SELECT tx_id FROM transactions WHERE register_
 pub const PING: &str = "SELECT 1";
 pub const DELETE_DOCKET: &str = "DELETE FROM dockets WHERE register_id = $1 AND number = $2";
 pub const COUNT_QUEUE: &str = "SELECT COUNT(*) FROM gossip_queue";
+pub const SELECT_DOCKET_HASH: &str =
+    "SELECT hash FROM dockets WHERE register_id = $1 AND number = $2";
+
+/// `<columns> FROM transactions WHERE register_id = $1 AND tx_id IN ($2, …)` for `ids` IDs
+/// (bound values work the same on both backends).
+pub fn select_tx_ids_in(columns: &str, ids: usize) -> String {
+    let list: Vec<String> = (2..ids + 2).map(|i| format!("${i}")).collect();
+    format!(
+        "{columns} FROM transactions WHERE register_id = $1 AND tx_id IN ({})",
+        list.join(", ")
+    )
+}

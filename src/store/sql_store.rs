@@ -7,13 +7,15 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use sqlx::query::Query;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
+use crate::ledger::{Docket, Hash};
+
+use super::rows::{DocketRow, RegisterRow, SubscriptionRow, from_column, hash_from_hex, to_column};
 use super::writer::Writer;
 use super::{
-    BanRow, DocketRow, IN_LIST_CHUNK, PeerRow, RegisterRow, Store, StoreError, SubscriptionRow,
-    TxRow, WriteHealth, sql,
+    BanRow, IN_LIST_CHUNK, PeerRow, RegisterRecord, Store, StoreError, SubscriptionRecord,
+    TxRecord, WriteHealth, sql,
 };
 
 /// What the shared implementation needs to know of a backend beyond sqlx's [`Database`].
@@ -40,18 +42,12 @@ impl<DB: Database> SqlStore<DB> {
     }
 }
 
-type Statement<'q, DB> = Query<'q, DB, <DB as Database>::Arguments<'q>>;
-
-/// Statements used by more than one method.
 impl<DB> SqlStore<DB>
 where
     DB: Backend,
     for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database = DB>,
     for<'q> <DB as Database>::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Type<DB>,
 {
     /// Runs a `DELETE … WHERE <key> = $1`; returns whether a row was deleted.
     async fn delete_by_key(&self, delete: &'static str, key: &str) -> Result<bool, StoreError> {
@@ -62,42 +58,6 @@ where
             })
             .await
     }
-
-    fn bind_register<'q>(query: Statement<'q, DB>, r: &'q RegisterRow) -> Statement<'q, DB> {
-        query
-            .bind(&r.register_id)
-            .bind(r.is_public)
-            .bind(&r.role)
-            .bind(&r.origin_key)
-            .bind(r.created_at_ms)
-            .bind(r.height)
-            .bind(&r.head_hash)
-            .bind(r.latest_version)
-            .bind(r.base_height)
-    }
-
-    fn bind_docket<'q>(query: Statement<'q, DB>, d: &'q DocketRow) -> Statement<'q, DB> {
-        query
-            .bind(&d.register_id)
-            .bind(d.number)
-            .bind(&d.previous_hash)
-            .bind(&d.merkle_root)
-            .bind(d.tx_count)
-            .bind(d.first_version)
-            .bind(d.sealed_at_ms)
-            .bind(&d.hash)
-            .bind(&d.signature)
-    }
-}
-
-/// `<columns> FROM transactions WHERE register_id = $1 AND tx_id IN ($2, …)` for `ids` IDs
-/// (bound values work the same on both backends).
-fn select_tx_ids_in(columns: &str, ids: usize) -> String {
-    let list: Vec<String> = (2..ids + 2).map(|i| format!("${i}")).collect();
-    format!(
-        "{columns} FROM transactions WHERE register_id = $1 AND tx_id IN ({})",
-        list.join(", ")
-    )
 }
 
 #[async_trait]
@@ -213,20 +173,26 @@ where
         self.delete_by_key(sql::DELETE_BAN, target).await
     }
 
-    async fn load_registers(&self) -> Result<Vec<RegisterRow>, StoreError> {
-        Ok(sqlx::query_as::<_, RegisterRow>(sql::SELECT_REGISTERS)
+    async fn load_registers(&self) -> Result<Vec<RegisterRecord>, StoreError> {
+        sqlx::query_as::<_, RegisterRow>(sql::SELECT_REGISTERS)
             .fetch_all(&self.pool)
-            .await?)
+            .await?
+            .into_iter()
+            .map(RegisterRow::into_record)
+            .collect()
     }
 
     async fn put_register(
         &self,
-        register: &RegisterRow,
-        docket: &DocketRow,
+        register: &RegisterRecord,
+        docket: &Docket,
     ) -> Result<(), StoreError> {
+        let register = &RegisterRow::from_record(register)?;
+        let docket = &DocketRow::from_docket(docket)?;
         self.writer
             .write(async |conn| {
-                Self::bind_register(sqlx::query(sql::UPSERT_REGISTER), register)
+                register
+                    .bind(sqlx::query(sql::UPSERT_REGISTER))
                     .execute(&mut *conn)
                     .await?;
                 sqlx::query(sql::DELETE_DOCKET)
@@ -234,7 +200,8 @@ where
                     .bind(docket.number)
                     .execute(&mut *conn)
                     .await?;
-                Self::bind_docket(sqlx::query(sql::INSERT_DOCKET), docket)
+                docket
+                    .bind(sqlx::query(sql::INSERT_DOCKET))
                     .execute(&mut *conn)
                     .await?;
                 Ok(())
@@ -284,7 +251,7 @@ where
         let mut out = Vec::with_capacity(tx_ids.len());
         // One query per chunk (`IN (...)` with bound values works on both backends).
         for chunk in tx_ids.chunks(IN_LIST_CHUNK) {
-            let sql = select_tx_ids_in("SELECT tx_id, payload", chunk.len());
+            let sql = sql::select_tx_ids_in("SELECT tx_id, payload", chunk.len());
             let mut query = sqlx::query_as::<_, (String, Vec<u8>)>(&sql).bind(register_id);
             for id in chunk {
                 query = query.bind(id);
@@ -301,7 +268,7 @@ where
     ) -> Result<HashSet<String>, StoreError> {
         let mut out = HashSet::new();
         for chunk in tx_ids.chunks(IN_LIST_CHUNK) {
-            let sql = select_tx_ids_in("SELECT tx_id", chunk.len());
+            let sql = sql::select_tx_ids_in("SELECT tx_id", chunk.len());
             let mut query = sqlx::query_scalar::<_, String>(&sql).bind(register_id);
             for id in chunk {
                 query = query.bind(id);
@@ -419,10 +386,12 @@ where
 
     async fn seal(
         &self,
-        head: &RegisterRow,
-        docket: &DocketRow,
+        head: &RegisterRecord,
+        docket: &Docket,
         tx_ids: &[String],
     ) -> Result<(), StoreError> {
+        let head = &RegisterRow::from_record(head)?;
+        let docket = &DocketRow::from_docket(docket)?;
         self.writer
             .write(async |conn| {
                 for (i, id) in tx_ids.iter().enumerate() {
@@ -439,10 +408,11 @@ where
                         )));
                     }
                 }
-                Self::bind_docket(sqlx::query(sql::INSERT_DOCKET), docket)
+                docket
+                    .bind(sqlx::query(sql::INSERT_DOCKET))
                     .execute(&mut *conn)
                     .await?;
-                Self::bind_register(sqlx::query(sql::UPSERT_REGISTER), head)
+                head.bind(sqlx::query(sql::UPSERT_REGISTER))
                     .execute(&mut *conn)
                     .await?;
                 Ok(())
@@ -452,14 +422,20 @@ where
 
     async fn append(
         &self,
-        head: &RegisterRow,
-        dockets: &[(DocketRow, Vec<(String, Vec<u8>)>)],
+        head: &RegisterRecord,
+        dockets: &[(Docket, Vec<(String, Vec<u8>)>)],
     ) -> Result<(), StoreError> {
         let now = crate::clock::now_ms();
+        let head = &RegisterRow::from_record(head)?;
+        let dockets = dockets
+            .iter()
+            .map(|(docket, txs)| Ok((DocketRow::from_docket(docket)?, txs)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         self.writer
             .write(async |conn| {
-                for (docket, txs) in dockets {
-                    Self::bind_docket(sqlx::query(sql::INSERT_DOCKET), docket)
+                for (docket, txs) in &dockets {
+                    docket
+                        .bind(sqlx::query(sql::INSERT_DOCKET))
                         .execute(&mut *conn)
                         .await?;
                     for (i, (id, payload)) in txs.iter().enumerate() {
@@ -474,7 +450,7 @@ where
                             .await?;
                     }
                 }
-                Self::bind_register(sqlx::query(sql::UPSERT_REGISTER), head)
+                head.bind(sqlx::query(sql::UPSERT_REGISTER))
                     .execute(&mut *conn)
                     .await?;
                 Ok(())
@@ -485,15 +461,31 @@ where
     async fn dockets(
         &self,
         register_id: &str,
-        from: i64,
+        from: u64,
         limit: i64,
-    ) -> Result<Vec<DocketRow>, StoreError> {
-        Ok(sqlx::query_as::<_, DocketRow>(sql::SELECT_DOCKETS)
+    ) -> Result<Vec<Docket>, StoreError> {
+        sqlx::query_as::<_, DocketRow>(sql::SELECT_DOCKETS)
             .bind(register_id)
-            .bind(from)
+            .bind(to_column("docket number", from)?)
             .bind(limit)
             .fetch_all(&self.pool)
-            .await?)
+            .await?
+            .into_iter()
+            .map(DocketRow::into_docket)
+            .collect()
+    }
+
+    async fn docket_hash(
+        &self,
+        register_id: &str,
+        number: u64,
+    ) -> Result<Option<Hash>, StoreError> {
+        let hash: Option<String> = sqlx::query_scalar(sql::SELECT_DOCKET_HASH)
+            .bind(register_id)
+            .bind(to_column("docket number", number)?)
+            .fetch_optional(&self.pool)
+            .await?;
+        hash.as_deref().map(hash_from_hex).transpose()
     }
 
     async fn payloads(
@@ -514,7 +506,7 @@ where
         &self,
         register_id: &str,
         tx_id: &str,
-    ) -> Result<Option<TxRow>, StoreError> {
+    ) -> Result<Option<TxRecord>, StoreError> {
         use sqlx::Row;
         let row = sqlx::query(sql::SELECT_TX)
             .bind(register_id)
@@ -523,12 +515,18 @@ where
             .await?;
         let Some(r) = row else { return Ok(None) };
         let payload: Vec<u8> = r.try_get("payload")?;
-        Ok(Some(TxRow {
+        let version: Option<i64> = r.try_get("version")?;
+        let docket_number: Option<i64> = r.try_get("docket_number")?;
+        Ok(Some(TxRecord {
             tx_id: r.try_get("tx_id")?,
-            size: payload.len() as i64,
+            size: payload.len() as u64,
             received_at_ms: r.try_get("received_at_ms")?,
-            version: r.try_get("version")?,
-            docket_number: r.try_get("docket_number")?,
+            version: version
+                .map(|v| from_column("transaction version", v))
+                .transpose()?,
+            docket_number: docket_number
+                .map(|n| from_column("docket number", n))
+                .transpose()?,
         }))
     }
 
@@ -552,15 +550,17 @@ where
             .await
     }
 
-    async fn load_subscriptions(&self) -> Result<Vec<SubscriptionRow>, StoreError> {
-        Ok(
-            sqlx::query_as::<_, SubscriptionRow>(sql::SELECT_SUBSCRIPTIONS)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+    async fn load_subscriptions(&self) -> Result<Vec<SubscriptionRecord>, StoreError> {
+        sqlx::query_as::<_, SubscriptionRow>(sql::SELECT_SUBSCRIPTIONS)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(SubscriptionRow::into_record)
+            .collect()
     }
 
-    async fn put_subscription(&self, sub: &SubscriptionRow) -> Result<(), StoreError> {
+    async fn put_subscription(&self, sub: &SubscriptionRecord) -> Result<(), StoreError> {
+        let sub = &SubscriptionRow::from_record(sub);
         self.writer
             .write(async |conn| {
                 sqlx::query(sql::UPSERT_SUBSCRIPTION)

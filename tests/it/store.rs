@@ -1,6 +1,7 @@
 //! One conformance story for the `Store` trait, run against SQLite and PostgreSQL alike.
 
-use sorcha_peer::store::{self, BanRow, DocketRow, PeerRow, RegisterRow, Store};
+use sorcha_peer::ledger::{Docket, DocketHeader, Role};
+use sorcha_peer::store::{self, BanRow, PeerRow, RegisterRecord, Store};
 
 fn peer(id: &str, failures: i64) -> PeerRow {
     PeerRow {
@@ -92,29 +93,30 @@ async fn story(store: &dyn Store) {
     store.close().await;
 }
 
-fn docket(number: i64, first_version: i64, tx_count: i64) -> DocketRow {
-    DocketRow {
-        register_id: "r".into(),
-        number,
-        previous_hash: "00".repeat(32),
-        merkle_root: "11".repeat(32),
-        tx_count,
-        first_version,
-        sealed_at_ms: 7,
-        hash: format!("{number:064}"),
-        signature: "22".repeat(64),
+fn docket(number: u64, first_version: u64, tx_count: u32) -> Docket {
+    Docket {
+        header: DocketHeader {
+            register_id: "r".into(),
+            number,
+            previous_hash: [0; 32],
+            merkle_root: [0x11; 32],
+            tx_count,
+            first_version,
+            sealed_at_ms: 7,
+        },
+        signature: vec![0x22; 64],
     }
 }
 
 async fn registers_and_queue(store: &dyn Store) {
-    let mut head = RegisterRow {
+    let mut head = RegisterRecord {
         register_id: "r".into(),
         is_public: true,
-        role: "origin".into(),
-        origin_key: "33".repeat(32),
+        role: Role::Origin,
+        origin_key: [0x33; 32],
         created_at_ms: 1,
         height: 0,
-        head_hash: format!("{:064}", 0),
+        head_hash: docket(0, 1, 0).header.hash(),
         latest_version: 0,
         base_height: 0,
     };
@@ -217,10 +219,15 @@ async fn registers_and_queue(store: &dyn Store) {
         "sealing twice fails"
     );
     assert_eq!(
-        store.dockets("r", 0, 10).await.expect("dockets").len(),
-        2,
+        store.dockets("r", 0, 10).await.expect("dockets"),
+        vec![docket(0, 1, 0), docket(1, 1, 2)],
         "and changes nothing"
     );
+    assert_eq!(
+        store.docket_hash("r", 1).await.expect("hash"),
+        Some(docket(1, 1, 2).header.hash())
+    );
+    assert_eq!(store.docket_hash("r", 2).await.expect("hash"), None);
     assert_eq!(store.purge("r").await.expect("purge"), (2, 2));
     assert!(store.load_registers().await.expect("registers").is_empty());
 }
