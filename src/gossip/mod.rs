@@ -22,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::ledger;
 use crate::peers::{
-    Direction, PeerManager, PeerMessage, PeerRequest, PeerResponse, PeerState, ServedTransactions,
+    Direction, PeerManager, PeerMessage, PeerRequest, PeerResponse, PeerState, RequestError,
+    ServedTransactions,
 };
 use crate::telemetry::Metrics;
 use crate::txpool::{TxPool, TxPoolError};
@@ -404,7 +405,12 @@ impl Gossip {
         // The outer timeout also covers a session whose command queue is stuck.
         let answer = tokio::time::timeout(timeout, self.peers.request(peer, request, timeout))
             .await
-            .unwrap_or_else(|_| Err(format!("peer {peer} did not answer within {timeout:?}")));
+            .unwrap_or_else(|_| {
+                Err(RequestError::TimedOut {
+                    peer: peer.to_string(),
+                    timeout,
+                })
+            });
         let served = match answer {
             Ok(PeerResponse::Transactions(Ok(served))) => served,
             Ok(PeerResponse::Transactions(Err(refusal))) => {

@@ -1,13 +1,11 @@
 //! Bans: what can be banned (a peer ID, an IP address, a CIDR subnet), how a ban matches a peer
-//! or a connection, and when it expires. Pure logic; persistence and enforcement live in
-//! [`super::PeerManager`].
+//! or a connection, and when it expires. Pure logic; the bans in force, their persistence and
+//! whom they disconnect live in [`super::banlist`].
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use ipnet::IpNet;
-
-use crate::store::BanRow;
 
 /// The longest ban reason kept (longer ones are refused, not cut).
 pub const MAX_REASON_LEN: usize = 500;
@@ -199,39 +197,6 @@ impl Ban {
     pub fn is_expired(&self, now_ms: i64) -> bool {
         self.expires_at_ms.is_some_and(|at| at <= now_ms)
     }
-
-    pub fn to_row(&self) -> BanRow {
-        BanRow {
-            target: self.target.key(),
-            kind: self.target.kind().as_str().to_string(),
-            reason: self.reason.clone(),
-            source: self.source.as_str().to_string(),
-            banned_at_ms: self.banned_at_ms,
-            expires_at_ms: self.expires_at_ms,
-        }
-    }
-
-    /// Rebuilds a ban from the store; a row that does not parse is reported, never guessed at.
-    pub fn from_row(row: &BanRow) -> Result<Ban, String> {
-        let target = match row.kind.as_str() {
-            "peer" => BanTarget::Peer(row.target.clone()),
-            "ip" | "cidr" => BanTarget::parse_network(&row.target)
-                .ok_or_else(|| format!("ban target '{}' is not an address", row.target))?,
-            other => return Err(format!("unknown ban kind '{other}'")),
-        };
-        let source = match row.source.as_str() {
-            "manual" => BanSource::Manual,
-            "automatic" => BanSource::Automatic,
-            other => return Err(format!("unknown ban source '{other}'")),
-        };
-        Ok(Ban {
-            target,
-            reason: row.reason.clone(),
-            source,
-            banned_at_ms: row.banned_at_ms,
-            expires_at_ms: row.expires_at_ms,
-        })
-    }
 }
 
 /// The host part of a `host:port` address as an IP, when it is one.
@@ -284,7 +249,7 @@ mod tests {
     }
 
     #[test]
-    fn expiry_and_rows_round_trip() {
+    fn bans_expire_at_their_end() {
         let ban = Ban {
             target: BanTarget::parse_network("10.0.0.0/8").expect("cidr"),
             reason: "spam".into(),
@@ -294,18 +259,6 @@ mod tests {
         };
         assert!(!ban.is_expired(2_999));
         assert!(ban.is_expired(3_000));
-        assert_eq!(Ban::from_row(&ban.to_row()), Ok(ban));
-        let mut bad = BanRow {
-            target: "x".into(),
-            kind: "planet".into(),
-            reason: String::new(),
-            source: "manual".into(),
-            banned_at_ms: 0,
-            expires_at_ms: None,
-        };
-        assert!(Ban::from_row(&bad).is_err());
-        bad.kind = "ip".into();
-        assert!(Ban::from_row(&bad).is_err());
     }
 
     #[test]

@@ -1,139 +1,191 @@
-//! Whom to dial and when: seeds (always, with backoff) and known peers for free outbound slots.
+//! Whom to dial and when: the seed list (dialled always, with backoff, until connected) and the
+//! choice of known peers for free outbound slots, plus the reconnect backoff.
 
-use super::*;
+use std::collections::HashSet;
+use std::time::Duration;
 
-impl PeerManager {
-    // ----- dialling --------------------------------------------------------------------
+use rand::Rng;
 
-    /// Decides whom to dial now: seeds that are not connected (always, with backoff) and known
-    /// peers to fill the outbound slots. Marks each as being dialled.
-    pub fn plan_dials(&self) -> Vec<DialTarget> {
-        let now = now_ms();
-        let mut inner = self.lock();
-        let inner = &mut *inner;
+use super::DialTarget;
+use super::record::Peer;
+use super::table::PeerTable;
+use crate::config::Config;
+
+/// Jitter applied to reconnect delays (±20 %), so peers that dropped together do not redial
+/// in lock-step.
+const BACKOFF_JITTER: f64 = 0.2;
+
+/// How long to wait before dialling again after `failures` failures in a row: exponential
+/// from `reconnect_backoff_min`, capped at `reconnect_backoff_max`, with jitter.
+pub(super) fn backoff(config: &Config, failures: u32) -> Duration {
+    let min = config.reconnect_backoff_min.as_secs_f64();
+    let max = config.reconnect_backoff_max.as_secs_f64();
+    let exp = min * 2f64.powi(failures.saturating_sub(1).min(30) as i32);
+    let jitter = 1.0 + rand::thread_rng().gen_range(-BACKOFF_JITTER..=BACKOFF_JITTER);
+    Duration::from_secs_f64((exp * jitter).clamp(min, max))
+}
+
+struct Seed {
+    address: String,
+    peer_id: Option<String>,
+    failures: u32,
+    next_attempt_ms: i64,
+    dialing: bool,
+}
+
+/// The configured seeds and their dial state.
+#[derive(Default)]
+pub(super) struct Seeds {
+    seeds: Vec<Seed>,
+}
+
+impl Seeds {
+    pub fn new(addresses: &[String]) -> Seeds {
+        Seeds {
+            seeds: addresses
+                .iter()
+                .map(|address| Seed {
+                    address: address.clone(),
+                    peer_id: None,
+                    failures: 0,
+                    next_attempt_ms: 0,
+                    dialing: false,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.seeds.len()
+    }
+
+    pub fn addresses(&self) -> HashSet<String> {
+        self.seeds.iter().map(|s| s.address.clone()).collect()
+    }
+
+    /// Seeds due for a dial now: not being dialled, past their backoff, not connected (by
+    /// address or by the ID they turned out to have) and not banned. Marks each as dialling.
+    pub fn plan(
+        &mut self,
+        now_ms: i64,
+        connected_addresses: &HashSet<String>,
+        connected: &dyn Fn(&str) -> bool,
+        banned: &dyn Fn(Option<&str>, &str) -> bool,
+    ) -> Vec<DialTarget> {
         let mut targets = Vec::new();
-
-        let connected_addresses: HashSet<String> = inner
-            .connections
-            .keys()
-            .filter_map(|id| inner.peers.get(id).map(|p| p.address.clone()))
-            .collect();
-        for i in 0..inner.seeds.len() {
-            let seed = &inner.seeds[i];
+        for seed in self.seeds.iter_mut() {
             if seed.dialing
-                || now < seed.next_attempt_ms
+                || now_ms < seed.next_attempt_ms
                 || connected_addresses.contains(&seed.address)
+                || seed.peer_id.as_deref().is_some_and(connected)
+                || banned(seed.peer_id.as_deref(), &seed.address)
             {
                 continue;
             }
-            if let Some(id) = &seed.peer_id
-                && inner.connections.contains_key(id)
-            {
-                continue;
-            }
-            let ips: Vec<IpAddr> = bans::address_ip(&seed.address).into_iter().collect();
-            if inner
-                .ban_matching(seed.peer_id.as_deref(), &ips, now)
-                .is_some()
-            {
-                continue;
-            }
-            inner.seeds[i].dialing = true;
+            seed.dialing = true;
             targets.push(DialTarget {
-                address: inner.seeds[i].address.clone(),
-                expected_peer_id: inner.seeds[i].peer_id.clone(),
+                address: seed.address.clone(),
+                expected_peer_id: seed.peer_id.clone(),
                 seed: true,
             });
-        }
-
-        let seed_addresses: HashSet<&str> =
-            inner.seeds.iter().map(|s| s.address.as_str()).collect();
-        let busy = inner.outbound_count()
-            + inner.peers.values().filter(|p| p.dialing).count()
-            + targets.len();
-        let slots = self.config.max_outbound.saturating_sub(busy);
-        if slots > 0 {
-            let mut candidates: Vec<&Peer> = inner
-                .peers
-                .values()
-                .filter(|p| {
-                    !p.dialing
-                        && p.next_dial_ms <= now
-                        && !p.address.is_empty()
-                        && !inner.connections.contains_key(&p.peer_id)
-                        && !seed_addresses.contains(p.address.as_str())
-                        && !connected_addresses.contains(&p.address)
-                        && inner.peer_ban(p, now).is_none()
-                })
-                .collect();
-            candidates.sort_by(|a, b| {
-                a.failure_count
-                    .cmp(&b.failure_count)
-                    .then(b.last_seen_ms.cmp(&a.last_seen_ms))
-            });
-            let chosen: Vec<(String, String)> = candidates
-                .into_iter()
-                .take(slots)
-                .map(|p| (p.peer_id.clone(), p.address.clone()))
-                .collect();
-            for (id, address) in chosen {
-                if let Some(p) = inner.peers.get_mut(&id) {
-                    p.dialing = true;
-                }
-                targets.push(DialTarget {
-                    address,
-                    expected_peer_id: Some(id),
-                    seed: false,
-                });
-            }
         }
         targets
     }
 
-    /// A dial (connect or handshake) failed: count it and back off.
-    pub fn dial_failed(&self, target: &DialTarget, reason: &str) {
-        self.metrics.peer_failures.inc();
-        let now = now_ms();
-        let mut inner = self.lock();
-        if target.seed
-            && let Some(seed) = inner.seeds.iter_mut().find(|s| s.address == target.address)
-        {
+    /// The seed at `address` answered as `peer_id`.
+    pub fn connected(&mut self, address: &str, peer_id: &str) {
+        if let Some(seed) = self.seeds.iter_mut().find(|s| s.address == address) {
+            seed.peer_id = Some(peer_id.to_string());
+            seed.failures = 0;
             seed.dialing = false;
-            seed.failures += 1;
-            let delay = self.backoff(seed.failures);
-            seed.next_attempt_ms = now + delay.as_millis() as i64;
-            tracing::warn!(seed = %target.address, %reason, retry_in = ?delay, "cannot reach seed");
-        }
-        if let Some(id) = &target.expected_peer_id
-            && let Some(peer) = inner.peers.get_mut(id)
-        {
-            peer.dialing = false;
-            peer.failure_count += 1;
-            peer.quality.record_failure();
-            let delay = self.backoff(peer.failure_count);
-            peer.next_dial_ms = now + delay.as_millis() as i64;
-            inner.mark_dirty(id);
-            tracing::debug!(peer = %id, %reason, retry_in = ?delay, "dial failed");
         }
     }
 
-    /// A dial ended without a connection and without being the peer's fault (refused as a
-    /// duplicate or self-connection): clear the in-progress marks.
-    pub fn dial_abandoned(&self, target: &DialTarget) {
-        let now = now_ms();
-        let retry = now + self.config.reconnect_backoff_max.as_millis() as i64;
-        let mut inner = self.lock();
-        if target.seed
-            && let Some(seed) = inner.seeds.iter_mut().find(|s| s.address == target.address)
-        {
+    /// A dial to the seed at `address` failed; returns the backoff before the next one.
+    pub fn failed(&mut self, address: &str, now_ms: i64, config: &Config) -> Option<Duration> {
+        let seed = self.seeds.iter_mut().find(|s| s.address == address)?;
+        seed.dialing = false;
+        seed.failures += 1;
+        let delay = backoff(config, seed.failures);
+        seed.next_attempt_ms = now_ms + delay.as_millis() as i64;
+        Some(delay)
+    }
+
+    /// A dial to the seed at `address` ended without being its fault; retry at `retry_ms`.
+    pub fn abandoned(&mut self, address: &str, retry_ms: i64) {
+        if let Some(seed) = self.seeds.iter_mut().find(|s| s.address == address) {
             seed.dialing = false;
-            seed.next_attempt_ms = retry;
-        }
-        if let Some(id) = &target.expected_peer_id
-            && let Some(peer) = inner.peers.get_mut(id)
-        {
-            peer.dialing = false;
-            peer.next_dial_ms = retry;
+            seed.next_attempt_ms = retry_ms;
         }
     }
+
+    /// The connection to the seed known as `peer_id` ended; dial it again at `retry_ms`.
+    pub fn disconnected(&mut self, peer_id: &str, retry_ms: i64) {
+        if let Some(seed) = self
+            .seeds
+            .iter_mut()
+            .find(|s| s.peer_id.as_deref() == Some(peer_id))
+        {
+            seed.next_attempt_ms = retry_ms;
+        }
+    }
+
+    /// Every seed may be dialled at once (after an unban).
+    pub fn retry_all_now(&mut self) {
+        for seed in self.seeds.iter_mut() {
+            seed.next_attempt_ms = 0;
+        }
+    }
+
+    /// The seed known as `peer_id` starts afresh (operator reset).
+    pub fn reset(&mut self, peer_id: &str) {
+        for seed in self.seeds.iter_mut() {
+            if seed.peer_id.as_deref() == Some(peer_id) {
+                seed.failures = 0;
+                seed.next_attempt_ms = 0;
+            }
+        }
+    }
+}
+
+/// Known peers to fill `slots` outbound slots: due for a dial, with an address, not `excluded`
+/// (connected, a seed, banned), fewest failures first, then most recently seen. Marks each as
+/// dialling.
+pub(super) fn choose_known(
+    table: &mut PeerTable,
+    slots: usize,
+    now_ms: i64,
+    excluded: &dyn Fn(&Peer) -> bool,
+) -> Vec<DialTarget> {
+    if slots == 0 {
+        return Vec::new();
+    }
+    let mut candidates: Vec<&Peer> = table
+        .values()
+        .filter(|p| !p.dialing && p.next_dial_ms <= now_ms && !p.address.is_empty())
+        .filter(|p| !excluded(p))
+        .collect();
+    candidates.sort_by(|a, b| {
+        a.failure_count
+            .cmp(&b.failure_count)
+            .then(b.last_seen_ms.cmp(&a.last_seen_ms))
+    });
+    let chosen: Vec<(String, String)> = candidates
+        .into_iter()
+        .take(slots)
+        .map(|p| (p.peer_id.clone(), p.address.clone()))
+        .collect();
+    chosen
+        .into_iter()
+        .map(|(id, address)| {
+            if let Some(p) = table.get_mut(&id) {
+                p.dialing = true;
+            }
+            DialTarget {
+                address,
+                expected_peer_id: Some(id),
+                seed: false,
+            }
+        })
+        .collect()
 }

@@ -244,7 +244,8 @@ impl Registers {
             match self
                 .peers
                 .request(peer, request, self.config.request_timeout)
-                .await?
+                .await
+                .map_err(|e| e.to_string())?
             {
                 PeerResponse::Transactions(Ok(served)) => {
                     self.metrics
@@ -254,7 +255,7 @@ impl Registers {
                         have.insert(ledger::tx_id(&payload), payload);
                     }
                 }
-                PeerResponse::Transactions(Err(e)) => return Err(e),
+                PeerResponse::Transactions(Err(e)) => return Err(e.to_string()),
                 _ => return Err("unexpected answer".into()),
             }
         }

@@ -19,7 +19,7 @@ use crate::config::{MAX_NAME_LEN, validate_host_port};
 use crate::identity::{self, NONCE_LEN, Role, peer_id_for};
 use crate::peers::{
     CloseOutcome, Direction, PeerManager, PeerMessage, PeerRequest, PeerResponse, Refusal,
-    ServedTransactions, SessionCommand, SessionHandle, VerifiedPeer,
+    RequestError, ServedTransactions, SessionCommand, SessionHandle, VerifiedPeer,
 };
 
 /// Validity penalty for a frame that breaks the protocol after the handshake.
@@ -651,9 +651,15 @@ impl Session {
                                 .into_iter()
                                 .map(convert::docket_from_wire)
                                 .collect::<Result<Vec<_>, String>>()
-                                .map_err(|e| format!("malformed docket: {e}"))
+                                .map_err(|reason| RequestError::Malformed {
+                                    what: "docket",
+                                    reason,
+                                })
                         } else {
-                            Err(convert::peer_text(&batch.error, convert::MAX_PEER_TEXT))
+                            Err(RequestError::Refused(convert::peer_text(
+                                &batch.error,
+                                convert::MAX_PEER_TEXT,
+                            )))
                         };
                         let _ = reply.send(PeerResponse::Dockets(result)); // the asker may have given up
                     }
@@ -670,9 +676,15 @@ impl Session {
                                     payloads: batch.payloads,
                                     missing,
                                 })
-                                .map_err(|e| format!("malformed answer: {e}"))
+                                .map_err(|reason| RequestError::Malformed {
+                                    what: "answer",
+                                    reason,
+                                })
                         } else {
-                            Err(convert::peer_text(&batch.error, convert::MAX_PEER_TEXT))
+                            Err(RequestError::Refused(convert::peer_text(
+                                &batch.error,
+                                convert::MAX_PEER_TEXT,
+                            )))
                         };
                         let _ = reply.send(PeerResponse::Transactions(result)); // the asker may have given up
                     }
