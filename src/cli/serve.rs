@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Arg, ArgAction, ArgMatches, Args};
 use tokio_util::sync::CancellationToken;
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, GlobalArgs};
-use crate::config::{ConfigError, Layers};
+use crate::config::{ConfigError, KEYS, Layers};
 use crate::node::{self, Listeners};
 
 #[derive(Debug, Args)]
@@ -14,24 +14,68 @@ pub struct ServeArgs {
     /// TOML configuration file (see `sorcha-peer config default`)
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Peer protocol address [default: 0.0.0.0:5000]
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
-    /// Admin API address [default: 127.0.0.1:5080]
-    #[arg(long, value_name = "ADDR")]
-    pub admin_listen: Option<String>,
-    /// Address peers should dial to reach this node [default: the listen address]
-    #[arg(long, value_name = "HOST:PORT")]
-    pub advertise_address: Option<String>,
-    /// A node to join through (repeatable)
-    #[arg(long = "seed", value_name = "HOST:PORT")]
-    pub seeds: Vec<String>,
-    /// postgres://user:password@host/db to store on PostgreSQL [default: SQLite in the data dir]
-    #[arg(long, value_name = "URL")]
-    pub database_url: Option<String>,
-    /// A label for operators (not an identity)
-    #[arg(long)]
-    pub name: Option<String>,
+    #[command(flatten)]
+    pub keys: KeyFlags,
+}
+
+/// The flags that set configuration keys, as the key declarations in `config` define them.
+#[derive(Debug, Default)]
+pub struct KeyFlags {
+    /// (key, flag as typed, value): a list for list keys, else one text.
+    given: Vec<(&'static str, String, toml::Value)>,
+}
+
+impl clap::Args for KeyFlags {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        KEYS.iter().fold(cmd, |cmd, def| match &def.flag {
+            Some(flag) => cmd.arg(
+                Arg::new(def.name)
+                    .long(flag.long)
+                    .value_name(flag.value_name)
+                    .help(flag.help)
+                    .action(if def.is_list() {
+                        ArgAction::Append
+                    } else {
+                        ArgAction::Set
+                    })
+                    .value_parser(clap::value_parser!(String)),
+            ),
+            None => cmd,
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for KeyFlags {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut given = Vec::new();
+        for def in KEYS {
+            let Some(flag) = &def.flag else { continue };
+            let Some(values) = matches.get_many::<String>(def.name) else {
+                continue;
+            };
+            let mut values: Vec<toml::Value> =
+                values.map(|v| toml::Value::String(v.clone())).collect();
+            let value = if def.is_list() {
+                toml::Value::Array(values)
+            } else {
+                match values.pop() {
+                    Some(v) => v,
+                    None => continue,
+                }
+            };
+            given.push((def.name, format!("--{}", flag.long), value));
+        }
+        Ok(KeyFlags { given })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
 }
 
 fn layers(global: &GlobalArgs, args: &ServeArgs) -> Result<Layers, ConfigError> {
@@ -40,28 +84,13 @@ fn layers(global: &GlobalArgs, args: &ServeArgs) -> Result<Layers, ConfigError> 
         layers.add_file(path)?;
     }
     layers.add_env(|var| std::env::var(var).ok())?;
-    let text = |s: &str| toml::Value::String(s.to_string());
     if let Some(dir) = &global.data_dir {
-        layers.add_flag("data_dir", "--data-dir", text(&dir.to_string_lossy()))?;
+        // A global flag (every subcommand finds the data directory by it).
+        let dir = toml::Value::String(dir.to_string_lossy().into_owned());
+        layers.add_flag("data_dir", "--data-dir", dir)?;
     }
-    for (key, flag, value) in [
-        ("listen", "--listen", &args.listen),
-        ("admin_listen", "--admin-listen", &args.admin_listen),
-        (
-            "advertise_address",
-            "--advertise-address",
-            &args.advertise_address,
-        ),
-        ("database_url", "--database-url", &args.database_url),
-        ("name", "--name", &args.name),
-    ] {
-        if let Some(v) = value {
-            layers.add_flag(key, flag, text(v))?;
-        }
-    }
-    if !args.seeds.is_empty() {
-        let seeds = args.seeds.iter().map(|s| text(s)).collect();
-        layers.add_flag("seeds", "--seed", toml::Value::Array(seeds))?;
+    for (key, flag, value) in &args.keys.given {
+        layers.add_flag(key, flag, value.clone())?;
     }
     Ok(layers)
 }
@@ -132,4 +161,57 @@ fn stop_on_signal(shutdown: CancellationToken) -> std::io::Result<()> {
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn resolve(args: &[&str]) -> Result<crate::config::Config, ConfigError> {
+        let cli = Cli::try_parse_from(args).expect("arguments parse");
+        let Command::Serve(serve) = &cli.command else {
+            panic!("not serve")
+        };
+        layers(&cli.global, serve)?.resolve()
+    }
+
+    #[test]
+    fn declared_flags_set_their_keys() {
+        let c = resolve(&[
+            "sorcha-peer",
+            "serve",
+            "--listen",
+            "127.0.0.9:7000",
+            "--admin-listen",
+            "127.0.0.9:7080",
+            "--advertise-address",
+            "peer.example:7000",
+            "--seed",
+            "a.example:1",
+            "--seed",
+            "b.example:2",
+            "--database-url",
+            "sqlite:/tmp/x.db",
+            "--name",
+            "ninth",
+        ])
+        .expect("resolve");
+        assert_eq!(c.listen, "127.0.0.9:7000".parse().expect("addr"));
+        assert_eq!(c.admin_listen, "127.0.0.9:7080".parse().expect("addr"));
+        assert_eq!(c.advertise_address.as_deref(), Some("peer.example:7000"));
+        assert_eq!(c.seeds, vec!["a.example:1", "b.example:2"]);
+        assert_eq!(c.database_url.as_deref(), Some("sqlite:/tmp/x.db"));
+        assert_eq!(c.name, "ninth");
+    }
+
+    #[test]
+    fn a_bad_flag_value_names_the_key_and_the_flag() {
+        let err = resolve(&["sorcha-peer", "serve", "--seed", "no-port"])
+            .expect_err("bad seed")
+            .to_string();
+        assert!(err.contains("`seeds`") && err.contains("--seed"), "{err}");
+    }
 }

@@ -1,0 +1,124 @@
+//! Rules a configured value must meet, named by the key declarations in `keys.rs` (one value)
+//! or applied across keys by [`across`]. Each says what is wrong in words an operator can act
+//! on; the caller adds the key and where the value came from.
+
+use std::time::Duration;
+
+use super::{
+    Config, MAX_NAME_LEN, MAX_TRANSACTION_SIZE_LIMIT, MIN_BATCH_BYTES, validate_host_port,
+};
+
+/// What is wrong with a value.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Problem(pub String);
+
+/// Values that may not be zero: counts, limits, intervals.
+pub trait Positive {
+    fn is_positive(&self) -> bool;
+    /// How to say it ("must be at least 1" for counts, "must be greater than 0" for durations).
+    const RULE: &'static str;
+}
+
+impl Positive for Duration {
+    fn is_positive(&self) -> bool {
+        !self.is_zero()
+    }
+    const RULE: &'static str = "must be greater than 0";
+}
+
+macro_rules! positive_count {
+    ($($t:ty),*) => {$(
+        impl Positive for $t {
+            fn is_positive(&self) -> bool {
+                *self > 0
+            }
+            const RULE: &'static str = "must be at least 1";
+        }
+    )*};
+}
+positive_count!(u32, u64, usize);
+
+pub fn positive<T: Positive>(value: &T) -> Result<(), Problem> {
+    if value.is_positive() {
+        Ok(())
+    } else {
+        Err(Problem(T::RULE.to_string()))
+    }
+}
+
+pub fn transaction_size(size: &usize) -> Result<(), Problem> {
+    if *size == 0 || *size > MAX_TRANSACTION_SIZE_LIMIT {
+        return Err(Problem(format!(
+            "must be between 1 and {MAX_TRANSACTION_SIZE_LIMIT} bytes (16 MiB)"
+        )));
+    }
+    Ok(())
+}
+
+pub fn batch_bytes(bytes: &usize) -> Result<(), Problem> {
+    if *bytes < MIN_BATCH_BYTES {
+        return Err(Problem(format!("must be at least {MIN_BATCH_BYTES} bytes")));
+    }
+    Ok(())
+}
+
+pub fn ban_duration(duration: &Duration) -> Result<(), Problem> {
+    crate::peers::bans::check_duration(*duration).map_err(|e| Problem(e.to_string()))
+}
+
+pub fn name_length(name: &str) -> Result<(), Problem> {
+    if name.chars().count() > MAX_NAME_LEN {
+        return Err(Problem(format!("at most {MAX_NAME_LEN} characters")));
+    }
+    Ok(())
+}
+
+pub fn host_ports(addresses: &[String]) -> Result<(), Problem> {
+    addresses
+        .iter()
+        .try_for_each(|a| validate_host_port(a).map_err(Problem))
+}
+
+pub fn host_port(address: &Option<String>) -> Result<(), Problem> {
+    match address {
+        Some(a) => validate_host_port(a).map_err(Problem),
+        None => Ok(()),
+    }
+}
+
+pub fn database_scheme(url: &Option<String>) -> Result<(), Problem> {
+    match url {
+        Some(url)
+            if !(url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.starts_with("sqlite:")) =>
+        {
+            Err(Problem(
+                "must start with postgres:// (or sqlite: for an explicit SQLite file)".into(),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Rules between keys; the error names the key to change.
+pub fn across(c: &Config) -> Result<(), (&'static str, Problem)> {
+    if c.reconnect_backoff_min > c.reconnect_backoff_max {
+        return Err((
+            "reconnect_backoff_max",
+            Problem("must not be shorter than reconnect_backoff_min".into()),
+        ));
+    }
+    // Connected peers always keep their records, so the table must have room beyond them.
+    let connected = c.max_inbound.saturating_add(c.max_outbound);
+    if c.max_known_peers <= connected {
+        return Err((
+            "max_known_peers",
+            Problem(format!(
+                "must be greater than max_inbound + max_outbound ({connected})"
+            )),
+        ));
+    }
+    Ok(())
+}

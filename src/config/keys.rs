@@ -1,0 +1,326 @@
+//! Every configuration key, declared once: its field type, its default (as the TOML literal
+//! `config default` prints), its help text, the rule its value must meet and, for the few set
+//! on the command line, its `serve` flag. [`declare_keys!`] turns the declarations into the
+//! [`Config`] struct, the [`KEYS`] table that drives the file, the environment, the flags and
+//! `config default`, and the typed, validated resolution of the layers.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::ConfigError;
+use super::check;
+use super::values::{FromValue, Resolver};
+
+/// One configuration key: its name in the file, its default as a TOML literal (`None` when the
+/// default is "unset" or computed), the comment printed above it by `config default`, and its
+/// `serve` flag if it has one.
+pub struct KeyDef {
+    pub name: &'static str,
+    pub default: Option<&'static str>,
+    pub help: &'static str,
+    pub flag: Option<KeyFlag>,
+}
+
+/// A `serve` flag that sets a key.
+pub struct KeyFlag {
+    /// Without the leading `--`.
+    pub long: &'static str,
+    pub value_name: &'static str,
+    pub help: &'static str,
+}
+
+impl KeyDef {
+    /// A list key: its flag may be repeated.
+    pub fn is_list(&self) -> bool {
+        self.default == Some("[]")
+    }
+}
+
+/// Declares the keys: `name: Type { default, help, [check,] [flag: (long, VALUE, help),] }`.
+macro_rules! declare_keys {
+    ($(
+        $name:ident : $ty:ty {
+            default: $default:expr,
+            help: $help:expr,
+            $(check: $check:expr,)?
+            $(flag: ($long:expr, $value_name:expr, $flag_help:expr),)?
+        },
+    )*) => {
+        /// The fully resolved configuration of one node.
+        #[derive(Clone, PartialEq)]
+        pub struct Config {
+            $(pub $name: $ty,)*
+        }
+
+        /// All keys, in the order `config default` prints them.
+        pub const KEYS: &[KeyDef] = &[$(
+            KeyDef {
+                name: stringify!($name),
+                default: $default,
+                help: $help,
+                flag: declare_keys!(@flag $(($long, $value_name, $flag_help))?),
+            },
+        )*];
+
+        impl Config {
+            /// Reads every key as its type and applies each key's rule, then the rules
+            /// across keys.
+            pub(super) fn read(r: &Resolver<'_>) -> Result<Config, ConfigError> {
+                let config = Config {
+                    $($name: <$ty as FromValue>::read(r, stringify!($name))?,)*
+                };
+                $($(
+                    $check(&config.$name)
+                        .map_err(|problem| r.invalid(stringify!($name), problem.to_string()))?;
+                )?)*
+                check::across(&config)
+                    .map_err(|(key, problem)| r.invalid(key, problem.to_string()))?;
+                Ok(config)
+            }
+        }
+    };
+    (@flag) => { None };
+    (@flag ($long:expr, $value_name:expr, $help:expr)) => {
+        Some(KeyFlag { long: $long, value_name: $value_name, help: $help })
+    };
+}
+
+declare_keys! {
+    data_dir: PathBuf {
+        default: None,
+        help: "Where the node keeps its key, admin token and SQLite database.\nDefault: the per-user data directory (e.g. ~/.local/share/sorcha-peer).",
+    },
+    listen: SocketAddr {
+        default: Some("\"0.0.0.0:5000\""),
+        help: "Address for the peer protocol (gRPC).",
+        flag: ("listen", "ADDR", "Peer protocol address [default: 0.0.0.0:5000]"),
+    },
+    admin_listen: SocketAddr {
+        default: Some("\"127.0.0.1:5080\""),
+        help: "Address for the admin HTTP API used by the CLI. Keep it on loopback unless you front it with TLS.",
+        flag: ("admin-listen", "ADDR", "Admin API address [default: 127.0.0.1:5080]"),
+    },
+    advertise_address: Option<String> {
+        default: None,
+        help: "host:port other nodes should dial to reach this one. Default: the listen address\n(a 0.0.0.0 host is replaced by each peer with the address it sees us connect from).",
+        check: check::host_port,
+        flag: ("advertise-address", "HOST:PORT", "Address peers should dial to reach this node [default: the listen address]"),
+    },
+    seeds: Vec<String> {
+        default: Some("[]"),
+        help: "First contacts, as host:port. Only used to join the network; re-dialled with backoff while down.",
+        check: check::host_ports,
+        flag: ("seed", "HOST:PORT", "A node to join through (repeatable)"),
+    },
+    database_url: Option<String> {
+        default: None,
+        help: "postgres://user:password@host/db to store on PostgreSQL. Default: SQLite file in data_dir.",
+        check: check::database_scheme,
+        flag: ("database-url", "URL", "postgres://user:password@host/db to store on PostgreSQL [default: SQLite in the data dir]"),
+    },
+    name: String {
+        default: Some("\"\""),
+        help: "A label shown to operators. Not an identity: the peer ID comes from the node key.",
+        check: check::name_length,
+        flag: ("name", "NAME", "A label for operators (not an identity)"),
+    },
+    heartbeat_interval: Duration {
+        default: Some("\"10s\""),
+        help: "How often each connected peer is pinged (latency is measured from these).",
+        check: check::positive,
+    },
+    missed_heartbeats: u32 {
+        default: Some("3"),
+        help: "Unanswered heartbeats in a row after which a peer is marked disconnected.",
+        check: check::positive,
+    },
+    max_failures: u32 {
+        default: Some("5"),
+        help: "Consecutive failed requests after which a peer is disconnected and backed off.",
+        check: check::positive,
+    },
+    exchange_interval: Duration {
+        default: Some("\"60s\""),
+        help: "How often peer lists are swapped with random connected peers. 0 turns peer exchange off.",
+    },
+    exchange_peers: usize {
+        default: Some("3"),
+        help: "How many connected peers each exchange round talks to.",
+    },
+    exchange_max_entries: usize {
+        default: Some("50"),
+        help: "Most peer entries sent or accepted in one exchange message.",
+    },
+    max_known_peers: usize {
+        default: Some("1000"),
+        help: "Most peers remembered; the least recently seen are forgotten first (never seeds or banned ones).",
+    },
+    max_outbound: usize {
+        default: Some("8"),
+        help: "Outbound connections the node aims to keep.",
+    },
+    max_inbound: usize {
+        default: Some("64"),
+        help: "Inbound connections accepted at most.",
+    },
+    max_inbound_per_ip: usize {
+        default: Some("4"),
+        help: "Inbound peers accepted from one IP address. Beyond it, a new identity from that address is refused.",
+        check: check::positive,
+    },
+    max_connections_per_ip: usize {
+        default: Some("8"),
+        help: "Open TCP connections to the peer port from one IP address, counted before any handshake.",
+        check: check::positive,
+    },
+    max_connections_per_subnet: usize {
+        default: Some("32"),
+        help: "Open TCP connections to the peer port from one /24 (IPv4) or /64 (IPv6) subnet.\nLoopback addresses each count as their own subnet.",
+        check: check::positive,
+    },
+    max_pending_connections: usize {
+        default: Some("64"),
+        help: "Inbound TCP connections beyond max_inbound that may be open at once (handshakes in progress,\nprobes); further ones are closed at accept. A connection without the HTTP/2 preface within\nconnect_timeout, or silent without a session, is closed.",
+        check: check::positive,
+    },
+    max_advertised_registers: usize {
+        default: Some("1000"),
+        help: "Registers remembered per peer from its advertisements; the rest are ignored.",
+    },
+    peer_send_buffer: usize {
+        default: Some("16777216"),
+        help: "Bytes of outgoing messages queued for one peer. A peer that does not read them is disconnected\n(a single message larger than this is still sent when the queue is empty).",
+        check: check::positive,
+    },
+    dial_interval: Duration {
+        default: Some("\"1s\""),
+        help: "How often the node checks whether it should dial seeds or more peers.",
+        check: check::positive,
+    },
+    connect_timeout: Duration {
+        default: Some("\"5s\""),
+        help: "Time allowed for a TCP connect plus the identity handshake.",
+        check: check::positive,
+    },
+    reconnect_backoff_min: Duration {
+        default: Some("\"1s\""),
+        help: "First retry delay after a failed dial; doubles per failure, with jitter.",
+        check: check::positive,
+    },
+    reconnect_backoff_max: Duration {
+        default: Some("\"60s\""),
+        help: "Longest retry delay after repeated failed dials.",
+    },
+    peer_retention: Duration {
+        default: Some("\"7d\""),
+        help: "Peers not seen for this long are forgotten (seeds and banned peers are kept).",
+    },
+    seal_interval: Duration {
+        default: Some("\"1s\""),
+        help: "An origin seals pending transactions into a docket at least this often.",
+        check: check::positive,
+    },
+    max_docket_transactions: usize {
+        default: Some("1000"),
+        help: "An origin seals at once when this many transactions are pending (and never puts more in one docket).",
+        check: check::positive,
+    },
+    max_transaction_size: usize {
+        default: Some("1048576"),
+        help: "Largest transaction payload accepted, in bytes (at most 16 MiB).",
+        check: check::transaction_size,
+    },
+    sync_batch_dockets: u32 {
+        default: Some("100"),
+        help: "Dockets pulled per request while catching up a full replica.",
+        check: check::positive,
+    },
+    request_timeout: Duration {
+        default: Some("\"30s\""),
+        help: "How long a request to a peer (a batch of dockets, a forwarded transaction) may take.",
+        check: check::positive,
+    },
+    verification_ban_threshold: u32 {
+        default: Some("3"),
+        help: "A peer that serves data failing verification this many times within verification_ban_window is banned automatically.",
+        check: check::positive,
+    },
+    verification_ban_window: Duration {
+        default: Some("\"1h\""),
+        help: "Window for verification_ban_threshold.",
+    },
+    automatic_ban_duration: Duration {
+        default: Some("\"24h\""),
+        help: "How long an automatic ban lasts.",
+        check: check::ban_duration,
+    },
+    gossip_interval: Duration {
+        default: Some("\"100ms\""),
+        help: "How often queued transaction announcements are sent (they are batched in between).",
+        check: check::positive,
+    },
+    gossip_fanout: usize {
+        default: Some("8"),
+        help: "Most peers each transaction is announced to (among connected peers carrying its register).",
+        check: check::positive,
+    },
+    gossip_queue_limit: usize {
+        default: Some("10000"),
+        help: "Most announcements kept waiting for peers; beyond it the oldest are dropped (their transactions stay stored and are re-announced while pending).",
+        check: check::positive,
+    },
+    gossip_announce_rate: u64 {
+        default: Some("10000"),
+        help: "Transaction IDs a second accepted from one peer's announcements; the rest are ignored.",
+        check: check::positive,
+    },
+    gossip_pull_rate: u64 {
+        default: Some("10000"),
+        help: "Transaction payloads a second served to one peer.",
+        check: check::positive,
+    },
+    gossip_request_timeout: Duration {
+        default: Some("\"2s\""),
+        help: "How long one peer may take to serve announced transactions; then they are requested from the next peer that announced them (and the slow one is penalised).",
+        check: check::positive,
+    },
+    gossip_max_peer_announcements: usize {
+        default: Some("5000"),
+        help: "Announced transactions remembered per peer (waiting to be requested); further announcements from that peer are ignored until some are served.",
+        check: check::positive,
+    },
+    gossip_max_announcements: usize {
+        default: Some("50000"),
+        help: "Announced transactions remembered in total; when full, the peer holding the most gives way.",
+        check: check::positive,
+    },
+    gossip_max_peer_requests: usize {
+        default: Some("500"),
+        help: "Transactions requested from one peer and not yet answered.",
+        check: check::positive,
+    },
+    max_batch_transactions: usize {
+        default: Some("10000"),
+        help: "Most transactions in one batch submission to the admin API (`tx submit --lines` splits larger inputs).",
+        check: check::positive,
+    },
+    max_batch_bytes: usize {
+        default: Some("16777216"),
+        help: "Largest batch submission body to the admin API, in bytes (`tx submit --lines` splits larger inputs).",
+        check: check::batch_bytes,
+    },
+    reannounce_interval: Duration {
+        default: Some("\"10s\""),
+        help: "Transactions still pending after this long are announced again (repairs lost announcements).",
+        check: check::positive,
+    },
+    admin_read_open: bool {
+        default: Some("true"),
+        help: "Allow read-only admin requests from loopback without the token.",
+    },
+    log: String {
+        default: Some("\"info\""),
+        help: "Log filter (tracing EnvFilter syntax), e.g. \"info\" or \"sorcha_peer=debug\". RUST_LOG wins when set.",
+    },
+}

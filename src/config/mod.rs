@@ -1,0 +1,451 @@
+//! Node configuration: defaults < TOML file < `SORCHA_PEER_*` environment < `serve` flags.
+//!
+//! Every key is declared once, in `keys.rs` (type, default, help text, rule, `serve` flag). That
+//! one declaration drives the [`Config`] struct, parsing of every layer, validation, the error
+//! messages (which always name the key and where the bad value came from), the `serve` flags
+//! and `sorcha-peer config default`, so none of them can drift from what the node really uses.
+//! `values.rs` reads raw values as typed ones; `check.rs` holds the rules.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::clock::format_duration;
+
+mod check;
+mod keys;
+mod values;
+
+pub use keys::{Config, KEYS, KeyDef, KeyFlag};
+use values::Resolver;
+
+/// Prefix of every configuration environment variable (`SORCHA_PEER_HEARTBEAT_INTERVAL`, …).
+pub const ENV_PREFIX: &str = "SORCHA_PEER_";
+
+/// The largest `max_transaction_size` that may be configured.
+pub const MAX_TRANSACTION_SIZE_LIMIT: usize = 16 * 1024 * 1024;
+
+/// The longest `host:port` accepted from anyone (a DNS name is at most 253 bytes).
+pub const MAX_ADDRESS_LEN: usize = 262;
+/// The smallest `max_batch_bytes` that may be configured.
+pub const MIN_BATCH_BYTES: usize = 1024;
+
+/// The longest operator-chosen node name.
+pub const MAX_NAME_LEN: usize = 64;
+
+impl fmt::Debug for Config {
+    // Hand-written so a PostgreSQL password never reaches a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("admin_listen", &self.admin_listen)
+            .field("advertise_address", &self.advertise_address)
+            .field("seeds", &self.seeds)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("name", &self.name)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("exchange_interval", &self.exchange_interval)
+            .field("max_outbound", &self.max_outbound)
+            .field("max_inbound", &self.max_inbound)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a configuration value came from, for error messages.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    Env(String),
+    Flag(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => write!(f, "the default"),
+            Source::File(path) => write!(f, "config file {}", path.display()),
+            Source::Env(var) => write!(f, "environment variable {var}"),
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+/// A configuration problem, always naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("unknown key `{key}` in {origin}")]
+    UnknownKey { key: String, origin: Source },
+    #[error("invalid value for `{key}` (from {origin}): {message}")]
+    Invalid {
+        key: String,
+        origin: Source,
+        message: String,
+    },
+}
+
+/// The layers of raw values, merged by precedence before typed parsing.
+#[derive(Default)]
+pub struct Layers {
+    values: BTreeMap<&'static str, (toml::Value, Source)>,
+}
+
+impl Layers {
+    fn set(&mut self, key: &str, value: toml::Value, source: Source) -> Result<(), ConfigError> {
+        let def = KEYS
+            .iter()
+            .find(|k| k.name == key)
+            .ok_or_else(|| ConfigError::UnknownKey {
+                key: key.to_string(),
+                origin: source.clone(),
+            })?;
+        self.values.insert(def.name, (value, source));
+        Ok(())
+    }
+
+    /// Adds the values of a TOML config file.
+    pub fn add_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        self.add_toml(&text, Source::File(path.to_path_buf()))
+    }
+
+    /// Adds the values of TOML text (used for files and tests).
+    pub fn add_toml(&mut self, text: &str, source: Source) -> Result<(), ConfigError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::File {
+                path: match &source {
+                    Source::File(p) => p.clone(),
+                    other => PathBuf::from(other.to_string()),
+                },
+                message: e.to_string(),
+            })?;
+        for (key, value) in table {
+            self.set(&key, value, source.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Adds every `SORCHA_PEER_<KEY>` variable found by `lookup` (the process environment in
+    /// production, a map in tests).
+    pub fn add_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        for def in KEYS {
+            let var = format!("{ENV_PREFIX}{}", def.name.to_ascii_uppercase());
+            if let Some(text) = lookup(&var) {
+                self.set(def.name, toml::Value::String(text), Source::Env(var))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a value given on the command line.
+    pub fn add_flag(
+        &mut self,
+        key: &str,
+        flag: &str,
+        value: toml::Value,
+    ) -> Result<(), ConfigError> {
+        self.set(key, value, Source::Flag(flag.to_string()))
+    }
+
+    /// Resolves the layers into a validated [`Config`].
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        Config::read(&Resolver { layers: self })
+    }
+}
+/// Checks `host:port` text (a seed or an announced address).
+pub fn validate_host_port(text: &str) -> Result<(), String> {
+    if text.len() > MAX_ADDRESS_LEN {
+        return Err(format!(
+            "address is {} bytes long (at most {MAX_ADDRESS_LEN})",
+            text.len()
+        ));
+    }
+    if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("address contains control characters or spaces".to_string());
+    }
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{text}' is not host:port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("'{text}' has no host"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("'{text}' has no valid port")),
+    }
+}
+
+/// The per-user data directory (`~/.local/share/sorcha-peer` on Linux).
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .map(|d| d.join("sorcha-peer"))
+        .unwrap_or_else(|| PathBuf::from("sorcha-peer-data"))
+}
+
+/// Hides the password in a database URL: `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+impl Config {
+    /// Defaults only (no file, no environment); the base that tests adjust.
+    pub fn defaults() -> Result<Config, ConfigError> {
+        Layers::default().resolve()
+    }
+
+    /// The annotated default configuration file printed by `sorcha-peer config default`.
+    pub fn default_file() -> String {
+        let mut out = String::from(
+            "# sorcha-peer configuration.\n\
+             # Precedence: these defaults < this file < SORCHA_PEER_<KEY> environment variables\n\
+             # < `sorcha-peer serve` flags. Durations are written like \"200ms\", \"10s\", \"7d\".\n\n",
+        );
+        for def in KEYS {
+            for line in def.help.lines() {
+                out.push_str("# ");
+                out.push_str(line);
+                out.push('\n');
+            }
+            match def.default {
+                Some(literal) => out.push_str(&format!("{} = {literal}\n\n", def.name)),
+                None => out.push_str(&format!("# {} = \"\"\n\n", def.name)),
+            }
+        }
+        out
+    }
+
+    /// Peer exchange is off when its interval is zero.
+    pub fn exchange_enabled(&self) -> bool {
+        !self.exchange_interval.is_zero()
+    }
+
+    /// The address this node announces to peers.
+    pub fn announced_address(&self) -> String {
+        self.advertise_address
+            .clone()
+            .unwrap_or_else(|| self.listen.to_string())
+    }
+
+    /// A short description of the storage backend for `status`, password redacted.
+    pub fn storage_description(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.starts_with("sqlite:") => format!("postgres ({})", redact_url(url)),
+            Some(url) => format!("sqlite ({url})"),
+            None => format!("sqlite ({})", self.sqlite_path().display()),
+        }
+    }
+
+    /// The SQLite database file used when no `database_url` is given.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("sorcha-peer.db")
+    }
+
+    /// Renders a duration for messages in the same syntax the config accepts.
+    pub fn show(d: Duration) -> String {
+        format_duration(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let c = Config::defaults().expect("defaults");
+        assert_eq!(c.listen, "0.0.0.0:5000".parse().expect("addr"));
+        assert_eq!(c.admin_listen, "127.0.0.1:5080".parse().expect("addr"));
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(10));
+        assert_eq!(c.exchange_interval, Duration::from_secs(60));
+        assert_eq!((c.max_outbound, c.max_inbound), (8, 64));
+        assert_eq!(c.max_known_peers, 1000);
+        assert_eq!(c.exchange_max_entries, 50);
+        assert_eq!(c.missed_heartbeats, 3);
+        assert_eq!(c.max_failures, 5);
+        assert!(c.seeds.is_empty());
+        assert!(c.database_url.is_none());
+    }
+
+    #[test]
+    fn precedence_is_default_file_env_flag() {
+        let mut layers = Layers::default();
+        layers
+            .add_toml(
+                "heartbeat_interval = \"2s\"\nmax_outbound = 4\nname = \"file\"\nseeds = [\"a:1\"]",
+                Source::File("f.toml".into()),
+            )
+            .expect("file");
+        layers
+            .add_env(env_of(&[
+                ("SORCHA_PEER_HEARTBEAT_INTERVAL", "200ms"),
+                ("SORCHA_PEER_NAME", "env"),
+                ("SORCHA_PEER_SEEDS", "b:2, c:3"),
+            ]))
+            .expect("env");
+        layers
+            .add_flag("name", "--name", toml::Value::String("flag".into()))
+            .expect("flag");
+        let c = layers.resolve().expect("resolve");
+        assert_eq!(c.heartbeat_interval, Duration::from_millis(200));
+        assert_eq!(c.max_outbound, 4);
+        assert_eq!(c.name, "flag");
+        assert_eq!(c.seeds, vec!["b:2".to_string(), "c:3".to_string()]);
+    }
+
+    #[test]
+    fn exchange_interval_zero_turns_exchange_off() {
+        let mut layers = Layers::default();
+        layers
+            .add_toml("exchange_interval = 0", Source::Default)
+            .expect("toml");
+        assert!(!layers.resolve().expect("resolve").exchange_enabled());
+        let mut layers = Layers::default();
+        layers
+            .add_env(env_of(&[("SORCHA_PEER_EXCHANGE_INTERVAL", "0")]))
+            .expect("env");
+        assert!(!layers.resolve().expect("resolve").exchange_enabled());
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_the_source() {
+        let mut layers = Layers::default();
+        layers
+            .add_env(env_of(&[("SORCHA_PEER_HEARTBEAT_INTERVAL", "often")]))
+            .expect("env");
+        let err = layers.resolve().expect_err("bad duration").to_string();
+        assert!(err.contains("`heartbeat_interval`"), "{err}");
+        assert!(err.contains("SORCHA_PEER_HEARTBEAT_INTERVAL"), "{err}");
+
+        let mut layers = Layers::default();
+        let err = layers
+            .add_toml(
+                "heartbeat_intervall = \"1s\"",
+                Source::File("x.toml".into()),
+            )
+            .expect_err("typo")
+            .to_string();
+        assert!(err.contains("heartbeat_intervall"), "{err}");
+
+        for (toml, key) in [
+            ("max_outbound = \"many\"", "max_outbound"),
+            ("listen = \"nowhere\"", "listen"),
+            ("seeds = [\"no-port\"]", "seeds"),
+            ("heartbeat_interval = \"0\"", "heartbeat_interval"),
+            ("database_url = \"mysql://x\"", "database_url"),
+            ("reconnect_backoff_min = \"2m\"", "reconnect_backoff_max"),
+        ] {
+            let mut layers = Layers::default();
+            layers.add_toml(toml, Source::Default).expect("parse");
+            let err = layers.resolve().expect_err(toml).to_string();
+            assert!(err.contains(&format!("`{key}`")), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn numbers_that_do_not_fit_their_field_are_errors_naming_the_key() {
+        for (toml, key) in [
+            ("missed_heartbeats = 4294967296", "missed_heartbeats"),
+            ("sync_batch_dockets = 4294967297", "sync_batch_dockets"),
+            (
+                "verification_ban_threshold = 9999999999",
+                "verification_ban_threshold",
+            ),
+        ] {
+            let mut layers = Layers::default();
+            layers.add_toml(toml, Source::Default).expect("parse");
+            let err = layers.resolve().expect_err(toml).to_string();
+            assert!(err.contains(&format!("`{key}`")), "{toml}: {err}");
+            assert!(err.contains("too large"), "{toml}: {err}");
+        }
+        let mut layers = Layers::default();
+        layers
+            .add_env(env_of(&[("SORCHA_PEER_MAX_FAILURES", "4294967301")]))
+            .expect("env");
+        let err = layers.resolve().expect_err("too large").to_string();
+        assert!(err.contains("`max_failures`"), "{err}");
+        assert!(err.contains("SORCHA_PEER_MAX_FAILURES"), "{err}");
+        // The largest value that fits is taken as it is.
+        let mut layers = Layers::default();
+        layers
+            .add_toml("missed_heartbeats = 4294967295", Source::Default)
+            .expect("parse");
+        assert_eq!(layers.resolve().expect("fits").missed_heartbeats, u32::MAX);
+    }
+
+    #[test]
+    fn every_key_is_read_from_the_environment() {
+        // Each key's own error, or its changed value, proves the variable reached it.
+        for def in KEYS {
+            let var = format!("{ENV_PREFIX}{}", def.name.to_ascii_uppercase());
+            let mut layers = Layers::default();
+            layers
+                .add_env(env_of(&[(var.as_str(), "\u{7}not valid\u{7}")]))
+                .expect("env");
+            match layers.resolve() {
+                Err(e) => assert!(e.to_string().contains(&var), "{}: {e}", def.name),
+                // Free text is accepted: then it must have changed the configuration.
+                Ok(c) => assert_ne!(c, Config::defaults().expect("defaults"), "{}", def.name),
+            }
+        }
+    }
+
+    #[test]
+    fn printed_default_file_parses_to_the_defaults() {
+        let mut layers = Layers::default();
+        layers
+            .add_toml(&Config::default_file(), Source::Default)
+            .expect("default file parses");
+        assert_eq!(
+            layers.resolve().expect("resolve"),
+            Config::defaults().expect("defaults")
+        );
+        for def in KEYS {
+            assert!(
+                Config::default_file().contains(def.name),
+                "{} missing",
+                def.name
+            );
+        }
+    }
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://peer:s3cret@db.local:5432/peer"),
+            "postgres://peer:***@db.local:5432/peer"
+        );
+        let mut c = Config::defaults().expect("defaults");
+        c.database_url = Some("postgres://peer:s3cret@db/peer".into());
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert!(!c.storage_description().contains("s3cret"));
+    }
+}
