@@ -344,7 +344,7 @@ pub(super) async fn lag(
     let against = query.against.ok_or_else(|| {
         ApiError::bad_request("`against` (host:port of the other node's peer protocol) is required")
     })?;
-    validate_host_port(&against).map_err(ApiError::bad_request)?;
+    validate_host_port(&against).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let remote = crate::rpc::remote_heights(
         &against,
         state.registers.lag_queries(),

@@ -77,12 +77,12 @@ pub fn name_length(name: &str) -> Result<(), Problem> {
 pub fn host_ports(addresses: &[String]) -> Result<(), Problem> {
     addresses
         .iter()
-        .try_for_each(|a| validate_host_port(a).map_err(Problem))
+        .try_for_each(|a| validate_host_port(a).map_err(|e| Problem(e.to_string())))
 }
 
 pub fn host_port(address: &Option<String>) -> Result<(), Problem> {
     match address {
-        Some(a) => validate_host_port(a).map_err(Problem),
+        Some(a) => validate_host_port(a).map_err(|e| Problem(e.to_string())),
         None => Ok(()),
     }
 }

@@ -163,27 +163,39 @@ impl Layers {
         Config::read(&Resolver { layers: self })
     }
 }
+/// What is wrong with `host:port` text.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AddressError {
+    #[error("address is {0} bytes long (at most {MAX_ADDRESS_LEN})")]
+    TooLong(usize),
+    #[error("address contains control characters or spaces")]
+    Unprintable,
+    #[error("'{0}' is not host:port")]
+    NotHostPort(String),
+    #[error("'{0}' has no host")]
+    NoHost(String),
+    #[error("'{0}' has no valid port")]
+    NoPort(String),
+}
+
 /// Checks `host:port` text (a seed or an announced address).
-pub fn validate_host_port(text: &str) -> Result<(), String> {
+pub fn validate_host_port(text: &str) -> Result<(), AddressError> {
     if text.len() > MAX_ADDRESS_LEN {
-        return Err(format!(
-            "address is {} bytes long (at most {MAX_ADDRESS_LEN})",
-            text.len()
-        ));
+        return Err(AddressError::TooLong(text.len()));
     }
     if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err("address contains control characters or spaces".to_string());
+        return Err(AddressError::Unprintable);
     }
     let (host, port) = text
         .rsplit_once(':')
-        .ok_or_else(|| format!("'{text}' is not host:port"))?;
+        .ok_or_else(|| AddressError::NotHostPort(text.to_string()))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
-        return Err(format!("'{text}' has no host"));
+        return Err(AddressError::NoHost(text.to_string()));
     }
     match port.parse::<u16>() {
         Ok(p) if p > 0 => Ok(()),
-        _ => Err(format!("'{text}' has no valid port")),
+        _ => Err(AddressError::NoPort(text.to_string())),
     }
 }
 

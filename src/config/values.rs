@@ -133,17 +133,24 @@ pub(super) trait FromValue: Sized {
     fn read(r: &Resolver<'_>, key: &'static str) -> Result<Self, ConfigError>;
 }
 
-impl FromValue for String {
-    fn read(r: &Resolver<'_>, key: &'static str) -> Result<Self, ConfigError> {
-        r.string(key)
-    }
+/// Types read by one [`Resolver`] method each.
+macro_rules! read_with {
+    ($($t:ty => $method:ident),* $(,)?) => {$(
+        impl FromValue for $t {
+            fn read(r: &Resolver<'_>, key: &'static str) -> Result<Self, ConfigError> {
+                r.$method(key)
+            }
+        }
+    )*};
 }
-
-impl FromValue for Option<String> {
-    fn read(r: &Resolver<'_>, key: &'static str) -> Result<Self, ConfigError> {
-        r.opt_string(key)
-    }
-}
+read_with!(
+    String => string,
+    Option<String> => opt_string,
+    SocketAddr => addr,
+    Vec<String> => list,
+    Duration => duration,
+    bool => boolean,
+);
 
 /// A directory; unset means the per-user data directory.
 impl FromValue for PathBuf {
@@ -151,30 +158,6 @@ impl FromValue for PathBuf {
         Ok(r.opt_string(key)?
             .map(PathBuf::from)
             .unwrap_or_else(default_data_dir))
-    }
-}
-
-impl FromValue for SocketAddr {
-    fn read(r: &Resolver<'_>, key: &'static str) -> Result<Self, ConfigError> {
-        r.addr(key)
-    }
-}
-
-impl FromValue for Vec<String> {
-    fn read(r: &Resolver<'_>, key: &'static str) -> Result<Self, ConfigError> {
-        r.list(key)
-    }
-}
-
-impl FromValue for Duration {
-    fn read(r: &Resolver<'_>, key: &'static str) -> Result<Self, ConfigError> {
-        r.duration(key)
-    }
-}
-
-impl FromValue for bool {
-    fn read(r: &Resolver<'_>, key: &'static str) -> Result<Self, ConfigError> {
-        r.boolean(key)
     }
 }
 
