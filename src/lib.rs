@@ -18,6 +18,7 @@ pub mod peers;
 pub mod replication;
 pub mod rpc;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;
 pub mod text;
 pub mod txpool;

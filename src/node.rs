@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
@@ -20,6 +19,7 @@ use crate::peers::{PeerManager, discovery};
 use crate::replication::{Registers, RegistersDeps};
 use crate::rpc;
 use crate::store::{self, Store, StoreError};
+use crate::tasks::Tasks;
 use crate::telemetry::Metrics;
 use crate::txpool::TxPool;
 
@@ -78,13 +78,18 @@ pub struct NodeHandle {
     pub registers: Arc<Registers>,
     pub metrics: Arc<Metrics>,
     shutdown: CancellationToken,
-    tasks: JoinSet<()>,
+    tasks: Tasks,
     store: Arc<dyn Store>,
     /// Held until the handle is dropped, after everything else has stopped.
     _lock: DataDirLock,
 }
 
 impl NodeHandle {
+    /// The node's tasks (to check, after shutdown, that none is left running).
+    pub fn tasks(&self) -> Tasks {
+        self.tasks.clone()
+    }
+
     /// Base URL of the admin API.
     pub fn admin_url(&self) -> String {
         format!("http://{}", self.admin_addr)
@@ -104,22 +109,8 @@ impl NodeHandle {
     }
 
     async fn drain(&mut self) {
-        let deadline = tokio::time::sleep(SHUTDOWN_GRACE);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                next = self.tasks.join_next() => match next {
-                    None => break,
-                    Some(Err(e)) if e.is_panic() => tracing::error!("a node task panicked: {e}"),
-                    Some(_) => {}
-                },
-                _ = &mut deadline => {
-                    tracing::warn!("shutdown grace period over; abandoning {} task(s)", self.tasks.len());
-                    self.tasks.abort_all();
-                    break;
-                }
-            }
-        }
+        // Every task has stopped before the store is closed: none can touch it afterwards.
+        self.tasks.drain(SHUTDOWN_GRACE).await;
         if let Err(e) = self.manager.flush().await {
             tracing::error!("cannot persist peer records at shutdown: {e}");
         }
@@ -157,6 +148,7 @@ pub async fn start(
     config.listen = peer_addr;
     config.admin_listen = admin_addr;
     let config = Arc::new(config);
+    let tasks = Tasks::new();
 
     tracing::info!(peer_id = identity.peer_id(), storage = %config.storage_description(), "starting node");
     let metrics = Arc::new(Metrics::new());
@@ -185,12 +177,12 @@ pub async fn start(
     .await?;
     let gossip = Gossip::new(config.clone(), manager.clone(), pool, metrics.clone());
     let services = rpc::Services {
+        tasks: tasks.clone(),
         peers: manager.clone(),
         registers: registers.clone(),
         gossip: gossip.clone(),
     };
 
-    let mut tasks = JoinSet::new();
     let grpc = rpc::serve(listeners.peer, services.clone(), shutdown.clone());
     tasks.spawn(async move {
         if let Err(e) = grpc.await {

@@ -23,7 +23,9 @@ pub async fn run(services: Services, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {
                 for target in manager.plan_dials() {
-                    tokio::spawn(dial(services.clone(), target, shutdown.clone()));
+                    services
+                        .tasks
+                        .spawn(dial(services.clone(), target, shutdown.clone()));
                 }
             }
         }

@@ -23,6 +23,8 @@ use crate::replication::lag::RemoteHeights;
 /// What the peer protocol edge needs from the domain.
 #[derive(Clone)]
 pub struct Services {
+    /// Where every task of the node is spawned.
+    pub tasks: crate::tasks::Tasks,
     pub peers: Arc<PeerManager>,
     pub registers: Arc<Registers>,
     pub gossip: Arc<Gossip>,
@@ -70,7 +72,7 @@ impl pb::peer_session_server::PeerSession for PeerSessionService {
         }
         let incoming = request.into_inner();
         let (outbox, frames) = outbox::Outbox::new(self.services.peers.config().peer_send_buffer);
-        tokio::spawn(session::accept(
+        self.services.tasks.spawn(session::accept(
             self.services.clone(),
             remote.ip(),
             incoming,

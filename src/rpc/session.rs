@@ -720,14 +720,13 @@ pub async fn run(
         mut commands,
     } = handle;
     let (work_tx, work_rx) = mpsc::channel(WORK_QUEUE);
-    let mut worker = tokio::spawn(run_worker(
-        services.clone(),
-        peer_id.clone(),
-        work_rx,
-        outbox.clone(),
-    ));
+    // The workers run inside this task, polled alongside the frame loop (so the loop never
+    // waits on them), and end with it.
+    let worker = run_worker(services.clone(), peer_id.clone(), work_rx, outbox.clone());
+    tokio::pin!(worker);
     let (push_tx, push_rx) = mpsc::channel(WORK_QUEUE);
-    let push_worker = tokio::spawn(run_push_worker(services.clone(), peer_id.clone(), push_rx));
+    let push_worker = run_push_worker(services.clone(), peer_id.clone(), push_rx);
+    tokio::pin!(push_worker);
     let mut session = Session {
         services: services.clone(),
         peer_id: peer_id.clone(),
@@ -769,10 +768,9 @@ pub async fn run(
             },
             _ = heartbeat.tick() => session.heartbeat(),
             // The serving worker stops only when an answer cannot be queued.
-            stopped = &mut worker => Err(CloseOutcome::Failed(match stopped {
-                Ok(reason) => reason,
-                Err(e) => format!("serving worker failed: {e}"),
-            })),
+            stopped = &mut worker => Err(CloseOutcome::Failed(stopped)),
+            // It ends only when the session drops its queue, after this loop.
+            () = &mut push_worker => Err(CloseOutcome::Failed("push worker stopped".into())),
             message = incoming.message() => match message {
                 Ok(Some(pb::Frame { body: Some(body) })) => session.frame(body),
                 Ok(Some(_)) => {
@@ -787,8 +785,6 @@ pub async fn run(
             break outcome;
         }
     };
-    worker.abort();
-    push_worker.abort();
     services
         .peers
         .connection_closed(&peer_id, conn_id, &outcome);
