@@ -2,6 +2,7 @@
 //! values and the JSON bodies in [`dto`]. No peer rules here; those are in `peers/`.
 
 pub mod dto;
+mod linger;
 mod registers;
 
 use std::net::SocketAddr;
@@ -143,6 +144,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::map_response(json_errors))
+        .layer(middleware::from_fn(linger::drain_refused_bodies))
         .with_state(state)
 }
 

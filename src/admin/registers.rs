@@ -283,13 +283,8 @@ pub(super) async fn submit_batch(
     }
 }
 
-/// Bytes of an oversized body read and thrown away before the 413 is sent: a client still
-/// sending then reads the answer instead of a reset connection (which it cannot tell from a
-/// crash). Beyond this the connection is cut without reading on.
-const OVERSIZE_DRAIN_LIMIT: usize = 64 * 1024 * 1024;
-
 /// Reads a request body of at most `limit` bytes; a larger one is refused (413, naming
-/// `max_batch_bytes`), after the rest of it (up to [`OVERSIZE_DRAIN_LIMIT`]) was discarded.
+/// `max_batch_bytes`) as soon as it passes the limit, without reading the rest.
 async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
     let too_large = || {
         ApiError(
@@ -302,24 +297,13 @@ async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
     };
     let mut stream = body.into_data_stream();
     let mut out = Vec::new();
-    let mut oversized = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk
             .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
-        if oversized == 0 && out.len() + chunk.len() <= limit {
-            out.extend_from_slice(&chunk);
-            continue;
+        if out.len() + chunk.len() > limit {
+            return Err(too_large());
         }
-        if oversized == 0 {
-            out = Vec::new();
-        }
-        oversized += chunk.len();
-        if oversized > OVERSIZE_DRAIN_LIMIT {
-            break;
-        }
-    }
-    if oversized > 0 {
-        return Err(too_large());
+        out.extend_from_slice(&chunk);
     }
     Ok(out)
 }
