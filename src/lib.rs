@@ -17,6 +17,7 @@ pub mod node;
 pub mod peers;
 pub mod replication;
 pub mod rpc;
+pub mod service;
 pub mod store;
 pub mod tasks;
 pub mod telemetry;

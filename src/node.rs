@@ -193,6 +193,7 @@ pub async fn start(
     let admin_state = Arc::new(AdminState {
         manager: manager.clone(),
         registers: registers.clone(),
+        heights: Arc::new(crate::rpc::HeightsClient),
         store: store.clone(),
         metrics: metrics.clone(),
         config: config.clone(),

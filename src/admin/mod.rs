@@ -1,5 +1,6 @@
 //! The admin HTTP API (axum): routes, bearer-token auth, and the translation between domain
-//! values and the JSON bodies in [`dto`]. No peer rules here; those are in `peers/`.
+//! values and the JSON bodies in [`dto`]. No rules here: peer rules are in `peers/`, the ones
+//! spanning domains (ban guards, health, lag) in `service/`.
 
 pub mod dto;
 mod linger;
@@ -19,13 +20,13 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use crate::clock::{now_ms, parse_duration, to_rfc3339};
+use crate::clock::{now_ms, to_rfc3339};
 use crate::config::Config;
-use crate::peers::quality::UNKNOWN_RATING;
-use crate::peers::{
-    Ban, BanSource, BanTarget, PeerError, PeerManager, PeerSnapshot, PeerState, bans,
-};
+use crate::peers::{Ban, BanTarget, PeerError, PeerManager, PeerSnapshot, PeerState};
 use crate::replication::Registers;
+use crate::service::bans::{BanError, BanOrder};
+use crate::service::health::{self, HealthStatus};
+use crate::service::lag::{HeightsProbe, LagError};
 use crate::store::{StorageHealth, Store};
 use crate::telemetry::Metrics;
 use dto::*;
@@ -34,13 +35,13 @@ use dto::*;
 const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest plain-text error body (from axum's rejections) turned into a JSON message.
 const MAX_ERROR_TEXT_BYTES: usize = 4096;
-/// Most peers listed by `/api/peers/health`.
-const HEALTH_PEER_LIMIT: usize = 10;
 
 /// Everything the handlers need.
 pub struct AdminState {
     pub manager: Arc<PeerManager>,
     pub registers: Arc<Registers>,
+    /// Asks other nodes for their heights (lag).
+    pub heights: Arc<dyn HeightsProbe>,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
@@ -82,6 +83,28 @@ impl From<PeerError> for ApiError {
                 tracing::error!("admin request failed on storage: {store}");
                 StatusCode::SERVICE_UNAVAILABLE
             }
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+impl From<BanError> for ApiError {
+    fn from(e: BanError) -> ApiError {
+        match e {
+            BanError::Peer(peer) => peer.into(),
+            BanError::Duration(_) => ApiError::bad_request(e.to_string()),
+            BanError::SoleSource { .. } => ApiError(StatusCode::CONFLICT, e.to_string()),
+        }
+    }
+}
+
+impl From<LagError> for ApiError {
+    fn from(e: LagError) -> ApiError {
+        let status = match &e {
+            LagError::InvalidAddress(_) => StatusCode::BAD_REQUEST,
+            LagError::Probe(_) => StatusCode::BAD_GATEWAY,
+            LagError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            LagError::NotAdvertised { .. } => StatusCode::NOT_FOUND,
         };
         ApiError(status, e.to_string())
     }
@@ -315,41 +338,31 @@ fn peer_id_of(target: &BanTarget) -> Option<String> {
 async fn health(State(state): Shared) -> Response {
     let counts = state.manager.counts();
     let peers = state.manager.list();
-    // Reads and writes both (see `store::health`): a full or read-only disk still reads.
-    let storage = crate::store::health::check(&*state.store).await;
-    let storage_error = match &storage {
-        StorageHealth::Ok => None,
-        StorageHealth::Failing(reason) => Some(reason.clone()),
-    };
-    let status = match (&storage_error, counts.connected) {
-        (Some(_), _) => "unhealthy",
-        (None, 0) => "degraded",
-        (None, _) => "healthy",
-    };
+    let node = health::node(&counts, &peers, &*state.store).await;
     let body = HealthDto {
-        status: status.to_string(),
+        status: node.status.as_str().to_string(),
         service: "sorcha-peer".to_string(),
         version: crate::VERSION.to_string(),
         timestamp: to_rfc3339(now_ms()),
         uptime_seconds: state.started.elapsed().as_secs(),
-        storage: if storage_error.is_some() {
+        storage: if node.storage_error.is_some() {
             "failing"
         } else {
             "ok"
         }
         .to_string(),
-        storage_error,
+        storage_error: node.storage_error,
         metrics: HealthMetricsDto {
-            total_peers: counts.known,
-            healthy_peers: counts.connected,
-            unhealthy_peers: counts.known - counts.connected,
-            average_latency_ms: average(peers.iter().filter_map(|p| p.quality.average_latency_ms)),
+            total_peers: node.total_peers,
+            healthy_peers: node.healthy_peers,
+            unhealthy_peers: node.total_peers - node.healthy_peers,
+            average_latency_ms: node.average_latency_ms,
         },
     };
-    let code = if storage == StorageHealth::Ok {
-        StatusCode::OK
-    } else {
+    let code = if node.status == HealthStatus::Unhealthy {
         StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
     };
     (code, axum::Json(body)).into_response()
 }
@@ -383,11 +396,6 @@ async fn readyz(State(state): Shared) -> Response {
         storage_error,
     };
     (code, axum::Json(body)).into_response()
-}
-
-fn average(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-    (n > 0).then(|| (sum / n as f64 * 10_000.0).round() / 10_000.0)
 }
 
 async fn status(State(state): Shared) -> ApiResult<StatusDto> {
@@ -520,58 +528,38 @@ async fn peers_quality(State(state): Shared) -> ApiResult<Vec<PeerQualityDto>> {
 }
 
 async fn peers_stats(State(state): Shared) -> ApiResult<PeerStatsDto> {
-    let peers = state.manager.list();
-    let healthy = peers
-        .iter()
-        .filter(|p| p.state == PeerState::Connected)
-        .count();
-    let tracked: Vec<&PeerSnapshot> = peers
-        .iter()
-        .filter(|p| p.quality.rating != UNKNOWN_RATING)
-        .collect();
-    let rated = |r: &str| tracked.iter().filter(|p| p.quality.rating == r).count();
+    let s = health::peer_stats(&state.manager.list());
     Ok(axum::Json(PeerStatsDto {
         timestamp: to_rfc3339(now_ms()),
         peer_stats: PeerStatsInnerDto {
-            total_peers: peers.len(),
-            healthy_peers: healthy,
-            unhealthy_peers: peers.len() - healthy,
-            seed_nodes: peers.iter().filter(|p| p.is_seed).count(),
-            average_latency_ms: average(peers.iter().filter_map(|p| p.quality.average_latency_ms)),
-            total_failures: peers.iter().map(|p| p.failure_count as u64).sum(),
+            total_peers: s.total_peers,
+            healthy_peers: s.healthy_peers,
+            unhealthy_peers: s.total_peers - s.healthy_peers,
+            seed_nodes: s.seed_nodes,
+            average_latency_ms: s.average_latency_ms,
+            total_failures: s.total_failures,
         },
         quality_stats: QualityStatsDto {
-            total_tracked_peers: tracked.len(),
-            excellent_peers: rated("Excellent"),
-            good_peers: rated("Good"),
-            fair_peers: rated("Fair"),
-            poor_peers: rated("Poor"),
-            average_quality_score: average(tracked.iter().map(|p| p.quality.score)),
+            total_tracked_peers: s.rated_peers,
+            excellent_peers: s.excellent_peers,
+            good_peers: s.good_peers,
+            fair_peers: s.fair_peers,
+            poor_peers: s.poor_peers,
+            average_quality_score: s.average_quality_score,
         },
     }))
 }
 
 async fn peers_health(State(state): Shared) -> ApiResult<PeersHealthDto> {
-    let peers = state.manager.list();
-    let mut healthy: Vec<&PeerSnapshot> = peers
-        .iter()
-        .filter(|p| p.state == PeerState::Connected)
-        .collect();
-    healthy.sort_by(|a, b| b.quality.score.total_cmp(&a.quality.score));
-    let total = peers.len();
-    let healthy_count = healthy.len();
+    let h = health::peers_health(state.manager.list());
     Ok(axum::Json(PeersHealthDto {
-        total_peers: total,
-        healthy_peers: healthy_count,
-        unhealthy_peers: total - healthy_count,
-        health_percentage: if total == 0 {
-            0.0
-        } else {
-            (healthy_count as f64 * 10_000.0 / total as f64).round() / 100.0
-        },
-        peers: healthy
-            .into_iter()
-            .take(HEALTH_PEER_LIMIT)
+        total_peers: h.total_peers,
+        healthy_peers: h.healthy_peers,
+        unhealthy_peers: h.total_peers - h.healthy_peers,
+        health_percentage: h.health_percentage,
+        peers: h
+            .best
+            .iter()
             .map(|p| HealthyPeerDto {
                 peer_id: p.peer_id.clone(),
                 address: p.address.clone(),
@@ -599,34 +587,13 @@ async fn do_ban(
     target_text: &str,
     request: BanRequest,
 ) -> ApiResult<BanResponse> {
-    let duration = match request.duration.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(text) => {
-            let duration = parse_duration(text).map_err(ApiError::bad_request)?;
-            bans::check_duration(duration).map_err(|e| ApiError::bad_request(e.to_string()))?;
-            Some(duration)
-        }
+    let order = BanOrder {
+        target: target_text.to_string(),
+        reason: request.reason,
+        duration: request.duration,
+        force: request.force,
     };
-    let target = state.manager.parse_target(target_text)?;
-    if !request.force {
-        state.manager.check_not_self(&target)?;
-        let covered = state.manager.peers_matching(&target);
-        let cut_off = state.registers.sole_source_of(&covered);
-        if !cut_off.is_empty() {
-            return Err(ApiError(
-                StatusCode::CONFLICT,
-                format!(
-                    "{} is the only source of subscribed register(s) {}; use --force to ban anyway",
-                    target.key(),
-                    cut_off.join(", ")
-                ),
-            ));
-        }
-    }
-    let outcome = state
-        .manager
-        .ban(target, request.reason, duration, BanSource::Manual)
-        .await?;
+    let outcome = crate::service::bans::ban(&state.manager, &state.registers, order).await?;
     let ban = &outcome.ban;
     Ok(axum::Json(BanResponse {
         peer_id: peer_id_of(&ban.target),

@@ -10,7 +10,6 @@ use serde::Deserialize;
 use super::dto::*;
 use super::{ApiError, ApiResult, Shared, json_body};
 use crate::clock::to_rfc3339;
-use crate::config::validate_host_port;
 use crate::replication::{Mode, RegisterError, RegisterView, Role, SubscriptionView, SyncState};
 
 impl From<RegisterError> for ApiError {
@@ -344,27 +343,14 @@ pub(super) async fn lag(
     let against = query.against.ok_or_else(|| {
         ApiError::bad_request("`against` (host:port of the other node's peer protocol) is required")
     })?;
-    validate_host_port(&against).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let remote = crate::rpc::remote_heights(
+    let rows = crate::service::lag::measure(
+        &state.registers,
+        &*state.heights,
         &against,
-        state.registers.lag_queries(),
+        query.register.as_deref(),
         state.config.request_timeout,
     )
-    .await
-    .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e))?;
-    let rows = state
-        .registers
-        .lag(&remote, query.register.as_deref())
-        .await
-        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    if let Some(only) = &query.register
-        && rows.is_empty()
-    {
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("{against} does not advertise register '{only}'"),
-        ));
-    }
+    .await?;
     Ok(axum::Json(
         rows.into_iter()
             .map(|r| LagDto {

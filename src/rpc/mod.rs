@@ -19,6 +19,7 @@ use crate::gossip::Gossip;
 use crate::peers::PeerManager;
 use crate::replication::Registers;
 use crate::replication::lag::RemoteHeights;
+use crate::service::lag::{HeightsProbe, ProbeError};
 
 /// What the peer protocol edge needs from the domain.
 #[derive(Clone)]
@@ -115,21 +116,40 @@ impl pb::peer_session_server::PeerSession for PeerSessionService {
 /// Most hash queries answered in one `GetRegisterHeights` call.
 const MAX_HEIGHT_QUERIES: usize = 1000;
 
+/// Asks other nodes for their registers' heights over the peer protocol (the lag service's
+/// probe).
+pub struct HeightsClient;
+
+#[tonic::async_trait]
+impl HeightsProbe for HeightsClient {
+    async fn heights(
+        &self,
+        address: &str,
+        queries: Vec<(String, u64)>,
+        timeout: std::time::Duration,
+    ) -> Result<RemoteHeights, ProbeError> {
+        remote_heights(address, queries, timeout).await
+    }
+}
+
 /// Asks the node at `address` (host:port of its peer protocol) for its public registers'
 /// heights, and for its docket hashes at the given heights.
-pub async fn remote_heights(
+async fn remote_heights(
     address: &str,
     queries: Vec<(String, u64)>,
     timeout: std::time::Duration,
-) -> Result<RemoteHeights, String> {
+) -> Result<RemoteHeights, ProbeError> {
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-        .map_err(|e| format!("invalid address '{address}': {e}"))?
+        .map_err(|e| ProbeError::InvalidAddress {
+            address: address.to_string(),
+            reason: e.to_string(),
+        })?
         .connect_timeout(timeout)
         .timeout(timeout);
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    let channel = endpoint.connect().await.map_err(|e| ProbeError::Connect {
+        address: address.to_string(),
+        reason: e.to_string(),
+    })?;
     let mut client = pb::peer_session_client::PeerSessionClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_SIZE);
     let request = pb::RegisterHeightsRequest {
@@ -144,7 +164,10 @@ pub async fn remote_heights(
     let response = client
         .get_register_heights(request)
         .await
-        .map_err(|s| format!("{address} refused: {}", s.message()))?
+        .map_err(|s| ProbeError::Refused {
+            address: address.to_string(),
+            reason: s.message().to_string(),
+        })?
         .into_inner();
     let (registers, _) = convert::heights_from_wire(response.registers);
     let hashes = response

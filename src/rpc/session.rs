@@ -21,9 +21,8 @@ use crate::peers::{
     CloseOutcome, Direction, PeerManager, PeerMessage, PeerRequest, PeerResponse, Refusal,
     RequestError, ServedTransactions, SessionCommand, SessionHandle, VerifiedPeer,
 };
+use crate::service::liveness::{self, Verdict};
 
-/// Validity penalty for a frame that breaks the protocol after the handshake.
-const PROTOCOL_VIOLATION_PENALTY: f64 = 0.2;
 /// Inbound storage work (docket requests, pushes, submissions) queued per session before the
 /// peer counts as flooding us.
 const WORK_QUEUE: usize = 1024;
@@ -419,11 +418,7 @@ impl Session {
     }
 
     fn violation(&self, what: &str) {
-        self.services.peers.penalize(
-            &self.peer_id,
-            PROTOCOL_VIOLATION_PENALTY,
-            &format!("protocol violation: {what}"),
-        );
+        liveness::protocol_violation(&self.services.peers, &self.peer_id, what);
     }
 
     fn queue(&self, work: Work) -> Result<(), CloseOutcome> {
@@ -527,29 +522,24 @@ impl Session {
     }
 
     fn heartbeat(&mut self) -> Result<(), CloseOutcome> {
-        let config = self.services.peers.config().clone();
+        let peers = &self.services.peers;
         self.pending.drop_abandoned();
         if self.outstanding_ping.take().is_some() {
             self.missed += 1;
-            let too_many_failures = self
-                .services
-                .peers
-                .record_failure(&self.peer_id, "missed heartbeat");
-            if self.missed >= config.missed_heartbeats || too_many_failures {
-                let reason = format!("{} heartbeats unanswered", self.missed);
+            if let Verdict::Disconnect(reason) =
+                liveness::heartbeat_missed(peers, &self.peer_id, self.missed)
+            {
                 say_goodbye(&self.outbox, &reason);
                 return Err(CloseOutcome::Failed(reason));
             }
         }
-        let exchange_timeout = config.heartbeat_interval * config.missed_heartbeats;
+        let deadline = liveness::exchange_deadline(peers);
         if self
             .exchange_pending
-            .is_some_and(|(_, at)| at.elapsed() > exchange_timeout)
+            .is_some_and(|(_, at)| at.elapsed() > deadline)
         {
             self.exchange_pending = None;
-            self.services
-                .peers
-                .record_failure(&self.peer_id, "peer exchange unanswered");
+            liveness::exchange_unanswered(peers, &self.peer_id);
         }
         let sequence = self.next_id();
         self.send(Body::Ping(pb::Ping {

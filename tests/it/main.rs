@@ -12,6 +12,7 @@ mod gossip;
 mod handshake;
 mod hostile;
 mod hygiene;
+mod lag;
 mod replication;
 mod storage_faults;
 mod store;

@@ -1,0 +1,16 @@
+//! Application services: the policies that span domains, so the edges only translate.
+//! `admin/` turns HTTP into calls here and the answers into JSON; `rpc/` turns session events
+//! into calls here. Each service names the rule it owns:
+//!
+//! - [`bans`]: an operator ban, with the guards that need more than the peer domain (a ban
+//!   must not cut this node off from the only source of a subscribed register).
+//! - [`health`]: how healthy the node and its peers are (status, rating counts, the healthy
+//!   share).
+//! - [`lag`]: replication lag against another node, asked over the peer protocol through a
+//!   [`lag::HeightsProbe`] the network edge provides.
+//! - [`liveness`]: when a silent peer is disconnected and what a protocol violation costs it.
+
+pub mod bans;
+pub mod health;
+pub mod lag;
+pub mod liveness;
