@@ -666,8 +666,7 @@ async fn reset_peer(State(state): Shared, Path(id): Path<String>) -> ApiResult<R
 }
 
 async fn metrics(State(state): Shared) -> Response {
-    state.manager.refresh_metrics();
-    state.registers.refresh_metrics();
+    crate::service::metrics::refresh(&state.manager, &state.registers, &state.metrics);
     match state.metrics.render() {
         Ok(text) => (
             [(

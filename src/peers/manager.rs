@@ -20,8 +20,8 @@ use super::state::State;
 use super::table::{LearnRules, PeerTable};
 use super::{
     Ban, BanOutcome, BanSource, BanTarget, CloseOutcome, DialTarget, Direction, KnownAddress,
-    PeerCounts, PeerError, PeerMessage, PeerRequest, PeerResponse, PeerSnapshot, PeerState,
-    Refusal, RegisterHeight, VerifiedPeer, bans,
+    PeerCounts, PeerError, PeerMessage, PeerRequest, PeerResponse, PeerSnapshot, Refusal,
+    RegisterHeight, VerifiedPeer, bans,
 };
 use crate::clock::now_ms;
 use crate::config::Config;
@@ -32,7 +32,8 @@ use crate::telemetry::Metrics;
 /// Validity lost each time a peer serves data that fails verification.
 const VERIFICATION_PENALTY: f64 = 0.5;
 
-/// Owner of the peer table, the connection registry and the bans.
+/// The peer domain's facade: the peer state behind its lock, with where it persists, what it
+/// counts, and the inbound TCP limits.
 pub struct PeerManager {
     identity: Arc<Identity>,
     config: Arc<Config>,
@@ -710,28 +711,5 @@ impl PeerManager {
         state.seeds.reset(&id);
         tracing::info!(peer = %id, previous_failures = previous, "peer reset");
         Ok((id, previous))
-    }
-
-    /// Refreshes the gauges that mirror the peer table (called when `/metrics` is scraped).
-    pub fn refresh_metrics(&self) {
-        let c = self.counts();
-        for (state, n) in [
-            (PeerState::Connected, c.connected),
-            (PeerState::Connecting, c.connecting),
-            (PeerState::Disconnected, c.disconnected),
-            (PeerState::Banned, c.banned),
-        ] {
-            self.metrics
-                .peers
-                .get_or_create(&vec![("state", state.as_str())])
-                .set(n as i64);
-        }
-        for (direction, n) in [("inbound", c.inbound), ("outbound", c.outbound)] {
-            self.metrics
-                .connections
-                .get_or_create(&vec![("direction", direction)])
-                .set(n as i64);
-        }
-        self.metrics.bans_active.set(c.bans as i64);
     }
 }

@@ -1,6 +1,7 @@
 //! The peer protocol edge: the tonic service that accepts peer sessions, the dialler that opens
 //! them, and the session loop that carries heartbeats and peer exchange. It translates between
-//! protobuf frames and [`crate::peers::PeerManager`] calls; decisions stay in the manager.
+//! protobuf frames and [`crate::peers::PeerManager`] calls; decisions stay in the peer domain, and
+//! the liveness rules (when silence ends a session) in [`crate::service::liveness`].
 
 pub mod admission;
 pub mod convert;

@@ -9,8 +9,10 @@
 //! - [`lag`]: replication lag against another node, asked over the peer protocol through a
 //!   [`lag::HeightsProbe`] the network edge provides.
 //! - [`liveness`]: when a silent peer is disconnected and what a protocol violation costs it.
+//! - [`metrics`]: the gauges read from the owners when `/metrics` is scraped.
 
 pub mod bans;
 pub mod health;
 pub mod lag;
 pub mod liveness;
+pub mod metrics;
