@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::Registers;
+use super::chain::Chain;
 use crate::ledger::Hash;
 use crate::peers::RegisterHeight;
 use crate::store::StoreError;
@@ -32,81 +32,70 @@ pub struct LagRow {
     pub held_locally: bool,
 }
 
-impl Registers {
-    /// (register, height) pairs to ask the remote about: our head of every register we hold.
-    pub fn lag_queries(&self) -> Vec<(String, u64)> {
-        self.lock()
-            .held
-            .iter()
-            .map(|(id, h)| (id.clone(), h.head.number))
-            .collect()
-    }
+/// (register, height) pairs to ask the remote about: our head of every register we hold.
+pub(super) fn queries(chain: &Chain) -> Vec<(String, u64)> {
+    chain
+        .all()
+        .into_iter()
+        .map(|h| (h.head.register_id, h.head.number))
+        .collect()
+}
 
-    /// Lag rows for every register the remote advertises (or just `only`).
-    pub async fn lag(
-        &self,
-        remote: &RemoteHeights,
-        only: Option<&str>,
-    ) -> Result<Vec<LagRow>, StoreError> {
-        let mut rows = Vec::new();
-        for r in remote
-            .registers
-            .iter()
-            .filter(|r| only.is_none_or(|o| o == r.register_id))
-        {
-            let held = self.lock().held.get(&r.register_id).cloned();
-            let Some(held) = held else {
-                rows.push(LagRow {
-                    register_id: r.register_id.clone(),
-                    local_version: 0,
-                    remote_version: r.latest_version,
-                    local_docket_version: 0,
-                    remote_docket_version: r.height,
-                    transactions_behind: r.latest_version,
-                    dockets_behind: r.height,
-                    diverged: false,
-                    held_locally: false,
-                });
-                continue;
-            };
-            let local_height = held.head.number;
-            let diverged = if local_height == r.height {
-                held.head_hash != r.head_hash
-            } else if local_height > r.height {
-                // Compare our docket at their height with their head (when we hold it).
-                match self.hash_at_any(&r.register_id, r.height).await? {
-                    Some(ours) => ours != r.head_hash,
-                    None => false,
-                }
-            } else {
-                match remote.hashes.get(&r.register_id) {
-                    Some((h, theirs)) if *h == local_height => *theirs != held.head_hash,
-                    _ => false,
-                }
-            };
-            let local_version = held.latest_version();
+/// Lag rows for every register the remote advertises (or just `only`).
+pub(super) async fn rows(
+    chain: &Chain,
+    remote: &RemoteHeights,
+    only: Option<&str>,
+) -> Result<Vec<LagRow>, StoreError> {
+    let mut rows = Vec::new();
+    for r in remote
+        .registers
+        .iter()
+        .filter(|r| only.is_none_or(|o| o == r.register_id))
+    {
+        let Some(held) = chain.get(&r.register_id) else {
             rows.push(LagRow {
                 register_id: r.register_id.clone(),
-                local_version,
+                local_version: 0,
                 remote_version: r.latest_version,
-                local_docket_version: local_height,
+                local_docket_version: 0,
                 remote_docket_version: r.height,
-                transactions_behind: r.latest_version.saturating_sub(local_version),
-                dockets_behind: r.height.saturating_sub(local_height),
-                diverged,
-                held_locally: true,
+                transactions_behind: r.latest_version,
+                dockets_behind: r.height,
+                diverged: false,
+                held_locally: false,
             });
-        }
-        rows.sort_by(|a, b| a.register_id.cmp(&b.register_id));
-        Ok(rows)
+            continue;
+        };
+        let local_height = held.head.number;
+        let diverged = if local_height == r.height {
+            held.head_hash != r.head_hash
+        } else if local_height > r.height {
+            // Compare our docket at their height with their head (when we hold it).
+            // Public or not: lag is a local operator view.
+            match chain.hash_at(&r.register_id, r.height).await? {
+                Some(ours) => ours != r.head_hash,
+                None => false,
+            }
+        } else {
+            match remote.hashes.get(&r.register_id) {
+                Some((h, theirs)) if *h == local_height => *theirs != held.head_hash,
+                _ => false,
+            }
+        };
+        let local_version = held.latest_version();
+        rows.push(LagRow {
+            register_id: r.register_id.clone(),
+            local_version,
+            remote_version: r.latest_version,
+            local_docket_version: local_height,
+            remote_docket_version: r.height,
+            transactions_behind: r.latest_version.saturating_sub(local_version),
+            dockets_behind: r.height.saturating_sub(local_height),
+            diverged,
+            held_locally: true,
+        });
     }
-
-    /// Hash of our docket `number`, public or not (lag is a local operator view).
-    async fn hash_at_any(
-        &self,
-        register_id: &str,
-        number: u64,
-    ) -> Result<Option<Hash>, StoreError> {
-        self.store.docket_hash(register_id, number).await
-    }
+    rows.sort_by(|a, b| a.register_id.cmp(&b.register_id));
+    Ok(rows)
 }

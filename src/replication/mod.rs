@@ -1,212 +1,56 @@
-//! Registers this node holds and how they stay in step with the network: creating registers
-//! (this node is then their origin), accepting transactions, sealing them into signed dockets,
-//! serving dockets to peers, and subscriptions that replicate registers from peers — verified
-//! docket by docket, checkpointed after every batch, followed live by push, repaired by
-//! anti-entropy when a heartbeat shows a peer ahead.
+//! Registers this node holds and how they stay in step with the network. [`Registers`] is the
+//! one entry point (admin, peer protocol, node) and composes owners of one concern each:
+//! - [`chain`]: the registers held and their heads, the single place where a chain grows;
+//! - [`sealer`]: pending transactions (from the transaction pool) into signed dockets, at the
+//!   origin;
+//! - [`server`]: dockets served to peers, and pushed to the peers that follow a register;
+//! - [`subscriptions`] and [`sync`]: one task per subscription that replicates a register from
+//!   peers — verified docket by docket, checkpointed after every batch, followed live by push
+//!   ([`push`]), repaired by anti-entropy when a heartbeat shows a peer ahead;
+//! - [`lag`]: how far this node is behind another;
+//! - [`views`]: what the operator sees.
+//!
+//! Transactions themselves (accepting, pending, gossip's queue) belong to [`crate::txpool`].
 
+mod chain;
+mod errors;
 pub mod lag;
-mod origin;
-pub use origin::BatchError;
-mod peering;
+mod push;
+mod sealer;
+mod server;
+mod subscriptions;
 mod sync;
+mod views;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::Arc;
 
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::identity::Identity;
-use crate::ledger::{self, CompactDocket, Docket, DocketHeader, DocketWithTransactions, Hash};
+use crate::ledger::{self, CompactDocket, DocketWithTransactions, Hash};
 pub use crate::ledger::{Mode, Role};
-use crate::peers::{PeerManager, PeerMessage, PeerRequest, PeerResponse, RegisterHeight};
-use crate::store::{RegisterRecord, Store, StoreError, SubscriptionRecord};
+use crate::peers::{PeerManager, PeerMessage, RegisterHeight};
+use crate::store::{Store, StoreError, SubscriptionRecord};
 use crate::telemetry::Metrics;
-use crate::txpool::{TxEvent, TxPool, TxPoolError};
+use crate::txpool::{TxEvent, TxPool};
+use chain::Chain;
+pub use errors::{BatchError, RegisterError};
+use lag::{LagRow, RemoteHeights};
+pub use sealer::SealError;
+use sealer::Sealer;
+use server::DocketServer;
+pub use server::ServeError;
+use subscriptions::Subscriptions;
+pub use subscriptions::SyncState;
+pub use sync::{SourceError, SyncError};
+use sync::{SubscriptionTask, SyncContext};
+pub use views::{Purged, RegisterView, SubscriptionView, TxView};
 
 /// Most payload bytes in one docket, and in one batch served to a peer, so every message stays
 /// well under the 16 MiB frame limit.
 pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
-/// First retry delay of a failing subscription; doubles up to [`SYNC_RETRY_MAX`].
-const SYNC_RETRY_MIN: Duration = Duration::from_millis(200);
-const SYNC_RETRY_MAX: Duration = Duration::from_secs(30);
-/// How long a pushed docket waits for payloads gossip is already fetching.
-const GOSSIP_GRACE: Duration = Duration::from_secs(1);
-/// A subscription at the head re-checks its sources at least this often (anti-entropy also
-/// wakes it as soon as a heartbeat shows a peer ahead).
-const IDLE_RECHECK: Duration = Duration::from_secs(5);
-
-#[derive(Debug, thiserror::Error)]
-pub enum RegisterError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("payload of {size} bytes is larger than max_transaction_size ({limit} bytes)")]
-    TooLarge { size: usize, limit: usize },
-    #[error("{0}")]
-    Unavailable(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<TxPoolError> for RegisterError {
-    fn from(e: TxPoolError) -> RegisterError {
-        match e {
-            TxPoolError::UnknownRegister(_) => RegisterError::NotFound(e.to_string()),
-            TxPoolError::Store(e) => RegisterError::Store(e),
-        }
-    }
-}
-
-/// Where a subscription stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SyncState {
-    Subscribing,
-    Syncing,
-    FullyReplicated,
-    Active,
-    Error,
-}
-
-impl SyncState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncState::Subscribing => "subscribing",
-            SyncState::Syncing => "syncing",
-            SyncState::FullyReplicated => "fully-replicated",
-            SyncState::Active => "active",
-            SyncState::Error => "error",
-        }
-    }
-}
-
-/// A register held here.
-#[derive(Clone, Debug)]
-struct Held {
-    is_public: bool,
-    role: Role,
-    origin_key: [u8; 32],
-    created_at_ms: i64,
-    head: DocketHeader,
-    head_hash: Hash,
-    /// Dockets up to this number are not held with transactions (forward-only start).
-    base_height: u64,
-    /// Version of the last transaction sealed at `base_height` (not held here).
-    base_version: u64,
-}
-
-impl Held {
-    fn latest_version(&self) -> u64 {
-        self.head.first_version + self.head.tx_count as u64 - 1
-    }
-
-    fn to_record(&self) -> RegisterRecord {
-        RegisterRecord {
-            register_id: self.head.register_id.clone(),
-            is_public: self.is_public,
-            role: self.role,
-            origin_key: self.origin_key,
-            created_at_ms: self.created_at_ms,
-            height: self.head.number,
-            head_hash: self.head_hash,
-            latest_version: self.latest_version(),
-            base_height: self.base_height,
-        }
-    }
-
-    fn height(&self) -> RegisterHeight {
-        RegisterHeight {
-            register_id: self.head.register_id.clone(),
-            height: self.head.number,
-            head_hash: self.head_hash,
-            latest_version: self.latest_version(),
-            full_replica: self.role != Role::ForwardOnly,
-            is_origin: self.role == Role::Origin,
-        }
-    }
-}
-
-struct Subscription {
-    mode: Mode,
-    state: SyncState,
-    error: Option<String>,
-    failures: u32,
-    created_at_ms: i64,
-    last_sync_at_ms: Option<i64>,
-    /// Best height seen among sources.
-    target_height: Option<u64>,
-    following: HashSet<String>,
-    wake: Arc<Notify>,
-    cancel: CancellationToken,
-}
-
-#[derive(Default)]
-struct Inner {
-    held: HashMap<String, Held>,
-    /// Serialises writes to each register's chain.
-    writers: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
-    followers: HashMap<String, HashSet<String>>,
-    subscriptions: HashMap<String, Subscription>,
-}
-
-/// Operator view of a register held here.
-#[derive(Clone, Debug)]
-pub struct RegisterView {
-    pub register_id: String,
-    pub is_public: bool,
-    pub role: Role,
-    pub sync_state: String,
-    pub height: u64,
-    pub head_hash: Hash,
-    pub latest_version: u64,
-    pub base_height: u64,
-    pub transaction_count: u64,
-    pub pending: u64,
-    pub created_at_ms: i64,
-    pub sync_progress_percent: f64,
-}
-
-/// Operator view of a subscription.
-#[derive(Clone, Debug)]
-pub struct SubscriptionView {
-    pub register_id: String,
-    pub mode: Mode,
-    pub state: SyncState,
-    pub error: Option<String>,
-    pub failures: u32,
-    pub created_at_ms: i64,
-    pub last_sync_at_ms: Option<i64>,
-    pub height: Option<u64>,
-    pub latest_version: Option<u64>,
-    pub target_height: Option<u64>,
-    pub progress_percent: f64,
-}
-
-/// A transaction's state for `tx get`.
-#[derive(Clone, Debug)]
-pub struct TxView {
-    pub register_id: String,
-    pub tx_id: String,
-    /// Payload size in bytes.
-    pub size: u64,
-    pub received_at_ms: i64,
-    /// Set once sealed.
-    pub version: Option<u64>,
-    pub docket_number: Option<u64>,
-}
-
-/// Outcome of a purge.
-#[derive(Clone, Debug)]
-pub struct Purged {
-    pub transactions: u64,
-    pub dockets: u64,
-}
 
 /// What [`Registers`] is built from.
 pub struct RegistersDeps {
@@ -226,20 +70,17 @@ pub struct Registers {
     config: Arc<Config>,
     peers: Arc<PeerManager>,
     metrics: Arc<Metrics>,
-    /// Pending transactions (shared with gossip).
     pool: Arc<TxPool>,
-    inner: Mutex<Inner>,
+    chain: Arc<Chain>,
+    server: Arc<DocketServer>,
+    subs: Arc<Subscriptions>,
+    sync: Arc<SyncContext>,
+    sealer: Sealer,
     shutdown: CancellationToken,
 }
 
-/// What one round of syncing achieved.
-enum Progress {
-    Advanced,
-    AtHead,
-}
-
 impl Registers {
-    /// Loads the registers and subscriptions this node holds.
+    /// Loads the registers and subscriptions this node holds (and starts the subscriptions).
     pub async fn load(
         deps: RegistersDeps,
         shutdown: CancellationToken,
@@ -252,49 +93,31 @@ impl Registers {
             metrics,
             pool,
         } = deps;
-        let mut inner = Inner::default();
-        for row in store.load_registers().await? {
-            let head = store
-                .dockets(&row.register_id, row.height, 1)
-                .await?
-                .into_iter()
-                .next()
-                .ok_or_else(|| {
-                    StoreError::Corrupt(format!("register {} has no head docket", row.register_id))
-                })?
-                .header;
-            let base_version = if row.base_height > 0 {
-                let anchor = store.dockets(&row.register_id, row.base_height, 1).await?;
-                match anchor.first() {
-                    Some(a) => {
-                        (a.header.first_version + u64::from(a.header.tx_count)).saturating_sub(1)
-                    }
-                    None => {
-                        return Err(StoreError::Corrupt(format!(
-                            "register {} lost its anchor docket",
-                            row.register_id
-                        )));
-                    }
-                }
-            } else {
-                0
-            };
-            pool.restore(&row.register_id, row.is_public, row.role == Role::Origin)
-                .await?;
-            inner.held.insert(
-                row.register_id.clone(),
-                Held {
-                    is_public: row.is_public,
-                    role: row.role,
-                    origin_key: row.origin_key,
-                    created_at_ms: row.created_at_ms,
-                    head_hash: head.hash(),
-                    head,
-                    base_height: row.base_height,
-                    base_version,
-                },
-            );
-        }
+        let chain = Arc::new(Chain::load(store.clone(), pool.clone(), metrics.clone()).await?);
+        let server = Arc::new(DocketServer::new(
+            chain.clone(),
+            store.clone(),
+            config.clone(),
+            peers.clone(),
+            metrics.clone(),
+        ));
+        let subs = Arc::new(Subscriptions::default());
+        let sync = Arc::new(SyncContext {
+            chain: chain.clone(),
+            server: server.clone(),
+            subs: subs.clone(),
+            pool: pool.clone(),
+            peers: peers.clone(),
+            config: config.clone(),
+            metrics: metrics.clone(),
+        });
+        let sealer = Sealer::new(
+            chain.clone(),
+            server.clone(),
+            pool.clone(),
+            identity.clone(),
+            config.clone(),
+        );
         let subscriptions = store.load_subscriptions().await?;
         let registers = Arc::new(Registers {
             store,
@@ -303,7 +126,11 @@ impl Registers {
             peers,
             metrics,
             pool,
-            inner: Mutex::new(inner),
+            chain,
+            server,
+            subs,
+            sync,
+            sealer,
             shutdown,
         });
         for sub in subscriptions {
@@ -312,135 +139,125 @@ impl Registers {
         Ok(registers)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn apply_lock(&self, register_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.lock()
-            .writers
-            .entry(register_id.to_string())
-            .or_default()
-            .clone()
-    }
-
-    // ----- what we advertise ------------------------------------------------------------
-
-    /// Public registers held here, as advertised to peers. Private ones are never included.
-    pub fn public_heights(&self) -> Vec<RegisterHeight> {
-        let inner = self.lock();
-        let mut out: Vec<RegisterHeight> = inner
-            .held
-            .values()
-            .filter(|h| h.is_public)
-            .map(Held::height)
-            .collect();
-        out.sort_by(|a, b| a.register_id.cmp(&b.register_id));
-        out
+    /// Seals pending transactions of every register this node originates, every
+    /// `seal_interval` or as soon as `max_docket_transactions` are waiting. Runs until shutdown.
+    pub async fn run_sealer(self: Arc<Self>) {
+        self.sealer.run(self.shutdown.clone()).await
     }
 
     fn advertise(&self) {
-        self.peers
-            .broadcast(PeerMessage::Advertise(self.public_heights()));
+        self.sync.advertise();
     }
 
-    /// Hash of docket `number` of a public register held here (for lag's fork check).
-    pub async fn hash_at(
+    // ----- registers and transactions -----------------------------------------------------
+
+    /// Creates a register originated by this node.
+    pub async fn create(
         &self,
         register_id: &str,
-        number: u64,
-    ) -> Result<Option<Hash>, StoreError> {
-        let public = self
-            .lock()
-            .held
-            .get(register_id)
-            .is_some_and(|h| h.is_public);
-        if !public {
-            return Ok(None);
+        is_public: bool,
+    ) -> Result<RegisterView, RegisterError> {
+        ledger::validate_register_id(register_id).map_err(RegisterError::Invalid)?;
+        if self.chain.holds(register_id) {
+            return Err(RegisterError::Conflict(format!(
+                "register '{register_id}' already exists on this node"
+            )));
         }
-        self.store.docket_hash(register_id, number).await
-    }
-
-    // ----- views --------------------------------------------------------------------------
-
-    fn view_of(&self, inner: &Inner, register_id: &str, held: &Held) -> RegisterView {
-        let sub = inner.subscriptions.get(register_id);
-        let sync_state = match (held.role, sub) {
-            (Role::Origin, _) => "origin".to_string(),
-            (_, Some(s)) => s.state.as_str().to_string(),
-            (_, None) => "stopped".to_string(),
-        };
-        RegisterView {
-            register_id: register_id.to_string(),
-            is_public: held.is_public,
-            role: held.role,
-            sync_state,
-            height: held.head.number,
-            head_hash: held.head_hash,
-            latest_version: held.latest_version(),
-            base_height: held.base_height,
-            transaction_count: held.latest_version() - held.base_version,
-            pending: self.pool.pending_count(register_id),
-            created_at_ms: held.created_at_ms,
-            sync_progress_percent: progress(
-                held.head.number,
-                sub.and_then(|s| s.target_height),
-                held.role,
-                sub.map(|s| s.state),
-            ),
-        }
-    }
-
-    pub fn view(&self, register_id: &str) -> Option<RegisterView> {
-        let inner = self.lock();
-        inner
-            .held
-            .get(register_id)
-            .map(|h| self.view_of(&inner, register_id, h))
-    }
-
-    /// Every register held here, by name.
-    pub fn list(&self) -> Vec<RegisterView> {
-        let inner = self.lock();
-        let mut out: Vec<RegisterView> = inner
-            .held
+        if self
+            .peers
+            .carriers(register_id)
             .iter()
-            .map(|(id, h)| self.view_of(&inner, id, h))
-            .collect();
-        out.sort_by(|a, b| a.register_id.cmp(&b.register_id));
-        out
+            .any(|(_, h)| h.is_origin)
+        {
+            return Err(RegisterError::Conflict(format!(
+                "a connected peer already originates a register named '{register_id}'"
+            )));
+        }
+        self.chain
+            .create(&self.identity, register_id, is_public)
+            .await?;
+        tracing::info!(
+            register = register_id,
+            public = is_public,
+            "register created"
+        );
+        if is_public {
+            self.advertise();
+        }
+        self.view(register_id)
+            .ok_or_else(|| RegisterError::NotFound(register_id.into()))
     }
 
-    pub fn subscription(&self, register_id: &str) -> Option<SubscriptionView> {
-        let inner = self.lock();
-        let sub = inner.subscriptions.get(register_id)?;
-        let held = inner.held.get(register_id);
-        Some(SubscriptionView {
-            register_id: register_id.to_string(),
-            mode: sub.mode,
-            state: sub.state,
-            error: sub.error.clone(),
-            failures: sub.failures,
-            created_at_ms: sub.created_at_ms,
-            last_sync_at_ms: sub.last_sync_at_ms,
-            height: held.map(|h| h.head.number),
-            latest_version: held.map(Held::latest_version),
-            target_height: sub.target_height,
-            progress_percent: progress(
-                held.map_or(0, |h| h.head.number),
-                sub.target_height,
-                sub.mode.role(),
-                Some(sub.state),
-            ),
-        })
+    fn check_size(&self, payload: &[u8]) -> Result<(), RegisterError> {
+        if payload.len() > self.config.max_transaction_size {
+            return Err(RegisterError::TooLarge {
+                size: payload.len(),
+                limit: self.config.max_transaction_size,
+            });
+        }
+        if payload.is_empty() {
+            return Err(RegisterError::Invalid(
+                "a transaction payload cannot be empty".into(),
+            ));
+        }
+        Ok(())
     }
 
-    pub fn subscriptions(&self) -> Vec<SubscriptionView> {
-        let mut ids: Vec<String> = self.lock().subscriptions.keys().cloned().collect();
-        ids.sort();
-        ids.iter().filter_map(|id| self.subscription(id)).collect()
+    /// Accepts a transaction at this node (origin or replica): stored as pending and queued
+    /// for gossip, which carries it to the origin for sealing. Returns the transaction ID.
+    pub async fn submit(
+        &self,
+        register_id: &str,
+        payload: Vec<u8>,
+    ) -> Result<String, RegisterError> {
+        let mut ids = self
+            .submit_many(register_id, vec![payload])
+            .await
+            .map_err(|e| e.error)?;
+        ids.pop()
+            .ok_or_else(|| RegisterError::Invalid("no transaction given".into()))
+    }
+
+    /// Accepts many transactions: every payload is checked first (a bad one stores nothing),
+    /// then the transaction pool stores them in chunks, each in its own database transaction
+    /// (see [`TxPool::accept_local`]). Returns the IDs in order; on a failure part-way,
+    /// [`BatchError::stored`] names what was stored.
+    pub async fn submit_many(
+        &self,
+        register_id: &str,
+        payloads: Vec<Vec<u8>>,
+    ) -> Result<Vec<String>, BatchError> {
+        for p in &payloads {
+            self.check_size(p)?;
+        }
+        if !self.chain.holds(register_id) {
+            return Err(RegisterError::NotFound(format!(
+                "this node does not carry register '{register_id}'"
+            ))
+            .into());
+        }
+        self.pool
+            .accept_local(register_id, payloads)
+            .await
+            .map_err(|e| BatchError {
+                stored: e.stored,
+                error: e.error.into(),
+            })
+    }
+
+    /// Observes transactions stored and sealed here.
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<TxEvent> {
+        self.pool.events()
+    }
+
+    /// Whether this node holds the register (as origin or replica).
+    pub fn holds(&self, register_id: &str) -> bool {
+        self.chain.holds(register_id)
+    }
+
+    /// Whether the register is held here and public (served to peers).
+    pub fn is_public(&self, register_id: &str) -> bool {
+        self.chain.is_public(register_id)
     }
 
     /// A transaction's state.
@@ -449,7 +266,7 @@ impl Registers {
         register_id: &str,
         tx_id: &str,
     ) -> Result<TxView, RegisterError> {
-        if !self.lock().held.contains_key(register_id) {
+        if !self.chain.holds(register_id) {
             return Err(RegisterError::NotFound(format!(
                 "this node does not carry register '{register_id}'"
             )));
@@ -474,20 +291,283 @@ impl Registers {
             ))),
         }
     }
-}
 
-enum ApplyError {
-    Verify(String),
-    Store(StoreError),
-}
+    // ----- views --------------------------------------------------------------------------
 
-fn progress(height: u64, target: Option<u64>, role: Role, state: Option<SyncState>) -> f64 {
-    match (role, state) {
-        (Role::Origin, _) => 100.0,
-        (_, Some(SyncState::FullyReplicated | SyncState::Active)) => 100.0,
-        (_, _) => match target {
-            Some(t) if t > 0 => ((height as f64 / t as f64) * 1000.0).round().min(1000.0) / 10.0,
-            _ => 0.0,
-        },
+    pub fn view(&self, register_id: &str) -> Option<RegisterView> {
+        let held = self.chain.get(register_id)?;
+        let sub = self.subs.status(register_id);
+        Some(views::register_view(
+            &held,
+            sub.as_ref(),
+            self.pool.pending_count(register_id),
+        ))
+    }
+
+    /// Every register held here, by name.
+    pub fn list(&self) -> Vec<RegisterView> {
+        self.chain
+            .all()
+            .iter()
+            .map(|held| {
+                let id = &held.head.register_id;
+                let sub = self.subs.status(id);
+                views::register_view(held, sub.as_ref(), self.pool.pending_count(id))
+            })
+            .collect()
+    }
+
+    pub fn subscription(&self, register_id: &str) -> Option<SubscriptionView> {
+        let sub = self.subs.status(register_id)?;
+        let held = self.chain.get(register_id);
+        Some(views::subscription_view(register_id, &sub, held.as_ref()))
+    }
+
+    pub fn subscriptions(&self) -> Vec<SubscriptionView> {
+        self.subs
+            .ids()
+            .iter()
+            .filter_map(|id| self.subscription(id))
+            .collect()
+    }
+
+    // ----- what peers see and send --------------------------------------------------------
+
+    /// Public registers held here, as advertised to peers. Private ones are never included.
+    pub fn public_heights(&self) -> Vec<RegisterHeight> {
+        self.chain.public_heights()
+    }
+
+    /// Hash of docket `number` of a public register held here (for lag's fork check).
+    pub async fn hash_at(
+        &self,
+        register_id: &str,
+        number: u64,
+    ) -> Result<Option<Hash>, StoreError> {
+        if !self.chain.is_public(register_id) {
+            return Ok(None);
+        }
+        self.chain.hash_at(register_id, number).await
+    }
+
+    /// Dockets `from..` of a public register for a peer, within the batch limits.
+    pub async fn serve_dockets(
+        &self,
+        register_id: &str,
+        from: u64,
+        max: u32,
+        headers_only: bool,
+    ) -> Result<Vec<DocketWithTransactions>, ServeError> {
+        self.server
+            .serve(register_id, from, max, headers_only)
+            .await
+    }
+
+    /// A peer wants (or no longer wants) new dockets of a public register pushed to it.
+    pub fn set_follower(&self, peer_id: &str, register_id: &str, follow: bool) {
+        self.server.set_follower(peer_id, register_id, follow)
+    }
+
+    /// Follower entries over all registers (what peers' `Follow` frames make this node hold).
+    pub fn follower_entries(&self) -> usize {
+        self.server.follower_entries()
+    }
+
+    /// A peer advertised its registers: wake any subscription it is ahead on (anti-entropy).
+    pub fn on_advertisement(&self, peer_id: &str, heights: Vec<RegisterHeight>) {
+        let ours: Vec<(RegisterHeight, Option<u64>)> = heights
+            .iter()
+            .map(|h| {
+                let ours = self.chain.get(&h.register_id).map(|x| x.head.number);
+                (h.clone(), ours)
+            })
+            .collect();
+        self.subs.advertised(peer_id, &ours);
+        self.peers.set_advertised(peer_id, heights);
+    }
+
+    /// A docket a followed peer pushed (see [`push`]).
+    pub async fn on_push(&self, peer_id: &str, compact: CompactDocket) {
+        push::on_push(&self.sync, peer_id, compact).await
+    }
+
+    // ----- subscriptions ------------------------------------------------------------------
+
+    /// Subscribes to a register some connected peer advertises.
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        register_id: &str,
+        mode: Mode,
+    ) -> Result<SubscriptionView, RegisterError> {
+        ledger::validate_register_id(register_id).map_err(RegisterError::Invalid)?;
+        if self.subs.contains(register_id) {
+            return Err(RegisterError::Conflict(format!(
+                "already subscribed to '{register_id}'"
+            )));
+        }
+        if self
+            .chain
+            .get(register_id)
+            .is_some_and(|h| h.role == Role::Origin)
+        {
+            return Err(RegisterError::Conflict(format!(
+                "this node is the origin of '{register_id}'"
+            )));
+        }
+        if self.peers.carriers(register_id).is_empty() {
+            return Err(RegisterError::NotFound(format!(
+                "no connected peer advertises register '{register_id}'"
+            )));
+        }
+        let now = now_ms();
+        self.store
+            .put_subscription(&SubscriptionRecord {
+                register_id: register_id.to_string(),
+                mode,
+                created_at_ms: now,
+            })
+            .await?;
+        self.start_subscription(register_id, mode, now);
+        tracing::info!(register = register_id, mode = mode.as_str(), "subscribed");
+        self.subscription(register_id)
+            .ok_or_else(|| RegisterError::NotFound(register_id.to_string()))
+    }
+
+    fn start_subscription(&self, register_id: &str, mode: Mode, created_at_ms: i64) {
+        let cancel = self.shutdown.child_token();
+        let wake = self
+            .subs
+            .insert(register_id, mode, created_at_ms, cancel.clone());
+        let task = SubscriptionTask {
+            ctx: self.sync.clone(),
+            register_id: register_id.to_string(),
+            mode,
+            wake,
+            cancel,
+        };
+        // The task ends when the subscription is cancelled (unsubscribe or node shutdown).
+        tokio::spawn(task.run());
+    }
+
+    /// Stops a subscription at once; the data stays unless `purge`.
+    pub async fn unsubscribe(
+        &self,
+        register_id: &str,
+        purge: bool,
+    ) -> Result<Option<Purged>, RegisterError> {
+        let Some(removed) = self.subs.remove(register_id) else {
+            return Err(RegisterError::NotFound(format!(
+                "not subscribed to '{register_id}'"
+            )));
+        };
+        for peer in &removed.following {
+            self.peers.send(
+                peer,
+                PeerMessage::Follow {
+                    register_id: register_id.to_string(),
+                    follow: false,
+                },
+            );
+        }
+        self.store.delete_subscription(register_id).await?;
+        tracing::info!(register = register_id, purge, "unsubscribed");
+        if purge {
+            self.purge(register_id).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Deletes a replicated register's data. Refused for registers this node originates and
+    /// while a subscription is active.
+    pub async fn purge(&self, register_id: &str) -> Result<Purged, RegisterError> {
+        match self.chain.get(register_id) {
+            None => {
+                return Err(RegisterError::NotFound(format!(
+                    "no data held for '{register_id}'"
+                )));
+            }
+            Some(h) if h.role == Role::Origin => {
+                return Err(RegisterError::Conflict(format!(
+                    "this node is the origin of '{register_id}'; its data cannot be purged"
+                )));
+            }
+            Some(_) => {}
+        }
+        if self.subs.contains(register_id) {
+            return Err(RegisterError::Conflict(format!(
+                "'{register_id}' is still subscribed; unsubscribe first (or use unsubscribe --purge)"
+            )));
+        }
+        let (transactions, dockets) = self.chain.remove(register_id).await?;
+        self.server.forget(register_id);
+        self.advertise();
+        tracing::info!(register = register_id, transactions, dockets, "purged");
+        Ok(Purged {
+            transactions,
+            dockets,
+        })
+    }
+
+    /// Registers (among `registers`) for which the given peers are the only connected source
+    /// of an active subscription: banning them would cut replication off.
+    pub fn sole_source_of(&self, peer_ids: &[String]) -> Vec<String> {
+        self.subs
+            .ids()
+            .into_iter()
+            .filter(|register_id| {
+                let carriers = self.peers.carriers(register_id);
+                !carriers.is_empty() && carriers.iter().all(|(id, _)| peer_ids.contains(id))
+            })
+            .collect()
+    }
+
+    // ----- lag and metrics ----------------------------------------------------------------
+
+    /// (register, height) pairs to ask a remote about: our head of every register we hold.
+    pub fn lag_queries(&self) -> Vec<(String, u64)> {
+        lag::queries(&self.chain)
+    }
+
+    /// Lag rows for every register the remote advertises (or just `only`).
+    pub async fn lag(
+        &self,
+        remote: &RemoteHeights,
+        only: Option<&str>,
+    ) -> Result<Vec<LagRow>, StoreError> {
+        lag::rows(&self.chain, remote, only).await
+    }
+
+    /// Refreshes the per-register lag gauges (called when `/metrics` is scraped).
+    pub fn refresh_metrics(&self) {
+        for held in self
+            .chain
+            .all()
+            .into_iter()
+            .filter(|h| h.role != Role::Origin)
+        {
+            let (height, version) = (held.head.number, held.latest_version());
+            let register_id = held.head.register_id;
+            let carriers = self.peers.carriers(&register_id);
+            let best_height = carriers
+                .iter()
+                .map(|(_, c)| c.height)
+                .max()
+                .unwrap_or(height);
+            let best_version = carriers
+                .iter()
+                .map(|(_, c)| c.latest_version)
+                .max()
+                .unwrap_or(version);
+            let label = vec![("register", register_id)];
+            self.metrics
+                .register_dockets_behind
+                .get_or_create(&label)
+                .set(best_height.saturating_sub(height) as i64);
+            self.metrics
+                .register_transactions_behind
+                .get_or_create(&label)
+                .set(best_version.saturating_sub(version) as i64);
+        }
     }
 }

@@ -292,7 +292,7 @@ async fn run_worker(
                         batch.iter().map(convert::docket_to_wire).collect(),
                         String::new(),
                     ),
-                    Err(e) => (Vec::new(), e),
+                    Err(e) => (Vec::new(), e.to_string()),
                 };
                 Some(Body::DocketBatch(pb::DocketBatch {
                     request_id: r.request_id,

@@ -1,0 +1,368 @@
+//! The chains of the registers held here: their heads in memory (what this node advertises,
+//! reports and syncs from) and the one serialised place where a register's chain grows — verified dockets from peers ([`Chain::apply`]) and
+//! dockets sealed here ([`Chain::append_sealed`]) — and where it starts and ends (genesis,
+//! adopted replica, purge). Every change of a register's transaction admission goes to the
+//! transaction pool from here, so the two never disagree for longer than one call.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::Role;
+use crate::clock::now_ms;
+use crate::identity::Identity;
+use crate::ledger::{self, CompactDocket, Docket, DocketHeader, DocketWithTransactions, Hash};
+use crate::peers::RegisterHeight;
+use crate::store::{RegisterRecord, Store, StoreError};
+use crate::telemetry::Metrics;
+use crate::txpool::TxPool;
+
+/// A register held here.
+#[derive(Clone, Debug)]
+pub(super) struct Held {
+    pub is_public: bool,
+    pub role: Role,
+    pub origin_key: [u8; 32],
+    pub created_at_ms: i64,
+    pub head: DocketHeader,
+    pub head_hash: Hash,
+    /// Dockets up to this number are not held with transactions (forward-only start).
+    pub base_height: u64,
+    /// Version of the last transaction sealed at `base_height` (not held here).
+    pub base_version: u64,
+}
+
+impl Held {
+    /// A register starting at `anchor` (its genesis, or a forward-only replica's anchor).
+    pub fn new(
+        is_public: bool,
+        role: Role,
+        origin_key: [u8; 32],
+        anchor: &DocketHeader,
+        base_height: u64,
+    ) -> Held {
+        Held {
+            is_public,
+            role,
+            origin_key,
+            created_at_ms: now_ms(),
+            head_hash: anchor.hash(),
+            head: anchor.clone(),
+            base_height,
+            base_version: if base_height > 0 {
+                anchor.last_version()
+            } else {
+                0
+            },
+        }
+    }
+
+    pub fn latest_version(&self) -> u64 {
+        self.head.first_version + self.head.tx_count as u64 - 1
+    }
+
+    fn to_record(&self) -> RegisterRecord {
+        RegisterRecord {
+            register_id: self.head.register_id.clone(),
+            is_public: self.is_public,
+            role: self.role,
+            origin_key: self.origin_key,
+            created_at_ms: self.created_at_ms,
+            height: self.head.number,
+            head_hash: self.head_hash,
+            latest_version: self.latest_version(),
+            base_height: self.base_height,
+        }
+    }
+
+    pub fn height(&self) -> RegisterHeight {
+        RegisterHeight {
+            register_id: self.head.register_id.clone(),
+            height: self.head.number,
+            head_hash: self.head_hash,
+            latest_version: self.latest_version(),
+            full_replica: self.role != Role::ForwardOnly,
+            is_origin: self.role == Role::Origin,
+        }
+    }
+}
+
+/// What [`Chain::apply`] did with a batch.
+pub(super) struct Applied {
+    /// The dockets stored (the verified prefix), to pass on to followers.
+    pub stored: Vec<Arc<CompactDocket>>,
+    /// Why the rest of the batch was refused, if it was.
+    pub invalid: Option<ledger::VerifyError>,
+}
+
+#[derive(Default)]
+struct Inner {
+    held: HashMap<String, Held>,
+    /// Serialises writes to each register's chain.
+    writers: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// The registers held here and their chains.
+pub(super) struct Chain {
+    store: Arc<dyn Store>,
+    pool: Arc<TxPool>,
+    metrics: Arc<Metrics>,
+    inner: Mutex<Inner>,
+}
+
+impl Chain {
+    /// Loads the registers this node holds, and opens them in the transaction pool.
+    pub async fn load(
+        store: Arc<dyn Store>,
+        pool: Arc<TxPool>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Chain, StoreError> {
+        let mut inner = Inner::default();
+        for row in store.load_registers().await? {
+            let head = store
+                .dockets(&row.register_id, row.height, 1)
+                .await?
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("register {} has no head docket", row.register_id))
+                })?
+                .header;
+            let base_version = if row.base_height > 0 {
+                let anchor = store.dockets(&row.register_id, row.base_height, 1).await?;
+                match anchor.first() {
+                    Some(a) => {
+                        (a.header.first_version + u64::from(a.header.tx_count)).saturating_sub(1)
+                    }
+                    None => {
+                        return Err(StoreError::Corrupt(format!(
+                            "register {} lost its anchor docket",
+                            row.register_id
+                        )));
+                    }
+                }
+            } else {
+                0
+            };
+            pool.restore(&row.register_id, row.is_public, row.role == Role::Origin)
+                .await?;
+            inner.held.insert(
+                row.register_id.clone(),
+                Held {
+                    is_public: row.is_public,
+                    role: row.role,
+                    origin_key: row.origin_key,
+                    created_at_ms: row.created_at_ms,
+                    head_hash: head.hash(),
+                    head,
+                    base_height: row.base_height,
+                    base_version,
+                },
+            );
+        }
+        Ok(Chain {
+            store,
+            pool,
+            metrics,
+            inner: Mutex::new(inner),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn writer(&self, register_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.lock()
+            .writers
+            .entry(register_id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    // ----- reading ------------------------------------------------------------------------
+
+    pub fn get(&self, register_id: &str) -> Option<Held> {
+        self.lock().held.get(register_id).cloned()
+    }
+
+    pub fn holds(&self, register_id: &str) -> bool {
+        self.lock().held.contains_key(register_id)
+    }
+
+    pub fn is_public(&self, register_id: &str) -> bool {
+        self.lock()
+            .held
+            .get(register_id)
+            .is_some_and(|h| h.is_public)
+    }
+
+    /// Every register held here, by name.
+    pub fn all(&self) -> Vec<Held> {
+        let mut out: Vec<Held> = self.lock().held.values().cloned().collect();
+        out.sort_by(|a, b| a.head.register_id.cmp(&b.head.register_id));
+        out
+    }
+
+    /// Public registers held here, as advertised to peers. Private ones are never included.
+    pub fn public_heights(&self) -> Vec<RegisterHeight> {
+        let inner = self.lock();
+        let mut out: Vec<RegisterHeight> = inner
+            .held
+            .values()
+            .filter(|h| h.is_public)
+            .map(Held::height)
+            .collect();
+        out.sort_by(|a, b| a.register_id.cmp(&b.register_id));
+        out
+    }
+
+    /// Up to `limit` dockets of a register from `from` on.
+    pub async fn dockets(
+        &self,
+        register_id: &str,
+        from: u64,
+        limit: i64,
+    ) -> Result<Vec<Docket>, StoreError> {
+        self.store.dockets(register_id, from, limit).await
+    }
+
+    /// Hash of docket `number` of a register held here (public or not).
+    pub async fn hash_at(
+        &self,
+        register_id: &str,
+        number: u64,
+    ) -> Result<Option<Hash>, StoreError> {
+        self.store.docket_hash(register_id, number).await
+    }
+
+    // ----- starting and ending ------------------------------------------------------------
+
+    /// Starts a register originated by this node from its genesis.
+    pub async fn create(
+        &self,
+        identity: &Identity,
+        register_id: &str,
+        is_public: bool,
+    ) -> Result<(), StoreError> {
+        let genesis = ledger::genesis(identity.signing_key(), register_id, now_ms());
+        let held = Held::new(
+            is_public,
+            Role::Origin,
+            identity.public_key(),
+            &genesis.header,
+            0,
+        );
+        self.adopt(held, &genesis).await
+    }
+
+    /// Starts holding a register at `anchor` (a verified genesis, or a forward-only anchor).
+    pub async fn adopt(&self, held: Held, anchor: &Docket) -> Result<(), StoreError> {
+        self.store.put_register(&held.to_record(), anchor).await?;
+        let register_id = held.head.register_id.clone();
+        self.pool
+            .open(&register_id, held.is_public, held.role == Role::Origin);
+        self.lock().held.insert(register_id, held);
+        Ok(())
+    }
+
+    /// Deletes a register's data; returns (transactions, dockets) deleted.
+    pub async fn remove(&self, register_id: &str) -> Result<(u64, u64), StoreError> {
+        let deleted = self.store.purge(register_id).await?;
+        self.lock().held.remove(register_id);
+        self.pool.close(register_id);
+        Ok(deleted)
+    }
+
+    // ----- growing ------------------------------------------------------------------------
+
+    /// Stores a docket this node sealed from pending transactions `tx_ids` on top of `previous`
+    /// (the sealer is the only writer of registers this node originates).
+    pub async fn append_sealed(
+        &self,
+        previous: &Held,
+        docket: &Docket,
+        tx_ids: &[String],
+    ) -> Result<(), StoreError> {
+        let mut next = previous.clone();
+        next.head_hash = docket.header.hash();
+        next.head = docket.header.clone();
+        self.store.seal(&next.to_record(), docket, tx_ids).await?;
+        self.metrics.dockets_sealed.inc();
+        if let Some(held) = self.lock().held.get_mut(&docket.header.register_id) {
+            held.head = next.head;
+            held.head_hash = next.head_hash;
+        }
+        Ok(())
+    }
+
+    /// Verifies `batch` in order on top of the register's head and stores the verified prefix
+    /// (with the new head) in one transaction. A verification failure after a valid prefix
+    /// still stores the prefix and reports the failure in [`Applied::invalid`].
+    pub async fn apply(
+        &self,
+        register_id: &str,
+        batch: Vec<DocketWithTransactions>,
+    ) -> Result<Applied, StoreError> {
+        // One writer per register: the same docket can arrive from a pull and from several
+        // pushes at once; whoever comes second finds it already stored and skips it.
+        let writer = self.writer(register_id);
+        let _writer = writer.lock().await;
+        let mut applied = Applied {
+            stored: Vec::new(),
+            invalid: None,
+        };
+        let Some(held) = self.get(register_id) else {
+            return Ok(applied);
+        };
+        let mut previous = held.head.clone();
+        let mut rows = Vec::new();
+        let mut verified = Vec::new();
+        let mut sealed_ids = Vec::new();
+        for entry in batch
+            .into_iter()
+            .filter(|e| e.docket.header.number > held.head.number)
+        {
+            if let Err(e) = ledger::verify_next(&held.origin_key, &previous, &entry) {
+                applied.invalid = Some(e);
+                break;
+            }
+            let txs: Vec<(String, Vec<u8>)> = entry
+                .transactions
+                .iter()
+                .map(|p| {
+                    let hash = ledger::tx_hash(p);
+                    sealed_ids.push(hash);
+                    (hex::encode(hash), p.clone())
+                })
+                .collect();
+            rows.push((entry.docket.clone(), txs));
+            previous = entry.docket.header.clone();
+            verified.push(entry);
+        }
+        self.metrics
+            .dockets_replicated
+            .inc_by(verified.len() as u64);
+        if verified.is_empty() {
+            return Ok(applied);
+        }
+        let mut next = held;
+        next.head_hash = previous.hash();
+        next.head = previous;
+        self.store.append(&next.to_record(), &rows).await?;
+        if let Some(h) = self.lock().held.get_mut(register_id) {
+            // Only move forward: a concurrent apply of the same dockets is harmless.
+            if next.head.number > h.head.number {
+                h.head = next.head.clone();
+                h.head_hash = next.head_hash;
+            }
+        }
+        self.pool.included(register_id, &sealed_ids);
+        applied.stored = verified
+            .iter()
+            .map(|entry| Arc::new(CompactDocket::from_full(entry)))
+            .collect();
+        Ok(applied)
+    }
+}

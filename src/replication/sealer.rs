@@ -1,0 +1,118 @@
+//! The sealer: turns the pending transactions of every register this node originates into
+//! signed dockets, every `seal_interval` or as soon as the transaction pool reports a docket's
+//! worth waiting, and pushes each new docket to the register's followers.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::MAX_BATCH_BYTES;
+use super::chain::Chain;
+use super::server::DocketServer;
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::identity::Identity;
+use crate::ledger::{self, CompactDocket, DocketWithTransactions};
+use crate::store::StoreError;
+use crate::txpool::{TxPool, TxPoolError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error(transparent)]
+    Pool(#[from] TxPoolError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub(super) struct Sealer {
+    chain: Arc<Chain>,
+    server: Arc<DocketServer>,
+    pool: Arc<TxPool>,
+    identity: Arc<Identity>,
+    config: Arc<Config>,
+}
+
+impl Sealer {
+    pub fn new(
+        chain: Arc<Chain>,
+        server: Arc<DocketServer>,
+        pool: Arc<TxPool>,
+        identity: Arc<Identity>,
+        config: Arc<Config>,
+    ) -> Sealer {
+        Sealer {
+            chain,
+            server,
+            pool,
+            identity,
+            config,
+        }
+    }
+
+    /// Seals until `shutdown`.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.config.seal_interval) => {}
+                _ = self.pool.seal_wanted() => {}
+            }
+            for register_id in self.pool.sealable() {
+                loop {
+                    match self.seal_once(&register_id).await {
+                        Ok(true) => continue,
+                        Ok(false) => break,
+                        Err(e) => {
+                            tracing::error!(register = %register_id, "sealing failed (will retry): {e}");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Seals one docket from the oldest pending transactions. Returns whether more are waiting
+    /// for an immediate next docket.
+    async fn seal_once(&self, register_id: &str) -> Result<bool, SealError> {
+        let max = self.config.max_docket_transactions;
+        let mut pending = self.pool.oldest_pending(register_id, max).await?;
+        if pending.is_empty() {
+            return Ok(false);
+        }
+        // Keep every docket (and so every batch served to peers) within the byte budget.
+        let mut bytes = 0;
+        let keep = pending
+            .iter()
+            .take_while(|(_, p)| {
+                bytes += p.len();
+                bytes <= MAX_BATCH_BYTES
+            })
+            .count()
+            .max(1);
+        pending.truncate(keep);
+        let Some(previous) = self.chain.get(register_id) else {
+            return Ok(false);
+        };
+        let payloads: Vec<&[u8]> = pending.iter().map(|(_, p)| p.as_slice()).collect();
+        let docket = ledger::seal_next(
+            self.identity.signing_key(),
+            &previous.head,
+            &payloads,
+            now_ms(),
+        );
+        let ids: Vec<String> = pending.iter().map(|(id, _)| id.clone()).collect();
+        self.chain.append_sealed(&previous, &docket, &ids).await?;
+        let sealed = ids.len();
+        let more = self.pool.sealed_here(register_id, ids);
+        tracing::debug!(register = %register_id, docket = docket.header.number, transactions = sealed, "sealed docket");
+        let entry = DocketWithTransactions {
+            docket,
+            origin_key: None,
+            transactions: pending.into_iter().map(|(_, p)| p).collect(),
+        };
+        self.server
+            .push(register_id, &[Arc::new(CompactDocket::from_full(&entry))]);
+        Ok(more)
+    }
+}

@@ -1,0 +1,196 @@
+//! Where each subscription stands: its state and last error as the operator sees them, the
+//! peers it follows, and the handles of its task (wake-up, cancellation). Plain bookkeeping:
+//! the task itself is in [`super::sync`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::now_ms;
+use crate::ledger::Mode;
+use crate::peers::RegisterHeight;
+
+/// Where a subscription stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncState {
+    Subscribing,
+    Syncing,
+    FullyReplicated,
+    Active,
+    Error,
+}
+
+impl SyncState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncState::Subscribing => "subscribing",
+            SyncState::Syncing => "syncing",
+            SyncState::FullyReplicated => "fully-replicated",
+            SyncState::Active => "active",
+            SyncState::Error => "error",
+        }
+    }
+}
+
+/// A subscription as the operator sees it.
+#[derive(Clone, Debug)]
+pub(super) struct Status {
+    pub mode: Mode,
+    pub state: SyncState,
+    pub error: Option<String>,
+    pub failures: u32,
+    pub created_at_ms: i64,
+    pub last_sync_at_ms: Option<i64>,
+    /// Best height seen among sources.
+    pub target_height: Option<u64>,
+}
+
+struct Subscription {
+    status: Status,
+    following: HashSet<String>,
+    wake: Arc<Notify>,
+    cancel: CancellationToken,
+}
+
+/// A subscription that was just removed: its task is cancelled; these peers still push to us.
+pub(super) struct Removed {
+    pub following: HashSet<String>,
+}
+
+#[derive(Default)]
+pub(super) struct Subscriptions {
+    inner: Mutex<HashMap<String, Subscription>>,
+}
+
+impl Subscriptions {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Subscription>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a new subscription; returns the wake-up its task listens to.
+    pub fn insert(
+        &self,
+        register_id: &str,
+        mode: Mode,
+        created_at_ms: i64,
+        cancel: CancellationToken,
+    ) -> Arc<Notify> {
+        let wake = Arc::new(Notify::new());
+        self.lock().insert(
+            register_id.to_string(),
+            Subscription {
+                status: Status {
+                    mode,
+                    state: SyncState::Subscribing,
+                    error: None,
+                    failures: 0,
+                    created_at_ms,
+                    last_sync_at_ms: None,
+                    target_height: None,
+                },
+                following: HashSet::new(),
+                wake: wake.clone(),
+                cancel,
+            },
+        );
+        wake
+    }
+
+    /// Removes a subscription and cancels its task.
+    pub fn remove(&self, register_id: &str) -> Option<Removed> {
+        let sub = self.lock().remove(register_id)?;
+        sub.cancel.cancel();
+        Some(Removed {
+            following: sub.following,
+        })
+    }
+
+    pub fn contains(&self, register_id: &str) -> bool {
+        self.lock().contains_key(register_id)
+    }
+
+    /// Subscribed registers, by name.
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.lock().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    pub fn status(&self, register_id: &str) -> Option<Status> {
+        self.lock().get(register_id).map(|s| s.status.clone())
+    }
+
+    pub fn set_state(&self, register_id: &str, state: SyncState, target: Option<u64>) {
+        if let Some(sub) = self.lock().get_mut(register_id) {
+            sub.status.state = state;
+            if target.is_some() {
+                sub.status.target_height = target;
+            }
+        }
+    }
+
+    /// A round failed: the state shows it (logged when the message changes).
+    pub fn set_error(&self, register_id: &str, message: &str) {
+        if let Some(sub) = self.lock().get_mut(register_id) {
+            if sub.status.error.as_deref() != Some(message) {
+                tracing::warn!(
+                    register = register_id,
+                    "replication problem (retrying): {message}"
+                );
+            }
+            sub.status.state = SyncState::Error;
+            sub.status.error = Some(message.to_string());
+            sub.status.failures += 1;
+        }
+    }
+
+    /// Dockets were stored.
+    pub fn synced(&self, register_id: &str) {
+        if let Some(sub) = self.lock().get_mut(register_id) {
+            sub.status.last_sync_at_ms = Some(now_ms());
+        }
+    }
+
+    /// At the head: marks the state, follows exactly the given carriers, and returns those
+    /// not followed before (to be asked to push).
+    pub fn at_head(&self, register_id: &str, carriers: &[String]) -> Vec<String> {
+        let mut inner = self.lock();
+        let Some(sub) = inner.get_mut(register_id) else {
+            return Vec::new();
+        };
+        sub.status.state = match sub.status.mode {
+            Mode::FullReplica => SyncState::FullyReplicated,
+            Mode::ForwardOnly => SyncState::Active,
+        };
+        sub.status.error = None;
+        sub.status.failures = 0;
+        sub.following.retain(|p| carriers.contains(p));
+        let newly: Vec<String> = carriers
+            .iter()
+            .filter(|id| !sub.following.contains(*id))
+            .cloned()
+            .collect();
+        sub.following.extend(newly.iter().cloned());
+        newly
+    }
+
+    /// The wake-up of a register's subscription task.
+    pub fn wake_handle(&self, register_id: &str) -> Option<Arc<Notify>> {
+        self.lock().get(register_id).map(|s| s.wake.clone())
+    }
+
+    /// A peer advertised `heights` (`ours`: our height of each, if held): wakes every
+    /// subscription it is ahead on, or that does not follow it yet (anti-entropy).
+    pub fn advertised(&self, peer_id: &str, heights: &[(RegisterHeight, Option<u64>)]) {
+        let inner = self.lock();
+        for (h, ours) in heights {
+            if let Some(sub) = inner.get(&h.register_id)
+                && (ours.is_none_or(|n| h.height > n) || !sub.following.contains(peer_id))
+            {
+                sub.wake.notify_one();
+            }
+        }
+    }
+}
