@@ -197,11 +197,13 @@ async fn subscription_rules(database_url: Option<String>, ip: &str) {
         .expect("create");
     load(&a, "ledger", "entry", 250).await;
     a.wait_for_version("ledger", 250, PATIENCE).await;
-    wait_until("B to see ledger", PATIENCE, || async {
-        b.client
-            .available_registers()
-            .await
-            .is_ok_and(|r| r.iter().any(|x| x.register_id == "ledger"))
+    // At A's full height: a subscription that starts from an older advertisement is "fully
+    // replicated" at that height until the next heartbeat.
+    wait_until("B to see ledger at version 250", PATIENCE, || async {
+        b.client.available_registers().await.is_ok_and(|r| {
+            r.iter()
+                .any(|x| x.register_id == "ledger" && x.latest_version == 250)
+        })
     })
     .await;
 
