@@ -305,12 +305,7 @@ impl PeerManager {
         };
         let retry_ms = now + dialing::backoff(&self.config, failures).as_millis() as i64;
         let was_seed = state.table.update(peer_id, |peer| {
-            peer.last_seen_ms = now;
-            if failed {
-                peer.failure_count += 1;
-                peer.quality.record_failure();
-            }
-            peer.next_dial_ms = retry_ms;
+            peer.disconnected(failed, now, retry_ms);
             peer.is_seed
         });
         if was_seed == Some(true) {
@@ -333,23 +328,20 @@ impl PeerManager {
         if let Some(rtt) = rtt {
             self.metrics.heartbeat_latency.observe(rtt.as_secs_f64());
         }
-        self.lock().table.update(peer_id, |peer| {
-            peer.failure_count = 0;
-            peer.last_seen_ms = now_ms();
-            peer.quality
-                .record_success(rtt.map(|d| d.as_secs_f64() * 1000.0));
-        });
+        let rtt_ms = rtt.map(|d| d.as_secs_f64() * 1000.0);
+        self.lock()
+            .table
+            .update(peer_id, |peer| peer.request_succeeded(rtt_ms, now_ms()));
     }
 
     /// A request to the peer failed. Returns true when the peer has now failed `max_failures`
     /// times in a row and must be disconnected.
     pub fn record_failure(&self, peer_id: &str, reason: &str) -> bool {
         self.metrics.peer_failures.inc();
-        let count = self.lock().table.update(peer_id, |peer| {
-            peer.failure_count += 1;
-            peer.quality.record_failure();
-            peer.failure_count
-        });
+        let count = self
+            .lock()
+            .table
+            .update(peer_id, |peer| peer.request_failed());
         let Some(count) = count else {
             return false;
         };
@@ -437,11 +429,8 @@ impl PeerManager {
         }
         if let Some(id) = &target.expected_peer_id
             && let Some(delay) = state.table.update(id, |peer| {
-                peer.dialing = false;
-                peer.failure_count += 1;
-                peer.quality.record_failure();
-                let delay = dialing::backoff(&self.config, peer.failure_count);
-                peer.next_dial_ms = now + delay.as_millis() as i64;
+                let delay = dialing::backoff(&self.config, peer.request_failed());
+                peer.dial_ended(now + delay.as_millis() as i64);
                 delay
             })
         {
@@ -460,8 +449,7 @@ impl PeerManager {
         if let Some(id) = &target.expected_peer_id
             && let Some(peer) = state.table.get_mut(id)
         {
-            peer.dialing = false;
-            peer.next_dial_ms = retry;
+            peer.dial_ended(retry);
         }
     }
 
@@ -622,13 +610,7 @@ impl PeerManager {
     /// Peer IDs a ban target covers among known peers (and the target itself when it is a
     /// peer ID).
     pub fn peers_matching(&self, target: &BanTarget) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .lock()
-            .table
-            .values()
-            .filter(|p| target.matches(Some(&p.peer_id), &p.ips()))
-            .map(|p| p.peer_id.clone())
-            .collect();
+        let mut ids = self.lock().table.covered_by(target);
         if let BanTarget::Peer(id) = target
             && !ids.contains(id)
         {
@@ -676,11 +658,7 @@ impl PeerManager {
         let mut state = self.lock();
         state.bans.remove(&key);
         // Restored to normal treatment: eligible for dialling straight away.
-        for peer in state.table.values_mut() {
-            if ban.target.matches(Some(&peer.peer_id), &peer.ips()) {
-                peer.next_dial_ms = 0;
-            }
-        }
+        state.table.ban_lifted(&ban.target);
         state.seeds.retry_all_now();
         tracing::info!(target = %key, "unbanned");
         Ok(ban)
@@ -697,16 +675,13 @@ impl PeerManager {
                 .get(&id)
                 .ok_or_else(|| PeerError::NotFound(id.clone()))?;
             let mut updated = peer.clone();
-            updated.failure_count = 0;
-            updated.quality.clear_penalties();
+            updated.reset();
             (id, peer.failure_count, updated.to_row())
         };
         self.store.upsert_peers(&[row]).await?;
         let mut state = self.lock();
         if let Some(peer) = state.table.get_mut(&id) {
-            peer.failure_count = 0;
-            peer.quality.clear_penalties();
-            peer.next_dial_ms = 0;
+            peer.reset();
         }
         state.seeds.reset(&id);
         tracing::info!(peer = %id, previous_failures = previous, "peer reset");

@@ -119,6 +119,42 @@ impl Peer {
         }
     }
 
+    /// A request to the peer succeeded (with its round trip in ms when measured).
+    pub fn request_succeeded(&mut self, rtt_ms: Option<f64>, now_ms: i64) {
+        self.failure_count = 0;
+        self.last_seen_ms = now_ms;
+        self.quality.record_success(rtt_ms);
+    }
+
+    /// A request to the peer (or a dial, or a session) failed; returns the failures in a row.
+    pub fn request_failed(&mut self) -> u32 {
+        self.failure_count += 1;
+        self.quality.record_failure();
+        self.failure_count
+    }
+
+    /// Its session ended at `now_ms` (`failed`: by its fault); dial it again at `retry_ms`.
+    pub fn disconnected(&mut self, failed: bool, now_ms: i64, retry_ms: i64) {
+        self.last_seen_ms = now_ms;
+        if failed {
+            self.request_failed();
+        }
+        self.next_dial_ms = retry_ms;
+    }
+
+    /// A dial to it ended without a session; dial it again at `retry_ms`.
+    pub fn dial_ended(&mut self, retry_ms: i64) {
+        self.dialing = false;
+        self.next_dial_ms = retry_ms;
+    }
+
+    /// A fresh start (operator reset): no failures, no penalties, dial at once.
+    pub fn reset(&mut self) {
+        self.failure_count = 0;
+        self.quality.clear_penalties();
+        self.next_dial_ms = 0;
+    }
+
     /// Whether this node has a history of good answers from the peer.
     pub fn has_proved_useful(&self) -> bool {
         !self.public_key.is_empty() && self.quality.successful_requests >= USEFUL_AFTER_REQUESTS

@@ -103,12 +103,7 @@ impl State {
         for id in &disconnected {
             self.links.close(id, &format!("banned: {}", ban.reason));
         }
-        let covered = self
-            .table
-            .values()
-            .filter(|p| ban.target.matches(Some(&p.peer_id), &p.ips()))
-            .map(|p| p.peer_id.clone())
-            .collect();
+        let covered = self.table.covered_by(&ban.target);
         self.bans.insert(ban);
         (covered, disconnected)
     }

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use super::record::Peer;
-use super::{KnownAddress, PeerError, VerifiedPeer, bans};
+use super::{BanTarget, KnownAddress, PeerError, VerifiedPeer, bans};
 use crate::config::validate_host_port;
 use crate::identity::is_peer_id;
 use crate::store::PeerRow;
@@ -86,8 +86,22 @@ impl PeerTable {
         self.peers.values()
     }
 
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Peer> {
-        self.peers.values_mut()
+    /// IDs of the known peers a ban target covers (by ID or any IP they are known by).
+    pub fn covered_by(&self, target: &BanTarget) -> Vec<String> {
+        self.peers
+            .values()
+            .filter(|p| target.matches(Some(&p.peer_id), &p.ips()))
+            .map(|p| p.peer_id.clone())
+            .collect()
+    }
+
+    /// The peers a lifted ban covered are dialled again at once.
+    pub fn ban_lifted(&mut self, target: &BanTarget) {
+        for peer in self.peers.values_mut() {
+            if target.matches(Some(&peer.peer_id), &peer.ips()) {
+                peer.next_dial_ms = 0;
+            }
+        }
     }
 
     /// The record for `peer_id`, created (as first seen now) when there is none. The caller
