@@ -171,11 +171,18 @@ pub async fn start(
             peers: manager.clone(),
             metrics: metrics.clone(),
             pool: pool.clone(),
+            tasks: tasks.clone(),
         },
         shutdown.clone(),
     )
     .await?;
-    let gossip = Gossip::new(config.clone(), manager.clone(), pool, metrics.clone());
+    let gossip = Gossip::new(
+        config.clone(),
+        manager.clone(),
+        pool,
+        metrics.clone(),
+        tasks.clone(),
+    );
     let services = rpc::Services {
         tasks: tasks.clone(),
         peers: manager.clone(),

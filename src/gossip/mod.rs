@@ -25,6 +25,7 @@ use crate::peers::{
     Direction, PeerManager, PeerMessage, PeerRequest, PeerResponse, PeerState, RequestError,
     ServedTransactions,
 };
+use crate::tasks::Tasks;
 use crate::telemetry::Metrics;
 use crate::txpool::{TxPool, TxPoolError};
 use requests::{Assignment, Limits, Rank, RequestTracker};
@@ -106,6 +107,8 @@ pub struct Gossip {
     peers: Arc<PeerManager>,
     pool: Arc<TxPool>,
     metrics: Arc<Metrics>,
+    /// The node's tasks (each pull runs as one).
+    tasks: Tasks,
     /// Wakes the request loop.
     requests_wake: Notify,
     inner: Mutex<Inner>,
@@ -117,6 +120,7 @@ impl Gossip {
         peers: Arc<PeerManager>,
         pool: Arc<TxPool>,
         metrics: Arc<Metrics>,
+        tasks: Tasks,
     ) -> Arc<Gossip> {
         let limits = Limits {
             per_peer: config.gossip_max_peer_announcements,
@@ -128,6 +132,7 @@ impl Gossip {
             peers,
             pool,
             metrics,
+            tasks,
             requests_wake: Notify::new(),
             inner: Mutex::new(Inner {
                 announce_buckets: HashMap::new(),
@@ -141,10 +146,17 @@ impl Gossip {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Runs the announcer and the request loop until `shutdown`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        tokio::join!(
+            self.clone().run_requests(shutdown.clone()),
+            self.run_announcer(shutdown.clone())
+        );
+    }
+
     /// Sends queued announcements every `gossip_interval` (or when woken) and re-queues
     /// transactions that stay pending. Runs until `shutdown`.
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let requests = tokio::spawn(self.clone().run_requests(shutdown.clone()));
+    async fn run_announcer(&self, shutdown: CancellationToken) {
         let mut reannounce = tokio::time::interval(self.config.reannounce_interval);
         reannounce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reannounce.tick().await;
@@ -167,9 +179,6 @@ impl Gossip {
             if let Err(e) = self.flush_queue().await {
                 tracing::error!("cannot send queued announcements (will retry): {e}");
             }
-        }
-        if let Err(e) = requests.await {
-            tracing::error!("the transaction request loop ended abnormally: {e}");
         }
     }
 
@@ -315,7 +324,9 @@ impl Gossip {
         self.metrics.gossip_tracked.set(tracked as i64);
         for assignment in assignments {
             let this = self.clone();
-            tokio::spawn(async move { this.request(assignment).await });
+            // Owned by the node: shutdown waits for (or stops) pulls before closing the store.
+            self.tasks
+                .spawn(async move { this.request(assignment).await });
         }
     }
 

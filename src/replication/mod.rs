@@ -33,6 +33,7 @@ use crate::ledger::{self, CompactDocket, DocketWithTransactions, Hash};
 pub use crate::ledger::{Mode, Role};
 use crate::peers::{PeerManager, PeerMessage, RegisterHeight};
 use crate::store::{Store, StoreError, SubscriptionRecord};
+use crate::tasks::Tasks;
 use crate::telemetry::Metrics;
 use crate::txpool::{TxEvent, TxPool};
 use chain::Chain;
@@ -61,6 +62,8 @@ pub struct RegistersDeps {
     pub metrics: Arc<Metrics>,
     /// Pending transactions, shared with gossip.
     pub pool: Arc<TxPool>,
+    /// The node's tasks (subscription tasks are started there).
+    pub tasks: Tasks,
 }
 
 /// The register and replication service of one node.
@@ -76,6 +79,7 @@ pub struct Registers {
     subs: Arc<Subscriptions>,
     sync: Arc<SyncContext>,
     sealer: Sealer,
+    tasks: Tasks,
     shutdown: CancellationToken,
 }
 
@@ -92,6 +96,7 @@ impl Registers {
             peers,
             metrics,
             pool,
+            tasks,
         } = deps;
         let chain = Arc::new(Chain::load(store.clone(), pool.clone(), metrics.clone()).await?);
         let server = Arc::new(DocketServer::new(
@@ -131,6 +136,7 @@ impl Registers {
             subs,
             sync,
             sealer,
+            tasks,
             shutdown,
         });
         for sub in subscriptions {
@@ -445,8 +451,9 @@ impl Registers {
             wake,
             cancel,
         };
-        // The task ends when the subscription is cancelled (unsubscribe or node shutdown).
-        tokio::spawn(task.run());
+        // The task ends when the subscription is cancelled (unsubscribe or node shutdown); a
+        // node already shutting down starts none.
+        self.tasks.spawn(task.run());
     }
 
     /// Stops a subscription at once; the data stays unless `purge`.
