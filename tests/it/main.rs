@@ -14,6 +14,7 @@ mod hostile;
 mod hygiene;
 mod lag;
 mod replication;
+mod shutdown;
 mod storage_faults;
 mod store;
 mod tampering;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sorcha_peer::client::ClientError;
 
-use crate::common::{PATIENCE, TestNode, cli, postgres, wait_for, wait_until};
+use crate::common::{PATIENCE, TestNode, cli, metric, postgres, wait_for, wait_until};
 
 /// Submits `n` transactions `prefix-1 … prefix-n` at `node` in batches.
 async fn load(node: &TestNode, register: &str, prefix: &str, n: usize) -> Vec<String> {
@@ -114,7 +114,16 @@ async fn full_and_forward_only_replicas_follow_the_origin() {
         "{metrics}"
     );
 
-    // C starts at the head and does not pull history.
+    // C starts at the head and does not pull history. (First the announcements A and B queued
+    // while loading are sent: they would reach C as soon as it carries the register, and a
+    // transaction pulled that way counts as held.)
+    for node in [&a, &b] {
+        wait_until("the announcement queues to drain", PATIENCE, || async {
+            let text = node.client.metrics().await.expect("metrics");
+            metric(&text, "sorcha_peer_gossip_queue_depth") == 0.0
+        })
+        .await;
+    }
     let sub = c
         .client
         .subscribe("orders", "forward-only")
