@@ -9,11 +9,12 @@
 //! announced again every `reannounce_interval`, so nothing accepted is lost to a crash or a
 //! dropped message. Per-peer token buckets keep one noisy peer from starving the others.
 
+mod rate;
 pub mod requests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::seq::SliceRandom;
 use tokio::sync::Notify;
@@ -28,6 +29,7 @@ use crate::peers::{
 use crate::tasks::Tasks;
 use crate::telemetry::Metrics;
 use crate::txpool::{TxPool, TxPoolError};
+use rate::{Limit, RateLimits};
 use requests::{Assignment, Limits, Rank, RequestTracker};
 
 /// Queue entries handled per round.
@@ -46,36 +48,7 @@ const REQUEST_RECHECK: Duration = Duration::from_millis(500);
 /// Per-peer rate state unused this long is forgotten.
 const BUCKET_IDLE: Duration = Duration::from_secs(600);
 
-/// A token bucket: `rate` tokens a second, at most `burst` saved up.
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    /// Takes up to `want` tokens; returns how many were granted.
-    fn take(&mut self, want: usize, rate: f64, burst: f64) -> usize {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(burst);
-        self.last = now;
-        let granted = (want as f64).min(self.tokens.floor()).max(0.0);
-        self.tokens -= granted;
-        granted as usize
-    }
-}
-
-/// The per-peer limits.
-#[derive(Clone, Copy)]
-enum Limit {
-    /// Transaction IDs accepted from a peer's announcements.
-    Announce,
-    /// Payloads served to a peer.
-    Pull,
-}
-
 struct Inner {
-    announce_buckets: HashMap<String, Bucket>,
-    pull_buckets: HashMap<String, Bucket>,
     tracker: RequestTracker,
 }
 
@@ -107,6 +80,7 @@ pub struct Gossip {
     peers: Arc<PeerManager>,
     pool: Arc<TxPool>,
     metrics: Arc<Metrics>,
+    rates: RateLimits,
     /// The node's tasks (each pull runs as one).
     tasks: Tasks,
     /// Wakes the request loop.
@@ -127,7 +101,12 @@ impl Gossip {
             total: config.gossip_max_announcements,
             in_flight_per_peer: config.gossip_max_peer_requests,
         };
+        let rates = RateLimits::new(
+            config.gossip_announce_rate as f64,
+            config.gossip_pull_rate as f64,
+        );
         Arc::new(Gossip {
+            rates,
             config,
             peers,
             pool,
@@ -135,8 +114,6 @@ impl Gossip {
             tasks,
             requests_wake: Notify::new(),
             inner: Mutex::new(Inner {
-                announce_buckets: HashMap::new(),
-                pull_buckets: HashMap::new(),
                 tracker: RequestTracker::new(limits),
             }),
         })
@@ -166,7 +143,7 @@ impl Gossip {
                 _ = self.pool.announcements_waiting() => {}
                 _ = tokio::time::sleep(self.config.gossip_interval) => {}
                 _ = reannounce.tick() => {
-                    self.tidy(BUCKET_IDLE);
+                    self.rates.tidy(BUCKET_IDLE);
                     if let Err(e) = self
                         .pool
                         .requeue_stale(self.config.reannounce_interval, QUEUE_BATCH)
@@ -234,7 +211,7 @@ impl Gossip {
         self.metrics
             .gossip_announcements_received
             .inc_by(ids.len() as u64);
-        let granted = self.grant(Limit::Announce, peer_id, ids.len());
+        let granted = self.rates.grant(Limit::Announce, peer_id, ids.len());
         if granted < ids.len() {
             self.metrics
                 .gossip_rate_limited
@@ -557,7 +534,7 @@ impl Gossip {
         if !self.pool.is_public(register_id) {
             return Err(ServeError::Unavailable(register_id.to_string()));
         }
-        let granted = self.grant(Limit::Pull, peer_id, ids.len());
+        let granted = self.rates.grant(Limit::Pull, peer_id, ids.len());
         if granted < ids.len() {
             self.metrics
                 .gossip_rate_limited
@@ -577,53 +554,5 @@ impl Gossip {
             payloads: found.into_iter().map(|(_, p)| p).collect(),
             missing,
         })
-    }
-
-    /// Takes up to `want` tokens from `peer`'s bucket for `limit`; returns how many it got.
-    fn grant(&self, limit: Limit, peer: &str, want: usize) -> usize {
-        let rate = match limit {
-            Limit::Announce => self.config.gossip_announce_rate,
-            Limit::Pull => self.config.gossip_pull_rate,
-        } as f64;
-        let burst = rate * 2.0;
-        let mut inner = self.lock();
-        let buckets = match limit {
-            Limit::Announce => &mut inner.announce_buckets,
-            Limit::Pull => &mut inner.pull_buckets,
-        };
-        buckets
-            .entry(peer.to_string())
-            .or_insert(Bucket {
-                tokens: burst,
-                last: Instant::now(),
-            })
-            .take(want, rate, burst)
-    }
-
-    /// Forgets per-peer state of peers that are gone (called periodically).
-    fn tidy(&self, idle: Duration) {
-        let mut inner = self.lock();
-        inner
-            .announce_buckets
-            .retain(|_, b| b.last.elapsed() < idle);
-        inner.pull_buckets.retain(|_, b| b.last.elapsed() < idle);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn buckets_refill_at_their_rate_and_cap_at_burst() {
-        let mut b = Bucket {
-            tokens: 10.0,
-            last: Instant::now(),
-        };
-        assert_eq!(b.take(25, 100.0, 10.0), 10);
-        assert_eq!(b.take(5, 100.0, 10.0), 0);
-        std::thread::sleep(Duration::from_millis(50));
-        let refilled = b.take(100, 100.0, 10.0);
-        assert!((4..=10).contains(&refilled), "{refilled}");
     }
 }
