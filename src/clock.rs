@@ -54,14 +54,23 @@ pub fn relative(ms: i64, now_ms: i64) -> String {
 }
 
 /// Parses an operator-written duration such as `200ms`, `10s`, `1h`, `7d`; a bare `0` is zero.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, InvalidDuration> {
     let text = text.trim();
     if text == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(text).map_err(|e| {
-        format!("invalid duration '{text}' ({e}); write it like 200ms, 10s, 5m, 1h or 7d")
+    humantime::parse_duration(text).map_err(|e| InvalidDuration {
+        text: text.to_string(),
+        reason: e,
     })
+}
+
+/// A duration an operator wrote that does not read as one.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid duration '{text}' ({reason}); write it like 200ms, 10s, 5m, 1h or 7d")]
+pub struct InvalidDuration {
+    text: String,
+    reason: humantime::DurationError,
 }
 
 /// Writes a duration back in the form [`parse_duration`] reads.

@@ -77,17 +77,26 @@ pub enum SortKey {
 }
 
 /// Validates a duration at parse time, so a bad one is a usage error (exit 2).
-pub(crate) fn parse_duration_arg(text: &str) -> Result<String, String> {
+pub(crate) fn parse_duration_arg(text: &str) -> Result<String, crate::clock::InvalidDuration> {
     crate::clock::parse_duration(text)?;
     Ok(text.to_string())
 }
 
 /// Validates a ban duration at parse time, so a bad or too long one is a usage error (exit 2)
 /// and nothing is sent to the node.
-fn parse_ban_duration_arg(text: &str) -> Result<String, String> {
+fn parse_ban_duration_arg(text: &str) -> Result<String, BanDurationArgError> {
     let duration = crate::clock::parse_duration(text)?;
-    crate::peers::bans::check_duration(duration).map_err(|e| e.to_string())?;
+    crate::peers::bans::check_duration(duration)?;
     Ok(text.to_string())
+}
+
+/// Why a `--duration` given to `peers ban` is refused.
+#[derive(Debug, thiserror::Error)]
+enum BanDurationArgError {
+    #[error(transparent)]
+    Unreadable(#[from] crate::clock::InvalidDuration),
+    #[error(transparent)]
+    Refused(#[from] crate::peers::bans::DurationError),
 }
 
 fn value_name(v: impl ValueEnum) -> String {

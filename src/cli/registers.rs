@@ -207,7 +207,7 @@ pub async fn run(
                 .as_deref()
                 .map(crate::clock::parse_duration)
                 .transpose()
-                .map_err(ClientError::BadRequest)?;
+                .map_err(|e| ClientError::BadRequest(e.to_string()))?;
             return wait_for_sync(client, out, &register, limit).await;
         }
         RegistersCommand::Unsubscribe { register, purge } => {

@@ -64,7 +64,7 @@ impl Resolver<'_> {
     fn duration(&self, key: &'static str) -> Result<Duration, ConfigError> {
         match self.raw(key) {
             Some((toml::Value::String(s), _)) => {
-                parse_duration(&s).map_err(|e| self.invalid(key, e))
+                parse_duration(&s).map_err(|e| self.invalid(key, e.to_string()))
             }
             Some((toml::Value::Integer(0), _)) => Ok(Duration::ZERO),
             Some((other, _)) => Err(self.invalid(

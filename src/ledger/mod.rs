@@ -51,11 +51,9 @@ pub enum VerifyError {
 /// Checks a register name: 1–64 of `A-Z a-z 0-9 . _ -`, and not `.` or `..`, which a URL
 /// path cannot carry as a segment (they are read as "this" and "parent" directory), so no
 /// per-register command could reach such a register.
-pub fn validate_register_id(id: &str) -> Result<(), String> {
+pub fn validate_register_id(id: &str) -> Result<(), InvalidRegisterId> {
     if id == "." || id == ".." {
-        return Err(format!(
-            "invalid register name '{id}': '.' and '..' cannot be used as names"
-        ));
+        return Err(InvalidRegisterId::DotName(id.to_string()));
     }
     let ok = !id.is_empty()
         && id.len() <= MAX_REGISTER_ID_LEN
@@ -65,10 +63,17 @@ pub fn validate_register_id(id: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "invalid register name '{id}': use 1 to {MAX_REGISTER_ID_LEN} of A-Z a-z 0-9 . _ -"
-        ))
+        Err(InvalidRegisterId::Shape(id.to_string()))
     }
+}
+
+/// Why a register name is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidRegisterId {
+    #[error("invalid register name '{0}': '.' and '..' cannot be used as names")]
+    DotName(String),
+    #[error("invalid register name '{0}': use 1 to {MAX_REGISTER_ID_LEN} of A-Z a-z 0-9 . _ -")]
+    Shape(String),
 }
 
 /// A transaction's ID: SHA-256 of its payload.

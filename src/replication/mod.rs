@@ -163,7 +163,8 @@ impl Registers {
         register_id: &str,
         is_public: bool,
     ) -> Result<RegisterView, RegisterError> {
-        ledger::validate_register_id(register_id).map_err(RegisterError::Invalid)?;
+        ledger::validate_register_id(register_id)
+            .map_err(|e| RegisterError::Invalid(e.to_string()))?;
         if self.chain.holds(register_id) {
             return Err(RegisterError::Conflict(format!(
                 "register '{register_id}' already exists on this node"
@@ -405,7 +406,8 @@ impl Registers {
         register_id: &str,
         mode: Mode,
     ) -> Result<SubscriptionView, RegisterError> {
-        ledger::validate_register_id(register_id).map_err(RegisterError::Invalid)?;
+        ledger::validate_register_id(register_id)
+            .map_err(|e| RegisterError::Invalid(e.to_string()))?;
         if self.subs.contains(register_id) {
             return Err(RegisterError::Conflict(format!(
                 "already subscribed to '{register_id}'"

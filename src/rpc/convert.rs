@@ -14,10 +14,20 @@ pub fn peer_text(text: &str, max: usize) -> String {
     text.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
-fn hash32(bytes: &[u8], what: &str) -> Result<[u8; 32], String> {
-    bytes
-        .try_into()
-        .map_err(|_| format!("{what} is {} bytes, expected 32", bytes.len()))
+/// A frame whose shape is wrong (its content is judged by `ledger`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("{what} is {len} bytes, expected 32")]
+    NotA32ByteValue { what: &'static str, len: usize },
+    #[error("a pushed docket carries payloads, expected IDs")]
+    PayloadsInPush,
+}
+
+fn hash32(bytes: &[u8], what: &'static str) -> Result<[u8; 32], WireError> {
+    bytes.try_into().map_err(|_| WireError::NotA32ByteValue {
+        what,
+        len: bytes.len(),
+    })
 }
 
 pub fn heights_to_wire(heights: Vec<RegisterHeight>) -> Vec<pb::RegisterHeight> {
@@ -72,7 +82,7 @@ pub fn docket_to_wire(entry: &DocketWithTransactions) -> pb::DocketEntry {
     }
 }
 
-pub fn docket_from_wire(e: pb::DocketEntry) -> Result<DocketWithTransactions, String> {
+pub fn docket_from_wire(e: pb::DocketEntry) -> Result<DocketWithTransactions, WireError> {
     let origin_key = if e.origin_key.is_empty() {
         None
     } else {
@@ -119,7 +129,7 @@ pub fn addresses_from_wire(entries: Vec<pb::PeerAddress>) -> Vec<KnownAddress> {
 }
 
 /// Transaction IDs from the wire: each must be 32 bytes.
-pub fn ids_from_wire(ids: &[Vec<u8>]) -> Result<Vec<[u8; 32]>, String> {
+pub fn ids_from_wire(ids: &[Vec<u8>]) -> Result<Vec<[u8; 32]>, WireError> {
     ids.iter().map(|id| hash32(id, "transaction ID")).collect()
 }
 
@@ -133,11 +143,11 @@ pub fn compact_to_wire(c: &CompactDocket) -> pb::DocketEntry {
     entry
 }
 
-pub fn compact_from_wire(mut e: pb::DocketEntry) -> Result<CompactDocket, String> {
+pub fn compact_from_wire(mut e: pb::DocketEntry) -> Result<CompactDocket, WireError> {
     let tx_ids = ids_from_wire(&std::mem::take(&mut e.tx_ids))?;
     let full = docket_from_wire(e)?;
     if !full.transactions.is_empty() {
-        return Err("a pushed docket carries payloads, expected IDs".into());
+        return Err(WireError::PayloadsInPush);
     }
     Ok(CompactDocket {
         docket: full.docket,

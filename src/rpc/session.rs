@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tonic::Streaming;
 
-use super::outbox::Outbox;
+use super::outbox::{Outbox, OutboxError};
 use super::pb::{self, frame::Body};
 use super::{CAPABILITIES, PROTOCOL_VERSION};
 use super::{Services, convert};
@@ -117,8 +117,8 @@ pub fn say_goodbye(outbox: &Outbox, reason: &str) {
 }
 
 /// Queues a frame without waiting: a peer that does not drain its stream is not keeping up.
-fn push(outbox: &Outbox, f: pb::Frame) -> Result<(), String> {
-    outbox.push(f).map_err(|e| e.to_string())
+fn push(outbox: &Outbox, f: pb::Frame) -> Result<(), OutboxError> {
+    outbox.push(f)
 }
 
 async fn next_body(incoming: &mut Streaming<pb::Frame>) -> Result<Body, HandshakeError> {
@@ -202,7 +202,7 @@ async fn accept_handshake(
             signature,
         })),
     )
-    .map_err(failed)?;
+    .map_err(|e| failed(e.to_string()))?;
     let auth = match next_body(incoming).await? {
         Body::Auth(auth) => auth,
         Body::Goodbye(g) => return Err(refusal_from_goodbye(g.reason)),
@@ -215,7 +215,7 @@ async fn accept_handshake(
     let handle = manager
         .register_connection(peer, Direction::Inbound, remote_ip, None)
         .map_err(HandshakeError::Refused)?;
-    push(outbox, frame(Body::Welcome(pb::Welcome {}))).map_err(failed)?;
+    push(outbox, frame(Body::Welcome(pb::Welcome {}))).map_err(|e| failed(e.to_string()))?;
     Ok((peer_id, handle))
 }
 
@@ -251,7 +251,7 @@ pub async fn dial_handshake(
     let signature = manager
         .identity()
         .sign_transcript(Role::Dialer, &transcript);
-    push(outbox, frame(Body::Auth(pb::Auth { signature }))).map_err(failed)?;
+    push(outbox, frame(Body::Auth(pb::Auth { signature }))).map_err(|e| failed(e.to_string()))?;
     match next_body(incoming).await? {
         Body::Welcome(_) => Ok(peer),
         Body::Goodbye(g) => Err(refusal_from_goodbye(g.reason)),
@@ -330,7 +330,7 @@ async fn run_worker(
         if let Some(body) = reply
             && let Err(e) = push(&outbox, frame(body))
         {
-            return e;
+            return e.to_string();
         }
     }
     "session closed".to_string()
@@ -414,7 +414,7 @@ impl Session {
     }
 
     fn send(&self, body: Body) -> Result<(), CloseOutcome> {
-        push(&self.outbox, frame(body)).map_err(CloseOutcome::Failed)
+        push(&self.outbox, frame(body)).map_err(|e| CloseOutcome::Failed(e.to_string()))
     }
 
     fn violation(&self, what: &str) {
@@ -640,10 +640,10 @@ impl Session {
                                 .dockets
                                 .into_iter()
                                 .map(convert::docket_from_wire)
-                                .collect::<Result<Vec<_>, String>>()
-                                .map_err(|reason| RequestError::Malformed {
+                                .collect::<Result<Vec<_>, _>>()
+                                .map_err(|e| RequestError::Malformed {
                                     what: "docket",
-                                    reason,
+                                    reason: e.to_string(),
                                 })
                         } else {
                             Err(RequestError::Refused(convert::peer_text(
@@ -666,9 +666,9 @@ impl Session {
                                     payloads: batch.payloads,
                                     missing,
                                 })
-                                .map_err(|reason| RequestError::Malformed {
+                                .map_err(|e| RequestError::Malformed {
                                     what: "answer",
-                                    reason,
+                                    reason: e.to_string(),
                                 })
                         } else {
                             Err(RequestError::Refused(convert::peer_text(

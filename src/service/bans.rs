@@ -65,7 +65,7 @@ fn duration(text: Option<&str>) -> Result<Option<Duration>, BanError> {
     match text.map(str::trim) {
         None | Some("") => Ok(None),
         Some(text) => {
-            let duration = parse_duration(text).map_err(BanError::Duration)?;
+            let duration = parse_duration(text).map_err(|e| BanError::Duration(e.to_string()))?;
             bans::check_duration(duration).map_err(|e| BanError::Duration(e.to_string()))?;
             Ok(Some(duration))
         }
