@@ -99,7 +99,6 @@ impl Claims {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[test]
     fn an_id_is_claimed_once_until_released() {
@@ -119,24 +118,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiter_wakes_on_release_not_at_its_deadline() {
-        let claims = Arc::new(Claims::default());
+        let claims = Claims::default();
         let id = [7; 32];
-        let waiter = {
-            let claims = claims.clone();
-            tokio::spawn(async move {
-                let (claim, _) = claims.claim(vec![id]);
-                tokio::time::sleep(Duration::from_millis(30)).await;
-                drop(claim);
-            })
+        let (claim, _) = claims.claim(vec![id]);
+        let holder = async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            drop(claim);
         };
-        // Let the spawned task take its claim.
-        while !claims.is_claimed(&id) {
-            tokio::task::yield_now().await;
-        }
-        let started = std::time::Instant::now();
-        assert!(claims.wait_released(&[id], Duration::from_secs(10)).await);
-        assert!(started.elapsed() < Duration::from_secs(5));
-        waiter.await.expect("claiming task");
+        let waiter = async {
+            let started = std::time::Instant::now();
+            let released = claims.wait_released(&[id], Duration::from_secs(10)).await;
+            (released, started.elapsed())
+        };
+        let ((), (released, waited)) = tokio::join!(holder, waiter);
+        assert!(released);
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+        assert!(!claims.is_claimed(&id));
     }
 
     #[tokio::test]
