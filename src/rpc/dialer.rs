@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
 
+use super::handshake::{self, HandshakeError};
 use super::outbox::Outbox;
 use super::pb::peer_session_client::PeerSessionClient;
-use super::session::{self, HandshakeError};
+use super::session;
 use super::{MAX_MESSAGE_SIZE, Services, convert};
 use crate::identity;
 use crate::peers::{DialTarget, Direction, PeerManager, Refusal};
@@ -125,10 +126,10 @@ async fn open(manager: &PeerManager, target: &DialTarget) -> Result<Opened, Hand
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
     let (outbox, frames) = Outbox::new(config.peer_send_buffer);
-    let local = session::local_info(manager);
+    let local = handshake::local_info(manager);
     let nonce = identity::nonce();
     outbox
-        .push(session::hello(local.clone(), nonce.clone()))
+        .push(handshake::hello(local.clone(), nonce.clone()))
         .map_err(|e| failed(e.to_string()))?;
     let response = client
         .session(frames)
@@ -146,7 +147,7 @@ async fn open(manager: &PeerManager, target: &DialTarget) -> Result<Opened, Hand
         })?;
     let mut incoming = response.into_inner();
     let peer =
-        session::dial_handshake(manager, remote.ip(), &local, &nonce, &mut incoming, &outbox)
+        handshake::dial_handshake(manager, remote.ip(), &local, &nonce, &mut incoming, &outbox)
             .await?;
     Ok((peer, remote, incoming, outbox, client))
 }

@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod convert;
 pub mod dialer;
+pub mod handshake;
 pub mod outbox;
 pub mod session;
 
@@ -74,7 +75,7 @@ impl pb::peer_session_server::PeerSession for PeerSessionService {
         }
         let incoming = request.into_inner();
         let (outbox, frames) = outbox::Outbox::new(self.services.peers.config().peer_send_buffer);
-        self.services.tasks.spawn(session::accept(
+        self.services.tasks.spawn(handshake::accept(
             self.services.clone(),
             remote.ip(),
             incoming,

@@ -1,25 +1,21 @@
-//! One peer session: the handshake on each side, then the loop that exchanges heartbeats and
-//! peer lists until either side leaves, heartbeats go unanswered, or the stream breaks.
+//! One peer session once the handshake (in [`super::handshake`]) is done: the loop that
+//! exchanges heartbeats, peer lists, announcements and requests until either side leaves,
+//! heartbeats go unanswered, or the stream breaks.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tonic::Streaming;
 
 use super::outbox::{Outbox, OutboxError};
 use super::pb::{self, frame::Body};
-use super::{CAPABILITIES, PROTOCOL_VERSION};
 use super::{Services, convert};
 use crate::clock::now_ms;
-use crate::config::{MAX_NAME_LEN, validate_host_port};
-use crate::identity::{self, NONCE_LEN, Role, peer_id_for};
 use crate::peers::{
-    CloseOutcome, Direction, PeerManager, PeerMessage, PeerRequest, PeerResponse, Refusal,
-    RequestError, ServedTransactions, SessionCommand, SessionHandle, VerifiedPeer,
+    CloseOutcome, PeerMessage, PeerRequest, PeerResponse, RequestError, ServedTransactions,
+    SessionCommand, SessionHandle,
 };
 use crate::service::liveness::{self, Verdict};
 
@@ -27,78 +23,7 @@ use crate::service::liveness::{self, Verdict};
 /// peer counts as flooding us.
 const WORK_QUEUE: usize = 1024;
 
-/// Why a handshake did not produce a session.
-#[derive(Debug)]
-pub enum HandshakeError {
-    /// The other side or this node refused on purpose (ban, duplicate, self, full).
-    Refused(Refusal),
-    /// Anything else: bad frames, bad signature, broken stream.
-    Failed(String),
-}
-
-fn failed(message: impl Into<String>) -> HandshakeError {
-    HandshakeError::Failed(message.into())
-}
-
-/// This node's `NodeInfo`, encoded as it is signed.
-pub fn local_info(manager: &PeerManager) -> Vec<u8> {
-    let config = manager.config();
-    pb::NodeInfo {
-        public_key: manager.identity().public_key().to_vec(),
-        listen_address: config.announced_address(),
-        name: config.name.clone(),
-        protocol_version: PROTOCOL_VERSION,
-        software_version: crate::VERSION.to_string(),
-        capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
-    }
-    .encode_to_vec()
-}
-
-/// Decodes and checks the other side's `NodeInfo`; `seen_from` replaces an unspecified host.
-fn verify_info(
-    bytes: &[u8],
-    nonce: &[u8],
-    seen_from: IpAddr,
-) -> Result<(pb::NodeInfo, String), HandshakeError> {
-    let info =
-        pb::NodeInfo::decode(bytes).map_err(|e| failed(format!("malformed node info: {e}")))?;
-    if info.public_key.len() != 32 {
-        return Err(failed("node info carries no valid public key"));
-    }
-    if nonce.len() != NONCE_LEN {
-        return Err(failed("handshake nonce has the wrong length"));
-    }
-    if info.protocol_version != PROTOCOL_VERSION {
-        return Err(HandshakeError::Refused(Refusal::Invalid(format!(
-            "unsupported protocol version {} (this node speaks {PROTOCOL_VERSION})",
-            info.protocol_version
-        ))));
-    }
-    let address = match info.listen_address.parse::<SocketAddr>() {
-        Ok(addr) if addr.ip().is_unspecified() => {
-            SocketAddr::new(seen_from, addr.port()).to_string()
-        }
-        Ok(addr) => addr.to_string(),
-        Err(_) => {
-            validate_host_port(&info.listen_address)
-                .map_err(|e| failed(format!("bad listen address: {e}")))?;
-            info.listen_address.clone()
-        }
-    };
-    Ok((info, address))
-}
-
-fn verified_peer(info: pb::NodeInfo, address: String) -> VerifiedPeer {
-    VerifiedPeer {
-        peer_id: peer_id_for(&info.public_key),
-        public_key: hex::encode(&info.public_key),
-        name: convert::peer_text(&info.name, MAX_NAME_LEN),
-        address,
-        software_version: convert::peer_text(&info.software_version, MAX_NAME_LEN),
-    }
-}
-
-fn frame(body: Body) -> pb::Frame {
+pub(super) fn frame(body: Body) -> pb::Frame {
     pb::Frame { body: Some(body) }
 }
 
@@ -117,154 +42,8 @@ pub fn say_goodbye(outbox: &Outbox, reason: &str) {
 }
 
 /// Queues a frame without waiting: a peer that does not drain its stream is not keeping up.
-fn push(outbox: &Outbox, f: pb::Frame) -> Result<(), OutboxError> {
+pub(super) fn push(outbox: &Outbox, f: pb::Frame) -> Result<(), OutboxError> {
     outbox.push(f)
-}
-
-async fn next_body(incoming: &mut Streaming<pb::Frame>) -> Result<Body, HandshakeError> {
-    match incoming.message().await {
-        Ok(Some(pb::Frame { body: Some(body) })) => Ok(body),
-        Ok(Some(_)) => Err(failed("empty frame")),
-        Ok(None) => Err(failed("stream closed during handshake")),
-        Err(status) => Err(failed(format!(
-            "stream error during handshake: {}",
-            status.message()
-        ))),
-    }
-}
-
-/// A goodbye received during the handshake, as a refusal.
-fn refusal_from_goodbye(reason: String) -> HandshakeError {
-    let reason = convert::peer_text(&reason, convert::MAX_PEER_TEXT);
-    let refusal = if reason == Refusal::Duplicate.to_string() {
-        Refusal::Duplicate
-    } else if reason == Refusal::SelfConnection.to_string() {
-        Refusal::SelfConnection
-    } else {
-        Refusal::Invalid(format!("refused by peer: {reason}"))
-    };
-    HandshakeError::Refused(refusal)
-}
-
-/// Accepting side: runs the handshake for an inbound stream, then the session.
-pub async fn accept(
-    services: Services,
-    remote_ip: IpAddr,
-    mut incoming: Streaming<pb::Frame>,
-    outbox: Outbox,
-    shutdown: CancellationToken,
-) {
-    let manager = services.peers.clone();
-    let timeout = manager.config().connect_timeout;
-    let handshake = tokio::time::timeout(
-        timeout,
-        accept_handshake(&manager, remote_ip, &mut incoming, &outbox),
-    )
-    .await
-    .unwrap_or_else(|_| Err(failed("handshake timed out")));
-    match handshake {
-        Ok((peer_id, handle)) => {
-            run(services, peer_id, handle, incoming, outbox, shutdown, false).await
-        }
-        Err(e) => {
-            let (refused, reason) = match e {
-                HandshakeError::Refused(r) => (true, r.to_string()),
-                HandshakeError::Failed(m) => (false, m),
-            };
-            tracing::debug!(%remote_ip, %reason, "inbound handshake did not complete");
-            manager.handshake_failed(refused);
-            say_goodbye(&outbox, &reason);
-        }
-    }
-}
-
-async fn accept_handshake(
-    manager: &PeerManager,
-    remote_ip: IpAddr,
-    incoming: &mut Streaming<pb::Frame>,
-    outbox: &Outbox,
-) -> Result<(String, SessionHandle), HandshakeError> {
-    let Body::Hello(hello) = next_body(incoming).await? else {
-        return Err(failed("expected Hello"));
-    };
-    let (info, address) = verify_info(&hello.node_info, &hello.nonce, remote_ip)?;
-    let local = local_info(manager);
-    let nonce = identity::nonce();
-    let transcript = identity::transcript(&hello.node_info, &hello.nonce, &local, &nonce);
-    let signature = manager
-        .identity()
-        .sign_transcript(Role::Acceptor, &transcript);
-    push(
-        outbox,
-        frame(Body::HelloAck(pb::HelloAck {
-            node_info: local,
-            nonce,
-            signature,
-        })),
-    )
-    .map_err(|e| failed(e.to_string()))?;
-    let auth = match next_body(incoming).await? {
-        Body::Auth(auth) => auth,
-        Body::Goodbye(g) => return Err(refusal_from_goodbye(g.reason)),
-        _ => return Err(failed("expected Auth")),
-    };
-    identity::verify_transcript(&info.public_key, Role::Dialer, &transcript, &auth.signature)
-        .map_err(|e| failed(e.to_string()))?;
-    let peer = verified_peer(info, address);
-    let peer_id = peer.peer_id.clone();
-    let handle = manager
-        .register_connection(peer, Direction::Inbound, remote_ip, None)
-        .map_err(HandshakeError::Refused)?;
-    push(outbox, frame(Body::Welcome(pb::Welcome {}))).map_err(|e| failed(e.to_string()))?;
-    Ok((peer_id, handle))
-}
-
-/// Dialling side of the handshake over an already opened stream. Returns the verified peer,
-/// not yet registered (the dialler registers it with its dial target).
-pub async fn dial_handshake(
-    manager: &PeerManager,
-    remote_ip: IpAddr,
-    local: &[u8],
-    nonce: &[u8],
-    incoming: &mut Streaming<pb::Frame>,
-    outbox: &Outbox,
-) -> Result<VerifiedPeer, HandshakeError> {
-    let ack = match next_body(incoming).await? {
-        Body::HelloAck(ack) => ack,
-        Body::Goodbye(g) => return Err(refusal_from_goodbye(g.reason)),
-        _ => return Err(failed("expected HelloAck")),
-    };
-    let (info, address) = verify_info(&ack.node_info, &ack.nonce, remote_ip)?;
-    let transcript = identity::transcript(local, nonce, &ack.node_info, &ack.nonce);
-    identity::verify_transcript(
-        &info.public_key,
-        Role::Acceptor,
-        &transcript,
-        &ack.signature,
-    )
-    .map_err(|e| failed(e.to_string()))?;
-    let peer = verified_peer(info, address);
-    if peer.peer_id == manager.identity().peer_id() {
-        say_goodbye(outbox, &Refusal::SelfConnection.to_string());
-        return Err(HandshakeError::Refused(Refusal::SelfConnection));
-    }
-    let signature = manager
-        .identity()
-        .sign_transcript(Role::Dialer, &transcript);
-    push(outbox, frame(Body::Auth(pb::Auth { signature }))).map_err(|e| failed(e.to_string()))?;
-    match next_body(incoming).await? {
-        Body::Welcome(_) => Ok(peer),
-        Body::Goodbye(g) => Err(refusal_from_goodbye(g.reason)),
-        _ => Err(failed("expected Welcome")),
-    }
-}
-
-/// The `Hello` frame that opens a dial.
-pub fn hello(local: Vec<u8>, nonce: Vec<u8>) -> pb::Frame {
-    frame(Body::Hello(pb::Hello {
-        node_info: local,
-        nonce,
-    }))
 }
 
 /// Inbound work that touches storage, handled in order by one task per session so the frame
