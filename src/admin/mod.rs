@@ -4,6 +4,7 @@
 
 pub mod dto;
 mod linger;
+mod peers;
 mod registers;
 
 use std::net::SocketAddr;
@@ -12,19 +13,18 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::clock::{now_ms, to_rfc3339};
 use crate::config::Config;
-use crate::peers::{Ban, BanTarget, PeerError, PeerManager, PeerSnapshot, PeerState};
+use crate::peers::{PeerError, PeerManager};
 use crate::replication::Registers;
-use crate::service::bans::{BanError, BanOrder};
+use crate::service::bans::BanError;
 use crate::service::health::{self, HealthStatus};
 use crate::service::lag::{HeightsProbe, LagError};
 use crate::store::{StorageHealth, Store};
@@ -117,15 +117,21 @@ pub fn router(state: Arc<AdminState>) -> Router {
     Router::new()
         .route("/api/health", get(health))
         .route("/api/status", get(status))
-        .route("/api/peers", get(list_peers))
-        .route("/api/peers/quality", get(peers_quality))
-        .route("/api/peers/stats", get(peers_stats))
-        .route("/api/peers/health", get(peers_health))
-        .route("/api/peers/{id}", get(get_peer))
-        .route("/api/peers/{id}/ban", post(ban_peer).delete(unban_peer))
-        .route("/api/peers/{id}/reset", post(reset_peer))
-        .route("/api/bans", get(list_bans).post(create_ban))
-        .route("/api/bans/{target}", axum::routing::delete(delete_ban))
+        .route("/api/peers", get(peers::list_peers))
+        .route("/api/peers/quality", get(peers::peers_quality))
+        .route("/api/peers/stats", get(peers::peers_stats))
+        .route("/api/peers/health", get(peers::peers_health))
+        .route("/api/peers/{id}", get(peers::get_peer))
+        .route(
+            "/api/peers/{id}/ban",
+            post(peers::ban_peer).delete(peers::unban_peer),
+        )
+        .route("/api/peers/{id}/reset", post(peers::reset_peer))
+        .route("/api/bans", get(peers::list_bans).post(peers::create_ban))
+        .route(
+            "/api/bans/{target}",
+            axum::routing::delete(peers::delete_ban),
+        )
         .route(
             "/api/registers",
             get(registers::list).post(registers::create),
@@ -254,87 +260,6 @@ pub(crate) fn json_body<T: Default + serde::de::DeserializeOwned>(
 
 // ----- conversions ---------------------------------------------------------------------
 
-fn components(s: &PeerSnapshot) -> QualityComponentsDto {
-    let q = &s.quality;
-    QualityComponentsDto {
-        success_rate: q.success_rate,
-        success_points: q.success_points,
-        latency_score: q.latency_score,
-        latency_points: q.latency_points,
-        validity: q.validity,
-        validity_points: q.validity_points,
-        total_requests: q.total_requests,
-        successful_requests: q.successful_requests,
-        failed_requests: q.total_requests.saturating_sub(q.successful_requests),
-        last_penalty: q.last_penalty.as_ref().map(|p| PenaltyDto {
-            at: to_rfc3339(p.at_ms),
-            reason: p.reason.clone(),
-        }),
-    }
-}
-
-fn peer_dto(s: &PeerSnapshot) -> PeerDto {
-    PeerDto {
-        peer_id: s.peer_id.clone(),
-        name: s.name.clone(),
-        address: s.address.clone(),
-        state: s.state.as_str().to_string(),
-        direction: s.direction.map(|d| d.as_str().to_string()),
-        connected_since: s.connected_since_ms.map(to_rfc3339),
-        first_seen: to_rfc3339(s.first_seen_ms),
-        last_seen: to_rfc3339(s.last_seen_ms),
-        failure_count: s.failure_count,
-        is_seed_node: s.is_seed,
-        software_version: s.software_version.clone(),
-        average_latency_ms: s.quality.average_latency_ms,
-        min_latency_ms: s.quality.min_latency_ms,
-        max_latency_ms: s.quality.max_latency_ms,
-        success_rate: s.quality.success_rate,
-        quality_score: s.quality.score,
-        quality_rating: s.quality.rating.to_string(),
-        quality_components: components(s),
-        is_banned: s.ban.is_some(),
-        banned_at: s.ban.as_ref().map(|b| to_rfc3339(b.banned_at_ms)),
-        ban_reason: s.ban.as_ref().map(|b| b.reason.clone()),
-        ban_expires_at: s.ban.as_ref().and_then(|b| b.expires_at_ms).map(to_rfc3339),
-        advertised_registers: s
-            .advertised
-            .iter()
-            .map(|r| AdvertisedRegisterDto {
-                register_id: r.register_id.clone(),
-                latest_version: r.latest_version,
-                latest_docket_version: r.height,
-                head_hash: hex::encode(r.head_hash),
-                full_replica: r.full_replica,
-                is_origin: r.is_origin,
-            })
-            .collect(),
-    }
-}
-
-fn ban_dto(b: &Ban, now: i64) -> BanDto {
-    BanDto {
-        target: b.target.key(),
-        kind: b.target.kind().as_str().to_string(),
-        reason: b.reason.clone(),
-        source: b.source.as_str().to_string(),
-        banned_at: to_rfc3339(b.banned_at_ms),
-        expires_at: b.expires_at_ms.map(to_rfc3339),
-        remaining_seconds: b
-            .expires_at_ms
-            .map(|at| at.saturating_sub(now).max(0).saturating_add(999) / 1000),
-    }
-}
-
-fn peer_id_of(target: &BanTarget) -> Option<String> {
-    match target {
-        BanTarget::Peer(id) => Some(id.clone()),
-        _ => None,
-    }
-}
-
-// ----- handlers ------------------------------------------------------------------------
-
 async fn health(State(state): Shared) -> Response {
     let counts = state.manager.counts();
     let peers = state.manager.list();
@@ -426,242 +351,6 @@ async fn status(State(state): Shared) -> ApiResult<StatusDto> {
             .iter()
             .map(registers::register_dto)
             .collect(),
-    }))
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    state: Option<String>,
-    limit: Option<usize>,
-    sort: Option<String>,
-}
-
-/// Sort keys accepted by `GET /api/peers?sort=`.
-pub const SORT_KEYS: &[&str] = &[
-    "id",
-    "name",
-    "address",
-    "state",
-    "latency",
-    "score",
-    "failures",
-    "last-seen",
-    "first-seen",
-];
-
-async fn list_peers(
-    State(state): Shared,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Vec<PeerDto>> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let wanted = match query.state.as_deref().unwrap_or("all") {
-        "all" => None,
-        text => Some(
-            PeerState::ALL
-                .into_iter()
-                .find(|s| s.as_str() == text)
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "unknown state '{text}'; use connected, connecting, disconnected, banned or all"
-                    ))
-                })?,
-        ),
-    };
-    let mut peers: Vec<PeerSnapshot> = state
-        .manager
-        .list()
-        .into_iter()
-        .filter(|p| wanted.is_none_or(|w| p.state == w))
-        .collect();
-    let sort = query.sort.as_deref().unwrap_or("id");
-    let latency = |p: &PeerSnapshot| p.quality.average_latency_ms.unwrap_or(f64::INFINITY);
-    match sort {
-        "id" => {}
-        "name" => peers.sort_by(|a, b| a.name.cmp(&b.name)),
-        "address" => peers.sort_by(|a, b| a.address.cmp(&b.address)),
-        "state" => peers.sort_by_key(|p| p.state),
-        "latency" => peers.sort_by(|a, b| latency(a).total_cmp(&latency(b))),
-        "score" => peers.sort_by(|a, b| b.quality.score.total_cmp(&a.quality.score)),
-        "failures" => peers.sort_by_key(|p| std::cmp::Reverse(p.failure_count)),
-        "last-seen" => peers.sort_by_key(|p| std::cmp::Reverse(p.last_seen_ms)),
-        "first-seen" => peers.sort_by_key(|p| p.first_seen_ms),
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "unknown sort key '{other}'; use one of {}",
-                SORT_KEYS.join(", ")
-            )));
-        }
-    }
-    if let Some(limit) = query.limit {
-        peers.truncate(limit);
-    }
-    Ok(axum::Json(peers.iter().map(peer_dto).collect()))
-}
-
-async fn get_peer(State(state): Shared, Path(id): Path<String>) -> ApiResult<PeerDto> {
-    Ok(axum::Json(peer_dto(&state.manager.get(&id)?)))
-}
-
-async fn peers_quality(State(state): Shared) -> ApiResult<Vec<PeerQualityDto>> {
-    let mut rows: Vec<PeerQualityDto> = state
-        .manager
-        .list()
-        .iter()
-        .filter(|p| p.quality.total_requests > 0)
-        .map(|p| PeerQualityDto {
-            peer_id: p.peer_id.clone(),
-            average_latency_ms: p.quality.average_latency_ms,
-            min_latency_ms: p.quality.min_latency_ms,
-            max_latency_ms: p.quality.max_latency_ms,
-            success_rate: p.quality.success_rate,
-            total_requests: p.quality.total_requests,
-            successful_requests: p.quality.successful_requests,
-            failed_requests: p.quality.total_requests - p.quality.successful_requests,
-            quality_score: p.quality.score,
-            quality_rating: p.quality.rating.to_string(),
-            quality_components: components(p),
-        })
-        .collect();
-    rows.sort_by(|a, b| b.quality_score.total_cmp(&a.quality_score));
-    Ok(axum::Json(rows))
-}
-
-async fn peers_stats(State(state): Shared) -> ApiResult<PeerStatsDto> {
-    let s = health::peer_stats(&state.manager.list());
-    Ok(axum::Json(PeerStatsDto {
-        timestamp: to_rfc3339(now_ms()),
-        peer_stats: PeerStatsInnerDto {
-            total_peers: s.total_peers,
-            healthy_peers: s.healthy_peers,
-            unhealthy_peers: s.total_peers - s.healthy_peers,
-            seed_nodes: s.seed_nodes,
-            average_latency_ms: s.average_latency_ms,
-            total_failures: s.total_failures,
-        },
-        quality_stats: QualityStatsDto {
-            total_tracked_peers: s.rated_peers,
-            excellent_peers: s.excellent_peers,
-            good_peers: s.good_peers,
-            fair_peers: s.fair_peers,
-            poor_peers: s.poor_peers,
-            average_quality_score: s.average_quality_score,
-        },
-    }))
-}
-
-async fn peers_health(State(state): Shared) -> ApiResult<PeersHealthDto> {
-    let h = health::peers_health(state.manager.list());
-    Ok(axum::Json(PeersHealthDto {
-        total_peers: h.total_peers,
-        healthy_peers: h.healthy_peers,
-        unhealthy_peers: h.total_peers - h.healthy_peers,
-        health_percentage: h.health_percentage,
-        peers: h
-            .best
-            .iter()
-            .map(|p| HealthyPeerDto {
-                peer_id: p.peer_id.clone(),
-                address: p.address.clone(),
-                last_seen: to_rfc3339(p.last_seen_ms),
-                average_latency_ms: p.quality.average_latency_ms,
-            })
-            .collect(),
-    }))
-}
-
-async fn list_bans(State(state): Shared) -> ApiResult<Vec<BanDto>> {
-    let now = now_ms();
-    Ok(axum::Json(
-        state
-            .manager
-            .bans()
-            .iter()
-            .map(|b| ban_dto(b, now))
-            .collect(),
-    ))
-}
-
-async fn do_ban(
-    state: &AdminState,
-    target_text: &str,
-    request: BanRequest,
-) -> ApiResult<BanResponse> {
-    let order = BanOrder {
-        target: target_text.to_string(),
-        reason: request.reason,
-        duration: request.duration,
-        force: request.force,
-    };
-    let outcome = crate::service::bans::ban(&state.manager, &state.registers, order).await?;
-    let ban = &outcome.ban;
-    Ok(axum::Json(BanResponse {
-        peer_id: peer_id_of(&ban.target),
-        target: ban.target.key(),
-        kind: ban.target.kind().as_str().to_string(),
-        is_banned: true,
-        banned_at: to_rfc3339(ban.banned_at_ms),
-        ban_reason: ban.reason.clone(),
-        ban_expires_at: ban.expires_at_ms.map(to_rfc3339),
-        source: ban.source.as_str().to_string(),
-        affected_peers: outcome.peer_ids,
-        disconnected_peers: outcome.disconnected,
-    }))
-}
-
-async fn ban_peer(
-    State(state): Shared,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> ApiResult<BanResponse> {
-    let request: BanRequest = json_body(&body)?;
-    if request.target.is_some() {
-        return Err(ApiError::bad_request(
-            "the target is in the path; omit `target` here",
-        ));
-    }
-    do_ban(&state, &id, request).await
-}
-
-async fn create_ban(State(state): Shared, body: Bytes) -> Response {
-    let result = async {
-        let mut request: BanRequest = json_body(&body)?;
-        let target = request.target.take().ok_or_else(|| {
-            ApiError::bad_request("`target` is required: a peer ID, IP address or CIDR subnet")
-        })?;
-        do_ban(&state, &target, request).await
-    }
-    .await;
-    match result {
-        Ok(body) => (StatusCode::CREATED, body).into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn do_unban(state: &AdminState, text: &str) -> ApiResult<UnbanResponse> {
-    let ban = state.manager.unban(text).await?;
-    Ok(axum::Json(UnbanResponse {
-        peer_id: peer_id_of(&ban.target),
-        target: ban.target.key(),
-        kind: ban.target.kind().as_str().to_string(),
-        is_banned: false,
-    }))
-}
-
-async fn unban_peer(State(state): Shared, Path(id): Path<String>) -> ApiResult<UnbanResponse> {
-    do_unban(&state, &id).await
-}
-
-async fn delete_ban(State(state): Shared, Path(target): Path<String>) -> ApiResult<UnbanResponse> {
-    do_unban(&state, &target).await
-}
-
-async fn reset_peer(State(state): Shared, Path(id): Path<String>) -> ApiResult<ResetResponse> {
-    let (peer_id, previous) = state.manager.reset(&id).await?;
-    Ok(axum::Json(ResetResponse {
-        peer_id,
-        failure_count: 0,
-        previous_failure_count: previous,
     }))
 }
 
