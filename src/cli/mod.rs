@@ -7,6 +7,7 @@ pub mod output;
 pub mod peers;
 pub mod registers;
 pub mod serve;
+pub mod tx;
 
 use std::path::PathBuf;
 
@@ -112,7 +113,7 @@ pub enum Command {
     Registers(registers::RegistersCommand),
     /// Transactions: submit and look up
     #[command(subcommand)]
-    Tx(registers::TxCommand),
+    Tx(tx::TxCommand),
     /// How far this node is behind another node, per register (exit 1 beyond --max-lag)
     Lag(registers::LagArgs),
     /// Configuration helpers
@@ -165,11 +166,7 @@ pub async fn run(cli: Cli) -> i32 {
             Err(e) => report(&cli.global, &out, Err(e)),
         },
         Command::Tx(command) => match client(&cli.global) {
-            Ok(client) => report_code(
-                &cli.global,
-                &out,
-                registers::tx(&client, &out, command).await,
-            ),
+            Ok(client) => report_code(&cli.global, &out, tx::run(&client, &out, command).await),
             Err(e) => report(&cli.global, &out, Err(e)),
         },
         Command::Lag(args) => match client(&cli.global) {
