@@ -64,7 +64,16 @@ pub fn batch_bytes(bytes: &usize) -> Result<(), Problem> {
 }
 
 pub fn ban_duration(duration: &Duration) -> Result<(), Problem> {
-    crate::peers::bans::check_duration(*duration).map_err(|e| Problem(e.to_string()))
+    if duration.is_zero() {
+        return Err(Problem("must be greater than 0".to_string()));
+    }
+    if *duration > super::MAX_BAN_DURATION {
+        return Err(Problem(format!(
+            "must be at most {}",
+            crate::clock::format_duration(super::MAX_BAN_DURATION)
+        )));
+    }
+    Ok(())
 }
 
 pub fn name_length(name: &str) -> Result<(), Problem> {

@@ -34,6 +34,11 @@ pub const MIN_BATCH_BYTES: usize = 1024;
 /// The longest operator-chosen node name.
 pub const MAX_NAME_LEN: usize = 64;
 
+/// The longest ban with an end: 100 years (of 365.25 days, as `100y` is read). Longer ones are
+/// refused, since a ban without a duration already lasts until unbanned. Declared here, below
+/// the peer domain that enforces it, because `automatic_ban_duration` is checked against it.
+pub const MAX_BAN_DURATION: std::time::Duration = std::time::Duration::from_secs(100 * 31_557_600);
+
 impl fmt::Debug for Config {
     // Hand-written so a PostgreSQL password never reaches a log line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -374,6 +379,8 @@ mod tests {
             ("heartbeat_interval = \"0\"", "heartbeat_interval"),
             ("database_url = \"mysql://x\"", "database_url"),
             ("reconnect_backoff_min = \"2m\"", "reconnect_backoff_max"),
+            ("automatic_ban_duration = \"101y\"", "automatic_ban_duration"),
+            ("automatic_ban_duration = \"0\"", "automatic_ban_duration"),
         ] {
             let mut layers = Layers::default();
             layers.add_toml(toml, Source::Default).expect("parse");

@@ -9,9 +9,7 @@ use ipnet::IpNet;
 
 /// The longest ban reason kept (longer ones are refused, not cut).
 pub const MAX_REASON_LEN: usize = 500;
-/// The longest ban with an end: 100 years (of 365.25 days, as `100y` is read). Longer ones are
-/// refused, since a ban without a duration already lasts until unbanned.
-pub const MAX_BAN_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
+pub use crate::config::MAX_BAN_DURATION;
 /// IPv4 subnets with a shorter prefix than this (more than 1/256 of the address space) are
 /// not banned without force: `0.0.0.0/0` and its like cut the node off from everyone.
 pub const MIN_IPV4_BAN_PREFIX: u8 = 8;
