@@ -379,7 +379,10 @@ mod tests {
             ("heartbeat_interval = \"0\"", "heartbeat_interval"),
             ("database_url = \"mysql://x\"", "database_url"),
             ("reconnect_backoff_min = \"2m\"", "reconnect_backoff_max"),
-            ("automatic_ban_duration = \"101y\"", "automatic_ban_duration"),
+            (
+                "automatic_ban_duration = \"101y\"",
+                "automatic_ban_duration",
+            ),
             ("automatic_ban_duration = \"0\"", "automatic_ban_duration"),
         ] {
             let mut layers = Layers::default();
