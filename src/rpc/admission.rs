@@ -36,12 +36,23 @@ pub struct Deadlines {
 
 impl Deadlines {
     pub fn for_config(config: &crate::config::Config) -> Deadlines {
-        let idle = config.heartbeat_interval * (config.missed_heartbeats + 1);
+        // Saturating: both numbers are operator input.
+        let idle = config
+            .heartbeat_interval
+            .saturating_mul(config.missed_heartbeats.saturating_add(1));
         Deadlines {
             preface: config.connect_timeout,
             idle: idle.max(config.connect_timeout),
         }
     }
+}
+
+/// `after` from now, or about thirty years from now when that is not representable (the
+/// deadlines come from operator input).
+fn later(after: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(after)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400))
 }
 
 /// An admitted inbound connection: the socket, its admission slot (released on drop) and the
@@ -61,7 +72,7 @@ impl AdmittedStream {
             _slot: slot,
             deadlines,
             preface_read: 0,
-            deadline: Box::pin(tokio::time::sleep(deadlines.preface)),
+            deadline: Box::pin(tokio::time::sleep_until(later(deadlines.preface))),
         }
     }
 }
@@ -83,8 +94,8 @@ impl AsyncRead for AdmittedStream {
                         return Poll::Ready(Ok(()));
                     }
                 }
-                let idle = self.deadlines.idle;
-                self.deadline.as_mut().reset(Instant::now() + idle);
+                let next = later(self.deadlines.idle);
+                self.deadline.as_mut().reset(next);
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -174,4 +185,20 @@ pub fn incoming(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn deadlines_from_extreme_settings_do_not_overflow() {
+        let mut config = crate::config::Config::defaults().expect("defaults");
+        config.heartbeat_interval = Duration::MAX;
+        config.missed_heartbeats = u32::MAX;
+        config.connect_timeout = Duration::MAX;
+        let deadlines = Deadlines::for_config(&config);
+        assert_eq!(deadlines.idle, Duration::MAX);
+        assert!(later(deadlines.idle) > Instant::now());
+    }
 }

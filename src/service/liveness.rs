@@ -32,7 +32,10 @@ pub fn heartbeat_missed(peers: &PeerManager, peer_id: &str, missed: u32) -> Verd
 /// may miss.
 pub fn exchange_deadline(peers: &PeerManager) -> Duration {
     let config = peers.config();
-    config.heartbeat_interval * config.missed_heartbeats
+    // Saturating: both numbers are operator input.
+    config
+        .heartbeat_interval
+        .saturating_mul(config.missed_heartbeats)
 }
 
 /// A peer-exchange request went unanswered past [`exchange_deadline`]: a failed request.
