@@ -4,11 +4,12 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::common::{PATIENCE, TestNode, cli, wait_until};
+use crate::common::{PATIENCE, TestCluster, cli, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutating_calls_need_the_token_and_reads_are_open_on_loopback() {
-    let mut a = TestNode::start("127.0.0.1", |_| {}).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
     let http = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", a.admin_url);
 
@@ -84,9 +85,10 @@ async fn mutating_calls_need_the_token_and_reads_are_open_on_loopback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_clear_errors_and_change_nothing() {
-    let mut a = TestNode::start("127.0.0.1", |_| {}).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
     let seed = a.seed();
-    let mut b = TestNode::start("127.0.0.20", |c| c.seeds = vec![seed.clone()]).await;
+    let mut b = net.start(|c| c.seeds = vec![seed.clone()]).await;
     a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
     let http = reqwest::Client::new();
     let post = |path: &str, body: &'static str| {
@@ -189,9 +191,10 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_report_peers_and_heartbeats() {
-    let mut a = TestNode::start("127.0.0.1", |_| {}).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
     let seed = a.seed();
-    let mut b = TestNode::start("127.0.0.21", |c| c.seeds = vec![seed.clone()]).await;
+    let mut b = net.start(|c| c.seeds = vec![seed.clone()]).await;
     a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
     crate::common::wait_until("a heartbeat sample", PATIENCE, || async {
         a.view_of(&b.peer_id)
@@ -220,11 +223,13 @@ async fn metrics_report_peers_and_heartbeats() {
 /// error naming the limit, and stores nothing; one at the limit is accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_over_the_caps_are_refused_whole_with_a_json_error() {
-    let mut a = TestNode::start("127.0.0.1", |c| {
-        c.max_batch_transactions = 10;
-        c.max_batch_bytes = 2048;
-    })
-    .await;
+    let mut net = TestCluster::new();
+    let mut a = net
+        .start(|c| {
+            c.max_batch_transactions = 10;
+            c.max_batch_bytes = 2048;
+        })
+        .await;
     a.client
         .create_register("capped", false)
         .await
@@ -268,11 +273,13 @@ async fn batches_over_the_caps_are_refused_whole_with_a_json_error() {
 /// when the node's caps are lower than its defaults) and prints every ID, in input order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tx_submit_lines_splits_a_large_input_into_bounded_requests() {
-    let mut a = TestNode::start("127.0.0.1", |c| {
-        c.max_batch_transactions = 40;
-        c.max_batch_bytes = 4096;
-    })
-    .await;
+    let mut net = TestCluster::new();
+    let mut a = net
+        .start(|c| {
+            c.max_batch_transactions = 40;
+            c.max_batch_bytes = 4096;
+        })
+        .await;
     a.client
         .create_register("bulk", false)
         .await
@@ -340,11 +347,13 @@ async fn tx_submit_lines_splits_a_large_input_into_bounded_requests() {
 /// made meanwhile is served at once rather than after the whole batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_submission_is_served_while_a_big_batch_is_stored() {
-    let mut a = TestNode::start("127.0.0.1", |c| {
-        c.max_batch_transactions = 100_000;
-        c.max_batch_bytes = 16 * 1024 * 1024;
-    })
-    .await;
+    let mut net = TestCluster::new();
+    let mut a = net
+        .start(|c| {
+            c.max_batch_transactions = 100_000;
+            c.max_batch_bytes = 16 * 1024 * 1024;
+        })
+        .await;
     a.client
         .create_register("busy", false)
         .await

@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use crate::common::{HEARTBEAT, PATIENCE, TestNode, cli, holds_for, postgres, wait_until};
+use crate::common::{HEARTBEAT, PATIENCE, TestCluster, cli, holds_for, postgres, wait_until};
 
 /// The whole ban story against one storage backend (`None`: SQLite).
-async fn ban_story(database_url: Option<String>, banned_ip: &str) {
-    let mut a = TestNode::start("127.0.0.1", |c| c.database_url = database_url.clone()).await;
+async fn ban_story(database_url: Option<String>) {
+    let mut net = TestCluster::new();
+    let mut a = net.start(|c| c.database_url = database_url.clone()).await;
     let seed = a.seed();
-    let mut b = TestNode::start(banned_ip, |c| c.seeds = vec![seed.clone()]).await;
+    let mut b = net.start(|c| c.seeds = vec![seed.clone()]).await;
     a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
 
     // Ban by ID prefix, with reason and duration: gone within a second.
@@ -69,6 +70,7 @@ async fn ban_story(database_url: Option<String>, banned_ip: &str) {
     assert!(a.client.bans().await.expect("bans").is_empty());
 
     // A ban by IP does the same, and survives a restart too.
+    let banned_ip = &b.peer_addr.ip().to_string();
     let (code, _, err) = cli(&a, &["peers", "ban", banned_ip, "--reason", "bad subnet"]).await;
     assert_eq!(code, 0, "{err}");
     a.wait_for_state(&b.peer_id, "banned", Duration::from_secs(1))
@@ -101,7 +103,7 @@ async fn ban_story(database_url: Option<String>, banned_ip: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bans_work_and_persist_on_sqlite() {
-    ban_story(None, "127.0.0.12").await;
+    ban_story(None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,22 +111,27 @@ async fn bans_work_and_persist_on_postgres() {
     let Some(url) = postgres::fresh_database().await else {
         return;
     };
-    ban_story(Some(url), "127.0.0.13").await;
+    ban_story(Some(url)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cidr_bans_cover_announced_addresses_and_are_never_handed_out() {
-    let mut a = TestNode::start("127.0.0.1", |_| {}).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
     let seed = a.seed();
-    let mut b = TestNode::start("127.0.0.14", |c| c.seeds = vec![seed.clone()]).await;
-    let mut c = TestNode::start("127.0.0.15", |c| c.seeds = vec![seed.clone()]).await;
+    let mut b = net.start(|c| c.seeds = vec![seed.clone()]).await;
+    let mut c = net.start(|c| c.seeds = vec![seed.clone()]).await;
     a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
     a.wait_for_state(&c.peer_id, "connected", PATIENCE).await;
 
     // Ban C's /32 on B before B learns of C: B must never dial C even when A hands C out.
     let ban = b
         .client
-        .ban("127.0.0.15/32", Some("not wanted"), None)
+        .ban(
+            &format!("{}/32", c.peer_addr.ip()),
+            Some("not wanted"),
+            None,
+        )
         .await
         .expect("ban");
     assert_eq!(ban.kind, "cidr");

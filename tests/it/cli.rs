@@ -1,10 +1,11 @@
 //! The CLI as an operator uses it: exit codes, messages, finding the local node.
 
-use crate::common::{PATIENCE, TestNode, bin, cli, run_cmd};
+use crate::common::{PATIENCE, TestCluster, bin, cli, run_cmd};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_codes_follow_the_contract() {
-    let mut a = TestNode::start("127.0.0.1", |_| {}).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
 
     // Unknown peer: exit 5 with a clear message.
     let (code, _, err) = cli(&a, &["peers", "get", "ffffffffff"]).await;
@@ -54,7 +55,8 @@ async fn exit_codes_follow_the_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_finds_the_local_node_through_its_data_dir() {
-    let mut a = TestNode::start("127.0.0.1", |_| {}).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
     // No --node, no --token: both come from the files the node wrote.
     let mut cmd = bin();
     cmd.arg("--data-dir")
@@ -88,9 +90,10 @@ async fn the_cli_finds_the_local_node_through_its_data_dir() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quiet_and_json_keep_stdout_for_data() {
-    let mut a = TestNode::start("127.0.0.1", |_| {}).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
     let seed = a.seed();
-    let mut b = TestNode::start("127.0.0.30", |c| c.seeds = vec![seed.clone()]).await;
+    let mut b = net.start(|c| c.seeds = vec![seed.clone()]).await;
     a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
     let (code, out, err) = cli(&a, &["-q", "peers", "ban", &b.peer_id[..6]]).await;
     assert_eq!(code, 0);

@@ -1,24 +1,27 @@
-//! Discovery, exchange, heartbeats and reconnection with real nodes on 127.0.0.x.
+//! Discovery, exchange, heartbeats and reconnection with real nodes on loopback.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::common::{HEARTBEAT, PATIENCE, TestNode, bin, cli, holds_for, wait_until};
+use crate::common::{HEARTBEAT, PATIENCE, TestCluster, bin, cli, holds_for, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_seeded_with_a_learn_each_other_through_peer_exchange() {
-    let mut a = TestNode::start("127.0.0.1", |c| c.name = "A".into()).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|c| c.name = "A".into()).await;
     let seed = a.seed();
-    let mut b = TestNode::start("127.0.0.2", |c| {
-        c.name = "B".into();
-        c.seeds = vec![seed.clone()];
-    })
-    .await;
-    let mut c = TestNode::start("127.0.0.3", |c| {
-        c.name = "C".into();
-        c.seeds = vec![seed.clone()];
-    })
-    .await;
+    let mut b = net
+        .start(|c| {
+            c.name = "B".into();
+            c.seeds = vec![seed.clone()];
+        })
+        .await;
+    let mut c = net
+        .start(|c| {
+            c.name = "C".into();
+            c.seeds = vec![seed.clone()];
+        })
+        .await;
 
     // B was only given A, yet ends up connected to C.
     b.wait_for_state(&c.peer_id, "connected", PATIENCE).await;
@@ -92,18 +95,21 @@ async fn nodes_seeded_with_a_learn_each_other_through_peer_exchange() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exchange_off_keeps_a_node_to_its_seed() {
-    let mut a = TestNode::start("127.0.0.1", |_| {}).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
     let seed = a.seed();
-    let mut b = TestNode::start("127.0.0.4", |c| {
-        c.exchange_interval = Duration::ZERO;
-        c.seeds = vec![seed.clone()];
-    })
-    .await;
-    let mut c = TestNode::start("127.0.0.5", |c| {
-        c.exchange_interval = Duration::ZERO;
-        c.seeds = vec![seed.clone()];
-    })
-    .await;
+    let mut b = net
+        .start(|c| {
+            c.exchange_interval = Duration::ZERO;
+            c.seeds = vec![seed.clone()];
+        })
+        .await;
+    let mut c = net
+        .start(|c| {
+            c.exchange_interval = Duration::ZERO;
+            c.seeds = vec![seed.clone()];
+        })
+        .await;
     b.wait_for_state(&a.peer_id, "connected", PATIENCE).await;
     c.wait_for_state(&a.peer_id, "connected", PATIENCE).await;
     // With exchange off, B never hears of C.
@@ -120,8 +126,10 @@ async fn exchange_off_keeps_a_node_to_its_seed() {
 /// reconnects when started again on the same data directory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_is_marked_down_and_reconnects_after_restart() {
-    let mut a = TestNode::start("127.0.0.1", |_| {}).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
     let dir = tempfile::tempdir().expect("tempdir");
+    let b_listen = format!("{}:0", net.ip());
     let spawn_b = |seed: String| {
         let program = bin().get_program().to_owned();
         Command::new(program)
@@ -129,7 +137,7 @@ async fn a_killed_node_is_marked_down_and_reconnects_after_restart() {
             .arg(dir.path())
             .args([
                 "--listen",
-                "127.0.0.6:0",
+                &b_listen,
                 "--admin-listen",
                 "127.0.0.1:0",
                 "--seed",
@@ -177,9 +185,10 @@ async fn a_killed_node_is_marked_down_and_reconnects_after_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_peer_accumulates_failures_and_reset_reports_them() {
-    let mut a = TestNode::start("127.0.0.1", |_| {}).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
     let seed = a.seed();
-    let mut b = TestNode::start("127.0.0.7", |c| c.seeds = vec![seed.clone()]).await;
+    let mut b = net.start(|c| c.seeds = vec![seed.clone()]).await;
     a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
     b.stop().await;
     // A keeps trying to dial B (it fills outbound slots from known peers) and counts failures.

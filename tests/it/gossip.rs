@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use sorcha_peer::ledger::tx_hash;
 
 use crate::common::hostile::stalling_peer;
-use crate::common::{PATIENCE, TestNode, holds_for, metric, replicate_along, wait_until};
-use tokio::net::TcpListener;
+use crate::common::{
+    PATIENCE, TestCluster, TestNode, holds_for, metric, replicate_along, wait_until,
+};
 
 async fn sealed_at(node: &TestNode, register: &str, tx: &str) -> bool {
     node.is_sealed(register, tx).await
@@ -18,14 +19,16 @@ async fn sealed_at(node: &TestNode, register: &str, tx: &str) -> bool {
 /// sealed to the far end; every node ends with the same chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_crosses_five_hops_to_the_origin_and_comes_back_sealed() {
+    let mut net = TestCluster::new();
     let mut nodes: Vec<TestNode> = Vec::new();
-    for i in 0..6 {
+    for _ in 0..6 {
         let seed = nodes.last().map(|n| n.seed());
-        let node = TestNode::start(&format!("127.0.0.{}", 61 + i), |c| {
-            c.exchange_interval = Duration::ZERO;
-            c.seeds = seed.into_iter().collect();
-        })
-        .await;
+        let node = net
+            .start(|c| {
+                c.exchange_interval = Duration::ZERO;
+                c.seeds = seed.into_iter().collect();
+            })
+            .await;
         nodes.push(node);
     }
     nodes[0]
@@ -82,10 +85,10 @@ async fn a_transaction_crosses_five_hops_to_the_origin_and_comes_back_sealed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ring_delivers_each_payload_once_and_does_not_loop() {
     // Every listener is bound first, so each node can be given its predecessor's address.
+    let mut net = TestCluster::new();
     let mut listeners = Vec::new();
-    for i in 0..5 {
-        let ip = format!("127.0.0.{}", 71 + i);
-        listeners.push(TcpListener::bind((ip.as_str(), 0)).await.expect("bind"));
+    for _ in 0..5 {
+        listeners.push(net.listener().await);
     }
     let addrs: Vec<String> = listeners
         .iter()
@@ -170,13 +173,15 @@ async fn a_ring_delivers_each_payload_once_and_does_not_loop() {
 /// the persisted queue, and after both restart the transaction is sealed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_announcement_queue_survives_restarts() {
-    let mut a = TestNode::start("127.0.0.81", |c| c.exchange_interval = Duration::ZERO).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|c| c.exchange_interval = Duration::ZERO).await;
     let seed = a.seed();
-    let mut b = TestNode::start("127.0.0.82", |c| {
-        c.exchange_interval = Duration::ZERO;
-        c.seeds = vec![seed.clone()];
-    })
-    .await;
+    let mut b = net
+        .start(|c| {
+            c.exchange_interval = Duration::ZERO;
+            c.seeds = vec![seed.clone()];
+        })
+        .await;
     a.client
         .create_register("queued", true)
         .await
@@ -223,18 +228,21 @@ async fn the_announcement_queue_survives_restarts() {
 /// re-announcement), and a peer announcing transactions it cannot serve is penalised.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_peer_limits_throttle_a_noisy_peer_and_unservable_announcements_cost_it() {
-    let mut a = TestNode::start("127.0.0.83", |c| {
-        c.exchange_interval = Duration::ZERO;
-        c.gossip_announce_rate = 50;
-    })
-    .await;
+    let mut net = TestCluster::new();
+    let mut a = net
+        .start(|c| {
+            c.exchange_interval = Duration::ZERO;
+            c.gossip_announce_rate = 50;
+        })
+        .await;
     let seed = a.seed();
-    let mut b = TestNode::start("127.0.0.84", |c| {
-        c.exchange_interval = Duration::ZERO;
-        c.seeds = vec![seed.clone()];
-        c.reannounce_interval = Duration::from_millis(200);
-    })
-    .await;
+    let mut b = net
+        .start(|c| {
+            c.exchange_interval = Duration::ZERO;
+            c.seeds = vec![seed.clone()];
+            c.reannounce_interval = Duration::from_millis(200);
+        })
+        .await;
     a.client
         .create_register("noisy", true)
         .await
@@ -290,13 +298,15 @@ async fn per_peer_limits_throttle_a_noisy_peer_and_unservable_announcements_cost
 /// register of the same name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_registers_are_never_gossiped() {
-    let mut a = TestNode::start("127.0.0.85", |c| c.exchange_interval = Duration::ZERO).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|c| c.exchange_interval = Duration::ZERO).await;
     let seed = a.seed();
-    let mut b = TestNode::start("127.0.0.86", |c| {
-        c.exchange_interval = Duration::ZERO;
-        c.seeds = vec![seed.clone()];
-    })
-    .await;
+    let mut b = net
+        .start(|c| {
+            c.exchange_interval = Duration::ZERO;
+            c.seeds = vec![seed.clone()];
+        })
+        .await;
     a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
     a.client
         .create_register("same", false)
@@ -351,17 +361,20 @@ async fn private_registers_are_never_gossiped() {
 /// announcer and pulled them from it in sequence: about 80 s here), and the stranger pays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalling_announcer_cannot_hold_up_a_transaction_another_peer_has() {
-    let mut a = TestNode::start("127.0.0.91", |c| {
-        c.exchange_interval = Duration::ZERO;
-        c.gossip_request_timeout = Duration::from_millis(300);
-    })
-    .await;
+    let mut net = TestCluster::new();
+    let mut a = net
+        .start(|c| {
+            c.exchange_interval = Duration::ZERO;
+            c.gossip_request_timeout = Duration::from_millis(300);
+        })
+        .await;
     let seed = a.seed();
-    let mut b = TestNode::start("127.0.0.92", |c| {
-        c.exchange_interval = Duration::ZERO;
-        c.seeds = vec![seed.clone()];
-    })
-    .await;
+    let mut b = net
+        .start(|c| {
+            c.exchange_interval = Duration::ZERO;
+            c.seeds = vec![seed.clone()];
+        })
+        .await;
     a.client
         .create_register("contested", true)
         .await
@@ -436,13 +449,15 @@ async fn a_stalling_announcer_cannot_hold_up_a_transaction_another_peer_has() {
 /// metric, and come back when re-announced).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn announcements_remembered_per_peer_are_bounded() {
-    let mut a = TestNode::start("127.0.0.93", |c| {
-        c.exchange_interval = Duration::ZERO;
-        c.gossip_max_peer_announcements = 100;
-        c.gossip_max_peer_requests = 10;
-        c.gossip_request_timeout = Duration::from_secs(30);
-    })
-    .await;
+    let mut net = TestCluster::new();
+    let mut a = net
+        .start(|c| {
+            c.exchange_interval = Duration::ZERO;
+            c.gossip_max_peer_announcements = 100;
+            c.gossip_max_peer_requests = 10;
+            c.gossip_request_timeout = Duration::from_secs(30);
+        })
+        .await;
     a.client
         .create_register("bounded", true)
         .await

@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::common::hostile::{info, session_as};
-use crate::common::{HEARTBEAT, TestNode};
+use crate::common::{HEARTBEAT, TestCluster, TestNode};
 
 /// Runs a handshake where the dialler presents `claimed` key bytes but signs with `signer`.
 /// Returns the frames the node sent back.
@@ -53,7 +53,8 @@ async fn attempt(node: &TestNode, claimed: Vec<u8>, signer: &Identity, version: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_cannot_claim_an_identity_whose_key_it_does_not_hold() {
-    let mut a = TestNode::start("127.0.0.1", |_| {}).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
     let victim = Identity::generate();
     let mallory = Identity::generate();
 
@@ -103,7 +104,8 @@ async fn a_peer_cannot_claim_an_identity_whose_key_it_does_not_hold() {
 /// heartbeats.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn announcements_for_private_registers_are_ignored() {
-    let mut a = TestNode::start("127.0.0.1", |_| {}).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
     a.client
         .create_register("vault", false)
         .await

@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 use crate::common::stranger::{self, Claims, Stranger};
-use crate::common::{HEARTBEAT, PATIENCE, TestNode, holds_for, metric, wait_until};
+use crate::common::{HEARTBEAT, PATIENCE, TestCluster, TestNode, holds_for, metric, wait_until};
 
 async fn channel_from(node: &TestNode, from: &str) -> Channel {
     stranger::channel_from(node.peer_addr, from)
@@ -46,12 +46,14 @@ async fn connected_ids(node: &TestNode) -> Vec<String> {
 /// stops them at a few, and an honest node from another address still gets in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identities_from_one_address_cannot_fill_the_inbound_slots() {
-    let mut victim = TestNode::start("127.0.0.201", |c| {
-        c.max_inbound = 8;
-        c.max_inbound_per_ip = 3;
-        c.max_connections_per_ip = 64;
-    })
-    .await;
+    let mut net = TestCluster::new();
+    let mut victim = net
+        .start(|c| {
+            c.max_inbound = 8;
+            c.max_inbound_per_ip = 3;
+            c.max_connections_per_ip = 64;
+        })
+        .await;
     let mut strangers = Vec::new();
     let mut refused = 0;
     for _ in 0..16 {
@@ -62,7 +64,7 @@ async fn identities_from_one_address_cannot_fill_the_inbound_slots() {
         }
     }
     assert_eq!(strangers.len(), 3, "refused {refused}");
-    let mut honest = TestNode::start("127.0.0.203", |c| c.seeds = vec![victim.seed()]).await;
+    let mut honest = net.start(|c| c.seeds = vec![victim.seed()]).await;
     let honest_id = honest.peer_id.clone();
     wait_until("the honest node is connected", PATIENCE, || async {
         connected_ids(&victim).await.contains(&honest_id)
@@ -85,13 +87,15 @@ async fn identities_from_one_address_cannot_fill_the_inbound_slots() {
 /// newest of them rather than being turned away, and a peer connected for long stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_node_evicts_the_newest_stranger_for_a_newcomer() {
-    let mut victim = TestNode::start("127.0.0.204", |c| {
-        c.max_inbound = 6;
-        c.max_inbound_per_ip = 2;
-    })
-    .await;
+    let mut net = TestCluster::new();
+    let mut victim = net
+        .start(|c| {
+            c.max_inbound = 6;
+            c.max_inbound_per_ip = 2;
+        })
+        .await;
     // An old friend, connected first.
-    let mut friend = TestNode::start("127.0.0.205", |c| c.seeds = vec![victim.seed()]).await;
+    let mut friend = net.start(|c| c.seeds = vec![victim.seed()]).await;
     let friend_id = friend.peer_id.clone();
     wait_until("the friend is connected", PATIENCE, || async {
         connected_ids(&victim).await.contains(&friend_id)
@@ -112,7 +116,7 @@ async fn a_full_node_evicts_the_newest_stranger_for_a_newcomer() {
         connected_ids(&victim).await.len() == 6
     })
     .await;
-    let mut newcomer = TestNode::start("127.0.0.209", |c| c.seeds = vec![victim.seed()]).await;
+    let mut newcomer = net.start(|c| c.seeds = vec![victim.seed()]).await;
     let newcomer_id = newcomer.peer_id.clone();
     wait_until("the newcomer is connected", PATIENCE, || async {
         connected_ids(&victim).await.contains(&newcomer_id)
@@ -138,13 +142,15 @@ async fn a_full_node_evicts_the_newest_stranger_for_a_newcomer() {
 /// least useful records go), in memory and in the database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_identities_cannot_grow_the_peer_table_past_its_cap() {
-    let mut victim = TestNode::start("127.0.0.210", |c| {
-        c.max_known_peers = 12;
-        c.max_inbound = 4;
-        c.max_outbound = 2;
-        c.max_inbound_per_ip = 64;
-    })
-    .await;
+    let mut net = TestCluster::new();
+    let mut victim = net
+        .start(|c| {
+            c.max_known_peers = 12;
+            c.max_inbound = 4;
+            c.max_outbound = 2;
+            c.max_inbound_per_ip = 64;
+        })
+        .await;
     for _ in 0..40 {
         let channel = channel_from(&victim, "127.0.0.211").await;
         let stranger = handshake(channel, &Identity::generate(), &Claims::default())
@@ -174,7 +180,8 @@ async fn fresh_identities_cannot_grow_the_peer_table_past_its_cap() {
 /// exchanged addresses that long are not learnt. Control characters never reach the table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_or_dirty_strings_from_peers_are_refused_or_cleaned() {
-    let mut victim = TestNode::start("127.0.0.212", |_| {}).await;
+    let mut net = TestCluster::new();
+    let mut victim = net.start(|_| {}).await;
     let long = Claims {
         listen_address: format!("{}:1", "a".repeat(1024 * 1024)),
         ..Claims::default()
@@ -230,7 +237,8 @@ async fn long_or_dirty_strings_from_peers_are_refused_or_cleaned() {
 /// number of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn advertised_registers_per_peer_are_bounded() {
-    let mut victim = TestNode::start("127.0.0.214", |c| c.max_advertised_registers = 10).await;
+    let mut net = TestCluster::new();
+    let mut victim = net.start(|c| c.max_advertised_registers = 10).await;
     let channel = channel_from(&victim, "127.0.0.215").await;
     let stranger = handshake(channel, &Identity::generate(), &Claims::default())
         .await
@@ -267,7 +275,8 @@ async fn advertised_registers_per_peer_are_bounded() {
 /// register a follower set never outgrows the node's connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follow_frames_for_unknown_registers_are_not_kept() {
-    let mut victim = TestNode::start("127.0.0.216", |_| {}).await;
+    let mut net = TestCluster::new();
+    let mut victim = net.start(|_| {}).await;
     victim
         .client
         .create_register("open", true)
@@ -328,11 +337,13 @@ async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> 
 /// over the per-address cap at once, and an honest node gets in throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_connections_are_capped_and_closed_after_the_preface_deadline() {
-    let mut victim = TestNode::start("127.0.0.218", |c| {
-        c.connect_timeout = Duration::from_millis(500);
-        c.max_connections_per_ip = 5;
-    })
-    .await;
+    let mut net = TestCluster::new();
+    let mut victim = net
+        .start(|c| {
+            c.connect_timeout = Duration::from_millis(500);
+            c.max_connections_per_ip = 5;
+        })
+        .await;
     let mut silent = Vec::new();
     for _ in 0..20 {
         silent.push(raw_connection(&victim, "127.0.0.219").await);
@@ -341,7 +352,7 @@ async fn silent_connections_are_capped_and_closed_after_the_preface_deadline() {
     for extra in &mut silent[5..] {
         assert!(closed_within(extra, Duration::from_millis(300)).await);
     }
-    let mut honest = TestNode::start("127.0.0.220", |c| c.seeds = vec![victim.seed()]).await;
+    let mut honest = net.start(|c| c.seeds = vec![victim.seed()]).await;
     let honest_id = honest.peer_id.clone();
     wait_until("the honest node is connected", PATIENCE, || async {
         connected_ids(&victim).await.contains(&honest_id)
@@ -371,10 +382,12 @@ async fn silent_connections_are_capped_and_closed_after_the_preface_deadline() {
 /// time, so only a few handshakes start however many streams the client queues.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_connection_gets_only_a_few_concurrent_streams() {
-    let mut victim = TestNode::start("127.0.0.221", |c| {
-        c.connect_timeout = Duration::from_secs(10);
-    })
-    .await;
+    let mut net = TestCluster::new();
+    let mut victim = net
+        .start(|c| {
+            c.connect_timeout = Duration::from_secs(10);
+        })
+        .await;
     let channel = channel_from(&victim, "127.0.0.222").await;
     let (acks_tx, mut acks) = mpsc::unbounded_channel();
     let mut streams = Vec::new();
@@ -415,11 +428,13 @@ async fn one_connection_gets_only_a_few_concurrent_streams() {
 /// answers reach the send buffer, instead of making the node hold them all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_does_not_read_its_answers_is_disconnected() {
-    let mut victim = TestNode::start("127.0.0.223", |c| {
-        c.peer_send_buffer = 1024 * 1024;
-        c.max_docket_transactions = 2;
-    })
-    .await;
+    let mut net = TestCluster::new();
+    let mut victim = net
+        .start(|c| {
+            c.peer_send_buffer = 1024 * 1024;
+            c.max_docket_transactions = 2;
+        })
+        .await;
     victim
         .client
         .create_register("bulky", true)

@@ -13,7 +13,7 @@ use sorcha_peer::store::{self, BanRow};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{PATIENCE, TestNode, bin, cli, run_cmd, test_config};
+use crate::common::{PATIENCE, TestCluster, TestNode, bin, cli, run_cmd, test_config};
 
 /// How long SIGTERM may take to stop a node.
 const STOP_WITHIN: Duration = Duration::from_secs(5);
@@ -124,15 +124,19 @@ async fn ban_durations_are_bounded_and_absurd_stored_expiries_still_list() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bans_against_the_node_itself_need_force() {
-    let mut a = TestNode::start("127.0.0.21", |_| {}).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
     let own_id = a.peer_id.clone();
+    let own_ip = a.peer_addr.ip().to_string();
+    let own_subnet = net.subnet();
+    let other_ip = net.ip();
     // Its own ID, its peer address, its admin address (127.0.0.1), a subnet holding its
     // address, and subnets that cover (almost) everyone.
     for target in [
         own_id.as_str(),
-        "127.0.0.21",
+        own_ip.as_str(),
         "127.0.0.1",
-        "127.0.0.0/24",
+        own_subnet.as_str(),
         "0.0.0.0/0",
         "::/0",
         "64.0.0.0/2",
@@ -154,12 +158,12 @@ async fn bans_against_the_node_itself_need_force() {
     assert!(err.contains("covers too much"), "{err}");
     let (_, _, err) = cli(&a, &["peers", "ban", &own_id]).await;
     assert!(err.contains("own peer ID"), "{err}");
-    let (_, _, err) = cli(&a, &["peers", "ban", "127.0.0.21"]).await;
-    assert!(err.contains("own address 127.0.0.21"), "{err}");
+    let (_, _, err) = cli(&a, &["peers", "ban", &own_ip]).await;
+    assert!(err.contains(&format!("own address {own_ip}")), "{err}");
     assert!(a.client.bans().await.expect("bans").is_empty());
 
     // Ordinary targets need no force; the operator can still insist on the others.
-    let (code, _, err) = cli(&a, &["peers", "ban", "127.0.0.22"]).await;
+    let (code, _, err) = cli(&a, &["peers", "ban", &other_ip]).await;
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = cli(&a, &["peers", "ban", "0.0.0.0/0", "--force"]).await;
     assert_eq!(code, 0, "{err}");
@@ -169,7 +173,8 @@ async fn bans_against_the_node_itself_need_force() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_admin_error_is_json() {
-    let mut a = TestNode::start("127.0.0.1", |c| c.max_transaction_size = 1024).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|c| c.max_transaction_size = 1024).await;
     a.client
         .create_register("small", true)
         .await
@@ -229,7 +234,8 @@ async fn every_admin_error_is_json() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_names_travel_in_a_url_path() {
-    let mut a = TestNode::start("127.0.0.1", |_| {}).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
     for name in [".", ".."] {
         let (code, _, err) = cli(&a, &["registers", "create", name, "--public"]).await;
         assert_eq!(code, 2, "{name}: {err}");
@@ -323,7 +329,8 @@ async fn data_directories_may_hold_url_characters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_node_on_the_same_data_directory_is_refused() {
-    let mut a = TestNode::start("127.0.0.1", |_| {}).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
     let dir = a.data_dir();
 
     // In the same process.
@@ -492,9 +499,10 @@ async fn the_node_log_escapes_control_characters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_stdout_ends_the_cli_quietly() {
-    let mut a = TestNode::start("127.0.0.1", |_| {}).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
     let seed = a.seed();
-    let mut b = TestNode::start("127.0.0.31", |c| c.seeds = vec![seed.clone()]).await;
+    let mut b = net.start(|c| c.seeds = vec![seed.clone()]).await;
     a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
     let admin_url = a.admin_url.clone();
     let token = a.token.clone();
@@ -535,11 +543,12 @@ async fn a_closed_stdout_ends_the_cli_quietly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_characters_never_reach_the_terminal() {
+    let mut net = TestCluster::new();
     const ESC: char = '\u{1b}';
     let hostile = "\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}31mred\u{202e}";
-    let mut a = TestNode::start("127.0.0.1", |c| c.name = format!("node{hostile}")).await;
+    let mut a = net.start(|c| c.name = format!("node{hostile}")).await;
     let seed = a.seed();
-    let mut b = TestNode::start("127.0.0.32", |c| c.seeds = vec![seed.clone()]).await;
+    let mut b = net.start(|c| c.seeds = vec![seed.clone()]).await;
     a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
 
     let reason = format!("spam {hostile} end");

@@ -4,11 +4,12 @@
 
 use sorcha_peer::client::ClientError;
 
-use crate::common::{TestNode, cli};
+use crate::common::{TestCluster, cli};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lag_failures_are_reported_by_cause() {
-    let a = TestNode::start("127.0.0.61", |_| {}).await;
+    let mut net = TestCluster::new();
+    let a = net.start(|_| {}).await;
     let (code, _, err) = cli(&a, &["registers", "create", "orders", "--public"]).await;
     assert_eq!(code, 0, "{err}");
 
@@ -18,10 +19,10 @@ async fn lag_failures_are_reported_by_cause() {
     }
 
     // Nothing listens on port 1.
-    match a.client.lag("127.0.0.61:1", None).await {
+    match a.client.lag(&format!("{}:1", net.ip()), None).await {
         Err(ClientError::RemoteUnreachable(message)) => {
             assert!(
-                message.contains("cannot connect to 127.0.0.61:1"),
+                message.contains("cannot connect to ") && message.contains(":1"),
                 "{message}"
             )
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sorcha_peer::client::ClientError;
 
-use crate::common::{PATIENCE, TestNode, cli, metric, postgres, wait_for, wait_until};
+use crate::common::{PATIENCE, TestCluster, TestNode, cli, metric, postgres, wait_for, wait_until};
 
 /// Submits `n` transactions `prefix-1 … prefix-n` at `node` in batches.
 async fn load(node: &TestNode, register: &str, prefix: &str, n: usize) -> Vec<String> {
@@ -24,10 +24,11 @@ async fn load(node: &TestNode, register: &str, prefix: &str, n: usize) -> Vec<St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_and_forward_only_replicas_follow_the_origin() {
-    let mut a = TestNode::start("127.0.0.1", |c| c.name = "origin".into()).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|c| c.name = "origin".into()).await;
     let seed = a.seed();
-    let mut b = TestNode::start("127.0.0.41", |c| c.seeds = vec![seed.clone()]).await;
-    let mut c = TestNode::start("127.0.0.42", |c| c.seeds = vec![seed.clone()]).await;
+    let mut b = net.start(|c| c.seeds = vec![seed.clone()]).await;
+    let mut c = net.start(|c| c.seeds = vec![seed.clone()]).await;
     a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
     a.wait_for_state(&c.peer_id, "connected", PATIENCE).await;
 
@@ -191,14 +192,16 @@ async fn full_and_forward_only_replicas_follow_the_origin() {
 }
 
 /// Subscription rules, on either backend for the subscribing node.
-async fn subscription_rules(database_url: Option<String>, ip: &str) {
-    let mut a = TestNode::start("127.0.0.1", |_| {}).await;
+async fn subscription_rules(database_url: Option<String>) {
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
     let seed = a.seed();
-    let mut b = TestNode::start(ip, |c| {
-        c.seeds = vec![seed.clone()];
-        c.database_url = database_url.clone();
-    })
-    .await;
+    let mut b = net
+        .start(|c| {
+            c.seeds = vec![seed.clone()];
+            c.database_url = database_url.clone();
+        })
+        .await;
     a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
     a.client
         .create_register("ledger", true)
@@ -305,7 +308,7 @@ async fn subscription_rules(database_url: Option<String>, ip: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscription_rules_on_sqlite() {
-    subscription_rules(None, "127.0.0.43").await;
+    subscription_rules(None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,17 +316,18 @@ async fn subscription_rules_on_postgres() {
     let Some(url) = postgres::fresh_database().await else {
         return;
     };
-    subscription_rules(Some(url), "127.0.0.44").await;
+    subscription_rules(Some(url)).await;
 }
 
 /// A replica killed with SIGKILL in the middle of catching up on 60 000 transactions resumes
 /// from its last checkpoint and ends with exactly the origin's transactions and head.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_mid_catch_up_resumes_without_gaps_or_duplicates() {
+    let mut net = TestCluster::new();
     use std::process::{Command, Stdio};
 
     const TOTAL: u64 = 60_000;
-    let mut a = TestNode::start("127.0.0.1", |_| {}).await;
+    let mut a = net.start(|_| {}).await;
     a.client
         .create_register("bulk", true)
         .await
@@ -334,13 +338,14 @@ async fn a_replica_killed_mid_catch_up_resumes_without_gaps_or_duplicates() {
     let origin = a.register("bulk").await.expect("bulk");
 
     let dir = tempfile::tempdir().expect("tempdir");
+    let b_listen = format!("{}:0", net.ip());
     let spawn_b = || {
         Command::new(crate::common::bin().get_program())
             .args(["serve", "--data-dir"])
             .arg(dir.path())
             .args([
                 "--listen",
-                "127.0.0.45:0",
+                &b_listen,
                 "--admin-listen",
                 "127.0.0.1:0",
                 "--seed",

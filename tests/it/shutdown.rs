@@ -1,7 +1,7 @@
 //! Shutdown stops every task of a node before its store is closed, whatever the node is doing:
 //! no catch-up, gossip pull or session can touch the store afterwards.
 
-use crate::common::{PATIENCE, TestNode, metric, wait_until};
+use crate::common::{PATIENCE, TestCluster, TestNode, metric, wait_until};
 
 /// Loads `count` transactions into `register` at `node`, in batches.
 async fn load(node: &TestNode, register: &str, count: usize) {
@@ -16,18 +16,20 @@ async fn load(node: &TestNode, register: &str, count: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_during_catch_up_leaves_no_task_running() {
-    let mut a = TestNode::start("127.0.0.230", |c| c.max_docket_transactions = 10).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|c| c.max_docket_transactions = 10).await;
     a.client
         .create_register("deep", true)
         .await
         .expect("register");
     load(&a, "deep", 5000).await;
     a.wait_for_version("deep", 5000, PATIENCE).await;
-    let mut b = TestNode::start("127.0.0.231", |c| {
-        c.seeds = vec![a.seed()];
-        c.sync_batch_dockets = 1;
-    })
-    .await;
+    let mut b = net
+        .start(|c| {
+            c.seeds = vec![a.seed()];
+            c.sync_batch_dockets = 1;
+        })
+        .await;
     b.wait_for_state(&a.peer_id, "connected", PATIENCE).await;
     b.client
         .subscribe("deep", "full-replica")
@@ -49,12 +51,13 @@ async fn shutdown_during_catch_up_leaves_no_task_running() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_during_gossip_leaves_no_task_running() {
-    let mut a = TestNode::start("127.0.0.232", |_| {}).await;
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
     a.client
         .create_register("busy", true)
         .await
         .expect("register");
-    let mut b = TestNode::start("127.0.0.233", |c| c.seeds = vec![a.seed()]).await;
+    let mut b = net.start(|c| c.seeds = vec![a.seed()]).await;
     wait_until(
         "B to subscribe once A advertises 'busy'",
         PATIENCE,

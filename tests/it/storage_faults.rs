@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use sorcha_peer::client::{AdminClient, ClientError};
 
 use crate::common::faults::{self, Tmpfs};
-use crate::common::{PATIENCE, TestNode, postgres, test_config, wait_until};
+use crate::common::{PATIENCE, TestCluster, TestNode, postgres, test_config, wait_until};
 
 /// Payload size of the submissions that fill the disk.
 const PAYLOAD: usize = 20_000;
@@ -301,15 +301,17 @@ async fn full_disk_loses_nothing_acknowledged_and_recovers_without_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_under_load_loses_nothing_acknowledged_and_reconnects() {
+    let mut net = TestCluster::new();
     let Some(cluster) = postgres::OwnCluster::start() else {
         return;
     };
     let url = cluster.url("postgres");
-    let mut node = TestNode::start("127.0.0.1", |c| {
-        c.database_url = Some(url.clone());
-        c.seal_interval = Duration::from_millis(50);
-    })
-    .await;
+    let mut node = net
+        .start(|c| {
+            c.database_url = Some(url.clone());
+            c.seal_interval = Duration::from_millis(50);
+        })
+        .await;
     node.client
         .create_register("pg", false)
         .await

@@ -7,23 +7,26 @@ use std::time::Duration;
 
 use sqlx::sqlite::SqlitePoolOptions;
 
-use crate::common::{PATIENCE, TestNode, wait_until};
+use crate::common::{PATIENCE, TestCluster, wait_until};
 
 /// An origin with 30 transactions in dockets of 5, a full replica `m` of it that then gets
 /// `tamper` applied to its database, and a victim `v` whose only peer is `m`.
-async fn tamper_story(tamper: &str, m_ip: &str, v_ip: &str, honest_reachable: bool) {
+async fn tamper_story(tamper: &str, honest_reachable: bool) {
+    let mut net = TestCluster::new();
     // The honest origin never dials anyone and M shares no addresses, so V's only peer is M.
-    let mut a = TestNode::start("127.0.0.1", |c| {
-        c.max_docket_transactions = 5;
-        c.max_outbound = 0;
-    })
-    .await;
+    let mut a = net
+        .start(|c| {
+            c.max_docket_transactions = 5;
+            c.max_outbound = 0;
+        })
+        .await;
     let seed = a.seed();
-    let mut m = TestNode::start(m_ip, |c| {
-        c.seeds = vec![seed.clone()];
-        c.exchange_interval = Duration::ZERO;
-    })
-    .await;
+    let mut m = net
+        .start(|c| {
+            c.seeds = vec![seed.clone()];
+            c.exchange_interval = Duration::ZERO;
+        })
+        .await;
     a.wait_for_state(&m.peer_id, "connected", PATIENCE).await;
     a.client
         .create_register("audit", true)
@@ -67,14 +70,15 @@ async fn tamper_story(tamper: &str, m_ip: &str, v_ip: &str, honest_reachable: bo
 
     // V knows only M (no exchange, so it cannot find the honest origin) unless told otherwise.
     let m_seed = m.seed();
-    let mut v = TestNode::start(v_ip, |c| {
-        c.seeds = vec![m_seed.clone()];
-        if honest_reachable {
-            c.seeds.push(seed.clone());
-        }
-        c.exchange_interval = Duration::ZERO;
-    })
-    .await;
+    let mut v = net
+        .start(|c| {
+            c.seeds = vec![m_seed.clone()];
+            if honest_reachable {
+                c.seeds.push(seed.clone());
+            }
+            c.exchange_interval = Duration::ZERO;
+        })
+        .await;
     v.wait_for_state(&m.peer_id, "connected", PATIENCE).await;
     wait_until("V to see audit", PATIENCE, || async {
         v.client
@@ -153,8 +157,6 @@ async fn tamper_story(tamper: &str, m_ip: &str, v_ip: &str, honest_reachable: bo
 async fn altered_transactions_are_refused_and_the_source_banned() {
     tamper_story(
         "UPDATE transactions SET payload = X'6576696c' WHERE register_id = 'audit' AND version = 12",
-        "127.0.0.51",
-        "127.0.0.52",
         false,
     )
     .await;
@@ -164,8 +166,6 @@ async fn altered_transactions_are_refused_and_the_source_banned() {
 async fn forged_docket_headers_are_refused_and_the_source_banned() {
     tamper_story(
         "UPDATE dockets SET sealed_at_ms = sealed_at_ms + 1 WHERE register_id = 'audit' AND number = 3",
-        "127.0.0.53",
-        "127.0.0.54",
         false,
     )
     .await;
@@ -175,8 +175,6 @@ async fn forged_docket_headers_are_refused_and_the_source_banned() {
 async fn with_an_honest_source_around_the_replica_ends_with_the_genuine_chain() {
     tamper_story(
         "UPDATE transactions SET payload = X'6576696c' WHERE register_id = 'audit' AND version = 3",
-        "127.0.0.55",
-        "127.0.0.56",
         true,
     )
     .await;

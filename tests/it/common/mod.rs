@@ -1,8 +1,9 @@
-//! Test harness: nodes on 127.0.0.x with port-0 listeners and millisecond intervals, polling
+//! Test harness: nodes on loopback addresses handed out by [`TestCluster`], port-0 listeners and millisecond intervals, polling
 //! helpers with hard time limits, and a throwaway PostgreSQL cluster.
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod faults;
 pub mod hostile;
 pub mod postgres;
@@ -19,6 +20,8 @@ use sorcha_peer::config::Config;
 use sorcha_peer::node::{self, Listeners, NodeHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+pub use cluster::TestCluster;
 
 /// Heartbeat interval used by test nodes.
 pub const HEARTBEAT: Duration = Duration::from_millis(100);
