@@ -37,6 +37,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand tx 'Transactions: submit and look up'
             cand lag 'How far this node is behind another node, per register (exit 1 beyond --max-lag)'
             cand config 'Configuration helpers'
+            cand version 'Print this binary''s version and the commit it was built from'
             cand completions 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -472,6 +473,20 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;config;help;help'= {
         }
+        &'sorcha-peer;version'= {
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'sorcha-peer;completions'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
             cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
@@ -494,6 +509,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand tx 'Transactions: submit and look up'
             cand lag 'How far this node is behind another node, per register (exit 1 beyond --max-lag)'
             cand config 'Configuration helpers'
+            cand version 'Print this binary''s version and the commit it was built from'
             cand completions 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -558,6 +574,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand default 'Print an annotated configuration file with every key at its default'
         }
         &'sorcha-peer;help;config;default'= {
+        }
+        &'sorcha-peer;help;version'= {
         }
         &'sorcha-peer;help;completions'= {
         }

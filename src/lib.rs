@@ -26,3 +26,15 @@ pub mod txpool;
 
 /// The software version reported in the handshake, `status` and `/api/health`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The commit the binary was built from (short hash), or "unknown" when built outside a git
+/// checkout (see build.rs).
+pub const COMMIT: &str = env!("SORCHA_PEER_COMMIT");
+
+/// `0.1.0 (abc1234)`: what `--version` and `sorcha-peer version` print after the name.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("SORCHA_PEER_COMMIT"),
+    ")"
+);

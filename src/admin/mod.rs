@@ -354,17 +354,13 @@ async fn status(State(state): Shared) -> ApiResult<StatusDto> {
     }))
 }
 
-async fn metrics(State(state): Shared) -> Response {
+async fn metrics(State(state): Shared, headers: HeaderMap) -> Response {
     crate::service::metrics::refresh(&state.manager, &state.registers, &state.metrics);
-    match state.metrics.render() {
-        Ok(text) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
+    let format = crate::telemetry::exposition::Format::negotiate(
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
+    );
+    match state.metrics.render(format) {
+        Ok(text) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),
         Err(e) => ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot render metrics: {e}"),

@@ -47,7 +47,7 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(
     name = "sorcha-peer",
-    version,
+    version = crate::LONG_VERSION,
     about = "Peer-to-peer node for Sorcha registers, and the operator CLI that manages it",
     long_about = "Peer-to-peer node for Sorcha registers, and the operator CLI that manages it.\n\n\
         `sorcha-peer serve` runs a node. Every other command talks to a node's admin API \
@@ -119,6 +119,8 @@ pub enum Command {
     /// Configuration helpers
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print this binary's version and the commit it was built from
+    Version,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell to generate for
@@ -139,6 +141,17 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Serve(args) => serve::run(&cli.global, args).await,
         Command::Config(ConfigCommand::Default) => {
             output::write_stdout(Config::default_file().as_bytes());
+            EXIT_OK
+        }
+        Command::Version => {
+            if out.json {
+                out.print_json(&serde_json::json!({
+                    "version": crate::VERSION,
+                    "commit": crate::COMMIT,
+                }));
+            } else {
+                out.print_value(&format!("sorcha-peer {}", crate::LONG_VERSION));
+            }
             EXIT_OK
         }
         Command::Completions { shell } => {

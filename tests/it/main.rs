@@ -13,6 +13,7 @@ mod handshake;
 mod hostile;
 mod hygiene;
 mod lag;
+mod observability;
 mod replication;
 mod shutdown;
 mod storage_faults;

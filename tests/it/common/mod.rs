@@ -8,6 +8,7 @@ pub mod faults;
 pub mod hostile;
 pub mod postgres;
 pub mod stranger;
+pub mod tools;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,5 +1,10 @@
 //! Logging set-up and the node's Prometheus metrics. Each node owns its own [`Metrics`]
 //! (no process-global registry), so several nodes can run in one test process.
+//! `exposition.rs` turns the registry into the text a scraper asked for; `process.rs` reads the
+//! standard `process_*` metrics from `/proc`.
+
+pub mod exposition;
+pub mod process;
 
 use std::sync::Once;
 
@@ -20,6 +25,7 @@ const LATENCY_BUCKETS: [f64; 12] = [
 
 /// Every metric one node exports at `/metrics`.
 pub struct Metrics {
+    /// The root: `process_*` metrics, and under it the node's own, prefixed `sorcha_peer_`.
     registry: Registry,
     /// Known peers by state (refreshed when scraped).
     pub peers: Family<Labels, Gauge>,
@@ -86,7 +92,21 @@ pub type RegisterLabel = Vec<(&'static str, String)>;
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("sorcha_peer");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(process::ProcessCollector));
+        let registry = root.sub_registry_with_prefix("sorcha_peer");
+        let build_info = Family::<RegisterLabel, Gauge>::default();
+        registry.register(
+            "build_info",
+            "Always 1; the labels say which version and commit this node runs",
+            build_info.clone(),
+        );
+        build_info
+            .get_or_create(&vec![
+                ("version", crate::VERSION.to_string()),
+                ("commit", crate::COMMIT.to_string()),
+            ])
+            .set(1);
         let peers = Family::<Labels, Gauge>::default();
         registry.register("peers", "Known peers by state", peers.clone());
         let connections = Family::<Labels, Gauge>::default();
@@ -244,7 +264,7 @@ impl Metrics {
             gossip_requests_failed.clone(),
         );
         Metrics {
-            registry,
+            registry: root,
             limit_hits,
             connections_refused,
             gossip_tracked,
@@ -288,11 +308,14 @@ impl Metrics {
             .inc();
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> Result<String, std::fmt::Error> {
+    /// Every metric in `format` (see [`exposition`]).
+    pub fn render(&self, format: exposition::Format) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
         encode(&mut out, &self.registry)?;
-        Ok(out)
+        Ok(match format {
+            exposition::Format::OpenMetrics => out,
+            exposition::Format::Text => exposition::openmetrics_to_text(&out),
+        })
     }
 }
 
