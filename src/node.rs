@@ -18,6 +18,7 @@ use crate::lockfile::{DataDirLock, LockError};
 use crate::peers::{PeerManager, discovery};
 use crate::replication::{Registers, RegistersDeps};
 use crate::rpc;
+use crate::service::health::{self, ServerState};
 use crate::store::{self, Store, StoreError};
 use crate::tasks::Tasks;
 use crate::telemetry::Metrics;
@@ -132,6 +133,7 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<NodeHandle, NodeError> {
     let started = Instant::now();
+    let started_ms = crate::clock::now_ms();
     let data_dir = config.data_dir.clone();
     create_data_dir(&data_dir)?;
     // Before anything else is written: one node per data directory.
@@ -191,10 +193,19 @@ pub async fn start(
     };
 
     let grpc = rpc::serve(listeners.peer, services.clone(), shutdown.clone());
+    let serving = Arc::new(health::Listeners::default());
+    let peer_server = serving.clone();
+    let peer_shutdown = shutdown.clone();
     tasks.spawn(async move {
-        if let Err(e) = grpc.await {
-            tracing::error!("peer protocol server failed: {e}");
-        }
+        let stopped = match grpc.await {
+            Ok(()) if peer_shutdown.is_cancelled() => "the node is shutting down".to_string(),
+            Ok(()) => "the peer protocol server stopped".to_string(),
+            Err(e) => {
+                tracing::error!("peer protocol server failed: {e}");
+                format!("the peer protocol server failed: {e}")
+            }
+        };
+        peer_server.set_peer(ServerState::Stopped(stopped));
     });
 
     let admin_state = Arc::new(AdminState {
@@ -206,6 +217,8 @@ pub async fn start(
         config: config.clone(),
         token: admin_token.clone(),
         started,
+        started_ms,
+        listeners: serving.clone(),
     });
     let app = admin::router(admin_state).into_make_service_with_connect_info::<SocketAddr>();
     let admin_shutdown = shutdown.clone();
@@ -229,6 +242,7 @@ pub async fn start(
     ) {
         tracing::warn!("cannot record the admin URL in the data directory: {e}");
     }
+    serving.peer_started();
     tracing::info!(listen = %peer_addr, admin = %admin_url, seeds = ?config.seeds, "node ready");
     Ok(NodeHandle {
         peer_id: identity.peer_id().to_string(),

@@ -2,6 +2,8 @@
 //! (`client.rs`). Field names are camelCase and part of the contract scripts rely on: change
 //! them only with a version note.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// `{"error": "..."}`, the body of every non-2xx answer.
@@ -208,8 +210,9 @@ pub struct HealthDto {
     pub metrics: HealthMetricsDto,
 }
 
-/// `GET /healthz` (`alive`) and `GET /readyz` (`ready`, or `failing` with 503 while storage
-/// fails, `storageError` saying why).
+/// `GET /healthz` (`alive`) and `GET /readyz` (`ready`, or `failing` with 503 and the
+/// `reasons`: storage failing, with `storageError` saying why; listeners not serving; no peer
+/// although seeds are configured).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeDto {
@@ -218,6 +221,12 @@ pub struct ProbeDto {
     pub storage: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_error: Option<String>,
+    /// `/readyz`: each check (`storage`, `listeners`, `peers`) as `ok` or why it fails.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, String>,
+    /// `/readyz`: why the node is not ready, one entry per failing check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

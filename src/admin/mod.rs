@@ -47,6 +47,10 @@ pub struct AdminState {
     pub config: Arc<Config>,
     pub token: String,
     pub started: Instant,
+    /// Unix ms at start (peers seen before it do not count towards readiness).
+    pub started_ms: i64,
+    /// Whether the node's listeners are serving (readiness).
+    pub listeners: Arc<health::Listeners>,
 }
 
 pub(crate) type Shared = State<Arc<AdminState>>;
@@ -298,27 +302,53 @@ async fn healthz() -> axum::Json<ProbeDto> {
         status: "alive".into(),
         storage: None,
         storage_error: None,
+        checks: Default::default(),
+        reasons: Vec::new(),
     })
 }
 
-/// Readiness: storage takes reads and writes (`/api/health`'s storage check); 503 `failing`
-/// with the reason otherwise.
+/// Readiness (see `service::health::readiness`): 200 `ready`, or 503 `failing` with the
+/// reasons; `storage` and `storageError` as `/api/health` reports them.
 async fn readyz(State(state): Shared) -> Response {
-    let (code, status, storage_error) = match crate::store::health::check(&*state.store).await {
-        StorageHealth::Ok => (StatusCode::OK, "ready", None),
-        StorageHealth::Failing(reason) => {
-            (StatusCode::SERVICE_UNAVAILABLE, "failing", Some(reason))
-        }
+    let storage_error = match crate::store::health::check(&*state.store).await {
+        StorageHealth::Ok => None,
+        StorageHealth::Failing(reason) => Some(reason),
     };
-    let storage = if storage_error.is_some() {
-        "failing"
+    let peers = state.manager.list();
+    let readiness = health::readiness(&health::ReadinessInputs {
+        storage_error: storage_error.clone(),
+        peer_listener: state.listeners.peer(),
+        seeds: &state.config.seeds,
+        connected_peers: state.manager.counts().connected,
+        last_connected_ms: health::last_connected_ms(&peers, state.started_ms),
+        now_ms: now_ms(),
+        peer_grace: state.config.readiness_peer_grace,
+    });
+    let (code, status) = if readiness.is_ready() {
+        (StatusCode::OK, "ready")
     } else {
-        "ok"
+        (StatusCode::SERVICE_UNAVAILABLE, "failing")
     };
     let body = ProbeDto {
         status: status.into(),
-        storage: Some(storage.into()),
+        storage: Some(
+            if storage_error.is_some() {
+                "failing"
+            } else {
+                "ok"
+            }
+            .into(),
+        ),
         storage_error,
+        checks: readiness
+            .checks
+            .iter()
+            .map(|c| {
+                let outcome = c.problem.clone().unwrap_or_else(|| "ok".into());
+                (c.name.to_string(), outcome)
+            })
+            .collect(),
+        reasons: readiness.reasons(),
     };
     (code, axum::Json(body)).into_response()
 }

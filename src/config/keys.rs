@@ -323,4 +323,9 @@ declare_keys! {
         default: Some("\"info\""),
         help: "Log filter (tracing EnvFilter syntax), e.g. \"info\" or \"sorcha_peer=debug\". RUST_LOG wins when set.",
     },
+    // ----- observability: probes, logs, traces -------------------------------------------
+    readiness_peer_grace: Duration {
+        default: Some("\"30s\""),
+        help: "With seeds configured, /readyz answers 503 until the first peer connects, and again once no peer\nhas been connected for this long (a peer restarting does not take the node out of rotation).\n0 makes it not ready as soon as no peer is connected. Without seeds no peer is needed.",
+    },
 }

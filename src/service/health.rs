@@ -1,5 +1,9 @@
-//! Health policy: when the node counts as healthy, degraded or unhealthy, which peers count as
-//! healthy, and the figures the health and statistics views report.
+//! Health policy: when the node counts as healthy, degraded or unhealthy, when it is ready
+//! for traffic (`/readyz`), which peers count as healthy, and the figures the health and
+//! statistics views report.
+
+use std::sync::Mutex;
+use std::time::Duration;
 
 use crate::peers::quality::UNKNOWN_RATING;
 use crate::peers::{PeerCounts, PeerSnapshot, PeerState};
@@ -60,6 +64,154 @@ pub async fn node(counts: &PeerCounts, peers: &[PeerSnapshot], store: &dyn Store
         healthy_peers: counts.connected,
         average_latency_ms: average_latency(peers),
     }
+}
+
+/// Where one of the node's servers is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerState {
+    /// The node has not finished starting.
+    Starting,
+    Serving,
+    /// It stopped: the node is shutting down, or the server failed (the reason says which).
+    Stopped(String),
+}
+
+/// The state of the node's listeners, kept by the node as its servers start and stop and read
+/// by `/readyz`.
+#[derive(Debug)]
+pub struct Listeners {
+    peer: Mutex<ServerState>,
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Listeners {
+            peer: Mutex::new(ServerState::Starting),
+        }
+    }
+}
+
+impl Listeners {
+    pub fn set_peer(&self, state: ServerState) {
+        *self.peer.lock().unwrap_or_else(|e| e.into_inner()) = state;
+    }
+
+    /// Marks the peer listener serving, unless it stopped already (a shutdown during start-up).
+    pub fn peer_started(&self) {
+        let mut state = self.peer.lock().unwrap_or_else(|e| e.into_inner());
+        if *state == ServerState::Starting {
+            *state = ServerState::Serving;
+        }
+    }
+
+    pub fn peer(&self) -> ServerState {
+        self.peer.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// What readiness is decided from.
+#[derive(Clone, Debug)]
+pub struct ReadinessInputs<'a> {
+    /// Why storage fails, when it does (see `store::health`).
+    pub storage_error: Option<String>,
+    pub peer_listener: ServerState,
+    pub seeds: &'a [String],
+    pub connected_peers: usize,
+    /// The last time (unix ms) this node was connected to a peer since it started, if ever.
+    pub last_connected_ms: Option<i64>,
+    pub now_ms: i64,
+    /// How long the node stays ready after its last peer went (`readiness_peer_grace`).
+    pub peer_grace: Duration,
+}
+
+/// One readiness check and its outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    /// `storage`, `listeners` or `peers`.
+    pub name: &'static str,
+    /// `None` when it passes, else why not.
+    pub problem: Option<String>,
+}
+
+/// `/readyz`: ready when every check passes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    pub checks: Vec<Check>,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.checks.iter().all(|c| c.problem.is_none())
+    }
+
+    /// Why the node is not ready, one line per failing check.
+    pub fn reasons(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter_map(|c| c.problem.clone())
+            .collect()
+    }
+}
+
+/// Ready for traffic when storage takes reads and writes, the peer listener is serving, and,
+/// when seeds are configured, the node is in the network: a peer is connected, or one was
+/// within `peer_grace` (a peer that restarts does not take the node out of rotation). A node
+/// with seeds is not ready until its first peer connects: until then it has not joined.
+pub fn readiness(inputs: &ReadinessInputs<'_>) -> Readiness {
+    let storage = inputs
+        .storage_error
+        .as_ref()
+        .map(|reason| format!("storage failing: {reason}"));
+    let listeners = match &inputs.peer_listener {
+        ServerState::Serving => None,
+        ServerState::Starting => Some("the node is still starting".to_string()),
+        ServerState::Stopped(reason) => Some(format!("the peer listener is down: {reason}")),
+    };
+    let peers = if inputs.seeds.is_empty() || inputs.connected_peers > 0 {
+        None
+    } else {
+        let seeds = inputs.seeds.join(", ");
+        match inputs.last_connected_ms {
+            None => Some(format!("no peer connected yet (seeds: {seeds})")),
+            Some(last) => {
+                let gone = Duration::from_millis(inputs.now_ms.saturating_sub(last).max(0) as u64);
+                (gone >= inputs.peer_grace).then(|| {
+                    format!(
+                        "no peer connected for {} (seeds: {seeds})",
+                        crate::clock::format_duration(Duration::from_secs(gone.as_secs()))
+                    )
+                })
+            }
+        }
+    };
+    Readiness {
+        checks: vec![
+            Check {
+                name: "storage",
+                problem: storage,
+            },
+            Check {
+                name: "listeners",
+                problem: listeners,
+            },
+            Check {
+                name: "peers",
+                problem: peers,
+            },
+        ],
+    }
+}
+
+/// The last time (unix ms) this node was connected to a peer since `started_ms`: a peer's
+/// last-seen time is "now" while it is connected and the moment it went when it disconnects
+/// (peers learnt from others carry times no later than the exchange that brought them, which
+/// needed a connection).
+pub fn last_connected_ms(peers: &[PeerSnapshot], started_ms: i64) -> Option<i64> {
+    peers
+        .iter()
+        .map(|p| p.last_seen_ms)
+        .filter(|&seen| seen >= started_ms)
+        .max()
 }
 
 /// A peer counts as healthy while it is connected.
@@ -221,6 +373,80 @@ mod tests {
         );
         assert_eq!(s.average_quality_score, Some(55.0));
         assert_eq!(s.average_latency_ms, Some(2.5));
+    }
+
+    fn inputs(seeds: &[String]) -> ReadinessInputs<'_> {
+        ReadinessInputs {
+            storage_error: None,
+            peer_listener: ServerState::Serving,
+            seeds,
+            connected_peers: 0,
+            last_connected_ms: None,
+            now_ms: 100_000,
+            peer_grace: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn readiness_names_each_failing_check() {
+        let none: Vec<String> = Vec::new();
+        assert!(
+            readiness(&inputs(&none)).is_ready(),
+            "no seeds: no peer needed"
+        );
+
+        let mut i = inputs(&none);
+        i.storage_error = Some("database or disk is full".into());
+        i.peer_listener = ServerState::Stopped("shutting down".into());
+        let r = readiness(&i);
+        assert!(!r.is_ready());
+        assert_eq!(
+            r.reasons(),
+            vec![
+                "storage failing: database or disk is full".to_string(),
+                "the peer listener is down: shutting down".to_string()
+            ]
+        );
+        i.storage_error = None;
+        i.peer_listener = ServerState::Starting;
+        assert_eq!(
+            readiness(&i).reasons(),
+            vec!["the node is still starting".to_string()]
+        );
+    }
+
+    #[test]
+    fn with_seeds_a_peer_is_needed_after_a_grace() {
+        let seeds = vec!["a.example:5000".to_string(), "b.example:5000".to_string()];
+        let mut i = inputs(&seeds);
+        assert_eq!(
+            readiness(&i).reasons(),
+            vec!["no peer connected yet (seeds: a.example:5000, b.example:5000)".to_string()]
+        );
+        i.connected_peers = 1;
+        assert!(readiness(&i).is_ready());
+        // The last peer went 10 s ago: within the 30 s grace.
+        i.connected_peers = 0;
+        i.last_connected_ms = Some(90_000);
+        assert!(readiness(&i).is_ready());
+        i.last_connected_ms = Some(40_000);
+        assert_eq!(
+            readiness(&i).reasons(),
+            vec!["no peer connected for 1m (seeds: a.example:5000, b.example:5000)".to_string()]
+        );
+        i.peer_grace = Duration::ZERO;
+        i.last_connected_ms = Some(100_000);
+        assert!(!readiness(&i).is_ready(), "a zero grace: not ready at once");
+    }
+
+    #[test]
+    fn last_connection_counts_only_since_start() {
+        let mut old = peer(1, PeerState::Disconnected, 50.0, 1);
+        old.last_seen_ms = 500;
+        let mut recent = peer(2, PeerState::Disconnected, 50.0, 1);
+        recent.last_seen_ms = 2_000;
+        assert_eq!(last_connected_ms(&[old.clone()], 1_000), None);
+        assert_eq!(last_connected_ms(&[old, recent], 1_000), Some(2_000));
     }
 
     #[test]

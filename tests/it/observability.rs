@@ -1,12 +1,12 @@
 //! What standard tools make of the node: `/metrics` under `promtool check metrics`, the probes,
-//! and the version. Addresses 127.0.12.x.
+//! and the version.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::Duration;
 
 use crate::common::tools;
-use crate::common::{PATIENCE, TestNode, replicate_along, wait_until};
+use crate::common::{PATIENCE, TestCluster, TestNode, replicate_along, wait_until};
 
 /// Every sample's family has a `# HELP` with text and a `# TYPE`, named as the samples are
 /// (histogram samples belong to the family without their `_bucket`/`_sum`/`_count`). Returns
@@ -67,10 +67,11 @@ async fn scrape(node: &TestNode, accept: Option<&str>) -> (String, String) {
 
 /// Two nodes with traffic between them (a handshake each way, a register replicated, a
 /// transaction gossiped and sealed), so labelled counters and histograms have samples.
-async fn busy_pair(first: &str, second: &str) -> (TestNode, TestNode) {
-    let a = TestNode::start(first, |_| {}).await;
+async fn busy_pair() -> (TestNode, TestNode) {
+    let mut net = TestCluster::new();
+    let a = net.start(|_| {}).await;
     let seed = a.seed();
-    let b = TestNode::start(second, |c| c.seeds = vec![seed]).await;
+    let b = net.start(|c| c.seeds = vec![seed]).await;
     a.client.create_register("obs", true).await.expect("create");
     replicate_along(&[&a, &b], "obs").await;
     let tx = b
@@ -90,7 +91,7 @@ async fn busy_pair(first: &str, second: &str) -> (TestNode, TestNode) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_pass_promtool_with_build_info_and_process_metrics() {
-    let (a, b) = busy_pair("127.0.12.1", "127.0.12.2").await;
+    let (a, b) = busy_pair().await;
     for node in [&a, &b] {
         let (content_type, text) = scrape(node, None).await;
         assert!(
@@ -149,7 +150,7 @@ async fn metrics_pass_promtool_with_build_info_and_process_metrics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_speak_openmetrics_to_a_scraper_that_asks() {
-    let node = TestNode::start("127.0.12.3", |_| {}).await;
+    let node = TestCluster::new().start(|_| {}).await;
     let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
     let (content_type, text) = scrape(&node, Some(prometheus)).await;
     assert!(
@@ -168,4 +169,88 @@ async fn metrics_speak_openmetrics_to_a_scraper_that_asks() {
             && !plain.contains("# EOF"),
         "{plain}"
     );
+}
+
+/// `/readyz` and `/healthz`: (status code, body).
+async fn probe(node: &TestNode, path: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::get(format!("{}{path}", node.admin_url))
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let code = response.status().as_u16();
+    (code, response.json().await.expect("probe JSON"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_seeds_is_ready_alone() {
+    let node = TestCluster::new().start(|_| {}).await;
+    let (code, body) = probe(&node, "/readyz").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["status"], "ready");
+    for check in ["storage", "listeners", "peers"] {
+        assert_eq!(body["checks"][check], "ok", "{body}");
+    }
+    assert!(body.get("reasons").is_none(), "{body}");
+}
+
+/// With seeds, a node is not ready until it has joined; once its last peer is gone it stays
+/// ready for `readiness_peer_grace`, then says why it is not. Liveness never changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_needs_a_peer_when_seeds_are_configured() {
+    let mut net = TestCluster::new();
+    // The seed's address is bound but nothing serves it yet: dials do not complete.
+    let seed_listener = net.listener().await;
+    let seed = seed_listener.local_addr().expect("address").to_string();
+    let grace = Duration::from_secs(3);
+    let node = net
+        .start(|c| {
+            c.seeds = vec![seed.clone()];
+            c.readiness_peer_grace = grace;
+        })
+        .await;
+    let (code, body) = probe(&node, "/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["status"], "failing");
+    let want = format!("no peer connected yet (seeds: {seed})");
+    assert_eq!(body["reasons"], serde_json::json!([want]), "{body}");
+    assert_eq!(body["checks"]["peers"], want.as_str(), "{body}");
+    assert_eq!(body["checks"]["storage"], "ok", "{body}");
+    assert_eq!(body["checks"]["listeners"], "ok", "{body}");
+    let (code, body) = probe(&node, "/healthz").await;
+    assert_eq!((code, body["status"].as_str()), (200, Some("alive")));
+
+    let mut seed_node = TestNode::start_on(seed_listener, |_| {}).await;
+    wait_until(
+        "the node to be ready once its seed answers",
+        PATIENCE,
+        || async { probe(&node, "/readyz").await.0 == 200 },
+    )
+    .await;
+
+    let gone = std::time::Instant::now();
+    seed_node.stop().await;
+    node.wait_for_state(&seed_node.peer_id, "disconnected", PATIENCE)
+        .await;
+    let (code, body) = probe(&node, "/readyz").await;
+    assert_eq!(
+        code, 200,
+        "within the grace after the last peer went: {body}"
+    );
+    let body = crate::common::wait_for("readiness to fail after the grace", PATIENCE, || async {
+        let (code, body) = probe(&node, "/readyz").await;
+        (code == 503).then_some(body)
+    })
+    .await;
+    // The grace runs from the disconnection, which came after `gone`.
+    assert!(
+        gone.elapsed() + Duration::from_millis(50) >= grace,
+        "not ready after {:?}, before the {grace:?} grace ran out",
+        gone.elapsed()
+    );
+    let reason = body["reasons"][0].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("no peer connected for ")
+            && reason.ends_with(&format!("(seeds: {seed})")),
+        "{body}"
+    );
+    assert_eq!(probe(&node, "/healthz").await.0, 200);
 }
