@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::auth::{AuthSetupError, Authenticator, JwtVerifier};
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::gossip::Gossip;
@@ -40,6 +41,8 @@ pub enum NodeError {
     Identity(#[from] IdentityError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    AdminAuth(#[from] AuthSetupError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -135,6 +138,8 @@ pub async fn start(
     let started = Instant::now();
     let started_ms = crate::clock::now_ms();
     let data_dir = config.data_dir.clone();
+    // Settings read from files are checked before anything is written.
+    let jwt = JwtVerifier::from_config(&config)?;
     create_data_dir(&data_dir)?;
     // Before anything else is written: one node per data directory.
     let lock = DataDirLock::acquire(&data_dir)?;
@@ -143,6 +148,7 @@ pub async fn start(
     let store = store::open(config.database_url.as_deref(), &config.sqlite_path()).await?;
     let identity = Arc::new(Identity::load_or_create(&data_dir)?);
     let admin_token = identity::load_or_create_admin_token(&data_dir)?;
+    let auth = Arc::new(Authenticator::new(&config, admin_token.clone(), jwt));
 
     let peer_addr = local_addr(&listeners.peer, config.listen)?;
     let admin_addr = local_addr(&listeners.admin, config.admin_listen)?;
@@ -215,7 +221,7 @@ pub async fn start(
         store: store.clone(),
         metrics: metrics.clone(),
         config: config.clone(),
-        token: admin_token.clone(),
+        auth: auth.clone(),
         started,
         started_ms,
         listeners: serving.clone(),

@@ -1,24 +1,23 @@
-//! The admin HTTP API (axum): routes, bearer-token auth, and the translation between domain
+//! The admin HTTP API (axum): routes with their auth policies (checked in `auth.rs`), and the translation between domain
 //! values and the JSON bodies in [`dto`]. No rules here: peer rules are in `peers/`, the ones
 //! spanning domains (ban guards, health, lag) in `service/`.
 
+pub mod auth;
 pub mod dto;
 mod linger;
 mod peers;
 mod registers;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use subtle::ConstantTimeEq;
 
 use crate::clock::{now_ms, to_rfc3339};
 use crate::config::Config;
@@ -29,6 +28,7 @@ use crate::service::health::{self, HealthStatus};
 use crate::service::lag::{HeightsProbe, LagError};
 use crate::store::{StorageHealth, Store};
 use crate::telemetry::Metrics;
+use auth::{Authenticator, Policy};
 use dto::*;
 
 /// Largest request body accepted by default (single transactions and batches have their own).
@@ -45,7 +45,8 @@ pub struct AdminState {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
-    pub token: String,
+    /// Turns requests into principals; the routes' policies use it.
+    pub auth: Arc<Authenticator>,
     pub started: Instant,
     /// Unix ms at start (peers seen before it do not count towards readiness).
     pub started_ms: i64,
@@ -116,36 +117,39 @@ impl From<LagError> for ApiError {
 
 pub(crate) type ApiResult<T> = Result<axum::Json<T>, ApiError>;
 
-/// The admin router with auth applied.
+/// The admin router. Each group of routes is guarded by its [`Policy`] (see `auth.rs`); a
+/// route and its policy are written together here.
 pub fn router(state: Arc<AdminState>) -> Router {
-    Router::new()
+    // Open to everyone from anywhere: probes, metrics, health, peer counts.
+    let monitoring = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/api/health", get(health))
+        .route("/api/peers/stats", get(peers::peers_stats));
+    // Open from `admin_open_cidrs`, elsewhere any valid token.
+    let reads = Router::new()
         .route("/api/status", get(status))
         .route("/api/peers", get(peers::list_peers))
         .route("/api/peers/quality", get(peers::peers_quality))
-        .route("/api/peers/stats", get(peers::peers_stats))
         .route("/api/peers/health", get(peers::peers_health))
         .route("/api/peers/{id}", get(peers::get_peer))
-        .route(
-            "/api/peers/{id}/ban",
-            post(peers::ban_peer).delete(peers::unban_peer),
-        )
-        .route("/api/peers/{id}/reset", post(peers::reset_peer))
-        .route("/api/bans", get(peers::list_bans).post(peers::create_ban))
-        .route(
-            "/api/bans/{target}",
-            axum::routing::delete(peers::delete_ban),
-        )
-        .route(
-            "/api/registers",
-            get(registers::list).post(registers::create),
-        )
+        .route("/api/bans", get(peers::list_bans))
+        .route("/api/registers", get(registers::list))
         .route("/api/registers/available", get(registers::available))
         .route(
             "/api/registers/subscriptions",
             get(registers::subscriptions),
         )
         .route("/api/registers/cache", get(registers::cache))
+        .route(
+            "/api/registers/{id}/transactions/{tx}",
+            get(registers::transaction),
+        )
+        .route("/api/lag", get(registers::lag));
+    // Any valid token.
+    let authenticated = Router::new()
+        .route("/api/registers", post(registers::create))
         .route(
             "/api/registers/{id}/subscribe",
             post(registers::subscribe).delete(registers::unsubscribe),
@@ -164,17 +168,25 @@ pub fn router(state: Arc<AdminState>) -> Router {
             "/api/registers/{id}/transactions/batch",
             // The handler reads the body itself, within `max_batch_bytes`.
             post(registers::submit_batch).layer(axum::extract::DefaultBodyLimit::disable()),
-        )
+        );
+    // CanManagePeers.
+    let manage_peers = Router::new()
         .route(
-            "/api/registers/{id}/transactions/{tx}",
-            get(registers::transaction),
+            "/api/peers/{id}/ban",
+            post(peers::ban_peer).delete(peers::unban_peer),
         )
-        .route("/api/lag", get(registers::lag))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .route("/api/peers/{id}/reset", post(peers::reset_peer))
+        .route("/api/bans", post(peers::create_ban))
+        .route(
+            "/api/bans/{target}",
+            axum::routing::delete(peers::delete_ban),
+        );
+    Router::new()
+        .merge(auth::guard(monitoring, &state, Policy::Monitoring))
+        .merge(auth::guard(reads, &state, Policy::Read))
+        .merge(auth::guard(authenticated, &state, Policy::Authenticated))
+        .merge(auth::guard(manage_peers, &state, Policy::ManagePeers))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
-        .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::map_response(json_errors))
         .layer(middleware::from_fn(linger::drain_refused_bodies))
@@ -214,41 +226,6 @@ async fn json_errors(response: Response) -> Response {
         }
     }
     answer
-}
-
-/// Mutating requests need the bearer token; reads are open from loopback when configured.
-async fn authorize(
-    State(state): Shared,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let read_only = matches!(*request.method(), Method::GET | Method::HEAD);
-    let presented = request.headers().contains_key(header::AUTHORIZATION);
-    // A token that is presented is always checked, so a wrong one shows up on the first read
-    // rather than on the first ban.
-    let open = read_only && !presented && state.config.admin_read_open && remote.ip().is_loopback();
-    if !open && !bearer_matches(request.headers(), &state.token) {
-        let message = if request.headers().contains_key(header::AUTHORIZATION) {
-            "invalid admin token"
-        } else {
-            "this request needs the admin token (Authorization: Bearer <token>; see <data-dir>/admin.token)"
-        };
-        return ApiError(StatusCode::UNAUTHORIZED, message.into()).into_response();
-    }
-    next.run(request).await
-}
-
-/// Compares the presented bearer token in constant time.
-fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
-    let Some(presented) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return false;
-    };
-    presented.trim().as_bytes().ct_eq(token.as_bytes()).into()
 }
 
 /// Parses an optional JSON body; an empty body means all defaults.

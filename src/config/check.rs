@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use super::{
-    Config, MAX_NAME_LEN, MAX_TRANSACTION_SIZE_LIMIT, MIN_BATCH_BYTES, validate_host_port,
+    Config, MAX_NAME_LEN, MAX_TRANSACTION_SIZE_LIMIT, MIN_BATCH_BYTES, MIN_JWT_KEY_BYTES, Secret,
+    validate_host_port,
 };
 
 /// What is wrong with a value.
@@ -111,8 +112,36 @@ pub fn database_scheme(url: &Option<String>) -> Result<(), Problem> {
     }
 }
 
+/// Says what is wrong without ever repeating the key.
+pub fn jwt_key(key: &Option<Secret>) -> Result<(), Problem> {
+    match key {
+        Some(key) if key.expose().len() < MIN_JWT_KEY_BYTES => Err(Problem(format!(
+            "must be at least {MIN_JWT_KEY_BYTES} bytes (HS256 needs a 256-bit key); the value is not shown"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Rules between keys; the error names the key to change.
 pub fn across(c: &Config) -> Result<(), (&'static str, Problem)> {
+    if c.jwt_key.is_some() && c.jwt_key_file.is_some() {
+        return Err((
+            "jwt_key_file",
+            Problem("set either jwt_key or jwt_key_file, not both".into()),
+        ));
+    }
+    let has_jwt_key = c.jwt_key.is_some() || c.jwt_key_file.is_some();
+    for (key, value) in [
+        ("jwt_issuer", &c.jwt_issuer),
+        ("jwt_audience", &c.jwt_audience),
+    ] {
+        if value.is_some() && !has_jwt_key {
+            return Err((
+                key,
+                Problem("is set but no JWT key is configured (jwt_key or jwt_key_file)".into()),
+            ));
+        }
+    }
     if c.reconnect_backoff_min > c.reconnect_backoff_max {
         return Err((
             "reconnect_backoff_max",

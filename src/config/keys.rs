@@ -8,9 +8,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::ConfigError;
+use ipnet::IpNet;
+
 use super::check;
 use super::values::{FromValue, Resolver};
+use super::{ConfigError, Secret};
 
 /// One configuration key: its name in the file, its default as a TOML literal (`None` when the
 /// default is "unset" or computed), the comment printed above it by `config default`, and its
@@ -315,9 +317,27 @@ declare_keys! {
         help: "Transactions still pending after this long are announced again (repairs lost announcements).",
         check: check::positive,
     },
-    admin_read_open: bool {
-        default: Some("true"),
-        help: "Allow read-only admin requests from loopback without the token.",
+    // ----- admin API authentication (admin/auth.rs) -----
+    admin_open_cidrs: Vec<IpNet> {
+        default: Some("[\"127.0.0.0/8\", \"::1/128\"]"),
+        help: "Networks (CIDR, or single addresses) whose clients may read the admin API without a token:\nstatus, the peer list and details, bans, registers, lag. Monitoring (/healthz, /readyz, /metrics,\n/api/health, /api/peers/stats) is open from anywhere; changes always need a token. [] closes reads.",
+    },
+    jwt_key: Option<Secret> {
+        default: None,
+        help: "HS256 key that JWT bearer tokens are checked with (the text itself, at least 32 bytes), as the\nplatform issues them. Best given as SORCHA_PEER_JWT_KEY or through jwt_key_file; never printed.\nWithout a key, only the admin token is accepted.",
+        check: check::jwt_key,
+    },
+    jwt_key_file: Option<PathBuf> {
+        default: None,
+        help: "File holding the HS256 JWT key (its text; a trailing newline is ignored). Instead of jwt_key.",
+    },
+    jwt_issuer: Option<String> {
+        default: None,
+        help: "When set, a JWT's `iss` claim must equal it.",
+    },
+    jwt_audience: Option<String> {
+        default: None,
+        help: "When set, a JWT's `aud` claim must be or contain it.",
     },
     log: String {
         default: Some("\"info\""),

@@ -31,6 +31,30 @@ pub const MAX_ADDRESS_LEN: usize = 262;
 /// The smallest `max_batch_bytes` that may be configured.
 pub const MIN_BATCH_BYTES: usize = 1024;
 
+/// The shortest HS256 JWT key accepted (256 bits, as the platform's issuer also requires).
+pub const MIN_JWT_KEY_BYTES: usize = 32;
+
+/// Text that must never be shown, such as a key: `Debug` prints `***`, and reading a value of
+/// the wrong type says so without echoing it. The text itself is read with [`Secret::expose`].
+#[derive(Clone, PartialEq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(text: impl Into<String>) -> Secret {
+        Secret(text.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
 /// The longest operator-chosen node name.
 pub const MAX_NAME_LEN: usize = 64;
 
@@ -457,6 +481,106 @@ mod tests {
                 def.name
             );
         }
+    }
+
+    #[test]
+    fn the_jwt_key_is_never_shown() {
+        let key = "a-key-that-must-stay-secret-0123456789";
+        let mut layers = Layers::default();
+        layers
+            .add_env(env_of(&[("SORCHA_PEER_JWT_KEY", key)]))
+            .expect("env");
+        let c = layers.resolve().expect("resolve");
+        assert_eq!(c.jwt_key.as_ref().map(Secret::expose), Some(key));
+        assert!(!format!("{c:?}").contains(key));
+        assert!(!format!("{:?}", c.jwt_key).contains(key));
+        assert!(!Config::default_file().contains(key));
+        // Errors about it name the key and its source, never the value.
+        for (toml, problem) in [
+            ("jwt_key = \"short-secret\"", "at least 32 bytes"),
+            ("jwt_key = 123456789", "expected text"),
+        ] {
+            let mut layers = Layers::default();
+            layers.add_toml(toml, Source::Default).expect("parse");
+            let err = layers.resolve().expect_err(toml).to_string();
+            assert!(err.contains("`jwt_key`") && err.contains(problem), "{err}");
+            assert!(
+                !err.contains("short-secret") && !err.contains("123456789"),
+                "{err}"
+            );
+        }
+        let mut layers = Layers::default();
+        layers
+            .add_toml(
+                &format!("jwt_key = \"{key}\"\njwt_key_file = \"/k\""),
+                Source::Default,
+            )
+            .expect("parse");
+        let err = layers.resolve().expect_err("both").to_string();
+        assert!(
+            err.contains("`jwt_key_file`") && err.contains("not both"),
+            "{err}"
+        );
+        let mut layers = Layers::default();
+        layers
+            .add_toml("jwt_issuer = \"https://issuer\"", Source::Default)
+            .expect("parse");
+        let err = layers
+            .resolve()
+            .expect_err("issuer without key")
+            .to_string();
+        assert!(
+            err.contains("`jwt_issuer`") && err.contains("no JWT key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn open_admin_networks_are_cidrs_or_addresses() {
+        let c = Config::defaults().expect("defaults");
+        assert_eq!(
+            c.admin_open_cidrs,
+            vec![
+                "127.0.0.0/8".parse::<ipnet::IpNet>().expect("net"),
+                "::1/128".parse().expect("net")
+            ]
+        );
+        let mut layers = Layers::default();
+        layers
+            .add_env(env_of(&[(
+                "SORCHA_PEER_ADMIN_OPEN_CIDRS",
+                "10.0.0.0/8, 192.0.2.7, fd00::/8",
+            )]))
+            .expect("env");
+        let c = layers.resolve().expect("resolve");
+        assert_eq!(
+            c.admin_open_cidrs,
+            vec![
+                "10.0.0.0/8".parse::<ipnet::IpNet>().expect("net"),
+                "192.0.2.7/32".parse().expect("net"),
+                "fd00::/8".parse().expect("net"),
+            ]
+        );
+        let mut layers = Layers::default();
+        layers
+            .add_toml("admin_open_cidrs = []", Source::Default)
+            .expect("parse");
+        assert!(
+            layers
+                .resolve()
+                .expect("resolve")
+                .admin_open_cidrs
+                .is_empty()
+        );
+        let mut layers = Layers::default();
+        layers
+            .add_toml("admin_open_cidrs = [\"10.0.0.0/33\"]", Source::Default)
+            .expect("parse");
+        let err = layers.resolve().expect_err("bad net").to_string();
+        assert!(
+            err.contains("`admin_open_cidrs`") && err.contains("10.0.0.0/33"),
+            "{err}"
+        );
     }
 
     #[test]

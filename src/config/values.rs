@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{ConfigError, KEYS, Layers, Source, default_data_dir};
+use ipnet::IpNet;
+
+use super::{ConfigError, KEYS, Layers, Secret, Source, default_data_dir};
 use crate::clock::parse_duration;
 
 /// Reads typed values from the merged layers, naming the key and its source in every error.
@@ -158,6 +160,45 @@ impl FromValue for PathBuf {
         Ok(r.opt_string(key)?
             .map(PathBuf::from)
             .unwrap_or_else(default_data_dir))
+    }
+}
+
+/// An optional file.
+impl FromValue for Option<PathBuf> {
+    fn read(r: &Resolver<'_>, key: &'static str) -> Result<Self, ConfigError> {
+        Ok(r.opt_string(key)?.map(PathBuf::from))
+    }
+}
+
+/// A secret: text, never echoed in an error.
+impl FromValue for Option<Secret> {
+    fn read(r: &Resolver<'_>, key: &'static str) -> Result<Self, ConfigError> {
+        match r.raw(key) {
+            None => Ok(None),
+            Some((toml::Value::String(s), _)) if s.trim().is_empty() => Ok(None),
+            Some((toml::Value::String(s), _)) => Ok(Some(Secret::new(s))),
+            Some(_) => Err(r.invalid(key, "expected text (the value is not shown)")),
+        }
+    }
+}
+
+/// Networks: `10.0.0.0/8`, `::1/128`, or a single address meaning just that host.
+impl FromValue for Vec<IpNet> {
+    fn read(r: &Resolver<'_>, key: &'static str) -> Result<Self, ConfigError> {
+        r.list(key)?
+            .iter()
+            .map(|text| {
+                let text = text.trim();
+                text.parse::<IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        r.invalid(
+                            key,
+                            format!("'{text}' is not a network like 10.0.0.0/8 or an IP address"),
+                        )
+                    })
+            })
+            .collect()
     }
 }
 

@@ -4,6 +4,7 @@
 mod common;
 
 mod admin_api;
+mod admin_auth;
 mod bans;
 mod cli;
 mod cluster;
