@@ -43,9 +43,6 @@ _sorcha__peer() {
             sorcha__peer,tx)
                 cmd="sorcha__peer__subcmd__tx"
                 ;;
-            sorcha__peer,version)
-                cmd="sorcha__peer__subcmd__version"
-                ;;
             sorcha__peer__subcmd__config,default)
                 cmd="sorcha__peer__subcmd__config__subcmd__default"
                 ;;
@@ -84,9 +81,6 @@ _sorcha__peer() {
                 ;;
             sorcha__peer__subcmd__help,tx)
                 cmd="sorcha__peer__subcmd__help__subcmd__tx"
-                ;;
-            sorcha__peer__subcmd__help,version)
-                cmd="sorcha__peer__subcmd__help__subcmd__version"
                 ;;
             sorcha__peer__subcmd__help__subcmd__config,default)
                 cmd="sorcha__peer__subcmd__help__subcmd__config__subcmd__default"
@@ -251,7 +245,7 @@ _sorcha__peer() {
 
     case "${cmd}" in
         sorcha__peer)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version serve status peers registers tx lag config version completions help"
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version serve status peers registers tx lag config completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -270,11 +264,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -285,7 +279,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__completions)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version bash elvish fish powershell zsh"
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -304,11 +298,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -319,7 +313,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__config)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version default help"
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version default help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -338,11 +332,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -353,7 +347,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__config__subcmd__default)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version"
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -372,11 +366,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -429,7 +423,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__help)
-            opts="serve status peers registers tx lag config version completions help"
+            opts="serve status peers registers tx lag config completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -792,22 +786,8 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__version)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         sorcha__subcmd__peer__subcmd__lag)
-            opts="-o -q -h -V --against --register --max-lag --node --token --data-dir --output --quiet --no-color --help --version"
+            opts="-o -q -h -V --against --register --max-lag --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -838,11 +818,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -853,7 +833,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__peers)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version list get ban unban reset bans help"
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version list get ban unban reset bans help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -872,11 +852,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -887,7 +867,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__peers__subcmd__ban)
-            opts="-o -q -h -V --reason --duration --force --node --token --data-dir --output --quiet --no-color --help --version"
+            opts="-o -q -h -V --reason --duration --force --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -914,11 +894,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -929,7 +909,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__peers__subcmd__bans)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version"
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -948,11 +928,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -963,7 +943,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__peers__subcmd__get)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version"
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -982,11 +962,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1109,7 +1089,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__peers__subcmd__list)
-            opts="-o -q -h -V --state --limit --sort --node --token --data-dir --output --quiet --no-color --help --version"
+            opts="-o -q -h -V --state --limit --sort --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1140,11 +1120,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1155,7 +1135,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__peers__subcmd__reset)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version"
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1174,11 +1154,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1189,7 +1169,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__peers__subcmd__unban)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version"
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1208,11 +1188,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1223,7 +1203,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__registers)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version list available create subscribe unsubscribe purge subscriptions help"
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version list available create subscribe unsubscribe purge subscriptions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1242,11 +1222,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1257,7 +1237,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__registers__subcmd__available)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version"
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1276,11 +1256,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1291,7 +1271,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__registers__subcmd__create)
-            opts="-o -q -h -V --public --node --token --data-dir --output --quiet --no-color --help --version"
+            opts="-o -q -h -V --public --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1310,11 +1290,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1451,7 +1431,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__registers__subcmd__list)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version"
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1470,11 +1450,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1485,7 +1465,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__registers__subcmd__purge)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version"
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1504,11 +1484,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1519,7 +1499,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__registers__subcmd__subscribe)
-            opts="-o -q -h -V --mode --wait --timeout --node --token --data-dir --output --quiet --no-color --help --version"
+            opts="-o -q -h -V --mode --wait --timeout --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1546,11 +1526,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1561,7 +1541,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__registers__subcmd__subscriptions)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version"
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1580,11 +1560,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1595,7 +1575,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__registers__subcmd__unsubscribe)
-            opts="-o -q -h -V --purge --node --token --data-dir --output --quiet --no-color --help --version"
+            opts="-o -q -h -V --purge --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1614,11 +1594,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1629,7 +1609,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__serve)
-            opts="-o -q -h -V --config --listen --admin-listen --advertise-address --seed --database-url --name --node --token --data-dir --output --quiet --no-color --help --version"
+            opts="-o -q -h -V --config --listen --admin-listen --advertise-address --seed --database-url --name --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1676,11 +1656,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1691,7 +1671,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__status)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version"
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1710,11 +1690,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1725,7 +1705,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__tx)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version submit get help"
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version submit get help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1744,11 +1724,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1759,7 +1739,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__tx__subcmd__get)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version"
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1778,11 +1758,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1849,7 +1829,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__tx__subcmd__submit)
-            opts="-o -q -h -V --lines --node --token --data-dir --output --quiet --no-color --help --version"
+            opts="-o -q -h -V --lines --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1868,45 +1848,11 @@ _sorcha__peer() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        sorcha__subcmd__peer__subcmd__version)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --node)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --token)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --data-dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
-                    return 0
-                    ;;
-                -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -30,23 +30,52 @@ pub fn from_rfc3339(text: &str) -> Option<i64> {
     Some(since.as_millis() as i64)
 }
 
-/// A short human form of a duration: `850ms`, `42s`, `3m`, `5h`, `2d`.
+/// A duration for people, rounded to the nearest unit shown (so a fresh one-hour ban reads
+/// `1h`, not `59m`): `<1s`, `42s`, `3m`, `1h`, `2h30m`, `23h`, `1d`, `2d6h`, `40d`. Two units
+/// only while the larger one is small (under 10), where the second one still matters.
 pub fn short_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    match secs {
-        0 => format!("{}ms", d.as_millis()),
-        1..=59 => format!("{secs}s"),
-        60..=3599 => format!("{}m", secs / 60),
-        3600..=86_399 => format!("{}h", secs / 3600),
-        _ => format!("{}d", secs / 86_400),
+    const MINUTE: u128 = 60_000;
+    const HOUR: u128 = 60 * MINUTE;
+    const DAY: u128 = 24 * HOUR;
+    let ms = d.as_millis();
+    let nearest = |unit: u128| (ms + unit / 2) / unit;
+    if ms < 1_000 {
+        return "<1s".to_string();
+    }
+    if ms < 59_500 {
+        return format!("{}s", nearest(1_000));
+    }
+    if ms < 59 * MINUTE + 30_000 {
+        return format!("{}m", nearest(MINUTE));
+    }
+    // From here on, round to the nearest minute (under a day) or hour, then split.
+    if ms < DAY - MINUTE / 2 {
+        let minutes = nearest(MINUTE);
+        let (h, m) = (minutes / 60, minutes % 60);
+        return match (h, m) {
+            (h, 0) => format!("{h}h"),
+            (h, m) if h < 10 => format!("{h}h{m}m"),
+            _ => format!("{}h", nearest(HOUR).min(23)),
+        };
+    }
+    let hours = nearest(HOUR);
+    let (days, h) = (hours / 24, hours % 24);
+    match (days, h) {
+        (d, 0) => format!("{d}d"),
+        (d, h) if d < 10 => format!("{d}d{h}h"),
+        _ => format!("{}d", nearest(DAY)),
     }
 }
 
-/// "3m ago" for a past timestamp, "in 23h" for a future one, relative to `now_ms`.
+/// "3m ago" for a past timestamp ("just now" under a second), "in 23h" for a future one,
+/// relative to `now_ms`, rounded to the nearest unit shown.
 pub fn relative(ms: i64, now_ms: i64) -> String {
     let delta = now_ms.saturating_sub(ms);
     let magnitude = Duration::from_millis(delta.unsigned_abs());
     if delta >= 0 {
+        if magnitude < Duration::from_secs(1) {
+            return "just now".to_string();
+        }
         format!("{} ago", short_duration(magnitude))
     } else {
         format!("in {}", short_duration(magnitude))
@@ -107,7 +136,31 @@ mod tests {
     fn relative_times_read_naturally() {
         assert_eq!(relative(1_000, 181_000), "3m ago");
         assert_eq!(relative(1_000 + 23 * 3_600_000, 1_000), "in 23h");
-        assert_eq!(relative(5, 5), "0ms ago");
+        assert_eq!(relative(5, 5), "just now");
+        assert_eq!(relative(5, 900), "just now");
+        assert_eq!(relative(1_000, 500), "in <1s");
+    }
+
+    #[test]
+    fn durations_for_people_round_to_the_nearest_unit() {
+        let s = |ms: u64| short_duration(Duration::from_millis(ms));
+        // A one-hour ban a moment after it was made.
+        assert_eq!(s(3_600_000 - 150), "1h");
+        assert_eq!(s(3_600_000 - 40_000), "59m");
+        assert_eq!(s(0), "<1s");
+        assert_eq!(s(999), "<1s");
+        assert_eq!(s(1_400), "1s");
+        assert_eq!(s(59_600), "1m");
+        assert_eq!(s(89_000), "1m");
+        assert_eq!(s(90_000), "2m");
+        assert_eq!(s(59 * 60_000 + 31_000), "1h");
+        assert_eq!(s(2 * 3_600_000 + 30 * 60_000), "2h30m");
+        assert_eq!(s(12 * 3_600_000 + 29 * 60_000), "12h");
+        assert_eq!(s(24 * 3_600_000 - 100), "1d");
+        assert_eq!(s(23 * 3_600_000 + 10 * 60_000), "23h");
+        assert_eq!(s(7 * 86_400_000 - 1_000), "7d");
+        assert_eq!(s(2 * 86_400_000 + 6 * 3_600_000), "2d6h");
+        assert_eq!(s(40 * 86_400_000 + 3 * 3_600_000), "40d");
     }
 
     #[test]

@@ -89,12 +89,17 @@ pub struct GlobalArgs {
     /// Never colour output (also honoured: the NO_COLOR environment variable)
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// Tables without their header line
+    #[arg(long, global = true)]
+    pub no_headers: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
-    /// Tables and sentences for people
+    /// Tables and sentences for people, fitted to the terminal width (COLUMNS)
     Table,
+    /// Tables with every column, IDs in full, never wrapped
+    Wide,
     /// One JSON document on stdout, with the admin API's field names
     Json,
 }

@@ -2,8 +2,8 @@
 
 use clap::{Subcommand, ValueEnum};
 
-use super::output::{Output, cell, latency, relative, short_id};
-use crate::admin::dto::{BanDto, PeerDto};
+use super::output::{Details, NONE, Output, cell, cell_or_none, col, latency, relative};
+use crate::admin::dto::{BanDto, PeerDto, QualityComponentsDto};
 use crate::client::{AdminClient, ClientError};
 
 #[derive(Debug, Subcommand)]
@@ -191,68 +191,75 @@ fn print_peer_table(out: &Output, peers: &[PeerDto]) {
         out.message("No peers.");
         return;
     }
-    let mut table = out.table(&[
-        "PEER ID",
-        "NAME",
-        "ADDRESS",
-        "STATE",
-        "DIR",
-        "LATENCY",
-        "QUALITY",
-        "FAILURES",
-        "LAST SEEN",
+    let mut table = out.table(vec![
+        col("PEER ID"),
+        col("NAME").wrap(),
+        col("ADDRESS"),
+        col("STATE"),
+        col("DIRECTION").wide(),
+        col("IS SEED NODE").wide(),
+        col("LATENCY"),
+        col("QUALITY"),
+        col("RATING").wide(),
+        col("SUCCESS RATE").wide(),
+        col("FAILURE COUNT").wide(),
+        col("FIRST SEEN").wide(),
+        col("LAST SEEN").wide(),
+        col("SOFTWARE VERSION").wide(),
+        col("ADVERTISED REGISTERS").wide(),
+        col("BAN REASON").wide(),
     ]);
     for p in peers {
+        let registers: Vec<&str> = p
+            .advertised_registers
+            .iter()
+            .map(|r| r.register_id.as_str())
+            .collect();
         table.add_row(vec![
-            cell(short_id(&p.peer_id)),
+            cell(out.id(&p.peer_id)),
             cell(&p.name),
             cell(&p.address),
             out.state_cell(&p.state),
-            cell(p.direction.as_deref().unwrap_or("-")),
+            cell_or_none(p.direction.as_deref()),
+            cell(yes_no(p.is_seed_node)),
             cell(latency(p.average_latency_ms)),
-            cell(format!("{:.0} {}", p.quality_score, p.quality_rating)),
+            cell(format!("{:.0}", p.quality_score)),
+            cell(&p.quality_rating),
+            cell(format!("{:.1}%", p.success_rate * 100.0)),
             cell(p.failure_count),
+            cell(relative(&p.first_seen)),
             cell(relative(&p.last_seen)),
+            cell_or_none(p.software_version.as_deref()),
+            cell(registers.join(",")),
+            cell_or_none(p.ban_reason.as_deref()),
         ]);
     }
     out.print_table(&table);
 }
 
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
 fn print_peer_detail(out: &Output, p: &PeerDto) {
     let q = &p.quality_components;
-    let mut table = out.table(&[]);
-    let mut row = |k: &str, v: String| {
-        table.add_row(vec![cell(k), cell(v)]);
-    };
-    row("Peer ID", p.peer_id.clone());
-    row(
-        "Name",
-        if p.name.is_empty() {
-            "-".into()
-        } else {
-            p.name.clone()
-        },
-    );
-    row("Address", p.address.clone());
-    row(
+    let mut d = Details::new();
+    d.row("Peer ID", &p.peer_id);
+    d.row("Name", &p.name);
+    d.row("Address", &p.address);
+    d.row(
         "State",
         match &p.direction {
-            Some(d) => format!("{} ({d})", p.state),
+            Some(dir) => format!("{} ({dir})", p.state),
             None => p.state.clone(),
         },
     );
-    row(
-        "Seed node",
-        if p.is_seed_node { "yes" } else { "no" }.into(),
-    );
-    row(
-        "Version",
-        p.software_version.clone().unwrap_or_else(|| "-".into()),
-    );
-    row("First seen", relative(&p.first_seen));
-    row("Last seen", relative(&p.last_seen));
-    row("Failures (consecutive)", p.failure_count.to_string());
-    row(
+    d.row("Seed node", yes_no(p.is_seed_node));
+    d.row("Version", p.software_version.as_deref().unwrap_or(NONE));
+    d.row("First seen", relative(&p.first_seen));
+    d.row("Last seen", relative(&p.last_seen));
+    d.row("Failures (consecutive)", p.failure_count);
+    d.row(
         "Latency min/avg/max",
         format!(
             "{} / {} / {}",
@@ -261,42 +268,39 @@ fn print_peer_detail(out: &Output, p: &PeerDto) {
             latency(p.max_latency_ms)
         ),
     );
-    row(
+    d.row(
         "Quality",
         format!("{:.1} ({})", p.quality_score, p.quality_rating),
     );
-    row(
-        "  success",
-        format!(
-            "{:.1} pts = 60 x {:.1}% ({} of {} requests ok)",
-            q.success_points,
-            q.success_rate * 100.0,
-            q.successful_requests,
-            q.total_requests
-        ),
-    );
-    row(
+    d.row("  success", success_explanation(q));
+    d.row(
         "  latency",
         format!("{:.1} pts = 25 x {:.1}", q.latency_points, q.latency_score),
     );
-    row(
+    d.row(
         "  validity",
         format!("{:.1} pts = 15 x {:.2}", q.validity_points, q.validity),
     );
-    row(
+    d.row(
         "Last penalty",
         match &q.last_penalty {
             Some(pen) => format!("{} ({})", pen.reason, relative(&pen.at)),
             None => "none".into(),
         },
     );
+    let registers: Vec<String> = p
+        .advertised_registers
+        .iter()
+        .map(|r| format!("{} (docket {})", r.register_id, r.latest_docket_version))
+        .collect();
+    d.row("Advertised registers", registers.join(", "));
     if p.is_banned {
-        row(
+        d.row(
             "Banned",
             p.banned_at.as_deref().map(relative).unwrap_or_default(),
         );
-        row("Ban reason", p.ban_reason.clone().unwrap_or_default());
-        row(
+        d.row("Ban reason", p.ban_reason.clone().unwrap_or_default());
+        d.row(
             "Ban expires",
             p.ban_expires_at
                 .as_deref()
@@ -304,7 +308,18 @@ fn print_peer_detail(out: &Output, p: &PeerDto) {
                 .unwrap_or_else(|| "never (until unbanned)".into()),
         );
     }
-    out.print_table(&table);
+    out.print_details(&d);
+}
+
+/// The success part of the quality score, with the figures it was computed from.
+fn success_explanation(q: &QualityComponentsDto) -> String {
+    format!(
+        "{:.1} pts = 60 x {:.1}% ({} of {} requests ok)",
+        q.success_points,
+        q.success_rate * 100.0,
+        q.successful_requests,
+        q.total_requests
+    )
 }
 
 fn print_bans(out: &Output, bans: &[BanDto]) {
@@ -312,10 +327,22 @@ fn print_bans(out: &Output, bans: &[BanDto]) {
         out.message("No bans in force.");
         return;
     }
-    let mut table = out.table(&["TARGET", "KIND", "SOURCE", "REASON", "BANNED", "EXPIRES"]);
+    let mut table = out.table(vec![
+        col("TARGET"),
+        col("KIND"),
+        col("SOURCE"),
+        col("REASON").wrap(),
+        col("BANNED AT"),
+        col("EXPIRES AT"),
+    ]);
     for b in bans {
+        let target = if b.kind == "peer" {
+            out.id(&b.target)
+        } else {
+            b.target.as_str()
+        };
         table.add_row(vec![
-            cell(&b.target),
+            cell(target),
             cell(&b.kind),
             cell(&b.source),
             cell(&b.reason),
@@ -338,31 +365,21 @@ pub async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientErro
         out.print_json(&s);
         return Ok(());
     }
-    let mut table = out.table(&[]);
-    let mut row = |k: &str, v: String| {
-        table.add_row(vec![cell(k), cell(v)]);
-    };
-    row("Peer ID", s.peer_id.clone());
-    row(
-        "Name",
-        if s.name.is_empty() {
-            "-".into()
-        } else {
-            s.name.clone()
-        },
-    );
-    row("Version", s.version.clone());
-    row(
+    let mut d = Details::new();
+    d.row("Peer ID", &s.peer_id);
+    d.row("Name", &s.name);
+    d.row("Version", &s.version);
+    d.row(
         "Uptime",
         crate::clock::short_duration(std::time::Duration::from_secs(s.uptime_seconds)),
     );
-    row(
+    d.row(
         "Listen",
         format!("{} (announced as {})", s.listen, s.advertised_address),
     );
-    row("Admin API", s.admin_listen.clone());
-    row("Storage", s.storage.clone());
-    row(
+    d.row("Admin API", &s.admin_listen);
+    d.row("Storage", &s.storage);
+    d.row(
         "Peers",
         format!(
             "{} known: {} connected ({} in, {} out), {} connecting, {} disconnected, {} banned",
@@ -375,8 +392,8 @@ pub async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientErro
             s.peers.banned
         ),
     );
-    row("Bans in force", s.bans.to_string());
-    row(
+    d.row("Bans in force", s.bans);
+    d.row(
         "Seeds",
         if s.seeds.is_empty() {
             "none".into()
@@ -384,6 +401,6 @@ pub async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientErro
             s.seeds.join(", ")
         },
     );
-    out.print_table(&table);
+    out.print_details(&d);
     Ok(())
 }

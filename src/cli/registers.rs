@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::output::{Output, cell, eprint_text, escape_control, relative, short_id};
+use super::output::{Output, cell, cell_or_none, col, eprint_text, escape_control, relative};
 use super::{EXIT_FAILED, EXIT_OK};
 use crate::admin::dto::SubscriptionDto;
 use crate::client::{AdminClient, ClientError};
@@ -95,9 +95,17 @@ pub async fn run(
             } else if registers.is_empty() {
                 out.message("No registers.");
             } else {
-                let mut table = out.table(&[
-                    "REGISTER", "ROLE", "STATE", "PUBLIC", "VERSION", "DOCKETS", "PENDING",
-                    "PROGRESS", "HEAD",
+                let mut table = out.table(vec![
+                    col("REGISTER ID"),
+                    col("ROLE"),
+                    col("SYNC STATE"),
+                    col("IS PUBLIC"),
+                    col("LATEST VERSION"),
+                    col("LATEST DOCKET VERSION"),
+                    col("PENDING TRANSACTIONS").wide(),
+                    col("SYNC PROGRESS"),
+                    col("HEAD HASH").wide(),
+                    col("CREATED AT").wide(),
                 ]);
                 for r in &registers {
                     table.add_row(vec![
@@ -109,7 +117,8 @@ pub async fn run(
                         cell(r.latest_docket_version),
                         cell(r.pending_transactions),
                         cell(format!("{:.1}%", r.sync_progress_percent)),
-                        cell(short_id(&r.head_hash)),
+                        cell(&r.head_hash),
+                        cell(relative(&r.created_at)),
                     ]);
                 }
                 out.print_table(&table);
@@ -122,13 +131,13 @@ pub async fn run(
             } else if available.is_empty() {
                 out.message("No public registers advertised by connected peers.");
             } else {
-                let mut table = out.table(&[
-                    "REGISTER",
-                    "PEERS",
-                    "FULL REPLICAS",
-                    "VERSION",
-                    "DOCKETS",
-                    "HELD HERE",
+                let mut table = out.table(vec![
+                    col("REGISTER ID"),
+                    col("PEER COUNT"),
+                    col("FULL REPLICA PEER COUNT"),
+                    col("LATEST VERSION"),
+                    col("LATEST DOCKET VERSION"),
+                    col("LOCAL ROLE"),
                 ]);
                 for a in &available {
                     table.add_row(vec![
@@ -137,7 +146,7 @@ pub async fn run(
                         cell(a.full_replica_peer_count),
                         cell(a.latest_version),
                         cell(a.latest_docket_version),
-                        cell(a.local_role.as_deref().unwrap_or("-")),
+                        cell_or_none(a.local_role.as_deref()),
                     ]);
                 }
                 out.print_table(&table);
@@ -220,29 +229,25 @@ pub async fn run(
             } else if subs.is_empty() {
                 out.message("No subscriptions.");
             } else {
-                let mut table = out.table(&[
-                    "REGISTER",
-                    "MODE",
-                    "STATE",
-                    "DOCKET",
-                    "OF",
-                    "PROGRESS",
-                    "LAST SYNC",
-                    "ERROR",
+                let mut table = out.table(vec![
+                    col("REGISTER ID"),
+                    col("MODE"),
+                    col("SYNC STATE"),
+                    col("LAST SYNCED DOCKET VERSION"),
+                    col("TOTAL DOCKETS IN CHAIN"),
+                    col("SYNC PROGRESS"),
+                    col("LAST SYNC AT"),
+                    col("CONSECUTIVE FAILURES").wide(),
+                    col("CREATED AT").wide(),
+                    col("ERROR MESSAGE").wrap(),
                 ]);
                 for s in &subs {
                     table.add_row(vec![
                         cell(&s.register_id),
                         cell(&s.mode),
                         cell(&s.sync_state),
-                        cell(
-                            s.last_synced_docket_version
-                                .map_or("-".into(), |v| v.to_string()),
-                        ),
-                        cell(
-                            s.total_dockets_in_chain
-                                .map_or("-".into(), |v| v.to_string()),
-                        ),
+                        cell_or_none(s.last_synced_docket_version),
+                        cell_or_none(s.total_dockets_in_chain),
                         cell(format!("{:.1}%", s.sync_progress_percent)),
                         cell(
                             s.last_sync_at
@@ -250,7 +255,9 @@ pub async fn run(
                                 .map(relative)
                                 .unwrap_or_else(|| "never".into()),
                         ),
-                        cell(s.error_message.as_deref().unwrap_or("")),
+                        cell(s.consecutive_failures),
+                        cell(relative(&s.created_at)),
+                        cell_or_none(s.error_message.as_deref()),
                     ]);
                 }
                 out.print_table(&table);
@@ -357,15 +364,15 @@ pub async fn lag(client: &AdminClient, out: &Output, args: LagArgs) -> Result<i3
     } else if rows.is_empty() {
         out.message(&format!("{} advertises no public registers.", args.against));
     } else {
-        let mut table = out.table(&[
-            "REGISTER",
-            "LOCAL VERSION",
-            "REMOTE VERSION",
-            "TX BEHIND",
-            "LOCAL DOCKET",
-            "REMOTE DOCKET",
-            "DOCKETS BEHIND",
-            "CHAINS",
+        let mut table = out.table(vec![
+            col("REGISTER ID"),
+            col("LOCAL VERSION"),
+            col("REMOTE VERSION"),
+            col("TRANSACTIONS BEHIND"),
+            col("LOCAL DOCKET VERSION"),
+            col("REMOTE DOCKET VERSION"),
+            col("DOCKETS BEHIND"),
+            col("DIVERGED"),
         ]);
         for r in &rows {
             table.add_row(vec![
@@ -380,7 +387,7 @@ pub async fn lag(client: &AdminClient, out: &Output, args: LagArgs) -> Result<i3
                 cell(r.local_docket_version),
                 cell(r.remote_docket_version),
                 cell(r.dockets_behind),
-                cell(if r.diverged { "DIVERGED" } else { "agree" }),
+                cell(if r.diverged { "DIVERGED" } else { "no" }),
             ]);
         }
         out.print_table(&table);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::EXIT_OK;
-use super::output::{Output, cell, escape_control, relative, write_stdout};
+use super::output::{Details, NONE, Output, escape_control, relative, write_stdout};
 use crate::client::{AdminClient, ClientError};
 
 /// Most lines sent per request by `tx submit --lines` (fewer when the node refuses that many).
@@ -83,21 +83,18 @@ pub async fn run(
             if out.json {
                 out.print_json(&tx);
             } else {
-                let mut table = out.table(&[]);
-                table.add_row(vec![cell("Transaction"), cell(&tx.transaction_id)]);
-                table.add_row(vec![cell("Register"), cell(&tx.register_id)]);
-                table.add_row(vec![cell("State"), cell(&tx.state)]);
-                table.add_row(vec![
-                    cell("Version"),
-                    cell(tx.version.map_or("-".into(), |v| v.to_string())),
-                ]);
-                table.add_row(vec![
-                    cell("Docket"),
-                    cell(tx.docket_number.map_or("-".into(), |v| v.to_string())),
-                ]);
-                table.add_row(vec![cell("Size"), cell(format!("{} bytes", tx.size))]);
-                table.add_row(vec![cell("Received"), cell(relative(&tx.received_at))]);
-                out.print_table(&table);
+                let mut d = Details::new();
+                d.row("Transaction ID", &tx.transaction_id);
+                d.row("Register ID", &tx.register_id);
+                d.row("State", &tx.state);
+                d.row("Version", tx.version.map_or(NONE.into(), |v| v.to_string()));
+                d.row(
+                    "Docket number",
+                    tx.docket_number.map_or(NONE.into(), |v| v.to_string()),
+                );
+                d.row("Size", format!("{} bytes", tx.size));
+                d.row("Received at", relative(&tx.received_at));
+                out.print_details(&d);
             }
         }
     }

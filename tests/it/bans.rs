@@ -50,7 +50,7 @@ async fn ban_story(database_url: Option<String>) {
     assert!((3590..=3600).contains(&remaining), "{ban}");
     let (_, table, _) = cli(&a, &["peers", "bans"]).await;
     assert!(
-        table.contains("flooding") && table.contains("in 59m"),
+        table.contains("flooding") && table.contains("in 1h"),
         "{table}"
     );
 

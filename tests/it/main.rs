@@ -15,6 +15,7 @@ mod hostile;
 mod hygiene;
 mod lag;
 mod observability;
+mod operator_cli;
 mod replication;
 mod shutdown;
 mod storage_faults;
