@@ -43,6 +43,9 @@ _sorcha__peer() {
             sorcha__peer,tx)
                 cmd="sorcha__peer__subcmd__tx"
                 ;;
+            sorcha__peer,version)
+                cmd="sorcha__peer__subcmd__version"
+                ;;
             sorcha__peer__subcmd__config,default)
                 cmd="sorcha__peer__subcmd__config__subcmd__default"
                 ;;
@@ -81,6 +84,9 @@ _sorcha__peer() {
                 ;;
             sorcha__peer__subcmd__help,tx)
                 cmd="sorcha__peer__subcmd__help__subcmd__tx"
+                ;;
+            sorcha__peer__subcmd__help,version)
+                cmd="sorcha__peer__subcmd__help__subcmd__version"
                 ;;
             sorcha__peer__subcmd__help__subcmd__config,default)
                 cmd="sorcha__peer__subcmd__help__subcmd__config__subcmd__default"
@@ -245,7 +251,7 @@ _sorcha__peer() {
 
     case "${cmd}" in
         sorcha__peer)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version serve status peers registers tx lag config completions help"
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version serve status peers registers tx lag config version completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -423,7 +429,7 @@ _sorcha__peer() {
             return 0
             ;;
         sorcha__subcmd__peer__subcmd__help)
-            opts="serve status peers registers tx lag config completions help"
+            opts="serve status peers registers tx lag config version completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -775,6 +781,20 @@ _sorcha__peer() {
         sorcha__subcmd__peer__subcmd__help__subcmd__tx__subcmd__submit)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__help__subcmd__version)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1831,6 +1851,40 @@ _sorcha__peer() {
         sorcha__subcmd__peer__subcmd__tx__subcmd__submit)
             opts="-o -q -h -V --lines --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha__subcmd__peer__subcmd__version)
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -506,6 +506,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand -q 'Print only the requested data, no confirmations'
             cand --quiet 'Print only the requested data, no confirmations'
             cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand --no-headers 'Tables without their header line'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'

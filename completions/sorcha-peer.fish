@@ -376,10 +376,12 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fi
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
+wide\t'Tables with every column, IDs in full, never wrapped'
 json\t'One JSON document on stdout, with the admin API\'s field names'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l no-headers -d 'Tables without their header line'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -s V -l version -d 'Print version'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r

@@ -31,11 +31,12 @@ async fn tables_fit_80_columns_and_keep_ids_and_addresses_whole() {
     let mut net = TestCluster::new();
     let mut a = net.start(|c| c.name = "alpha".into()).await;
     let seed = a.seed();
-    let mut b = net.start(|c| {
-        c.seeds = vec![seed.clone()];
-        c.name = "a node whose operator gave it a rather long descriptive name".into();
-    })
-    .await;
+    let mut b = net
+        .start(|c| {
+            c.seeds = vec![seed.clone()];
+            c.name = "a node whose operator gave it a rather long descriptive name".into();
+        })
+        .await;
     let mut c = net.start(|c| c.seeds = vec![seed.clone()]).await;
     a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
     a.wait_for_state(&c.peer_id, "connected", PATIENCE).await;
