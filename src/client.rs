@@ -245,6 +245,11 @@ impl AdminClient {
         self.get("/api/registers/available").await
     }
 
+    /// `GET /api/registers/cache`: replicated data held, per register.
+    pub async fn get_cache(&self) -> Result<Vec<CacheDto>, ClientError> {
+        self.get("/api/registers/cache").await
+    }
+
     pub async fn subscriptions(&self) -> Result<Vec<SubscriptionDto>, ClientError> {
         self.get("/api/registers/subscriptions").await
     }

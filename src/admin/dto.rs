@@ -23,7 +23,8 @@ pub struct PenaltyDto {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QualityComponentsDto {
-    /// Recent success rate, 0–1 (exponentially weighted over roughly the last 20 requests).
+    /// Share of the recent requests that succeeded, 0–1: exactly
+    /// `recentSuccessfulRequests / recentRequests` (the last 20 requests).
     pub success_rate: f64,
     /// 60 × success rate.
     pub success_points: f64,
@@ -35,9 +36,13 @@ pub struct QualityComponentsDto {
     pub validity: f64,
     /// 15 × validity.
     pub validity_points: f64,
+    /// Requests since first contact (all of them, not only the recent ones).
     pub total_requests: u64,
     pub successful_requests: u64,
     pub failed_requests: u64,
+    /// The requests `successRate` is computed from (the most recent, up to 20).
+    pub recent_requests: u32,
+    pub recent_successful_requests: u32,
     pub last_penalty: Option<PenaltyDto>,
 }
 
@@ -310,8 +315,11 @@ pub struct RegisterDto {
     pub sync_state: String,
     /// Version of the newest sealed transaction held (0: none).
     pub latest_version: u64,
-    /// Number of the newest docket held.
+    /// Number of the newest docket held (dockets are numbered from 0, the genesis).
     pub latest_docket_version: u64,
+    /// Dockets stored here, the first one (genesis, or the anchor of a forward-only replica)
+    /// included: what a purge removes.
+    pub docket_count: u64,
     pub head_hash: String,
     /// Sealed transactions held here.
     pub transaction_count: u64,
@@ -353,14 +361,19 @@ pub struct SubscriptionDto {
     pub register_id: String,
     pub mode: String,
     pub sync_state: String,
+    /// Number of the newest docket held (dockets are numbered from 0, the genesis).
     pub last_synced_docket_version: Option<u64>,
     pub last_synced_transaction_version: Option<u64>,
-    /// Best height advertised by sources, when known.
+    /// Number of the head docket being synced to (the best its sources advertise), never
+    /// below `lastSyncedDocketVersion`.
+    pub target_docket_version: Option<u64>,
+    /// Dockets in the source chain, genesis included: `targetDocketVersion + 1`.
     pub total_dockets_in_chain: Option<u64>,
     pub sync_progress_percent: f64,
     pub can_participate_in_validation: bool,
     pub is_receiving: bool,
     pub created_at: String,
+    /// When dockets were last stored, or the subscription was last found at its sources' head.
     pub last_sync_at: Option<String>,
     pub consecutive_failures: u32,
     pub error_message: Option<String>,

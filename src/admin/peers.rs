@@ -26,6 +26,8 @@ fn components(s: &PeerSnapshot) -> QualityComponentsDto {
         total_requests: q.total_requests,
         successful_requests: q.successful_requests,
         failed_requests: q.total_requests.saturating_sub(q.successful_requests),
+        recent_requests: q.recent_requests,
+        recent_successful_requests: q.recent_successful_requests,
         last_penalty: q.last_penalty.as_ref().map(|p| PenaltyDto {
             at: to_rfc3339(p.at_ms),
             reason: p.reason.clone(),

@@ -41,6 +41,7 @@ pub(super) fn register_dto(v: &RegisterView) -> RegisterDto {
         sync_state: v.sync_state.clone(),
         latest_version: v.latest_version,
         latest_docket_version: v.height,
+        docket_count: v.docket_count,
         head_hash: hex::encode(v.head_hash),
         transaction_count: v.transaction_count,
         pending_transactions: v.pending,
@@ -56,7 +57,8 @@ fn subscription_dto(s: &SubscriptionView) -> SubscriptionDto {
         sync_state: s.state.as_str().to_string(),
         last_synced_docket_version: s.height,
         last_synced_transaction_version: s.latest_version,
-        total_dockets_in_chain: s.target_height,
+        target_docket_version: s.target_height,
+        total_dockets_in_chain: s.target_height.map(|t| t + 1),
         sync_progress_percent: s.progress_percent,
         can_participate_in_validation: s.state == SyncState::FullyReplicated,
         is_receiving: matches!(s.state, SyncState::FullyReplicated | SyncState::Active),
@@ -139,7 +141,7 @@ pub(super) async fn cache(State(state): Shared) -> ApiResult<Vec<CacheDto>> {
             .map(|r| CacheDto {
                 register_id: r.register_id.clone(),
                 transaction_count: r.transaction_count,
-                docket_count: r.height - r.base_height,
+                docket_count: r.docket_count,
                 latest_transaction_version: r.latest_version,
                 latest_docket_version: r.height,
             })

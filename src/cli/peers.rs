@@ -311,12 +311,21 @@ fn print_peer_detail(out: &Output, p: &PeerDto) {
     out.print_details(&d);
 }
 
-/// The success part of the quality score, with the figures it was computed from.
+/// The success part of the quality score, with the counts the rate was computed from (the
+/// recent requests) and, apart, the lifetime ones.
 fn success_explanation(q: &QualityComponentsDto) -> String {
+    if q.recent_requests == 0 {
+        return format!(
+            "{:.1} pts = 60 x 0% (no request exchanged yet)",
+            q.success_points
+        );
+    }
     format!(
-        "{:.1} pts = 60 x {:.1}% ({} of {} requests ok)",
+        "{:.1} pts = 60 x {:.1}% ({} of the last {} requests ok; {} of {} since first contact)",
         q.success_points,
         q.success_rate * 100.0,
+        q.recent_successful_requests,
+        q.recent_requests,
         q.successful_requests,
         q.total_requests
     )
@@ -403,4 +412,47 @@ pub async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientErro
     );
     out.print_details(&d);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::peers::quality::QualityTracker;
+
+    /// The explanation's figures agree: points = 60 x rate, and rate = ok / requests it names.
+    #[test]
+    fn the_success_explanation_adds_up() {
+        let mut q = QualityTracker::default();
+        for i in 0..3300 {
+            if i < 3266 || i % 4 == 0 {
+                q.record_success(Some(1.0));
+            } else {
+                q.record_failure();
+            }
+        }
+        let snapshot = q.breakdown(0);
+        let dto = crate::admin::dto::QualityComponentsDto {
+            success_rate: snapshot.success_rate,
+            success_points: snapshot.success_points,
+            latency_score: snapshot.latency_score,
+            latency_points: snapshot.latency_points,
+            validity: snapshot.validity,
+            validity_points: snapshot.validity_points,
+            total_requests: snapshot.total_requests,
+            successful_requests: snapshot.successful_requests,
+            failed_requests: snapshot.total_requests - snapshot.successful_requests,
+            recent_requests: snapshot.recent_requests,
+            recent_successful_requests: snapshot.recent_successful_requests,
+            last_penalty: None,
+        };
+        let text = super::success_explanation(&dto);
+        let numbers: Vec<f64> = text
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter_map(|w| w.trim_end_matches('.').parse().ok())
+            .collect();
+        // [points, 60, percent, ok, window, ok_all, total]
+        let (points, percent, ok, window) = (numbers[0], numbers[2], numbers[3], numbers[4]);
+        assert!((points - 60.0 * percent / 100.0).abs() < 0.1, "{text}");
+        assert!((percent - 100.0 * ok / window).abs() < 0.1, "{text}");
+        assert_eq!((numbers[5], numbers[6]), (3274.0, 3300.0), "{text}");
+    }
 }

@@ -102,6 +102,8 @@ pub async fn run(
                     col("IS PUBLIC"),
                     col("LATEST VERSION"),
                     col("LATEST DOCKET VERSION"),
+                    col("DOCKET COUNT").wide(),
+                    col("TRANSACTION COUNT").wide(),
                     col("PENDING TRANSACTIONS").wide(),
                     col("SYNC PROGRESS"),
                     col("HEAD HASH").wide(),
@@ -115,6 +117,8 @@ pub async fn run(
                         cell(if r.is_public { "yes" } else { "no" }),
                         cell(r.latest_version),
                         cell(r.latest_docket_version),
+                        cell(r.docket_count),
+                        cell(r.transaction_count),
                         cell(r.pending_transactions),
                         cell(format!("{:.1}%", r.sync_progress_percent)),
                         cell(&r.head_hash),
@@ -204,10 +208,11 @@ pub async fn run(
                 ));
             } else {
                 out.message(&format!(
-                    "Unsubscribed from {} and removed {} transactions in {} dockets.",
+                    "Unsubscribed from {} and removed {} dockets (the first one held \
+                     included) with {} transactions.",
                     register,
-                    done.transactions_removed.unwrap_or(0),
-                    done.dockets_removed.unwrap_or(0)
+                    done.dockets_removed.unwrap_or(0),
+                    done.transactions_removed.unwrap_or(0)
                 ));
             }
         }
@@ -217,8 +222,9 @@ pub async fn run(
                 out.print_json(&done);
             } else {
                 out.message(&format!(
-                    "Purged {}: removed {} transactions in {} dockets.",
-                    register, done.transactions_removed, done.dockets_removed
+                    "Purged {}: removed {} dockets (the first one held included) with {} \
+                     transactions.",
+                    register, done.dockets_removed, done.transactions_removed
                 ));
             }
         }
@@ -234,7 +240,8 @@ pub async fn run(
                     col("MODE"),
                     col("SYNC STATE"),
                     col("LAST SYNCED DOCKET VERSION"),
-                    col("TOTAL DOCKETS IN CHAIN"),
+                    col("TARGET DOCKET VERSION"),
+                    col("TOTAL DOCKETS IN CHAIN").wide(),
                     col("SYNC PROGRESS"),
                     col("LAST SYNC AT"),
                     col("CONSECUTIVE FAILURES").wide(),
@@ -247,6 +254,7 @@ pub async fn run(
                         cell(&s.mode),
                         cell(&s.sync_state),
                         cell_or_none(s.last_synced_docket_version),
+                        cell_or_none(s.target_docket_version),
                         cell_or_none(s.total_dockets_in_chain),
                         cell(format!("{:.1}%", s.sync_progress_percent)),
                         cell(
@@ -304,7 +312,7 @@ async fn wait_for_sync(
                 ClientError::NotFound(format!("the subscription to '{register}' is gone"))
             })?;
         if let Some(bar) = &bar {
-            if let Some(total) = sub.total_dockets_in_chain {
+            if let Some(total) = sub.target_docket_version {
                 bar.set_length(total);
             }
             bar.set_position(sub.last_synced_docket_version.unwrap_or(0));

@@ -15,9 +15,9 @@ pub const VALIDITY_WEIGHT: f64 = 15.0;
 
 /// How many recent round-trip samples feed min/avg/max latency.
 pub const LATENCY_SAMPLES: usize = 100;
-/// Weight of the newest outcome in the success rate (an exponential moving average over
-/// roughly the last 20 requests), so a peer recovers from an old bad patch.
-pub const SUCCESS_RATE_ALPHA: f64 = 0.1;
+/// The success rate is the share of the last this-many requests that succeeded, so a peer
+/// recovers from an old bad patch and the explanation can name the exact counts it used.
+pub const SUCCESS_WINDOW: u32 = 20;
 /// A penalty halves in this time, so validity returns to 1.0 after good behaviour.
 pub const PENALTY_HALF_LIFE_MS: f64 = 3_600_000.0;
 
@@ -50,8 +50,10 @@ pub fn rating(score: f64) -> &'static str {
 pub struct QualityTracker {
     pub total_requests: u64,
     pub successful_requests: u64,
-    /// `None` until the first request.
-    pub success_rate: Option<f64>,
+    /// Outcomes of the last [`SUCCESS_WINDOW`] requests, newest in bit 0 (1: succeeded).
+    recent: u32,
+    /// How many of those bits are outcomes (fewer than the window at first).
+    recent_len: u32,
     samples: VecDeque<f64>,
     /// Penalty level at `penalty_updated_ms`, decaying from there.
     pub penalty: f64,
@@ -83,12 +85,17 @@ pub struct QualityBreakdown {
     pub validity_points: f64,
     pub total_requests: u64,
     pub successful_requests: u64,
+    /// The requests the success rate was computed from (the last [`SUCCESS_WINDOW`]) and how
+    /// many of them succeeded: `success_rate` is exactly their ratio.
+    pub recent_requests: u32,
+    pub recent_successful_requests: u32,
     pub last_penalty: Option<PenaltyEvent>,
 }
 
 impl QualityTracker {
     /// Rebuilds a tracker from persisted figures (latency samples are seeded with the
-    /// persisted min, average and max so the numbers survive a restart).
+    /// persisted min, average and max so the numbers survive a restart; the recent outcomes
+    /// with as many successes as the persisted rate gives over the window).
     pub fn restore(
         total: u64,
         successful: u64,
@@ -103,10 +110,20 @@ impl QualityTracker {
             // min + max + x = 3 × avg keeps the restored average exact.
             samples.extend([min, max, (3.0 * avg - min - max).max(0.0)]);
         }
+        let recent_len = total.min(u64::from(SUCCESS_WINDOW)) as u32;
+        let rate = success_rate.map_or(0.0, |r| {
+            if r.is_finite() {
+                r.clamp(0.0, 1.0)
+            } else {
+                0.0
+            }
+        });
+        let ok = ((rate * f64::from(recent_len)).round() as u32).min(recent_len);
         QualityTracker {
             total_requests: total,
             successful_requests: successful.min(total),
-            success_rate: success_rate.map(|r| r.clamp(0.0, 1.0)),
+            recent: low_bits(ok),
+            recent_len,
             samples,
             penalty: penalty.max(0.0),
             penalty_updated_ms,
@@ -116,14 +133,17 @@ impl QualityTracker {
 
     fn record(&mut self, ok: bool) {
         self.total_requests += 1;
-        let outcome = if ok { 1.0 } else { 0.0 };
         if ok {
             self.successful_requests += 1;
         }
-        self.success_rate = Some(match self.success_rate {
-            None => outcome,
-            Some(rate) => rate + SUCCESS_RATE_ALPHA * (outcome - rate),
-        });
+        self.recent = ((self.recent << 1) | u32::from(ok)) & low_bits(SUCCESS_WINDOW);
+        self.recent_len = (self.recent_len + 1).min(SUCCESS_WINDOW);
+    }
+
+    /// Share of the recent requests that succeeded; `None` before the first request.
+    pub fn success_rate(&self) -> Option<f64> {
+        (self.recent_len > 0)
+            .then(|| f64::from(self.recent.count_ones()) / f64::from(self.recent_len))
     }
 
     /// A request that succeeded, with its round-trip time when it was measured.
@@ -176,7 +196,7 @@ impl QualityTracker {
 
     /// The score now. A peer never asked anything has success rate 0 (nothing to vouch for it).
     pub fn breakdown(&self, now_ms: i64) -> QualityBreakdown {
-        let success_rate = self.success_rate.unwrap_or(0.0);
+        let success_rate = self.success_rate().unwrap_or(0.0);
         let latency = self.latency();
         // No measurement yet: no latency credit either.
         let latency_score = latency.map(|(_, avg, _)| latency_score(avg)).unwrap_or(0.0);
@@ -203,9 +223,16 @@ impl QualityTracker {
             validity_points: round2(validity_points),
             total_requests: self.total_requests,
             successful_requests: self.successful_requests,
+            recent_requests: self.recent_len,
+            recent_successful_requests: self.recent.count_ones(),
             last_penalty: self.last_penalty.clone(),
         }
     }
+}
+
+/// A mask of the `n` lowest bits (`n` up to 32).
+fn low_bits(n: u32) -> u32 {
+    if n >= 32 { u32::MAX } else { (1 << n) - 1 }
 }
 
 fn round2(x: f64) -> f64 {
@@ -296,6 +323,43 @@ mod tests {
         assert_eq!(b.latency_points, 0.0);
         assert_eq!(b.score, 15.0);
         assert_eq!(b.rating, UNKNOWN_RATING);
+    }
+
+    #[test]
+    fn the_success_rate_is_the_ratio_of_the_recent_counts_it_names() {
+        // A long, mostly good history, then a bad patch: the rate reflects the bad patch, and
+        // the explanation's counts are the ones it was computed from.
+        let mut q = QualityTracker::default();
+        for _ in 0..3266 {
+            q.record_success(Some(1.0));
+        }
+        for i in 0..34 {
+            if i % 3 == 0 {
+                q.record_success(Some(1.0));
+            } else {
+                q.record_failure();
+            }
+        }
+        let b = q.breakdown(0);
+        assert_eq!((b.total_requests, b.successful_requests), (3300, 3278));
+        assert_eq!(b.recent_requests, SUCCESS_WINDOW);
+        assert_eq!(
+            b.success_rate,
+            round4(f64::from(b.recent_successful_requests) / f64::from(b.recent_requests)),
+            "{b:?}"
+        );
+        assert_eq!(b.success_points, round2(60.0 * b.success_rate), "{b:?}");
+        // And across a restart, from the persisted rate.
+        let restored =
+            QualityTracker::restore(3300, 3278, q.success_rate(), None, 0.0, 0, None).breakdown(0);
+        assert_eq!(restored.success_rate, b.success_rate);
+        assert_eq!(
+            (
+                restored.recent_requests,
+                restored.recent_successful_requests
+            ),
+            (b.recent_requests, b.recent_successful_requests)
+        );
     }
 
     #[test]

@@ -108,7 +108,7 @@ impl Peer {
             failure_count: self.failure_count as i64,
             total_requests: self.quality.total_requests as i64,
             successful_requests: self.quality.successful_requests as i64,
-            success_rate: self.quality.success_rate,
+            success_rate: self.quality.success_rate(),
             avg_latency_ms: latency.map(|l| l.1),
             min_latency_ms: latency.map(|l| l.0),
             max_latency_ms: latency.map(|l| l.2),

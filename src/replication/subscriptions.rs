@@ -42,8 +42,11 @@ pub(super) struct Status {
     pub error: Option<String>,
     pub failures: u32,
     pub created_at_ms: i64,
+    /// When dockets were last stored for it, or it was last found at the head of its
+    /// sources (a forward-only subscription at the head is in sync without storing anything).
     pub last_sync_at_ms: Option<i64>,
-    /// Best height seen among sources.
+    /// Docket number of the head being synced to: the best height seen among sources (the
+    /// views never show it below the height held).
     pub target_height: Option<u64>,
 }
 
@@ -153,13 +156,15 @@ impl Subscriptions {
         }
     }
 
-    /// At the head: marks the state, follows exactly the given carriers, and returns those
-    /// not followed before (to be asked to push).
-    pub fn at_head(&self, register_id: &str, carriers: &[String]) -> Vec<String> {
+    /// At the head (docket `head`): marks the state and the time, follows exactly the given
+    /// carriers, and returns those not followed before (to be asked to push).
+    pub fn at_head(&self, register_id: &str, head: u64, carriers: &[String]) -> Vec<String> {
         let mut inner = self.lock();
         let Some(sub) = inner.get_mut(register_id) else {
             return Vec::new();
         };
+        sub.status.target_height = Some(head);
+        sub.status.last_sync_at_ms = Some(now_ms());
         sub.status.state = match sub.status.mode {
             Mode::FullReplica => SyncState::FullyReplicated,
             Mode::ForwardOnly => SyncState::Active,

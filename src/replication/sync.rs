@@ -162,14 +162,15 @@ impl SubscriptionTask {
 
     /// At the head: mark the state and ask every carrier to push new dockets.
     fn at_head(&self) {
-        let carriers: Vec<String> = self
+        let carriers = self.ctx.peers.carriers(&self.register_id);
+        let ours = self
             .ctx
-            .peers
-            .carriers(&self.register_id)
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        for peer in self.ctx.subs.at_head(&self.register_id, &carriers) {
+            .chain
+            .get(&self.register_id)
+            .map_or(0, |h| h.head.number);
+        let head = carriers.iter().map(|(_, h)| h.height).fold(ours, u64::max);
+        let carriers: Vec<String> = carriers.into_iter().map(|(id, _)| id).collect();
+        for peer in self.ctx.subs.at_head(&self.register_id, head, &carriers) {
             self.ctx.peers.send(
                 &peer,
                 PeerMessage::Follow {
@@ -350,6 +351,7 @@ impl SubscriptionTask {
                 base_height,
             );
             self.ctx.chain.adopt(held, &anchor).await?;
+            self.ctx.subs.synced(register_id);
             self.ctx.advertise();
             return Ok(Progress::Advanced);
         }

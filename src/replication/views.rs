@@ -17,6 +17,8 @@ pub struct RegisterView {
     pub head_hash: Hash,
     pub latest_version: u64,
     pub base_height: u64,
+    /// Dockets stored here: from the genesis (or, forward-only, the anchor) to the head.
+    pub docket_count: u64,
     pub transaction_count: u64,
     pub pending: u64,
     pub created_at_ms: i64,
@@ -33,8 +35,10 @@ pub struct SubscriptionView {
     pub failures: u32,
     pub created_at_ms: i64,
     pub last_sync_at_ms: Option<i64>,
+    /// Docket number of the newest docket held.
     pub height: Option<u64>,
     pub latest_version: Option<u64>,
+    /// Docket number of the head being synced to, never below `height`.
     pub target_height: Option<u64>,
     pub progress_percent: f64,
 }
@@ -74,12 +78,14 @@ pub(super) fn register_view(held: &Held, sub: Option<&Status>, pending: u64) -> 
         head_hash: held.head_hash,
         latest_version: held.latest_version(),
         base_height: held.base_height,
+        docket_count: held.head.number.saturating_sub(held.base_height) + 1,
         transaction_count: held.latest_version() - held.base_version,
         pending,
         created_at_ms: held.created_at_ms,
         sync_progress_percent: progress(
             held.head.number,
-            sub.and_then(|s| s.target_height),
+            sub.and_then(|s| s.target_height)
+                .map(|t| t.max(held.head.number)),
             held.role,
             sub.map(|s| s.state),
         ),
@@ -91,6 +97,12 @@ pub(super) fn subscription_view(
     sub: &Status,
     held: Option<&Held>,
 ) -> SubscriptionView {
+    let height = held.map(|h| h.head.number);
+    // Dockets pushed after the last round can take the head past the target seen then.
+    let target_height = match (sub.target_height, height) {
+        (Some(t), Some(h)) => Some(t.max(h)),
+        (t, h) => t.or(h),
+    };
     SubscriptionView {
         register_id: register_id.to_string(),
         mode: sub.mode,
@@ -99,12 +111,12 @@ pub(super) fn subscription_view(
         failures: sub.failures,
         created_at_ms: sub.created_at_ms,
         last_sync_at_ms: sub.last_sync_at_ms,
-        height: held.map(|h| h.head.number),
+        height,
         latest_version: held.map(Held::latest_version),
-        target_height: sub.target_height,
+        target_height,
         progress_percent: progress(
-            held.map_or(0, |h| h.head.number),
-            sub.target_height,
+            height.unwrap_or(0),
+            target_height,
             sub.mode.role(),
             Some(sub.state),
         ),

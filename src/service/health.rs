@@ -332,6 +332,8 @@ mod tests {
                 validity_points: 0.0,
                 total_requests: requests,
                 successful_requests: requests,
+                recent_requests: requests.min(20) as u32,
+                recent_successful_requests: requests.min(20) as u32,
                 last_penalty: None,
             },
             ban: None,

@@ -125,3 +125,116 @@ async fn tables_fit_80_columns_and_keep_ids_and_addresses_whole() {
     b.stop().await;
     a.stop().await;
 }
+
+/// Submits `payload` to `register` at `node` and waits until it is sealed there.
+async fn seal(node: &TestNode, register: &str, payload: &str) {
+    let id = node
+        .client
+        .submit(register, payload.as_bytes().to_vec())
+        .await
+        .expect("submit")
+        .transaction_id;
+    node.wait_sealed(register, &id, PATIENCE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docket_counts_agree_across_views() {
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
+    let seed = a.seed();
+    let mut b = net.start(|c| c.seeds = vec![seed.clone()]).await;
+    let mut c = net.start(|c| c.seeds = vec![seed.clone()]).await;
+    a.client
+        .create_register("orders", true)
+        .await
+        .expect("register");
+    seal(&a, "orders", "one").await;
+    seal(&a, "orders", "two").await;
+    crate::common::replicate_along(&[&a, &b], "orders").await;
+
+    // Dockets the origin seals after B reached the head are pushed to B: the subscription
+    // never shows more dockets held than in the chain it follows.
+    seal(&a, "orders", "three").await;
+    seal(&a, "orders", "four").await;
+    let head = a
+        .register("orders")
+        .await
+        .expect("held")
+        .latest_docket_version;
+    crate::common::wait_until("B to hold the pushed dockets", PATIENCE, || async {
+        b.register("orders")
+            .await
+            .is_some_and(|r| r.latest_docket_version == head)
+    })
+    .await;
+    let sub = b.client.subscriptions().await.expect("subscriptions")[0].clone();
+    assert_eq!(sub.last_synced_docket_version, Some(head), "{sub:?}");
+    assert_eq!(sub.target_docket_version, Some(head), "{sub:?}");
+    assert_eq!(
+        sub.total_dockets_in_chain,
+        Some(head + 1),
+        "genesis counts: {sub:?}"
+    );
+    assert_eq!(sub.sync_progress_percent, 100.0);
+    let (_, table, _) = cli_at(&b, 200, &["registers", "subscriptions"]).await;
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .expect("row")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row[3..5],
+        [head.to_string(), head.to_string()],
+        "docket held and target agree: {table}"
+    );
+
+    // A forward-only subscription at the head has synced (it says when), though it stored
+    // no docket beyond its anchor.
+    wait_until_available(&c, "orders").await;
+    c.client
+        .subscribe("orders", "forward-only")
+        .await
+        .expect("subscribe");
+    crate::common::wait_until("C to be active", PATIENCE, || async {
+        c.client
+            .subscriptions()
+            .await
+            .is_ok_and(|s| s[0].sync_state == "active")
+    })
+    .await;
+    let sub = c.client.subscriptions().await.expect("subscriptions")[0].clone();
+    assert!(
+        sub.last_sync_at.is_some(),
+        "active but never synced: {sub:?}"
+    );
+    let (_, table, _) = cli_at(&c, 200, &["registers", "subscriptions"]).await;
+    assert!(!table.contains("never"), "{table}");
+
+    // What the register list and the cache view count is what a purge removes.
+    let listed = b.register("orders").await.expect("held");
+    assert_eq!(listed.docket_count, head + 1, "{listed:?}");
+    let cache = b.client.get_cache().await.expect("cache");
+    assert_eq!(cache[0].docket_count, listed.docket_count, "{cache:?}");
+    b.client
+        .unsubscribe("orders", false)
+        .await
+        .expect("unsubscribe");
+    let purged = b.client.purge("orders").await.expect("purge");
+    assert_eq!(purged.dockets_removed, listed.docket_count, "{purged:?}");
+    assert_eq!(purged.transactions_removed, listed.transaction_count);
+
+    c.stop().await;
+    b.stop().await;
+    a.stop().await;
+}
+
+async fn wait_until_available(node: &TestNode, register: &str) {
+    crate::common::wait_until("the register to be advertised", PATIENCE, || async {
+        node.client.available_registers().await.is_ok_and(|r| {
+            r.iter()
+                .any(|a| a.register_id == register && a.full_replica_peer_count > 0)
+        })
+    })
+    .await;
+}
