@@ -1,4 +1,4 @@
-_sorcha__peer() {
+_sorcha_peer() {
     local i cur prev opts cmd
     COMPREPLY=()
     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
@@ -14,235 +14,235 @@ _sorcha__peer() {
     do
         case "${cmd},${i}" in
             ",$1")
-                cmd="sorcha__peer"
+                cmd="sorcha_peer"
                 ;;
-            sorcha__peer,completions)
-                cmd="sorcha__peer__subcmd__completions"
+            sorcha_peer,completions)
+                cmd="sorcha_peer__subcmd__completions"
                 ;;
-            sorcha__peer,config)
-                cmd="sorcha__peer__subcmd__config"
+            sorcha_peer,config)
+                cmd="sorcha_peer__subcmd__config"
                 ;;
-            sorcha__peer,help)
-                cmd="sorcha__peer__subcmd__help"
+            sorcha_peer,help)
+                cmd="sorcha_peer__subcmd__help"
                 ;;
-            sorcha__peer,lag)
-                cmd="sorcha__peer__subcmd__lag"
+            sorcha_peer,lag)
+                cmd="sorcha_peer__subcmd__lag"
                 ;;
-            sorcha__peer,peers)
-                cmd="sorcha__peer__subcmd__peers"
+            sorcha_peer,peers)
+                cmd="sorcha_peer__subcmd__peers"
                 ;;
-            sorcha__peer,registers)
-                cmd="sorcha__peer__subcmd__registers"
+            sorcha_peer,registers)
+                cmd="sorcha_peer__subcmd__registers"
                 ;;
-            sorcha__peer,serve)
-                cmd="sorcha__peer__subcmd__serve"
+            sorcha_peer,serve)
+                cmd="sorcha_peer__subcmd__serve"
                 ;;
-            sorcha__peer,status)
-                cmd="sorcha__peer__subcmd__status"
+            sorcha_peer,status)
+                cmd="sorcha_peer__subcmd__status"
                 ;;
-            sorcha__peer,tx)
-                cmd="sorcha__peer__subcmd__tx"
+            sorcha_peer,tx)
+                cmd="sorcha_peer__subcmd__tx"
                 ;;
-            sorcha__peer,version)
-                cmd="sorcha__peer__subcmd__version"
+            sorcha_peer,version)
+                cmd="sorcha_peer__subcmd__version"
                 ;;
-            sorcha__peer__subcmd__config,default)
-                cmd="sorcha__peer__subcmd__config__subcmd__default"
+            sorcha_peer__subcmd__config,default)
+                cmd="sorcha_peer__subcmd__config__subcmd__default"
                 ;;
-            sorcha__peer__subcmd__config,help)
-                cmd="sorcha__peer__subcmd__config__subcmd__help"
+            sorcha_peer__subcmd__config,help)
+                cmd="sorcha_peer__subcmd__config__subcmd__help"
                 ;;
-            sorcha__peer__subcmd__config__subcmd__help,default)
-                cmd="sorcha__peer__subcmd__config__subcmd__help__subcmd__default"
+            sorcha_peer__subcmd__config__subcmd__help,default)
+                cmd="sorcha_peer__subcmd__config__subcmd__help__subcmd__default"
                 ;;
-            sorcha__peer__subcmd__config__subcmd__help,help)
-                cmd="sorcha__peer__subcmd__config__subcmd__help__subcmd__help"
+            sorcha_peer__subcmd__config__subcmd__help,help)
+                cmd="sorcha_peer__subcmd__config__subcmd__help__subcmd__help"
                 ;;
-            sorcha__peer__subcmd__help,completions)
-                cmd="sorcha__peer__subcmd__help__subcmd__completions"
+            sorcha_peer__subcmd__help,completions)
+                cmd="sorcha_peer__subcmd__help__subcmd__completions"
                 ;;
-            sorcha__peer__subcmd__help,config)
-                cmd="sorcha__peer__subcmd__help__subcmd__config"
+            sorcha_peer__subcmd__help,config)
+                cmd="sorcha_peer__subcmd__help__subcmd__config"
                 ;;
-            sorcha__peer__subcmd__help,help)
-                cmd="sorcha__peer__subcmd__help__subcmd__help"
+            sorcha_peer__subcmd__help,help)
+                cmd="sorcha_peer__subcmd__help__subcmd__help"
                 ;;
-            sorcha__peer__subcmd__help,lag)
-                cmd="sorcha__peer__subcmd__help__subcmd__lag"
+            sorcha_peer__subcmd__help,lag)
+                cmd="sorcha_peer__subcmd__help__subcmd__lag"
                 ;;
-            sorcha__peer__subcmd__help,peers)
-                cmd="sorcha__peer__subcmd__help__subcmd__peers"
+            sorcha_peer__subcmd__help,peers)
+                cmd="sorcha_peer__subcmd__help__subcmd__peers"
                 ;;
-            sorcha__peer__subcmd__help,registers)
-                cmd="sorcha__peer__subcmd__help__subcmd__registers"
+            sorcha_peer__subcmd__help,registers)
+                cmd="sorcha_peer__subcmd__help__subcmd__registers"
                 ;;
-            sorcha__peer__subcmd__help,serve)
-                cmd="sorcha__peer__subcmd__help__subcmd__serve"
+            sorcha_peer__subcmd__help,serve)
+                cmd="sorcha_peer__subcmd__help__subcmd__serve"
                 ;;
-            sorcha__peer__subcmd__help,status)
-                cmd="sorcha__peer__subcmd__help__subcmd__status"
+            sorcha_peer__subcmd__help,status)
+                cmd="sorcha_peer__subcmd__help__subcmd__status"
                 ;;
-            sorcha__peer__subcmd__help,tx)
-                cmd="sorcha__peer__subcmd__help__subcmd__tx"
+            sorcha_peer__subcmd__help,tx)
+                cmd="sorcha_peer__subcmd__help__subcmd__tx"
                 ;;
-            sorcha__peer__subcmd__help,version)
-                cmd="sorcha__peer__subcmd__help__subcmd__version"
+            sorcha_peer__subcmd__help,version)
+                cmd="sorcha_peer__subcmd__help__subcmd__version"
                 ;;
-            sorcha__peer__subcmd__help__subcmd__config,default)
-                cmd="sorcha__peer__subcmd__help__subcmd__config__subcmd__default"
+            sorcha_peer__subcmd__help__subcmd__config,default)
+                cmd="sorcha_peer__subcmd__help__subcmd__config__subcmd__default"
                 ;;
-            sorcha__peer__subcmd__help__subcmd__peers,ban)
-                cmd="sorcha__peer__subcmd__help__subcmd__peers__subcmd__ban"
+            sorcha_peer__subcmd__help__subcmd__peers,ban)
+                cmd="sorcha_peer__subcmd__help__subcmd__peers__subcmd__ban"
                 ;;
-            sorcha__peer__subcmd__help__subcmd__peers,bans)
-                cmd="sorcha__peer__subcmd__help__subcmd__peers__subcmd__bans"
+            sorcha_peer__subcmd__help__subcmd__peers,bans)
+                cmd="sorcha_peer__subcmd__help__subcmd__peers__subcmd__bans"
                 ;;
-            sorcha__peer__subcmd__help__subcmd__peers,get)
-                cmd="sorcha__peer__subcmd__help__subcmd__peers__subcmd__get"
+            sorcha_peer__subcmd__help__subcmd__peers,get)
+                cmd="sorcha_peer__subcmd__help__subcmd__peers__subcmd__get"
                 ;;
-            sorcha__peer__subcmd__help__subcmd__peers,list)
-                cmd="sorcha__peer__subcmd__help__subcmd__peers__subcmd__list"
+            sorcha_peer__subcmd__help__subcmd__peers,list)
+                cmd="sorcha_peer__subcmd__help__subcmd__peers__subcmd__list"
                 ;;
-            sorcha__peer__subcmd__help__subcmd__peers,reset)
-                cmd="sorcha__peer__subcmd__help__subcmd__peers__subcmd__reset"
+            sorcha_peer__subcmd__help__subcmd__peers,reset)
+                cmd="sorcha_peer__subcmd__help__subcmd__peers__subcmd__reset"
                 ;;
-            sorcha__peer__subcmd__help__subcmd__peers,unban)
-                cmd="sorcha__peer__subcmd__help__subcmd__peers__subcmd__unban"
+            sorcha_peer__subcmd__help__subcmd__peers,unban)
+                cmd="sorcha_peer__subcmd__help__subcmd__peers__subcmd__unban"
                 ;;
-            sorcha__peer__subcmd__help__subcmd__registers,available)
-                cmd="sorcha__peer__subcmd__help__subcmd__registers__subcmd__available"
+            sorcha_peer__subcmd__help__subcmd__registers,available)
+                cmd="sorcha_peer__subcmd__help__subcmd__registers__subcmd__available"
                 ;;
-            sorcha__peer__subcmd__help__subcmd__registers,create)
-                cmd="sorcha__peer__subcmd__help__subcmd__registers__subcmd__create"
+            sorcha_peer__subcmd__help__subcmd__registers,create)
+                cmd="sorcha_peer__subcmd__help__subcmd__registers__subcmd__create"
                 ;;
-            sorcha__peer__subcmd__help__subcmd__registers,list)
-                cmd="sorcha__peer__subcmd__help__subcmd__registers__subcmd__list"
+            sorcha_peer__subcmd__help__subcmd__registers,list)
+                cmd="sorcha_peer__subcmd__help__subcmd__registers__subcmd__list"
                 ;;
-            sorcha__peer__subcmd__help__subcmd__registers,purge)
-                cmd="sorcha__peer__subcmd__help__subcmd__registers__subcmd__purge"
+            sorcha_peer__subcmd__help__subcmd__registers,purge)
+                cmd="sorcha_peer__subcmd__help__subcmd__registers__subcmd__purge"
                 ;;
-            sorcha__peer__subcmd__help__subcmd__registers,subscribe)
-                cmd="sorcha__peer__subcmd__help__subcmd__registers__subcmd__subscribe"
+            sorcha_peer__subcmd__help__subcmd__registers,subscribe)
+                cmd="sorcha_peer__subcmd__help__subcmd__registers__subcmd__subscribe"
                 ;;
-            sorcha__peer__subcmd__help__subcmd__registers,subscriptions)
-                cmd="sorcha__peer__subcmd__help__subcmd__registers__subcmd__subscriptions"
+            sorcha_peer__subcmd__help__subcmd__registers,subscriptions)
+                cmd="sorcha_peer__subcmd__help__subcmd__registers__subcmd__subscriptions"
                 ;;
-            sorcha__peer__subcmd__help__subcmd__registers,unsubscribe)
-                cmd="sorcha__peer__subcmd__help__subcmd__registers__subcmd__unsubscribe"
+            sorcha_peer__subcmd__help__subcmd__registers,unsubscribe)
+                cmd="sorcha_peer__subcmd__help__subcmd__registers__subcmd__unsubscribe"
                 ;;
-            sorcha__peer__subcmd__help__subcmd__tx,get)
-                cmd="sorcha__peer__subcmd__help__subcmd__tx__subcmd__get"
+            sorcha_peer__subcmd__help__subcmd__tx,get)
+                cmd="sorcha_peer__subcmd__help__subcmd__tx__subcmd__get"
                 ;;
-            sorcha__peer__subcmd__help__subcmd__tx,submit)
-                cmd="sorcha__peer__subcmd__help__subcmd__tx__subcmd__submit"
+            sorcha_peer__subcmd__help__subcmd__tx,submit)
+                cmd="sorcha_peer__subcmd__help__subcmd__tx__subcmd__submit"
                 ;;
-            sorcha__peer__subcmd__peers,ban)
-                cmd="sorcha__peer__subcmd__peers__subcmd__ban"
+            sorcha_peer__subcmd__peers,ban)
+                cmd="sorcha_peer__subcmd__peers__subcmd__ban"
                 ;;
-            sorcha__peer__subcmd__peers,bans)
-                cmd="sorcha__peer__subcmd__peers__subcmd__bans"
+            sorcha_peer__subcmd__peers,bans)
+                cmd="sorcha_peer__subcmd__peers__subcmd__bans"
                 ;;
-            sorcha__peer__subcmd__peers,get)
-                cmd="sorcha__peer__subcmd__peers__subcmd__get"
+            sorcha_peer__subcmd__peers,get)
+                cmd="sorcha_peer__subcmd__peers__subcmd__get"
                 ;;
-            sorcha__peer__subcmd__peers,help)
-                cmd="sorcha__peer__subcmd__peers__subcmd__help"
+            sorcha_peer__subcmd__peers,help)
+                cmd="sorcha_peer__subcmd__peers__subcmd__help"
                 ;;
-            sorcha__peer__subcmd__peers,list)
-                cmd="sorcha__peer__subcmd__peers__subcmd__list"
+            sorcha_peer__subcmd__peers,list)
+                cmd="sorcha_peer__subcmd__peers__subcmd__list"
                 ;;
-            sorcha__peer__subcmd__peers,reset)
-                cmd="sorcha__peer__subcmd__peers__subcmd__reset"
+            sorcha_peer__subcmd__peers,reset)
+                cmd="sorcha_peer__subcmd__peers__subcmd__reset"
                 ;;
-            sorcha__peer__subcmd__peers,unban)
-                cmd="sorcha__peer__subcmd__peers__subcmd__unban"
+            sorcha_peer__subcmd__peers,unban)
+                cmd="sorcha_peer__subcmd__peers__subcmd__unban"
                 ;;
-            sorcha__peer__subcmd__peers__subcmd__help,ban)
-                cmd="sorcha__peer__subcmd__peers__subcmd__help__subcmd__ban"
+            sorcha_peer__subcmd__peers__subcmd__help,ban)
+                cmd="sorcha_peer__subcmd__peers__subcmd__help__subcmd__ban"
                 ;;
-            sorcha__peer__subcmd__peers__subcmd__help,bans)
-                cmd="sorcha__peer__subcmd__peers__subcmd__help__subcmd__bans"
+            sorcha_peer__subcmd__peers__subcmd__help,bans)
+                cmd="sorcha_peer__subcmd__peers__subcmd__help__subcmd__bans"
                 ;;
-            sorcha__peer__subcmd__peers__subcmd__help,get)
-                cmd="sorcha__peer__subcmd__peers__subcmd__help__subcmd__get"
+            sorcha_peer__subcmd__peers__subcmd__help,get)
+                cmd="sorcha_peer__subcmd__peers__subcmd__help__subcmd__get"
                 ;;
-            sorcha__peer__subcmd__peers__subcmd__help,help)
-                cmd="sorcha__peer__subcmd__peers__subcmd__help__subcmd__help"
+            sorcha_peer__subcmd__peers__subcmd__help,help)
+                cmd="sorcha_peer__subcmd__peers__subcmd__help__subcmd__help"
                 ;;
-            sorcha__peer__subcmd__peers__subcmd__help,list)
-                cmd="sorcha__peer__subcmd__peers__subcmd__help__subcmd__list"
+            sorcha_peer__subcmd__peers__subcmd__help,list)
+                cmd="sorcha_peer__subcmd__peers__subcmd__help__subcmd__list"
                 ;;
-            sorcha__peer__subcmd__peers__subcmd__help,reset)
-                cmd="sorcha__peer__subcmd__peers__subcmd__help__subcmd__reset"
+            sorcha_peer__subcmd__peers__subcmd__help,reset)
+                cmd="sorcha_peer__subcmd__peers__subcmd__help__subcmd__reset"
                 ;;
-            sorcha__peer__subcmd__peers__subcmd__help,unban)
-                cmd="sorcha__peer__subcmd__peers__subcmd__help__subcmd__unban"
+            sorcha_peer__subcmd__peers__subcmd__help,unban)
+                cmd="sorcha_peer__subcmd__peers__subcmd__help__subcmd__unban"
                 ;;
-            sorcha__peer__subcmd__registers,available)
-                cmd="sorcha__peer__subcmd__registers__subcmd__available"
+            sorcha_peer__subcmd__registers,available)
+                cmd="sorcha_peer__subcmd__registers__subcmd__available"
                 ;;
-            sorcha__peer__subcmd__registers,create)
-                cmd="sorcha__peer__subcmd__registers__subcmd__create"
+            sorcha_peer__subcmd__registers,create)
+                cmd="sorcha_peer__subcmd__registers__subcmd__create"
                 ;;
-            sorcha__peer__subcmd__registers,help)
-                cmd="sorcha__peer__subcmd__registers__subcmd__help"
+            sorcha_peer__subcmd__registers,help)
+                cmd="sorcha_peer__subcmd__registers__subcmd__help"
                 ;;
-            sorcha__peer__subcmd__registers,list)
-                cmd="sorcha__peer__subcmd__registers__subcmd__list"
+            sorcha_peer__subcmd__registers,list)
+                cmd="sorcha_peer__subcmd__registers__subcmd__list"
                 ;;
-            sorcha__peer__subcmd__registers,purge)
-                cmd="sorcha__peer__subcmd__registers__subcmd__purge"
+            sorcha_peer__subcmd__registers,purge)
+                cmd="sorcha_peer__subcmd__registers__subcmd__purge"
                 ;;
-            sorcha__peer__subcmd__registers,subscribe)
-                cmd="sorcha__peer__subcmd__registers__subcmd__subscribe"
+            sorcha_peer__subcmd__registers,subscribe)
+                cmd="sorcha_peer__subcmd__registers__subcmd__subscribe"
                 ;;
-            sorcha__peer__subcmd__registers,subscriptions)
-                cmd="sorcha__peer__subcmd__registers__subcmd__subscriptions"
+            sorcha_peer__subcmd__registers,subscriptions)
+                cmd="sorcha_peer__subcmd__registers__subcmd__subscriptions"
                 ;;
-            sorcha__peer__subcmd__registers,unsubscribe)
-                cmd="sorcha__peer__subcmd__registers__subcmd__unsubscribe"
+            sorcha_peer__subcmd__registers,unsubscribe)
+                cmd="sorcha_peer__subcmd__registers__subcmd__unsubscribe"
                 ;;
-            sorcha__peer__subcmd__registers__subcmd__help,available)
-                cmd="sorcha__peer__subcmd__registers__subcmd__help__subcmd__available"
+            sorcha_peer__subcmd__registers__subcmd__help,available)
+                cmd="sorcha_peer__subcmd__registers__subcmd__help__subcmd__available"
                 ;;
-            sorcha__peer__subcmd__registers__subcmd__help,create)
-                cmd="sorcha__peer__subcmd__registers__subcmd__help__subcmd__create"
+            sorcha_peer__subcmd__registers__subcmd__help,create)
+                cmd="sorcha_peer__subcmd__registers__subcmd__help__subcmd__create"
                 ;;
-            sorcha__peer__subcmd__registers__subcmd__help,help)
-                cmd="sorcha__peer__subcmd__registers__subcmd__help__subcmd__help"
+            sorcha_peer__subcmd__registers__subcmd__help,help)
+                cmd="sorcha_peer__subcmd__registers__subcmd__help__subcmd__help"
                 ;;
-            sorcha__peer__subcmd__registers__subcmd__help,list)
-                cmd="sorcha__peer__subcmd__registers__subcmd__help__subcmd__list"
+            sorcha_peer__subcmd__registers__subcmd__help,list)
+                cmd="sorcha_peer__subcmd__registers__subcmd__help__subcmd__list"
                 ;;
-            sorcha__peer__subcmd__registers__subcmd__help,purge)
-                cmd="sorcha__peer__subcmd__registers__subcmd__help__subcmd__purge"
+            sorcha_peer__subcmd__registers__subcmd__help,purge)
+                cmd="sorcha_peer__subcmd__registers__subcmd__help__subcmd__purge"
                 ;;
-            sorcha__peer__subcmd__registers__subcmd__help,subscribe)
-                cmd="sorcha__peer__subcmd__registers__subcmd__help__subcmd__subscribe"
+            sorcha_peer__subcmd__registers__subcmd__help,subscribe)
+                cmd="sorcha_peer__subcmd__registers__subcmd__help__subcmd__subscribe"
                 ;;
-            sorcha__peer__subcmd__registers__subcmd__help,subscriptions)
-                cmd="sorcha__peer__subcmd__registers__subcmd__help__subcmd__subscriptions"
+            sorcha_peer__subcmd__registers__subcmd__help,subscriptions)
+                cmd="sorcha_peer__subcmd__registers__subcmd__help__subcmd__subscriptions"
                 ;;
-            sorcha__peer__subcmd__registers__subcmd__help,unsubscribe)
-                cmd="sorcha__peer__subcmd__registers__subcmd__help__subcmd__unsubscribe"
+            sorcha_peer__subcmd__registers__subcmd__help,unsubscribe)
+                cmd="sorcha_peer__subcmd__registers__subcmd__help__subcmd__unsubscribe"
                 ;;
-            sorcha__peer__subcmd__tx,get)
-                cmd="sorcha__peer__subcmd__tx__subcmd__get"
+            sorcha_peer__subcmd__tx,get)
+                cmd="sorcha_peer__subcmd__tx__subcmd__get"
                 ;;
-            sorcha__peer__subcmd__tx,help)
-                cmd="sorcha__peer__subcmd__tx__subcmd__help"
+            sorcha_peer__subcmd__tx,help)
+                cmd="sorcha_peer__subcmd__tx__subcmd__help"
                 ;;
-            sorcha__peer__subcmd__tx,submit)
-                cmd="sorcha__peer__subcmd__tx__subcmd__submit"
+            sorcha_peer__subcmd__tx,submit)
+                cmd="sorcha_peer__subcmd__tx__subcmd__submit"
                 ;;
-            sorcha__peer__subcmd__tx__subcmd__help,get)
-                cmd="sorcha__peer__subcmd__tx__subcmd__help__subcmd__get"
+            sorcha_peer__subcmd__tx__subcmd__help,get)
+                cmd="sorcha_peer__subcmd__tx__subcmd__help__subcmd__get"
                 ;;
-            sorcha__peer__subcmd__tx__subcmd__help,help)
-                cmd="sorcha__peer__subcmd__tx__subcmd__help__subcmd__help"
+            sorcha_peer__subcmd__tx__subcmd__help,help)
+                cmd="sorcha_peer__subcmd__tx__subcmd__help__subcmd__help"
                 ;;
-            sorcha__peer__subcmd__tx__subcmd__help,submit)
-                cmd="sorcha__peer__subcmd__tx__subcmd__help__subcmd__submit"
+            sorcha_peer__subcmd__tx__subcmd__help,submit)
+                cmd="sorcha_peer__subcmd__tx__subcmd__help__subcmd__submit"
                 ;;
             *)
                 ;;
@@ -250,7 +250,7 @@ _sorcha__peer() {
     done
 
     case "${cmd}" in
-        sorcha__peer)
+        sorcha_peer)
             opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version serve status peers registers tx lag config version completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -284,7 +284,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__completions)
+        sorcha_peer__subcmd__completions)
             opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -318,7 +318,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__config)
+        sorcha_peer__subcmd__config)
             opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version default help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -352,7 +352,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__config__subcmd__default)
+        sorcha_peer__subcmd__config__subcmd__default)
             opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -386,7 +386,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__config__subcmd__help)
+        sorcha_peer__subcmd__config__subcmd__help)
             opts="default help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -400,7 +400,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__config__subcmd__help__subcmd__default)
+        sorcha_peer__subcmd__config__subcmd__help__subcmd__default)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -414,7 +414,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__config__subcmd__help__subcmd__help)
+        sorcha_peer__subcmd__config__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -428,7 +428,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help)
+        sorcha_peer__subcmd__help)
             opts="serve status peers registers tx lag config version completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -442,7 +442,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__completions)
+        sorcha_peer__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -456,7 +456,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__config)
+        sorcha_peer__subcmd__help__subcmd__config)
             opts="default"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -470,7 +470,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__config__subcmd__default)
+        sorcha_peer__subcmd__help__subcmd__config__subcmd__default)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -484,7 +484,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__help)
+        sorcha_peer__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -498,7 +498,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__lag)
+        sorcha_peer__subcmd__help__subcmd__lag)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -512,7 +512,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__peers)
+        sorcha_peer__subcmd__help__subcmd__peers)
             opts="list get ban unban reset bans"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -526,7 +526,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__peers__subcmd__ban)
+        sorcha_peer__subcmd__help__subcmd__peers__subcmd__ban)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -540,7 +540,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__peers__subcmd__bans)
+        sorcha_peer__subcmd__help__subcmd__peers__subcmd__bans)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -554,7 +554,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__peers__subcmd__get)
+        sorcha_peer__subcmd__help__subcmd__peers__subcmd__get)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -568,7 +568,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__peers__subcmd__list)
+        sorcha_peer__subcmd__help__subcmd__peers__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -582,7 +582,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__peers__subcmd__reset)
+        sorcha_peer__subcmd__help__subcmd__peers__subcmd__reset)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -596,7 +596,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__peers__subcmd__unban)
+        sorcha_peer__subcmd__help__subcmd__peers__subcmd__unban)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -610,7 +610,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__registers)
+        sorcha_peer__subcmd__help__subcmd__registers)
             opts="list available create subscribe unsubscribe purge subscriptions"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -624,7 +624,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__registers__subcmd__available)
+        sorcha_peer__subcmd__help__subcmd__registers__subcmd__available)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -638,7 +638,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__registers__subcmd__create)
+        sorcha_peer__subcmd__help__subcmd__registers__subcmd__create)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -652,7 +652,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__registers__subcmd__list)
+        sorcha_peer__subcmd__help__subcmd__registers__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -666,7 +666,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__registers__subcmd__purge)
+        sorcha_peer__subcmd__help__subcmd__registers__subcmd__purge)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -680,7 +680,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__registers__subcmd__subscribe)
+        sorcha_peer__subcmd__help__subcmd__registers__subcmd__subscribe)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -694,7 +694,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__registers__subcmd__subscriptions)
+        sorcha_peer__subcmd__help__subcmd__registers__subcmd__subscriptions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -708,7 +708,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__registers__subcmd__unsubscribe)
+        sorcha_peer__subcmd__help__subcmd__registers__subcmd__unsubscribe)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -722,7 +722,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__serve)
+        sorcha_peer__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -736,7 +736,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__status)
+        sorcha_peer__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -750,7 +750,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__tx)
+        sorcha_peer__subcmd__help__subcmd__tx)
             opts="submit get"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -764,7 +764,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__tx__subcmd__get)
+        sorcha_peer__subcmd__help__subcmd__tx__subcmd__get)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -778,7 +778,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__tx__subcmd__submit)
+        sorcha_peer__subcmd__help__subcmd__tx__subcmd__submit)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -792,7 +792,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__help__subcmd__version)
+        sorcha_peer__subcmd__help__subcmd__version)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -806,7 +806,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__lag)
+        sorcha_peer__subcmd__lag)
             opts="-o -q -h -V --against --register --max-lag --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -852,7 +852,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__peers)
+        sorcha_peer__subcmd__peers)
             opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version list get ban unban reset bans help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -886,7 +886,10 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__peers__subcmd__ban)
+        sorcha_peer__subcmd__peers__subcmd__ban)
+            if [[ ${cur} != -* && ${prev} != -* ]] && _sorcha_peer_peer_ids "${cur}"; then
+                return 0
+            fi
             opts="-o -q -h -V --reason --duration --force --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -928,7 +931,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__peers__subcmd__bans)
+        sorcha_peer__subcmd__peers__subcmd__bans)
             opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -962,7 +965,10 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__peers__subcmd__get)
+        sorcha_peer__subcmd__peers__subcmd__get)
+            if [[ ${cur} != -* && ${prev} != -* ]] && _sorcha_peer_peer_ids "${cur}"; then
+                return 0
+            fi
             opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -996,7 +1002,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__peers__subcmd__help)
+        sorcha_peer__subcmd__peers__subcmd__help)
             opts="list get ban unban reset bans help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1010,7 +1016,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__peers__subcmd__help__subcmd__ban)
+        sorcha_peer__subcmd__peers__subcmd__help__subcmd__ban)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1024,7 +1030,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__peers__subcmd__help__subcmd__bans)
+        sorcha_peer__subcmd__peers__subcmd__help__subcmd__bans)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1038,7 +1044,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__peers__subcmd__help__subcmd__get)
+        sorcha_peer__subcmd__peers__subcmd__help__subcmd__get)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1052,7 +1058,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__peers__subcmd__help__subcmd__help)
+        sorcha_peer__subcmd__peers__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1066,7 +1072,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__peers__subcmd__help__subcmd__list)
+        sorcha_peer__subcmd__peers__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1080,7 +1086,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__peers__subcmd__help__subcmd__reset)
+        sorcha_peer__subcmd__peers__subcmd__help__subcmd__reset)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1094,7 +1100,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__peers__subcmd__help__subcmd__unban)
+        sorcha_peer__subcmd__peers__subcmd__help__subcmd__unban)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1108,7 +1114,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__peers__subcmd__list)
+        sorcha_peer__subcmd__peers__subcmd__list)
             opts="-o -q -h -V --state --limit --sort --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1154,7 +1160,10 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__peers__subcmd__reset)
+        sorcha_peer__subcmd__peers__subcmd__reset)
+            if [[ ${cur} != -* && ${prev} != -* ]] && _sorcha_peer_peer_ids "${cur}"; then
+                return 0
+            fi
             opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1188,7 +1197,10 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__peers__subcmd__unban)
+        sorcha_peer__subcmd__peers__subcmd__unban)
+            if [[ ${cur} != -* && ${prev} != -* ]] && _sorcha_peer_peer_ids "${cur}"; then
+                return 0
+            fi
             opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1222,7 +1234,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__registers)
+        sorcha_peer__subcmd__registers)
             opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version list available create subscribe unsubscribe purge subscriptions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1256,7 +1268,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__registers__subcmd__available)
+        sorcha_peer__subcmd__registers__subcmd__available)
             opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1290,7 +1302,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__registers__subcmd__create)
+        sorcha_peer__subcmd__registers__subcmd__create)
             opts="-o -q -h -V --public --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1324,7 +1336,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__registers__subcmd__help)
+        sorcha_peer__subcmd__registers__subcmd__help)
             opts="list available create subscribe unsubscribe purge subscriptions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1338,7 +1350,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__registers__subcmd__help__subcmd__available)
+        sorcha_peer__subcmd__registers__subcmd__help__subcmd__available)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1352,7 +1364,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__registers__subcmd__help__subcmd__create)
+        sorcha_peer__subcmd__registers__subcmd__help__subcmd__create)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1366,7 +1378,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__registers__subcmd__help__subcmd__help)
+        sorcha_peer__subcmd__registers__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1380,7 +1392,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__registers__subcmd__help__subcmd__list)
+        sorcha_peer__subcmd__registers__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1394,7 +1406,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__registers__subcmd__help__subcmd__purge)
+        sorcha_peer__subcmd__registers__subcmd__help__subcmd__purge)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1408,7 +1420,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__registers__subcmd__help__subcmd__subscribe)
+        sorcha_peer__subcmd__registers__subcmd__help__subcmd__subscribe)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1422,7 +1434,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__registers__subcmd__help__subcmd__subscriptions)
+        sorcha_peer__subcmd__registers__subcmd__help__subcmd__subscriptions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1436,7 +1448,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__registers__subcmd__help__subcmd__unsubscribe)
+        sorcha_peer__subcmd__registers__subcmd__help__subcmd__unsubscribe)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1450,7 +1462,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__registers__subcmd__list)
+        sorcha_peer__subcmd__registers__subcmd__list)
             opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1484,7 +1496,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__registers__subcmd__purge)
+        sorcha_peer__subcmd__registers__subcmd__purge)
             opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1518,7 +1530,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__registers__subcmd__subscribe)
+        sorcha_peer__subcmd__registers__subcmd__subscribe)
             opts="-o -q -h -V --mode --wait --timeout --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1560,7 +1572,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__registers__subcmd__subscriptions)
+        sorcha_peer__subcmd__registers__subcmd__subscriptions)
             opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1594,7 +1606,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__registers__subcmd__unsubscribe)
+        sorcha_peer__subcmd__registers__subcmd__unsubscribe)
             opts="-o -q -h -V --purge --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1628,7 +1640,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__serve)
+        sorcha_peer__subcmd__serve)
             opts="-o -q -h -V --config --listen --admin-listen --advertise-address --seed --database-url --name --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1690,7 +1702,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__status)
+        sorcha_peer__subcmd__status)
             opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1724,7 +1736,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__tx)
+        sorcha_peer__subcmd__tx)
             opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version submit get help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1758,7 +1770,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__tx__subcmd__get)
+        sorcha_peer__subcmd__tx__subcmd__get)
             opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1792,7 +1804,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__tx__subcmd__help)
+        sorcha_peer__subcmd__tx__subcmd__help)
             opts="submit get help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1806,7 +1818,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__tx__subcmd__help__subcmd__get)
+        sorcha_peer__subcmd__tx__subcmd__help__subcmd__get)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1820,7 +1832,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__tx__subcmd__help__subcmd__help)
+        sorcha_peer__subcmd__tx__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1834,7 +1846,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__tx__subcmd__help__subcmd__submit)
+        sorcha_peer__subcmd__tx__subcmd__help__subcmd__submit)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1848,7 +1860,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__tx__subcmd__submit)
+        sorcha_peer__subcmd__tx__subcmd__submit)
             opts="-o -q -h -V --lines --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1882,7 +1894,7 @@ _sorcha__peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sorcha__subcmd__peer__subcmd__version)
+        sorcha_peer__subcmd__version)
             opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1920,7 +1932,17 @@ _sorcha__peer() {
 }
 
 if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERSINFO[0]}" -gt 4 ]]; then
-    complete -F _sorcha__peer -o nosort -o bashdefault -o default sorcha-peer
+    complete -F _sorcha_peer -o nosort -o bashdefault -o default sorcha-peer
 else
-    complete -F _sorcha__peer -o bashdefault -o default sorcha-peer
+    complete -F _sorcha_peer -o bashdefault -o default sorcha-peer
 fi
+
+# Peer IDs known to the node the command line names (--node, --token, --data-dir), for the
+# arguments that take a peer; fails quietly (no candidates) when the node is down.
+_sorcha_peer_peer_ids() {
+    local ids
+    ids="$("${COMP_WORDS[0]}" __complete-peers -- "${COMP_WORDS[@]:0:COMP_CWORD}" 2>/dev/null)"
+    [[ -n "${ids}" ]] || return 1
+    COMPREPLY=( $(compgen -W "${ids}" -- "$1") )
+    [[ ${#COMPREPLY[@]} -gt 0 ]]
+}

@@ -421,3 +421,10 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from tx" -f -a "submit" -d 'Submit a transaction (the whole input), or one per line with --lines'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from tx" -f -a "get" -d 'Show a transaction: pending, or sealed with its version and docket number'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "default" -d 'Print an annotated configuration file with every key at its default'
+
+# Peer IDs known to the node the command line names, for the arguments that take a peer.
+function __fish_sorcha_peer_peer_ids
+    set -l cmd (commandline -opc)
+    $cmd[1] __complete-peers -- $cmd 2>/dev/null
+end
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from get ban unban reset disconnect" -f -a "(__fish_sorcha_peer_peer_ids)"

@@ -68,6 +68,19 @@ impl AdminClient {
         })
     }
 
+    /// The same client, giving up on the node after `limit` (connecting included).
+    pub fn with_timeout(self, limit: Duration) -> Result<AdminClient, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(limit)
+            .connect_timeout(limit)
+            .build()
+            .map_err(|e| ClientError::Unreachable {
+                url: self.base.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(AdminClient { http, ..self })
+    }
+
     pub fn base_url(&self) -> &str {
         &self.base
     }

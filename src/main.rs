@@ -4,6 +4,17 @@ use clap::Parser;
 use sorcha_peer::cli::{self, Cli};
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(cli::generate::COMPLETE_PEERS) {
+        // Called by the completion scripts on every TAB: no logging, no clap.
+        let code = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_or(cli::EXIT_FAILED, |rt| {
+                rt.block_on(cli::complete_peers(&args[2..]))
+            });
+        std::process::exit(code);
+    }
     let cli = Cli::parse();
     if !matches!(cli.command, cli::Command::Serve(_)) {
         // Client commands log only warnings, to stderr, so stdout stays clean for JSON.

@@ -6,11 +6,22 @@ use std::io::Write;
 use std::path::Path;
 
 use clap::CommandFactory;
-use clap_complete::Shell;
+use clap_complete::{Generator, Shell};
 
 use super::Cli;
 
 const BIN: &str = "sorcha-peer";
+/// The name the bash script is generated under: clap_complete's bash generator mangles a
+/// hyphenated name inconsistently (its dispatch says `sorcha__peer__subcmd__peers`, its cases
+/// `sorcha__subcmd__peer__subcmd__peers`), so every level below the top completed file names.
+/// Generated as `sorcha_peer`, then registered for `sorcha-peer`.
+const BASH_IDENT: &str = "sorcha_peer";
+
+/// The hidden command the scripts call to complete peer IDs from the local node.
+pub const COMPLETE_PEERS: &str = "__complete-peers";
+
+/// Subcommands (below `peers`) whose first argument is a peer.
+const PEER_ARGUMENT_COMMANDS: [&str; 5] = ["get", "ban", "unban", "reset", "disconnect"];
 
 /// Shells with a committed completion script.
 pub const SHELLS: [Shell; 5] = [
@@ -21,16 +32,120 @@ pub const SHELLS: [Shell; 5] = [
     Shell::PowerShell,
 ];
 
-/// Writes the completion script for `shell`.
-pub fn completion(shell: Shell, out: &mut dyn Write) {
-    clap_complete::generate(shell, &mut Cli::command(), BIN, out);
+/// Writes the completion script for `shell`: subcommands complete at every level, and (bash,
+/// zsh, fish) peer arguments complete with the IDs of the peers the node knows, asked through
+/// the hidden `__complete-peers` command, which prints nothing when the node cannot be reached.
+pub fn completion(shell: Shell, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut cmd = Cli::command();
+    let mut script = Vec::new();
+    let name = if shell == Shell::Bash {
+        BASH_IDENT
+    } else {
+        BIN
+    };
+    clap_complete::generate(shell, &mut cmd, name, &mut script);
+    let script = String::from_utf8_lossy(&script).into_owned();
+    let script = match shell {
+        Shell::Bash => bash(&script),
+        Shell::Zsh => zsh(&script),
+        Shell::Fish => fish(&script),
+        _ => script,
+    };
+    out.write_all(script.as_bytes())
+}
+
+/// Registers the script for `sorcha-peer` and completes peer arguments with peer IDs.
+fn bash(script: &str) -> String {
+    let mut out = String::with_capacity(script.len() + 1024);
+    for line in script.lines() {
+        let line = match line.strip_suffix(&format!(" -o default {BASH_IDENT}")) {
+            Some(head) if line.trim_start().starts_with("complete -F") => {
+                format!("{head} -o default {BIN}")
+            }
+            _ => line.to_string(),
+        };
+        out.push_str(&line);
+        out.push('\n');
+        // The first argument of these subcommands is a peer: offer the node's peer IDs
+        // (nothing is offered, and the usual completion follows, when the node is down).
+        let case = line.trim();
+        if let Some(sub) = case
+            .strip_prefix(&format!("{BASH_IDENT}__subcmd__peers__subcmd__"))
+            .and_then(|rest| rest.strip_suffix(')'))
+            && PEER_ARGUMENT_COMMANDS.contains(&sub)
+        {
+            out.push_str(
+                "            if [[ ${cur} != -* && ${prev} != -* ]] && _sorcha_peer_peer_ids \"${cur}\"; then\n                return 0\n            fi\n",
+            );
+        }
+    }
+    out.push_str(&format!(
+        r#"
+# Peer IDs known to the node the command line names (--node, --token, --data-dir), for the
+# arguments that take a peer; fails quietly (no candidates) when the node is down.
+_sorcha_peer_peer_ids() {{
+    local ids
+    ids="$("${{COMP_WORDS[0]}}" {COMPLETE_PEERS} -- "${{COMP_WORDS[@]:0:COMP_CWORD}}" 2>/dev/null)"
+    [[ -n "${{ids}}" ]] || return 1
+    COMPREPLY=( $(compgen -W "${{ids}}" -- "$1") )
+    [[ ${{#COMPREPLY[@]}} -gt 0 ]]
+}}
+"#
+    ));
+    out
+}
+
+/// Completes peer arguments with peer IDs.
+fn zsh(script: &str) -> String {
+    let mut out = String::with_capacity(script.len() + 1024);
+    for line in script.lines() {
+        let is_peer_arg = (line.starts_with("':peer -- ") || line.starts_with("':target -- "))
+            && line.ends_with(":_default' \\");
+        if is_peer_arg {
+            out.push_str(&line.replace(":_default' \\", ":_sorcha_peer_peer_ids' \\"));
+        } else {
+            if line.starts_with("if [ \"$funcstack[1]\" = ") {
+                out.push_str(&format!(
+                    r#"(( $+functions[_sorcha_peer_peer_ids] )) ||
+_sorcha_peer_peer_ids() {{
+    local -a ids
+    ids=(${{(f)"$(${{words[1]}} {COMPLETE_PEERS} -- ${{words[1,CURRENT-1]}} 2>/dev/null)"}})
+    compadd -a ids
+}}
+
+"#
+                ));
+            }
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Completes peer arguments with peer IDs.
+fn fish(script: &str) -> String {
+    let mut out = script.to_string();
+    out.push_str(&format!(
+        r#"
+# Peer IDs known to the node the command line names, for the arguments that take a peer.
+function __fish_sorcha_peer_peer_ids
+    set -l cmd (commandline -opc)
+    $cmd[1] {COMPLETE_PEERS} -- $cmd 2>/dev/null
+end
+complete -c {BIN} -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from {}" -f -a "(__fish_sorcha_peer_peer_ids)"
+"#,
+        PEER_ARGUMENT_COMMANDS.join(" ")
+    ));
+    out
 }
 
 /// Writes every completion script into `dir`.
 pub fn write_completions(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for shell in SHELLS {
-        clap_complete::generate_to(shell, &mut Cli::command(), BIN, dir)?;
+        let mut file = std::fs::File::create(dir.join(shell.file_name(BIN)))?;
+        completion(shell, &mut file)?;
     }
     Ok(())
 }

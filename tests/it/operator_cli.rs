@@ -238,3 +238,86 @@ async fn wait_until_available(node: &TestNode, register: &str) {
     })
     .await;
 }
+
+/// Drives the committed bash completion script the way bash does on TAB: the words typed so
+/// far in COMP_WORDS, the cursor's word in COMP_CWORD; returns COMPREPLY.
+async fn bash_complete(words: &[&str]) -> Vec<String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/completions/sorcha-peer.bash");
+    let quoted: Vec<String> = words
+        .iter()
+        .map(|w| format!("'{}'", w.replace('\'', r"'\''")))
+        .collect();
+    let cword = words.len() - 1;
+    let program = format!(
+        "source '{script}' || exit 9
+         COMP_WORDS=({words})
+         COMP_CWORD={cword}
+         COMP_LINE=\"${{COMP_WORDS[*]}}\"
+         COMP_POINT=${{#COMP_LINE}}
+         _sorcha_peer '{cmd}' \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        words = quoted.join(" "),
+        cmd = words[0],
+    );
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .args(["--norc", "--noprofile", "-c", &program])
+            .env_remove("SORCHA_PEER_NODE")
+            .output()
+            .expect("bash runs (it is part of every CI image)")
+    })
+    .await
+    .expect("join");
+    assert!(
+        output.status.success(),
+        "bash: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bash_completes_subcommands_at_every_level_and_peer_ids_from_the_node() {
+    let bin = env!("CARGO_BIN_EXE_sorcha-peer");
+    let top = bash_complete(&[bin, ""]).await;
+    assert!(top.contains(&"peers".to_string()), "{top:?}");
+    let peers = bash_complete(&[bin, "peers", ""]).await;
+    for sub in ["list", "get", "ban", "unban", "reset", "bans"] {
+        assert!(peers.contains(&sub.to_string()), "{sub} missing: {peers:?}");
+    }
+    let registers = bash_complete(&[bin, "registers", "sub"]).await;
+    assert!(
+        registers.contains(&"subscribe".to_string())
+            && registers.contains(&"subscriptions".to_string()),
+        "{registers:?}"
+    );
+    let modes = bash_complete(&[bin, "registers", "subscribe", "orders", "--mode", ""]).await;
+    assert!(modes.contains(&"full-replica".to_string()), "{modes:?}");
+
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
+    let seed = a.seed();
+    let mut b = net.start(|c| c.seeds = vec![seed.clone()]).await;
+    a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
+    let url = a.admin_url.clone();
+    for sub in ["get", "ban", "reset"] {
+        let ids = bash_complete(&[bin, "--node", &url, "peers", sub, ""]).await;
+        assert_eq!(ids, vec![b.peer_id.clone()], "peers {sub}");
+    }
+    let ids = bash_complete(&[bin, "--node", &url, "peers", "get", &b.peer_id[..4]]).await;
+    assert_eq!(ids, vec![b.peer_id.clone()]);
+    let none = bash_complete(&[bin, "--node", &url, "peers", "get", "zz"]).await;
+    assert!(!none.contains(&b.peer_id), "{none:?}");
+
+    // The node down: no candidates, no error on the terminal, the usual completion instead.
+    a.stop().await;
+    let started = std::time::Instant::now();
+    let ids = bash_complete(&[bin, "--node", &url, "peers", "get", ""]).await;
+    assert!(!ids.contains(&b.peer_id), "{ids:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    b.stop().await;
+}
