@@ -1,5 +1,5 @@
 //! Compiles the peer protocol with protox (pure Rust), so `cargo build` needs no system protoc,
-//! and records the commit the binary is built from (`SORCHA_PEER_COMMIT`: the short hash, or
+//! and records the commit the binary is built from (`SORCHA_BUILD_COMMIT`: the short hash, or
 //! "unknown" outside a git checkout or without git).
 
 use std::path::PathBuf;
@@ -18,17 +18,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Sets `SORCHA_PEER_COMMIT` and asks to be rerun when HEAD moves: HEAD itself (a checkout),
+/// Sets `SORCHA_BUILD_COMMIT` and asks to be rerun when HEAD moves: HEAD itself (a checkout),
 /// the branch it points to (a commit) and packed-refs (a branch that was packed). Only paths
 /// that exist are watched: a missing one would make cargo rerun this on every build.
-/// A packager building from a tarball can set `SORCHA_PEER_COMMIT` in the build environment.
+/// A packager building from a tarball can set `SORCHA_BUILD_COMMIT` in the build environment.
 fn record_commit() {
-    println!("cargo:rerun-if-env-changed=SORCHA_PEER_COMMIT");
-    if let Some(given) = std::env::var("SORCHA_PEER_COMMIT")
+    println!("cargo:rerun-if-env-changed=SORCHA_BUILD_COMMIT");
+    if let Some(given) = std::env::var("SORCHA_BUILD_COMMIT")
         .ok()
         .filter(|c| !c.trim().is_empty())
     {
-        println!("cargo:rustc-env=SORCHA_PEER_COMMIT={}", given.trim());
+        println!("cargo:rustc-env=SORCHA_BUILD_COMMIT={}", given.trim());
         return;
     }
     // Only this package's own repository counts, not one it happens to be unpacked inside.
@@ -42,7 +42,7 @@ fn record_commit() {
         .then(|| git(&["rev-parse", "--short", "HEAD"]))
         .flatten()
         .unwrap_or_else(|| "unknown".into());
-    println!("cargo:rustc-env=SORCHA_PEER_COMMIT={commit}");
+    println!("cargo:rustc-env=SORCHA_BUILD_COMMIT={commit}");
     if !own_checkout {
         return;
     }

@@ -74,7 +74,7 @@ const NODE_ENV: [(&str, &str); 7] = [
     ("SORCHA_PEER_RECONNECT_BACKOFF_MAX", "1s"),
     ("SORCHA_PEER_SEAL_INTERVAL", "200ms"),
     ("SORCHA_PEER_GOSSIP_INTERVAL", "20ms"),
-    ("SORCHA_PEER_LOG", "error"),
+    ("SORCHA_PEER_LOG_LEVEL", "error"),
 ];
 
 /// A node running as its own process.

@@ -76,7 +76,7 @@ fn config(dir: &std::path::Path, port: u16, seeds: Vec<String>, max_outbound: us
     c.reconnect_backoff_max = Duration::from_secs(2);
     c.gossip_interval = Duration::from_millis(20);
     c.seal_interval = Duration::from_millis(100);
-    c.log = "error".into();
+    c.log_level = "error".into();
     c
 }
 

@@ -1641,7 +1641,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__serve)
-            opts="-o -q -h -V --config --listen --admin-listen --advertise-address --seed --database-url --name --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --config --listen --admin-listen --advertise-address --seed --database-url --name --log-level --log-format --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1672,6 +1672,14 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

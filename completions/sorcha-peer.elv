@@ -50,6 +50,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand --seed 'A node to join through (repeatable)'
             cand --database-url 'postgres://user:password@host/db to store on PostgreSQL [default: SQLite in the data dir]'
             cand --name 'A label for operators (not an identity)'
+            cand --log-level 'Log filter: a level or EnvFilter directives, e.g. info,sorcha_peer=debug [default: info]'
+            cand --log-format 'Log line format [default: text]'
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
             cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'

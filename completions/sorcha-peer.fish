@@ -52,6 +52,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l advert
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l seed -d 'A node to join through (repeatable)' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l database-url -d 'postgres://user:password@host/db to store on PostgreSQL [default: SQLite in the data dir]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l name -d 'A label for operators (not an identity)' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l log-level -d 'Log filter: a level or EnvFilter directives, e.g. info,sorcha_peer=debug [default: info]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l log-format -d 'Log line format [default: text]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F

@@ -19,7 +19,7 @@ if [[ ! -x "$bin" ]]; then
     (cd "$repo_root" && cargo build --release)
 fi
 unset SORCHA_PEER_NODE SORCHA_PEER_TOKEN SORCHA_PEER_DATA_DIR
-export SORCHA_PEER_HEARTBEAT_INTERVAL=500ms SORCHA_PEER_DIAL_INTERVAL=100ms SORCHA_PEER_LOG=warn NO_COLOR=1
+export SORCHA_PEER_HEARTBEAT_INTERVAL=500ms SORCHA_PEER_DIAL_INTERVAL=100ms SORCHA_PEER_LOG_LEVEL=warn NO_COLOR=1
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/sorcha-catchup.XXXXXX")"
 pids=()

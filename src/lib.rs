@@ -29,12 +29,12 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The commit the binary was built from (short hash), or "unknown" when built outside a git
 /// checkout (see build.rs).
-pub const COMMIT: &str = env!("SORCHA_PEER_COMMIT");
+pub const COMMIT: &str = env!("SORCHA_BUILD_COMMIT");
 
 /// `0.1.0 (abc1234)`: what `--version` and `sorcha-peer version` print after the name.
 pub const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (",
-    env!("SORCHA_PEER_COMMIT"),
+    env!("SORCHA_BUILD_COMMIT"),
     ")"
 );

@@ -138,6 +138,50 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for StderrQueue {
     }
 }
 
+/// The queue for JSON log lines: control characters that JSON lets through raw (DEL, C1,
+/// bidirectional overrides; serde_json already escapes the rest) are written as JSON `\uXXXX`
+/// escapes, which is valid where they can occur (inside strings) and keeps each line one JSON
+/// object that cannot drive the terminal.
+#[derive(Clone)]
+pub struct JsonLines(pub StderrQueue);
+
+/// One event's writer for [`JsonLines`].
+pub struct JsonLineWriter<'a>(&'a StderrQueue);
+
+impl Write for JsonLineWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let (body, newline) = match text.strip_suffix('\n') {
+            Some(body) => (body, "\n"),
+            None => (text.as_ref(), ""),
+        };
+        let mut line = String::with_capacity(buf.len() + 8);
+        for c in body.chars() {
+            if crate::text::needs_escape(c) {
+                // Every such character is in the Basic Multilingual Plane: one \uXXXX.
+                line.push_str(&format!("\\u{:04x}", c as u32));
+            } else {
+                line.push(c);
+            }
+        }
+        line.push_str(newline);
+        self.0.push(line.as_bytes());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for JsonLines {
+    type Writer = JsonLineWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        JsonLineWriter(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +235,31 @@ mod tests {
             panic!("one line queued");
         };
         assert_eq!(line, b"refused: \\u{1b}[2J\\u{a}FAKE line\n");
+    }
+
+    #[test]
+    fn json_lines_stay_json_with_controls_escaped() {
+        let (sender, receiver) = mpsc::sync_channel(8);
+        let queue = StderrQueue {
+            sender,
+            dropped: Arc::new(AtomicU64::new(0)),
+        };
+        let object = serde_json::json!({"message": "peer said \u{7f}\u{9b}\u{202e}evil\u{1b}[2J"});
+        JsonLineWriter(&queue)
+            .write_all(format!("{object}\n").as_bytes())
+            .expect("queue");
+        drop(queue);
+        let Ok(Message::Line(line)) = receiver.recv() else {
+            panic!("one line queued");
+        };
+        let text = String::from_utf8(line).expect("utf-8");
+        assert!(text.ends_with('\n') && !text[..text.len() - 1].contains('\n'));
+        assert!(
+            !text.trim_end().chars().any(crate::text::needs_escape),
+            "{text}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&text).expect("still JSON");
+        assert_eq!(back, object);
     }
 
     #[test]

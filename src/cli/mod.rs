@@ -139,9 +139,42 @@ pub enum ConfigCommand {
     Default,
 }
 
+/// The environment variables the CLI's own options read (`SORCHA_PEER_NODE`, …), from the
+/// clap definitions of every command.
+pub fn cli_env_vars() -> Vec<String> {
+    fn walk(cmd: &clap::Command, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            if let Some(var) = arg.get_env() {
+                out.push(var.to_string_lossy().into_owned());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, out);
+        }
+    }
+    let mut vars = Vec::new();
+    walk(&<Cli as clap::CommandFactory>::command(), &mut vars);
+    vars
+}
+
+/// `SORCHA_PEER_*` variables in this process's environment that nothing reads.
+pub fn unknown_env_vars() -> Vec<config::env::UnknownVar> {
+    let names: Vec<String> = std::env::vars_os()
+        .map(|(name, _)| name.to_string_lossy().into_owned())
+        .collect();
+    let known = config::env::known_vars(&cli_env_vars());
+    config::env::unknown_vars(names.iter().map(String::as_str), &known)
+}
+
 /// Runs a parsed command line and returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
     let out = Output::new(&cli.global);
+    if !matches!(cli.command, Command::Serve(_)) {
+        // `serve` refuses to start on these; a client command says so and carries on.
+        for var in unknown_env_vars() {
+            output::eprint_text(&format!("warning: {var}"));
+        }
+    }
     match cli.command {
         Command::Serve(args) => serve::run(&cli.global, args).await,
         Command::Config(ConfigCommand::Default) => {

@@ -96,6 +96,19 @@ fn layers(global: &GlobalArgs, args: &ServeArgs) -> Result<Layers, ConfigError> 
 }
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> i32 {
+    // A misspelt variable would leave the node running with a setting the operator did not
+    // mean: refuse to start instead.
+    let unknown = super::unknown_env_vars();
+    if !unknown.is_empty() {
+        for var in &unknown {
+            super::output::eprint_text(&format!("error: {var}"));
+        }
+        super::output::eprint_text(
+            "hint: every key reads SORCHA_PEER_<KEY> (see `sorcha-peer config default`); unset the \
+             variable or correct its name",
+        );
+        return EXIT_USAGE;
+    }
     let config = match layers(global, &args).and_then(|l| l.resolve()) {
         Ok(config) => config,
         Err(e) => {
@@ -103,7 +116,10 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> i32 {
             return EXIT_USAGE;
         }
     };
-    crate::telemetry::init_logging(&config.log);
+    if let Err(e) = crate::telemetry::init_node_logging(&config) {
+        super::output::eprint_text(&format!("error: {e}"));
+        return EXIT_USAGE;
+    }
     let listeners = match Listeners::bind(&config).await {
         Ok(l) => l,
         Err(e) => {

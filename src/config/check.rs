@@ -122,6 +122,50 @@ pub fn jwt_key(key: &Option<Secret>) -> Result<(), Problem> {
     }
 }
 
+/// The log formats `log_format` accepts.
+pub const LOG_FORMATS: [&str; 2] = ["text", "json"];
+
+/// A tracing `EnvFilter` (what `log_level` and `RUST_LOG` hold). A bare log format name is
+/// refused: as a filter it would name a target and silence everything else.
+pub fn log_filter(filter: &str) -> Result<(), Problem> {
+    if filter.trim().is_empty() {
+        return Err(Problem(
+            "must not be empty (use \"off\" to turn logging off)".into(),
+        ));
+    }
+    if let Some(format) = filter
+        .split(',')
+        .map(str::trim)
+        .find(|d| LOG_FORMATS.contains(&d.to_ascii_lowercase().as_str()))
+    {
+        return Err(Problem(format!(
+            "'{format}' is a log format, not a filter: set log_format = \"{}\" (SORCHA_PEER_LOG_FORMAT, \
+             --log-format) and give log_level a level such as \"info\"",
+            format.to_ascii_lowercase()
+        )));
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(filter)
+        .map(drop)
+        .map_err(|e| {
+            Problem(format!(
+                "'{filter}' is not a log filter ({e}); use a level (error, warn, info, debug, trace, off) \
+                 or directives such as \"info,sorcha_peer::replication=debug\""
+            ))
+        })
+}
+
+pub fn log_format(format: &str) -> Result<(), Problem> {
+    if LOG_FORMATS.contains(&format) {
+        Ok(())
+    } else {
+        Err(Problem(format!(
+            "'{format}' is not a log format (one of: {})",
+            LOG_FORMATS.join(", ")
+        )))
+    }
+}
+
 /// Rules between keys; the error names the key to change.
 pub fn across(c: &Config) -> Result<(), (&'static str, Problem)> {
     if c.jwt_key.is_some() && c.jwt_key_file.is_some() {

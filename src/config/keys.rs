@@ -339,11 +339,19 @@ declare_keys! {
         default: None,
         help: "When set, a JWT's `aud` claim must be or contain it.",
     },
-    log: String {
-        default: Some("\"info\""),
-        help: "Log filter (tracing EnvFilter syntax), e.g. \"info\" or \"sorcha_peer=debug\". RUST_LOG wins when set.",
-    },
     // ----- observability: probes, logs, traces -------------------------------------------
+    log_level: String {
+        default: Some("\"info\""),
+        help: "Log filter: a level (error, warn, info, debug, trace) or tracing EnvFilter directives,\ne.g. \"info,sorcha_peer::replication=debug\". RUST_LOG wins when set. Logs go to stderr.",
+        check: check::log_filter,
+        flag: ("log-level", "FILTER", "Log filter: a level or EnvFilter directives, e.g. info,sorcha_peer=debug [default: info]"),
+    },
+    log_format: String {
+        default: Some("\"text\""),
+        help: "Log line format: \"text\" for people, \"json\" for one JSON object per line (log collectors).",
+        check: check::log_format,
+        flag: ("log-format", "text|json", "Log line format [default: text]"),
+    },
     readiness_peer_grace: Duration {
         default: Some("\"30s\""),
         help: "With seeds configured, /readyz answers 503 until the first peer connects, and again once no peer\nhas been connected for this long (a peer restarting does not take the node out of rotation).\n0 makes it not ready as soon as no peer is connected. Without seeds no peer is needed.",

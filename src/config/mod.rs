@@ -14,9 +14,11 @@ use std::time::Duration;
 use crate::clock::format_duration;
 
 mod check;
+pub mod env;
 mod keys;
 mod values;
 
+pub use check::LOG_FORMATS;
 pub use keys::{Config, KEYS, KeyDef, KeyFlag};
 use values::Resolver;
 

@@ -1,12 +1,15 @@
-//! Logging set-up and the node's Prometheus metrics. Each node owns its own [`Metrics`]
+//! The node's Prometheus metrics, and logging set-up (`logging.rs`). Each node owns its own [`Metrics`]
 //! (no process-global registry), so several nodes can run in one test process.
 //! `exposition.rs` turns the registry into the text a scraper asked for; `process.rs` reads the
 //! standard `process_*` metrics from `/proc`.
 
 pub mod exposition;
+pub mod logging;
 pub mod process;
 
-use std::sync::Once;
+pub use logging::{
+    LOG_FLUSH_TIMEOUT, LogFormat, LogSetupError, flush_logs, init_logging, init_node_logging,
+};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -323,35 +326,4 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
     }
-}
-
-static LOG_INIT: Once = Once::new();
-
-/// Sends logs to stderr (so `-o json | jq` always works), through [`crate::logsink`] so a
-/// closed or stalled stderr never blocks or stops the node. `RUST_LOG` overrides `filter`.
-/// Safe to call more than once: only the first call installs the subscriber.
-pub fn init_logging(filter: &str) {
-    LOG_INIT.call_once(|| {
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        // A subscriber may already be installed by an embedding program; that one wins.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(crate::logsink::StderrQueue::global())
-            .log_internal_errors(false)
-            // No colours: the writer escapes every control character, ESC included, so that
-            // text from peers cannot drive the terminal.
-            .with_ansi(false)
-            .try_init();
-    });
-}
-
-/// Longest wait at exit for queued log lines to reach stderr.
-pub const LOG_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// Writes out the log lines still queued (bounded by [`LOG_FLUSH_TIMEOUT`]); call before the
-/// process exits.
-pub fn flush_logs() {
-    crate::logsink::StderrQueue::global().flush(LOG_FLUSH_TIMEOUT);
 }

@@ -147,7 +147,7 @@ async fn a_killed_node_is_marked_down_and_reconnects_after_restart() {
             .env("SORCHA_PEER_DIAL_INTERVAL", "50ms")
             .env("SORCHA_PEER_RECONNECT_BACKOFF_MIN", "50ms")
             .env("SORCHA_PEER_RECONNECT_BACKOFF_MAX", "400ms")
-            .env("SORCHA_PEER_LOG", "warn")
+            .env("SORCHA_PEER_LOG_LEVEL", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

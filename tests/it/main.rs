@@ -14,6 +14,7 @@ mod handshake;
 mod hostile;
 mod hygiene;
 mod lag;
+mod logging;
 mod observability;
 mod operator_cli;
 mod replication;

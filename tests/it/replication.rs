@@ -354,7 +354,7 @@ async fn a_replica_killed_mid_catch_up_resumes_without_gaps_or_duplicates() {
             .env("SORCHA_PEER_HEARTBEAT_INTERVAL", "100ms")
             .env("SORCHA_PEER_DIAL_INTERVAL", "50ms")
             .env("SORCHA_PEER_SYNC_BATCH_DOCKETS", "1")
-            .env("SORCHA_PEER_LOG", "warn")
+            .env("SORCHA_PEER_LOG_LEVEL", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -43,7 +43,7 @@ pub fn test_config(data_dir: &Path, ip: &str) -> Config {
     c.reconnect_backoff_max = Duration::from_millis(400);
     c.seal_interval = Duration::from_millis(100);
     c.request_timeout = Duration::from_secs(10);
-    c.log = "warn".into();
+    c.log_level = "warn".into();
     c
 }
 
