@@ -240,6 +240,11 @@ pub async fn start(
     tasks.spawn(registers.clone().run_sealer());
     tasks.spawn(gossip.run(shutdown.clone()));
     tasks.spawn(discovery::run(manager.clone(), shutdown.clone()));
+    tasks.spawn(crate::service::reachability::run(
+        manager.clone(),
+        Arc::new(crate::netprobe::NetProbe),
+        shutdown.clone(),
+    ));
 
     let admin_url = format!("http://{admin_addr}");
     if let Err(e) = std::fs::write(

@@ -180,6 +180,14 @@ pub struct StatusDto {
     pub uptime_seconds: u64,
     pub listen: String,
     pub advertised_address: String,
+    /// The address this node announces to peers (same as `advertisedAddress`).
+    pub announced_address: String,
+    /// Where it came from: `configured`, `observed` (verified by a dial-back), `stun`, `http`,
+    /// `interface` or `listen`.
+    pub address_source: String,
+    /// `public` (verified, or a public address configured), `private` (private or loopback
+    /// and unverified) or `unknown`.
+    pub reachability: String,
     pub admin_listen: String,
     pub storage: String,
     pub peers: PeerCountsDto,

@@ -332,13 +332,17 @@ async fn readyz(State(state): Shared) -> Response {
 
 async fn status(State(state): Shared) -> ApiResult<StatusDto> {
     let c = state.manager.counts();
+    let announced = state.manager.addresses().announcement();
     Ok(axum::Json(StatusDto {
         peer_id: state.manager.identity().peer_id().to_string(),
         name: state.config.name.clone(),
         version: crate::VERSION.to_string(),
         uptime_seconds: state.started.elapsed().as_secs(),
         listen: state.config.listen.to_string(),
-        advertised_address: state.config.announced_address(),
+        advertised_address: announced.address.clone(),
+        announced_address: announced.address,
+        address_source: announced.source.as_str().to_string(),
+        reachability: announced.reachability.as_str().to_string(),
         admin_listen: state.config.admin_listen.to_string(),
         storage: state.config.storage_description(),
         peers: PeerCountsDto {

@@ -384,7 +384,11 @@ pub async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientErro
     );
     d.row(
         "Listen",
-        format!("{} (announced as {})", s.listen, s.advertised_address),
+        format!("{} (announced as {})", s.listen, s.announced_address),
+    );
+    row(
+        "Reachability",
+        format!("{} (address from {})", s.reachability, s.address_source),
     );
     d.row("Admin API", &s.admin_listen);
     d.row("Storage", &s.storage);

@@ -90,6 +90,21 @@ pub fn host_ports(addresses: &[String]) -> Result<(), Problem> {
         .try_for_each(|a| validate_host_port(a).map_err(|e| Problem(e.to_string())))
 }
 
+/// Plain-HTTP URLs (the "what is my IP" lookups; the node's HTTP client has no TLS).
+pub fn http_urls(urls: &[String]) -> Result<(), Problem> {
+    for url in urls {
+        let Some(rest) = url.strip_prefix("http://") else {
+            return Err(Problem(format!(
+                "'{url}' is not an http:// URL (https lookups are not supported)"
+            )));
+        };
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(Problem(format!("'{url}' names no host")));
+        }
+    }
+    Ok(())
+}
+
 pub fn host_port(address: &Option<String>) -> Result<(), Problem> {
     match address {
         Some(a) => validate_host_port(a).map_err(|e| Problem(e.to_string())),

@@ -105,15 +105,35 @@ declare_keys! {
     },
     advertise_address: Option<String> {
         default: None,
-        help: "host:port other nodes should dial to reach this one. Default: the listen address\n(a 0.0.0.0 host is replaced by each peer with the address it sees us connect from).",
+        help: "host:port other nodes should dial to reach this one. Default: discovered (an address enough peers\nobserve and one dialled back, else STUN/HTTP lookups when configured, else on 0.0.0.0 the interface\nthat routes to the seeds, else the listen address).",
         check: check::host_port,
-        flag: ("advertise-address", "HOST:PORT", "Address peers should dial to reach this node [default: the listen address]"),
+        flag: ("advertise-address", "HOST:PORT", "Address peers should dial to reach this node [default: discovered, see README \"Reachability\"]"),
     },
     seeds: Vec<String> {
         default: Some("[]"),
         help: "First contacts, as host:port. Only used to join the network; re-dialled with backoff while down.",
         check: check::host_ports,
         flag: ("seed", "HOST:PORT", "A node to join through (repeatable)"),
+    },
+    reachability_min_peers: usize {
+        default: Some("3"),
+        help: "Peers that must report the same address for this node (each from another network: IPv4 /16,\nIPv6 /32, each loopback address its own) before one is asked to dial it back; only a\nsuccessful dial-back makes it the announced address.",
+        check: check::positive,
+    },
+    reachability_interval: Duration {
+        default: Some("\"30s\""),
+        help: "How often the node reconsiders its announced address (observations, dial-back, interface,\nSTUN and HTTP lookups). A failed dial-back is retried after ten of these.",
+        check: check::positive,
+    },
+    stun_servers: Vec<String> {
+        default: Some("[]"),
+        help: "STUN servers (host:port, UDP) asked for this node's public IP when no observed address is\nverified, e.g. [\"stun.l.google.com:19302\"]. Off when empty.",
+        check: check::host_ports,
+    },
+    ip_lookup_urls: Vec<String> {
+        default: Some("[]"),
+        help: "http:// URLs answering with the caller's IP as text (\"what is my IP\"), tried after STUN,\ne.g. [\"http://checkip.amazonaws.com\"]. Off when empty.",
+        check: check::http_urls,
     },
     database_url: Option<String> {
         default: None,

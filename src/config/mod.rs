@@ -283,13 +283,6 @@ impl Config {
         !self.exchange_interval.is_zero()
     }
 
-    /// The address this node announces to peers.
-    pub fn announced_address(&self) -> String {
-        self.advertise_address
-            .clone()
-            .unwrap_or_else(|| self.listen.to_string())
-    }
-
     /// A short description of the storage backend for `status`, password redacted.
     pub fn storage_description(&self) -> String {
         match &self.database_url {

@@ -26,6 +26,7 @@ use super::{
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::identity::{Identity, is_peer_id};
+use crate::reachability::{AddressBook, Observed};
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 
@@ -43,6 +44,8 @@ pub struct PeerManager {
     /// Open inbound TCP connections, counted apart from the peer state (its own lock, taken
     /// before any handshake and never together with the state lock).
     limits: Arc<ConnectionLimits>,
+    /// This node's own address: observations, verification, what it announces.
+    addresses: AddressBook,
     state: Mutex<State>,
 }
 
@@ -66,6 +69,7 @@ impl PeerManager {
         };
         Ok(PeerManager {
             limits: Arc::new(ConnectionLimits::new(&config)),
+            addresses: AddressBook::new(&config),
             identity,
             config,
             store,
@@ -88,6 +92,39 @@ impl PeerManager {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    // ----- this node's own address -----------------------------------------------------
+
+    /// This node's address book of itself (see [`crate::reachability`]).
+    pub fn addresses(&self) -> &AddressBook {
+        &self.addresses
+    }
+
+    /// The address this node announces in handshakes.
+    pub fn announced_address(&self) -> String {
+        self.addresses.announcement().address
+    }
+
+    /// A peer that proved its identity (connected from `reporter_ip`) says it sees this node
+    /// at `observed`.
+    pub fn observed_by(&self, peer_id: &str, reporter_ip: IpAddr, observed: &str) {
+        if self
+            .addresses
+            .observe(peer_id, reporter_ip, observed, now_ms())
+            == Observed::RecordedEvicting
+        {
+            self.metrics.limit_hit("reachability_observers");
+        }
+    }
+
+    /// The IP a connected peer's session comes from.
+    pub fn remote_ip(&self, peer_id: &str) -> Option<IpAddr> {
+        self.lock().links.info(peer_id).map(|i| i.remote_ip)
     }
 
     // ----- maintenance -----------------------------------------------------------------
@@ -468,7 +505,7 @@ impl PeerManager {
     /// new.
     pub fn learn(&self, from: &str, entries: Vec<KnownAddress>) -> usize {
         let now = now_ms();
-        let own_address = self.config.announced_address();
+        let own_address = self.announced_address();
         let (added, evicted) = self.lock().with_standing(now, |table, standing, bans| {
             let banned = |id: &str, address: &str| bans.covers_address(Some(id), address, now);
             let rules = LearnRules {
@@ -600,7 +637,7 @@ impl PeerManager {
     /// operator can still force it.
     pub fn check_not_self(&self, target: &BanTarget) -> Result<(), PeerError> {
         let mut own_ips = vec![self.config.listen.ip(), self.config.admin_listen.ip()];
-        own_ips.extend(bans::address_ip(&self.config.announced_address()));
+        own_ips.extend(bans::address_ip(&self.announced_address()));
         match target.self_ban(self.identity.peer_id(), &own_ips) {
             Some(refusal) => Err(PeerError::SelfBan(refusal)),
             None => Ok(()),

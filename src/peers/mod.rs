@@ -164,6 +164,8 @@ pub enum PeerRequest {
         register_id: String,
         tx_ids: Vec<[u8; 32]>,
     },
+    /// "Dial me back at `address`" (a reachability check).
+    DialBack { address: String },
 }
 
 /// Answers to [`PeerRequest`]s; `Err` carries the peer's refusal or an answer that does not
@@ -172,6 +174,8 @@ pub enum PeerRequest {
 pub enum PeerResponse {
     Dockets(Result<Vec<DocketWithTransactions>, RequestError>),
     Transactions(Result<ServedTransactions, RequestError>),
+    /// `Ok` when the peer reached this node at the address it was asked to dial.
+    DialBack(Result<(), RequestError>),
 }
 
 /// A peer's answer to a pull of announced transactions.

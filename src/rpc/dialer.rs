@@ -37,7 +37,7 @@ pub async fn run(services: Services, shutdown: CancellationToken) {
 pub async fn dial(services: Services, target: DialTarget, shutdown: CancellationToken) {
     let manager = services.peers.clone();
     let timeout = manager.config().connect_timeout;
-    let attempt = tokio::time::timeout(timeout, open(&manager, &target)).await;
+    let attempt = tokio::time::timeout(timeout, open(&manager, &target, false)).await;
     let opened = match attempt {
         Err(_) => Err(HandshakeError::Failed("timed out".into())),
         Ok(result) => result,
@@ -88,7 +88,7 @@ pub async fn dial(services: Services, target: DialTarget, shutdown: Cancellation
     .await;
 }
 
-type Opened = (
+pub(super) type Opened = (
     crate::peers::VerifiedPeer,
     SocketAddr,
     tonic::Streaming<super::pb::Frame>,
@@ -96,7 +96,13 @@ type Opened = (
     PeerSessionClient<tonic::transport::Channel>,
 );
 
-async fn open(manager: &PeerManager, target: &DialTarget) -> Result<Opened, HandshakeError> {
+/// Connects to `target` and runs the dialling side of the handshake (a dial-back probe when
+/// `dial_back`: the acceptor answers and closes without a session).
+pub(super) async fn open(
+    manager: &PeerManager,
+    target: &DialTarget,
+    dial_back: bool,
+) -> Result<Opened, HandshakeError> {
     let failed = |m: String| HandshakeError::Failed(m);
     let remote = tokio::net::lookup_host(&target.address)
         .await
@@ -129,7 +135,12 @@ async fn open(manager: &PeerManager, target: &DialTarget) -> Result<Opened, Hand
     let local = handshake::local_info(manager);
     let nonce = identity::nonce();
     outbox
-        .push(handshake::hello(local.clone(), nonce.clone()))
+        .push(handshake::hello(
+            local.clone(),
+            nonce.clone(),
+            remote,
+            dial_back,
+        ))
         .map_err(|e| failed(e.to_string()))?;
     let response = client
         .session(frames)

@@ -36,7 +36,7 @@ pub fn local_info(manager: &PeerManager) -> Vec<u8> {
     let config = manager.config();
     pb::NodeInfo {
         public_key: manager.identity().public_key().to_vec(),
-        listen_address: config.announced_address(),
+        listen_address: manager.announced_address(),
         name: config.name.clone(),
         protocol_version: PROTOCOL_VERSION,
         software_version: crate::VERSION.to_string(),
@@ -114,25 +114,36 @@ fn refusal_from_goodbye(reason: String) -> HandshakeError {
     HandshakeError::Refused(refusal)
 }
 
+/// What an accepted handshake leads to.
+enum Accepted {
+    Session(String, SessionHandle),
+    /// A dial-back probe from `peer`: proven, answered, no session.
+    Probe(String),
+}
+
 /// Accepting side: runs the handshake for an inbound stream, then the session.
 pub async fn accept(
     services: Services,
-    remote_ip: IpAddr,
+    remote: SocketAddr,
     mut incoming: Streaming<pb::Frame>,
     outbox: Outbox,
     shutdown: CancellationToken,
 ) {
     let manager = services.peers.clone();
+    let remote_ip = remote.ip();
     let timeout = manager.config().connect_timeout;
     let handshake = tokio::time::timeout(
         timeout,
-        accept_handshake(&manager, remote_ip, &mut incoming, &outbox),
+        accept_handshake(&manager, remote, &mut incoming, &outbox),
     )
     .await
     .unwrap_or_else(|_| Err(failed("handshake timed out")));
     match handshake {
-        Ok((peer_id, handle)) => {
+        Ok(Accepted::Session(peer_id, handle)) => {
             session::run(services, peer_id, handle, incoming, outbox, shutdown, false).await
+        }
+        Ok(Accepted::Probe(peer)) => {
+            tracing::debug!(%peer, %remote, "answered a dial-back probe");
         }
         Err(e) => {
             let (refused, reason) = match e {
@@ -148,10 +159,11 @@ pub async fn accept(
 
 async fn accept_handshake(
     manager: &PeerManager,
-    remote_ip: IpAddr,
+    remote: SocketAddr,
     incoming: &mut Streaming<pb::Frame>,
     outbox: &Outbox,
-) -> Result<(String, SessionHandle), HandshakeError> {
+) -> Result<Accepted, HandshakeError> {
+    let remote_ip = remote.ip();
     let Body::Hello(hello) = next_body(incoming).await? else {
         return Err(failed("expected Hello"));
     };
@@ -168,6 +180,7 @@ async fn accept_handshake(
             node_info: local,
             nonce,
             signature,
+            observed_address: remote.to_string(),
         })),
     )
     .map_err(|e| failed(e.to_string()))?;
@@ -180,11 +193,17 @@ async fn accept_handshake(
         .map_err(|e| failed(e.to_string()))?;
     let peer = verified_peer(info, address);
     let peer_id = peer.peer_id.clone();
+    if hello.dial_back {
+        // Proven reachable here: say so and end, without a session.
+        push(outbox, frame(Body::Welcome(pb::Welcome {}))).map_err(|e| failed(e.to_string()))?;
+        return Ok(Accepted::Probe(peer_id));
+    }
     let handle = manager
         .register_connection(peer, Direction::Inbound, remote_ip, None)
         .map_err(HandshakeError::Refused)?;
     push(outbox, frame(Body::Welcome(pb::Welcome {}))).map_err(|e| failed(e.to_string()))?;
-    Ok((peer_id, handle))
+    manager.observed_by(&peer_id, remote_ip, &hello.observed_address);
+    Ok(Accepted::Session(peer_id, handle))
 }
 
 /// Dialling side of the handshake over an already opened stream. Returns the verified peer,
@@ -221,16 +240,22 @@ pub async fn dial_handshake(
         .sign_transcript(Role::Dialer, &transcript);
     push(outbox, frame(Body::Auth(pb::Auth { signature }))).map_err(|e| failed(e.to_string()))?;
     match next_body(incoming).await? {
-        Body::Welcome(_) => Ok(peer),
+        Body::Welcome(_) => {
+            manager.observed_by(&peer.peer_id, remote_ip, &ack.observed_address);
+            Ok(peer)
+        }
         Body::Goodbye(g) => Err(refusal_from_goodbye(g.reason)),
         _ => Err(failed("expected Welcome")),
     }
 }
 
-/// The `Hello` frame that opens a dial.
-pub fn hello(local: Vec<u8>, nonce: Vec<u8>) -> pb::Frame {
+/// The `Hello` frame that opens a dial to `remote` (reported to the acceptor as what we see),
+/// or a dial-back probe.
+pub fn hello(local: Vec<u8>, nonce: Vec<u8>, remote: SocketAddr, dial_back: bool) -> pb::Frame {
     frame(Body::Hello(pb::Hello {
         node_info: local,
         nonce,
+        observed_address: remote.to_string(),
+        dial_back,
     }))
 }

@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod convert;
+pub mod dialback;
 pub mod dialer;
 pub mod handshake;
 pub mod outbox;
@@ -77,7 +78,7 @@ impl pb::peer_session_server::PeerSession for PeerSessionService {
         let (outbox, frames) = outbox::Outbox::new(self.services.peers.config().peer_send_buffer);
         self.services.tasks.spawn(handshake::accept(
             self.services.clone(),
-            remote.ip(),
+            remote,
             incoming,
             outbox,
             self.shutdown.clone(),

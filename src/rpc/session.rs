@@ -139,13 +139,16 @@ async fn run_push_worker(
 enum Pending {
     Dockets(oneshot::Sender<PeerResponse>),
     Transactions(oneshot::Sender<PeerResponse>),
+    DialBack(oneshot::Sender<PeerResponse>),
 }
 
 impl Pending {
     /// Whether the asker gave up waiting (timed out or went away).
     fn abandoned(&self) -> bool {
         match self {
-            Pending::Dockets(reply) | Pending::Transactions(reply) => reply.is_closed(),
+            Pending::Dockets(reply) | Pending::Transactions(reply) | Pending::DialBack(reply) => {
+                reply.is_closed()
+            }
         }
     }
 }
@@ -291,6 +294,13 @@ impl Session {
                             tx_ids: tx_ids.iter().map(|t| t.to_vec()).collect(),
                         }),
                         Pending::Transactions(reply),
+                    ),
+                    PeerRequest::DialBack { address } => (
+                        Body::DialBackRequest(pb::DialBackRequest {
+                            request_id: id,
+                            address,
+                        }),
+                        Pending::DialBack(reply),
                     ),
                 };
                 self.send(body)?;
@@ -458,6 +468,27 @@ impl Session {
                         let _ = reply.send(PeerResponse::Transactions(result)); // the asker may have given up
                     }
                     _ => self.violation("unsolicited transactions batch"),
+                }
+                Ok(())
+            }
+            Body::DialBackRequest(r) => {
+                super::dialback::handle_request(&self.services, &self.peer_id, &self.outbox, r);
+                Ok(())
+            }
+            Body::DialBackResponse(r) => {
+                match self.pending.take(r.request_id) {
+                    Some(Pending::DialBack(reply)) => {
+                        let result = if r.error.is_empty() {
+                            Ok(())
+                        } else {
+                            Err(RequestError::Refused(convert::peer_text(
+                                &r.error,
+                                convert::MAX_PEER_TEXT,
+                            )))
+                        };
+                        let _ = reply.send(PeerResponse::DialBack(result)); // the asker may have given up
+                    }
+                    _ => self.violation("unsolicited dial-back response"),
                 }
                 Ok(())
             }

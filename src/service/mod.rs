@@ -10,9 +10,13 @@
 //!   [`lag::HeightsProbe`] the network edge provides.
 //! - [`liveness`]: when a silent peer is disconnected and what a protocol violation costs it.
 //! - [`metrics`]: the gauges read from the owners when `/metrics` is scraped.
+//! - [`reachability`]: keeping the announced address current (dial-backs of what peers
+//!   observe, interface, STUN, HTTP) through an [`reachability::AddressProbe`] the
+//!   `netprobe` edge provides.
 
 pub mod bans;
 pub mod health;
 pub mod lag;
 pub mod liveness;
 pub mod metrics;
+pub mod reachability;

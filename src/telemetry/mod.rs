@@ -38,6 +38,9 @@ pub struct Metrics {
     pub heartbeat_latency: Histogram,
     /// Handshakes by result (`accepted`, `refused`, `failed`).
     pub handshakes: Family<Labels, Counter>,
+    /// Dial-backs by role (`asker`: this node asked a peer; `asked`: a peer asked this node) and
+    /// outcome (`verified`, `failed`, `refused`).
+    pub dial_backs: Family<Labels, Counter>,
     /// Failed requests to peers (missed heartbeats, failed dials, dropped connections).
     pub peer_failures: Counter,
     /// Bans in force (refreshed when scraped).
@@ -236,6 +239,12 @@ impl Metrics {
             "New transactions received through gossip, per register",
             gossip_transactions_received.clone(),
         );
+        let dial_backs = Family::<Labels, Counter>::default();
+        registry.register(
+            "dial_backs",
+            "Dial-backs (reachability checks) by role (asker, asked) and outcome (verified, failed, refused)",
+            dial_backs.clone(),
+        );
         let limit_hits = Family::<Labels, Counter>::default();
         registry.register(
             "limit_hits",
@@ -292,11 +301,19 @@ impl Metrics {
             connections,
             heartbeat_latency,
             handshakes,
+            dial_backs,
             peer_failures,
             bans_active,
             bans_total,
             peers_learned,
         }
+    }
+
+    /// Counts one dial-back by role and outcome.
+    pub fn dial_back(&self, role: &'static str, outcome: &'static str) {
+        self.dial_backs
+            .get_or_create(&vec![("role", role), ("outcome", outcome)])
+            .inc();
     }
 
     /// Counts one hit of the named bound (`followers`, `known_peers`, …).

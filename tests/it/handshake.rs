@@ -21,6 +21,7 @@ async fn attempt(node: &TestNode, claimed: Vec<u8>, signer: &Identity, version: 
         body: Some(Body::Hello(pb::Hello {
             node_info: local.clone(),
             nonce: nonce.clone(),
+            ..Default::default()
         })),
     })
     .await

@@ -17,6 +17,7 @@ mod lag;
 mod logging;
 mod observability;
 mod operator_cli;
+mod reachability;
 mod replication;
 mod shutdown;
 mod storage_faults;

@@ -54,6 +54,7 @@ pub fn hello(me: &Identity, claims: &Claims) -> pb::Frame {
         body: Some(Body::Hello(pb::Hello {
             node_info: node_info(me, claims),
             nonce: identity::nonce(),
+            ..Default::default()
         })),
     }
 }
@@ -96,6 +97,7 @@ pub async fn open_session(
         body: Some(Body::Hello(pb::Hello {
             node_info: local.clone(),
             nonce: nonce.clone(),
+            ..Default::default()
         })),
     })
     .await
