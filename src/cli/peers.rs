@@ -386,7 +386,7 @@ pub async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientErro
         "Listen",
         format!("{} (announced as {})", s.listen, s.announced_address),
     );
-    row(
+    d.row(
         "Reachability",
         format!("{} (address from {})", s.reachability, s.address_source),
     );
