@@ -263,7 +263,9 @@ impl AddressBook {
     /// do, with this node's listen port, and the peers that reported it (newest first).
     pub fn candidate(&self) -> Option<DialBackPlan> {
         let book = self.lock();
-        let mut by_ip: HashMap<IpAddr, (Vec<IpAddr>, Vec<(i64, String)>)> = HashMap::new();
+        // Per observed IP: the reporters' networks, and the reporters (newest first later).
+        type Reports = (Vec<IpAddr>, Vec<(i64, String)>);
+        let mut by_ip: HashMap<IpAddr, Reports> = HashMap::new();
         for (id, o) in &book.observations {
             let entry = by_ip.entry(o.observed).or_default();
             let group = network_group(o.reporter_ip);

@@ -70,10 +70,11 @@ pub async fn run(
         if book.listen().ip().is_unspecified() {
             book.set_interface(probe.interface_toward(&manager.config().seeds).await);
         }
-        if !book.has_verified() && looked_up.is_none_or(|at| at.elapsed() >= LOOKUP_REFRESH) {
-            if lookup(&manager, &*probe).await {
-                looked_up = Some(Instant::now());
-            }
+        if !book.has_verified()
+            && looked_up.is_none_or(|at| at.elapsed() >= LOOKUP_REFRESH)
+            && lookup(&manager, &*probe).await
+        {
+            looked_up = Some(Instant::now());
         }
         if let Some(plan) = book.next_dial_back(now_ms()) {
             tokio::select! {

@@ -242,21 +242,18 @@ impl Asker {
         let pong = outgoing.clone();
         let task = tokio::spawn(async move {
             while let Ok(Some(frame)) = incoming.message().await {
-                match frame.body {
+                let delivered = match frame.body {
                     Some(Body::Ping(p)) => {
                         let body = Body::Pong(pb::Pong {
                             sequence: p.sequence,
                         });
-                        if pong.send(pb::Frame { body: Some(body) }).await.is_err() {
-                            break;
-                        }
+                        pong.send(pb::Frame { body: Some(body) }).await.is_ok()
                     }
-                    Some(Body::DialBackResponse(r)) => {
-                        if tx.send(r).await.is_err() {
-                            break;
-                        }
-                    }
-                    _ => {}
+                    Some(Body::DialBackResponse(r)) => tx.send(r).await.is_ok(),
+                    _ => true,
+                };
+                if !delivered {
+                    break;
                 }
             }
         });
