@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod events;
 pub mod gossip;
 pub mod identity;
 pub mod ledger;

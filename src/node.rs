@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::auth::{AuthSetupError, Authenticator, JwtVerifier};
 use crate::admin::{self, AdminState};
 use crate::config::Config;
+use crate::events::Events;
 use crate::gossip::Gossip;
 use crate::identity::{self, Identity, IdentityError};
 use crate::lockfile::{DataDirLock, LockError};
@@ -81,6 +82,8 @@ pub struct NodeHandle {
     pub manager: Arc<PeerManager>,
     pub registers: Arc<Registers>,
     pub metrics: Arc<Metrics>,
+    /// The node's event bus (what `/api/events` streams).
+    pub events: Arc<Events>,
     shutdown: CancellationToken,
     tasks: Tasks,
     store: Arc<dyn Store>,
@@ -113,6 +116,8 @@ impl NodeHandle {
     }
 
     async fn drain(&mut self) {
+        // Open event streams end now, or the admin server would wait for them.
+        self.events.close();
         // Every task has stopped before the store is closed: none can touch it afterwards.
         self.tasks.drain(SHUTDOWN_GRACE).await;
         if let Err(e) = self.manager.flush().await {
@@ -160,17 +165,20 @@ pub async fn start(
 
     tracing::info!(peer_id = identity.peer_id(), storage = %config.storage_description(), "starting node");
     let metrics = Arc::new(Metrics::new());
+    let events = Arc::new(Events::new());
+    store.write_health().attach_events(events.clone());
     let manager = Arc::new(
         PeerManager::load(
             identity.clone(),
             config.clone(),
             store.clone(),
             metrics.clone(),
+            events.clone(),
         )
         .await?,
     );
 
-    let pool = TxPool::new(store.clone(), &config, metrics.clone());
+    let pool = TxPool::new(store.clone(), &config, metrics.clone(), events.clone());
     let registers = Registers::load(
         RegistersDeps {
             store: store.clone(),
@@ -178,6 +186,7 @@ pub async fn start(
             config: config.clone(),
             peers: manager.clone(),
             metrics: metrics.clone(),
+            events: events.clone(),
             pool: pool.clone(),
             tasks: tasks.clone(),
         },
@@ -220,6 +229,7 @@ pub async fn start(
         heights: Arc::new(crate::rpc::HeightsClient),
         store: store.clone(),
         metrics: metrics.clone(),
+        events: events.clone(),
         config: config.clone(),
         auth: auth.clone(),
         started,
@@ -264,6 +274,7 @@ pub async fn start(
         manager,
         registers,
         metrics,
+        events,
         shutdown,
         tasks,
         store,

@@ -486,3 +486,12 @@ pub struct LagDto {
     pub diverged: bool,
     pub held_locally: bool,
 }
+
+/// Recent events (`GET /api/events/recent`), oldest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecentEventsDto {
+    /// Sequence number of the node's latest event (0 before the first).
+    pub latest_seq: u64,
+    pub events: Vec<crate::events::Event>,
+}

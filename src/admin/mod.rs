@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod dto;
+mod events;
 mod linger;
 mod peers;
 mod registers;
@@ -44,6 +45,7 @@ pub struct AdminState {
     pub heights: Arc<dyn HeightsProbe>,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
+    pub events: Arc<crate::events::Events>,
     pub config: Arc<Config>,
     /// Turns requests into principals; the routes' policies use it.
     pub auth: Arc<Authenticator>,
@@ -146,7 +148,9 @@ pub fn router(state: Arc<AdminState>) -> Router {
             "/api/registers/{id}/transactions/{tx}",
             get(registers::transaction),
         )
-        .route("/api/lag", get(registers::lag));
+        .route("/api/lag", get(registers::lag))
+        .route("/api/events", get(events::stream))
+        .route("/api/events/recent", get(events::recent));
     // Any valid token.
     let authenticated = Router::new()
         .route("/api/registers", post(registers::create))

@@ -359,6 +359,17 @@ declare_keys! {
         default: None,
         help: "When set, a JWT's `aud` claim must be or contain it.",
     },
+    // ----- events and dashboard ---------------------------------------------------------
+    max_event_clients: usize {
+        default: Some("32"),
+        help: "Most clients reading the event stream (`GET /api/events`: the dashboard, `events --follow`, `peers list --watch`) at once; more are refused with 503.",
+        check: check::positive,
+    },
+    event_keepalive_interval: Duration {
+        default: Some("\"15s\""),
+        help: "How often an idle event stream sends a keep-alive comment (it also notices a client that went away).",
+        check: check::positive,
+    },
     // ----- observability: probes, logs, traces -------------------------------------------
     log_level: String {
         default: Some("\"info\""),

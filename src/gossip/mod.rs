@@ -457,6 +457,7 @@ impl Gossip {
                 self.peers
                     .verification_failed(
                         peer,
+                        None,
                         "served a transaction payload that does not match its ID",
                     )
                     .await;

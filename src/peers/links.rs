@@ -13,7 +13,16 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Direction, PeerMessage, PeerRequest, PeerResponse, Refusal};
 
 /// Commands a session accepts, queued per connection.
-const SESSION_COMMAND_QUEUE: usize = 16;
+pub const SESSION_COMMAND_QUEUE: usize = 16;
+
+/// Whether a one-way message was queued for a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Queued {
+    Yes,
+    NotConnected,
+    /// The session's command queue is at its bound ([`SESSION_COMMAND_QUEUE`]).
+    Full,
+}
 
 /// What the node asks a live session to do.
 #[derive(Debug)]
@@ -209,22 +218,31 @@ impl Links {
         }
     }
 
-    /// Queues a one-way message; false if the peer is not connected or its session cannot
-    /// take more right now.
-    pub fn send(&self, peer_id: &str, message: PeerMessage) -> bool {
-        self.connections
-            .get(peer_id)
-            .is_some_and(|c| c.commands.try_send(SessionCommand::Send(message)).is_ok())
+    /// Queues a one-way message.
+    pub fn send(&self, peer_id: &str, message: PeerMessage) -> Queued {
+        let Some(conn) = self.connections.get(peer_id) else {
+            return Queued::NotConnected;
+        };
+        match conn.commands.try_send(SessionCommand::Send(message)) {
+            Ok(()) => Queued::Yes,
+            Err(mpsc::error::TrySendError::Full(_)) => Queued::Full,
+            Err(mpsc::error::TrySendError::Closed(_)) => Queued::NotConnected,
+        }
     }
 
-    /// Queues a message to every session. A session whose queue is full misses it; what is
-    /// broadcast (advertisements) is repeated by the next heartbeat.
-    pub fn broadcast(&self, message: PeerMessage) {
-        for conn in self.connections.values() {
-            let _ = conn
+    /// Queues a message to every session. A session whose queue is full misses it (what is
+    /// broadcast, advertisements, is repeated by the next heartbeat); their IDs are returned.
+    pub fn broadcast(&self, message: PeerMessage) -> Vec<String> {
+        let mut full = Vec::new();
+        for (id, conn) in &self.connections {
+            if let Err(mpsc::error::TrySendError::Full(_)) = conn
                 .commands
-                .try_send(SessionCommand::Send(message.clone()));
+                .try_send(SessionCommand::Send(message.clone()))
+            {
+                full.push(id.clone());
+            }
         }
+        full
     }
 
     /// Asks up to `count` random sessions to exchange peer lists; returns how many took it.

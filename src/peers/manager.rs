@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::admission::{self, ConnectionLimits, ConnectionSlot};
 use super::banlist::{self, BanStore};
 use super::dialing::{self, Seeds};
-use super::links::{LinkInfo, Links, RequestError, SessionHandle};
+use super::links::{LinkInfo, Links, Queued, RequestError, SESSION_COMMAND_QUEUE, SessionHandle};
 use super::state::State;
 use super::table::{LearnRules, PeerTable};
 use super::{
@@ -25,6 +25,7 @@ use super::{
 };
 use crate::clock::now_ms;
 use crate::config::Config;
+use crate::events::{EventKind, Events};
 use crate::identity::{Identity, is_peer_id};
 use crate::reachability::{AddressBook, Observed};
 use crate::store::{Store, StoreError};
@@ -32,6 +33,8 @@ use crate::telemetry::Metrics;
 
 /// Validity lost each time a peer serves data that fails verification.
 const VERIFICATION_PENALTY: f64 = 0.5;
+/// At most one queue-pressure event per peer in this period.
+const PRESSURE_EVENT_EVERY: Duration = Duration::from_secs(1);
 
 /// The peer domain's facade: the peer state behind its lock, with where it persists, what it
 /// counts, and the inbound TCP limits.
@@ -41,6 +44,7 @@ pub struct PeerManager {
     store: Arc<dyn Store>,
     ban_store: BanStore,
     metrics: Arc<Metrics>,
+    events: Arc<Events>,
     /// Open inbound TCP connections, counted apart from the peer state (its own lock, taken
     /// before any handshake and never together with the state lock).
     limits: Arc<ConnectionLimits>,
@@ -57,6 +61,7 @@ impl PeerManager {
         config: Arc<Config>,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
+        events: Arc<Events>,
     ) -> Result<PeerManager, StoreError> {
         let table = PeerTable::load(store.load_peers().await?, identity.peer_id());
         let ban_store = BanStore::new(store.clone());
@@ -75,6 +80,7 @@ impl PeerManager {
             store,
             ban_store,
             metrics,
+            events,
             state: Mutex::new(state),
         })
     }
@@ -137,6 +143,10 @@ impl PeerManager {
             self.ban_store.delete(&target).await?;
             self.lock().bans.remove(&target);
             tracing::info!(%target, "ban expired");
+            self.events.publish(EventKind::PeerUnbanned {
+                target,
+                expired: true,
+            });
         }
         Ok(())
     }
@@ -308,6 +318,16 @@ impl PeerManager {
             .get_or_create(&vec![("result", "accepted")])
             .inc();
         tracing::info!(peer = %peer_id, direction = direction.as_str(), "peer connected");
+        let address = state
+            .table
+            .get(&peer_id)
+            .map(|p| p.address.clone())
+            .unwrap_or_default();
+        self.events.publish(EventKind::PeerConnected {
+            peer_id,
+            address,
+            direction: direction.as_str().to_string(),
+        });
         Ok(handle)
     }
 
@@ -348,14 +368,22 @@ impl PeerManager {
         if was_seed == Some(true) {
             state.seeds.disconnected(peer_id, retry_ms);
         }
-        match outcome {
+        drop(state);
+        let reason = match outcome {
             CloseOutcome::Graceful(reason) => {
-                tracing::info!(peer = %peer_id, %reason, "peer disconnected")
+                tracing::info!(peer = %peer_id, %reason, "peer disconnected");
+                reason
             }
             CloseOutcome::Failed(reason) => {
-                tracing::warn!(peer = %peer_id, %reason, "peer connection failed")
+                tracing::warn!(peer = %peer_id, %reason, "peer connection failed");
+                reason
             }
-        }
+        };
+        self.events.publish(EventKind::PeerDisconnected {
+            peer_id: peer_id.to_string(),
+            reason: reason.to_string(),
+            failed,
+        });
     }
 
     // ----- observations ----------------------------------------------------------------
@@ -399,8 +427,18 @@ impl PeerManager {
     /// A peer served data that failed verification: lower its validity and, when it happens
     /// `verification_ban_threshold` times within `verification_ban_window`, ban it
     /// automatically for `automatic_ban_duration`.
-    pub async fn verification_failed(&self, peer_id: &str, reason: &str) {
+    pub async fn verification_failed(
+        &self,
+        peer_id: &str,
+        register_id: Option<&str>,
+        reason: &str,
+    ) {
         self.metrics.verification_failures.inc();
+        self.events.publish(EventKind::VerificationFailed {
+            peer_id: peer_id.to_string(),
+            register_id: register_id.map(str::to_string),
+            reason: reason.to_string(),
+        });
         self.penalize(
             peer_id,
             VERIFICATION_PENALTY,
@@ -547,12 +585,36 @@ impl PeerManager {
     /// Sends a one-way message to a connected peer; false if it is not connected (or its
     /// session cannot take more right now).
     pub fn send(&self, peer_id: &str, message: PeerMessage) -> bool {
-        self.lock().links.send(peer_id, message)
+        let queued = self.lock().links.send(peer_id, message);
+        if queued == Queued::Full {
+            self.send_queue_full(peer_id);
+        }
+        queued == Queued::Yes
+    }
+
+    /// A peer's session queue was full and a message was not sent: counted, and told as queue
+    /// pressure (at most once a second per peer).
+    fn send_queue_full(&self, peer_id: &str) {
+        self.metrics.limit_hit("session_command_queue");
+        self.events.publish_throttled(
+            &format!("peerSend:{peer_id}"),
+            PRESSURE_EVENT_EVERY,
+            EventKind::QueuePressure {
+                queue: "peerSend".into(),
+                peer_id: Some(peer_id.to_string()),
+                depth: SESSION_COMMAND_QUEUE as u64,
+                limit: SESSION_COMMAND_QUEUE as u64,
+                dropped: 1,
+            },
+        );
     }
 
     /// Sends a message to every connected peer.
     pub fn broadcast(&self, message: PeerMessage) {
-        self.lock().links.broadcast(message);
+        let full = self.lock().links.broadcast(message);
+        for peer_id in full {
+            self.send_queue_full(&peer_id);
+        }
     }
 
     /// Sends a request to a connected peer and waits (at most `timeout`) for its answer. A
@@ -676,6 +738,14 @@ impl PeerManager {
             .get_or_create(&vec![("source", source.as_str())])
             .inc();
         tracing::warn!(target = %key, reason = %ban.reason, source = source.as_str(), "banned");
+        self.events.publish(EventKind::PeerBanned {
+            target: key.clone(),
+            kind: ban.target.kind().as_str().to_string(),
+            reason: ban.reason.clone(),
+            source: source.as_str().to_string(),
+            expires_at: ban.expires_at_ms.map(crate::clock::to_rfc3339),
+            peer_ids: peer_ids.clone(),
+        });
         Ok(BanOutcome {
             ban,
             peer_ids,
@@ -697,7 +767,12 @@ impl PeerManager {
         // Restored to normal treatment: eligible for dialling straight away.
         state.table.ban_lifted(&ban.target);
         state.seeds.retry_all_now();
+        drop(state);
         tracing::info!(target = %key, "unbanned");
+        self.events.publish(EventKind::PeerUnbanned {
+            target: key,
+            expired: false,
+        });
         Ok(ban)
     }
 

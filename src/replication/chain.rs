@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::Role;
 use crate::clock::now_ms;
+use crate::events::{EventKind, Events};
 use crate::identity::Identity;
 use crate::ledger::{self, CompactDocket, Docket, DocketHeader, DocketWithTransactions, Hash};
 use crate::peers::RegisterHeight;
@@ -106,6 +107,7 @@ pub(super) struct Chain {
     store: Arc<dyn Store>,
     pool: Arc<TxPool>,
     metrics: Arc<Metrics>,
+    events: Arc<Events>,
     inner: Mutex<Inner>,
 }
 
@@ -115,6 +117,7 @@ impl Chain {
         store: Arc<dyn Store>,
         pool: Arc<TxPool>,
         metrics: Arc<Metrics>,
+        events: Arc<Events>,
     ) -> Result<Chain, StoreError> {
         let mut inner = Inner::default();
         for row in store.load_registers().await? {
@@ -163,6 +166,7 @@ impl Chain {
             store,
             pool,
             metrics,
+            events,
             inner: Mutex::new(inner),
         })
     }
@@ -294,6 +298,11 @@ impl Chain {
             held.head = next.head;
             held.head_hash = next.head_hash;
         }
+        self.events.publish(EventKind::DocketSealed {
+            register_id: docket.header.register_id.clone(),
+            docket_number: docket.header.number,
+            transactions: u64::from(docket.header.tx_count),
+        });
         Ok(())
     }
 
@@ -359,6 +368,12 @@ impl Chain {
             }
         }
         self.pool.included(register_id, &sealed_ids);
+        self.events.publish(EventKind::DocketReplicated {
+            register_id: register_id.to_string(),
+            docket_number: next.head.number,
+            dockets: verified.len() as u64,
+            transactions: sealed_ids.len() as u64,
+        });
         applied.stored = verified
             .iter()
             .map(|entry| Arc::new(CompactDocket::from_full(entry)))

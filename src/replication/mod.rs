@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::config::Config;
+use crate::events::Events;
 use crate::identity::Identity;
 use crate::ledger::{self, CompactDocket, DocketWithTransactions, Hash};
 pub use crate::ledger::{Mode, Role};
@@ -60,6 +61,8 @@ pub struct RegistersDeps {
     pub config: Arc<Config>,
     pub peers: Arc<PeerManager>,
     pub metrics: Arc<Metrics>,
+    /// Where replication tells what happens (dockets, subscription state and progress).
+    pub events: Arc<Events>,
     /// Pending transactions, shared with gossip.
     pub pool: Arc<TxPool>,
     /// The node's tasks (subscription tasks are started there).
@@ -95,10 +98,13 @@ impl Registers {
             config,
             peers,
             metrics,
+            events,
             pool,
             tasks,
         } = deps;
-        let chain = Arc::new(Chain::load(store.clone(), pool.clone(), metrics.clone()).await?);
+        let chain = Arc::new(
+            Chain::load(store.clone(), pool.clone(), metrics.clone(), events.clone()).await?,
+        );
         let server = Arc::new(DocketServer::new(
             chain.clone(),
             store.clone(),
@@ -106,7 +112,7 @@ impl Registers {
             peers.clone(),
             metrics.clone(),
         ));
-        let subs = Arc::new(Subscriptions::default());
+        let subs = Arc::new(Subscriptions::new(events));
         let sync = Arc::new(SyncContext {
             chain: chain.clone(),
             server: server.clone(),

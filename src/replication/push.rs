@@ -53,7 +53,7 @@ pub(super) async fn on_push(ctx: &SyncContext, peer_id: &str, compact: CompactDo
         Ok(None) => {}
         Ok(Some(reason)) => {
             ctx.peers
-                .verification_failed(peer_id, &reason.to_string())
+                .verification_failed(peer_id, Some(&register_id), &reason.to_string())
                 .await;
             wake.notify_one();
         }

@@ -4,11 +4,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
+use crate::events::{EventKind, Events};
 use crate::ledger::Mode;
 use crate::peers::RegisterHeight;
 
@@ -62,12 +64,32 @@ pub(super) struct Removed {
     pub following: HashSet<String>,
 }
 
-#[derive(Default)]
+/// At most one progress event per register in this period (the one at the target is always
+/// sent).
+const PROGRESS_EVENT_EVERY: Duration = Duration::from_millis(250);
+
 pub(super) struct Subscriptions {
     inner: Mutex<HashMap<String, Subscription>>,
+    events: Arc<Events>,
 }
 
 impl Subscriptions {
+    pub fn new(events: Arc<Events>) -> Subscriptions {
+        Subscriptions {
+            inner: Mutex::default(),
+            events,
+        }
+    }
+
+    /// Tells a state change (callers pass what changed; nothing is published when it did not).
+    fn state_changed(&self, register_id: &str, state: SyncState, error: Option<String>) {
+        self.events.publish(EventKind::SubscriptionState {
+            register_id: register_id.to_string(),
+            state: state.as_str().to_string(),
+            error,
+        });
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Subscription>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -98,6 +120,7 @@ impl Subscriptions {
                 cancel,
             },
         );
+        self.state_changed(register_id, SyncState::Subscribing, None);
         wake
     }
 
@@ -126,33 +149,74 @@ impl Subscriptions {
     }
 
     pub fn set_state(&self, register_id: &str, state: SyncState, target: Option<u64>) {
-        if let Some(sub) = self.lock().get_mut(register_id) {
-            sub.status.state = state;
-            if target.is_some() {
-                sub.status.target_height = target;
+        let changed = match self.lock().get_mut(register_id) {
+            Some(sub) => {
+                if target.is_some() {
+                    sub.status.target_height = target;
+                }
+                std::mem::replace(&mut sub.status.state, state) != state
             }
+            None => false,
+        };
+        if changed {
+            self.state_changed(register_id, state, None);
         }
     }
 
     /// A round failed: the state shows it (logged when the message changes).
     pub fn set_error(&self, register_id: &str, message: &str) {
-        if let Some(sub) = self.lock().get_mut(register_id) {
-            if sub.status.error.as_deref() != Some(message) {
-                tracing::warn!(
-                    register = register_id,
-                    "replication problem (retrying): {message}"
-                );
+        let changed = match self.lock().get_mut(register_id) {
+            Some(sub) => {
+                let changed = sub.status.error.as_deref() != Some(message);
+                if changed {
+                    tracing::warn!(
+                        register = register_id,
+                        "replication problem (retrying): {message}"
+                    );
+                }
+                sub.status.state = SyncState::Error;
+                sub.status.error = Some(message.to_string());
+                sub.status.failures += 1;
+                changed
             }
-            sub.status.state = SyncState::Error;
-            sub.status.error = Some(message.to_string());
-            sub.status.failures += 1;
+            None => false,
+        };
+        if changed {
+            self.state_changed(register_id, SyncState::Error, Some(message.to_string()));
         }
     }
 
-    /// Dockets were stored.
-    pub fn synced(&self, register_id: &str) {
-        if let Some(sub) = self.lock().get_mut(register_id) {
-            sub.status.last_sync_at_ms = Some(now_ms());
+    /// Dockets were stored: the register's head is now `height`.
+    pub fn synced(&self, register_id: &str, height: u64) {
+        let target = match self.lock().get_mut(register_id) {
+            Some(sub) => {
+                sub.status.last_sync_at_ms = Some(now_ms());
+                // What is held is reached, whatever a source said before.
+                if sub.status.target_height.is_some_and(|t| t < height) {
+                    sub.status.target_height = Some(height);
+                }
+                sub.status.target_height
+            }
+            None => return,
+        };
+        let percent = match target {
+            Some(t) if t > 0 => (height.min(t) as f64 / t as f64 * 100.0 * 10.0).round() / 10.0,
+            _ => 100.0,
+        };
+        let event = EventKind::SubscriptionProgress {
+            register_id: register_id.to_string(),
+            height,
+            target,
+            percent,
+        };
+        if target.is_some_and(|t| height >= t) {
+            self.events.publish(event);
+        } else {
+            self.events.publish_throttled(
+                &format!("progress:{register_id}"),
+                PROGRESS_EVENT_EVERY,
+                event,
+            );
         }
     }
 
@@ -165,10 +229,17 @@ impl Subscriptions {
         };
         sub.status.target_height = Some(head);
         sub.status.last_sync_at_ms = Some(now_ms());
-        sub.status.state = match sub.status.mode {
+        let state = match sub.status.mode {
             Mode::FullReplica => SyncState::FullyReplicated,
             Mode::ForwardOnly => SyncState::Active,
         };
+        if std::mem::replace(&mut sub.status.state, state) != state {
+            self.events.publish(EventKind::SubscriptionState {
+                register_id: register_id.to_string(),
+                state: state.as_str().to_string(),
+                error: None,
+            });
+        }
         sub.status.error = None;
         sub.status.failures = 0;
         sub.following.retain(|p| carriers.contains(p));

@@ -99,8 +99,8 @@ impl SyncContext {
         batch: Vec<DocketWithTransactions>,
     ) -> Result<Option<VerifyError>, StoreError> {
         let applied = self.chain.apply(register_id, batch).await?;
-        if !applied.stored.is_empty() {
-            self.subs.synced(register_id);
+        if let Some(last) = applied.stored.last() {
+            self.subs.synced(register_id, last.docket.header.number);
             self.server.push(register_id, &applied.stored);
         }
         Ok(applied.invalid)
@@ -275,7 +275,7 @@ impl SubscriptionTask {
                     // source straight away.
                     self.ctx
                         .peers
-                        .verification_failed(peer, &reason.to_string())
+                        .verification_failed(peer, Some(register_id), &reason.to_string())
                         .await;
                     last = Some(SourceError::Invalid {
                         peer: peer.clone(),
@@ -315,7 +315,7 @@ impl SubscriptionTask {
                 Err(reason) => {
                     self.ctx
                         .peers
-                        .verification_failed(peer, &reason.to_string())
+                        .verification_failed(peer, Some(register_id), &reason.to_string())
                         .await;
                     last = Some(SourceError::InvalidGenesis {
                         peer: peer.clone(),
@@ -380,7 +380,7 @@ impl SubscriptionTask {
         if let Err(reason) = ledger::verify_anchor(origin_key, &entry.docket) {
             self.ctx
                 .peers
-                .verification_failed(peer, &reason.to_string())
+                .verification_failed(peer, Some(&self.register_id), &reason.to_string())
                 .await;
             return Err(SourceError::InvalidAnchor {
                 peer: peer.to_string(),

@@ -128,7 +128,7 @@ async fn run_push_worker(
             Err(e) => {
                 services
                     .peers
-                    .verification_failed(&peer_id, &format!("malformed docket push: {e}"))
+                    .verification_failed(&peer_id, None, &format!("malformed docket push: {e}"))
                     .await
             }
         }

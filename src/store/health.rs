@@ -2,8 +2,10 @@
 //! read-only file still answers reads), so every write records its outcome here, and a health
 //! check that has seen no recent successful write makes one small probe write of its own.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use crate::events::{EventKind, Events};
 
 use super::{Store, StoreError};
 
@@ -32,9 +34,19 @@ pub struct WriteFailure {
 }
 
 /// Outcomes of the store's writes, shared by all of them.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct WriteHealth {
     state: Mutex<State>,
+    /// Where a change between failing and working is told (the node attaches its bus).
+    events: OnceLock<Arc<Events>>,
+}
+
+impl std::fmt::Debug for WriteHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteHealth")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -49,31 +61,56 @@ impl WriteHealth {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Tells `events` when storage starts failing and when it recovers (set once, by the node
+    /// that owns the store; later calls are ignored).
+    pub fn attach_events(&self, events: Arc<Events>) {
+        let _ = self.events.set(events);
+    }
+
+    fn publish(&self, kind: EventKind) {
+        if let Some(events) = self.events.get() {
+            events.publish(kind);
+        }
+    }
+
     /// Records one write's outcome. Errors the database gives for the data itself (a
     /// constraint) say nothing about storage and leave the state as it is.
     pub fn record<T>(&self, outcome: &Result<T, StoreError>) {
         match outcome {
             Ok(_) => {
-                let mut state = self.state();
-                if let Some(failure) = state.failure.take() {
+                let recovered = {
+                    let mut state = self.state();
+                    state.last_success = Some(Instant::now());
+                    state.failure.take()
+                };
+                if let Some(failure) = recovered {
                     tracing::info!(
                         "storage accepts writes again (failing since {} ms): last error was: {}",
                         failure.since_ms,
                         failure.reason
                     );
+                    self.publish(EventKind::StorageRecovered {
+                        failing_since: crate::clock::to_rfc3339(failure.since_ms),
+                        last_error: failure.reason,
+                    });
                 }
-                state.last_success = Some(Instant::now());
             }
             Err(e) if e.is_storage_fault() => {
-                let mut state = self.state();
-                let since_ms = state
-                    .failure
-                    .as_ref()
-                    .map_or_else(crate::clock::now_ms, |f| f.since_ms);
-                state.failure = Some(WriteFailure {
-                    reason: e.to_string(),
-                    since_ms,
-                });
+                let reason = e.to_string();
+                let started = {
+                    let mut state = self.state();
+                    let previous = state.failure.take();
+                    let started = previous.is_none();
+                    let since_ms = previous.map_or_else(crate::clock::now_ms, |f| f.since_ms);
+                    state.failure = Some(WriteFailure {
+                        reason: reason.clone(),
+                        since_ms,
+                    });
+                    started
+                };
+                if started {
+                    self.publish(EventKind::StorageFailing { reason });
+                }
             }
             Err(_) => {}
         }

@@ -93,9 +93,19 @@ pub struct TxPool {
 }
 
 impl TxPool {
-    pub fn new(store: Arc<dyn Store>, config: &Config, metrics: Arc<Metrics>) -> Arc<TxPool> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: &Config,
+        metrics: Arc<Metrics>,
+        node_events: Arc<crate::events::Events>,
+    ) -> Arc<TxPool> {
         Arc::new(TxPool {
-            queue: AnnouncementQueue::new(store.clone(), metrics, config.gossip_queue_limit),
+            queue: AnnouncementQueue::new(
+                store.clone(),
+                metrics,
+                node_events,
+                config.gossip_queue_limit,
+            ),
             store,
             max_docket_transactions: config.max_docket_transactions as u64,
             seen: SeenSet::new(SEEN_CAPACITY),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use crate::events::{EventKind, Events};
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 
@@ -22,6 +23,7 @@ pub struct Announcements {
 pub(super) struct AnnouncementQueue {
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
+    events: Arc<Events>,
     limit: usize,
     waiting: Notify,
 }
@@ -36,10 +38,16 @@ fn parse_id(id: &str) -> Option<[u8; 32]> {
 }
 
 impl AnnouncementQueue {
-    pub(super) fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>, limit: usize) -> Self {
+    pub(super) fn new(
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        events: Arc<Events>,
+        limit: usize,
+    ) -> Self {
         AnnouncementQueue {
             store,
             metrics,
+            events,
             limit,
             waiting: Notify::new(),
         }
@@ -73,6 +81,14 @@ impl AnnouncementQueue {
         if depth > self.limit as i64 {
             let dropped = self.store.trim_announcements(self.limit as i64).await?;
             self.metrics.gossip_queue_dropped.inc_by(dropped);
+            self.metrics.limit_hit("gossip_queue_limit");
+            self.events.publish(EventKind::QueuePressure {
+                queue: "announcements".into(),
+                peer_id: None,
+                depth: depth as u64,
+                limit: self.limit as u64,
+                dropped,
+            });
             tracing::warn!(
                 dropped,
                 limit = self.limit,

@@ -8,6 +8,7 @@ mod admin_auth;
 mod bans;
 mod cli;
 mod cluster;
+mod events;
 mod generated;
 mod gossip;
 mod handshake;

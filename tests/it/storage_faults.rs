@@ -486,6 +486,14 @@ async fn read_only_database_acknowledges_nothing_and_recovers_without_restart() 
         reason.as_deref().is_some_and(|r| r.contains("readonly")),
         "health must give the reason: {reason:?}"
     );
+    // The event stream tells it too.
+    let recent = node.client.recent_events(1000).await.expect("events");
+    assert!(
+        recent.events.iter().any(|e| matches!(&e.kind,
+            sorcha_peer::events::EventKind::StorageFailing { reason } if reason.contains("readonly"))),
+        "a storageFailing event: {:?}",
+        recent.events
+    );
     for i in 0..5 {
         let refused = submit(&node, "ro", payload("refused", i)).await;
         let Err(e) = refused else {
@@ -515,6 +523,13 @@ async fn read_only_database_acknowledges_nothing_and_recovers_without_restart() 
     assert!(
         health_becomes(&node, "ok", Duration::from_secs(5)).await,
         "health must say ok again"
+    );
+    let recent = node.client.recent_events(1000).await.expect("events");
+    assert!(
+        recent.events.iter().any(|e| matches!(&e.kind,
+            sorcha_peer::events::EventKind::StorageRecovered { last_error, .. } if last_error.contains("readonly"))),
+        "a storageRecovered event: {:?}",
+        recent.events
     );
     let after = sealed_version(&node, "ro").await;
     assert!(after >= version + 6, "version {version} -> {after}");
