@@ -100,7 +100,7 @@ pub enum EventKind {
         register_id: String,
         /// Docket number now held.
         height: u64,
-        /// Best docket number seen among sources, when known.
+        /// Best docket number seen among sources.
         target: Option<u64>,
         percent: f64,
     },

@@ -199,9 +199,14 @@ impl Subscriptions {
             }
             None => return,
         };
-        let percent = match target {
-            Some(t) if t > 0 => (height.min(t) as f64 / t as f64 * 100.0 * 10.0).round() / 10.0,
-            _ => 100.0,
+        // Progress means something only against a known target.
+        let Some(t) = target else {
+            return;
+        };
+        let percent = if t > 0 {
+            (height.min(t) as f64 / t as f64 * 100.0 * 10.0).round() / 10.0
+        } else {
+            100.0
         };
         let event = EventKind::SubscriptionProgress {
             register_id: register_id.to_string(),
@@ -209,7 +214,7 @@ impl Subscriptions {
             target,
             percent,
         };
-        if target.is_some_and(|t| height >= t) {
+        if height >= t {
             self.events.publish(event);
         } else {
             self.events.publish_throttled(

@@ -351,7 +351,7 @@ impl SubscriptionTask {
                 base_height,
             );
             self.ctx.chain.adopt(held, &anchor).await?;
-            self.ctx.subs.synced(register_id);
+            self.ctx.subs.synced(register_id, base_height);
             self.ctx.advertise();
             return Ok(Progress::Advanced);
         }
