@@ -22,6 +22,9 @@ _sorcha_peer() {
             sorcha_peer,config)
                 cmd="sorcha_peer__subcmd__config"
                 ;;
+            sorcha_peer,events)
+                cmd="sorcha_peer__subcmd__events"
+                ;;
             sorcha_peer,help)
                 cmd="sorcha_peer__subcmd__help"
                 ;;
@@ -63,6 +66,9 @@ _sorcha_peer() {
                 ;;
             sorcha_peer__subcmd__help,config)
                 cmd="sorcha_peer__subcmd__help__subcmd__config"
+                ;;
+            sorcha_peer__subcmd__help,events)
+                cmd="sorcha_peer__subcmd__help__subcmd__events"
                 ;;
             sorcha_peer__subcmd__help,help)
                 cmd="sorcha_peer__subcmd__help__subcmd__help"
@@ -251,7 +257,7 @@ _sorcha_peer() {
 
     case "${cmd}" in
         sorcha_peer)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version serve status peers registers tx lag config version completions help"
+            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version serve status peers registers tx lag events config version completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -428,8 +434,46 @@ _sorcha_peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sorcha_peer__subcmd__events)
+            opts="-f -o -q -h -V --follow --limit --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sorcha_peer__subcmd__help)
-            opts="serve status peers registers tx lag config version completions help"
+            opts="serve status peers registers tx lag events config version completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -473,6 +517,20 @@ _sorcha_peer() {
         sorcha_peer__subcmd__help__subcmd__config__subcmd__default)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__help__subcmd__events)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1115,7 +1173,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__peers__subcmd__list)
-            opts="-o -q -h -V --state --limit --sort --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-w -o -q -h -V --state --limit --sort --watch --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -37,6 +37,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand registers 'Registers: create, list, subscribe to, unsubscribe from, purge'
             cand tx 'Transactions: submit and look up'
             cand lag 'How far this node is behind another node, per register (exit 1 beyond --max-lag)'
+            cand events 'Print the node''s recent events (peers, bans, replication, storage); --follow streams them'
             cand config 'Configuration helpers'
             cand version 'Print this binary''s version and the commit it was built from'
             cand completions 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
@@ -112,6 +113,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
+            cand -w 'Keep the list on screen, redrawn when peers connect, go or are banned (and every 2s), until Ctrl-C'
+            cand --watch 'Keep the list on screen, redrawn when peers connect, go or are banned (and every 2s), until Ctrl-C'
             cand -q 'Print only the requested data, no confirmations'
             cand --quiet 'Print only the requested data, no confirmations'
             cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
@@ -459,6 +462,24 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'sorcha-peer;events'= {
+            cand --limit 'How many recent events to print first (the node keeps the last 1000)'
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -f 'Keep printing events as they happen, until Ctrl-C'
+            cand --follow 'Keep printing events as they happen, until Ctrl-C'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand --no-headers 'Tables without their header line'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'sorcha-peer;config'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
             cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
@@ -536,6 +557,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand registers 'Registers: create, list, subscribe to, unsubscribe from, purge'
             cand tx 'Transactions: submit and look up'
             cand lag 'How far this node is behind another node, per register (exit 1 beyond --max-lag)'
+            cand events 'Print the node''s recent events (peers, bans, replication, storage); --follow streams them'
             cand config 'Configuration helpers'
             cand version 'Print this binary''s version and the commit it was built from'
             cand completions 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
@@ -597,6 +619,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         &'sorcha-peer;help;tx;get'= {
         }
         &'sorcha-peer;help;lag'= {
+        }
+        &'sorcha-peer;help;events'= {
         }
         &'sorcha-peer;help;config'= {
             cand default 'Print an annotated configuration file with every key at its default'

@@ -41,6 +41,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "peers" -d '
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "registers" -d 'Registers: create, list, subscribe to, unsubscribe from, purge'
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "tx" -d 'Transactions: submit and look up'
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "lag" -d 'How far this node is behind another node, per register (exit 1 beyond --max-lag)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "events" -d 'Print the node\'s recent events (peers, bans, replication, storage); --follow streams them'
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "config" -d 'Configuration helpers'
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "version" -d 'Print this binary\'s version and the commit it was built from'
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
@@ -115,6 +116,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
 json\t'One JSON document on stdout, with the admin API\'s field names'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -s w -l watch -d 'Keep the list on screen, redrawn when peers connect, go or are banned (and every 2s), until Ctrl-C'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -l no-headers -d 'Tables without their header line'
@@ -349,6 +351,19 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l no-color
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l no-headers -d 'Tables without their header line'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -s V -l version -d 'Print version'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l limit -d 'How many recent events to print first (the node keeps the last 1000)' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
+wide\t'Tables with every column, IDs in full, never wrapped'
+json\t'One JSON document on stdout, with the admin API\'s field names'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -s f -l follow -d 'Keep printing events as they happen, until Ctrl-C'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -s q -l quiet -d 'Print only the requested data, no confirmations'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l no-headers -d 'Tables without their header line'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -s V -l version -d 'Print version'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
@@ -397,16 +412,17 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -l 
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -l no-headers -d 'Tables without their header line'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag config version completions help" -f -a "serve" -d 'Run a peer node in the foreground'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag config version completions help" -f -a "status" -d 'Show the node\'s identity, addresses, storage and peer counts'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag config version completions help" -f -a "peers" -d 'Inspect and manage peers: list, get, ban, unban, reset, bans'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag config version completions help" -f -a "registers" -d 'Registers: create, list, subscribe to, unsubscribe from, purge'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag config version completions help" -f -a "tx" -d 'Transactions: submit and look up'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag config version completions help" -f -a "lag" -d 'How far this node is behind another node, per register (exit 1 beyond --max-lag)'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag config version completions help" -f -a "config" -d 'Configuration helpers'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag config version completions help" -f -a "version" -d 'Print this binary\'s version and the commit it was built from'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag config version completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag config version completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "serve" -d 'Run a peer node in the foreground'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "status" -d 'Show the node\'s identity, addresses, storage and peer counts'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "peers" -d 'Inspect and manage peers: list, get, ban, unban, reset, bans'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "registers" -d 'Registers: create, list, subscribe to, unsubscribe from, purge'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "tx" -d 'Transactions: submit and look up'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "lag" -d 'How far this node is behind another node, per register (exit 1 beyond --max-lag)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "events" -d 'Print the node\'s recent events (peers, bans, replication, storage); --follow streams them'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "config" -d 'Configuration helpers'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "version" -d 'Print this binary\'s version and the commit it was built from'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from peers" -f -a "list" -d 'List known peers'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from peers" -f -a "get" -d 'Show one peer in detail, including why its quality score is what it is'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from peers" -f -a "ban" -d 'Ban a peer by ID (or unique prefix), or every peer at an IP address or CIDR subnet'

@@ -2,6 +2,7 @@
 //! from failures to documented exit codes. One definition drives `--help`, the man pages and
 //! the completion scripts (see [`generate`]).
 
+pub mod events;
 pub mod generate;
 pub mod output;
 pub mod peers;
@@ -121,6 +122,8 @@ pub enum Command {
     Tx(tx::TxCommand),
     /// How far this node is behind another node, per register (exit 1 beyond --max-lag)
     Lag(registers::LagArgs),
+    /// Print the node's recent events (peers, bans, replication, storage); --follow streams them
+    Events(events::EventsArgs),
     /// Configuration helpers
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -221,6 +224,10 @@ pub async fn run(cli: Cli) -> i32 {
         },
         Command::Tx(command) => match client(&cli.global) {
             Ok(client) => report_code(&cli.global, &out, tx::run(&client, &out, command).await),
+            Err(e) => report(&cli.global, &out, Err(e)),
+        },
+        Command::Events(args) => match client(&cli.global) {
+            Ok(client) => report_code(&cli.global, &out, events::run(&client, &out, args).await),
             Err(e) => report(&cli.global, &out, Err(e)),
         },
         Command::Lag(args) => match client(&cli.global) {

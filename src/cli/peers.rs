@@ -19,6 +19,10 @@ pub enum PeersCommand {
         /// Order of the list
         #[arg(long, value_enum, default_value_t = SortKey::Id)]
         sort: SortKey,
+        /// Keep the list on screen, redrawn when peers connect, go or are banned (and every
+        /// 2s), until Ctrl-C
+        #[arg(short, long)]
+        watch: bool,
     },
     /// Show one peer in detail, including why its quality score is what it is
     Get {
@@ -111,7 +115,23 @@ pub async fn run(
     command: PeersCommand,
 ) -> Result<(), ClientError> {
     match command {
-        PeersCommand::List { state, limit, sort } => {
+        PeersCommand::List {
+            state,
+            limit,
+            sort,
+            watch: true,
+        } => {
+            let state = value_name(state);
+            let sort = value_name(sort);
+            let fetch = || client.peers(Some(&state), limit, Some(&sort));
+            super::events::watch_peers(client, out, fetch, print_peer_table).await?;
+        }
+        PeersCommand::List {
+            state,
+            limit,
+            sort,
+            watch: false,
+        } => {
             let state = value_name(state);
             let sort = value_name(sort);
             let peers = client.peers(Some(&state), limit, Some(&sort)).await?;

@@ -1,0 +1,168 @@
+//! `sorcha-peer events [--follow]` and `peers list --watch`: both read the node's event
+//! stream (`GET /api/events`) through [`AdminClient::event_stream`].
+//!
+//! Output: one line per event, `TIME  TYPE  WHAT` for people; with `-o json` one compact JSON
+//! object per line (the admin API's event, as `jq` reads a stream). `--follow` runs until
+//! Ctrl-C (exit 0) or until the node closes the stream (exit 3, the node went away).
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::output::{self, Output};
+use super::{EXIT_OK, EXIT_UNREACHABLE};
+use crate::admin::dto::PeerDto;
+use crate::client::{AdminClient, ClientError, EventStream};
+use crate::events::{Event, EventKind};
+
+/// `peers list --watch` re-renders at least this often, events or not (latency and quality
+/// change without events).
+pub const WATCH_REFRESH: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Keep printing events as they happen, until Ctrl-C
+    #[arg(short, long)]
+    pub follow: bool,
+    /// How many recent events to print first (the node keeps the last 1000)
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+}
+
+/// Prints one event.
+fn print_event(out: &Output, event: &Event) {
+    if out.json {
+        match serde_json::to_string(event) {
+            Ok(line) => output::write_stdout(format!("{line}\n").as_bytes()),
+            Err(e) => out.error(&format!("cannot print event {}: {e}", event.seq)),
+        }
+        return;
+    }
+    // `2026-11-22T08:00:01.123Z` → `08:00:01` (UTC, as the node writes it).
+    let time = event.time.get(11..19).unwrap_or(&event.time);
+    out.print_value(&format!(
+        "{time}  {:<20}  {}",
+        event.kind.name(),
+        event.kind.summary()
+    ));
+}
+
+/// `sorcha-peer events`.
+pub async fn run(client: &AdminClient, out: &Output, args: EventsArgs) -> Result<i32, ClientError> {
+    let recent = client.recent_events(args.limit).await?;
+    if recent.events.is_empty() && !args.follow {
+        out.message("No events yet.");
+    }
+    for event in &recent.events {
+        print_event(out, event);
+    }
+    if !args.follow {
+        return Ok(EXIT_OK);
+    }
+    // Everything after what was printed, including what happened in between.
+    let mut stream = client.event_stream(Some(recent.latest_seq)).await?;
+    loop {
+        let next = tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(EXIT_OK),
+            next = stream.next() => next?,
+        };
+        match next {
+            Some(event) => print_event(out, &event),
+            None => {
+                out.error("the node closed the event stream (it stopped)");
+                return Ok(EXIT_UNREACHABLE);
+            }
+        }
+    }
+}
+
+/// Whether an event changes what `peers list` shows.
+fn touches_peers(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::PeerConnected { .. }
+            | EventKind::PeerDisconnected { .. }
+            | EventKind::PeerBanned { .. }
+            | EventKind::PeerUnbanned { .. }
+            | EventKind::Lagged { .. }
+    )
+}
+
+/// `peers list --watch`: fetches and renders the list, then again on every peer event and at
+/// least every [`WATCH_REFRESH`], until Ctrl-C. On a terminal the screen is redrawn; piped,
+/// each rendering follows the last (tables separated by a blank line, JSON one array per
+/// line). Without an event stream (the node refused it) it only refreshes on the timer.
+pub async fn watch_peers<F, Fut>(
+    client: &AdminClient,
+    out: &Output,
+    mut fetch: F,
+    render: impl Fn(&Output, &[PeerDto]),
+) -> Result<(), ClientError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<PeerDto>, ClientError>>,
+{
+    let mut stream: Option<EventStream> = match client.event_stream(None).await {
+        Ok(stream) => Some(stream),
+        Err(e @ ClientError::Unreachable { .. }) | Err(e @ ClientError::Unauthorized(_)) => {
+            return Err(e);
+        }
+        Err(e) => {
+            out.message(&format!(
+                "no live updates ({e}); refreshing every {}s",
+                WATCH_REFRESH.as_secs()
+            ));
+            None
+        }
+    };
+    // The stream opens with the node's history: only what comes after the first listing
+    // matters, so the history is skipped by sequence number.
+    let mut shown_after = client.recent_events(1).await?.latest_seq;
+    let terminal = std::io::stdout().is_terminal();
+    let mut first = true;
+    loop {
+        let peers = fetch().await?;
+        if terminal {
+            // Home and clear, then the table.
+            output::write_stdout(b"\x1b[H\x1b[2J");
+        } else if !first && !out.json {
+            output::write_stdout(b"\n");
+        }
+        first = false;
+        if out.json {
+            match serde_json::to_string(&peers) {
+                Ok(line) => output::write_stdout(format!("{line}\n").as_bytes()),
+                Err(e) => out.error(&format!("cannot print peers: {e}")),
+            }
+        } else {
+            render(out, &peers);
+        }
+        let deadline = tokio::time::Instant::now() + WATCH_REFRESH;
+        loop {
+            let next = async {
+                match stream.as_mut() {
+                    Some(s) => s.next().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+                _ = tokio::time::sleep_until(deadline) => break,
+                next = next => match next {
+                    Ok(Some(event)) => {
+                        let new = event.seq == 0 || event.seq > shown_after;
+                        if event.seq > 0 {
+                            shown_after = shown_after.max(event.seq);
+                        }
+                        if new && touches_peers(&event.kind) {
+                            break;
+                        }
+                    }
+                    // The node stopped or the stream broke: the next fetch says which.
+                    Ok(None) | Err(_) => stream = None,
+                },
+            }
+        }
+    }
+}
