@@ -22,7 +22,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
     $completions = @(switch ($command) {
         'sorcha-peer' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -58,7 +59,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log filter: a level or EnvFilter directives, e.g. info,sorcha_peer=debug [default: info]')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format [default: text]')
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -74,7 +76,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;status' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -90,7 +93,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;peers' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -116,7 +120,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Show at most N peers')
             [CompletionResult]::new('--sort', '--sort', [CompletionResultType]::ParameterName, 'Order of the list')
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -134,7 +139,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;peers;get' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -152,7 +158,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why (shown in `peers bans` and `peers get`)')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'How long, e.g. 30m, 1h, 7d; at most 100y [default: until unbanned]')
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -169,7 +176,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;peers;unban' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -185,7 +193,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;peers;reset' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -201,7 +210,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;peers;bans' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -248,7 +258,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;registers' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -272,7 +283,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;registers;list' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -288,7 +300,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;registers;available' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -304,7 +317,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;registers;create' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -323,7 +337,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'full-replica: the whole chain from genesis; forward-only: from the current head on')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'With --wait: give up (exit 1) after this long, e.g. 10m')
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -340,7 +355,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;registers;unsubscribe' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -357,7 +373,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;registers;purge' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -373,7 +390,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;registers;subscriptions' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -424,7 +442,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;tx' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -443,7 +462,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;tx;submit' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -460,7 +480,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;tx;get' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -494,7 +515,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             [CompletionResult]::new('--register', '--register', [CompletionResultType]::ParameterName, 'Only this register')
             [CompletionResult]::new('--max-lag', '--max-lag', [CompletionResultType]::ParameterName, 'Exit 1 if any register is more than N transactions behind (or has diverged)')
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -511,7 +533,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         'sorcha-peer;events' {
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'How many recent events to print first (the node keeps the last 1000)')
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -529,7 +552,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;config' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -547,7 +571,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;config;default' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -574,7 +599,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;version' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -590,7 +616,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;completions' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')

@@ -257,7 +257,7 @@ _sorcha_peer() {
 
     case "${cmd}" in
         sorcha_peer)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version serve status peers registers tx lag events config version completions help"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version serve status peers registers tx lag events config version completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -268,6 +268,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -291,7 +295,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__completions)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version bash elvish fish powershell zsh"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -302,6 +306,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -325,7 +333,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__config)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version default help"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version default help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -336,6 +344,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -359,7 +371,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__config__subcmd__default)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -370,6 +382,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -435,7 +451,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__events)
-            opts="-f -o -q -h -V --follow --limit --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-f -o -q -h -V --follow --limit --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -450,6 +466,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -865,7 +885,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__lag)
-            opts="-o -q -h -V --against --register --max-lag --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --against --register --max-lag --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -891,6 +911,10 @@ _sorcha_peer() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -911,7 +935,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__peers)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version list get ban unban reset bans help"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version list get ban unban reset bans help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -922,6 +946,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -948,7 +976,7 @@ _sorcha_peer() {
             if [[ ${cur} != -* && ${prev} != -* ]] && _sorcha_peer_peer_ids "${cur}"; then
                 return 0
             fi
-            opts="-o -q -h -V --reason --duration --force --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --reason --duration --force --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -967,6 +995,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -990,7 +1022,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__peers__subcmd__bans)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1001,6 +1033,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1027,7 +1063,7 @@ _sorcha_peer() {
             if [[ ${cur} != -* && ${prev} != -* ]] && _sorcha_peer_peer_ids "${cur}"; then
                 return 0
             fi
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1038,6 +1074,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1173,7 +1213,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__peers__subcmd__list)
-            opts="-w -o -q -h -V --state --limit --sort --watch --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-w -o -q -h -V --state --limit --sort --watch --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1196,6 +1236,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1222,7 +1266,7 @@ _sorcha_peer() {
             if [[ ${cur} != -* && ${prev} != -* ]] && _sorcha_peer_peer_ids "${cur}"; then
                 return 0
             fi
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1233,6 +1277,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1259,7 +1307,7 @@ _sorcha_peer() {
             if [[ ${cur} != -* && ${prev} != -* ]] && _sorcha_peer_peer_ids "${cur}"; then
                 return 0
             fi
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1270,6 +1318,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1293,7 +1345,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__registers)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version list available create subscribe unsubscribe purge subscriptions help"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version list available create subscribe unsubscribe purge subscriptions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1304,6 +1356,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1327,7 +1383,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__registers__subcmd__available)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1338,6 +1394,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1361,7 +1421,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__registers__subcmd__create)
-            opts="-o -q -h -V --public --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --public --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1372,6 +1432,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1521,7 +1585,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__registers__subcmd__list)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1532,6 +1596,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1555,7 +1623,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__registers__subcmd__purge)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1566,6 +1634,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1589,7 +1661,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__registers__subcmd__subscribe)
-            opts="-o -q -h -V --mode --wait --timeout --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --mode --wait --timeout --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1608,6 +1680,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1631,7 +1707,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__registers__subcmd__subscriptions)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1642,6 +1718,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1665,7 +1745,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__registers__subcmd__unsubscribe)
-            opts="-o -q -h -V --purge --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --purge --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1676,6 +1756,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1699,7 +1783,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__serve)
-            opts="-o -q -h -V --config --listen --admin-listen --advertise-address --seed --database-url --name --log-level --log-format --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --config --listen --admin-listen --advertise-address --seed --database-url --name --log-level --log-format --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1749,6 +1833,10 @@ _sorcha_peer() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1769,7 +1857,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__status)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1780,6 +1868,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1803,7 +1895,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__tx)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version submit get help"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version submit get help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1814,6 +1906,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1837,7 +1933,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__tx__subcmd__get)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1848,6 +1944,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1927,7 +2027,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__tx__subcmd__submit)
-            opts="-o -q -h -V --lines --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --lines --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1938,6 +2038,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1961,7 +2065,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__version)
-            opts="-o -q -h -V --node --token --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1972,6 +2076,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

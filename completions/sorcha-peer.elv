@@ -19,7 +19,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
     var completions = [
         &'sorcha-peer'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -54,7 +55,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand --log-level 'Log filter: a level or EnvFilter directives, e.g. info,sorcha_peer=debug [default: info]'
             cand --log-format 'Log line format [default: text]'
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -69,7 +71,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;status'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -84,7 +87,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;peers'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -109,7 +113,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand --limit 'Show at most N peers'
             cand --sort 'Order of the list'
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -126,7 +131,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;peers;get'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -143,7 +149,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand --reason 'Why (shown in `peers bans` and `peers get`)'
             cand --duration 'How long, e.g. 30m, 1h, 7d; at most 100y [default: until unbanned]'
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -159,7 +166,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;peers;unban'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -174,7 +182,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;peers;reset'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -189,7 +198,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;peers;bans'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -227,7 +237,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;registers'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -250,7 +261,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;registers;list'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -265,7 +277,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;registers;available'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -280,7 +293,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;registers;create'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -298,7 +312,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand --mode 'full-replica: the whole chain from genesis; forward-only: from the current head on'
             cand --timeout 'With --wait: give up (exit 1) after this long, e.g. 10m'
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -314,7 +329,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;registers;unsubscribe'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -330,7 +346,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;registers;purge'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -345,7 +362,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;registers;subscriptions'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -386,7 +404,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;tx'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -404,7 +423,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;tx;submit'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -420,7 +440,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;tx;get'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -449,7 +470,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand --register 'Only this register'
             cand --max-lag 'Exit 1 if any register is more than N transactions behind (or has diverged)'
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -465,7 +487,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         &'sorcha-peer;events'= {
             cand --limit 'How many recent events to print first (the node keeps the last 1000)'
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -482,7 +505,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;config'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -499,7 +523,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;config;default'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -522,7 +547,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;version'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -537,7 +563,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;completions'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
-            cand --token 'Admin bearer token [default: read from <data-dir>/admin.token]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_sorcha_peer_global_optspecs
-    string join \n node= token= data-dir= o/output= q/quiet no-color no-headers h/help V/version
+    string join \n node= token= cacert= data-dir= o/output= q/quiet no-color no-headers h/help V/version
 end
 
 function __fish_sorcha_peer_needs_command
@@ -25,7 +25,8 @@ function __fish_sorcha_peer_using_subcommand
 end
 
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -56,7 +57,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l name -
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l log-level -d 'Log filter: a level or EnvFilter directives, e.g. info,sorcha_peer=debug [default: info]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l log-format -d 'Log line format [default: text]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -67,7 +69,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l no-hea
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -78,7 +81,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -l no-he
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -s V -l version -d 'Print version'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and not __fish_seen_subcommand_from list get ban unban reset bans help" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and not __fish_seen_subcommand_from list get ban unban reset bans help" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and not __fish_seen_subcommand_from list get ban unban reset bans help" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and not __fish_seen_subcommand_from list get ban unban reset bans help" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and not __fish_seen_subcommand_from list get ban unban reset bans help" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and not __fish_seen_subcommand_from list get ban unban reset bans help" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -111,7 +115,8 @@ failures\t''
 last-seen\t''
 first-seen\t''"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -123,7 +128,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from get" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from get" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from get" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from get" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from get" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -136,7 +142,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l reason -d 'Why (shown in `peers bans` and `peers get`)' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l duration -d 'How long, e.g. 30m, 1h, 7d; at most 100y [default: until unbanned]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -148,7 +155,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -s V -l version -d 'Print version'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from unban" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from unban" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from unban" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from unban" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from unban" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from unban" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -159,7 +167,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from unban" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from unban" -s V -l version -d 'Print version'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from reset" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from reset" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from reset" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from reset" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from reset" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from reset" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -170,7 +179,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from reset" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from reset" -s V -l version -d 'Print version'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from bans" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from bans" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from bans" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from bans" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from bans" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from bans" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -188,7 +198,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from help" -f -a "bans" -d 'List bans in force, with time remaining'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -207,7 +218,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and n
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -f -a "subscriptions" -d 'Show subscriptions with their state, progress and last error'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -218,7 +230,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -229,7 +242,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -s V -l version -d 'Print version'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -244,7 +258,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 forward-only\t''"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l timeout -d 'With --wait: give up (exit 1) after this long, e.g. 10m' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -256,7 +271,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -s V -l version -d 'Print version'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -268,7 +284,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -s V -l version -d 'Print version'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -279,7 +296,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -s V -l version -d 'Print version'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -298,7 +316,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from help" -f -a "subscriptions" -d 'Show subscriptions with their state, progress and last error'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -312,7 +331,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fi
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -f -a "get" -d 'Show a transaction: pending, or sealed with its version and docket number'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -324,7 +344,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_s
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -s V -l version -d 'Print version'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -341,7 +362,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l against 
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l register -d 'Only this register' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l max-lag -d 'Exit 1 if any register is more than N transactions behind (or has diverged)' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -353,7 +375,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -s h -l hel
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -s V -l version -d 'Print version'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l limit -d 'How many recent events to print first (the node keeps the last 1000)' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -365,7 +388,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l no-he
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -s V -l version -d 'Print version'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -378,7 +402,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not 
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -f -a "default" -d 'Print an annotated configuration file with every key at its default'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from default" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from default" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from default" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from default" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from default" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from default" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -391,7 +416,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fi
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "default" -d 'Print an annotated configuration file with every key at its default'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
@@ -402,7 +428,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l no-h
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -s V -l version -d 'Print version'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -l token -d 'Admin bearer token [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'

@@ -2,6 +2,7 @@
 //! bodies and what each HTTP status means; it knows nothing about tables.
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -41,6 +42,9 @@ pub enum ClientError {
     Server { status: u16, message: String },
     #[error("unexpected answer from the node: {0}")]
     Decode(String),
+    /// The client cannot be set up as asked (an unusable `--cacert` file).
+    #[error("{0}")]
+    Setup(String),
     /// A batch submission failed part-way; the transactions in `stored` were stored before
     /// the failure (the rest of the batch was not).
     #[error("{message}")]
@@ -55,37 +59,43 @@ pub enum ClientError {
 pub struct AdminClient {
     base: String,
     token: Option<String>,
+    /// The CAs trusted for https (from `--cacert`); no others are.
+    roots: Vec<reqwest::Certificate>,
     http: reqwest::Client,
 }
 
 impl AdminClient {
-    /// `base` is like `http://127.0.0.1:5080`; `token` is sent as a bearer token when given.
+    /// `base` is like `http://127.0.0.1:5080`; `token` (the admin token or a JWT) is sent as a
+    /// bearer token when given.
     pub fn new(base: &str, token: Option<String>) -> Result<AdminClient, ClientError> {
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .map_err(|e| ClientError::Unreachable {
-                url: base.to_string(),
-                message: e.to_string(),
-            })?;
+        AdminClient::connect(base, token, None)
+    }
+
+    /// [`AdminClient::new`], trusting for `https://` the CA certificates (PEM) in `cacert`.
+    /// Only those are trusted: no certificates are built in, so an `https://` node needs one.
+    pub fn connect(
+        base: &str,
+        token: Option<String>,
+        cacert: Option<&Path>,
+    ) -> Result<AdminClient, ClientError> {
+        let roots = match cacert {
+            Some(path) => read_ca_bundle(path)?,
+            None => Vec::new(),
+        };
+        let base = base.trim_end_matches('/').to_string();
+        let http = http_client(&base, &roots, REQUEST_TIMEOUT, CONNECT_TIMEOUT)?;
         Ok(AdminClient {
-            base: base.trim_end_matches('/').to_string(),
+            base,
             token,
+            roots,
             http,
         })
     }
 
-    /// The same client, giving up on the node after `limit` (connecting included).
+    /// The same client with `limit` for connecting and for each whole request (completion
+    /// must not keep a shell waiting). It trusts the same CAs.
     pub fn with_timeout(self, limit: Duration) -> Result<AdminClient, ClientError> {
-        let http = reqwest::Client::builder()
-            .timeout(limit)
-            .connect_timeout(limit)
-            .build()
-            .map_err(|e| ClientError::Unreachable {
-                url: self.base.clone(),
-                message: e.to_string(),
-            })?;
+        let http = http_client(&self.base, &self.roots, limit, limit)?;
         Ok(AdminClient { http, ..self })
     }
 
@@ -117,7 +127,7 @@ impl AdminClient {
     ) -> Result<T, ClientError> {
         let response = request.send().await.map_err(|e| ClientError::Unreachable {
             url: self.base.clone(),
-            message: root_cause(&e),
+            message: describe(&e),
         })?;
         let status = response.status();
         let bytes = response
@@ -125,7 +135,7 @@ impl AdminClient {
             .await
             .map_err(|e| ClientError::Unreachable {
                 url: self.base.clone(),
-                message: root_cause(&e),
+                message: describe(&e),
             })?;
         Self::answer(status, &bytes)
     }
@@ -433,7 +443,7 @@ impl AdminClient {
             .await
             .map_err(|e| ClientError::Unreachable {
                 url: self.base.clone(),
-                message: root_cause(&e),
+                message: describe(&e),
             })?;
         response
             .text()
@@ -557,6 +567,80 @@ fn encode(text: &str) -> String {
         }
     }
     out
+}
+
+/// An HTTP client trusting only `roots` for https.
+fn http_client(
+    base: &str,
+    roots: &[reqwest::Certificate],
+    timeout: Duration,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client, ClientError> {
+    let builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .timeout(timeout)
+        .connect_timeout(connect_timeout);
+    roots
+        .iter()
+        .fold(builder, |builder, root| {
+            builder.add_root_certificate(root.clone())
+        })
+        .build()
+        .map_err(|e| ClientError::Unreachable {
+            url: base.to_string(),
+            message: describe(&e),
+        })
+}
+
+/// The CA certificates in a PEM file (`--cacert`).
+fn read_ca_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
+    let problem =
+        |message: String| ClientError::Setup(format!("--cacert {}: {message}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| problem(format!("cannot read: {e}")))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| problem(format!("not a PEM certificate bundle: {}", root_cause(&e))))?;
+    if certificates.is_empty() {
+        return Err(problem(
+            "no PEM certificate (BEGIN CERTIFICATE) in the file".into(),
+        ));
+    }
+    Ok(certificates)
+}
+
+/// Why a request did not get an answer, in words that say what to do: a TLS certificate the
+/// client does not trust is a certificate problem (fixed with `--cacert`), not a dead node.
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    match tls_error(e) {
+        Some(tls @ rustls::Error::InvalidCertificate(_)) => format!(
+            "certificate problem: {tls}; to trust the CA that issued the node's certificate, \
+             pass --cacert FILE (or set SORCHA_PEER_CACERT)"
+        ),
+        Some(tls @ rustls::Error::InvalidMessage(_)) => format!(
+            "TLS handshake failed: {tls} (does the node serve https? use http:// for a node without TLS)"
+        ),
+        Some(tls) => format!("TLS handshake failed: {tls}"),
+        None => root_cause(e),
+    }
+}
+
+/// The rustls error somewhere in the chain, if any. An `io::Error` hides the error it wraps
+/// from `source()` (and hyper-rustls wraps one `io::Error` in another), so those are opened.
+fn tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next = Some(e);
+    while let Some(error) = next {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        next = match error
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => error.source(),
+        };
+    }
+    None
 }
 
 /// reqwest wraps the interesting part ("Connection refused") several levels deep.

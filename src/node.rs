@@ -44,6 +44,8 @@ pub enum NodeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     AdminAuth(#[from] AuthSetupError),
+    #[error(transparent)]
+    AdminTls(#[from] admin::tls::AdminTlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -77,6 +79,8 @@ pub struct NodeHandle {
     pub peer_id: String,
     pub peer_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// Base URL of the admin API (`https://` when it serves TLS).
+    pub admin_url: String,
     pub admin_token: String,
     pub data_dir: PathBuf,
     pub manager: Arc<PeerManager>,
@@ -97,9 +101,9 @@ impl NodeHandle {
         self.tasks.clone()
     }
 
-    /// Base URL of the admin API.
+    /// Base URL of the admin API (`https://` when it serves TLS).
     pub fn admin_url(&self) -> String {
-        format!("http://{}", self.admin_addr)
+        self.admin_url.clone()
     }
 
     /// Stops the node: sessions say goodbye, loops stop, peer records are flushed, the store
@@ -145,6 +149,7 @@ pub async fn start(
     let data_dir = config.data_dir.clone();
     // Settings read from files are checked before anything is written.
     let jwt = JwtVerifier::from_config(&config)?;
+    let admin_tls = admin::tls::server_config(&config)?;
     create_data_dir(&data_dir)?;
     // Before anything else is written: one node per data directory.
     let lock = DataDirLock::acquire(&data_dir)?;
@@ -236,12 +241,15 @@ pub async fn start(
         started_ms,
         listeners: serving.clone(),
     });
-    let app = admin::router(admin_state).into_make_service_with_connect_info::<SocketAddr>();
-    let admin_shutdown = shutdown.clone();
+    let admin_scheme = if admin_tls.is_some() { "https" } else { "http" };
+    let admin_server = admin::serve(
+        listeners.admin,
+        admin_tls,
+        admin::router(admin_state),
+        shutdown.clone(),
+    );
     tasks.spawn(async move {
-        let server = axum::serve(listeners.admin, app)
-            .with_graceful_shutdown(async move { admin_shutdown.cancelled().await });
-        if let Err(e) = server.await {
+        if let Err(e) = admin_server.await {
             tracing::error!("admin API server failed: {e}");
         }
     });
@@ -256,7 +264,7 @@ pub async fn start(
         shutdown.clone(),
     ));
 
-    let admin_url = format!("http://{admin_addr}");
+    let admin_url = format!("{admin_scheme}://{admin_addr}");
     if let Err(e) = std::fs::write(
         data_dir.join(identity::ADMIN_URL_FILE),
         format!("{admin_url}\n"),
@@ -269,6 +277,7 @@ pub async fn start(
         peer_id: identity.peer_id().to_string(),
         peer_addr,
         admin_addr,
+        admin_url,
         admin_token,
         data_dir,
         manager,

@@ -8,7 +8,9 @@ mod events;
 mod linger;
 mod peers;
 mod registers;
+pub mod tls;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,6 +21,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::clock::{now_ms, to_rfc3339};
 use crate::config::Config;
@@ -195,6 +200,31 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .layer(middleware::map_response(json_errors))
         .layer(middleware::from_fn(linger::drain_refused_bodies))
         .with_state(state)
+}
+
+/// Serves `router` on `listener`, over TLS when `tls` is given, until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        }
+        Some(config) => {
+            // `tap_io` only so axum hands the client's address to the handlers as it does for
+            // a plain TCP listener.
+            let listener = tls::TlsListener::new(listener, config).tap_io(|_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        }
+    }
 }
 
 /// Makes every error answer `{"error": …}`: axum's own answers (a body over the limit, a path

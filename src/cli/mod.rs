@@ -69,7 +69,7 @@ pub struct GlobalArgs {
     /// Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]
     #[arg(long, global = true, env = "SORCHA_PEER_NODE", value_name = "URL")]
     pub node: Option<String>,
-    /// Admin bearer token [default: read from <data-dir>/admin.token]
+    /// Admin bearer token, or a JWT signed with the node's jwt_key [default: read from <data-dir>/admin.token]
     #[arg(
         long,
         global = true,
@@ -78,6 +78,9 @@ pub struct GlobalArgs {
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
+    /// CA certificate(s) (PEM) to trust for an https:// node; only these are trusted
+    #[arg(long, global = true, env = "SORCHA_PEER_CACERT", value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
     /// Node data directory (key, admin token, SQLite database) [default: per-user data dir]
     #[arg(long, global = true, env = "SORCHA_PEER_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -243,13 +246,14 @@ const COMPLETION_TIMEOUT: std::time::Duration = std::time::Duration::from_millis
 /// `sorcha-peer __complete-peers -- WORDS...`, called by the completion scripts (and handled
 /// by `main` before clap, so it appears in no help, man page or completion): prints the IDs of
 /// the peers known to the node that the command line being completed names (its --node,
-/// --token and --data-dir, else the environment and the data directory), one per line. Prints
+/// --token, --cacert and --data-dir, else the environment and the data directory), one per line. Prints
 /// nothing when that node cannot be reached quickly.
 pub async fn complete_peers(words: &[String]) -> i32 {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let mut global = GlobalArgs {
         node: env("SORCHA_PEER_NODE"),
         token: env("SORCHA_PEER_TOKEN"),
+        cacert: env("SORCHA_PEER_CACERT").map(PathBuf::from),
         data_dir: env("SORCHA_PEER_DATA_DIR").map(PathBuf::from),
         output: OutputFormat::Table,
         quiet: true,
@@ -268,6 +272,12 @@ pub async fn complete_peers(words: &[String]) -> i32 {
             "--data-dir" => {
                 if let Some(dir) = inline.or_else(|| words.next().cloned()) {
                     global.data_dir = Some(PathBuf::from(dir));
+                }
+                continue;
+            }
+            "--cacert" => {
+                if let Some(file) = inline.or_else(|| words.next().cloned()) {
+                    global.cacert = Some(PathBuf::from(file));
                 }
                 continue;
             }
@@ -329,7 +339,7 @@ pub fn exit_code(e: &ClientError) -> i32 {
         ClientError::Unreachable { .. } | ClientError::RemoteUnreachable(_) => EXIT_UNREACHABLE,
         ClientError::Unauthorized(_) => EXIT_AUTH,
         ClientError::NotFound(_) => EXIT_NOT_FOUND,
-        ClientError::BadRequest(_) => EXIT_USAGE,
+        ClientError::BadRequest(_) | ClientError::Setup(_) => EXIT_USAGE,
         ClientError::Conflict(_)
         | ClientError::Server { .. }
         | ClientError::Decode(_)
@@ -364,5 +374,5 @@ pub fn client(global: &GlobalArgs) -> Result<AdminClient, ClientError> {
             None
         }),
     };
-    AdminClient::new(&base, token)
+    AdminClient::connect(&base, token, global.cacert.as_deref())
 }

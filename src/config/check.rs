@@ -189,6 +189,21 @@ pub fn across(c: &Config) -> Result<(), (&'static str, Problem)> {
             Problem("set either jwt_key or jwt_key_file, not both".into()),
         ));
     }
+    match (&c.admin_tls_cert_file, &c.admin_tls_key_file) {
+        (Some(_), None) => {
+            return Err((
+                "admin_tls_cert_file",
+                Problem("is set but admin_tls_key_file is not: set both or neither".into()),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err((
+                "admin_tls_key_file",
+                Problem("is set but admin_tls_cert_file is not: set both or neither".into()),
+            ));
+        }
+        _ => {}
+    }
     let has_jwt_key = c.jwt_key.is_some() || c.jwt_key_file.is_some();
     for (key, value) in [
         ("jwt_issuer", &c.jwt_issuer),

@@ -100,7 +100,7 @@ declare_keys! {
     },
     admin_listen: SocketAddr {
         default: Some("\"127.0.0.1:5080\""),
-        help: "Address for the admin HTTP API used by the CLI. Keep it on loopback unless you front it with TLS.",
+        help: "Address for the admin HTTP API used by the CLI. Keep it on loopback unless it serves TLS (admin_tls_cert_file).",
         flag: ("admin-listen", "ADDR", "Admin API address [default: 127.0.0.1:5080]"),
     },
     advertise_address: Option<String> {
@@ -358,6 +358,14 @@ declare_keys! {
     jwt_audience: Option<String> {
         default: None,
         help: "When set, a JWT's `aud` claim must be or contain it.",
+    },
+    admin_tls_cert_file: Option<PathBuf> {
+        default: None,
+        help: "PEM certificate chain for the admin API: when set (with admin_tls_key_file), it serves https only.\nThe CLI then needs --node https://… and, for a private CA, --cacert.",
+    },
+    admin_tls_key_file: Option<PathBuf> {
+        default: None,
+        help: "PEM private key of admin_tls_cert_file.",
     },
     // ----- events and dashboard ---------------------------------------------------------
     max_event_clients: usize {

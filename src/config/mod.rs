@@ -531,6 +531,32 @@ mod tests {
     }
 
     #[test]
+    fn admin_tls_needs_both_files() {
+        for (toml, key) in [
+            ("admin_tls_cert_file = \"/c.pem\"", "admin_tls_cert_file"),
+            ("admin_tls_key_file = \"/k.pem\"", "admin_tls_key_file"),
+        ] {
+            let mut layers = Layers::default();
+            layers.add_toml(toml, Source::Default).expect("parse");
+            let err = layers.resolve().expect_err(toml).to_string();
+            assert!(
+                err.contains(&format!("`{key}`")) && err.contains("both or neither"),
+                "{err}"
+            );
+        }
+        let mut layers = Layers::default();
+        layers
+            .add_toml(
+                "admin_tls_cert_file = \"/c.pem\"\nadmin_tls_key_file = \"/k.pem\"",
+                Source::Default,
+            )
+            .expect("parse");
+        let c = layers.resolve().expect("both");
+        assert_eq!(c.admin_tls_cert_file, Some(PathBuf::from("/c.pem")));
+        assert_eq!(c.admin_tls_key_file, Some(PathBuf::from("/k.pem")));
+    }
+
+    #[test]
     fn open_admin_networks_are_cidrs_or_addresses() {
         let c = Config::defaults().expect("defaults");
         assert_eq!(

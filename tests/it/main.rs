@@ -5,6 +5,7 @@ mod common;
 
 mod admin_api;
 mod admin_auth;
+mod admin_tls;
 mod bans;
 mod cli;
 mod cluster;
