@@ -3,6 +3,7 @@
 //! spanning domains (ban guards, health, lag) in `service/`.
 
 pub mod auth;
+mod dashboard;
 pub mod dto;
 mod events;
 mod linger;
@@ -133,7 +134,11 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/health", get(health))
-        .route("/api/peers/stats", get(peers::peers_stats));
+        .route("/api/peers/stats", get(peers::peers_stats))
+        // The dashboard's files (no data in them; the page reads with the operator's token).
+        .route("/", get(dashboard::index))
+        .route("/dashboard/app.js", get(dashboard::script))
+        .route("/dashboard/style.css", get(dashboard::style));
     // Open from `admin_open_cidrs`, elsewhere any valid token.
     let reads = Router::new()
         .route("/api/status", get(status))

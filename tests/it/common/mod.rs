@@ -9,6 +9,7 @@ pub mod hostile;
 pub mod postgres;
 pub mod stranger;
 pub mod tools;
+pub mod webdriver;
 
 use std::future::Future;
 use std::net::SocketAddr;
