@@ -161,19 +161,24 @@ impl EventKind {
 
     /// One line for people (not escaped: the caller escapes before a terminal).
     pub fn summary(&self) -> String {
+        self.summary_with(&|id| id.to_string())
+    }
+
+    /// [`EventKind::summary`] with peer IDs and ban targets written by `id` (e.g. shortened).
+    pub fn summary_with(&self, id: &dyn Fn(&str) -> String) -> String {
         match self {
             EventKind::PeerConnected {
                 peer_id,
                 address,
                 direction,
-            } => format!("{peer_id} connected ({direction}, {address})"),
+            } => format!("{} connected ({direction}, {address})", id(peer_id)),
             EventKind::PeerDisconnected {
                 peer_id,
                 reason,
                 failed,
             } => {
                 let how = if *failed { "failed" } else { "disconnected" };
-                format!("{peer_id} {how}: {reason}")
+                format!("{} {how}: {reason}", id(peer_id))
             }
             EventKind::PeerBanned {
                 target,
@@ -185,13 +190,13 @@ impl EventKind {
                 let until = expires_at
                     .as_deref()
                     .map_or_else(|| "until unbanned".to_string(), |t| format!("until {t}"));
-                format!("{target} banned ({source}, {until}): {reason}")
+                format!("{} banned ({source}, {until}): {reason}", id(target))
             }
             EventKind::PeerUnbanned { target, expired } => {
                 if *expired {
-                    format!("ban on {target} expired")
+                    format!("ban on {} expired", id(target))
                 } else {
-                    format!("{target} unbanned")
+                    format!("{} unbanned", id(target))
                 }
             }
             EventKind::VerificationFailed {
@@ -199,8 +204,8 @@ impl EventKind {
                 register_id,
                 reason,
             } => match register_id {
-                Some(r) => format!("{peer_id} served bad data for {r}: {reason}"),
-                None => format!("{peer_id} served bad data: {reason}"),
+                Some(r) => format!("{} served bad data for {r}: {reason}", id(peer_id)),
+                None => format!("{} served bad data: {reason}", id(peer_id)),
             },
             EventKind::SubscriptionState {
                 register_id,
@@ -241,7 +246,7 @@ impl EventKind {
             } => {
                 let whose = peer_id
                     .as_deref()
-                    .map(|p| format!(" to {p}"))
+                    .map(|p| format!(" to {}", id(p)))
                     .unwrap_or_default();
                 format!("{queue} queue{whose} at its bound ({depth}/{limit}, {dropped} dropped)")
             }

@@ -41,10 +41,18 @@ fn print_event(out: &Output, event: &Event) {
     }
     // `2026-11-22T08:00:01.123Z` → `08:00:01` (UTC, as the node writes it).
     let time = event.time.get(11..19).unwrap_or(&event.time);
+    // Peer IDs as in every table: short unless `-o wide`.
+    let id = |text: &str| {
+        if crate::identity::is_peer_id(text) {
+            out.id(text).to_string()
+        } else {
+            text.to_string()
+        }
+    };
     out.print_value(&format!(
         "{time}  {:<20}  {}",
         event.kind.name(),
-        event.kind.summary()
+        event.kind.summary_with(&id)
     ));
 }
 

@@ -516,9 +516,20 @@ async fn events_command_prints_history_then_follows_until_the_node_stops() {
         .lines()
         .find(|l| l.contains("peerConnected"))
         .unwrap_or_else(|| panic!("no peerConnected line: {stdout}"));
+    // Peer IDs short, as in the tables, so a line fits a terminal; in full with -o wide.
     assert!(
-        line.contains(&b.peer_id) && line.contains("connected (inbound"),
+        line.contains(&b.peer_id[..12])
+            && !line.contains(&b.peer_id)
+            && line.contains("connected (inbound"),
         "{line}"
+    );
+    let (code, stdout, stderr) = crate::common::cli(&a, &["events", "-o", "wide"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("peerConnected") && l.contains(&b.peer_id)),
+        "{stdout}"
     );
     let (code, stdout, stderr) =
         crate::common::cli(&a, &["events", "-o", "json", "--limit", "1"]).await;
