@@ -150,10 +150,7 @@ pub fn write_completions(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes a man page for the command and every subcommand into `dir`. The pages carry the
-/// release version without the commit (which `--version` shows), so they stay the same from
-/// one commit to the next.
+/// Writes a man page for the command and every subcommand into `dir` (see [`super::manpages`]).
 pub fn write_man_pages(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    clap_mangen::generate_to(Cli::command().version(crate::VERSION), dir)
+    super::manpages::write_man_pages(dir)
 }

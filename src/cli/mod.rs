@@ -4,6 +4,7 @@
 
 pub mod events;
 pub mod generate;
+pub mod manpages;
 pub mod output;
 pub mod peers;
 pub mod registers;

@@ -10,6 +10,7 @@ mod bans;
 mod cli;
 mod cluster;
 mod dashboard;
+mod docs;
 mod events;
 mod generated;
 mod gossip;
