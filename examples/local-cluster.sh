@@ -1,29 +1,30 @@
 #!/usr/bin/env bash
-# Start a three-node sorcha-peer cluster on loopback and walk through the main CLI commands.
+# Start a three-node sorcha-peer cluster on loopback and walk through the main CLI commands:
+# status, peers (list, get, ban, unban, reset), registers (create, subscribe --wait),
+# transactions (submit, get) and lag.
 #
-#   A  peer 127.0.0.1:15001  admin 127.0.0.1:15081  (the seed)
-#   B  peer 127.0.0.2:15002  admin 127.0.0.1:15082  (--seed A)
-#   C  peer 127.0.0.3:15003  admin 127.0.0.1:15083  (--seed A)
+#   A  peer 127.0.0.1:<any>  (the seed; origin of the register "orders")
+#   B  peer 127.0.0.2:<any>  (--seed A)
+#   C  peer 127.0.0.3:<any>  (--seed A)
 #
-# B and C only know A; they find each other through peer exchange. Each node has its own data
+# Every listener takes a free port; the CLI finds each node through its data directory. B and
+# C only know A; they find each other through peer exchange. Each node has its own data
 # directory under a temporary directory, removed on exit together with the nodes.
 #
 # Usage: examples/local-cluster.sh
-#   SORCHA_PEER_BIN=/path/to/sorcha-peer  binary to use (default: target/debug/sorcha-peer,
-#                                         built with `cargo build` if missing)
-#   KEEP=1                                keep the data directories and node logs
+#   The `sorcha-peer` on PATH is used; only when there is none is one built with cargo
+#   (target/debug/sorcha-peer of this checkout).
+#   KEEP=1   keep the data directories and node logs
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-bin="${SORCHA_PEER_BIN:-$repo_root/target/debug/sorcha-peer}"
-if [[ ! -x "$bin" ]]; then
-    if [[ -n "${SORCHA_PEER_BIN:-}" ]]; then
-        echo "error: SORCHA_PEER_BIN=$bin is not an executable" >&2
-        exit 2
-    fi
-    echo "## building sorcha-peer (cargo build)" >&2
-    (cd "$repo_root" && cargo build)
+if bin="$(command -v sorcha-peer)"; then
+    echo "## using $bin ($("$bin" --version))"
+else
+    bin="$repo_root/target/debug/sorcha-peer"
+    echo "## no sorcha-peer on PATH: building one with cargo" >&2
+    (cd "$repo_root" && cargo build --quiet)
 fi
 
 # Client settings from the caller's environment would point the CLI elsewhere.
@@ -138,18 +139,31 @@ b_sees_c_connected() {
     cli b peers list --state connected -o json | grep -q "\"$c_id\""
 }
 
+# json_get NODE KEY ARGS...: a top-level field of a command's JSON output.
+json_get() {
+    local name=$1 key=$2
+    shift 2
+    cli "$name" "$@" -o json | json_field "$key"
+}
+
+# tx_sealed NODE TX: true once the transaction is sealed.
+tx_sealed() {
+    [[ "$(json_get "$1" state tx get orders "$2")" == sealed ]]
+}
+
 echo "## starting nodes A, B and C (data and logs in $work)"
-start_node a 127.0.0.1:15001 127.0.0.1:15081
+start_node a 127.0.0.1:0 127.0.0.1:0
 wait_for "node A's admin API" cli a status
-start_node b 127.0.0.2:15002 127.0.0.1:15082 --seed 127.0.0.1:15001
-start_node c 127.0.0.3:15003 127.0.0.1:15083 --seed 127.0.0.1:15001
+seed="$(json_get a listen status)"
+start_node b 127.0.0.2:0 127.0.0.1:0 --seed "$seed"
+start_node c 127.0.0.3:0 127.0.0.1:0 --seed "$seed"
 wait_for "node B's admin API" cli b status
 wait_for "node C's admin API" cli c status
 
 a_id="$(peer_id a)"
 b_id="$(peer_id b)"
 c_id="$(peer_id c)"
-echo "A = $a_id"
+echo "A = $a_id (peer protocol on $seed)"
 echo "B = $b_id"
 echo "C = $c_id"
 
@@ -159,22 +173,38 @@ wait_for "B to connect to C" b_sees_c_connected
 echo "B is connected to C"
 
 echo
-echo "## walkthrough, from node B's point of view"
+echo "## peers, from node B's point of view"
 show b status
 show b peers list
-show b peers list --sort latency --limit 2
 show b peers get "${a_id:0:8}"
 show b peers ban "${c_id:0:8}" --reason demo --duration 1h
 show b peers bans
-show b peers list --state banned
 show b peers unban "${c_id:0:8}"
-show b peers bans
 show b peers reset "${a_id:0:8}"
 
 echo
 echo "## after the unban B dials C again"
 wait_for "B to reconnect to C" b_sees_c_connected
 show b peers list --state connected
+
+echo
+echo "## a register: created at A (its origin), replicated by B"
+show a registers create orders --public
+wait_for "B to see the register advertised" sh -c "\"$bin\" --data-dir \"$work/b\" registers available -o json | grep -q '\"orders\"'"
+show b registers subscribe orders --mode full-replica --wait
+show b registers list
+
+echo
+echo "## a transaction submitted at B, sealed by A, replicated back to B"
+echo "\$ echo 'order 1042' | sorcha-peer --data-dir <B> tx submit orders -"
+tx="$(echo 'order 1042' | cli b tx submit orders - -q)"
+echo "$tx"
+wait_for "the transaction to be sealed at B" tx_sealed b "$tx"
+show b tx get orders "$tx"
+
+echo
+echo "## how far B is behind A, asked over the peer protocol"
+show b lag --against "$seed" --register orders
 
 echo
 echo "\$ sorcha-peer --data-dir <B> peers list -o json | $(command -v jq >/dev/null && echo 'jq .' || echo 'python3 -m json.tool')"
