@@ -321,7 +321,11 @@ async fn main() {
         let registers = nodes[rng.gen_range(0..n)].registers.clone();
         submissions.spawn(async move {
             let submit_time = Instant::now();
-            let id = registers.submit(REGISTER, payload).await.expect("submit");
+            let id = registers
+                .submit(REGISTER, payload)
+                .await
+                .expect("submit")
+                .tx_id;
             (id, submit_time)
         });
     }

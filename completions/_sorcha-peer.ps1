@@ -108,7 +108,7 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List known peers')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show one peer in detail, including why its quality score is what it is')
-            [CompletionResult]::new('ban', 'ban', [CompletionResultType]::ParameterValue, 'Ban a peer by ID (or unique prefix), or every peer at an IP address or CIDR subnet')
+            [CompletionResult]::new('ban', 'ban', [CompletionResultType]::ParameterValue, 'Ban a peer (by ID, unique ID prefix or name), or every peer at an IP address or CIDR subnet')
             [CompletionResult]::new('unban', 'unban', [CompletionResultType]::ParameterValue, 'Lift a ban')
             [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Set a peer''s failure count and penalties to zero (reports the previous count)')
             [CompletionResult]::new('bans', 'bans', [CompletionResultType]::ParameterValue, 'List bans in force, with time remaining')
@@ -228,7 +228,7 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         'sorcha-peer;peers;help' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List known peers')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show one peer in detail, including why its quality score is what it is')
-            [CompletionResult]::new('ban', 'ban', [CompletionResultType]::ParameterValue, 'Ban a peer by ID (or unique prefix), or every peer at an IP address or CIDR subnet')
+            [CompletionResult]::new('ban', 'ban', [CompletionResultType]::ParameterValue, 'Ban a peer (by ID, unique ID prefix or name), or every peer at an IP address or CIDR subnet')
             [CompletionResult]::new('unban', 'unban', [CompletionResultType]::ParameterValue, 'Lift a ban')
             [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Set a peer''s failure count and penalties to zero (reports the previous count)')
             [CompletionResult]::new('bans', 'bans', [CompletionResultType]::ParameterValue, 'List bans in force, with time remaining')
@@ -654,7 +654,7 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         'sorcha-peer;help;peers' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List known peers')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show one peer in detail, including why its quality score is what it is')
-            [CompletionResult]::new('ban', 'ban', [CompletionResultType]::ParameterValue, 'Ban a peer by ID (or unique prefix), or every peer at an IP address or CIDR subnet')
+            [CompletionResult]::new('ban', 'ban', [CompletionResultType]::ParameterValue, 'Ban a peer (by ID, unique ID prefix or name), or every peer at an IP address or CIDR subnet')
             [CompletionResult]::new('unban', 'unban', [CompletionResultType]::ParameterValue, 'Lift a ban')
             [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Set a peer''s failure count and penalties to zero (reports the previous count)')
             [CompletionResult]::new('bans', 'bans', [CompletionResultType]::ParameterValue, 'List bans in force, with time remaining')

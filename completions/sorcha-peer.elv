@@ -102,7 +102,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand --version 'Print version'
             cand list 'List known peers'
             cand get 'Show one peer in detail, including why its quality score is what it is'
-            cand ban 'Ban a peer by ID (or unique prefix), or every peer at an IP address or CIDR subnet'
+            cand ban 'Ban a peer (by ID, unique ID prefix or name), or every peer at an IP address or CIDR subnet'
             cand unban 'Lift a ban'
             cand reset 'Set a peer''s failure count and penalties to zero (reports the previous count)'
             cand bans 'List bans in force, with time remaining'
@@ -215,7 +215,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         &'sorcha-peer;peers;help'= {
             cand list 'List known peers'
             cand get 'Show one peer in detail, including why its quality score is what it is'
-            cand ban 'Ban a peer by ID (or unique prefix), or every peer at an IP address or CIDR subnet'
+            cand ban 'Ban a peer (by ID, unique ID prefix or name), or every peer at an IP address or CIDR subnet'
             cand unban 'Lift a ban'
             cand reset 'Set a peer''s failure count and penalties to zero (reports the previous count)'
             cand bans 'List bans in force, with time remaining'
@@ -597,7 +597,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         &'sorcha-peer;help;peers'= {
             cand list 'List known peers'
             cand get 'Show one peer in detail, including why its quality score is what it is'
-            cand ban 'Ban a peer by ID (or unique prefix), or every peer at an IP address or CIDR subnet'
+            cand ban 'Ban a peer (by ID, unique ID prefix or name), or every peer at an IP address or CIDR subnet'
             cand unban 'Lift a ban'
             cand reset 'Set a peer''s failure count and penalties to zero (reports the previous count)'
             cand bans 'List bans in force, with time remaining'

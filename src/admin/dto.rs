@@ -432,6 +432,17 @@ pub struct CacheDto {
 pub struct SubmitResponse {
     pub transaction_id: String,
     pub register_id: String,
+    /// `pending` until sealed, then `sealed` (as in [`TransactionDto`]).
+    #[serde(default)]
+    pub state: String,
+    /// True when the payload was held already (pending or sealed): nothing was stored, and
+    /// `state`, `version` and `docketNumber` say where the first submission stands.
+    #[serde(default)]
+    pub already_held: bool,
+    #[serde(default)]
+    pub version: Option<u64>,
+    #[serde(default)]
+    pub docket_number: Option<u64>,
 }
 
 /// Body of `POST /api/registers/{id}/transactions/batch`: UTF-8 payloads, one transaction each.
@@ -446,6 +457,9 @@ pub struct BatchSubmitRequest {
 pub struct BatchSubmitResponse {
     pub register_id: String,
     pub transaction_ids: Vec<String>,
+    /// How many of them were held already (pending or sealed): stored once, unchanged.
+    #[serde(default)]
+    pub already_held: usize,
 }
 
 /// A batch submission that failed after some of its chunks were stored: the error, and the

@@ -208,11 +208,36 @@ pub(super) async fn submit(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let transaction_id = state.registers.submit(&id, body.to_vec()).await?;
-    Ok(created(SubmitResponse {
-        transaction_id,
-        register_id: id,
-    }))
+    let submitted = state.registers.submit(&id, body.to_vec()).await?;
+    Ok(match submitted.existing {
+        // Held already: nothing was created.
+        Some(tx) => axum::Json(SubmitResponse {
+            transaction_id: submitted.tx_id,
+            register_id: id,
+            state: tx_state(tx.version).into(),
+            already_held: true,
+            version: tx.version,
+            docket_number: tx.docket_number,
+        })
+        .into_response(),
+        None => created(SubmitResponse {
+            transaction_id: submitted.tx_id,
+            register_id: id,
+            state: tx_state(None).into(),
+            already_held: false,
+            version: None,
+            docket_number: None,
+        }),
+    })
+}
+
+/// A transaction's state by its version: `pending` until sealed.
+fn tx_state(version: Option<u64>) -> &'static str {
+    if version.is_some() {
+        "sealed"
+    } else {
+        "pending"
+    }
 }
 
 /// `POST /api/registers/{id}/transactions/batch`: at most `max_batch_bytes` of body and
@@ -263,9 +288,10 @@ pub(super) async fn submit_batch(
         .map(String::into_bytes)
         .collect();
     match state.registers.submit_many(&id, payloads).await {
-        Ok(ids) => Ok(created(BatchSubmitResponse {
+        Ok(batch) => Ok(created(BatchSubmitResponse {
             register_id: id,
-            transaction_ids: ids,
+            transaction_ids: batch.ids,
+            already_held: batch.already_held,
         })),
         Err(e) if e.stored.is_empty() => Err(e.error.into()),
         Err(e) => {
@@ -317,12 +343,7 @@ pub(super) async fn transaction(
     Ok(axum::Json(TransactionDto {
         transaction_id: view.tx_id,
         register_id: view.register_id,
-        state: if view.version.is_some() {
-            "sealed"
-        } else {
-            "pending"
-        }
-        .to_string(),
+        state: tx_state(view.version).to_string(),
         version: view.version,
         docket_number: view.docket_number,
         size: view.size,

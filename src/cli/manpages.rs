@@ -92,10 +92,16 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
     ),
     (
         "sorcha-peer-peers-get",
-        &[(
-            "Any unique prefix of a peer ID will do:",
-            "sorcha-peer peers get 3fa9",
-        )],
+        &[
+            (
+                "Any unique prefix of a peer ID will do:",
+                "sorcha-peer peers get 3fa9",
+            ),
+            (
+                "So will the name a peer gives itself (unless another peer has it too):",
+                "sorcha-peer peers get node-2",
+            ),
+        ],
     ),
     (
         "sorcha-peer-peers-ban",

@@ -26,12 +26,13 @@ pub enum PeersCommand {
     },
     /// Show one peer in detail, including why its quality score is what it is
     Get {
-        /// Peer ID or a unique prefix of it
+        /// Peer ID, a unique prefix of it, or the peer's name
         peer: String,
     },
-    /// Ban a peer by ID (or unique prefix), or every peer at an IP address or CIDR subnet
+    /// Ban a peer (by ID, unique ID prefix or name), or every peer at an IP address or CIDR
+    /// subnet
     Ban {
-        /// Peer ID or unique prefix, IP address, or CIDR subnet (e.g. 10.0.0.0/8)
+        /// Peer ID, unique ID prefix or peer name, IP address, or CIDR subnet (e.g. 10.0.0.0/8)
         target: String,
         /// Why (shown in `peers bans` and `peers get`)
         #[arg(long)]
@@ -46,12 +47,12 @@ pub enum PeersCommand {
     },
     /// Lift a ban
     Unban {
-        /// Peer ID or unique prefix, IP address, or CIDR subnet, as banned
+        /// Peer ID, unique ID prefix or peer name, IP address, or CIDR subnet, as banned
         target: String,
     },
     /// Set a peer's failure count and penalties to zero (reports the previous count)
     Reset {
-        /// Peer ID or a unique prefix of it
+        /// Peer ID, a unique prefix of it, or the peer's name
         peer: String,
     },
     /// List bans in force, with time remaining

@@ -8,6 +8,7 @@ use clap::Subcommand;
 
 use super::EXIT_OK;
 use super::output::{Details, NONE, Output, escape_control, relative, write_stdout};
+use crate::admin::dto::SubmitResponse;
 use crate::client::{AdminClient, ClientError};
 
 /// Most lines sent per request by `tx submit --lines` (fewer when the node refuses that many).
@@ -19,6 +20,10 @@ const BYTES_PER_REQUEST: usize = 4 * 1024 * 1024;
 #[derive(Debug, Subcommand)]
 pub enum TxCommand {
     /// Submit a transaction (the whole input), or one per line with --lines
+    ///
+    /// A payload the node holds already is not stored again (its ID is the hash of the
+    /// payload): the command says whether it is still pending or in which docket it was
+    /// sealed, and exits 0.
     Submit {
         register: String,
         /// File to read; `-` or nothing reads standard input
@@ -32,6 +37,7 @@ pub enum TxCommand {
     /// Show a transaction: pending, or sealed with its version and docket number
     Get {
         register: String,
+        /// Transaction ID, or a unique prefix of it (at least 8 hex characters)
         transaction: String,
     },
 }
@@ -58,6 +64,13 @@ pub async fn run(
                 let mut submitter = LineSubmitter::new(client, &register, out.json);
                 let result = submitter.run(reader).await;
                 submitter.finish();
+                if submitter.already_held > 0 {
+                    out.message(&format!(
+                        "{} of the {} transactions were held already (pending or sealed); \
+                         they were not stored again.",
+                        submitter.already_held, submitter.printed
+                    ));
+                }
                 result?;
                 return Ok(EXIT_OK);
             }
@@ -73,6 +86,9 @@ pub async fn run(
                 out.print_json(&done);
             } else {
                 out.print_value(&done.transaction_id);
+                if done.already_held {
+                    out.message(&already_held(&done));
+                }
             }
         }
         TxCommand::Get {
@@ -101,6 +117,16 @@ pub async fn run(
     Ok(EXIT_OK)
 }
 
+/// What `tx submit` says of a payload the node held already (nothing was stored again).
+fn already_held(done: &SubmitResponse) -> String {
+    match (done.state.as_str(), done.docket_number, done.version) {
+        ("sealed", Some(docket), Some(version)) => {
+            format!("Already sealed in docket {docket} as version {version}; not stored again.")
+        }
+        _ => "Already pending (submitted before, not sealed yet); not stored again.".into(),
+    }
+}
+
 /// `tx submit --lines`: reads the input line by line and submits it in batches of at most
 /// `max_lines` lines and `max_bytes` JSON bytes, printing each batch's IDs as soon as it is
 /// stored. Only one batch is held in memory. A batch the node refuses as too large (413:
@@ -117,6 +143,8 @@ struct LineSubmitter<'a> {
     max_bytes: usize,
     json: bool,
     printed: usize,
+    /// How many of the submitted transactions the node held already.
+    already_held: usize,
 }
 
 impl<'a> LineSubmitter<'a> {
@@ -128,6 +156,7 @@ impl<'a> LineSubmitter<'a> {
             max_bytes: BYTES_PER_REQUEST,
             json,
             printed: 0,
+            already_held: 0,
         }
     }
 
@@ -195,6 +224,7 @@ impl<'a> LineSubmitter<'a> {
                 .await
             {
                 Ok(done) => {
+                    self.already_held += done.already_held;
                     self.print(&done.transaction_ids);
                     start = end;
                 }

@@ -87,27 +87,42 @@ impl BanList {
         self.bans.remove(key)
     }
 
-    /// The key of the ban an operator means by `text`: an IP or CIDR, or a unique prefix of a
-    /// banned peer ID.
-    pub fn key_for_unban(&self, text: &str) -> Result<String, PeerError> {
+    /// The key of the ban an operator means by `text`: an IP or CIDR, or the one banned peer
+    /// that `text` names as a prefix of its ID or as its name (`named`: the IDs of the known
+    /// peers with that name). Several candidates are ambiguous.
+    pub fn key_for_unban(&self, text: &str, named: &[String]) -> Result<String, PeerError> {
         let text = text.trim();
         if let Some(target) = BanTarget::parse_network(text) {
             return Ok(target.key());
         }
         let lower = text.to_ascii_lowercase();
-        let banned_ids: Vec<&String> = self
+        if text.is_empty() {
+            return Err(PeerError::NoBan(text.to_string()));
+        }
+        let hex = lower.bytes().all(|b| b.is_ascii_hexdigit());
+        let mut banned_ids: Vec<&String> = self
             .bans
             .iter()
             .filter(|(_, b)| b.target.kind() == BanKind::Peer)
             .map(|(k, _)| k)
-            .filter(|k| k.starts_with(&lower))
+            .filter(|k| (hex && k.starts_with(&lower)) || named.contains(k))
             .collect();
+        banned_ids.sort();
         match banned_ids.as_slice() {
             [one] => Ok((*one).clone()),
             [] => Err(PeerError::NoBan(text.to_string())),
             many => Err(PeerError::Ambiguous {
-                prefix: lower,
-                matches: many.iter().take(5).map(|s| s.to_string()).collect(),
+                text: text.to_string(),
+                total: many.len(),
+                candidates: many
+                    .iter()
+                    .take(5)
+                    .map(|id| {
+                        id.get(..(lower.len() + 4).max(12))
+                            .unwrap_or(id)
+                            .to_string()
+                    })
+                    .collect(),
             }),
         }
     }

@@ -655,7 +655,7 @@ impl PeerManager {
         out
     }
 
-    /// One peer by ID or unique prefix.
+    /// One peer by ID, unique ID prefix or name (see `PeerTable::resolve`).
     pub fn get(&self, prefix: &str) -> Result<PeerSnapshot, PeerError> {
         let state = self.lock();
         let id = state.table.resolve(prefix)?;
@@ -673,22 +673,24 @@ impl PeerManager {
         self.lock().counts(now_ms())
     }
 
-    /// Turns operator text into a ban target: an IP, a CIDR, a known peer's unique ID prefix, or
-    /// a full peer ID not yet known (a pre-emptive ban).
+    /// Turns operator text into a ban target: an IP, a CIDR, a known peer (unique ID prefix or
+    /// name, see `PeerTable::resolve`), or a full peer ID not yet known (a pre-emptive ban).
     pub fn parse_target(&self, text: &str) -> Result<BanTarget, PeerError> {
         let text = text.trim();
         if let Some(target) = BanTarget::parse_network(text) {
             return Ok(target);
         }
-        if text.contains('/') || text.contains('.') || text.contains(':') {
-            return Err(PeerError::Invalid(format!(
-                "'{text}' is not a valid peer ID, IP address or CIDR subnet"
-            )));
-        }
         match self.lock().table.resolve(text) {
             Ok(id) => Ok(BanTarget::Peer(id)),
             Err(PeerError::NotFound(_)) if is_peer_id(&text.to_ascii_lowercase()) => {
                 Ok(BanTarget::Peer(text.to_ascii_lowercase()))
+            }
+            Err(PeerError::NotFound(_))
+                if text.contains('/') || text.contains('.') || text.contains(':') =>
+            {
+                Err(PeerError::Invalid(format!(
+                    "'{text}' is not a valid peer ID, peer name, IP address or CIDR subnet"
+                )))
             }
             Err(e) => Err(e),
         }
@@ -753,11 +755,11 @@ impl PeerManager {
         })
     }
 
-    /// Lifts the ban on a target (IP, CIDR, or peer ID prefix). Returns the lifted ban.
+    /// Lifts the ban on a target (IP, CIDR, peer ID prefix or peer name). Returns the lifted ban.
     pub async fn unban(&self, text: &str) -> Result<Ban, PeerError> {
         let ban = {
             let state = self.lock();
-            let key = state.bans.key_for_unban(text)?;
+            let key = state.bans.key_for_unban(text, &state.table.named(text))?;
             state.bans.get(&key).cloned().ok_or(PeerError::NoBan(key))?
         };
         let key = ban.target.key();

@@ -41,10 +41,14 @@ pub enum PeerError {
     NotFound(String),
     #[error("no ban on '{0}'")]
     NoBan(String),
-    #[error("'{prefix}' matches {} peers ({}); give more characters", .matches.len(), .matches.join(", "))]
+    /// The text names several peers (as an ID prefix or a name), or several bans.
+    #[error("'{text}' matches {total} peers: {}{}; give more of the peer ID", .candidates.join(", "), if .candidates.len() < *.total { ", ..." } else { "" })]
     Ambiguous {
-        prefix: String,
-        matches: Vec<String>,
+        text: String,
+        /// How many matched.
+        total: usize,
+        /// The first few, as "<ID start> (<name>)".
+        candidates: Vec<String>,
     },
     #[error("{0}")]
     Invalid(String),

@@ -13,6 +13,20 @@ use crate::config::validate_host_port;
 use crate::identity::is_peer_id;
 use crate::store::PeerRow;
 
+/// Most candidates an ambiguous peer reference lists.
+const MAX_CANDIDATES_SHOWN: usize = 5;
+
+/// A candidate of an ambiguous reference as the error shows it: the start of its ID (`len`
+/// characters) and its name.
+fn candidate(peer: &Peer, len: usize) -> String {
+    let id = peer.peer_id.get(..len).unwrap_or(&peer.peer_id);
+    if peer.name.is_empty() {
+        id.to_string()
+    } else {
+        format!("{id} ({})", peer.name)
+    }
+}
+
 /// The peer records and their pending persistence.
 #[derive(Default)]
 pub(super) struct PeerTable {
@@ -161,30 +175,62 @@ impl PeerTable {
         self.removed.insert(peer_id.to_string());
     }
 
-    /// Resolves a unique peer-ID prefix (case-insensitive) to a full ID.
-    pub fn resolve(&self, prefix: &str) -> Result<String, PeerError> {
-        let prefix = prefix.trim().to_ascii_lowercase();
-        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(PeerError::NotFound(prefix));
+    /// Resolves what an operator typed to one known peer's ID: the full ID, or else the one
+    /// peer that the text names, as a prefix of its ID (hex, case-insensitive) or as its name
+    /// (the whole name, case-insensitive). Names are what peers call themselves, so a name
+    /// never wins silently: a text that is one peer's name and another's ID prefix, or the
+    /// name of two peers, is ambiguous and the error lists the candidates.
+    pub fn resolve(&self, text: &str) -> Result<String, PeerError> {
+        let text = text.trim();
+        let lower = text.to_ascii_lowercase();
+        if text.is_empty() {
+            return Err(PeerError::NotFound(text.to_string()));
         }
-        if self.peers.contains_key(&prefix) {
-            return Ok(prefix);
+        if self.peers.contains_key(&lower) {
+            return Ok(lower);
         }
-        let mut matches: Vec<String> = self
+        let hex = lower.bytes().all(|b| b.is_ascii_hexdigit());
+        let mut matches: Vec<&Peer> = self
             .peers
-            .keys()
-            .filter(|id| id.starts_with(&prefix))
-            .cloned()
+            .values()
+            .filter(|p| {
+                (hex && p.peer_id.starts_with(&lower))
+                    || (!p.name.is_empty() && p.name.eq_ignore_ascii_case(text))
+            })
             .collect();
         match matches.len() {
-            0 => Err(PeerError::NotFound(prefix)),
-            1 => Ok(matches.remove(0)),
+            0 => Err(PeerError::NotFound(text.to_string())),
+            1 => Ok(matches.remove(0).peer_id.clone()),
             _ => {
-                matches.sort();
-                matches.truncate(5);
-                Err(PeerError::Ambiguous { prefix, matches })
+                matches.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+                let total = matches.len();
+                // Long enough to tell the candidates apart (they share what was typed).
+                let shown = (lower.len() + 4).max(12);
+                let candidates = matches
+                    .iter()
+                    .take(MAX_CANDIDATES_SHOWN)
+                    .map(|p| candidate(p, shown))
+                    .collect();
+                Err(PeerError::Ambiguous {
+                    text: text.to_string(),
+                    total,
+                    candidates,
+                })
             }
         }
+    }
+
+    /// IDs of the peers whose name is `name` (case-insensitive).
+    pub fn named(&self, name: &str) -> Vec<String> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Vec::new();
+        }
+        self.peers
+            .values()
+            .filter(|p| p.name.eq_ignore_ascii_case(name))
+            .map(|p| p.peer_id.clone())
+            .collect()
     }
 
     /// Takes the records changed and the IDs forgotten since the last flush.

@@ -20,6 +20,7 @@ mod sealer;
 mod server;
 mod subscriptions;
 mod sync;
+mod transactions;
 mod views;
 
 use std::sync::Arc;
@@ -48,6 +49,7 @@ use subscriptions::Subscriptions;
 pub use subscriptions::SyncState;
 pub use sync::{SourceError, SyncError};
 use sync::{SubscriptionTask, SyncContext};
+pub use transactions::{MIN_TX_PREFIX, Submitted, SubmittedBatch};
 pub use views::{Purged, RegisterView, SubscriptionView, TxView};
 
 /// Most payload bytes in one docket, and in one batch served to a peer, so every message stays
@@ -201,7 +203,7 @@ impl Registers {
             .ok_or_else(|| RegisterError::NotFound(register_id.into()))
     }
 
-    fn check_size(&self, payload: &[u8]) -> Result<(), RegisterError> {
+    pub(super) fn check_size(&self, payload: &[u8]) -> Result<(), RegisterError> {
         if payload.len() > self.config.max_transaction_size {
             return Err(RegisterError::TooLarge {
                 size: payload.len(),
@@ -214,48 +216,6 @@ impl Registers {
             ));
         }
         Ok(())
-    }
-
-    /// Accepts a transaction at this node (origin or replica): stored as pending and queued
-    /// for gossip, which carries it to the origin for sealing. Returns the transaction ID.
-    pub async fn submit(
-        &self,
-        register_id: &str,
-        payload: Vec<u8>,
-    ) -> Result<String, RegisterError> {
-        let mut ids = self
-            .submit_many(register_id, vec![payload])
-            .await
-            .map_err(|e| e.error)?;
-        ids.pop()
-            .ok_or_else(|| RegisterError::Invalid("no transaction given".into()))
-    }
-
-    /// Accepts many transactions: every payload is checked first (a bad one stores nothing),
-    /// then the transaction pool stores them in chunks, each in its own database transaction
-    /// (see [`TxPool::accept_local`]). Returns the IDs in order; on a failure part-way,
-    /// [`BatchError::stored`] names what was stored.
-    pub async fn submit_many(
-        &self,
-        register_id: &str,
-        payloads: Vec<Vec<u8>>,
-    ) -> Result<Vec<String>, BatchError> {
-        for p in &payloads {
-            self.check_size(p)?;
-        }
-        if !self.chain.holds(register_id) {
-            return Err(RegisterError::NotFound(format!(
-                "this node does not carry register '{register_id}'"
-            ))
-            .into());
-        }
-        self.pool
-            .accept_local(register_id, payloads)
-            .await
-            .map_err(|e| BatchError {
-                stored: e.stored,
-                error: e.error.into(),
-            })
     }
 
     /// Observes transactions stored and sealed here.
@@ -271,38 +231,6 @@ impl Registers {
     /// Whether the register is held here and public (served to peers).
     pub fn is_public(&self, register_id: &str) -> bool {
         self.chain.is_public(register_id)
-    }
-
-    /// A transaction's state.
-    pub async fn transaction(
-        &self,
-        register_id: &str,
-        tx_id: &str,
-    ) -> Result<TxView, RegisterError> {
-        if !self.chain.holds(register_id) {
-            return Err(RegisterError::NotFound(format!(
-                "this node does not carry register '{register_id}'"
-            )));
-        }
-        let tx_id = tx_id.trim().to_ascii_lowercase();
-        if tx_id.len() != 64 || !tx_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(RegisterError::Invalid(format!(
-                "'{tx_id}' is not a transaction ID (64 hex characters)"
-            )));
-        }
-        match self.store.transaction(register_id, &tx_id).await? {
-            Some(tx) => Ok(TxView {
-                register_id: register_id.to_string(),
-                tx_id: tx.tx_id,
-                size: tx.size,
-                received_at_ms: tx.received_at_ms,
-                version: tx.version,
-                docket_number: tx.docket_number,
-            }),
-            None => Err(RegisterError::NotFound(format!(
-                "no transaction {tx_id} in '{register_id}'"
-            ))),
-        }
     }
 
     // ----- views --------------------------------------------------------------------------

@@ -272,6 +272,14 @@ pub trait Store: Send + Sync {
         register_id: &str,
         tx_id: &str,
     ) -> Result<Option<TxRecord>, StoreError>;
+    /// IDs of the register's transactions (pending or sealed) that start with `prefix`
+    /// (lower-case hex), in order, at most `limit`.
+    async fn transaction_ids_with_prefix(
+        &self,
+        register_id: &str,
+        prefix: &str,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError>;
     /// Deletes a register and all it holds; returns (transactions, dockets) removed.
     async fn purge(&self, register_id: &str) -> Result<(u64, u64), StoreError>;
     async fn load_subscriptions(&self) -> Result<Vec<SubscriptionRecord>, StoreError>;

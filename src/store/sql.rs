@@ -47,6 +47,8 @@ pub const UPSERT_SEALED_TX: &str = concat!(
     "ON CONFLICT (register_id, tx_id) DO UPDATE SET version = excluded.version, docket_number = excluded.docket_number"
 );
 pub const SELECT_PAYLOADS: &str = "SELECT payload FROM transactions WHERE register_id = $1 AND version >= $2 AND version <= $3 ORDER BY version";
+/// Transaction IDs in `[$2, $3)` (hex IDs: the IDs starting with a prefix), at most `$4`.
+pub const SELECT_TX_IDS_BETWEEN: &str = "SELECT tx_id FROM transactions WHERE register_id = $1 AND tx_id >= $2 AND tx_id < $3 ORDER BY tx_id LIMIT $4";
 pub const SELECT_TX: &str = "SELECT tx_id, payload, received_at_ms, version, docket_number FROM transactions WHERE register_id = $1 AND tx_id = $2";
 pub const DELETE_TXS: &str = "DELETE FROM transactions WHERE register_id = $1";
 pub const DELETE_DOCKETS: &str = "DELETE FROM dockets WHERE register_id = $1";

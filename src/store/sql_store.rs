@@ -502,6 +502,27 @@ where
             .await?)
     }
 
+    async fn transaction_ids_with_prefix(
+        &self,
+        register_id: &str,
+        prefix: &str,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        // A range, so the primary key serves it: hex IDs starting with `prefix` sort at or
+        // after it and before `prefix` + "g". Checked again here, whatever the collation.
+        let ids: Vec<String> = sqlx::query_scalar(sql::SELECT_TX_IDS_BETWEEN)
+            .bind(register_id)
+            .bind(prefix)
+            .bind(format!("{prefix}g"))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(ids
+            .into_iter()
+            .filter(|id| id.starts_with(prefix))
+            .collect())
+    }
+
     async fn transaction(
         &self,
         register_id: &str,

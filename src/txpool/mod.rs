@@ -59,6 +59,16 @@ pub struct PartialAccept {
     pub error: TxPoolError,
 }
 
+/// Transactions submitted at this node and stored (see [`TxPool::accept_local`]).
+#[derive(Debug)]
+pub struct Accepted {
+    /// Their IDs, in submission order.
+    pub ids: Vec<String>,
+    /// How many were held already (pending or sealed, or twice in the submission): a
+    /// transaction is stored once, so these changed nothing.
+    pub already_held: usize,
+}
+
 /// What happened to transactions at this node, for observers (the cluster benchmark; a
 /// streaming API later). Sent on a broadcast channel; a slow observer misses events, never
 /// slows the node down.
@@ -183,7 +193,7 @@ impl TxPool {
         &self,
         register_id: &str,
         payloads: Vec<Vec<u8>>,
-    ) -> Result<Vec<String>, PartialAccept> {
+    ) -> Result<Accepted, PartialAccept> {
         if !self.lock().contains_key(register_id) {
             return Err(PartialAccept {
                 stored: Vec::new(),
@@ -191,6 +201,7 @@ impl TxPool {
             });
         }
         let mut stored = Vec::with_capacity(payloads.len());
+        let mut already_held = 0;
         let mut chunk: Vec<(String, Vec<u8>)> = Vec::new();
         let mut chunk_bytes = 0;
         let mut payloads = payloads.into_iter().peekable();
@@ -217,13 +228,17 @@ impl TxPool {
                     });
                 }
             };
+            already_held += chunk.len() - new.len();
             self.accepted(register_id, new);
             stored.extend(chunk.drain(..).map(|(id, _)| id));
             chunk_bytes = 0;
             // Let requests waiting for the runtime (not only for the writer) go first.
             tokio::task::yield_now().await;
         }
-        Ok(stored)
+        Ok(Accepted {
+            ids: stored,
+            already_held,
+        })
     }
 
     /// Transactions pulled from peer `source` through gossip (IDs already checked against

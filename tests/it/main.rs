@@ -22,6 +22,7 @@ mod logging;
 mod observability;
 mod operator_cli;
 mod reachability;
+mod references;
 mod replication;
 mod shutdown;
 mod storage_faults;

@@ -145,6 +145,21 @@ async fn registers_and_queue(store: &dyn Store) {
             .expect("again")
             .is_empty()
     );
+    for (prefix, limit, expected) in [
+        ("t", 10, vec!["t1", "t2"]),
+        ("t", 1, vec!["t1"]),
+        ("t2", 10, vec!["t2"]),
+        ("u", 10, vec![]),
+    ] {
+        assert_eq!(
+            store
+                .transaction_ids_with_prefix("r", prefix, limit)
+                .await
+                .expect("by prefix"),
+            expected,
+            "{prefix} (at most {limit})"
+        );
+    }
     let existing = store
         .existing_transactions("r", &["t1".into(), "t3".into()])
         .await
