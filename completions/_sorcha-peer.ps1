@@ -513,7 +513,7 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         'sorcha-peer;lag' {
             [CompletionResult]::new('--against', '--against', [CompletionResultType]::ParameterName, 'The other node''s peer-protocol address (no admin token needed there)')
             [CompletionResult]::new('--register', '--register', [CompletionResultType]::ParameterName, 'Only this register')
-            [CompletionResult]::new('--max-lag', '--max-lag', [CompletionResultType]::ParameterName, 'Exit 1 if any register is more than N transactions behind (or has diverged)')
+            [CompletionResult]::new('--max-lag', '--max-lag', [CompletionResultType]::ParameterName, 'Exit 1 if any register is more than N transactions behind (or has diverged), saying why for each')
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
             [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')

@@ -468,7 +468,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         &'sorcha-peer;lag'= {
             cand --against 'The other node''s peer-protocol address (no admin token needed there)'
             cand --register 'Only this register'
-            cand --max-lag 'Exit 1 if any register is more than N transactions behind (or has diverged)'
+            cand --max-lag 'Exit 1 if any register is more than N transactions behind (or has diverged), saying why for each'
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
             cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
             cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'

@@ -360,7 +360,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_s
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l against -d 'The other node\'s peer-protocol address (no admin token needed there)' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l register -d 'Only this register' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l max-lag -d 'Exit 1 if any register is more than N transactions behind (or has diverged)' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l max-lag -d 'Exit 1 if any register is more than N transactions behind (or has diverged), saying why for each' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F

@@ -498,6 +498,10 @@ pub struct LagDto {
     pub transactions_behind: u64,
     pub dockets_behind: u64,
     pub diverged: bool,
+    /// When diverged: the docket number at which the chains differ (the lower head; the
+    /// fork is there or before).
+    #[serde(default)]
+    pub diverged_at_docket_version: Option<u64>,
     pub held_locally: bool,
 }
 

@@ -385,6 +385,7 @@ pub(super) async fn lag(
                 transactions_behind: r.transactions_behind,
                 dockets_behind: r.dockets_behind,
                 diverged: r.diverged,
+                diverged_at_docket_version: r.diverged_at,
                 held_locally: r.held_locally,
             })
             .collect(),

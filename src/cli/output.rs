@@ -365,6 +365,24 @@ fn width_of(text: &str) -> usize {
     text.chars().count()
 }
 
+/// Width messages are wrapped to (a terminal is at least this wide).
+pub const MESSAGE_WIDTH: usize = 80;
+
+/// `text` as an indented item of a message: the first line starts with `indent` spaces, the
+/// lines it wraps onto (at spaces, within [`MESSAGE_WIDTH`]) with two more.
+pub fn message_item(text: &str, indent: usize) -> String {
+    let width = MESSAGE_WIDTH.saturating_sub(indent + 2);
+    wrap_text(text, width, false)
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let pad = if i == 0 { indent } else { indent + 2 };
+            format!("{}{line}", " ".repeat(pad))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Splits `text` into lines of at most `width` characters at spaces. A word longer than the
 /// width is cut when `break_words` (free text), else left whole on its own line.
 fn wrap_text(text: &str, width: usize, break_words: bool) -> Vec<String> {

@@ -6,9 +6,11 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::output::{Output, cell, cell_or_none, col, eprint_text, escape_control, relative};
+use super::output::{
+    Output, cell, cell_or_none, col, eprint_text, escape_control, message_item, relative,
+};
 use super::{EXIT_FAILED, EXIT_OK};
-use crate::admin::dto::SubscriptionDto;
+use crate::admin::dto::{LagDto, SubscriptionDto};
 use crate::client::{AdminClient, ClientError};
 
 /// How often `subscribe --wait` polls the node.
@@ -77,7 +79,8 @@ pub struct LagArgs {
     /// Only this register
     #[arg(long, value_name = "REGISTER")]
     pub register: Option<String>,
-    /// Exit 1 if any register is more than N transactions behind (or has diverged)
+    /// Exit 1 if any register is more than N transactions behind (or has diverged), saying
+    /// why for each
     #[arg(long, value_name = "N")]
     pub max_lag: Option<u64>,
 }
@@ -362,10 +365,10 @@ async fn wait_for_sync(
 
 pub async fn lag(client: &AdminClient, out: &Output, args: LagArgs) -> Result<i32, ClientError> {
     let rows = client.lag(&args.against, args.register.as_deref()).await?;
-    let failing: Vec<&str> = rows
+    let failing: Vec<(&str, Vec<String>)> = rows
         .iter()
-        .filter(|r| r.diverged || args.max_lag.is_some_and(|max| r.transactions_behind > max))
-        .map(|r| r.register_id.as_str())
+        .map(|r| (r.register_id.as_str(), lag_problems(r, args.max_lag)))
+        .filter(|(_, problems)| !problems.is_empty())
         .collect();
     if out.json {
         out.print_json(&rows);
@@ -403,9 +406,59 @@ pub async fn lag(client: &AdminClient, out: &Output, args: LagArgs) -> Result<i3
     if failing.is_empty() {
         Ok(EXIT_OK)
     } else {
-        if !out.json {
-            out.error(&format!("lag check failed for: {}", failing.join(", ")));
+        // On stderr, so also with -o json (stdout keeps the one JSON document).
+        let registers = if failing.len() == 1 {
+            "register"
+        } else {
+            "registers"
+        };
+        out.error(&format!(
+            "lag check against {} failed for {} {registers}:",
+            args.against,
+            failing.len()
+        ));
+        for (register, problems) in &failing {
+            eprint_text(&message_item(
+                &format!("{register}: {}", problems.join("; ")),
+                2,
+            ));
         }
         Ok(EXIT_FAILED)
+    }
+}
+
+/// Why a register fails the lag check (`max_lag`: the most transactions it may be behind),
+/// in words; empty when it passes.
+fn lag_problems(r: &LagDto, max_lag: Option<u64>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if r.diverged {
+        problems.push(match r.diverged_at_docket_version {
+            Some(at) => format!("diverged (fork): the nodes hold different dockets at height {at}"),
+            None => "diverged (fork): the nodes hold different chains".into(),
+        });
+    }
+    if let Some(max) = max_lag
+        && r.transactions_behind > max
+    {
+        let behind = format!(
+            "{} / {}",
+            count(r.dockets_behind, "docket"),
+            count(r.transactions_behind, "transaction")
+        );
+        problems.push(if r.held_locally {
+            format!("behind by {behind} (over --max-lag {max})")
+        } else {
+            format!("not held here; the other node has {behind} (over --max-lag {max})")
+        });
+    }
+    problems
+}
+
+/// "1 docket", "3 dockets".
+fn count(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
     }
 }

@@ -28,6 +28,9 @@ pub struct LagRow {
     pub transactions_behind: u64,
     pub dockets_behind: u64,
     pub diverged: bool,
+    /// When diverged: the docket number at which the two chains were compared and differ
+    /// (the lower of the two heads; the fork is there or before).
+    pub diverged_at: Option<u64>,
     /// False when this node does not hold the register at all.
     pub held_locally: bool,
 }
@@ -63,6 +66,7 @@ pub(super) async fn rows(
                 transactions_behind: r.latest_version,
                 dockets_behind: r.height,
                 diverged: false,
+                diverged_at: None,
                 held_locally: false,
             });
             continue;
@@ -93,6 +97,7 @@ pub(super) async fn rows(
             transactions_behind: r.latest_version.saturating_sub(local_version),
             dockets_behind: r.height.saturating_sub(local_height),
             diverged,
+            diverged_at: diverged.then_some(local_height.min(r.height)),
             held_locally: true,
         });
     }
