@@ -267,7 +267,8 @@ async fn attack(name: &str, victim: &NodeProcess, args: &Args) -> (Held, Value) 
             (hold(sockets), json!({ "connectionsOpened": opened }))
         }
         "stream-flood" => {
-            let Ok(channel) = stranger::channel_from(to, ATTACKER_IP).await else {
+            let Ok(channel) = stranger::channel_from(to, ATTACKER_IP, &Identity::generate()).await
+            else {
                 return (Held::new(), json!({ "error": "cannot connect" }));
             };
             let mut tasks = Vec::new();
@@ -372,12 +373,11 @@ async fn attack(name: &str, victim: &NodeProcess, args: &Args) -> (Held, Value) 
             )
         }
         "unread-answers" => {
-            let Ok(channel) = stranger::channel_from(to, ATTACKER_IP).await else {
+            let me = Identity::generate();
+            let Ok(channel) = stranger::channel_from(to, ATTACKER_IP, &me).await else {
                 return (Held::new(), json!({ "error": "cannot connect" }));
             };
-            let Ok(session) =
-                stranger::open_session(channel, &Identity::generate(), &Claims::default()).await
-            else {
+            let Ok(session) = stranger::open_session(channel, &me, &Claims::default()).await else {
                 return (Held::new(), json!({ "error": "handshake refused" }));
             };
             let s = session.silent();
@@ -420,12 +420,11 @@ async fn gossip_stall(victim: &NodeProcess, args: &Args) -> (Held, Value) {
     }
     let payload = format!("victim transaction {}", hex::encode(rand_bytes()));
     let victim_id = sorcha_peer::ledger::tx_hash(payload.as_bytes());
-    let Ok(channel) = stranger::channel_from(victim.peer_addr, ATTACKER_IP).await else {
+    let me = Identity::generate();
+    let Ok(channel) = stranger::channel_from(victim.peer_addr, ATTACKER_IP, &me).await else {
         return (Held::new(), json!({ "error": "cannot connect" }));
     };
-    let Ok(session) =
-        stranger::open_session(channel, &Identity::generate(), &Claims::default()).await
-    else {
+    let Ok(session) = stranger::open_session(channel, &me, &Claims::default()).await else {
         return (Held::new(), json!({ "error": "handshake refused" }));
     };
     let stall = Duration::from_secs(args.stall_secs);

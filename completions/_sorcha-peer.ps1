@@ -52,6 +52,7 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML configuration file (see `sorcha-peer config default`)')
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Peer protocol address [default: 0.0.0.0:5000]')
             [CompletionResult]::new('--admin-listen', '--admin-listen', [CompletionResultType]::ParameterName, 'Admin API address [default: 127.0.0.1:5080]')
+            [CompletionResult]::new('--peer-tls', '--peer-tls', [CompletionResultType]::ParameterName, 'How peer connections are protected [default: node-key]')
             [CompletionResult]::new('--advertise-address', '--advertise-address', [CompletionResultType]::ParameterName, 'Address peers should dial to reach this node [default: discovered, see README "Reachability"]')
             [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'A node to join through (repeatable)')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'postgres://user:password@host/db to store on PostgreSQL [default: SQLite in the data dir]')

@@ -1783,7 +1783,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__serve)
-            opts="-o -q -h -V --config --listen --admin-listen --advertise-address --seed --database-url --name --log-level --log-format --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --config --listen --admin-listen --peer-tls --advertise-address --seed --database-url --name --log-level --log-format --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1798,6 +1798,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --admin-listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --peer-tls)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -48,6 +48,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand --config 'TOML configuration file (see `sorcha-peer config default`)'
             cand --listen 'Peer protocol address [default: 0.0.0.0:5000]'
             cand --admin-listen 'Admin API address [default: 127.0.0.1:5080]'
+            cand --peer-tls 'How peer connections are protected [default: node-key]'
             cand --advertise-address 'Address peers should dial to reach this node [default: discovered, see README "Reachability"]'
             cand --seed 'A node to join through (repeatable)'
             cand --database-url 'postgres://user:password@host/db to store on PostgreSQL [default: SQLite in the data dir]'

@@ -50,6 +50,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "help" -d 'P
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l config -d 'TOML configuration file (see `sorcha-peer config default`)' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l listen -d 'Peer protocol address [default: 0.0.0.0:5000]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l admin-listen -d 'Admin API address [default: 127.0.0.1:5080]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l peer-tls -d 'How peer connections are protected [default: node-key]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l advertise-address -d 'Address peers should dial to reach this node [default: discovered, see README "Reachability"]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l seed -d 'A node to join through (repeatable)' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l database-url -d 'postgres://user:password@host/db to store on PostgreSQL [default: SQLite in the data dir]' -r

@@ -22,6 +22,25 @@ pub const PEER_ID_LEN: usize = 32;
 /// Length of handshake nonces.
 pub const NONCE_LEN: usize = 32;
 
+/// DER of a PKCS #8 v1 Ed25519 private key up to its 32-byte seed (RFC 8410 §7):
+/// SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING (32) } }.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+/// DER of an Ed25519 SubjectPublicKeyInfo up to its 32-byte key (RFC 8410 §4):
+/// SEQUENCE { SEQUENCE { OID 1.3.101.112 }, BIT STRING (0 unused bits) }.
+pub const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// The Ed25519 public key in a DER SubjectPublicKeyInfo, or `None` when it holds another kind
+/// of key.
+pub fn ed25519_key_of_spki(spki: &[u8]) -> Option<[u8; 32]> {
+    spki.strip_prefix(ED25519_SPKI_PREFIX.as_slice())?
+        .try_into()
+        .ok()
+}
+
 const TRANSCRIPT_DOMAIN: &[u8] = b"sorcha-peer/v1/handshake";
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +125,16 @@ impl Identity {
 
     pub fn public_key(&self) -> [u8; 32] {
         self.key.verifying_key().to_bytes()
+    }
+
+    /// The secret key as PKCS #8 v1 DER (RFC 8410), the form TLS libraries load an Ed25519
+    /// key from; the peer transport makes its certificate with it.
+    pub fn pkcs8_der(&self) -> Vec<u8> {
+        [
+            ED25519_PKCS8_PREFIX.as_slice(),
+            self.key.to_bytes().as_slice(),
+        ]
+        .concat()
     }
 
     /// Signs the handshake transcript in the given role.

@@ -25,6 +25,7 @@ pub mod store;
 pub mod tasks;
 pub mod telemetry;
 pub mod text;
+pub mod transport;
 pub mod txpool;
 
 /// The software version reported in the handshake, `status` and `/api/health`.

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::auth::{AuthSetupError, Authenticator, JwtVerifier};
 use crate::admin::{self, AdminState};
-use crate::config::Config;
+use crate::config::{Config, PeerTls};
 use crate::events::Events;
 use crate::gossip::Gossip;
 use crate::identity::{self, Identity, IdentityError};
@@ -24,6 +24,7 @@ use crate::service::health::{self, ServerState};
 use crate::store::{self, Store, StoreError};
 use crate::tasks::Tasks;
 use crate::telemetry::Metrics;
+use crate::transport::Transport;
 use crate::txpool::TxPool;
 
 /// How long shutdown waits for sessions and servers to finish before giving up on them.
@@ -46,6 +47,8 @@ pub enum NodeError {
     AdminAuth(#[from] AuthSetupError),
     #[error(transparent)]
     AdminTls(#[from] admin::tls::AdminTlsError),
+    #[error(transparent)]
+    PeerTransport(#[from] crate::transport::SetupError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -158,6 +161,12 @@ pub async fn start(
     let store = store::open(config.database_url.as_deref(), &config.sqlite_path()).await?;
     let identity = Arc::new(Identity::load_or_create(&data_dir)?);
     let admin_token = identity::load_or_create_admin_token(&data_dir)?;
+    let transport = Arc::new(Transport::new(config.peer_tls, &identity)?);
+    if config.peer_tls == PeerTls::Off {
+        tracing::warn!(
+            "peer_tls = \"off\": peer traffic is plaintext; anyone on the path can read and alter it"
+        );
+    }
     let auth = Arc::new(Authenticator::new(&config, admin_token.clone(), jwt));
 
     let peer_addr = local_addr(&listeners.peer, config.listen)?;
@@ -168,7 +177,7 @@ pub async fn start(
     let config = Arc::new(config);
     let tasks = Tasks::new();
 
-    tracing::info!(peer_id = identity.peer_id(), storage = %config.storage_description(), "starting node");
+    tracing::info!(peer_id = identity.peer_id(), storage = %config.storage_description(), peer_tls = %config.peer_tls, "starting node");
     let metrics = Arc::new(Metrics::new());
     let events = Arc::new(Events::new());
     store.write_health().attach_events(events.clone());
@@ -210,6 +219,7 @@ pub async fn start(
         peers: manager.clone(),
         registers: registers.clone(),
         gossip: gossip.clone(),
+        transport: transport.clone(),
     };
 
     let grpc = rpc::serve(listeners.peer, services.clone(), shutdown.clone());
@@ -231,7 +241,7 @@ pub async fn start(
     let admin_state = Arc::new(AdminState {
         manager: manager.clone(),
         registers: registers.clone(),
-        heights: Arc::new(crate::rpc::HeightsClient),
+        heights: Arc::new(crate::rpc::HeightsClient { transport }),
         store: store.clone(),
         metrics: metrics.clone(),
         events: events.clone(),

@@ -188,6 +188,9 @@ pub struct StatusDto {
     /// `public` (verified, or a public address configured), `private` (private or loopback
     /// and unverified) or `unknown`.
     pub reachability: String,
+    /// How peer connections are protected: `node-key` (TLS 1.3 with node-key certificates)
+    /// or `off` (plaintext).
+    pub peer_tls: String,
     pub admin_listen: String,
     pub storage: String,
     pub peers: PeerCountsDto,

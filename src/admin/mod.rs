@@ -382,6 +382,7 @@ async fn status(State(state): Shared) -> ApiResult<StatusDto> {
         announced_address: announced.address,
         address_source: announced.source.as_str().to_string(),
         reachability: announced.reachability.as_str().to_string(),
+        peer_tls: state.config.peer_tls.to_string(),
         admin_listen: state.config.admin_listen.to_string(),
         storage: state.config.storage_description(),
         peers: PeerCountsDto {

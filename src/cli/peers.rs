@@ -411,6 +411,14 @@ pub async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientErro
         "Reachability",
         format!("{} (address from {})", s.reachability, s.address_source),
     );
+    d.row(
+        "Transport",
+        match s.peer_tls.as_str() {
+            "node-key" => "TLS 1.3, node-key certificates (peer_tls = node-key)".to_string(),
+            "off" => "plaintext (peer_tls = off)".to_string(),
+            other => other.to_string(),
+        },
+    );
     d.row("Admin API", &s.admin_listen);
     d.row("Storage", &s.storage);
     d.row(

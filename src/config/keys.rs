@@ -12,7 +12,7 @@ use ipnet::IpNet;
 
 use super::check;
 use super::values::{FromValue, Resolver};
-use super::{ConfigError, Secret};
+use super::{ConfigError, PeerTls, Secret};
 
 /// One configuration key: its name in the file, its default as a TOML literal (`None` when the
 /// default is "unset" or computed), the comment printed above it by `config default`, and its
@@ -102,6 +102,11 @@ declare_keys! {
         default: Some("\"127.0.0.1:5080\""),
         help: "Address for the admin HTTP API used by the CLI. Keep it on loopback unless it serves TLS (admin_tls_cert_file).",
         flag: ("admin-listen", "ADDR", "Admin API address [default: 127.0.0.1:5080]"),
+    },
+    peer_tls: PeerTls {
+        default: Some("\"node-key\""),
+        help: "How peer connections are protected. \"node-key\" (default): TLS 1.3, both ends proving their node key\nwith a certificate made from it; no CA or files needed. \"off\": plaintext (warned at start), for\nnetworks protected otherwise. Nodes must agree: one of each fails with a message naming the mismatch.",
+        flag: ("peer-tls", "node-key|off", "How peer connections are protected [default: node-key]"),
     },
     advertise_address: Option<String> {
         default: None,

@@ -33,6 +33,47 @@ pub const MAX_ADDRESS_LEN: usize = 262;
 /// The smallest `max_batch_bytes` that may be configured.
 pub const MIN_BATCH_BYTES: usize = 1024;
 
+/// How peer connections are protected (`peer_tls`; see `transport/`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerTls {
+    /// TLS 1.3 with certificates made from the node keys (the default; no CA).
+    NodeKey,
+    /// Plaintext, for networks protected otherwise.
+    Off,
+}
+
+impl PeerTls {
+    pub const NAMES: [&str; 2] = ["node-key", "off"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PeerTls::NodeKey => "node-key",
+            PeerTls::Off => "off",
+        }
+    }
+}
+
+impl fmt::Display for PeerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for PeerTls {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<PeerTls, String> {
+        match text {
+            "node-key" => Ok(PeerTls::NodeKey),
+            "off" => Ok(PeerTls::Off),
+            other => Err(format!(
+                "'{other}' is not a peer transport mode (one of: {})",
+                PeerTls::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
 /// The shortest HS256 JWT key accepted (256 bits, as the platform's issuer also requires).
 pub const MIN_JWT_KEY_BYTES: usize = 32;
 

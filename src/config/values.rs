@@ -202,6 +202,14 @@ impl FromValue for Vec<IpNet> {
     }
 }
 
+/// The peer transport mode: `node-key`, `ca` or `off`.
+impl FromValue for super::PeerTls {
+    fn read(r: &Resolver<'_>, key: &'static str) -> Result<Self, ConfigError> {
+        let text = r.string(key)?;
+        text.parse().map_err(|e: String| r.invalid(key, e))
+    }
+}
+
 macro_rules! counts {
     ($($t:ty),*) => {$(
         impl FromValue for $t {

@@ -1,7 +1,8 @@
 //! The peer port's accept loop: every TCP connection is admitted by the peer manager (bans,
-//! per-IP, per-subnet and total caps) before a byte is read, and then read under deadlines, so
-//! a connection that never completes the HTTP/2 preface, or goes quiet without a session, gives
-//! its descriptor back instead of holding it forever.
+//! per-IP, per-subnet and total caps) before a byte is read, then taken through the transport
+//! (the TLS handshake, in a task of its own) and read under deadlines, so a connection that
+//! never completes TLS or the HTTP/2 preface, or goes quiet without a session, gives its
+//! descriptor back instead of holding it forever.
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,16 +14,33 @@ use std::time::Duration;
 use futures::Stream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::Connected;
 
+use super::Services;
 use crate::peers::PeerManager;
 use crate::peers::admission::ConnectionSlot;
+use crate::transport::{AcceptError, PeerStream, Transport};
 
 /// Bytes of the HTTP/2 client connection preface.
 const PREFACE_LEN: usize = 24;
 /// Pause after a failed `accept` (e.g. out of descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// Connections through the transport waiting for the gRPC server to take them.
+const ACCEPTED_QUEUE: usize = 64;
+/// Least time between two log lines about peers speaking the other transport mode (each
+/// refusal is counted in the metric either way).
+const MISMATCH_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What the session handler learns about the connection a request came on.
+#[derive(Clone, Debug)]
+pub struct PeerConnectInfo {
+    pub remote: SocketAddr,
+    /// The node key the peer proved in the TLS handshake (`None` with `peer_tls = "off"`).
+    pub peer_key: Option<[u8; 32]>,
+}
 
 /// Deadlines an admitted connection is read under.
 #[derive(Clone, Copy, Debug)]
@@ -55,24 +73,36 @@ fn later(after: Duration) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400))
 }
 
-/// An admitted inbound connection: the socket, its admission slot (released on drop) and the
-/// read deadline.
+/// An admitted inbound connection: the stream, its admission slot (released on drop), what
+/// the transport proved and the read deadline.
 pub struct AdmittedStream {
-    inner: TcpStream,
+    inner: PeerStream,
     _slot: ConnectionSlot,
+    info: PeerConnectInfo,
     deadlines: Deadlines,
     preface_read: usize,
     deadline: Pin<Box<Sleep>>,
 }
 
 impl AdmittedStream {
-    fn new(inner: TcpStream, slot: ConnectionSlot, deadlines: Deadlines) -> AdmittedStream {
+    fn new(
+        inner: PeerStream,
+        slot: ConnectionSlot,
+        info: PeerConnectInfo,
+        deadlines: Deadlines,
+        accepted_at: Instant,
+    ) -> AdmittedStream {
+        // The preface deadline runs from accept, the TLS handshake included.
+        let preface_by = accepted_at
+            .checked_add(deadlines.preface)
+            .unwrap_or_else(|| later(deadlines.preface));
         AdmittedStream {
             inner,
             _slot: slot,
+            info,
             deadlines,
             preface_read: 0,
-            deadline: Box::pin(tokio::time::sleep_until(later(deadlines.preface))),
+            deadline: Box::pin(tokio::time::sleep_until(preface_by)),
         }
     }
 }
@@ -145,46 +175,150 @@ impl AsyncWrite for AdmittedStream {
 }
 
 impl Connected for AdmittedStream {
-    type ConnectInfo = TcpConnectInfo;
+    type ConnectInfo = PeerConnectInfo;
 
-    fn connect_info(&self) -> TcpConnectInfo {
-        self.inner.connect_info()
+    fn connect_info(&self) -> PeerConnectInfo {
+        self.info.clone()
     }
 }
 
 /// The stream of admitted connections for the gRPC server. Refused connections are closed at
-/// once, before anything is read; accept errors (such as running out of descriptors) are
-/// logged and retried after a pause, never ending the stream.
+/// once, before anything is read; admitted ones go through the transport in tasks of their
+/// own (a slow TLS handshake holds up nobody), within the preface deadline. Accept errors
+/// (such as running out of descriptors) are logged and retried after a pause. The loop ends
+/// when the server drops the stream.
 pub fn incoming(
     listener: TcpListener,
-    peers: Arc<PeerManager>,
+    services: Services,
 ) -> impl Stream<Item = io::Result<AdmittedStream>> {
+    let (accepted, stream) = mpsc::channel(ACCEPTED_QUEUE);
+    let tasks = services.tasks.clone();
+    tasks.spawn(accept_loop(listener, services, accepted));
+    ReceiverStream::new(stream)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    services: Services,
+    accepted: mpsc::Sender<io::Result<AdmittedStream>>,
+) {
+    let peers = services.peers.clone();
     let deadlines = Deadlines::for_config(peers.config());
-    futures::stream::unfold((listener, peers), move |(listener, peers)| async move {
-        loop {
-            let (stream, remote): (TcpStream, SocketAddr) = match listener.accept().await {
-                Ok(accepted) => accepted,
+    let mismatch_log = Arc::new(LogLimiter::default());
+    loop {
+        let (stream, remote): (TcpStream, SocketAddr) = tokio::select! {
+            _ = accepted.closed() => return,
+            result = listener.accept() => match result {
+                Ok(connection) => connection,
                 Err(e) => {
                     tracing::warn!("cannot accept a peer connection: {e}");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
-            };
-            match peers.admit_connection(remote.ip()) {
-                Ok(slot) => {
-                    if let Err(e) = stream.set_nodelay(true) {
-                        tracing::debug!(%remote, "cannot set TCP_NODELAY: {e}");
-                    }
-                    let admitted = AdmittedStream::new(stream, slot, deadlines);
-                    return Some((Ok(admitted), (listener, peers)));
-                }
-                Err(refusal) => {
-                    tracing::debug!(%remote, %refusal, "peer connection refused at accept");
-                    drop(stream);
-                }
+            },
+        };
+        let accepted_at = Instant::now();
+        match peers.admit_connection(remote.ip()) {
+            Ok(slot) => {
+                services.tasks.spawn(secure(
+                    services.transport.clone(),
+                    peers.clone(),
+                    stream,
+                    remote,
+                    Admission {
+                        slot,
+                        deadlines,
+                        accepted_at,
+                    },
+                    accepted.clone(),
+                    mismatch_log.clone(),
+                ));
+            }
+            Err(refusal) => {
+                tracing::debug!(%remote, %refusal, "peer connection refused at accept");
+                drop(stream);
             }
         }
-    })
+    }
+}
+
+struct Admission {
+    slot: ConnectionSlot,
+    deadlines: Deadlines,
+    accepted_at: Instant,
+}
+
+/// Takes one admitted connection through the transport and hands it to the server.
+async fn secure(
+    transport: Arc<Transport>,
+    peers: Arc<PeerManager>,
+    stream: TcpStream,
+    remote: SocketAddr,
+    admission: Admission,
+    accepted: mpsc::Sender<io::Result<AdmittedStream>>,
+    mismatch_log: Arc<LogLimiter>,
+) {
+    let deadline = later(admission.deadlines.preface);
+    let outcome = tokio::time::timeout_at(deadline, transport.accept(stream, remote)).await;
+    let connection = match outcome {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(refused)) => {
+            report_refusal(&peers, &refused, &mismatch_log);
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%remote, "no transport handshake within the deadline");
+            peers
+                .metrics()
+                .transport_refused("inbound", "tls_handshake");
+            return;
+        }
+    };
+    let info = PeerConnectInfo {
+        remote,
+        peer_key: connection.peer_key,
+    };
+    let admitted = AdmittedStream::new(
+        connection.stream,
+        admission.slot,
+        info,
+        admission.deadlines,
+        admission.accepted_at,
+    );
+    // Fails only when the server has stopped; the connection then just closes.
+    let _ = accepted.send(Ok(admitted)).await;
+}
+
+fn report_refusal(peers: &PeerManager, refused: &AcceptError, mismatch_log: &LogLimiter) {
+    if let Some(reason) = refused.reason() {
+        peers.metrics().transport_refused("inbound", reason);
+    }
+    if refused.is_mismatch() && mismatch_log.allow() {
+        tracing::warn!("peer connection refused: {refused}");
+    } else {
+        tracing::debug!("peer connection refused: {refused}");
+    }
+}
+
+/// Lets a line through at most once per [`MISMATCH_LOG_INTERVAL`], so a peer reconnecting in
+/// a loop cannot fill the log.
+#[derive(Default)]
+struct LogLimiter {
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+impl LogLimiter {
+    fn allow(&self) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        match *last {
+            Some(at) if now.duration_since(at) < MISMATCH_LOG_INTERVAL => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -82,7 +82,7 @@ pub async fn probe(services: &Services, address: SocketAddr, expected: &str) -> 
         seed: false,
     };
     let timeout = manager.config().connect_timeout;
-    let opened = tokio::time::timeout(timeout, dialer::open(manager, &target, true))
+    let opened = tokio::time::timeout(timeout, dialer::open(services, &target, true))
         .await
         .map_err(|_| format!("no answer from {address} within {timeout:?}"))?;
     match opened {

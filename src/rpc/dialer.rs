@@ -4,15 +4,15 @@
 use std::net::SocketAddr;
 
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Endpoint;
 
 use super::handshake::{self, HandshakeError};
 use super::outbox::Outbox;
 use super::pb::peer_session_client::PeerSessionClient;
 use super::session;
 use super::{MAX_MESSAGE_SIZE, Services, convert};
+use crate::config::PeerTls;
 use crate::identity;
-use crate::peers::{DialTarget, Direction, PeerManager, Refusal};
+use crate::peers::{DialTarget, Direction, Refusal};
 
 /// Runs until `shutdown`, dialling what the manager plans.
 pub async fn run(services: Services, shutdown: CancellationToken) {
@@ -37,7 +37,7 @@ pub async fn run(services: Services, shutdown: CancellationToken) {
 pub async fn dial(services: Services, target: DialTarget, shutdown: CancellationToken) {
     let manager = services.peers.clone();
     let timeout = manager.config().connect_timeout;
-    let attempt = tokio::time::timeout(timeout, open(&manager, &target, false)).await;
+    let attempt = tokio::time::timeout(timeout, open(&services, &target, false)).await;
     let opened = match attempt {
         Err(_) => Err(HandshakeError::Failed("timed out".into())),
         Ok(result) => result,
@@ -99,10 +99,11 @@ pub(super) type Opened = (
 /// Connects to `target` and runs the dialling side of the handshake (a dial-back probe when
 /// `dial_back`: the acceptor answers and closes without a session).
 pub(super) async fn open(
-    manager: &PeerManager,
+    services: &Services,
     target: &DialTarget,
     dial_back: bool,
 ) -> Result<Opened, HandshakeError> {
+    let manager = &services.peers;
     let failed = |m: String| HandshakeError::Failed(m);
     let remote = tokio::net::lookup_host(&target.address)
         .await
@@ -113,21 +114,25 @@ pub(super) async fn open(
         return Err(HandshakeError::Refused(refusal));
     }
     let config = manager.config();
-    let mut endpoint = Endpoint::from_shared(format!("http://{remote}"))
-        .map_err(|e| failed(format!("bad address {remote}: {e}")))?
-        .connect_timeout(config.connect_timeout)
-        .tcp_nodelay(true);
     // Dial from the address we listen on, so peers see the same IP we announce (this is what
     // lets IP bans and per-address views work on multi-address hosts and 127.0.0.x tests).
-    if !config.listen.ip().is_unspecified()
-        && config.listen.ip().is_loopback() == remote.ip().is_loopback()
-    {
-        endpoint = endpoint.local_address(Some(config.listen.ip()));
-    }
-    let channel = endpoint
-        .connect()
+    let from = (!config.listen.ip().is_unspecified()
+        && config.listen.ip().is_loopback() == remote.ip().is_loopback())
+    .then(|| config.listen.ip());
+    let connection = services
+        .transport
+        .connect(remote, from, target.expected_peer_id.as_deref())
         .await
-        .map_err(|e| failed(format!("cannot connect to {remote}: {e}")))?;
+        .map_err(|e| {
+            if let Some(reason) = e.reason() {
+                manager.metrics().transport_refused("outbound", reason);
+            }
+            failed(e.to_string())
+        })?;
+    let tls_key = connection.peer_key;
+    let channel = crate::transport::channel(connection.stream, remote)
+        .await
+        .map_err(|e| failed(format!("cannot start HTTP/2 with {remote}: {e}")))?;
     let mut client = PeerSessionClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
@@ -150,6 +155,14 @@ pub(super) async fn open(
                 "refused by peer: {}",
                 convert::peer_text(status.message(), convert::MAX_PEER_TEXT)
             ))),
+            tonic::Code::Unavailable | tonic::Code::Unknown
+                if services.transport.mode() == PeerTls::Off =>
+            {
+                failed(format!(
+                    "{remote} closed the connection ({}): a node with peer_tls = \"node-key\" does that to plaintext peers, and this node has peer_tls = \"off\"",
+                    status.message()
+                ))
+            }
             _ => failed(format!(
                 "{} refused the session: {}",
                 remote,
@@ -157,8 +170,11 @@ pub(super) async fn open(
             )),
         })?;
     let mut incoming = response.into_inner();
+    let ends = handshake::Ends {
+        remote_ip: remote.ip(),
+        tls_key,
+    };
     let peer =
-        handshake::dial_handshake(manager, remote.ip(), &local, &nonce, &mut incoming, &outbox)
-            .await?;
+        handshake::dial_handshake(manager, ends, &local, &nonce, &mut incoming, &outbox).await?;
     Ok((peer, remote, incoming, outbox, client))
 }

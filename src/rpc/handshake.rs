@@ -9,6 +9,7 @@ use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tonic::Streaming;
 
+use super::admission::PeerConnectInfo;
 use super::outbox::Outbox;
 use super::pb::{self, frame::Body};
 use super::session::{self, frame, push, say_goodbye};
@@ -79,6 +80,35 @@ fn verify_info(
     Ok((info, address))
 }
 
+/// The other end of a connection as the layers below the handshake see it.
+#[derive(Clone, Copy)]
+pub struct Ends {
+    pub remote_ip: IpAddr,
+    /// The node key the peer proved in the TLS handshake (`None` without TLS).
+    pub tls_key: Option<[u8; 32]>,
+}
+
+/// Over TLS, the identity a peer claims in the handshake must be the key its certificate
+/// proved: otherwise something between us terminated TLS with another key.
+fn bound_to_transport(
+    manager: &PeerManager,
+    direction: &'static str,
+    claimed: &[u8],
+    tls_key: Option<[u8; 32]>,
+) -> Result<(), HandshakeError> {
+    match tls_key {
+        Some(proven) if proven.as_slice() != claimed => {
+            manager.metrics().transport_refused(direction, "wrong_key");
+            Err(failed(format!(
+                "the peer claims to be {} but its TLS certificate proves {}: something between us holds another key",
+                peer_id_for(claimed),
+                peer_id_for(&proven)
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn verified_peer(info: pb::NodeInfo, address: String) -> VerifiedPeer {
     VerifiedPeer {
         peer_id: peer_id_for(&info.public_key),
@@ -124,17 +154,18 @@ enum Accepted {
 /// Accepting side: runs the handshake for an inbound stream, then the session.
 pub async fn accept(
     services: Services,
-    remote: SocketAddr,
+    connection: PeerConnectInfo,
     mut incoming: Streaming<pb::Frame>,
     outbox: Outbox,
     shutdown: CancellationToken,
 ) {
     let manager = services.peers.clone();
+    let remote = connection.remote;
     let remote_ip = remote.ip();
     let timeout = manager.config().connect_timeout;
     let handshake = tokio::time::timeout(
         timeout,
-        accept_handshake(&manager, remote, &mut incoming, &outbox),
+        accept_handshake(&manager, &connection, &mut incoming, &outbox),
     )
     .await
     .unwrap_or_else(|_| Err(failed("handshake timed out")));
@@ -159,15 +190,17 @@ pub async fn accept(
 
 async fn accept_handshake(
     manager: &PeerManager,
-    remote: SocketAddr,
+    connection: &PeerConnectInfo,
     incoming: &mut Streaming<pb::Frame>,
     outbox: &Outbox,
 ) -> Result<Accepted, HandshakeError> {
+    let remote = connection.remote;
     let remote_ip = remote.ip();
     let Body::Hello(hello) = next_body(incoming).await? else {
         return Err(failed("expected Hello"));
     };
     let (info, address) = verify_info(&hello.node_info, &hello.nonce, remote_ip)?;
+    bound_to_transport(manager, "inbound", &info.public_key, connection.peer_key)?;
     let local = local_info(manager);
     let nonce = identity::nonce();
     let transcript = identity::transcript(&hello.node_info, &hello.nonce, &local, &nonce);
@@ -210,7 +243,7 @@ async fn accept_handshake(
 /// not yet registered (the dialler registers it with its dial target).
 pub async fn dial_handshake(
     manager: &PeerManager,
-    remote_ip: IpAddr,
+    ends: Ends,
     local: &[u8],
     nonce: &[u8],
     incoming: &mut Streaming<pb::Frame>,
@@ -221,7 +254,9 @@ pub async fn dial_handshake(
         Body::Goodbye(g) => return Err(refusal_from_goodbye(g.reason)),
         _ => return Err(failed("expected HelloAck")),
     };
+    let remote_ip = ends.remote_ip;
     let (info, address) = verify_info(&ack.node_info, &ack.nonce, remote_ip)?;
+    bound_to_transport(manager, "outbound", &info.public_key, ends.tls_key)?;
     let transcript = identity::transcript(local, nonce, &ack.node_info, &ack.nonce);
     identity::verify_transcript(
         &info.public_key,

@@ -23,6 +23,8 @@ use crate::peers::PeerManager;
 use crate::replication::Registers;
 use crate::replication::lag::RemoteHeights;
 use crate::service::lag::{HeightsProbe, ProbeError};
+use crate::transport::Transport;
+use admission::PeerConnectInfo;
 
 /// What the peer protocol edge needs from the domain.
 #[derive(Clone)]
@@ -32,6 +34,8 @@ pub struct Services {
     pub peers: Arc<PeerManager>,
     pub registers: Arc<Registers>,
     pub gossip: Arc<Gossip>,
+    /// How connections to peers are opened and accepted (TLS or plaintext).
+    pub transport: Arc<Transport>,
 }
 
 /// Generated protobuf and gRPC code for `proto/sorcha/peer/v1`.
@@ -67,10 +71,8 @@ impl pb::peer_session_server::PeerSession for PeerSessionService {
         &self,
         request: Request<Streaming<pb::Frame>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
-        let remote = request
-            .remote_addr()
-            .ok_or_else(|| Status::internal("the connection has no remote address"))?;
-        if let Err(refusal) = self.services.peers.admit_address(remote.ip()) {
+        let connection = connect_info(&request)?;
+        if let Err(refusal) = self.services.peers.admit_address(connection.remote.ip()) {
             self.services.peers.handshake_failed(true);
             return Err(Status::permission_denied(refusal.to_string()));
         }
@@ -78,7 +80,7 @@ impl pb::peer_session_server::PeerSession for PeerSessionService {
         let (outbox, frames) = outbox::Outbox::new(self.services.peers.config().peer_send_buffer);
         self.services.tasks.spawn(handshake::accept(
             self.services.clone(),
-            remote,
+            connection,
             incoming,
             outbox,
             self.shutdown.clone(),
@@ -90,9 +92,8 @@ impl pb::peer_session_server::PeerSession for PeerSessionService {
         &self,
         request: Request<pb::RegisterHeightsRequest>,
     ) -> Result<Response<pb::RegisterHeightsResponse>, Status> {
-        if let Some(remote) = request.remote_addr()
-            && let Err(refusal) = self.services.peers.admit_address(remote.ip())
-        {
+        let remote = connect_info(&request)?.remote;
+        if let Err(refusal) = self.services.peers.admit_address(remote.ip()) {
             return Err(Status::permission_denied(refusal.to_string()));
         }
         let registers = &self.services.registers;
@@ -116,12 +117,24 @@ impl pb::peer_session_server::PeerSession for PeerSessionService {
     }
 }
 
+/// What the transport learnt about the connection `request` came on (set for every
+/// connection by [`admission::incoming`]).
+fn connect_info<T>(request: &Request<T>) -> Result<PeerConnectInfo, Status> {
+    request
+        .extensions()
+        .get::<PeerConnectInfo>()
+        .cloned()
+        .ok_or_else(|| Status::internal("the connection has no transport information"))
+}
+
 /// Most hash queries answered in one `GetRegisterHeights` call.
 const MAX_HEIGHT_QUERIES: usize = 1000;
 
 /// Asks other nodes for their registers' heights over the peer protocol (the lag service's
-/// probe).
-pub struct HeightsClient;
+/// probe), through this node's transport.
+pub struct HeightsClient {
+    pub transport: Arc<Transport>,
+}
 
 #[tonic::async_trait]
 impl HeightsProbe for HeightsClient {
@@ -131,28 +144,45 @@ impl HeightsProbe for HeightsClient {
         queries: Vec<(String, u64)>,
         timeout: std::time::Duration,
     ) -> Result<RemoteHeights, ProbeError> {
-        remote_heights(address, queries, timeout).await
+        tokio::time::timeout(timeout, remote_heights(&self.transport, address, queries))
+            .await
+            .map_err(|_| ProbeError::Connect {
+                address: address.to_string(),
+                reason: format!("no answer within {timeout:?}"),
+            })?
     }
 }
 
 /// Asks the node at `address` (host:port of its peer protocol) for its public registers'
 /// heights, and for its docket hashes at the given heights.
 async fn remote_heights(
+    transport: &Transport,
     address: &str,
     queries: Vec<(String, u64)>,
-    timeout: std::time::Duration,
 ) -> Result<RemoteHeights, ProbeError> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+    let connect_error = |reason: String| ProbeError::Connect {
+        address: address.to_string(),
+        reason,
+    };
+    let remote = tokio::net::lookup_host(address)
+        .await
         .map_err(|e| ProbeError::InvalidAddress {
             address: address.to_string(),
             reason: e.to_string(),
         })?
-        .connect_timeout(timeout)
-        .timeout(timeout);
-    let channel = endpoint.connect().await.map_err(|e| ProbeError::Connect {
-        address: address.to_string(),
-        reason: e.to_string(),
-    })?;
+        .next()
+        .ok_or_else(|| ProbeError::InvalidAddress {
+            address: address.to_string(),
+            reason: "resolves to no address".into(),
+        })?;
+    let connection = transport
+        .connect(remote, None, None)
+        .await
+        .map_err(|e| ProbeError::Transport(e.to_string()))?;
+    let proven = connection.peer_id();
+    let channel = crate::transport::channel(connection.stream, remote)
+        .await
+        .map_err(|e| connect_error(e.to_string()))?;
     let mut client = pb::peer_session_client::PeerSessionClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_SIZE);
     let request = pb::RegisterHeightsRequest {
@@ -172,6 +202,17 @@ async fn remote_heights(
             reason: s.message().to_string(),
         })?
         .into_inner();
+    if let Some(proven) = proven
+        && response.peer_id != proven
+    {
+        return Err(ProbeError::Refused {
+            address: address.to_string(),
+            reason: format!(
+                "it says it is {} but its certificate proves {proven}",
+                convert::peer_text(&response.peer_id, convert::MAX_PEER_TEXT)
+            ),
+        });
+    }
     let (registers, _) = convert::heights_from_wire(response.registers);
     let hashes = response
         .hashes
@@ -196,7 +237,7 @@ pub async fn serve(
     services: Services,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    let incoming = admission::incoming(listener, services.peers.clone());
+    let incoming = admission::incoming(listener, services.clone());
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)

@@ -31,6 +31,9 @@ pub enum ProbeError {
     Connect { address: String, reason: String },
     #[error("{address} refused: {reason}")]
     Refused { address: String, reason: String },
+    /// The transport's own error, which names the address.
+    #[error("{0}")]
+    Transport(String),
 }
 
 /// Why lag could not be measured.

@@ -83,6 +83,8 @@ pub struct Metrics {
     pub limit_hits: Family<Labels, Counter>,
     /// Inbound connections refused or evicted before or at the handshake, by reason.
     pub connections_refused: Family<Labels, Counter>,
+    /// Peer connections refused at the transport (TLS) layer, by direction and reason.
+    pub transport_refusals: Family<Labels, Counter>,
     /// Announced transactions waiting to be (or being) requested.
     pub gossip_tracked: Gauge,
     /// Announcements not remembered, by bound hit (`peer_limit`, `total_limit`) or given way
@@ -257,6 +259,12 @@ impl Metrics {
             "Inbound peer connections refused or evicted by admission control, by reason",
             connections_refused.clone(),
         );
+        let transport_refusals = Family::<Labels, Counter>::default();
+        registry.register(
+            "transport_refusals",
+            "Peer connections refused at the transport (TLS) layer, by direction (inbound, outbound) and reason (peer_tls_mismatch, bad_certificate, wrong_key, tls_handshake)",
+            transport_refusals.clone(),
+        );
         let gossip_tracked = Gauge::default();
         registry.register(
             "gossip_tracked",
@@ -279,6 +287,7 @@ impl Metrics {
             registry: root,
             limit_hits,
             connections_refused,
+            transport_refusals,
             gossip_tracked,
             gossip_announcements_dropped,
             gossip_requests_failed,
@@ -325,6 +334,13 @@ impl Metrics {
     pub fn connection_refused(&self, reason: &'static str) {
         self.connections_refused
             .get_or_create(&vec![("reason", reason)])
+            .inc();
+    }
+
+    /// Counts one peer connection refused at the transport layer.
+    pub fn transport_refused(&self, direction: &'static str, reason: &'static str) {
+        self.transport_refusals
+            .get_or_create(&vec![("direction", direction), ("reason", reason)])
             .inc();
     }
 

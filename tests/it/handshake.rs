@@ -1,19 +1,34 @@
 //! A hand-built peer that lies about who it is, or speaks garbage, gets nowhere.
 
+use sorcha_peer::config::PeerTls;
 use sorcha_peer::identity::{self, Identity, Role, peer_id_for};
 use sorcha_peer::rpc::pb::{self, frame::Body, peer_session_client::PeerSessionClient};
+use sorcha_peer::transport::Transport;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::common::hostile::{info, session_as};
-use crate::common::{HEARTBEAT, TestCluster, TestNode};
+use crate::common::{HEARTBEAT, TestCluster, TestNode, metric};
 
-/// Runs a handshake where the dialler presents `claimed` key bytes but signs with `signer`.
-/// Returns the frames the node sent back.
-async fn attempt(node: &TestNode, claimed: Vec<u8>, signer: &Identity, version: u32) -> Vec<Body> {
-    let mut client = PeerSessionClient::connect(format!("http://{}", node.peer_addr))
+/// Runs a handshake where the dialler presents `claimed` key bytes but signs with `signer`
+/// (and, over TLS, proves `signer`'s key in its certificate). Returns the frames the node sent
+/// back.
+async fn attempt(
+    node: &TestNode,
+    tls: PeerTls,
+    claimed: Vec<u8>,
+    signer: &Identity,
+    version: u32,
+) -> Vec<Body> {
+    let transport = Transport::new(tls, signer).expect("transport");
+    let connection = transport
+        .connect(node.peer_addr, None, None)
         .await
         .expect("connect");
+    let channel = sorcha_peer::transport::channel(connection.stream, node.peer_addr)
+        .await
+        .expect("channel");
+    let mut client = PeerSessionClient::new(channel);
     let (tx, rx) = mpsc::channel(8);
     let local = info(claimed, version);
     let nonce = identity::nonce();
@@ -59,7 +74,44 @@ async fn a_peer_cannot_claim_an_identity_whose_key_it_does_not_hold() {
     let victim = Identity::generate();
     let mallory = Identity::generate();
 
-    let frames = attempt(&a, victim.public_key().to_vec(), &mallory, 1).await;
+    // Over TLS, Mallory's certificate proves her own key: claiming another is refused at once.
+    let frames = attempt(
+        &a,
+        PeerTls::NodeKey,
+        victim.public_key().to_vec(),
+        &mallory,
+        1,
+    )
+    .await;
+    assert!(
+        matches!(frames.as_slice(), [Body::Goodbye(g)] if g.reason.contains("TLS certificate proves")),
+        "{frames:?}"
+    );
+    assert_eq!(
+        a.state_of(&peer_id_for(&victim.public_key())).await,
+        "unknown"
+    );
+    let text = a.client.metrics().await.expect("metrics");
+    assert_eq!(
+        metric(
+            &text,
+            "sorcha_peer_transport_refusals_total{direction=\"inbound\",reason=\"wrong_key\"}"
+        ),
+        1.0,
+        "{text}"
+    );
+
+    // Without TLS the handshake signatures alone catch the forgery: the node answers, then
+    // refuses the dialler's signature.
+    let mut plain = net.start(|c| c.peer_tls = PeerTls::Off).await;
+    let frames = attempt(
+        &plain,
+        PeerTls::Off,
+        victim.public_key().to_vec(),
+        &mallory,
+        1,
+    )
+    .await;
     assert!(
         matches!(frames.first(), Some(Body::HelloAck(_))),
         "{frames:?}"
@@ -69,19 +121,27 @@ async fn a_peer_cannot_claim_an_identity_whose_key_it_does_not_hold() {
         "forged identity must not be welcomed: {frames:?}"
     );
     assert_eq!(
-        a.state_of(&peer_id_for(&victim.public_key())).await,
+        plain.state_of(&peer_id_for(&victim.public_key())).await,
         "unknown"
     );
+    plain.stop().await;
 
     // Garbage node info and an unknown protocol version are refused too.
-    let frames = attempt(&a, vec![1, 2, 3], &mallory, 1).await;
+    let frames = attempt(&a, PeerTls::NodeKey, vec![1, 2, 3], &mallory, 1).await;
     assert!(
         !frames
             .iter()
             .any(|f| matches!(f, Body::Welcome(_) | Body::HelloAck(_))),
         "{frames:?}"
     );
-    let frames = attempt(&a, mallory.public_key().to_vec(), &mallory, 99).await;
+    let frames = attempt(
+        &a,
+        PeerTls::NodeKey,
+        mallory.public_key().to_vec(),
+        &mallory,
+        99,
+    )
+    .await;
     assert!(
         frames
             .iter()
@@ -90,7 +150,14 @@ async fn a_peer_cannot_claim_an_identity_whose_key_it_does_not_hold() {
     );
 
     // The honest version of the same exchange is welcomed and shows up as a peer.
-    let frames = attempt(&a, mallory.public_key().to_vec(), &mallory, 1).await;
+    let frames = attempt(
+        &a,
+        PeerTls::NodeKey,
+        mallory.public_key().to_vec(),
+        &mallory,
+        1,
+    )
+    .await;
     assert!(
         frames.iter().any(|f| matches!(f, Body::Welcome(_))),
         "{frames:?}"

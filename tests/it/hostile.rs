@@ -16,8 +16,9 @@ use tonic::transport::Channel;
 use crate::common::stranger::{self, Claims, Stranger};
 use crate::common::{HEARTBEAT, PATIENCE, TestCluster, TestNode, holds_for, metric, wait_until};
 
-async fn channel_from(node: &TestNode, from: &str) -> Channel {
-    stranger::channel_from(node.peer_addr, from)
+/// A connection from `from` whose TLS certificate is `me`'s.
+async fn channel_from(node: &TestNode, from: &str, me: &Identity) -> Channel {
+    stranger::channel_from(node.peer_addr, from, me)
         .await
         .expect("connect")
 }
@@ -57,8 +58,9 @@ async fn identities_from_one_address_cannot_fill_the_inbound_slots() {
     let mut strangers = Vec::new();
     let mut refused = 0;
     for _ in 0..16 {
-        let channel = channel_from(&victim, "127.0.0.202").await;
-        match handshake(channel, &Identity::generate(), &Claims::default()).await {
+        let me = Identity::generate();
+        let channel = channel_from(&victim, "127.0.0.202", &me).await;
+        match handshake(channel, &me, &Claims::default()).await {
             Ok(s) => strangers.push(s),
             Err(_) => refused += 1,
         }
@@ -104,8 +106,9 @@ async fn a_full_node_evicts_the_newest_stranger_for_a_newcomer() {
     let mut strangers = Vec::new();
     for ip in ["127.0.0.206", "127.0.0.207", "127.0.0.208"] {
         for _ in 0..2 {
-            let channel = channel_from(&victim, ip).await;
-            if let Ok(s) = handshake(channel, &Identity::generate(), &Claims::default()).await {
+            let me = Identity::generate();
+            let channel = channel_from(&victim, ip, &me).await;
+            if let Ok(s) = handshake(channel, &me, &Claims::default()).await {
                 strangers.push(s);
             }
         }
@@ -152,8 +155,9 @@ async fn fresh_identities_cannot_grow_the_peer_table_past_its_cap() {
         })
         .await;
     for _ in 0..40 {
-        let channel = channel_from(&victim, "127.0.0.211").await;
-        let stranger = handshake(channel, &Identity::generate(), &Claims::default())
+        let me = Identity::generate();
+        let channel = channel_from(&victim, "127.0.0.211", &me).await;
+        let stranger = handshake(channel, &me, &Claims::default())
             .await
             .expect("handshake");
         drop(stranger);
@@ -186,8 +190,9 @@ async fn long_or_dirty_strings_from_peers_are_refused_or_cleaned() {
         listen_address: format!("{}:1", "a".repeat(1024 * 1024)),
         ..Claims::default()
     };
-    let channel = channel_from(&victim, "127.0.0.213").await;
-    let refused = handshake(channel, &Identity::generate(), &long).await;
+    let me = Identity::generate();
+    let channel = channel_from(&victim, "127.0.0.213", &me).await;
+    let refused = handshake(channel, &me, &long).await;
     assert!(refused.is_err(), "a 1 MB address was accepted");
 
     let dirty = Claims {
@@ -195,10 +200,9 @@ async fn long_or_dirty_strings_from_peers_are_refused_or_cleaned() {
         software_version: "v\u{1b}]0;pwned\u{7}".into(),
         ..Claims::default()
     };
-    let channel = channel_from(&victim, "127.0.0.213").await;
-    let stranger = handshake(channel, &Identity::generate(), &dirty)
-        .await
-        .expect("handshake");
+    let me = Identity::generate();
+    let channel = channel_from(&victim, "127.0.0.213", &me).await;
+    let stranger = handshake(channel, &me, &dirty).await.expect("handshake");
     let entries = (0..20)
         .map(|i| pb::PeerAddress {
             peer_id: hex::encode([i as u8; 16]),
@@ -239,8 +243,9 @@ async fn long_or_dirty_strings_from_peers_are_refused_or_cleaned() {
 async fn advertised_registers_per_peer_are_bounded() {
     let mut net = TestCluster::new();
     let mut victim = net.start(|c| c.max_advertised_registers = 10).await;
-    let channel = channel_from(&victim, "127.0.0.215").await;
-    let stranger = handshake(channel, &Identity::generate(), &Claims::default())
+    let me = Identity::generate();
+    let channel = channel_from(&victim, "127.0.0.215", &me).await;
+    let stranger = handshake(channel, &me, &Claims::default())
         .await
         .expect("handshake");
     let registers = (0..5000)
@@ -282,8 +287,9 @@ async fn follow_frames_for_unknown_registers_are_not_kept() {
         .create_register("open", true)
         .await
         .expect("register");
-    let channel = channel_from(&victim, "127.0.0.217").await;
-    let stranger = handshake(channel, &Identity::generate(), &Claims::default())
+    let me = Identity::generate();
+    let channel = channel_from(&victim, "127.0.0.217", &me).await;
+    let stranger = handshake(channel, &me, &Claims::default())
         .await
         .expect("handshake");
     for i in 0..2000 {
@@ -388,14 +394,15 @@ async fn one_connection_gets_only_a_few_concurrent_streams() {
             c.connect_timeout = Duration::from_secs(10);
         })
         .await;
-    let channel = channel_from(&victim, "127.0.0.222").await;
+    let me = std::sync::Arc::new(Identity::generate());
+    let channel = channel_from(&victim, "127.0.0.222", &me).await;
     let (acks_tx, mut acks) = mpsc::unbounded_channel();
     let mut streams = Vec::new();
     for _ in 0..40 {
         let mut client = PeerSessionClient::new(channel.clone());
         let acks_tx = acks_tx.clone();
+        let me = me.clone();
         streams.push(tokio::spawn(async move {
-            let me = Identity::generate();
             let (tx, rx) = mpsc::channel(4);
             let _ = tx.send(stranger::hello(&me, &Claims::default())).await;
             if let Ok(response) = client.session(ReceiverStream::new(rx)).await {
@@ -448,8 +455,9 @@ async fn a_peer_that_does_not_read_its_answers_is_disconnected() {
             .expect("submit");
     }
     victim.wait_for_version("bulky", 20, PATIENCE).await;
-    let channel = channel_from(&victim, "127.0.0.224").await;
-    let stranger = stranger::open_session(channel, &Identity::generate(), &Claims::default())
+    let me = Identity::generate();
+    let channel = channel_from(&victim, "127.0.0.224", &me).await;
+    let stranger = stranger::open_session(channel, &me, &Claims::default())
         .await
         .expect("handshake")
         .silent();

@@ -28,3 +28,4 @@ mod shutdown;
 mod storage_faults;
 mod store;
 mod tampering;
+mod transport;

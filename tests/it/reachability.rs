@@ -314,10 +314,11 @@ async fn a_dial_back_goes_only_to_the_askers_own_ip_and_not_too_often() {
     let (asker_ip, other_ip) = (net.ip(), net.ip());
     let (own, own_count, own_task) = counting_listener(&asker_ip).await;
     let (other, other_count, other_task) = counting_listener(&other_ip).await;
-    let channel = stranger::channel_from(node.peer_addr, &asker_ip)
+    let me = Identity::generate();
+    let channel = stranger::channel_from(node.peer_addr, &asker_ip, &me)
         .await
         .expect("connect");
-    let session = stranger::open_session(channel, &Identity::generate(), &Claims::default())
+    let session = stranger::open_session(channel, &me, &Claims::default())
         .await
         .expect("handshake");
     let mut asker = Asker::new(session);

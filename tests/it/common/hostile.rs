@@ -38,7 +38,7 @@ pub async fn session_as(
     node: &TestNode,
     me: &Identity,
 ) -> (mpsc::Sender<pb::Frame>, tonic::Streaming<pb::Frame>) {
-    let channel = stranger::channel_from(node.peer_addr, "127.0.0.1")
+    let channel = stranger::channel_from(node.peer_addr, "127.0.0.1", me)
         .await
         .expect("connect");
     let session = stranger::open_session(channel, me, &mallory())
@@ -50,10 +50,11 @@ pub async fn session_as(
 /// A connected peer that stalls every transaction request for `delay` (see
 /// [`stranger::Session::stalling`]).
 pub async fn stalling_peer(node: &TestNode, delay: Duration) -> StallingPeer {
-    let channel = stranger::channel_from(node.peer_addr, "127.0.0.1")
+    let me = Identity::generate();
+    let channel = stranger::channel_from(node.peer_addr, "127.0.0.1", &me)
         .await
         .expect("connect");
-    stranger::open_session(channel, &Identity::generate(), &mallory())
+    stranger::open_session(channel, &me, &mallory())
         .await
         .expect("handshake")
         .stalling(delay)

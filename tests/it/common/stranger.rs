@@ -10,11 +10,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use prost::Message;
+use sorcha_peer::config::PeerTls;
 use sorcha_peer::identity::{self, Identity, Role};
 use sorcha_peer::rpc::pb::{self, frame::Body, peer_session_client::PeerSessionClient};
+use sorcha_peer::transport::Transport;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// How long a hand-built peer waits for each handshake answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -59,16 +61,21 @@ pub fn hello(me: &Identity, claims: &Claims) -> pb::Frame {
     }
 }
 
-/// A channel to the peer port `to` whose connection comes from `from`.
-pub async fn channel_from(to: SocketAddr, from: &str) -> Result<Channel, String> {
+/// A channel to the peer port `to` whose connection comes from `from`, over the default
+/// transport (TLS with `me`'s node-key certificate, as a real node dials).
+pub async fn channel_from(to: SocketAddr, from: &str, me: &Identity) -> Result<Channel, String> {
     let from = from
         .parse()
         .map_err(|e| format!("bad address {from}: {e}"))?;
-    Endpoint::from_shared(format!("http://{to}"))
-        .map_err(|e| e.to_string())?
-        .local_address(Some(from))
-        .connect_timeout(Duration::from_secs(2))
-        .connect()
+    let transport = Transport::new(PeerTls::NodeKey, me).map_err(|e| e.to_string())?;
+    let connection = tokio::time::timeout(
+        Duration::from_secs(2),
+        transport.connect(to, Some(from), None),
+    )
+    .await
+    .map_err(|_| format!("no connection to {to} within 2s"))?
+    .map_err(|e| e.to_string())?;
+    sorcha_peer::transport::channel(connection.stream, to)
         .await
         .map_err(|e| e.to_string())
 }
@@ -292,8 +299,7 @@ impl Drop for Stranger {
 
 /// Handshakes as a fresh identity from `from` and answers pings.
 pub async fn connect(to: SocketAddr, from: &str, claims: &Claims) -> Result<Stranger, String> {
-    let channel = channel_from(to, from).await?;
-    Ok(open_session(channel, &Identity::generate(), claims)
-        .await?
-        .answering())
+    let me = Identity::generate();
+    let channel = channel_from(to, from, &me).await?;
+    Ok(open_session(channel, &me, claims).await?.answering())
 }

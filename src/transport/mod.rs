@@ -1,0 +1,493 @@
+//! The peer transport: how the bytes between two nodes are carried. By default
+//! (`peer_tls = "node-key"`) every peer connection is TLS 1.3, mutually authenticated with a
+//! certificate made from each node's Ed25519 key ([`nodekey`]): a dialler that knows whom it
+//! dials refuses any other key, and the handshake above (in `rpc/handshake.rs`) refuses a
+//! peer whose claimed identity is not the key its certificate proved. `"off"` is plaintext.
+//!
+//! A connection's first byte tells the two apart (a TLS record starts with 0x16, HTTP/2 with
+//! `P`), so a node meeting the other kind says so in its log instead of a decoding error.
+
+pub mod nodekey;
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use crate::config::PeerTls;
+use crate::identity::{Identity, peer_id_for};
+
+/// First byte of a TLS handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+/// The only application protocol spoken between peers.
+const ALPN_H2: &[u8] = b"h2";
+
+/// The transport could not be set up from this node's key and settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot make the peer TLS certificate from the node key: {0}")]
+    Certificate(#[from] rcgen::Error),
+    #[error("cannot configure peer TLS: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Why an outbound peer connection was not opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot connect to {remote}: {source}")]
+    Connect {
+        remote: SocketAddr,
+        source: io::Error,
+    },
+    #[error(
+        "{remote} closed the connection during the TLS handshake: it may run with peer_tls = \"off\" (this node encrypts peer traffic)"
+    )]
+    ClosedDuringTls { remote: SocketAddr },
+    #[error(
+        "{remote} does not answer in TLS: a plaintext node (peer_tls = \"off\"), or not a peer port (an admin port?)"
+    )]
+    NotTls { remote: SocketAddr },
+    #[error("{remote} presented an unusable certificate: {reason}")]
+    BadCertificate { remote: SocketAddr, reason: String },
+    #[error("{remote} refused this node's certificate: {reason}")]
+    CertificateRefused { remote: SocketAddr, reason: String },
+    #[error("TLS handshake with {remote} failed: {reason}")]
+    Tls { remote: SocketAddr, reason: String },
+    #[error("{remote} proved the key of peer {found}, not of {expected}: refusing")]
+    WrongPeer {
+        remote: SocketAddr,
+        expected: String,
+        found: String,
+    },
+}
+
+impl ConnectError {
+    /// The `reason` label of `sorcha_peer_transport_refusals_total`, or `None` for a plain
+    /// connection failure.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            ConnectError::Connect { .. } => None,
+            ConnectError::ClosedDuringTls { .. } | ConnectError::NotTls { .. } => {
+                Some("peer_tls_mismatch")
+            }
+            ConnectError::BadCertificate { .. } | ConnectError::CertificateRefused { .. } => {
+                Some("bad_certificate")
+            }
+            ConnectError::Tls { .. } => Some("tls_handshake"),
+            ConnectError::WrongPeer { .. } => Some("wrong_key"),
+        }
+    }
+}
+
+/// Why an inbound peer connection was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    #[error("{remote} speaks plaintext, but this node requires TLS (peer_tls = \"{mode}\")")]
+    PlaintextPeer { remote: SocketAddr, mode: PeerTls },
+    #[error("{remote} speaks TLS, but this node has peer_tls = \"off\"")]
+    TlsPeer { remote: SocketAddr },
+    #[error("{remote} presented an unusable certificate: {reason}")]
+    BadCertificate { remote: SocketAddr, reason: String },
+    #[error("TLS handshake with {remote} failed: {reason}")]
+    Tls { remote: SocketAddr, reason: String },
+    #[error("{remote} closed the connection before saying anything")]
+    Closed { remote: SocketAddr },
+    #[error("reading from {remote}: {source}")]
+    Io {
+        remote: SocketAddr,
+        source: io::Error,
+    },
+}
+
+impl AcceptError {
+    /// The `reason` label of `sorcha_peer_transport_refusals_total`, or `None` for a
+    /// connection that simply went away.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            AcceptError::PlaintextPeer { .. } | AcceptError::TlsPeer { .. } => {
+                Some("peer_tls_mismatch")
+            }
+            AcceptError::BadCertificate { .. } => Some("bad_certificate"),
+            AcceptError::Tls { .. } => Some("tls_handshake"),
+            AcceptError::Closed { .. } | AcceptError::Io { .. } => None,
+        }
+    }
+
+    /// True when the other side runs the other transport mode: worth telling the operator.
+    pub fn is_mismatch(&self) -> bool {
+        matches!(
+            self,
+            AcceptError::PlaintextPeer { .. } | AcceptError::TlsPeer { .. }
+        )
+    }
+}
+
+/// A connection to a peer, encrypted or not.
+pub enum PeerStream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+}
+
+/// An opened connection and, over TLS, the node key the peer proved it holds.
+pub struct Connection {
+    pub stream: PeerStream,
+    pub peer_key: Option<[u8; 32]>,
+}
+
+impl Connection {
+    /// The peer ID the TLS certificate proved, if any.
+    pub fn peer_id(&self) -> Option<String> {
+        self.peer_key.map(|key| peer_id_for(&key))
+    }
+}
+
+struct TlsEnds {
+    connector: TlsConnector,
+    acceptor: TlsAcceptor,
+}
+
+/// One node's transport: its mode and, unless `off`, its TLS configurations.
+pub struct Transport {
+    mode: PeerTls,
+    tls: Option<TlsEnds>,
+}
+
+impl Transport {
+    pub fn new(mode: PeerTls, identity: &Identity) -> Result<Transport, SetupError> {
+        let tls = match mode {
+            PeerTls::Off => None,
+            PeerTls::NodeKey => Some(node_key_ends(identity)?),
+        };
+        Ok(Transport { mode, tls })
+    }
+
+    pub fn mode(&self) -> PeerTls {
+        self.mode
+    }
+
+    /// Opens a connection to `remote` (from `local` when given) and, over TLS, proves both
+    /// keys; when `expected` names a peer ID, any other key is refused.
+    pub async fn connect(
+        &self,
+        remote: SocketAddr,
+        local: Option<IpAddr>,
+        expected: Option<&str>,
+    ) -> Result<Connection, ConnectError> {
+        let connect_error = |source| ConnectError::Connect { remote, source };
+        let socket = match remote {
+            SocketAddr::V4(_) => TcpSocket::new_v4(),
+            SocketAddr::V6(_) => TcpSocket::new_v6(),
+        }
+        .map_err(connect_error)?;
+        if let Some(ip) = local {
+            socket.bind(SocketAddr::new(ip, 0)).map_err(connect_error)?;
+        }
+        let tcp = socket.connect(remote).await.map_err(connect_error)?;
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(%remote, "cannot set TCP_NODELAY: {e}");
+        }
+        let Some(tls) = &self.tls else {
+            return Ok(Connection {
+                stream: PeerStream::Plain(tcp),
+                peer_key: None,
+            });
+        };
+        let stream = tls
+            .connector
+            .connect(ServerName::IpAddress(remote.ip().into()), tcp)
+            .await
+            .map_err(|e| connect_failure(remote, e))?;
+        let key = proven_key(stream.get_ref().1.peer_certificates()).map_err(|reason| {
+            ConnectError::BadCertificate {
+                remote,
+                reason: reason.to_string(),
+            }
+        })?;
+        let found = peer_id_for(&key);
+        if let Some(expected) = expected
+            && found != expected
+        {
+            return Err(ConnectError::WrongPeer {
+                remote,
+                expected: expected.to_string(),
+                found,
+            });
+        }
+        Ok(Connection {
+            stream: PeerStream::Tls(Box::new(stream.into())),
+            peer_key: Some(key),
+        })
+    }
+
+    /// Takes an accepted TCP connection through this node's transport: the TLS handshake
+    /// (proving the peer's key), or plaintext when `off`. A peer speaking the other kind is
+    /// refused with a reason that says so. The caller bounds the time this takes.
+    pub async fn accept(
+        &self,
+        tcp: TcpStream,
+        remote: SocketAddr,
+    ) -> Result<Connection, AcceptError> {
+        let mut first = [0u8; 1];
+        let read = tcp
+            .peek(&mut first)
+            .await
+            .map_err(|source| AcceptError::Io { remote, source })?;
+        if read == 0 {
+            return Err(AcceptError::Closed { remote });
+        }
+        let speaks_tls = first[0] == TLS_HANDSHAKE_RECORD;
+        match (&self.tls, speaks_tls) {
+            (None, false) => Ok(Connection {
+                stream: PeerStream::Plain(tcp),
+                peer_key: None,
+            }),
+            (None, true) => Err(AcceptError::TlsPeer { remote }),
+            (Some(_), false) => Err(AcceptError::PlaintextPeer {
+                remote,
+                mode: self.mode,
+            }),
+            (Some(tls), true) => {
+                let stream = tls
+                    .acceptor
+                    .accept(tcp)
+                    .await
+                    .map_err(|e| accept_failure(remote, e))?;
+                let key = proven_key(stream.get_ref().1.peer_certificates()).map_err(|reason| {
+                    AcceptError::BadCertificate {
+                        remote,
+                        reason: reason.to_string(),
+                    }
+                })?;
+                Ok(Connection {
+                    stream: PeerStream::Tls(Box::new(stream.into())),
+                    peer_key: Some(key),
+                })
+            }
+        }
+    }
+}
+
+/// TLS 1.3 only, both ways, with the node-key certificate and verifier.
+fn node_key_ends(identity: &Identity) -> Result<TlsEnds, SetupError> {
+    let (cert, key) = nodekey::self_signed(identity)?;
+    let verifier = Arc::new(nodekey::NodeKeyVerifier::new());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut client = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_client_auth_cert(vec![cert.clone()], key.clone_key())?;
+    client.alpn_protocols = vec![ALPN_H2.to_vec()];
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![cert], key)?;
+    server.alpn_protocols = vec![ALPN_H2.to_vec()];
+    Ok(TlsEnds {
+        connector: TlsConnector::from(Arc::new(client)),
+        acceptor: TlsAcceptor::from(Arc::new(server)),
+    })
+}
+
+/// The node key of the first certificate the peer presented (the verifier has checked it is
+/// one, and that the peer holds it).
+fn proven_key(
+    certificates: Option<&[rustls::pki_types::CertificateDer<'static>]>,
+) -> Result<[u8; 32], nodekey::NotANodeKey> {
+    let first = certificates
+        .and_then(|c| c.first())
+        .ok_or(nodekey::NotANodeKey::Malformed)?;
+    nodekey::node_key_of(first)
+}
+
+/// The rustls error inside an I/O error from tokio-rustls, if that is what it is.
+fn tls_error(e: &io::Error) -> Option<&rustls::Error> {
+    e.get_ref().and_then(|inner| inner.downcast_ref())
+}
+
+fn connect_failure(remote: SocketAddr, e: io::Error) -> ConnectError {
+    match tls_error(&e) {
+        Some(rustls::Error::InvalidMessage(_)) => ConnectError::NotTls { remote },
+        Some(rustls::Error::InvalidCertificate(reason)) => ConnectError::BadCertificate {
+            remote,
+            reason: certificate_problem(reason),
+        },
+        Some(rustls::Error::AlertReceived(alert)) if is_certificate_alert(*alert) => {
+            ConnectError::CertificateRefused {
+                remote,
+                reason: format!("{alert:?}"),
+            }
+        }
+        Some(other) => ConnectError::Tls {
+            remote,
+            reason: other.to_string(),
+        },
+        None => match e.kind() {
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe => ConnectError::ClosedDuringTls { remote },
+            _ => ConnectError::Tls {
+                remote,
+                reason: e.to_string(),
+            },
+        },
+    }
+}
+
+fn accept_failure(remote: SocketAddr, e: io::Error) -> AcceptError {
+    match tls_error(&e) {
+        Some(rustls::Error::InvalidCertificate(reason)) => AcceptError::BadCertificate {
+            remote,
+            reason: certificate_problem(reason),
+        },
+        Some(rustls::Error::NoCertificatesPresented) => AcceptError::BadCertificate {
+            remote,
+            reason: "no client certificate: peers must present their node certificate".into(),
+        },
+        Some(other) => AcceptError::Tls {
+            remote,
+            reason: other.to_string(),
+        },
+        None => AcceptError::Tls {
+            remote,
+            reason: e.to_string(),
+        },
+    }
+}
+
+fn certificate_problem(e: &rustls::CertificateError) -> String {
+    match e {
+        rustls::CertificateError::Other(other) => other.0.to_string(),
+        rustls::CertificateError::Expired => "the certificate has expired".into(),
+        rustls::CertificateError::Revoked => "the certificate is revoked".into(),
+        rustls::CertificateError::UnknownIssuer => {
+            "the certificate is not issued by a trusted CA".into()
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+fn is_certificate_alert(alert: rustls::AlertDescription) -> bool {
+    use rustls::AlertDescription as A;
+    matches!(
+        alert,
+        A::BadCertificate
+            | A::UnsupportedCertificate
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::UnknownCA
+            | A::CertificateRequired
+            | A::AccessDenied
+    )
+}
+
+/// A tonic channel over an already opened connection (so its errors and the peer's proven key
+/// are known before HTTP/2 starts). The channel never reconnects: asked for a second
+/// connection, it fails.
+pub async fn channel(
+    stream: PeerStream,
+    remote: SocketAddr,
+) -> Result<Channel, tonic::transport::Error> {
+    Endpoint::from_shared(format!("http://{remote}"))?
+        .connect_with_connector(OnceConnector(Mutex::new(Some(stream))))
+        .await
+}
+
+struct OnceConnector(Mutex<Option<PeerStream>>);
+
+impl tonic::codegen::Service<Uri> for OnceConnector {
+    type Response = TokioIo<PeerStream>;
+    type Error = io::Error;
+    type Future = std::future::Ready<Result<TokioIo<PeerStream>, io::Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _uri: Uri) -> Self::Future {
+        let taken = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        std::future::ready(taken.map(TokioIo::new).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotConnected, "the peer connection is closed")
+        }))
+    }
+}
+
+impl PeerStream {
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            PeerStream::Plain(tcp) => tcp,
+            PeerStream::Tls(tls) => tls.get_ref().0,
+        }
+    }
+}
+
+impl AsyncRead for PeerStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            PeerStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            PeerStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for PeerStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            PeerStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            PeerStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            PeerStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            PeerStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            PeerStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            PeerStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            PeerStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            PeerStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            PeerStream::Plain(s) => s.is_write_vectored(),
+            PeerStream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+}
