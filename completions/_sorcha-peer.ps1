@@ -37,7 +37,7 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run a peer node in the foreground')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the node''s identity, addresses, storage and peer counts')
-            [CompletionResult]::new('peers', 'peers', [CompletionResultType]::ParameterValue, 'Inspect and manage peers: list, get, ban, unban, reset, bans')
+            [CompletionResult]::new('peers', 'peers', [CompletionResultType]::ParameterValue, 'Inspect and manage peers: list, get, connect, disconnect, ban, unban, reset, bans')
             [CompletionResult]::new('registers', 'registers', [CompletionResultType]::ParameterValue, 'Registers: create, list, subscribe to, unsubscribe from, purge')
             [CompletionResult]::new('tx', 'tx', [CompletionResultType]::ParameterValue, 'Transactions: submit and look up')
             [CompletionResult]::new('lag', 'lag', [CompletionResultType]::ParameterValue, 'How far this node is behind another node, per register (exit 1 beyond --max-lag)')
@@ -113,6 +113,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             [CompletionResult]::new('unban', 'unban', [CompletionResultType]::ParameterValue, 'Lift a ban')
             [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Set a peer''s failure count and penalties to zero (reports the previous count)')
             [CompletionResult]::new('bans', 'bans', [CompletionResultType]::ParameterValue, 'List bans in force, with time remaining')
+            [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Dial a node once, now, and print the peer ID reached (or say why not)')
+            [CompletionResult]::new('disconnect', 'disconnect', [CompletionResultType]::ParameterValue, 'Close the session with a peer without banning it')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -226,6 +228,40 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'sorcha-peer;peers;connect' {
+            [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also honoured: the NO_COLOR environment variable)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Tables without their header line')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'sorcha-peer;peers;disconnect' {
+            [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also honoured: the NO_COLOR environment variable)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Tables without their header line')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'sorcha-peer;peers;help' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List known peers')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show one peer in detail, including why its quality score is what it is')
@@ -233,6 +269,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             [CompletionResult]::new('unban', 'unban', [CompletionResultType]::ParameterValue, 'Lift a ban')
             [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Set a peer''s failure count and penalties to zero (reports the previous count)')
             [CompletionResult]::new('bans', 'bans', [CompletionResultType]::ParameterValue, 'List bans in force, with time remaining')
+            [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Dial a node once, now, and print the peer ID reached (or say why not)')
+            [CompletionResult]::new('disconnect', 'disconnect', [CompletionResultType]::ParameterValue, 'Close the session with a peer without banning it')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -252,6 +290,12 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             break
         }
         'sorcha-peer;peers;help;bans' {
+            break
+        }
+        'sorcha-peer;peers;help;connect' {
+            break
+        }
+        'sorcha-peer;peers;help;disconnect' {
             break
         }
         'sorcha-peer;peers;help;help' {
@@ -635,7 +679,7 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         'sorcha-peer;help' {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run a peer node in the foreground')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the node''s identity, addresses, storage and peer counts')
-            [CompletionResult]::new('peers', 'peers', [CompletionResultType]::ParameterValue, 'Inspect and manage peers: list, get, ban, unban, reset, bans')
+            [CompletionResult]::new('peers', 'peers', [CompletionResultType]::ParameterValue, 'Inspect and manage peers: list, get, connect, disconnect, ban, unban, reset, bans')
             [CompletionResult]::new('registers', 'registers', [CompletionResultType]::ParameterValue, 'Registers: create, list, subscribe to, unsubscribe from, purge')
             [CompletionResult]::new('tx', 'tx', [CompletionResultType]::ParameterValue, 'Transactions: submit and look up')
             [CompletionResult]::new('lag', 'lag', [CompletionResultType]::ParameterValue, 'How far this node is behind another node, per register (exit 1 beyond --max-lag)')
@@ -659,6 +703,8 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             [CompletionResult]::new('unban', 'unban', [CompletionResultType]::ParameterValue, 'Lift a ban')
             [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Set a peer''s failure count and penalties to zero (reports the previous count)')
             [CompletionResult]::new('bans', 'bans', [CompletionResultType]::ParameterValue, 'List bans in force, with time remaining')
+            [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Dial a node once, now, and print the peer ID reached (or say why not)')
+            [CompletionResult]::new('disconnect', 'disconnect', [CompletionResultType]::ParameterValue, 'Close the session with a peer without banning it')
             break
         }
         'sorcha-peer;help;peers;list' {
@@ -677,6 +723,12 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             break
         }
         'sorcha-peer;help;peers;bans' {
+            break
+        }
+        'sorcha-peer;help;peers;connect' {
+            break
+        }
+        'sorcha-peer;help;peers;disconnect' {
             break
         }
         'sorcha-peer;help;registers' {

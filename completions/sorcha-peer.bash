@@ -103,6 +103,12 @@ _sorcha_peer() {
             sorcha_peer__subcmd__help__subcmd__peers,bans)
                 cmd="sorcha_peer__subcmd__help__subcmd__peers__subcmd__bans"
                 ;;
+            sorcha_peer__subcmd__help__subcmd__peers,connect)
+                cmd="sorcha_peer__subcmd__help__subcmd__peers__subcmd__connect"
+                ;;
+            sorcha_peer__subcmd__help__subcmd__peers,disconnect)
+                cmd="sorcha_peer__subcmd__help__subcmd__peers__subcmd__disconnect"
+                ;;
             sorcha_peer__subcmd__help__subcmd__peers,get)
                 cmd="sorcha_peer__subcmd__help__subcmd__peers__subcmd__get"
                 ;;
@@ -148,6 +154,12 @@ _sorcha_peer() {
             sorcha_peer__subcmd__peers,bans)
                 cmd="sorcha_peer__subcmd__peers__subcmd__bans"
                 ;;
+            sorcha_peer__subcmd__peers,connect)
+                cmd="sorcha_peer__subcmd__peers__subcmd__connect"
+                ;;
+            sorcha_peer__subcmd__peers,disconnect)
+                cmd="sorcha_peer__subcmd__peers__subcmd__disconnect"
+                ;;
             sorcha_peer__subcmd__peers,get)
                 cmd="sorcha_peer__subcmd__peers__subcmd__get"
                 ;;
@@ -168,6 +180,12 @@ _sorcha_peer() {
                 ;;
             sorcha_peer__subcmd__peers__subcmd__help,bans)
                 cmd="sorcha_peer__subcmd__peers__subcmd__help__subcmd__bans"
+                ;;
+            sorcha_peer__subcmd__peers__subcmd__help,connect)
+                cmd="sorcha_peer__subcmd__peers__subcmd__help__subcmd__connect"
+                ;;
+            sorcha_peer__subcmd__peers__subcmd__help,disconnect)
+                cmd="sorcha_peer__subcmd__peers__subcmd__help__subcmd__disconnect"
                 ;;
             sorcha_peer__subcmd__peers__subcmd__help,get)
                 cmd="sorcha_peer__subcmd__peers__subcmd__help__subcmd__get"
@@ -591,7 +609,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__help__subcmd__peers)
-            opts="list get ban unban reset bans"
+            opts="list get ban unban reset bans connect disconnect"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -619,6 +637,34 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__help__subcmd__peers__subcmd__bans)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__help__subcmd__peers__subcmd__connect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__help__subcmd__peers__subcmd__disconnect)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -935,7 +981,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__peers)
-            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version list get ban unban reset bans help"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version list get ban unban reset bans connect disconnect help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1059,6 +1105,85 @@ _sorcha_peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sorcha_peer__subcmd__peers__subcmd__connect)
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__peers__subcmd__disconnect)
+            if [[ ${cur} != -* && ${prev} != -* ]] && _sorcha_peer_peer_ids "${cur}"; then
+                return 0
+            fi
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sorcha_peer__subcmd__peers__subcmd__get)
             if [[ ${cur} != -* && ${prev} != -* ]] && _sorcha_peer_peer_ids "${cur}"; then
                 return 0
@@ -1101,7 +1226,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__peers__subcmd__help)
-            opts="list get ban unban reset bans help"
+            opts="list get ban unban reset bans connect disconnect help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1129,6 +1254,34 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__peers__subcmd__help__subcmd__bans)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__peers__subcmd__help__subcmd__connect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__peers__subcmd__help__subcmd__disconnect)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -34,7 +34,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand --version 'Print version'
             cand serve 'Run a peer node in the foreground'
             cand status 'Show the node''s identity, addresses, storage and peer counts'
-            cand peers 'Inspect and manage peers: list, get, ban, unban, reset, bans'
+            cand peers 'Inspect and manage peers: list, get, connect, disconnect, ban, unban, reset, bans'
             cand registers 'Registers: create, list, subscribe to, unsubscribe from, purge'
             cand tx 'Transactions: submit and look up'
             cand lag 'How far this node is behind another node, per register (exit 1 beyond --max-lag)'
@@ -107,6 +107,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand unban 'Lift a ban'
             cand reset 'Set a peer''s failure count and penalties to zero (reports the previous count)'
             cand bans 'List bans in force, with time remaining'
+            cand connect 'Dial a node once, now, and print the peer ID reached (or say why not)'
+            cand disconnect 'Close the session with a peer without banning it'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'sorcha-peer;peers;list'= {
@@ -213,6 +215,38 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'sorcha-peer;peers;connect'= {
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand --no-headers 'Tables without their header line'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sorcha-peer;peers;disconnect'= {
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand --no-headers 'Tables without their header line'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'sorcha-peer;peers;help'= {
             cand list 'List known peers'
             cand get 'Show one peer in detail, including why its quality score is what it is'
@@ -220,6 +254,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand unban 'Lift a ban'
             cand reset 'Set a peer''s failure count and penalties to zero (reports the previous count)'
             cand bans 'List bans in force, with time remaining'
+            cand connect 'Dial a node once, now, and print the peer ID reached (or say why not)'
+            cand disconnect 'Close the session with a peer without banning it'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'sorcha-peer;peers;help;list'= {
@@ -233,6 +269,10 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         &'sorcha-peer;peers;help;reset'= {
         }
         &'sorcha-peer;peers;help;bans'= {
+        }
+        &'sorcha-peer;peers;help;connect'= {
+        }
+        &'sorcha-peer;peers;help;disconnect'= {
         }
         &'sorcha-peer;peers;help;help'= {
         }
@@ -581,7 +621,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         &'sorcha-peer;help'= {
             cand serve 'Run a peer node in the foreground'
             cand status 'Show the node''s identity, addresses, storage and peer counts'
-            cand peers 'Inspect and manage peers: list, get, ban, unban, reset, bans'
+            cand peers 'Inspect and manage peers: list, get, connect, disconnect, ban, unban, reset, bans'
             cand registers 'Registers: create, list, subscribe to, unsubscribe from, purge'
             cand tx 'Transactions: submit and look up'
             cand lag 'How far this node is behind another node, per register (exit 1 beyond --max-lag)'
@@ -602,6 +642,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand unban 'Lift a ban'
             cand reset 'Set a peer''s failure count and penalties to zero (reports the previous count)'
             cand bans 'List bans in force, with time remaining'
+            cand connect 'Dial a node once, now, and print the peer ID reached (or say why not)'
+            cand disconnect 'Close the session with a peer without banning it'
         }
         &'sorcha-peer;help;peers;list'= {
         }
@@ -614,6 +656,10 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         &'sorcha-peer;help;peers;reset'= {
         }
         &'sorcha-peer;help;peers;bans'= {
+        }
+        &'sorcha-peer;help;peers;connect'= {
+        }
+        &'sorcha-peer;help;peers;disconnect'= {
         }
         &'sorcha-peer;help;registers'= {
             cand list 'Registers this node holds (as origin or replica)'

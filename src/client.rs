@@ -273,6 +273,20 @@ impl AdminClient {
         .await
     }
 
+    /// Asks the node to dial `address` (host:port of a node's peer protocol) once, now.
+    pub async fn connect_peer(&self, address: &str) -> Result<ConnectResponse, ClientError> {
+        let body = ConnectRequest {
+            address: Some(address.to_string()),
+        };
+        self.call(Method::POST, "/api/peers", Some(&body)).await
+    }
+
+    /// Closes the session with a peer (ID, unique prefix or name) without banning it.
+    pub async fn disconnect_peer(&self, peer: &str) -> Result<DisconnectResponse, ClientError> {
+        let path = format!("/api/peers/{}/disconnect", segment(peer)?);
+        self.call(Method::POST, &path, None::<&()>).await
+    }
+
     pub async fn registers(&self) -> Result<Vec<RegisterDto>, ClientError> {
         self.get("/api/registers").await
     }

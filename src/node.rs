@@ -242,6 +242,10 @@ pub async fn start(
         manager: manager.clone(),
         registers: registers.clone(),
         heights: Arc::new(crate::rpc::HeightsClient { transport }),
+        dialer: Arc::new(SessionDialer {
+            services: services.clone(),
+            shutdown: shutdown.clone(),
+        }),
         store: store.clone(),
         metrics: metrics.clone(),
         events: events.clone(),
@@ -299,6 +303,22 @@ pub async fn start(
         store,
         _lock: lock,
     })
+}
+
+/// Dials for operators (`peers connect`) with the dialler's own `dial`, as a task of the node.
+struct SessionDialer {
+    services: rpc::Services,
+    shutdown: CancellationToken,
+}
+
+impl crate::service::connect::Dialer for SessionDialer {
+    fn dial(&self, target: crate::peers::DialTarget) {
+        self.services.tasks.spawn(rpc::dialer::dial(
+            self.services.clone(),
+            target,
+            self.shutdown.clone(),
+        ));
+    }
 }
 
 fn local_addr(listener: &TcpListener, configured: SocketAddr) -> Result<SocketAddr, NodeError> {

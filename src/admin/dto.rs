@@ -429,6 +429,34 @@ pub struct CacheDto {
     pub latest_docket_version: u64,
 }
 
+/// Body of `POST /api/peers`: the node to dial.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectRequest {
+    /// host:port of the node's peer protocol.
+    pub address: Option<String>,
+}
+
+/// Answer to `POST /api/peers`: the peer reached at the address.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectResponse {
+    pub peer_id: String,
+    pub address: String,
+    /// A session with it was open already; nothing was dialled.
+    pub already_connected: bool,
+}
+
+/// Answer to `POST /api/peers/{id}/disconnect`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DisconnectResponse {
+    pub peer_id: String,
+    pub disconnected: bool,
+    /// Always false: a disconnected peer may be dialled again and may connect again.
+    pub is_banned: bool,
+}
+
 /// Answer to a transaction submission.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -49,6 +49,8 @@ pub struct AdminState {
     pub registers: Arc<Registers>,
     /// Asks other nodes for their heights (lag).
     pub heights: Arc<dyn HeightsProbe>,
+    /// Dials addresses operators ask for (`peers connect`).
+    pub dialer: Arc<dyn crate::service::connect::Dialer>,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub events: Arc<crate::events::Events>,
@@ -108,6 +110,19 @@ impl From<BanError> for ApiError {
             BanError::Duration(_) => ApiError::bad_request(e.to_string()),
             BanError::SoleSource { .. } => ApiError(StatusCode::CONFLICT, e.to_string()),
         }
+    }
+}
+
+impl From<crate::service::connect::ConnectError> for ApiError {
+    fn from(e: crate::service::connect::ConnectError) -> ApiError {
+        use crate::service::connect::ConnectError as E;
+        let status = match &e {
+            E::InvalidAddress(_) | E::OwnAddress(_) => StatusCode::BAD_REQUEST,
+            E::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            E::Abandoned { .. } => StatusCode::CONFLICT,
+            E::Failed { .. } | E::TimedOut { .. } => StatusCode::BAD_GATEWAY,
+        };
+        ApiError(status, e.to_string())
     }
 }
 
@@ -190,6 +205,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
             post(peers::ban_peer).delete(peers::unban_peer),
         )
         .route("/api/peers/{id}/reset", post(peers::reset_peer))
+        .route("/api/peers", post(peers::connect_peer))
+        .route("/api/peers/{id}/disconnect", post(peers::disconnect_peer))
         .route("/api/bans", post(peers::create_ban))
         .route(
             "/api/bans/{target}",

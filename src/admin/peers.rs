@@ -341,3 +341,47 @@ pub(super) async fn reset_peer(
         previous_failure_count: previous,
     }))
 }
+
+/// `POST /api/peers` `{"address": "HOST:PORT"}`: dial that node once, now (see
+/// `service::connect`). 201 with the peer reached, 200 when it was connected already.
+pub(super) async fn connect_peer(State(state): Shared, body: Bytes) -> Response {
+    let result = async {
+        let request: ConnectRequest = json_body(&body)?;
+        let address = request.address.ok_or_else(|| {
+            ApiError::bad_request("`address` is required: host:port of a node's peer protocol")
+        })?;
+        let connected =
+            crate::service::connect::connect(&state.manager, &*state.dialer, &address).await?;
+        Ok::<_, ApiError>((address, connected))
+    }
+    .await;
+    match result {
+        Ok((address, connected)) => {
+            let status = if connected.already {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            let body = ConnectResponse {
+                peer_id: connected.peer_id,
+                address: address.trim().to_string(),
+                already_connected: connected.already,
+            };
+            (status, axum::Json(body)).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /api/peers/{id}/disconnect`: close the session, no ban (the peer may come back).
+pub(super) async fn disconnect_peer(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> ApiResult<DisconnectResponse> {
+    let peer_id = crate::service::connect::disconnect(&state.manager, &id)?;
+    Ok(axum::Json(DisconnectResponse {
+        peer_id,
+        disconnected: true,
+        is_banned: false,
+    }))
+}

@@ -129,6 +129,20 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         &[("", "sorcha-peer peers bans -o json")],
     ),
     (
+        "sorcha-peer-peers-connect",
+        &[(
+            "Dial a node once; prints the peer ID it answered as:",
+            "sorcha-peer peers connect 192.0.2.10:5000",
+        )],
+    ),
+    (
+        "sorcha-peer-peers-disconnect",
+        &[(
+            "Close the session (no ban; it may come back):",
+            "sorcha-peer peers disconnect node-2",
+        )],
+    ),
+    (
         "sorcha-peer-registers-create",
         &[("", "sorcha-peer registers create orders --public")],
     ),

@@ -115,7 +115,7 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Show the node's identity, addresses, storage and peer counts
     Status,
-    /// Inspect and manage peers: list, get, ban, unban, reset, bans
+    /// Inspect and manage peers: list, get, connect, disconnect, ban, unban, reset, bans
     #[command(subcommand)]
     Peers(peers::PeersCommand),
     /// Registers: create, list, subscribe to, unsubscribe from, purge

@@ -57,6 +57,23 @@ pub enum PeersCommand {
     },
     /// List bans in force, with time remaining
     Bans,
+    /// Dial a node once, now, and print the peer ID reached (or say why not)
+    ///
+    /// Like bitcoin-cli's `addnode HOST:PORT onetry`: the address is not added to the seeds;
+    /// the peer is then known like any other, so the node may dial it again later.
+    Connect {
+        /// The node's peer-protocol address
+        #[arg(value_name = "HOST:PORT")]
+        address: String,
+    },
+    /// Close the session with a peer without banning it
+    ///
+    /// Like bitcoin-cli's `disconnectnode`: the peer may connect again, and this node may dial
+    /// it again to fill its outbound slots; `peers ban` keeps it away.
+    Disconnect {
+        /// Peer ID, a unique prefix of it, or the peer's name
+        peer: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -192,6 +209,31 @@ pub async fn run(
                 out.message(&format!(
                     "Reset peer {}: failure count {} -> 0, penalties cleared.",
                     reset.peer_id, reset.previous_failure_count
+                ));
+            }
+        }
+        PeersCommand::Connect { address } => {
+            let connected = client.connect_peer(&address).await?;
+            if out.json {
+                out.print_json(&connected);
+            } else {
+                out.print_value(&connected.peer_id);
+                out.message(&if connected.already_connected {
+                    format!("Already connected to {} at {address}.", connected.peer_id)
+                } else {
+                    format!("Connected to {} at {address}.", connected.peer_id)
+                });
+            }
+        }
+        PeersCommand::Disconnect { peer } => {
+            let done = client.disconnect_peer(&peer).await?;
+            if out.json {
+                out.print_json(&done);
+            } else {
+                out.message(&format!(
+                    "Disconnected {} (not banned).\nIt may reconnect, and this node may dial it \
+                     again; `peers ban` keeps it away.",
+                    done.peer_id
                 ));
             }
         }

@@ -12,10 +12,13 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use tokio::sync::oneshot;
+
 use super::admission::{self, ConnectionLimits, ConnectionSlot};
 use super::banlist::{self, BanStore};
 use super::dialing::{self, Seeds};
 use super::links::{LinkInfo, Links, Queued, RequestError, SESSION_COMMAND_QUEUE, SessionHandle};
+use super::manual::{DialOutcome, ManualDials};
 use super::state::State;
 use super::table::{LearnRules, PeerTable};
 use super::{
@@ -50,6 +53,8 @@ pub struct PeerManager {
     limits: Arc<ConnectionLimits>,
     /// This node's own address: observations, verification, what it announces.
     addresses: AddressBook,
+    /// Operators waiting for the outcome of a dial (`peers connect`); its own lock.
+    manual: ManualDials,
     state: Mutex<State>,
 }
 
@@ -81,6 +86,7 @@ impl PeerManager {
             ban_store,
             metrics,
             events,
+            manual: ManualDials::default(),
             state: Mutex::new(state),
         })
     }
@@ -323,6 +329,10 @@ impl PeerManager {
             .get(&peer_id)
             .map(|p| p.address.clone())
             .unwrap_or_default();
+        if let Some(target) = dialed {
+            self.manual
+                .settle(&target.address, DialOutcome::Connected(peer_id.clone()));
+        }
         self.events.publish(EventKind::PeerConnected {
             peer_id,
             address,
@@ -494,6 +504,8 @@ impl PeerManager {
 
     /// A dial (connect or handshake) failed: count it and back off.
     pub fn dial_failed(&self, target: &DialTarget, reason: &str) {
+        self.manual
+            .settle(&target.address, DialOutcome::Failed(reason.to_string()));
         self.metrics.peer_failures.inc();
         let now = now_ms();
         let mut state = self.lock();
@@ -516,6 +528,7 @@ impl PeerManager {
     /// A dial ended without a connection and without being the peer's fault (refused as a
     /// duplicate or self-connection): clear the in-progress marks.
     pub fn dial_abandoned(&self, target: &DialTarget) {
+        self.manual.settle(&target.address, DialOutcome::Abandoned);
         let retry = now_ms() + self.config.reconnect_backoff_max.as_millis() as i64;
         let mut state = self.lock();
         if target.seed {
@@ -776,6 +789,35 @@ impl PeerManager {
             expired: false,
         });
         Ok(ban)
+    }
+
+    /// Waits for the end of the next dial to `address` (see [`ManualDials::watch`]).
+    pub fn watch_dial(&self, address: &str) -> Option<oneshot::Receiver<DialOutcome>> {
+        self.manual.watch(address)
+    }
+
+    /// The connected peer whose address is `address`, if any.
+    pub fn connected_at(&self, address: &str) -> Option<String> {
+        let state = self.lock();
+        state
+            .links
+            .ids()
+            .find(|id| state.table.get(id).is_some_and(|p| p.address == address))
+            .cloned()
+    }
+
+    /// Closes the session with a peer (ID, unique ID prefix or name) without banning it: it
+    /// may be dialled again, and may connect again. Returns its ID.
+    pub fn disconnect(&self, text: &str) -> Result<String, PeerError> {
+        let state = self.lock();
+        let id = state.table.resolve(text)?;
+        if !state.links.is_connected(&id) {
+            return Err(PeerError::Conflict(format!("peer {id} is not connected")));
+        }
+        state.links.close(&id, "disconnected by the operator");
+        drop(state);
+        tracing::info!(peer = %id, "disconnected by the operator");
+        Ok(id)
     }
 
     /// Sets a peer's failure count and penalties to zero; returns (peer ID, previous count).

@@ -20,6 +20,7 @@ mod dialing;
 pub mod discovery;
 mod links;
 mod manager;
+pub mod manual;
 pub mod quality;
 mod record;
 mod state;

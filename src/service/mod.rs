@@ -15,6 +15,7 @@
 //!   `netprobe` edge provides.
 
 pub mod bans;
+pub mod connect;
 pub mod health;
 pub mod lag;
 pub mod liveness;

@@ -65,8 +65,18 @@ async fn seal_all(node: &TestNode, register: &str, payloads: &[&str]) {
 async fn a_failed_lag_check_says_why_for_each_register() {
     let mut net = TestCluster::new();
     let mut a = net.start(|_| {}).await;
-    let seed = a.seed();
-    let mut b = net.start(|c| c.seeds = vec![seed.clone()]).await;
+    let mut b = net.start(|_| {}).await;
+    // ledger: created on both while they are strangers (a fork from the genesis on; once
+    // connected, a node refuses to create a register a peer originates).
+    a.client
+        .create_register("ledger", true)
+        .await
+        .expect("ledger");
+    b.client
+        .create_register("ledger", true)
+        .await
+        .expect("ledger");
+    b.client.connect_peer(&a.seed()).await.expect("connect");
     a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
 
     // orders: replicated to b, which then stops following while a seals more (behind).
@@ -82,15 +92,6 @@ async fn a_failed_lag_check_says_why_for_each_register() {
         .await
         .expect("unsubscribe");
     seal_all(&a, "orders", &["o2", "o3"]).await;
-    // ledger: created on both, independently (a fork from the genesis on).
-    a.client
-        .create_register("ledger", true)
-        .await
-        .expect("ledger");
-    b.client
-        .create_register("ledger", true)
-        .await
-        .expect("ledger");
     // audit: only a holds it.
     a.client
         .create_register("audit", true)

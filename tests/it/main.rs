@@ -9,6 +9,7 @@ mod admin_tls;
 mod bans;
 mod cli;
 mod cluster;
+mod connect;
 mod dashboard;
 mod docs;
 mod events;
