@@ -43,6 +43,9 @@ _sorcha_peer() {
             sorcha_peer,status)
                 cmd="sorcha_peer__subcmd__status"
                 ;;
+            sorcha_peer,tls)
+                cmd="sorcha_peer__subcmd__tls"
+                ;;
             sorcha_peer,tx)
                 cmd="sorcha_peer__subcmd__tx"
                 ;;
@@ -87,6 +90,9 @@ _sorcha_peer() {
                 ;;
             sorcha_peer__subcmd__help,status)
                 cmd="sorcha_peer__subcmd__help__subcmd__status"
+                ;;
+            sorcha_peer__subcmd__help,tls)
+                cmd="sorcha_peer__subcmd__help__subcmd__tls"
                 ;;
             sorcha_peer__subcmd__help,tx)
                 cmd="sorcha_peer__subcmd__help__subcmd__tx"
@@ -141,6 +147,15 @@ _sorcha_peer() {
                 ;;
             sorcha_peer__subcmd__help__subcmd__registers,unsubscribe)
                 cmd="sorcha_peer__subcmd__help__subcmd__registers__subcmd__unsubscribe"
+                ;;
+            sorcha_peer__subcmd__help__subcmd__tls,ca)
+                cmd="sorcha_peer__subcmd__help__subcmd__tls__subcmd__ca"
+                ;;
+            sorcha_peer__subcmd__help__subcmd__tls,issue)
+                cmd="sorcha_peer__subcmd__help__subcmd__tls__subcmd__issue"
+                ;;
+            sorcha_peer__subcmd__help__subcmd__tls,revoke)
+                cmd="sorcha_peer__subcmd__help__subcmd__tls__subcmd__revoke"
                 ;;
             sorcha_peer__subcmd__help__subcmd__tx,get)
                 cmd="sorcha_peer__subcmd__help__subcmd__tx__subcmd__get"
@@ -250,6 +265,30 @@ _sorcha_peer() {
             sorcha_peer__subcmd__registers__subcmd__help,unsubscribe)
                 cmd="sorcha_peer__subcmd__registers__subcmd__help__subcmd__unsubscribe"
                 ;;
+            sorcha_peer__subcmd__tls,ca)
+                cmd="sorcha_peer__subcmd__tls__subcmd__ca"
+                ;;
+            sorcha_peer__subcmd__tls,help)
+                cmd="sorcha_peer__subcmd__tls__subcmd__help"
+                ;;
+            sorcha_peer__subcmd__tls,issue)
+                cmd="sorcha_peer__subcmd__tls__subcmd__issue"
+                ;;
+            sorcha_peer__subcmd__tls,revoke)
+                cmd="sorcha_peer__subcmd__tls__subcmd__revoke"
+                ;;
+            sorcha_peer__subcmd__tls__subcmd__help,ca)
+                cmd="sorcha_peer__subcmd__tls__subcmd__help__subcmd__ca"
+                ;;
+            sorcha_peer__subcmd__tls__subcmd__help,help)
+                cmd="sorcha_peer__subcmd__tls__subcmd__help__subcmd__help"
+                ;;
+            sorcha_peer__subcmd__tls__subcmd__help,issue)
+                cmd="sorcha_peer__subcmd__tls__subcmd__help__subcmd__issue"
+                ;;
+            sorcha_peer__subcmd__tls__subcmd__help,revoke)
+                cmd="sorcha_peer__subcmd__tls__subcmd__help__subcmd__revoke"
+                ;;
             sorcha_peer__subcmd__tx,get)
                 cmd="sorcha_peer__subcmd__tx__subcmd__get"
                 ;;
@@ -275,7 +314,7 @@ _sorcha_peer() {
 
     case "${cmd}" in
         sorcha_peer)
-            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version serve status peers registers tx lag events config version completions help"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version serve status peers registers tx lag events config tls version completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -511,7 +550,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__help)
-            opts="serve status peers registers tx lag events config version completions help"
+            opts="serve status peers registers tx lag events config tls version completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -863,6 +902,62 @@ _sorcha_peer() {
         sorcha_peer__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__help__subcmd__tls)
+            opts="ca issue revoke"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__help__subcmd__tls__subcmd__ca)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__help__subcmd__tls__subcmd__issue)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__help__subcmd__tls__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2020,6 +2115,256 @@ _sorcha_peer() {
                 return 0
             fi
             case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__tls)
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version ca issue revoke help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__tls__subcmd__ca)
+            opts="-o -q -h -V --out --name --days --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --days)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__tls__subcmd__help)
+            opts="ca issue revoke help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__tls__subcmd__help__subcmd__ca)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__tls__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__tls__subcmd__help__subcmd__issue)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__tls__subcmd__help__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__tls__subcmd__issue)
+            opts="-o -q -h -V --ca --days --out --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --days)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__tls__subcmd__revoke)
+            opts="-o -q -h -V --ca --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --node)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -40,6 +40,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand lag 'How far this node is behind another node, per register (exit 1 beyond --max-lag)'
             cand events 'Print the node''s recent events (peers, bans, replication, storage); --follow streams them'
             cand config 'Configuration helpers'
+            cand tls 'Certificates for peer_tls = "ca": make a CA, issue a node certificate, revoke one'
             cand version 'Print this binary''s version and the commit it was built from'
             cand completions 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -586,6 +587,95 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;config;help;help'= {
         }
+        &'sorcha-peer;tls'= {
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand --no-headers 'Tables without their header line'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand ca 'Make a certificate authority in DIR: ca.pem (every node''s tls_ca_file), ca.key (keep it secret), crl.pem (every node''s tls_crl_file)'
+            cand issue 'Issue a certificate for the node whose data directory --data-dir names (its node.key), signed by the CA in --ca; written to <data-dir>/node-cert.pem unless --out says'
+            cand revoke 'Revoke a node certificate: add it to the CA''s crl.pem (nodes re-read it and disconnect the node)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'sorcha-peer;tls;ca'= {
+            cand --out 'Directory to create the CA in (created if missing; existing CA files are never overwritten)'
+            cand --name 'The CA''s name (its certificate''s subject)'
+            cand --days 'Days the CA certificate is valid'
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand --no-headers 'Tables without their header line'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sorcha-peer;tls;issue'= {
+            cand --ca 'The CA''s directory (from `tls ca`)'
+            cand --days 'Days the certificate is valid'
+            cand --out 'Where to write the certificate (PEM) [default: <data-dir>/node-cert.pem]'
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand --no-headers 'Tables without their header line'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sorcha-peer;tls;revoke'= {
+            cand --ca 'The CA''s directory (from `tls ca`)'
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand --no-headers 'Tables without their header line'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sorcha-peer;tls;help'= {
+            cand ca 'Make a certificate authority in DIR: ca.pem (every node''s tls_ca_file), ca.key (keep it secret), crl.pem (every node''s tls_crl_file)'
+            cand issue 'Issue a certificate for the node whose data directory --data-dir names (its node.key), signed by the CA in --ca; written to <data-dir>/node-cert.pem unless --out says'
+            cand revoke 'Revoke a node certificate: add it to the CA''s crl.pem (nodes re-read it and disconnect the node)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'sorcha-peer;tls;help;ca'= {
+        }
+        &'sorcha-peer;tls;help;issue'= {
+        }
+        &'sorcha-peer;tls;help;revoke'= {
+        }
+        &'sorcha-peer;tls;help;help'= {
+        }
         &'sorcha-peer;version'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
             cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
@@ -627,6 +717,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand lag 'How far this node is behind another node, per register (exit 1 beyond --max-lag)'
             cand events 'Print the node''s recent events (peers, bans, replication, storage); --follow streams them'
             cand config 'Configuration helpers'
+            cand tls 'Certificates for peer_tls = "ca": make a CA, issue a node certificate, revoke one'
             cand version 'Print this binary''s version and the commit it was built from'
             cand completions 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -700,6 +791,17 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand default 'Print an annotated configuration file with every key at its default'
         }
         &'sorcha-peer;help;config;default'= {
+        }
+        &'sorcha-peer;help;tls'= {
+            cand ca 'Make a certificate authority in DIR: ca.pem (every node''s tls_ca_file), ca.key (keep it secret), crl.pem (every node''s tls_crl_file)'
+            cand issue 'Issue a certificate for the node whose data directory --data-dir names (its node.key), signed by the CA in --ca; written to <data-dir>/node-cert.pem unless --out says'
+            cand revoke 'Revoke a node certificate: add it to the CA''s crl.pem (nodes re-read it and disconnect the node)'
+        }
+        &'sorcha-peer;help;tls;ca'= {
+        }
+        &'sorcha-peer;help;tls;issue'= {
+        }
+        &'sorcha-peer;help;tls;revoke'= {
         }
         &'sorcha-peer;help;version'= {
         }

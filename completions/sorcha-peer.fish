@@ -44,6 +44,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "tx" -d 'Tra
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "lag" -d 'How far this node is behind another node, per register (exit 1 beyond --max-lag)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "events" -d 'Print the node\'s recent events (peers, bans, replication, storage); --follow streams them'
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "config" -d 'Configuration helpers'
+complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "tls" -d 'Certificates for peer_tls = "ca": make a CA, issue a node certificate, revoke one'
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "version" -d 'Print this binary\'s version and the commit it was built from'
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -444,6 +445,69 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fi
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from default" -s V -l version -d 'Print version'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "default" -d 'Print an annotated configuration file with every key at its default'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
+wide\t'Tables with every column, IDs in full, never wrapped'
+json\t'One JSON document on stdout, with the admin API\'s field names'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -s q -l quiet -d 'Print only the requested data, no confirmations'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -l no-headers -d 'Tables without their header line'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -s V -l version -d 'Print version'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -f -a "ca" -d 'Make a certificate authority in DIR: ca.pem (every node\'s tls_ca_file), ca.key (keep it secret), crl.pem (every node\'s tls_crl_file)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -f -a "issue" -d 'Issue a certificate for the node whose data directory --data-dir names (its node.key), signed by the CA in --ca; written to <data-dir>/node-cert.pem unless --out says'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -f -a "revoke" -d 'Revoke a node certificate: add it to the CA\'s crl.pem (nodes re-read it and disconnect the node)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -l out -d 'Directory to create the CA in (created if missing; existing CA files are never overwritten)' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -l name -d 'The CA\'s name (its certificate\'s subject)' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -l days -d 'Days the CA certificate is valid' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
+wide\t'Tables with every column, IDs in full, never wrapped'
+json\t'One JSON document on stdout, with the admin API\'s field names'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -s q -l quiet -d 'Print only the requested data, no confirmations'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -l no-headers -d 'Tables without their header line'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -s V -l version -d 'Print version'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -l ca -d 'The CA\'s directory (from `tls ca`)' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -l days -d 'Days the certificate is valid' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -l out -d 'Where to write the certificate (PEM) [default: <data-dir>/node-cert.pem]' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
+wide\t'Tables with every column, IDs in full, never wrapped'
+json\t'One JSON document on stdout, with the admin API\'s field names'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -s q -l quiet -d 'Print only the requested data, no confirmations'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -l no-headers -d 'Tables without their header line'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -s V -l version -d 'Print version'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -l ca -d 'The CA\'s directory (from `tls ca`)' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
+wide\t'Tables with every column, IDs in full, never wrapped'
+json\t'One JSON document on stdout, with the admin API\'s field names'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -s q -l quiet -d 'Print only the requested data, no confirmations'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -l no-headers -d 'Tables without their header line'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from help" -f -a "ca" -d 'Make a certificate authority in DIR: ca.pem (every node\'s tls_ca_file), ca.key (keep it secret), crl.pem (every node\'s tls_crl_file)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from help" -f -a "issue" -d 'Issue a certificate for the node whose data directory --data-dir names (its node.key), signed by the CA in --ca; written to <data-dir>/node-cert.pem unless --out says'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a node certificate: add it to the CA\'s crl.pem (nodes re-read it and disconnect the node)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
@@ -468,17 +532,18 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -l 
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -l no-headers -d 'Tables without their header line'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "serve" -d 'Run a peer node in the foreground'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "status" -d 'Show the node\'s identity, addresses, storage and peer counts'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "peers" -d 'Inspect and manage peers: list, get, connect, disconnect, ban, unban, reset, bans'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "registers" -d 'Registers: create, list, subscribe to, unsubscribe from, purge'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "tx" -d 'Transactions: submit and look up'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "lag" -d 'How far this node is behind another node, per register (exit 1 beyond --max-lag)'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "events" -d 'Print the node\'s recent events (peers, bans, replication, storage); --follow streams them'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "config" -d 'Configuration helpers'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "version" -d 'Print this binary\'s version and the commit it was built from'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config version completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config tls version completions help" -f -a "serve" -d 'Run a peer node in the foreground'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config tls version completions help" -f -a "status" -d 'Show the node\'s identity, addresses, storage and peer counts'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config tls version completions help" -f -a "peers" -d 'Inspect and manage peers: list, get, connect, disconnect, ban, unban, reset, bans'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config tls version completions help" -f -a "registers" -d 'Registers: create, list, subscribe to, unsubscribe from, purge'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config tls version completions help" -f -a "tx" -d 'Transactions: submit and look up'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config tls version completions help" -f -a "lag" -d 'How far this node is behind another node, per register (exit 1 beyond --max-lag)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config tls version completions help" -f -a "events" -d 'Print the node\'s recent events (peers, bans, replication, storage); --follow streams them'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config tls version completions help" -f -a "config" -d 'Configuration helpers'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config tls version completions help" -f -a "tls" -d 'Certificates for peer_tls = "ca": make a CA, issue a node certificate, revoke one'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config tls version completions help" -f -a "version" -d 'Print this binary\'s version and the commit it was built from'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config tls version completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and not __fish_seen_subcommand_from serve status peers registers tx lag events config tls version completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from peers" -f -a "list" -d 'List known peers'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from peers" -f -a "get" -d 'Show one peer in detail, including why its quality score is what it is'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from peers" -f -a "ban" -d 'Ban a peer (by ID, unique ID prefix or name), or every peer at an IP address or CIDR subnet'
@@ -497,6 +562,9 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from tx" -f -a "submit" -d 'Submit a transaction (the whole input), or one per line with --lines'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from tx" -f -a "get" -d 'Show a transaction: pending, or sealed with its version and docket number'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "default" -d 'Print an annotated configuration file with every key at its default'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from tls" -f -a "ca" -d 'Make a certificate authority in DIR: ca.pem (every node\'s tls_ca_file), ca.key (keep it secret), crl.pem (every node\'s tls_crl_file)'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from tls" -f -a "issue" -d 'Issue a certificate for the node whose data directory --data-dir names (its node.key), signed by the CA in --ca; written to <data-dir>/node-cert.pem unless --out says'
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand help; and __fish_seen_subcommand_from tls" -f -a "revoke" -d 'Revoke a node certificate: add it to the CA\'s crl.pem (nodes re-read it and disconnect the node)'
 
 # Peer IDs known to the node the command line names, for the arguments that take a peer.
 function __fish_sorcha_peer_peer_ids

@@ -161,7 +161,7 @@ pub async fn start(
     let store = store::open(config.database_url.as_deref(), &config.sqlite_path()).await?;
     let identity = Arc::new(Identity::load_or_create(&data_dir)?);
     let admin_token = identity::load_or_create_admin_token(&data_dir)?;
-    let transport = Arc::new(Transport::new(config.peer_tls, &identity)?);
+    let transport = Arc::new(Transport::from_config(&config, &identity)?);
     if config.peer_tls == PeerTls::Off {
         tracing::warn!(
             "peer_tls = \"off\": peer traffic is plaintext; anyone on the path can read and alter it"
@@ -241,7 +241,9 @@ pub async fn start(
     let admin_state = Arc::new(AdminState {
         manager: manager.clone(),
         registers: registers.clone(),
-        heights: Arc::new(crate::rpc::HeightsClient { transport }),
+        heights: Arc::new(crate::rpc::HeightsClient {
+            transport: transport.clone(),
+        }),
         dialer: Arc::new(SessionDialer {
             services: services.clone(),
             shutdown: shutdown.clone(),
@@ -254,6 +256,7 @@ pub async fn start(
         started,
         started_ms,
         listeners: serving.clone(),
+        peer_certificate_expiry: transport.ca().map(|ca| ca.not_after),
     });
     let admin_scheme = if admin_tls.is_some() { "https" } else { "http" };
     let admin_server = admin::serve(
@@ -269,6 +272,11 @@ pub async fn start(
     });
 
     tasks.spawn(rpc::dialer::run(services.clone(), shutdown.clone()));
+    tasks.spawn(crate::transport::watch::run(
+        transport.clone(),
+        manager.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(registers.clone().run_sealer());
     tasks.spawn(gossip.run(shutdown.clone()));
     tasks.spawn(discovery::run(manager.clone(), shutdown.clone()));

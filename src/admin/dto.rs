@@ -188,9 +188,13 @@ pub struct StatusDto {
     /// `public` (verified, or a public address configured), `private` (private or loopback
     /// and unverified) or `unknown`.
     pub reachability: String,
-    /// How peer connections are protected: `node-key` (TLS 1.3 with node-key certificates)
-    /// or `off` (plaintext).
+    /// How peer connections are protected: `node-key` (TLS 1.3 with node-key certificates),
+    /// `ca` (TLS 1.3 with CA-issued certificates) or `off` (plaintext).
     pub peer_tls: String,
+    /// With `ca`: when this node's certificate expires (RFC 3339).
+    pub peer_certificate_expires: Option<String>,
+    /// With `ca`: set when the certificate expires within `tls_expiry_warning`, or has.
+    pub peer_certificate_warning: Option<String>,
     pub admin_listen: String,
     pub storage: String,
     pub peers: PeerCountsDto,

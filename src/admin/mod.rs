@@ -62,6 +62,8 @@ pub struct AdminState {
     pub started_ms: i64,
     /// Whether the node's listeners are serving (readiness).
     pub listeners: Arc<health::Listeners>,
+    /// Unix seconds this node's CA-issued peer certificate expires (`peer_tls = "ca"`).
+    pub peer_certificate_expiry: Option<i64>,
 }
 
 pub(crate) type Shared = State<Arc<AdminState>>;
@@ -400,6 +402,16 @@ async fn status(State(state): Shared) -> ApiResult<StatusDto> {
         address_source: announced.source.as_str().to_string(),
         reachability: announced.reachability.as_str().to_string(),
         peer_tls: state.config.peer_tls.to_string(),
+        peer_certificate_expires: state
+            .peer_certificate_expiry
+            .map(|secs| crate::clock::to_rfc3339(secs.saturating_mul(1000))),
+        peer_certificate_warning: state.peer_certificate_expiry.and_then(|secs| {
+            crate::transport::watch::expiry_problem(
+                secs,
+                crate::clock::now_ms() / 1000,
+                state.config.tls_expiry_warning,
+            )
+        }),
         admin_listen: state.config.admin_listen.to_string(),
         storage: state.config.storage_description(),
         peers: PeerCountsDto {

@@ -9,6 +9,7 @@ pub mod output;
 pub mod peers;
 pub mod registers;
 pub mod serve;
+pub mod tls;
 pub mod tx;
 
 use std::path::PathBuf;
@@ -131,6 +132,9 @@ pub enum Command {
     /// Configuration helpers
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Certificates for peer_tls = "ca": make a CA, issue a node certificate, revoke one
+    #[command(subcommand)]
+    Tls(tls::TlsCommand),
     /// Print this binary's version and the commit it was built from
     Version,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
@@ -184,6 +188,14 @@ pub async fn run(cli: Cli) -> i32 {
     }
     match cli.command {
         Command::Serve(args) => serve::run(&cli.global, args).await,
+        Command::Tls(command) => {
+            let data_dir = cli
+                .global
+                .data_dir
+                .clone()
+                .unwrap_or_else(config::default_data_dir);
+            tls::run(&data_dir, &out, command)
+        }
         Command::Config(ConfigCommand::Default) => {
             output::write_stdout(Config::default_file().as_bytes());
             EXIT_OK

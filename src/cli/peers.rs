@@ -457,10 +457,20 @@ pub async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientErro
         "Transport",
         match s.peer_tls.as_str() {
             "node-key" => "TLS 1.3, node-key certificates (peer_tls = node-key)".to_string(),
+            "ca" => format!(
+                "TLS 1.3, CA-issued certificate{} (peer_tls = ca)",
+                s.peer_certificate_expires
+                    .as_deref()
+                    .map(|at| format!(", expires {}", super::output::relative(at)))
+                    .unwrap_or_default()
+            ),
             "off" => "plaintext (peer_tls = off)".to_string(),
             other => other.to_string(),
         },
     );
+    if let Some(warning) = &s.peer_certificate_warning {
+        d.row("Warning", warning);
+    }
     d.row("Admin API", &s.admin_listen);
     d.row("Storage", &s.storage);
     d.row(

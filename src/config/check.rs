@@ -204,6 +204,31 @@ pub fn across(c: &Config) -> Result<(), (&'static str, Problem)> {
         }
         _ => {}
     }
+    let ca_mode = c.peer_tls == super::PeerTls::Ca;
+    for (key, value) in [
+        ("tls_ca_file", &c.tls_ca_file),
+        ("tls_cert_file", &c.tls_cert_file),
+    ] {
+        if ca_mode && value.is_none() {
+            return Err((key, Problem("is required with peer_tls = \"ca\"".into())));
+        }
+    }
+    for (key, value) in [
+        ("tls_ca_file", &c.tls_ca_file),
+        ("tls_cert_file", &c.tls_cert_file),
+        ("tls_key_file", &c.tls_key_file),
+        ("tls_crl_file", &c.tls_crl_file),
+    ] {
+        if !ca_mode && value.is_some() {
+            return Err((
+                key,
+                Problem(format!(
+                    "is set but peer_tls is \"{}\": it is used only with peer_tls = \"ca\"",
+                    c.peer_tls
+                )),
+            ));
+        }
+    }
     let has_jwt_key = c.jwt_key.is_some() || c.jwt_key_file.is_some();
     for (key, value) in [
         ("jwt_issuer", &c.jwt_issuer),

@@ -105,8 +105,28 @@ declare_keys! {
     },
     peer_tls: PeerTls {
         default: Some("\"node-key\""),
-        help: "How peer connections are protected. \"node-key\" (default): TLS 1.3, both ends proving their node key\nwith a certificate made from it; no CA or files needed. \"off\": plaintext (warned at start), for\nnetworks protected otherwise. Nodes must agree: one of each fails with a message naming the mismatch.",
-        flag: ("peer-tls", "node-key|off", "How peer connections are protected [default: node-key]"),
+        help: "How peer connections are protected. \"node-key\" (default): TLS 1.3, both ends proving their node key\nwith a certificate made from it; no CA or files needed. \"ca\": TLS 1.3 with certificates a CA issued for\nthe node keys (tls_ca_file, tls_cert_file; `sorcha-peer tls` makes them). \"off\": plaintext (warned at\nstart), for networks protected otherwise. Nodes must agree: one of each fails with a message naming the mismatch.",
+        flag: ("peer-tls", "node-key|ca|off", "How peer connections are protected [default: node-key]"),
+    },
+    tls_ca_file: Option<PathBuf> {
+        default: None,
+        help: "With peer_tls = \"ca\": the CA certificate(s) (PEM) peer certificates must chain to.",
+    },
+    tls_cert_file: Option<PathBuf> {
+        default: None,
+        help: "With peer_tls = \"ca\": this node's certificate (PEM, then any intermediates), issued for its node key\n(`sorcha-peer tls issue`).",
+    },
+    tls_key_file: Option<PathBuf> {
+        default: None,
+        help: "With peer_tls = \"ca\": the certificate's private key (PEM). It must be the node key itself\n(node.key is used when unset).",
+    },
+    tls_crl_file: Option<PathBuf> {
+        default: None,
+        help: "With peer_tls = \"ca\": revoked certificates (PEM CRLs from the CA). Re-read when the file changes;\npeers whose certificate it revokes are disconnected at once and refused afterwards.",
+    },
+    tls_expiry_warning: Duration {
+        default: Some("\"30d\""),
+        help: "With peer_tls = \"ca\": warn (log, status, sorcha_peer_tls_certificate_expiry_timestamp_seconds)\nwhen this node's certificate expires within this long.",
     },
     advertise_address: Option<String> {
         default: None,

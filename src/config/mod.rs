@@ -38,16 +38,19 @@ pub const MIN_BATCH_BYTES: usize = 1024;
 pub enum PeerTls {
     /// TLS 1.3 with certificates made from the node keys (the default; no CA).
     NodeKey,
+    /// TLS 1.3 with certificates a CA issued for the node keys (`tls_*_file`).
+    Ca,
     /// Plaintext, for networks protected otherwise.
     Off,
 }
 
 impl PeerTls {
-    pub const NAMES: [&str; 2] = ["node-key", "off"];
+    pub const NAMES: [&str; 3] = ["node-key", "ca", "off"];
 
     pub fn name(self) -> &'static str {
         match self {
             PeerTls::NodeKey => "node-key",
+            PeerTls::Ca => "ca",
             PeerTls::Off => "off",
         }
     }
@@ -59,17 +62,20 @@ impl fmt::Display for PeerTls {
     }
 }
 
-impl std::str::FromStr for PeerTls {
-    type Err = String;
+/// A `peer_tls` value that names no mode.
+#[derive(Debug, thiserror::Error)]
+#[error("'{0}' is not a peer transport mode (one of: node-key, ca, off)")]
+pub struct UnknownPeerTls(String);
 
-    fn from_str(text: &str) -> Result<PeerTls, String> {
+impl std::str::FromStr for PeerTls {
+    type Err = UnknownPeerTls;
+
+    fn from_str(text: &str) -> Result<PeerTls, UnknownPeerTls> {
         match text {
             "node-key" => Ok(PeerTls::NodeKey),
+            "ca" => Ok(PeerTls::Ca),
             "off" => Ok(PeerTls::Off),
-            other => Err(format!(
-                "'{other}' is not a peer transport mode (one of: {})",
-                PeerTls::NAMES.join(", ")
-            )),
+            other => Err(UnknownPeerTls(other.to_string())),
         }
     }
 }

@@ -206,7 +206,8 @@ impl FromValue for Vec<IpNet> {
 impl FromValue for super::PeerTls {
     fn read(r: &Resolver<'_>, key: &'static str) -> Result<Self, ConfigError> {
         let text = r.string(key)?;
-        text.parse().map_err(|e: String| r.invalid(key, e))
+        text.parse()
+            .map_err(|e: super::UnknownPeerTls| r.invalid(key, e.to_string()))
     }
 }
 

@@ -186,6 +186,12 @@ impl PeerManager {
         result
     }
 
+    /// Asks one peer's session to close (it may be dialled again; a ban, or a transport that
+    /// refuses it, is what keeps it out).
+    pub fn close_session(&self, peer_id: &str, reason: &str) {
+        self.lock().links.close(peer_id, reason);
+    }
+
     /// Asks every session to close (node shutdown).
     pub fn close_all(&self, reason: &str) {
         self.lock().links.close_all(reason);

@@ -54,7 +54,7 @@ pub fn handle_request(
             }
             Err(e) => {
                 services.peers.metrics().dial_back("asked", "failed");
-                e
+                e.to_string()
             }
         };
         tracing::debug!(peer = %peer_id, %address, %error, "dial-back done");
@@ -72,9 +72,29 @@ fn answer(outbox: &Outbox, request_id: u64, error: String) {
     }
 }
 
+/// Why a dial-back did not prove the asker reachable (sent back to it as text).
+#[derive(Debug, thiserror::Error)]
+pub enum DialBackError {
+    #[error("no answer from {address} within {timeout:?}")]
+    Timeout {
+        address: SocketAddr,
+        timeout: std::time::Duration,
+    },
+    #[error("{address} is another node ({found}), not you")]
+    OtherNode { address: SocketAddr, found: String },
+    #[error("{address} refused: {reason}")]
+    Refused { address: SocketAddr, reason: String },
+    #[error("{address}: {reason}")]
+    Failed { address: SocketAddr, reason: String },
+}
+
 /// Dials `address` and runs a `dial_back` handshake; `Ok` when the node there proves it is
 /// `expected`.
-pub async fn probe(services: &Services, address: SocketAddr, expected: &str) -> Result<(), String> {
+pub async fn probe(
+    services: &Services,
+    address: SocketAddr,
+    expected: &str,
+) -> Result<(), DialBackError> {
     let manager = &services.peers;
     let target = DialTarget {
         address: address.to_string(),
@@ -84,14 +104,17 @@ pub async fn probe(services: &Services, address: SocketAddr, expected: &str) -> 
     let timeout = manager.config().connect_timeout;
     let opened = tokio::time::timeout(timeout, dialer::open(services, &target, true))
         .await
-        .map_err(|_| format!("no answer from {address} within {timeout:?}"))?;
+        .map_err(|_| DialBackError::Timeout { address, timeout })?;
     match opened {
         Ok((peer, ..)) if peer.peer_id == expected => Ok(()),
-        Ok((peer, ..)) => Err(format!(
-            "{address} is another node ({}), not you",
-            peer.peer_id
-        )),
-        Err(HandshakeError::Refused(r)) => Err(format!("{address} refused: {r}")),
-        Err(HandshakeError::Failed(m)) => Err(format!("{address}: {m}")),
+        Ok((peer, ..)) => Err(DialBackError::OtherNode {
+            address,
+            found: peer.peer_id,
+        }),
+        Err(HandshakeError::Refused(r)) => Err(DialBackError::Refused {
+            address,
+            reason: r.to_string(),
+        }),
+        Err(HandshakeError::Failed(reason)) => Err(DialBackError::Failed { address, reason }),
     }
 }

@@ -85,6 +85,8 @@ pub struct Metrics {
     pub connections_refused: Family<Labels, Counter>,
     /// Peer connections refused at the transport (TLS) layer, by direction and reason.
     pub transport_refusals: Family<Labels, Counter>,
+    /// Unix time this node's CA-issued peer certificate expires (0 outside CA mode).
+    pub tls_certificate_expiry: Gauge,
     /// Announced transactions waiting to be (or being) requested.
     pub gossip_tracked: Gauge,
     /// Announcements not remembered, by bound hit (`peer_limit`, `total_limit`) or given way
@@ -259,10 +261,16 @@ impl Metrics {
             "Inbound peer connections refused or evicted by admission control, by reason",
             connections_refused.clone(),
         );
+        let tls_certificate_expiry = Gauge::default();
+        registry.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "Unix time this node's CA-issued peer TLS certificate expires (peer_tls = ca; 0 otherwise)",
+            tls_certificate_expiry.clone(),
+        );
         let transport_refusals = Family::<Labels, Counter>::default();
         registry.register(
             "transport_refusals",
-            "Peer connections refused at the transport (TLS) layer, by direction (inbound, outbound) and reason (peer_tls_mismatch, bad_certificate, wrong_key, tls_handshake)",
+            "Peer connections refused at the transport (TLS) layer, by direction (inbound, outbound) and reason (peer_tls_mismatch, bad_certificate, wrong_key, tls_handshake, revoked)",
             transport_refusals.clone(),
         );
         let gossip_tracked = Gauge::default();
@@ -288,6 +296,7 @@ impl Metrics {
             limit_hits,
             connections_refused,
             transport_refusals,
+            tls_certificate_expiry,
             gossip_tracked,
             gossip_announcements_dropped,
             gossip_requests_failed,

@@ -7,10 +7,14 @@
 //! A connection's first byte tells the two apart (a TLS record starts with 0x16, HTTP/2 with
 //! `P`), so a node meeting the other kind says so in its log instead of a decoding error.
 
+pub mod ca;
 pub mod nodekey;
+pub mod watch;
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -22,7 +26,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use crate::config::PeerTls;
+use crate::config::{Config, PeerTls};
 use crate::identity::{Identity, peer_id_for};
 
 /// First byte of a TLS handshake record.
@@ -37,6 +41,10 @@ pub enum SetupError {
     Certificate(#[from] rcgen::Error),
     #[error("cannot configure peer TLS: {0}")]
     Tls(#[from] rustls::Error),
+    #[error(transparent)]
+    Ca(#[from] ca::CaError),
+    #[error("peer_tls = \"ca\" needs tls_ca_file and tls_cert_file")]
+    CaFilesMissing,
 }
 
 /// Why an outbound peer connection was not opened.
@@ -154,19 +162,106 @@ struct TlsEnds {
     acceptor: TlsAcceptor,
 }
 
+/// Most peer certificate serials remembered in CA mode (only CA-issued certificates get
+/// here, so this bounds only a very large network).
+const MAX_REMEMBERED_SERIALS: usize = 65_536;
+
 /// One node's transport: its mode and, unless `off`, its TLS configurations.
 pub struct Transport {
     mode: PeerTls,
     tls: Option<TlsEnds>,
+    ca: Option<CaState>,
+}
+
+/// CA mode's moving parts: the verifier whose revocation lists are replaced when the file
+/// changes, this node's certificate expiry, and the serial each peer's certificate had (to
+/// find the connected peers a new list revokes).
+pub struct CaState {
+    pub verifier: Arc<ca::CaVerifier>,
+    pub crl_file: Option<PathBuf>,
+    /// Unix seconds of this node's certificate's notAfter.
+    pub not_after: i64,
+    serials: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+impl CaState {
+    /// The peers among `connected` whose certificate the current revocation lists revoke;
+    /// forgets the certificates of peers no longer connected.
+    pub fn revoked_among(&self, connected: &std::collections::HashSet<String>) -> Vec<String> {
+        let mut serials = self.serials.lock().unwrap_or_else(|p| p.into_inner());
+        serials.retain(|peer, _| connected.contains(peer));
+        serials
+            .iter()
+            .filter(|(_, serial)| self.verifier.is_revoked(serial))
+            .map(|(peer, _)| peer.clone())
+            .collect()
+    }
 }
 
 impl Transport {
+    /// A transport in `node-key` or `off` mode (CA mode needs files: [`Transport::from_config`]).
     pub fn new(mode: PeerTls, identity: &Identity) -> Result<Transport, SetupError> {
         let tls = match mode {
             PeerTls::Off => None,
             PeerTls::NodeKey => Some(node_key_ends(identity)?),
+            PeerTls::Ca => return Err(SetupError::CaFilesMissing),
         };
-        Ok(Transport { mode, tls })
+        Ok(Transport {
+            mode,
+            tls,
+            ca: None,
+        })
+    }
+
+    /// The transport the configuration asks for; CA-mode files are read and checked now.
+    pub fn from_config(config: &Config, identity: &Identity) -> Result<Transport, SetupError> {
+        if config.peer_tls != PeerTls::Ca {
+            return Transport::new(config.peer_tls, identity);
+        }
+        let (Some(ca_file), Some(cert_file)) = (&config.tls_ca_file, &config.tls_cert_file) else {
+            return Err(SetupError::CaFilesMissing);
+        };
+        let files = ca::CaFiles {
+            ca: ca_file,
+            cert: cert_file,
+            key: config.tls_key_file.as_deref(),
+            crl: config.tls_crl_file.as_deref(),
+        };
+        let (verifier, own) = ca::load(&files, identity)?;
+        let tls = ca_ends(identity, verifier.clone(), own.chain)?;
+        Ok(Transport {
+            mode: PeerTls::Ca,
+            tls: Some(tls),
+            ca: Some(CaState {
+                verifier,
+                crl_file: config.tls_crl_file.clone(),
+                not_after: own.not_after,
+                serials: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// CA mode's state, if in CA mode.
+    pub fn ca(&self) -> Option<&CaState> {
+        self.ca.as_ref()
+    }
+
+    /// In CA mode, notes which certificate a peer proved itself with.
+    fn remember(
+        &self,
+        connection: &Connection,
+        cert: Option<&rustls::pki_types::CertificateDer<'_>>,
+    ) {
+        let (Some(ca), Some(peer), Some(cert)) = (&self.ca, connection.peer_id(), cert) else {
+            return;
+        };
+        let Some(serial) = ca::serial_of(cert) else {
+            return;
+        };
+        let mut serials = ca.serials.lock().unwrap_or_else(|p| p.into_inner());
+        if serials.len() < MAX_REMEMBERED_SERIALS || serials.contains_key(&peer) {
+            serials.insert(peer, serial);
+        }
     }
 
     pub fn mode(&self) -> PeerTls {
@@ -221,10 +316,18 @@ impl Transport {
                 found,
             });
         }
-        Ok(Connection {
+        let cert = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .cloned();
+        let connection = Connection {
             stream: PeerStream::Tls(Box::new(stream.into())),
             peer_key: Some(key),
-        })
+        };
+        self.remember(&connection, cert.as_ref());
+        Ok(connection)
     }
 
     /// Takes an accepted TCP connection through this node's transport: the TLS handshake
@@ -266,31 +369,63 @@ impl Transport {
                         reason: reason.to_string(),
                     }
                 })?;
-                Ok(Connection {
+                let cert = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .cloned();
+                let connection = Connection {
                     stream: PeerStream::Tls(Box::new(stream.into())),
                     peer_key: Some(key),
-                })
+                };
+                self.remember(&connection, cert.as_ref());
+                Ok(connection)
             }
         }
     }
+}
+
+/// TLS 1.3 only, both ways, with the CA-issued chain and the CA verifier.
+fn ca_ends(
+    identity: &Identity,
+    verifier: Arc<ca::CaVerifier>,
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> Result<TlsEnds, SetupError> {
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(identity.pkcs8_der().into());
+    tls_ends(verifier.clone(), verifier, chain, key)
 }
 
 /// TLS 1.3 only, both ways, with the node-key certificate and verifier.
 fn node_key_ends(identity: &Identity) -> Result<TlsEnds, SetupError> {
     let (cert, key) = nodekey::self_signed(identity)?;
     let verifier = Arc::new(nodekey::NodeKeyVerifier::new());
+    tls_ends(verifier.clone(), verifier, vec![cert], key)
+}
+
+fn tls_ends(
+    server_verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
+    client_verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> Result<TlsEnds, SetupError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut client = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
-        .with_custom_certificate_verifier(verifier.clone())
-        .with_client_auth_cert(vec![cert.clone()], key.clone_key())?;
+        .with_custom_certificate_verifier(server_verifier)
+        .with_client_auth_cert(chain.clone(), key.clone_key())?;
     client.alpn_protocols = vec![ALPN_H2.to_vec()];
+    // Every connection proves its certificate afresh: a resumed session would skip the
+    // verifier, and with it a revocation that came since.
+    client.resumption = rustls::client::Resumption::disabled();
     let mut server = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(vec![cert], key)?;
+        .with_client_cert_verifier(client_verifier)
+        .with_single_cert(chain, key)?;
     server.alpn_protocols = vec![ALPN_H2.to_vec()];
+    server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    server.send_tls13_tickets = 0;
     Ok(TlsEnds {
         connector: TlsConnector::from(Arc::new(client)),
         acceptor: TlsAcceptor::from(Arc::new(server)),

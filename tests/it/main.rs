@@ -30,3 +30,4 @@ mod storage_faults;
 mod store;
 mod tampering;
 mod transport;
+mod transport_ca;
