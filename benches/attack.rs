@@ -388,6 +388,7 @@ async fn attack(name: &str, victim: &NodeProcess, args: &Args) -> (Held, Value) 
                     from_number: 0,
                     max_dockets: 100,
                     headers_only: false,
+                    max_bytes: 0,
                 });
                 if s.send(request).await.is_err() {
                     break;

@@ -103,6 +103,12 @@ pub enum EventKind {
         /// Best docket number seen among sources.
         target: Option<u64>,
         percent: f64,
+        /// Transaction version now held.
+        #[serde(default)]
+        version: Option<u64>,
+        /// Best transaction version seen among sources.
+        #[serde(default)]
+        target_version: Option<u64>,
     },
     /// This node (the origin) sealed a docket.
     DocketSealed {
@@ -220,10 +226,18 @@ impl EventKind {
                 height,
                 target,
                 percent,
-            } => match target {
-                Some(t) => format!("{register_id} docket {height} of {t} ({percent:.0}%)"),
-                None => format!("{register_id} docket {height}"),
-            },
+                version,
+                target_version,
+            } => {
+                let dockets = match target {
+                    Some(t) => format!("{register_id} docket {height} of {t} ({percent:.0}%)"),
+                    None => format!("{register_id} docket {height}"),
+                };
+                match (version, target_version) {
+                    (Some(v), Some(t)) => format!("{dockets}, transaction {v} of {t}"),
+                    _ => dockets,
+                }
+            }
             EventKind::DocketSealed {
                 register_id,
                 docket_number,

@@ -384,6 +384,10 @@ pub struct SubscriptionDto {
     pub target_docket_version: Option<u64>,
     /// Dockets in the source chain, genesis included: `targetDocketVersion + 1`.
     pub total_dockets_in_chain: Option<u64>,
+    /// Transaction version at that head (the best its sources advertise), never below
+    /// `lastSyncedTransactionVersion`.
+    #[serde(default)]
+    pub target_transaction_version: Option<u64>,
     pub sync_progress_percent: f64,
     pub can_participate_in_validation: bool,
     pub is_receiving: bool,

@@ -59,6 +59,7 @@ fn subscription_dto(s: &SubscriptionView) -> SubscriptionDto {
         last_synced_transaction_version: s.latest_version,
         target_docket_version: s.target_height,
         total_dockets_in_chain: s.target_height.map(|t| t + 1),
+        target_transaction_version: s.target_version,
         sync_progress_percent: s.progress_percent,
         can_participate_in_validation: s.state == SyncState::FullyReplicated,
         is_receiving: matches!(s.state, SyncState::FullyReplicated | SyncState::Active),

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanCount, ProgressBar, ProgressStyle};
 
 use super::output::{
     Output, cell, cell_or_none, col, eprint_text, escape_control, message_item, relative,
@@ -293,17 +293,12 @@ async fn wait_for_sync(
     let started = Instant::now();
     let bar = if std::io::stderr().is_terminal() && !out.json && !out.quiet {
         let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {msg} [{bar:30}] {pos}/{len} dockets  {per_sec}  ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
         bar.set_message(register.to_string());
         Some(bar)
     } else {
         None
     };
+    let mut progress = SyncProgress::new(register);
     let mut last_error: Option<String> = None;
     loop {
         let sub = client
@@ -315,11 +310,7 @@ async fn wait_for_sync(
                 ClientError::NotFound(format!("the subscription to '{register}' is gone"))
             })?;
         if let Some(bar) = &bar {
-            if let Some(total) = sub.target_docket_version {
-                bar.set_length(total);
-            }
-            bar.set_position(sub.last_synced_docket_version.unwrap_or(0));
-            bar.set_message(format!("{register} ({})", sub.sync_state));
+            progress.draw(bar, &sub);
         }
         if sub.error_message != last_error {
             if let Some(e) = &sub.error_message {
@@ -360,6 +351,91 @@ async fn wait_for_sync(
             return Ok(EXIT_FAILED);
         }
         tokio::time::sleep(WAIT_POLL).await;
+    }
+}
+
+/// What the `--wait` bar shows: transactions once the node knows how many its source holds
+/// (the bar and its ETA from indicatif), else dockets; beside them the rates of both,
+/// measured from the first figures seen, so a catch-up in batches shows real rates.
+struct SyncProgress {
+    register: String,
+    /// Whether the bar counts transactions (else dockets), as last drawn.
+    transactions: Option<bool>,
+    /// When first drawn, with the dockets and transactions held then.
+    first: Option<(Instant, u64, u64)>,
+}
+
+impl SyncProgress {
+    fn new(register: &str) -> SyncProgress {
+        SyncProgress {
+            register: register.to_string(),
+            transactions: None,
+            first: None,
+        }
+    }
+
+    fn draw(&mut self, bar: &ProgressBar, sub: &SubscriptionDto) {
+        if done(sub) {
+            // The bar is cleared next and a sentence says so.
+            return;
+        }
+        let dockets = sub.last_synced_docket_version.unwrap_or(0);
+        let transactions = sub.last_synced_transaction_version.unwrap_or(0);
+        let by_transactions = sub.target_transaction_version.is_some_and(|t| t > 0);
+        if self.transactions != Some(by_transactions) {
+            let template = if by_transactions {
+                "{spinner} {msg} [{wide_bar}] {human_pos}/{human_len} tx {prefix} ETA {eta}"
+            } else {
+                "{spinner} {msg} [{wide_bar}] {human_pos}/{human_len} dockets {prefix} ETA {eta}"
+            };
+            bar.set_style(
+                ProgressStyle::with_template(template)
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            self.transactions = Some(by_transactions);
+        }
+        let (since, dockets_then, transactions_then) =
+            *self
+                .first
+                .get_or_insert((Instant::now(), dockets, transactions));
+        let elapsed = since.elapsed().as_secs_f64();
+        // A rate means something once some time has passed.
+        let rate = |now: u64, then: u64, decimals: usize| {
+            if elapsed < 0.5 {
+                "-/s".to_string()
+            } else {
+                let per_second = now.saturating_sub(then) as f64 / elapsed;
+                if decimals == 0 {
+                    format!("{}/s", HumanCount(per_second.round() as u64))
+                } else {
+                    format!("{per_second:.decimals$}/s")
+                }
+            }
+        };
+        let docket_rate = rate(dockets, dockets_then, 1);
+        if by_transactions {
+            bar.set_length(sub.target_transaction_version.unwrap_or(0));
+            bar.set_position(transactions);
+            let target = sub
+                .target_docket_version
+                .map_or_else(|| "?".to_string(), |t| t.to_string());
+            bar.set_prefix(format!(
+                "{}, docket {dockets}/{target} {docket_rate}",
+                rate(transactions, transactions_then, 0)
+            ));
+        } else {
+            if let Some(target) = sub.target_docket_version {
+                bar.set_length(target);
+            }
+            bar.set_position(dockets);
+            bar.set_prefix(docket_rate);
+        }
+        // The state only when it is not the obvious one (the bar says it is syncing).
+        let message = match sub.sync_state.as_str() {
+            "syncing" => self.register.clone(),
+            state => format!("{} {state}", self.register),
+        };
+        bar.set_message(escape_control(&message).to_string());
     }
 }
 

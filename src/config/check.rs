@@ -64,6 +64,19 @@ pub fn batch_bytes(bytes: &usize) -> Result<(), Problem> {
     Ok(())
 }
 
+/// Bounds of `sync_batch_bytes` (the upper one is the replication layer's own batch bound).
+pub const SYNC_BATCH_BYTES_RANGE: (usize, usize) = (1024, 8 * 1024 * 1024);
+
+pub fn sync_batch_bytes(bytes: &usize) -> Result<(), Problem> {
+    let (min, max) = SYNC_BATCH_BYTES_RANGE;
+    if *bytes < min || *bytes > max {
+        return Err(Problem(format!(
+            "must be between {min} and {max} bytes (1 KiB to 8 MiB)"
+        )));
+    }
+    Ok(())
+}
+
 pub fn ban_duration(duration: &Duration) -> Result<(), Problem> {
     if duration.is_zero() {
         return Err(Problem("must be greater than 0".to_string()));

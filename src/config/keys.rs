@@ -283,6 +283,11 @@ declare_keys! {
         help: "Dockets pulled per request while catching up a full replica.",
         check: check::positive,
     },
+    sync_batch_bytes: usize {
+        default: Some("1048576"),
+        help: "Most transaction payload bytes in one batch of dockets while catching up, both served to\npeers and asked of them (the smaller of the two sides' values applies; a batch always\ncarries at least one docket). Smaller batches show progress sooner, larger ones take fewer\nround trips. 1 KiB to 8 MiB.",
+        check: check::sync_batch_bytes,
+    },
     request_timeout: Duration {
         default: Some("\"30s\""),
         help: "How long a request to a peer (a batch of dockets, a forwarded transaction) may take.",

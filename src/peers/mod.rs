@@ -157,12 +157,14 @@ pub enum PeerMessage {
 /// Requests one node makes of another.
 #[derive(Clone, Debug)]
 pub enum PeerRequest {
-    /// Dockets `from`, `from + 1`, … (at most `max`) with their transactions.
+    /// Dockets `from`, `from + 1`, … (at most `max`, and about `max_bytes` of payloads) with
+    /// their transactions.
     Dockets {
         register_id: String,
         from: u64,
         max: u32,
         headers_only: bool,
+        max_bytes: u64,
     },
     /// Payloads of announced transactions.
     Transactions {

@@ -291,16 +291,18 @@ impl Registers {
         self.chain.hash_at(register_id, number).await
     }
 
-    /// Dockets `from..` of a public register for a peer, within the batch limits.
+    /// Dockets `from..` of a public register for a peer, within the batch limits (`max`
+    /// dockets, `max_bytes` of payloads when not 0, and this node's own bounds).
     pub async fn serve_dockets(
         &self,
         register_id: &str,
         from: u64,
         max: u32,
         headers_only: bool,
+        max_bytes: u64,
     ) -> Result<Vec<DocketWithTransactions>, ServeError> {
         self.server
-            .serve(register_id, from, max, headers_only)
+            .serve(register_id, from, max, headers_only, max_bytes)
             .await
     }
 

@@ -14,6 +14,9 @@ use crate::peers::{PeerManager, PeerMessage};
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 
+/// Dockets whose payloads are read in one query while serving a batch.
+const PAYLOAD_READ_DOCKETS: usize = 10;
+
 /// A docket request this node refuses (the text goes back to the peer).
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -59,13 +62,18 @@ impl DocketServer {
         self.followers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Dockets `from..` of a public register for a peer, within the batch limits.
+    /// Dockets `from..` of a public register for a peer, within the batch limits: at most
+    /// `max` dockets (and `sync_batch_dockets`), and no more payload bytes than `max_bytes`
+    /// (when not 0), `sync_batch_bytes` and [`MAX_BATCH_BYTES`] allow, except that the first
+    /// docket is always sent. Payloads are read a few dockets at a time, so a batch cut short
+    /// by its bytes reads little more than it sends.
     pub async fn serve(
         &self,
         register_id: &str,
         from: u64,
         max: u32,
         headers_only: bool,
+        max_bytes: u64,
     ) -> Result<Vec<DocketWithTransactions>, ServeError> {
         let Some(held) = self.chain.get(register_id).filter(|h| h.is_public) else {
             return Err(ServeError::Unavailable(register_id.to_string()));
@@ -78,44 +86,51 @@ impl DocketServer {
             });
         }
         let limit = max.clamp(1, self.config.sync_batch_dockets.max(1)) as i64;
+        let byte_limit = match usize::try_from(max_bytes) {
+            Ok(0) | Err(_) => self.config.sync_batch_bytes,
+            Ok(asked) => asked.min(self.config.sync_batch_bytes),
+        }
+        .min(MAX_BATCH_BYTES);
         let dockets = self.chain.dockets(register_id, from, limit).await?;
         let mut out = Vec::with_capacity(dockets.len());
-        let with_txs: Vec<&Docket> = dockets.iter().filter(|d| d.header.tx_count > 0).collect();
-        let mut payloads = match (headers_only, with_txs.first(), with_txs.last()) {
-            (false, Some(first), Some(last)) => {
-                self.store
-                    .payloads(
-                        register_id,
-                        first.header.first_version as i64,
-                        last.header.last_version() as i64,
-                    )
-                    .await?
-            }
-            _ => Vec::new(),
-        }
-        .into_iter();
         let mut bytes = 0usize;
-        for docket in dockets {
-            let transactions: Vec<Vec<u8>> = if headers_only {
-                Vec::new()
-            } else {
-                payloads
-                    .by_ref()
-                    .take(docket.header.tx_count as usize)
-                    .collect()
-            };
-            if !headers_only && transactions.len() != docket.header.tx_count as usize {
-                return Err(ServeError::Incomplete(docket.header.number));
+        for chunk in dockets.chunks(PAYLOAD_READ_DOCKETS) {
+            let with_txs: Vec<&Docket> = chunk.iter().filter(|d| d.header.tx_count > 0).collect();
+            let mut payloads = match (headers_only, with_txs.first(), with_txs.last()) {
+                (false, Some(first), Some(last)) => {
+                    self.store
+                        .payloads(
+                            register_id,
+                            first.header.first_version as i64,
+                            last.header.last_version() as i64,
+                        )
+                        .await?
+                }
+                _ => Vec::new(),
             }
-            bytes += transactions.iter().map(Vec::len).sum::<usize>();
-            if bytes > MAX_BATCH_BYTES && !out.is_empty() {
-                break;
+            .into_iter();
+            for docket in chunk {
+                let transactions: Vec<Vec<u8>> = if headers_only {
+                    Vec::new()
+                } else {
+                    payloads
+                        .by_ref()
+                        .take(docket.header.tx_count as usize)
+                        .collect()
+                };
+                if !headers_only && transactions.len() != docket.header.tx_count as usize {
+                    return Err(ServeError::Incomplete(docket.header.number));
+                }
+                bytes += transactions.iter().map(Vec::len).sum::<usize>();
+                if bytes > byte_limit && !out.is_empty() {
+                    return Ok(out);
+                }
+                out.push(DocketWithTransactions {
+                    origin_key: (docket.header.number == 0).then_some(held.origin_key),
+                    docket: docket.clone(),
+                    transactions,
+                });
             }
-            out.push(DocketWithTransactions {
-                origin_key: (docket.header.number == 0).then_some(held.origin_key),
-                docket,
-                transactions,
-            });
         }
         Ok(out)
     }

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -50,6 +50,18 @@ pub(super) struct Status {
     /// Docket number of the head being synced to: the best height seen among sources (the
     /// views never show it below the height held).
     pub target_height: Option<u64>,
+    /// Transaction version at that head (the best seen among sources).
+    pub target_version: Option<u64>,
+    /// The catch-up under way, if any (for its completion log line).
+    run: Option<SyncRun>,
+}
+
+/// A catch-up from the moment a subscription started syncing until it is at the head.
+#[derive(Clone, Debug)]
+struct SyncRun {
+    started: Instant,
+    from_height: u64,
+    from_version: u64,
 }
 
 struct Subscription {
@@ -114,6 +126,8 @@ impl Subscriptions {
                     created_at_ms,
                     last_sync_at_ms: None,
                     target_height: None,
+                    target_version: None,
+                    run: None,
                 },
                 following: HashSet::new(),
                 wake: wake.clone(),
@@ -163,6 +177,28 @@ impl Subscriptions {
         }
     }
 
+    /// A round starts pulling dockets towards `target` (docket number and transaction version,
+    /// the best among sources) from `held` (the same, as held here).
+    pub fn syncing(&self, register_id: &str, held: (u64, u64), target: (u64, u64)) {
+        let state = SyncState::Syncing;
+        let changed = match self.lock().get_mut(register_id) {
+            Some(sub) => {
+                sub.status.target_height = Some(target.0);
+                sub.status.target_version = Some(target.1);
+                sub.status.run.get_or_insert_with(|| SyncRun {
+                    started: Instant::now(),
+                    from_height: held.0,
+                    from_version: held.1,
+                });
+                std::mem::replace(&mut sub.status.state, state) != state
+            }
+            None => false,
+        };
+        if changed {
+            self.state_changed(register_id, state, None);
+        }
+    }
+
     /// A round failed: the state shows it (logged when the message changes).
     pub fn set_error(&self, register_id: &str, message: &str) {
         let changed = match self.lock().get_mut(register_id) {
@@ -186,16 +222,20 @@ impl Subscriptions {
         }
     }
 
-    /// Dockets were stored: the register's head is now `height`.
-    pub fn synced(&self, register_id: &str, height: u64) {
-        let target = match self.lock().get_mut(register_id) {
+    /// Dockets were stored: the register's head is now docket `height` at transaction
+    /// `version`.
+    pub fn synced(&self, register_id: &str, height: u64, version: u64) {
+        let (target, target_version) = match self.lock().get_mut(register_id) {
             Some(sub) => {
                 sub.status.last_sync_at_ms = Some(now_ms());
                 // What is held is reached, whatever a source said before.
                 if sub.status.target_height.is_some_and(|t| t < height) {
                     sub.status.target_height = Some(height);
                 }
-                sub.status.target_height
+                if sub.status.target_version.is_some_and(|t| t < version) {
+                    sub.status.target_version = Some(version);
+                }
+                (sub.status.target_height, sub.status.target_version)
             }
             None => return,
         };
@@ -213,6 +253,8 @@ impl Subscriptions {
             height,
             target,
             percent,
+            version: Some(version),
+            target_version,
         };
         if height >= t {
             self.events.publish(event);
@@ -225,14 +267,25 @@ impl Subscriptions {
         }
     }
 
-    /// At the head (docket `head`): marks the state and the time, follows exactly the given
-    /// carriers, and returns those not followed before (to be asked to push).
-    pub fn at_head(&self, register_id: &str, head: u64, carriers: &[String]) -> Vec<String> {
+    /// At the head (docket `head`; `held`: the docket number and transaction version held
+    /// here): marks the state and the time, logs the catch-up that got here if there was one,
+    /// follows exactly the given carriers, and returns those not followed before (to be asked
+    /// to push).
+    pub fn at_head(
+        &self,
+        register_id: &str,
+        head: u64,
+        held: (u64, u64),
+        carriers: &[String],
+    ) -> Vec<String> {
         let mut inner = self.lock();
         let Some(sub) = inner.get_mut(register_id) else {
             return Vec::new();
         };
         sub.status.target_height = Some(head);
+        if let Some(run) = sub.status.run.take() {
+            log_sync_complete(register_id, &run, held);
+        }
         sub.status.last_sync_at_ms = Some(now_ms());
         let state = match sub.status.mode {
             Mode::FullReplica => SyncState::FullyReplicated,
@@ -274,4 +327,25 @@ impl Subscriptions {
             }
         }
     }
+}
+
+/// The info line a completed catch-up leaves: how much, how long, how fast.
+fn log_sync_complete(register_id: &str, run: &SyncRun, held: (u64, u64)) {
+    let seconds = run.started.elapsed().as_secs_f64();
+    let dockets = held.0.saturating_sub(run.from_height);
+    let transactions = held.1.saturating_sub(run.from_version);
+    let rate = if seconds > 0.0 {
+        transactions as f64 / seconds
+    } else {
+        0.0
+    };
+    tracing::info!(
+        register = %register_id,
+        dockets,
+        transactions,
+        seconds = %format!("{seconds:.2}"),
+        transactions_per_second = %format!("{rate:.0}"),
+        "sync complete: {dockets} dockets, {transactions} transactions in {seconds:.2}s \
+         ({rate:.0} transactions/s)"
+    );
 }

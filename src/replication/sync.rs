@@ -100,7 +100,12 @@ impl SyncContext {
     ) -> Result<Option<VerifyError>, StoreError> {
         let applied = self.chain.apply(register_id, batch).await?;
         if let Some(last) = applied.stored.last() {
-            self.subs.synced(register_id, last.docket.header.number);
+            let version = self
+                .chain
+                .get(register_id)
+                .map_or(0, |h| h.latest_version());
+            self.subs
+                .synced(register_id, last.docket.header.number, version);
             self.server.push(register_id, &applied.stored);
         }
         Ok(applied.invalid)
@@ -169,8 +174,17 @@ impl SubscriptionTask {
             .get(&self.register_id)
             .map_or(0, |h| h.head.number);
         let head = carriers.iter().map(|(_, h)| h.height).fold(ours, u64::max);
+        let held = self
+            .ctx
+            .chain
+            .get(&self.register_id)
+            .map_or((0, 0), |h| (h.head.number, h.latest_version()));
         let carriers: Vec<String> = carriers.into_iter().map(|(id, _)| id).collect();
-        for peer in self.ctx.subs.at_head(&self.register_id, head, &carriers) {
+        for peer in self
+            .ctx
+            .subs
+            .at_head(&self.register_id, head, held, &carriers)
+        {
             self.ctx.peers.send(
                 &peer,
                 PeerMessage::Follow {
@@ -193,6 +207,7 @@ impl SubscriptionTask {
             from,
             max,
             headers_only,
+            max_bytes: self.ctx.config.sync_batch_bytes as u64,
         };
         match self
             .ctx
@@ -229,9 +244,16 @@ impl SubscriptionTask {
         if held.head.number >= best {
             return Ok(Progress::AtHead);
         }
-        self.ctx
-            .subs
-            .set_state(register_id, SyncState::Syncing, Some(best));
+        let best_version = carriers
+            .iter()
+            .map(|(_, h)| h.latest_version)
+            .max()
+            .unwrap_or(0);
+        self.ctx.subs.syncing(
+            register_id,
+            (held.head.number, held.latest_version()),
+            (best, best_version),
+        );
         let mut last = None;
         for (peer, advertised) in carriers.iter().filter(|(_, h)| h.height > held.head.number) {
             // A previous source may have delivered a verified prefix: continue from there.
@@ -258,6 +280,9 @@ impl SubscriptionTask {
                 .metrics
                 .docket_payloads_received
                 .inc_by(payloads as u64);
+            if !batch.is_empty() {
+                self.ctx.metrics.sync_batches_received.inc();
+            }
             if batch.is_empty() {
                 self.ctx
                     .peers
@@ -351,7 +376,12 @@ impl SubscriptionTask {
                 base_height,
             );
             self.ctx.chain.adopt(held, &anchor).await?;
-            self.ctx.subs.synced(register_id, base_height);
+            let version = self
+                .ctx
+                .chain
+                .get(register_id)
+                .map_or(0, |h| h.latest_version());
+            self.ctx.subs.synced(register_id, base_height, version);
             self.ctx.advertise();
             return Ok(Progress::Advanced);
         }

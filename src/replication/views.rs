@@ -40,6 +40,8 @@ pub struct SubscriptionView {
     pub latest_version: Option<u64>,
     /// Docket number of the head being synced to, never below `height`.
     pub target_height: Option<u64>,
+    /// Transaction version at that head, never below `latest_version`.
+    pub target_version: Option<u64>,
     pub progress_percent: f64,
 }
 
@@ -103,6 +105,11 @@ pub(super) fn subscription_view(
         (Some(t), Some(h)) => Some(t.max(h)),
         (t, h) => t.or(h),
     };
+    let latest_version = held.map(Held::latest_version);
+    let target_version = match (sub.target_version, latest_version) {
+        (Some(t), Some(v)) => Some(t.max(v)),
+        (t, v) => t.or(v),
+    };
     SubscriptionView {
         register_id: register_id.to_string(),
         mode: sub.mode,
@@ -112,8 +119,9 @@ pub(super) fn subscription_view(
         created_at_ms: sub.created_at_ms,
         last_sync_at_ms: sub.last_sync_at_ms,
         height,
-        latest_version: held.map(Held::latest_version),
+        latest_version,
         target_height,
+        target_version,
         progress_percent: progress(
             height.unwrap_or(0),
             target_height,

@@ -64,7 +64,13 @@ async fn run_worker(
             Work::ServeDockets(r) => {
                 let (dockets, error) = match services
                     .registers
-                    .serve_dockets(&r.register_id, r.from_number, r.max_dockets, r.headers_only)
+                    .serve_dockets(
+                        &r.register_id,
+                        r.from_number,
+                        r.max_dockets,
+                        r.headers_only,
+                        r.max_bytes,
+                    )
                     .await
                 {
                     Ok(batch) => (
@@ -274,6 +280,7 @@ impl Session {
                         from,
                         max,
                         headers_only,
+                        max_bytes,
                     } => (
                         Body::DocketRequest(pb::DocketRequest {
                             request_id: id,
@@ -281,6 +288,7 @@ impl Session {
                             from_number: from,
                             max_dockets: max,
                             headers_only,
+                            max_bytes,
                         }),
                         Pending::Dockets(reply),
                     ),

@@ -61,6 +61,8 @@ pub struct Metrics {
     pub verification_failures: Counter,
     /// Payloads received over the network for replicated dockets (not already here by gossip).
     pub docket_payloads_received: Counter,
+    /// Batches of dockets received while catching up.
+    pub sync_batches_received: Counter,
     /// Transaction IDs announced to peers.
     pub gossip_announcements_sent: Counter,
     /// Transaction IDs announced by peers.
@@ -183,6 +185,12 @@ impl Metrics {
             "Transaction payloads received over the network for replicated dockets (catch-up batches and pushes whose payloads were not already here)",
             docket_payloads_received.clone(),
         );
+        let sync_batches_received = Counter::default();
+        registry.register(
+            "sync_batches_received",
+            "Batches of dockets received from peers while catching up a register (each bounded by sync_batch_dockets and sync_batch_bytes)",
+            sync_batches_received.clone(),
+        );
         let verification_failures = Counter::default();
         registry.register(
             "verification_failures",
@@ -301,6 +309,7 @@ impl Metrics {
             gossip_announcements_dropped,
             gossip_requests_failed,
             docket_payloads_received,
+            sync_batches_received,
             gossip_announcements_sent,
             gossip_announcements_received,
             gossip_announce_bytes,

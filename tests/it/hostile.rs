@@ -469,6 +469,7 @@ async fn a_peer_that_does_not_read_its_answers_is_disconnected() {
                 from_number: 0,
                 max_dockets: 100,
                 headers_only: false,
+                max_bytes: 0,
             }))
             .await
             .expect("send");

@@ -7,6 +7,7 @@ mod admin_api;
 mod admin_auth;
 mod admin_tls;
 mod bans;
+mod catch_up;
 mod cli;
 mod cluster;
 mod connect;
