@@ -73,8 +73,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// Origin A, and B reaching it only through a recording relay; B submits `payload` and waits
 /// until A has sealed it and B holds it sealed. Returns what crossed the relay.
-async fn submit_through_relay(mode: PeerTls, payload: &[u8]) -> Vec<u8> {
-    let mut net = TestCluster::new();
+async fn submit_through_relay(net: &mut TestCluster, mode: PeerTls, payload: &[u8]) -> Vec<u8> {
     let mut a = net
         .start(|c| {
             c.peer_tls = mode;
@@ -132,7 +131,12 @@ async fn peer_traffic_is_encrypted_with_nothing_configured() {
         "payload-only-the-nodes-may-read-{}",
         hex::encode(rand::random::<[u8; 8]>())
     );
-    let seen = submit_through_relay(PeerTls::NodeKey, payload.as_bytes()).await;
+    let seen = submit_through_relay(
+        &mut TestCluster::new(),
+        PeerTls::NodeKey,
+        payload.as_bytes(),
+    )
+    .await;
     assert!(
         seen.len() > 1000,
         "the relay carried only {} bytes",
@@ -151,7 +155,8 @@ async fn peer_traffic_is_encrypted_with_nothing_configured() {
         "HTTP/2 ran in the clear"
     );
 
-    let plain = submit_through_relay(PeerTls::Off, payload.as_bytes()).await;
+    let plain =
+        submit_through_relay(&mut TestCluster::new(), PeerTls::Off, payload.as_bytes()).await;
     assert!(
         contains(&plain, payload.as_bytes()),
         "with peer_tls = \"off\" the relay should see the payload (else this test proves nothing)"
@@ -372,4 +377,79 @@ async fn a_plaintext_node_and_a_tls_node_name_the_mismatch() {
             "closed the connection during the TLS handshake: it may run with peer_tls",
         )
         .await;
+}
+
+/// Root only (CI runs as root): `tcpdump -i lo` while two nodes with default settings exchange
+/// a transaction captures none of its payload; the same with `peer_tls = "off"` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loopback_capture_shows_no_payload() {
+    const TEST: &str = "a_loopback_capture_shows_no_payload";
+    if !crate::common::faults::is_root() {
+        crate::common::faults::skip(TEST, "capturing on lo needs root");
+        return;
+    }
+    let Some(tcpdump) = tools::require(TEST, "tcpdump") else {
+        return;
+    };
+    let payload = format!(
+        "captured-payload-{}",
+        hex::encode(rand::random::<[u8; 8]>())
+    );
+    for (mode, expect_seen) in [(PeerTls::NodeKey, false), (PeerTls::Off, true)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let capture = dir.path().join("lo.pcap");
+        let mut net = TestCluster::new();
+        let subnet = net.subnet();
+        let mut dump = Command::new(&tcpdump)
+            .args(["-i", "lo", "-U", "--immediate-mode", "-s", "0", "-w"])
+            .arg(&capture)
+            .args(["net", &subnet])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tcpdump");
+        // tcpdump says "listening on lo" once it captures.
+        let stderr = dump.stderr.take().expect("stderr");
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let said = std::thread::spawn(move || {
+            let mut said = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("listening on") {
+                    let _ = ready_tx.send(());
+                }
+                said.push_str(&line);
+                said.push('\n');
+            }
+            said
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("tcpdump started capturing");
+        let relayed = submit_through_relay(&mut net, mode, payload.as_bytes()).await;
+        // Stopped too early, tcpdump drops what it has not written yet: wait for the file to
+        // hold about what crossed the relay (each byte crosses lo twice, plus headers).
+        wait_until("tcpdump to write the exchange", PATIENCE, || async {
+            std::fs::metadata(&capture).map(|m| m.len()).unwrap_or(0) > relayed.len() as u64
+        })
+        .await;
+        let stopped = Command::new("kill")
+            .args(["-INT", &dump.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(stopped.success(), "tcpdump could not be stopped");
+        dump.wait().expect("tcpdump exits");
+        let said = said.join().unwrap_or_default();
+        let bytes = std::fs::read(&capture).expect("capture file");
+        assert!(
+            bytes.len() > 1000,
+            "the capture holds only {} bytes; tcpdump said:\n{said}",
+            bytes.len()
+        );
+        assert_eq!(
+            contains(&bytes, payload.as_bytes()),
+            expect_seen,
+            "peer_tls = {mode}: payload in the capture should be {expect_seen}"
+        );
+    }
 }
