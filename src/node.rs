@@ -271,7 +271,10 @@ pub async fn start(
         }
     });
 
-    tasks.spawn(rpc::dialer::run(services.clone(), shutdown.clone()));
+    tasks.spawn(rpc::connections::run_dialer(
+        services.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(crate::transport::watch::run(
         transport.clone(),
         manager.clone(),
@@ -321,7 +324,7 @@ struct SessionDialer {
 
 impl crate::service::connect::Dialer for SessionDialer {
     fn dial(&self, target: crate::peers::DialTarget) {
-        self.services.tasks.spawn(rpc::dialer::dial(
+        self.services.tasks.spawn(rpc::connections::dial(
             self.services.clone(),
             target,
             self.shutdown.clone(),

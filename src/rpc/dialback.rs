@@ -7,10 +7,10 @@
 use std::net::SocketAddr;
 
 use super::dialer;
+use super::frames::{frame, push};
 use super::handshake::HandshakeError;
 use super::outbox::Outbox;
 use super::pb::{self, frame::Body};
-use super::session::{frame, push};
 use super::{Services, convert};
 use crate::clock::now_ms;
 use crate::peers::DialTarget;

@@ -1,92 +1,16 @@
-//! Outbound connections: every `dial_interval` the manager says whom to dial (seeds that are
-//! down, known peers for free outbound slots) and this module opens the connections.
+//! Opening an outbound connection: the transport (TLS), the HTTP/2 channel, the session
+//! stream and the dialling side of the handshake. Whom to dial, and running the session
+//! after, is [`super::connections`].
 
 use std::net::SocketAddr;
-
-use tokio_util::sync::CancellationToken;
 
 use super::handshake::{self, HandshakeError};
 use super::outbox::Outbox;
 use super::pb::peer_session_client::PeerSessionClient;
-use super::session;
 use super::{MAX_MESSAGE_SIZE, Services, convert};
 use crate::config::PeerTls;
 use crate::identity;
-use crate::peers::{DialTarget, Direction, Refusal};
-
-/// Runs until `shutdown`, dialling what the manager plans.
-pub async fn run(services: Services, shutdown: CancellationToken) {
-    let manager = services.peers.clone();
-    let mut tick = tokio::time::interval(manager.config().dial_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tick.tick() => {
-                for target in manager.plan_dials() {
-                    services
-                        .tasks
-                        .spawn(dial(services.clone(), target, shutdown.clone()));
-                }
-            }
-        }
-    }
-}
-
-/// Dials one target; on success runs the session until it ends.
-pub async fn dial(services: Services, target: DialTarget, shutdown: CancellationToken) {
-    let manager = services.peers.clone();
-    let timeout = manager.config().connect_timeout;
-    let attempt = tokio::time::timeout(timeout, open(&services, &target, false)).await;
-    let opened = match attempt {
-        Err(_) => Err(HandshakeError::Failed("timed out".into())),
-        Ok(result) => result,
-    };
-    let (peer, remote, incoming, outbox, client) = match opened {
-        Ok(parts) => parts,
-        Err(HandshakeError::Refused(Refusal::Duplicate | Refusal::SelfConnection)) => {
-            manager.dial_abandoned(&target);
-            return;
-        }
-        Err(HandshakeError::Refused(refusal)) => {
-            manager.handshake_failed(true);
-            manager.dial_failed(&target, &refusal.to_string());
-            return;
-        }
-        Err(HandshakeError::Failed(reason)) => {
-            manager.handshake_failed(false);
-            manager.dial_failed(&target, &reason);
-            return;
-        }
-    };
-    let peer_id = peer.peer_id.clone();
-    let handle =
-        match manager.register_connection(peer, Direction::Outbound, remote.ip(), Some(&target)) {
-            Ok(handle) => handle,
-            Err(refusal) => {
-                session::say_goodbye(&outbox, &refusal.to_string());
-                match refusal {
-                    Refusal::Duplicate | Refusal::SelfConnection => manager.dial_abandoned(&target),
-                    other => manager.dial_failed(&target, &other.to_string()),
-                }
-                return;
-            }
-        };
-    // "After the handshake the node asks it for peers."
-    let exchange_first = manager.config().exchange_enabled();
-    // Keep the client (and its connection) alive for as long as the session runs.
-    let _client = client;
-    session::run(
-        services,
-        peer_id,
-        handle,
-        incoming,
-        outbox,
-        shutdown,
-        exchange_first,
-    )
-    .await;
-}
+use crate::peers::{DialTarget, Refusal};
 
 pub(super) type Opened = (
     crate::peers::VerifiedPeer,

@@ -1,20 +1,19 @@
 //! The identity handshake on each side of a new stream: `Hello` → `HelloAck` (signed by the
 //! acceptor) → `Auth` (signed by the dialler) → `Welcome`, or a `Goodbye` with the refusal. What
 //! a peer says about itself is checked for shape and bounds here; whether it may connect is
-//! the peer domain's decision. An accepted stream then runs the [`super::session`] loop.
+//! the peer domain's decision. [`super::connections`] runs the session loop after it.
 
 use std::net::{IpAddr, SocketAddr};
 
 use prost::Message;
-use tokio_util::sync::CancellationToken;
 use tonic::Streaming;
 
 use super::admission::PeerConnectInfo;
+use super::convert;
+use super::frames::{frame, push, say_goodbye};
 use super::outbox::Outbox;
 use super::pb::{self, frame::Body};
-use super::session::{self, frame, push, say_goodbye};
 use super::{CAPABILITIES, PROTOCOL_VERSION};
-use super::{Services, convert};
 use crate::config::{MAX_NAME_LEN, validate_host_port};
 use crate::identity::{self, NONCE_LEN, Role, peer_id_for};
 use crate::peers::{Direction, PeerManager, Refusal, SessionHandle, VerifiedPeer};
@@ -28,7 +27,7 @@ pub enum HandshakeError {
     Failed(String),
 }
 
-fn failed(message: impl Into<String>) -> HandshakeError {
+pub(super) fn failed(message: impl Into<String>) -> HandshakeError {
     HandshakeError::Failed(message.into())
 }
 
@@ -145,50 +144,13 @@ fn refusal_from_goodbye(reason: String) -> HandshakeError {
 }
 
 /// What an accepted handshake leads to.
-enum Accepted {
+pub(super) enum Accepted {
     Session(String, SessionHandle),
     /// A dial-back probe from `peer`: proven, answered, no session.
     Probe(String),
 }
 
-/// Accepting side: runs the handshake for an inbound stream, then the session.
-pub async fn accept(
-    services: Services,
-    connection: PeerConnectInfo,
-    mut incoming: Streaming<pb::Frame>,
-    outbox: Outbox,
-    shutdown: CancellationToken,
-) {
-    let manager = services.peers.clone();
-    let remote = connection.remote;
-    let remote_ip = remote.ip();
-    let timeout = manager.config().connect_timeout;
-    let handshake = tokio::time::timeout(
-        timeout,
-        accept_handshake(&manager, &connection, &mut incoming, &outbox),
-    )
-    .await
-    .unwrap_or_else(|_| Err(failed("handshake timed out")));
-    match handshake {
-        Ok(Accepted::Session(peer_id, handle)) => {
-            session::run(services, peer_id, handle, incoming, outbox, shutdown, false).await
-        }
-        Ok(Accepted::Probe(peer)) => {
-            tracing::debug!(%peer, %remote, "answered a dial-back probe");
-        }
-        Err(e) => {
-            let (refused, reason) = match e {
-                HandshakeError::Refused(r) => (true, r.to_string()),
-                HandshakeError::Failed(m) => (false, m),
-            };
-            tracing::debug!(%remote_ip, %reason, "inbound handshake did not complete");
-            manager.handshake_failed(refused);
-            say_goodbye(&outbox, &reason);
-        }
-    }
-}
-
-async fn accept_handshake(
+pub(super) async fn accept_handshake(
     manager: &PeerManager,
     connection: &PeerConnectInfo,
     incoming: &mut Streaming<pb::Frame>,

@@ -4,9 +4,11 @@
 //! the liveness rules (when silence ends a session) in [`crate::service::liveness`].
 
 pub mod admission;
+pub mod connections;
 pub mod convert;
 pub mod dialback;
 pub mod dialer;
+pub mod frames;
 pub mod handshake;
 pub mod outbox;
 pub mod session;
@@ -78,7 +80,7 @@ impl pb::peer_session_server::PeerSession for PeerSessionService {
         }
         let incoming = request.into_inner();
         let (outbox, frames) = outbox::Outbox::new(self.services.peers.config().peer_send_buffer);
-        self.services.tasks.spawn(handshake::accept(
+        self.services.tasks.spawn(connections::accept(
             self.services.clone(),
             connection,
             incoming,

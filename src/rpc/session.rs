@@ -9,7 +9,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tonic::Streaming;
 
-use super::outbox::{Outbox, OutboxError};
+use super::frames::{frame, push, say_goodbye};
+use super::outbox::Outbox;
 use super::pb::{self, frame::Body};
 use super::{Services, convert};
 use crate::clock::now_ms;
@@ -22,29 +23,6 @@ use crate::service::liveness::{self, Verdict};
 /// Inbound storage work (docket requests, pushes, submissions) queued per session before the
 /// peer counts as flooding us.
 const WORK_QUEUE: usize = 1024;
-
-pub(super) fn frame(body: Body) -> pb::Frame {
-    pb::Frame { body: Some(body) }
-}
-
-fn goodbye(reason: &str) -> pb::Frame {
-    frame(Body::Goodbye(pb::Goodbye {
-        reason: reason.to_string(),
-    }))
-}
-
-/// Tells the peer why we are closing. Best effort by design: the stream is closed right after
-/// either way, so a full or closed outbox only means the peer learns it from the closed stream.
-pub fn say_goodbye(outbox: &Outbox, reason: &str) {
-    if push(outbox, goodbye(reason)).is_err() {
-        tracing::debug!(%reason, "goodbye not delivered (stream already gone)");
-    }
-}
-
-/// Queues a frame without waiting: a peer that does not drain its stream is not keeping up.
-pub(super) fn push(outbox: &Outbox, f: pb::Frame) -> Result<(), OutboxError> {
-    outbox.push(f)
-}
 
 /// Inbound work that touches storage, handled in order by one task per session so the frame
 /// loop never waits on the database.

@@ -1,0 +1,128 @@
+//! A peer connection from start to end, in both directions: inbound streams go through the
+//! accepting handshake, outbound ones are dialled every `dial_interval` as the manager plans
+//! (seeds that are down, known peers for free outbound slots) and opened by
+//! [`super::dialer`]; either way a welcomed peer then runs the [`super::session`] loop. Kept
+//! apart from the handshake and the dialler so those never depend on the session (which
+//! depends on them through dial-backs).
+
+use tokio_util::sync::CancellationToken;
+use tonic::Streaming;
+
+use super::admission::PeerConnectInfo;
+use super::dialer::open;
+use super::frames::say_goodbye;
+use super::handshake::{Accepted, HandshakeError, accept_handshake, failed};
+use super::outbox::Outbox;
+use super::{Services, pb, session};
+use crate::peers::{DialTarget, Direction, Refusal};
+
+/// Accepting side: runs the handshake for an inbound stream, then the session.
+pub async fn accept(
+    services: Services,
+    connection: PeerConnectInfo,
+    mut incoming: Streaming<pb::Frame>,
+    outbox: Outbox,
+    shutdown: CancellationToken,
+) {
+    let manager = services.peers.clone();
+    let remote = connection.remote;
+    let remote_ip = remote.ip();
+    let timeout = manager.config().connect_timeout;
+    let handshake = tokio::time::timeout(
+        timeout,
+        accept_handshake(&manager, &connection, &mut incoming, &outbox),
+    )
+    .await
+    .unwrap_or_else(|_| Err(failed("handshake timed out")));
+    match handshake {
+        Ok(Accepted::Session(peer_id, handle)) => {
+            session::run(services, peer_id, handle, incoming, outbox, shutdown, false).await
+        }
+        Ok(Accepted::Probe(peer)) => {
+            tracing::debug!(%peer, %remote, "answered a dial-back probe");
+        }
+        Err(e) => {
+            let (refused, reason) = match e {
+                HandshakeError::Refused(r) => (true, r.to_string()),
+                HandshakeError::Failed(m) => (false, m),
+            };
+            tracing::debug!(%remote_ip, %reason, "inbound handshake did not complete");
+            manager.handshake_failed(refused);
+            say_goodbye(&outbox, &reason);
+        }
+    }
+}
+
+/// Runs until `shutdown`, dialling what the manager plans.
+pub async fn run_dialer(services: Services, shutdown: CancellationToken) {
+    let manager = services.peers.clone();
+    let mut tick = tokio::time::interval(manager.config().dial_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {
+                for target in manager.plan_dials() {
+                    services
+                        .tasks
+                        .spawn(dial(services.clone(), target, shutdown.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Dials one target; on success runs the session until it ends.
+pub async fn dial(services: Services, target: DialTarget, shutdown: CancellationToken) {
+    let manager = services.peers.clone();
+    let timeout = manager.config().connect_timeout;
+    let attempt = tokio::time::timeout(timeout, open(&services, &target, false)).await;
+    let opened = match attempt {
+        Err(_) => Err(HandshakeError::Failed("timed out".into())),
+        Ok(result) => result,
+    };
+    let (peer, remote, incoming, outbox, client) = match opened {
+        Ok(parts) => parts,
+        Err(HandshakeError::Refused(Refusal::Duplicate | Refusal::SelfConnection)) => {
+            manager.dial_abandoned(&target);
+            return;
+        }
+        Err(HandshakeError::Refused(refusal)) => {
+            manager.handshake_failed(true);
+            manager.dial_failed(&target, &refusal.to_string());
+            return;
+        }
+        Err(HandshakeError::Failed(reason)) => {
+            manager.handshake_failed(false);
+            manager.dial_failed(&target, &reason);
+            return;
+        }
+    };
+    let peer_id = peer.peer_id.clone();
+    let handle =
+        match manager.register_connection(peer, Direction::Outbound, remote.ip(), Some(&target)) {
+            Ok(handle) => handle,
+            Err(refusal) => {
+                say_goodbye(&outbox, &refusal.to_string());
+                match refusal {
+                    Refusal::Duplicate | Refusal::SelfConnection => manager.dial_abandoned(&target),
+                    other => manager.dial_failed(&target, &other.to_string()),
+                }
+                return;
+            }
+        };
+    // "After the handshake the node asks it for peers."
+    let exchange_first = manager.config().exchange_enabled();
+    // Keep the client (and its connection) alive for as long as the session runs.
+    let _client = client;
+    session::run(
+        services,
+        peer_id,
+        handle,
+        incoming,
+        outbox,
+        shutdown,
+        exchange_first,
+    )
+    .await;
+}
