@@ -2031,7 +2031,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__serve)
-            opts="-o -q -h -V --config --listen --admin-listen --peer-tls --advertise-address --seed --database-url --name --log-level --log-format --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --config --listen --admin-listen --peer-tls --advertise-address --seed --database-url --name --log-level --log-format --otlp-endpoint --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2074,6 +2074,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --log-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --otlp-endpoint)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -56,6 +56,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand --name 'A label for operators (not an identity)'
             cand --log-level 'Log filter: a level or EnvFilter directives, e.g. info,sorcha_peer=debug [default: info]'
             cand --log-format 'Log line format [default: text]'
+            cand --otlp-endpoint 'Send OpenTelemetry traces to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317'
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
             cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
             cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'

@@ -58,6 +58,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l databa
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l name -d 'A label for operators (not an identity)' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l log-level -d 'Log filter: a level or EnvFilter directives, e.g. info,sorcha_peer=debug [default: info]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l log-format -d 'Log line format [default: text]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l otlp-endpoint -d 'Send OpenTelemetry traces to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F

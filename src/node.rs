@@ -25,6 +25,7 @@ use crate::store::{self, Store, StoreError};
 use crate::tasks::Tasks;
 use crate::telemetry::Metrics;
 use crate::transport::Transport;
+use crate::telemetry::otlp::{TraceSetupError, Traces};
 use crate::txpool::TxPool;
 
 /// How long shutdown waits for sessions and servers to finish before giving up on them.
@@ -49,6 +50,8 @@ pub enum NodeError {
     AdminTls(#[from] admin::tls::AdminTlsError),
     #[error(transparent)]
     PeerTransport(#[from] crate::transport::SetupError),
+    #[error(transparent)]
+    Traces(#[from] TraceSetupError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -93,6 +96,8 @@ pub struct NodeHandle {
     pub events: Arc<Events>,
     shutdown: CancellationToken,
     tasks: Tasks,
+    /// Trace export, when `otlp_endpoint` is set; stopped after the other tasks.
+    traces: Option<Traces>,
     store: Arc<dyn Store>,
     /// Held until the handle is dropped, after everything else has stopped.
     _lock: DataDirLock,
@@ -129,6 +134,10 @@ impl NodeHandle {
         self.tasks.drain(SHUTDOWN_GRACE).await;
         if let Err(e) = self.manager.flush().await {
             tracing::error!("cannot persist peer records at shutdown: {e}");
+        }
+        // Every traced operation has ended: send what is left.
+        if let Some(traces) = self.traces.take() {
+            traces.shutdown().await;
         }
         self.store.close().await;
         let url_file = self.data_dir.join(identity::ADMIN_URL_FILE);
@@ -175,10 +184,14 @@ pub async fn start(
     config.listen = peer_addr;
     config.admin_listen = admin_addr;
     let config = Arc::new(config);
-    let tasks = Tasks::new();
 
     tracing::info!(peer_id = identity.peer_id(), storage = %config.storage_description(), peer_tls = %config.peer_tls, "starting node");
     let metrics = Arc::new(Metrics::new());
+    let traces = Traces::start(&config, identity.peer_id(), metrics.clone())?;
+    let trace_scope = traces
+        .as_ref()
+        .map_or_else(tracing::Span::none, Traces::scope);
+    let tasks = Tasks::with_scope(trace_scope.clone());
     let events = Arc::new(Events::new());
     store.write_health().attach_events(events.clone());
     let manager = Arc::new(
@@ -257,6 +270,7 @@ pub async fn start(
         started_ms,
         listeners: serving.clone(),
         peer_certificate_expiry: transport.ca().map(|ca| ca.not_after),
+        trace_scope: trace_scope.clone(),
     });
     let admin_scheme = if admin_tls.is_some() { "https" } else { "http" };
     let admin_server = admin::serve(
@@ -311,6 +325,7 @@ pub async fn start(
         events,
         shutdown,
         tasks,
+        traces,
         store,
         _lock: lock,
     })

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::task::{AbortHandle, JoinError, JoinSet};
+use tracing::Instrument;
 
 #[derive(Default)]
 struct TaskSet {
@@ -16,14 +17,31 @@ struct TaskSet {
 }
 
 /// A cloneable handle on one node's tasks.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Tasks {
     inner: Arc<Mutex<TaskSet>>,
+    /// The span every task runs in: the node's trace scope when it exports traces
+    /// (`telemetry/traces.rs`), else none.
+    scope: tracing::Span,
+}
+
+impl Default for Tasks {
+    fn default() -> Self {
+        Tasks::with_scope(tracing::Span::none())
+    }
 }
 
 impl Tasks {
     pub fn new() -> Tasks {
         Tasks::default()
+    }
+
+    /// Tasks that all run inside `scope`.
+    pub fn with_scope(scope: tracing::Span) -> Tasks {
+        Tasks {
+            inner: Arc::default(),
+            scope,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, TaskSet> {
@@ -48,7 +66,7 @@ impl Tasks {
         while let Some(result) = inner.set.try_join_next() {
             report(result);
         }
-        Some(inner.set.spawn(task))
+        Some(inner.set.spawn(task.instrument(self.scope.clone())))
     }
 
     /// Tasks not known to have finished.

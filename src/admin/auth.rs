@@ -301,6 +301,7 @@ async fn require(
     mut request: Request,
     next: Next,
 ) -> Response {
+    super::trace::name_route(&request);
     let checked = guard
         .auth
         .principal(request.headers(), remote.ip())

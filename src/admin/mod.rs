@@ -10,6 +10,7 @@ mod linger;
 mod peers;
 mod registers;
 pub mod tls;
+mod trace;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub struct AdminState {
     pub listeners: Arc<health::Listeners>,
     /// Unix seconds this node's CA-issued peer certificate expires (`peer_tls = "ca"`).
     pub peer_certificate_expiry: Option<i64>,
+    /// The node's trace scope: each request's span is made under it (`trace.rs`).
+    pub trace_scope: tracing::Span,
 }
 
 pub(crate) type Shared = State<Arc<AdminState>>;
@@ -223,6 +226,10 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::map_response(json_errors))
         .layer(middleware::from_fn(linger::drain_refused_bodies))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            trace::request,
+        ))
         .with_state(state)
 }
 

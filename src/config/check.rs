@@ -118,6 +118,43 @@ pub fn http_urls(urls: &[String]) -> Result<(), Problem> {
     Ok(())
 }
 
+pub fn otlp_endpoint(url: &Option<String>) -> Result<(), Problem> {
+    let Some(url) = url else { return Ok(()) };
+    if url.starts_with("https://") {
+        return Err(Problem(format!(
+            "'{url}': TLS to the collector is not supported; use http:// (a collector on this host or \
+             a private network)"
+        )));
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(Problem(format!(
+            "'{url}' is not an http:// URL (OTLP over gRPC, e.g. http://127.0.0.1:4317)"
+        )));
+    };
+    let authority = rest.trim_end_matches('/');
+    if authority.is_empty() || authority.contains('/') {
+        return Err(Problem(format!(
+            "'{url}' must be http://host:port with no path (OTLP over gRPC)"
+        )));
+    }
+    if tonic::transport::Endpoint::from_shared(url.clone()).is_err() {
+        return Err(Problem(format!("'{url}' is not a valid URL")));
+    }
+    Ok(())
+}
+
+pub fn service_name(name: &str) -> Result<(), Problem> {
+    if name.trim().is_empty()
+        || name.chars().count() > MAX_NAME_LEN
+        || name.chars().any(char::is_control)
+    {
+        return Err(Problem(format!(
+            "must be 1 to {MAX_NAME_LEN} characters without control characters"
+        )));
+    }
+    Ok(())
+}
+
 pub fn host_port(address: &Option<String>) -> Result<(), Problem> {
     match address {
         Some(a) => validate_host_port(a).map_err(|e| Problem(e.to_string())),

@@ -421,6 +421,17 @@ declare_keys! {
         check: check::log_format,
         flag: ("log-format", "text|json", "Log line format [default: text]"),
     },
+    otlp_endpoint: Option<String> {
+        default: None,
+        help: "OpenTelemetry collector to send traces to over OTLP/gRPC, e.g. \"http://127.0.0.1:4317\". Unset: no traces.\nSpans: admin requests, handshakes, heartbeats, peer exchanges, gossip pulls, sync batches, seals.\nExport runs in the background from a bounded queue: a slow or absent collector loses spans, never slows the node.",
+        check: check::otlp_endpoint,
+        flag: ("otlp-endpoint", "URL", "Send OpenTelemetry traces to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317"),
+    },
+    otlp_service_name: String {
+        default: Some("\"sorcha-peer\""),
+        help: "The service.name traces carry (each node is told apart by service.instance.id, its peer ID).",
+        check: check::service_name,
+    },
     readiness_peer_grace: Duration {
         default: Some("\"30s\""),
         help: "With seeds configured, /readyz answers 503 until the first peer connects, and again once no peer\nhas been connected for this long (a peer restarting does not take the node out of rotation).\n0 makes it not ready as soon as no peer is connected. Without seeds no peer is needed.",

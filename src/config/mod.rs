@@ -450,6 +450,17 @@ mod tests {
                 "automatic_ban_duration",
             ),
             ("automatic_ban_duration = \"0\"", "automatic_ban_duration"),
+            ("otlp_endpoint = \"127.0.0.1:4317\"", "otlp_endpoint"),
+            (
+                "otlp_endpoint = \"https://collector:4317\"",
+                "otlp_endpoint",
+            ),
+            (
+                "otlp_endpoint = \"http://collector:4318/v1/traces\"",
+                "otlp_endpoint",
+            ),
+            ("otlp_endpoint = \"http://\"", "otlp_endpoint"),
+            ("otlp_service_name = \"\"", "otlp_service_name"),
         ] {
             let mut layers = Layers::default();
             layers.add_toml(toml, Source::Default).expect("parse");

@@ -19,6 +19,7 @@ use std::time::Duration;
 use rand::seq::SliceRandom;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::ledger;
@@ -325,7 +326,29 @@ impl Gossip {
             self.lock().tracker.not_requested(peer, register, id);
         }
         let claimed = claim.ids().to_vec();
-        let outcome = self.pull_claimed(peer, register, &claimed).await;
+        let span = tracing::info_span!(
+            "gossip pull",
+            peer.id = %peer,
+            register.id = %register,
+            tx.count = claimed.len(),
+            delivered = tracing::field::Empty,
+            failed = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        let outcome = self
+            .pull_claimed(peer, register, &claimed)
+            .instrument(span.clone())
+            .await;
+        match &outcome {
+            Ok(settled) => {
+                span.record("delivered", settled.delivered.len());
+                span.record("failed", settled.failed.len());
+            }
+            Err(e) => {
+                span.record("error", tracing::field::display(e));
+            }
+        }
+        drop(span);
         // Released (and waiting docket pushes woken) once stored or failed.
         drop(claim);
         let progressed = {

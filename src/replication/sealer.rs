@@ -5,9 +5,11 @@
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use super::MAX_BATCH_BYTES;
-use super::chain::Chain;
+use super::chain::{Chain, Held};
 use super::server::DocketServer;
 use crate::clock::now_ms;
 use crate::config::Config;
@@ -94,6 +96,30 @@ impl Sealer {
         let Some(previous) = self.chain.get(register_id) else {
             return Ok(false);
         };
+        let span = tracing::info_span!(
+            "seal",
+            register.id = %register_id,
+            docket.number = previous.head.number + 1,
+            tx.count = pending.len(),
+            error = Empty,
+        );
+        let sealed = self
+            .seal(register_id, &previous, pending)
+            .instrument(span.clone())
+            .await;
+        if let Err(e) = &sealed {
+            span.record("error", tracing::field::display(e));
+        }
+        sealed
+    }
+
+    /// Seals `pending` as the docket after `previous`; returns whether more are waiting.
+    async fn seal(
+        &self,
+        register_id: &str,
+        previous: &Held,
+        pending: Vec<(String, Vec<u8>)>,
+    ) -> Result<bool, SealError> {
         let payloads: Vec<&[u8]> = pending.iter().map(|(_, p)| p.as_slice()).collect();
         let docket = ledger::seal_next(
             self.identity.signing_key(),
@@ -102,7 +128,7 @@ impl Sealer {
             now_ms(),
         );
         let ids: Vec<String> = pending.iter().map(|(id, _)| id.clone()).collect();
-        self.chain.append_sealed(&previous, &docket, &ids).await?;
+        self.chain.append_sealed(previous, &docket, &ids).await?;
         let sealed = ids.len();
         let more = self.pool.sealed_here(register_id, ids);
         tracing::debug!(register = %register_id, docket = docket.header.number, transactions = sealed, "sealed docket");

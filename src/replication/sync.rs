@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use super::chain::{Chain, Held};
 use super::server::DocketServer;
@@ -265,16 +267,27 @@ impl SubscriptionTask {
             if advertised.height <= ours {
                 continue;
             }
+            let span = tracing::info_span!(
+                "sync batch",
+                register.id = %register_id,
+                peer.id = %peer,
+                from = ours + 1,
+                count = Empty,
+                error = Empty,
+            );
             let batch = match self
                 .request_dockets(peer, ours + 1, self.ctx.config.sync_batch_dockets, false)
+                .instrument(span.clone())
                 .await
             {
                 Ok(batch) => batch,
                 Err(e) => {
+                    span.record("error", tracing::field::display(&e));
                     last = Some(e);
                     continue;
                 }
             };
+            span.record("count", batch.len());
             let payloads: usize = batch.iter().map(|e| e.transactions.len()).sum();
             self.ctx
                 .metrics
@@ -284,6 +297,7 @@ impl SubscriptionTask {
                 self.ctx.metrics.sync_batches_received.inc();
             }
             if batch.is_empty() {
+                span.record("error", "served no dockets");
                 self.ctx
                     .peers
                     .record_failure(peer, "advertised dockets it did not serve");
@@ -293,9 +307,15 @@ impl SubscriptionTask {
                 });
                 continue;
             }
-            match self.ctx.apply(register_id, batch).await? {
+            match self
+                .ctx
+                .apply(register_id, batch)
+                .instrument(span.clone())
+                .await?
+            {
                 None => return Ok(Progress::Advanced),
                 Some(reason) => {
+                    span.record("error", tracing::field::display(&reason));
                     // The bad data is discarded (a verified prefix was kept); try the next
                     // source straight away.
                     self.ctx

@@ -8,6 +8,8 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tonic::Streaming;
+use tracing::field::Empty;
+use tracing::{Span, info_span};
 
 use super::frames::{frame, push, say_goodbye};
 use super::outbox::Outbox;
@@ -167,9 +169,11 @@ struct Session {
     work: mpsc::Sender<Work>,
     pushes: mpsc::Sender<pb::DocketEntry>,
     next_id: u64,
-    outstanding_ping: Option<(u64, Instant)>,
+    /// The ping awaiting its pong: sequence, sent at, and its `heartbeat` span.
+    outstanding_ping: Option<(u64, Instant, Span)>,
     missed: u32,
-    exchange_pending: Option<(u64, Instant)>,
+    /// The exchange awaiting its answer: request ID, sent at, and its `peer exchange` span.
+    exchange_pending: Option<(u64, Instant, Span)>,
     pending: PendingRequests,
 }
 
@@ -220,12 +224,14 @@ impl Session {
                         .peers
                         .exchange_entries(&self.peer_id, config.exchange_max_entries),
                 );
+                let peers_sent = peers.len();
                 self.send(Body::ExchangeRequest(pb::PeerExchangeRequest {
                     request_id: id,
                     peers,
                     max_peers: config.exchange_max_entries as u32,
                 }))?;
-                self.exchange_pending = Some((id, Instant::now()));
+                let span = info_span!("peer exchange", peer.id = %self.peer_id, sent = peers_sent, received = Empty, error = Empty);
+                self.exchange_pending = Some((id, Instant::now(), span));
                 Ok(())
             }
             SessionCommand::Send(message) => self.send(match message {
@@ -299,7 +305,8 @@ impl Session {
     fn heartbeat(&mut self) -> Result<(), CloseOutcome> {
         let peers = &self.services.peers;
         self.pending.drop_abandoned();
-        if self.outstanding_ping.take().is_some() {
+        if let Some((_, _, span)) = self.outstanding_ping.take() {
+            span.record("error", "no answer before the next heartbeat");
             self.missed += 1;
             if let Verdict::Disconnect(reason) =
                 liveness::heartbeat_missed(peers, &self.peer_id, self.missed)
@@ -311,9 +318,12 @@ impl Session {
         let deadline = liveness::exchange_deadline(peers);
         if self
             .exchange_pending
-            .is_some_and(|(_, at)| at.elapsed() > deadline)
+            .as_ref()
+            .is_some_and(|(_, at, _)| at.elapsed() > deadline)
         {
-            self.exchange_pending = None;
+            if let Some((_, _, span)) = self.exchange_pending.take() {
+                span.record("error", "no answer within the exchange deadline");
+            }
             liveness::exchange_unanswered(peers, &self.peer_id);
         }
         let sequence = self.next_id();
@@ -322,7 +332,8 @@ impl Session {
             sent_at_ms: now_ms(),
             registers: convert::heights_to_wire(self.services.registers.public_heights()),
         }))?;
-        self.outstanding_ping = Some((sequence, Instant::now()));
+        let span = info_span!("heartbeat", peer.id = %self.peer_id, sequence, error = Empty);
+        self.outstanding_ping = Some((sequence, Instant::now(), span));
         Ok(())
     }
 
@@ -338,9 +349,11 @@ impl Session {
             }
             Body::Pong(pong) => {
                 // A pong for an older ping (answered after we gave up on it) is ignored.
-                if let Some((sequence, sent)) = self.outstanding_ping
-                    && sequence == pong.sequence
+                if let Some((sequence, sent, _)) = &self.outstanding_ping
+                    && *sequence == pong.sequence
                 {
+                    let sent = *sent;
+                    // Ends the heartbeat span: its duration is the round trip.
                     self.outstanding_ping = None;
                     self.missed = 0;
                     manager.record_success(&self.peer_id, Some(sent.elapsed()));
@@ -364,8 +377,9 @@ impl Session {
                 }))
             }
             Body::ExchangeResponse(response) => {
-                match self.exchange_pending {
-                    Some((id, _)) if id == response.request_id => {
+                match &self.exchange_pending {
+                    Some((id, _, span)) if *id == response.request_id => {
+                        span.record("received", response.peers.len());
                         self.exchange_pending = None;
                         manager.learn(&self.peer_id, convert::addresses_from_wire(response.peers));
                         manager.record_success(&self.peer_id, None);

@@ -109,28 +109,44 @@ fn eprintln_queued(line: &str) {
 }
 
 fn install(filter: EnvFilter, format: LogFormat) {
+    use tracing_subscriber::filter::{FilterExt, filter_fn};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, Registry};
+
+    use super::traces::{SCOPE_TARGET, TraceFilter, TraceLayer};
+
     LOG_INIT.call_once(|| {
-        // A subscriber may already be installed by an embedding program; that one wins.
-        let _ = match format {
-            LogFormat::Text => tracing_subscriber::fmt()
-                .with_env_filter(filter)
+        // The filter applies to the log lines only (traces have their own), and a node's
+        // trace scope span never shows in them.
+        let hidden = filter_fn(|meta| meta.target() != SCOPE_TARGET)
+            .with_max_level_hint(tracing_subscriber::filter::LevelFilter::TRACE);
+        let filter = filter.and(hidden);
+        let lines: Box<dyn Layer<Registry> + Send + Sync> = match format {
+            LogFormat::Text => tracing_subscriber::fmt::layer()
                 .with_writer(StderrQueue::global())
                 .log_internal_errors(false)
                 // No colours: the writer escapes every control character, ESC included, so
                 // that text from peers cannot drive the terminal.
                 .with_ansi(false)
-                .try_init(),
-            LogFormat::Json => tracing_subscriber::fmt()
+                .with_filter(filter)
+                .boxed(),
+            LogFormat::Json => tracing_subscriber::fmt::layer()
                 .json()
                 .flatten_event(true)
                 .with_current_span(false)
                 .with_span_list(false)
-                .with_env_filter(filter)
                 .with_writer(JsonLines(StderrQueue::global()))
                 .log_internal_errors(false)
                 .with_ansi(false)
-                .try_init(),
+                .with_filter(filter)
+                .boxed(),
         };
+        // A subscriber may already be installed by an embedding program; that one wins.
+        let _ = tracing_subscriber::registry()
+            .with(lines)
+            .with(TraceLayer.with_filter(TraceFilter))
+            .try_init();
     });
 }
 

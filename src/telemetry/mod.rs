@@ -1,11 +1,14 @@
-//! The node's Prometheus metrics, and logging set-up (`logging.rs`). Each node owns its own [`Metrics`]
+//! The node's Prometheus metrics, logging set-up (`logging.rs`) and OpenTelemetry traces
+//! (`traces.rs` turns spans into span data, `otlp.rs` exports them). Each node owns its own [`Metrics`]
 //! (no process-global registry), so several nodes can run in one test process.
 //! `exposition.rs` turns the registry into the text a scraper asked for; `process.rs` reads the
 //! standard `process_*` metrics from `/proc`.
 
 pub mod exposition;
 pub mod logging;
+pub mod otlp;
 pub mod process;
+pub mod traces;
 
 pub use logging::{
     LOG_FLUSH_TIMEOUT, LogFormat, LogSetupError, flush_logs, init_logging, init_node_logging,

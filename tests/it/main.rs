@@ -30,5 +30,6 @@ mod shutdown;
 mod storage_faults;
 mod store;
 mod tampering;
+mod traces;
 mod transport;
 mod transport_ca;
