@@ -24,8 +24,8 @@ use crate::service::health::{self, ServerState};
 use crate::store::{self, Store, StoreError};
 use crate::tasks::Tasks;
 use crate::telemetry::Metrics;
-use crate::transport::Transport;
 use crate::telemetry::otlp::{TraceSetupError, Traces};
+use crate::transport::Transport;
 use crate::txpool::TxPool;
 
 /// How long shutdown waits for sessions and servers to finish before giving up on them.

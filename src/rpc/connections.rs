@@ -7,6 +7,8 @@
 
 use tokio_util::sync::CancellationToken;
 use tonic::Streaming;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use super::admission::PeerConnectInfo;
 use super::dialer::open;
@@ -28,12 +30,19 @@ pub async fn accept(
     let remote = connection.remote;
     let remote_ip = remote.ip();
     let timeout = manager.config().connect_timeout;
+    let span = handshake_span("inbound", &remote.to_string());
     let handshake = tokio::time::timeout(
         timeout,
         accept_handshake(&manager, &connection, &mut incoming, &outbox),
     )
+    .instrument(span.clone())
     .await
     .unwrap_or_else(|_| Err(failed("handshake timed out")));
+    match &handshake {
+        Ok(Accepted::Session(peer, _)) => handshake_done(span, Some(peer), Ok("completed")),
+        Ok(Accepted::Probe(peer)) => handshake_done(span, Some(peer), Ok("dial-back probe")),
+        Err(e) => handshake_done(span, None, Err(e)),
+    }
     match handshake {
         Ok(Accepted::Session(peer_id, handle)) => {
             session::run(services, peer_id, handle, incoming, outbox, shutdown, false).await
@@ -76,11 +85,18 @@ pub async fn run_dialer(services: Services, shutdown: CancellationToken) {
 pub async fn dial(services: Services, target: DialTarget, shutdown: CancellationToken) {
     let manager = services.peers.clone();
     let timeout = manager.config().connect_timeout;
-    let attempt = tokio::time::timeout(timeout, open(&services, &target, false)).await;
+    let span = handshake_span("outbound", &target.address);
+    let attempt = tokio::time::timeout(timeout, open(&services, &target, false))
+        .instrument(span.clone())
+        .await;
     let opened = match attempt {
         Err(_) => Err(HandshakeError::Failed("timed out".into())),
         Ok(result) => result,
     };
+    match &opened {
+        Ok((peer, ..)) => handshake_done(span, Some(&peer.peer_id), Ok("completed")),
+        Err(e) => handshake_done(span, None, Err(e)),
+    }
     let (peer, remote, incoming, outbox, client) = match opened {
         Ok(parts) => parts,
         Err(HandshakeError::Refused(Refusal::Duplicate | Refusal::SelfConnection)) => {
@@ -125,4 +141,36 @@ pub async fn dial(services: Services, target: DialTarget, shutdown: Cancellation
         exchange_first,
     )
     .await;
+}
+
+/// The `handshake` span of a connection (`direction`: inbound or outbound), ended by
+/// [`handshake_done`] before the session starts (so the session's spans are not under it).
+fn handshake_span(direction: &'static str, remote: &str) -> Span {
+    tracing::info_span!(
+        "handshake",
+        direction,
+        network.peer.address = %remote,
+        peer.id = Empty,
+        outcome = Empty,
+        error = Empty,
+    )
+}
+
+/// Ends a `handshake` span: the peer when it proved who it is, and the outcome
+/// (`completed`, `dial-back probe`) or what went wrong (`refused` or `failed`, and why).
+fn handshake_done(span: Span, peer: Option<&str>, result: Result<&str, &HandshakeError>) {
+    if let Some(peer) = peer {
+        span.record("peer.id", peer);
+    }
+    match result {
+        Ok(outcome) => span.record("outcome", outcome),
+        Err(e) => {
+            let (outcome, why) = match e {
+                HandshakeError::Refused(r) => ("refused", r.to_string()),
+                HandshakeError::Failed(m) => ("failed", m.clone()),
+            };
+            span.record("outcome", outcome);
+            span.record("error", why.as_str())
+        }
+    };
 }

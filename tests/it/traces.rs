@@ -230,6 +230,25 @@ async fn spans_reach_the_collector_with_peer_and_register() {
         "{batch:?}"
     );
 
+    // The handshake, on each side: the peer proven, the direction, the remote address.
+    let dialled = collector
+        .span("handshake", &b.peer_id, |s| s.attr("peer.id") == a.peer_id)
+        .await;
+    assert_eq!(dialled.attr("direction"), "outbound");
+    assert_eq!(dialled.attr("outcome"), "completed");
+    assert_eq!(dialled.attr("network.peer.address"), a.seed());
+    let accepted = collector
+        .span("handshake", &a.peer_id, |s| s.attr("peer.id") == b.peer_id)
+        .await;
+    assert_eq!(accepted.attr("direction"), "inbound");
+    assert_eq!(accepted.attr("outcome"), "completed");
+    assert!(
+        accepted
+            .attr("network.peer.address")
+            .starts_with(&format!("{}:", b.peer_addr.ip())),
+        "{accepted:?}"
+    );
+
     // Heartbeats and peer exchanges, each with the peer it went to.
     for (node, other) in [(&a, &b), (&b, &a)] {
         collector
