@@ -47,6 +47,9 @@ struct Args {
     /// until every node holds them sealed (0: skip)
     #[arg(long, default_value_t = 0)]
     burst: usize,
+    /// Peer transport: node-key (TLS 1.3, the default) or off (plaintext, to see what TLS costs)
+    #[arg(long, default_value = "node-key")]
+    peer_tls: sorcha_peer::config::PeerTls,
     /// Give up waiting after this many seconds
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
@@ -57,8 +60,15 @@ struct Args {
 
 const REGISTER: &str = "bench";
 
-fn config(dir: &std::path::Path, port: u16, seeds: Vec<String>, max_outbound: usize) -> Config {
+fn config(
+    dir: &std::path::Path,
+    port: u16,
+    seeds: Vec<String>,
+    max_outbound: usize,
+    peer_tls: sorcha_peer::config::PeerTls,
+) -> Config {
     let mut c = Config::defaults().expect("defaults");
+    c.peer_tls = peer_tls;
     c.data_dir = dir.to_path_buf();
     c.listen = format!("127.0.0.1:{port}").parse().expect("addr");
     c.admin_listen = "127.0.0.1:0".parse().expect("addr");
@@ -185,7 +195,7 @@ async fn main() {
         let max_outbound = seeds.len();
         nodes.push(
             start(
-                config(dirs[i].path(), ports[i], seeds, max_outbound),
+                config(dirs[i].path(), ports[i], seeds, max_outbound, args.peer_tls),
                 listener,
             )
             .await,
@@ -412,6 +422,7 @@ async fn main() {
             port,
             vec![format!("127.0.0.1:{}", ports[0])],
             1,
+            args.peer_tls,
         ),
         listener,
     )
@@ -441,6 +452,7 @@ async fn main() {
     let rss = rss_mib();
 
     let report = json!({
+        "peerTls": args.peer_tls.to_string(),
         "nodes": n,
         "links": edges,
         "averageDegree": (2 * edges) as f64 / n as f64,
