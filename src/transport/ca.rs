@@ -9,17 +9,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::CertificateError;
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{
-    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, TrustAnchor, UnixTime,
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, TrustAnchor, UnixTime,
 };
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use webpki::{CertRevocationList, EndEntityCert, KeyUsage, OwnedCertRevocationList};
 
 use super::nodekey;
+use super::verify::{CertificatePolicy, Presenter};
 use crate::identity::{Identity, peer_id_for};
 
 /// Why the CA-mode files cannot be used; each names the key to fix.
@@ -190,7 +189,7 @@ fn check_key_file(path: &Path, identity: &Identity) -> Result<(), CaError> {
 }
 
 /// Accepts certificates that chain to the CA, are valid now, are not revoked and carry an
-/// Ed25519 node key the peer proves it holds; used on both ends of a connection.
+/// Ed25519 node key (the shared verifier checks the peer proves it holds it).
 #[derive(Debug)]
 pub struct CaVerifier {
     roots: Vec<TrustAnchor<'static>>,
@@ -262,11 +261,7 @@ impl CaVerifier {
             None,
         )
         .map_err(|e| rustls::Error::InvalidCertificate(webpki_problem(e)))?;
-        nodekey::node_key_of(end_entity).map_err(|e| {
-            rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(
-                Arc::new(e),
-            )))
-        })?;
+        nodekey::node_key_of(end_entity).map_err(nodekey::invalid)?;
         Ok(())
     }
 }
@@ -296,80 +291,18 @@ fn problem(e: &rustls::Error) -> String {
     }
 }
 
-impl ServerCertVerifier for CaVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        // Peers are dialled by address and known by key, not by name: the CA vouches for the
-        // key, and the caller checks it is the peer it meant to reach.
-        self.verify(end_entity, intermediates, now, KeyUsage::server_auth())?;
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General(
-            "TLS 1.2 is not spoken between peers".into(),
-        ))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![SignatureScheme::ED25519]
-    }
-}
-
-impl ClientCertVerifier for CaVerifier {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
+impl CertificatePolicy for CaVerifier {
+    fn check(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        self.verify(end_entity, intermediates, now, KeyUsage::client_auth())?;
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        ServerCertVerifier::verify_tls12_signature(self, message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        ServerCertVerifier::verify_tls13_signature(self, message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        ServerCertVerifier::supported_verify_schemes(self)
+        presenter: Presenter,
+    ) -> Result<(), rustls::Error> {
+        let usage = match presenter {
+            Presenter::Server => KeyUsage::server_auth(),
+            Presenter::Client => KeyUsage::client_auth(),
+        };
+        self.verify(end_entity, intermediates, now, usage)
     }
 }

@@ -10,6 +10,7 @@
 pub mod ca;
 pub mod nodekey;
 pub mod stream;
+pub mod verify;
 pub mod watch;
 
 pub use stream::{PeerStream, channel};
@@ -238,21 +239,26 @@ impl Transport {
         self.ca.as_ref()
     }
 
-    /// In CA mode, notes which certificate a peer proved itself with.
-    fn remember(
-        &self,
-        connection: &Connection,
-        cert: Option<&rustls::pki_types::CertificateDer<'_>>,
-    ) {
-        let (Some(ca), Some(peer), Some(cert)) = (&self.ca, connection.peer_id(), cert) else {
-            return;
-        };
-        let Some(serial) = ca::serial_of(cert) else {
-            return;
-        };
-        let mut serials = ca.serials.lock().unwrap_or_else(|p| p.into_inner());
-        if serials.len() < MAX_REMEMBERED_SERIALS || serials.contains_key(&peer) {
-            serials.insert(peer, serial);
+    /// A TLS connection whose peer proved `key`; in CA mode, which certificate it proved
+    /// itself with is noted (a new revocation list is checked against it).
+    fn secured(&self, stream: tokio_rustls::TlsStream<TcpStream>, key: [u8; 32]) -> Connection {
+        if let Some(ca) = &self.ca
+            && let Some(serial) = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(ca::serial_of)
+        {
+            let peer = peer_id_for(&key);
+            let mut serials = ca.serials.lock().unwrap_or_else(|p| p.into_inner());
+            if serials.len() < MAX_REMEMBERED_SERIALS || serials.contains_key(&peer) {
+                serials.insert(peer, serial);
+            }
+        }
+        Connection {
+            stream: PeerStream::Tls(Box::new(stream)),
+            peer_key: Some(key),
         }
     }
 
@@ -308,18 +314,7 @@ impl Transport {
                 found,
             });
         }
-        let cert = stream
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .cloned();
-        let connection = Connection {
-            stream: PeerStream::Tls(Box::new(stream.into())),
-            peer_key: Some(key),
-        };
-        self.remember(&connection, cert.as_ref());
-        Ok(connection)
+        Ok(self.secured(stream.into(), key))
     }
 
     /// Takes an accepted TCP connection through this node's transport: the TLS handshake
@@ -361,18 +356,7 @@ impl Transport {
                         reason: reason.to_string(),
                     }
                 })?;
-                let cert = stream
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|c| c.first())
-                    .cloned();
-                let connection = Connection {
-                    stream: PeerStream::Tls(Box::new(stream.into())),
-                    peer_key: Some(key),
-                };
-                self.remember(&connection, cert.as_ref());
-                Ok(connection)
+                Ok(self.secured(stream.into(), key))
             }
         }
     }
@@ -385,13 +369,14 @@ fn ca_ends(
     chain: Vec<rustls::pki_types::CertificateDer<'static>>,
 ) -> Result<TlsEnds, SetupError> {
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(identity.pkcs8_der().into());
+    let verifier = Arc::new(verify::PeerVerifier::new(verifier));
     tls_ends(verifier.clone(), verifier, chain, key)
 }
 
 /// TLS 1.3 only, both ways, with the node-key certificate and verifier.
 fn node_key_ends(identity: &Identity) -> Result<TlsEnds, SetupError> {
     let (cert, key) = nodekey::self_signed(identity)?;
-    let verifier = Arc::new(nodekey::NodeKeyVerifier::new());
+    let verifier = Arc::new(verify::PeerVerifier::new(nodekey::NodeKeyPolicy));
     tls_ends(verifier.clone(), verifier, vec![cert], key)
 }
 

@@ -7,13 +7,10 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, SignatureScheme,
-};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+use rustls::{CertificateError, OtherError};
+
+use super::verify::{CertificatePolicy, Presenter};
 
 use crate::identity::{self, Identity};
 
@@ -48,105 +45,24 @@ pub fn node_key_of(cert: &CertificateDer<'_>) -> Result<[u8; 32], NotANodeKey> {
     identity::ed25519_key_of_spki(spki.as_ref()).ok_or(NotANodeKey::NotEd25519)
 }
 
-fn invalid(reason: NotANodeKey) -> rustls::Error {
+pub(super) fn invalid(reason: NotANodeKey) -> rustls::Error {
     rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(reason))))
 }
 
-/// Accepts any certificate that carries an Ed25519 key the peer proves it holds; used on both
-/// ends of a connection.
-#[derive(Debug)]
-pub struct NodeKeyVerifier {
-    algorithms: WebPkiSupportedAlgorithms,
-}
+/// Accepts any certificate that carries an Ed25519 node key (the shared verifier checks the
+/// peer proves it holds it).
+#[derive(Debug, Default)]
+pub struct NodeKeyPolicy;
 
-impl NodeKeyVerifier {
-    pub fn new() -> NodeKeyVerifier {
-        NodeKeyVerifier {
-            algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
-        }
-    }
-}
-
-impl Default for NodeKeyVerifier {
-    fn default() -> Self {
-        NodeKeyVerifier::new()
-    }
-}
-
-impl ServerCertVerifier for NodeKeyVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        node_key_of(end_entity).map_err(invalid)?;
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        // Only TLS 1.3 is configured; a TLS 1.2 signature never reaches here.
-        Err(rustls::Error::General(
-            "TLS 1.2 is not spoken between peers".into(),
-        ))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![SignatureScheme::ED25519]
-    }
-}
-
-impl ClientCertVerifier for NodeKeyVerifier {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
+impl CertificatePolicy for NodeKeyPolicy {
+    fn check(
         &self,
         end_entity: &CertificateDer<'_>,
         _intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        node_key_of(end_entity).map_err(invalid)?;
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        ServerCertVerifier::verify_tls12_signature(self, message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        ServerCertVerifier::verify_tls13_signature(self, message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        ServerCertVerifier::supported_verify_schemes(self)
+        _presenter: Presenter,
+    ) -> Result<(), rustls::Error> {
+        node_key_of(end_entity).map(|_| ()).map_err(invalid)
     }
 }
 

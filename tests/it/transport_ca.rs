@@ -199,19 +199,7 @@ async fn a_certificate_for_another_key_stops_the_node_at_start() {
     config.peer_tls = PeerTls::Ca;
     config.tls_ca_file = Some(ca_dir.path().join("ca.pem"));
     config.tls_cert_file = Some(other.path().join("node-cert.pem"));
-    let listeners = sorcha_peer::node::Listeners::bind(&config)
-        .await
-        .expect("listeners");
-    let refused = sorcha_peer::node::start(
-        config,
-        listeners,
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await;
-    let message = match refused {
-        Ok(_) => panic!("a node started with another node's certificate"),
-        Err(e) => e.to_string(),
-    };
+    let message = refused_start(config, "another node's certificate").await;
     assert!(
         message.contains("tls_cert_file") && message.contains("issued for the key of peer"),
         "{message}"
@@ -261,18 +249,23 @@ async fn an_expired_certificate_stops_the_node_at_start() {
     config.peer_tls = PeerTls::Ca;
     config.tls_ca_file = Some(ca_dir.path().join("ca.pem"));
     config.tls_cert_file = Some(dir.path().join("node-cert.pem"));
+    let message = refused_start(config, "an expired certificate").await;
+    assert!(message.contains("expired"), "{message}");
+}
+
+/// Starts a node that must refuse to start (`with` says why it should), and returns why it did.
+async fn refused_start(config: sorcha_peer::config::Config, with: &str) -> String {
     let listeners = sorcha_peer::node::Listeners::bind(&config)
         .await
         .expect("listeners");
-    let refused = sorcha_peer::node::start(
+    let started = sorcha_peer::node::start(
         config,
         listeners,
         tokio_util::sync::CancellationToken::new(),
     )
     .await;
-    let message = match refused {
-        Ok(_) => panic!("a node started with an expired certificate"),
+    match started {
+        Ok(_) => panic!("a node started with {with}"),
         Err(e) => e.to_string(),
-    };
-    assert!(message.contains("expired"), "{message}");
+    }
 }
