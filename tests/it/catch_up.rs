@@ -3,12 +3,14 @@
 //! transactions, and a log line when the catch-up is done.
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sorcha_peer::events::EventKind;
 
-use crate::common::{PATIENCE, TestCluster, TestNode, bin, metric, replicate_along, run_cmd};
+use crate::common::{
+    PATIENCE, TestCluster, TestNode, bin, metric, replicate_along, run_cmd, serve_command,
+};
 
 /// Transactions in the chain caught up, and their payload size: 12 kB in all.
 const TRANSACTIONS: usize = 120;
@@ -113,25 +115,8 @@ async fn a_completed_catch_up_is_logged_with_its_rate() {
 
     // The replica is a real `serve` process, so its log is what an operator reads.
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("sorcha-peer"))
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args([
-            "--listen",
-            &format!("{}:0", net.ip()),
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--seed",
-            &a.seed(),
-            "--log-level",
-            "info",
-        ])
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+    let mut child = serve_command(dir.path(), &net.ip())
+        .args(["--seed", &a.seed(), "--log-level", "info"])
         .spawn()
         .expect("spawn serve");
     let mut stderr = child.stderr.take().expect("stderr");

@@ -3,32 +3,13 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use crate::common::{TestCluster, bin, run_cmd};
+use crate::common::{TestCluster, bin, run_cmd, serve_command};
 
 /// Longest a `serve` under test may take to start, and then to stop.
 const WITHIN: Duration = Duration::from_secs(15);
-
-fn serve_command(dir: &Path, ip: &str) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("sorcha-peer"));
-    cmd.arg("serve")
-        .arg("--data-dir")
-        .arg(dir)
-        .args([
-            "--listen",
-            &format!("{ip}:0"),
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    cmd
-}
 
 fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
     let started = Instant::now();

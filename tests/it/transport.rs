@@ -19,7 +19,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::common::{HEARTBEAT, PATIENCE, TestCluster, holds_for, metric, tools, wait_until};
+use crate::common::{
+    HEARTBEAT, PATIENCE, TestCluster, holds_for, metric, serve_command, tools, wait_until,
+};
 
 /// Copies `from` to `to`, appending every byte to `record`, until either side closes.
 async fn pump(
@@ -264,25 +266,11 @@ struct Serve {
 impl Serve {
     fn start(ip: &str, env: &[(&str, &str)], seeds: &[String]) -> Serve {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("sorcha-peer"));
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args([
-                "--listen",
-                &format!("{ip}:0"),
-                "--admin-listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--log-level", "info"])
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
+        let mut cmd = serve_command(dir.path(), ip);
+        cmd.args(["--log-level", "info"])
             .env("SORCHA_PEER_DIAL_INTERVAL", "50ms")
             .env("SORCHA_PEER_RECONNECT_BACKOFF_MIN", "50ms")
-            .env("SORCHA_PEER_RECONNECT_BACKOFF_MAX", "200ms")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .env("SORCHA_PEER_RECONNECT_BACKOFF_MAX", "200ms");
         for seed in seeds {
             cmd.args(["--seed", seed]);
         }

@@ -265,6 +265,27 @@ where
     }
 }
 
+/// A `sorcha-peer serve` of the built binary in `dir`, listening on `ip` (port 0) with its
+/// admin API on 127.0.0.1:0, RUST_LOG unset, no colour, stderr piped (its log).
+pub fn serve_command(dir: &Path, ip: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("sorcha-peer"));
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(dir)
+        .args([
+            "--listen",
+            &format!("{ip}:0"),
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
 /// The value of a metric (first sample of that name) in Prometheus text, 0 if absent.
 pub fn metric(text: &str, name: &str) -> f64 {
     text.lines()
