@@ -241,7 +241,6 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     let incoming = admission::incoming(listener, services.clone());
     tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         .http2_max_header_list_size(MAX_HEADER_LIST_SIZE)
         .add_service(service(services, shutdown.clone()))

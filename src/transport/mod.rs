@@ -284,9 +284,7 @@ impl Transport {
             socket.bind(SocketAddr::new(ip, 0)).map_err(connect_error)?;
         }
         let tcp = socket.connect(remote).await.map_err(connect_error)?;
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(%remote, "cannot set TCP_NODELAY: {e}");
-        }
+        no_delay(&tcp, remote);
         let Some(tls) = &self.tls else {
             return Ok(Connection {
                 stream: PeerStream::Plain(tcp),
@@ -325,6 +323,7 @@ impl Transport {
         tcp: TcpStream,
         remote: SocketAddr,
     ) -> Result<Connection, AcceptError> {
+        no_delay(&tcp, remote);
         let mut first = [0u8; 1];
         let read = tcp
             .peek(&mut first)
@@ -454,6 +453,16 @@ fn connect_failure(remote: SocketAddr, e: io::Error) -> ConnectError {
     }
 }
 
+/// Sends each write at once. Peer traffic is small request/answer frames (and TLS splits a
+/// flush into several records): with Nagle's algorithm a write waits for the ACK of the one
+/// before, which the other side delays, so every exchange could stall for tens of
+/// milliseconds. Both ends set it, whichever dialled.
+fn no_delay(tcp: &TcpStream, remote: SocketAddr) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(%remote, "cannot set TCP_NODELAY: {e}");
+    }
+}
+
 fn accept_failure(remote: SocketAddr, e: io::Error) -> AcceptError {
     match tls_error(&e) {
         Some(rustls::Error::InvalidCertificate(reason)) => AcceptError::BadCertificate {
@@ -500,4 +509,50 @@ fn is_certificate_alert(alert: rustls::AlertDescription) -> bool {
             | A::CertificateRequired
             | A::AccessDenied
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    /// Both ends of a peer connection send small frames at once (TCP_NODELAY), whichever side
+    /// dialled, in every mode: an accepted socket does not inherit it from anywhere.
+    #[tokio::test]
+    async fn both_ends_of_a_connection_send_without_delay() {
+        for mode in [PeerTls::Off, PeerTls::NodeKey] {
+            let server = Transport::new(mode, &Identity::generate()).expect("transport");
+            let client = Transport::new(mode, &Identity::generate()).expect("transport");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("address");
+            let accept = async {
+                let (tcp, remote) = listener.accept().await.expect("accept");
+                server.accept(tcp, remote).await.expect("accepted")
+            };
+            let dial = async {
+                let mut dialled = client.connect(addr, None, None).await.expect("dialled");
+                // The accepting end waits for a first byte to tell TLS from plaintext.
+                if mode == PeerTls::Off {
+                    dialled.stream.write_all(b"PRI").await.expect("write");
+                }
+                dialled
+            };
+            let (dialled, accepted) = tokio::time::timeout(Duration::from_secs(10), async {
+                tokio::join!(dial, accept)
+            })
+            .await
+            .expect("connected within 10 s");
+            for (end, connection) in [("dialling", &dialled), ("accepting", &accepted)] {
+                assert!(
+                    connection.stream.tcp().nodelay().expect("socket option"),
+                    "{mode}: the {end} end delays small writes (Nagle)"
+                );
+            }
+        }
+    }
 }
