@@ -130,53 +130,78 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> i32 {
     let shutdown = CancellationToken::new();
     // Listen before the node starts: a signal during start-up then stops it cleanly instead of
     // killing it mid-write.
-    if let Err(e) = stop_on_signal(shutdown.clone()) {
-        tracing::error!("cannot listen for SIGINT/SIGTERM, so nothing could stop the node: {e}");
-        return EXIT_FAILED;
-    }
-    let node = match node::start(config, listeners, shutdown.clone()).await {
-        Ok(node) => node,
+    let signals = match Signals::install() {
+        Ok(signals) => signals,
         Err(e) => {
-            tracing::error!("cannot start the node: {e}");
+            tracing::error!(
+                "cannot listen for SIGINT/SIGTERM, so nothing could stop the node: {e}"
+            );
             return EXIT_FAILED;
         }
     };
-    node.run_until_stopped().await;
-    EXIT_OK
+    let run = async {
+        let node = match node::start(config, listeners, shutdown.clone()).await {
+            Ok(node) => node,
+            Err(e) => {
+                tracing::error!("cannot start the node: {e}");
+                return EXIT_FAILED;
+            }
+        };
+        node.run_until_stopped().await;
+        EXIT_OK
+    };
+    // The signal watch runs beside the node in this task (no detached task outlives it): it
+    // cancels `shutdown` and then waits for ever, so the node's own end decides the exit.
+    let watch = async {
+        signals.received().await;
+        // Stop first, then say so: nothing about logging may stand between a signal and the
+        // shutdown.
+        shutdown.cancel();
+        tracing::info!("shutting down");
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        code = run => code,
+        () = watch => EXIT_FAILED,
+    }
 }
 
-/// Cancels `shutdown` on the first SIGINT or SIGTERM. The handlers are installed before this
-/// returns; the waiting happens in a task.
-fn stop_on_signal(shutdown: CancellationToken) -> std::io::Result<()> {
+/// SIGINT and SIGTERM, with their handlers installed (so a signal arriving before anyone waits
+/// is still seen).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = interrupt.recv() => {}
-            }
-            // Stop first, then say so: nothing about logging may stand between a signal and
-            // the shutdown.
-            shutdown.cancel();
-            tracing::info!("shutting down");
-        });
-    }
-    #[cfg(not(unix))]
-    tokio::spawn(async move {
-        match tokio::signal::ctrl_c().await {
-            Ok(()) => {
-                shutdown.cancel();
-                tracing::info!("shutting down");
-            }
-            Err(e) => {
-                tracing::error!("cannot listen for Ctrl-C ({e}); stop the node by killing it")
-            }
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                term: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
         }
-    });
-    Ok(())
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// Returns at the first SIGINT or SIGTERM.
+    async fn received(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+        #[cfg(not(unix))]
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C ({e}); stop the node by killing it");
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 #[cfg(test)]
