@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use serde_json::json;
 use sorcha_peer::config::Config;
 use sorcha_peer::node::{self, Listeners, NodeHandle};
@@ -50,6 +50,10 @@ struct Args {
     /// Peer transport: node-key (TLS 1.3, the default) or off (plaintext, to see what TLS costs)
     #[arg(long, default_value = "node-key")]
     peer_tls: sorcha_peer::config::PeerTls,
+    /// Seed of the topology's chords and of which node each transaction is submitted at: the
+    /// same seed gives the same cluster, so runs of two builds compare like with like
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
     /// Give up waiting after this many seconds
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
@@ -181,7 +185,7 @@ async fn main() {
     let ports: Vec<u16> = listeners.iter().map(|(_, p)| *p).collect();
 
     // Topology: ring predecessor plus `chords` random others per node.
-    let mut rng = rand::thread_rng();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let mut nodes = Vec::with_capacity(n);
     for (i, (listener, _)) in listeners.into_iter().enumerate() {
         let mut seeds = vec![format!("127.0.0.1:{}", ports[(i + n - 1) % n])];
@@ -453,6 +457,7 @@ async fn main() {
 
     let report = json!({
         "peerTls": args.peer_tls.to_string(),
+        "seed": args.seed,
         "nodes": n,
         "links": edges,
         "averageDegree": (2 * edges) as f64 / n as f64,
