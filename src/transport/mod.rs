@@ -454,9 +454,8 @@ fn connect_failure(remote: SocketAddr, e: io::Error) -> ConnectError {
 }
 
 /// Sends each write at once. Peer traffic is small request/answer frames (and TLS splits a
-/// flush into several records): with Nagle's algorithm a write waits for the ACK of the one
-/// before, which the other side delays, so every exchange could stall for tens of
-/// milliseconds. Both ends set it, whichever dialled.
+/// flush into several records): with Nagle's algorithm a small write may wait for the ACK of
+/// the one before, which the other side may delay. Both ends set it, whichever dialled.
 fn no_delay(tcp: &TcpStream, remote: SocketAddr) {
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(%remote, "cannot set TCP_NODELAY: {e}");
