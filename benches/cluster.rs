@@ -54,6 +54,10 @@ struct Args {
     /// same seed gives the same cluster, so runs of two builds compare like with like
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The origin seals pending transactions this often, in milliseconds. Sooner dockets also
+    /// mean more docket applies at every node, which share the store's writer with gossip
+    #[arg(long, default_value_t = 100)]
+    seal_interval_ms: u64,
     /// Give up waiting after this many seconds
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
@@ -69,10 +73,10 @@ fn config(
     port: u16,
     seeds: Vec<String>,
     max_outbound: usize,
-    peer_tls: sorcha_peer::config::PeerTls,
+    args: &Args,
 ) -> Config {
     let mut c = Config::defaults().expect("defaults");
-    c.peer_tls = peer_tls;
+    c.peer_tls = args.peer_tls;
     c.data_dir = dir.to_path_buf();
     c.listen = format!("127.0.0.1:{port}").parse().expect("addr");
     c.admin_listen = "127.0.0.1:0".parse().expect("addr");
@@ -89,7 +93,7 @@ fn config(
     c.reconnect_backoff_min = Duration::from_millis(100);
     c.reconnect_backoff_max = Duration::from_secs(2);
     c.gossip_interval = Duration::from_millis(20);
-    c.seal_interval = Duration::from_millis(100);
+    c.seal_interval = Duration::from_millis(args.seal_interval_ms.max(1));
     c.log_level = "error".into();
     c
 }
@@ -199,7 +203,7 @@ async fn main() {
         let max_outbound = seeds.len();
         nodes.push(
             start(
-                config(dirs[i].path(), ports[i], seeds, max_outbound, args.peer_tls),
+                config(dirs[i].path(), ports[i], seeds, max_outbound, &args),
                 listener,
             )
             .await,
@@ -426,7 +430,7 @@ async fn main() {
             port,
             vec![format!("127.0.0.1:{}", ports[0])],
             1,
-            args.peer_tls,
+            &args,
         ),
         listener,
     )
@@ -458,6 +462,7 @@ async fn main() {
     let report = json!({
         "peerTls": args.peer_tls.to_string(),
         "seed": args.seed,
+        "sealIntervalMs": args.seal_interval_ms,
         "nodes": n,
         "links": edges,
         "averageDegree": (2 * edges) as f64 / n as f64,
