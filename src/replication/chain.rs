@@ -81,7 +81,9 @@ impl Held {
             height: self.head.number,
             head_hash: self.head_hash,
             latest_version: self.latest_version(),
-            full_replica: self.role != Role::ForwardOnly,
+            // Whether every docket from the genesis is held (a source for full replicas),
+            // whatever the subscription's mode now.
+            full_replica: self.base_height == 0,
             is_origin: self.role == Role::Origin,
         }
     }
@@ -268,6 +270,24 @@ impl Chain {
         self.pool
             .open(&register_id, held.is_public, held.role == Role::Origin);
         self.lock().held.insert(register_id, held);
+        Ok(())
+    }
+
+    /// Records the role a new subscription gives a register held here (its data is unchanged).
+    pub async fn set_role(&self, register_id: &str, role: Role) -> Result<(), StoreError> {
+        let writer = self.writer(register_id);
+        let _writer = writer.lock().await;
+        let Some(mut held) = self.get(register_id) else {
+            return Ok(());
+        };
+        if held.role == role {
+            return Ok(());
+        }
+        held.role = role;
+        self.store.append(&held.to_record(), &[]).await?;
+        if let Some(h) = self.lock().held.get_mut(register_id) {
+            h.role = role;
+        }
         Ok(())
     }
 

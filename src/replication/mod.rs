@@ -71,6 +71,33 @@ pub struct RegistersDeps {
     pub tasks: Tasks,
 }
 
+/// Whether a register held here as `held` may be subscribed in `mode`: never at its origin,
+/// and never as a full replica over a forward-only start (its history is not held, and a
+/// full replica promises every docket from the genesis).
+fn check_mode_switch(
+    register_id: &str,
+    held: &chain::Held,
+    mode: Mode,
+) -> Result<(), RegisterError> {
+    if held.role == Role::Origin {
+        return Err(RegisterError::Conflict(format!(
+            "this node is the origin of '{register_id}'"
+        )));
+    }
+    if mode == Mode::FullReplica && held.base_height > 0 {
+        return Err(RegisterError::Conflict(format!(
+            "'{register_id}' is held here forward-only from docket {base}: dockets 0 to {last} \
+             are not held, and a full replica holds every docket from the genesis. To replicate \
+             it in full, run `sorcha-peer registers purge {register_id}` and subscribe again \
+             with --mode full-replica (the whole chain is then pulled and verified); to keep \
+             following it from docket {base}, subscribe with --mode forward-only",
+            base = held.base_height,
+            last = held.base_height - 1,
+        )));
+    }
+    Ok(())
+}
+
 /// The register and replication service of one node.
 pub struct Registers {
     store: Arc<dyn Store>,
@@ -349,28 +376,38 @@ impl Registers {
                 "already subscribed to '{register_id}'"
             )));
         }
-        if self
-            .chain
-            .get(register_id)
-            .is_some_and(|h| h.role == Role::Origin)
-        {
-            return Err(RegisterError::Conflict(format!(
-                "this node is the origin of '{register_id}'"
-            )));
+        let held = self.chain.get(register_id);
+        if let Some(h) = &held {
+            check_mode_switch(register_id, h, mode)?;
         }
         if self.peers.carriers(register_id).is_empty() {
             return Err(RegisterError::NotFound(format!(
                 "no connected peer advertises register '{register_id}'"
             )));
         }
+        // Data held already (an earlier subscription) now serves the new mode.
+        let previous_role = held.as_ref().map(|h| h.role);
+        if held.is_some() {
+            self.chain.set_role(register_id, mode.role()).await?;
+        }
         let now = now_ms();
-        self.store
-            .put_subscription(&SubscriptionRecord {
-                register_id: register_id.to_string(),
-                mode,
-                created_at_ms: now,
-            })
-            .await?;
+        let record = SubscriptionRecord {
+            register_id: register_id.to_string(),
+            mode,
+            created_at_ms: now,
+        };
+        if let Err(e) = self.store.put_subscription(&record).await {
+            // Nothing changes on failure: the role goes back too.
+            if let Some(role) = previous_role
+                && let Err(undo) = self.chain.set_role(register_id, role).await
+            {
+                tracing::error!(
+                    register = register_id,
+                    "cannot restore the role of a register after a failed subscribe: {undo}"
+                );
+            }
+            return Err(e.into());
+        }
         self.start_subscription(register_id, mode, now);
         tracing::info!(register = register_id, mode = mode.as_str(), "subscribed");
         self.subscription(register_id)

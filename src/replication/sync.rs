@@ -32,6 +32,8 @@ const SYNC_RETRY_MAX: Duration = Duration::from_secs(30);
 /// A subscription at the head re-checks its sources at least this often (anti-entropy also
 /// wakes it as soon as a heartbeat shows a peer ahead).
 const IDLE_RECHECK: Duration = Duration::from_secs(5);
+/// Most header batches asked of a source when looking for its head (a forward-only anchor).
+const ANCHOR_ROUNDS: usize = 16;
 
 /// Why one source could not serve what a subscription asked.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,12 @@ pub enum SyncError {
     },
     #[error(transparent)]
     Source(SourceError),
+    #[error(
+        "'{register_id}' is held from docket {base} only, so it cannot be a full replica: \
+         run `sorcha-peer registers unsubscribe {register_id} --purge`, then subscribe again \
+         with --mode full-replica"
+    )]
+    MissingHistory { register_id: String, base: u64 },
     #[error("storage error: {0}")]
     Store(#[from] StoreError),
 }
@@ -124,6 +132,15 @@ impl SyncContext {
 enum Progress {
     Advanced,
     AtHead,
+}
+
+/// What one batch asked of one source gave.
+enum Pulled {
+    /// Verified dockets were stored (or a verified prefix, and the rest was bad: see `Failed`).
+    Advanced,
+    /// The source has nothing after our head.
+    Nothing,
+    Failed(SourceError),
 }
 
 /// The task of one subscription; ends when cancelled (unsubscribe or node shutdown).
@@ -230,6 +247,8 @@ impl SubscriptionTask {
 
     /// One round: fetch genesis/anchor if needed, then one batch from the best source ahead of
     /// us. Sources that fail are counted (and penalised for bad data) and the next is tried.
+    /// Advertised heights are hints that can be stale: "at the head" is only concluded when a
+    /// source, asked now, has nothing after our head.
     async fn sync_once(&self) -> Result<Progress, SyncError> {
         let register_id = self.register_id.as_str();
         let carriers = self.ctx.peers.carriers(register_id);
@@ -242,9 +261,16 @@ impl SubscriptionTask {
                 .set_state(register_id, SyncState::Subscribing, None);
             return self.start_chain(&carriers).await;
         };
+        if self.mode == Mode::FullReplica && held.base_height > 0 {
+            // Only a store written before mode switches were checked holds this.
+            return Err(SyncError::MissingHistory {
+                register_id: register_id.to_string(),
+                base: held.base_height,
+            });
+        }
         let best = carriers.iter().map(|(_, h)| h.height).max().unwrap_or(0);
         if held.head.number >= best {
-            return Ok(Progress::AtHead);
+            return self.confirm_head(&carriers).await;
         }
         let best_version = carriers
             .iter()
@@ -267,72 +293,103 @@ impl SubscriptionTask {
             if advertised.height <= ours {
                 continue;
             }
-            let span = tracing::info_span!(
-                "sync batch",
-                register.id = %register_id,
-                peer.id = %peer,
-                from = ours + 1,
-                count = Empty,
-                error = Empty,
-            );
-            let batch = match self
-                .request_dockets(peer, ours + 1, self.ctx.config.sync_batch_dockets, false)
-                .instrument(span.clone())
-                .await
-            {
-                Ok(batch) => batch,
-                Err(e) => {
-                    span.record("error", tracing::field::display(&e));
-                    last = Some(e);
-                    continue;
-                }
-            };
-            span.record("count", batch.len());
-            let payloads: usize = batch.iter().map(|e| e.transactions.len()).sum();
-            self.ctx
-                .metrics
-                .docket_payloads_received
-                .inc_by(payloads as u64);
-            if !batch.is_empty() {
-                self.ctx.metrics.sync_batches_received.inc();
-            }
-            if batch.is_empty() {
-                span.record("error", "served no dockets");
-                self.ctx
-                    .peers
-                    .record_failure(peer, "advertised dockets it did not serve");
-                last = Some(SourceError::ServedNothing {
-                    peer: peer.clone(),
-                    height: advertised.height,
-                });
-                continue;
-            }
-            match self
-                .ctx
-                .apply(register_id, batch)
-                .instrument(span.clone())
-                .await?
-            {
-                None => return Ok(Progress::Advanced),
-                Some(reason) => {
-                    span.record("error", tracing::field::display(&reason));
-                    // The bad data is discarded (a verified prefix was kept); try the next
-                    // source straight away.
+            match self.pull(peer, ours).await? {
+                Pulled::Advanced => return Ok(Progress::Advanced),
+                Pulled::Nothing => {
                     self.ctx
                         .peers
-                        .verification_failed(peer, Some(register_id), &reason.to_string())
-                        .await;
-                    last = Some(SourceError::Invalid {
+                        .record_failure(peer, "advertised dockets it did not serve");
+                    last = Some(SourceError::ServedNothing {
                         peer: peer.clone(),
-                        reason,
+                        height: advertised.height,
                     });
                 }
+                Pulled::Failed(e) => last = Some(e),
             }
         }
         Err(SyncError::NoSource {
             register_id: register_id.to_string(),
             last,
         })
+    }
+
+    /// No carrier advertises more than we hold: ask the best of them (the origin first) for
+    /// what follows our head. Nothing means at the head as of now; dockets are applied.
+    async fn confirm_head(
+        &self,
+        carriers: &[(String, RegisterHeight)],
+    ) -> Result<Progress, SyncError> {
+        let register_id = self.register_id.as_str();
+        let mut ranked: Vec<&(String, RegisterHeight)> = carriers.iter().collect();
+        ranked.sort_by_key(|(_, h)| (std::cmp::Reverse(h.is_origin), std::cmp::Reverse(h.height)));
+        let mut last = None;
+        for (peer, _) in ranked {
+            let ours = self.ctx.chain.get(register_id).map_or(0, |h| h.head.number);
+            match self.pull(peer, ours).await? {
+                Pulled::Advanced => return Ok(Progress::Advanced),
+                Pulled::Nothing => return Ok(Progress::AtHead),
+                Pulled::Failed(e) => last = Some(e),
+            }
+        }
+        Err(SyncError::NoSource {
+            register_id: register_id.to_string(),
+            last,
+        })
+    }
+
+    /// One batch from `peer` after docket `ours`, verified and applied.
+    async fn pull(&self, peer: &str, ours: u64) -> Result<Pulled, SyncError> {
+        let register_id = self.register_id.as_str();
+        let span = tracing::info_span!(
+            "sync batch",
+            register.id = %register_id,
+            peer.id = %peer,
+            from = ours + 1,
+            count = Empty,
+            error = Empty,
+        );
+        let batch = match self
+            .request_dockets(peer, ours + 1, self.ctx.config.sync_batch_dockets, false)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(batch) => batch,
+            Err(e) => {
+                span.record("error", tracing::field::display(&e));
+                return Ok(Pulled::Failed(e));
+            }
+        };
+        span.record("count", batch.len());
+        if batch.is_empty() {
+            return Ok(Pulled::Nothing);
+        }
+        let payloads: usize = batch.iter().map(|e| e.transactions.len()).sum();
+        self.ctx
+            .metrics
+            .docket_payloads_received
+            .inc_by(payloads as u64);
+        self.ctx.metrics.sync_batches_received.inc();
+        match self
+            .ctx
+            .apply(register_id, batch)
+            .instrument(span.clone())
+            .await?
+        {
+            None => Ok(Pulled::Advanced),
+            Some(reason) => {
+                span.record("error", tracing::field::display(&reason));
+                // The bad data is discarded (a verified prefix was kept); the caller tries
+                // the next source straight away.
+                self.ctx
+                    .peers
+                    .verification_failed(peer, Some(register_id), &reason.to_string())
+                    .await;
+                Ok(Pulled::Failed(SourceError::Invalid {
+                    peer: peer.to_string(),
+                    reason,
+                }))
+            }
+        }
     }
 
     /// First contact with a register: verify its genesis (learning the origin key) and, for a
@@ -369,24 +426,24 @@ impl SubscriptionTask {
                     continue;
                 }
             };
+            // A forward-only replica starts at the source's head as of now (asked, not taken
+            // from an advertisement that may be stale); the genesis when that is the head.
             let (anchor, base_height) = match self.mode {
                 Mode::FullReplica => (genesis.docket, 0),
-                Mode::ForwardOnly if advertised.height == 0 => (genesis.docket, 0),
-                Mode::ForwardOnly => {
-                    match self
-                        .fetch_anchor(peer, advertised.height, &origin_key)
-                        .await
-                    {
-                        Ok(anchor) => {
-                            let number = anchor.header.number;
-                            (anchor, number)
-                        }
-                        Err(e) => {
-                            last = Some(e);
-                            continue;
-                        }
+                Mode::ForwardOnly => match self
+                    .fetch_anchor(peer, advertised.height, &origin_key)
+                    .await
+                {
+                    Ok(None) => (genesis.docket, 0),
+                    Ok(Some(anchor)) => {
+                        let number = anchor.header.number;
+                        (anchor, number)
                     }
-                }
+                    Err(e) => {
+                        last = Some(e);
+                        continue;
+                    }
+                },
             };
             let held = Held::new(
                 true,
@@ -408,26 +465,44 @@ impl SubscriptionTask {
         Err(last.map_or(SyncError::NoGenesisCarrier, SyncError::Source))
     }
 
-    /// The signed header of docket `height`, checked against the origin key.
+    /// The newest signed header `peer` serves from docket `from` on (`from` is what it
+    /// advertised, which may be stale), checked against the origin key; `None` when its head
+    /// is the genesis.
     async fn fetch_anchor(
         &self,
         peer: &str,
-        height: u64,
+        from: u64,
         origin_key: &[u8; 32],
-    ) -> Result<Docket, SourceError> {
-        let entry = self
-            .request_dockets(peer, height, 1, true)
-            .await?
-            .into_iter()
-            .next()
-            .filter(|e| {
-                e.docket.header.number == height && e.docket.header.register_id == self.register_id
-            })
-            .ok_or_else(|| SourceError::MissingAnchor {
+    ) -> Result<Option<Docket>, SourceError> {
+        let max = self.ctx.config.sync_batch_dockets.max(1);
+        let mut from = from;
+        let mut newest: Option<Docket> = None;
+        // Headers only, a batch at a time, until a batch is not full: a source that keeps
+        // sealing cannot keep this going for long, and each round moves forward.
+        for _ in 0..ANCHOR_ROUNDS {
+            let batch = self.request_dockets(peer, from, max, true).await?;
+            let full = batch.len() >= max as usize;
+            let Some(entry) = batch.into_iter().next_back().filter(|e| {
+                e.docket.header.number >= from && e.docket.header.register_id == self.register_id
+            }) else {
+                break;
+            };
+            from = entry.docket.header.number + 1;
+            newest = Some(entry.docket);
+            if !full {
+                break;
+            }
+        }
+        let Some(anchor) = newest else {
+            return Err(SourceError::MissingAnchor {
                 peer: peer.to_string(),
-                height,
-            })?;
-        if let Err(reason) = ledger::verify_anchor(origin_key, &entry.docket) {
+                height: from,
+            });
+        };
+        if anchor.header.number == 0 {
+            return Ok(None);
+        }
+        if let Err(reason) = ledger::verify_anchor(origin_key, &anchor) {
             self.ctx
                 .peers
                 .verification_failed(peer, Some(&self.register_id), &reason.to_string())
@@ -437,6 +512,6 @@ impl SubscriptionTask {
                 reason,
             });
         }
-        Ok(entry.docket)
+        Ok(Some(anchor))
     }
 }

@@ -143,6 +143,15 @@ pub struct TxRecord {
     pub docket_number: Option<u64>,
 }
 
+/// A queued announcement: the transaction, the peer it came from (never told about it
+/// again), and whether it is still pending here.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct QueuedAnnouncement {
+    pub tx_id: String,
+    pub source_peer: Option<String>,
+    pub pending: bool,
+}
+
 /// A replication subscription, as persisted.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SubscriptionRecord {
@@ -218,12 +227,12 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Registers with announcements waiting.
     async fn queued_registers(&self) -> Result<Vec<String>, StoreError>;
-    /// A register's oldest queued announcements: (tx_id, source peer).
+    /// A register's oldest queued announcements.
     async fn queued_announcements(
         &self,
         register_id: &str,
         limit: i64,
-    ) -> Result<Vec<(String, Option<String>)>, StoreError>;
+    ) -> Result<Vec<QueuedAnnouncement>, StoreError>;
     async fn remove_announcements(&self, items: &[(String, String)]) -> Result<(), StoreError>;
     async fn announcement_queue_len(&self) -> Result<i64, StoreError>;
     /// Drops the oldest queued announcements beyond `max`; returns how many were dropped.

@@ -60,7 +60,13 @@ pub const DELETE_SUBSCRIPTION: &str = "DELETE FROM subscriptions WHERE register_
 pub const ENQUEUE_ANNOUNCEMENT: &str = "INSERT INTO gossip_queue (register_id, tx_id, source_peer, enqueued_at_ms) VALUES ($1,$2,$3,$4) ON CONFLICT (register_id, tx_id) DO NOTHING";
 pub const QUEUED_REGISTERS: &str =
     "SELECT DISTINCT register_id FROM gossip_queue ORDER BY register_id";
-pub const SELECT_QUEUE: &str = "SELECT tx_id, source_peer FROM gossip_queue WHERE register_id = $1 ORDER BY enqueued_at_ms, tx_id LIMIT $2";
+/// Queued announcements with whether each transaction is still pending (sealed ones are only
+/// dequeued: announcing them would hand a forward-only replica history before its anchor).
+pub const SELECT_QUEUE: &str = concat!(
+    "SELECT q.tx_id, q.source_peer, (t.tx_id IS NOT NULL AND t.version IS NULL) AS pending ",
+    "FROM gossip_queue q LEFT JOIN transactions t ON t.register_id = q.register_id AND t.tx_id = q.tx_id ",
+    "WHERE q.register_id = $1 ORDER BY q.enqueued_at_ms, q.tx_id LIMIT $2"
+);
 pub const DEQUEUE: &str = "DELETE FROM gossip_queue WHERE register_id = $1 AND tx_id = $2";
 // Keeps the newest $1 entries (row-value comparison works on SQLite and PostgreSQL alike).
 pub const TRIM_QUEUE: &str = concat!(

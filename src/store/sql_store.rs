@@ -14,8 +14,8 @@ use crate::ledger::{Docket, Hash};
 use super::rows::{DocketRow, RegisterRow, SubscriptionRow, from_column, hash_from_hex, to_column};
 use super::writer::Writer;
 use super::{
-    BanRow, IN_LIST_CHUNK, PeerRow, RegisterRecord, Store, StoreError, SubscriptionRecord,
-    TxRecord, WriteHealth, sql,
+    BanRow, IN_LIST_CHUNK, PeerRow, QueuedAnnouncement, RegisterRecord, Store, StoreError,
+    SubscriptionRecord, TxRecord, WriteHealth, sql,
 };
 
 /// What the shared implementation needs to know of a backend beyond sqlx's [`Database`].
@@ -324,7 +324,7 @@ where
         &self,
         register_id: &str,
         limit: i64,
-    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+    ) -> Result<Vec<QueuedAnnouncement>, StoreError> {
         Ok(sqlx::query_as(sql::SELECT_QUEUE)
             .bind(register_id)
             .bind(limit)

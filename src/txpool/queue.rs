@@ -117,9 +117,13 @@ impl AnnouncementQueue {
             if let Some(answer) = answer {
                 // Private registers never leave this node, not even as transaction IDs (a
                 // peer may carry a public register of the same name): they are only dropped.
+                // Only pending transactions are announced: one sealed meanwhile reaches
+                // replicas in its docket, and a forward-only replica must not be handed
+                // history from before its anchor.
                 let tx_ids = items
                     .iter()
-                    .filter_map(|(id, source)| Some((parse_id(id)?, source.clone())))
+                    .filter(|q| q.pending)
+                    .filter_map(|q| Some((parse_id(&q.tx_id)?, q.source_peer.clone())))
                     .collect();
                 out.push((
                     answer,
@@ -129,7 +133,7 @@ impl AnnouncementQueue {
                     },
                 ));
             }
-            taken.extend(items.into_iter().map(|(id, _)| (register.clone(), id)));
+            taken.extend(items.into_iter().map(|q| (register.clone(), q.tx_id)));
         }
         self.store.remove_announcements(&taken).await?;
         self.metrics

@@ -26,6 +26,7 @@ mod operator_cli;
 mod reachability;
 mod references;
 mod replication;
+mod replication_invariants;
 mod shutdown;
 mod storage_faults;
 mod store;

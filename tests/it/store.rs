@@ -184,7 +184,7 @@ async fn registers_and_queue(store: &dyn Store) {
     assert!(
         queued
             .iter()
-            .all(|(_, source)| source.as_deref() == Some("peer-a"))
+            .all(|q| q.source_peer.as_deref() == Some("peer-a") && q.pending)
     );
     assert!(
         store
@@ -222,6 +222,12 @@ async fn registers_and_queue(store: &dyn Store) {
         .expect("seal");
     let t2 = store.transaction("r", "t2").await.expect("tx").expect("t2");
     assert_eq!((t2.version, t2.docket_number), (Some(2), Some(1)));
+    // A queued announcement of a transaction sealed meanwhile is no longer pending.
+    let queued = store.queued_announcements("r", 10).await.expect("queue");
+    assert!(
+        queued.iter().all(|q| !q.pending) && !queued.is_empty(),
+        "{queued:?}"
+    );
     assert_eq!(
         store.payloads("r", 1, 2).await.expect("payloads"),
         vec![b"one".to_vec(), b"two".to_vec()]
