@@ -264,6 +264,7 @@ pub async fn start(
         store: store.clone(),
         metrics: metrics.clone(),
         events: events.clone(),
+        advertisements: Arc::default(),
         config: config.clone(),
         auth: auth.clone(),
         started,

@@ -8,6 +8,7 @@ pub mod dto;
 mod events;
 mod linger;
 mod peers;
+pub mod platform;
 mod registers;
 pub mod tls;
 mod trace;
@@ -55,6 +56,8 @@ pub struct AdminState {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub events: Arc<crate::events::Events>,
+    /// Registers the platform's Register service reports (`bulk-advertise`, `advertise`).
+    pub advertisements: Arc<crate::service::advertisements::Advertisements>,
     pub config: Arc<Config>,
     /// Turns requests into principals; the routes' policies use it.
     pub auth: Arc<Authenticator>,
@@ -180,7 +183,19 @@ pub fn router(state: Arc<AdminState>) -> Router {
         )
         .route("/api/lag", get(registers::lag))
         .route("/api/events", get(events::stream))
-        .route("/api/events/recent", get(events::recent));
+        .route("/api/events/recent", get(events::recent))
+        .route("/api/peers/connected", get(platform::connected))
+        .route("/api/registers/advertised", get(platform::advertised))
+        // The platform's Register service reports its registers without a token (its client
+        // has none); these change only what is shown for them, never data held here. JSON
+        // bodies only, so a cross-site form cannot post them.
+        .route(
+            "/api/registers/bulk-advertise",
+            post(platform::bulk_advertise).layer(axum::extract::DefaultBodyLimit::max(
+                platform::MAX_ADVERTISE_BODY_BYTES,
+            )),
+        )
+        .route("/api/registers/{id}/advertise", post(platform::advertise));
     // Any valid token.
     let authenticated = Router::new()
         .route("/api/registers", post(registers::create))
@@ -195,6 +210,12 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route(
             "/api/registers/{id}/transactions",
             post(registers::submit).layer(axum::extract::DefaultBodyLimit::max(
+                state.config.max_transaction_size + 1,
+            )),
+        )
+        .route(
+            "/api/internal/peer/distribute/{id}",
+            post(platform::distribute).layer(axum::extract::DefaultBodyLimit::max(
                 state.config.max_transaction_size + 1,
             )),
         )

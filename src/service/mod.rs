@@ -2,6 +2,8 @@
 //! `admin/` turns HTTP into calls here and the answers into JSON; `rpc/` turns session events
 //! into calls here. Each service names the rule it owns:
 //!
+//! - [`advertisements`]: the registers the platform's Register service reports holding (kept
+//!   for the platform and the operator; never advertised to peers as held here).
 //! - [`bans`]: an operator ban, with the guards that need more than the peer domain (a ban
 //!   must not cut this node off from the only source of a subscribed register).
 //! - [`health`]: how healthy the node and its peers are (status, rating counts, the healthy
@@ -14,6 +16,7 @@
 //!   observe, interface, STUN, HTTP) through an [`reachability::AddressProbe`] the
 //!   `netprobe` edge provides.
 
+pub mod advertisements;
 pub mod bans;
 pub mod connect;
 pub mod health;
