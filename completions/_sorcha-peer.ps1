@@ -381,7 +381,7 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             break
         }
         'sorcha-peer;registers;subscribe' {
-            [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'full-replica: the whole chain from genesis; forward-only: from the current head on')
+            [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'full-replica: the whole chain from genesis; forward-only: from the current head on. The same subscription again is a no-op that succeeds')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'With --wait: give up (exit 1) after this long, e.g. 10m')
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')

@@ -352,7 +352,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand --version 'Print version'
         }
         &'sorcha-peer;registers;subscribe'= {
-            cand --mode 'full-replica: the whole chain from genesis; forward-only: from the current head on'
+            cand --mode 'full-replica: the whole chain from genesis; forward-only: from the current head on. The same subscription again is a no-op that succeeds'
             cand --timeout 'With --wait: give up (exit 1) after this long, e.g. 10m'
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
             cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'

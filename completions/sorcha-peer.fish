@@ -285,7 +285,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -l no-headers -d 'Tables without their header line'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l mode -d 'full-replica: the whole chain from genesis; forward-only: from the current head on' -r -f -a "full-replica\t''
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l mode -d 'full-replica: the whole chain from genesis; forward-only: from the current head on. The same subscription again is a no-op that succeeds' -r -f -a "full-replica\t''
 forward-only\t''"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l timeout -d 'With --wait: give up (exit 1) after this long, e.g. 10m' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r

@@ -156,16 +156,21 @@ pub(super) async fn subscribe(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request: SubscribeRequest = json_body(&body)?;
-    let mode_text = request
-        .mode
-        .ok_or_else(|| ApiError::bad_request("`mode` is required: full-replica or forward-only"))?;
-    let mode = Mode::parse(&mode_text).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "invalid mode '{mode_text}': use full-replica or forward-only"
-        ))
-    })?;
-    let view = state.registers.subscribe(&id, mode).await?;
-    Ok(created(subscription_dto(&view)))
+    // No mode means a full replica, the mode that holds everything.
+    let mode = match request.mode {
+        None => Mode::FullReplica,
+        Some(text) => Mode::parse(&text).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "invalid mode '{text}': use full-replica or forward-only"
+            ))
+        })?,
+    };
+    let (view, made) = state.registers.subscribe(&id, mode).await?;
+    Ok(if made {
+        created(subscription_dto(&view))
+    } else {
+        axum::Json(subscription_dto(&view)).into_response()
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -33,8 +33,9 @@ pub enum RegistersCommand {
     /// Replicate a register from peers
     Subscribe {
         register: String,
-        /// full-replica: the whole chain from genesis; forward-only: from the current head on
-        #[arg(long, value_enum)]
+        /// full-replica: the whole chain from genesis; forward-only: from the current head on.
+        /// The same subscription again is a no-op that succeeds.
+        #[arg(long, value_enum, default_value = "full-replica")]
         mode: ModeArg,
         /// Show progress and return once fully replicated (or active, for forward-only)
         #[arg(long)]

@@ -363,17 +363,26 @@ impl Registers {
 
     // ----- subscriptions ------------------------------------------------------------------
 
-    /// Subscribes to a register some connected peer advertises.
+    /// Subscribes to a register some connected peer advertises; `true` with the view when a
+    /// subscription was made, `false` when it existed already in this mode (nothing changed).
     pub async fn subscribe(
         self: &Arc<Self>,
         register_id: &str,
         mode: Mode,
-    ) -> Result<SubscriptionView, RegisterError> {
+    ) -> Result<(SubscriptionView, bool), RegisterError> {
         ledger::validate_register_id(register_id)
             .map_err(|e| RegisterError::Invalid(e.to_string()))?;
-        if self.subs.contains(register_id) {
+        if let Some(current) = self.subs.status(register_id) {
+            // The same subscription again changes nothing (scripts can repeat it).
+            if current.mode == mode {
+                return self
+                    .subscription(register_id)
+                    .map(|view| (view, false))
+                    .ok_or_else(|| RegisterError::NotFound(register_id.to_string()));
+            }
             return Err(RegisterError::Conflict(format!(
-                "already subscribed to '{register_id}'"
+                "already subscribed to '{register_id}' as {}; unsubscribe first to change the mode",
+                current.mode.as_str()
             )));
         }
         let held = self.chain.get(register_id);
@@ -411,6 +420,7 @@ impl Registers {
         self.start_subscription(register_id, mode, now);
         tracing::info!(register = register_id, mode = mode.as_str(), "subscribed");
         self.subscription(register_id)
+            .map(|view| (view, true))
             .ok_or_else(|| RegisterError::NotFound(register_id.to_string()))
     }
 

@@ -245,14 +245,20 @@ async fn subscription_rules(database_url: Option<String>) {
     )
     .await;
     assert_eq!(code, 0, "{err}");
-    // Twice: 409 / exit 1.
+    // Again in the same mode (the default): a no-op that succeeds. In the other mode: 409 /
+    // exit 1, saying what to do.
+    let (code, _, err) = cli(&b, &["registers", "subscribe", "ledger"]).await;
+    assert_eq!(code, 0, "{err}");
     let (code, _, err) = cli(
         &b,
-        &["registers", "subscribe", "ledger", "--mode", "full-replica"],
+        &["registers", "subscribe", "ledger", "--mode", "forward-only"],
     )
     .await;
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("already subscribed"), "{err}");
+    assert!(
+        err.contains("already subscribed") && err.contains("unsubscribe first"),
+        "{err}"
+    );
 
     // Banning the only source is refused unless forced.
     let (code, _, err) = cli(&b, &["peers", "ban", &a.peer_id[..8]]).await;

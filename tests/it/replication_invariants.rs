@@ -193,6 +193,11 @@ async fn step(
             let mode = if full { "full-replica" } else { "forward-only" };
             let result = b.client.subscribe(REGISTER, mode).await;
             match (model.subscribed, model.held, full) {
+                (Some(current), _, _) if current == full => {
+                    // The same subscription again: a no-op.
+                    let view = result.map_err(|e| fail(format!("subscribe again: {e}")))?;
+                    prop_assert_eq!(view.mode.as_str(), mode);
+                }
                 (Some(_), _, _) => {
                     prop_assert!(
                         matches!(result, Err(ClientError::Conflict(_))),
