@@ -559,14 +559,15 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
         }
         'sorcha-peer;lag' {
             [CompletionResult]::new('--against', '--against', [CompletionResultType]::ParameterName, 'The other node''s peer-protocol address (no admin token needed there)')
-            [CompletionResult]::new('--register', '--register', [CompletionResultType]::ParameterName, 'Only this register')
-            [CompletionResult]::new('--max-lag', '--max-lag', [CompletionResultType]::ParameterName, 'Exit 1 if any register is more than N transactions behind (or has diverged), saying why for each')
+            [CompletionResult]::new('--register', '--register', [CompletionResultType]::ParameterName, 'Only these registers (repeat the option for several); each named register is judged, held here or not')
+            [CompletionResult]::new('--max-lag', '--max-lag', [CompletionResultType]::ParameterName, 'Exit 1 if any register held here is more than N transactions behind (or has diverged), saying why for each. Exit codes: 0 within the limit, 1 over it or forked, 3 this node''s admin API cannot be reached, 5 a named register is not advertised there')
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
             [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Also judge the registers the other node advertises and this one does not hold (otherwise they are only shown)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
             [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also honoured: the NO_COLOR environment variable)')

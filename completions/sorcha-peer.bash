@@ -1026,7 +1026,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__lag)
-            opts="-o -q -h -V --against --register --max-lag --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --against --register --max-lag --all --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -510,14 +510,15 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         }
         &'sorcha-peer;lag'= {
             cand --against 'The other node''s peer-protocol address (no admin token needed there)'
-            cand --register 'Only this register'
-            cand --max-lag 'Exit 1 if any register is more than N transactions behind (or has diverged), saying why for each'
+            cand --register 'Only these registers (repeat the option for several); each named register is judged, held here or not'
+            cand --max-lag 'Exit 1 if any register held here is more than N transactions behind (or has diverged), saying why for each. Exit codes: 0 within the limit, 1 over it or forked, 3 this node''s admin API cannot be reached, 5 a named register is not advertised there'
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
             cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
             cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
+            cand --all 'Also judge the registers the other node advertises and this one does not hold (otherwise they are only shown)'
             cand -q 'Print only the requested data, no confirmations'
             cand --quiet 'Print only the requested data, no confirmations'
             cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'

@@ -390,8 +390,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_s
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from help" -f -a "get" -d 'Show a transaction: pending, or sealed with its version and docket number'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l against -d 'The other node\'s peer-protocol address (no admin token needed there)' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l register -d 'Only this register' -r
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l max-lag -d 'Exit 1 if any register is more than N transactions behind (or has diverged), saying why for each' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l register -d 'Only these registers (repeat the option for several); each named register is judged, held here or not' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l max-lag -d 'Exit 1 if any register held here is more than N transactions behind (or has diverged), saying why for each. Exit codes: 0 within the limit, 1 over it or forked, 3 this node\'s admin API cannot be reached, 5 a named register is not advertised there' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
@@ -399,6 +399,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l data-dir
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
 json\t'One JSON document on stdout, with the admin API\'s field names'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l all -d 'Also judge the registers the other node advertises and this one does not hold (otherwise they are only shown)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l no-headers -d 'Tables without their header line'

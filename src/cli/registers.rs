@@ -77,13 +77,19 @@ pub struct LagArgs {
     /// The other node's peer-protocol address (no admin token needed there)
     #[arg(long, value_name = "HOST:PORT")]
     pub against: String,
-    /// Only this register
+    /// Only these registers (repeat the option for several); each named register is judged,
+    /// held here or not
     #[arg(long, value_name = "REGISTER")]
-    pub register: Option<String>,
-    /// Exit 1 if any register is more than N transactions behind (or has diverged), saying
-    /// why for each
+    pub register: Vec<String>,
+    /// Exit 1 if any register held here is more than N transactions behind (or has
+    /// diverged), saying why for each. Exit codes: 0 within the limit, 1 over it or forked,
+    /// 3 this node's admin API cannot be reached, 5 a named register is not advertised there
     #[arg(long, value_name = "N")]
     pub max_lag: Option<u64>,
+    /// Also judge the registers the other node advertises and this one does not hold
+    /// (otherwise they are only shown)
+    #[arg(long)]
+    pub all: bool,
 }
 
 pub async fn run(
@@ -441,9 +447,30 @@ impl SyncProgress {
 }
 
 pub async fn lag(client: &AdminClient, out: &Output, args: LagArgs) -> Result<i32, ClientError> {
-    let rows = client.lag(&args.against, args.register.as_deref()).await?;
+    let rows = match args.register.as_slice() {
+        [one] => client.lag(&args.against, Some(one)).await?,
+        named => {
+            let mut rows = client.lag(&args.against, None).await?;
+            if !named.is_empty() {
+                if let Some(missing) = named
+                    .iter()
+                    .find(|n| !rows.iter().any(|r| &&r.register_id == n))
+                {
+                    return Err(ClientError::NotFound(format!(
+                        "{} does not advertise register '{missing}'",
+                        args.against
+                    )));
+                }
+                rows.retain(|r| named.contains(&r.register_id));
+            }
+            rows
+        }
+    };
+    // Registers this node does not hold are information, unless asked for by name or --all.
+    let judged = |r: &LagDto| r.held_locally || args.all || !args.register.is_empty();
     let failing: Vec<(&str, Vec<String>)> = rows
         .iter()
+        .filter(|r| judged(r))
         .map(|r| (r.register_id.as_str(), lag_problems(r, args.max_lag)))
         .filter(|(_, problems)| !problems.is_empty())
         .collect();

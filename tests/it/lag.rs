@@ -112,7 +112,59 @@ async fn a_failed_lag_check_says_why_for_each_register() {
     assert_eq!(ledger.diverged_at_docket_version, Some(0));
 
     let against = a.seed();
+    // By default only the registers held here are judged: audit is shown, not failed.
     let (code, out, err) = cli(&b, &["lag", "--against", &against, "--max-lag", "0"]).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        out.contains("orders") && out.contains("audit"),
+        "the table shows all: {out}"
+    );
+    assert!(err.contains("failed for 2 registers:"), "{err}");
+    assert!(!err.contains("audit"), "{err}");
+    // --register can be repeated; a named register is judged whether held or not, and one
+    // the other node does not advertise is not found (exit 5).
+    let (code, _, err) = cli(
+        &b,
+        &[
+            "lag",
+            "--against",
+            &against,
+            "--register",
+            "orders",
+            "--register",
+            "audit",
+            "--max-lag",
+            "0",
+        ],
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("failed for 2 registers:") && err.contains("audit: not held"),
+        "{err}"
+    );
+    assert!(!err.contains("ledger"), "{err}");
+    let (code, _, err) = cli(
+        &b,
+        &[
+            "lag",
+            "--against",
+            &against,
+            "--register",
+            "orders",
+            "--register",
+            "nowhere",
+        ],
+    )
+    .await;
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("nowhere"), "{err}");
+    // --all judges every register the other node advertises.
+    let (code, out, err) = cli(
+        &b,
+        &["lag", "--against", &against, "--max-lag", "0", "--all"],
+    )
+    .await;
     assert_eq!(code, 1, "{err}");
     assert!(out.contains("orders"), "the table still shows: {out}");
     let dockets = match orders.dockets_behind {
