@@ -389,6 +389,11 @@ declare_keys! {
         default: None,
         help: "When set, a JWT's `aud` claim must be or contain it.",
     },
+    jwt_max_lifetime: Duration {
+        default: Some("\"24h\""),
+        help: "Longest lifetime (exp - iat) a JWT may have. Tokens that live longer, that have no `iat`, or whose\n`iat` is in the future are refused, so a stolen long-lived token is not good for years. Set it\nto at least the longest lifetime of the tokens your platform issues.",
+        check: check::positive,
+    },
     admin_tls_cert_file: Option<PathBuf> {
         default: None,
         help: "PEM certificate chain for the admin API: when set (with admin_tls_key_file), it serves https only.\nThe CLI then needs --node https://… and, for a private CA, --cacert.",

@@ -6,6 +6,7 @@ mod common;
 mod admin_api;
 mod admin_auth;
 mod admin_tls;
+mod admin_tokens;
 mod bans;
 mod catch_up;
 mod cli;
