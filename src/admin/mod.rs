@@ -6,6 +6,7 @@ pub mod auth;
 mod dashboard;
 pub mod dto;
 mod events;
+mod host;
 mod linger;
 mod peers;
 mod registers;
@@ -225,6 +226,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::map_response(json_errors))
+        // Before any answer (DNS rebinding); its refusal too waits for the body, in the span.
+        .layer(middleware::from_fn_with_state(state.clone(), host::check))
         .layer(middleware::from_fn(linger::drain_refused_bodies))
         .layer(middleware::from_fn_with_state(
             state.clone(),

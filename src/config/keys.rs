@@ -394,6 +394,11 @@ declare_keys! {
         help: "Longest lifetime (exp - iat) a JWT may have. Tokens that live longer, that have no `iat`, or whose\n`iat` is in the future are refused, so a stolen long-lived token is not good for years. Set it\nto at least the longest lifetime of the tokens your platform issues.",
         check: check::positive,
     },
+    admin_allowed_hosts: Vec<String> {
+        default: Some("[]"),
+        help: "Host names the admin API may be reached by (the HTTP Host header, without port), e.g.\n[\"peer1.example.net\"]. IP addresses and `localhost` are always accepted; a request naming\nanother host is refused with 421, so a web page cannot read the API through DNS rebinding.\nAdd the names in `--node` URLs, in Prometheus targets and in a proxy's upstream.",
+        check: check::host_names,
+    },
     admin_tls_cert_file: Option<PathBuf> {
         default: None,
         help: "PEM certificate chain for the admin API: when set (with admin_tls_key_file), it serves https only.\nThe CLI then needs --node https://… and, for a private CA, --cacert.",

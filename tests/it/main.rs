@@ -5,6 +5,7 @@ mod common;
 
 mod admin_api;
 mod admin_auth;
+mod admin_host;
 mod admin_tls;
 mod admin_tokens;
 mod bans;
