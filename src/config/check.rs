@@ -309,6 +309,15 @@ pub fn across(c: &Config) -> Result<(), (&'static str, Problem)> {
             ));
         }
     }
+    if c.max_anonymous_event_clients >= c.max_event_clients {
+        return Err((
+            "max_anonymous_event_clients",
+            Problem(format!(
+                "must be less than max_event_clients ({}): clients with a token need places of their own",
+                c.max_event_clients
+            )),
+        ));
+    }
     if c.reconnect_backoff_min > c.reconnect_backoff_max {
         return Err((
             "reconnect_backoff_max",
@@ -347,5 +356,16 @@ mod tests {
         ] {
             assert!(names(&[bad]).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn streams_with_a_token_keep_places_of_their_own() {
+        let mut c = Config::defaults().expect("defaults");
+        c.max_event_clients = 8;
+        c.max_anonymous_event_clients = 8;
+        let (key, _) = across(&c).expect_err("no place left for tokens");
+        assert_eq!(key, "max_anonymous_event_clients");
+        c.max_anonymous_event_clients = 7;
+        assert!(across(&c).is_ok());
     }
 }

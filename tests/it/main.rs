@@ -15,6 +15,7 @@ mod cluster;
 mod connect;
 mod dashboard;
 mod docs;
+mod event_places;
 mod events;
 mod generated;
 mod gossip;
