@@ -9,7 +9,8 @@
 //! Bounds: the ring keeps the last [`EVENT_HISTORY`] events; each live subscriber has a
 //! backlog of [`EVENT_BACKLOG`] events, and one that falls further behind skips ahead and is
 //! told how many it missed ([`EventKind::Lagged`]) instead of holding memory for it.
-//! Subscribers themselves are counted and capped by the caller's limit.
+//! Subscribers themselves are counted here and admitted by the admin API (`admin/events.rs`:
+//! places per kind of client).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -296,11 +297,6 @@ impl Default for Events {
     }
 }
 
-/// Refused: as many subscribers as allowed are connected.
-#[derive(Debug, thiserror::Error)]
-#[error("too many event subscribers (limit {0})")]
-pub struct TooManySubscribers(pub usize);
-
 impl Events {
     pub fn new() -> Events {
         let (sender, _) = broadcast::channel(EVENT_BACKLOG);
@@ -387,21 +383,10 @@ impl Events {
     /// Subscribes: the stream yields the events after `since` still in the ring (all of the
     /// ring when `since` is `None` or names a sequence number this node has not reached, e.g.
     /// one from before a restart; a `lagged` event first when some after `since` have left
-    /// the ring), then live events. Refused when `max_subscribers` are connected; the slot is
-    /// freed when the stream is dropped.
-    pub fn subscribe(
-        &self,
-        since: Option<u64>,
-        max_subscribers: usize,
-    ) -> Result<Subscription, TooManySubscribers> {
-        let taken = self
-            .subscribers
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max_subscribers).then_some(n + 1)
-            });
-        if taken.is_err() {
-            return Err(TooManySubscribers(max_subscribers));
-        }
+    /// the ring), then live events. Counted in [`Events::subscribers`] until dropped; the
+    /// caller decides who may subscribe.
+    pub fn subscribe(&self, since: Option<u64>) -> Subscription {
+        self.subscribers.fetch_add(1, Ordering::AcqRel);
         let slot = Slot(self.subscribers.clone());
         // Ring snapshot and receiver under one lock: no event is missed or seen twice.
         let inner = self.lock();
@@ -423,12 +408,12 @@ impl Events {
                 .map(|e| (**e).clone()),
         );
         drop(inner);
-        Ok(Subscription {
+        Subscription {
             backlog,
             receiver,
             closed: self.closed.clone(),
             _slot: slot,
-        })
+        }
     }
 }
 
@@ -440,7 +425,7 @@ fn lagged(missed: u64) -> Event {
     }
 }
 
-/// Frees a subscriber slot when dropped.
+/// Uncounts a subscriber when dropped.
 struct Slot(Arc<AtomicUsize>);
 
 impl Drop for Slot {
@@ -533,7 +518,7 @@ mod tests {
         for n in 0..5 {
             events.publish(unbanned(n));
         }
-        let mut sub = events.subscribe(Some(3), 10).unwrap();
+        let mut sub = events.subscribe(Some(3));
         assert_eq!(sub.next().await.unwrap().seq, 4);
         assert_eq!(sub.next().await.unwrap().seq, 5);
         events.publish(unbanned(9));
@@ -543,19 +528,19 @@ mod tests {
             events.publish(unbanned(n));
         }
         // Events 2..=6 have left the ring.
-        let mut old = events.subscribe(Some(1), 10).unwrap();
+        let mut old = events.subscribe(Some(1));
         let first = old.next().await.unwrap();
         assert_eq!(first.kind, EventKind::Lagged { missed: 5 });
         assert_eq!(old.next().await.unwrap().seq, 7);
         // A sequence number from a previous run replays the whole ring.
-        let mut future = events.subscribe(Some(1_000_000), 10).unwrap();
+        let mut future = events.subscribe(Some(1_000_000));
         assert_eq!(future.next().await.unwrap().seq, 7);
     }
 
     #[tokio::test]
     async fn a_slow_subscriber_skips_ahead_and_is_told_how_many_it_missed() {
         let events = Events::new();
-        let mut sub = events.subscribe(None, 10).unwrap();
+        let mut sub = events.subscribe(None);
         let extra = 40u64;
         for n in 0..(EVENT_BACKLOG as u64 + extra) {
             events.publish(unbanned(n));
@@ -568,20 +553,19 @@ mod tests {
     #[tokio::test]
     async fn closing_ends_every_subscription() {
         let events = Events::new();
-        let mut sub = events.subscribe(None, 2).unwrap();
+        let mut sub = events.subscribe(None);
         events.close();
         assert_eq!(sub.next().await, None);
     }
 
     #[test]
-    fn subscribers_are_capped_and_slots_freed_on_drop() {
+    fn subscribers_are_counted_until_dropped() {
         let events = Events::new();
-        let a = events.subscribe(None, 2).unwrap();
-        let _b = events.subscribe(None, 2).unwrap();
-        assert!(events.subscribe(None, 2).is_err());
+        let a = events.subscribe(None);
+        let _b = events.subscribe(None);
         assert_eq!(events.subscribers(), 2);
         drop(a);
-        assert!(events.subscribe(None, 2).is_ok());
+        assert_eq!(events.subscribers(), 1);
     }
 
     #[test]

@@ -267,6 +267,7 @@ pub async fn start(
         advertisements: Arc::default(),
         config: config.clone(),
         auth: auth.clone(),
+        event_slots: admin::EventSlots::new(&config),
         started,
         started_ms,
         listeners: serving.clone(),
@@ -278,6 +279,8 @@ pub async fn start(
         listeners.admin,
         admin_tls,
         admin::router(admin_state),
+        config.admin_send_timeout,
+        metrics.clone(),
         shutdown.clone(),
     );
     tasks.spawn(async move {

@@ -42,7 +42,7 @@ pub enum Policy {
     Read,
     /// Any valid token (the admin token or a JWT): subscriptions, registers, transactions.
     Authenticated,
-    /// `CanManagePeers`: the admin token, or a JWT with an `org_id` claim or
+    /// `CanManagePeers`: the admin token, or a JWT with a non-empty `org_id` string or
     /// `token_type = "service"`. Bans, unbans, resets.
     ManagePeers,
 }
@@ -82,6 +82,10 @@ pub enum AuthError {
     Jwt(&'static str),
     #[error("invalid JWT: token has no `{0}` claim")]
     MissingClaim(String),
+    #[error(
+        "invalid JWT: token lifetime (exp - iat) of {lifetime} is longer than jwt_max_lifetime ({max})"
+    )]
+    TooLongLived { lifetime: String, max: String },
     #[error("token lacks CanManagePeers: needs an org_id claim or token_type=service")]
     LacksManagePeers,
 }
@@ -126,6 +130,8 @@ pub struct Authenticator {
 pub struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
+    /// `jwt_max_lifetime`.
+    max_lifetime: Duration,
 }
 
 impl JwtVerifier {
@@ -158,7 +164,42 @@ impl JwtVerifier {
         Ok(Some(JwtVerifier {
             key: DecodingKey::from_secret(&key),
             validation,
+            max_lifetime: config.jwt_max_lifetime,
         }))
+    }
+
+    /// `jwt_max_lifetime`: `iat` is required, not in the future (beyond the leeway), and
+    /// `exp - iat` is at most the maximum. With `iat` not in the future this also bounds `exp`
+    /// to now plus the maximum. `now` is in unix seconds; `exp` was checked by the decoder.
+    fn check_lifetime(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+        now: i64,
+    ) -> Result<(), AuthError> {
+        let iat = match claims.get("iat") {
+            None | Some(serde_json::Value::Null) => {
+                return Err(AuthError::MissingClaim("iat".into()));
+            }
+            Some(value) => value
+                .as_f64()
+                .ok_or(AuthError::Jwt("`iat` is not a number of seconds"))?,
+        };
+        let exp = claims
+            .get("exp")
+            .and_then(|v| v.as_f64())
+            .ok_or(AuthError::Jwt("`exp` is not a number of seconds"))?;
+        if iat > (now as f64) + JWT_LEEWAY.as_secs_f64() {
+            return Err(AuthError::Jwt("token issued in the future (its iat)"));
+        }
+        let lifetime = exp - iat;
+        if lifetime > self.max_lifetime.as_secs_f64() {
+            return Err(AuthError::TooLongLived {
+                lifetime: humantime::format_duration(Duration::from_secs(lifetime as u64))
+                    .to_string(),
+                max: humantime::format_duration(self.max_lifetime).to_string(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -184,8 +225,7 @@ impl Authenticator {
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(bearer_token)
             .ok_or(AuthError::NotBearer)?;
         if bool::from(token.as_bytes().ct_eq(self.admin_token.as_bytes())) {
             return Ok(Principal::AdminToken);
@@ -201,11 +241,12 @@ impl Authenticator {
         )
         .map_err(|e| rejection(e.into_kind()))?;
         let claims = data.claims;
-        let org_id = claims.get("org_id").is_some_and(|v| match v {
-            serde_json::Value::Null => false,
-            serde_json::Value::String(s) => !s.trim().is_empty(),
-            _ => true,
-        });
+        jwt.check_lifetime(&claims, crate::clock::now_ms() / 1000)?;
+        // As the platform's policy reads it: a non-empty string, nothing else.
+        let org_id = claims
+            .get("org_id")
+            .and_then(|v| v.as_str())
+            .is_some_and(|s| !s.trim().is_empty());
         let service = claims
             .get("token_type")
             .and_then(|v| v.as_str())
@@ -215,6 +256,14 @@ impl Authenticator {
             manages_peers: org_id || service,
         })
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 7235) and may be followed by any run of spaces; the token must not be empty.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim_start().split_once([' ', '\t'])?;
+    let token = rest.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// The JWT key file's text, without the trailing newline editors add.
@@ -355,5 +404,55 @@ mod tests {
         assert_eq!(ManagePeers.check(&jwt(true)), Ok(()));
         assert_eq!(AuthError::LacksManagePeers.status(), StatusCode::FORBIDDEN);
         assert_eq!(AuthError::Missing.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_the_token_not_empty() {
+        for value in ["Bearer t.k", "bearer t.k", "BEARER  t.k ", "bEaReR\tt.k"] {
+            assert_eq!(bearer_token(value), Some("t.k"), "{value:?}");
+        }
+        for value in ["Basic dXNlcg==", "Bearer", "Bearer   ", "Bearert.k", "t.k"] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn a_jwt_lives_at_most_the_maximum_from_an_iat_not_in_the_future() {
+        let mut config = Config::defaults().expect("defaults");
+        config.jwt_key = Some(crate::config::Secret::new("k".repeat(MIN_JWT_KEY_BYTES)));
+        config.jwt_max_lifetime = Duration::from_secs(3600);
+        let verifier = JwtVerifier::from_config(&config)
+            .expect("settings")
+            .expect("a key");
+        let now = 1_000_000;
+        let claims = |value: serde_json::Value| value.as_object().expect("object").clone();
+        let check = |value| verifier.check_lifetime(&claims(value), now);
+        assert_eq!(
+            check(serde_json::json!({"iat": now, "exp": now + 3600})),
+            Ok(())
+        );
+        assert_eq!(
+            check(serde_json::json!({"iat": now - 60, "exp": now + 60})),
+            Ok(())
+        );
+        assert_eq!(
+            check(serde_json::json!({"exp": now + 60})),
+            Err(AuthError::MissingClaim("iat".into()))
+        );
+        assert!(matches!(
+            check(serde_json::json!({"iat": now, "exp": now + 3601})),
+            Err(AuthError::TooLongLived { .. })
+        ));
+        // The year 9999.
+        assert!(matches!(
+            check(serde_json::json!({"iat": now, "exp": 253_402_300_799i64})),
+            Err(AuthError::TooLongLived { .. })
+        ));
+        // A short lifetime that starts far ahead would still be valid for years.
+        assert_eq!(
+            check(serde_json::json!({"iat": 253_402_300_000i64, "exp": 253_402_300_799i64})),
+            Err(AuthError::Jwt("token issued in the future (its iat)"))
+        );
+        assert!(check(serde_json::json!({"iat": "yesterday", "exp": now})).is_err());
     }
 }

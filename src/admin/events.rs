@@ -5,18 +5,30 @@
 //!
 //! Reads, so the same auth as every other read. The dashboard reads the stream with `fetch`
 //! (not `EventSource`), so a token travels in the `Authorization` header, never in a URL.
+//!
+//! Places ([`EventSlots`]): at most `max_event_clients` streams, of which at most
+//! `max_anonymous_event_clients` without a token and `max_anonymous_event_clients_per_ip` of
+//! those from one address; the rest are kept for the operator's token or a JWT, so clients
+//! without one cannot lock the operator out. A client that stops reading loses its place by
+//! `admin_send_timeout` (`deadline.rs`).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::extract::{Query, State};
+use axum::Extension;
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::Deserialize;
 
+use super::auth::Principal;
 use super::dto::RecentEventsDto;
 use super::{ApiError, ApiResult, Shared};
+use crate::config::Config;
 use crate::events::{EVENT_HISTORY, Event};
 
 /// Events `/api/events/recent` answers with unless asked for fewer.
@@ -37,9 +49,117 @@ pub(super) struct RecentQuery {
 
 type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
 
+/// The places on the event stream, by kind of client.
+pub struct EventSlots {
+    max: usize,
+    max_anonymous: usize,
+    max_anonymous_per_ip: usize,
+    taken: Mutex<Taken>,
+}
+
+#[derive(Default)]
+struct Taken {
+    all: usize,
+    anonymous: usize,
+    /// Streams without a token per address; an address leaves the map with its last stream,
+    /// so it holds at most `max_anonymous` entries.
+    anonymous_by_ip: HashMap<IpAddr, usize>,
+}
+
+/// Why a stream was not given a place (503); each names its key and is counted under it.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NoPlace {
+    #[error("too many event subscribers (max_event_clients {0})")]
+    Full(usize),
+    #[error(
+        "too many event streams without a token (max_anonymous_event_clients {0}): send the admin token or a JWT (Authorization: Bearer) to use the places kept for them"
+    )]
+    Anonymous(usize),
+    #[error(
+        "too many event streams without a token from this address (max_anonymous_event_clients_per_ip {0}): send the admin token or a JWT (Authorization: Bearer) to use the places kept for them"
+    )]
+    AnonymousFromIp(usize),
+}
+
+impl NoPlace {
+    fn limit(&self) -> &'static str {
+        match self {
+            NoPlace::Full(_) => "max_event_clients",
+            NoPlace::Anonymous(_) => "max_anonymous_event_clients",
+            NoPlace::AnonymousFromIp(_) => "max_anonymous_event_clients_per_ip",
+        }
+    }
+}
+
+impl EventSlots {
+    pub fn new(config: &Config) -> Arc<EventSlots> {
+        Arc::new(EventSlots {
+            max: config.max_event_clients,
+            max_anonymous: config.max_anonymous_event_clients,
+            max_anonymous_per_ip: config.max_anonymous_event_clients_per_ip,
+            taken: Mutex::new(Taken::default()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Taken> {
+        // Counters only; a panic elsewhere cannot leave them half-updated.
+        self.taken.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A place for a stream of `who` from `ip`, held until the [`Place`] is dropped.
+    pub fn take(self: &Arc<Self>, who: &Principal, ip: IpAddr) -> Result<Place, NoPlace> {
+        let anonymous = matches!(who, Principal::Anonymous { .. });
+        let ip = ip.to_canonical();
+        let mut taken = self.lock();
+        if taken.all >= self.max {
+            return Err(NoPlace::Full(self.max));
+        }
+        if anonymous {
+            if taken.anonymous >= self.max_anonymous {
+                return Err(NoPlace::Anonymous(self.max_anonymous));
+            }
+            let from_ip = taken.anonymous_by_ip.get(&ip).copied().unwrap_or(0);
+            if from_ip >= self.max_anonymous_per_ip {
+                return Err(NoPlace::AnonymousFromIp(self.max_anonymous_per_ip));
+            }
+            taken.anonymous_by_ip.insert(ip, from_ip + 1);
+            taken.anonymous += 1;
+        }
+        taken.all += 1;
+        Ok(Place {
+            slots: self.clone(),
+            anonymous_ip: anonymous.then_some(ip),
+        })
+    }
+}
+
+/// One stream's place; given back when dropped (the stream ended or its client went away).
+pub struct Place {
+    slots: Arc<EventSlots>,
+    anonymous_ip: Option<IpAddr>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut taken = self.slots.lock();
+        taken.all = taken.all.saturating_sub(1);
+        if let Some(ip) = self.anonymous_ip {
+            taken.anonymous = taken.anonymous.saturating_sub(1);
+            if let Some(n) = taken.anonymous_by_ip.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    taken.anonymous_by_ip.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
 /// `GET /api/events`: live events as Server-Sent Events.
 pub(super) async fn stream(
     State(state): Shared,
+    Extension(who): Extension<Principal>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     query: QueryResult<StreamQuery>,
 ) -> Response {
@@ -64,17 +184,17 @@ pub(super) async fn stream(
             }
         },
     };
-    let subscription = match state
-        .events
-        .subscribe(since, state.config.max_event_clients)
-    {
-        Ok(subscription) => subscription,
+    let place = match state.event_slots.take(&who, remote.ip()) {
+        Ok(place) => place,
         Err(e) => {
-            state.metrics.limit_hit("max_event_clients");
+            state.metrics.limit_hit(e.limit());
             return ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response();
         }
     };
-    let events = subscription.into_stream().map(|event| {
+    let subscription = state.events.subscribe(since);
+    let events = subscription.into_stream().map(move |event| {
+        // The place is held for as long as the stream is.
+        let _place = &place;
         let mut sse = SseEvent::default();
         if event.seq > 0 {
             sse = sse.id(event.seq.to_string());
@@ -117,4 +237,60 @@ pub(super) async fn recent(
         latest_seq,
         events: events.into_iter().skip(skip).collect(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slots(max: usize, anonymous: usize, per_ip: usize) -> Arc<EventSlots> {
+        let mut config = Config::defaults().expect("defaults");
+        config.max_event_clients = max;
+        config.max_anonymous_event_clients = anonymous;
+        config.max_anonymous_event_clients_per_ip = per_ip;
+        EventSlots::new(&config)
+    }
+
+    const NOBODY: Principal = Principal::Anonymous { open_network: true };
+
+    fn ip(n: u8) -> IpAddr {
+        IpAddr::from([127, 0, 0, n])
+    }
+
+    #[test]
+    fn streams_without_a_token_leave_places_for_the_operator() {
+        let slots = slots(4, 2, 1);
+        let a = slots.take(&NOBODY, ip(1)).expect("first anonymous");
+        assert_eq!(
+            slots.take(&NOBODY, ip(1)).err(),
+            Some(NoPlace::AnonymousFromIp(1))
+        );
+        let _b = slots.take(&NOBODY, ip(2)).expect("another address");
+        assert_eq!(
+            slots.take(&NOBODY, ip(3)).err(),
+            Some(NoPlace::Anonymous(2))
+        );
+        let _op1 = slots.take(&Principal::AdminToken, ip(1)).expect("operator");
+        let _op2 = slots.take(&Principal::AdminToken, ip(1)).expect("operator");
+        assert_eq!(
+            slots.take(&Principal::AdminToken, ip(1)).err(),
+            Some(NoPlace::Full(4))
+        );
+        // A freed place goes to whoever asks next, within the same caps.
+        drop(a);
+        let _c = slots.take(&NOBODY, ip(3)).expect("a freed place");
+        assert_eq!(slots.take(&NOBODY, ip(4)).err(), Some(NoPlace::Full(4)));
+        assert_eq!(slots.lock().anonymous_by_ip.len(), 2, "ip 1 left the map");
+    }
+
+    #[test]
+    fn an_ipv4_client_over_ipv6_counts_as_its_ipv4_address() {
+        let slots = slots(4, 2, 1);
+        let _a = slots.take(&NOBODY, ip(1)).expect("first");
+        let mapped = IpAddr::V6(std::net::Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped());
+        assert_eq!(
+            slots.take(&NOBODY, mapped).err(),
+            Some(NoPlace::AnonymousFromIp(1))
+        );
+    }
 }

@@ -4,8 +4,10 @@
 
 pub mod auth;
 mod dashboard;
+pub mod deadline;
 pub mod dto;
 mod events;
+mod host;
 mod linger;
 mod peers;
 pub mod platform;
@@ -39,6 +41,7 @@ use crate::store::{StorageHealth, Store};
 use crate::telemetry::Metrics;
 use auth::{Authenticator, Policy};
 use dto::*;
+pub use events::EventSlots;
 
 /// Largest request body accepted by default (single transactions and batches have their own).
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -61,6 +64,8 @@ pub struct AdminState {
     pub config: Arc<Config>,
     /// Turns requests into principals; the routes' policies use it.
     pub auth: Arc<Authenticator>,
+    /// Places on the event stream (`GET /api/events`), by kind of client.
+    pub event_slots: Arc<EventSlots>,
     pub started: Instant,
     /// Unix ms at start (peers seen before it do not count towards readiness).
     pub started_ms: i64,
@@ -246,6 +251,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::map_response(json_errors))
+        // Before any answer (DNS rebinding); its refusal too waits for the body, in the span.
+        .layer(middleware::from_fn_with_state(state.clone(), host::check))
         .layer(middleware::from_fn(linger::drain_refused_bodies))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -255,23 +262,33 @@ pub fn router(state: Arc<AdminState>) -> Router {
 }
 
 /// Serves `router` on `listener`, over TLS when `tls` is given, until `shutdown` is cancelled.
+/// A client that reads nothing for `send_timeout` is disconnected (`deadline.rs`).
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     router: Router,
+    send_timeout: std::time::Duration,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    // `tap_io` only so axum hands the client's address to the handlers as it does for a plain
+    // TCP listener.
     match tls {
         None => {
+            let listener =
+                deadline::DeadlineListener::new(listener, send_timeout, metrics).tap_io(|_| {});
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await
         }
         Some(config) => {
-            // `tap_io` only so axum hands the client's address to the handlers as it does for
-            // a plain TCP listener.
-            let listener = tls::TlsListener::new(listener, config).tap_io(|_| {});
+            let listener = deadline::DeadlineListener::new(
+                tls::TlsListener::new(listener, config),
+                send_timeout,
+                metrics,
+            )
+            .tap_io(|_| {});
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await

@@ -103,6 +103,24 @@ pub fn host_ports(addresses: &[String]) -> Result<(), Problem> {
         .try_for_each(|a| validate_host_port(a).map_err(|e| Problem(e.to_string())))
 }
 
+/// Host names (`admin_allowed_hosts`): DNS names without port or scheme.
+pub fn host_names(names: &[String]) -> Result<(), Problem> {
+    for name in names {
+        let labels_ok = name.len() <= 253
+            && name.trim_end_matches('.').split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !labels_ok {
+            return Err(Problem(format!(
+                "'{name}' is not a host name (letters, digits, '-' and '.', no port; IP addresses are always accepted)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Plain-HTTP URLs (the "what is my IP" lookups; the node's HTTP client has no TLS).
 pub fn http_urls(urls: &[String]) -> Result<(), Problem> {
     for url in urls {
@@ -291,6 +309,15 @@ pub fn across(c: &Config) -> Result<(), (&'static str, Problem)> {
             ));
         }
     }
+    if c.max_anonymous_event_clients >= c.max_event_clients {
+        return Err((
+            "max_anonymous_event_clients",
+            Problem(format!(
+                "must be less than max_event_clients ({}): clients with a token need places of their own",
+                c.max_event_clients
+            )),
+        ));
+    }
     if c.reconnect_backoff_min > c.reconnect_backoff_max {
         return Err((
             "reconnect_backoff_max",
@@ -308,4 +335,37 @@ pub fn across(c: &Config) -> Result<(), (&'static str, Problem)> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_hosts_are_names_without_a_port() {
+        let names =
+            |list: &[&str]| host_names(&list.iter().map(|n| n.to_string()).collect::<Vec<_>>());
+        assert!(names(&["peer1.example.net", "peer-service", "node.", "10.0.0.5"]).is_ok());
+        for bad in [
+            "peer1:5080",
+            "http://peer1",
+            "*.example.net",
+            "",
+            "a..b",
+            "[::1]",
+        ] {
+            assert!(names(&[bad]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn streams_with_a_token_keep_places_of_their_own() {
+        let mut c = Config::defaults().expect("defaults");
+        c.max_event_clients = 8;
+        c.max_anonymous_event_clients = 8;
+        let (key, _) = across(&c).expect_err("no place left for tokens");
+        assert_eq!(key, "max_anonymous_event_clients");
+        c.max_anonymous_event_clients = 7;
+        assert!(across(&c).is_ok());
+    }
 }

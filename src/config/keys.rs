@@ -389,6 +389,21 @@ declare_keys! {
         default: None,
         help: "When set, a JWT's `aud` claim must be or contain it.",
     },
+    jwt_max_lifetime: Duration {
+        default: Some("\"24h\""),
+        help: "Longest lifetime (exp - iat) a JWT may have. Tokens that live longer, that have no `iat`, or whose\n`iat` is in the future are refused, so a stolen long-lived token is not good for years. Set it\nto at least the longest lifetime of the tokens your platform issues.",
+        check: check::positive,
+    },
+    admin_allowed_hosts: Vec<String> {
+        default: Some("[]"),
+        help: "Host names the admin API may be reached by (the HTTP Host header, without port), e.g.\n[\"peer1.example.net\"]. IP addresses and `localhost` are always accepted; a request naming\nanother host is refused with 421, so a web page cannot read the API through DNS rebinding.\nAdd the names in `--node` URLs, in Prometheus targets and in a proxy's upstream.",
+        check: check::host_names,
+    },
+    admin_send_timeout: Duration {
+        default: Some("\"30s\""),
+        help: "How long an answer may wait on an admin API client that reads nothing. A client that stops\nreading (an event stream left unread) is disconnected, and its event stream's place freed.",
+        check: check::positive,
+    },
     admin_tls_cert_file: Option<PathBuf> {
         default: None,
         help: "PEM certificate chain for the admin API: when set (with admin_tls_key_file), it serves https only.\nThe CLI then needs --node https://… and, for a private CA, --cacert.",
@@ -400,7 +415,16 @@ declare_keys! {
     // ----- events and dashboard ---------------------------------------------------------
     max_event_clients: usize {
         default: Some("32"),
-        help: "Most clients reading the event stream (`GET /api/events`: the dashboard, `events --follow`, `peers list --watch`) at once; more are refused with 503.",
+        help: "Most clients reading the event stream (`GET /api/events`: the dashboard, `events --follow`,\n`peers list --watch`) at once; more are refused with 503. The places beyond\nmax_anonymous_event_clients are kept for clients with a token.",
+        check: check::positive,
+    },
+    max_anonymous_event_clients: usize {
+        default: Some("8"),
+        help: "Of max_event_clients, how many may read the event stream without a token (from admin_open_cidrs).\nMust be less than max_event_clients, so streams with the admin token or a JWT always find a place.",
+    },
+    max_anonymous_event_clients_per_ip: usize {
+        default: Some("4"),
+        help: "Event streams without a token from one IP address.",
         check: check::positive,
     },
     event_keepalive_interval: Duration {

@@ -1,7 +1,8 @@
 //! Admin API authentication against running nodes: JWTs of every kind (signed with the
 //! configured HS256 key or not, expired, not yet valid, within the leeway, wrong issuer or
 //! audience, with and without CanManagePeers), the policies per route, and reads from
-//! outside `admin_open_cidrs`. Each node's admin API listens on the node's own address.
+//! outside `admin_open_cidrs`. (The bearer scheme, `org_id` values and token lifetimes: in
+//! `admin_tokens.rs`.) Each node's admin API listens on the node's own address.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -13,23 +14,27 @@ use sorcha_peer::config::Secret;
 use crate::common::{PATIENCE, TestCluster, TestNode, bin, run_cmd, wait_until};
 
 /// The key test nodes check JWTs with (at least 32 bytes, as HS256 needs).
-const KEY: &str = "sorcha-peer-test-jwt-key-0123456789abcdef";
+pub const KEY: &str = "sorcha-peer-test-jwt-key-0123456789abcdef";
 /// Another key of the same length, as an attacker would use.
 const WRONG_KEY: &str = "an-attackers-own-jwt-key-0123456789abcdef";
 
-fn now() -> i64 {
+pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
         .as_secs() as i64
 }
 
-/// A JWT with `claims`, signed HS256 with `key`.
-fn mint(key: &str, claims: Value) -> String {
+/// A JWT with `claims`, signed HS256 with `key`, issued now (`iat`) unless the claims say
+/// when, as the platform issues them.
+pub fn mint(key: &str, mut claims: Value) -> String {
+    if let Some(claims) = claims.as_object_mut() {
+        claims.entry("iat").or_insert(json!(now()));
+    }
     mint_with(Algorithm::HS256, key, claims)
 }
 
-fn mint_with(algorithm: Algorithm, key: &str, claims: Value) -> String {
+pub fn mint_with(algorithm: Algorithm, key: &str, claims: Value) -> String {
     jsonwebtoken::encode(
         &Header::new(algorithm),
         &claims,
@@ -40,7 +45,7 @@ fn mint_with(algorithm: Algorithm, key: &str, claims: Value) -> String {
 
 /// Sends `method path` with an optional bearer token and JSON body; returns the status and the
 /// JSON body (`Null` when it is not JSON).
-async fn call(
+pub async fn call(
     node: &TestNode,
     method: Method,
     path: &str,
@@ -60,12 +65,12 @@ async fn call(
     (status, body)
 }
 
-fn error_of(body: &Value) -> &str {
+pub fn error_of(body: &Value) -> &str {
     body["error"].as_str().unwrap_or("")
 }
 
 /// Starts a node on the next address of `net`, its admin API on that address too.
-async fn start_node(
+pub async fn start_node(
     net: &mut TestCluster,
     adjust: impl FnOnce(&mut sorcha_peer::config::Config),
 ) -> TestNode {

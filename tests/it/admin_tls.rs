@@ -142,7 +142,7 @@ async fn the_admin_api_serves_https_and_the_cli_trusts_it_with_cacert() {
     // The CA from the environment, a JWT with org_id as the token.
     let jwt = jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
-        &json!({"org_id": "org-1", "exp": now() + 600}),
+        &json!({"org_id": "org-1", "iat": now(), "exp": now() + 600}),
         &jsonwebtoken::EncodingKey::from_secret(KEY.as_bytes()),
     )
     .expect("mint");

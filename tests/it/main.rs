@@ -5,7 +5,9 @@ mod common;
 
 mod admin_api;
 mod admin_auth;
+mod admin_host;
 mod admin_tls;
+mod admin_tokens;
 mod bans;
 mod catch_up;
 mod cli;
@@ -13,6 +15,7 @@ mod cluster;
 mod connect;
 mod dashboard;
 mod docs;
+mod event_places;
 mod events;
 mod generated;
 mod gossip;
