@@ -2,7 +2,8 @@
 //! or verify against the CA is refused (a node does not start with one; a running node keeps
 //! the previous list, logs, counts and shows the problem until a good list arrives, and still
 //! lets valid peers in); a session ends when a certificate expires, on both sides, and the
-//! refusals that follow are logged by the refusing side.
+//! refusals that follow are logged by the refusing side; the CA's directory is private and a
+//! garbage key file is named as one.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -12,7 +13,7 @@ use sorcha_peer::identity::Identity;
 
 use crate::common::serve::Serve;
 use crate::common::{
-    HEARTBEAT, PATIENCE, TestCluster, TestNode, holds_for, metric, test_config, wait_until,
+    HEARTBEAT, PATIENCE, TestCluster, TestNode, holds_for, metric, run_cmd, test_config, wait_until,
 };
 use crate::transport_ca::{NodeKey, certified_dir, path, refused_start, start_ca_node, tls};
 
@@ -367,4 +368,54 @@ async fn a_session_ends_when_a_certificate_expires() {
         connected(&a_client).await == 0
     })
     .await;
+}
+
+/// `tls ca` keeps its directory to its owner, and key files that are not keys say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ca_directory_is_private_and_garbage_keys_are_named() {
+    let ca = new_ca(None).await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(ca.path())
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o700,
+            "the CA directory is {:o}",
+            mode & 0o777
+        );
+    }
+    let node = tempfile::tempdir().expect("tempdir");
+    Identity::load_or_create(node.path()).expect("node key");
+    let issue = || async {
+        let mut cmd = crate::common::bin();
+        cmd.args(["tls", "issue", "--ca", path(ca.path())])
+            .args(["--data-dir", path(node.path())]);
+        run_cmd(cmd).await
+    };
+    let garbage: Vec<u8> = (0..256).map(|i| (i as u8) ^ 0x80).collect();
+    let ca_key = ca.path().join("ca.key");
+    let saved = std::fs::read(&ca_key).expect("CA key");
+    std::fs::write(&ca_key, &garbage).expect("write");
+    let (code, _, err) = issue().await;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("ca.key is not a PEM private key: it is not text"),
+        "{err}"
+    );
+    std::fs::write(&ca_key, "not a key\n").expect("write");
+    let (code, _, err) = issue().await;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("ca.key is not a usable PEM private key"),
+        "{err}"
+    );
+    std::fs::write(&ca_key, saved).expect("write");
+    std::fs::write(node.path().join("node.key"), &garbage).expect("write");
+    let (code, _, err) = issue().await;
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("node.key is corrupt: not text"), "{err}");
 }
