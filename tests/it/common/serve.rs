@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use sorcha_peer::client::AdminClient;
 
-use super::{PATIENCE, serve_command, wait_until};
+use super::{PATIENCE, serve_command, wait_for, wait_until};
 
 pub struct Serve {
     child: Child,
@@ -55,16 +55,16 @@ impl Serve {
         Serve { child, log, dir }
     }
 
-    /// Waits until the node serves, and returns a client of its admin API.
+    /// Waits until the node's admin API answers, and returns a client of it.
     pub async fn client(&self) -> AdminClient {
-        let url_file = self.dir.path().join("admin.url");
-        wait_until("the node to start", PATIENCE, || async {
-            url_file.exists()
+        wait_for("the node to start", PATIENCE, || async {
+            // The files may be there (or half written) before the API answers.
+            let url = read(self.dir.path(), "admin.url")?;
+            let token = read(self.dir.path(), "admin.token")?;
+            let client = AdminClient::new(&url, Some(token)).ok()?;
+            client.status().await.ok().map(|_| client)
         })
-        .await;
-        let url = read(self.dir.path(), "admin.url");
-        let token = read(self.dir.path(), "admin.token");
-        AdminClient::new(&url, Some(token)).expect("client")
+        .await
     }
 
     /// Waits until the node serves, and returns its peer address.
@@ -92,11 +92,11 @@ impl Serve {
     }
 }
 
-fn read(dir: &Path, file: &str) -> String {
+fn read(dir: &Path, file: &str) -> Option<String> {
     std::fs::read_to_string(dir.join(file))
-        .expect("read")
-        .trim()
-        .to_string()
+        .ok()
+        .map(|text| text.trim().to_string())
+        .filter(|text| !text.is_empty())
 }
 
 impl Drop for Serve {
