@@ -94,19 +94,21 @@ impl Identity {
     pub fn load_or_create(dir: &Path) -> Result<Identity, IdentityError> {
         let path = dir.join(NODE_KEY_FILE);
         if path.exists() {
-            let text = fs::read_to_string(&path).map_err(|source| IdentityError::Io {
+            let raw = fs::read(&path).map_err(|source| IdentityError::Io {
                 action: "read",
                 path: path.clone(),
                 source,
             })?;
-            let bytes = hex::decode(text.trim()).map_err(|e| IdentityError::Corrupt {
+            // The key is 64 hex digits; name what the file holds instead, not how it failed.
+            let corrupt = |what: &str| IdentityError::Corrupt {
                 path: path.clone(),
-                message: e.to_string(),
-            })?;
-            let seed: [u8; 32] = bytes.try_into().map_err(|_| IdentityError::Corrupt {
-                path: path.clone(),
-                message: "expected 32 bytes of hex".into(),
-            })?;
+                message: format!("{what}: a node key is 64 hex digits (32 bytes)"),
+            };
+            let text = std::str::from_utf8(&raw).map_err(|_| corrupt("not text"))?;
+            let bytes = hex::decode(text.trim()).map_err(|e| corrupt(&format!("not hex ({e})")))?;
+            let seed: [u8; 32] = bytes
+                .try_into()
+                .map_err(|b: Vec<u8>| corrupt(&format!("{} bytes", b.len())))?;
             return Ok(Identity::from_key(SigningKey::from_bytes(&seed)));
         }
         let identity = Identity::generate();

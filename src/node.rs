@@ -271,7 +271,7 @@ pub async fn start(
         started,
         started_ms,
         listeners: serving.clone(),
-        peer_certificate_expiry: transport.ca().map(|ca| ca.not_after),
+        transport: transport.clone(),
         trace_scope: trace_scope.clone(),
     });
     let admin_scheme = if admin_tls.is_some() { "https" } else { "http" };

@@ -195,6 +195,10 @@ pub struct StatusDto {
     pub peer_certificate_expires: Option<String>,
     /// With `ca`: set when the certificate expires within `tls_expiry_warning`, or has.
     pub peer_certificate_warning: Option<String>,
+    /// With `ca`: set while the revocation list file is refused (the previous list stays in
+    /// force), saying why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_list_problem: Option<String>,
     pub admin_listen: String,
     pub storage: String,
     pub peers: PeerCountsDto,
@@ -227,6 +231,10 @@ pub struct HealthDto {
     pub storage: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_error: Option<String>,
+    /// What needs the operator while the node works (then `status` is at best `degraded`):
+    /// e.g. a revocation list that was refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub metrics: HealthMetricsDto,
 }
 

@@ -71,8 +71,9 @@ pub struct AdminState {
     pub started_ms: i64,
     /// Whether the node's listeners are serving (readiness).
     pub listeners: Arc<health::Listeners>,
-    /// Unix seconds this node's CA-issued peer certificate expires (`peer_tls = "ca"`).
-    pub peer_certificate_expiry: Option<i64>,
+    /// The peer transport: in CA mode, this node's certificate expiry and whether the
+    /// revocation list was refused.
+    pub transport: Arc<crate::transport::Transport>,
     /// The node's trace scope: each request's span is made under it (`trace.rs`).
     pub trace_scope: tracing::Span,
 }
@@ -347,7 +348,13 @@ pub(crate) fn json_body<T: Default + serde::de::DeserializeOwned>(
 async fn health(State(state): Shared) -> Response {
     let counts = state.manager.counts();
     let peers = state.manager.list();
-    let node = health::node(&counts, &peers, &*state.store).await;
+    let warnings = state
+        .transport
+        .ca()
+        .and_then(|ca| ca.crl_problem())
+        .into_iter()
+        .collect();
+    let node = health::node(&counts, &peers, &*state.store, warnings).await;
     let body = HealthDto {
         status: node.status.as_str().to_string(),
         service: "sorcha-peer".to_string(),
@@ -361,6 +368,7 @@ async fn health(State(state): Shared) -> Response {
         }
         .to_string(),
         storage_error: node.storage_error,
+        warnings: node.warnings,
         metrics: HealthMetricsDto {
             total_peers: node.total_peers,
             healthy_peers: node.healthy_peers,
@@ -436,6 +444,7 @@ async fn readyz(State(state): Shared) -> Response {
 async fn status(State(state): Shared) -> ApiResult<StatusDto> {
     let c = state.manager.counts();
     let announced = state.manager.addresses().announcement();
+    let ca = state.transport.ca();
     Ok(axum::Json(StatusDto {
         peer_id: state.manager.identity().peer_id().to_string(),
         name: state.config.name.clone(),
@@ -447,16 +456,16 @@ async fn status(State(state): Shared) -> ApiResult<StatusDto> {
         address_source: announced.source.as_str().to_string(),
         reachability: announced.reachability.as_str().to_string(),
         peer_tls: state.config.peer_tls.to_string(),
-        peer_certificate_expires: state
-            .peer_certificate_expiry
-            .map(|secs| crate::clock::to_rfc3339(secs.saturating_mul(1000))),
-        peer_certificate_warning: state.peer_certificate_expiry.and_then(|secs| {
+        peer_certificate_expires: ca
+            .map(|ca| crate::clock::to_rfc3339(ca.not_after.saturating_mul(1000))),
+        peer_certificate_warning: ca.and_then(|ca| {
             crate::transport::watch::expiry_problem(
-                secs,
+                ca.not_after,
                 crate::clock::now_ms() / 1000,
                 state.config.tls_expiry_warning,
             )
         }),
+        revocation_list_problem: ca.and_then(|ca| ca.crl_problem()),
         admin_listen: state.config.admin_listen.to_string(),
         storage: state.config.storage_description(),
         peers: PeerCountsDto {

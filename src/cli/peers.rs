@@ -468,7 +468,10 @@ pub async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientErro
             other => other.to_string(),
         },
     );
-    if let Some(warning) = &s.peer_certificate_warning {
+    for warning in [&s.peer_certificate_warning, &s.revocation_list_problem]
+        .into_iter()
+        .flatten()
+    {
         d.row("Warning", warning);
     }
     d.row("Admin API", &s.admin_listen);

@@ -114,11 +114,6 @@ fn failed(what: &str, e: impl std::fmt::Display) -> TlsToolError {
     TlsToolError::Failed(format!("{what}: {e}"))
 }
 
-fn read_text(path: &Path) -> Result<String, TlsToolError> {
-    fs::read_to_string(path)
-        .map_err(|e| TlsToolError::Usage(format!("cannot read {}: {e}", path.display())))
-}
-
 /// Writes `contents` to `path` through a temporary file and a rename, so a node re-reading
 /// the file never sees half of it; `secret` files are readable by the owner only.
 fn write_file(path: &Path, contents: &str, secret: bool) -> Result<(), TlsToolError> {
@@ -153,6 +148,17 @@ fn random_serial() -> SerialNumber {
 
 fn make_ca(dir: &Path, name: &str, days: u32, out: &Output) -> Result<(), TlsToolError> {
     fs::create_dir_all(dir).map_err(|e| failed(&format!("cannot create {}", dir.display()), e))?;
+    // The directory holds the CA's key: only its owner may list or enter it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| {
+            failed(
+                &format!("cannot restrict {} to its owner", dir.display()),
+                e,
+            )
+        })?;
+    }
     for file in [CA_CERT, CA_KEY] {
         if dir.join(file).exists() {
             return Err(TlsToolError::Usage(format!(
@@ -196,12 +202,32 @@ fn make_ca(dir: &Path, name: &str, days: u32, out: &Output) -> Result<(), TlsToo
 
 /// The CA in `dir`, ready to sign.
 fn load_ca(dir: &Path) -> Result<Issuer<'static, KeyPair>, TlsToolError> {
-    let key_pem = read_text(&dir.join(CA_KEY))?;
-    let key = KeyPair::from_pem(&key_pem)
-        .map_err(|e| TlsToolError::Usage(format!("{}: {e}", dir.join(CA_KEY).display())))?;
-    let cert_pem = read_text(&dir.join(CA_CERT))?;
-    Issuer::from_ca_cert_pem(&cert_pem, key)
-        .map_err(|e| TlsToolError::Usage(format!("{}: {e}", dir.join(CA_CERT).display())))
+    let key_path = dir.join(CA_KEY);
+    let key = KeyPair::from_pem(&read_pem(&key_path, "private key")?).map_err(|e| {
+        TlsToolError::Usage(format!(
+            "{} is not a usable PEM private key: {e}",
+            key_path.display()
+        ))
+    })?;
+    let cert_path = dir.join(CA_CERT);
+    Issuer::from_ca_cert_pem(&read_pem(&cert_path, "certificate")?, key).map_err(|e| {
+        TlsToolError::Usage(format!(
+            "{} is not a usable PEM CA certificate: {e}",
+            cert_path.display()
+        ))
+    })
+}
+
+/// A PEM file's text; a file that is not text is named as not being PEM at all.
+fn read_pem(path: &Path, what: &str) -> Result<String, TlsToolError> {
+    let bytes = fs::read(path)
+        .map_err(|e| TlsToolError::Usage(format!("cannot read {}: {e}", path.display())))?;
+    String::from_utf8(bytes).map_err(|_| {
+        TlsToolError::Usage(format!(
+            "{} is not a PEM {what}: it is not text (binary or corrupt)",
+            path.display()
+        ))
+    })
 }
 
 fn issue(
@@ -283,8 +309,13 @@ impl rcgen::PublicKeyData for NodePublicKey {
 
 fn revoke(ca: &Path, cert_path: &Path, out: &Output) -> Result<(), TlsToolError> {
     let issuer = load_ca(ca)?;
-    let cert = CertificateDer::from_pem_file(cert_path)
-        .map_err(|e| TlsToolError::Usage(format!("{}: {e}", cert_path.display())))?;
+    let cert = CertificateDer::from_pem_file(cert_path).map_err(|e| {
+        TlsToolError::Usage(format!(
+            "{}: {}",
+            cert_path.display(),
+            crate::transport::ca::pem_problem(e)
+        ))
+    })?;
     let serial = crate::transport::ca::serial_of(&cert).ok_or_else(|| {
         TlsToolError::Usage(format!(
             "{} is not a valid certificate",

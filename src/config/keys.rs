@@ -122,7 +122,7 @@ declare_keys! {
     },
     tls_crl_file: Option<PathBuf> {
         default: None,
-        help: "With peer_tls = \"ca\": revoked certificates (PEM CRLs from the CA). Re-read when the file changes;\npeers whose certificate it revokes are disconnected at once and refused afterwards.",
+        help: "With peer_tls = \"ca\": revoked certificates (PEM CRLs from the CA). Re-read when the file changes;\npeers whose certificate it revokes are disconnected at once and refused afterwards. Only CRLs the CA in\ntls_ca_file signed are taken (nothing revoked is a signed, empty CRL): another file stops the node at start,\nand later is refused while the previous list stays in force (error log, health and status warn,\nsorcha_peer_tls_crl_reload_failures_total).",
     },
     tls_expiry_warning: Duration {
         default: Some("\"30d\""),

@@ -30,9 +30,6 @@ const PREFACE_LEN: usize = 24;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// Connections through the transport waiting for the gRPC server to take them.
 const ACCEPTED_QUEUE: usize = 64;
-/// Least time between two log lines about peers speaking the other transport mode (each
-/// refusal is counted in the metric either way).
-const MISMATCH_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What the session handler learns about the connection a request came on.
 #[derive(Clone, Debug)]
@@ -204,7 +201,6 @@ async fn accept_loop(
 ) {
     let peers = services.peers.clone();
     let deadlines = Deadlines::for_config(peers.config());
-    let mismatch_log = Arc::new(LogLimiter::default());
     loop {
         let (stream, remote): (TcpStream, SocketAddr) = tokio::select! {
             _ = accepted.closed() => return,
@@ -231,7 +227,6 @@ async fn accept_loop(
                         accepted_at,
                     },
                     accepted.clone(),
-                    mismatch_log.clone(),
                 ));
             }
             Err(refusal) => {
@@ -256,14 +251,13 @@ async fn secure(
     remote: SocketAddr,
     admission: Admission,
     accepted: mpsc::Sender<io::Result<AdmittedStream>>,
-    mismatch_log: Arc<LogLimiter>,
 ) {
     let deadline = later(admission.deadlines.preface);
     let outcome = tokio::time::timeout_at(deadline, transport.accept(stream, remote)).await;
     let connection = match outcome {
         Ok(Ok(connection)) => connection,
         Ok(Err(refused)) => {
-            report_refusal(&peers, &refused, &mismatch_log);
+            report_refusal(&peers, &transport, remote, &refused);
             return;
         }
         Err(_) => {
@@ -289,35 +283,26 @@ async fn secure(
     let _ = accepted.send(Ok(admitted)).await;
 }
 
-fn report_refusal(peers: &PeerManager, refused: &AcceptError, mismatch_log: &LogLimiter) {
-    if let Some(reason) = refused.reason() {
-        peers.metrics().transport_refused("inbound", reason);
-    }
-    if refused.is_mismatch() && mismatch_log.allow() {
-        tracing::warn!("peer connection refused: {refused}");
+/// Counts a refused connection and logs it with its reason, at most once per address and
+/// reason per interval (a peer reconnecting in a loop cannot fill the log).
+fn report_refusal(
+    peers: &PeerManager,
+    transport: &Transport,
+    remote: SocketAddr,
+    refused: &AcceptError,
+) {
+    let Some(reason) = refused.reason() else {
+        tracing::debug!("peer connection closed at the transport handshake: {refused}");
+        return;
+    };
+    peers.metrics().transport_refused("inbound", reason);
+    if transport
+        .refusal_log()
+        .allow(remote.ip(), "inbound", reason)
+    {
+        tracing::warn!(reason, "peer connection refused: {refused}");
     } else {
-        tracing::debug!("peer connection refused: {refused}");
-    }
-}
-
-/// Lets a line through at most once per [`MISMATCH_LOG_INTERVAL`], so a peer reconnecting in
-/// a loop cannot fill the log.
-#[derive(Default)]
-struct LogLimiter {
-    last: std::sync::Mutex<Option<Instant>>,
-}
-
-impl LogLimiter {
-    fn allow(&self) -> bool {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        match *last {
-            Some(at) if now.duration_since(at) < MISMATCH_LOG_INTERVAL => false,
-            _ => {
-                *last = Some(now);
-                true
-            }
-        }
+        tracing::debug!(reason, "peer connection refused: {refused}");
     }
 }
 

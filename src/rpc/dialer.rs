@@ -50,6 +50,14 @@ pub(super) async fn open(
         .map_err(|e| {
             if let Some(reason) = e.reason() {
                 manager.metrics().transport_refused("outbound", reason);
+                if e.refused_here()
+                    && services
+                        .transport
+                        .refusal_log()
+                        .allow(remote.ip(), "outbound", reason)
+                {
+                    tracing::warn!(reason, "refused the peer at {remote}: {e}");
+                }
             }
             failed(e.to_string())
         })?;

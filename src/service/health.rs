@@ -15,9 +15,10 @@ pub const HEALTH_PEER_LIMIT: usize = 10;
 /// The node's overall health.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HealthStatus {
-    /// Storage works and at least one peer is connected.
+    /// Storage works, at least one peer is connected and nothing needs the operator.
     Healthy,
-    /// Storage works but no peer is connected.
+    /// Storage works but no peer is connected, or a warning stands (e.g. a refused
+    /// revocation list).
     Degraded,
     /// Storage fails (reads or writes).
     Unhealthy,
@@ -39,6 +40,8 @@ pub struct NodeHealth {
     pub status: HealthStatus,
     /// Why storage fails, when it does.
     pub storage_error: Option<String>,
+    /// What else needs the operator while the node works (the node is degraded meanwhile).
+    pub warnings: Vec<String>,
     pub total_peers: usize,
     /// Connected peers.
     pub healthy_peers: usize,
@@ -46,8 +49,13 @@ pub struct NodeHealth {
 }
 
 /// The node's health: storage (reads and writes, see `store::health`; a full or read-only
-/// disk still reads) and whether any peer is connected.
-pub async fn node(counts: &PeerCounts, peers: &[PeerSnapshot], store: &dyn Store) -> NodeHealth {
+/// disk still reads), whether any peer is connected, and the standing `warnings`.
+pub async fn node(
+    counts: &PeerCounts,
+    peers: &[PeerSnapshot],
+    store: &dyn Store,
+    warnings: Vec<String>,
+) -> NodeHealth {
     let storage_error = match crate::store::health::check(store).await {
         StorageHealth::Ok => None,
         StorageHealth::Failing(reason) => Some(reason),
@@ -55,11 +63,13 @@ pub async fn node(counts: &PeerCounts, peers: &[PeerSnapshot], store: &dyn Store
     let status = match (&storage_error, counts.connected) {
         (Some(_), _) => HealthStatus::Unhealthy,
         (None, 0) => HealthStatus::Degraded,
+        (None, _) if !warnings.is_empty() => HealthStatus::Degraded,
         (None, _) => HealthStatus::Healthy,
     };
     NodeHealth {
         status,
         storage_error,
+        warnings,
         total_peers: counts.known,
         healthy_peers: counts.connected,
         average_latency_ms: average_latency(peers),

@@ -92,6 +92,11 @@ pub struct Metrics {
     pub transport_refusals: Family<Labels, Counter>,
     /// Unix time this node's CA-issued peer certificate expires (0 outside CA mode).
     pub tls_certificate_expiry: Gauge,
+    /// Revocation list files refused (not parsed, not signed by the CA): the previous list
+    /// stays in force.
+    pub tls_crl_reload_failures: Counter,
+    /// Peer sessions closed because a certificate (the peer's or this node's) expired.
+    pub tls_sessions_expired: Counter,
     /// Announced transactions waiting to be (or being) requested.
     pub gossip_tracked: Gauge,
     /// Announcements not remembered, by bound hit (`peer_limit`, `total_limit`) or given way
@@ -278,6 +283,18 @@ impl Metrics {
             "Unix time this node's CA-issued peer TLS certificate expires (peer_tls = ca; 0 otherwise)",
             tls_certificate_expiry.clone(),
         );
+        let tls_crl_reload_failures = Counter::default();
+        registry.register(
+            "tls_crl_reload_failures",
+            "Times tls_crl_file was refused (unreadable, no CRL, not issued or not signed by the CA); the previous revocation list stays in force",
+            tls_crl_reload_failures.clone(),
+        );
+        let tls_sessions_expired = Counter::default();
+        registry.register(
+            "tls_sessions_expired",
+            "Peer sessions closed because the peer's or this node's CA-issued certificate expired",
+            tls_sessions_expired.clone(),
+        );
         let transport_refusals = Family::<Labels, Counter>::default();
         registry.register(
             "transport_refusals",
@@ -308,6 +325,8 @@ impl Metrics {
             connections_refused,
             transport_refusals,
             tls_certificate_expiry,
+            tls_crl_reload_failures,
+            tls_sessions_expired,
             gossip_tracked,
             gossip_announcements_dropped,
             gossip_requests_failed,

@@ -2,9 +2,10 @@
 //! certificate the network's CA issued for its node key (`sorcha-peer tls issue`), so the
 //! peer ID still comes from the key in the certificate and one identity serves both layers.
 //! Only certificates that chain to `tls_ca_file`, are within their validity and are not
-//! listed in `tls_crl_file` are accepted, in both directions. The revocation list is re-read
-//! when the file changes ([`CaVerifier::set_crls`]); the caller then disconnects the peers
-//! whose certificates it revokes ([`CaVerifier::is_revoked`]).
+//! listed in `tls_crl_file` are accepted, in both directions. A revocation list is taken only
+//! when the CA signed it (`crl.rs`). It is re-read when the file changes
+//! ([`CaVerifier::read_crls`], [`CaVerifier::set_crls`]); the caller then disconnects the
+//! peers whose certificates it revokes ([`CaVerifier::is_revoked`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -12,10 +13,8 @@ use std::sync::{Arc, RwLock};
 use rustls::CertificateError;
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{
-    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, TrustAnchor, UnixTime,
-};
-use webpki::{CertRevocationList, EndEntityCert, KeyUsage, OwnedCertRevocationList};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, TrustAnchor, UnixTime};
+use webpki::{CertRevocationList, EndEntityCert, KeyUsage};
 
 use super::nodekey;
 use super::verify::{CertificatePolicy, Presenter};
@@ -69,7 +68,7 @@ fn file_error(key: &'static str, path: &Path, message: impl Into<String>) -> CaE
     }
 }
 
-fn pem_problem(e: rustls::pki_types::pem::Error) -> String {
+pub fn pem_problem(e: rustls::pki_types::pem::Error) -> String {
     match e {
         rustls::pki_types::pem::Error::NoItemsFound => "no PEM item of the expected kind".into(),
         rustls::pki_types::pem::Error::Io(io) => format!("cannot read: {io}"),
@@ -96,20 +95,6 @@ pub fn read_certificates(
     Ok(certs)
 }
 
-/// The revocation lists in a PEM file (possibly none).
-pub fn read_crls(path: &Path) -> Result<Vec<OwnedCertRevocationList>, CaError> {
-    let ders = CertificateRevocationListDer::pem_file_iter(path)
-        .map_err(|e| file_error("tls_crl_file", path, pem_problem(e)))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_error("tls_crl_file", path, pem_problem(e)))?;
-    ders.iter()
-        .map(|der| {
-            OwnedCertRevocationList::from_der(der.as_ref())
-                .map_err(|e| file_error("tls_crl_file", path, format!("not a valid CRL: {e}")))
-        })
-        .collect()
-}
-
 /// Reads and checks the CA-mode files for `identity`: the certificate must hold the node key,
 /// chain to the CA and be valid now; a key file, when given, must be the node key.
 pub fn load(
@@ -130,11 +115,10 @@ pub fn load(
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let crls = match files.crl {
-        Some(path) => read_crls(path)?,
-        None => Vec::new(),
-    };
-    let verifier = Arc::new(CaVerifier::new(roots, crls));
+    let verifier = Arc::new(CaVerifier::new(roots));
+    if let Some(path) = files.crl {
+        verifier.set_crls(verifier.read_crls(path)?);
+    }
     let chain = read_certificates("tls_cert_file", files.cert)?;
     let key = nodekey::node_key_of(&chain[0])
         .map_err(|e| file_error("tls_cert_file", files.cert, e.to_string()))?;
@@ -159,12 +143,13 @@ pub fn load(
             path: files.cert.to_path_buf(),
             reason: problem(&e),
         })?;
-    let not_after = x509_parser::parse_x509_certificate(&chain[0])
-        .map_err(|e| file_error("tls_cert_file", files.cert, e.to_string()))?
-        .1
-        .validity()
-        .not_after
-        .timestamp();
+    let not_after = not_after_of(&chain[0]).ok_or_else(|| {
+        file_error(
+            "tls_cert_file",
+            files.cert,
+            "the certificate cannot be parsed",
+        )
+    })?;
     Ok((verifier, OwnCertificate { chain, not_after }))
 }
 
@@ -198,10 +183,10 @@ pub struct CaVerifier {
 }
 
 impl CaVerifier {
-    fn new(roots: Vec<TrustAnchor<'static>>, crls: Vec<OwnedCertRevocationList>) -> CaVerifier {
+    fn new(roots: Vec<TrustAnchor<'static>>) -> CaVerifier {
         CaVerifier {
             roots,
-            crls: RwLock::new(Arc::new(crls.into_iter().map(Into::into).collect())),
+            crls: RwLock::new(Arc::new(Vec::new())),
             algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
         }
     }
@@ -213,14 +198,20 @@ impl CaVerifier {
             .clone()
     }
 
-    /// Replaces the revocation lists (after the file changed); connections from now on are
-    /// checked against them.
-    pub fn set_crls(&self, crls: Vec<OwnedCertRevocationList>) {
+    /// The revocation lists in `path`, each checked to be issued and signed by one of this
+    /// verifier's CAs (`crl.rs`); the file is refused as a whole otherwise.
+    pub fn read_crls(&self, path: &Path) -> Result<Vec<CertRevocationList<'static>>, CaError> {
+        super::crl::read(path, &self.roots, self.algorithms.all)
+            .map_err(|e| file_error("tls_crl_file", path, e.to_string()))
+    }
+
+    /// Replaces the revocation lists (with ones [`CaVerifier::read_crls`] took); connections
+    /// from now on are checked against them.
+    pub fn set_crls(&self, crls: Vec<CertRevocationList<'static>>) {
         *self
             .crls
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            Arc::new(crls.into_iter().map(Into::into).collect());
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(crls);
     }
 
     /// True when the current lists revoke the certificate with this serial (as
@@ -271,6 +262,13 @@ pub fn serial_of(cert: &CertificateDer<'_>) -> Option<Vec<u8>> {
     EndEntityCert::try_from(cert)
         .ok()
         .map(|c| c.serial().to_vec())
+}
+
+/// A certificate's notAfter, in unix seconds.
+pub fn not_after_of(cert: &CertificateDer<'_>) -> Option<i64> {
+    x509_parser::parse_x509_certificate(cert)
+        .ok()
+        .map(|(_, c)| c.validity().not_after.timestamp())
 }
 
 fn webpki_problem(e: webpki::Error) -> CertificateError {

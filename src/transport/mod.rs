@@ -8,18 +8,18 @@
 //! `P`), so a node meeting the other kind says so in its log instead of a decoding error.
 
 pub mod ca;
+mod crl;
 pub mod nodekey;
+pub mod refusals;
 pub mod stream;
 pub mod verify;
 pub mod watch;
 
 pub use stream::{PeerStream, channel};
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
 use tokio::net::{TcpSocket, TcpStream};
@@ -92,6 +92,14 @@ impl ConnectError {
             ConnectError::WrongPeer { .. } => Some("wrong_key"),
         }
     }
+
+    /// True when this node refused the other side (its certificate or key), not the reverse.
+    pub fn refused_here(&self) -> bool {
+        matches!(
+            self,
+            ConnectError::BadCertificate { .. } | ConnectError::WrongPeer { .. }
+        )
+    }
 }
 
 /// Why an inbound peer connection was not accepted.
@@ -127,14 +135,6 @@ impl AcceptError {
             AcceptError::Closed { .. } | AcceptError::Io { .. } => None,
         }
     }
-
-    /// True when the other side runs the other transport mode: worth telling the operator.
-    pub fn is_mismatch(&self) -> bool {
-        matches!(
-            self,
-            AcceptError::PlaintextPeer { .. } | AcceptError::TlsPeer { .. }
-        )
-    }
 }
 
 /// An opened connection and, over TLS, the node key the peer proved it holds.
@@ -155,40 +155,12 @@ struct TlsEnds {
     acceptor: TlsAcceptor,
 }
 
-/// Most peer certificate serials remembered in CA mode (only CA-issued certificates get
-/// here, so this bounds only a very large network).
-const MAX_REMEMBERED_SERIALS: usize = 65_536;
-
 /// One node's transport: its mode and, unless `off`, its TLS configurations.
 pub struct Transport {
     mode: PeerTls,
     tls: Option<TlsEnds>,
-    ca: Option<CaState>,
-}
-
-/// CA mode's moving parts: the verifier whose revocation lists are replaced when the file
-/// changes, this node's certificate expiry, and the serial each peer's certificate had (to
-/// find the connected peers a new list revokes).
-pub struct CaState {
-    pub verifier: Arc<ca::CaVerifier>,
-    pub crl_file: Option<PathBuf>,
-    /// Unix seconds of this node's certificate's notAfter.
-    pub not_after: i64,
-    serials: Mutex<HashMap<String, Vec<u8>>>,
-}
-
-impl CaState {
-    /// The peers among `connected` whose certificate the current revocation lists revoke;
-    /// forgets the certificates of peers no longer connected.
-    pub fn revoked_among(&self, connected: &std::collections::HashSet<String>) -> Vec<String> {
-        let mut serials = self.serials.lock().unwrap_or_else(|p| p.into_inner());
-        serials.retain(|peer, _| connected.contains(peer));
-        serials
-            .iter()
-            .filter(|(_, serial)| self.verifier.is_revoked(serial))
-            .map(|(peer, _)| peer.clone())
-            .collect()
-    }
+    ca: Option<watch::CaState>,
+    refusals: refusals::RefusalLog,
 }
 
 impl Transport {
@@ -203,6 +175,7 @@ impl Transport {
             mode,
             tls,
             ca: None,
+            refusals: refusals::RefusalLog::default(),
         })
     }
 
@@ -225,36 +198,36 @@ impl Transport {
         Ok(Transport {
             mode: PeerTls::Ca,
             tls: Some(tls),
-            ca: Some(CaState {
+            ca: Some(watch::CaState::new(
                 verifier,
-                crl_file: config.tls_crl_file.clone(),
-                not_after: own.not_after,
-                serials: Mutex::new(HashMap::new()),
-            }),
+                config.tls_crl_file.clone(),
+                own.not_after,
+            )),
+            refusals: refusals::RefusalLog::default(),
         })
     }
 
     /// CA mode's state, if in CA mode.
-    pub fn ca(&self) -> Option<&CaState> {
+    pub fn ca(&self) -> Option<&watch::CaState> {
         self.ca.as_ref()
     }
 
+    /// Which refusals have been logged lately (each side logs what it refuses).
+    pub fn refusal_log(&self) -> &refusals::RefusalLog {
+        &self.refusals
+    }
+
     /// A TLS connection whose peer proved `key`; in CA mode, which certificate it proved
-    /// itself with is noted (a new revocation list is checked against it).
+    /// itself with is noted (a new revocation list, or its expiry, ends the session).
     fn secured(&self, stream: tokio_rustls::TlsStream<TcpStream>, key: [u8; 32]) -> Connection {
         if let Some(ca) = &self.ca
-            && let Some(serial) = stream
+            && let Some(cert) = stream
                 .get_ref()
                 .1
                 .peer_certificates()
                 .and_then(|c| c.first())
-                .and_then(ca::serial_of)
         {
-            let peer = peer_id_for(&key);
-            let mut serials = ca.serials.lock().unwrap_or_else(|p| p.into_inner());
-            if serials.len() < MAX_REMEMBERED_SERIALS || serials.contains_key(&peer) {
-                serials.insert(peer, serial);
-            }
+            ca.note_peer(peer_id_for(&key), cert);
         }
         Connection {
             stream: PeerStream::Tls(Box::new(stream)),

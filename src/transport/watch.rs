@@ -1,12 +1,16 @@
-//! CA mode's upkeep for the node's life: the revocation list is re-read when its file changes
-//! and the connected peers it revokes are disconnected at once (new connections are checked
-//! against it by the verifier); this node's own certificate expiry is exported as a metric and
-//! warned about as it nears.
+//! CA mode's upkeep for the node's life. The revocation list is re-read when its file
+//! changes: a good one disconnects the connected peers it revokes at once (new connections
+//! are checked against it by the verifier); a bad one is refused, the previous list stays in
+//! force, and the problem is logged, counted and shown in health and status until a good
+//! file arrives. A session ends when the peer's certificate or this node's own expires; this
+//! node's expiry is exported as a metric and warned about as it nears.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rustls::pki_types::CertificateDer;
 use tokio_util::sync::CancellationToken;
 
 use super::{Transport, ca};
@@ -17,6 +21,108 @@ use crate::peers::PeerManager;
 const CRL_POLL: Duration = Duration::from_secs(1);
 /// Least time between two warnings that this node's certificate is about to expire.
 const EXPIRY_WARNING_REPEAT: Duration = Duration::from_secs(6 * 3600);
+/// Most peer certificates remembered (only CA-issued certificates get here, so this bounds
+/// only a very large network).
+const MAX_REMEMBERED_CERTIFICATES: usize = 65_536;
+
+/// What this node knows of one connected peer's certificate.
+struct PeerCertificate {
+    serial: Vec<u8>,
+    /// Unix seconds of its notAfter.
+    not_after: i64,
+}
+
+/// CA mode's moving parts: the verifier whose revocation lists are replaced when the file
+/// changes, this node's certificate expiry, the certificate each peer proved itself with (to
+/// find the connected peers a new list revokes or whose certificate expires), and why the
+/// revocation list file was last refused.
+pub struct CaState {
+    pub verifier: Arc<ca::CaVerifier>,
+    pub crl_file: Option<PathBuf>,
+    /// Unix seconds of this node's certificate's notAfter.
+    pub not_after: i64,
+    peers: Mutex<HashMap<String, PeerCertificate>>,
+    crl_problem: Mutex<Option<String>>,
+}
+
+/// True once a certificate valid until `not_after` (inclusive, unix seconds) has expired, as
+/// webpki judges it (so a peer closed at expiry is refused when it dials again).
+fn has_expired(not_after: i64, now_secs: i64) -> bool {
+    now_secs > not_after
+}
+
+impl CaState {
+    pub fn new(verifier: Arc<ca::CaVerifier>, crl_file: Option<PathBuf>, not_after: i64) -> Self {
+        CaState {
+            verifier,
+            crl_file,
+            not_after,
+            peers: Mutex::new(HashMap::new()),
+            crl_problem: Mutex::new(None),
+        }
+    }
+
+    /// Notes the certificate `peer` proved itself with on a new connection.
+    pub(super) fn note_peer(&self, peer: String, certificate: &CertificateDer<'_>) {
+        let (Some(serial), Some(not_after)) =
+            (ca::serial_of(certificate), ca::not_after_of(certificate))
+        else {
+            return;
+        };
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if peers.len() < MAX_REMEMBERED_CERTIFICATES || peers.contains_key(&peer) {
+            peers.insert(peer, PeerCertificate { serial, not_after });
+        }
+    }
+
+    /// The peers among `connected` whose certificate the current revocation lists revoke;
+    /// forgets the certificates of peers no longer connected.
+    pub fn revoked_among(&self, connected: &HashSet<String>) -> Vec<String> {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.retain(|peer, _| connected.contains(peer));
+        peers
+            .iter()
+            .filter(|(_, cert)| self.verifier.is_revoked(&cert.serial))
+            .map(|(peer, _)| peer.clone())
+            .collect()
+    }
+
+    /// The peers among `connected` whose certificate has expired at `now_secs`, with its
+    /// notAfter; forgets the certificates of peers no longer connected.
+    fn expired_among(&self, connected: &HashSet<String>, now_secs: i64) -> Vec<(String, i64)> {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.retain(|peer, _| connected.contains(peer));
+        peers
+            .iter()
+            .filter(|(_, cert)| has_expired(cert.not_after, now_secs))
+            .map(|(peer, cert)| (peer.clone(), cert.not_after))
+            .collect()
+    }
+
+    /// The next notAfter (unix seconds) among the connected peers' certificates and this
+    /// node's own that has not passed yet.
+    fn next_expiry(&self, now_secs: i64) -> Option<i64> {
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers
+            .values()
+            .map(|cert| cert.not_after)
+            .chain([self.not_after])
+            .filter(|&not_after| !has_expired(not_after, now_secs))
+            .min()
+    }
+
+    /// Why the revocation list file was last refused, while the previous list stands in.
+    pub fn crl_problem(&self) -> Option<String> {
+        self.crl_problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_crl_problem(&self, problem: Option<String>) {
+        *self.crl_problem.lock().unwrap_or_else(|p| p.into_inner()) = problem;
+    }
+}
 
 /// What identifies one version of a file: a new file renamed over it, or a rewrite, changes it.
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
@@ -42,12 +148,12 @@ fn stamp(path: &Path) -> Option<Stamp> {
 /// Why this node's certificate needs attention, if it does: `Some` within `warning` of its
 /// expiry, and once expired.
 pub fn expiry_problem(not_after_secs: i64, now_secs: i64, warning: Duration) -> Option<String> {
-    let left = not_after_secs.saturating_sub(now_secs);
-    if left <= 0 {
+    if has_expired(not_after_secs, now_secs) {
         return Some(
-            "this node's peer TLS certificate (tls_cert_file) has expired: peers refuse it; issue a new one with `sorcha-peer tls issue`".into(),
+            "this node's peer TLS certificate (tls_cert_file) has expired: peers refuse it and this node has closed its peer sessions; issue a new one with `sorcha-peer tls issue` and restart".into(),
         );
     }
+    let left = not_after_secs.saturating_sub(now_secs);
     let left = Duration::from_secs(u64::try_from(left).unwrap_or(0));
     (left <= warning).then(|| {
         format!(
@@ -55,6 +161,12 @@ pub fn expiry_problem(not_after_secs: i64, now_secs: i64, warning: Duration) -> 
             crate::clock::short_duration(left)
         )
     })
+}
+
+/// How long until the first instant `not_after` counts as expired.
+fn until_expired(not_after: i64) -> Duration {
+    let at_ms = not_after.saturating_add(1).saturating_mul(1000);
+    Duration::from_millis(u64::try_from(at_ms.saturating_sub(now_ms())).unwrap_or(0))
 }
 
 /// Runs until `shutdown` (returns at once unless in CA mode).
@@ -66,14 +178,21 @@ pub async fn run(transport: Arc<Transport>, peers: Arc<PeerManager>, shutdown: C
     let warning = peers.config().tls_expiry_warning;
     let mut seen = ca.crl_file.as_deref().and_then(stamp);
     let mut warned: Option<Instant> = None;
+    let mut own_expiry_told = false;
     let mut tick = tokio::time::interval(CRL_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // Wake at the next expiry too, so a session ends when its certificate does.
+        let next_expiry = ca.next_expiry(now_ms() / 1000).map(until_expired);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
+            _ = tokio::time::sleep(next_expiry.unwrap_or(CRL_POLL)), if next_expiry.is_some() => {}
         }
-        if let Some(problem) = expiry_problem(ca.not_after, now_ms() / 1000, warning)
+        let now_secs = now_ms() / 1000;
+        end_expired_sessions(ca, &peers, now_secs, &mut own_expiry_told);
+        if let Some(problem) = expiry_problem(ca.not_after, now_secs, warning)
+            && !has_expired(ca.not_after, now_secs)
             && warned.is_none_or(|at| at.elapsed() >= EXPIRY_WARNING_REPEAT)
         {
             tracing::warn!("{problem}");
@@ -87,20 +206,65 @@ pub async fn run(transport: Arc<Transport>, peers: Arc<PeerManager>, shutdown: C
             continue;
         }
         seen = now;
-        match ca::read_crls(path) {
-            Ok(crls) => {
-                ca.verifier.set_crls(crls);
-                let revoked = ca.revoked_among(&peers.connected_ids());
-                tracing::info!(file = %path.display(), revoked_connected = revoked.len(), "revocation list re-read");
-                for peer in revoked {
-                    tracing::warn!(%peer, "disconnecting a peer whose certificate is revoked");
-                    peers.metrics().transport_refused("inbound", "revoked");
-                    peers.close_session(&peer, "its TLS certificate is revoked");
-                }
+        reload_crl(ca, &peers, path);
+    }
+}
+
+/// Closes the sessions whose peer certificate has expired, and all of them once this node's
+/// own has (every peer refuses it from then on).
+fn end_expired_sessions(ca: &CaState, peers: &PeerManager, now_secs: i64, told: &mut bool) {
+    let connected = peers.connected_ids();
+    if has_expired(ca.not_after, now_secs) {
+        if !*told {
+            tracing::error!(
+                expired_at = %crate::clock::to_rfc3339(ca.not_after.saturating_mul(1000)),
+                "this node's peer TLS certificate (tls_cert_file) has expired: its peer sessions are closed and every peer refuses new connections until a new certificate is issued (`sorcha-peer tls issue`) and the node restarted"
+            );
+            *told = true;
+        }
+        for peer in &connected {
+            peers.metrics().tls_sessions_expired.inc();
+            peers.close_session(peer, "this node's TLS certificate expired");
+        }
+        return;
+    }
+    for (peer, not_after) in ca.expired_among(&connected, now_secs) {
+        tracing::warn!(
+            %peer,
+            expired_at = %crate::clock::to_rfc3339(not_after.saturating_mul(1000)),
+            "closing the session with a peer whose TLS certificate expired"
+        );
+        peers.metrics().tls_sessions_expired.inc();
+        peers.close_session(&peer, "its TLS certificate expired");
+    }
+}
+
+/// Takes the revocation list file if the CA signed it, and disconnects the peers it revokes;
+/// otherwise keeps the previous list and says why, loudly, until a good file arrives.
+fn reload_crl(ca: &CaState, peers: &PeerManager, path: &Path) {
+    match ca.verifier.read_crls(path) {
+        Ok(crls) => {
+            ca.verifier.set_crls(crls);
+            if ca.crl_problem().is_some() {
+                tracing::info!(file = %path.display(), "the revocation list is usable again");
             }
-            Err(e) => {
-                tracing::warn!("cannot re-read the revocation list, keeping the previous one: {e}")
+            ca.set_crl_problem(None);
+            let revoked = ca.revoked_among(&peers.connected_ids());
+            tracing::info!(file = %path.display(), revoked_connected = revoked.len(), "revocation list re-read");
+            for peer in revoked {
+                tracing::warn!(%peer, "disconnecting a peer whose certificate is revoked");
+                peers.metrics().transport_refused("inbound", "revoked");
+                peers.close_session(&peer, "its TLS certificate is revoked");
             }
+        }
+        Err(e) => {
+            tracing::error!(
+                "refusing the new revocation list, the previous one stays in force: {e}"
+            );
+            peers.metrics().tls_crl_reload_failures.inc();
+            ca.set_crl_problem(Some(format!(
+                "the revocation list was refused, the previous one stays in force: {e}"
+            )));
         }
     }
 }
@@ -116,6 +280,9 @@ mod tests {
         assert_eq!(expiry_problem(100 * day, 0, warning), None);
         let soon = expiry_problem(10 * day, 0, warning).expect("within the warning");
         assert!(soon.contains("expires in 10d"), "{soon}");
+        // notAfter is the last valid second: expired only after it.
+        let last = expiry_problem(day, day, warning).expect("within the warning");
+        assert!(last.contains("expires in"), "{last}");
         let gone = expiry_problem(0, day, warning).expect("expired");
         assert!(gone.contains("has expired"), "{gone}");
     }

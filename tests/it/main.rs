@@ -38,3 +38,4 @@ mod tampering;
 mod traces;
 mod transport;
 mod transport_ca;
+mod transport_ca_faults;

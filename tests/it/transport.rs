@@ -4,14 +4,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use sorcha_peer::client::AdminClient;
 use sorcha_peer::config::PeerTls;
 use sorcha_peer::identity::{Identity, peer_id_for};
 use sorcha_peer::transport::{Transport, nodekey};
@@ -19,9 +17,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::common::{
-    HEARTBEAT, PATIENCE, TestCluster, holds_for, metric, serve_command, tools, wait_until,
-};
+use crate::common::serve::Serve;
+use crate::common::{HEARTBEAT, PATIENCE, TestCluster, holds_for, metric, tools, wait_until};
 
 /// Copies `from` to `to`, appending every byte to `record`, until either side closes.
 async fn pump(
@@ -254,76 +251,6 @@ async fn openssl_sees_tls13_and_a_certificate_holding_the_node_key() {
         "the subject names the peer ID: {stdout}"
     );
     a.stop().await;
-}
-
-/// A `sorcha-peer serve` process whose stderr is collected as it runs; killed when dropped.
-struct Serve {
-    child: Child,
-    log: Arc<Mutex<String>>,
-    dir: tempfile::TempDir,
-}
-
-impl Serve {
-    fn start(ip: &str, env: &[(&str, &str)], seeds: &[String]) -> Serve {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut cmd = serve_command(dir.path(), ip);
-        cmd.args(["--log-level", "info"])
-            .env("SORCHA_PEER_DIAL_INTERVAL", "50ms")
-            .env("SORCHA_PEER_RECONNECT_BACKOFF_MIN", "50ms")
-            .env("SORCHA_PEER_RECONNECT_BACKOFF_MAX", "200ms");
-        for seed in seeds {
-            cmd.args(["--seed", seed]);
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().expect("log lock");
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Serve { child, log, dir }
-    }
-
-    /// Waits until the node serves, and returns its peer address.
-    async fn peer_address(&self) -> String {
-        let url_file = self.dir.path().join("admin.url");
-        wait_until("the node to start", PATIENCE, || async {
-            url_file.exists()
-        })
-        .await;
-        let url = std::fs::read_to_string(&url_file).expect("admin.url");
-        let token = read(self.dir.path(), "admin.token");
-        let client = AdminClient::new(url.trim(), Some(token)).expect("client");
-        client.status().await.expect("status").listen
-    }
-
-    async fn wait_log(&self, what: &str, needle: &str) {
-        wait_until(what, PATIENCE, || async {
-            self.log.lock().expect("log lock").contains(needle)
-        })
-        .await;
-    }
-}
-
-fn read(dir: &Path, file: &str) -> String {
-    std::fs::read_to_string(dir.join(file))
-        .expect("read")
-        .trim()
-        .to_string()
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A plaintext node and TLS nodes cannot talk, and each says why in its log: the TLS node a

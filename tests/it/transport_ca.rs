@@ -13,19 +13,19 @@ use crate::common::{
 };
 
 /// Runs `sorcha-peer tls ARGS` and returns its exit code and output.
-async fn tls(args: &[&str]) -> (i32, String, String) {
+pub(crate) async fn tls(args: &[&str]) -> (i32, String, String) {
     let mut cmd = bin();
     cmd.arg("tls").args(args);
     run_cmd(cmd).await
 }
 
-fn path(p: &Path) -> &str {
+pub(crate) fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
 /// A node's data directory with its key, and a certificate for that key from the CA in `ca`
 /// (valid `days`).
-async fn certified_dir(ca: &Path, days: &str) -> tempfile::TempDir {
+pub(crate) async fn certified_dir(ca: &Path, days: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     Identity::load_or_create(dir.path()).expect("node key");
     let (code, out, err) = tls(&[
@@ -44,7 +44,7 @@ async fn certified_dir(ca: &Path, days: &str) -> tempfile::TempDir {
 }
 
 /// Starts a CA-mode node in `dir` trusting `ca_file`, checking revocations in `crl`.
-async fn start_ca_node(
+pub(crate) async fn start_ca_node(
     net: &mut TestCluster,
     dir: &Path,
     ca_file: &Path,
@@ -60,7 +60,7 @@ async fn start_ca_node(
     TestNode::start_with(config).await
 }
 
-async fn connected(node: &TestNode, other: &TestNode) -> bool {
+pub(crate) async fn connected(node: &TestNode, other: &TestNode) -> bool {
     node.state_of(&other.peer_id).await == "connected"
 }
 
@@ -207,7 +207,7 @@ async fn a_certificate_for_another_key_stops_the_node_at_start() {
 }
 
 /// A node's public key, for rcgen to certify.
-struct NodeKey([u8; 32]);
+pub(crate) struct NodeKey(pub [u8; 32]);
 
 impl rcgen::PublicKeyData for NodeKey {
     fn der_bytes(&self) -> &[u8] {
@@ -254,7 +254,7 @@ async fn an_expired_certificate_stops_the_node_at_start() {
 }
 
 /// Starts a node that must refuse to start (`with` says why it should), and returns why it did.
-async fn refused_start(config: sorcha_peer::config::Config, with: &str) -> String {
+pub(crate) async fn refused_start(config: sorcha_peer::config::Config, with: &str) -> String {
     let listeners = sorcha_peer::node::Listeners::bind(&config)
         .await
         .expect("listeners");

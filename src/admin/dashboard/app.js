@@ -96,7 +96,7 @@ function renderNode(status, health) {
     ["Listen", status.listen],
     ["Announced", status.announcedAddress || status.advertisedAddress || "-"],
     ["Reachability", status.reachability ? status.reachability + (status.addressSource ? " (" + status.addressSource + ")" : "") : "-"],
-    ["Transport", status.peerTls === "off" ? "plaintext (peer_tls = off)" : "TLS 1.3 (peer_tls = " + status.peerTls + ")" + (status.peerCertificateWarning ? " · " + status.peerCertificateWarning : "")],
+    ["Transport", status.peerTls === "off" ? "plaintext (peer_tls = off)" : "TLS 1.3 (peer_tls = " + status.peerTls + ")" + (status.peerCertificateWarning ? " · " + status.peerCertificateWarning : "") + (status.revocationListProblem ? " · " + status.revocationListProblem : "")],
     ["Peers", status.peers.connected + " connected, " + status.peers.known + " known, " + plural(status.bans, "ban")],
   ];
   $("#node-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));

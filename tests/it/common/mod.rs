@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod faults;
 pub mod hostile;
 pub mod postgres;
+pub mod serve;
 pub mod stranger;
 pub mod tools;
 pub mod webdriver;
