@@ -398,6 +398,10 @@ async fn readyz(State(state): Shared) -> Response {
 async fn status(State(state): Shared) -> ApiResult<StatusDto> {
     let c = state.manager.counts();
     let announced = state.manager.addresses().announcement();
+    let storage_error = match crate::store::health::check(&*state.store).await {
+        StorageHealth::Ok => None,
+        StorageHealth::Failing(reason) => Some(reason),
+    };
     Ok(axum::Json(StatusDto {
         peer_id: state.manager.identity().peer_id().to_string(),
         name: state.config.name.clone(),
@@ -421,6 +425,13 @@ async fn status(State(state): Shared) -> ApiResult<StatusDto> {
         }),
         admin_listen: state.config.admin_listen.to_string(),
         storage: state.config.storage_description(),
+        storage_health: if storage_error.is_some() {
+            "failing"
+        } else {
+            "ok"
+        }
+        .to_string(),
+        storage_error,
         peers: PeerCountsDto {
             known: c.known,
             connected: c.connected,

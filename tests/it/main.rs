@@ -28,6 +28,7 @@ mod references;
 mod replication;
 mod shutdown;
 mod storage_faults;
+mod storage_health;
 mod store;
 mod tampering;
 mod traces;

@@ -1,0 +1,90 @@
+//! Storage health that tells the truth: a class of writes that fails keeps storage failing in
+//! `/api/health`, `/readyz` and `status` however many small writes succeed meanwhile.
+
+use crate::common::faults::Tmpfs;
+use crate::common::{PATIENCE, TestNode, cli, test_config};
+use crate::storage_faults::{health, payload, readiness, submit};
+
+/// Room left on the disk: enough for many small writes, not for one large transaction.
+const LEFT: u64 = 512 << 10;
+/// A transaction larger than [`LEFT`] (and within the default `max_transaction_size`).
+const LARGE: usize = 1_000_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_stays_failing_while_transactions_fail_though_small_writes_succeed() {
+    let test = "full_disk_stays_failing_while_transactions_fail_though_small_writes_succeed";
+    let Some(disk) = Tmpfs::mount(test, "16m") else {
+        return;
+    };
+    let mut node = TestNode::start_with(test_config(disk.path(), "127.0.0.1")).await;
+    node.client
+        .create_register("full", false)
+        .await
+        .expect("create register");
+    for i in 0..5 {
+        let id = submit(&node, "full", payload("before", i))
+            .await
+            .expect("submit");
+        node.wait_sealed("full", &id, PATIENCE).await;
+    }
+    // Another file takes all but a little of the disk.
+    let filler = vec![7u8; (disk.free_bytes() - LEFT) as usize];
+    std::fs::write(disk.path().join("filler"), filler).expect("fill the disk");
+
+    // Each round: a large transaction fails, then small writes (a ban and its removal, a row
+    // each) succeed. Storage must be reported failing after them all the same, everywhere.
+    for round in 0..5 {
+        let mut large = payload("large", round);
+        large.resize(LARGE, b'x');
+        let refused = submit(&node, "full", large).await;
+        let Err(error) = refused else {
+            panic!("round {round}: a {LARGE}-byte transaction fit in {LEFT} bytes");
+        };
+        assert!(error.contains("503") && error.contains("full"), "{error}");
+        let target = format!("10.{round}.0.0/16");
+        node.client
+            .ban(&target, Some("small write"), None)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: a small write fails too: {e}"));
+        node.client
+            .unban(&target)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: a small write fails too: {e}"));
+
+        let (code, storage, reason) = health(&node).await;
+        assert_eq!(
+            (code, storage.as_str()),
+            (503, "failing"),
+            "round {round}: /api/health after small writes succeeded ({reason:?})"
+        );
+        let reason = reason.unwrap_or_default();
+        assert!(
+            reason.contains("transaction") && reason.contains("full"),
+            "round {round}: the reason names the failing writes: {reason}"
+        );
+        assert_eq!(
+            readiness(&node).await,
+            (503, "failing".to_string()),
+            "round {round}: /readyz"
+        );
+        let status = node.client.status().await.expect("status");
+        assert_eq!(
+            (
+                status.storage_health.as_str(),
+                status.storage_error.is_some()
+            ),
+            ("failing", true),
+            "round {round}: status"
+        );
+        if round == 0 {
+            let (code, out, err) = cli(&node, &["status"]).await;
+            assert_eq!(code, 0, "{err}");
+            assert!(
+                out.lines()
+                    .any(|l| l.contains("Storage failing") && l.contains("full")),
+                "`status` shows storage failing: {out}"
+            );
+        }
+    }
+    node.stop().await;
+}
