@@ -1,8 +1,13 @@
 //! Storage health that tells the truth: a class of writes that fails keeps storage failing in
-//! `/api/health`, `/readyz` and `status` however many small writes succeed meanwhile.
+//! `/api/health`, `/readyz` and `status` however many small writes succeed meanwhile, and a
+//! damaged database file is found before the node serves from it.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::process::Child;
+use std::time::{Duration, Instant};
 
 use crate::common::faults::Tmpfs;
-use crate::common::{PATIENCE, TestNode, cli, test_config};
+use crate::common::{PATIENCE, TestCluster, TestNode, cli, serve_command, test_config};
 use crate::storage_faults::{health, payload, readiness, submit};
 
 /// Room left on the disk: enough for many small writes, not for one large transaction.
@@ -87,4 +92,80 @@ async fn full_disk_stays_failing_while_transactions_fail_though_small_writes_suc
         }
     }
     node.stop().await;
+}
+
+/// Waits for `child` to exit; kills it and returns `None` if it is still running after
+/// `within`.
+fn exit_within(child: &mut Child, within: Duration) -> Option<i32> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status.code().unwrap_or(-1));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_database_is_found_at_start_and_the_node_refuses_it() {
+    let ip = TestCluster::new().ip();
+    let mut node = TestNode::start(&ip, |_| {}).await;
+    node.client
+        .create_register("kept", false)
+        .await
+        .expect("create register");
+    for i in 0..200 {
+        submit(&node, "kept", payload("kept", i))
+            .await
+            .expect("submit");
+    }
+    node.stop().await;
+
+    // 4 kB of garbage in the middle of the stopped node's database file.
+    let db = node.config.sqlite_path();
+    let len = std::fs::metadata(&db).expect("database file").len();
+    assert!(
+        len > 1 << 20,
+        "a database of {len} bytes is too small to damage"
+    );
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .expect("open database file");
+    file.seek(SeekFrom::Start(len / 2)).expect("seek");
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    file.write_all(&garbage).expect("write garbage");
+    file.sync_all().expect("sync");
+    drop(file);
+
+    let dir = node.data_dir();
+    let mut child = serve_command(&dir, &ip).spawn().expect("spawn serve");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let code = tokio::task::spawn_blocking(move || exit_within(&mut child, PATIENCE))
+        .await
+        .expect("join");
+    let stderr = reader.join().expect("stderr reader");
+    eprintln!("serve on the damaged database: exit {code:?}\n{stderr}");
+    let Some(code) = code else {
+        panic!("serve started on a damaged database (still running after {PATIENCE:?})");
+    };
+    assert_ne!(code, 0, "serve must fail on a damaged database");
+    assert!(
+        stderr.contains(&db.display().to_string()),
+        "the error names the file: {stderr}"
+    );
+    assert!(
+        stderr.contains(".recover") && stderr.contains("backup"),
+        "the error says what to do: {stderr}"
+    );
 }
