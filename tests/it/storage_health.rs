@@ -6,8 +6,12 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
 use crate::common::faults::Tmpfs;
+use crate::common::webdriver::Browser;
 use crate::common::{PATIENCE, TestCluster, TestNode, cli, serve_command, test_config};
+use crate::dashboard::TEXT;
 use crate::storage_faults::{health, payload, readiness, submit};
 
 /// Room left on the disk: enough for many small writes, not for one large transaction.
@@ -82,6 +86,7 @@ async fn full_disk_stays_failing_while_transactions_fail_though_small_writes_suc
             "round {round}: status"
         );
         if round == 0 {
+            dashboard_shows_storage_failing(&node).await;
             let (code, out, err) = cli(&node, &["status"]).await;
             assert_eq!(code, 0, "{err}");
             assert!(
@@ -92,6 +97,25 @@ async fn full_disk_stays_failing_while_transactions_fail_though_small_writes_suc
         }
     }
     node.stop().await;
+}
+
+/// The dashboard's node facts say storage is failing (in a real headless Chromium).
+async fn dashboard_shows_storage_failing(node: &TestNode) {
+    let test = "full_disk_stays_failing_while_transactions_fail_though_small_writes_succeed";
+    let Some(browser) = Browser::start(test).await else {
+        return;
+    };
+    browser.goto(&format!("{}/", node.admin_url)).await;
+    browser
+        .wait_for(
+            "storage failing in the node facts",
+            TEXT,
+            json!([
+                "#node-facts",
+                ["unhealthy", "failing: transaction writes fail"]
+            ]),
+        )
+        .await;
 }
 
 /// Waits for `child` to exit; kills it and returns `None` if it is still running after
