@@ -194,6 +194,9 @@ pub async fn start(
     let tasks = Tasks::with_scope(trace_scope.clone());
     let events = Arc::new(Events::new());
     store.write_health().attach_events(events.clone());
+    store
+        .write_health()
+        .set_flap_window(config.storage_flap_window);
     let manager = Arc::new(
         PeerManager::load(
             identity.clone(),

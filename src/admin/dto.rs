@@ -201,6 +201,12 @@ pub struct StatusDto {
     pub revocation_list_problem: Option<String>,
     pub admin_listen: String,
     pub storage: String,
+    /// `ok`, or `failing` while reads or writes fail (then `storageError` says why), as
+    /// `/api/health` and `/readyz` report it.
+    #[serde(default)]
+    pub storage_health: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_error: Option<String>,
     pub peers: PeerCountsDto,
     pub bans: usize,
     pub seeds: Vec<String>,

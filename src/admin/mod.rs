@@ -445,6 +445,10 @@ async fn status(State(state): Shared) -> ApiResult<StatusDto> {
     let c = state.manager.counts();
     let announced = state.manager.addresses().announcement();
     let ca = state.transport.ca();
+    let storage_error = match crate::store::health::check(&*state.store).await {
+        StorageHealth::Ok => None,
+        StorageHealth::Failing(reason) => Some(reason),
+    };
     Ok(axum::Json(StatusDto {
         peer_id: state.manager.identity().peer_id().to_string(),
         name: state.config.name.clone(),
@@ -468,6 +472,13 @@ async fn status(State(state): Shared) -> ApiResult<StatusDto> {
         revocation_list_problem: ca.and_then(|ca| ca.crl_problem()),
         admin_listen: state.config.admin_listen.to_string(),
         storage: state.config.storage_description(),
+        storage_health: if storage_error.is_some() {
+            "failing"
+        } else {
+            "ok"
+        }
+        .to_string(),
+        storage_error,
         peers: PeerCountsDto {
             known: c.known,
             connected: c.connected,

@@ -476,6 +476,9 @@ pub async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientErro
     }
     d.row("Admin API", &s.admin_listen);
     d.row("Storage", &s.storage);
+    if let Some(error) = &s.storage_error {
+        d.row("Storage failing", error);
+    }
     d.row(
         "Peers",
         format!(

@@ -460,4 +460,8 @@ declare_keys! {
         default: Some("\"30s\""),
         help: "With seeds configured, /readyz answers 503 until the first peer connects, and again once no peer\nhas been connected for this long (a peer restarting does not take the node out of rotation).\n0 makes it not ready as soon as no peer is connected. Without seeds no peer is needed.",
     },
+    storage_flap_window: Duration {
+        default: Some("\"60s\""),
+        help: "Storage that starts working again twice within this long is flapping: /api/health and /readyz\nreport it failing until it has worked this long without failing again. 0 turns this off.",
+    },
 }

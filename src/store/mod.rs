@@ -24,7 +24,7 @@ mod sql_store;
 mod sqlite;
 mod writer;
 
-pub use health::{StorageHealth, WriteHealth};
+pub use health::{StorageHealth, Write, WriteClass, WriteHealth};
 
 /// A storage failure, with a message an operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,10 @@ pub enum StoreError {
     Constraint(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The database itself reports its files damaged (SQLite's "database disk image is
+    /// malformed", PostgreSQL's data_corrupted): no write or retry mends that.
+    #[error("the database file is damaged: {0}")]
+    Damaged(String),
     /// A number the domain handed over is too large for its column (nothing was written).
     #[error("{what} {value} is too large to store")]
     OutOfRange { what: &'static str, value: u64 },
@@ -55,7 +59,10 @@ impl StoreError {
     pub fn is_storage_fault(&self) -> bool {
         matches!(
             self,
-            StoreError::Open { .. } | StoreError::Migrate(_) | StoreError::Query(_)
+            StoreError::Open { .. }
+                | StoreError::Migrate(_)
+                | StoreError::Query(_)
+                | StoreError::Damaged(_)
         )
     }
 }
@@ -67,6 +74,7 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::ColumnDecode { .. }
             | sqlx::Error::Decode(_)
             | sqlx::Error::ColumnNotFound(_) => StoreError::Corrupt(e.to_string()),
+            ref e if is_damage(e) => StoreError::Damaged(e.to_string()),
             sqlx::Error::Database(ref db)
                 if !matches!(db.kind(), sqlx::error::ErrorKind::Other) =>
             {
@@ -74,6 +82,23 @@ impl From<sqlx::Error> for StoreError {
             }
             other => StoreError::Query(other.to_string()),
         }
+    }
+}
+
+/// Whether the database says its files are damaged: SQLite's SQLITE_CORRUPT and SQLITE_NOTADB
+/// (primary codes 11 and 26, under any extended code), PostgreSQL's XX001 and XX002.
+pub(crate) fn is_damage(e: &sqlx::Error) -> bool {
+    const SQLITE_CORRUPT: i32 = 11;
+    const SQLITE_NOTADB: i32 = 26;
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    let code = db.code();
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        let primary = code.and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
+        matches!(primary, Some(SQLITE_CORRUPT | SQLITE_NOTADB))
+    } else {
+        matches!(code.as_deref(), Some("XX001" | "XX002"))
     }
 }
 
@@ -170,9 +195,10 @@ pub trait Store: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
     /// Outcomes of this store's writes (every write records its own).
     fn write_health(&self) -> &WriteHealth;
-    /// One small real write (the probe row), recorded like any other: lets a health check
-    /// notice a full or read-only disk, and its recovery, without waiting for traffic.
-    async fn probe_write(&self) -> Result<(), StoreError>;
+    /// A real write of the probe row carrying `bytes` of filler (committed, then emptied so
+    /// it holds no space), recorded as a probe: lets a health check notice a full or
+    /// read-only disk, and its recovery for writes that large, without waiting for traffic.
+    async fn probe_write(&self, bytes: usize) -> Result<(), StoreError>;
     async fn load_peers(&self) -> Result<Vec<PeerRow>, StoreError>;
     /// Inserts or replaces each peer, in one transaction.
     async fn upsert_peers(&self, peers: &[PeerRow]) -> Result<(), StoreError>;

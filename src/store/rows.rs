@@ -10,10 +10,60 @@ use sqlx::{Database, Encode, Type};
 
 use crate::ledger::{Docket, DocketHeader, Hash, Mode, Role};
 
-use super::{RegisterRecord, StoreError, SubscriptionRecord};
+use super::{BanRow, PeerRow, RegisterRecord, StoreError, SubscriptionRecord};
 
 /// A statement with its bound values.
 pub(super) type Statement<'q, DB> = Query<'q, DB, <DB as Database>::Arguments<'q>>;
+
+/// Binds a peer's columns in table order (as `UPSERT_PEER` lists them).
+pub(super) fn bind_peer<'q, DB>(p: &'q PeerRow, query: Statement<'q, DB>) -> Statement<'q, DB>
+where
+    DB: Database,
+    for<'x> String: Encode<'x, DB> + Type<DB>,
+    for<'x> Option<String>: Encode<'x, DB> + Type<DB>,
+    for<'x> i64: Encode<'x, DB> + Type<DB>,
+    for<'x> Option<i64>: Encode<'x, DB> + Type<DB>,
+    for<'x> f64: Encode<'x, DB> + Type<DB>,
+    for<'x> Option<f64>: Encode<'x, DB> + Type<DB>,
+    for<'x> bool: Encode<'x, DB> + Type<DB>,
+{
+    query
+        .bind(&p.peer_id)
+        .bind(&p.public_key)
+        .bind(&p.name)
+        .bind(&p.address)
+        .bind(p.first_seen_ms)
+        .bind(p.last_seen_ms)
+        .bind(p.is_seed)
+        .bind(p.failure_count)
+        .bind(p.total_requests)
+        .bind(p.successful_requests)
+        .bind(p.success_rate)
+        .bind(p.avg_latency_ms)
+        .bind(p.min_latency_ms)
+        .bind(p.max_latency_ms)
+        .bind(p.penalty)
+        .bind(p.penalty_updated_ms)
+        .bind(&p.last_penalty_reason)
+        .bind(p.last_penalty_at_ms)
+}
+
+/// Binds a ban's columns in table order (as `INSERT_BAN` lists them).
+pub(super) fn bind_ban<'q, DB>(ban: &'q BanRow, query: Statement<'q, DB>) -> Statement<'q, DB>
+where
+    DB: Database,
+    for<'x> String: Encode<'x, DB> + Type<DB>,
+    for<'x> i64: Encode<'x, DB> + Type<DB>,
+    for<'x> Option<i64>: Encode<'x, DB> + Type<DB>,
+{
+    query
+        .bind(&ban.target)
+        .bind(&ban.kind)
+        .bind(&ban.reason)
+        .bind(&ban.source)
+        .bind(ban.banned_at_ms)
+        .bind(ban.expires_at_ms)
+}
 
 /// A register's row (see [`RegisterRecord`]).
 #[derive(sqlx::FromRow)]

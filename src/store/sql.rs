@@ -73,7 +73,8 @@ pub const TRIM_QUEUE: &str = concat!(
     "DELETE FROM gossip_queue WHERE (enqueued_at_ms, tx_id) <= (SELECT enqueued_at_ms, tx_id ",
     "FROM gossip_queue ORDER BY enqueued_at_ms DESC, tx_id DESC LIMIT 1 OFFSET $1)"
 );
-pub const UPSERT_PROBE: &str = "INSERT INTO storage_probe (id, checked_at_ms) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET checked_at_ms = excluded.checked_at_ms";
+pub const UPSERT_PROBE: &str = "INSERT INTO storage_probe (id, checked_at_ms, filler) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET checked_at_ms = excluded.checked_at_ms, filler = excluded.filler";
+pub const EMPTY_PROBE: &str = "UPDATE storage_probe SET filler = NULL WHERE id = 1";
 pub const PENDING_BEFORE: &str = "SELECT tx_id FROM transactions WHERE register_id = $1 AND version IS NULL AND received_at_ms < $2 ORDER BY received_at_ms, tx_id LIMIT $3";
 pub const PING: &str = "SELECT 1";
 pub const DELETE_DOCKET: &str = "DELETE FROM dockets WHERE register_id = $1 AND number = $2";

@@ -11,12 +11,18 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 
 use crate::ledger::{Docket, Hash};
 
-use super::rows::{DocketRow, RegisterRow, SubscriptionRow, from_column, hash_from_hex, to_column};
+use super::rows::{
+    self, DocketRow, RegisterRow, SubscriptionRow, from_column, hash_from_hex, to_column,
+};
 use super::writer::Writer;
 use super::{
     BanRow, IN_LIST_CHUNK, PeerRow, QueuedAnnouncement, RegisterRecord, Store, StoreError,
-    SubscriptionRecord, TxRecord, WriteHealth, sql,
+    SubscriptionRecord, TxRecord, Write, WriteClass, WriteHealth, sql,
 };
+
+/// Roughly what one small row (a peer, a ban, a docket header) adds to a write, for the size
+/// storage health compares a probe with.
+const ROW_BYTES: usize = 256;
 
 /// What the shared implementation needs to know of a backend beyond sqlx's [`Database`].
 pub(super) trait Backend: Database {
@@ -40,6 +46,14 @@ impl<DB: Database> SqlStore<DB> {
             pool,
         }
     }
+
+    /// A read's error, with a damaged database noted in the store's health (a damaged page is
+    /// found by whichever statement reads it first).
+    fn read_failed(&self, e: sqlx::Error) -> StoreError {
+        let e = StoreError::from(e);
+        self.writer.health().record_read(&e);
+        e
+    }
 }
 
 impl<DB> SqlStore<DB>
@@ -52,7 +66,7 @@ where
     /// Runs a `DELETE … WHERE <key> = $1`; returns whether a row was deleted.
     async fn delete_by_key(&self, delete: &'static str, key: &str) -> Result<bool, StoreError> {
         self.writer
-            .write(async |conn| {
+            .write(Write::new(WriteClass::Other, ROW_BYTES), async |conn| {
                 let done = sqlx::query(delete).bind(key).execute(&mut *conn).await?;
                 Ok(DB::rows_affected(&done) > 0)
             })
@@ -92,14 +106,26 @@ where
         self.writer.health()
     }
 
-    async fn probe_write(&self) -> Result<(), StoreError> {
+    async fn probe_write(&self, bytes: usize) -> Result<(), StoreError> {
         let now = crate::clock::now_ms();
+        // Random, so that no compression (PostgreSQL's TOAST) makes it smaller on disk.
+        let mut filler = vec![0u8; bytes];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut filler);
+        let probe = Write::new(WriteClass::Probe, bytes);
         self.writer
-            .write(async |conn| {
-                sqlx::query(sql::UPSERT_PROBE)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?;
+            .write(probe, async |conn| {
+                let query = sqlx::query(sql::UPSERT_PROBE).bind(now).bind(filler);
+                query.execute(&mut *conn).await?;
+                Ok(())
+            })
+            .await?;
+        if bytes == 0 {
+            return Ok(());
+        }
+        // Committed, so it reached the disk; emptied again so the probe holds no space.
+        self.writer
+            .write(Write::new(WriteClass::Other, ROW_BYTES), async |conn| {
+                sqlx::query(sql::EMPTY_PROBE).execute(&mut *conn).await?;
                 Ok(())
             })
             .await
@@ -108,34 +134,17 @@ where
     async fn load_peers(&self) -> Result<Vec<PeerRow>, StoreError> {
         Ok(sqlx::query_as::<_, PeerRow>(sql::SELECT_PEERS)
             .fetch_all(&self.pool)
-            .await?)
+            .await
+            .map_err(|e| self.read_failed(e))?)
     }
 
     async fn upsert_peers(&self, peers: &[PeerRow]) -> Result<(), StoreError> {
+        let write = Write::new(WriteClass::Other, ROW_BYTES * peers.len());
         self.writer
-            .write(async |conn| {
+            .write(write, async |conn| {
                 for p in peers {
-                    sqlx::query(sql::UPSERT_PEER)
-                        .bind(&p.peer_id)
-                        .bind(&p.public_key)
-                        .bind(&p.name)
-                        .bind(&p.address)
-                        .bind(p.first_seen_ms)
-                        .bind(p.last_seen_ms)
-                        .bind(p.is_seed)
-                        .bind(p.failure_count)
-                        .bind(p.total_requests)
-                        .bind(p.successful_requests)
-                        .bind(p.success_rate)
-                        .bind(p.avg_latency_ms)
-                        .bind(p.min_latency_ms)
-                        .bind(p.max_latency_ms)
-                        .bind(p.penalty)
-                        .bind(p.penalty_updated_ms)
-                        .bind(&p.last_penalty_reason)
-                        .bind(p.last_penalty_at_ms)
-                        .execute(&mut *conn)
-                        .await?;
+                    let query = rows::bind_peer(p, sqlx::query(sql::UPSERT_PEER));
+                    query.execute(&mut *conn).await?;
                 }
                 Ok(())
             })
@@ -149,21 +158,15 @@ where
     async fn load_bans(&self) -> Result<Vec<BanRow>, StoreError> {
         Ok(sqlx::query_as::<_, BanRow>(sql::SELECT_BANS)
             .fetch_all(&self.pool)
-            .await?)
+            .await
+            .map_err(|e| self.read_failed(e))?)
     }
 
     async fn insert_ban(&self, ban: &BanRow) -> Result<(), StoreError> {
         self.writer
-            .write(async |conn| {
-                sqlx::query(sql::INSERT_BAN)
-                    .bind(&ban.target)
-                    .bind(&ban.kind)
-                    .bind(&ban.reason)
-                    .bind(&ban.source)
-                    .bind(ban.banned_at_ms)
-                    .bind(ban.expires_at_ms)
-                    .execute(&mut *conn)
-                    .await?;
+            .write(Write::new(WriteClass::Other, ROW_BYTES), async |conn| {
+                let query = rows::bind_ban(ban, sqlx::query(sql::INSERT_BAN));
+                query.execute(&mut *conn).await?;
                 Ok(())
             })
             .await
@@ -176,7 +179,8 @@ where
     async fn load_registers(&self) -> Result<Vec<RegisterRecord>, StoreError> {
         sqlx::query_as::<_, RegisterRow>(sql::SELECT_REGISTERS)
             .fetch_all(&self.pool)
-            .await?
+            .await
+            .map_err(|e| self.read_failed(e))?
             .into_iter()
             .map(RegisterRow::into_record)
             .collect()
@@ -190,22 +194,25 @@ where
         let register = &RegisterRow::from_record(register)?;
         let docket = &DocketRow::from_docket(docket)?;
         self.writer
-            .write(async |conn| {
-                register
-                    .bind(sqlx::query(sql::UPSERT_REGISTER))
-                    .execute(&mut *conn)
-                    .await?;
-                sqlx::query(sql::DELETE_DOCKET)
-                    .bind(&docket.register_id)
-                    .bind(docket.number)
-                    .execute(&mut *conn)
-                    .await?;
-                docket
-                    .bind(sqlx::query(sql::INSERT_DOCKET))
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(())
-            })
+            .write(
+                Write::new(WriteClass::Dockets, 2 * ROW_BYTES),
+                async |conn| {
+                    register
+                        .bind(sqlx::query(sql::UPSERT_REGISTER))
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query(sql::DELETE_DOCKET)
+                        .bind(&docket.register_id)
+                        .bind(docket.number)
+                        .execute(&mut *conn)
+                        .await?;
+                    docket
+                        .bind(sqlx::query(sql::INSERT_DOCKET))
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                },
+            )
             .await
     }
 
@@ -216,8 +223,12 @@ where
         source_peer: Option<&str>,
         now_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
+        let bytes = txs
+            .iter()
+            .map(|(id, p)| id.len() + p.len() + ROW_BYTES)
+            .sum();
         self.writer
-            .write(async |conn| {
+            .write(Write::new(WriteClass::Transactions, bytes), async |conn| {
                 let mut new = Vec::new();
                 for (id, payload) in txs {
                     let done = sqlx::query(sql::INSERT_PENDING)
@@ -256,7 +267,12 @@ where
             for id in chunk {
                 query = query.bind(id);
             }
-            out.extend(query.fetch_all(&self.pool).await?);
+            out.extend(
+                query
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| self.read_failed(e))?,
+            );
         }
         Ok(out)
     }
@@ -273,7 +289,12 @@ where
             for id in chunk {
                 query = query.bind(id);
             }
-            out.extend(query.fetch_all(&self.pool).await?);
+            out.extend(
+                query
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| self.read_failed(e))?,
+            );
         }
         Ok(out)
     }
@@ -289,7 +310,8 @@ where
             .bind(before_ms)
             .bind(limit)
             .fetch_all(&self.pool)
-            .await?)
+            .await
+            .map_err(|e| self.read_failed(e))?)
     }
 
     async fn enqueue_announcements(
@@ -298,8 +320,9 @@ where
         tx_ids: &[String],
         now_ms: i64,
     ) -> Result<(), StoreError> {
+        let write = Write::new(WriteClass::Other, ROW_BYTES * tx_ids.len());
         self.writer
-            .write(async |conn| {
+            .write(write, async |conn| {
                 for id in tx_ids {
                     sqlx::query(sql::ENQUEUE_ANNOUNCEMENT)
                         .bind(register_id)
@@ -317,7 +340,8 @@ where
     async fn queued_registers(&self) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(sql::QUEUED_REGISTERS)
             .fetch_all(&self.pool)
-            .await?)
+            .await
+            .map_err(|e| self.read_failed(e))?)
     }
 
     async fn queued_announcements(
@@ -329,12 +353,14 @@ where
             .bind(register_id)
             .bind(limit)
             .fetch_all(&self.pool)
-            .await?)
+            .await
+            .map_err(|e| self.read_failed(e))?)
     }
 
     async fn remove_announcements(&self, items: &[(String, String)]) -> Result<(), StoreError> {
+        let write = Write::new(WriteClass::Other, ROW_BYTES * items.len());
         self.writer
-            .write(async |conn| {
+            .write(write, async |conn| {
                 for (register_id, id) in items {
                     sqlx::query(sql::DEQUEUE)
                         .bind(register_id)
@@ -350,12 +376,13 @@ where
     async fn announcement_queue_len(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(sql::COUNT_QUEUE)
             .fetch_one(&self.pool)
-            .await?)
+            .await
+            .map_err(|e| self.read_failed(e))?)
     }
 
     async fn trim_announcements(&self, max: i64) -> Result<u64, StoreError> {
         self.writer
-            .write(async |conn| {
+            .write(Write::new(WriteClass::Other, ROW_BYTES), async |conn| {
                 let done = sqlx::query(sql::TRIM_QUEUE)
                     .bind(max)
                     .execute(&mut *conn)
@@ -374,14 +401,16 @@ where
             .bind(register_id)
             .bind(limit)
             .fetch_all(&self.pool)
-            .await?)
+            .await
+            .map_err(|e| self.read_failed(e))?)
     }
 
     async fn count_pending(&self, register_id: &str) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(sql::COUNT_PENDING)
             .bind(register_id)
             .fetch_one(&self.pool)
-            .await?)
+            .await
+            .map_err(|e| self.read_failed(e))?)
     }
 
     async fn seal(
@@ -392,8 +421,9 @@ where
     ) -> Result<(), StoreError> {
         let head = &RegisterRow::from_record(head)?;
         let docket = &DocketRow::from_docket(docket)?;
+        let write = Write::new(WriteClass::Dockets, ROW_BYTES * (2 + tx_ids.len()));
         self.writer
-            .write(async |conn| {
+            .write(write, async |conn| {
                 for (i, id) in tx_ids.iter().enumerate() {
                     let done = sqlx::query(sql::SEAL_TX)
                         .bind(&docket.register_id)
@@ -431,8 +461,12 @@ where
             .iter()
             .map(|(docket, txs)| Ok((DocketRow::from_docket(docket)?, txs)))
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let bytes = (dockets.iter())
+            .flat_map(|(_, txs)| txs.iter().map(|(id, p)| id.len() + p.len() + ROW_BYTES))
+            .sum::<usize>()
+            + ROW_BYTES * (1 + dockets.len());
         self.writer
-            .write(async |conn| {
+            .write(Write::new(WriteClass::Dockets, bytes), async |conn| {
                 for (docket, txs) in &dockets {
                     docket
                         .bind(sqlx::query(sql::INSERT_DOCKET))
@@ -469,7 +503,8 @@ where
             .bind(to_column("docket number", from)?)
             .bind(limit)
             .fetch_all(&self.pool)
-            .await?
+            .await
+            .map_err(|e| self.read_failed(e))?
             .into_iter()
             .map(DocketRow::into_docket)
             .collect()
@@ -484,7 +519,8 @@ where
             .bind(register_id)
             .bind(to_column("docket number", number)?)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(|e| self.read_failed(e))?;
         hash.as_deref().map(hash_from_hex).transpose()
     }
 
@@ -499,7 +535,8 @@ where
             .bind(first)
             .bind(last)
             .fetch_all(&self.pool)
-            .await?)
+            .await
+            .map_err(|e| self.read_failed(e))?)
     }
 
     async fn transaction_ids_with_prefix(
@@ -516,7 +553,8 @@ where
             .bind(format!("{prefix}g"))
             .bind(limit)
             .fetch_all(&self.pool)
-            .await?;
+            .await
+            .map_err(|e| self.read_failed(e))?;
         Ok(ids
             .into_iter()
             .filter(|id| id.starts_with(prefix))
@@ -533,7 +571,8 @@ where
             .bind(register_id)
             .bind(tx_id)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(|e| self.read_failed(e))?;
         let Some(r) = row else { return Ok(None) };
         let payload: Vec<u8> = r.try_get("payload")?;
         let version: Option<i64> = r.try_get("version")?;
@@ -553,7 +592,7 @@ where
 
     async fn purge(&self, register_id: &str) -> Result<(u64, u64), StoreError> {
         self.writer
-            .write(async |conn| {
+            .write(Write::new(WriteClass::Other, ROW_BYTES), async |conn| {
                 let txs = sqlx::query(sql::DELETE_TXS)
                     .bind(register_id)
                     .execute(&mut *conn)
@@ -574,7 +613,8 @@ where
     async fn load_subscriptions(&self) -> Result<Vec<SubscriptionRecord>, StoreError> {
         sqlx::query_as::<_, SubscriptionRow>(sql::SELECT_SUBSCRIPTIONS)
             .fetch_all(&self.pool)
-            .await?
+            .await
+            .map_err(|e| self.read_failed(e))?
             .into_iter()
             .map(SubscriptionRow::into_record)
             .collect()
@@ -583,7 +623,7 @@ where
     async fn put_subscription(&self, sub: &SubscriptionRecord) -> Result<(), StoreError> {
         let sub = &SubscriptionRow::from_record(sub);
         self.writer
-            .write(async |conn| {
+            .write(Write::new(WriteClass::Other, ROW_BYTES), async |conn| {
                 sqlx::query(sql::UPSERT_SUBSCRIPTION)
                     .bind(&sub.register_id)
                     .bind(&sub.mode)

@@ -1,15 +1,16 @@
 //! SQLite backend: one file in the data directory, WAL mode, migrations from
-//! `migrations/sqlite` applied at open. Writers of this process take turns (SQLite allows one
+//! `migrations/sqlite` applied at open, after a bounded integrity check: the node does not
+//! start on a file SQLite finds damaged. Writers of this process take turns (SQLite allows one
 //! writer at a time).
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use sqlx::Sqlite;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
     SqliteSynchronous,
 };
+use sqlx::{Connection, Sqlite, SqliteConnection};
 
 use super::StoreError;
 use super::sql_store::{Backend, SqlStore};
@@ -20,6 +21,14 @@ use super::writer::release_outside_transaction;
 /// a failed write never leaves its connection holding the lock).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_CONNECTIONS: u32 = 4;
+/// The start-up integrity check (`PRAGMA quick_check`, which reads every page) stops after
+/// this long: a larger file starts unchecked, with a warning, and damage in it is reported
+/// when a statement reads it.
+pub(super) const INTEGRITY_CHECK_LIMIT: Duration = Duration::from_secs(10);
+/// Problems `quick_check` lists at most (the first say enough).
+const INTEGRITY_CHECK_ERRORS: u32 = 5;
+/// SQLite's primary code for an operation stopped by the progress handler.
+const SQLITE_INTERRUPT: i32 = 9;
 
 impl Backend for Sqlite {
     const BACKEND: &'static str = "sqlite";
@@ -35,23 +44,210 @@ pub(super) async fn open(path: &Path) -> Result<SqlStore<Sqlite>, StoreError> {
         backend: Sqlite::BACKEND,
         message: format!("{}: {message}", path.display()),
     };
-    // A file name, not a URL: a data directory may contain `?`, `#` or `%`.
-    let options = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(BUSY_TIMEOUT)
-        .foreign_keys(true);
+    let options = connect_options(path);
+    if integrity_check(path, &options, INTEGRITY_CHECK_LIMIT).await? == Integrity::Unfinished {
+        tracing::warn!(
+            "the integrity check of {} did not finish within {INTEGRITY_CHECK_LIMIT:?}: starting \
+             unchecked (damage is reported when it is read)",
+            path.display()
+        );
+    }
     let pool = SqlitePoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .after_release(release_outside_transaction)
         .connect_with(options)
         .await
-        .map_err(|e| open_err(e.to_string()))?;
+        .map_err(|e| match super::is_damage(&e) {
+            true => damaged(path, &e.to_string()),
+            false => open_err(e.to_string()),
+        })?;
     sqlx::migrate!("migrations/sqlite")
         .run(&pool)
         .await
-        .map_err(|e| StoreError::Migrate(e.to_string()))?;
+        .map_err(|e| match &e {
+            sqlx::migrate::MigrateError::Execute(inner)
+            | sqlx::migrate::MigrateError::ExecuteMigration(inner, _)
+                if super::is_damage(inner) =>
+            {
+                damaged(path, &e.to_string())
+            }
+            _ => StoreError::Migrate(e.to_string()),
+        })?;
     Ok(SqlStore::new(pool, true))
+}
+
+fn connect_options(path: &Path) -> SqliteConnectOptions {
+    // A file name, not a URL: a data directory may contain `?`, `#` or `%`.
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true)
+}
+
+/// How far the integrity check got on a file it did not find damaged.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Integrity {
+    Ok,
+    /// It ran out of time before reading the whole file.
+    Unfinished,
+}
+
+/// Runs `PRAGMA quick_check` on the database at `path` on a connection of its own, stopped
+/// after `limit` by SQLite's progress handler (which the check calls as it walks pages).
+/// Damage is an error naming the file and what to do.
+pub(super) async fn integrity_check(
+    path: &Path,
+    options: &SqliteConnectOptions,
+    limit: Duration,
+) -> Result<Integrity, StoreError> {
+    let failed = |e: sqlx::Error| match super::is_damage(&e) {
+        true => damaged(path, &e.to_string()),
+        false => StoreError::Open {
+            backend: Sqlite::BACKEND,
+            message: format!("{}: integrity check: {e}", path.display()),
+        },
+    };
+    let mut conn = SqliteConnection::connect_with(options)
+        .await
+        .map_err(failed)?;
+    let deadline = Instant::now() + limit;
+    conn.lock_handle()
+        .await
+        .map_err(failed)?
+        .set_progress_handler(1_000, move || Instant::now() < deadline);
+    let check = format!("PRAGMA quick_check({INTEGRITY_CHECK_ERRORS})");
+    let found: Result<Vec<String>, sqlx::Error> =
+        sqlx::query_scalar(&check).fetch_all(&mut conn).await;
+    if let Err(e) = conn.close().await {
+        tracing::debug!("closing the integrity check's connection: {e}");
+    }
+    match found {
+        Ok(rows) if matches!(rows.as_slice(), [only] if only == "ok") => Ok(Integrity::Ok),
+        // One line: the check's rows may hold line breaks of their own.
+        Ok(rows) => Err(damaged(path, &rows.join("; ").replace('\n', "; "))),
+        Err(sqlx::Error::Database(db))
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+                && db
+                    .code()
+                    .and_then(|c| c.parse::<i32>().ok())
+                    .map(|c| c & 0xff)
+                    == Some(SQLITE_INTERRUPT) =>
+        {
+            Ok(Integrity::Unfinished)
+        }
+        Err(e) => Err(failed(e)),
+    }
+}
+
+/// The error for a damaged database file: what was found and what the operator can do.
+fn damaged(path: &Path, found: &str) -> StoreError {
+    let file = path.display();
+    StoreError::Damaged(format!(
+        "{file}: {found}. The node does not start on a damaged database. Stop here and keep a \
+         copy of the file (with its -wal file), then restore it from a backup, or recover what \
+         is readable with `sqlite3 {file} .recover | sqlite3 {file}.recovered` and move \
+         {file}.recovered into its place (removing {file}-wal and {file}-shm); a replicated \
+         register can also be fetched again from its peers after a fresh start."
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Seek, SeekFrom, Write as _};
+
+    use super::*;
+    use crate::store::{Store, Write, WriteClass};
+
+    /// A database of `n` pending transactions of 2 kB, closed (checkpointed into the file).
+    async fn filled(path: &Path, n: usize) {
+        let store = open(path).await.expect("open");
+        for i in 0..n {
+            let tx = (format!("{i:064x}"), vec![i as u8; 2_000]);
+            store.accept_pending("r", &[tx], None, 1).await.expect("tx");
+        }
+        store.close().await;
+    }
+
+    /// Overwrites the page in the middle of the file with garbage, as a failing disk might.
+    fn damage_middle(path: &Path) {
+        let len = std::fs::metadata(path).expect("size").len();
+        let at = len / 2 / 4096 * 4096;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .expect("file");
+        file.seek(SeekFrom::Start(at)).expect("seek");
+        let garbage: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        file.write_all(&garbage).expect("write");
+    }
+
+    #[tokio::test]
+    async fn the_check_passes_a_sound_file_and_is_bounded_in_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("peer.db");
+        filled(&path, 300).await;
+        let options = connect_options(&path);
+        let full = integrity_check(&path, &options, INTEGRITY_CHECK_LIMIT).await;
+        assert_eq!(full.expect("sound"), Integrity::Ok);
+        let none = integrity_check(&path, &options, Duration::ZERO).await;
+        assert_eq!(none.expect("no time"), Integrity::Unfinished);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_file_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("peer.db");
+        filled(&path, 300).await;
+        damage_middle(&path);
+        let Err(StoreError::Damaged(message)) = open(&path).await.map(|_| ()) else {
+            panic!("a damaged file was opened");
+        };
+        let file = path.display().to_string();
+        assert!(message.starts_with(&file), "{message}");
+        assert!(
+            message.contains(".recover") && message.contains("backup"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn damage_found_at_run_time_fails_storage_until_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("peer.db");
+        filled(&path, 300).await;
+        damage_middle(&path);
+        // Past the start-up check (as when it ran out of time): the first read finds it.
+        let pool = SqlitePoolOptions::new()
+            .connect_with(connect_options(&path))
+            .await
+            .expect("pool");
+        let store = SqlStore::new(pool, true);
+        let mut found = None;
+        for from in (0..300).step_by(20) {
+            let ids: Vec<String> = (from..from + 20).map(|i| format!("{i:064x}")).collect();
+            if let Err(e) = store.payloads_by_id("r", &ids).await {
+                found = Some(e);
+                break;
+            }
+        }
+        assert!(
+            matches!(found, Some(StoreError::Damaged(_))),
+            "reading every row finds the damage: {found:?}"
+        );
+        let failure = store.write_health().failure().expect("failing");
+        assert!(failure.reason.contains("malformed"), "{}", failure.reason);
+        // Writes that succeed, probes included, do not clear it.
+        store.probe_write(0).await.expect("probe");
+        store
+            .write_health()
+            .record(Write::new(WriteClass::Other, 1), &Ok(()));
+        assert!(store.write_health().failure().is_some());
+        assert_eq!(store.write_health().probe_bytes(), None);
+        store.close().await;
+    }
 }

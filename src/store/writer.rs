@@ -5,7 +5,7 @@
 
 use sqlx::{Connection, Database, Pool};
 
-use super::{StoreError, WriteHealth};
+use super::{StoreError, Write, WriteHealth};
 
 /// Runs the store's writes.
 pub(super) struct Writer<DB: Database> {
@@ -33,9 +33,11 @@ impl<DB: Database> Writer<DB> {
 
     /// Runs `body` (which writes through the connection it is given) as one database
     /// transaction: after the writers before it, on a [`WriteConnection`] of its own, success
-    /// only once COMMIT succeeded, and the outcome recorded in the store's [`WriteHealth`].
+    /// only once COMMIT succeeded, and the outcome recorded in the store's [`WriteHealth`] as
+    /// a write of `write`'s class and size.
     pub(super) async fn write<T>(
         &self,
+        write: Write,
         body: impl AsyncFnOnce(&mut DB::Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let _turn = match &self.one_at_a_time {
@@ -51,7 +53,7 @@ impl<DB: Database> Writer<DB> {
             Ok(value)
         }
         .await;
-        self.health.record(&outcome);
+        self.health.record(write, &outcome);
         outcome
     }
 }

@@ -72,9 +72,10 @@ async fn dashboard_is_served_with_a_strict_content_security_policy() {
 }
 
 /// The count of elements matching a CSS selector, as a page script.
-const COUNT: &str = "return document.querySelectorAll(arguments[0]).length === arguments[1];";
+pub(crate) const COUNT: &str =
+    "return document.querySelectorAll(arguments[0]).length === arguments[1];";
 /// Whether some element matching `arguments[0]` has text containing every string in `arguments[1]`.
-const TEXT: &str = "return [...document.querySelectorAll(arguments[0])].some(e => arguments[1].every(t => e.textContent.includes(t)));";
+pub(crate) const TEXT: &str = "return [...document.querySelectorAll(arguments[0])].some(e => arguments[1].every(t => e.textContent.includes(t)));";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_lists_peers_and_bans_and_unbans_in_a_real_browser() {

@@ -33,6 +33,7 @@ mod replication;
 mod replication_invariants;
 mod shutdown;
 mod storage_faults;
+mod storage_health;
 mod store;
 mod tampering;
 mod traces;

@@ -14,12 +14,14 @@ use crate::common::faults::{self, Tmpfs};
 use crate::common::{PATIENCE, TestCluster, TestNode, postgres, test_config, wait_until};
 
 /// Payload size of the submissions that fill the disk.
-const PAYLOAD: usize = 20_000;
+pub(crate) const PAYLOAD: usize = 20_000;
+/// `storage_flap_window` of the nodes that recover from a fault here.
+const FLAP_WINDOW: Duration = Duration::from_secs(1);
 /// One submission may take this long before the test counts it as failed (not acknowledged).
 const SUBMIT_DEADLINE: Duration = Duration::from_secs(5);
 
 /// A unique payload of [`PAYLOAD`] bytes.
-fn payload(tag: &str, i: usize) -> Vec<u8> {
+pub(crate) fn payload(tag: &str, i: usize) -> Vec<u8> {
     let mut p = format!("{tag}-{i}-").into_bytes();
     let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     while p.len() < PAYLOAD {
@@ -32,7 +34,11 @@ fn payload(tag: &str, i: usize) -> Vec<u8> {
 }
 
 /// Submits one payload; `Ok(id)` only if the node answered success within the deadline.
-async fn submit(node: &TestNode, register: &str, payload: Vec<u8>) -> Result<String, String> {
+pub(crate) async fn submit(
+    node: &TestNode,
+    register: &str,
+    payload: Vec<u8>,
+) -> Result<String, String> {
     submit_to(&node.client, register, payload).await
 }
 
@@ -49,7 +55,7 @@ async fn submit_to(
 }
 
 /// `/api/health` whatever its status code: (code, `storage`, `storageError`).
-async fn health(node: &TestNode) -> (u16, String, Option<String>) {
+pub(crate) async fn health(node: &TestNode) -> (u16, String, Option<String>) {
     let response = reqwest::get(format!("{}/api/health", node.admin_url))
         .await
         .expect("GET /api/health");
@@ -61,7 +67,7 @@ async fn health(node: &TestNode) -> (u16, String, Option<String>) {
 }
 
 /// `/readyz`: (code, `status`).
-async fn readiness(node: &TestNode) -> (u16, String) {
+pub(crate) async fn readiness(node: &TestNode) -> (u16, String) {
     let response = reqwest::get(format!("{}/readyz", node.admin_url))
         .await
         .expect("GET /readyz");
@@ -136,6 +142,9 @@ async fn full_disk_loses_nothing_acknowledged_and_recovers_without_restart() {
     };
     let mut config = test_config(disk.path(), "127.0.0.1");
     config.seal_interval = Duration::from_millis(50);
+    // Writes flip between failing and working while the disk fills, so storage is flapping
+    // afterwards: a short window lets recovery show (`storage_health.rs` tests flapping).
+    config.storage_flap_window = FLAP_WINDOW;
     let mut node = TestNode::start_with(config).await;
     node.client
         .create_register("full", false)
@@ -204,7 +213,7 @@ async fn full_disk_loses_nothing_acknowledged_and_recovers_without_restart() {
                 Err(e) => failures_after_recovery.push(e),
             }
         }
-        healthy_again = health_becomes(&node, "ok", Duration::from_secs(5)).await;
+        healthy_again = health_becomes(&node, "ok", Duration::from_secs(5) + FLAP_WINDOW).await;
     }
     let ready_again = readiness(&node).await;
 
@@ -310,6 +319,8 @@ async fn postgres_restart_under_load_loses_nothing_acknowledged_and_reconnects()
         .start(|c| {
             c.database_url = Some(url.clone());
             c.seal_interval = Duration::from_millis(50);
+            // Pooled connections fail one by one after the restart: recovery, not flapping.
+            c.storage_flap_window = FLAP_WINDOW;
         })
         .await;
     node.client
@@ -371,7 +382,7 @@ async fn postgres_restart_under_load_loses_nothing_acknowledged_and_reconnects()
     )
     .await;
     assert!(
-        health_becomes(&node, "ok", Duration::from_secs(10)).await,
+        health_becomes(&node, "ok", Duration::from_secs(10) + FLAP_WINDOW).await,
         "health must say ok again once PostgreSQL is back"
     );
     stop.store(true, Ordering::SeqCst);

@@ -74,7 +74,11 @@ async fn story(store: &dyn Store) {
         None,
         "a write the database refuses for its data is not a storage failure"
     );
-    store.probe_write().await.expect("probe write");
+    store.probe_write(0).await.expect("probe write");
+    store
+        .probe_write(64 << 10)
+        .await
+        .expect("probe write with filler");
     assert_eq!(store.write_health().failure(), None);
     let timed = BanRow {
         target: "cccc".into(),

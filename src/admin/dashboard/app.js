@@ -91,8 +91,9 @@ function renderNode(status, health) {
     ["Peer ID", status.peerId],
     ["Version", status.version],
     ["Uptime", duration(status.uptimeSeconds)],
-    ["Health", health ? health.status : "-"],
-    ["Storage", (health && health.storage === "failing" ? "failing: " + (health.storageError || "") : "ok") + " (" + status.storage + ")"],
+    // /api/health answers 503 while unhealthy (then `health` is null): storage comes from status.
+    ["Health", health ? health.status : (status.storageHealth === "failing" ? "unhealthy" : "-")],
+    ["Storage", (status.storageHealth === "failing" ? "failing: " + (status.storageError || "") : "ok") + " (" + status.storage + ")"],
     ["Listen", status.listen],
     ["Announced", status.announcedAddress || status.advertisedAddress || "-"],
     ["Reachability", status.reachability ? status.reachability + (status.addressSource ? " (" + status.addressSource + ")" : "") : "-"],
