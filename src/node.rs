@@ -49,6 +49,8 @@ pub enum NodeError {
     #[error(transparent)]
     AdminTls(#[from] admin::tls::AdminTlsError),
     #[error(transparent)]
+    PlatformTls(#[from] crate::platform::PlatformTlsError),
+    #[error(transparent)]
     PeerTransport(#[from] crate::transport::SetupError),
     #[error(transparent)]
     Traces(#[from] TraceSetupError),
@@ -85,6 +87,8 @@ pub struct NodeHandle {
     pub peer_id: String,
     pub peer_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// Where the platform services are served (`platform_listen`), when they are.
+    pub platform_addr: Option<SocketAddr>,
     /// Base URL of the admin API (`https://` when it serves TLS).
     pub admin_url: String,
     pub admin_token: String,
@@ -162,6 +166,16 @@ pub async fn start(
     // Settings read from files are checked before anything is written.
     let jwt = JwtVerifier::from_config(&config)?;
     let admin_tls = admin::tls::server_config(&config)?;
+    let platform_tls = crate::platform::server_config(&config)?;
+    // Bound here, not by the caller: it is optional, and port 0 is reported like the others.
+    let platform_listener = match config.platform_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| NodeError::Bind { addr, source })?,
+        ),
+        None => None,
+    };
     create_data_dir(&data_dir)?;
     // Before anything else is written: one node per data directory.
     let lock = DataDirLock::acquire(&data_dir)?;
@@ -183,6 +197,11 @@ pub async fn start(
     // Port 0 in the configuration means "any": announce and report the real ports.
     config.listen = peer_addr;
     config.admin_listen = admin_addr;
+    let platform_addr = match (&platform_listener, config.platform_listen) {
+        (Some(listener), Some(configured)) => Some(local_addr(listener, configured)?),
+        _ => None,
+    };
+    config.platform_listen = platform_addr;
     let config = Arc::new(config);
 
     tracing::info!(peer_id = identity.peer_id(), storage = %config.storage_description(), peer_tls = %config.peer_tls, "starting node");
@@ -285,6 +304,28 @@ pub async fn start(
         }
     });
 
+    if let (Some(listener), Some(platform_config)) = (
+        platform_listener,
+        crate::platform::PlatformConfig::from_config(&config),
+    ) {
+        let deps = crate::platform::PlatformDeps {
+            config: Arc::new(platform_config),
+            peer_id: identity.peer_id().to_string(),
+            peers: manager.clone(),
+            registers: registers.clone(),
+            metrics: metrics.clone(),
+            auth: auth.clone(),
+            tasks: tasks.clone(),
+            started,
+        };
+        let platform_server =
+            crate::platform::serve(listener, platform_tls, deps, shutdown.clone());
+        tasks.spawn(async move {
+            if let Err(e) = platform_server.await {
+                tracing::error!("platform listener failed: {e}");
+            }
+        });
+    }
     tasks.spawn(rpc::connections::run_dialer(
         services.clone(),
         shutdown.clone(),
@@ -311,11 +352,12 @@ pub async fn start(
         tracing::warn!("cannot record the admin URL in the data directory: {e}");
     }
     serving.peer_started();
-    tracing::info!(listen = %peer_addr, admin = %admin_url, seeds = ?config.seeds, "node ready");
+    tracing::info!(listen = %peer_addr, admin = %admin_url, platform = ?platform_addr, seeds = ?config.seeds, "node ready");
     Ok(NodeHandle {
         peer_id: identity.peer_id().to_string(),
         peer_addr,
         admin_addr,
+        platform_addr,
         admin_url,
         admin_token,
         data_dir,

@@ -23,6 +23,7 @@ mod lag;
 mod logging;
 mod observability;
 mod operator_cli;
+mod platform;
 mod reachability;
 mod references;
 mod replication;
