@@ -1,35 +1,31 @@
 //! The platform listener: a connection from outside `platform_allowed_cidrs` is closed at
-//! accept, before a byte of HTTP/2 (or TLS) is read or written; at most [`MAX_CONNECTIONS`]
-//! are open at once; with TLS each handshake runs in a task of its own within
-//! [`TLS_HANDSHAKE_TIMEOUT`], so a slow client holds up nobody else. Admitted connections go
-//! to one tonic server carrying the platform services, each behind the JWT check.
+//! accept, before a byte of HTTP/2 (or TLS) is read or written; the connection caps and the
+//! preface deadline are in [`super::stream`]; with TLS each handshake runs in a task of its
+//! own within [`TLS_HANDSHAKE_TIMEOUT`], so a slow client holds up nobody else. Admitted
+//! connections go to one tonic server carrying the platform services, each behind the JWT
+//! check; HTTP/2 keep-alive pings find clients that went away.
 
 use std::io;
-use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustls::ServerConfig;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use super::auth::JwtCheck;
 use super::discovery::Discovery;
 use super::docket_sync::DocketSync;
 use super::heartbeat::Heartbeat;
 use super::pb::{discovery, docket_sync, heartbeat};
+use super::stream::{Io, Places, PlatformStream};
 use super::{
-    MAX_CONNECTIONS, MAX_HEADER_LIST_SIZE, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES,
-    MAX_STREAMS_PER_CONNECTION, PlatformDeps,
+    MAX_HEADER_LIST_SIZE, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, MAX_STREAMS_PER_CONNECTION,
+    PlatformDeps,
 };
 
 /// Time a client has to complete the TLS handshake after connecting.
@@ -38,70 +34,9 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// Admitted connections waiting for the gRPC server to take them.
 const ACCEPTED_QUEUE: usize = 16;
-
-/// One admitted platform connection, plaintext or TLS; holds its connection slot.
-pub struct PlatformStream {
-    io: Io,
-    local: Option<SocketAddr>,
-    remote: SocketAddr,
-    _slot: OwnedSemaphorePermit,
-}
-
-enum Io {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl Connected for PlatformStream {
-    type ConnectInfo = TcpConnectInfo;
-
-    fn connect_info(&self) -> TcpConnectInfo {
-        TcpConnectInfo {
-            local_addr: self.local,
-            remote_addr: Some(self.remote),
-        }
-    }
-}
-
-impl AsyncRead for PlatformStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().io {
-            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for PlatformStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match &mut self.get_mut().io {
-            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().io {
-            Io::Plain(s) => Pin::new(s).poll_flush(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().io {
-            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+/// How often an idle platform connection is pinged, and how long the answer may take.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves the platform services on `listener` until `shutdown`.
 pub async fn serve(
@@ -135,6 +70,8 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         .http2_max_header_list_size(MAX_HEADER_LIST_SIZE)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .add_service(InterceptedService::new(docket_sync, check.clone()))
         .add_service(InterceptedService::new(discovery, check.clone()))
         .add_service(InterceptedService::new(heartbeat, check))
@@ -151,8 +88,9 @@ async fn accept_loop(
     accepted: mpsc::Sender<io::Result<PlatformStream>>,
     shutdown: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let places = Places::new();
     let local = listener.local_addr().ok();
+    let preface_timeout = deps.config.preface_timeout;
     loop {
         let (tcp, remote) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -172,18 +110,16 @@ async fn accept_loop(
             tracing::debug!(%remote, "platform connection refused: not in platform_allowed_cidrs");
             continue;
         }
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            deps.metrics.limit_hit("platform_connections");
-            tracing::debug!(%remote, "platform connection refused: {MAX_CONNECTIONS} open");
-            continue;
+        let place = match places.take(ip) {
+            Ok(place) => place,
+            Err(full) => {
+                deps.metrics.limit_hit(full.limit());
+                tracing::debug!(%remote, limit = full.limit(), "platform connection refused: no room");
+                continue;
+            }
         };
         let Some(acceptor) = &tls else {
-            let stream = PlatformStream {
-                io: Io::Plain(tcp),
-                local,
-                remote,
-                _slot: slot,
-            };
+            let stream = PlatformStream::new(Io::Plain(tcp), local, remote, place, preface_timeout);
             if accepted.send(Ok(stream)).await.is_err() {
                 return;
             }
@@ -194,12 +130,8 @@ async fn accept_loop(
         deps.tasks.spawn(async move {
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => {
-                    let stream = PlatformStream {
-                        io: Io::Tls(Box::new(tls)),
-                        local,
-                        remote,
-                        _slot: slot,
-                    };
+                    let io = Io::Tls(Box::new(tls));
+                    let stream = PlatformStream::new(io, local, remote, place, preface_timeout);
                     // Fails only once the server has stopped: the connection just closes.
                     let _ = accepted.send(Ok(stream)).await;
                 }

@@ -3,8 +3,9 @@
 //! on the peer port. An edge: it checks and translates protobuf ⇄ domain and answers from the
 //! node's real state through the dependencies it is built with ([`PlatformDeps`]).
 //!
-//! - [`listener`]: the accept loop (`platform_allowed_cidrs` before any byte, a connection cap,
-//!   TLS in a task of its own when configured) and the tonic server;
+//! - [`listener`]: the accept loop (`platform_allowed_cidrs` before any byte, TLS in a task of
+//!   its own when configured) and the tonic server;
+//! - [`stream`]: an admitted connection, under the connection caps and the preface deadline;
 //! - [`tls`]: the certificate and key (`platform_tls_*`), ALPN h2, no client certificate;
 //! - [`auth`]: `platform_require_jwt`, through the admin API's JWT verification;
 //! - [`docket_sync`] with [`records`] (dockets as the platform's transaction records),
@@ -21,12 +22,13 @@ pub(crate) mod errors;
 pub(crate) mod heartbeat;
 pub(crate) mod listener;
 pub mod records;
+pub(crate) mod stream;
 pub(crate) mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
@@ -76,6 +78,8 @@ pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// Connections open at once on the platform listener (the platform runs a few services).
 pub const MAX_CONNECTIONS: usize = 64;
+/// Connections open at once from one client IP address.
+pub const MAX_CONNECTIONS_PER_IP: usize = 16;
 /// HTTP/2 streams one platform connection may have open at once.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 32;
 /// Largest HTTP/2 header block accepted (a JWT is well under this).
@@ -91,6 +95,8 @@ pub struct PlatformConfig {
     pub listen: SocketAddr,
     pub allowed: Vec<IpNet>,
     pub require_jwt: bool,
+    /// How long a connection may stay silent before its HTTP/2 preface (`connect_timeout`).
+    pub preface_timeout: Duration,
     /// Where the node keeps its data (the disk whose use a heartbeat reports).
     pub data_dir: PathBuf,
     /// Most entries taken from, and handed to, one peer exchange (`exchange_max_entries`).
@@ -106,6 +112,7 @@ impl PlatformConfig {
             listen: config.platform_listen?,
             allowed: config.platform_allowed_cidrs.clone(),
             require_jwt: config.platform_require_jwt,
+            preface_timeout: config.connect_timeout,
             data_dir: config.data_dir.clone(),
             exchange_max_entries: config.exchange_max_entries,
             max_registers: config.max_advertised_registers,

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use sorcha_peer::config::{PeerTls, Secret};
+use sorcha_peer::platform::MAX_CONNECTIONS_PER_IP;
 use sorcha_peer::platform::pb::{discovery, docket_sync, heartbeat, sync};
 use sorcha_peer::transport::{PeerStream, channel};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,7 +16,7 @@ use tonic::Code;
 use super::{
     beat, code, h2c_from, latest, now_ms, platform, platform_addr, platform_on, refused_from,
 };
-use crate::common::{PATIENCE, TestCluster, TestNode};
+use crate::common::{PATIENCE, TestCluster, TestNode, wait_until};
 
 const JWT_KEY: &str = "sorcha-peer-test-jwt-key-0123456789abcdef";
 
@@ -39,18 +40,10 @@ async fn only_allowed_networks_reach_the_platform_listener() {
         .expect("answered");
 
     // From elsewhere the connection is closed before a byte is answered.
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::new(outsider.parse().expect("ip"), 0))
-        .expect("bind");
-    let mut raw: TcpStream = socket.connect(target).await.expect("tcp connect");
+    let mut raw = raw_from(&outsider, target).await;
     // The write may fail already: the listener closed it.
     let _ = raw.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
-    let mut buf = [0u8; 64];
-    let read = tokio::time::timeout(PATIENCE, raw.read(&mut buf))
-        .await
-        .expect("closed within the limit");
-    assert!(matches!(read, Ok(0) | Err(_)), "no byte answered: {read:?}");
+    closed_unanswered(&mut raw).await;
     assert!(
         refused_from(&outsider, target).await,
         "a call from outside is refused"
@@ -61,6 +54,76 @@ async fn only_allowed_networks_reach_the_platform_listener() {
         .find(|l| l.contains("connections_refused") && l.contains("platform_network"))
         .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok());
     assert!(refused.is_some_and(|n| n >= 2.0), "{metrics}");
+    a.stop().await;
+}
+
+/// A plain TCP connection to `target` from the local address `source`.
+async fn raw_from(source: &str, target: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(source.parse().expect("ip"), 0))
+        .expect("bind");
+    socket.connect(target).await.expect("tcp connect")
+}
+
+/// Waits (within the limit) until the other end closes `raw` without sending a byte.
+async fn closed_unanswered(raw: &mut TcpStream) {
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(PATIENCE, raw.read(&mut buf))
+        .await
+        .expect("closed within the limit");
+    assert!(matches!(read, Ok(0) | Err(_)), "no byte answered: {read:?}");
+}
+
+/// Waits (within the limit) until the other end closes `raw`, whatever it sent first (an
+/// HTTP/2 server starts with its SETTINGS frame).
+async fn closed(raw: &mut TcpStream) {
+    let mut buf = [0u8; 1024];
+    let until_closed = async {
+        while let Ok(n) = raw.read(&mut buf).await
+            && n > 0
+        {}
+    };
+    tokio::time::timeout(PATIENCE, until_closed)
+        .await
+        .expect("closed within the limit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_closed_and_one_client_cannot_take_every_place() {
+    let mut net = TestCluster::new();
+    let (greedy, other) = (net.ip(), net.ip());
+    let mut a = net.start(platform_on).await;
+    let target = platform_addr(&a);
+    let mut silent = Vec::new();
+    for _ in 0..MAX_CONNECTIONS_PER_IP {
+        silent.push(raw_from(&greedy, target).await);
+    }
+    // One more from the same address is refused; another client is still served.
+    wait_until(
+        "the greedy client's next call to be refused",
+        PATIENCE,
+        || refused_from(&greedy, target),
+    )
+    .await;
+    assert!(
+        !refused_from(&other, target).await,
+        "another client is served"
+    );
+    let limits = a.client.metrics().await.expect("metrics");
+    assert!(
+        limits.contains("limit=\"platform_connections_per_ip\""),
+        "{limits}"
+    );
+    // Without an HTTP/2 preface within connect_timeout, the silent ones are closed...
+    for raw in &mut silent {
+        closed(raw).await;
+    }
+    // ... and their places are free again.
+    wait_until("the greedy client to be served again", PATIENCE, || async {
+        !refused_from(&greedy, target).await
+    })
+    .await;
     a.stop().await;
 }
 
