@@ -21,11 +21,10 @@ pub(crate) mod docket_sync;
 pub(crate) mod errors;
 pub(crate) mod heartbeat;
 pub(crate) mod listener;
-pub mod records;
+pub(crate) mod records;
 pub(crate) mod stream;
 pub(crate) mod tls;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,8 +38,9 @@ use crate::replication::Registers;
 use crate::tasks::Tasks;
 use crate::telemetry::Metrics;
 
-pub use listener::serve;
-pub use tls::{PlatformTlsError, server_config};
+pub(crate) use listener::serve;
+pub use tls::PlatformTlsError;
+pub(crate) use tls::server_config;
 
 /// Generated code for the original's six services (`proto/sorcha/platform`), with the
 /// original's package names. Public so tests and tools can be platform clients.
@@ -91,8 +91,7 @@ pub const MAX_PEERS_PER_ANSWER: usize = 100;
 
 /// The platform listener's settings (the `platform_*` keys and what its answers need).
 #[derive(Clone, Debug)]
-pub struct PlatformConfig {
-    pub listen: SocketAddr,
+pub(crate) struct PlatformConfig {
     pub allowed: Vec<IpNet>,
     pub require_jwt: bool,
     /// How long a connection may stay silent before its HTTP/2 preface (`connect_timeout`).
@@ -108,8 +107,8 @@ pub struct PlatformConfig {
 impl PlatformConfig {
     /// The settings, or `None` when `platform_listen` is unset (the listener is off).
     pub fn from_config(config: &Config) -> Option<PlatformConfig> {
+        config.platform_listen?;
         Some(PlatformConfig {
-            listen: config.platform_listen?,
             allowed: config.platform_allowed_cidrs.clone(),
             require_jwt: config.platform_require_jwt,
             preface_timeout: config.connect_timeout,
@@ -122,7 +121,7 @@ impl PlatformConfig {
 
 /// What the platform services are built from.
 #[derive(Clone)]
-pub struct PlatformDeps {
+pub(crate) struct PlatformDeps {
     pub config: Arc<PlatformConfig>,
     /// This node's peer ID (what it answers as).
     pub peer_id: String,

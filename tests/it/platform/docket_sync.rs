@@ -5,7 +5,7 @@ use sorcha_peer::platform::pb::docket_sync::SyncDocketEntry;
 use tonic::Code;
 
 use super::{code, latest, platform, platform_on, sync, sync_request};
-use crate::common::{PATIENCE, TestCluster, replicate_along};
+use crate::common::{PATIENCE, TestCluster, replicate_along, wait_until};
 
 /// Checks what the Register service relies on: numbers from 1 in order, each entry chained to
 /// the one before, the origin as validator, and `docket_data` a JSON list of records whose
@@ -100,6 +100,35 @@ async fn docket_sync_streams_the_chain_as_the_register_service_reads_it() {
     assert_eq!(rest[0].previous_docket_hash, entries[0].docket_hash);
     let at_head = sync(&on_b, sync_request("plat", head, 0, 0)).await;
     assert_eq!(at_head.expect("level").len(), 0);
+
+    // A forward-only replica holds the chain from its anchor: older dockets are refused.
+    let seed = a.seed();
+    let mut c = net
+        .start(|c| {
+            c.seeds = vec![seed];
+            platform_on(c);
+        })
+        .await;
+    wait_until("C to see the register", PATIENCE, || async {
+        c.client.subscribe("plat", "forward-only").await.is_ok()
+    })
+    .await;
+    wait_until("C to follow the register", PATIENCE, || async {
+        c.register("plat")
+            .await
+            .is_some_and(|r| r.sync_state == "active")
+    })
+    .await;
+    let on_c = platform(&c).await;
+    assert!(
+        latest(&on_c, "plat")
+            .await
+            .expect("latest")
+            .network_available
+    );
+    let before = sync(&on_c, sync_request("plat", 0, 0, 0)).await;
+    assert_eq!(code(before), Code::FailedPrecondition);
+    c.stop().await;
     b.stop().await;
     a.stop().await;
 }
