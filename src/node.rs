@@ -167,15 +167,7 @@ pub async fn start(
     let jwt = JwtVerifier::from_config(&config)?;
     let admin_tls = admin::tls::server_config(&config)?;
     let platform_tls = crate::platform::server_config(&config)?;
-    // Bound here, not by the caller: it is optional, and port 0 is reported like the others.
-    let platform_listener = match config.platform_listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| NodeError::Bind { addr, source })?,
-        ),
-        None => None,
-    };
+    let platform_listener = bind_platform(&config).await?;
     create_data_dir(&data_dir)?;
     // Before anything else is written: one node per data directory.
     let lock = DataDirLock::acquire(&data_dir)?;
@@ -318,13 +310,7 @@ pub async fn start(
             tasks: tasks.clone(),
             started,
         };
-        let platform_server =
-            crate::platform::serve(listener, platform_tls, deps, shutdown.clone());
-        tasks.spawn(async move {
-            if let Err(e) = platform_server.await {
-                tracing::error!("platform listener failed: {e}");
-            }
-        });
+        spawn_platform(listener, platform_tls, deps, shutdown.clone());
     }
     tasks.spawn(rpc::connections::run_dialer(
         services.clone(),
@@ -387,6 +373,34 @@ impl crate::service::connect::Dialer for SessionDialer {
             self.shutdown.clone(),
         ));
     }
+}
+
+/// The platform listener, when `platform_listen` is set. Bound here rather than by the caller
+/// (it is optional); port 0 is reported like the others.
+async fn bind_platform(config: &Config) -> Result<Option<TcpListener>, NodeError> {
+    let Some(addr) = config.platform_listen else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Bind { addr, source })?;
+    Ok(Some(listener))
+}
+
+/// Serves the platform services as a node task until shutdown.
+fn spawn_platform(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    deps: crate::platform::PlatformDeps,
+    shutdown: CancellationToken,
+) {
+    let tasks = deps.tasks.clone();
+    let server = crate::platform::serve(listener, tls, deps, shutdown);
+    tasks.spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!("platform listener failed: {e}");
+        }
+    });
 }
 
 fn local_addr(listener: &TcpListener, configured: SocketAddr) -> Result<SocketAddr, NodeError> {
