@@ -1,12 +1,21 @@
-//! Compiles the peer protocol with protox (pure Rust), so `cargo build` needs no system protoc,
-//! and records the commit the binary is built from (`SORCHA_BUILD_COMMIT`: the short hash, or
+//! Compiles the peer protocol and the platform's six original services (`proto/sorcha/platform`,
+//! served on the platform listener) with protox (pure Rust, well-known types included), so
+//! `cargo build` needs no system protoc, and records the commit the binary is built from (`SORCHA_BUILD_COMMIT`: the short hash, or
 //! "unknown" outside a git checkout or without git).
 
 use std::path::PathBuf;
 use std::process::Command;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/sorcha/peer/v1/session.proto"];
+    let protos = [
+        "proto/sorcha/peer/v1/session.proto",
+        "proto/sorcha/platform/docket_sync.proto",
+        "proto/sorcha/platform/peer_communication.proto",
+        "proto/sorcha/platform/peer_discovery.proto",
+        "proto/sorcha/platform/peer_heartbeat.proto",
+        "proto/sorcha/platform/register_sync.proto",
+        "proto/sorcha/platform/transaction_distribution.proto",
+    ];
     println!("cargo:rerun-if-changed=proto");
     println!("cargo:rerun-if-changed=build.rs");
     record_commit();

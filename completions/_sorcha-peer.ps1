@@ -58,6 +58,7 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'A node to join through (repeatable)')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'postgres://user:password@host/db to store on PostgreSQL [default: SQLite in the data dir]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'A label for operators (not an identity)')
+            [CompletionResult]::new('--platform-listen', '--platform-listen', [CompletionResultType]::ParameterName, 'Serve the Sorcha platform''s gRPC services on this address [default: off]')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log filter: a level or EnvFilter directives, e.g. info,sorcha_peer=debug [default: info]')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format [default: text]')
             [CompletionResult]::new('--otlp-endpoint', '--otlp-endpoint', [CompletionResultType]::ParameterName, 'Send OpenTelemetry traces to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317')

@@ -54,6 +54,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand --seed 'A node to join through (repeatable)'
             cand --database-url 'postgres://user:password@host/db to store on PostgreSQL [default: SQLite in the data dir]'
             cand --name 'A label for operators (not an identity)'
+            cand --platform-listen 'Serve the Sorcha platform''s gRPC services on this address [default: off]'
             cand --log-level 'Log filter: a level or EnvFilter directives, e.g. info,sorcha_peer=debug [default: info]'
             cand --log-format 'Log line format [default: text]'
             cand --otlp-endpoint 'Send OpenTelemetry traces to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317'

@@ -56,6 +56,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l advert
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l seed -d 'A node to join through (repeatable)' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l database-url -d 'postgres://user:password@host/db to store on PostgreSQL [default: SQLite in the data dir]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l name -d 'A label for operators (not an identity)' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l platform-listen -d 'Serve the Sorcha platform\'s gRPC services on this address [default: off]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l log-level -d 'Log filter: a level or EnvFilter directives, e.g. info,sorcha_peer=debug [default: info]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l log-format -d 'Log line format [default: text]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l otlp-endpoint -d 'Send OpenTelemetry traces to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317' -r

@@ -17,6 +17,7 @@ pub mod logsink;
 pub mod netprobe;
 pub mod node;
 pub mod peers;
+pub mod platform;
 pub mod reachability;
 pub mod replication;
 pub mod rpc;

@@ -49,6 +49,8 @@ pub enum NodeError {
     #[error(transparent)]
     AdminTls(#[from] admin::tls::AdminTlsError),
     #[error(transparent)]
+    PlatformTls(#[from] crate::platform::PlatformTlsError),
+    #[error(transparent)]
     PeerTransport(#[from] crate::transport::SetupError),
     #[error(transparent)]
     Traces(#[from] TraceSetupError),
@@ -85,6 +87,8 @@ pub struct NodeHandle {
     pub peer_id: String,
     pub peer_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// Where the platform services are served (`platform_listen`), when they are.
+    pub platform_addr: Option<SocketAddr>,
     /// Base URL of the admin API (`https://` when it serves TLS).
     pub admin_url: String,
     pub admin_token: String,
@@ -162,6 +166,8 @@ pub async fn start(
     // Settings read from files are checked before anything is written.
     let jwt = JwtVerifier::from_config(&config)?;
     let admin_tls = admin::tls::server_config(&config)?;
+    let platform_tls = crate::platform::server_config(&config)?;
+    let platform_listener = bind_platform(&config).await?;
     create_data_dir(&data_dir)?;
     // Before anything else is written: one node per data directory.
     let lock = DataDirLock::acquire(&data_dir)?;
@@ -183,6 +189,11 @@ pub async fn start(
     // Port 0 in the configuration means "any": announce and report the real ports.
     config.listen = peer_addr;
     config.admin_listen = admin_addr;
+    let platform_addr = match (&platform_listener, config.platform_listen) {
+        (Some(listener), Some(configured)) => Some(local_addr(listener, configured)?),
+        _ => None,
+    };
+    config.platform_listen = platform_addr;
     let config = Arc::new(config);
 
     tracing::info!(peer_id = identity.peer_id(), storage = %config.storage_description(), peer_tls = %config.peer_tls, "starting node");
@@ -292,6 +303,22 @@ pub async fn start(
         }
     });
 
+    if let (Some(listener), Some(platform_config)) = (
+        platform_listener,
+        crate::platform::PlatformConfig::from_config(&config),
+    ) {
+        let deps = crate::platform::PlatformDeps {
+            config: Arc::new(platform_config),
+            peer_id: identity.peer_id().to_string(),
+            peers: manager.clone(),
+            registers: registers.clone(),
+            metrics: metrics.clone(),
+            auth: auth.clone(),
+            tasks: tasks.clone(),
+            started,
+        };
+        spawn_platform(listener, platform_tls, deps, shutdown.clone());
+    }
     tasks.spawn(rpc::connections::run_dialer(
         services.clone(),
         shutdown.clone(),
@@ -318,11 +345,12 @@ pub async fn start(
         tracing::warn!("cannot record the admin URL in the data directory: {e}");
     }
     serving.peer_started();
-    tracing::info!(listen = %peer_addr, admin = %admin_url, seeds = ?config.seeds, "node ready");
+    tracing::info!(listen = %peer_addr, admin = %admin_url, platform = ?platform_addr, seeds = ?config.seeds, "node ready");
     Ok(NodeHandle {
         peer_id: identity.peer_id().to_string(),
         peer_addr,
         admin_addr,
+        platform_addr,
         admin_url,
         admin_token,
         data_dir,
@@ -352,6 +380,34 @@ impl crate::service::connect::Dialer for SessionDialer {
             self.shutdown.clone(),
         ));
     }
+}
+
+/// The platform listener, when `platform_listen` is set. Bound here rather than by the caller
+/// (it is optional); port 0 is reported like the others.
+async fn bind_platform(config: &Config) -> Result<Option<TcpListener>, NodeError> {
+    let Some(addr) = config.platform_listen else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Bind { addr, source })?;
+    Ok(Some(listener))
+}
+
+/// Serves the platform services as a node task until shutdown.
+fn spawn_platform(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    deps: crate::platform::PlatformDeps,
+    shutdown: CancellationToken,
+) {
+    let tasks = deps.tasks.clone();
+    let server = crate::platform::serve(listener, tls, deps, shutdown);
+    tasks.spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!("platform listener failed: {e}");
+        }
+    });
 }
 
 fn local_addr(listener: &TcpListener, configured: SocketAddr) -> Result<SocketAddr, NodeError> {

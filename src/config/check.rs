@@ -272,6 +272,27 @@ pub fn across(c: &Config) -> Result<(), (&'static str, Problem)> {
         }
         _ => {}
     }
+    match (&c.platform_tls_cert_file, &c.platform_tls_key_file) {
+        (Some(_), None) => {
+            return Err((
+                "platform_tls_cert_file",
+                Problem("is set but platform_tls_key_file is not: set both or neither".into()),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err((
+                "platform_tls_key_file",
+                Problem("is set but platform_tls_cert_file is not: set both or neither".into()),
+            ));
+        }
+        _ => {}
+    }
+    if c.platform_require_jwt && c.jwt_key.is_none() && c.jwt_key_file.is_none() {
+        return Err((
+            "platform_require_jwt",
+            Problem("needs the key JWTs are checked with: set jwt_key or jwt_key_file".into()),
+        ));
+    }
     let ca_mode = c.peer_tls == super::PeerTls::Ca;
     for (key, value) in [
         ("tls_ca_file", &c.tls_ca_file),
@@ -339,6 +360,7 @@ pub fn across(c: &Config) -> Result<(), (&'static str, Problem)> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Layers, Source};
     use super::*;
 
     #[test]
@@ -367,5 +389,39 @@ mod tests {
         assert_eq!(key, "max_anonymous_event_clients");
         c.max_anonymous_event_clients = 7;
         assert!(across(&c).is_ok());
+    }
+
+    fn refusal(toml: &str) -> String {
+        let mut layers = Layers::default();
+        layers.add_toml(toml, Source::Default).expect("parse");
+        layers.resolve().expect_err(toml).to_string()
+    }
+
+    #[test]
+    fn the_platform_listener_settings_are_checked_together() {
+        let err = refusal("platform_tls_cert_file = \"/c.pem\"");
+        assert!(err.contains("`platform_tls_cert_file`"), "{err}");
+        let err = refusal("platform_tls_key_file = \"/k.pem\"");
+        assert!(err.contains("`platform_tls_key_file`"), "{err}");
+        let err = refusal("platform_require_jwt = true");
+        assert!(
+            err.contains("`platform_require_jwt`") && err.contains("jwt_key"),
+            "{err}"
+        );
+        let err = refusal("platform_listen = \"not an address\"");
+        assert!(err.contains("`platform_listen`"), "{err}");
+        let mut layers = Layers::default();
+        let ok = "platform_listen = \"127.0.0.1:5001\"\nplatform_require_jwt = true\n\
+                  jwt_key = \"0123456789abcdef0123456789abcdef\"";
+        layers.add_toml(ok, Source::Default).expect("parse");
+        let c = layers.resolve().expect("valid");
+        assert_eq!(
+            c.platform_listen,
+            Some("127.0.0.1:5001".parse().expect("addr"))
+        );
+        assert!(c.platform_require_jwt);
+        let defaults = crate::config::Config::defaults().expect("defaults");
+        assert_eq!(defaults.platform_listen, None, "off unless set");
+        assert_eq!(defaults.platform_allowed_cidrs.len(), 6);
     }
 }

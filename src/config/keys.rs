@@ -412,6 +412,28 @@ declare_keys! {
         default: None,
         help: "PEM private key of admin_tls_cert_file.",
     },
+    // ----- the platform interface (platform/) --------------------------------------------
+    platform_listen: Option<SocketAddr> {
+        default: None,
+        help: "Address for the Sorcha platform's gRPC services (the original peer service's six: DocketSyncService,\nPeerDiscovery, PeerHeartbeat, ...), e.g. \"0.0.0.0:5001\". Plaintext HTTP/2 (h2c) unless\nplatform_tls_cert_file is set. Unset: off. Never served on the peer port.",
+        flag: ("platform-listen", "ADDR", "Serve the Sorcha platform's gRPC services on this address [default: off]"),
+    },
+    platform_tls_cert_file: Option<PathBuf> {
+        default: None,
+        help: "PEM certificate chain for the platform listener (any usual RSA or ECDSA certificate): when set (with\nplatform_tls_key_file), it serves TLS with ALPN h2 and asks for no client certificate.",
+    },
+    platform_tls_key_file: Option<PathBuf> {
+        default: None,
+        help: "PEM private key of platform_tls_cert_file.",
+    },
+    platform_allowed_cidrs: Vec<IpNet> {
+        default: Some("[\"127.0.0.0/8\", \"::1/128\", \"10.0.0.0/8\", \"172.16.0.0/12\", \"192.168.0.0/16\", \"fc00::/7\"]"),
+        help: "Networks (CIDR, or single addresses) whose clients may connect to the platform listener; a connection\nfrom elsewhere is closed before anything is read. Default: loopback and the private ranges.",
+    },
+    platform_require_jwt: bool {
+        default: Some("false"),
+        help: "Platform calls must carry a JWT signed with jwt_key (as the platform's services send them) in the\n`authorization: Bearer` metadata; others get UNAUTHENTICATED. Needs jwt_key or jwt_key_file.",
+    },
     // ----- events and dashboard ---------------------------------------------------------
     max_event_clients: usize {
         default: Some("32"),

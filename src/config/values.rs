@@ -154,6 +154,19 @@ read_with!(
     bool => boolean,
 );
 
+/// An optional address (a listener that is off unless set).
+impl FromValue for Option<SocketAddr> {
+    fn read(r: &Resolver<'_>, key: &'static str) -> Result<Self, ConfigError> {
+        match r.opt_string(key)? {
+            None => Ok(None),
+            Some(text) => text
+                .parse()
+                .map(Some)
+                .map_err(|_| r.invalid(key, format!("'{text}' is not an IP:port address"))),
+        }
+    }
+}
+
 /// A directory; unset means the per-user data directory.
 impl FromValue for PathBuf {
     fn read(r: &Resolver<'_>, key: &'static str) -> Result<Self, ConfigError> {

@@ -333,6 +333,22 @@ impl Registers {
             .await
     }
 
+    /// Dockets `from..` (at most `max`, within the batch limits) of any register held here,
+    /// private ones included, with their payloads: what the platform listener serves.
+    pub async fn platform_dockets(
+        &self,
+        register_id: &str,
+        from: u64,
+        max: u32,
+    ) -> Result<Vec<DocketWithTransactions>, ServeError> {
+        self.server.serve_platform(register_id, from, max).await
+    }
+
+    /// The public key of a held register's origin (the key that signs its dockets).
+    pub fn origin_key(&self, register_id: &str) -> Option<[u8; 32]> {
+        self.chain.get(register_id).map(|h| h.origin_key)
+    }
+
     /// A peer wants (or no longer wants) new dockets of a public register pushed to it.
     pub fn set_follower(&self, peer_id: &str, register_id: &str, follow: bool) {
         self.server.set_follower(peer_id, register_id, follow)

@@ -78,6 +78,32 @@ impl DocketServer {
         let Some(held) = self.chain.get(register_id).filter(|h| h.is_public) else {
             return Err(ServeError::Unavailable(register_id.to_string()));
         };
+        self.read(held, from, max, headers_only, max_bytes).await
+    }
+
+    /// Dockets `from..` of any register held here, private ones too, within the same limits:
+    /// for the platform listener, whose Register service owns the registers it asks for.
+    pub async fn serve_platform(
+        &self,
+        register_id: &str,
+        from: u64,
+        max: u32,
+    ) -> Result<Vec<DocketWithTransactions>, ServeError> {
+        let Some(held) = self.chain.get(register_id) else {
+            return Err(ServeError::Unavailable(register_id.to_string()));
+        };
+        self.read(held, from, max, false, 0).await
+    }
+
+    async fn read(
+        &self,
+        held: super::chain::Held,
+        from: u64,
+        max: u32,
+        headers_only: bool,
+        max_bytes: u64,
+    ) -> Result<Vec<DocketWithTransactions>, ServeError> {
+        let register_id = held.head.register_id.as_str();
         let base = held.base_height;
         if !headers_only && from <= base && base > 0 {
             return Err(ServeError::NotHeldBefore {

@@ -26,6 +26,7 @@ mod lag;
 mod logging;
 mod observability;
 mod operator_cli;
+mod platform;
 mod platform_rest;
 mod reachability;
 mod references;
