@@ -57,8 +57,11 @@ pub enum Principal {
     /// A JWT signed with the configured key, within its validity.
     Jwt {
         subject: Option<String>,
-        /// `CanManagePeers`: an `org_id` claim or `token_type = "service"`.
+        /// `CanManagePeers`: an `org_id` claim or `token_type = "service"`, and not a reader
+        /// tier.
         manages_peers: bool,
+        /// The audience is a consumer or enrol-session tier: reads only.
+        reads_only: bool,
     },
 }
 
@@ -88,12 +91,14 @@ pub enum AuthError {
     TooLongLived { lifetime: String, max: String },
     #[error("token lacks CanManagePeers: needs an org_id claim or token_type=service")]
     LacksManagePeers,
+    #[error("a consumer or enrol-session token only reads: it cannot change anything")]
+    ReaderTier,
 }
 
 impl AuthError {
     pub fn status(&self) -> StatusCode {
         match self {
-            AuthError::LacksManagePeers => StatusCode::FORBIDDEN,
+            AuthError::LacksManagePeers | AuthError::ReaderTier => StatusCode::FORBIDDEN,
             _ => StatusCode::UNAUTHORIZED,
         }
     }
@@ -152,13 +157,17 @@ impl JwtVerifier {
             validation.set_issuer(&[issuer]);
             required.push("iss");
         }
-        match &config.jwt_audience {
-            Some(audience) => {
-                validation.set_audience(&[audience]);
-                required.push("aud");
-            }
+        let audiences: Vec<&String> = config
+            .jwt_audience
+            .iter()
+            .chain(config.jwt_audiences.iter())
+            .collect();
+        if audiences.is_empty() {
             // No audience configured: the node does not judge one.
-            None => validation.validate_aud = false,
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&audiences);
+            required.push("aud");
         }
         validation.set_required_spec_claims(&required);
         Ok(Some(JwtVerifier {
@@ -251,10 +260,25 @@ impl Authenticator {
             .get("token_type")
             .and_then(|v| v.as_str())
             .is_some_and(|t| t == "service");
+        let reader = reader_tier(claims.get("aud"));
         Ok(Principal::Jwt {
             subject: claims.get("sub").and_then(|v| v.as_str()).map(String::from),
-            manages_peers: org_id || service,
+            manages_peers: !reader && (org_id || service),
+            reads_only: reader,
         })
+    }
+}
+
+/// Whether a token's audience is one of the platform's tiers that never change anything:
+/// `{installation}:consumer` and `{installation}:enrol-session`.
+fn reader_tier(aud: Option<&serde_json::Value>) -> bool {
+    let is_reader = |a: &str| a.ends_with(":consumer") || a.ends_with(":enrol-session");
+    match aud {
+        Some(serde_json::Value::String(a)) => is_reader(a),
+        Some(serde_json::Value::Array(list)) => {
+            list.iter().filter_map(|a| a.as_str()).any(is_reader)
+        }
+        _ => false,
     }
 }
 
@@ -313,6 +337,11 @@ impl Policy {
             (Policy::Monitoring, _) => Ok(()),
             (Policy::Read, Principal::Anonymous { open_network: true }) => Ok(()),
             (_, Principal::Anonymous { .. }) => Err(AuthError::Missing),
+            (Policy::Authenticated | Policy::ManagePeers, Principal::Jwt { reads_only, .. })
+                if *reads_only =>
+            {
+                Err(AuthError::ReaderTier)
+            }
             (Policy::ManagePeers, Principal::Jwt { manages_peers, .. }) if !manages_peers => {
                 Err(AuthError::LacksManagePeers)
             }
@@ -381,7 +410,38 @@ mod tests {
         Principal::Jwt {
             subject: None,
             manages_peers,
+            reads_only: false,
         }
+    }
+
+    #[test]
+    fn consumer_and_enrol_session_tiers_only_read() {
+        use serde_json::json;
+        for aud in [
+            json!("inst:consumer"),
+            json!("inst:enrol-session"),
+            json!(["x", "inst:consumer"]),
+        ] {
+            assert!(reader_tier(Some(&aud)), "{aud}");
+        }
+        for aud in [
+            json!("inst:platform"),
+            json!("inst:service"),
+            json!(["inst:service"]),
+        ] {
+            assert!(!reader_tier(Some(&aud)), "{aud}");
+        }
+        assert!(!reader_tier(None));
+        let reader = Principal::Jwt {
+            subject: None,
+            manages_peers: false,
+            reads_only: true,
+        };
+        assert_eq!(Policy::Read.check(&reader), Ok(()));
+        for policy in [Policy::Authenticated, Policy::ManagePeers] {
+            assert_eq!(policy.check(&reader), Err(AuthError::ReaderTier));
+        }
+        assert_eq!(AuthError::ReaderTier.status(), StatusCode::FORBIDDEN);
     }
 
     #[test]

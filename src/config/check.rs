@@ -319,6 +319,12 @@ pub fn across(c: &Config) -> Result<(), (&'static str, Problem)> {
         }
     }
     let has_jwt_key = c.jwt_key.is_some() || c.jwt_key_file.is_some();
+    if !c.jwt_audiences.is_empty() && !has_jwt_key {
+        return Err((
+            "jwt_audiences",
+            Problem("is set but no JWT key is configured (jwt_key or jwt_key_file)".into()),
+        ));
+    }
     for (key, value) in [
         ("jwt_issuer", &c.jwt_issuer),
         ("jwt_audience", &c.jwt_audience),

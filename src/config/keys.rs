@@ -387,7 +387,13 @@ declare_keys! {
     },
     jwt_audience: Option<String> {
         default: None,
-        help: "When set, a JWT's `aud` claim must be or contain it.",
+        help: "When set, a JWT's `aud` claim must be or contain it (one audience; jwt_audiences takes a list).",
+    },
+    jwt_audiences: Vec<String> {
+        default: Some("[]"),
+        help: "Audiences a JWT's `aud` may name, any of them (with jwt_audience). The platform's four tiers:
+[\"INST:consumer\", \"INST:platform\", \"INST:service\", \"INST:enrol-session\"] for installation INST.
+A token whose audience is a consumer or enrol-session tier only reads: it never changes anything.",
     },
     jwt_max_lifetime: Duration {
         default: Some("\"24h\""),

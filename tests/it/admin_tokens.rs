@@ -96,3 +96,97 @@ async fn the_scheme_is_case_insensitive_org_id_is_a_string_and_lifetimes_are_bou
     assert_eq!(response.status(), StatusCode::CREATED);
     a.stop().await;
 }
+
+/// The platform's four token tiers (`jwt_audiences`): peer management for service tokens and
+/// platform tokens with an organisation; consumer and enrol-session tokens only read, even
+/// with an `org_id`; an audience not listed is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_token_tiers_are_told_apart() {
+    let mut net = TestCluster::new();
+    let tiers = ["consumer", "platform", "service", "enrol-session"];
+    let mut a = start_node(&mut net, |c| {
+        c.jwt_key = Some(Secret::new(KEY));
+        c.jwt_audiences = tiers.iter().map(|t| format!("inst:{t}")).collect();
+    })
+    .await;
+    let token = |aud: &str, claims: Value| {
+        let mut claims = claims;
+        claims["aud"] = json!(aud);
+        claims["iat"] = json!(now() - 10);
+        claims["exp"] = json!(now() + 600);
+        mint(KEY, claims)
+    };
+    let ban = |token: String| {
+        let a = &a;
+        async move {
+            call(
+                a,
+                Method::POST,
+                "/api/bans",
+                Some(&token),
+                Some(json!({"target": "10.23.0.1"})),
+            )
+            .await
+        }
+    };
+    let unban = || {
+        call(
+            &a,
+            Method::DELETE,
+            "/api/bans/10.23.0.1",
+            Some(&a.token),
+            None,
+        )
+    };
+    for (aud, claims, expected) in [
+        (
+            "inst:platform",
+            json!({"org_id": "org-1"}),
+            StatusCode::CREATED,
+        ),
+        (
+            "inst:service",
+            json!({"token_type": "service"}),
+            StatusCode::CREATED,
+        ),
+        ("inst:platform", json!({}), StatusCode::FORBIDDEN),
+        (
+            "inst:consumer",
+            json!({"org_id": "org-1"}),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "inst:enrol-session",
+            json!({"org_id": "org-1"}),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "other:platform",
+            json!({"org_id": "org-1"}),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ] {
+        let (status, body) = ban(token(aud, claims.clone())).await;
+        assert_eq!(status, expected, "{aud} {claims}: {body}");
+        if status.is_success() {
+            assert!(unban().await.0.is_success());
+        }
+    }
+    // A consumer token reads, and changes nothing else either (a register is a change).
+    let consumer = token("inst:consumer", json!({"org_id": "org-1"}));
+    let (status, _) = call(&a, Method::GET, "/api/peers", Some(&consumer), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = call(
+        &a,
+        Method::POST,
+        "/api/registers",
+        Some(&consumer),
+        Some(json!({"registerId": "ledger"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(error_of(&body).contains("only reads"), "{body}");
+    assert!(a.client.registers().await.expect("registers").is_empty());
+    assert!(a.client.bans().await.expect("bans").is_empty());
+    a.stop().await;
+}
