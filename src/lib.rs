@@ -26,6 +26,7 @@ pub mod store;
 pub mod tasks;
 pub mod telemetry;
 pub mod text;
+mod tlsfiles;
 pub mod transport;
 pub mod txpool;
 

@@ -15,8 +15,6 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use rustls::ServerConfig;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
@@ -48,42 +46,14 @@ pub fn server_config(config: &Config) -> Result<Option<Arc<ServerConfig>>, Admin
         // The configuration's own check requires both or neither.
         return Ok(None);
     };
-    let cert_error = |message: String| AdminTlsError::Cert {
-        path: cert_path.clone(),
-        message,
-    };
-    let certs = CertificateDer::pem_file_iter(cert_path)
-        .map_err(|e| cert_error(pem_problem(e)))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| cert_error(pem_problem(e)))?;
-    if certs.is_empty() {
-        return Err(cert_error(
-            "no PEM certificate (BEGIN CERTIFICATE) in the file".into(),
-        ));
-    }
-    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| AdminTlsError::Key {
-        path: key_path.clone(),
-        message: pem_problem(e),
-    })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| AdminTlsError::Pair(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| AdminTlsError::Pair(e.to_string()))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Some(Arc::new(config)))
-}
-
-fn pem_problem(e: rustls::pki_types::pem::Error) -> String {
-    match e {
-        rustls::pki_types::pem::Error::NoItemsFound => {
-            "no PEM item of the expected kind in the file".into()
-        }
-        rustls::pki_types::pem::Error::Io(io) => format!("cannot read: {io}"),
-        other => format!("not valid PEM: {other}"),
-    }
+    use crate::tlsfiles::PemFilesError as E;
+    crate::tlsfiles::server_config(cert_path, key_path, &[b"http/1.1"])
+        .map(Some)
+        .map_err(|e| match e {
+            E::Cert { path, message } => AdminTlsError::Cert { path, message },
+            E::Key { path, message } => AdminTlsError::Key { path, message },
+            E::Pair(message) => AdminTlsError::Pair(message),
+        })
 }
 
 /// The admin listener with TLS: accepted connections handshake when axum first reads them.

@@ -7,8 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls::ServerConfig;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::Config;
 
@@ -32,41 +30,12 @@ pub fn server_config(config: &Config) -> Result<Option<Arc<ServerConfig>>, Platf
         // The configuration's own check requires both or neither.
         return Ok(None);
     };
-    let cert_error = |e: rustls::pki_types::pem::Error| PlatformTlsError::Cert {
-        path: cert_path.clone(),
-        message: pem_problem(e),
-    };
-    let certs = CertificateDer::pem_file_iter(cert_path)
-        .map_err(cert_error)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(cert_error)?;
-    if certs.is_empty() {
-        return Err(PlatformTlsError::Cert {
-            path: cert_path.clone(),
-            message: "no PEM certificate (BEGIN CERTIFICATE) in the file".into(),
-        });
-    }
-    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| PlatformTlsError::Key {
-        path: key_path.clone(),
-        message: pem_problem(e),
-    })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| PlatformTlsError::Pair(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| PlatformTlsError::Pair(e.to_string()))?;
-    tls.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Some(Arc::new(tls)))
-}
-
-fn pem_problem(e: rustls::pki_types::pem::Error) -> String {
-    match e {
-        rustls::pki_types::pem::Error::NoItemsFound => {
-            "no PEM item of the expected kind in the file".into()
-        }
-        rustls::pki_types::pem::Error::Io(io) => format!("cannot read: {io}"),
-        other => format!("not valid PEM: {other}"),
-    }
+    use crate::tlsfiles::PemFilesError as E;
+    crate::tlsfiles::server_config(cert_path, key_path, &[b"h2"])
+        .map(Some)
+        .map_err(|e| match e {
+            E::Cert { path, message } => PlatformTlsError::Cert { path, message },
+            E::Key { path, message } => PlatformTlsError::Key { path, message },
+            E::Pair(message) => PlatformTlsError::Pair(message),
+        })
 }

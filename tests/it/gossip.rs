@@ -264,31 +264,24 @@ async fn per_peer_limits_throttle_a_noisy_peer_and_unservable_announcements_cost
     a.wait_for_version("noisy", 300, Duration::from_secs(30))
         .await;
 
-    // An announcement B cannot serve: queue an ID B does not hold, behind its back.
-    b.stop().await;
-    let pool = sqlx::sqlite::SqlitePoolOptions::new()
-        .connect(&format!(
-            "sqlite://{}",
-            b.data_dir().join("sorcha-peer.db").display()
-        ))
+    // An announcement its sender cannot serve. An honest node announces only what it holds
+    // pending, so this takes a hand-built peer that answers every pull with "missing".
+    let mallory = stalling_peer(&a, Duration::ZERO).await;
+    mallory
+        .announce("noisy", &[tx_hash(b"a phantom")])
         .await
-        .expect("open B's database");
-    sqlx::query(
-        "INSERT INTO gossip_queue (register_id, tx_id, enqueued_at_ms) VALUES ('noisy', $1, 0)",
+        .expect("announce");
+    wait_until(
+        "A to penalise the announcer for the phantom",
+        PATIENCE,
+        || async {
+            a.view_of(mallory.peer_id()).await.is_some_and(|p| {
+                p.quality_components
+                    .last_penalty
+                    .is_some_and(|pen| pen.reason.contains("could not serve"))
+            })
+        },
     )
-    .bind("ab".repeat(32))
-    .execute(&pool)
-    .await
-    .expect("queue a phantom");
-    pool.close().await;
-    b.restart().await;
-    wait_until("A to penalise B for the phantom", PATIENCE, || async {
-        a.view_of(&b.peer_id).await.is_some_and(|p| {
-            p.quality_components
-                .last_penalty
-                .is_some_and(|pen| pen.reason.contains("could not serve"))
-        })
-    })
     .await;
     b.stop().await;
     a.stop().await;

@@ -6,27 +6,8 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{PATIENCE, TestCluster, TestNode, wait_for};
-
-async fn call(
-    node: &TestNode,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = reqwest::Client::new().request(method, format!("{}{path}", node.admin_url));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("send");
-    let status = response.status();
-    let body = response.json().await.unwrap_or(Value::Null);
-    (status, body)
-}
+use crate::admin_auth::call;
+use crate::common::{PATIENCE, TestCluster, wait_for};
 
 fn ad(id: &str, version: u64) -> Value {
     json!({"registerId": id, "name": format!("{id} ledger"), "description": "d",
