@@ -9,6 +9,7 @@ use prost::Message;
 use tonic::Streaming;
 
 use super::admission::PeerConnectInfo;
+use super::budget::SessionGate;
 use super::convert;
 use super::frames::{frame, push, say_goodbye};
 use super::outbox::Outbox;
@@ -150,9 +151,12 @@ pub(super) enum Accepted {
     Probe(String),
 }
 
+/// Accepting side of the handshake; `gate` lets large messages in once the peer is welcomed
+/// (never for a dial-back probe).
 pub(super) async fn accept_handshake(
     manager: &PeerManager,
     connection: &PeerConnectInfo,
+    gate: &SessionGate,
     incoming: &mut Streaming<pb::Frame>,
     outbox: &Outbox,
 ) -> Result<Accepted, HandshakeError> {
@@ -196,6 +200,8 @@ pub(super) async fn accept_handshake(
     let handle = manager
         .register_connection(peer, Direction::Inbound, remote_ip, None)
         .map_err(HandshakeError::Refused)?;
+    // Before the welcome: the peer may send large messages as soon as it reads it.
+    gate.open();
     push(outbox, frame(Body::Welcome(pb::Welcome {}))).map_err(|e| failed(e.to_string()))?;
     manager.observed_by(&peer_id, remote_ip, &hello.observed_address);
     Ok(Accepted::Session(peer_id, handle))
