@@ -6,8 +6,10 @@
 //! first reserves its declared size from one budget shared by every peer
 //! (`max_inbound_bytes_in_flight`, after rust-libp2p's resource manager) and gives it back once
 //! its last byte is in. A message that does not fit is refused with `RESOURCE_EXHAUSTED` and
-//! its stream ends: it is never buffered. Counted in `sorcha_peer_limit_hits_total`.
+//! its stream ends: it is never buffered. Counted in `sorcha_peer_limit_hits_total`. The
+//! answers of a peer this node dialled are read the same way ([`BudgetedChannel`]).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +21,7 @@ use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::{Bytes, Service, http};
 use tonic::server::NamedService;
+use tonic::transport::Channel;
 
 use crate::telemetry::Metrics;
 
@@ -143,6 +146,47 @@ where
         let body = BudgetedBody::new(body, gate, self.budget.clone());
         self.inner
             .call(http::Request::from_parts(parts, Body::new(body)))
+    }
+}
+
+/// A channel to a dialled peer whose answers are read through the budget as requests to this
+/// node are: small until `gate` opens (the dialler opens it once the peer proved its key).
+#[derive(Clone)]
+pub struct BudgetedChannel {
+    inner: Channel,
+    gate: SessionGate,
+    budget: Arc<InboundBudget>,
+}
+
+impl BudgetedChannel {
+    pub fn new(inner: Channel, gate: SessionGate, budget: Arc<InboundBudget>) -> BudgetedChannel {
+        BudgetedChannel {
+            inner,
+            gate,
+            budget,
+        }
+    }
+}
+
+type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<http::Response<Body>, tonic::transport::Error>> + Send>>;
+
+impl Service<http::Request<Body>> for BudgetedChannel {
+    type Response = http::Response<Body>;
+    type Error = tonic::transport::Error;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> ResponseFuture {
+        let (gate, budget) = (self.gate.clone(), self.budget.clone());
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            Ok(response.map(|body| Body::new(BudgetedBody::new(body, gate, budget))))
+        })
     }
 }
 

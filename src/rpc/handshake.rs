@@ -207,13 +207,16 @@ pub(super) async fn accept_handshake(
     Ok(Accepted::Session(peer_id, handle))
 }
 
-/// Dialling side of the handshake over an already opened stream. Returns the verified peer,
-/// not yet registered (the dialler registers it with its dial target).
+/// Dialling side of the handshake over an already opened stream, after a `Hello` with `local`
+/// and `nonce`. Returns the verified peer, not yet registered (the dialler registers it with
+/// its dial target). `gate`, when given, lets large answers in once the peer has
+/// proven its key: with `Auth` sent, what follows may be session traffic.
 pub async fn dial_handshake(
     manager: &PeerManager,
     ends: Ends,
     local: &[u8],
     nonce: &[u8],
+    gate: Option<&SessionGate>,
     incoming: &mut Streaming<pb::Frame>,
     outbox: &Outbox,
 ) -> Result<VerifiedPeer, HandshakeError> {
@@ -241,6 +244,9 @@ pub async fn dial_handshake(
     let signature = manager
         .identity()
         .sign_transcript(Role::Dialer, &transcript);
+    if let Some(gate) = gate {
+        gate.open();
+    }
     push(outbox, frame(Body::Auth(pb::Auth { signature }))).map_err(|e| failed(e.to_string()))?;
     match next_body(incoming).await? {
         Body::Welcome(_) => {

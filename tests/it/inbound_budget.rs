@@ -4,6 +4,8 @@
 //! sessions, lets large messages in only within one shared budget of bytes in flight, while
 //! honest nodes and the admin API keep working.
 
+use std::time::Duration;
+
 use sorcha_peer::identity::Identity;
 use sorcha_peer::rpc::MAX_MESSAGE_SIZE;
 use sorcha_peer::rpc::budget::SMALL_MESSAGE;
@@ -200,6 +202,32 @@ async fn large_messages_in_sessions_share_one_budget_and_past_it_are_refused() {
     assert!(is_connected(&victim, &third.peer_id).await);
     drop((first, second, third));
     honest.stop().await;
+    victim.stop().await;
+}
+
+/// The answers of a peer this node dials are read the same way: a hand-built acceptor that
+/// answers the `Hello` with a 16 MiB message it never finishes is refused at the prefix (the
+/// dial fails as soon as it is refused, not when the handshake times out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dialled_peer_cannot_half_send_a_large_answer() {
+    let mut net = TestCluster::new();
+    let mut victim = net
+        .start(|c| {
+            c.peer_tls = sorcha_peer::config::PeerTls::Off;
+            c.connect_timeout = Duration::from_secs(60);
+        })
+        .await;
+    let answer = vec![
+        stranger::grpc_prefix(MAX_MESSAGE_SIZE as u32),
+        Bytes::from(vec![0u8; 256 * 1024]),
+    ];
+    let (acceptor, _serving) = stranger::raw_acceptor("127.0.0.234", answer).await;
+    let dial = tokio::time::timeout(PATIENCE, victim.client.connect_peer(&acceptor.to_string()))
+        .await
+        .expect("the dial ends before its handshake deadline");
+    assert!(dial.is_err(), "{dial:?}");
+    assert_eq!(limit_hits(&victim, "pre_session_message_size").await, 1.0);
+    assert_eq!(in_flight(&victim).await, 0.0);
     victim.stop().await;
 }
 

@@ -467,3 +467,82 @@ pub async fn open_raw_session(
         peer_id: me.peer_id().to_string(),
     })
 }
+
+/// A response body that yields its chunks and then holds the stream open.
+struct HoldingBody(std::collections::VecDeque<Bytes>);
+
+impl http_body::Body for HoldingBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        match self.0.pop_front() {
+            Some(data) => std::task::Poll::Ready(Some(Ok(http_body::Frame::data(data)))),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+/// The peer protocol as a hand-built acceptor speaks it: every call is answered with the same
+/// raw bytes, and the answer is never finished.
+#[derive(Clone)]
+struct RawAnswer(Arc<Vec<Bytes>>);
+
+impl tonic::server::NamedService for RawAnswer {
+    const NAME: &'static str = "sorcha.peer.v1.PeerSession";
+}
+
+impl Service<http::Request<tonic::body::Body>> for RawAnswer {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _request: http::Request<tonic::body::Body>) -> Self::Future {
+        let body = HoldingBody(self.0.iter().cloned().collect());
+        let mut response = http::Response::new(tonic::body::Body::new(body));
+        response.headers_mut().insert(
+            "content-type",
+            http::HeaderValue::from_static("application/grpc"),
+        );
+        std::future::ready(Ok(response))
+    }
+}
+
+/// A plaintext peer port on `ip` (for nodes with `peer_tls = "off"`) that answers every call
+/// with `answer`, raw bytes framing included, and never finishes. Serves until dropped.
+pub async fn raw_acceptor(ip: &str, answer: Vec<Bytes>) -> (SocketAddr, AbortOnDrop) {
+    let listener =
+        tokio::net::TcpListener::bind((ip.parse::<std::net::IpAddr>().expect("an IP address"), 0))
+            .await
+            .expect("bind");
+    let address = listener.local_addr().expect("bound address");
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = tonic::transport::Server::builder()
+        .add_service(RawAnswer(Arc::new(answer)))
+        .serve_with_incoming(incoming);
+    let task = tokio::spawn(async move {
+        if let Err(e) = server.await {
+            eprintln!("hand-built acceptor stopped: {e}");
+        }
+    });
+    (address, AbortOnDrop(task))
+}
+
+/// A task that ends when dropped.
+pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
