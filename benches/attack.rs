@@ -2,14 +2,19 @@
 //! (the built `sorcha-peer serve`, release profile under `cargo bench`) on loopback and prints,
 //! as JSON, what each cost the node: peak RSS, peak open descriptors against its limit, whether
 //! (and how fast) an honest node from another address connected while the attack was on, and
-//! how long a transaction pre-announced by a stalling attacker took to be sealed.
+//! how long a transaction pre-announced by a stalling attacker took to be sealed; and for the
+//! half-sent messages of issue 16 what the node refused and whether an honest peer connected
+//! before the attack kept its session.
 //!
-//!     cargo bench --bench attack                       # every attack, about a minute
+//!     cargo bench --bench attack                       # every attack, a few minutes
 //!     cargo bench --bench attack -- --only follow-flood,identity-flood
+//!     cargo bench --bench attack -- --only half-sent-messages --attacker-ips 4
 //!
 //! Figures are meant to be compared release to release; the process is measured through
 //! /proc, so this runs on Linux only.
 
+#[path = "attack/half_sent.rs"]
+mod half_sent;
 #[path = "../tests/it/common/stranger.rs"]
 mod stranger;
 
@@ -33,9 +38,14 @@ use tokio_stream::wrappers::ReceiverStream;
 #[command(about = "Run hostile-peer attacks against a node process and print what they cost it")]
 struct Args {
     /// Comma-separated attacks to run (default: all): silent-connections, stream-flood,
-    /// identity-flood, inbound-slots, follow-flood, long-strings, unread-answers, gossip-stall
+    /// identity-flood, inbound-slots, follow-flood, long-strings, unread-answers, gossip-stall,
+    /// half-sent-messages, half-sent-in-session
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Addresses the half-sent-message attacks come from, each up to its per-address caps
+    /// (8 connections, 4 sessions): 15 leaves the honest node one of the 128 connection slots
+    #[arg(long, default_value_t = 15)]
+    attacker_ips: u8,
     /// How long an honest node may take to connect during an attack before it counts as
     /// shut out
     #[arg(long, default_value_t = 15)]
@@ -52,7 +62,7 @@ struct Args {
     bench: bool,
 }
 
-const ALL: [&str; 8] = [
+const ALL: [&str; 10] = [
     "silent-connections",
     "stream-flood",
     "identity-flood",
@@ -61,6 +71,8 @@ const ALL: [&str; 8] = [
     "long-strings",
     "unread-answers",
     "gossip-stall",
+    "half-sent-messages",
+    "half-sent-in-session",
 ];
 const VICTIM_IP: &str = "127.0.0.150";
 const ATTACKER_IP: &str = "127.0.0.151";
@@ -397,6 +409,8 @@ async fn attack(name: &str, victim: &NodeProcess, args: &Args) -> (Held, Value) 
             (hold(vec![s]), json!({ "docketRequestsSent": 1000 }))
         }
         "gossip-stall" => gossip_stall(victim, args).await,
+        "half-sent-messages" => half_sent::before_a_session(victim, args.attacker_ips).await,
+        "half-sent-in-session" => half_sent::in_sessions(victim, args.attacker_ips).await,
         other => (
             Held::new(),
             json!({ "error": format!("unknown attack {other}") }),

@@ -247,6 +247,10 @@ pub async fn start(
         registers: registers.clone(),
         gossip: gossip.clone(),
         transport: transport.clone(),
+        budget: rpc::budget::InboundBudget::new(
+            config.max_inbound_bytes_in_flight,
+            metrics.clone(),
+        ),
     };
 
     let grpc = rpc::serve(listeners.peer, services.clone(), shutdown.clone());

@@ -77,6 +77,18 @@ pub fn sync_batch_bytes(bytes: &usize) -> Result<(), Problem> {
     Ok(())
 }
 
+/// Least `max_inbound_bytes_in_flight`: room for a default catch-up batch (1 MiB of payloads).
+pub const MIN_INBOUND_BYTES_IN_FLIGHT: usize = 1024 * 1024;
+
+pub fn inbound_bytes_in_flight(bytes: &usize) -> Result<(), Problem> {
+    if *bytes < MIN_INBOUND_BYTES_IN_FLIGHT {
+        return Err(Problem(format!(
+            "must be at least {MIN_INBOUND_BYTES_IN_FLIGHT} bytes (1 MiB)"
+        )));
+    }
+    Ok(())
+}
+
 pub fn ban_duration(duration: &Duration) -> Result<(), Problem> {
     if duration.is_zero() {
         return Err(Problem("must be greater than 0".to_string()));

@@ -240,6 +240,11 @@ declare_keys! {
         help: "Bytes of outgoing messages queued for one peer. A peer that does not read them is disconnected\n(a single message larger than this is still sent when the queue is empty).",
         check: check::positive,
     },
+    max_inbound_bytes_in_flight: usize {
+        default: Some("67108864"),
+        help: "Bytes of large peer messages (over 128 KiB) being received at once, across all sessions. A message\nreserves its declared size when its first bytes arrive and gives it back once whole; one that does\nnot fit is refused and its stream ends, unbuffered. Before a session exists every message is at\nmost 128 KiB. At least 1 MiB; keep it above the largest message peers send (up to 16 MiB).",
+        check: check::inbound_bytes_in_flight,
+    },
     dial_interval: Duration {
         default: Some("\"1s\""),
         help: "How often the node checks whether it should dial seeds or more peers.",

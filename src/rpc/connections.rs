@@ -11,6 +11,7 @@ use tracing::field::Empty;
 use tracing::{Instrument, Span};
 
 use super::admission::PeerConnectInfo;
+use super::budget::SessionGate;
 use super::dialer::open;
 use super::frames::say_goodbye;
 use super::handshake::{Accepted, HandshakeError, accept_handshake, failed};
@@ -18,10 +19,12 @@ use super::outbox::Outbox;
 use super::{Services, pb, session};
 use crate::peers::{DialTarget, Direction, Refusal};
 
-/// Accepting side: runs the handshake for an inbound stream, then the session.
+/// Accepting side: runs the handshake for an inbound stream (opening `gate` once the peer is
+/// welcomed), then the session.
 pub async fn accept(
     services: Services,
     connection: PeerConnectInfo,
+    gate: SessionGate,
     mut incoming: Streaming<pb::Frame>,
     outbox: Outbox,
     shutdown: CancellationToken,
@@ -33,7 +36,7 @@ pub async fn accept(
     let span = handshake_span("inbound", &remote.to_string());
     let handshake = tokio::time::timeout(
         timeout,
-        accept_handshake(&manager, &connection, &mut incoming, &outbox),
+        accept_handshake(&manager, &connection, &gate, &mut incoming, &outbox),
     )
     .instrument(span.clone())
     .await

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 
+use super::budget::{BudgetedChannel, SessionGate};
 use super::handshake::{self, HandshakeError};
 use super::outbox::Outbox;
 use super::pb::peer_session_client::PeerSessionClient;
@@ -17,7 +18,7 @@ pub(super) type Opened = (
     SocketAddr,
     tonic::Streaming<super::pb::Frame>,
     Outbox,
-    PeerSessionClient<tonic::transport::Channel>,
+    PeerSessionClient<BudgetedChannel>,
 );
 
 /// Connects to `target` and runs the dialling side of the handshake (a dial-back probe when
@@ -65,6 +66,9 @@ pub(super) async fn open(
     let channel = crate::transport::channel(connection.stream, remote)
         .await
         .map_err(|e| failed(format!("cannot start HTTP/2 with {remote}: {e}")))?;
+    // The peer's answers stay small until it has proven its key (and always for a probe).
+    let gate = SessionGate::default();
+    let channel = BudgetedChannel::new(channel, gate.clone(), services.budget.clone());
     let mut client = PeerSessionClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
@@ -106,7 +110,9 @@ pub(super) async fn open(
         remote_ip: remote.ip(),
         tls_key,
     };
+    let gate = (!dial_back).then_some(&gate);
     let peer =
-        handshake::dial_handshake(manager, ends, &local, &nonce, &mut incoming, &outbox).await?;
+        handshake::dial_handshake(manager, ends, &local, &nonce, gate, &mut incoming, &outbox)
+            .await?;
     Ok((peer, remote, incoming, outbox, client))
 }

@@ -9,6 +9,7 @@ use prost::Message;
 use tonic::Streaming;
 
 use super::admission::PeerConnectInfo;
+use super::budget::SessionGate;
 use super::convert;
 use super::frames::{frame, push, say_goodbye};
 use super::outbox::Outbox;
@@ -150,9 +151,12 @@ pub(super) enum Accepted {
     Probe(String),
 }
 
+/// Accepting side of the handshake; `gate` lets large messages in once the peer is welcomed
+/// (never for a dial-back probe).
 pub(super) async fn accept_handshake(
     manager: &PeerManager,
     connection: &PeerConnectInfo,
+    gate: &SessionGate,
     incoming: &mut Streaming<pb::Frame>,
     outbox: &Outbox,
 ) -> Result<Accepted, HandshakeError> {
@@ -196,18 +200,23 @@ pub(super) async fn accept_handshake(
     let handle = manager
         .register_connection(peer, Direction::Inbound, remote_ip, None)
         .map_err(HandshakeError::Refused)?;
+    // Before the welcome: the peer may send large messages as soon as it reads it.
+    gate.open();
     push(outbox, frame(Body::Welcome(pb::Welcome {}))).map_err(|e| failed(e.to_string()))?;
     manager.observed_by(&peer_id, remote_ip, &hello.observed_address);
     Ok(Accepted::Session(peer_id, handle))
 }
 
-/// Dialling side of the handshake over an already opened stream. Returns the verified peer,
-/// not yet registered (the dialler registers it with its dial target).
+/// Dialling side of the handshake over an already opened stream, after a `Hello` with `local`
+/// and `nonce`. Returns the verified peer, not yet registered (the dialler registers it with
+/// its dial target). `gate`, when given, lets large answers in once the peer has
+/// proven its key: with `Auth` sent, what follows may be session traffic.
 pub async fn dial_handshake(
     manager: &PeerManager,
     ends: Ends,
     local: &[u8],
     nonce: &[u8],
+    gate: Option<&SessionGate>,
     incoming: &mut Streaming<pb::Frame>,
     outbox: &Outbox,
 ) -> Result<VerifiedPeer, HandshakeError> {
@@ -235,6 +244,9 @@ pub async fn dial_handshake(
     let signature = manager
         .identity()
         .sign_transcript(Role::Dialer, &transcript);
+    if let Some(gate) = gate {
+        gate.open();
+    }
     push(outbox, frame(Body::Auth(pb::Auth { signature }))).map_err(|e| failed(e.to_string()))?;
     match next_body(incoming).await? {
         Body::Welcome(_) => {

@@ -4,6 +4,7 @@
 //! the liveness rules (when silence ends a session) in [`crate::service::liveness`].
 
 pub mod admission;
+pub mod budget;
 pub mod connections;
 pub mod convert;
 pub mod dialback;
@@ -38,6 +39,8 @@ pub struct Services {
     pub gossip: Arc<Gossip>,
     /// How connections to peers are opened and accepted (TLS or plaintext).
     pub transport: Arc<Transport>,
+    /// The bytes of large inbound messages still arriving, shared by every session.
+    pub budget: Arc<budget::InboundBudget>,
 }
 
 /// Generated protobuf and gRPC code for `proto/sorcha/peer/v1`.
@@ -56,6 +59,10 @@ pub const CAPABILITIES: &[&str] = &["heartbeat", "peer-exchange"];
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 4;
 /// Largest HTTP/2 header block accepted from a peer (gRPC headers are a few hundred bytes).
 pub const MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
+/// HTTP/2 flow-control windows on the peer port: the most bytes of one stream, and of one
+/// connection, a peer can send before this node has read them.
+pub const STREAM_WINDOW: u32 = 1024 * 1024;
+pub const CONNECTION_WINDOW: u32 = 1024 * 1024;
 
 /// The `PeerSession` gRPC service.
 pub struct PeerSessionService {
@@ -74,6 +81,11 @@ impl pb::peer_session_server::PeerSession for PeerSessionService {
         request: Request<Streaming<pb::Frame>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
         let connection = connect_info(&request)?;
+        let gate = request
+            .extensions()
+            .get::<budget::SessionGate>()
+            .cloned()
+            .ok_or_else(|| Status::internal("the session stream has no budget gate"))?;
         if let Err(refusal) = self.services.peers.admit_address(connection.remote.ip()) {
             self.services.peers.handshake_failed(true);
             return Err(Status::permission_denied(refusal.to_string()));
@@ -83,6 +95,7 @@ impl pb::peer_session_server::PeerSession for PeerSessionService {
         self.services.tasks.spawn(connections::accept(
             self.services.clone(),
             connection,
+            gate,
             incoming,
             outbox,
             self.shutdown.clone(),
@@ -187,9 +200,11 @@ async fn remote_heights(
         .map_err(|e| connect_error(e.to_string()))?;
     let mut client = pb::peer_session_client::PeerSessionClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_SIZE);
+    // The node answers only so many, and a larger request would not be taken before a session.
     let request = pb::RegisterHeightsRequest {
         at: queries
             .into_iter()
+            .take(MAX_HEIGHT_QUERIES)
             .map(|(register_id, height)| pb::HeightQuery {
                 register_id,
                 height,
@@ -232,8 +247,8 @@ async fn remote_heights(
 }
 
 /// Serves the peer protocol on `listener` until `shutdown`: connections are admitted by the
-/// peer manager before anything is read (see [`admission`]) and each may open only a few
-/// streams with small headers.
+/// peer manager before anything is read (see [`admission`]), each may open only a few
+/// streams with small headers, and messages are read within the [`budget`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     services: Services,
@@ -243,17 +258,22 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         .http2_max_header_list_size(MAX_HEADER_LIST_SIZE)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .add_service(service(services, shutdown.clone()))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
 }
 
-/// The gRPC service to mount on the peer listener.
+/// The gRPC service to mount on the peer listener, behind the inbound budget.
 pub fn service(
     services: Services,
     shutdown: CancellationToken,
-) -> pb::peer_session_server::PeerSessionServer<PeerSessionService> {
-    pb::peer_session_server::PeerSessionServer::new(PeerSessionService { services, shutdown })
-        .max_decoding_message_size(MAX_MESSAGE_SIZE)
-        .max_encoding_message_size(MAX_MESSAGE_SIZE)
+) -> budget::Budgeted<pb::peer_session_server::PeerSessionServer<PeerSessionService>> {
+    let budget = services.budget.clone();
+    let server =
+        pb::peer_session_server::PeerSessionServer::new(PeerSessionService { services, shutdown })
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    budget::Budgeted::new(server, budget)
 }

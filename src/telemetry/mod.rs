@@ -86,6 +86,8 @@ pub struct Metrics {
     pub gossip_transactions_received: Family<RegisterLabel, Counter>,
     /// Times a bound on what peers can make this node hold was hit, by limit.
     pub limit_hits: Family<Labels, Counter>,
+    /// Bytes reserved by large inbound peer messages not yet whole (`max_inbound_bytes_in_flight`).
+    pub inbound_bytes_in_flight: Gauge,
     /// Inbound connections refused or evicted before or at the handshake, by reason.
     pub connections_refused: Family<Labels, Counter>,
     /// Peer connections refused at the transport (TLS) layer, by direction and reason.
@@ -271,6 +273,12 @@ impl Metrics {
             "Times a bound on what peers can make this node hold was reached (the excess was refused, cut or evicted), by limit",
             limit_hits.clone(),
         );
+        let inbound_bytes_in_flight = Gauge::default();
+        registry.register(
+            "inbound_bytes_in_flight",
+            "Bytes reserved by large inbound peer messages still arriving (at most max_inbound_bytes_in_flight)",
+            inbound_bytes_in_flight.clone(),
+        );
         let connections_refused = Family::<Labels, Counter>::default();
         registry.register(
             "connections_refused",
@@ -322,6 +330,7 @@ impl Metrics {
         Metrics {
             registry: root,
             limit_hits,
+            inbound_bytes_in_flight,
             connections_refused,
             transport_refusals,
             tls_certificate_expiry,

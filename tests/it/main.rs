@@ -22,6 +22,7 @@ mod gossip;
 mod handshake;
 mod hostile;
 mod hygiene;
+mod inbound_budget;
 mod lag;
 mod logging;
 mod observability;
