@@ -161,6 +161,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
     let monitoring = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/health", get(platform_health))
         .route("/metrics", get(metrics))
         .route("/api/health", get(health))
         .route("/api/peers/stats", get(peers::peers_stats))
@@ -398,6 +399,33 @@ async fn healthz() -> axum::Json<ProbeDto> {
 /// Readiness (see `service::health::readiness`): 200 `ready`, or 503 `failing` with the
 /// reasons; `storage` and `storageError` as `/api/health` reports them.
 async fn readyz(State(state): Shared) -> Response {
+    let (ready, mut body) = probe(&state, |_| true).await;
+    body.status = if ready { "ready" } else { "failing" }.into();
+    answer_probe(ready, body)
+}
+
+/// The platform gateway's health check: 200 `healthy` while this service works (storage and
+/// listeners; a node with no peer yet is still a working service), else 503 `unhealthy` with
+/// the reasons.
+async fn platform_health(State(state): Shared) -> Response {
+    let (healthy, mut body) = probe(&state, |check| check != "peers").await;
+    body.status = if healthy { "healthy" } else { "unhealthy" }.into();
+    answer_probe(healthy, body)
+}
+
+fn answer_probe(ok: bool, body: ProbeDto) -> Response {
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(body)).into_response()
+}
+
+/// Readiness (see `service::health::readiness`) judged on the checks `counts` names: whether
+/// they pass, and the probe body (`status` left for the caller) with every check's outcome and
+/// `storage`/`storageError` as `/api/health` reports them.
+async fn probe(state: &AdminState, counts: impl Fn(&str) -> bool) -> (bool, ProbeDto) {
     let storage_error = match crate::store::health::check(&*state.store).await {
         StorageHealth::Ok => None,
         StorageHealth::Failing(reason) => Some(reason),
@@ -412,13 +440,13 @@ async fn readyz(State(state): Shared) -> Response {
         now_ms: now_ms(),
         peer_grace: state.config.readiness_peer_grace,
     });
-    let (code, status) = if readiness.is_ready() {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "failing")
-    };
+    let ok = readiness
+        .checks
+        .iter()
+        .filter(|c| counts(c.name))
+        .all(|c| c.problem.is_none());
     let body = ProbeDto {
-        status: status.into(),
+        status: String::new(),
         storage: Some(
             if storage_error.is_some() {
                 "failing"
@@ -436,9 +464,14 @@ async fn readyz(State(state): Shared) -> Response {
                 (c.name.to_string(), outcome)
             })
             .collect(),
-        reasons: readiness.reasons(),
+        reasons: readiness
+            .checks
+            .iter()
+            .filter(|c| counts(c.name))
+            .filter_map(|c| c.problem.clone())
+            .collect(),
     };
-    (code, axum::Json(body)).into_response()
+    (ok, body)
 }
 
 async fn status(State(state): Shared) -> ApiResult<StatusDto> {

@@ -162,3 +162,26 @@ async fn the_platform_rest_calls_are_answered_in_its_shapes() {
     b.stop().await;
     a.stop().await;
 }
+
+/// The gateway's `GET /health`: a node whose storage and listeners work is healthy even with
+/// no peer yet (readiness, which also wants a peer when seeds are configured, says failing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_the_service_working_not_the_network() {
+    let mut net = TestCluster::new();
+    let nobody = net.listener().await;
+    let seed = nobody.local_addr().expect("address").to_string();
+    drop(nobody);
+    let mut a = net
+        .start(|c| {
+            c.seeds = vec![seed.clone()];
+            c.readiness_peer_grace = std::time::Duration::ZERO;
+        })
+        .await;
+    let (status, body) = call(&a, Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (status, body) = call(&a, Method::GET, "/health", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "healthy", "{body}");
+    assert_eq!(body["storage"], "ok", "{body}");
+    a.stop().await;
+}
