@@ -250,6 +250,7 @@ impl AdminClient {
             target: Some(target.to_string()),
             reason: reason.map(String::from),
             duration: duration.map(String::from),
+            duration_minutes: None,
             force,
         };
         self.call(Method::POST, "/api/bans", Some(&body)).await

@@ -53,6 +53,9 @@ pub struct PeerDto {
     pub peer_id: String,
     pub name: String,
     pub address: String,
+    /// The port of `address`, apart (the platform's clients read it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
     /// `connected`, `connecting`, `disconnected` or `banned`.
     pub state: String,
     /// `inbound` or `outbound` while connected.
@@ -76,6 +79,8 @@ pub struct PeerDto {
     pub ban_expires_at: Option<String>,
     /// Public registers the peer advertises (while connected).
     pub advertised_registers: Vec<AdvertisedRegisterDto>,
+    #[serde(default)]
+    pub advertised_register_count: usize,
 }
 
 /// A register as a peer advertises it.
@@ -115,6 +120,9 @@ pub struct BanRequest {
     pub reason: Option<String>,
     /// How long, like `1h` or `7d`; absent means until unbanned.
     pub duration: Option<String>,
+    /// The same in minutes, as the platform's clients send it (not with `duration`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_minutes: Option<u64>,
     /// Ban even if the peer is the only source of an active subscription.
     #[serde(default)]
     pub force: bool,
@@ -381,6 +389,11 @@ pub struct AvailableRegisterDto {
     pub latest_docket_version: u64,
     /// How this node holds it, if it does.
     pub local_role: Option<String>,
+    /// As the platform's Register service reported it (`bulk-advertise`), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// A subscription (`GET /api/registers/subscriptions`), with the original's fields.

@@ -40,6 +40,11 @@ pub(super) fn peer_dto(s: &PeerSnapshot) -> PeerDto {
         peer_id: s.peer_id.clone(),
         name: s.name.clone(),
         address: s.address.clone(),
+        port: s
+            .address
+            .parse::<std::net::SocketAddr>()
+            .ok()
+            .map(|a| a.port()),
         state: s.state.as_str().to_string(),
         direction: s.direction.map(|d| d.as_str().to_string()),
         connected_since: s.connected_since_ms.map(to_rfc3339),
@@ -71,6 +76,7 @@ pub(super) fn peer_dto(s: &PeerSnapshot) -> PeerDto {
                 is_origin: r.is_origin,
             })
             .collect(),
+        advertised_register_count: s.advertised.len(),
     }
 }
 
@@ -258,7 +264,20 @@ async fn do_ban(
     let order = BanOrder {
         target: target_text.to_string(),
         reason: request.reason,
-        duration: request.duration,
+        duration: match (request.duration, request.duration_minutes) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "give `duration` or `durationMinutes`, not both",
+                ));
+            }
+            (None, Some(0)) => {
+                return Err(ApiError::bad_request(
+                    "`durationMinutes` must be at least 1",
+                ));
+            }
+            (None, Some(minutes)) => Some(format!("{minutes}m")),
+            (text, None) => text,
+        },
         force: request.force,
     };
     let outcome = crate::service::bans::ban(&state.manager, &state.registers, order).await?;

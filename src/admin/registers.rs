@@ -100,6 +100,8 @@ pub(super) async fn available(State(state): Shared) -> ApiResult<Vec<AvailableRe
                 .iter()
                 .find(|l| l.register_id == register_id)
                 .map(|l| l.role.as_str().to_string()),
+            name: None,
+            description: None,
             register_id,
         })
         .collect();
@@ -114,7 +116,16 @@ pub(super) async fn available(State(state): Shared) -> ApiResult<Vec<AvailableRe
                 latest_version: l.latest_version,
                 latest_docket_version: l.height,
                 local_role: Some(l.role.as_str().to_string()),
+                name: None,
+                description: None,
             });
+        }
+    }
+    // Names and descriptions as the platform's Register service reported them.
+    for a in &mut out {
+        if let Some(ad) = state.advertisements.get(&a.register_id) {
+            a.name = ad.name;
+            a.description = ad.description;
         }
     }
     out.sort_by(|a, b| a.register_id.cmp(&b.register_id));

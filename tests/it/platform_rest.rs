@@ -27,6 +27,41 @@ async fn the_platform_rest_calls_are_answered_in_its_shapes() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["connectedPeerCount"], 1, "{body}");
     assert_eq!(body["peers"][0]["peerId"], b.peer_id.as_str(), "{body}");
+    // The port apart from the address, as the platform's UI prints `address:port`.
+    assert_eq!(body["peers"][0]["port"], b.peer_addr.port(), "{body}");
+    assert!(
+        body["peers"][0]["advertisedRegisterCount"].is_u64(),
+        "{body}"
+    );
+
+    // A ban given in minutes, as the platform's clients send it.
+    let token = a.token.clone();
+    let (status, body) = call(
+        &a,
+        Method::POST,
+        "/api/bans",
+        Some(&token),
+        Some(json!({"target": "10.24.0.1", "durationMinutes": 90})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let bans = a.client.bans().await.expect("bans");
+    let remaining = bans[0].remaining_seconds.unwrap_or_default();
+    assert!((5300..=5400).contains(&remaining), "{bans:?}");
+    let (status, body) = call(
+        &a,
+        Method::POST,
+        "/api/bans",
+        Some(&token),
+        Some(json!({"target": "10.24.0.2", "durationMinutes": 5, "duration": "1h"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        a.client.bans().await.expect("bans").len(),
+        1,
+        "the refused ban changed nothing"
+    );
 
     // The Register service reports its registers, with no token.
     let bulk = |ads: Vec<Value>, full: bool| json!({"advertisements": ads, "fullSync": full});
@@ -103,6 +138,27 @@ async fn the_platform_rest_calls_are_answered_in_its_shapes() {
     assert_eq!(body, json!({"registerId": "wallets", "isPublic": false}));
     let (_, listed) = call(&a, Method::GET, "/api/registers/advertised", None, None).await;
     assert_eq!(listed, json!([]));
+    // A register held here shows the name the Register service gave it.
+    a.client
+        .create_register("named", true)
+        .await
+        .expect("create");
+    let (status, body) = call(
+        &a,
+        Method::POST,
+        path,
+        None,
+        Some(bulk(vec![ad("named", 0)], false)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, available) = call(&a, Method::GET, "/api/registers/available", None, None).await;
+    let named = available
+        .as_array()
+        .and_then(|l| l.iter().find(|r| r["registerId"] == "named"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(named["name"], "named ledger", "{available}");
     // They are the Register service's registers, not this node's: peers are never told this
     // node holds them.
     let available = b.client.available_registers().await.expect("available");
