@@ -197,7 +197,11 @@ pub async fn start(
     let config = Arc::new(config);
 
     tracing::info!(peer_id = identity.peer_id(), storage = %config.storage_description(), peer_tls = %config.peer_tls, "starting node");
-    let metrics = Arc::new(Metrics::new());
+    let metrics = match config.peer_tls {
+        crate::config::PeerTls::Ca => Metrics::new().with_ca_certificate_expiry(),
+        _ => Metrics::new(),
+    };
+    let metrics = Arc::new(metrics);
     let traces = Traces::start(&config, identity.peer_id(), metrics.clone())?;
     let trace_scope = traces
         .as_ref()

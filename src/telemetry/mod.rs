@@ -93,6 +93,7 @@ pub struct Metrics {
     /// Peer connections refused at the transport (TLS) layer, by direction and reason.
     pub transport_refusals: Family<Labels, Counter>,
     /// Unix time this node's CA-issued peer certificate expires (0 outside CA mode).
+    /// Registered in CA mode only ([`Metrics::with_ca_certificate_expiry`]).
     pub tls_certificate_expiry: Gauge,
     /// Revocation list files refused (not parsed, not signed by the CA): the previous list
     /// stays in force.
@@ -113,6 +114,19 @@ pub struct Metrics {
 pub type RegisterLabel = Vec<(&'static str, String)>;
 
 impl Metrics {
+    /// With the gauge of when this node's CA-issued certificate expires. Only in CA mode: in
+    /// node-key mode there is nothing to expire, and a 0 would set off every expiry alert.
+    pub fn with_ca_certificate_expiry(mut self) -> Metrics {
+        self.registry
+            .sub_registry_with_prefix("sorcha_peer")
+            .register(
+                "tls_certificate_expiry_timestamp_seconds",
+                "Unix time this node's CA-issued peer TLS certificate expires (peer_tls = ca only)",
+                self.tls_certificate_expiry.clone(),
+            );
+        self
+    }
+
     pub fn new() -> Metrics {
         let mut root = Registry::default();
         root.register_collector(Box::new(process::ProcessCollector));
@@ -286,11 +300,6 @@ impl Metrics {
             connections_refused.clone(),
         );
         let tls_certificate_expiry = Gauge::default();
-        registry.register(
-            "tls_certificate_expiry_timestamp_seconds",
-            "Unix time this node's CA-issued peer TLS certificate expires (peer_tls = ca; 0 otherwise)",
-            tls_certificate_expiry.clone(),
-        );
         let tls_crl_reload_failures = Counter::default();
         registry.register(
             "tls_crl_reload_failures",

@@ -368,3 +368,18 @@ async fn a_loopback_capture_shows_no_payload() {
         );
     }
 }
+
+/// In node-key mode there is no CA-issued certificate to expire: there is no expiry gauge (a
+/// 0 would set off every "certificate expires" alert).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_certificate_expiry_is_reported_without_a_ca() {
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
+    let text = a.client.metrics().await.expect("metrics");
+    let name = "sorcha_peer_tls_certificate_expiry_timestamp_seconds";
+    assert!(
+        !text.lines().any(|l| l.starts_with(name)),
+        "a sample in node-key mode:\n{text}"
+    );
+    a.stop().await;
+}
