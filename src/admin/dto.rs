@@ -182,6 +182,11 @@ pub struct PeerCountsDto {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusDto {
+    /// `ready` or `failing`, as `/readyz` answers, with its reasons (empty when ready).
+    #[serde(default)]
+    pub readiness: String,
+    #[serde(default)]
+    pub readiness_reasons: Vec<String>,
     pub peer_id: String,
     pub name: String,
     pub version: String,

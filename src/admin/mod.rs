@@ -475,6 +475,7 @@ async fn probe(state: &AdminState, counts: impl Fn(&str) -> bool) -> (bool, Prob
 }
 
 async fn status(State(state): Shared) -> ApiResult<StatusDto> {
+    let (ready, probed) = probe(&state, |_| true).await;
     let c = state.manager.counts();
     let announced = state.manager.addresses().announcement();
     let ca = state.transport.ca();
@@ -483,6 +484,8 @@ async fn status(State(state): Shared) -> ApiResult<StatusDto> {
         StorageHealth::Failing(reason) => Some(reason),
     };
     Ok(axum::Json(StatusDto {
+        readiness: if ready { "ready" } else { "failing" }.into(),
+        readiness_reasons: probed.reasons,
         peer_id: state.manager.identity().peer_id().to_string(),
         name: state.config.name.clone(),
         version: crate::VERSION.to_string(),

@@ -438,6 +438,15 @@ pub async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientErro
         return Ok(());
     }
     let mut d = Details::new();
+    // First what `systemctl status` puts first: whether it works, and if not, why.
+    d.row(
+        "Readiness",
+        if s.readiness_reasons.is_empty() {
+            s.readiness.clone()
+        } else {
+            format!("{}: {}", s.readiness, s.readiness_reasons.join("; "))
+        },
+    );
     d.row("Peer ID", &s.peer_id);
     d.row("Name", &s.name);
     d.row("Version", &s.version);

@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::admin_auth::call;
-use crate::common::{PATIENCE, TestCluster, wait_for};
+use crate::common::{PATIENCE, TestCluster, cli, wait_for};
 
 fn ad(id: &str, version: u64) -> Value {
     json!({"registerId": id, "name": format!("{id} ledger"), "description": "d",
@@ -239,5 +239,22 @@ async fn health_is_the_service_working_not_the_network() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "healthy", "{body}");
     assert_eq!(body["storage"], "ok", "{body}");
+    // `status` leads with readiness and why, in text and JSON (issue 20).
+    let (code, out, err) = cli(&a, &["status"]).await;
+    assert_eq!(code, 0, "{err}");
+    let first = out.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("Readiness") && first.contains("failing"),
+        "{out}"
+    );
+    let (_, json_out, _) = cli(&a, &["status", "-o", "json"]).await;
+    let status: Value = serde_json::from_str(&json_out).expect("status JSON");
+    assert_eq!(status["readiness"], "failing", "{status}");
+    assert!(
+        status["readinessReasons"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty()),
+        "{status}"
+    );
     a.stop().await;
 }
