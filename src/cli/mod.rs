@@ -106,7 +106,8 @@ pub enum OutputFormat {
     Table,
     /// Tables with every column, IDs in full, never wrapped
     Wide,
-    /// One JSON document on stdout, with the admin API's field names
+    /// One JSON document on stdout, with the admin API's field names (`events`: JSON Lines,
+    /// one object per event)
     Json,
 }
 
@@ -127,7 +128,8 @@ pub enum Command {
     Tx(tx::TxCommand),
     /// How far this node is behind another node, per register (exit 1 beyond --max-lag)
     Lag(registers::LagArgs),
-    /// Print the node's recent events (peers, bans, replication, storage); --follow streams them
+    /// Print the node's recent events (peers, bans, replication, storage); --follow streams them.
+    /// With -o json: JSON Lines, one compact object per event (`jq` reads them as a stream)
     Events(events::EventsArgs),
     /// Configuration helpers
     #[command(subcommand)]
