@@ -9,7 +9,10 @@ use std::path::Path;
 use clap::CommandFactory;
 use clap_mangen::Man;
 
-use super::{Cli, EXIT_AUTH, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE};
+use super::{
+    Cli, EXIT_AUTH, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_REMOTE_UNREACHABLE,
+    EXIT_UNREACHABLE, EXIT_USAGE,
+};
 use crate::config::{ENV_PREFIX, KEYS};
 use crate::identity::{ADMIN_TOKEN_FILE, ADMIN_URL_FILE, NODE_KEY_FILE};
 use crate::lockfile::LOCK_FILE;
@@ -430,6 +433,11 @@ fn exit_status(serve: bool) -> String {
             (
                 EXIT_NOT_FOUND,
                 "Not found (e.g. no peer matches the ID prefix).",
+            ),
+            (
+                EXIT_REMOTE_UNREACHABLE,
+                "The node answered, but could not reach the other node it was asked to \
+                 contact (peers connect, lag --against).",
             ),
         ]
     };

@@ -33,6 +33,9 @@ pub const EXIT_UNREACHABLE: i32 = 3;
 pub const EXIT_AUTH: i32 = 4;
 /// The peer, ban or other object does not exist.
 pub const EXIT_NOT_FOUND: i32 = 5;
+/// The node answered, but could not reach the other node it was asked to contact (`peers
+/// connect`, `lag --against`): apart from 3, so a script can tell the two apart.
+pub const EXIT_REMOTE_UNREACHABLE: i32 = 6;
 
 /// Admin API address used when neither --node, SORCHA_PEER_NODE nor <data-dir>/admin.url says.
 pub const DEFAULT_NODE_URL: &str = "http://127.0.0.1:5080";
@@ -44,7 +47,8 @@ Exit codes:
   2  usage error (bad arguments or configuration)
   3  node unreachable
   4  authentication refused
-  5  not found";
+  5  not found
+  6  the node could not reach the other node it was asked to contact";
 
 /// sorcha-peer: run a Sorcha peer node, and manage one from the command line.
 #[derive(Debug, Parser)]
@@ -351,7 +355,8 @@ fn report_code(global: &GlobalArgs, out: &Output, result: Result<i32, ClientErro
 /// The documented exit code for a client error.
 pub fn exit_code(e: &ClientError) -> i32 {
     match e {
-        ClientError::Unreachable { .. } | ClientError::RemoteUnreachable(_) => EXIT_UNREACHABLE,
+        ClientError::Unreachable { .. } => EXIT_UNREACHABLE,
+        ClientError::RemoteUnreachable(_) => EXIT_REMOTE_UNREACHABLE,
         ClientError::Unauthorized(_) => EXIT_AUTH,
         ClientError::NotFound(_) => EXIT_NOT_FOUND,
         ClientError::BadRequest(_) | ClientError::Setup(_) => EXIT_USAGE,

@@ -81,10 +81,17 @@ pub async fn connect(
                 already: false,
             })
         }
-        Ok(Ok(DialOutcome::Failed(reason))) => Err(ConnectError::Failed {
-            address: address.to_string(),
-            reason,
-        }),
+        Ok(Ok(DialOutcome::Failed(reason))) => {
+            // The transport's reason may name the address already: say it once.
+            let prefix = format!("cannot connect to {address}: ");
+            let reason = reason
+                .strip_prefix(&prefix)
+                .map_or(reason.clone(), String::from);
+            Err(ConnectError::Failed {
+                address: address.to_string(),
+                reason,
+            })
+        }
         Ok(Ok(DialOutcome::Abandoned)) => match manager.connected_at(address) {
             Some(peer_id) => Ok(Connected {
                 peer_id,

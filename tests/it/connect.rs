@@ -59,11 +59,17 @@ async fn an_operator_connects_and_disconnects_peers_by_hand() {
 
     // Failures say why, with the documented exit codes.
     let nobody = format!("{}:1", net.ip());
+    // Exit 6, not 3: the node answered; it is the address it was asked to dial that is dead.
     let (code, _, err) = cli(&a, &["peers", "connect", &nobody]).await;
-    assert_eq!(code, 3, "{err}");
+    assert_eq!(code, 6, "{err}");
     assert!(
         err.contains(&format!("cannot connect to {nobody}")),
         "{err}"
+    );
+    assert_eq!(
+        err.matches("cannot connect to").count(),
+        1,
+        "said once: {err}"
     );
     let (code, _, err) = cli(&a, &["peers", "connect", "no-port-here"]).await;
     assert_eq!(code, 2, "{err}");
