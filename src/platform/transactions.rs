@@ -2,8 +2,8 @@
 //! transaction ID, the hex SHA-256 of its payload), and submissions from the platform.
 //! - `NotifyTransaction`: `already_known` when the register (or, without `register_id`, any
 //!   register held here) holds it, pending or sealed; `will_request` when this node carries
-//!   the register, does not hold the transaction and is not fetching it already: it takes it
-//!   when a peer announces it (gossip) or a client submits it. This node never calls the
+//!   the register, does not hold the transaction, is not fetching it already and its
+//!   `transaction_size` is within `max_transaction_size`: it takes it when a peer announces it (gossip) or a client submits it. This node never calls the
 //!   sender back.
 //! - `GetTransaction`: the payload (`found` false when not held); without `register_id`,
 //!   every register held here is looked in.
@@ -90,7 +90,7 @@ impl pb::transaction_distribution_server::TransactionDistribution for Transactio
         let request = request.into_inner();
         let id = errors::tx_id("transaction_hash", &request.transaction_hash)?;
         errors::bounded("sender_peer_id", &request.sender_peer_id)?;
-        errors::non_negative("transaction_size", request.transaction_size)?;
+        let size = errors::non_negative("transaction_size", request.transaction_size)?;
         let registers = self.registers_for(&request.register_id)?;
         let mut known = false;
         for register_id in &registers {
@@ -105,8 +105,10 @@ impl pb::transaction_distribution_server::TransactionDistribution for Transactio
                 break;
             }
         }
-        let will_request =
-            !known && !request.register_id.is_empty() && !self.deps.registers.is_fetching(&id);
+        let will_request = !known
+            && !request.register_id.is_empty()
+            && size <= self.deps.config.max_transaction_size as u64
+            && !self.deps.registers.is_fetching(&id);
         Ok(Response::new(pb::NotificationAck {
             already_known: known,
             will_request,

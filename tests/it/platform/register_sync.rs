@@ -214,6 +214,19 @@ async fn register_sync_serves_the_chain_transactions_state_and_a_live_stream() {
     assert_eq!(seen[0].transaction_data, payloads[2]);
     assert_eq!(seen[0].sender_peer_id, b.peer_id);
     assert_eq!(seen[1].checksum, entries[2].docket_hash);
+    // Other starting points: everything, after the first, the last one.
+    for (from, first) in [(0, 1), (1, 2), (3, 4)] {
+        let mut from_there = subscribe(&on_a, subscription("rs", from))
+            .await
+            .expect("subscribe");
+        let event = next_event(&mut from_there).await;
+        assert_eq!(kind(&event), (tx, first), "from {from}");
+        assert_eq!(event.transaction_id, ids[first as usize - 1]);
+    }
+    // From the head: nothing until the next docket.
+    let mut at_head = subscribe(&on_a, subscription("rs", 4))
+        .await
+        .expect("subscribe");
     // ... then, live, what the origin seals and the replica receives.
     let fifth = a
         .client
@@ -224,6 +237,9 @@ async fn register_sync_serves_the_chain_transactions_state_and_a_live_stream() {
     assert_eq!(kind(&event), (tx, 5));
     assert_eq!(event.transaction_id, fifth.transaction_id);
     assert_eq!(kind(&next_event(&mut live).await), (docket, 5));
+    let event = next_event(&mut at_head).await;
+    assert_eq!(kind(&event), (tx, 5));
+    assert_eq!(event.sender_peer_id, a.peer_id);
     b.stop().await;
     a.stop().await;
 }

@@ -135,6 +135,12 @@ async fn transaction_distribution_submits_spreads_and_serves_transactions() {
         .await
         .expect("ack");
     assert!(!new.already_known && new.will_request);
+    let oversized = pb::TransactionNotification {
+        transaction_size: 2 * 1024 * 1024,
+        ..notification("td", &other)
+    };
+    let too_big = notify(&on_b, oversized).await.expect("ack");
+    assert!(!too_big.already_known && !too_big.will_request);
 
     // Lookups, with and without the register.
     let found = get(&on_b, lookup("td", &id)).await.expect("get");
