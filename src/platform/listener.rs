@@ -69,10 +69,12 @@ pub async fn serve(
         heartbeat::peer_heartbeat_server::PeerHeartbeatServer::new(Heartbeat::new(deps.clone()))
             .max_decoding_message_size(MAX_REQUEST_BYTES)
             .max_encoding_message_size(MAX_RESPONSE_BYTES);
-    let register_sync =
-        sync::register_sync_server::RegisterSyncServer::new(RegisterSync::new(deps.clone()))
-            .max_decoding_message_size(MAX_REQUEST_BYTES)
-            .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    let register_sync = sync::register_sync_server::RegisterSyncServer::new(RegisterSync::new(
+        deps.clone(),
+        shutdown.clone(),
+    ))
+    .max_decoding_message_size(MAX_REQUEST_BYTES)
+    .max_encoding_message_size(MAX_RESPONSE_BYTES);
     // A submission carries a whole transaction.
     let submission_bytes = MAX_REQUEST_BYTES + deps.config.max_transaction_size;
     let transactions =

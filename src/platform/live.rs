@@ -15,6 +15,7 @@
 //! - Filters: this node's transactions are opaque payloads with no type and no participants,
 //!   so a request with `transaction_types` or `participant_ids` is refused
 //!   (INVALID_ARGUMENT) rather than answered with everything.
+//! - When the node shuts down the stream ends with UNAVAILABLE.
 //! - A reader that leaves an event untaken for [`SLOW_READER_TIMEOUT`] while
 //!   [`SUBSCRIBE_BUFFER`] events wait is dropped: the stream ends with RESOURCE_EXHAUSTED and
 //!   `sorcha_peer_limit_hits_total{limit="platform_subscriber_slow"}` counts it.
@@ -27,6 +28,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use super::PlatformDeps;
@@ -49,6 +51,7 @@ type Events = Pin<Box<dyn Stream<Item = Item> + Send>>;
 pub(crate) async fn subscribe(
     deps: PlatformDeps,
     request: pb::RegisterSubscriptionRequest,
+    shutdown: CancellationToken,
 ) -> Result<Events, PlatformError> {
     let register_id = errors::register_id(&request.register_id)?.to_string();
     errors::bounded("peer_id", &request.peer_id)?;
@@ -98,6 +101,7 @@ pub(crate) async fn subscribe(
         after_version: from,
         sender,
         dropped: dropped.clone(),
+        shutdown,
     };
     deps.tasks.spawn(feed.run(wake));
     // After the events, a dropped subscriber learns why.
@@ -123,6 +127,7 @@ struct Feed {
     after_version: u64,
     sender: mpsc::Sender<Item>,
     dropped: Arc<AtomicBool>,
+    shutdown: CancellationToken,
 }
 
 /// Why a feed stops.
@@ -141,6 +146,12 @@ impl Feed {
             loop {
                 tokio::select! {
                     _ = self.sender.closed() => return,
+                    _ = self.shutdown.cancelled() => {
+                        // The server waits for open streams: this one ends now, saying why.
+                        let status = Status::unavailable("the node is shutting down");
+                        let _ = self.sender.try_send(Err(status)); // a full buffer just ends
+                        return;
+                    }
                     event = wake.recv() => match event {
                         Ok(e) if e.sealed && e.register_id == self.register_id => break,
                         Ok(_) => {}

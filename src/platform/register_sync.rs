@@ -11,6 +11,7 @@
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::PlatformDeps;
@@ -31,11 +32,13 @@ const TRANSACTION_PAGE: usize = 16;
 
 pub(crate) struct RegisterSync {
     deps: PlatformDeps,
+    /// The node's shutdown: live subscriptions end with it.
+    shutdown: CancellationToken,
 }
 
 impl RegisterSync {
-    pub fn new(deps: PlatformDeps) -> RegisterSync {
-        RegisterSync { deps }
+    pub fn new(deps: PlatformDeps, shutdown: CancellationToken) -> RegisterSync {
+        RegisterSync { deps, shutdown }
     }
 }
 
@@ -131,7 +134,8 @@ impl pb::register_sync_server::RegisterSync for RegisterSync {
         &self,
         request: Request<pb::RegisterSubscriptionRequest>,
     ) -> Result<Response<Self::SubscribeToRegisterStream>, Status> {
-        let stream = live::subscribe(self.deps.clone(), request.into_inner()).await?;
+        let deps = self.deps.clone();
+        let stream = live::subscribe(deps, request.into_inner(), self.shutdown.clone()).await?;
         Ok(Response::new(stream))
     }
 

@@ -240,7 +240,14 @@ async fn register_sync_serves_the_chain_transactions_state_and_a_live_stream() {
     let event = next_event(&mut at_head).await;
     assert_eq!(kind(&event), (tx, 5));
     assert_eq!(event.sender_peer_id, a.peer_id);
+    // A node that stops ends its live streams, saying why.
     b.stop().await;
+    let end = tokio::time::timeout(PATIENCE, live.next())
+        .await
+        .expect("the stream ends within the limit");
+    let status = end.expect("a status").expect_err("not an event");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("shutting down"), "{status:?}");
     a.stop().await;
 }
 
