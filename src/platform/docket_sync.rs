@@ -76,37 +76,23 @@ impl pb::docket_sync_service_server::DocketSyncService for DocketSync {
             .registers
             .origin_key(&range.register_id)
             .ok_or_else(|| PlatformError::UnknownRegister(range.register_id.clone()))?;
-        let mut pages = Pages {
-            deps: self.deps.clone(),
-            validator_id: peer_id_for(&origin),
-            buffered: VecDeque::new(),
-            range,
-        };
-        // The first page is read now, so a refusal is the call's status, not a stream error.
-        pages.fill().await?;
-        let stream = futures::stream::unfold(pages, |mut pages| async move {
-            if pages.buffered.is_empty()
-                && let Err(e) = pages.fill().await
-            {
-                pages.range.remaining = 0;
-                return Some((Err(Status::from(e)), pages));
-            }
-            let entry = pages.buffered.pop_front()?;
-            Some((Ok(entry), pages))
-        });
-        Ok(Response::new(Box::pin(stream)))
+        let validator_id = peer_id_for(&origin);
+        let stream = docket_stream(self.deps.clone(), range, move |docket| {
+            entry(docket, &validator_id)
+        })
+        .await?;
+        Ok(Response::new(stream))
     }
 }
-
-/// What a `SyncDockets` call asks for, checked.
-struct Range {
-    register_id: String,
+/// A range of dockets a call asks for, checked.
+pub(crate) struct Range {
+    pub register_id: String,
     /// The next docket to send.
-    next: u64,
+    pub next: u64,
     /// The last docket to send (`u64::MAX`: up to the head).
-    last: u64,
+    pub last: u64,
     /// Dockets still to send.
-    remaining: u64,
+    pub remaining: u64,
 }
 
 impl Range {
@@ -139,15 +125,47 @@ impl Range {
     }
 }
 
-/// A `SyncDockets` stream's state: the range left and the entries read but not yet sent.
-struct Pages {
+/// A stream of a register's dockets in `range`, each as `map` makes it, read a page at a time.
+/// The first page is read before it returns, so a refusal is the call's status, not a stream
+/// error; a read failing later ends the stream with its status.
+pub(crate) async fn docket_stream<T, F>(
     deps: PlatformDeps,
-    validator_id: String,
-    buffered: VecDeque<pb::SyncDocketEntry>,
     range: Range,
+    map: F,
+) -> Result<Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>, PlatformError>
+where
+    T: Send + 'static,
+    F: Fn(&DocketWithTransactions) -> Result<T, PlatformError> + Send + 'static,
+{
+    let mut pages = Pages {
+        deps,
+        buffered: VecDeque::new(),
+        range,
+        map,
+    };
+    pages.fill().await?;
+    let stream = futures::stream::unfold(pages, |mut pages| async move {
+        if pages.buffered.is_empty()
+            && let Err(e) = pages.fill().await
+        {
+            pages.range.remaining = 0;
+            return Some((Err(Status::from(e)), pages));
+        }
+        let entry = pages.buffered.pop_front()?;
+        Some((Ok(entry), pages))
+    });
+    Ok(Box::pin(stream))
 }
 
-impl Pages {
+/// A docket stream's state: the range left and the entries read but not yet sent.
+struct Pages<T, F> {
+    deps: PlatformDeps,
+    buffered: VecDeque<T>,
+    range: Range,
+    map: F,
+}
+
+impl<T, F: Fn(&DocketWithTransactions) -> Result<T, PlatformError>> Pages<T, F> {
     /// Reads the next page of dockets into the buffer (nothing once the range is done).
     async fn fill(&mut self) -> Result<(), PlatformError> {
         let range = &mut self.range;
@@ -167,7 +185,7 @@ impl Pages {
                 range.remaining = 0;
                 break;
             }
-            self.buffered.push_back(entry(&docket, &self.validator_id)?);
+            self.buffered.push_back((self.map)(&docket)?);
             range.next += 1;
             range.remaining -= 1;
         }

@@ -4,7 +4,7 @@
 use tonic::Status;
 
 use crate::ledger::InvalidRegisterId;
-use crate::replication::ServeError;
+use crate::replication::{RegisterError, ServeError};
 use crate::store::StoreError;
 
 /// A refused platform call.
@@ -35,8 +35,12 @@ pub enum PlatformError {
     RegisterId(#[from] InvalidRegisterId),
     #[error("register '{0}' is not held by this node")]
     UnknownRegister(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error("this node holds '{register_id}' only from docket {first}")]
     NotHeldBefore { register_id: String, first: u64 },
+    #[error("this node holds the transactions of '{register_id}' only from version {first}")]
+    VersionsNotHeld { register_id: String, first: u64 },
     #[error("{0}")]
     Unauthenticated(String),
     #[error("storage error: {0}")]
@@ -71,6 +75,25 @@ impl From<ServeError> for PlatformError {
     }
 }
 
+impl From<RegisterError> for PlatformError {
+    fn from(e: RegisterError) -> PlatformError {
+        match e {
+            RegisterError::NotFound(m) => PlatformError::NotFound(m),
+            RegisterError::Store(e) => PlatformError::Storage(e.to_string()),
+            RegisterError::Unavailable(m) => PlatformError::Storage(m),
+            RegisterError::Invalid(m) | RegisterError::Conflict(m) => PlatformError::Invalid {
+                field: "request",
+                problem: m,
+            },
+            RegisterError::TooLarge { size, limit } => PlatformError::TooLong {
+                field: "transaction",
+                len: size,
+                max: limit,
+            },
+        }
+    }
+}
+
 impl From<PlatformError> for Status {
     fn from(e: PlatformError) -> Status {
         let message = e.to_string();
@@ -81,8 +104,12 @@ impl From<PlatformError> for Status {
             | PlatformError::Negative { .. }
             | PlatformError::Invalid { .. }
             | PlatformError::RegisterId(_) => Status::invalid_argument(message),
-            PlatformError::UnknownRegister(_) => Status::not_found(message),
-            PlatformError::NotHeldBefore { .. } => Status::failed_precondition(message),
+            PlatformError::UnknownRegister(_) | PlatformError::NotFound(_) => {
+                Status::not_found(message)
+            }
+            PlatformError::NotHeldBefore { .. } | PlatformError::VersionsNotHeld { .. } => {
+                Status::failed_precondition(message)
+            }
             PlatformError::Unauthenticated(_) => Status::unauthenticated(message),
             PlatformError::Storage(_) => Status::unavailable(message),
             PlatformError::Encoding(_) => Status::internal(message),
@@ -112,6 +139,27 @@ pub(crate) fn register_id(text: &str) -> Result<&str, PlatformError> {
     bounded("register_id", text)?;
     crate::ledger::validate_register_id(text)?;
     Ok(text)
+}
+
+/// A transaction ID: 64 hex characters (the SHA-256 of its payload), as its bytes.
+pub(crate) fn tx_id(field: &'static str, text: &str) -> Result<[u8; 32], PlatformError> {
+    if text.is_empty() {
+        return Err(PlatformError::Missing { field });
+    }
+    bounded(field, text)?;
+    let mut id = [0u8; 32];
+    match hex::decode_to_slice(text, &mut id) {
+        Ok(()) => Ok(id),
+        Err(_) => Err(PlatformError::Invalid {
+            field,
+            problem: format!("'{text}' is not a transaction ID (64 hex characters)"),
+        }),
+    }
+}
+
+/// A non-negative number.
+pub(crate) fn non_negative(field: &'static str, value: i64) -> Result<u64, PlatformError> {
+    u64::try_from(value).map_err(|_| PlatformError::Negative { field, value })
 }
 
 /// How many entries to answer with: `asked` (0: [`super::MAX_PEERS_PER_ANSWER`]), never above

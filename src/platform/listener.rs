@@ -21,8 +21,10 @@ use super::auth::JwtCheck;
 use super::discovery::Discovery;
 use super::docket_sync::DocketSync;
 use super::heartbeat::Heartbeat;
-use super::pb::{discovery, docket_sync, heartbeat};
+use super::pb::{discovery, docket_sync, heartbeat, sync, transaction};
+use super::register_sync::RegisterSync;
 use super::stream::{Io, Places, PlatformStream};
+use super::transactions::TransactionDistribution;
 use super::{
     MAX_HEADER_LIST_SIZE, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, MAX_STREAMS_PER_CONNECTION,
     PlatformDeps,
@@ -67,6 +69,20 @@ pub async fn serve(
         heartbeat::peer_heartbeat_server::PeerHeartbeatServer::new(Heartbeat::new(deps.clone()))
             .max_decoding_message_size(MAX_REQUEST_BYTES)
             .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    let register_sync = sync::register_sync_server::RegisterSyncServer::new(RegisterSync::new(
+        deps.clone(),
+        shutdown.clone(),
+    ))
+    .max_decoding_message_size(MAX_REQUEST_BYTES)
+    .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    // A submission carries a whole transaction.
+    let submission_bytes = MAX_REQUEST_BYTES + deps.config.max_transaction_size;
+    let transactions =
+        transaction::transaction_distribution_server::TransactionDistributionServer::new(
+            TransactionDistribution::new(deps.clone()),
+        )
+        .max_decoding_message_size(submission_bytes)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
     tonic::transport::Server::builder()
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         .http2_max_header_list_size(MAX_HEADER_LIST_SIZE)
@@ -74,7 +90,9 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .add_service(InterceptedService::new(docket_sync, check.clone()))
         .add_service(InterceptedService::new(discovery, check.clone()))
-        .add_service(InterceptedService::new(heartbeat, check))
+        .add_service(InterceptedService::new(heartbeat, check.clone()))
+        .add_service(InterceptedService::new(register_sync, check.clone()))
+        .add_service(InterceptedService::new(transactions, check))
         .serve_with_incoming_shutdown(ReceiverStream::new(incoming), shutdown.cancelled_owned())
         .await
 }

@@ -9,9 +9,9 @@
 //! - [`tls`]: the certificate and key (`platform_tls_*`), ALPN h2, no client certificate;
 //! - [`auth`]: `platform_require_jwt`, through the admin API's JWT verification;
 //! - [`docket_sync`] with [`records`] (dockets as the platform's transaction records),
-//!   [`discovery`], [`heartbeat`]: the services served so far; the other three
-//!   (`RegisterSync`, `TransactionDistribution`, `PeerCommunication`) are compiled, not served,
-//!   so they answer UNIMPLEMENTED;
+//!   [`discovery`], [`heartbeat`], [`register_sync`] with [`live`] (`SubscribeToRegister`),
+//!   [`transactions`] (`TransactionDistribution`): the services served; `PeerCommunication`
+//!   is compiled, not served, so it answers UNIMPLEMENTED;
 //! - [`errors`]: every refusal, mapped to a `tonic::Status` in one place.
 
 pub(crate) mod auth;
@@ -21,9 +21,12 @@ pub(crate) mod docket_sync;
 pub(crate) mod errors;
 pub(crate) mod heartbeat;
 pub(crate) mod listener;
+pub(crate) mod live;
 pub(crate) mod records;
+pub(crate) mod register_sync;
 pub(crate) mod stream;
 pub(crate) mod tls;
+pub(crate) mod transactions;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,11 +64,11 @@ pub mod pb {
     pub mod communication {
         tonic::include_proto!("sorcha.peer.communication");
     }
-    /// `RegisterSync` (not served yet).
+    /// `RegisterSync`.
     pub mod sync {
         tonic::include_proto!("sorcha.peer.sync");
     }
-    /// `TransactionDistribution` (not served yet).
+    /// `TransactionDistribution`.
     pub mod transaction {
         tonic::include_proto!("sorcha.peer.transaction");
     }
@@ -102,6 +105,8 @@ pub(crate) struct PlatformConfig {
     pub exchange_max_entries: usize,
     /// Most register entries accepted in one heartbeat (`max_advertised_registers`).
     pub max_registers: usize,
+    /// Largest transaction payload accepted (`max_transaction_size`).
+    pub max_transaction_size: usize,
 }
 
 impl PlatformConfig {
@@ -115,6 +120,7 @@ impl PlatformConfig {
             data_dir: config.data_dir.clone(),
             exchange_max_entries: config.exchange_max_entries,
             max_registers: config.max_advertised_registers,
+            max_transaction_size: config.max_transaction_size,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! twice is stored once; the second submission is told what became of the first.
 
 use super::{BatchError, RegisterError, Registers, TxView};
+use crate::store::StoreError;
 
 /// Fewest hex characters of a transaction ID that `transaction` takes as a prefix: fewer
 /// would match many transactions of a large register.
@@ -113,6 +114,89 @@ impl Registers {
                 "no transaction {tx_id} in '{register_id}'"
             ))),
         }
+    }
+
+    /// Whether the register holds the transaction with this ID (pending or sealed), through
+    /// the pool's seen-set and the store.
+    pub async fn holds_transaction(
+        &self,
+        register_id: &str,
+        id: &[u8; 32],
+    ) -> Result<bool, RegisterError> {
+        Ok(!self.pool.held_among(register_id, &[*id]).await?.is_empty())
+    }
+
+    /// Whether a peer is being asked for this transaction right now (gossip's claims).
+    pub fn is_fetching(&self, id: &[u8; 32]) -> bool {
+        self.pool.is_claimed(id)
+    }
+
+    /// The transactions of `tx_ids` (full IDs) the register holds, pending or sealed, with
+    /// their payloads, in the order asked; IDs not held are left out.
+    pub async fn transactions_with_payloads(
+        &self,
+        register_id: &str,
+        tx_ids: &[String],
+    ) -> Result<Vec<(TxView, Vec<u8>)>, RegisterError> {
+        if !self.chain.holds(register_id) {
+            return Err(RegisterError::NotFound(format!(
+                "this node does not carry register '{register_id}'"
+            )));
+        }
+        let mut payloads: std::collections::HashMap<String, Vec<u8>> = self
+            .pool
+            .payloads(register_id, tx_ids)
+            .await?
+            .into_iter()
+            .collect();
+        let mut out = Vec::with_capacity(payloads.len());
+        for id in tx_ids {
+            let Some(payload) = payloads.remove(id) else {
+                continue;
+            };
+            if let Some(tx) = self.store.transaction(register_id, id).await? {
+                let view = TxView {
+                    register_id: register_id.to_string(),
+                    tx_id: tx.tx_id,
+                    size: tx.size,
+                    received_at_ms: tx.received_at_ms,
+                    version: tx.version,
+                    docket_number: tx.docket_number,
+                };
+                out.push((view, payload));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The number of the docket that holds transaction version `version`, when it is held
+    /// here (a binary search over docket headers: a few reads however long the chain).
+    pub async fn docket_holding_version(
+        &self,
+        register_id: &str,
+        version: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let Some(held) = self.chain.get(register_id) else {
+            return Ok(None);
+        };
+        if version <= held.base_version || version > held.latest_version() {
+            return Ok(None);
+        }
+        // Versions after the base are in the dockets after the base (or the genesis).
+        let (mut lo, mut hi) = (held.base_height + 1, held.head.number);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let Some(docket) = self.chain.dockets(register_id, mid, 1).await?.pop() else {
+                return Ok(None);
+            };
+            let header = &docket.header;
+            if header.first_version + u64::from(header.tx_count) > version {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Ok(Some(lo))
     }
 
     /// The full ID `text` means: itself when it is one, else the one transaction of the

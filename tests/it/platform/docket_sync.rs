@@ -2,6 +2,8 @@
 //! dockets after its own, chained, with the transactions as the platform's records.
 
 use sorcha_peer::platform::pb::docket_sync::SyncDocketEntry;
+use sorcha_peer::platform::pb::sync::RegisterSubscriptionRequest;
+use sorcha_peer::platform::pb::sync::register_sync_client::RegisterSyncClient;
 use tonic::Code;
 
 use super::{code, latest, platform, platform_on, sync, sync_request};
@@ -128,6 +130,15 @@ async fn docket_sync_streams_the_chain_as_the_register_service_reads_it() {
     );
     let before = sync(&on_c, sync_request("plat", 0, 0, 0)).await;
     assert_eq!(code(before), Code::FailedPrecondition);
+    // Nor are its transactions streamed from before its anchor (RegisterSync).
+    let live = RegisterSyncClient::new(on_c.clone())
+        .subscribe_to_register(RegisterSubscriptionRequest {
+            register_id: "plat".into(),
+            from_version: 0,
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code(live), Code::FailedPrecondition);
     c.stop().await;
     b.stop().await;
     a.stop().await;
