@@ -241,11 +241,13 @@ pub async fn start(
         metrics.clone(),
         tasks.clone(),
     );
+    let messages = crate::messages::Messages::new(manager.clone(), metrics.clone());
     let services = rpc::Services {
         tasks: tasks.clone(),
         peers: manager.clone(),
         registers: registers.clone(),
         gossip: gossip.clone(),
+        messages: messages.clone(),
         transport: transport.clone(),
     };
 
@@ -312,6 +314,7 @@ pub async fn start(
             peer_id: identity.peer_id().to_string(),
             peers: manager.clone(),
             registers: registers.clone(),
+            messages: messages.clone(),
             metrics: metrics.clone(),
             auth: auth.clone(),
             tasks: tasks.clone(),

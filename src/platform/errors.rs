@@ -39,6 +39,9 @@ pub enum PlatformError {
     NotHeldBefore { register_id: String, first: u64 },
     #[error("{0}")]
     Unauthenticated(String),
+    /// A rate or a number of places is used up; the caller may try again later.
+    #[error("{0}")]
+    Exhausted(String),
     #[error("storage error: {0}")]
     Storage(String),
     #[error("cannot encode the answer: {0}")]
@@ -84,6 +87,7 @@ impl From<PlatformError> for Status {
             PlatformError::UnknownRegister(_) => Status::not_found(message),
             PlatformError::NotHeldBefore { .. } => Status::failed_precondition(message),
             PlatformError::Unauthenticated(_) => Status::unauthenticated(message),
+            PlatformError::Exhausted(_) => Status::resource_exhausted(message),
             PlatformError::Storage(_) => Status::unavailable(message),
             PlatformError::Encoding(_) => Status::internal(message),
         }

@@ -9,12 +9,13 @@
 //! - [`tls`]: the certificate and key (`platform_tls_*`), ALPN h2, no client certificate;
 //! - [`auth`]: `platform_require_jwt`, through the admin API's JWT verification;
 //! - [`docket_sync`] with [`records`] (dockets as the platform's transaction records),
-//!   [`discovery`], [`heartbeat`]: the services served so far; the other three
-//!   (`RegisterSync`, `TransactionDistribution`, `PeerCommunication`) are compiled, not served,
-//!   so they answer UNIMPLEMENTED;
+//!   [`discovery`], [`heartbeat`], [`communication`] (messages across the overlay, through
+//!   `crate::messages`): the services served so far; the other two (`RegisterSync`,
+//!   `TransactionDistribution`) are compiled, not served, so they answer UNIMPLEMENTED;
 //! - [`errors`]: every refusal, mapped to a `tonic::Status` in one place.
 
 pub(crate) mod auth;
+pub(crate) mod communication;
 pub(crate) mod convert;
 pub(crate) mod discovery;
 pub(crate) mod docket_sync;
@@ -57,7 +58,7 @@ pub mod pb {
     pub mod heartbeat {
         tonic::include_proto!("sorcha.peer.heartbeat");
     }
-    /// `PeerCommunication` (not served yet).
+    /// `PeerCommunication`.
     pub mod communication {
         tonic::include_proto!("sorcha.peer.communication");
     }
@@ -127,6 +128,8 @@ pub(crate) struct PlatformDeps {
     pub peer_id: String,
     pub peers: Arc<PeerManager>,
     pub registers: Arc<Registers>,
+    /// Platform messages across the overlay (`PeerCommunication`).
+    pub messages: Arc<crate::messages::Messages>,
     pub metrics: Arc<Metrics>,
     /// The admin API's credential checks (JWTs with the node's `jwt_key`).
     pub auth: Arc<Authenticator>,

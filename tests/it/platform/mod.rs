@@ -1,9 +1,10 @@
 //! The platform listener (`platform_listen`): the original peer service's gRPC services, called
 //! with clients generated from this project's protos against real nodes on loopback — every
-//! RPC with real data and with bad input (`docket_sync`, `discovery`, `heartbeat`), the network
-//! restriction, the JWT requirement, TLS with a CA certificate, and the peer port that never
-//! answers them (`listener`).
+//! RPC with real data and with bad input (`docket_sync`, `discovery`, `heartbeat`,
+//! `communication`), the network restriction, the JWT requirement, TLS with a CA certificate,
+//! and the peer port that never answers them (`listener`).
 
+mod communication;
 mod discovery;
 mod docket_sync;
 mod heartbeat;

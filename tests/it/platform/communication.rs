@@ -1,0 +1,208 @@
+//! `PeerCommunication`: a Validator-like client broadcasts on one node and a `Stream` client
+//! on a node two hops away receives it once; direct sends to a connected and to an unconnected
+//! peer; a `Stream` client that sends; and bad input refused by every RPC, changing nothing.
+
+use std::time::Duration;
+
+use sorcha_peer::messages::MAX_PAYLOAD_BYTES;
+use sorcha_peer::platform::pb::communication::{
+    self as pb, MessageType, peer_communication_client::PeerCommunicationClient,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tonic::{Code, Streaming};
+
+use super::{code, now_ms, platform, platform_on};
+use crate::common::{PATIENCE, TestCluster, TestNode, metric};
+
+/// A, B and C in a line (A–B–C, peer exchange off), each with its platform listener on.
+async fn line(net: &mut TestCluster) -> (TestNode, TestNode, TestNode) {
+    let mut nodes: Vec<TestNode> = Vec::new();
+    for _ in 0..3 {
+        let seed = nodes.last().map(|n| n.seed());
+        let node = net
+            .start(|c| {
+                platform_on(c);
+                c.exchange_interval = Duration::ZERO;
+                c.seeds = seed.into_iter().collect();
+            })
+            .await;
+        nodes.push(node);
+    }
+    let c = nodes.pop().expect("c");
+    let b = nodes.pop().expect("b");
+    let a = nodes.pop().expect("a");
+    a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
+    c.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
+    (a, b, c)
+}
+
+async fn client(node: &TestNode) -> PeerCommunicationClient<Channel> {
+    PeerCommunicationClient::new(platform(node).await)
+}
+
+fn message(recipient: &str, kind: MessageType, payload: &[u8]) -> pb::PeerMessage {
+    pb::PeerMessage {
+        sender_peer_id: "validator-1".into(),
+        recipient_peer_id: recipient.into(),
+        message_type: kind as i32,
+        payload: payload.to_vec(),
+        timestamp: now_ms(),
+    }
+}
+
+/// A `Stream` call: what the client writes goes through `sender`.
+struct Listener {
+    sender: mpsc::Sender<pb::PeerMessage>,
+    incoming: Streaming<pb::PeerMessage>,
+}
+
+async fn listen(node: &TestNode) -> Listener {
+    let (sender, rx) = mpsc::channel(16);
+    let incoming = client(node)
+        .await
+        .stream(ReceiverStream::new(rx))
+        .await
+        .expect("stream opened")
+        .into_inner();
+    Listener { sender, incoming }
+}
+
+impl Listener {
+    /// The next message delivered (its status when the stream ended with one).
+    async fn next(&mut self) -> Result<pb::PeerMessage, tonic::Status> {
+        match tokio::time::timeout(PATIENCE, self.incoming.message()).await {
+            Ok(Ok(Some(m))) => Ok(m),
+            Ok(Ok(None)) => panic!("the stream ended without a status"),
+            Ok(Err(status)) => Err(status),
+            Err(_) => panic!("nothing delivered within {PATIENCE:?}"),
+        }
+    }
+}
+
+async fn send(
+    client: &mut PeerCommunicationClient<Channel>,
+    m: pb::PeerMessage,
+) -> Result<bool, tonic::Status> {
+    client
+        .send_message(m)
+        .await
+        .map(|r| r.into_inner().received)
+}
+
+async fn dropped(node: &TestNode, reason: &str) -> f64 {
+    let text = node.client.metrics().await.expect("metrics");
+    metric(
+        &text,
+        &format!("sorcha_peer_platform_messages_dropped_total{{reason=\"{reason}\"}}"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_crosses_the_line_once_and_direct_sends_reach_only_connected_peers() {
+    let mut net = TestCluster::new();
+    let (a, b, c) = line(&mut net).await;
+    let mut at_b = listen(&b).await;
+    let mut at_c = listen(&c).await;
+    let mut validator = client(&a).await;
+
+    // The Validator's proposed docket, to every node: B and C get it, from A.
+    let proposed = message(
+        "*",
+        MessageType::TransactionNotification,
+        b"proposed docket 7",
+    );
+    assert!(send(&mut validator, proposed).await.expect("sent"));
+    for listener in [&mut at_b, &mut at_c] {
+        let got = listener.next().await.expect("delivered");
+        assert_eq!(got.sender_peer_id, a.peer_id);
+        assert_eq!(got.recipient_peer_id, "*");
+        assert_eq!(
+            got.message_type,
+            MessageType::TransactionNotification as i32
+        );
+        assert_eq!(got.payload, b"proposed docket 7");
+        assert!((got.timestamp - now_ms()).abs() < 60_000, "milliseconds");
+    }
+
+    // Direct to B (connected): B only. Direct to C (not connected to A): not delivered.
+    let to_b = message(&b.peer_id, MessageType::PeerStatusUpdate, b"for b");
+    assert!(send(&mut validator, to_b).await.expect("sent"));
+    assert_eq!(at_b.next().await.expect("delivered").payload, b"for b");
+    let to_c = message(&c.peer_id, MessageType::PeerStatusUpdate, b"for c");
+    assert!(!send(&mut validator, to_c).await.expect("answered"));
+
+    // A Stream client on C sends (a confirmed docket) to every node: A's listener gets it.
+    let mut at_a = listen(&a).await;
+    let confirmed = message("*", MessageType::TransactionResponse, b"confirmed docket 7");
+    at_c.sender.send(confirmed).await.expect("written");
+    let got = at_a.next().await.expect("delivered");
+    assert_eq!(got.sender_peer_id, c.peer_id);
+    assert_eq!(got.payload, b"confirmed docket 7");
+
+    // Once: the next thing C's listener sees is the next broadcast, not a copy of the first
+    // nor the message for C that was not delivered; nothing counted as a duplicate at C.
+    let marker = message("*", MessageType::PeerStatusUpdate, b"marker");
+    assert!(send(&mut validator, marker).await.expect("sent"));
+    assert_eq!(at_c.next().await.expect("delivered").payload, b"marker");
+    assert_eq!(
+        at_b.next().await.expect("delivered").payload,
+        b"confirmed docket 7"
+    );
+    assert_eq!(at_b.next().await.expect("delivered").payload, b"marker");
+    let text = c.client.metrics().await.expect("metrics");
+    assert_eq!(
+        metric(&text, "sorcha_peer_platform_messages_delivered_total"),
+        2.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_by_every_rpc_and_changes_nothing() {
+    let mut net = TestCluster::new();
+    let (a, b, _c) = line(&mut net).await;
+    let mut at_b = listen(&b).await;
+    let mut validator = client(&a).await;
+
+    let oversized = message(
+        "*",
+        MessageType::TransactionNotification,
+        &vec![7; MAX_PAYLOAD_BYTES + 1],
+    );
+    let refused = send(&mut validator, oversized.clone()).await;
+    assert_eq!(code(refused), Code::InvalidArgument);
+    for recipient in ["", "someone", "ABCDEF0123456789ABCDEF0123456789"] {
+        let bad = message(recipient, MessageType::TransactionNotification, b"x");
+        let status = send(&mut validator, bad).await.expect_err("refused");
+        assert_eq!(status.code(), Code::InvalidArgument, "{recipient:?}");
+        assert!(
+            status.message().contains("recipient_peer_id"),
+            "{}",
+            status.message()
+        );
+    }
+    let mut unknown = message("*", MessageType::Unknown, b"x");
+    assert_eq!(
+        code(send(&mut validator, unknown.clone()).await),
+        Code::InvalidArgument
+    );
+    unknown.message_type = 99;
+    assert_eq!(
+        code(send(&mut validator, unknown).await),
+        Code::InvalidArgument
+    );
+
+    // On a Stream, bad input ends the stream with its status.
+    let mut writer = listen(&a).await;
+    writer.sender.send(oversized).await.expect("written");
+    let status = writer.next().await.expect_err("refused");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("payload"), "{}", status.message());
+
+    // Nothing of it went anywhere: B's next message is the good one sent after.
+    let good = message("*", MessageType::PeerStatusUpdate, b"good");
+    assert!(send(&mut validator, good).await.expect("sent"));
+    assert_eq!(at_b.next().await.expect("delivered").payload, b"good");
+    assert_eq!(dropped(&b, "malformed").await, 0.0);
+}
