@@ -4,17 +4,20 @@
 
 use std::time::Duration;
 
-use sorcha_peer::messages::MAX_PAYLOAD_BYTES;
+use sorcha_peer::identity::Identity;
+use sorcha_peer::messages::{MAX_HOPS, MAX_PAYLOAD_BYTES, PEER_RATE, SUBSCRIBER_QUEUE};
 use sorcha_peer::platform::pb::communication::{
     self as pb, MessageType, peer_communication_client::PeerCommunicationClient,
 };
+use sorcha_peer::rpc::pb::{PlatformMessage, frame::Body};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 
 use super::{code, now_ms, platform, platform_on};
-use crate::common::{PATIENCE, TestCluster, TestNode, metric};
+use crate::common::stranger::{self, Claims};
+use crate::common::{PATIENCE, TestCluster, TestNode, metric, wait_until};
 
 /// A, B and C in a line (A–B–C, peer exchange off), each with its platform listener on.
 async fn line(net: &mut TestCluster) -> (TestNode, TestNode, TestNode) {
@@ -205,4 +208,130 @@ async fn bad_input_is_refused_by_every_rpc_and_changes_nothing() {
     assert!(send(&mut validator, good).await.expect("sent"));
     assert_eq!(at_b.next().await.expect("delivered").payload, b"good");
     assert_eq!(dropped(&b, "malformed").await, 0.0);
+}
+
+/// A platform message frame as a hand-built peer sends it.
+fn frame(origin: &str, nonce: u64, recipient: &str, payload: &[u8], at: i64) -> Body {
+    Body::PlatformMessage(PlatformMessage {
+        origin_peer_id: origin.into(),
+        nonce,
+        recipient: recipient.into(),
+        message_type: MessageType::TransactionNotification as i32,
+        payload: payload.to_vec(),
+        timestamp_ms: at,
+        hops_left: MAX_HOPS,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_built_peer_cannot_replay_oversize_or_flood_messages_and_slow_readers_are_dropped() {
+    let mut net = TestCluster::new();
+    let victim = net.start(platform_on).await;
+    let mut reader = listen(&victim).await;
+    let me = Identity::generate();
+    let from = net.ip();
+    let channel = stranger::channel_from(victim.peer_addr, &from, &me)
+        .await
+        .expect("connect");
+    let peer = stranger::open_session(channel, &me, &Claims::default())
+        .await
+        .expect("handshake")
+        .answering();
+    let origin = peer.peer_id.clone();
+
+    // A good message is delivered, with its origin.
+    let first = frame(&origin, 1, "*", b"first", now_ms());
+    peer.send(first.clone()).await.expect("sent");
+    let got = reader.next().await.expect("delivered");
+    assert_eq!(
+        (got.sender_peer_id.as_str(), got.payload.as_slice()),
+        (origin.as_str(), &b"first"[..])
+    );
+
+    // Replayed (the hop count changed), oversized, stale and misdirected ones are not.
+    peer.send(first.clone()).await.expect("sent");
+    let Body::PlatformMessage(mut hopped) = first else {
+        unreachable!()
+    };
+    hopped.hops_left = 2;
+    peer.send(Body::PlatformMessage(hopped))
+        .await
+        .expect("sent");
+    let huge = vec![0; MAX_PAYLOAD_BYTES + 1];
+    peer.send(frame(&origin, 2, "*", &huge, now_ms()))
+        .await
+        .expect("sent");
+    let old = now_ms() - 10 * 60 * 1000;
+    peer.send(frame(&origin, 3, "*", b"old", old))
+        .await
+        .expect("sent");
+    let elsewhere = Identity::generate().peer_id().to_string();
+    peer.send(frame(&origin, 4, &elsewhere, b"not yours", now_ms()))
+        .await
+        .expect("sent");
+    peer.send(frame(&origin, 5, "*", b"marker", now_ms()))
+        .await
+        .expect("sent");
+    assert_eq!(reader.next().await.expect("delivered").payload, b"marker");
+    for (reason, count) in [
+        ("duplicate", 2.0),
+        ("malformed", 1.0),
+        ("stale", 1.0),
+        ("misdirected", 1.0),
+    ] {
+        assert_eq!(dropped(&victim, reason).await, count, "{reason}");
+    }
+
+    // A flood under made-up origins meets the per-peer rate; the readers, which read nothing
+    // meanwhile, fall behind and are dropped.
+    let flood = 2 * (PEER_RATE * 2.0) as u64;
+    let payload = vec![1; 32 * 1024];
+    for i in 0..flood {
+        let origin = format!("{:032x}", 1000 + i);
+        peer.send(frame(&origin, i, "*", &payload, now_ms()))
+            .await
+            .expect("sent");
+    }
+    wait_until("the flood to meet the per-peer rate", PATIENCE, || async {
+        dropped(&victim, "peer_rate").await >= 1.0
+    })
+    .await;
+    let text = victim.client.metrics().await.expect("metrics");
+    assert!(
+        metric(
+            &text,
+            "sorcha_peer_limit_hits_total{limit=\"platform_message_rate\"}"
+        ) >= 1.0
+    );
+    assert!(dropped(&victim, "slow_reader").await >= 1.0);
+    let mut read = 0;
+    let status = loop {
+        match reader.next().await {
+            Ok(_) => read += 1,
+            Err(status) => break status,
+        }
+        assert!(read <= flood, "the stream was never ended");
+    };
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(
+        read >= SUBSCRIBER_QUEUE as u64,
+        "what was queued is read first ({read})"
+    );
+    // The node still answers: a new reader gets the next message once the peer's bucket has
+    // refilled (sent again, as another message, until then).
+    let mut again = listen(&victim).await;
+    let start = std::time::Instant::now();
+    for nonce in 6.. {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "no message reached a new reader"
+        );
+        let message = frame(&origin, nonce, "*", b"after", now_ms());
+        peer.send(message).await.expect("sent");
+        let next = tokio::time::timeout(Duration::from_millis(200), again.incoming.message());
+        if let Ok(Ok(Some(m))) = next.await {
+            assert_eq!(m.payload, b"after");
+            break;
+        }
+    }
 }
