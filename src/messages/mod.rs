@@ -3,7 +3,8 @@
 //! peer, carried as messages, never stored.
 //!
 //! A broadcast floods: each node delivers it to its local listeners once and forwards it once
-//! to its other connected peers, until its hops run out; duplicates are known by ID. Every
+//! to its other connected peers, until its hops run out; duplicates are known by ID, and the
+//! origin node signs each message so no relay speaks for another node. Every
 //! sending peer and every origin is held to a rate, payloads to a size. A direct message goes
 //! only to a connected peer, on its session. The rules are in [`relay`] (pure), the local
 //! listeners in [`subscribers`]; this module wires them to the peer sessions and the metrics.
@@ -71,7 +72,7 @@ impl Messages {
     pub fn new(peers: Arc<PeerManager>, metrics: Arc<Metrics>) -> Arc<Messages> {
         let local = peers.identity().peer_id().to_string();
         Arc::new(Messages {
-            relay: Mutex::new(Relay::new(local.clone())),
+            relay: Mutex::new(Relay::new(peers.identity().signing_key().clone())),
             local,
             peers,
             metrics,

@@ -6,6 +6,8 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
+use ed25519_dalek::SigningKey;
+
 use super::{
     MAX_AGE_MS, MAX_HOPS, MAX_PAYLOAD_BYTES, MAX_SOURCES, Message, ORIGIN_BYTES_RATE, ORIGIN_RATE,
     PEER_RATE, Recipient, SEEN_CAPACITY,
@@ -26,6 +28,8 @@ pub enum Dropped {
     Misdirected,
     /// Sent with no hops left.
     HopLimit,
+    /// Not signed by the node it names as its origin.
+    Forged,
 }
 
 impl Dropped {
@@ -37,6 +41,7 @@ impl Dropped {
             Dropped::OriginRate => "origin_rate",
             Dropped::Misdirected => "misdirected",
             Dropped::HopLimit => "hop_limit",
+            Dropped::Forged => "forged",
         }
     }
 }
@@ -79,6 +84,7 @@ struct OriginBuckets {
 
 /// The relay's memory: seen IDs, buckets per sending peer and per origin, the next nonce.
 pub struct Relay {
+    key: SigningKey,
     local: String,
     seen: HashSet<[u8; 32]>,
     seen_order: VecDeque<[u8; 32]>,
@@ -88,10 +94,11 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// The rules for the node with peer ID `local`.
-    pub fn new(local: String) -> Relay {
+    /// The rules for the node whose key is `key`.
+    pub fn new(key: SigningKey) -> Relay {
         Relay {
-            local,
+            local: crate::identity::peer_id_for(key.verifying_key().as_bytes()),
+            key,
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
             peers: HashMap::new(),
@@ -114,7 +121,7 @@ impl Relay {
             return None;
         }
         self.nonce = self.nonce.wrapping_add(1);
-        let message = Message {
+        let mut message = Message {
             origin: local,
             nonce: self.nonce,
             recipient,
@@ -122,7 +129,10 @@ impl Relay {
             payload,
             timestamp_ms: now_ms,
             hops_left: MAX_HOPS,
+            origin_key: [0; 32],
+            signature: Vec::new(),
         };
+        message.sign(&self.key);
         self.remember(message.id());
         Some(message)
     }
@@ -153,6 +163,11 @@ impl Relay {
             Recipient::Peer(id) if *id == self.local => true,
             Recipient::Peer(_) => return Err(Dropped::Misdirected),
         };
+        // Checked once the cheap rules passed; a forgery is not remembered, so it cannot stand
+        // in for the real message.
+        if !message.is_signed_by_origin() {
+            return Err(Dropped::Forged);
+        }
         // Not remembered when over the rate: a copy from another path may still come in time.
         if !self.origin_allows(&message.origin, message.payload.len()) {
             return Err(Dropped::OriginRate);
@@ -240,9 +255,21 @@ pub fn payload_fits(len: usize) -> bool {
 mod tests {
     use super::*;
 
-    const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-    const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
-    const C: &str = "cccccccccccccccccccccccccccccccc";
+    const A: u8 = 1;
+    const B: u8 = 2;
+    const C: u8 = 3;
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+
+    fn id(n: u8) -> String {
+        crate::identity::peer_id_for(key(n).verifying_key().as_bytes())
+    }
+
+    fn relay(n: u8) -> Relay {
+        Relay::new(key(n))
+    }
 
     fn from_a(relay_a: &mut Relay, recipient: Recipient, now: i64) -> Message {
         relay_a
@@ -253,12 +280,12 @@ mod tests {
     #[test]
     fn a_broadcast_is_delivered_and_forwarded_once_with_one_hop_fewer() {
         let now = 1_000_000;
-        let mut a = Relay::new(A.into());
-        let mut b = Relay::new(B.into());
+        let mut a = relay(A);
+        let mut b = relay(B);
         let original = from_a(&mut a, Recipient::All, now);
         assert_eq!(original.hops_left, MAX_HOPS);
         let mut m = original.clone();
-        let verdict = b.receive(A, &mut m, now).expect("new");
+        let verdict = b.receive(&id(A), &mut m, now).expect("new");
         assert_eq!(
             verdict,
             Verdict {
@@ -269,21 +296,24 @@ mod tests {
         assert_eq!(m.hops_left, MAX_HOPS - 1);
         assert_eq!(m.id(), original.id(), "the hop count is not part of the ID");
         // The same message by another path, and back at its origin: duplicates.
-        assert_eq!(b.receive(C, &mut m.clone(), now), Err(Dropped::Duplicate));
-        assert_eq!(a.receive(B, &mut m, now), Err(Dropped::Duplicate));
+        assert_eq!(
+            b.receive(&id(C), &mut m.clone(), now),
+            Err(Dropped::Duplicate)
+        );
+        assert_eq!(a.receive(&id(B), &mut m, now), Err(Dropped::Duplicate));
         // The same payload sent again is another message.
         let mut again = from_a(&mut a, Recipient::All, now);
         assert_ne!(again.id(), original.id());
-        assert!(b.receive(A, &mut again, now).is_ok());
+        assert!(b.receive(&id(A), &mut again, now).is_ok());
     }
 
     #[test]
     fn hops_run_out() {
         let now = 5_000;
-        let mut a = Relay::new(A.into());
+        let mut a = relay(A);
         let mut m = from_a(&mut a, Recipient::All, now);
         m.hops_left = 1;
-        let verdict = Relay::new(B.into()).receive(A, &mut m.clone(), now);
+        let verdict = relay(B).receive(&id(A), &mut m.clone(), now);
         assert_eq!(
             verdict,
             Ok(Verdict {
@@ -293,20 +323,20 @@ mod tests {
             "the last hop is not forwarded"
         );
         m.hops_left = 0;
-        let verdict = Relay::new(C.into()).receive(B, &mut m.clone(), now);
+        let verdict = relay(C).receive(&id(B), &mut m.clone(), now);
         assert_eq!(verdict, Err(Dropped::HopLimit));
         // A claim of more hops than the limit is cut to it.
         m.hops_left = 1000;
-        assert!(Relay::new(C.into()).receive(B, &mut m, now).is_ok());
+        assert!(relay(C).receive(&id(B), &mut m, now).is_ok());
         assert_eq!(m.hops_left, MAX_HOPS - 1);
     }
 
     #[test]
     fn direct_messages_stop_at_their_recipient_and_stale_ones_anywhere() {
         let now = 10_000_000;
-        let mut a = Relay::new(A.into());
-        let to_b = from_a(&mut a, Recipient::Peer(B.into()), now);
-        let verdict = Relay::new(B.into()).receive(A, &mut to_b.clone(), now);
+        let mut a = relay(A);
+        let to_b = from_a(&mut a, Recipient::Peer(id(B)), now);
+        let verdict = relay(B).receive(&id(A), &mut to_b.clone(), now);
         assert_eq!(
             verdict,
             Ok(Verdict {
@@ -314,13 +344,13 @@ mod tests {
                 forward: false
             })
         );
-        let verdict = Relay::new(C.into()).receive(A, &mut to_b.clone(), now);
+        let verdict = relay(C).receive(&id(A), &mut to_b.clone(), now);
         assert_eq!(verdict, Err(Dropped::Misdirected));
         let mut old = from_a(&mut a, Recipient::All, now - MAX_AGE_MS - 1);
-        let verdict = Relay::new(B.into()).receive(A, &mut old, now);
+        let verdict = relay(B).receive(&id(A), &mut old, now);
         assert_eq!(verdict, Err(Dropped::Stale));
         let mut future = from_a(&mut a, Recipient::All, now + MAX_AGE_MS + 1);
-        let verdict = Relay::new(B.into()).receive(A, &mut future, now);
+        let verdict = relay(B).receive(&id(A), &mut future, now);
         assert_eq!(verdict, Err(Dropped::Stale));
     }
 
@@ -333,7 +363,7 @@ mod tests {
     #[test]
     fn origins_and_sending_peers_are_held_to_their_rates() {
         let now = 1_000;
-        let mut a = Relay::new(A.into());
+        let mut a = relay(A);
         let burst = (ORIGIN_RATE * 2.0) as usize;
         let refused = first_refused(burst, |_| {
             a.originate(Recipient::All, 1, vec![0], now).is_some()
@@ -341,7 +371,7 @@ mod tests {
         assert!(refused.is_some_and(|i| i >= burst), "{refused:?}");
 
         // Bytes too: a burst's worth of payload bytes, then refused.
-        let mut c = Relay::new(C.into());
+        let mut c = relay(C);
         let big = MAX_PAYLOAD_BYTES;
         let fits = (ORIGIN_BYTES_RATE * 2.0) as usize / big;
         let refused = first_refused(fits, |_| {
@@ -349,10 +379,10 @@ mod tests {
         });
         assert!(refused.is_some_and(|i| i >= fits), "{refused:?}");
 
-        // A peer relaying many origins' messages is held to its own rate.
-        let mut b = Relay::new(B.into());
+        // A peer relaying many origins' messages is held to its own rate (checked before
+        // anything else, so even unsigned ones count).
+        let mut b = relay(B);
         let peer_burst = (PEER_RATE * 2.0) as usize;
-        let mut why = None;
         let refused = first_refused(peer_burst, |i| {
             let mut m = Message {
                 origin: format!("{i:032x}"),
@@ -362,16 +392,38 @@ mod tests {
                 payload: vec![1],
                 timestamp_ms: now,
                 hops_left: 3,
+                origin_key: [0; 32],
+                signature: Vec::new(),
             };
-            b.receive(C, &mut m, now).map_err(|e| why = Some(e)).is_ok()
+            b.receive(&id(C), &mut m, now) != Err(Dropped::PeerRate)
         });
         assert!(refused.is_some_and(|i| i >= peer_burst), "{refused:?}");
-        assert_eq!(why, Some(Dropped::PeerRate));
+    }
+
+    #[test]
+    fn only_the_origin_can_sign_for_itself() {
+        let now = 77_000;
+        let genuine = from_a(&mut relay(A), Recipient::All, now);
+        // Changed on the way: the signature no longer matches.
+        let mut altered = genuine.clone();
+        altered.payload = b"another docket".to_vec();
+        // Re-signed by C but still naming A: the key is not A's.
+        let mut claimed = genuine.clone();
+        let signed_by_c = from_a(&mut relay(C), Recipient::All, now);
+        claimed.origin_key = signed_by_c.origin_key;
+        claimed.signature = signed_by_c.signature;
+        let mut b = relay(B);
+        for mut forged in [altered, claimed] {
+            assert_eq!(b.receive(&id(C), &mut forged, now), Err(Dropped::Forged));
+        }
+        // A forgery is not remembered: the genuine message still goes through.
+        assert!(b.receive(&id(A), &mut genuine.clone(), now).is_ok());
+        assert_eq!(genuine.origin, id(A));
     }
 
     #[test]
     fn the_seen_set_is_bounded() {
-        let mut r = Relay::new(A.into());
+        let mut r = relay(A);
         for i in 0..(SEEN_CAPACITY + 10) as u64 {
             let mut id = [0u8; 32];
             id[..8].copy_from_slice(&i.to_le_bytes());

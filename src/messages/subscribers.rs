@@ -92,6 +92,8 @@ mod tests {
             payload: vec![1, 2],
             timestamp_ms: 1,
             hops_left: 1,
+            origin_key: [0; 32],
+            signature: Vec::new(),
         })
     }
 

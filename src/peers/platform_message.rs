@@ -1,8 +1,13 @@
-//! A platform message as peers carry it (the relay rules are in `crate::messages`).
+//! A platform message as peers carry it (the relay rules are in `crate::messages`): signed by
+//! its origin node, so no relay can speak for another node.
 
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use crate::identity::is_peer_id;
+use crate::identity::{is_peer_id, peer_id_for};
+
+/// What an origin signs: this tag, then the message ID (a signature means nothing elsewhere).
+const SIGNING_TAG: &[u8] = b"sorcha-peer platform message v1";
 
 /// The recipient that means every node.
 pub const BROADCAST: &str = "*";
@@ -45,7 +50,12 @@ pub struct PlatformMessage {
     pub message_type: i32,
     pub payload: Vec<u8>,
     pub timestamp_ms: i64,
+    /// Forwards still allowed (not signed: every relay counts it down; capped on receipt).
     pub hops_left: u32,
+    /// The origin's public key (its peer ID is derived from it).
+    pub origin_key: [u8; 32],
+    /// The origin's Ed25519 signature over [`SIGNING_TAG`] and the ID.
+    pub signature: Vec<u8>,
 }
 
 impl PlatformMessage {
@@ -62,5 +72,30 @@ impl PlatformMessage {
         h.update((self.payload.len() as u64).to_le_bytes());
         h.update(&self.payload);
         h.finalize().into()
+    }
+
+    /// Makes `key` the origin and signs.
+    pub fn sign(&mut self, key: &SigningKey) {
+        self.origin_key = key.verifying_key().to_bytes();
+        self.origin = peer_id_for(&self.origin_key);
+        self.signature = key.sign(&self.signed_bytes()).to_bytes().to_vec();
+    }
+
+    /// Whether the origin's key is the origin's and signed this message.
+    pub fn is_signed_by_origin(&self) -> bool {
+        if peer_id_for(&self.origin_key) != self.origin {
+            return false;
+        }
+        let Ok(key) = VerifyingKey::from_bytes(&self.origin_key) else {
+            return false;
+        };
+        let Ok(signature) = Signature::from_slice(&self.signature) else {
+            return false;
+        };
+        key.verify(&self.signed_bytes(), &signature).is_ok()
+    }
+
+    fn signed_bytes(&self) -> Vec<u8> {
+        [SIGNING_TAG, self.id().as_slice()].concat()
     }
 }

@@ -169,6 +169,8 @@ pub fn platform_to_wire(m: &PlatformMessage) -> pb::PlatformMessage {
         payload: m.payload.clone(),
         timestamp_ms: m.timestamp_ms,
         hops_left: m.hops_left,
+        origin_key: m.origin_key.to_vec(),
+        signature: m.signature.clone(),
     }
 }
 
@@ -189,5 +191,7 @@ pub fn platform_from_wire(m: pb::PlatformMessage) -> Result<PlatformMessage, Wir
         payload: m.payload,
         timestamp_ms: m.timestamp_ms,
         hops_left: m.hops_left,
+        origin_key: hash32(&m.origin_key, "origin key")?,
+        signature: m.signature,
     })
 }

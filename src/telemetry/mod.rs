@@ -340,7 +340,7 @@ impl Metrics {
         let messages_dropped = Family::<Labels, Counter>::default();
         registry.register(
             "platform_messages_dropped",
-            "Platform messages dropped, by reason (duplicate, stale, peer_rate, origin_rate, misdirected, hop_limit, malformed), and listeners dropped as too slow (slow_reader)",
+            "Platform messages dropped, by reason (duplicate, stale, peer_rate, origin_rate, misdirected, hop_limit, forged, malformed), and listeners dropped as too slow (slow_reader)",
             messages_dropped.clone(),
         );
         Metrics {

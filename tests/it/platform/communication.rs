@@ -4,12 +4,15 @@
 
 use std::time::Duration;
 
+use ed25519_dalek::SigningKey;
 use sorcha_peer::identity::Identity;
 use sorcha_peer::messages::{MAX_HOPS, MAX_PAYLOAD_BYTES, PEER_RATE, SUBSCRIBER_QUEUE};
+use sorcha_peer::peers::Recipient;
 use sorcha_peer::platform::pb::communication::{
     self as pb, MessageType, peer_communication_client::PeerCommunicationClient,
 };
-use sorcha_peer::rpc::pb::{PlatformMessage, frame::Body};
+use sorcha_peer::rpc::convert::platform_to_wire;
+use sorcha_peer::rpc::pb::frame::Body;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -264,17 +267,21 @@ async fn bad_input_is_refused_by_every_rpc_and_changes_nothing() {
     assert_eq!(dropped(&b, "malformed").await, 0.0);
 }
 
-/// A platform message frame as a hand-built peer sends it.
-fn frame(origin: &str, nonce: u64, recipient: &str, payload: &[u8], at: i64) -> Body {
-    Body::PlatformMessage(PlatformMessage {
-        origin_peer_id: origin.into(),
+/// A platform message frame as a hand-built peer sends it, signed by `origin`.
+fn frame(origin: &SigningKey, nonce: u64, recipient: &str, payload: &[u8], at: i64) -> Body {
+    let mut m = sorcha_peer::peers::PlatformMessage {
+        origin: String::new(),
         nonce,
-        recipient: recipient.into(),
+        recipient: Recipient::parse(recipient).expect("a recipient"),
         message_type: MessageType::TransactionNotification as i32,
         payload: payload.to_vec(),
         timestamp_ms: at,
         hops_left: MAX_HOPS,
-    })
+        origin_key: [0; 32],
+        signature: Vec::new(),
+    };
+    m.sign(origin);
+    Body::PlatformMessage(platform_to_wire(&m))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,7 +298,7 @@ async fn a_hand_built_peer_cannot_replay_oversize_or_flood_messages_and_slow_rea
         .await
         .expect("handshake")
         .answering();
-    let origin = peer.peer_id.clone();
+    let origin = me.signing_key().clone();
 
     // A good message is delivered, with its origin.
     let first = frame(&origin, 1, "*", b"first", now_ms());
@@ -299,10 +306,10 @@ async fn a_hand_built_peer_cannot_replay_oversize_or_flood_messages_and_slow_rea
     let got = reader.next().await.expect("delivered");
     assert_eq!(
         (got.sender_peer_id.as_str(), got.payload.as_slice()),
-        (origin.as_str(), &b"first"[..])
+        (peer.peer_id.as_str(), &b"first"[..])
     );
 
-    // Replayed (the hop count changed), oversized, stale and misdirected ones are not.
+    // Replayed (the hop count changed), oversized, stale, misdirected and forged ones are not.
     peer.send(first.clone()).await.expect("sent");
     let Body::PlatformMessage(mut hopped) = first else {
         unreachable!()
@@ -323,7 +330,14 @@ async fn a_hand_built_peer_cannot_replay_oversize_or_flood_messages_and_slow_rea
     peer.send(frame(&origin, 4, &elsewhere, b"not yours", now_ms()))
         .await
         .expect("sent");
-    peer.send(frame(&origin, 5, "*", b"marker", now_ms()))
+    let Body::PlatformMessage(mut forged) = frame(&origin, 5, "*", b"forged", now_ms()) else {
+        unreachable!()
+    };
+    forged.origin_peer_id = elsewhere.clone();
+    peer.send(Body::PlatformMessage(forged))
+        .await
+        .expect("sent");
+    peer.send(frame(&origin, 6, "*", b"marker", now_ms()))
         .await
         .expect("sent");
     assert_eq!(reader.next().await.expect("delivered").payload, b"marker");
@@ -332,19 +346,27 @@ async fn a_hand_built_peer_cannot_replay_oversize_or_flood_messages_and_slow_rea
         ("malformed", 1.0),
         ("stale", 1.0),
         ("misdirected", 1.0),
+        ("forged", 1.0),
     ] {
         assert_eq!(dropped(&victim, reason).await, count, "{reason}");
     }
 
-    // A flood under made-up origins meets the per-peer rate; the readers, which read nothing
-    // meanwhile, fall behind and are dropped.
+    // A flood from many origins (each a key of its own) meets the per-peer rate; the readers,
+    // which read nothing meanwhile, fall behind and are dropped.
     let flood = 2 * (PEER_RATE * 2.0) as u64;
     let payload = vec![1; 32 * 1024];
     for i in 0..flood {
-        let origin = format!("{:032x}", 1000 + i);
-        peer.send(frame(&origin, i, "*", &payload, now_ms()))
-            .await
-            .expect("sent");
+        let mut seed = [9u8; 32];
+        seed[..8].copy_from_slice(&i.to_le_bytes());
+        peer.send(frame(
+            &SigningKey::from_bytes(&seed),
+            i,
+            "*",
+            &payload,
+            now_ms(),
+        ))
+        .await
+        .expect("sent");
     }
     wait_until("the flood to meet the per-peer rate", PATIENCE, || async {
         dropped(&victim, "peer_rate").await >= 1.0
@@ -375,7 +397,7 @@ async fn a_hand_built_peer_cannot_replay_oversize_or_flood_messages_and_slow_rea
     // refilled (sent again, as another message, until then).
     let mut again = listen(&victim).await;
     let start = std::time::Instant::now();
-    for nonce in 6.. {
+    for nonce in 7.. {
         assert!(
             start.elapsed() < PATIENCE,
             "no message reached a new reader"
