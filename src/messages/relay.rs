@@ -165,7 +165,7 @@ impl Relay {
         };
         // Checked once the cheap rules passed; a forgery is not remembered, so it cannot stand
         // in for the real message.
-        if !message.is_signed_by_origin() {
+        if !message.is_signed_by_origin(&id) {
             return Err(Dropped::Forged);
         }
         // Not remembered when over the rate: a copy from another path may still come in time.

@@ -78,11 +78,13 @@ impl PlatformMessage {
     pub fn sign(&mut self, key: &SigningKey) {
         self.origin_key = key.verifying_key().to_bytes();
         self.origin = peer_id_for(&self.origin_key);
-        self.signature = key.sign(&self.signed_bytes()).to_bytes().to_vec();
+        let signed = signed_bytes(&self.id());
+        self.signature = key.sign(&signed).to_bytes().to_vec();
     }
 
-    /// Whether the origin's key is the origin's and signed this message.
-    pub fn is_signed_by_origin(&self) -> bool {
+    /// Whether the origin's key is the origin's and signed this message, whose ID is `id`
+    /// (worked out once by the caller: hashing a large payload is the costly part).
+    pub fn is_signed_by_origin(&self, id: &[u8; 32]) -> bool {
         if peer_id_for(&self.origin_key) != self.origin {
             return false;
         }
@@ -92,10 +94,10 @@ impl PlatformMessage {
         let Ok(signature) = Signature::from_slice(&self.signature) else {
             return false;
         };
-        key.verify(&self.signed_bytes(), &signature).is_ok()
+        key.verify(&signed_bytes(id), &signature).is_ok()
     }
+}
 
-    fn signed_bytes(&self) -> Vec<u8> {
-        [SIGNING_TAG, self.id().as_slice()].concat()
-    }
+fn signed_bytes(id: &[u8; 32]) -> Vec<u8> {
+    [SIGNING_TAG, id.as_slice()].concat()
 }

@@ -287,7 +287,13 @@ fn frame(origin: &SigningKey, nonce: u64, recipient: &str, payload: &[u8], at: i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hand_built_peer_cannot_replay_oversize_or_flood_messages_and_slow_readers_are_dropped() {
     let mut net = TestCluster::new();
-    let victim = net.start(platform_on).await;
+    // Heartbeats slower than the tests' usual: the peer's pongs wait behind its own flood.
+    let victim = net
+        .start(|c| {
+            platform_on(c);
+            c.heartbeat_interval = Duration::from_secs(2);
+        })
+        .await;
     let mut reader = listen(&victim).await;
     let me = Identity::generate();
     let from = net.ip();
