@@ -110,9 +110,9 @@ impl Messages {
         }
         let peer = match &recipient {
             Recipient::Peer(id)
-                if *id != self.local && !self.peers.connected_ids().contains(id) =>
+                if *id != self.local && !self.peers.message_carriers().contains(id) =>
             {
-                // Not connected: nothing is sent, and nothing counts against the rate.
+                // Not connected (or an older node): nothing is sent, nor counted in the rate.
                 return Ok(false);
             }
             Recipient::Peer(id) => Some(id.clone()),
@@ -196,10 +196,11 @@ impl Messages {
         sent
     }
 
-    /// Sends to every connected peer but `from` and the origin; returns how many took it.
+    /// Sends to every connected peer that carries platform messages but `from` and the
+    /// origin; returns how many took it.
     fn forward(&self, message: &Arc<Message>, from: Option<&str>) -> usize {
         self.peers
-            .connected_ids()
+            .message_carriers()
             .iter()
             .filter(|id| Some(id.as_str()) != from && **id != message.origin)
             .filter(|id| self.send_to(id, message))

@@ -215,6 +215,9 @@ pub struct VerifiedPeer {
     /// The address it listens on, with an unspecified host replaced by the one we saw.
     pub address: String,
     pub software_version: String,
+    /// It said in the handshake that it carries platform messages (older nodes do not, and
+    /// would count the frame as a protocol violation).
+    pub platform_messages: bool,
 }
 
 /// An address handed over in peer exchange.

@@ -285,7 +285,7 @@ fn frame(origin: &SigningKey, nonce: u64, recipient: &str, payload: &[u8], at: i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hand_built_peer_cannot_replay_oversize_or_flood_messages_and_slow_readers_are_dropped() {
+async fn a_hand_built_peer_gets_no_messages_unasked_and_cannot_replay_forge_or_flood_them() {
     let mut net = TestCluster::new();
     // Heartbeats slower than the tests' usual: the peer's pongs wait behind its own flood.
     let victim = net
@@ -305,6 +305,15 @@ async fn a_hand_built_peer_cannot_replay_oversize_or_flood_messages_and_slow_rea
         .expect("handshake")
         .answering();
     let origin = me.signing_key().clone();
+
+    // It did not say it carries platform messages (as an older node would not): nothing is
+    // sent to it, though it is connected.
+    victim
+        .wait_for_state(&peer.peer_id, "connected", PATIENCE)
+        .await;
+    let to_it = message(&peer.peer_id, MessageType::PeerStatusUpdate, b"for you");
+    let mut platform = client(&victim).await;
+    assert!(!send(&mut platform, to_it).await.expect("answered"));
 
     // A good message is delivered, with its origin.
     let first = frame(&origin, 1, "*", b"first", now_ms());
