@@ -14,6 +14,7 @@ pub mod identity;
 pub mod ledger;
 pub mod lockfile;
 pub mod logsink;
+pub mod messages;
 pub mod netprobe;
 pub mod node;
 pub mod peers;

@@ -245,11 +245,13 @@ pub async fn start(
         metrics.clone(),
         tasks.clone(),
     );
+    let messages = crate::messages::Messages::new(manager.clone(), metrics.clone());
     let services = rpc::Services {
         tasks: tasks.clone(),
         peers: manager.clone(),
         registers: registers.clone(),
         gossip: gossip.clone(),
+        messages: messages.clone(),
         transport: transport.clone(),
         budget: rpc::budget::InboundBudget::new(
             config.max_inbound_bytes_in_flight,
@@ -320,6 +322,7 @@ pub async fn start(
             peer_id: identity.peer_id().to_string(),
             peers: manager.clone(),
             registers: registers.clone(),
+            messages: messages.clone(),
             metrics: metrics.clone(),
             auth: auth.clone(),
             tasks: tasks.clone(),

@@ -82,6 +82,8 @@ pub(super) struct LinkInfo {
     pub direction: Direction,
     pub remote_ip: IpAddr,
     pub connected_at_ms: i64,
+    /// The peer carries platform messages (it said so in the handshake).
+    pub platform_messages: bool,
 }
 
 struct Connection {
@@ -307,6 +309,7 @@ mod tests {
             direction: Direction::Inbound,
             remote_ip: "127.0.0.9".parse().expect("ip"),
             connected_at_ms: 1,
+            platform_messages: true,
         }
     }
 

@@ -318,11 +318,13 @@ impl PeerManager {
         }
         let peer_id = peer.peer_id.clone();
         let seed = dialed.is_some_and(|t| t.seed);
+        let platform_messages = peer.platform_messages;
         state.table.handshake_completed(peer, remote_ip, seed, now);
         let link = LinkInfo {
             direction,
             remote_ip,
             connected_at_ms: now,
+            platform_messages,
         };
         let handle = state.links.insert(&peer_id, link, dialer_id);
         self.metrics
@@ -350,6 +352,16 @@ impl PeerManager {
     /// IDs of the peers connected right now.
     pub fn connected_ids(&self) -> HashSet<String> {
         self.lock().links.ids().cloned().collect()
+    }
+
+    /// IDs of the connected peers that carry platform messages.
+    pub fn message_carriers(&self) -> HashSet<String> {
+        self.lock()
+            .links
+            .all()
+            .filter(|(_, info)| info.platform_messages)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Counts a refused or failed handshake.

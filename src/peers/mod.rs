@@ -21,6 +21,7 @@ pub mod discovery;
 mod links;
 mod manager;
 pub mod manual;
+mod platform_message;
 pub mod quality;
 mod record;
 mod state;
@@ -33,6 +34,7 @@ use crate::store::StoreError;
 pub use bans::{Ban, BanKind, BanSource, BanTarget};
 pub use links::{RequestError, SessionCommand, SessionHandle};
 pub use manager::PeerManager;
+pub use platform_message::{BROADCAST, PlatformMessage, Recipient};
 use quality::QualityBreakdown;
 
 /// Errors of operator actions on peers and bans.
@@ -152,6 +154,8 @@ pub enum PeerMessage {
         register_id: String,
         tx_ids: Vec<[u8; 32]>,
     },
+    /// A platform message (see `crate::messages`), shared by every session it goes out on.
+    Platform(Arc<PlatformMessage>),
 }
 
 /// Requests one node makes of another.
@@ -211,6 +215,9 @@ pub struct VerifiedPeer {
     /// The address it listens on, with an unspecified host replaced by the one we saw.
     pub address: String,
     pub software_version: String,
+    /// It said in the handshake that it carries platform messages (older nodes do not, and
+    /// would count the frame as a protocol violation).
+    pub platform_messages: bool,
 }
 
 /// An address handed over in peer exchange.

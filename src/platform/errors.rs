@@ -43,6 +43,9 @@ pub enum PlatformError {
     VersionsNotHeld { register_id: String, first: u64 },
     #[error("{0}")]
     Unauthenticated(String),
+    /// A rate or a number of places is used up; the caller may try again later.
+    #[error("{0}")]
+    Exhausted(String),
     #[error("storage error: {0}")]
     Storage(String),
     #[error("cannot encode the answer: {0}")]
@@ -111,6 +114,7 @@ impl From<PlatformError> for Status {
                 Status::failed_precondition(message)
             }
             PlatformError::Unauthenticated(_) => Status::unauthenticated(message),
+            PlatformError::Exhausted(_) => Status::resource_exhausted(message),
             PlatformError::Storage(_) => Status::unavailable(message),
             PlatformError::Encoding(_) => Status::internal(message),
         }

@@ -18,10 +18,11 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 
 use super::auth::JwtCheck;
+use super::communication::Communication;
 use super::discovery::Discovery;
 use super::docket_sync::DocketSync;
 use super::heartbeat::Heartbeat;
-use super::pb::{discovery, docket_sync, heartbeat, sync, transaction};
+use super::pb::{communication, discovery, docket_sync, heartbeat, sync, transaction};
 use super::register_sync::RegisterSync;
 use super::stream::{Io, Places, PlatformStream};
 use super::transactions::TransactionDistribution;
@@ -83,6 +84,12 @@ pub async fn serve(
         )
         .max_decoding_message_size(submission_bytes)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    // A message may carry a payload as large as the overlay carries, plus its fields.
+    let communication = communication::peer_communication_server::PeerCommunicationServer::new(
+        Communication::new(deps.clone()),
+    )
+    .max_decoding_message_size(crate::messages::MAX_PAYLOAD_BYTES + MAX_REQUEST_BYTES)
+    .max_encoding_message_size(MAX_RESPONSE_BYTES);
     tonic::transport::Server::builder()
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         .http2_max_header_list_size(MAX_HEADER_LIST_SIZE)
@@ -92,7 +99,8 @@ pub async fn serve(
         .add_service(InterceptedService::new(discovery, check.clone()))
         .add_service(InterceptedService::new(heartbeat, check.clone()))
         .add_service(InterceptedService::new(register_sync, check.clone()))
-        .add_service(InterceptedService::new(transactions, check))
+        .add_service(InterceptedService::new(transactions, check.clone()))
+        .add_service(InterceptedService::new(communication, check))
         .serve_with_incoming_shutdown(ReceiverStream::new(incoming), shutdown.cancelled_owned())
         .await
 }

@@ -10,11 +10,12 @@
 //! - [`auth`]: `platform_require_jwt`, through the admin API's JWT verification;
 //! - [`docket_sync`] with [`records`] (dockets as the platform's transaction records),
 //!   [`discovery`], [`heartbeat`], [`register_sync`] with [`live`] (`SubscribeToRegister`),
-//!   [`transactions`] (`TransactionDistribution`): the services served; `PeerCommunication`
-//!   is compiled, not served, so it answers UNIMPLEMENTED;
+//!   [`transactions`] (`TransactionDistribution`), [`communication`] (messages across the
+//!   overlay, through `crate::messages`): all six services are served;
 //! - [`errors`]: every refusal, mapped to a `tonic::Status` in one place.
 
 pub(crate) mod auth;
+pub(crate) mod communication;
 pub(crate) mod convert;
 pub(crate) mod discovery;
 pub(crate) mod docket_sync;
@@ -60,7 +61,7 @@ pub mod pb {
     pub mod heartbeat {
         tonic::include_proto!("sorcha.peer.heartbeat");
     }
-    /// `PeerCommunication` (not served yet).
+    /// `PeerCommunication`.
     pub mod communication {
         tonic::include_proto!("sorcha.peer.communication");
     }
@@ -133,6 +134,8 @@ pub(crate) struct PlatformDeps {
     pub peer_id: String,
     pub peers: Arc<PeerManager>,
     pub registers: Arc<Registers>,
+    /// Platform messages across the overlay (`PeerCommunication`).
+    pub messages: Arc<crate::messages::Messages>,
     pub metrics: Arc<Metrics>,
     /// The admin API's credential checks (JWTs with the node's `jwt_key`).
     pub auth: Arc<Authenticator>,

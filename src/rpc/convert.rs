@@ -3,7 +3,8 @@
 
 use super::pb;
 use crate::ledger::{CompactDocket, Docket, DocketHeader, DocketWithTransactions};
-use crate::peers::{KnownAddress, RegisterHeight};
+use crate::messages::MAX_PAYLOAD_BYTES;
+use crate::peers::{KnownAddress, PlatformMessage, Recipient, RegisterHeight};
 
 /// Longest free text kept from a peer (a goodbye reason, an error in an answer).
 pub const MAX_PEER_TEXT: usize = 256;
@@ -21,6 +22,10 @@ pub enum WireError {
     NotA32ByteValue { what: &'static str, len: usize },
     #[error("a pushed docket carries payloads, expected IDs")]
     PayloadsInPush,
+    #[error("a platform message payload is {0} bytes, over {MAX_PAYLOAD_BYTES}")]
+    PayloadTooLarge(usize),
+    #[error("a platform message's {0} is not a peer ID")]
+    NotAPeer(&'static str),
 }
 
 fn hash32(bytes: &[u8], what: &'static str) -> Result<[u8; 32], WireError> {
@@ -152,5 +157,41 @@ pub fn compact_from_wire(mut e: pb::DocketEntry) -> Result<CompactDocket, WireEr
     Ok(CompactDocket {
         docket: full.docket,
         tx_ids,
+    })
+}
+
+pub fn platform_to_wire(m: &PlatformMessage) -> pb::PlatformMessage {
+    pb::PlatformMessage {
+        origin_peer_id: m.origin.clone(),
+        nonce: m.nonce,
+        recipient: m.recipient.as_str().to_string(),
+        message_type: m.message_type,
+        payload: m.payload.clone(),
+        timestamp_ms: m.timestamp_ms,
+        hops_left: m.hops_left,
+        origin_key: m.origin_key.to_vec(),
+        signature: m.signature.clone(),
+    }
+}
+
+/// A platform message from a peer: its size, origin and recipient checked.
+pub fn platform_from_wire(m: pb::PlatformMessage) -> Result<PlatformMessage, WireError> {
+    if m.payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(WireError::PayloadTooLarge(m.payload.len()));
+    }
+    if !crate::identity::is_peer_id(&m.origin_peer_id) {
+        return Err(WireError::NotAPeer("origin"));
+    }
+    let recipient = Recipient::parse(&m.recipient).ok_or(WireError::NotAPeer("recipient"))?;
+    Ok(PlatformMessage {
+        origin: m.origin_peer_id,
+        nonce: m.nonce,
+        recipient,
+        message_type: m.message_type,
+        payload: m.payload,
+        timestamp_ms: m.timestamp_ms,
+        hops_left: m.hops_left,
+        origin_key: hash32(&m.origin_key, "origin key")?,
+        signature: m.signature,
     })
 }

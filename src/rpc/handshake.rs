@@ -14,7 +14,7 @@ use super::convert;
 use super::frames::{frame, push, say_goodbye};
 use super::outbox::Outbox;
 use super::pb::{self, frame::Body};
-use super::{CAPABILITIES, PROTOCOL_VERSION};
+use super::{CAPABILITIES, PLATFORM_MESSAGES, PROTOCOL_VERSION};
 use crate::config::{MAX_NAME_LEN, validate_host_port};
 use crate::identity::{self, NONCE_LEN, Role, peer_id_for};
 use crate::peers::{Direction, PeerManager, Refusal, SessionHandle, VerifiedPeer};
@@ -116,6 +116,7 @@ fn verified_peer(info: pb::NodeInfo, address: String) -> VerifiedPeer {
         name: convert::peer_text(&info.name, MAX_NAME_LEN),
         address,
         software_version: convert::peer_text(&info.software_version, MAX_NAME_LEN),
+        platform_messages: info.capabilities.iter().any(|c| c == PLATFORM_MESSAGES),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod dialer;
 pub mod frames;
 pub mod handshake;
 pub mod outbox;
+mod pending;
 pub mod session;
 
 use std::pin::Pin;
@@ -37,6 +38,8 @@ pub struct Services {
     pub peers: Arc<PeerManager>,
     pub registers: Arc<Registers>,
     pub gossip: Arc<Gossip>,
+    /// Platform messages relayed across the overlay.
+    pub messages: Arc<crate::messages::Messages>,
     /// How connections to peers are opened and accepted (TLS or plaintext).
     pub transport: Arc<Transport>,
     /// The bytes of large inbound messages still arriving, shared by every session.
@@ -53,7 +56,10 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest gRPC message accepted or sent (16 MiB, as the original).
 pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 /// What this node can do, announced in the handshake.
-pub const CAPABILITIES: &[&str] = &["heartbeat", "peer-exchange"];
+pub const CAPABILITIES: &[&str] = &["heartbeat", "peer-exchange", PLATFORM_MESSAGES];
+/// The capability of carrying platform messages (`PlatformMessage` frames): they are sent only
+/// to peers that announce it.
+pub const PLATFORM_MESSAGES: &str = "platform-messages";
 /// HTTP/2 streams one connection may have open at once: a peer needs one session stream and
 /// the occasional height query.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 4;

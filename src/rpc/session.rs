@@ -2,10 +2,9 @@
 //! exchanges heartbeats, peer lists, announcements and requests until either side leaves,
 //! heartbeats go unanswered, or the stream breaks.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::Streaming;
 use tracing::field::Empty;
@@ -14,6 +13,7 @@ use tracing::{Span, info_span};
 use super::frames::{frame, push, say_goodbye};
 use super::outbox::Outbox;
 use super::pb::{self, frame::Body};
+use super::pending::{Pending, PendingRequests};
 use super::{Services, convert};
 use crate::clock::now_ms;
 use crate::peers::{
@@ -121,46 +121,6 @@ async fn run_push_worker(
     }
 }
 
-/// A request waiting for the peer's answer.
-enum Pending {
-    Dockets(oneshot::Sender<PeerResponse>),
-    Transactions(oneshot::Sender<PeerResponse>),
-    DialBack(oneshot::Sender<PeerResponse>),
-}
-
-impl Pending {
-    /// Whether the asker gave up waiting (timed out or went away).
-    fn abandoned(&self) -> bool {
-        match self {
-            Pending::Dockets(reply) | Pending::Transactions(reply) | Pending::DialBack(reply) => {
-                reply.is_closed()
-            }
-        }
-    }
-}
-
-/// Requests sent to the peer and not yet answered, by request ID. Requests their askers gave up
-/// on are dropped at every heartbeat, so a peer that never answers cannot make the session
-/// remember them without bound.
-#[derive(Default)]
-struct PendingRequests {
-    by_id: HashMap<u64, Pending>,
-}
-
-impl PendingRequests {
-    fn insert(&mut self, id: u64, pending: Pending) {
-        self.by_id.insert(id, pending);
-    }
-
-    fn take(&mut self, id: u64) -> Option<Pending> {
-        self.by_id.remove(&id)
-    }
-
-    fn drop_abandoned(&mut self) {
-        self.by_id.retain(|_, p| !p.abandoned());
-    }
-}
-
 /// Per-session bookkeeping of the frame loop.
 struct Session {
     services: Services,
@@ -255,6 +215,7 @@ impl Session {
                     register_id,
                     tx_ids: tx_ids.iter().map(|id| id.to_vec()).collect(),
                 }),
+                PeerMessage::Platform(m) => Body::PlatformMessage(convert::platform_to_wire(&m)),
             }),
             SessionCommand::Request { request, reply } => {
                 let id = self.next_id();
@@ -492,6 +453,16 @@ impl Session {
                 }
                 Ok(())
             }
+            Body::PlatformMessage(m) => {
+                match convert::platform_from_wire(m) {
+                    Ok(m) => self.services.messages.on_peer_message(&self.peer_id, m),
+                    Err(e) => {
+                        self.services.messages.malformed();
+                        self.violation(&format!("malformed platform message: {e}"));
+                    }
+                }
+                Ok(())
+            }
             Body::Goodbye(g) => Err(CloseOutcome::Graceful(format!(
                 "peer said goodbye: {}",
                 convert::peer_text(&g.reason, convert::MAX_PEER_TEXT)
@@ -588,23 +559,4 @@ pub async fn run(
     services
         .peers
         .connection_closed(&peer_id, conn_id, &outcome);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_given_up_on_are_forgotten() {
-        let mut pending = PendingRequests::default();
-        let (kept_tx, _kept_rx) = oneshot::channel();
-        let (gone_tx, gone_rx) = oneshot::channel();
-        pending.insert(1, Pending::Dockets(kept_tx));
-        pending.insert(2, Pending::Transactions(gone_tx));
-        drop(gone_rx); // the asker timed out
-        pending.drop_abandoned();
-        assert_eq!(pending.by_id.len(), 1);
-        assert!(pending.take(1).is_some());
-        assert!(pending.take(2).is_none());
-    }
 }

@@ -108,6 +108,12 @@ pub struct Metrics {
     /// Transaction requests that did not deliver, by reason (`missing`, `timeout`, `refused`,
     /// `disconnected`, `storage`).
     pub gossip_requests_failed: Family<Labels, Counter>,
+    /// Platform messages handed to peer sessions (sent from here or forwarded).
+    pub messages_sent: Counter,
+    /// Platform messages handed to this node's `Stream` listeners.
+    pub messages_delivered: Counter,
+    /// Platform messages (or listeners, `slow_reader`) dropped, by reason.
+    pub messages_dropped: Family<Labels, Counter>,
 }
 
 /// A metric label set naming one register.
@@ -336,7 +342,28 @@ impl Metrics {
             "Transaction requests to peers that did not deliver, by reason",
             gossip_requests_failed.clone(),
         );
+        let messages_sent = Counter::default();
+        registry.register(
+            "platform_messages_sent",
+            "Platform messages (PeerCommunication) handed to peer sessions, sent from here or forwarded",
+            messages_sent.clone(),
+        );
+        let messages_delivered = Counter::default();
+        registry.register(
+            "platform_messages_delivered",
+            "Platform messages handed to this node's PeerCommunication.Stream listeners",
+            messages_delivered.clone(),
+        );
+        let messages_dropped = Family::<Labels, Counter>::default();
+        registry.register(
+            "platform_messages_dropped",
+            "Platform messages dropped, by reason (duplicate, stale, peer_rate, origin_rate, misdirected, hop_limit, forged, malformed), and listeners dropped as too slow (slow_reader)",
+            messages_dropped.clone(),
+        );
         Metrics {
+            messages_sent,
+            messages_delivered,
+            messages_dropped,
             registry: root,
             limit_hits,
             inbound_bytes_in_flight,

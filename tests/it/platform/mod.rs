@@ -1,10 +1,12 @@
 //! The platform listener (`platform_listen`): the original peer service's gRPC services, called
 //! with clients generated from this project's protos against real nodes on loopback — every
 //! RPC with real data and with bad input (`docket_sync`, `discovery`, `heartbeat`,
-//! `register_sync`, `transactions`), the network restriction, the JWT requirement, TLS with a
-//! CA certificate, and the peer port that never answers them (`listener`); and a stock gRPC
-//! client outside Rust, Python's grpcio, over TLS with only the CA certificate (`stock_client`).
+//! `register_sync`, `transactions`, `communication`), the network restriction, the JWT
+//! requirement, TLS with a CA certificate, and the peer port that never answers them
+//! (`listener`); and a stock gRPC client outside Rust, Python's grpcio, over TLS with only the
+//! CA certificate (`stock_client`).
 
+mod communication;
 mod discovery;
 mod docket_sync;
 mod heartbeat;
