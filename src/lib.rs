@@ -27,7 +27,7 @@ pub mod store;
 pub mod tasks;
 pub mod telemetry;
 pub mod text;
-mod tlsfiles;
+pub(crate) mod tlsfiles;
 pub mod transport;
 pub mod txpool;
 

@@ -55,11 +55,10 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-fn pem_problem(e: rustls::pki_types::pem::Error) -> String {
+/// What is wrong with a PEM file, in words (rustls' errors name no file and no remedy).
+pub(crate) fn pem_problem(e: rustls::pki_types::pem::Error) -> String {
     match e {
-        rustls::pki_types::pem::Error::NoItemsFound => {
-            "no PEM item of the expected kind in the file".into()
-        }
+        rustls::pki_types::pem::Error::NoItemsFound => "no PEM item of the expected kind".into(),
         rustls::pki_types::pem::Error::Io(io) => format!("cannot read: {io}"),
         other => format!("not valid PEM: {other}"),
     }

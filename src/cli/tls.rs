@@ -313,7 +313,7 @@ fn revoke(ca: &Path, cert_path: &Path, out: &Output) -> Result<(), TlsToolError>
         TlsToolError::Usage(format!(
             "{}: {}",
             cert_path.display(),
-            crate::transport::ca::pem_problem(e)
+            crate::tlsfiles::pem_problem(e)
         ))
     })?;
     let serial = crate::transport::ca::serial_of(&cert).ok_or_else(|| {

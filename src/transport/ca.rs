@@ -68,23 +68,15 @@ fn file_error(key: &'static str, path: &Path, message: impl Into<String>) -> CaE
     }
 }
 
-pub fn pem_problem(e: rustls::pki_types::pem::Error) -> String {
-    match e {
-        rustls::pki_types::pem::Error::NoItemsFound => "no PEM item of the expected kind".into(),
-        rustls::pki_types::pem::Error::Io(io) => format!("cannot read: {io}"),
-        other => format!("not valid PEM: {other}"),
-    }
-}
-
 /// Every certificate in a PEM file (at least one).
 pub fn read_certificates(
     key: &'static str,
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, CaError> {
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| file_error(key, path, pem_problem(e)))?
+        .map_err(|e| file_error(key, path, crate::tlsfiles::pem_problem(e)))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_error(key, path, pem_problem(e)))?;
+        .map_err(|e| file_error(key, path, crate::tlsfiles::pem_problem(e)))?;
     if certs.is_empty() {
         return Err(file_error(
             key,
@@ -156,7 +148,7 @@ pub fn load(
 /// A `tls_key_file` is accepted only when it is the node key itself.
 fn check_key_file(path: &Path, identity: &Identity) -> Result<(), CaError> {
     let key = PrivateKeyDer::from_pem_file(path)
-        .map_err(|e| file_error("tls_key_file", path, pem_problem(e)))?;
+        .map_err(|e| file_error("tls_key_file", path, crate::tlsfiles::pem_problem(e)))?;
     let not_ed25519 = || file_error("tls_key_file", path, "not a PKCS #8 Ed25519 key");
     let PrivateKeyDer::Pkcs8(pkcs8) = &key else {
         return Err(not_ed25519());

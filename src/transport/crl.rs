@@ -45,9 +45,9 @@ pub fn read(
     algorithms: &[&'static dyn SignatureVerificationAlgorithm],
 ) -> Result<Vec<CertRevocationList<'static>>, CrlError> {
     let ders = CertificateRevocationListDer::pem_file_iter(path)
-        .map_err(|e| CrlError::Read(super::ca::pem_problem(e)))?
+        .map_err(|e| CrlError::Read(crate::tlsfiles::pem_problem(e)))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| CrlError::Read(super::ca::pem_problem(e)))?;
+        .map_err(|e| CrlError::Read(crate::tlsfiles::pem_problem(e)))?;
     if ders.is_empty() {
         return Err(CrlError::NoList);
     }
