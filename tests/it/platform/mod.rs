@@ -18,7 +18,7 @@ mod transactions;
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use futures::StreamExt;
+use futures::TryStreamExt;
 use sorcha_peer::config::Config;
 use sorcha_peer::platform::pb;
 use sorcha_peer::transport::{PeerStream, channel};
@@ -82,12 +82,8 @@ async fn sync(
     let mut client =
         pb::docket_sync::docket_sync_service_client::DocketSyncServiceClient::new(channel.clone())
             .max_decoding_message_size(16 * 1024 * 1024);
-    let mut stream = client.sync_dockets(request).await?.into_inner();
-    let mut out = Vec::new();
-    while let Some(entry) = stream.next().await {
-        out.push(entry?);
-    }
-    Ok(out)
+    let stream = client.sync_dockets(request).await?.into_inner();
+    stream.try_collect().await
 }
 
 async fn latest(

@@ -2,7 +2,7 @@
 //! replica, the register's state, a live subscription that catches up from a version and then
 //! follows the register, a slow subscriber dropped, and bad input refused.
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use sorcha_peer::platform::pb::sync as pb;
 use sorcha_peer::platform::pb::sync::register_sync_client::RegisterSyncClient;
 use tonic::Code;
@@ -28,15 +28,11 @@ async fn chain(
     channel: &Channel,
     request: pb::DocketChainRequest,
 ) -> Result<Vec<pb::DocketEntry>, tonic::Status> {
-    let mut stream = client(channel)
+    let stream = client(channel)
         .pull_docket_chain(request)
         .await?
         .into_inner();
-    let mut out = Vec::new();
-    while let Some(entry) = stream.next().await {
-        out.push(entry?);
-    }
-    Ok(out)
+    stream.try_collect().await
 }
 
 async fn transactions(
@@ -49,15 +45,11 @@ async fn transactions(
         peer_id: String::new(),
         transaction_ids: ids,
     };
-    let mut stream = client(channel)
+    let stream = client(channel)
         .pull_docket_transactions(request)
         .await?
         .into_inner();
-    let mut out = Vec::new();
-    while let Some(entry) = stream.next().await {
-        out.push(entry?);
-    }
-    Ok(out)
+    stream.try_collect().await
 }
 
 async fn status(

@@ -3,7 +3,7 @@
 //! submission the node does not take is answered `accepted: false`; bad input is refused and
 //! changes nothing.
 
-use futures::StreamExt;
+use futures::TryStreamExt;
 use sorcha_peer::ledger::tx_id;
 use sorcha_peer::platform::pb::transaction as pb;
 use sorcha_peer::platform::pb::transaction::transaction_distribution_client::TransactionDistributionClient;
@@ -80,15 +80,11 @@ async fn chunks(
     channel: &Channel,
     request: pb::TransactionRequest,
 ) -> Result<Vec<pb::TransactionChunk>, tonic::Status> {
-    let mut stream = client(channel)
+    let stream = client(channel)
         .stream_transaction(request)
         .await?
         .into_inner();
-    let mut out = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        out.push(chunk?);
-    }
-    Ok(out)
+    stream.try_collect().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
