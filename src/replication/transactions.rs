@@ -102,14 +102,7 @@ impl Registers {
         }
         let tx_id = self.resolve_tx_id(register_id, tx_id).await?;
         match self.store.transaction(register_id, &tx_id).await? {
-            Some(tx) => Ok(TxView {
-                register_id: register_id.to_string(),
-                tx_id: tx.tx_id,
-                size: tx.size,
-                received_at_ms: tx.received_at_ms,
-                version: tx.version,
-                docket_number: tx.docket_number,
-            }),
+            Some(tx) => Ok(tx_view(register_id, tx)),
             None => Err(RegisterError::NotFound(format!(
                 "no transaction {tx_id} in '{register_id}'"
             ))),
@@ -155,15 +148,7 @@ impl Registers {
                 continue;
             };
             if let Some(tx) = self.store.transaction(register_id, id).await? {
-                let view = TxView {
-                    register_id: register_id.to_string(),
-                    tx_id: tx.tx_id,
-                    size: tx.size,
-                    received_at_ms: tx.received_at_ms,
-                    version: tx.version,
-                    docket_number: tx.docket_number,
-                };
-                out.push((view, payload));
+                out.push((tx_view(register_id, tx), payload));
             }
         }
         Ok(out)
@@ -253,6 +238,18 @@ fn choose(register_id: &str, prefix: &str, mut ids: Vec<String>) -> Result<Strin
                 listed.join(", ")
             )))
         }
+    }
+}
+
+/// What the operator sees of a stored transaction.
+fn tx_view(register_id: &str, tx: crate::store::TxRecord) -> TxView {
+    TxView {
+        register_id: register_id.to_string(),
+        tx_id: tx.tx_id,
+        size: tx.size,
+        received_at_ms: tx.received_at_ms,
+        version: tx.version,
+        docket_number: tx.docket_number,
     }
 }
 
