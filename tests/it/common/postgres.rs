@@ -89,10 +89,7 @@ fn start_cluster() -> Result<Cluster, String> {
         .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]);
     run(&mut initdb)?;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("pick a port: {e}"))?
-        .port();
+    let port = server_port()?;
     // The shell starts the server, then blocks reading stdin; EOF (our exit) stops the server.
     let script = r#"
         "$1" -D "$2" -p "$3" -k "$4" -c listen_addresses=127.0.0.1 -c fsync=off \
@@ -187,10 +184,7 @@ impl OwnCluster {
             "--no-sync",
         ]);
         run(&mut initdb)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("pick a port: {e}"))?
-            .port();
+        let port = server_port()?;
         let cluster = OwnCluster {
             bin,
             root,
@@ -296,4 +290,20 @@ fn run(cmd: &mut Command) -> Result<(), String> {
             String::from_utf8_lossy(&out.stderr)
         ))
     }
+}
+
+/// A free port below the kernel's ephemeral range (32768 and up), so that while a test has
+/// its server stopped no port-0 socket of another test can take the port and keep the
+/// restart from binding it. The search starts at a place of its own for each process.
+fn server_port() -> Result<u16, String> {
+    const FIRST: u16 = 20_000;
+    const COUNT: u16 = 12_000;
+    // Two clusters of one process starting at once never try the same port first.
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(97, std::sync::atomic::Ordering::SeqCst);
+    let start = ((std::process::id() % u32::from(COUNT)) as u16).wrapping_add(call) % COUNT;
+    (0..COUNT)
+        .map(|i| FIRST + (start + i) % COUNT)
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .ok_or_else(|| format!("no free port in {FIRST}..{}", FIRST + COUNT))
 }
