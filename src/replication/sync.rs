@@ -136,10 +136,11 @@ enum Progress {
 
 /// What one batch asked of one source gave.
 enum Pulled {
-    /// Verified dockets were stored (or a verified prefix, and the rest was bad: see `Failed`).
+    /// Verified dockets were stored, the whole batch.
     Advanced,
     /// The source has nothing after our head.
     Nothing,
+    /// Nothing usable from this source (a verified prefix of a bad batch is kept all the same).
     Failed(SourceError),
 }
 
