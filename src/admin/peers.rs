@@ -35,6 +35,18 @@ fn components(s: &PeerSnapshot) -> QualityComponentsDto {
     }
 }
 
+/// What `qualityRating` says of a banned peer.
+const BANNED_RATING: &str = "Banned";
+
+/// A latency figure, only while the peer is connected.
+fn current(s: &PeerSnapshot, latency: Option<f64>) -> Option<f64> {
+    if s.state == PeerState::Connected {
+        latency
+    } else {
+        None
+    }
+}
+
 pub(super) fn peer_dto(s: &PeerSnapshot) -> PeerDto {
     PeerDto {
         peer_id: s.peer_id.clone(),
@@ -53,12 +65,18 @@ pub(super) fn peer_dto(s: &PeerSnapshot) -> PeerDto {
         failure_count: s.failure_count,
         is_seed_node: s.is_seed,
         software_version: s.software_version.clone(),
-        average_latency_ms: s.quality.average_latency_ms,
-        min_latency_ms: s.quality.min_latency_ms,
-        max_latency_ms: s.quality.max_latency_ms,
+        // Latency is a figure of now: a peer not connected has none (its last-seen says when).
+        average_latency_ms: current(s, s.quality.average_latency_ms),
+        min_latency_ms: current(s, s.quality.min_latency_ms),
+        max_latency_ms: current(s, s.quality.max_latency_ms),
         success_rate: s.quality.success_rate,
         quality_score: s.quality.score,
-        quality_rating: s.quality.rating.to_string(),
+        // A banned peer is not rated: it is used for nothing, whatever its record says.
+        quality_rating: if s.ban.is_some() {
+            BANNED_RATING.to_string()
+        } else {
+            s.quality.rating.to_string()
+        },
         quality_components: components(s),
         is_banned: s.ban.is_some(),
         banned_at: s.ban.as_ref().map(|b| to_rfc3339(b.banned_at_ms)),

@@ -396,3 +396,35 @@ async fn a_single_submission_is_served_while_a_big_batch_is_stored() {
         .await;
     a.stop().await;
 }
+
+/// Peer figures are figures of now: a peer that went away shows no latency (its last-seen
+/// says when it was there), and a banned peer is not rated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_went_away_has_no_latency_and_a_banned_one_no_rating() {
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
+    let seed = a.seed();
+    let mut b = net.start(|c| c.seeds = vec![seed.clone()]).await;
+    let mut c = net.start(|c| c.seeds = vec![seed.clone()]).await;
+    wait_until("A to measure B's latency", PATIENCE, || async {
+        a.view_of(&b.peer_id)
+            .await
+            .is_some_and(|p| p.state == "connected" && p.average_latency_ms.is_some())
+    })
+    .await;
+    b.stop().await;
+    a.wait_for_state(&b.peer_id, "disconnected", PATIENCE).await;
+    let gone = a.view_of(&b.peer_id).await.expect("B still known");
+    assert_eq!(gone.average_latency_ms, None, "{gone:?}");
+    assert_eq!((gone.min_latency_ms, gone.max_latency_ms), (None, None));
+
+    a.wait_for_state(&c.peer_id, "connected", PATIENCE).await;
+    a.client
+        .ban(&c.peer_id, Some("test"), None)
+        .await
+        .expect("ban");
+    let banned = a.view_of(&c.peer_id).await.expect("C still known");
+    assert_eq!(banned.quality_rating, "Banned", "{banned:?}");
+    c.stop().await;
+    a.stop().await;
+}
