@@ -1,5 +1,5 @@
 //! JSON bodies of the admin API, shared by the server (`admin/`) and the typed client
-//! (`client.rs`). Field names are camelCase and part of the contract scripts rely on: change
+//! (`client/`). Field names are camelCase and part of the contract scripts rely on: change
 //! them only with a version note.
 
 use std::collections::BTreeMap;

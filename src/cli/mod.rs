@@ -9,6 +9,7 @@ pub mod output;
 pub mod peers;
 pub mod registers;
 pub mod serve;
+mod table;
 pub mod tls;
 pub mod tx;
 

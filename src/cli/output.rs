@@ -22,6 +22,8 @@ use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 
+pub use super::table::{Cell, Color, Column, Table, cell, cell_or_none, col};
+use super::table::{GAP, MIN_WRAP_WIDTH, width_of, wrap_text};
 use super::{GlobalArgs, OutputFormat};
 pub use crate::text::escape_control;
 use crate::text::needs_escape;
@@ -42,11 +44,6 @@ pub struct Output {
 /// What a missing value (a peer without a name, a latency not measured yet) shows as, in
 /// every table and view.
 pub const NONE: &str = "-";
-
-/// Columns are separated by this many spaces.
-const GAP: usize = 2;
-/// A wrapping column is never made narrower than this.
-const MIN_WRAP_WIDTH: usize = 8;
 
 impl Output {
     pub fn new(global: &GlobalArgs) -> Output {
@@ -144,227 +141,6 @@ fn table_width(tty: bool) -> Option<usize> {
     None
 }
 
-/// A colour for a cell (shown only when colour is on).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Color {
-    Green,
-    Yellow,
-    Red,
-    DarkGrey,
-}
-
-impl Color {
-    fn ansi(self) -> &'static str {
-        match self {
-            Color::Green => "\x1b[32m",
-            Color::Yellow => "\x1b[33m",
-            Color::Red => "\x1b[31m",
-            Color::DarkGrey => "\x1b[90m",
-        }
-    }
-}
-
-/// One table cell: text with control characters escaped, and an optional colour.
-#[derive(Clone, Debug)]
-pub struct Cell {
-    text: String,
-    color: Option<Color>,
-}
-
-impl Cell {
-    pub fn fg(mut self, color: Color) -> Cell {
-        self.color = Some(color);
-        self
-    }
-}
-
-/// A table cell showing `text` with control characters escaped; empty text shows as
-/// [`NONE`]. Every cell of every table is made here.
-pub fn cell(text: impl std::fmt::Display) -> Cell {
-    let text = text.to_string();
-    Cell {
-        text: if text.is_empty() {
-            NONE.to_string()
-        } else {
-            escape_control(&text).into_owned()
-        },
-        color: None,
-    }
-}
-
-/// A cell for an optional value: [`NONE`] when absent.
-pub fn cell_or_none(text: Option<impl std::fmt::Display>) -> Cell {
-    match text {
-        Some(t) => cell(t),
-        None => cell(NONE),
-    }
-}
-
-/// A table column: its header, whether its text may wrap, whether it shows only with
-/// `-o wide`.
-#[derive(Clone, Debug)]
-pub struct Column {
-    header: &'static str,
-    wrap: bool,
-    wide_only: bool,
-}
-
-/// A column whose cells are never broken (IDs, addresses, states, numbers, times).
-pub fn col(header: &'static str) -> Column {
-    Column {
-        header,
-        wrap: false,
-        wide_only: false,
-    }
-}
-
-impl Column {
-    /// Free text: may wrap at spaces to fit the width.
-    pub fn wrap(mut self) -> Column {
-        self.wrap = true;
-        self
-    }
-
-    /// Shown only with `-o wide`.
-    pub fn wide(mut self) -> Column {
-        self.wide_only = true;
-        self
-    }
-}
-
-/// Rows under columns, rendered by [`Output::print_table`].
-#[derive(Clone, Debug)]
-pub struct Table {
-    columns: Vec<Column>,
-    rows: Vec<Vec<Cell>>,
-}
-
-type Lines = (Vec<String>, Option<Color>);
-
-impl Table {
-    /// Adds a row: one cell per column, in order (wide-only columns included).
-    pub fn add_row(&mut self, row: Vec<Cell>) {
-        self.rows.push(row);
-    }
-
-    /// The table as text: one line per row (more where free text wraps), no trailing spaces.
-    pub fn render(&self, wide: bool, headers: bool, limit: Option<usize>, color: bool) -> String {
-        let shown: Vec<usize> = (0..self.columns.len())
-            .filter(|&i| wide || !self.columns[i].wide_only)
-            .collect();
-        let content: Vec<usize> = shown
-            .iter()
-            .map(|&i| {
-                self.rows
-                    .iter()
-                    .map(|r| r.get(i).map_or(0, |c| width_of(&c.text)))
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let mut widths: Vec<usize> = shown
-            .iter()
-            .zip(&content)
-            .map(|(&i, &c)| {
-                if headers {
-                    c.max(width_of(self.columns[i].header))
-                } else {
-                    c
-                }
-            })
-            .collect();
-        if let Some(limit) = limit {
-            let total = |w: &[usize]| w.iter().sum::<usize>() + GAP * w.len().saturating_sub(1);
-            // First let headers wider than their data wrap onto more lines, those with the
-            // most to give first...
-            if headers {
-                let mut order: Vec<usize> = (0..shown.len()).collect();
-                order.sort_by_key(|&k| std::cmp::Reverse(widths[k].saturating_sub(content[k])));
-                for k in order {
-                    if total(&widths) <= limit {
-                        break;
-                    }
-                    let longest_word = self.columns[shown[k]]
-                        .header
-                        .split(' ')
-                        .map(width_of)
-                        .max()
-                        .unwrap_or(0);
-                    let floor = content[k].max(longest_word);
-                    let excess = total(&widths) - limit;
-                    widths[k] = widths[k].saturating_sub(excess).max(floor);
-                }
-            }
-            // ...then narrow free-text columns, widest first.
-            while total(&widths) > limit {
-                let Some(k) = (0..shown.len())
-                    .filter(|&k| self.columns[shown[k]].wrap && widths[k] > MIN_WRAP_WIDTH)
-                    .max_by_key(|&k| widths[k])
-                else {
-                    break;
-                };
-                widths[k] -= 1;
-            }
-        }
-        let mut out = String::new();
-        if headers {
-            let cells: Vec<Lines> = shown
-                .iter()
-                .zip(&widths)
-                .map(|(&i, &w)| (wrap_text(self.columns[i].header, w, false), None))
-                .collect();
-            push_lines(&mut out, &cells, &widths, color, true);
-        }
-        for row in &self.rows {
-            let cells: Vec<Lines> = shown
-                .iter()
-                .zip(&widths)
-                .map(|(&i, &w)| {
-                    let c = row.get(i);
-                    let text = c.map_or("", |c| c.text.as_str());
-                    let lines = if self.columns[i].wrap {
-                        wrap_text(text, w, true)
-                    } else {
-                        vec![text.to_string()]
-                    };
-                    (lines, c.and_then(|c| c.color))
-                })
-                .collect();
-            push_lines(&mut out, &cells, &widths, color, false);
-        }
-        out
-    }
-}
-
-/// Appends one row (several lines when a cell wraps), columns padded to `widths`.
-fn push_lines(out: &mut String, cells: &[Lines], widths: &[usize], color: bool, bold: bool) {
-    let height = cells.iter().map(|(l, _)| l.len()).max().unwrap_or(1).max(1);
-    for line in 0..height {
-        let mut text = String::new();
-        for (k, (lines, fg)) in cells.iter().enumerate() {
-            let part = lines.get(line).map_or("", String::as_str);
-            if k > 0 {
-                text.push_str(&" ".repeat(GAP));
-            }
-            match (color && !part.is_empty(), bold, fg) {
-                (true, true, _) => text.push_str(&format!("\x1b[1m{part}\x1b[0m")),
-                (true, false, Some(c)) => text.push_str(&format!("{}{part}\x1b[0m", c.ansi())),
-                _ => text.push_str(part),
-            }
-            if k + 1 < cells.len() {
-                text.push_str(&" ".repeat(widths[k].saturating_sub(width_of(part))));
-            }
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    }
-}
-
-/// Display width of text (one column per character; the text is escaped already).
-fn width_of(text: &str) -> usize {
-    text.chars().count()
-}
-
 /// Width messages are wrapped to (a terminal is at least this wide).
 pub const MESSAGE_WIDTH: usize = 80;
 
@@ -381,33 +157,6 @@ pub fn message_item(text: &str, indent: usize) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Splits `text` into lines of at most `width` characters at spaces. A word longer than the
-/// width is cut when `break_words` (free text), else left whole on its own line.
-fn wrap_text(text: &str, width: usize, break_words: bool) -> Vec<String> {
-    let width = width.max(1);
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split(' ').filter(|w| !w.is_empty()) {
-        let mut word: Vec<char> = word.chars().collect();
-        if !line.is_empty() && width_of(&line) + 1 + word.len() <= width {
-            line.push(' ');
-            line.extend(word.iter());
-            continue;
-        }
-        if !line.is_empty() {
-            lines.push(std::mem::take(&mut line));
-        }
-        while break_words && word.len() > width {
-            lines.push(word.drain(..width).collect());
-        }
-        line.extend(word.iter());
-    }
-    if !line.is_empty() || lines.is_empty() {
-        lines.push(line);
-    }
-    lines
 }
 
 /// A detail view: one `Key:  value` line per field, values aligned; a long value wraps at
