@@ -479,10 +479,8 @@ async fn status(State(state): Shared) -> ApiResult<StatusDto> {
     let c = state.manager.counts();
     let announced = state.manager.addresses().announcement();
     let ca = state.transport.ca();
-    let storage_error = match crate::store::health::check(&*state.store).await {
-        StorageHealth::Ok => None,
-        StorageHealth::Failing(reason) => Some(reason),
-    };
+    // One storage check serves readiness and the storage fields alike.
+    let storage_error = probed.storage_error;
     Ok(axum::Json(StatusDto {
         readiness: if ready { "ready" } else { "failing" }.into(),
         readiness_reasons: probed.reasons,
