@@ -57,6 +57,7 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             [CompletionResult]::new('--advertise-address', '--advertise-address', [CompletionResultType]::ParameterName, 'Address peers should dial to reach this node [default: discovered, see README "Reachability"]')
             [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'A node to join through (repeatable)')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'postgres://user:password@host/db to store on PostgreSQL [default: SQLite in the data dir]')
+            [CompletionResult]::new('--durability', '--durability', [CompletionResultType]::ParameterName, 'What an acknowledged write survives [default: full]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'A label for operators (not an identity)')
             [CompletionResult]::new('--platform-listen', '--platform-listen', [CompletionResultType]::ParameterName, 'Serve the Sorcha platform''s gRPC services on this address [default: off]')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log filter: a level or EnvFilter directives, e.g. info,sorcha_peer=debug [default: info]')

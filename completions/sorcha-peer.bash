@@ -2031,7 +2031,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__serve)
-            opts="-o -q -h -V --config --listen --admin-listen --peer-tls --advertise-address --seed --database-url --name --platform-listen --log-level --log-format --otlp-endpoint --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-o -q -h -V --config --listen --admin-listen --peer-tls --advertise-address --seed --database-url --durability --name --platform-listen --log-level --log-format --otlp-endpoint --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2062,6 +2062,10 @@ _sorcha_peer() {
                     return 0
                     ;;
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --durability)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -53,6 +53,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand --advertise-address 'Address peers should dial to reach this node [default: discovered, see README "Reachability"]'
             cand --seed 'A node to join through (repeatable)'
             cand --database-url 'postgres://user:password@host/db to store on PostgreSQL [default: SQLite in the data dir]'
+            cand --durability 'What an acknowledged write survives [default: full]'
             cand --name 'A label for operators (not an identity)'
             cand --platform-listen 'Serve the Sorcha platform''s gRPC services on this address [default: off]'
             cand --log-level 'Log filter: a level or EnvFilter directives, e.g. info,sorcha_peer=debug [default: info]'

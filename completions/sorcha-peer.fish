@@ -55,6 +55,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l peer-t
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l advertise-address -d 'Address peers should dial to reach this node [default: discovered, see README "Reachability"]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l seed -d 'A node to join through (repeatable)' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l database-url -d 'postgres://user:password@host/db to store on PostgreSQL [default: SQLite in the data dir]' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l durability -d 'What an acknowledged write survives [default: full]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l name -d 'A label for operators (not an identity)' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l platform-listen -d 'Serve the Sorcha platform\'s gRPC services on this address [default: off]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l log-level -d 'Log filter: a level or EnvFilter directives, e.g. info,sorcha_peer=debug [default: info]' -r

@@ -173,7 +173,12 @@ pub async fn start(
     let lock = DataDirLock::acquire(&data_dir)?;
     // The store may refuse (an unreachable database, an unusable path) before a key or token
     // is created for a node that never ran.
-    let store = store::open(config.database_url.as_deref(), &config.sqlite_path()).await?;
+    let store = store::open(
+        config.database_url.as_deref(),
+        &config.sqlite_path(),
+        config.durability,
+    )
+    .await?;
     let identity = Arc::new(Identity::load_or_create(&data_dir)?);
     let admin_token = identity::load_or_create_admin_token(&data_dir)?;
     let transport = Arc::new(Transport::from_config(&config, &identity)?);
@@ -196,7 +201,7 @@ pub async fn start(
     config.platform_listen = platform_addr;
     let config = Arc::new(config);
 
-    tracing::info!(peer_id = identity.peer_id(), storage = %config.storage_description(), peer_tls = %config.peer_tls, "starting node");
+    tracing::info!(peer_id = identity.peer_id(), storage = %config.storage_description(), durability = %config.durability, peer_tls = %config.peer_tls, "starting node");
     let metrics = match config.peer_tls {
         crate::config::PeerTls::Ca => Metrics::new().with_ca_certificate_expiry(),
         _ => Metrics::new(),
@@ -223,7 +228,14 @@ pub async fn start(
         .await?,
     );
 
-    let pool = TxPool::new(store.clone(), &config, metrics.clone(), events.clone());
+    let pool = TxPool::new(
+        store.clone(),
+        &config,
+        metrics.clone(),
+        events.clone(),
+        &tasks,
+        shutdown.clone(),
+    );
     let registers = Registers::load(
         RegistersDeps {
             store: store.clone(),

@@ -12,7 +12,7 @@ use ipnet::IpNet;
 
 use super::check;
 use super::values::{FromValue, Resolver};
-use super::{ConfigError, PeerTls, Secret};
+use super::{ConfigError, Durability, PeerTls, Secret};
 
 /// One configuration key: its name in the file, its default as a TOML literal (`None` when the
 /// default is "unset" or computed), the comment printed above it by `config default`, and its
@@ -165,6 +165,11 @@ declare_keys! {
         help: "postgres://user:password@host/db to store on PostgreSQL. Default: SQLite file in data_dir.",
         check: check::database_scheme,
         flag: ("database-url", "URL", "postgres://user:password@host/db to store on PostgreSQL [default: SQLite in the data dir]"),
+    },
+    durability: Durability {
+        default: Some("\"full\""),
+        help: "What an acknowledged write survives. \"full\" (default): every commit is synced to disk before the node\nanswers, so a power cut loses nothing acknowledged (SQLite synchronous=FULL; PostgreSQL as its server is set,\nsynchronous_commit=on by default); concurrent writes share one commit and one sync. \"fast\": SQLite\nsynchronous=NORMAL and PostgreSQL synchronous_commit=off: a crash of the process loses nothing, but a power cut\nor kernel crash can roll back the last commits, acknowledged ones included.",
+        flag: ("durability", "full|fast", "What an acknowledged write survives [default: full]"),
     },
     name: String {
         default: Some("\"\""),
@@ -343,8 +348,8 @@ declare_keys! {
         check: check::positive,
     },
     gossip_max_peer_announcements: usize {
-        default: Some("5000"),
-        help: "Announced transactions remembered per peer (waiting to be requested); further announcements from that peer are ignored until some are served.",
+        default: Some("20000"),
+        help: "Announced transactions remembered per peer (waiting to be requested); further announcements from that peer are ignored until some are served.\nMemory is bounded by gossip_max_announcements, shared by all peers; this keeps one peer from taking all of it.",
         check: check::positive,
     },
     gossip_max_announcements: usize {

@@ -14,11 +14,13 @@ use std::time::Duration;
 use crate::clock::format_duration;
 
 mod check;
+mod durability;
 pub mod env;
 mod keys;
 mod values;
 
 pub use check::LOG_FORMATS;
+pub use durability::{Durability, UnknownDurability};
 pub use keys::{Config, KEYS, KeyDef, KeyFlag};
 use values::Resolver;
 

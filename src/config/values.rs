@@ -224,6 +224,15 @@ impl FromValue for super::PeerTls {
     }
 }
 
+/// The durability setting: `full` or `fast`.
+impl FromValue for super::Durability {
+    fn read(r: &Resolver<'_>, key: &'static str) -> Result<Self, ConfigError> {
+        let text = r.string(key)?;
+        text.parse()
+            .map_err(|e: super::UnknownDurability| r.invalid(key, e.to_string()))
+    }
+}
+
 macro_rules! counts {
     ($($t:ty),*) => {$(
         impl FromValue for $t {

@@ -34,7 +34,7 @@ use rate::{Limit, RateLimits};
 use requests::{Assignment, Limits, Rank, RequestTracker};
 
 /// Queue entries handled per round.
-const QUEUE_BATCH: i64 = 5000;
+const QUEUE_BATCH: usize = 5000;
 /// IDs per announcement message.
 const ANNOUNCE_CHUNK: usize = 1000;
 /// IDs per pull request.
@@ -147,22 +147,20 @@ impl Gossip {
                     self.rates.tidy(BUCKET_IDLE);
                     if let Err(e) = self
                         .pool
-                        .requeue_stale(self.config.reannounce_interval, QUEUE_BATCH)
+                        .requeue_stale(self.config.reannounce_interval, QUEUE_BATCH as i64)
                         .await
                     {
                         tracing::error!("cannot re-queue pending transactions (will retry): {e}");
                     }
                 }
             }
-            if let Err(e) = self.flush_queue().await {
-                tracing::error!("cannot send queued announcements (will retry): {e}");
-            }
+            self.flush_queue();
         }
     }
 
     /// Announces queued transactions to connected carriers of their registers, up to the
     /// fanout. Entries for registers with no connected carrier stay queued.
-    async fn flush_queue(&self) -> Result<(), TxPoolError> {
+    fn flush_queue(&self) {
         let ready = |register: &str| {
             let carriers: Vec<String> = self
                 .peers
@@ -172,7 +170,7 @@ impl Gossip {
                 .collect();
             (!carriers.is_empty()).then_some(carriers)
         };
-        for (mut carriers, queued) in self.pool.take_announcements(ready, QUEUE_BATCH).await? {
+        for (mut carriers, queued) in self.pool.take_announcements(ready, QUEUE_BATCH) {
             carriers.shuffle(&mut rand::thread_rng());
             carriers.truncate(self.config.gossip_fanout);
             for peer in &carriers {
@@ -186,7 +184,6 @@ impl Gossip {
                 self.announce(peer, &queued.register_id, &ids);
             }
         }
-        Ok(())
     }
 
     fn announce(&self, peer: &str, register: &str, ids: &[[u8; 32]]) {

@@ -23,6 +23,7 @@ impl From<TxPoolError> for RegisterError {
     fn from(e: TxPoolError) -> RegisterError {
         match e {
             TxPoolError::UnknownRegister(_) => RegisterError::NotFound(e.to_string()),
+            TxPoolError::ShuttingDown => RegisterError::Unavailable(e.to_string()),
             TxPoolError::Store(e) => RegisterError::Store(e),
         }
     }

@@ -24,6 +24,7 @@ mod sql_store;
 mod sqlite;
 mod writer;
 
+pub use crate::config::Durability;
 pub use health::{StorageHealth, Write, WriteClass, WriteHealth};
 
 /// A storage failure, with a message an operator can act on.
@@ -168,13 +169,12 @@ pub struct TxRecord {
     pub docket_number: Option<u64>,
 }
 
-/// A queued announcement: the transaction, the peer it came from (never told about it
-/// again), and whether it is still pending here.
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
-pub struct QueuedAnnouncement {
-    pub tx_id: String,
-    pub source_peer: Option<String>,
-    pub pending: bool,
+/// Transactions to store as pending in one register (see [`Store::accept_pending`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingBatch {
+    pub register_id: String,
+    /// (transaction ID, payload), IDs already checked against their payloads.
+    pub txs: Vec<(String, Vec<u8>)>,
 }
 
 /// A replication subscription, as persisted.
@@ -216,15 +216,13 @@ pub trait Store: Send + Sync {
         register: &RegisterRecord,
         docket: &Docket,
     ) -> Result<(), StoreError>;
-    /// Stores transactions as pending and queues an announcement for each one that was new
-    /// (all in one database transaction). Returns the IDs that were new.
+    /// Stores the batches' transactions as pending, all in one database transaction (one commit
+    /// for many callers' writes). Returns, per batch and in its order, the IDs that were new.
     async fn accept_pending(
         &self,
-        register_id: &str,
-        txs: &[(String, Vec<u8>)],
-        source_peer: Option<&str>,
+        batches: &[PendingBatch],
         now_ms: i64,
-    ) -> Result<Vec<String>, StoreError>;
+    ) -> Result<Vec<Vec<String>>, StoreError>;
     /// Payloads of the given transactions that this register holds, as (tx_id, payload).
     async fn payloads_by_id(
         &self,
@@ -244,25 +242,6 @@ pub trait Store: Send + Sync {
         before_ms: i64,
         limit: i64,
     ) -> Result<Vec<String>, StoreError>;
-    /// Queues announcements (ignoring ones already queued).
-    async fn enqueue_announcements(
-        &self,
-        register_id: &str,
-        tx_ids: &[String],
-        now_ms: i64,
-    ) -> Result<(), StoreError>;
-    /// Registers with announcements waiting.
-    async fn queued_registers(&self) -> Result<Vec<String>, StoreError>;
-    /// A register's oldest queued announcements.
-    async fn queued_announcements(
-        &self,
-        register_id: &str,
-        limit: i64,
-    ) -> Result<Vec<QueuedAnnouncement>, StoreError>;
-    async fn remove_announcements(&self, items: &[(String, String)]) -> Result<(), StoreError>;
-    async fn announcement_queue_len(&self) -> Result<i64, StoreError>;
-    /// Drops the oldest queued announcements beyond `max`; returns how many were dropped.
-    async fn trim_announcements(&self, max: i64) -> Result<u64, StoreError>;
     /// The oldest pending transactions, up to `limit`, as (tx_id, payload).
     async fn pending(
         &self,
@@ -325,21 +304,24 @@ pub trait Store: Send + Sync {
 }
 
 /// Opens the store named by `database_url` (PostgreSQL for `postgres://…`, otherwise the SQLite
-/// file `sqlite_path`), applying migrations.
+/// file `sqlite_path`), applying migrations, with commits as durable as `durability` says.
 pub async fn open(
     database_url: Option<&str>,
     sqlite_path: &std::path::Path,
+    durability: Durability,
 ) -> Result<Arc<dyn Store>, StoreError> {
     match database_url {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Ok(Arc::new(postgres::connect(url).await?))
+            Ok(Arc::new(postgres::connect(url, durability).await?))
         }
         Some(url) => {
             let path = url
                 .trim_start_matches("sqlite://")
                 .trim_start_matches("sqlite:");
-            Ok(Arc::new(sqlite::open(std::path::Path::new(path)).await?))
+            Ok(Arc::new(
+                sqlite::open(std::path::Path::new(path), durability).await?,
+            ))
         }
-        None => Ok(Arc::new(sqlite::open(sqlite_path).await?)),
+        None => Ok(Arc::new(sqlite::open(sqlite_path, durability).await?)),
     }
 }

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgPoolOptions, PgQueryResult};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
 use sqlx::{Connection, PgConnection, Postgres};
 
-use super::StoreError;
 use super::sql_store::{Backend, SqlStore};
 use super::writer::release_outside_transaction;
+use super::{Durability, StoreError};
 
 const MAX_CONNECTIONS: u32 = 8;
 /// How long start-up waits for the server before reporting it unreachable.
@@ -23,7 +23,10 @@ impl Backend for Postgres {
 }
 
 /// Connects to the server at `url` and migrates its database.
-pub(super) async fn connect(url: &str) -> Result<SqlStore<Postgres>, StoreError> {
+pub(super) async fn connect(
+    url: &str,
+    durability: Durability,
+) -> Result<SqlStore<Postgres>, StoreError> {
     let open_err = |e: sqlx::Error| StoreError::Open {
         backend: Postgres::BACKEND,
         message: format!("{} ({e})", crate::config::redact_url(url)),
@@ -36,11 +39,16 @@ pub(super) async fn connect(url: &str) -> Result<SqlStore<Postgres>, StoreError>
         .close()
         .await
         .map_err(open_err)?;
+    let mut options: PgConnectOptions = url.parse().map_err(open_err)?;
+    if durability == Durability::Fast {
+        // Commits return before their WAL reaches disk (the server's own setting otherwise).
+        options = options.options([("synchronous_commit", "off")]);
+    }
     let pool = PgPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .acquire_timeout(CONNECT_TIMEOUT)
         .after_release(release_outside_transaction)
-        .connect(url)
+        .connect_with(options)
         .await
         .map_err(open_err)?;
     sqlx::migrate!("migrations/postgres")

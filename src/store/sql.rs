@@ -37,15 +37,9 @@ pub const UPSERT_REGISTER: &str = concat!(
 );
 pub const INSERT_DOCKET: &str = "INSERT INTO dockets (register_id, number, previous_hash, merkle_root, tx_count, first_version, sealed_at_ms, hash, signature) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)";
 pub const SELECT_DOCKETS: &str = "SELECT register_id, number, previous_hash, merkle_root, tx_count, first_version, sealed_at_ms, hash, signature FROM dockets WHERE register_id = $1 AND number >= $2 ORDER BY number LIMIT $3";
-pub const INSERT_PENDING: &str = "INSERT INTO transactions (register_id, tx_id, payload, received_at_ms) VALUES ($1,$2,$3,$4) ON CONFLICT (register_id, tx_id) DO NOTHING";
 pub const SELECT_PENDING: &str = "SELECT tx_id, payload FROM transactions WHERE register_id = $1 AND version IS NULL ORDER BY received_at_ms, tx_id LIMIT $2";
 pub const COUNT_PENDING: &str =
     "SELECT COUNT(*) AS n FROM transactions WHERE register_id = $1 AND version IS NULL";
-pub const SEAL_TX: &str = "UPDATE transactions SET version = $3, docket_number = $4 WHERE register_id = $1 AND tx_id = $2 AND version IS NULL";
-pub const UPSERT_SEALED_TX: &str = concat!(
-    "INSERT INTO transactions (register_id, tx_id, payload, received_at_ms, version, docket_number) VALUES ($1,$2,$3,$4,$5,$6) ",
-    "ON CONFLICT (register_id, tx_id) DO UPDATE SET version = excluded.version, docket_number = excluded.docket_number"
-);
 pub const SELECT_PAYLOADS: &str = "SELECT payload FROM transactions WHERE register_id = $1 AND version >= $2 AND version <= $3 ORDER BY version";
 /// Transaction IDs in `[$2, $3)` (hex IDs: the IDs starting with a prefix), at most `$4`.
 pub const SELECT_TX_IDS_BETWEEN: &str = "SELECT tx_id FROM transactions WHERE register_id = $1 AND tx_id >= $2 AND tx_id < $3 ORDER BY tx_id LIMIT $4";
@@ -57,28 +51,11 @@ pub const SELECT_SUBSCRIPTIONS: &str =
     "SELECT register_id, mode, created_at_ms FROM subscriptions ORDER BY register_id";
 pub const UPSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions (register_id, mode, created_at_ms) VALUES ($1,$2,$3) ON CONFLICT (register_id) DO UPDATE SET mode = excluded.mode";
 pub const DELETE_SUBSCRIPTION: &str = "DELETE FROM subscriptions WHERE register_id = $1";
-pub const ENQUEUE_ANNOUNCEMENT: &str = "INSERT INTO gossip_queue (register_id, tx_id, source_peer, enqueued_at_ms) VALUES ($1,$2,$3,$4) ON CONFLICT (register_id, tx_id) DO NOTHING";
-pub const QUEUED_REGISTERS: &str =
-    "SELECT DISTINCT register_id FROM gossip_queue ORDER BY register_id";
-/// Queued announcements with whether each transaction is still pending (sealed ones are only
-/// dequeued: announcing them would hand a forward-only replica history before its anchor).
-pub const SELECT_QUEUE: &str = concat!(
-    "SELECT q.tx_id, q.source_peer, (t.tx_id IS NOT NULL AND t.version IS NULL) AS pending ",
-    "FROM gossip_queue q LEFT JOIN transactions t ON t.register_id = q.register_id AND t.tx_id = q.tx_id ",
-    "WHERE q.register_id = $1 ORDER BY q.enqueued_at_ms, q.tx_id LIMIT $2"
-);
-pub const DEQUEUE: &str = "DELETE FROM gossip_queue WHERE register_id = $1 AND tx_id = $2";
-// Keeps the newest $1 entries (row-value comparison works on SQLite and PostgreSQL alike).
-pub const TRIM_QUEUE: &str = concat!(
-    "DELETE FROM gossip_queue WHERE (enqueued_at_ms, tx_id) <= (SELECT enqueued_at_ms, tx_id ",
-    "FROM gossip_queue ORDER BY enqueued_at_ms DESC, tx_id DESC LIMIT 1 OFFSET $1)"
-);
 pub const UPSERT_PROBE: &str = "INSERT INTO storage_probe (id, checked_at_ms, filler) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET checked_at_ms = excluded.checked_at_ms, filler = excluded.filler";
 pub const EMPTY_PROBE: &str = "UPDATE storage_probe SET filler = NULL WHERE id = 1";
 pub const PENDING_BEFORE: &str = "SELECT tx_id FROM transactions WHERE register_id = $1 AND version IS NULL AND received_at_ms < $2 ORDER BY received_at_ms, tx_id LIMIT $3";
 pub const PING: &str = "SELECT 1";
 pub const DELETE_DOCKET: &str = "DELETE FROM dockets WHERE register_id = $1 AND number = $2";
-pub const COUNT_QUEUE: &str = "SELECT COUNT(*) FROM gossip_queue";
 pub const SELECT_DOCKET_HASH: &str =
     "SELECT hash FROM dockets WHERE register_id = $1 AND number = $2";
 
@@ -90,4 +67,105 @@ pub fn select_tx_ids_in(columns: &str, ids: usize) -> String {
         "{columns} FROM transactions WHERE register_id = $1 AND tx_id IN ({})",
         list.join(", ")
     )
+}
+
+/// Row counts that multi-row statements are built for, largest first: a write of any length
+/// runs as statements of these sizes, so each connection caches at most a handful of shapes.
+const ROW_CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
+
+/// Splits `0..len` into consecutive ranges of the sizes in [`ROW_CHUNKS`], largest first.
+pub fn row_chunks(len: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for size in ROW_CHUNKS {
+        while len - start >= size {
+            out.push(start..start + size);
+            start += size;
+        }
+    }
+    out
+}
+
+/// `($a, $b, …), (…)`: `rows` tuples, each of `shared` (placeholders shared by every row, such
+/// as `"$1"`) and `per_row` placeholders numbered from `first`, in order.
+fn values(
+    rows: usize,
+    first: usize,
+    per_row: usize,
+    shape: &dyn Fn(&[String]) -> String,
+) -> String {
+    (0..rows)
+        .map(|row| {
+            let own: Vec<String> = (0..per_row)
+                .map(|i| format!("${}", first + row * per_row + i))
+                .collect();
+            format!("({})", shape(&own))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Stores `rows` pending transactions of register `$1`, received at `$2`: per row the ID and
+/// the payload. Returns the IDs that were new (held ones are left as they are).
+pub fn insert_pending(rows: usize) -> String {
+    format!(
+        "INSERT INTO transactions (register_id, tx_id, payload, received_at_ms) VALUES {} \
+         ON CONFLICT (register_id, tx_id) DO NOTHING RETURNING tx_id",
+        values(rows, 3, 2, &|p| format!("$1,{},{},$2", p[0], p[1]))
+    )
+}
+
+/// Seals `rows` pending transactions of register `$1` into docket `$2`: per row the ID and its
+/// version. Changes only pending rows (the caller checks that every row changed).
+pub fn seal_pending(rows: usize) -> String {
+    format!(
+        "WITH v (tx_id, version) AS (VALUES {}) UPDATE transactions SET version = v.version, \
+         docket_number = $2 FROM v WHERE transactions.register_id = $1 \
+         AND transactions.tx_id = v.tx_id AND transactions.version IS NULL",
+        values(rows, 3, 2, &|p| format!(
+            "{}, CAST({} AS BIGINT)",
+            p[0], p[1]
+        ))
+    )
+}
+
+/// Stores `rows` sealed transactions of register `$1` in docket `$3`, received at `$2`: per row
+/// the ID, the payload and the version. A pending copy is sealed in place.
+pub fn upsert_sealed(rows: usize) -> String {
+    format!(
+        "INSERT INTO transactions (register_id, tx_id, payload, received_at_ms, version, \
+         docket_number) VALUES {} ON CONFLICT (register_id, tx_id) DO UPDATE SET \
+         version = excluded.version, docket_number = excluded.docket_number",
+        values(rows, 4, 3, &|p| format!(
+            "$1,{},{},$2,{},$3",
+            p[0], p[1], p[2]
+        ))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_chunks_cover_every_row_once_in_order() {
+        for len in [0, 1, 3, 4, 5, 255, 256, 257, 300, 1000, 1027] {
+            let chunks = row_chunks(len);
+            let mut next = 0;
+            for chunk in &chunks {
+                assert_eq!(chunk.start, next);
+                assert!(ROW_CHUNKS.contains(&chunk.len()));
+                next = chunk.end;
+            }
+            assert_eq!(next, len);
+        }
+    }
+
+    #[test]
+    fn placeholders_are_numbered_after_the_shared_ones() {
+        assert_eq!(
+            values(2, 3, 2, &|p| format!("$1,{},{},$2", p[0], p[1])),
+            "($1,$3,$4,$2),($1,$5,$6,$2)"
+        );
+    }
 }

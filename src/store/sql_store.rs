@@ -16,7 +16,7 @@ use super::rows::{
 };
 use super::writer::Writer;
 use super::{
-    BanRow, IN_LIST_CHUNK, PeerRow, QueuedAnnouncement, RegisterRecord, Store, StoreError,
+    BanRow, IN_LIST_CHUNK, PeerRow, PendingBatch, RegisterRecord, Store, StoreError,
     SubscriptionRecord, TxRecord, Write, WriteClass, WriteHealth, sql,
 };
 
@@ -85,6 +85,7 @@ where
     for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Option<String>: Encode<'q, DB>,
     for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Option<i64>: Encode<'q, DB>,
     for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
@@ -218,38 +219,36 @@ where
 
     async fn accept_pending(
         &self,
-        register_id: &str,
-        txs: &[(String, Vec<u8>)],
-        source_peer: Option<&str>,
+        batches: &[PendingBatch],
         now_ms: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        let bytes = txs
-            .iter()
-            .map(|(id, p)| id.len() + p.len() + ROW_BYTES)
+    ) -> Result<Vec<Vec<String>>, StoreError> {
+        let bytes = (batches.iter())
+            .flat_map(|b| b.txs.iter().map(|(id, p)| id.len() + p.len() + ROW_BYTES))
             .sum();
         self.writer
             .write(Write::new(WriteClass::Transactions, bytes), async |conn| {
-                let mut new = Vec::new();
-                for (id, payload) in txs {
-                    let done = sqlx::query(sql::INSERT_PENDING)
-                        .bind(register_id)
-                        .bind(id)
-                        .bind(payload)
-                        .bind(now_ms)
-                        .execute(&mut *conn)
-                        .await?;
-                    if DB::rows_affected(&done) > 0 {
-                        sqlx::query(sql::ENQUEUE_ANNOUNCEMENT)
-                            .bind(register_id)
-                            .bind(id)
-                            .bind(source_peer)
-                            .bind(now_ms)
-                            .execute(&mut *conn)
-                            .await?;
-                        new.push(id.clone());
+                let mut out = Vec::with_capacity(batches.len());
+                for batch in batches {
+                    let mut inserted = HashSet::new();
+                    for rows in sql::row_chunks(batch.txs.len()) {
+                        let statement = sql::insert_pending(rows.len());
+                        let mut query = sqlx::query_scalar::<_, String>(&statement)
+                            .bind(batch.register_id.as_str())
+                            .bind(now_ms);
+                        for (id, payload) in &batch.txs[rows] {
+                            query = query.bind(id.as_str()).bind(payload.as_slice());
+                        }
+                        inserted.extend(query.fetch_all(&mut *conn).await?);
                     }
+                    // In the batch's order (RETURNING gives rows in no promised order); an ID
+                    // twice in a batch was new only once.
+                    let new = (batch.txs.iter())
+                        .filter(|(id, _)| inserted.remove(id))
+                        .map(|(id, _)| id.clone())
+                        .collect();
+                    out.push(new);
                 }
-                Ok(new)
+                Ok(out)
             })
             .await
     }
@@ -314,84 +313,6 @@ where
             .map_err(|e| self.read_failed(e))?)
     }
 
-    async fn enqueue_announcements(
-        &self,
-        register_id: &str,
-        tx_ids: &[String],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        let write = Write::new(WriteClass::Other, ROW_BYTES * tx_ids.len());
-        self.writer
-            .write(write, async |conn| {
-                for id in tx_ids {
-                    sqlx::query(sql::ENQUEUE_ANNOUNCEMENT)
-                        .bind(register_id)
-                        .bind(id)
-                        .bind(None::<String>)
-                        .bind(now_ms)
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                Ok(())
-            })
-            .await
-    }
-
-    async fn queued_registers(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(sql::QUEUED_REGISTERS)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.read_failed(e))?)
-    }
-
-    async fn queued_announcements(
-        &self,
-        register_id: &str,
-        limit: i64,
-    ) -> Result<Vec<QueuedAnnouncement>, StoreError> {
-        Ok(sqlx::query_as(sql::SELECT_QUEUE)
-            .bind(register_id)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.read_failed(e))?)
-    }
-
-    async fn remove_announcements(&self, items: &[(String, String)]) -> Result<(), StoreError> {
-        let write = Write::new(WriteClass::Other, ROW_BYTES * items.len());
-        self.writer
-            .write(write, async |conn| {
-                for (register_id, id) in items {
-                    sqlx::query(sql::DEQUEUE)
-                        .bind(register_id)
-                        .bind(id)
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                Ok(())
-            })
-            .await
-    }
-
-    async fn announcement_queue_len(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(sql::COUNT_QUEUE)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| self.read_failed(e))?)
-    }
-
-    async fn trim_announcements(&self, max: i64) -> Result<u64, StoreError> {
-        self.writer
-            .write(Write::new(WriteClass::Other, ROW_BYTES), async |conn| {
-                let done = sqlx::query(sql::TRIM_QUEUE)
-                    .bind(max)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(DB::rows_affected(&done))
-            })
-            .await
-    }
-
     async fn pending(
         &self,
         register_id: &str,
@@ -424,17 +345,23 @@ where
         let write = Write::new(WriteClass::Dockets, ROW_BYTES * (2 + tx_ids.len()));
         self.writer
             .write(write, async |conn| {
-                for (i, id) in tx_ids.iter().enumerate() {
-                    let done = sqlx::query(sql::SEAL_TX)
-                        .bind(&docket.register_id)
-                        .bind(id)
-                        .bind(docket.first_version + i as i64)
-                        .bind(docket.number)
-                        .execute(&mut *conn)
-                        .await?;
-                    if DB::rows_affected(&done) != 1 {
+                for rows in sql::row_chunks(tx_ids.len()) {
+                    let statement = sql::seal_pending(rows.len());
+                    let mut query = sqlx::query(&statement)
+                        .bind(docket.register_id.as_str())
+                        .bind(docket.number);
+                    for i in rows.clone() {
+                        query = query
+                            .bind(tx_ids[i].as_str())
+                            .bind(docket.first_version + i as i64);
+                    }
+                    let done = query.execute(&mut *conn).await?;
+                    if DB::rows_affected(&done) != rows.len() as u64 {
                         return Err(StoreError::Corrupt(format!(
-                            "transaction {id} is not pending"
+                            "transactions {} to {} of docket {} are not all pending",
+                            tx_ids[rows.start],
+                            tx_ids[rows.end - 1],
+                            docket.number
                         )));
                     }
                 }
@@ -472,16 +399,20 @@ where
                         .bind(sqlx::query(sql::INSERT_DOCKET))
                         .execute(&mut *conn)
                         .await?;
-                    for (i, (id, payload)) in txs.iter().enumerate() {
-                        sqlx::query(sql::UPSERT_SEALED_TX)
-                            .bind(&docket.register_id)
-                            .bind(id)
-                            .bind(payload)
+                    for rows in sql::row_chunks(txs.len()) {
+                        let statement = sql::upsert_sealed(rows.len());
+                        let mut query = sqlx::query(&statement)
+                            .bind(docket.register_id.as_str())
                             .bind(now)
-                            .bind(docket.first_version + i as i64)
-                            .bind(docket.number)
-                            .execute(&mut *conn)
-                            .await?;
+                            .bind(docket.number);
+                        for i in rows {
+                            let (id, payload) = &txs[i];
+                            query = query
+                                .bind(id.as_str())
+                                .bind(payload.as_slice())
+                                .bind(docket.first_version + i as i64);
+                        }
+                        query.execute(&mut *conn).await?;
                     }
                 }
                 head.bind(sqlx::query(sql::UPSERT_REGISTER))

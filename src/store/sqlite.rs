@@ -12,9 +12,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, Sqlite, SqliteConnection};
 
-use super::StoreError;
 use super::sql_store::{Backend, SqlStore};
 use super::writer::release_outside_transaction;
+use super::{Durability, StoreError};
 
 /// Writers wait this long for SQLite's lock instead of failing at once (only another process
 /// can hold it that long: this process's writers take turns in the store's writer first, and
@@ -39,12 +39,15 @@ impl Backend for Sqlite {
 }
 
 /// Opens (creating if missing) and migrates the SQLite database at `path`.
-pub(super) async fn open(path: &Path) -> Result<SqlStore<Sqlite>, StoreError> {
+pub(super) async fn open(
+    path: &Path,
+    durability: Durability,
+) -> Result<SqlStore<Sqlite>, StoreError> {
     let open_err = |message: String| StoreError::Open {
         backend: Sqlite::BACKEND,
         message: format!("{}: {message}", path.display()),
     };
-    let options = connect_options(path);
+    let options = connect_options(path, durability);
     if integrity_check(path, &options, INTEGRITY_CHECK_LIMIT).await? == Integrity::Unfinished {
         tracing::warn!(
             "the integrity check of {} did not finish within {INTEGRITY_CHECK_LIMIT:?}: starting \
@@ -76,13 +79,18 @@ pub(super) async fn open(path: &Path) -> Result<SqlStore<Sqlite>, StoreError> {
     Ok(SqlStore::new(pool, true))
 }
 
-fn connect_options(path: &Path) -> SqliteConnectOptions {
+fn connect_options(path: &Path, durability: Durability) -> SqliteConnectOptions {
+    // In WAL mode FULL syncs the log at every commit; NORMAL only at checkpoints.
+    let synchronous = match durability {
+        Durability::Full => SqliteSynchronous::Full,
+        Durability::Fast => SqliteSynchronous::Normal,
+    };
     // A file name, not a URL: a data directory may contain `?`, `#` or `%`.
     SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
+        .synchronous(synchronous)
         .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true)
 }
@@ -163,10 +171,13 @@ mod tests {
 
     /// A database of `n` pending transactions of 2 kB, closed (checkpointed into the file).
     async fn filled(path: &Path, n: usize) {
-        let store = open(path).await.expect("open");
+        let store = open(path, Durability::Fast).await.expect("open");
         for i in 0..n {
-            let tx = (format!("{i:064x}"), vec![i as u8; 2_000]);
-            store.accept_pending("r", &[tx], None, 1).await.expect("tx");
+            let batch = crate::store::PendingBatch {
+                register_id: "r".into(),
+                txs: vec![(format!("{i:064x}"), vec![i as u8; 2_000])],
+            };
+            store.accept_pending(&[batch], 1).await.expect("tx");
         }
         store.close().await;
     }
@@ -186,12 +197,31 @@ mod tests {
         file.write_all(&garbage).expect("write");
     }
 
+    /// `durability` is what every connection of the pool runs with: FULL syncs each commit.
+    #[tokio::test]
+    async fn durability_sets_how_commits_reach_the_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (durability, expected) in [(Durability::Full, 2), (Durability::Fast, 1)] {
+            let path = dir.path().join(format!("{durability}.db"));
+            let pool = SqlitePoolOptions::new()
+                .connect_with(connect_options(&path, durability))
+                .await
+                .expect("pool");
+            let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&pool)
+                .await
+                .expect("pragma");
+            assert_eq!(level, expected, "{durability}");
+            pool.close().await;
+        }
+    }
+
     #[tokio::test]
     async fn the_check_passes_a_sound_file_and_is_bounded_in_time() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("peer.db");
         filled(&path, 300).await;
-        let options = connect_options(&path);
+        let options = connect_options(&path, Durability::Full);
         let full = integrity_check(&path, &options, INTEGRITY_CHECK_LIMIT).await;
         assert_eq!(full.expect("sound"), Integrity::Ok);
         let none = integrity_check(&path, &options, Duration::ZERO).await;
@@ -204,7 +234,8 @@ mod tests {
         let path = dir.path().join("peer.db");
         filled(&path, 300).await;
         damage_middle(&path);
-        let Err(StoreError::Damaged(message)) = open(&path).await.map(|_| ()) else {
+        let Err(StoreError::Damaged(message)) = open(&path, Durability::Full).await.map(|_| ())
+        else {
             panic!("a damaged file was opened");
         };
         let file = path.display().to_string();
@@ -223,7 +254,7 @@ mod tests {
         damage_middle(&path);
         // Past the start-up check (as when it ran out of time): the first read finds it.
         let pool = SqlitePoolOptions::new()
-            .connect_with(connect_options(&path))
+            .connect_with(connect_options(&path, Durability::Full))
             .await
             .expect("pool");
         let store = SqlStore::new(pool, true);

@@ -2,15 +2,16 @@
 //! gossip and replication (which depend on it, never on each other). It owns:
 //! - admission: which registers take transactions here (public ones also through gossip),
 //!   told by replication as registers are created, replicated and purged;
-//! - pending transactions: storing them (in chunks, so other writers are served between
-//!   them), their count per register this node originates, and the wake-up for the sealer
-//!   when a docket's worth waits;
+//! - pending transactions: storing them through one committer that groups concurrent writes
+//!   into one commit ([`commit`]), their count per register this node originates, and the
+//!   wake-up for the sealer when a docket's worth waits;
 //! - the seen-set ([`seen`]) and the in-flight claims ([`claims`]) that keep a payload from
 //!   being fetched twice;
 //! - the announcement queue ([`queue`]) gossip drains;
 //! - the transaction events ([`TxEvent`]): accepted here, and sealed in a docket held here.
 
 pub mod claims;
+mod commit;
 mod queue;
 pub mod seen;
 
@@ -18,12 +19,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::ledger;
 use crate::store::{Store, StoreError};
+use crate::tasks::Tasks;
 use crate::telemetry::Metrics;
 pub use claims::Claim;
 use claims::Claims;
@@ -35,16 +38,20 @@ use seen::SeenSet;
 const SEEN_CAPACITY: usize = 200_000;
 /// Events buffered per observer before the oldest are dropped.
 const EVENT_BUFFER: usize = 16 * 1024;
-/// Most transactions stored in one database transaction of a batch submission.
-const STORE_CHUNK_TRANSACTIONS: usize = 500;
-/// Most payload bytes stored in one database transaction of a batch submission (a chunk holds
+/// Most transactions of a batch submission handed to the committer at once.
+const STORE_CHUNK_TRANSACTIONS: usize = 1000;
+/// Most payload bytes of a batch submission handed to the committer at once (a chunk holds
 /// at least one transaction, whatever its size).
 const STORE_CHUNK_BYTES: usize = 1024 * 1024;
+/// Pending transactions of a register queued for announcement at start, at most.
+const RESTORE_ANNOUNCEMENTS: i64 = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TxPoolError {
     #[error("this node does not carry register '{0}'")]
     UnknownRegister(String),
+    #[error("the node is shutting down")]
+    ShuttingDown,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -100,22 +107,23 @@ pub struct TxPool {
     registers: Mutex<HashMap<String, Admission>>,
     seal_wake: Notify,
     events: tokio::sync::broadcast::Sender<TxEvent>,
+    /// Writes of pending transactions, to the committer.
+    commits: mpsc::Sender<commit::Request>,
 }
 
 impl TxPool {
+    /// The pool, with its committer started under `tasks` until `shutdown`.
     pub fn new(
         store: Arc<dyn Store>,
         config: &Config,
         metrics: Arc<Metrics>,
         node_events: Arc<crate::events::Events>,
+        tasks: &Tasks,
+        shutdown: CancellationToken,
     ) -> Arc<TxPool> {
-        Arc::new(TxPool {
-            queue: AnnouncementQueue::new(
-                store.clone(),
-                metrics,
-                node_events,
-                config.gossip_queue_limit,
-            ),
+        let (commits, requests) = mpsc::channel(commit::QUEUED_REQUESTS);
+        let pool = Arc::new(TxPool {
+            queue: AnnouncementQueue::new(metrics, node_events, config.gossip_queue_limit),
             store,
             max_docket_transactions: config.max_docket_transactions as u64,
             seen: SeenSet::new(SEEN_CAPACITY),
@@ -123,7 +131,10 @@ impl TxPool {
             registers: Mutex::new(HashMap::new()),
             seal_wake: Notify::new(),
             events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
-        })
+            commits,
+        });
+        tasks.spawn(pool.clone().run_committer(requests, shutdown));
+        pool
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Admission>> {
@@ -133,7 +144,8 @@ impl TxPool {
     // ----- admission ----------------------------------------------------------------------
 
     /// A register held since before this start: takes transactions again, with the pending
-    /// ones already stored counted (when this node is its origin).
+    /// ones already stored counted (when this node is its origin) and, when public, queued
+    /// for announcement again (a restart may have cut their spread short).
     pub async fn restore(
         &self,
         register_id: &str,
@@ -153,6 +165,13 @@ impl TxPool {
                 pending,
             },
         );
+        if public {
+            let ids = self
+                .store
+                .pending_before(register_id, i64::MAX, RESTORE_ANNOUNCEMENTS)
+                .await?;
+            self.queue.push(register_id, &parse_ids(&ids), None);
+        }
         Ok(())
     }
 
@@ -185,10 +204,11 @@ impl TxPool {
 
     // ----- accepting ----------------------------------------------------------------------
 
-    /// Accepts transactions submitted at this node: stored in chunks of at most
-    /// `STORE_CHUNK_TRANSACTIONS` transactions and `STORE_CHUNK_BYTES` bytes, each in its own
-    /// database transaction, so other writers (single submissions, sealing, replication) are
-    /// served between chunks. Returns the IDs in order. Payloads are checked by the caller.
+    /// Accepts transactions submitted at this node: handed to the committer in chunks of at
+    /// most `STORE_CHUNK_TRANSACTIONS` transactions and `STORE_CHUNK_BYTES` bytes, each
+    /// committed before the next is sent, so other writers (single submissions, sealing,
+    /// replication) are served between chunks. Returns the IDs in order. Payloads are checked
+    /// by the caller.
     pub async fn accept_local(
         &self,
         register_id: &str,
@@ -215,25 +235,18 @@ impl TxPool {
             if !full {
                 continue;
             }
+            let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+            let sent = chunk.len();
             let new = match self
-                .store
-                .accept_pending(register_id, &chunk, None, now_ms())
+                .commit(register_id, std::mem::take(&mut chunk), None)
                 .await
             {
                 Ok(new) => new,
-                Err(e) => {
-                    return Err(PartialAccept {
-                        stored,
-                        error: e.into(),
-                    });
-                }
+                Err(error) => return Err(PartialAccept { stored, error }),
             };
-            already_held += chunk.len() - new.len();
-            self.accepted(register_id, new);
-            stored.extend(chunk.drain(..).map(|(id, _)| id));
+            already_held += sent - new.len();
+            stored.extend(ids);
             chunk_bytes = 0;
-            // Let requests waiting for the runtime (not only for the writer) go first.
-            tokio::task::yield_now().await;
         }
         Ok(Accepted {
             ids: stored,
@@ -254,26 +267,19 @@ impl TxPool {
         if !self.is_public(register_id) || txs.is_empty() {
             return Ok(0);
         }
-        let new = self
-            .store
-            .accept_pending(register_id, &txs, Some(source), now_ms())
-            .await?;
-        let count = new.len();
-        self.accepted(register_id, new);
-        Ok(count)
+        Ok(self.commit(register_id, txs, Some(source)).await?.len())
     }
 
-    /// Bookkeeping for newly stored pending transactions (the store queued their
-    /// announcements in the same database transaction): mark them seen, wake the sealer when
-    /// a docket's worth waits, wake the announcer and tell observers.
-    fn accepted(&self, register_id: &str, new: Vec<String>) {
+    /// Bookkeeping for newly stored pending transactions (run by the committer): mark them
+    /// seen, wake the sealer when a docket's worth waits, queue their announcement (not back
+    /// to `source`) and tell observers.
+    fn accepted(&self, register_id: &str, new: Vec<String>, source: Option<&str>) {
         if new.is_empty() {
             return;
         }
-        for id in &new {
-            if let Ok(Ok(hash)) = hex::decode(id).map(<[u8; 32]>::try_from) {
-                self.seen.insert(&hash);
-            }
+        let ids = parse_ids(&new);
+        for id in &ids {
+            self.seen.insert(id);
         }
         let seal_now = match self.lock().get_mut(register_id) {
             Some(a) if a.origin => {
@@ -285,7 +291,9 @@ impl TxPool {
         if seal_now {
             self.seal_wake.notify_one();
         }
-        self.queue.queued();
+        if self.is_public(register_id) {
+            self.queue.push(register_id, &ids, source);
+        }
         self.emit(register_id, new, false);
     }
 
@@ -340,6 +348,7 @@ impl TxPool {
     /// Transactions this node sealed into a docket (already stored). Returns whether a
     /// docket's worth is still waiting.
     pub fn sealed_here(&self, register_id: &str, tx_ids: Vec<String>) -> bool {
+        self.queue.remove(register_id, &parse_ids(&tx_ids));
         let more = match self.lock().get_mut(register_id) {
             Some(a) => {
                 a.pending = a.pending.saturating_sub(tx_ids.len() as u64);
@@ -356,6 +365,7 @@ impl TxPool {
         for id in tx_ids {
             self.seen.insert(id);
         }
+        self.queue.remove(register_id, tx_ids);
         self.emit(register_id, tx_ids.iter().map(hex::encode).collect(), true);
     }
 
@@ -426,15 +436,13 @@ impl TxPool {
     /// Takes up to `per_register` queued announcements of each public register for which
     /// `ready` answers something (handed out with that answer); the others stay queued.
     /// Queued entries of private or unknown registers are dropped.
-    pub async fn take_announcements<T>(
+    pub fn take_announcements<T>(
         &self,
         ready: impl FnMut(&str) -> Option<T>,
-        per_register: i64,
-    ) -> Result<Vec<(T, Announcements)>, TxPoolError> {
-        Ok(self
-            .queue
+        per_register: usize,
+    ) -> Vec<(T, Announcements)> {
+        self.queue
             .take(|register| self.is_public(register), ready, per_register)
-            .await?)
     }
 
     /// Queues another announcement for up to `limit` transactions per replicated register
@@ -452,9 +460,25 @@ impl TxPool {
             let stale = self.store.pending_before(&register, cutoff, limit).await?;
             if !stale.is_empty() {
                 tracing::debug!(register = %register, count = stale.len(), "re-announcing pending transactions");
-                self.queue.requeue(&register, &stale, now_ms()).await?;
+                self.queue.push(&register, &parse_ids(&stale), None);
             }
         }
         Ok(())
     }
+}
+
+/// Transaction IDs (hex, as this node stores them) as bytes; a malformed one is logged and
+/// skipped (only a damaged store holds one).
+fn parse_ids(ids: &[String]) -> Vec<[u8; 32]> {
+    ids.iter()
+        .filter_map(|id| {
+            let parsed = hex::decode(id)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok());
+            if parsed.is_none() {
+                tracing::error!(%id, "malformed stored transaction ID; not announcing it");
+            }
+            parsed
+        })
+        .collect()
 }

@@ -1,61 +1,175 @@
-//! The announcement queue: transaction IDs waiting to be announced to peers, persisted in the
-//! store (so a restart announces what a crash interrupted) and bounded by
-//! `gossip_queue_limit` (the oldest entries are dropped with a log line and a metric; their
-//! transactions stay stored and are re-announced while pending). Entries wait per register
-//! until the caller is ready to announce them (some carrier is connected); entries of private
-//! or unknown registers are dropped, never handed out.
+//! The announcement queue: transaction IDs waiting to be announced to peers, in memory and
+//! bounded by `gossip_queue_limit` (the oldest entries are dropped with a log line, an event and
+//! a metric; their transactions stay stored and are re-announced while pending).
+//!
+//! Nothing here is written to disk: the pending transactions themselves are the durable record
+//! of what is still to spread. A restart queues them again ([`super::TxPool::restore`]), and
+//! pending transactions are re-queued every `reannounce_interval` while they stay pending, so
+//! a transaction costs one write, not three (its row, a queue row, and the queue row's delete).
+//!
+//! Entries wait per register until the caller is ready to announce them (some carrier is
+//! connected); entries of private or unknown registers are dropped, never handed out. A
+//! transaction sealed meanwhile leaves the queue ([`AnnouncementQueue::remove`]): it reaches
+//! replicas in its docket, and a forward-only replica must not be handed history from before
+//! its anchor.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
 use crate::events::{EventKind, Events};
-use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 
 /// Queued IDs of one register, ready to be announced.
 pub struct Announcements {
     pub register_id: String,
     /// (transaction ID, the peer it came from: never announce it back there).
-    pub tx_ids: Vec<([u8; 32], Option<String>)>,
+    pub tx_ids: Vec<([u8; 32], Option<Arc<str>>)>,
+}
+
+struct Entry {
+    /// Order of arrival across all registers (the oldest go first when the queue is full).
+    seq: u64,
+    id: [u8; 32],
+    source: Option<Arc<str>>,
+}
+
+#[derive(Default)]
+struct RegisterQueue {
+    entries: VecDeque<Entry>,
+    ids: HashSet<[u8; 32]>,
+}
+
+#[derive(Default)]
+struct State {
+    registers: HashMap<String, RegisterQueue>,
+    len: usize,
+    next_seq: u64,
+}
+
+impl State {
+    /// Drops the oldest entries (across registers) until at most `limit` remain; returns how
+    /// many were dropped.
+    fn trim(&mut self, limit: usize) -> usize {
+        let mut dropped = 0;
+        while self.len > limit {
+            // The register holding the oldest entry, and the oldest entry of any other: all of
+            // that register older than the latter can go at once.
+            let mut oldest: Option<(u64, &String)> = None;
+            let mut others = u64::MAX;
+            for (register, q) in &self.registers {
+                let Some(front) = q.entries.front() else {
+                    continue;
+                };
+                match oldest {
+                    Some((seq, _)) if seq <= front.seq => others = others.min(front.seq),
+                    _ => {
+                        if let Some((seq, _)) = oldest {
+                            others = others.min(seq);
+                        }
+                        oldest = Some((front.seq, register));
+                    }
+                }
+            }
+            let Some(register) = oldest.map(|(_, r)| r.clone()) else {
+                break;
+            };
+            let Some(q) = self.registers.get_mut(&register) else {
+                break;
+            };
+            while self.len > limit && q.entries.front().is_some_and(|e| e.seq <= others) {
+                if let Some(entry) = q.entries.pop_front() {
+                    q.ids.remove(&entry.id);
+                }
+                self.len -= 1;
+                dropped += 1;
+            }
+            if q.entries.is_empty() {
+                self.registers.remove(&register);
+            }
+        }
+        dropped
+    }
 }
 
 pub(super) struct AnnouncementQueue {
-    store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     events: Arc<Events>,
     limit: usize,
     waiting: Notify,
-}
-
-/// A queued transaction ID (hex, written by this node) as bytes.
-fn parse_id(id: &str) -> Option<[u8; 32]> {
-    let parsed = hex::decode(id).ok().and_then(|b| b.try_into().ok());
-    if parsed.is_none() {
-        tracing::error!(%id, "malformed transaction ID in the announcement queue; dropping it");
-    }
-    parsed
+    state: Mutex<State>,
 }
 
 impl AnnouncementQueue {
-    pub(super) fn new(
-        store: Arc<dyn Store>,
-        metrics: Arc<Metrics>,
-        events: Arc<Events>,
-        limit: usize,
-    ) -> Self {
+    pub(super) fn new(metrics: Arc<Metrics>, events: Arc<Events>, limit: usize) -> Self {
         AnnouncementQueue {
-            store,
             metrics,
             events,
             limit,
             waiting: Notify::new(),
+            state: Mutex::new(State::default()),
         }
     }
 
-    /// Something was queued: wakes the announcer.
-    pub(super) fn queued(&self) {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every change below leaves the state whole before it can panic.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues announcements of `ids` (ones already queued are left where they are), from
+    /// `source` (not told again), and wakes the announcer.
+    pub(super) fn push(&self, register_id: &str, ids: &[[u8; 32]], source: Option<&str>) {
+        if ids.is_empty() {
+            return;
+        }
+        let source: Option<Arc<str>> = source.map(Arc::from);
+        let (depth, dropped) = {
+            let mut state = self.lock();
+            let mut seq = state.next_seq;
+            let q = state.registers.entry(register_id.to_string()).or_default();
+            let before = q.entries.len();
+            for id in ids {
+                if q.ids.insert(*id) {
+                    q.entries.push_back(Entry {
+                        seq,
+                        id: *id,
+                        source: source.clone(),
+                    });
+                    seq += 1;
+                }
+            }
+            let added = q.entries.len() - before;
+            state.next_seq = seq;
+            state.len += added;
+            let depth = state.len;
+            (depth, state.trim(self.limit))
+        };
+        self.metrics
+            .gossip_queue_depth
+            .set((depth - dropped) as i64);
+        if dropped > 0 {
+            self.dropped(depth, dropped);
+        }
         self.waiting.notify_one();
+    }
+
+    fn dropped(&self, depth: usize, dropped: usize) {
+        self.metrics.gossip_queue_dropped.inc_by(dropped as u64);
+        self.metrics.limit_hit("gossip_queue_limit");
+        self.events.publish(EventKind::QueuePressure {
+            queue: "announcements".into(),
+            peer_id: None,
+            depth: depth as u64,
+            limit: self.limit as u64,
+            dropped: dropped as u64,
+        });
+        tracing::warn!(
+            dropped,
+            limit = self.limit,
+            "announcement queue full: dropped the oldest entries (their transactions are \
+             still stored and are re-announced while pending)"
+        );
     }
 
     /// Resolves when something was queued since the last call.
@@ -63,95 +177,161 @@ impl AnnouncementQueue {
         self.waiting.notified().await
     }
 
+    /// Takes the given transactions out of the queue (they were sealed).
+    pub(super) fn remove(&self, register_id: &str, ids: &[[u8; 32]]) {
+        let depth = {
+            let mut state = self.lock();
+            let Some(q) = state.registers.get_mut(register_id) else {
+                return;
+            };
+            let gone: HashSet<[u8; 32]> =
+                ids.iter().filter(|id| q.ids.remove(*id)).copied().collect();
+            if gone.is_empty() {
+                return;
+            }
+            q.entries.retain(|e| !gone.contains(&e.id));
+            if q.entries.is_empty() {
+                state.registers.remove(register_id);
+            }
+            state.len -= gone.len();
+            state.len
+        };
+        self.metrics.gossip_queue_depth.set(depth as i64);
+    }
+
     /// Takes up to `per_register` queued entries of each register out of the queue: public
     /// ones (per `is_public`) for which `ready` answers something are handed out with that
     /// answer; public ones it is not ready for stay queued; the rest are dropped.
-    pub(super) async fn take<T>(
+    pub(super) fn take<T>(
         &self,
         is_public: impl Fn(&str) -> bool,
         mut ready: impl FnMut(&str) -> Option<T>,
-        per_register: i64,
-    ) -> Result<Vec<(T, Announcements)>, StoreError> {
-        // Idle nodes do one cheap count per round; nothing is written unless there is work.
-        let depth = self.store.announcement_queue_len().await?;
-        self.metrics.gossip_queue_depth.set(depth);
-        if depth == 0 {
-            return Ok(Vec::new());
-        }
-        if depth > self.limit as i64 {
-            let dropped = self.store.trim_announcements(self.limit as i64).await?;
-            self.metrics.gossip_queue_dropped.inc_by(dropped);
-            self.metrics.limit_hit("gossip_queue_limit");
-            self.events.publish(EventKind::QueuePressure {
-                queue: "announcements".into(),
-                peer_id: None,
-                depth: depth as u64,
-                limit: self.limit as u64,
-                dropped,
-            });
-            tracing::warn!(
-                dropped,
-                limit = self.limit,
-                "announcement queue full: dropped the oldest entries (their transactions are \
-                 still stored and are re-announced while pending)"
-            );
-        }
-        // Per register, so entries waiting for an unreachable register's carriers are neither
-        // re-read every round nor in the way of other registers' entries.
+        per_register: usize,
+    ) -> Vec<(T, Announcements)> {
         let mut out = Vec::new();
-        let mut taken = Vec::new();
-        for register in self.store.queued_registers().await? {
-            let public = is_public(&register);
-            let answer = if public {
-                match ready(&register) {
-                    Some(answer) => Some(answer),
-                    None => continue,
+        let depth = {
+            let mut state = self.lock();
+            let mut taken = 0;
+            state.registers.retain(|register, q| {
+                let answer = if is_public(register) {
+                    match ready(register) {
+                        Some(answer) => Some(answer),
+                        None => return true,
+                    }
+                } else {
+                    // Private registers never leave this node, not even as transaction IDs (a
+                    // peer may carry a public register of the same name): only dropped.
+                    None
+                };
+                let n = if answer.is_some() {
+                    per_register.min(q.entries.len())
+                } else {
+                    q.entries.len()
+                };
+                let items: Vec<Entry> = q.entries.drain(..n).collect();
+                for entry in &items {
+                    q.ids.remove(&entry.id);
                 }
-            } else {
-                None
-            };
-            let items = self
-                .store
-                .queued_announcements(&register, per_register)
-                .await?;
-            if let Some(answer) = answer {
-                // Private registers never leave this node, not even as transaction IDs (a
-                // peer may carry a public register of the same name): they are only dropped.
-                // Only pending transactions are announced: one sealed meanwhile reaches
-                // replicas in its docket, and a forward-only replica must not be handed
-                // history from before its anchor.
-                let tx_ids = items
-                    .iter()
-                    .filter(|q| q.pending)
-                    .filter_map(|q| Some((parse_id(&q.tx_id)?, q.source_peer.clone())))
-                    .collect();
-                out.push((
-                    answer,
-                    Announcements {
-                        register_id: register.clone(),
-                        tx_ids,
-                    },
-                ));
-            }
-            taken.extend(items.into_iter().map(|q| (register.clone(), q.tx_id)));
-        }
-        self.store.remove_announcements(&taken).await?;
-        self.metrics
-            .gossip_queue_depth
-            .set(depth - taken.len() as i64);
-        Ok(out)
+                taken += items.len();
+                if let Some(answer) = answer {
+                    out.push((
+                        answer,
+                        Announcements {
+                            register_id: register.clone(),
+                            tx_ids: items.into_iter().map(|e| (e.id, e.source)).collect(),
+                        },
+                    ));
+                }
+                !q.entries.is_empty()
+            });
+            state.len -= taken;
+            state.len
+        };
+        self.metrics.gossip_queue_depth.set(depth as i64);
+        out
     }
 
-    /// Queues another announcement (from this node) for the given transactions (the caller
-    /// flushes the queue next).
-    pub(super) async fn requeue(
-        &self,
-        register_id: &str,
-        tx_ids: &[String],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.store
-            .enqueue_announcements(register_id, tx_ids, now_ms)
-            .await
+    /// Entries queued in all.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(limit: usize) -> AnnouncementQueue {
+        AnnouncementQueue::new(Arc::new(Metrics::new()), Arc::new(Events::new()), limit)
+    }
+
+    fn id(n: u8) -> [u8; 32] {
+        [n; 32]
+    }
+
+    fn ids(taken: &[(u8, Announcements)]) -> Vec<(String, Vec<u8>)> {
+        taken
+            .iter()
+            .map(|(_, a)| {
+                (
+                    a.register_id.clone(),
+                    a.tx_ids.iter().map(|(i, _)| i[0]).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn entries_are_handed_out_once_in_order_with_their_source() {
+        let q = queue(100);
+        q.push("r", &[id(1), id(2)], Some("peer-a"));
+        q.push("r", &[id(2), id(3)], None);
+        assert_eq!(q.len(), 3, "an ID already queued is not queued twice");
+        let taken = q.take(|_| true, |_| Some(0u8), 2);
+        assert_eq!(ids(&taken), vec![("r".into(), vec![1, 2])]);
+        assert_eq!(taken[0].1.tx_ids[0].1.as_deref(), Some("peer-a"));
+        let taken = q.take(|_| true, |_| Some(0u8), 2);
+        assert_eq!(ids(&taken), vec![("r".into(), vec![3])]);
+        assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn registers_not_ready_wait_and_private_ones_are_dropped() {
+        let q = queue(100);
+        q.push("waits", &[id(1)], None);
+        q.push("private", &[id(2)], None);
+        let taken = q.take(|r| r != "private", |_| None::<u8>, 10);
+        assert!(taken.is_empty());
+        assert_eq!(
+            q.len(),
+            1,
+            "the private entry is gone, the waiting one stays"
+        );
+        let taken = q.take(|_| true, |_| Some(0u8), 10);
+        assert_eq!(ids(&taken), vec![("waits".into(), vec![1])]);
+    }
+
+    #[test]
+    fn the_oldest_entries_across_registers_go_when_full() {
+        let q = queue(3);
+        q.push("a", &[id(1)], None);
+        q.push("b", &[id(2)], None);
+        q.push("a", &[id(3)], None);
+        q.push("b", &[id(4), id(5)], None);
+        assert_eq!(q.len(), 3);
+        let mut taken = ids(&q.take(|_| true, |_| Some(0u8), 10));
+        taken.sort();
+        assert_eq!(taken, vec![("a".into(), vec![3]), ("b".into(), vec![4, 5])]);
+    }
+
+    #[test]
+    fn sealed_transactions_leave_the_queue() {
+        let q = queue(10);
+        q.push("r", &[id(1), id(2), id(3)], None);
+        q.remove("r", &[id(2), id(9)]);
+        assert_eq!(q.len(), 2);
+        let taken = q.take(|_| true, |_| Some(0u8), 10);
+        assert_eq!(ids(&taken), vec![("r".into(), vec![1, 3])]);
     }
 }

@@ -47,9 +47,13 @@ async fn ban_durations_are_bounded_and_absurd_stored_expiries_still_list() {
     let dir = tempfile::tempdir().expect("tempdir");
     // What an old release stored for `--duration 8000y`: an expiry past the year 9999, which
     // RFC 3339 cannot write (listing it panicked).
-    let store = store::open(None, &dir.path().join("sorcha-peer.db"))
-        .await
-        .expect("store");
+    let store = store::open(
+        None,
+        &dir.path().join("sorcha-peer.db"),
+        store::Durability::Full,
+    )
+    .await
+    .expect("store");
     store
         .insert_ban(&BanRow {
             target: "9.9.9.9".into(),

@@ -1,7 +1,7 @@
 //! One conformance story for the `Store` trait, run against SQLite and PostgreSQL alike.
 
 use sorcha_peer::ledger::{Docket, DocketHeader, Role};
-use sorcha_peer::store::{self, BanRow, PeerRow, RegisterRecord, Store};
+use sorcha_peer::store::{self, BanRow, Durability, PeerRow, PendingBatch, RegisterRecord, Store};
 
 fn peer(id: &str, failures: i64) -> PeerRow {
     PeerRow {
@@ -93,14 +93,18 @@ async fn story(store: &dyn Store) {
     assert!(!store.delete_ban("10.0.0.0/8").await.expect("unban again"));
     assert_eq!(store.load_bans().await.expect("bans").len(), 1);
 
-    registers_and_queue(store).await;
+    registers_and_transactions(store).await;
     store.close().await;
 }
 
 fn docket(number: u64, first_version: u64, tx_count: u32) -> Docket {
+    docket_of("r", number, first_version, tx_count)
+}
+
+fn docket_of(register: &str, number: u64, first_version: u64, tx_count: u32) -> Docket {
     Docket {
         header: DocketHeader {
-            register_id: "r".into(),
+            register_id: register.into(),
             number,
             previous_hash: [0; 32],
             merkle_root: [0x11; 32],
@@ -112,7 +116,7 @@ fn docket(number: u64, first_version: u64, tx_count: u32) -> Docket {
     }
 }
 
-async fn registers_and_queue(store: &dyn Store) {
+async fn registers_and_transactions(store: &dyn Store) {
     let mut head = RegisterRecord {
         register_id: "r".into(),
         is_public: true,
@@ -138,16 +142,16 @@ async fn registers_and_queue(store: &dyn Store) {
         ("t2".to_string(), b"two".to_vec()),
     ];
     let new = store
-        .accept_pending("r", &txs, Some("peer-a"), 10)
+        .accept_pending(&[batch("r", &txs)], 10)
         .await
         .expect("accept");
-    assert_eq!(new, vec!["t1".to_string(), "t2".to_string()]);
-    assert!(
+    assert_eq!(new, vec![vec!["t1".to_string(), "t2".to_string()]]);
+    assert_eq!(
         store
-            .accept_pending("r", &txs[..1], None, 11)
+            .accept_pending(&[batch("r", &txs[..1])], 11)
             .await
-            .expect("again")
-            .is_empty()
+            .expect("again"),
+        vec![Vec::<String>::new()]
     );
     for (prefix, limit, expected) in [
         ("t", 10, vec!["t1", "t2"]),
@@ -178,41 +182,6 @@ async fn registers_and_queue(store: &dyn Store) {
         .expect("payloads");
     assert_eq!(payloads, vec![("t2".to_string(), b"two".to_vec())]);
 
-    // The announcement queue: sources kept, oldest trimmed beyond the limit.
-    assert_eq!(
-        store.queued_registers().await.expect("registers"),
-        vec!["r".to_string()]
-    );
-    let queued = store.queued_announcements("r", 10).await.expect("queue");
-    assert_eq!(queued.len(), 2);
-    assert!(
-        queued
-            .iter()
-            .all(|q| q.source_peer.as_deref() == Some("peer-a") && q.pending)
-    );
-    assert!(
-        store
-            .queued_announcements("other", 10)
-            .await
-            .expect("queue")
-            .is_empty()
-    );
-    store
-        .enqueue_announcements("r", &["t0".into()], 5)
-        .await
-        .expect("enqueue");
-    assert_eq!(
-        store.trim_announcements(2).await.expect("trim"),
-        1,
-        "the oldest goes"
-    );
-    assert_eq!(store.announcement_queue_len().await.expect("len"), 2);
-    store
-        .remove_announcements(&[("r".into(), "t1".into())])
-        .await
-        .expect("remove");
-    assert_eq!(store.announcement_queue_len().await.expect("len"), 1);
-
     assert_eq!(store.count_pending("r").await.expect("count"), 2);
     assert_eq!(
         store.pending_before("r", 11, 10).await.expect("before"),
@@ -226,12 +195,6 @@ async fn registers_and_queue(store: &dyn Store) {
         .expect("seal");
     let t2 = store.transaction("r", "t2").await.expect("tx").expect("t2");
     assert_eq!((t2.version, t2.docket_number), (Some(2), Some(1)));
-    // A queued announcement of a transaction sealed meanwhile is no longer pending.
-    let queued = store.queued_announcements("r", 10).await.expect("queue");
-    assert!(
-        queued.iter().all(|q| !q.pending) && !queued.is_empty(),
-        "{queued:?}"
-    );
     assert_eq!(
         store.payloads("r", 1, 2).await.expect("payloads"),
         vec![b"one".to_vec(), b"two".to_vec()]
@@ -261,10 +224,15 @@ async fn registers_and_queue(store: &dyn Store) {
 async fn sqlite_store_conforms() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("peer.db");
-    let store = store::open(None, &path).await.expect("open");
+    let store = store::open(None, &path, Durability::Full)
+        .await
+        .expect("open");
+    many_rows(store.as_ref()).await;
     story(store.as_ref()).await;
     // Data survives reopening (and migrations are idempotent).
-    let store = store::open(None, &path).await.expect("reopen");
+    let store = store::open(None, &path, Durability::Fast)
+        .await
+        .expect("reopen");
     assert_eq!(store.load_bans().await.expect("bans").len(), 1);
 }
 
@@ -273,11 +241,12 @@ async fn postgres_store_conforms() {
     let Some(url) = crate::common::postgres::fresh_database().await else {
         return;
     };
-    let store = store::open(Some(&url), std::path::Path::new("unused"))
+    let store = store::open(Some(&url), std::path::Path::new("unused"), Durability::Full)
         .await
         .expect("open");
+    many_rows(store.as_ref()).await;
     story(store.as_ref()).await;
-    let store = store::open(Some(&url), std::path::Path::new("unused"))
+    let store = store::open(Some(&url), std::path::Path::new("unused"), Durability::Fast)
         .await
         .expect("reopen");
     assert_eq!(store.load_bans().await.expect("bans").len(), 1);
@@ -288,6 +257,7 @@ async fn an_unreachable_database_is_a_clear_error() {
     let err = match store::open(
         Some("postgres://nobody:secret@127.0.0.1:1/none"),
         std::path::Path::new("x"),
+        Durability::Full,
     )
     .await
     {
@@ -296,4 +266,91 @@ async fn an_unreachable_database_is_a_clear_error() {
     };
     assert!(err.contains("cannot open the database (postgres)"), "{err}");
     assert!(!err.contains("secret"), "password leaked: {err}");
+}
+
+fn batch(register: &str, txs: &[(String, Vec<u8>)]) -> PendingBatch {
+    PendingBatch {
+        register_id: register.into(),
+        txs: txs.to_vec(),
+    }
+}
+
+/// Writes of many rows, which run as several multi-row statements: several callers' batches in
+/// one commit, each answered with its own new IDs in its order; a seal of hundreds of rows; a
+/// seal that finds one row not pending changes nothing; replicated dockets of many rows.
+async fn many_rows(store: &dyn Store) {
+    let mut head = RegisterRecord {
+        register_id: "big".into(),
+        is_public: true,
+        role: Role::Origin,
+        origin_key: [0x44; 32],
+        created_at_ms: 1,
+        height: 0,
+        head_hash: [0; 32],
+        latest_version: 0,
+        base_height: 0,
+    };
+    store
+        .put_register(&head, &docket_of("big", 0, 1, 0))
+        .await
+        .expect("register");
+    let txs: Vec<(String, Vec<u8>)> = (0..300)
+        .map(|i| (format!("b{i:04}"), format!("payload {i}").into_bytes()))
+        .collect();
+    let mut second = txs[250..].to_vec();
+    second.push(("b0299".into(), b"payload 299".to_vec())); // twice in one batch
+    second.push(("c0000".into(), b"new".to_vec()));
+    let news = store
+        .accept_pending(&[batch("big", &txs[..260]), batch("big", &second)], 5)
+        .await
+        .expect("accept");
+    let first_ids: Vec<String> = txs[..260].iter().map(|(id, _)| id.clone()).collect();
+    let mut second_ids: Vec<String> = txs[260..].iter().map(|(id, _)| id.clone()).collect();
+    second_ids.push("c0000".into());
+    assert_eq!(news, vec![first_ids, second_ids]);
+    assert_eq!(store.count_pending("big").await.expect("count"), 301);
+
+    // One row not pending: the whole seal fails and nothing changes.
+    let mut ids: Vec<String> = txs.iter().map(|(id, _)| id.clone()).collect();
+    ids[299] = "missing".into();
+    head.height = 1;
+    head.latest_version = 300;
+    assert!(
+        store
+            .seal(&head, &docket_of("big", 1, 1, 300), &ids)
+            .await
+            .is_err()
+    );
+    assert_eq!(store.count_pending("big").await.expect("count"), 301);
+    ids[299] = "b0299".into();
+    store
+        .seal(&head, &docket_of("big", 1, 1, 300), &ids)
+        .await
+        .expect("seal 300");
+    assert_eq!(store.count_pending("big").await.expect("count"), 1);
+    let t = store
+        .transaction("big", "b0257")
+        .await
+        .expect("tx")
+        .expect("held");
+    assert_eq!((t.version, t.docket_number), (Some(258), Some(1)));
+
+    // Replicated: 270 rows, one of them held as pending already (sealed in place).
+    let sealed: Vec<(String, Vec<u8>)> = std::iter::once(("c0000".to_string(), b"new".to_vec()))
+        .chain((0..269).map(|i| (format!("d{i:04}"), vec![7; 10])))
+        .collect();
+    head.height = 2;
+    head.latest_version = 570;
+    store
+        .append(&head, &[(docket_of("big", 2, 301, 270), sealed)])
+        .await
+        .expect("append");
+    assert_eq!(store.count_pending("big").await.expect("count"), 0);
+    let t = store
+        .transaction("big", "d0268")
+        .await
+        .expect("tx")
+        .expect("held");
+    assert_eq!((t.version, t.docket_number), (Some(570), Some(2)));
+    assert_eq!(store.purge("big").await.expect("purge"), (570, 3));
 }

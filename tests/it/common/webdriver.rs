@@ -104,6 +104,19 @@ impl Browser {
 
     /// One WebDriver command; returns its `value`, panics on an error answer.
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        match self.try_call(method, path, body).await {
+            Ok(value) => value,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// One WebDriver command; returns its `value`, or the error answer as text.
+    async fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let url = if path == "/session" {
             format!("{}{path}", self.base)
         } else {
@@ -117,11 +130,10 @@ impl Browser {
         let response = request.send().await.expect("webdriver request");
         let status = response.status();
         let value: Value = response.json().await.expect("webdriver JSON");
-        assert!(
-            status.is_success(),
-            "webdriver {path} failed ({status}): {value}"
-        );
-        value["value"].clone()
+        match status.is_success() {
+            true => Ok(value["value"].clone()),
+            false => Err(format!("webdriver {path} failed ({status}): {value}")),
+        }
     }
 
     pub async fn goto(&self, url: &str) {
@@ -161,10 +173,23 @@ impl Browser {
             .to_string()
     }
 
+    /// Clicks the element `css` selects. The dashboard redraws its tables as figures arrive,
+    /// so an element found may be replaced before the click lands ("stale element
+    /// reference"): then the element is looked up again, within the test's patience.
     pub async fn click(&self, css: &str) {
-        let id = self.element(css).await;
-        self.call("POST", &format!("/element/{id}/click"), Some(json!({})))
-            .await;
+        let started = Instant::now();
+        loop {
+            let id = self.element(css).await;
+            let path = format!("/element/{id}/click");
+            match self.try_call("POST", &path, Some(json!({}))).await {
+                Ok(_) => return,
+                Err(e) if e.contains("stale element reference") => assert!(
+                    started.elapsed() < super::PATIENCE,
+                    "{css} kept being redrawn: {e}"
+                ),
+                Err(e) => panic!("{e}"),
+            }
+        }
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {

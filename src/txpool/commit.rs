@@ -1,0 +1,131 @@
+//! Group commit: every write of pending transactions (local submissions and gossip pulls, from
+//! any number of callers) goes through one committer task, which stores whatever has queued up
+//! while the previous commit ran in one database transaction. With `durability = "full"` each
+//! commit is synced to disk, so the sync is paid once per group instead of once per caller,
+//! and SQLite's one writer runs a few large statements instead of many small ones.
+//!
+//! A caller is answered only after the commit that holds its transactions succeeded. The
+//! bookkeeping that follows a commit (seen-set, pending count, announcements, events) runs in
+//! the committer, so a caller that gives up waiting cannot leave stored transactions
+//! unannounced or uncounted. A group that fails is retried one caller at a time, so each
+//! caller gets its own answer and one bad write cannot fail the others.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::{TxPool, TxPoolError};
+use crate::clock::now_ms;
+use crate::store::{PendingBatch, StoreError};
+
+/// Requests waiting for the committer at most (callers beyond it wait to send: back-pressure).
+pub(super) const QUEUED_REQUESTS: usize = 16;
+/// Most payload bytes one commit takes from the queue (a group holds at least one request).
+const GROUP_BYTES: usize = 8 * 1024 * 1024;
+
+/// One caller's transactions and where to send the outcome.
+pub(super) struct Request {
+    batch: PendingBatch,
+    /// The peer they came from (not told about them again), `None` when submitted here.
+    source: Option<String>,
+    reply: oneshot::Sender<Result<Vec<String>, StoreError>>,
+}
+
+impl Request {
+    fn bytes(&self) -> usize {
+        self.batch
+            .txs
+            .iter()
+            .map(|(id, p)| id.len() + p.len())
+            .sum()
+    }
+}
+
+impl TxPool {
+    /// Stores `txs` as pending through the committer; returns the IDs that were new.
+    pub(super) async fn commit(
+        &self,
+        register_id: &str,
+        txs: Vec<(String, Vec<u8>)>,
+        source: Option<&str>,
+    ) -> Result<Vec<String>, TxPoolError> {
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            batch: PendingBatch {
+                register_id: register_id.to_string(),
+                txs,
+            },
+            source: source.map(str::to_string),
+            reply,
+        };
+        self.commits
+            .send(request)
+            .await
+            .map_err(|_| TxPoolError::ShuttingDown)?;
+        // A dropped reply means the committer stopped (shutdown) before this request's turn.
+        Ok(answer.await.map_err(|_| TxPoolError::ShuttingDown)??)
+    }
+
+    /// The committer: runs until `shutdown` (the commit under way finishes first).
+    pub(super) async fn run_committer(
+        self: Arc<Self>,
+        mut requests: mpsc::Receiver<Request>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let first = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                request = requests.recv() => match request {
+                    Some(request) => request,
+                    None => break,
+                },
+            };
+            let mut bytes = first.bytes();
+            let mut group = vec![first];
+            while bytes < GROUP_BYTES
+                && let Ok(request) = requests.try_recv()
+            {
+                bytes += request.bytes();
+                group.push(request);
+            }
+            self.commit_group(group).await;
+        }
+    }
+
+    async fn commit_group(&self, group: Vec<Request>) {
+        let (batches, callers): (Vec<PendingBatch>, Vec<Caller>) = group
+            .into_iter()
+            .map(|r| (r.batch, (r.source, r.reply)))
+            .unzip();
+        let outcomes = match self.store.accept_pending(&batches, now_ms()).await {
+            Ok(news) => news.into_iter().map(Ok).collect(),
+            Err(e) if batches.len() == 1 => vec![Err(e)],
+            Err(_) => {
+                let mut outcomes = Vec::with_capacity(batches.len());
+                for batch in &batches {
+                    let alone = self
+                        .store
+                        .accept_pending(std::slice::from_ref(batch), now_ms())
+                        .await;
+                    outcomes.push(alone.map(|mut news| news.pop().unwrap_or_default()));
+                }
+                outcomes
+            }
+        };
+        for ((batch, (source, reply)), outcome) in batches.iter().zip(callers).zip(outcomes) {
+            if let Ok(new) = &outcome {
+                self.accepted(&batch.register_id, new.clone(), source.as_deref());
+            }
+            // A caller that stopped waiting is fine: the bookkeeping is done.
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+/// Who asked: the source of the transactions and where the answer goes.
+type Caller = (
+    Option<String>,
+    oneshot::Sender<Result<Vec<String>, StoreError>>,
+);
