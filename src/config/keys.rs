@@ -474,7 +474,7 @@ A token whose audience is a consumer or enrol-session tier only reads: it never 
     },
     log_format: String {
         default: Some("\"text\""),
-        help: "Log line format: \"text\" for people, \"json\" for one JSON object per line (log collectors).",
+        help: "Log line format: \"text\" for people, \"json\" for one JSON object per line (log collectors):\ntimestamp, level, target (the module), the event's own fields under \"fields\", its spans under \"spans\".",
         check: check::log_format,
         flag: ("log-format", "text|json", "Log line format [default: text]"),
     },
