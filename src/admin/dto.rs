@@ -225,6 +225,13 @@ pub struct StatusDto {
     pub seeds: Vec<String>,
     /// Registers held by this node.
     pub registers: Vec<RegisterDto>,
+    /// Transactions per second arriving in the registers held here (sealed here or
+    /// replicated), over the last `rateWindowSeconds`, sampled every second on the node; null
+    /// until two samples are in the window.
+    #[serde(default)]
+    pub transactions_per_second: Option<f64>,
+    #[serde(default)]
+    pub rate_window_seconds: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
