@@ -530,7 +530,9 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand --version 'Print version'
         }
         &'sorcha-peer;events'= {
-            cand --limit 'How many recent events to print first (the node keeps the last 1000)'
+            cand --limit 'How many recent events to print first (the node keeps the last `event_history` audit events, 1000 by default, and the last 200 progress events apart)'
+            cand --type 'Only events of this type, or of this class: `audit` (connections, bans, verification failures, subscription states, queues at their bound, storage) or `progress` (replication progress, dockets sealed and replicated); repeatable'
+            cand --peer 'Only events that name this peer (ID, unique prefix or name), or this IP address or subnet (bans); a ban covering the peer counts'
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
             cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
             cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'

@@ -406,7 +406,22 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l no-color
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l no-headers -d 'Tables without their header line'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -s V -l version -d 'Print version'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l limit -d 'How many recent events to print first (the node keeps the last 1000)' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l limit -d 'How many recent events to print first (the node keeps the last `event_history` audit events, 1000 by default, and the last 200 progress events apart)' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l type -d 'Only events of this type, or of this class: `audit` (connections, bans, verification failures, subscription states, queues at their bound, storage) or `progress` (replication progress, dockets sealed and replicated); repeatable' -r -f -a "peerConnected\t''
+peerDisconnected\t''
+peerBanned\t''
+peerUnbanned\t''
+verificationFailed\t''
+subscriptionState\t''
+queuePressure\t''
+storageFailing\t''
+storageRecovered\t''
+subscriptionProgress\t''
+docketSealed\t''
+docketReplicated\t''
+audit\t''
+progress\t''"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l peer -d 'Only events that name this peer (ID, unique prefix or name), or this IP address or subnet (bans); a ban covering the peer counts' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F

@@ -207,7 +207,7 @@ pub async fn start(
         .as_ref()
         .map_or_else(tracing::Span::none, Traces::scope);
     let tasks = Tasks::with_scope(trace_scope.clone());
-    let events = Arc::new(Events::new());
+    let events = Arc::new(Events::with_history(config.event_history));
     store.write_health().attach_events(events.clone());
     store
         .write_health()

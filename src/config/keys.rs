@@ -460,6 +460,11 @@ A token whose audience is a consumer or enrol-session tier only reads: it never 
         help: "Event streams without a token from one IP address.",
         check: check::positive,
     },
+    event_history: usize {
+        default: Some("1000"),
+        help: "Audit events kept for `events` and replay (`?since=`): connections, bans, verification failures,\nsubscription states, queues at their bound, storage (at most 100000). Progress events (replication\nprogress, dockets sealed and replicated) have a history of their own, the last 200, so they never push these out.",
+        check: check::event_history,
+    },
     event_keepalive_interval: Duration {
         default: Some("\"15s\""),
         help: "How often an idle event stream sends a keep-alive comment (it also notices a client that went away).",
