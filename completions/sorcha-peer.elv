@@ -472,7 +472,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
-            cand --lines 'Submit each non-empty input line as its own transaction; prints one ID per line. The input is read and sent as it comes, in requests of bounded size; if one fails, the IDs printed until then were stored and the lines after them were not'
+            cand --lines 'Submit each non-empty input line as its own transaction; prints one ID per line (with -o json: JSON Lines, one object per input line, the fields a single submit answers), then a count on stderr: stored, held already, not stored. The input is read and sent as it comes, in requests of bounded size; if one fails, the lines printed until then were stored and the lines after them were not'
             cand -q 'Print only the requested data, no confirmations'
             cand --quiet 'Print only the requested data, no confirmations'
             cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'

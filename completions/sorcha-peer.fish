@@ -30,7 +30,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -l cacert -d 'CA c
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -l no-headers -d 'Tables without their header line'
@@ -66,7 +66,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l cacert
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l no-headers -d 'Tables without their header line'
@@ -78,7 +78,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -l cacer
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -l no-headers -d 'Tables without their header line'
@@ -90,7 +90,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and not _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and not __fish_seen_subcommand_from list get ban unban reset bans connect disconnect help" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and not __fish_seen_subcommand_from list get ban unban reset bans connect disconnect help" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and not __fish_seen_subcommand_from list get ban unban reset bans connect disconnect help" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and not __fish_seen_subcommand_from list get ban unban reset bans connect disconnect help" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and not __fish_seen_subcommand_from list get ban unban reset bans connect disconnect help" -l no-headers -d 'Tables without their header line'
@@ -126,7 +126,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -s w -l watch -d 'Keep the list on screen, redrawn when peers connect, go or are banned (and every 2s), until Ctrl-C'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
@@ -139,7 +139,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from get" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from get" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from get" -l no-headers -d 'Tables without their header line'
@@ -153,7 +153,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l force -d 'Ban even if it is the only source of an active subscription, this node\'s own ID or address, or a subnet that covers almost everyone (shorter than /8, or /16 for IPv6)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
@@ -166,7 +166,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from unban" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from unban" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from unban" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from unban" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from unban" -l no-headers -d 'Tables without their header line'
@@ -178,7 +178,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from reset" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from reset" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from reset" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from reset" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from reset" -l no-headers -d 'Tables without their header line'
@@ -190,7 +190,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from bans" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from bans" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from bans" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from bans" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from bans" -l no-headers -d 'Tables without their header line'
@@ -202,7 +202,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from connect" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from connect" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from connect" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from connect" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from connect" -l no-headers -d 'Tables without their header line'
@@ -214,7 +214,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from disconnect" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from disconnect" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from disconnect" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from disconnect" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from disconnect" -l no-headers -d 'Tables without their header line'
@@ -235,7 +235,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and n
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -l no-headers -d 'Tables without their header line'
@@ -255,7 +255,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -l no-headers -d 'Tables without their header line'
@@ -267,7 +267,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -l no-headers -d 'Tables without their header line'
@@ -279,7 +279,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -l public -d 'Advertise and serve it to peers (private registers never leave this node)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
@@ -295,7 +295,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l wait -d 'Show progress and return once fully replicated (or active, for forward-only)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
@@ -308,7 +308,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -l purge -d 'Also delete the replicated data'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
@@ -321,7 +321,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -l no-headers -d 'Tables without their header line'
@@ -333,7 +333,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -l no-headers -d 'Tables without their header line'
@@ -353,7 +353,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fi
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -l no-headers -d 'Tables without their header line'
@@ -368,8 +368,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_s
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -l lines -d 'Submit each non-empty input line as its own transaction; prints one ID per line. The input is read and sent as it comes, in requests of bounded size; if one fails, the IDs printed until then were stored and the lines after them were not'
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -l lines -d 'Submit each non-empty input line as its own transaction; prints one ID per line (with -o json: JSON Lines, one object per input line, the fields a single submit answers), then a count on stderr: stored, held already, not stored. The input is read and sent as it comes, in requests of bounded size; if one fails, the lines printed until then were stored and the lines after them were not'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -l no-headers -d 'Tables without their header line'
@@ -381,7 +381,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_s
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -l no-headers -d 'Tables without their header line'
@@ -399,7 +399,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l cacert -
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l all -d 'Also judge the registers the other node advertises and this one does not hold (otherwise they are only shown)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
@@ -428,7 +428,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l cacer
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -s f -l follow -d 'Keep printing events as they happen, until Ctrl-C'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
@@ -441,7 +441,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not 
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -l no-headers -d 'Tables without their header line'
@@ -455,7 +455,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fi
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from default" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from default" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from default" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from default" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from default" -l no-headers -d 'Tables without their header line'
@@ -469,7 +469,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __f
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -l no-headers -d 'Tables without their header line'
@@ -488,7 +488,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -l no-headers -d 'Tables without their header line'
@@ -503,7 +503,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -l no-headers -d 'Tables without their header line'
@@ -516,7 +516,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -l no-headers -d 'Tables without their header line'
@@ -532,7 +532,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l cace
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l no-headers -d 'Tables without their header line'
@@ -544,7 +544,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -l 
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -l no-headers -d 'Tables without their header line'

@@ -538,6 +538,10 @@ pub struct BatchSubmitResponse {
     /// How many of them were held already (pending or sealed): stored once, unchanged.
     #[serde(default)]
     pub already_held: usize,
+    /// For each of `transactionIds`, in order, what a single submission answers: its state,
+    /// whether it was held already, and its version and docket once sealed.
+    #[serde(default)]
+    pub transactions: Vec<SubmitResponse>,
 }
 
 /// A batch submission that failed after some of its chunks were stored: the error, and the
