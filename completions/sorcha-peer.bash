@@ -508,13 +508,21 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__events)
-            opts="-f -o -q -h -V --follow --limit --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
+            opts="-f -o -q -h -V --follow --limit --type --peer --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --type)
+                    COMPREPLY=($(compgen -W "peerConnected peerDisconnected peerBanned peerUnbanned verificationFailed subscriptionState queuePressure storageFailing storageRecovered subscriptionProgress docketSealed docketReplicated audit progress" -- "${cur}"))
+                    return 0
+                    ;;
+                --peer)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

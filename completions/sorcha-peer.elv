@@ -473,7 +473,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
             cand -o 'Output format'
             cand --output 'Output format'
-            cand --lines 'Submit each non-empty input line as its own transaction; prints one ID per line. The input is read and sent as it comes, in requests of bounded size; if one fails, the IDs printed until then were stored and the lines after them were not'
+            cand --lines 'Submit each non-empty input line as its own transaction; prints one ID per line (with -o json: JSON Lines, one object per input line, the fields a single submit answers), then a count on stderr: stored, held already, not stored. The input is read and sent as it comes, in requests of bounded size; if one fails, the lines printed until then were stored and the lines after them were not'
             cand -q 'Print only the requested data, no confirmations'
             cand --quiet 'Print only the requested data, no confirmations'
             cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
@@ -531,7 +531,9 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand --version 'Print version'
         }
         &'sorcha-peer;events'= {
-            cand --limit 'How many recent events to print first (the node keeps the last 1000)'
+            cand --limit 'How many recent events to print first (the node keeps the last `event_history` audit events, 1000 by default, and the last 200 progress events apart)'
+            cand --type 'Only events of this type, or of this class: `audit` (connections, bans, verification failures, subscription states, queues at their bound, storage) or `progress` (replication progress, dockets sealed and replicated); repeatable'
+            cand --peer 'Only events that name this peer (ID, unique prefix or name), or this IP address or subnet (bans); a ban covering the peer counts'
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
             cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
             cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'

@@ -30,7 +30,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -l cacert -d 'CA c
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_needs_command" -l no-headers -d 'Tables without their header line'
@@ -67,7 +67,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l cacert
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand serve" -l no-headers -d 'Tables without their header line'
@@ -79,7 +79,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -l cacer
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand status" -l no-headers -d 'Tables without their header line'
@@ -91,7 +91,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and not _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and not __fish_seen_subcommand_from list get ban unban reset bans connect disconnect help" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and not __fish_seen_subcommand_from list get ban unban reset bans connect disconnect help" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and not __fish_seen_subcommand_from list get ban unban reset bans connect disconnect help" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and not __fish_seen_subcommand_from list get ban unban reset bans connect disconnect help" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and not __fish_seen_subcommand_from list get ban unban reset bans connect disconnect help" -l no-headers -d 'Tables without their header line'
@@ -127,7 +127,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -s w -l watch -d 'Keep the list on screen, redrawn when peers connect, go or are banned (and every 2s), until Ctrl-C'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from list" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
@@ -140,7 +140,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from get" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from get" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from get" -l no-headers -d 'Tables without their header line'
@@ -154,7 +154,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l force -d 'Ban even if it is the only source of an active subscription, this node\'s own ID or address, or a subnet that covers almost everyone (shorter than /8, or /16 for IPv6)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from ban" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
@@ -167,7 +167,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from unban" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from unban" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from unban" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from unban" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from unban" -l no-headers -d 'Tables without their header line'
@@ -179,7 +179,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from reset" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from reset" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from reset" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from reset" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from reset" -l no-headers -d 'Tables without their header line'
@@ -191,7 +191,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from bans" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from bans" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from bans" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from bans" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from bans" -l no-headers -d 'Tables without their header line'
@@ -203,7 +203,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from connect" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from connect" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from connect" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from connect" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from connect" -l no-headers -d 'Tables without their header line'
@@ -215,7 +215,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fis
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from disconnect" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from disconnect" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from disconnect" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from disconnect" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from disconnect" -l no-headers -d 'Tables without their header line'
@@ -236,7 +236,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and n
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and not __fish_seen_subcommand_from list available create subscribe unsubscribe purge subscriptions help" -l no-headers -d 'Tables without their header line'
@@ -256,7 +256,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from list" -l no-headers -d 'Tables without their header line'
@@ -268,7 +268,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from available" -l no-headers -d 'Tables without their header line'
@@ -280,7 +280,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -l public -d 'Advertise and serve it to peers (private registers never leave this node)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from create" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
@@ -296,7 +296,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l wait -d 'Show progress and return once fully replicated (or active, for forward-only)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
@@ -309,7 +309,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -l purge -d 'Also delete the replicated data'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from unsubscribe" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
@@ -322,7 +322,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from purge" -l no-headers -d 'Tables without their header line'
@@ -334,7 +334,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and _
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscriptions" -l no-headers -d 'Tables without their header line'
@@ -354,7 +354,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fi
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and not __fish_seen_subcommand_from submit get help" -l no-headers -d 'Tables without their header line'
@@ -369,8 +369,8 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_s
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -l lines -d 'Submit each non-empty input line as its own transaction; prints one ID per line. The input is read and sent as it comes, in requests of bounded size; if one fails, the IDs printed until then were stored and the lines after them were not'
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -l lines -d 'Submit each non-empty input line as its own transaction; prints one ID per line (with -o json: JSON Lines, one object per input line, the fields a single submit answers), then a count on stderr: stored, held already, not stored. The input is read and sent as it comes, in requests of bounded size; if one fails, the lines printed until then were stored and the lines after them were not'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit" -l no-headers -d 'Tables without their header line'
@@ -382,7 +382,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_s
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from get" -l no-headers -d 'Tables without their header line'
@@ -400,21 +400,36 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l cacert -
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l all -d 'Also judge the registers the other node advertises and this one does not hold (otherwise they are only shown)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -l no-headers -d 'Tables without their header line'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand lag" -s V -l version -d 'Print version'
-complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l limit -d 'How many recent events to print first (the node keeps the last 1000)' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l limit -d 'How many recent events to print first (the node keeps the last `event_history` audit events, 1000 by default, and the last 200 progress events apart)' -r
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l type -d 'Only events of this type, or of this class: `audit` (connections, bans, verification failures, subscription states, queues at their bound, storage) or `progress` (replication progress, dockets sealed and replicated); repeatable' -r -f -a "peerConnected\t''
+peerDisconnected\t''
+peerBanned\t''
+peerUnbanned\t''
+verificationFailed\t''
+subscriptionState\t''
+queuePressure\t''
+storageFailing\t''
+storageRecovered\t''
+subscriptionProgress\t''
+docketSealed\t''
+docketReplicated\t''
+audit\t''
+progress\t''"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l peer -d 'Only events that name this peer (ID, unique prefix or name), or this IP address or subnet (bans); a ban covering the peer counts' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l node -d 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l token -d 'Admin bearer token, or a JWT signed with the node\'s jwt_key [default: read from <data-dir>/admin.token]' -r
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l cacert -d 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -s f -l follow -d 'Keep printing events as they happen, until Ctrl-C'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand events" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
@@ -427,7 +442,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not 
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and not __fish_seen_subcommand_from default help" -l no-headers -d 'Tables without their header line'
@@ -441,7 +456,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fi
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from default" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from default" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from default" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from default" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand config; and __fish_seen_subcommand_from default" -l no-headers -d 'Tables without their header line'
@@ -455,7 +470,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __f
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and not __fish_seen_subcommand_from ca issue revoke help" -l no-headers -d 'Tables without their header line'
@@ -474,7 +489,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from ca" -l no-headers -d 'Tables without their header line'
@@ -489,7 +504,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from issue" -l no-headers -d 'Tables without their header line'
@@ -502,7 +517,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tls; and __fish_seen_subcommand_from revoke" -l no-headers -d 'Tables without their header line'
@@ -518,7 +533,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l cace
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand version" -l no-headers -d 'Tables without their header line'
@@ -530,7 +545,7 @@ complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -l 
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -l data-dir -d 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]' -r -F
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -s o -l output -d 'Output format' -r -f -a "table\t'Tables and sentences for people, fitted to the terminal width (COLUMNS)'
 wide\t'Tables with every column, IDs in full, never wrapped'
-json\t'One JSON document on stdout, with the admin API\'s field names (`events`: JSON Lines, one object per event)'"
+json\t'One JSON document on stdout, with the admin API\'s field names (`events` and `tx submit --lines`: JSON Lines, one object per event or input line)'"
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -s q -l quiet -d 'Print only the requested data, no confirmations'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -l no-color -d 'Never colour output (also honoured: the NO_COLOR environment variable)'
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand completions" -l no-headers -d 'Tables without their header line'

@@ -212,7 +212,7 @@ pub async fn start(
         .as_ref()
         .map_or_else(tracing::Span::none, Traces::scope);
     let tasks = Tasks::with_scope(trace_scope.clone());
-    let events = Arc::new(Events::new());
+    let events = Arc::new(Events::with_history(config.event_history));
     store.write_health().attach_events(events.clone());
     store
         .write_health()
@@ -287,6 +287,7 @@ pub async fn start(
         peer_server.set_peer(ServerState::Stopped(stopped));
     });
 
+    let tx_rate = Arc::new(crate::service::rates::TxRate::default());
     let admin_state = Arc::new(AdminState {
         manager: manager.clone(),
         registers: registers.clone(),
@@ -309,6 +310,7 @@ pub async fn start(
         listeners: serving.clone(),
         transport: transport.clone(),
         trace_scope: trace_scope.clone(),
+        tx_rate: tx_rate.clone(),
     });
     let admin_scheme = if admin_tls.is_some() { "https" } else { "http" };
     let admin_server = admin::serve(
@@ -354,6 +356,11 @@ pub async fn start(
     tasks.spawn(registers.clone().run_sealer());
     tasks.spawn(gossip.run(shutdown.clone()));
     tasks.spawn(discovery::run(manager.clone(), shutdown.clone()));
+    tasks.spawn(crate::service::rates::run(
+        registers.clone(),
+        tx_rate,
+        shutdown.clone(),
+    ));
     tasks.spawn(crate::service::reachability::run(
         manager.clone(),
         Arc::new(crate::netprobe::NetProbe),

@@ -225,6 +225,13 @@ pub struct StatusDto {
     pub seeds: Vec<String>,
     /// Registers held by this node.
     pub registers: Vec<RegisterDto>,
+    /// Transactions per second arriving in the registers held here (sealed here or
+    /// replicated), over the last `rateWindowSeconds`, sampled every second on the node; null
+    /// until two samples are in the window.
+    #[serde(default)]
+    pub transactions_per_second: Option<f64>,
+    #[serde(default)]
+    pub rate_window_seconds: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -531,6 +538,10 @@ pub struct BatchSubmitResponse {
     /// How many of them were held already (pending or sealed): stored once, unchanged.
     #[serde(default)]
     pub already_held: usize,
+    /// For each of `transactionIds`, in order, what a single submission answers: its state,
+    /// whether it was held already, and its version and docket once sealed.
+    #[serde(default)]
+    pub transactions: Vec<SubmitResponse>,
 }
 
 /// A batch submission that failed after some of its chunks were stored: the error, and the

@@ -1,7 +1,10 @@
 //! The event stream: `GET /api/events` as Server-Sent Events (one `data:` line of JSON per
 //! event, `id:` its sequence number, keep-alive comments while idle; `?since=<seq>` or the
-//! `Last-Event-ID` header replays what the ring still holds), and `GET /api/events/recent`
+//! `Last-Event-ID` header replays what the history still holds), and `GET /api/events/recent`
 //! (the same events as one JSON document, for `sorcha-peer events` without `--follow`).
+//! Both take filters: `type` (repeatable, or comma-separated: event types such as
+//! `peerBanned`, or the classes `audit` and `progress`) and `peer` (a peer ID, unique prefix
+//! or name; an IP address or subnet for bans).
 //!
 //! Reads, so the same auth as every other read. The dashboard reads the stream with `fetch`
 //! (not `EventSource`), so a token travels in the `Authorization` header, never in a URL.
@@ -23,31 +26,92 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use serde::Deserialize;
 
 use super::auth::Principal;
 use super::dto::RecentEventsDto;
 use super::{ApiError, ApiResult, Shared};
 use crate::config::Config;
-use crate::events::{EVENT_HISTORY, Event};
+use crate::events::{Event, EventFilter};
+use crate::peers::PeerError;
 
 /// Events `/api/events/recent` answers with unless asked for fewer.
 const DEFAULT_RECENT: usize = 100;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct StreamQuery {
-    since: Option<u64>,
-}
+/// The query string as pairs, so `type` may be repeated.
+type QueryResult = Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RecentQuery {
+/// What a client asked for.
+#[derive(Debug, Default)]
+struct EventQuery {
+    since: Option<u64>,
     limit: Option<usize>,
-    since: Option<u64>,
+    filter: EventFilter,
 }
 
-type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+/// Reads `since`, `type`, `peer` and (for `recent`, `with_limit`) `limit`; anything else, or
+/// a value that does not parse, is a 400 naming it.
+fn event_query(
+    state: &super::AdminState,
+    query: QueryResult,
+    with_limit: bool,
+) -> Result<EventQuery, ApiError> {
+    let Query(pairs) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let number = |key: &str, value: &str| {
+        value.trim().parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!("`{key}` must be a whole number, not '{value}'"))
+        })
+    };
+    let mut q = EventQuery::default();
+    let mut types: Vec<&str> = Vec::new();
+    let mut peer: Option<&str> = None;
+    for (key, value) in &pairs {
+        match key.as_str() {
+            "since" => q.since = Some(number(key, value)?),
+            "limit" if with_limit => q.limit = Some(number(key, value)? as usize),
+            "type" => types.push(value),
+            "peer" if peer.is_none() => peer = Some(value),
+            "peer" => return Err(ApiError::bad_request("`peer` may be given once")),
+            other => {
+                let known = if with_limit {
+                    "since, limit, type, peer"
+                } else {
+                    "since, type, peer"
+                };
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{other}` (known: {known})"
+                )));
+            }
+        }
+    }
+    q.filter = EventFilter::default()
+        .with_types(types)
+        .map_err(ApiError::bad_request)?;
+    if let Some(peer) = peer {
+        q.filter = q.filter.with_peer(vec![peer_named(state, peer)?]);
+    }
+    Ok(q)
+}
+
+/// What an event must name for `peer=TEXT`: the ID of the known peer the text names (ID,
+/// unique prefix or name); for a peer no longer known, a hex ID or prefix as given; an IP
+/// address or subnet as given (bans).
+fn peer_named(state: &super::AdminState, text: &str) -> Result<String, ApiError> {
+    let text = text.trim();
+    match state.manager.get(text) {
+        Ok(peer) => Ok(peer.peer_id),
+        Err(PeerError::NotFound(_))
+            if !text.is_empty() && text.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Ok(text.to_ascii_lowercase())
+        }
+        Err(PeerError::NotFound(_))
+            if text.parse::<IpAddr>().is_ok() || text.parse::<ipnet::IpNet>().is_ok() =>
+        {
+            Ok(text.to_string())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
 
 /// The places on the event stream, by kind of client.
 pub struct EventSlots {
@@ -161,11 +225,11 @@ pub(super) async fn stream(
     Extension(who): Extension<Principal>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    query: QueryResult<StreamQuery>,
+    query: QueryResult,
 ) -> Response {
-    let since = match query {
-        Ok(Query(q)) => q.since,
-        Err(e) => return ApiError::bad_request(e.body_text()).into_response(),
+    let EventQuery { since, filter, .. } = match event_query(&state, query, false) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
     };
     let since = match since {
         Some(since) => Some(since),
@@ -191,7 +255,7 @@ pub(super) async fn stream(
             return ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response();
         }
     };
-    let subscription = state.events.subscribe(since);
+    let subscription = state.events.subscribe_matching(since, filter);
     let events = subscription.into_stream().map(move |event| {
         // The place is held for as long as the stream is.
         let _place = &place;
@@ -217,26 +281,24 @@ pub(super) async fn stream(
     response
 }
 
-/// `GET /api/events/recent?limit=N&since=SEQ`: the latest events (oldest first) as JSON.
-pub(super) async fn recent(
-    State(state): Shared,
-    query: QueryResult<RecentQuery>,
-) -> ApiResult<RecentEventsDto> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let limit = q.limit.unwrap_or(DEFAULT_RECENT).min(EVENT_HISTORY);
+/// `GET /api/events/recent?limit=N&since=SEQ&type=T&peer=P`: the latest events that pass
+/// the filters (oldest first) as JSON.
+pub(super) async fn recent(State(state): Shared, query: QueryResult) -> ApiResult<RecentEventsDto> {
+    let q = event_query(&state, query, true)?;
+    let limit = q
+        .limit
+        .unwrap_or(DEFAULT_RECENT)
+        .min(state.events.capacity());
     let latest_seq = state.events.latest_seq();
+    // A sequence number this node has not reached (from before a restart) replays it all.
+    let since = q.since.filter(|s| *s <= latest_seq);
     let events: Vec<Event> = state
         .events
-        .recent(EVENT_HISTORY)
+        .recent_matching(limit, &q.filter, since)
         .into_iter()
-        .filter(|e| q.since.is_none_or(|s| s > latest_seq || e.seq > s))
         .map(|e| (*e).clone())
         .collect();
-    let skip = events.len().saturating_sub(limit);
-    Ok(axum::Json(RecentEventsDto {
-        latest_seq,
-        events: events.into_iter().skip(skip).collect(),
-    }))
+    Ok(axum::Json(RecentEventsDto { latest_seq, events }))
 }
 
 #[cfg(test)]

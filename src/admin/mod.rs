@@ -76,6 +76,8 @@ pub struct AdminState {
     pub transport: Arc<crate::transport::Transport>,
     /// The node's trace scope: each request's span is made under it (`trace.rs`).
     pub trace_scope: tracing::Span,
+    /// Samples of the transaction count, for the rate `status` reports.
+    pub tx_rate: Arc<crate::service::rates::TxRate>,
 }
 
 pub(crate) type Shared = State<Arc<AdminState>>;
@@ -530,6 +532,8 @@ async fn status(State(state): Shared) -> ApiResult<StatusDto> {
             .iter()
             .map(registers::register_dto)
             .collect(),
+        transactions_per_second: state.tx_rate.per_second(crate::clock::now_ms()),
+        rate_window_seconds: crate::service::rates::RATE_WINDOW.as_secs(),
     }))
 }
 

@@ -305,11 +305,27 @@ pub(super) async fn submit_batch(
         .map(String::into_bytes)
         .collect();
     match state.registers.submit_many(&id, payloads).await {
-        Ok(batch) => Ok(created(BatchSubmitResponse {
-            register_id: id,
-            transaction_ids: batch.ids,
-            already_held: batch.already_held,
-        })),
+        Ok(batch) => {
+            let transactions = batch
+                .ids
+                .iter()
+                .zip(&batch.held)
+                .map(|(tx_id, held)| SubmitResponse {
+                    transaction_id: tx_id.clone(),
+                    register_id: id.clone(),
+                    state: tx_state(held.and_then(|h| h.version)).into(),
+                    already_held: held.is_some(),
+                    version: held.and_then(|h| h.version),
+                    docket_number: held.and_then(|h| h.docket_number),
+                })
+                .collect();
+            Ok(created(BatchSubmitResponse {
+                register_id: id,
+                transaction_ids: batch.ids,
+                already_held: batch.already_held,
+                transactions,
+            }))
+        }
         Err(e) if e.stored.is_empty() => Err(e.error.into()),
         Err(e) => {
             let ApiError(status, message) = e.error.into();

@@ -4,6 +4,7 @@
 //! Output: one line per event, `TIME  TYPE  WHAT` for people; with `-o json` one compact JSON
 //! object per line (the admin API's event, as `jq` reads a stream). `--follow` runs until
 //! Ctrl-C (exit 0) or until the node closes the stream (exit 3, the node went away).
+//! `--type` and `--peer` are passed to the node, which filters the history and the stream.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -13,8 +14,13 @@ use clap::Args;
 use super::output::{self, Output};
 use super::{EXIT_OK, EXIT_UNREACHABLE};
 use crate::admin::dto::PeerDto;
-use crate::client::{AdminClient, ClientError, EventStream};
+use crate::client::{AdminClient, ClientError, EventStream, EventsWanted};
 use crate::events::{Event, EventKind};
+
+/// The event types and classes, for `--type` (and its help and completions).
+fn type_parser() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(crate::events::type_choices())
+}
 
 /// `peers list --watch` re-renders at least this often, events or not (latency and quality
 /// change without events).
@@ -25,9 +31,19 @@ pub struct EventsArgs {
     /// Keep printing events as they happen, until Ctrl-C
     #[arg(short, long)]
     pub follow: bool,
-    /// How many recent events to print first (the node keeps the last 1000)
+    /// How many recent events to print first (the node keeps the last `event_history` audit
+    /// events, 1000 by default, and the last 200 progress events apart)
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub limit: usize,
+    /// Only events of this type, or of this class: `audit` (connections, bans, verification
+    /// failures, subscription states, queues at their bound, storage) or `progress`
+    /// (replication progress, dockets sealed and replicated); repeatable
+    #[arg(long = "type", value_name = "TYPE", value_parser = type_parser(), ignore_case = true)]
+    pub types: Vec<String>,
+    /// Only events that name this peer (ID, unique prefix or name), or this IP address or
+    /// subnet (bans); a ban covering the peer counts
+    #[arg(long, value_name = "PEER")]
+    pub peer: Option<String>,
 }
 
 /// Prints one event.
@@ -58,9 +74,18 @@ fn print_event(out: &Output, event: &Event) {
 
 /// `sorcha-peer events`.
 pub async fn run(client: &AdminClient, out: &Output, args: EventsArgs) -> Result<i32, ClientError> {
-    let recent = client.recent_events(args.limit).await?;
+    let wanted = EventsWanted {
+        types: args.types,
+        peer: args.peer,
+    };
+    let recent = client.recent_events_matching(args.limit, &wanted).await?;
     if recent.events.is_empty() && !args.follow {
-        out.message("No events yet.");
+        let filtered = !wanted.types.is_empty() || wanted.peer.is_some();
+        out.message(if filtered {
+            "No events of those in the node's history."
+        } else {
+            "No events yet."
+        });
     }
     for event in &recent.events {
         print_event(out, event);
@@ -69,7 +94,9 @@ pub async fn run(client: &AdminClient, out: &Output, args: EventsArgs) -> Result
         return Ok(EXIT_OK);
     }
     // Everything after what was printed, including what happened in between.
-    let mut stream = client.event_stream(Some(recent.latest_seq)).await?;
+    let mut stream = client
+        .event_stream_matching(Some(recent.latest_seq), &wanted)
+        .await?;
     loop {
         let next = tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(EXIT_OK),

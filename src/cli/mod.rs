@@ -111,8 +111,8 @@ pub enum OutputFormat {
     Table,
     /// Tables with every column, IDs in full, never wrapped
     Wide,
-    /// One JSON document on stdout, with the admin API's field names (`events`: JSON Lines,
-    /// one object per event)
+    /// One JSON document on stdout, with the admin API's field names (`events` and `tx submit
+    /// --lines`: JSON Lines, one object per event or input line)
     Json,
 }
 

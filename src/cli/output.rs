@@ -217,7 +217,7 @@ impl Details {
 /// bidirectional overrides through raw; this writes those as JSON `\uXXXX` escapes too. (They
 /// can only occur inside strings, where such an escape means the same character; the
 /// remaining C0 characters are the document's own newlines.)
-fn json_escape_rest(json: &str) -> Cow<'_, str> {
+pub fn json_escape_rest(json: &str) -> Cow<'_, str> {
     if !json
         .chars()
         .any(|c| needs_escape(c) && !c.is_ascii_whitespace())

@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::EXIT_OK;
-use super::output::{Details, NONE, Output, escape_control, relative, write_stdout};
-use crate::admin::dto::SubmitResponse;
+use super::output::{
+    Details, NONE, Output, eprint_text, escape_control, json_escape_rest, relative, write_stdout,
+};
+use crate::admin::dto::{BatchSubmitResponse, SubmitResponse};
 use crate::client::{AdminClient, ClientError};
 
 /// Most lines sent per request by `tx submit --lines` (fewer when the node refuses that many).
@@ -28,9 +30,11 @@ pub enum TxCommand {
         register: String,
         /// File to read; `-` or nothing reads standard input
         input: Option<PathBuf>,
-        /// Submit each non-empty input line as its own transaction; prints one ID per line.
-        /// The input is read and sent as it comes, in requests of bounded size; if one fails,
-        /// the IDs printed until then were stored and the lines after them were not
+        /// Submit each non-empty input line as its own transaction; prints one ID per line
+        /// (with -o json: JSON Lines, one object per input line, the fields a single submit
+        /// answers), then a count on stderr: stored, held already, not stored. The input is
+        /// read and sent as it comes, in requests of bounded size; if one fails, the lines
+        /// printed until then were stored and the lines after them were not
         #[arg(long)]
         lines: bool,
     },
@@ -63,13 +67,8 @@ pub async fn run(
                 };
                 let mut submitter = LineSubmitter::new(client, &register, out.json);
                 let result = submitter.run(reader).await;
-                submitter.finish();
-                if submitter.already_held > 0 {
-                    out.message(&format!(
-                        "{} of the {} transactions were held already (pending or sealed); \
-                         they were not stored again.",
-                        submitter.already_held, submitter.printed
-                    ));
+                if !out.quiet {
+                    eprint_text(&submitter.summary());
                 }
                 result?;
                 return Ok(EXIT_OK);
@@ -145,6 +144,8 @@ struct LineSubmitter<'a> {
     printed: usize,
     /// How many of the submitted transactions the node held already.
     already_held: usize,
+    /// Lines of the request that failed, none of which were stored (or only those it names).
+    not_stored: usize,
 }
 
 impl<'a> LineSubmitter<'a> {
@@ -157,7 +158,24 @@ impl<'a> LineSubmitter<'a> {
             json,
             printed: 0,
             already_held: 0,
+            not_stored: 0,
         }
+    }
+
+    /// The count for stderr: lines stored, held already, and not stored.
+    fn summary(&self) -> String {
+        let stored = self.printed - self.already_held.min(self.printed);
+        let mut text = format!(
+            "{} line(s) submitted: {stored} stored, {} held already (pending or sealed; not \
+             stored again), {} not stored.",
+            self.printed + self.not_stored,
+            self.already_held,
+            self.not_stored
+        );
+        if self.not_stored > 0 {
+            text.push_str(" The lines after those were not sent.");
+        }
+        text
     }
 
     async fn run(&mut self, mut reader: Box<dyn BufRead>) -> Result<(), ClientError> {
@@ -225,7 +243,7 @@ impl<'a> LineSubmitter<'a> {
             {
                 Ok(done) => {
                     self.already_held += done.already_held;
-                    self.print(&done.transaction_ids);
+                    self.print(&answers(done));
                     start = end;
                 }
                 Err(ClientError::Server { status: 413, .. }) if end - start > 1 => {
@@ -233,35 +251,59 @@ impl<'a> LineSubmitter<'a> {
                     self.max_bytes = (bytes / 2).max(1);
                 }
                 Err(ClientError::PartlyStored { stored, message }) => {
-                    self.print(&stored);
+                    self.not_stored += (end - start).saturating_sub(stored.len());
+                    let answers: Vec<SubmitResponse> =
+                        stored.iter().map(|id| bare(self.register, id)).collect();
+                    self.print(&answers);
                     return Err(ClientError::PartlyStored { stored, message });
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    self.not_stored += end - start;
+                    return Err(e);
+                }
             }
         }
         Ok(())
     }
 
-    /// Prints IDs as they are stored: one per line, or as the elements of one JSON array.
-    fn print(&mut self, ids: &[String]) {
-        for id in ids {
+    /// Prints the answers as they come: one ID per line, or (JSON Lines) one compact object
+    /// per line, as a single submit answers.
+    fn print(&mut self, answers: &[SubmitResponse]) {
+        for answer in answers {
             if self.json {
-                // Laid out as `print_json` would: the array's lines end as the next one starts.
-                let sep = if self.printed == 0 { "[" } else { "," };
-                let quoted = serde_json::Value::from(id.as_str()).to_string();
-                write_stdout(format!("{sep}\n  {}", escape_control(&quoted)).as_bytes());
+                match serde_json::to_string(answer) {
+                    Ok(line) => write_stdout(format!("{}\n", json_escape_rest(&line)).as_bytes()),
+                    Err(e) => eprint_text(&format!("error: cannot encode JSON: {e}")),
+                }
             } else {
-                write_stdout(format!("{}\n", escape_control(id)).as_bytes());
+                write_stdout(format!("{}\n", escape_control(&answer.transaction_id)).as_bytes());
             }
             self.printed += 1;
         }
     }
+}
 
-    /// Closes the JSON array (also after a failure, so stdout stays one JSON document).
-    fn finish(&self) {
-        if self.json {
-            write_stdout(if self.printed == 0 { b"[]\n" } else { b"\n]\n" });
-        }
+/// A batch's answer, one per transaction (from a node too old to say more, the IDs alone).
+fn answers(done: BatchSubmitResponse) -> Vec<SubmitResponse> {
+    if done.transactions.len() == done.transaction_ids.len() {
+        return done.transactions;
+    }
+    let register = done.register_id;
+    done.transaction_ids
+        .iter()
+        .map(|id| bare(&register, id))
+        .collect()
+}
+
+/// What is known of a transaction stored by a request that then failed: its ID, stored.
+fn bare(register: &str, id: &str) -> SubmitResponse {
+    SubmitResponse {
+        transaction_id: id.to_string(),
+        register_id: register.to_string(),
+        state: "pending".into(),
+        already_held: false,
+        version: None,
+        docket_number: None,
     }
 }
 

@@ -6,8 +6,114 @@ use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
 
-use super::{ClientError, root_cause};
+use super::{AdminClient, ClientError, STREAM_TIMEOUT, root_cause};
+use crate::admin::dto::RecentEventsDto;
 use crate::events::Event;
+
+/// Which events a client asks for (`events --type … --peer …`); the default is all of them.
+#[derive(Clone, Debug, Default)]
+pub struct EventsWanted {
+    /// Event types (`peerBanned`) or classes (`audit`, `progress`); empty: all.
+    pub types: Vec<String>,
+    /// A peer (ID, unique prefix or name; an IP address or subnet for bans).
+    pub peer: Option<String>,
+}
+
+impl EventsWanted {
+    /// `path` with the query: the filters and `extra` pairs, encoded.
+    fn url(&self, base: &str, path: &str, extra: &[(&str, String)]) -> String {
+        let mut pairs: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        pairs.extend(self.types.iter().map(|t| ("type", t.as_str())));
+        if let Some(peer) = &self.peer {
+            pairs.push(("peer", peer));
+        }
+        let query: String = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        if query.is_empty() {
+            format!("{base}{path}")
+        } else {
+            format!("{base}{path}?{query}")
+        }
+    }
+}
+
+/// A query value, percent-encoded (all but the unreserved characters of RFC 3986).
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl AdminClient {
+    /// The latest `limit` events, oldest first.
+    pub async fn recent_events(&self, limit: usize) -> Result<RecentEventsDto, ClientError> {
+        self.recent_events_matching(limit, &EventsWanted::default())
+            .await
+    }
+
+    /// The latest `limit` events of those `wanted`, oldest first.
+    pub async fn recent_events_matching(
+        &self,
+        limit: usize,
+        wanted: &EventsWanted,
+    ) -> Result<RecentEventsDto, ClientError> {
+        let path = wanted.url("", "/api/events/recent", &[("limit", limit.to_string())]);
+        self.get(&path).await
+    }
+
+    /// Opens the event stream (`GET /api/events`), replaying what the node still holds after
+    /// `since` (everything it holds when `None`).
+    pub async fn event_stream(&self, since: Option<u64>) -> Result<EventStream, ClientError> {
+        self.event_stream_matching(since, &EventsWanted::default())
+            .await
+    }
+
+    /// [`AdminClient::event_stream`] of the events `wanted` (and `lagged` notices).
+    pub async fn event_stream_matching(
+        &self,
+        since: Option<u64>,
+        wanted: &EventsWanted,
+    ) -> Result<EventStream, ClientError> {
+        let since: Vec<(&str, String)> = since
+            .map(|s| ("since", s.to_string()))
+            .into_iter()
+            .collect();
+        let url = wanted.url(&self.base, "/api/events", &since);
+        let mut request = self
+            .http
+            .get(&url)
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .timeout(STREAM_TIMEOUT);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            message: root_cause(&e),
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.unwrap_or_default();
+            return Err(match Self::answer::<serde_json::Value>(status, &bytes) {
+                Err(e) => e,
+                Ok(_) => ClientError::Decode(format!("the event stream answered {status}")),
+            });
+        }
+        Ok(EventStream::new(
+            Box::pin(response.bytes_stream()),
+            self.base.clone(),
+        ))
+    }
+}
 
 /// Longest SSE message the client buffers (an event is a few hundred bytes).
 const MAX_SSE_MESSAGE: usize = 1024 * 1024;

@@ -12,7 +12,7 @@ use crate::admin::dto::*;
 
 /// How long the CLI waits for the node before calling it unreachable.
 mod events;
-pub use events::{EventStream, SseParser};
+pub use events::{EventStream, EventsWanted, SseParser};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -404,44 +404,6 @@ impl AdminClient {
             path.push_str(&format!("&register={}", encode(r)));
         }
         self.get(&path).await
-    }
-
-    /// The latest `limit` events, oldest first.
-    pub async fn recent_events(&self, limit: usize) -> Result<RecentEventsDto, ClientError> {
-        self.get(&format!("/api/events/recent?limit={limit}")).await
-    }
-
-    /// Opens the event stream (`GET /api/events`), replaying what the node still holds after
-    /// `since` (everything it holds when `None`).
-    pub async fn event_stream(&self, since: Option<u64>) -> Result<EventStream, ClientError> {
-        let mut url = format!("{}/api/events", self.base);
-        if let Some(since) = since {
-            url.push_str(&format!("?since={since}"));
-        }
-        let mut request = self
-            .http
-            .get(&url)
-            .header(reqwest::header::ACCEPT, "text/event-stream")
-            .timeout(STREAM_TIMEOUT);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
-            message: root_cause(&e),
-        })?;
-        let status = response.status();
-        if !status.is_success() {
-            let bytes = response.bytes().await.unwrap_or_default();
-            return Err(match Self::answer::<serde_json::Value>(status, &bytes) {
-                Err(e) => e,
-                Ok(_) => ClientError::Decode(format!("the event stream answered {status}")),
-            });
-        }
-        Ok(EventStream::new(
-            Box::pin(response.bytes_stream()),
-            self.base.clone(),
-        ))
     }
 
     /// The Prometheus text at `/metrics`.

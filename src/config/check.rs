@@ -48,6 +48,18 @@ pub fn positive<T: Positive>(value: &T) -> Result<(), Problem> {
     }
 }
 
+/// Most audit events `event_history` may keep (each holds a few hundred bytes at most).
+pub const MAX_EVENT_HISTORY: usize = 100_000;
+
+pub fn event_history(count: &usize) -> Result<(), Problem> {
+    if *count == 0 || *count > MAX_EVENT_HISTORY {
+        return Err(Problem(format!(
+            "must be between 1 and {MAX_EVENT_HISTORY} events"
+        )));
+    }
+    Ok(())
+}
+
 pub fn transaction_size(size: &usize) -> Result<(), Problem> {
     if *size == 0 || *size > MAX_TRANSACTION_SIZE_LIMIT {
         return Err(Problem(format!(

@@ -465,6 +465,11 @@ A token whose audience is a consumer or enrol-session tier only reads: it never 
         help: "Event streams without a token from one IP address.",
         check: check::positive,
     },
+    event_history: usize {
+        default: Some("1000"),
+        help: "Audit events kept for `events` and replay (`?since=`): connections, bans, verification failures,\nsubscription states, queues at their bound, storage (at most 100000). Progress events (replication\nprogress, dockets sealed and replicated) have a history of their own, the last 200, so they never push these out.",
+        check: check::event_history,
+    },
     event_keepalive_interval: Duration {
         default: Some("\"15s\""),
         help: "How often an idle event stream sends a keep-alive comment (it also notices a client that went away).",
@@ -479,7 +484,7 @@ A token whose audience is a consumer or enrol-session tier only reads: it never 
     },
     log_format: String {
         default: Some("\"text\""),
-        help: "Log line format: \"text\" for people, \"json\" for one JSON object per line (log collectors).",
+        help: "Log line format: \"text\" for people, \"json\" for one JSON object per line (log collectors):\ntimestamp, level, target (the module), the event's own fields under \"fields\", its spans under \"spans\".",
         check: check::log_format,
         flag: ("log-format", "text|json", "Log line format [default: text]"),
     },

@@ -28,6 +28,17 @@ pub struct SubmittedBatch {
     pub ids: Vec<String>,
     /// How many were held already (stored once, nothing changed for them).
     pub already_held: usize,
+    /// For each ID, in the same order: `None` when this submission stored it, else where the
+    /// transaction held already stands (`Held::pending` for one given twice in the batch).
+    pub held: Vec<Option<Held>>,
+}
+
+/// Where a transaction held already stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Set once sealed.
+    pub version: Option<u64>,
+    pub docket_number: Option<u64>,
 }
 
 impl Registers {
@@ -74,6 +85,13 @@ impl Registers {
             ))
             .into());
         }
+        // Which are held already, asked before storing: afterwards every one is.
+        let hashes: Vec<[u8; 32]> = payloads.iter().map(|p| crate::ledger::tx_hash(p)).collect();
+        let held_before = self
+            .pool
+            .held_among(register_id, &hashes)
+            .await
+            .map_err(RegisterError::from)?;
         let accepted = self
             .pool
             .accept_local(register_id, payloads)
@@ -82,9 +100,33 @@ impl Registers {
                 stored: e.stored,
                 error: e.error.into(),
             })?;
+        let mut given = std::collections::HashSet::with_capacity(hashes.len());
+        let mut held = Vec::with_capacity(hashes.len());
+        for (hash, id) in hashes.iter().zip(&accepted.ids) {
+            let again = !given.insert(*hash);
+            held.push(if held_before.contains(hash) {
+                let tx = self
+                    .store
+                    .transaction(register_id, id)
+                    .await
+                    .map_err(|e| BatchError {
+                        stored: accepted.ids.clone(),
+                        error: e.into(),
+                    })?;
+                Some(tx.map_or_else(Held::default, |tx| Held {
+                    version: tx.version,
+                    docket_number: tx.docket_number,
+                }))
+            } else if again {
+                Some(Held::default())
+            } else {
+                None
+            });
+        }
         Ok(SubmittedBatch {
             ids: accepted.ids,
             already_held: accepted.already_held,
+            held,
         })
     }
 

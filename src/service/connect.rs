@@ -81,17 +81,10 @@ pub async fn connect(
                 already: false,
             })
         }
-        Ok(Ok(DialOutcome::Failed(reason))) => {
-            // The transport's reason may name the address already: say it once.
-            let prefix = format!("cannot connect to {address}: ");
-            let reason = reason
-                .strip_prefix(&prefix)
-                .map_or(reason.clone(), String::from);
-            Err(ConnectError::Failed {
-                address: address.to_string(),
-                reason,
-            })
-        }
+        Ok(Ok(DialOutcome::Failed(reason))) => Err(ConnectError::Failed {
+            address: address.to_string(),
+            reason: reason_once(address, &reason),
+        }),
         Ok(Ok(DialOutcome::Abandoned)) => match manager.connected_at(address) {
             Some(peer_id) => Ok(Connected {
                 peer_id,
@@ -113,4 +106,53 @@ pub async fn connect(
 /// its ID.
 pub fn disconnect(manager: &PeerManager, peer: &str) -> Result<String, PeerError> {
     manager.disconnect(peer)
+}
+
+/// The dialler's reason without what [`ConnectError::Failed`] says already: the transport's
+/// reasons may start with "cannot connect to ADDRESS: ", name the address again ("ADDRESS
+/// does not answer in TLS"), or say "cannot resolve ADDRESS: ".
+fn reason_once(address: &str, reason: &str) -> String {
+    let reason = reason
+        .strip_prefix(&format!("cannot connect to {address}: "))
+        .unwrap_or(reason);
+    if let Some(rest) = reason.strip_prefix(&format!("{address} ")) {
+        return format!("it {rest}");
+    }
+    if let Some(rest) = reason.strip_prefix(&format!("cannot resolve {address}: ")) {
+        return format!("cannot resolve the host name: {rest}");
+    }
+    reason.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_address_and_the_prefix_are_said_once() {
+        let address = "node-b.example:5000";
+        for (reason, want) in [
+            (
+                "cannot connect to node-b.example:5000: Connection refused (os error 111)",
+                "Connection refused (os error 111)",
+            ),
+            (
+                "node-b.example:5000 does not answer in TLS: a plaintext node",
+                "it does not answer in TLS: a plaintext node",
+            ),
+            (
+                "cannot resolve node-b.example:5000: failed to lookup address information",
+                "cannot resolve the host name: failed to lookup address information",
+            ),
+            ("handshake refused: banned", "handshake refused: banned"),
+        ] {
+            let said = ConnectError::Failed {
+                address: address.into(),
+                reason: reason_once(address, reason),
+            }
+            .to_string();
+            assert_eq!(said, format!("cannot connect to {address}: {want}"));
+            assert_eq!(said.matches(address).count(), 1, "{said}");
+        }
+    }
 }

@@ -12,6 +12,8 @@
 //!   [`lag::HeightsProbe`] the network edge provides.
 //! - [`liveness`]: when a silent peer is disconnected and what a protocol violation costs it.
 //! - [`metrics`]: the gauges read from the owners when `/metrics` is scraped.
+//! - [`rates`]: rates shown to the operator (transactions per second), over a fixed window of
+//!   samples taken on the node.
 //! - [`reachability`]: keeping the announced address current (dial-backs of what peers
 //!   observe, interface, STUN, HTTP) through an [`reachability::AddressProbe`] the
 //!   `netprobe` edge provides.
@@ -23,4 +25,5 @@ pub mod health;
 pub mod lag;
 pub mod liveness;
 pub mod metrics;
+pub mod rates;
 pub mod reachability;

@@ -1,6 +1,8 @@
 //! Log set-up: lines go to stderr through [`crate::logsink`] (so `-o json | jq` works and a
 //! closed or stalled stderr never blocks or stops the node), as text for people or as one JSON
-//! object per line for log collectors (`log_format`), filtered by `log_level` or `RUST_LOG`.
+//! object per line for log collectors (`log_format`: `timestamp`, `level`, `target`, the
+//! event's own fields under `fields`, and its spans with their fields under `spans`, so no
+//! key appears twice), filtered by `log_level` or `RUST_LOG`.
 //! A filter that does not parse is refused, never replaced in silence.
 
 use std::sync::Once;
@@ -131,11 +133,14 @@ fn install(filter: EnvFilter, format: LogFormat) {
                 .with_ansi(false)
                 .with_filter(filter)
                 .boxed(),
+            // The event's own fields under `fields`, apart from the logger's `timestamp`,
+            // `level` and `target` (a ban's `target` field once made a duplicate key), and the
+            // spans it happened in under `spans`, outermost first, as the text log shows them.
             LogFormat::Json => tracing_subscriber::fmt::layer()
                 .json()
-                .flatten_event(true)
+                .flatten_event(false)
                 .with_current_span(false)
-                .with_span_list(false)
+                .with_span_list(true)
                 .with_writer(JsonLines(StderrQueue::global()))
                 .log_internal_errors(false)
                 .with_ansi(false)

@@ -320,7 +320,7 @@ async fn tx_submit_lines_splits_a_large_input_into_bounded_requests() {
     assert_eq!(printed, expected);
     a.wait_for_version("bulk", 1000, PATIENCE).await;
 
-    // JSON output is still one document, listing every ID.
+    // JSON output: JSON Lines, one object per line, in input order.
     let more = dir.path().join("more.txt");
     std::fs::write(&more, "one\ntwo\nthree\n".repeat(30)).expect("write input");
     let (code, out, err) = cli(
@@ -337,9 +337,19 @@ async fn tx_submit_lines_splits_a_large_input_into_bounded_requests() {
     )
     .await;
     assert_eq!(code, 0, "{err}");
-    let ids: Vec<String> = serde_json::from_str(&out).expect("one JSON array");
-    assert_eq!(ids.len(), 90);
-    assert_eq!(ids[3], sorcha_peer::ledger::tx_id(b"one"));
+    let answers: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(answers.len(), 90);
+    assert_eq!(
+        answers[3]["transactionId"],
+        sorcha_peer::ledger::tx_id(b"one").as_str()
+    );
+    assert_eq!(
+        answers[3]["alreadyHeld"], true,
+        "given earlier in the input"
+    );
     a.stop().await;
 }
 

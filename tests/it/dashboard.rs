@@ -77,6 +77,40 @@ pub(crate) const COUNT: &str =
 /// Whether some element matching `arguments[0]` has text containing every string in `arguments[1]`.
 pub(crate) const TEXT: &str = "return [...document.querySelectorAll(arguments[0])].some(e => arguments[1].every(t => e.textContent.includes(t)));";
 
+/// The dashboard's "Transactions / s" comes from the node (`status`), computed over a fixed
+/// window of samples, not from the gap between two of the page's polls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transaction_rate_is_computed_on_the_node_over_a_window() {
+    let mut node = TestCluster::new().start(|_| {}).await;
+    node.client
+        .create_register("rate-orders", true)
+        .await
+        .expect("create register");
+    let status = node.client.status().await.expect("status");
+    assert_eq!(status.rate_window_seconds, 10);
+    let payloads: Vec<String> = (0..40).map(|i| format!("rate {i}")).collect();
+    node.client
+        .submit_batch("rate-orders", payloads)
+        .await
+        .expect("submit");
+    wait_until("a rate above 0 over the window", PATIENCE, || async {
+        let status = node.client.status().await.expect("status");
+        status.transactions_per_second.is_some_and(|r| r > 0.0)
+    })
+    .await;
+    let script = reqwest::get(format!("{}/dashboard/app.js", node.admin_url))
+        .await
+        .expect("GET app.js")
+        .text()
+        .await
+        .expect("app.js");
+    assert!(
+        script.contains("status.transactionsPerSecond") && !script.contains("lastTotals"),
+        "the page shows the node's rate"
+    );
+    node.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_lists_peers_and_bans_and_unbans_in_a_real_browser() {
     let test = "dashboard_lists_peers_and_bans_and_unbans_in_a_real_browser";

@@ -17,6 +17,7 @@ mod dashboard;
 mod docs;
 mod event_places;
 mod events;
+mod filtered_events;
 mod generated;
 mod gossip;
 mod handshake;

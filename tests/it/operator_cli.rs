@@ -321,3 +321,92 @@ async fn bash_completes_subcommands_at_every_level_and_peer_ids_from_the_node() 
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     b.stop().await;
 }
+
+/// Runs the CLI against `node` with `input` on stdin.
+async fn cli_with_input(node: &TestNode, input: &str, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = bin();
+    cmd.args(["--node", &node.admin_url, "--token", &node.token])
+        .args(args)
+        .write_stdin(input.to_string());
+    run_cmd(cmd).await
+}
+
+/// `tx submit --lines -o json`: JSON Lines, one object per input line with what a single
+/// submit answers (held already, state, version and docket once sealed); a count on stderr in
+/// both modes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tx_submit_lines_answers_each_line_as_a_single_submit_does() {
+    let mut a = TestCluster::new().start(|_| {}).await;
+    a.client
+        .create_register("lines", true)
+        .await
+        .expect("create");
+    let (code, single, err) =
+        cli_with_input(&a, "alpha", &["tx", "submit", "lines", "-o", "json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let single: serde_json::Value = serde_json::from_str(&single).expect("one object");
+    a.wait_for_version("lines", 1, PATIENCE).await;
+
+    let (code, out, err) = cli_with_input(
+        &a,
+        "alpha\nbeta\nbeta\n\ngamma\n",
+        &["tx", "submit", "lines", "--lines", "-o", "json"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let answers: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(answers.len(), 4, "one object per non-empty line: {out}");
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+        k.sort();
+        k
+    };
+    for answer in &answers {
+        assert_eq!(
+            keys(answer),
+            keys(&single),
+            "the fields of a single submit: {answer}"
+        );
+        assert_eq!(answer["registerId"], "lines");
+    }
+    // Held already and sealed: where it stands.
+    assert_eq!(answers[0]["transactionId"], single["transactionId"]);
+    assert_eq!(answers[0]["alreadyHeld"], true, "{out}");
+    assert_eq!(answers[0]["state"], "sealed", "{out}");
+    assert_eq!(answers[0]["version"], 1, "{out}");
+    assert!(answers[0]["docketNumber"].as_u64().is_some(), "{out}");
+    // New, then the same line again: held already, pending.
+    assert_eq!(answers[1]["alreadyHeld"], false, "{out}");
+    assert_eq!(answers[1]["state"], "pending", "{out}");
+    assert_eq!(answers[2]["transactionId"], answers[1]["transactionId"]);
+    assert_eq!(answers[2]["alreadyHeld"], true, "{out}");
+    assert_eq!(answers[3]["alreadyHeld"], false, "{out}");
+    assert!(
+        err.contains("4 line(s) submitted: 2 stored, 2 held already"),
+        "{err}"
+    );
+
+    // Table mode: the IDs, then the count on stderr.
+    let (code, out, err) =
+        cli_with_input(&a, "delta\nalpha\n", &["tx", "submit", "lines", "--lines"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(
+        err.contains("2 line(s) submitted: 1 stored, 1 held already")
+            && err.contains("0 not stored"),
+        "{err}"
+    );
+    // A refusal counts the lines not stored; --quiet leaves stderr to errors.
+    let (code, _, err) =
+        cli_with_input(&a, "x\ny\n", &["tx", "submit", "nowhere", "--lines"]).await;
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("2 not stored"), "{err}");
+    let (code, _, err) =
+        cli_with_input(&a, "epsilon\n", &["-q", "tx", "submit", "lines", "--lines"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.is_empty(), "{err}");
+    a.stop().await;
+}

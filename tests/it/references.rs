@@ -212,7 +212,7 @@ async fn submitting_a_payload_again_says_where_it_stands_and_stores_nothing() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 3, "{out}");
     assert!(
-        err.contains("2 of the 3 transactions were held already"),
+        err.contains("3 line(s) submitted: 1 stored, 2 held already"),
         "{err}"
     );
     a.stop().await;

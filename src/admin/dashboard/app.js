@@ -13,8 +13,8 @@ let token = sessionStorage.getItem(TOKEN_KEY) || "";
 let peers = [];
 let sort = { key: "state", dir: 1 };
 let lastEventSeq = 0;
-let lastTotals = null;
 const series = { peers: [], latency: [], tps: [], sync: [] };
+const sampledAt = [];       // when each sample was taken (ms), for the charts' time axis
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -223,16 +223,25 @@ function draw(name, canvasId, label, format) {
   }
   ctx.fillStyle = "#98a2b3"; ctx.font = "10px system-ui, sans-serif";
   ctx.fillText(format(max / 1.15), 4, 11);
+  // Time axis: when the oldest sample shown was taken, and now at the right edge.
+  if (sampledAt.length > 1) {
+    const oldest = Math.round((Date.now() - sampledAt[0]) / 1000);
+    ctx.fillText("-" + duration(oldest), (offset / span) * w + 2, h - 2);
+    ctx.textAlign = "right";
+    ctx.fillText("now", w - 2, h - 2);
+    ctx.textAlign = "left";
+  }
 }
 
-function sample(status, registers, subscriptions) {
+function sample(status, subscriptions) {
   push("peers", status.peers.connected);
   const lat = peers.filter((p) => p.state === "connected" && p.averageLatencyMs !== null).map((p) => p.averageLatencyMs);
   push("latency", lat.length ? lat.reduce((a, b) => a + b, 0) / lat.length : null);
-  const total = registers.reduce((a, r) => a + r.transactionCount, 0);
-  const now = Date.now();
-  if (lastTotals) push("tps", Math.max(0, (total - lastTotals.total) / ((now - lastTotals.at) / 1000)));
-  lastTotals = { total, at: now };
+  // Computed on the node over a fixed window (status.rateWindowSeconds), not between polls.
+  push("tps", status.transactionsPerSecond === undefined ? null : status.transactionsPerSecond);
+  if (status.rateWindowSeconds) $("#w-tps").textContent = "(" + status.rateWindowSeconds + " s window)";
+  sampledAt.push(Date.now());
+  if (sampledAt.length > HISTORY) sampledAt.shift();
   push("sync", subscriptions.length ? subscriptions.reduce((a, s) => a + s.syncProgressPercent, 0) / subscriptions.length : null);
   draw("peers", "#c-peers", "#v-peers", (v) => v.toFixed(0));
   draw("latency", "#c-latency", "#v-latency", (v) => v.toFixed(2));
@@ -256,7 +265,7 @@ async function refresh() {
     renderPeers();
     renderBans(bans);
     renderRegisters(registers, subscriptions, available);
-    sample(status, registers, subscriptions);
+    sample(status, subscriptions);
     setConn("live", "ok");
   } catch (e) {
     if (e.status === 401 || e.status === 403) { setConn("token needed", "warn"); notice("Reading this node needs a token: enter the admin token or a JWT above.", true); }

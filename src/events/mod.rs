@@ -1,13 +1,17 @@
 //! The node's event bus: typed events (peers, bans, verification, subscriptions, dockets,
 //! queue pressure, storage) published by the domain that owns each happening, kept in a
-//! bounded ring for history and fanned out to live subscribers (`GET /api/events`, the
-//! dashboard, `sorcha-peer events --follow`).
+//! bounded history and fanned out to live subscribers (`GET /api/events`, the dashboard,
+//! `sorcha-peer events --follow`), each of which may ask for some types or one peer only
+//! ([`EventFilter`]).
 //!
 //! Ground floor: every domain publishes here without importing anything above it. One
 //! [`Events`] per node (no process global), so several nodes run in one test process.
 //!
-//! Bounds: the ring keeps the last [`EVENT_HISTORY`] events; each live subscriber has a
-//! backlog of [`EVENT_BACKLOG`] events, and one that falls further behind skips ahead and is
+//! Bounds: the history is two rings, one per [`EventClass`], so that replication progress
+//! (many events, stale in seconds) never pushes a ban or a disconnection out: the audit ring
+//! keeps the last `event_history` events (default [`EVENT_HISTORY`]), the progress ring the
+//! last [`PROGRESS_HISTORY`]. Sequence numbers are shared, and replay merges the two in order.
+//! Each live subscriber has a backlog of [`EVENT_BACKLOG`] events, and one that falls further behind skips ahead and is
 //! told how many it missed ([`EventKind::Lagged`]) instead of holding memory for it.
 //! Subscribers themselves are counted here and admitted by the admin API (`admin/events.rs`:
 //! places per kind of client).
@@ -24,8 +28,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{now_ms, to_rfc3339};
 
-/// Recent events kept for history and `?since=` replay.
+mod filter;
+mod kind;
+
+pub use filter::{EventFilter, type_choices};
+pub use kind::{EVENT_TYPES, EventClass, EventKind};
+
+/// Audit events kept for history and `?since=` replay, unless `event_history` says otherwise.
 pub const EVENT_HISTORY: usize = 1000;
+/// Progress events kept for history and replay (the latest progress is what matters).
+pub const PROGRESS_HISTORY: usize = 200;
 /// Events one live subscriber may fall behind before it skips ahead (and gets `lagged`).
 pub const EVENT_BACKLOG: usize = 256;
 /// Throttle keys remembered; past this the throttle forgets and starts over (at worst one
@@ -45,241 +57,30 @@ pub struct Event {
     pub kind: EventKind,
 }
 
-/// What happened. Serialised with a `type` tag and camelCase fields, e.g.
-/// `{"seq":7,"time":"…","type":"peerBanned","target":"…","reason":"…","source":"manual",…}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(
-    tag = "type",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
-pub enum EventKind {
-    /// A handshake completed and the peer is connected.
-    PeerConnected {
-        peer_id: String,
-        address: String,
-        /// `inbound` or `outbound`.
-        direction: String,
-    },
-    /// A peer's session ended.
-    PeerDisconnected {
-        peer_id: String,
-        reason: String,
-        /// True when the session failed rather than closed in good order.
-        failed: bool,
-    },
-    /// A ban was imposed: by the operator (`source` `manual`) or automatically (`automatic`,
-    /// the reason says why).
-    PeerBanned {
-        target: String,
-        /// `peer`, `ip` or `cidr`.
-        kind: String,
-        reason: String,
-        source: String,
-        expires_at: Option<String>,
-        /// Known peers the ban covers.
-        peer_ids: Vec<String>,
-    },
-    /// A ban ended: lifted by the operator, or run out (`expired`).
-    PeerUnbanned { target: String, expired: bool },
-    /// A peer served data that failed verification.
-    VerificationFailed {
-        peer_id: String,
-        register_id: Option<String>,
-        reason: String,
-    },
-    /// A subscription changed state (`subscribing`, `syncing`, `fully-replicated`, `active`,
-    /// `error`).
-    SubscriptionState {
-        register_id: String,
-        state: String,
-        error: Option<String>,
-    },
-    /// A subscription stored dockets (throttled per register; the last one at the target is
-    /// always sent).
-    SubscriptionProgress {
-        register_id: String,
-        /// Docket number now held.
-        height: u64,
-        /// Best docket number seen among sources.
-        target: Option<u64>,
-        percent: f64,
-        /// Transaction version now held.
-        #[serde(default)]
-        version: Option<u64>,
-        /// Best transaction version seen among sources.
-        #[serde(default)]
-        target_version: Option<u64>,
-    },
-    /// This node (the origin) sealed a docket.
-    DocketSealed {
-        register_id: String,
-        docket_number: u64,
-        transactions: u64,
-    },
-    /// Dockets from peers were verified and stored (one event per stored batch).
-    DocketReplicated {
-        register_id: String,
-        /// The new head's docket number.
-        docket_number: u64,
-        dockets: u64,
-        transactions: u64,
-    },
-    /// A bounded queue is at its bound (`announcements`: the persisted announcement queue
-    /// dropped its oldest entries; `peerSend`: a peer's session queue is full and a message
-    /// was not sent).
-    QueuePressure {
-        queue: String,
-        peer_id: Option<String>,
-        depth: u64,
-        limit: u64,
-        dropped: u64,
-    },
-    /// Storage stopped accepting writes.
-    StorageFailing { reason: String },
-    /// Storage accepts writes again.
-    StorageRecovered {
-        failing_since: String,
-        last_error: String,
-    },
-    /// This subscriber fell behind and skipped `missed` events (not part of the sequence).
-    Lagged { missed: u64 },
-}
-
-impl EventKind {
-    /// The `type` tag.
-    pub fn name(&self) -> &'static str {
-        match self {
-            EventKind::PeerConnected { .. } => "peerConnected",
-            EventKind::PeerDisconnected { .. } => "peerDisconnected",
-            EventKind::PeerBanned { .. } => "peerBanned",
-            EventKind::PeerUnbanned { .. } => "peerUnbanned",
-            EventKind::VerificationFailed { .. } => "verificationFailed",
-            EventKind::SubscriptionState { .. } => "subscriptionState",
-            EventKind::SubscriptionProgress { .. } => "subscriptionProgress",
-            EventKind::DocketSealed { .. } => "docketSealed",
-            EventKind::DocketReplicated { .. } => "docketReplicated",
-            EventKind::QueuePressure { .. } => "queuePressure",
-            EventKind::StorageFailing { .. } => "storageFailing",
-            EventKind::StorageRecovered { .. } => "storageRecovered",
-            EventKind::Lagged { .. } => "lagged",
-        }
-    }
-
-    /// One line for people (not escaped: the caller escapes before a terminal).
-    pub fn summary(&self) -> String {
-        self.summary_with(&|id| id.to_string())
-    }
-
-    /// [`EventKind::summary`] with peer IDs and ban targets written by `id` (e.g. shortened).
-    pub fn summary_with(&self, id: &dyn Fn(&str) -> String) -> String {
-        match self {
-            EventKind::PeerConnected {
-                peer_id,
-                address,
-                direction,
-            } => format!("{} connected ({direction}, {address})", id(peer_id)),
-            EventKind::PeerDisconnected {
-                peer_id,
-                reason,
-                failed,
-            } => {
-                let how = if *failed { "failed" } else { "disconnected" };
-                format!("{} {how}: {reason}", id(peer_id))
-            }
-            EventKind::PeerBanned {
-                target,
-                reason,
-                source,
-                expires_at,
-                ..
-            } => {
-                let until = expires_at
-                    .as_deref()
-                    .map_or_else(|| "until unbanned".to_string(), |t| format!("until {t}"));
-                format!("{} banned ({source}, {until}): {reason}", id(target))
-            }
-            EventKind::PeerUnbanned { target, expired } => {
-                if *expired {
-                    format!("ban on {} expired", id(target))
-                } else {
-                    format!("{} unbanned", id(target))
-                }
-            }
-            EventKind::VerificationFailed {
-                peer_id,
-                register_id,
-                reason,
-            } => match register_id {
-                Some(r) => format!("{} served bad data for {r}: {reason}", id(peer_id)),
-                None => format!("{} served bad data: {reason}", id(peer_id)),
-            },
-            EventKind::SubscriptionState {
-                register_id,
-                state,
-                error,
-            } => match error {
-                Some(e) => format!("{register_id} {state}: {e}"),
-                None => format!("{register_id} {state}"),
-            },
-            EventKind::SubscriptionProgress {
-                register_id,
-                height,
-                target,
-                percent,
-                version,
-                target_version,
-            } => {
-                let dockets = match target {
-                    Some(t) => format!("{register_id} docket {height} of {t} ({percent:.0}%)"),
-                    None => format!("{register_id} docket {height}"),
-                };
-                match (version, target_version) {
-                    (Some(v), Some(t)) => format!("{dockets}, transaction {v} of {t}"),
-                    _ => dockets,
-                }
-            }
-            EventKind::DocketSealed {
-                register_id,
-                docket_number,
-                transactions,
-            } => format!("{register_id} sealed docket {docket_number} ({transactions} tx)"),
-            EventKind::DocketReplicated {
-                register_id,
-                docket_number,
-                dockets,
-                transactions,
-            } => format!(
-                "{register_id} replicated {dockets} docket(s) to {docket_number} ({transactions} tx)"
-            ),
-            EventKind::QueuePressure {
-                queue,
-                peer_id,
-                depth,
-                limit,
-                dropped,
-            } => {
-                let whose = peer_id
-                    .as_deref()
-                    .map(|p| format!(" to {}", id(p)))
-                    .unwrap_or_default();
-                format!("{queue} queue{whose} at its bound ({depth}/{limit}, {dropped} dropped)")
-            }
-            EventKind::StorageFailing { reason } => format!("storage failing: {reason}"),
-            EventKind::StorageRecovered {
-                failing_since,
-                last_error,
-            } => format!("storage recovered (failing since {failing_since}: {last_error})"),
-            EventKind::Lagged { missed } => format!("fell behind: missed {missed} event(s)"),
-        }
-    }
-}
-
 struct Inner {
     next_seq: u64,
-    ring: VecDeque<Arc<Event>>,
+    /// Audit events, oldest first, at most `audit_limit`.
+    audit: VecDeque<Arc<Event>>,
+    audit_limit: usize,
+    /// Progress events, oldest first, at most [`PROGRESS_HISTORY`].
+    progress: VecDeque<Arc<Event>>,
     /// Last publication (ms) per throttle key.
     throttle: HashMap<String, i64>,
+}
+
+impl Inner {
+    /// The events of both rings that `keep` lets through, oldest first.
+    fn history(&self, keep: impl Fn(&Event) -> bool) -> Vec<Arc<Event>> {
+        let mut events: Vec<Arc<Event>> = self
+            .audit
+            .iter()
+            .chain(self.progress.iter())
+            .filter(|e| keep(e))
+            .cloned()
+            .collect();
+        events.sort_by_key(|e| e.seq);
+        events
+    }
 }
 
 /// The event bus of one node.
@@ -299,11 +100,18 @@ impl Default for Events {
 
 impl Events {
     pub fn new() -> Events {
+        Events::with_history(EVENT_HISTORY)
+    }
+
+    /// A bus keeping the last `audit` audit events (`event_history`, at least 1).
+    pub fn with_history(audit: usize) -> Events {
         let (sender, _) = broadcast::channel(EVENT_BACKLOG);
         Events {
             inner: Mutex::new(Inner {
                 next_seq: 1,
-                ring: VecDeque::with_capacity(EVENT_HISTORY),
+                audit: VecDeque::new(),
+                audit_limit: audit.max(1),
+                progress: VecDeque::new(),
                 throttle: HashMap::new(),
             }),
             sender,
@@ -354,10 +162,14 @@ impl Events {
             time: to_rfc3339(now_ms()),
             kind,
         });
-        if inner.ring.len() >= EVENT_HISTORY {
-            inner.ring.pop_front();
+        let (ring, limit) = match event.kind.class() {
+            EventClass::Audit => (&mut inner.audit, inner.audit_limit),
+            EventClass::Progress => (&mut inner.progress, PROGRESS_HISTORY),
+        };
+        while ring.len() >= limit {
+            ring.pop_front();
         }
-        inner.ring.push_back(event.clone());
+        ring.push_back(event.clone());
         // Sent under the lock, so live subscribers see the ring's order. No receiver is fine.
         let _ = self.sender.send(event);
         seq
@@ -365,9 +177,27 @@ impl Events {
 
     /// The most recent events (at most `limit`), oldest first.
     pub fn recent(&self, limit: usize) -> Vec<Arc<Event>> {
+        self.recent_matching(limit, &EventFilter::default(), None)
+    }
+
+    /// The most recent events that `filter` lets through and that came after `since` (at
+    /// most `limit`), oldest first.
+    pub fn recent_matching(
+        &self,
+        limit: usize,
+        filter: &EventFilter,
+        since: Option<u64>,
+    ) -> Vec<Arc<Event>> {
         let inner = self.lock();
-        let skip = inner.ring.len().saturating_sub(limit);
-        inner.ring.iter().skip(skip).cloned().collect()
+        let mut events = inner.history(|e| since.is_none_or(|s| e.seq > s) && filter.matches(e));
+        let skip = events.len().saturating_sub(limit);
+        events.drain(..skip);
+        events
+    }
+
+    /// The most events the history holds (both classes).
+    pub fn capacity(&self) -> usize {
+        self.lock().audit_limit + PROGRESS_HISTORY
     }
 
     /// Sequence number of the latest event (0 before the first).
@@ -380,12 +210,17 @@ impl Events {
         self.subscribers.load(Ordering::Relaxed)
     }
 
-    /// Subscribes: the stream yields the events after `since` still in the ring (all of the
-    /// ring when `since` is `None` or names a sequence number this node has not reached, e.g.
+    /// Subscribes: the stream yields the events after `since` still in the history (all of
+    /// it when `since` is `None` or names a sequence number this node has not reached, e.g.
     /// one from before a restart; a `lagged` event first when some after `since` have left
-    /// the ring), then live events. Counted in [`Events::subscribers`] until dropped; the
+    /// the history), then live events. Counted in [`Events::subscribers`] until dropped; the
     /// caller decides who may subscribe.
     pub fn subscribe(&self, since: Option<u64>) -> Subscription {
+        self.subscribe_matching(since, EventFilter::default())
+    }
+
+    /// [`Events::subscribe`] to the events `filter` lets through (and `lagged` notices).
+    pub fn subscribe_matching(&self, since: Option<u64>, filter: EventFilter) -> Subscription {
         self.subscribers.fetch_add(1, Ordering::AcqRel);
         let slot = Slot(self.subscribers.clone());
         // Ring snapshot and receiver under one lock: no event is missed or seen twice.
@@ -395,21 +230,23 @@ impl Events {
         let since = since.filter(|s| *s <= latest);
         let mut backlog: VecDeque<Event> = VecDeque::new();
         if let Some(since) = since {
-            let oldest = inner.ring.front().map_or(latest + 1, |e| e.seq);
-            if since + 1 < oldest {
-                backlog.push_back(lagged(oldest - since - 1));
+            // Every event after `since` went into one ring; those no ring holds have left.
+            let held = inner.history(|e| e.seq > since).len() as u64;
+            let missed = (latest - since).saturating_sub(held);
+            if missed > 0 {
+                backlog.push_back(lagged(missed));
             }
         }
         backlog.extend(
             inner
-                .ring
+                .history(|e| since.is_none_or(|s| e.seq > s) && filter.matches(e))
                 .iter()
-                .filter(|e| since.is_none_or(|s| e.seq > s))
                 .map(|e| (**e).clone()),
         );
         drop(inner);
         Subscription {
             backlog,
+            filter,
             receiver,
             closed: self.closed.clone(),
             _slot: slot,
@@ -437,6 +274,8 @@ impl Drop for Slot {
 /// One subscriber's view: replayed events, then live ones.
 pub struct Subscription {
     backlog: VecDeque<Event>,
+    /// Live events it lets through are sent on (the backlog was filtered already).
+    filter: EventFilter,
     receiver: broadcast::Receiver<Arc<Event>>,
     closed: CancellationToken,
     _slot: Slot,
@@ -451,14 +290,17 @@ impl Subscription {
         if let Some(event) = self.backlog.pop_front() {
             return Some(event);
         }
-        let received = tokio::select! {
-            _ = self.closed.cancelled() => return None,
-            received = self.receiver.recv() => received,
-        };
-        match received {
-            Ok(event) => Some((*event).clone()),
-            Err(broadcast::error::RecvError::Lagged(missed)) => Some(lagged(missed)),
-            Err(broadcast::error::RecvError::Closed) => None,
+        loop {
+            let received = tokio::select! {
+                _ = self.closed.cancelled() => return None,
+                received = self.receiver.recv() => received,
+            };
+            match received {
+                Ok(event) if self.filter.matches(&event) => return Some((*event).clone()),
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Lagged(missed)) => return Some(lagged(missed)),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
         }
     }
 
@@ -566,6 +408,48 @@ mod tests {
         assert_eq!(events.subscribers(), 2);
         drop(a);
         assert_eq!(events.subscribers(), 1);
+    }
+
+    fn progress(height: u64) -> EventKind {
+        EventKind::SubscriptionProgress {
+            register_id: "orders".into(),
+            height,
+            target: Some(1_000_000),
+            percent: 0.0,
+            version: None,
+            target_version: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn progress_never_pushes_audit_events_out_of_the_history() {
+        let events = Events::with_history(50);
+        events.publish(unbanned(1));
+        for h in 0..(PROGRESS_HISTORY as u64 * 10) {
+            events.publish(progress(h));
+        }
+        let recent = events.recent(usize::MAX);
+        assert_eq!(recent.len(), 1 + PROGRESS_HISTORY);
+        assert_eq!(recent[0].seq, 1, "the ban event is still there");
+        assert!(recent.windows(2).all(|w| w[0].seq < w[1].seq), "in order");
+        let audit = EventFilter::default().with_types(["audit"]).unwrap();
+        let only = events.recent_matching(10, &audit, None);
+        assert_eq!(only.len(), 1);
+        // Replay from the start: what left the progress ring is reported as missed.
+        let mut sub = events.subscribe_matching(Some(0), audit.clone());
+        let missed = PROGRESS_HISTORY as u64 * 9;
+        assert_eq!(sub.next().await.unwrap().kind, EventKind::Lagged { missed });
+        assert_eq!(sub.next().await.unwrap().seq, 1);
+        // Live events pass the filter too.
+        events.publish(progress(1));
+        events.publish(unbanned(2));
+        assert_eq!(sub.next().await.unwrap().kind, unbanned(2));
+        // The audit ring keeps its own bound.
+        for n in 0..60 {
+            events.publish(unbanned(n));
+        }
+        assert_eq!(events.recent_matching(usize::MAX, &audit, None).len(), 50);
+        assert_eq!(events.capacity(), 50 + PROGRESS_HISTORY);
     }
 
     #[test]
