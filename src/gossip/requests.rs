@@ -309,7 +309,14 @@ impl RequestTracker {
         }
         let mut groups = Groups::new();
         let mut still_waiting = VecDeque::new();
-        while let Some(key) = self.waiting.pop_front() {
+        // Once no peer has room in flight, nothing more can be assigned: the rest of the queue
+        // waits as it is, unread (under load this runs on every answer, so it must not walk
+        // the whole queue each time).
+        let limit = self.limits.in_flight_per_peer;
+        let mut with_room = self.peers.values().filter(|s| s.in_flight < limit).count();
+        while with_room > 0
+            && let Some(key) = self.waiting.pop_front()
+        {
             let Some(entry) = self.entries.get_mut(&key) else {
                 continue;
             };
@@ -343,6 +350,9 @@ impl RequestTracker {
                     entry.queued = false;
                     if let Some(stats) = self.peers.get_mut(&peer) {
                         stats.in_flight += 1;
+                        if stats.in_flight == limit {
+                            with_room -= 1;
+                        }
                     }
                     groups.entry((peer, key.0.clone())).or_default().push(key.1);
                 }
@@ -350,6 +360,7 @@ impl RequestTracker {
                 None => self.forget(&key),
             }
         }
+        still_waiting.append(&mut self.waiting);
         self.waiting = still_waiting;
         let mut out = Vec::new();
         for ((peer, register), ids) in groups {
@@ -508,6 +519,21 @@ mod tests {
         t.strike("a");
         let a = t.schedule(ranks, 500);
         assert_eq!(&*a[0].peer, "b");
+    }
+
+    #[test]
+    fn a_saturated_tracker_keeps_its_queue_in_order_and_resumes_where_it_stopped() {
+        let mut t = RequestTracker::new(limits());
+        let ids: Vec<[u8; 32]> = (0..50).map(id).collect();
+        t.announce("p", "r", &ids);
+        let first = t.schedule(|_| inbound(50.0), 500);
+        assert_eq!(first[0].ids, ids[..10].to_vec());
+        assert!(t.schedule(|_| inbound(50.0), 500).is_empty(), "no room");
+        t.delivered("r", &ids[3]);
+        let next = t.schedule(|_| inbound(50.0), 500);
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].ids, vec![ids[10]], "the oldest waiting goes next");
+        assert_eq!(t.len(), 49);
     }
 
     #[test]

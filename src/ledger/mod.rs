@@ -285,7 +285,19 @@ pub fn verify_next(
     previous: &DocketHeader,
     entry: &DocketWithTransactions,
 ) -> Result<(), VerifyError> {
-    let h = &entry.docket.header;
+    let leaves: Vec<Hash> = entry.transactions.iter().map(|p| tx_hash(p)).collect();
+    verify_next_ids(origin_key, previous, &entry.docket, &leaves)
+}
+
+/// [`verify_next`] for a docket whose transactions are known by their IDs: for payloads held
+/// here, whose IDs were checked against them when they were stored.
+pub fn verify_next_ids(
+    origin_key: &[u8; 32],
+    previous: &DocketHeader,
+    docket: &Docket,
+    leaves: &[Hash],
+) -> Result<(), VerifyError> {
+    let h = &docket.header;
     if h.register_id != previous.register_id {
         return Err(VerifyError::WrongRegister(h.number));
     }
@@ -301,22 +313,21 @@ pub fn verify_next(
     if h.first_version != previous.first_version + previous.tx_count as u64 {
         return Err(VerifyError::WrongVersion(h.number));
     }
-    if h.tx_count as usize != entry.transactions.len() || h.tx_count == 0 {
+    if h.tx_count as usize != leaves.len() || h.tx_count == 0 {
         return Err(VerifyError::WrongCount {
             number: h.number,
             claimed: h.tx_count,
-            carried: entry.transactions.len(),
+            carried: leaves.len(),
         });
     }
-    let leaves: Vec<Hash> = entry.transactions.iter().map(|p| tx_hash(p)).collect();
-    if merkle_root(&leaves) != h.merkle_root {
+    if merkle_root(leaves) != h.merkle_root {
         return Err(VerifyError::BadMerkleRoot(h.number));
     }
     let distinct: std::collections::HashSet<&Hash> = leaves.iter().collect();
     if distinct.len() != leaves.len() {
         return Err(VerifyError::DuplicateTransaction(h.number));
     }
-    verify_signature(origin_key, &entry.docket)
+    verify_signature(origin_key, docket)
 }
 
 /// Verifies a docket header's signature alone (a forward-only replica's starting point, whose
@@ -395,6 +406,37 @@ mod tests {
         verify_next(&origin, &c[1].docket.header, &c[2]).expect("docket 2");
         assert_eq!(c[2].docket.header.first_version, 3);
         assert_eq!(c[2].docket.header.last_version(), 3);
+    }
+
+    /// A docket checked from the IDs of payloads held here takes the same checks.
+    #[test]
+    fn a_docket_verified_from_ids_takes_the_same_checks() {
+        let key = SigningKey::generate(&mut OsRng);
+        let c = chain(&key, &[&[b"t1", b"t2"]]);
+        let origin = key.verifying_key().to_bytes();
+        let prev = &c[0].docket.header;
+        let ids = CompactDocket::from_full(&c[1]).tx_ids;
+        verify_next_ids(&origin, prev, &c[1].docket, &ids).expect("valid");
+        let mut swapped = ids.clone();
+        swapped.swap(0, 1);
+        assert_eq!(
+            verify_next_ids(&origin, prev, &c[1].docket, &swapped),
+            Err(VerifyError::BadMerkleRoot(1))
+        );
+        let other = vec![ids[0], tx_hash(b"not in it")];
+        assert_eq!(
+            verify_next_ids(&origin, prev, &c[1].docket, &other),
+            Err(VerifyError::BadMerkleRoot(1))
+        );
+        assert!(matches!(
+            verify_next_ids(&origin, prev, &c[1].docket, &ids[..1]),
+            Err(VerifyError::WrongCount { .. })
+        ));
+        let mallory = SigningKey::generate(&mut OsRng).verifying_key().to_bytes();
+        assert_eq!(
+            verify_next_ids(&mallory, prev, &c[1].docket, &ids),
+            Err(VerifyError::BadSignature(1))
+        );
     }
 
     #[test]

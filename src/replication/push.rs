@@ -8,8 +8,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::sync::{SourceError, SyncContext};
-use crate::ledger::{self, CompactDocket, DocketWithTransactions};
+use tokio::sync::Notify;
+
+use crate::ledger::{self, CompactDocket, DocketWithTransactions, VerifyError};
 use crate::peers::{PeerRequest, PeerResponse};
+use crate::store::StoreError;
 use crate::txpool::TxPoolError;
 
 /// How long a pushed docket waits for payloads gossip is already fetching.
@@ -41,6 +44,22 @@ pub(super) async fn on_push(ctx: &SyncContext, peer_id: &str, compact: CompactDo
         wake.notify_one();
         return;
     }
+    // Usually gossip brought every transaction already: then the docket is verified from
+    // their IDs and sealed in place, without reading or writing a payload again.
+    let hex_ids: Vec<String> = compact.tx_ids.iter().map(hex::encode).collect();
+    let all_pending = match ctx.pool.pending_among(&register_id, &hex_ids).await {
+        Ok(pending) => pending.len() == hex_ids.len(),
+        Err(e) => {
+            tracing::debug!(register = %register_id, "cannot check pushed docket's transactions: {e}");
+            wake.notify_one();
+            return;
+        }
+    };
+    if all_pending {
+        let outcome = ctx.apply_held(&compact).await;
+        report(ctx, peer_id, &register_id, &wake, outcome).await;
+        return;
+    }
     let entry = match resolve_payloads(ctx, peer_id, &register_id, compact).await {
         Ok(entry) => entry,
         Err(e) => {
@@ -49,11 +68,24 @@ pub(super) async fn on_push(ctx: &SyncContext, peer_id: &str, compact: CompactDo
             return;
         }
     };
-    match ctx.apply(&register_id, vec![entry]).await {
+    let outcome = ctx.apply(&register_id, vec![entry]).await;
+    report(ctx, peer_id, &register_id, &wake, outcome).await;
+}
+
+/// What became of a pushed docket: a refused one costs the pusher and, like a failed store,
+/// wakes the subscription's task (which pulls instead).
+async fn report(
+    ctx: &SyncContext,
+    peer_id: &str,
+    register_id: &str,
+    wake: &Notify,
+    outcome: Result<Option<VerifyError>, StoreError>,
+) {
+    match outcome {
         Ok(None) => {}
         Ok(Some(reason)) => {
             ctx.peers
-                .verification_failed(peer_id, Some(&register_id), &reason.to_string())
+                .verification_failed(peer_id, Some(register_id), &reason.to_string())
                 .await;
             wake.notify_one();
         }

@@ -13,12 +13,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use super::chain::{Chain, Held};
+use super::chain::{Applied, Chain, Held};
 use super::server::DocketServer;
 use super::subscriptions::Subscriptions;
 use super::{Mode, SyncState};
 use crate::config::Config;
-use crate::ledger::{self, Docket, DocketWithTransactions, VerifyError};
+use crate::ledger::{self, CompactDocket, Docket, DocketWithTransactions, VerifyError};
 use crate::peers::{
     PeerManager, PeerMessage, PeerRequest, PeerResponse, RegisterHeight, RequestError,
 };
@@ -109,6 +109,24 @@ impl SyncContext {
         batch: Vec<DocketWithTransactions>,
     ) -> Result<Option<VerifyError>, StoreError> {
         let applied = self.chain.apply(register_id, batch).await?;
+        Ok(self.pass_on(register_id, applied))
+    }
+
+    /// Applies a pushed docket whose transactions are all pending here (see
+    /// [`Chain::apply_held`](super::chain::Chain::apply_held)), passes it on to followers, and
+    /// returns why it was refused (if it was).
+    pub async fn apply_held(
+        &self,
+        compact: &CompactDocket,
+    ) -> Result<Option<VerifyError>, StoreError> {
+        let register_id = compact.docket.header.register_id.as_str();
+        let applied = self.chain.apply_held(compact).await?;
+        Ok(self.pass_on(register_id, applied))
+    }
+
+    /// Records what `applied` stored as synced, pushes it to followers, and returns why the
+    /// rest was refused (if it was).
+    fn pass_on(&self, register_id: &str, applied: Applied) -> Option<VerifyError> {
         if let Some(last) = applied.stored.last() {
             let version = self
                 .chain
@@ -118,7 +136,7 @@ impl SyncContext {
                 .synced(register_id, last.docket.header.number, version);
             self.server.push(register_id, &applied.stored);
         }
-        Ok(applied.invalid)
+        applied.invalid
     }
 
     /// Tells connected peers what this node holds now.

@@ -235,6 +235,12 @@ pub trait Store: Send + Sync {
         register_id: &str,
         tx_ids: &[String],
     ) -> Result<std::collections::HashSet<String>, StoreError>;
+    /// Which of the given transactions the register holds as pending (not sealed yet).
+    async fn pending_among(
+        &self,
+        register_id: &str,
+        tx_ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError>;
     /// IDs of transactions still pending that arrived before `before_ms`, oldest first.
     async fn pending_before(
         &self,

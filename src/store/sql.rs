@@ -115,17 +115,20 @@ pub fn insert_pending(rows: usize) -> String {
     )
 }
 
-/// Seals `rows` pending transactions of register `$1` into docket `$2`: per row the ID and its
-/// version. Changes only pending rows (the caller checks that every row changed).
-pub fn seal_pending(rows: usize) -> String {
+/// Seals `rows` transactions of register `$1` into docket `$2`: per row the ID and its
+/// version. The caller checks first, in the same database transaction, that they are all
+/// pending. (No condition on `version` here, and no join: either leads SQLite's planner to walk
+/// the register's pending rows for every row.)
+pub fn seal_rows(rows: usize) -> String {
+    let cases: Vec<String> = (0..rows)
+        .map(|row| format!("WHEN ${} THEN ${}", 3 + 2 * row, 4 + 2 * row))
+        .collect();
+    let ids: Vec<String> = (0..rows).map(|row| format!("${}", 3 + 2 * row)).collect();
     format!(
-        "WITH v (tx_id, version) AS (VALUES {}) UPDATE transactions SET version = v.version, \
-         docket_number = $2 FROM v WHERE transactions.register_id = $1 \
-         AND transactions.tx_id = v.tx_id AND transactions.version IS NULL",
-        values(rows, 3, 2, &|p| format!(
-            "{}, CAST({} AS BIGINT)",
-            p[0], p[1]
-        ))
+        "UPDATE transactions SET version = CASE tx_id {} END, docket_number = $2 \
+         WHERE register_id = $1 AND tx_id IN ({})",
+        cases.join(" "),
+        ids.join(", ")
     )
 }
 

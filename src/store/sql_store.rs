@@ -74,6 +74,46 @@ where
     }
 }
 
+impl<DB> SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database = DB>,
+    for<'q> <DB as Database>::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// Which of `tx_ids` the register holds: all of them, or only the pending ones. Found by
+    /// key in both cases (a condition on `version` in SQL could lead the planner to walk every
+    /// pending row of the register instead).
+    async fn ids_in(
+        &self,
+        register_id: &str,
+        tx_ids: &[String],
+        pending_only: bool,
+    ) -> Result<HashSet<String>, StoreError> {
+        let mut out = HashSet::new();
+        for chunk in tx_ids.chunks(IN_LIST_CHUNK) {
+            let sql = sql::select_tx_ids_in("SELECT tx_id, version IS NULL", chunk.len());
+            let mut query = sqlx::query_as::<_, (String, bool)>(&sql).bind(register_id);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            let rows = query
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.read_failed(e))?;
+            out.extend(
+                rows.into_iter()
+                    .filter(|(_, pending)| *pending || !pending_only)
+                    .map(|(id, _)| id),
+            );
+        }
+        Ok(out)
+    }
+}
+
 #[async_trait]
 impl<DB> Store for SqlStore<DB>
 where
@@ -281,21 +321,15 @@ where
         register_id: &str,
         tx_ids: &[String],
     ) -> Result<HashSet<String>, StoreError> {
-        let mut out = HashSet::new();
-        for chunk in tx_ids.chunks(IN_LIST_CHUNK) {
-            let sql = sql::select_tx_ids_in("SELECT tx_id", chunk.len());
-            let mut query = sqlx::query_scalar::<_, String>(&sql).bind(register_id);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            out.extend(
-                query
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|e| self.read_failed(e))?,
-            );
-        }
-        Ok(out)
+        self.ids_in(register_id, tx_ids, false).await
+    }
+
+    async fn pending_among(
+        &self,
+        register_id: &str,
+        tx_ids: &[String],
+    ) -> Result<HashSet<String>, StoreError> {
+        self.ids_in(register_id, tx_ids, true).await
     }
 
     async fn pending_before(
@@ -346,7 +380,16 @@ where
         self.writer
             .write(write, async |conn| {
                 for rows in sql::row_chunks(tx_ids.len()) {
-                    let statement = sql::seal_pending(rows.len());
+                    let ids = &tx_ids[rows.clone()];
+                    let check = sql::select_tx_ids_in("SELECT tx_id, version IS NULL", ids.len());
+                    let mut query = sqlx::query_as::<_, (String, bool)>(&check)
+                        .bind(docket.register_id.as_str());
+                    for id in ids {
+                        query = query.bind(id.as_str());
+                    }
+                    let pending = query.fetch_all(&mut *conn).await?;
+                    let pending = pending.iter().filter(|(_, p)| *p).count();
+                    let statement = sql::seal_rows(ids.len());
                     let mut query = sqlx::query(&statement)
                         .bind(docket.register_id.as_str())
                         .bind(docket.number);
@@ -355,8 +398,9 @@ where
                             .bind(tx_ids[i].as_str())
                             .bind(docket.first_version + i as i64);
                     }
-                    let done = query.execute(&mut *conn).await?;
-                    if DB::rows_affected(&done) != rows.len() as u64 {
+                    if pending != ids.len()
+                        || DB::rows_affected(&query.execute(&mut *conn).await?) != ids.len() as u64
+                    {
                         return Err(StoreError::Corrupt(format!(
                             "transactions {} to {} of docket {} are not all pending",
                             tx_ids[rows.start],

@@ -197,6 +197,52 @@ mod tests {
         file.write_all(&garbage).expect("write");
     }
 
+    /// The statements that run once per transaction find their rows by key: none walks the
+    /// pending rows of the register for each row it changes.
+    #[tokio::test]
+    async fn per_transaction_statements_find_rows_by_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("plan.db");
+        filled(&path, 50).await;
+        let pool = SqlitePoolOptions::new()
+            .connect_with(connect_options(&path, Durability::Full))
+            .await
+            .expect("pool");
+        for (name, statement, binds) in [
+            ("seal", crate::store::sql::seal_rows(4), 10),
+            (
+                "held",
+                crate::store::sql::select_tx_ids_in("SELECT tx_id, version IS NULL", 4),
+                5,
+            ),
+        ] {
+            let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(Box::leak(
+                format!("EXPLAIN QUERY PLAN {statement}").into_boxed_str(),
+            ));
+            for i in 0..binds {
+                query = query.bind(if i == 0 {
+                    "r".to_string()
+                } else {
+                    format!("{i:064x}")
+                });
+            }
+            let plan: Vec<String> = query
+                .fetch_all(&pool)
+                .await
+                .expect("plan")
+                .into_iter()
+                .map(|row| row.3)
+                .collect();
+            println!("{name}: {plan:?}");
+            assert!(
+                plan.iter()
+                    .any(|step| step.contains("sqlite_autoindex_transactions_1")),
+                "{name} does not use the key: {plan:?}"
+            );
+        }
+        pool.close().await;
+    }
+
     /// `durability` is what every connection of the pool runs with: FULL syncs each commit.
     #[tokio::test]
     async fn durability_sets_how_commits_reach_the_disk() {

@@ -13,6 +13,7 @@
 pub mod claims;
 mod commit;
 mod queue;
+mod recent;
 pub mod seen;
 
 use std::collections::{HashMap, HashSet};
@@ -32,10 +33,13 @@ pub use claims::Claim;
 use claims::Claims;
 use queue::AnnouncementQueue;
 pub use queue::Announcements;
+use recent::RecentSet;
 use seen::SeenSet;
 
 /// Seen-set generation size.
 const SEEN_CAPACITY: usize = 200_000;
+/// Transactions remembered exactly as stored here (about 60 bytes each).
+const RECENT_CAPACITY: usize = 100_000;
 /// Events buffered per observer before the oldest are dropped.
 const EVENT_BUFFER: usize = 16 * 1024;
 /// Most transactions of a batch submission handed to the committer at once.
@@ -102,6 +106,7 @@ pub struct TxPool {
     store: Arc<dyn Store>,
     max_docket_transactions: u64,
     seen: SeenSet,
+    recent: RecentSet,
     claims: Claims,
     queue: AnnouncementQueue,
     registers: Mutex<HashMap<String, Admission>>,
@@ -127,6 +132,7 @@ impl TxPool {
             store,
             max_docket_transactions: config.max_docket_transactions as u64,
             seen: SeenSet::new(SEEN_CAPACITY),
+            recent: RecentSet::new(RECENT_CAPACITY),
             claims: Claims::default(),
             registers: Mutex::new(HashMap::new()),
             seal_wake: Notify::new(),
@@ -190,6 +196,7 @@ impl TxPool {
     /// A register no longer held here.
     pub fn close(&self, register_id: &str) {
         self.lock().remove(register_id);
+        self.recent.forget_register(register_id);
     }
 
     /// Whether the register is held here and public (takes part in gossip).
@@ -281,17 +288,21 @@ impl TxPool {
         for id in &ids {
             self.seen.insert(id);
         }
-        let seal_now = match self.lock().get_mut(register_id) {
+        let (seal_now, public) = match self.lock().get_mut(register_id) {
+            // Stored after the register was closed (a purge raced with this commit): it is
+            // not held as far as the pool is concerned.
+            None => return,
             Some(a) if a.origin => {
                 a.pending += new.len() as u64;
-                a.pending >= self.max_docket_transactions
+                (a.pending >= self.max_docket_transactions, a.public)
             }
-            _ => false,
+            Some(a) => (false, a.public),
         };
+        self.recent.insert(register_id, &ids);
         if seal_now {
             self.seal_wake.notify_one();
         }
-        if self.is_public(register_id) {
+        if public {
             self.queue.push(register_id, &ids, source);
         }
         self.emit(register_id, new, false);
@@ -365,6 +376,7 @@ impl TxPool {
         for id in tx_ids {
             self.seen.insert(id);
         }
+        self.recent.insert(register_id, tx_ids);
         self.queue.remove(register_id, tx_ids);
         self.emit(register_id, tx_ids.iter().map(hex::encode).collect(), true);
     }
@@ -381,31 +393,48 @@ impl TxPool {
         Ok(self.store.payloads_by_id(register_id, tx_ids).await?)
     }
 
-    /// Which of `ids` the register holds (pending or sealed). The seen-set's "no" is
-    /// reliable; a "maybe" is confirmed against the store, in one query.
+    /// Which of `ids` (hex) the register holds as pending, in one query.
+    pub async fn pending_among(
+        &self,
+        register_id: &str,
+        ids: &[String],
+    ) -> Result<HashSet<String>, TxPoolError> {
+        Ok(self.store.pending_among(register_id, ids).await?)
+    }
+
+    /// Which of `ids` the register holds (pending or sealed). One stored here recently is
+    /// known exactly; otherwise the seen-set's "no" is reliable, and a "maybe" is confirmed
+    /// against the store, in one query.
     pub async fn held_among(
         &self,
         register_id: &str,
         ids: &[[u8; 32]],
     ) -> Result<HashSet<[u8; 32]>, TxPoolError> {
-        let maybe: Vec<&[u8; 32]> = ids
-            .iter()
-            .filter(|id| self.seen.maybe_contains(id))
-            .collect();
+        let mut held = HashSet::new();
+        let mut maybe: Vec<&[u8; 32]> = Vec::new();
+        for id in ids {
+            if self.recent.contains(register_id, id) {
+                held.insert(*id);
+            } else if self.seen.maybe_contains(id) {
+                maybe.push(id);
+            }
+        }
         if maybe.is_empty() {
-            return Ok(HashSet::new());
+            return Ok(held);
         }
         let hex_ids: Vec<String> = maybe.iter().map(hex::encode).collect();
-        let held = self
+        let stored = self
             .store
             .existing_transactions(register_id, &hex_ids)
             .await?;
-        Ok(maybe
-            .into_iter()
-            .zip(&hex_ids)
-            .filter(|(_, h)| held.contains(*h))
-            .map(|(id, _)| *id)
-            .collect())
+        held.extend(
+            maybe
+                .into_iter()
+                .zip(&hex_ids)
+                .filter(|(_, h)| stored.contains(*h))
+                .map(|(id, _)| *id),
+        );
+        Ok(held)
     }
 
     // ----- in-flight claims ---------------------------------------------------------------

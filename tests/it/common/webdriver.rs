@@ -5,6 +5,7 @@
 //! Under `CI=true` a missing browser or driver fails the test; elsewhere it is skipped with
 //! the reason (see `faults::skip`).
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,7 +45,9 @@ impl Browser {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
+        // In a process group of its own, so that the browser it starts ends with it.
         let driver = Command::new(CHROMEDRIVER)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -230,7 +233,10 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // Ends the browser with the driver (its child); the profile dir goes after.
+        // Ends the driver and the browser it started (its process group: killing the driver
+        // alone left Chromium running); the profile dir goes after.
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
