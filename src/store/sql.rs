@@ -115,10 +115,10 @@ pub fn insert_pending(rows: usize) -> String {
     )
 }
 
-/// Seals `rows` transactions of register `$1` into docket `$2`: per row the ID and its
-/// version. The caller checks first, in the same database transaction, that they are all
-/// pending. (No condition on `version` here, and no join: either leads SQLite's planner to walk
-/// the register's pending rows for every row.)
+/// Seals `rows` pending transactions of register `$1` into docket `$2`: per row the ID and
+/// its version. Changes only pending rows (the caller checks that every row changed). The rows
+/// are found by key: `+version` keeps the planner from walking the register's pending rows
+/// through an index on `version` (and a join with the IDs did the same), 150 µs a row.
 pub fn seal_rows(rows: usize) -> String {
     let cases: Vec<String> = (0..rows)
         .map(|row| format!("WHEN ${} THEN ${}", 3 + 2 * row, 4 + 2 * row))
@@ -126,7 +126,7 @@ pub fn seal_rows(rows: usize) -> String {
     let ids: Vec<String> = (0..rows).map(|row| format!("${}", 3 + 2 * row)).collect();
     format!(
         "UPDATE transactions SET version = CASE tx_id {} END, docket_number = $2 \
-         WHERE register_id = $1 AND tx_id IN ({})",
+         WHERE register_id = $1 AND tx_id IN ({}) AND +version IS NULL",
         cases.join(" "),
         ids.join(", ")
     )
