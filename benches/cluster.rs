@@ -11,6 +11,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "common/raw_sqlite.rs"]
+mod raw_sqlite;
+
 use clap::Parser;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -458,6 +461,13 @@ async fn main() {
     .await;
     let catch_up_secs = catch_up_start.elapsed().as_secs_f64();
     let rss = rss_mib();
+    // The storage's own batched insert rate for as many rows of the same size, in this run
+    // (synchronous=FULL, the nodes' default durability).
+    let rows: Vec<String> = (0..expected)
+        .map(|i| format!("raw-{i:08}-{}", "x".repeat(args.payload_bytes.max(16))))
+        .collect();
+    let raw = raw_sqlite::measure(&rows, "FULL", 250).await;
+    let raw_rate = raw["rowsPerSecond"].as_f64().unwrap_or(0.0);
 
     let report = json!({
         "peerTls": args.peer_tls.to_string(),
@@ -484,6 +494,8 @@ async fn main() {
             "transactions": expected,
             "seconds": (catch_up_secs * 1000.0).round() / 1000.0,
             "transactionsPerSecond": (expected as f64 / catch_up_secs).round(),
+            "rawSqliteRowsPerSecond": raw_rate.round(),
+            "percentOfRaw": ((expected as f64 / catch_up_secs) * 100.0 / raw_rate).round(),
         },
         "memoryPerNodeMiB": rss.map(|r| ((r / (n + 1) as f64) * 10.0).round() / 10.0),
         "processRssMiB": rss.map(|r| r.round()),

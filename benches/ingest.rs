@@ -13,6 +13,8 @@
 #[allow(dead_code)] // the bench uses only the cluster that it can stop and restart
 #[path = "../tests/it/common/postgres.rs"]
 mod postgres;
+#[path = "common/raw_sqlite.rs"]
+mod raw_sqlite;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -215,60 +217,6 @@ fn payloads(args: &Args) -> Vec<String> {
         .collect()
 }
 
-/// The storage's own rate: the same rows inserted into a bare SQLite table (an ID, the
-/// register, the payload) in WAL mode, 1 000 rows per commit, `per_statement` rows per INSERT.
-async fn raw_sqlite(
-    payloads: &[String],
-    synchronous: &str,
-    per_statement: usize,
-) -> serde_json::Value {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| fail(format!("tempdir: {e}")));
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(dir.path().join("raw.db"))
-        .create_if_missing(true)
-        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-        .pragma("synchronous", synchronous.to_string());
-    let mut conn = sqlx::SqliteConnection::connect_with(&options)
-        .await
-        .unwrap_or_else(|e| fail(format!("raw SQLite: {e}")));
-    sqlx::query("CREATE TABLE t (tx_id TEXT PRIMARY KEY, register_id TEXT, payload BLOB)")
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| fail(format!("raw SQLite: {e}")));
-    let started = Instant::now();
-    for chunk in payloads.chunks(1000) {
-        let mut tx = conn
-            .begin()
-            .await
-            .unwrap_or_else(|e| fail(format!("raw SQLite: {e}")));
-        for rows in chunk.chunks(per_statement) {
-            let values = vec!["(?, ?, ?)"; rows.len()].join(",");
-            let statement = format!("INSERT INTO t (tx_id, register_id, payload) VALUES {values}");
-            let mut query = sqlx::query(&statement);
-            for p in rows {
-                query = query
-                    .bind(sorcha_peer::ledger::tx_id(p.as_bytes()))
-                    .bind(REGISTER)
-                    .bind(p.as_bytes());
-            }
-            query
-                .execute(&mut *tx)
-                .await
-                .unwrap_or_else(|e| fail(format!("raw SQLite: {e}")));
-        }
-        tx.commit()
-            .await
-            .unwrap_or_else(|e| fail(format!("raw SQLite: {e}")));
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    json!({
-        "synchronous": synchronous,
-        "rowsPerStatement": per_statement,
-        "rowsPerSecond": payloads.len() as f64 / seconds,
-        "microsecondsPerRow": seconds * 1e6 / payloads.len() as f64,
-    })
-}
-
 async fn submit_all(binary: &Path, nodes: &[Node], payloads: &[String]) -> Duration {
     let share = payloads.len().div_ceil(nodes.len());
     let mut children = Vec::new();
@@ -310,9 +258,9 @@ async fn main() {
 
     eprintln!("measuring the raw SQLite reference");
     let raw = vec![
-        raw_sqlite(&payloads, "FULL", 250).await,
-        raw_sqlite(&payloads, "NORMAL", 250).await,
-        raw_sqlite(&payloads, "FULL", 1).await,
+        raw_sqlite::measure(&payloads, "FULL", 250).await,
+        raw_sqlite::measure(&payloads, "NORMAL", 250).await,
+        raw_sqlite::measure(&payloads, "FULL", 1).await,
     ];
 
     let pg = match args.backend.as_str() {
@@ -328,6 +276,18 @@ async fn main() {
         let mut conn = sqlx::PgConnection::connect(&pg.url("postgres"))
             .await
             .unwrap_or_else(|e| fail(format!("PostgreSQL: {e}")));
+        // The test harness starts its clusters without syncing (fsync=off); a figure beside
+        // SQLite's durable default needs commits that reach the disk, as in production.
+        for setting in [
+            "ALTER SYSTEM SET fsync = on",
+            "ALTER SYSTEM SET full_page_writes = on",
+            "SELECT pg_reload_conf()",
+        ] {
+            sqlx::query(setting)
+                .execute(&mut conn)
+                .await
+                .unwrap_or_else(|e| fail(format!("PostgreSQL: {e}")));
+        }
         for i in 0..n {
             sqlx::query(&format!("CREATE DATABASE ingest_{i}"))
                 .execute(&mut conn)
