@@ -29,7 +29,7 @@ use crate::peers::{
 };
 use crate::tasks::Tasks;
 use crate::telemetry::Metrics;
-use crate::txpool::{TxPool, TxPoolError};
+use crate::txpool::{Holders, TxPool, TxPoolError};
 use rate::{Limit, RateLimits};
 use requests::{Assignment, Limits, Rank, RequestTracker};
 
@@ -174,11 +174,11 @@ impl Gossip {
             carriers.shuffle(&mut rand::thread_rng());
             carriers.truncate(self.config.gossip_fanout);
             for peer in &carriers {
-                // Never tell a peer about what it told us.
+                // Never tell a peer about what it told us (or served us).
                 let ids: Vec<[u8; 32]> = queued
                     .tx_ids
                     .iter()
-                    .filter(|(_, source)| source.as_deref() != Some(peer.as_str()))
+                    .filter(|(_, holders)| !holders.iter().any(|h| **h == **peer))
                     .map(|(id, _)| *id)
                     .collect();
                 self.announce(peer, &queued.register_id, &ids);
@@ -470,6 +470,7 @@ impl Gossip {
         let asked: HashSet<&[u8; 32]> = wanted.iter().collect();
         let mut good = Vec::with_capacity(served.payloads.len());
         let mut got: HashSet<[u8; 32]> = HashSet::with_capacity(served.payloads.len());
+        let mut good_ids = Vec::with_capacity(served.payloads.len());
         for payload in served.payloads {
             let id = ledger::tx_hash(&payload);
             if !asked.contains(&id) {
@@ -493,6 +494,7 @@ impl Gossip {
             }
             if got.insert(id) {
                 good.push((hex::encode(id), payload));
+                good_ids.push(id);
             }
         }
         // Whatever was asked for and not served counts as "missing", said or not.
@@ -516,7 +518,21 @@ impl Gossip {
         self.metrics
             .gossip_payloads_pulled
             .inc_by(good.len() as u64);
-        match self.pool.accept_gossiped(register_id, good, peer).await {
+        // Every peer that announced one of these holds it: none is told about it again.
+        let holders: HashMap<String, Holders> = {
+            let inner = self.lock();
+            let register: Arc<str> = Arc::from(register_id);
+            (good.iter().zip(&good_ids))
+                .map(|((hex, _), id)| {
+                    let mut peers = inner.tracker.announcers(&register, id);
+                    if !peers.iter().any(|p| &**p == peer) {
+                        peers.push(Arc::from(peer));
+                    }
+                    (hex.clone(), Holders::from(peers))
+                })
+                .collect()
+        };
+        match self.pool.accept_gossiped(register_id, good, holders).await {
             Ok(stored) => {
                 if stored > 0 {
                     self.metrics

@@ -131,6 +131,14 @@ impl RequestTracker {
         self.peers.keys().cloned().collect()
     }
 
+    /// The peers that announced a tracked transaction (none if it is not tracked).
+    pub fn announcers(&self, register: &Arc<str>, id: &[u8; 32]) -> Vec<Arc<str>> {
+        self.entries
+            .get(&(register.clone(), *id))
+            .map(|e| e.announcers.iter().map(|a| a.peer.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Transactions requested from `peer` and not answered yet.
     pub fn in_flight(&self, peer: &str) -> usize {
         self.peers.get(peer).map_or(0, |p| p.in_flight)

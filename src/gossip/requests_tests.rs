@@ -164,3 +164,19 @@ fn transactions_not_requested_wait_without_a_strike() {
     let a = t.schedule(|_| inbound(1.0), 500);
     assert_eq!(a.len(), 1, "asked again from the same peer");
 }
+
+#[test]
+fn the_announcers_of_a_tracked_transaction_are_known_until_it_is_delivered() {
+    let mut t = RequestTracker::new(limits());
+    t.announce("a", "r", &[id(1)]);
+    t.announce("b", "r", &[id(1)]);
+    let register: Arc<str> = Arc::from("r");
+    let mut peers: Vec<String> = (t.announcers(&register, &id(1)).iter())
+        .map(|p| p.to_string())
+        .collect();
+    peers.sort();
+    assert_eq!(peers, vec!["a", "b"]);
+    assert!(t.announcers(&Arc::from("other"), &id(1)).is_empty());
+    t.delivered("r", &id(1));
+    assert!(t.announcers(&register, &id(1)).is_empty());
+}

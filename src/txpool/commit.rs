@@ -10,12 +10,13 @@
 //! unannounced or uncounted. A group that fails is retried one caller at a time, so each
 //! caller gets its own answer and one bad write cannot fail the others.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{TxPool, TxPoolError};
+use super::{Holders, TxPool, TxPoolError};
 use crate::clock::now_ms;
 use crate::store::{PendingBatch, StoreError};
 
@@ -27,8 +28,9 @@ const GROUP_BYTES: usize = 8 * 1024 * 1024;
 /// One caller's transactions and where to send the outcome.
 pub(super) struct Request {
     batch: PendingBatch,
-    /// The peer they came from (not told about them again), `None` when submitted here.
-    source: Option<String>,
+    /// Per transaction (hex ID), the peers known to hold it (not told about it); none for
+    /// transactions submitted here.
+    holders: HashMap<String, Holders>,
     reply: oneshot::Sender<Result<Vec<String>, StoreError>>,
 }
 
@@ -48,7 +50,7 @@ impl TxPool {
         &self,
         register_id: &str,
         txs: Vec<(String, Vec<u8>)>,
-        source: Option<&str>,
+        holders: HashMap<String, Holders>,
     ) -> Result<Vec<String>, TxPoolError> {
         let (reply, answer) = oneshot::channel();
         let request = Request {
@@ -56,7 +58,7 @@ impl TxPool {
                 register_id: register_id.to_string(),
                 txs,
             },
-            source: source.map(str::to_string),
+            holders,
             reply,
         };
         self.commits
@@ -97,7 +99,7 @@ impl TxPool {
     async fn commit_group(&self, group: Vec<Request>) {
         let (batches, callers): (Vec<PendingBatch>, Vec<Caller>) = group
             .into_iter()
-            .map(|r| (r.batch, (r.source, r.reply)))
+            .map(|r| (r.batch, (r.holders, r.reply)))
             .unzip();
         let outcomes = match self.store.accept_pending(&batches, now_ms()).await {
             Ok(news) => news.into_iter().map(Ok).collect(),
@@ -114,9 +116,9 @@ impl TxPool {
                 outcomes
             }
         };
-        for ((batch, (source, reply)), outcome) in batches.iter().zip(callers).zip(outcomes) {
+        for ((batch, (holders, reply)), outcome) in batches.iter().zip(callers).zip(outcomes) {
             if let Ok(new) = &outcome {
-                self.accepted(&batch.register_id, new.clone(), source.as_deref());
+                self.accepted(&batch.register_id, new.clone(), &holders);
             }
             // A caller that stopped waiting is fine: the bookkeeping is done.
             let _ = reply.send(outcome);
@@ -124,8 +126,8 @@ impl TxPool {
     }
 }
 
-/// Who asked: the source of the transactions and where the answer goes.
+/// Who asked: the peers known to hold the transactions and where the answer goes.
 type Caller = (
-    Option<String>,
+    HashMap<String, Holders>,
     oneshot::Sender<Result<Vec<String>, StoreError>>,
 );

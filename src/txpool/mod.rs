@@ -32,7 +32,7 @@ use crate::telemetry::Metrics;
 pub use claims::Claim;
 use claims::Claims;
 use queue::AnnouncementQueue;
-pub use queue::Announcements;
+pub use queue::{Announcements, Holders};
 use recent::RecentSet;
 use seen::SeenSet;
 
@@ -176,7 +176,7 @@ impl TxPool {
                 .store
                 .pending_before(register_id, i64::MAX, RESTORE_ANNOUNCEMENTS)
                 .await?;
-            self.queue.push(register_id, &parse_ids(&ids), None);
+            self.queue.push(register_id, &unheld(&ids));
         }
         Ok(())
     }
@@ -245,7 +245,7 @@ impl TxPool {
             let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
             let sent = chunk.len();
             let new = match self
-                .commit(register_id, std::mem::take(&mut chunk), None)
+                .commit(register_id, std::mem::take(&mut chunk), HashMap::new())
                 .await
             {
                 Ok(new) => new,
@@ -261,26 +261,27 @@ impl TxPool {
         })
     }
 
-    /// Transactions pulled from peer `source` through gossip (IDs already checked against
-    /// their payloads). Only public registers take part in gossip: a private register that
+    /// Transactions pulled through gossip (IDs already checked against their payloads), each
+    /// with the peers known to hold it (the one that served it and the others that announced
+    /// it), which are not told about it. Only public registers take part in gossip: a private register that
     /// shares its name with someone's public one must not absorb that register's
     /// transactions. Returns how many were new here.
     pub async fn accept_gossiped(
         &self,
         register_id: &str,
         txs: Vec<(String, Vec<u8>)>,
-        source: &str,
+        holders: HashMap<String, Holders>,
     ) -> Result<usize, TxPoolError> {
         if !self.is_public(register_id) || txs.is_empty() {
             return Ok(0);
         }
-        Ok(self.commit(register_id, txs, Some(source)).await?.len())
+        Ok(self.commit(register_id, txs, holders).await?.len())
     }
 
     /// Bookkeeping for newly stored pending transactions (run by the committer): mark them
     /// seen, wake the sealer when a docket's worth waits, queue their announcement (not back
-    /// to `source`) and tell observers.
-    fn accepted(&self, register_id: &str, new: Vec<String>, source: Option<&str>) {
+    /// to the peers known to hold them) and tell observers.
+    fn accepted(&self, register_id: &str, new: Vec<String>, holders: &HashMap<String, Holders>) {
         if new.is_empty() {
             return;
         }
@@ -303,7 +304,13 @@ impl TxPool {
             self.seal_wake.notify_one();
         }
         if public {
-            self.queue.push(register_id, &ids, source);
+            let entries: Vec<([u8; 32], Holders)> = (new.iter())
+                .filter_map(|hex| {
+                    let id = parse_ids(std::slice::from_ref(hex)).pop()?;
+                    Some((id, holders.get(hex).cloned().unwrap_or_else(no_holders)))
+                })
+                .collect();
+            self.queue.push(register_id, &entries);
         }
         self.emit(register_id, new, false);
     }
@@ -489,7 +496,7 @@ impl TxPool {
             let stale = self.store.pending_before(&register, cutoff, limit).await?;
             if !stale.is_empty() {
                 tracing::debug!(register = %register, count = stale.len(), "re-announcing pending transactions");
-                self.queue.push(&register, &parse_ids(&stale), None);
+                self.queue.push(&register, &unheld(&stale));
             }
         }
         Ok(())
@@ -509,5 +516,17 @@ fn parse_ids(ids: &[String]) -> Vec<[u8; 32]> {
             }
             parsed
         })
+        .collect()
+}
+
+fn no_holders() -> Holders {
+    Arc::from([])
+}
+
+/// Transactions to announce to every carrier (none known to hold them).
+fn unheld(ids: &[String]) -> Vec<([u8; 32], Holders)> {
+    parse_ids(ids)
+        .into_iter()
+        .map(|id| (id, no_holders()))
         .collect()
 }

@@ -21,18 +21,22 @@ use tokio::sync::Notify;
 use crate::events::{EventKind, Events};
 use crate::telemetry::Metrics;
 
+/// Peers known to hold a transaction already (they announced it to this node, or served
+/// it): it is never announced to them.
+pub type Holders = Arc<[Arc<str>]>;
+
 /// Queued IDs of one register, ready to be announced.
 pub struct Announcements {
     pub register_id: String,
-    /// (transaction ID, the peer it came from: never announce it back there).
-    pub tx_ids: Vec<([u8; 32], Option<Arc<str>>)>,
+    /// (transaction ID, the peers known to hold it).
+    pub tx_ids: Vec<([u8; 32], Holders)>,
 }
 
 struct Entry {
     /// Order of arrival across all registers (the oldest go first when the queue is full).
     seq: u64,
     id: [u8; 32],
-    source: Option<Arc<str>>,
+    holders: Holders,
 }
 
 #[derive(Default)]
@@ -117,24 +121,23 @@ impl AnnouncementQueue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues announcements of `ids` (ones already queued are left where they are), from
-    /// `source` (not told again), and wakes the announcer.
-    pub(super) fn push(&self, register_id: &str, ids: &[[u8; 32]], source: Option<&str>) {
+    /// Queues announcements of transactions, each with the peers known to hold it (not told;
+    /// ones already queued are left where they are), and wakes the announcer.
+    pub(super) fn push(&self, register_id: &str, ids: &[([u8; 32], Holders)]) {
         if ids.is_empty() {
             return;
         }
-        let source: Option<Arc<str>> = source.map(Arc::from);
         let (depth, dropped) = {
             let mut state = self.lock();
             let mut seq = state.next_seq;
             let q = state.registers.entry(register_id.to_string()).or_default();
             let before = q.entries.len();
-            for id in ids {
+            for (id, holders) in ids {
                 if q.ids.insert(*id) {
                     q.entries.push_back(Entry {
                         seq,
                         id: *id,
-                        source: source.clone(),
+                        holders: holders.clone(),
                     });
                     seq += 1;
                 }
@@ -238,7 +241,7 @@ impl AnnouncementQueue {
                         answer,
                         Announcements {
                             register_id: register.clone(),
-                            tx_ids: items.into_iter().map(|e| (e.id, e.source)).collect(),
+                            tx_ids: items.into_iter().map(|e| (e.id, e.holders)).collect(),
                         },
                     ));
                 }
@@ -270,6 +273,12 @@ mod tests {
         [n; 32]
     }
 
+    /// Entries of the given IDs, held by `holders`.
+    fn entries(ns: &[u8], holders: &[&str]) -> Vec<([u8; 32], Holders)> {
+        let holders: Holders = holders.iter().map(|h| Arc::from(*h)).collect();
+        ns.iter().map(|n| (id(*n), holders.clone())).collect()
+    }
+
     fn ids(taken: &[(u8, Announcements)]) -> Vec<(String, Vec<u8>)> {
         taken
             .iter()
@@ -283,14 +292,14 @@ mod tests {
     }
 
     #[test]
-    fn entries_are_handed_out_once_in_order_with_their_source() {
+    fn entries_are_handed_out_once_in_order_with_their_holders() {
         let q = queue(100);
-        q.push("r", &[id(1), id(2)], Some("peer-a"));
-        q.push("r", &[id(2), id(3)], None);
+        q.push("r", &entries(&[1, 2], &["peer-a"]));
+        q.push("r", &entries(&[2, 3], &[]));
         assert_eq!(q.len(), 3, "an ID already queued is not queued twice");
         let taken = q.take(|_| true, |_| Some(0u8), 2);
         assert_eq!(ids(&taken), vec![("r".into(), vec![1, 2])]);
-        assert_eq!(taken[0].1.tx_ids[0].1.as_deref(), Some("peer-a"));
+        assert_eq!(&*taken[0].1.tx_ids[0].1[0], "peer-a");
         let taken = q.take(|_| true, |_| Some(0u8), 2);
         assert_eq!(ids(&taken), vec![("r".into(), vec![3])]);
         assert_eq!(q.len(), 0);
@@ -299,8 +308,8 @@ mod tests {
     #[test]
     fn registers_not_ready_wait_and_private_ones_are_dropped() {
         let q = queue(100);
-        q.push("waits", &[id(1)], None);
-        q.push("private", &[id(2)], None);
+        q.push("waits", &entries(&[1], &[]));
+        q.push("private", &entries(&[2], &[]));
         let taken = q.take(|r| r != "private", |_| None::<u8>, 10);
         assert!(taken.is_empty());
         assert_eq!(
@@ -315,10 +324,10 @@ mod tests {
     #[test]
     fn the_oldest_entries_across_registers_go_when_full() {
         let q = queue(3);
-        q.push("a", &[id(1)], None);
-        q.push("b", &[id(2)], None);
-        q.push("a", &[id(3)], None);
-        q.push("b", &[id(4), id(5)], None);
+        q.push("a", &entries(&[1], &[]));
+        q.push("b", &entries(&[2], &[]));
+        q.push("a", &entries(&[3], &[]));
+        q.push("b", &entries(&[4, 5], &[]));
         assert_eq!(q.len(), 3);
         let mut taken = ids(&q.take(|_| true, |_| Some(0u8), 10));
         taken.sort();
@@ -328,7 +337,7 @@ mod tests {
     #[test]
     fn sealed_transactions_leave_the_queue() {
         let q = queue(10);
-        q.push("r", &[id(1), id(2), id(3)], None);
+        q.push("r", &entries(&[1, 2, 3], &[]));
         q.remove("r", &[id(2), id(9)]);
         assert_eq!(q.len(), 2);
         let taken = q.take(|_| true, |_| Some(0u8), 10);
