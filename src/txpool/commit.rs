@@ -69,18 +69,26 @@ impl TxPool {
         Ok(answer.await.map_err(|_| TxPoolError::ShuttingDown)??)
     }
 
-    /// The committer: runs until `shutdown` (the commit under way finishes first).
+    /// The committer: runs until `shutdown`. Then it takes no new request (callers get
+    /// [`TxPoolError::ShuttingDown`]) but commits the ones already queued, so a caller that
+    /// got in before the shutdown is answered as usual.
     pub(super) async fn run_committer(
         self: Arc<Self>,
         mut requests: mpsc::Receiver<Request>,
         shutdown: CancellationToken,
     ) {
+        let mut closed = false;
         loop {
             let first = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled(), if !closed => {
+                    requests.close();
+                    closed = true;
+                    continue;
+                }
                 request = requests.recv() => match request {
                     Some(request) => request,
+                    // Closed and drained (or every sender gone).
                     None => break,
                 },
             };
@@ -131,3 +139,54 @@ type Caller = (
     HashMap<String, Holders>,
     oneshot::Sender<Result<Vec<String>, StoreError>>,
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Durability};
+    use crate::events::Events;
+    use crate::tasks::Tasks;
+    use crate::telemetry::Metrics;
+
+    /// On a single-threaded runtime the committer first runs when the test awaits, so a
+    /// request is queued before the committer sees the shutdown: it is committed and
+    /// answered; one sent after the shutdown is refused, and nothing of it is stored.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_request_queued_before_shutdown_is_committed_and_a_later_one_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::open(None, &dir.path().join("c.db"), Durability::Fast)
+            .await
+            .expect("store");
+        let config = Config::defaults().expect("defaults");
+        let shutdown = CancellationToken::new();
+        let tasks = Tasks::new();
+        let pool = TxPool::new(
+            store.clone(),
+            &config,
+            Arc::new(Metrics::new()),
+            Arc::new(Events::new()),
+            &tasks,
+            shutdown.clone(),
+        );
+        pool.open("r", true, true);
+        shutdown.cancel();
+        let tx = |p: &[u8]| (crate::ledger::tx_id(p), p.to_vec());
+        let stored = pool
+            .commit("r", vec![tx(b"queued first")], HashMap::new())
+            .await;
+        assert_eq!(stored.expect("committed").len(), 1);
+        let refused = pool
+            .commit("r", vec![tx(b"too late")], HashMap::new())
+            .await;
+        assert!(
+            matches!(refused, Err(TxPoolError::ShuttingDown)),
+            "{refused:?}"
+        );
+        assert_eq!(store.count_pending("r").await.expect("count"), 1);
+        assert_eq!(
+            pool.pending_count("r"),
+            1,
+            "the committer did the bookkeeping"
+        );
+    }
+}

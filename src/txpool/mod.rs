@@ -263,9 +263,9 @@ impl TxPool {
 
     /// Transactions pulled through gossip (IDs already checked against their payloads), each
     /// with the peers known to hold it (the one that served it and the others that announced
-    /// it), which are not told about it. Only public registers take part in gossip: a private register that
-    /// shares its name with someone's public one must not absorb that register's
-    /// transactions. Returns how many were new here.
+    /// it), which are not told about it. Only public registers take part in gossip: a private
+    /// register that shares its name with someone's public one must not absorb that
+    /// register's transactions. Returns how many were new here.
     pub async fn accept_gossiped(
         &self,
         register_id: &str,
