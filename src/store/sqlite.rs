@@ -216,9 +216,8 @@ mod tests {
                 5,
             ),
         ] {
-            let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(Box::leak(
-                format!("EXPLAIN QUERY PLAN {statement}").into_boxed_str(),
-            ));
+            let explain = format!("EXPLAIN QUERY PLAN {statement}");
+            let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
             for i in 0..binds {
                 query = query.bind(if i == 0 {
                     "r".to_string()
