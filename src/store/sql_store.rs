@@ -22,7 +22,7 @@ use super::{
 
 /// Roughly what one small row (a peer, a ban, a docket header) adds to a write, for the size
 /// storage health compares a probe with.
-const ROW_BYTES: usize = 256;
+pub(super) const ROW_BYTES: usize = 256;
 
 /// What the shared implementation needs to know of a backend beyond sqlx's [`Database`].
 pub(super) trait Backend: Database {
@@ -34,8 +34,8 @@ pub(super) trait Backend: Database {
 
 /// A store on one sqlx backend.
 pub(super) struct SqlStore<DB: Database> {
-    pool: Pool<DB>,
-    writer: Writer<DB>,
+    pub(super) pool: Pool<DB>,
+    pub(super) writer: Writer<DB>,
 }
 
 impl<DB: Database> SqlStore<DB> {
@@ -49,68 +49,10 @@ impl<DB: Database> SqlStore<DB> {
 
     /// A read's error, with a damaged database noted in the store's health (a damaged page is
     /// found by whichever statement reads it first).
-    fn read_failed(&self, e: sqlx::Error) -> StoreError {
+    pub(super) fn read_failed(&self, e: sqlx::Error) -> StoreError {
         let e = StoreError::from(e);
         self.writer.health().record_read(&e);
         e
-    }
-}
-
-impl<DB> SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database = DB>,
-    for<'q> <DB as Database>::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-{
-    /// Runs a `DELETE … WHERE <key> = $1`; returns whether a row was deleted.
-    async fn delete_by_key(&self, delete: &'static str, key: &str) -> Result<bool, StoreError> {
-        self.writer
-            .write(Write::new(WriteClass::Other, ROW_BYTES), async |conn| {
-                let done = sqlx::query(delete).bind(key).execute(&mut *conn).await?;
-                Ok(DB::rows_affected(&done) > 0)
-            })
-            .await
-    }
-}
-
-impl<DB> SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database = DB>,
-    for<'q> <DB as Database>::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Decode<'q, DB> + Type<DB>,
-    usize: ColumnIndex<DB::Row>,
-{
-    /// Which of `tx_ids` the register holds: all of them, or only the pending ones. Found by
-    /// key in both cases (a condition on `version` in SQL could lead the planner to walk every
-    /// pending row of the register instead).
-    async fn ids_in(
-        &self,
-        register_id: &str,
-        tx_ids: &[String],
-        pending_only: bool,
-    ) -> Result<HashSet<String>, StoreError> {
-        let mut out = HashSet::new();
-        for chunk in tx_ids.chunks(IN_LIST_CHUNK) {
-            let sql = sql::select_tx_ids_in("SELECT tx_id, version IS NULL", chunk.len());
-            let mut query = sqlx::query_as::<_, (String, bool)>(&sql).bind(register_id);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            let rows = query
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| self.read_failed(e))?;
-            out.extend(
-                rows.into_iter()
-                    .filter(|(_, pending)| *pending || !pending_only)
-                    .map(|(id, _)| id),
-            );
-        }
-        Ok(out)
     }
 }
 

@@ -6,7 +6,7 @@ use sorcha_peer::platform::pb::sync::RegisterSubscriptionRequest;
 use sorcha_peer::platform::pb::sync::register_sync_client::RegisterSyncClient;
 use tonic::Code;
 
-use super::{code, latest, platform, platform_on, sync, sync_request};
+use super::{code, latest, platform, platform_follower, platform_on, sync, sync_request};
 use crate::common::{PATIENCE, TestCluster, replicate_along, wait_until};
 
 /// Checks what the Register service relies on: numbers from 1 in order, each entry chained to
@@ -40,13 +40,7 @@ fn check_chain(entries: &[SyncDocketEntry], origin: &str) -> Vec<String> {
 async fn docket_sync_streams_the_chain_as_the_register_service_reads_it() {
     let mut net = TestCluster::new();
     let mut a = net.start(platform_on).await;
-    let seed = a.seed();
-    let mut b = net
-        .start(|c| {
-            c.seeds = vec![seed];
-            platform_on(c);
-        })
-        .await;
+    let mut b = platform_follower(&mut net, &a).await;
     a.client
         .create_register("plat", true)
         .await
@@ -104,13 +98,7 @@ async fn docket_sync_streams_the_chain_as_the_register_service_reads_it() {
     assert_eq!(at_head.expect("level").len(), 0);
 
     // A forward-only replica holds the chain from its anchor: older dockets are refused.
-    let seed = a.seed();
-    let mut c = net
-        .start(|c| {
-            c.seeds = vec![seed];
-            platform_on(c);
-        })
-        .await;
+    let mut c = platform_follower(&mut net, &a).await;
     wait_until("C to see the register", PATIENCE, || async {
         c.client.subscribe("plat", "forward-only").await.is_ok()
     })

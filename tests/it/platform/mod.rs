@@ -26,11 +26,21 @@ use tokio::net::TcpSocket;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use crate::common::TestNode;
+use crate::common::{TestCluster, TestNode};
 
 /// Turns the platform listener on at the node's own address.
 fn platform_on(c: &mut Config) {
     c.platform_listen = Some(SocketAddr::new(c.listen.ip(), 0));
+}
+
+/// A node with the platform listener on, seeded with `of`.
+async fn platform_follower(net: &mut TestCluster, of: &TestNode) -> TestNode {
+    let seed = of.seed();
+    net.start(|c| {
+        c.seeds = vec![seed];
+        platform_on(c);
+    })
+    .await
 }
 
 fn platform_addr(node: &TestNode) -> SocketAddr {

@@ -8,7 +8,7 @@ use sorcha_peer::platform::pb::sync::register_sync_client::RegisterSyncClient;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use super::{code, platform, platform_on};
+use super::{code, platform, platform_follower, platform_on};
 use crate::common::{PATIENCE, TestCluster, replicate_along, wait_until};
 
 fn client(channel: &Channel) -> RegisterSyncClient<Channel> {
@@ -104,13 +104,7 @@ fn kind(e: &pb::LiveTransactionEvent) -> (pb::LiveEventType, i64) {
 async fn register_sync_serves_the_chain_transactions_state_and_a_live_stream() {
     let mut net = TestCluster::new();
     let mut a = net.start(platform_on).await;
-    let seed = a.seed();
-    let mut b = net
-        .start(|c| {
-            c.seeds = vec![seed];
-            platform_on(c);
-        })
-        .await;
+    let mut b = platform_follower(&mut net, &a).await;
     a.client.create_register("rs", true).await.expect("create");
     let mut ids = Vec::new();
     let mut payloads = Vec::new();

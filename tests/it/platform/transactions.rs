@@ -10,7 +10,7 @@ use sorcha_peer::platform::pb::transaction::transaction_distribution_client::Tra
 use tonic::Code;
 use tonic::transport::Channel;
 
-use super::{code, now_ms, platform, platform_on};
+use super::{code, now_ms, platform, platform_follower, platform_on};
 use crate::common::{PATIENCE, TestCluster, replicate_along};
 
 fn client(channel: &Channel) -> TransactionDistributionClient<Channel> {
@@ -91,13 +91,7 @@ async fn chunks(
 async fn transaction_distribution_submits_spreads_and_serves_transactions() {
     let mut net = TestCluster::new();
     let mut a = net.start(platform_on).await;
-    let seed = a.seed();
-    let mut b = net
-        .start(|c| {
-            c.seeds = vec![seed];
-            platform_on(c);
-        })
-        .await;
+    let mut b = platform_follower(&mut net, &a).await;
     a.client.create_register("td", true).await.expect("create");
     let first = a
         .client
