@@ -315,7 +315,7 @@ impl Metrics {
         let tls_sessions_expired = Counter::default();
         registry.register(
             "tls_sessions_expired",
-            "Peer sessions closed because the peer's or this node's CA-issued certificate expired",
+            "Peer sessions this node closed because the peer's CA-issued certificate expired",
             tls_sessions_expired.clone(),
         );
         let transport_refusals = Family::<Labels, Counter>::default();

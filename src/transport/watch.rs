@@ -150,7 +150,7 @@ fn stamp(path: &Path) -> Option<Stamp> {
 pub fn expiry_problem(not_after_secs: i64, now_secs: i64, warning: Duration) -> Option<String> {
     if has_expired(not_after_secs, now_secs) {
         return Some(
-            "this node's peer TLS certificate (tls_cert_file) has expired: peers refuse it and this node has closed its peer sessions; issue a new one with `sorcha-peer tls issue` and restart".into(),
+            "this node's peer TLS certificate (tls_cert_file) has expired: its peers have closed its sessions and refuse new ones; issue a new one with `sorcha-peer tls issue` and restart".into(),
         );
     }
     let left = not_after_secs.saturating_sub(now_secs);
@@ -210,25 +210,21 @@ pub async fn run(transport: Arc<Transport>, peers: Arc<PeerManager>, shutdown: C
     }
 }
 
-/// Closes the sessions whose peer certificate has expired, and all of them once this node's
-/// own has (every peer refuses it from then on).
+/// Closes the sessions whose peer certificate has expired. Once this node's own has expired it
+/// only says so: its peers check the same notAfter and close those sessions, saying why. If both
+/// sides closed, which one logged the reason would depend on which woke first.
 fn end_expired_sessions(ca: &CaState, peers: &PeerManager, now_secs: i64, told: &mut bool) {
-    let connected = peers.connected_ids();
     if has_expired(ca.not_after, now_secs) {
         if !*told {
             tracing::error!(
                 expired_at = %crate::clock::to_rfc3339(ca.not_after.saturating_mul(1000)),
-                "this node's peer TLS certificate (tls_cert_file) has expired: its peer sessions are closed and every peer refuses new connections until a new certificate is issued (`sorcha-peer tls issue`) and the node restarted"
+                "this node's peer TLS certificate (tls_cert_file) has expired: its peers close its sessions and refuse new connections until a new certificate is issued (`sorcha-peer tls issue`) and the node restarted"
             );
             *told = true;
         }
-        for peer in &connected {
-            peers.metrics().tls_sessions_expired.inc();
-            peers.close_session(peer, "this node's TLS certificate expired");
-        }
         return;
     }
-    for (peer, not_after) in ca.expired_among(&connected, now_secs) {
+    for (peer, not_after) in ca.expired_among(&peers.connected_ids(), now_secs) {
         tracing::warn!(
             %peer,
             expired_at = %crate::clock::to_rfc3339(not_after.saturating_mul(1000)),
