@@ -214,6 +214,10 @@ pub struct StatusDto {
     pub revocation_list_problem: Option<String>,
     pub admin_listen: String,
     pub storage: String,
+    /// `full` (every commit synced before it is acknowledged: a 201 survives power loss) or
+    /// `fast` (a crash of the process loses nothing; a power cut can lose the last commits).
+    #[serde(default)]
+    pub durability: String,
     /// `ok`, or `failing` while reads or writes fail (then `storageError` says why), as
     /// `/api/health` and `/readyz` report it.
     #[serde(default)]

@@ -508,6 +508,7 @@ async fn status(State(state): Shared) -> ApiResult<StatusDto> {
         revocation_list_problem: ca.and_then(|ca| ca.crl_problem()),
         admin_listen: state.config.admin_listen.to_string(),
         storage: state.config.storage_description(),
+        durability: state.config.durability.to_string(),
         storage_health: if storage_error.is_some() {
             "failing"
         } else {

@@ -484,7 +484,10 @@ pub async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientErro
         d.row("Warning", warning);
     }
     d.row("Admin API", &s.admin_listen);
-    d.row("Storage", &s.storage);
+    d.row(
+        "Storage",
+        format!("{} (durability {})", s.storage, s.durability),
+    );
     if let Some(error) = &s.storage_error {
         d.row("Storage failing", error);
     }

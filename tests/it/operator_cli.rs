@@ -410,3 +410,21 @@ async fn tx_submit_lines_answers_each_line_as_a_single_submit_does() {
     assert!(err.is_empty(), "{err}");
     a.stop().await;
 }
+
+/// `status` says how durable an acknowledged write is, in text and JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_names_the_durability() {
+    let mut net = TestCluster::new();
+    for (durability, word) in [
+        (sorcha_peer::config::Durability::Full, "full"),
+        (sorcha_peer::config::Durability::Fast, "fast"),
+    ] {
+        let mut node = TestNode::start(&net.ip(), |c| c.durability = durability).await;
+        let status = node.client.status().await.expect("status");
+        assert_eq!(status.durability, word);
+        let (code, text, err) = cli_at(&node, 80, &["status"]).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(text.contains(&format!("(durability {word})")), "{text}");
+        node.stop().await;
+    }
+}
