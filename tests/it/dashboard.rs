@@ -177,6 +177,7 @@ async fn dashboard_lists_peers_and_bans_and_unbans_in_a_real_browser() {
         .await;
     browser.type_into("#ban-duration", "2h").await;
     browser.click("#ban-submit").await;
+    browser.click("#ban-confirm-yes").await;
     wait_until("the ban in `peers bans`", PATIENCE, || async {
         let (code, stdout, _) = cli(&a, &["peers", "bans", "-o", "json"]).await;
         code == 0 && stdout.contains(&b.peer_id) && stdout.contains("banned from the dashboard")

@@ -14,6 +14,7 @@ mod cli;
 mod cluster;
 mod connect;
 mod dashboard;
+mod dashboard_actions;
 mod docs;
 mod event_places;
 mod events;

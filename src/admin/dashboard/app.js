@@ -31,11 +31,24 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-function notice(text, error) {
+// `kind`: true or "error" for a failure, "ok" for an action that succeeded.
+function notice(text, kind) {
   const n = $("#notice");
   n.textContent = text || "";
   n.hidden = !text;
-  n.classList.toggle("error", !!error);
+  n.classList.toggle("error", kind === true || kind === "error");
+  n.classList.toggle("ok", kind === "ok");
+}
+
+// Every change needs a token: without one, the controls that make changes are disabled (and
+// say why) rather than failing with an API error.
+function gate() {
+  $("#write-hint").hidden = !!token;
+  for (const c of document.querySelectorAll("[data-write]")) {
+    c.disabled = !token;
+    if (!token) c.title = "needs a token (enter it above)";
+    else c.removeAttribute("title");
+  }
 }
 
 async function api(method, path, body) {
@@ -55,10 +68,11 @@ async function api(method, path, body) {
   return data;
 }
 
-async function act(what, fn) {
+// Runs an action; says it succeeded with `done(result)`, or why it failed.
+async function act(what, fn, done) {
   try {
-    await fn();
-    notice("");
+    const result = await fn();
+    notice(done ? done(result) : what + " done.", "ok");
     await refresh();
   } catch (e) {
     notice(what + " failed: " + e.message + (e.status === 401 || e.status === 403 ? " (enter a token with the rights for it)" : ""), true);
@@ -124,9 +138,11 @@ function renderPeers() {
     const q = p.qualityComponents;
     const penalty = q.lastPenalty ? q.lastPenalty.reason + " (" + ago(q.lastPenalty.at) + ")" : "-";
     const actions = [];
-    if (p.isBanned) actions.push(el("button", { class: "small secondary", "data-unban": p.peerId, onclick: () => act("Unban", () => api("DELETE", "/api/bans/" + encodeURIComponent(p.peerId))) }, "Unban"));
-    else actions.push(el("button", { class: "small danger", "data-ban": p.peerId, onclick: () => { $("#ban-target").value = p.peerId; $("#ban-reason").focus(); } }, "Ban…"));
-    actions.push(el("button", { class: "small secondary", "data-reset": p.peerId, onclick: () => act("Reset", () => api("POST", "/api/peers/" + encodeURIComponent(p.peerId) + "/reset")) }, "Reset"));
+    const who = p.name || short(p.peerId);
+    if (p.isBanned) actions.push(el("button", { class: "small secondary", "data-write": true, "data-unban": p.peerId, onclick: () => act("Unban", () => api("DELETE", "/api/bans/" + encodeURIComponent(p.peerId)), () => "Unbanned " + who + ".") }, "Unban"));
+    else actions.push(el("button", { class: "small danger", "data-write": true, "data-ban": p.peerId, onclick: () => { $("#ban-target").value = p.peerId; $("#ban-reason").focus(); } }, "Ban…"));
+    if (p.state === "connected") actions.push(el("button", { class: "small secondary", "data-write": true, "data-disconnect": p.peerId, onclick: () => act("Disconnect", () => api("POST", "/api/peers/" + encodeURIComponent(p.peerId) + "/disconnect"), () => "Disconnected " + who + " (not banned: it may connect again).") }, "Disconnect"));
+    actions.push(el("button", { class: "small secondary", "data-write": true, "data-reset": p.peerId, onclick: () => act("Reset", () => api("POST", "/api/peers/" + encodeURIComponent(p.peerId) + "/reset"), () => "Reset the quality record of " + who + ".") }, "Reset"));
     return el("tr", { "data-peer": p.peerId },
       el("td", { class: "id", "data-label": "Peer", title: p.peerId }, p.name ? p.name + " · " : "", short(p.peerId)),
       el("td", { "data-label": "Address" }, p.address),
@@ -140,16 +156,18 @@ function renderPeers() {
       el("td", { "data-label": "Actions", class: "actions" }, actions));
   });
   $("#peer-table tbody").replaceChildren(...rows);
+  gate();
 }
 
 function renderBans(bans) {
   const rows = bans.map((b) => el("tr", { "data-ban-target": b.target },
-    el("td", { class: "id" }, b.target),
-    el("td", {}, b.reason),
-    el("td", {}, b.source),
-    el("td", {}, b.expiresAt ? duration(b.remainingSeconds) : "until unbanned"),
-    el("td", {}, el("button", { class: "small secondary", onclick: () => act("Unban", () => api("DELETE", "/api/bans/" + encodeURIComponent(b.target))) }, "Unban"))));
+    el("td", { class: "id", "data-label": "Target" }, b.target),
+    el("td", { "data-label": "Reason" }, b.reason),
+    el("td", { "data-label": "Source" }, b.source),
+    el("td", { "data-label": "Time left" }, b.expiresAt ? duration(b.remainingSeconds) : "until unbanned"),
+    el("td", { "data-label": "" }, el("button", { class: "small secondary", "data-write": true, onclick: () => act("Unban", () => api("DELETE", "/api/bans/" + encodeURIComponent(b.target)), () => "Unbanned " + b.target + ".") }, "Unban"))));
   $("#ban-table tbody").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 5, class: "muted" }, "No bans."))]));
+  gate();
 }
 
 function renderRegisters(registers, subscriptions, available) {
@@ -157,27 +175,30 @@ function renderRegisters(registers, subscriptions, available) {
   const blocks = registers.map((r) => {
     const s = subs.get(r.registerId);
     const pct = Math.max(0, Math.min(100, r.syncProgressPercent));
+    // A subscription in error is not progressing, whatever share of the chain it holds.
+    const failing = !!s && (s.syncState === "error" || !!s.errorMessage);
     return el("div", { class: "register", "data-register": r.registerId },
       el("div", {}, el("b", {}, r.registerId), " ", el("span", { class: "muted" }, r.role + (r.syncState !== r.role ? " · " + r.syncState : "") + " · docket " + r.latestDocketVersion + " · " + r.transactionCount + " tx" + (r.pendingTransactions ? " · " + r.pendingTransactions + " pending" : ""))),
-      s ? el("div", { class: "bar", title: pct.toFixed(1) + "%" }, el("span", { style: "width:" + pct + "%" })) : null,
-      s ? el("div", { class: "small-text" }, "docket " + (s.lastSyncedDocketVersion ?? "-") + " of " + (s.targetDocketVersion ?? "?") + " (" + pct.toFixed(1) + "%) · last sync " + ago(s.lastSyncAt) + (s.consecutiveFailures ? " · " + s.consecutiveFailures + " failures" : "")) : null,
+      s ? el("div", { class: failing ? "bar failing" : "bar", title: (failing ? "failing · " : "") + pct.toFixed(1) + "%" }, el("span", { style: "width:" + pct + "%" })) : null,
+      s ? el("div", { class: "small-text" }, (failing ? "failing · " : "") + "docket " + (s.lastSyncedDocketVersion ?? "-") + " of " + (s.targetDocketVersion ?? "?") + " (" + pct.toFixed(1) + "%) · last sync " + ago(s.lastSyncAt) + (s.consecutiveFailures ? " · " + s.consecutiveFailures + " failures" : "")) : null,
       s && s.errorMessage ? el("div", { class: "error-text small-text" }, s.errorMessage) : null,
-      s ? el("button", { class: "small secondary", onclick: () => act("Unsubscribe", () => api("DELETE", "/api/registers/" + encodeURIComponent(r.registerId) + "/subscribe")) }, "Unsubscribe") : null);
+      s ? el("button", { class: "small secondary", "data-write": true, onclick: () => act("Unsubscribe", () => api("DELETE", "/api/registers/" + encodeURIComponent(r.registerId) + "/subscribe"), () => "Unsubscribed from " + r.registerId + ".") }, "Unsubscribe") : null);
   });
   $("#register-list").replaceChildren(...(blocks.length ? blocks : [el("p", { class: "muted" }, "No registers held here.")]));
   const rows = available.map((a) => el("tr", { "data-available": a.registerId },
-    el("td", {}, a.registerId),
-    el("td", {}, a.peerCount + " (" + a.fullReplicaPeerCount + " full)"),
-    el("td", {}, a.latestVersion),
-    el("td", {}, a.localRole || "-"),
-    el("td", { class: "actions" }, a.localRole ? "" : [
-      el("select", { "aria-label": "mode" }, el("option", { value: "full-replica" }, "full replica"), el("option", { value: "forward-only" }, "forward only")),
+    el("td", { "data-label": "Register" }, a.registerId),
+    el("td", { "data-label": "Peers" }, a.peerCount + " (" + a.fullReplicaPeerCount + " full)"),
+    el("td", { "data-label": "Version" }, a.latestVersion),
+    el("td", { "data-label": "Here" }, a.localRole || "-"),
+    el("td", { class: "actions", "data-label": "" }, a.localRole ? "" : [
+      el("select", { "aria-label": "mode", "data-write": true }, el("option", { value: "full-replica" }, "full replica"), el("option", { value: "forward-only" }, "forward only")),
       " ",
-      el("button", { class: "small", onclick: (ev) => {
+      el("button", { class: "small", "data-write": true, onclick: (ev) => {
         const mode = ev.target.parentElement.querySelector("select").value;
-        act("Subscribe", () => api("POST", "/api/registers/" + encodeURIComponent(a.registerId) + "/subscribe", { mode }));
+        act("Subscribe", () => api("POST", "/api/registers/" + encodeURIComponent(a.registerId) + "/subscribe", { mode }), () => "Subscribed to " + a.registerId + " (" + mode + ").");
       } }, "Subscribe")])));
   $("#available-table tbody").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 5, class: "muted" }, "Peers advertise no other register."))]));
+  gate();
 }
 
 // ----- charts ------------------------------------------------------------------------------
@@ -323,7 +344,8 @@ async function followEvents() {
       const headers = { Accept: "text/event-stream" };
       if (token) headers.Authorization = "Bearer " + token;
       if (lastEventSeq) headers["Last-Event-ID"] = String(lastEventSeq);
-      const res = await fetch("/api/events", { headers, signal: streamAbort.signal, cache: "no-store" });
+      const type = $("#event-filter").value;
+      const res = await fetch("/api/events" + (type ? "?type=" + encodeURIComponent(type) : ""), { headers, signal: streamAbort.signal, cache: "no-store" });
       if (!res.ok) {
         let msg = res.status + "";
         try { msg = (await res.json()).error; } catch (_) { /* keep the status */ }
@@ -371,6 +393,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if (v && v !== "••••••") { token = v; sessionStorage.setItem(TOKEN_KEY, token); }
     $("#token").value = token ? "••••••" : "";
     notice(token ? "Token kept for this browser tab (session storage)." : "");
+    gate();
     if (streamAbort) streamAbort.abort();
     refresh();
   });
@@ -378,8 +401,11 @@ document.addEventListener("DOMContentLoaded", () => {
     token = ""; sessionStorage.removeItem(TOKEN_KEY); $("#token").value = "";
     if (streamAbort) streamAbort.abort();
     notice("Token forgotten.");
+    gate();
     refresh();
   });
+  // A ban is asked for, then confirmed in the page (saying what and for how long), then said.
+  let pendingBan = null;
   $("#ban-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const body = { target: $("#ban-target").value.trim() };
@@ -387,10 +413,43 @@ document.addEventListener("DOMContentLoaded", () => {
     const dur = $("#ban-duration").value.trim();
     if (reason) body.reason = reason;
     if (dur) body.duration = dur;
+    const peer = peers.find((p) => p.peerId === body.target);
+    const what = peer && peer.name ? peer.name + " (" + short(peer.peerId) + ")" : body.target;
+    pendingBan = { body, what };
+    $("#ban-confirm-text").textContent = "Ban " + what + (dur ? " for " + dur : " until unbanned") + "? Its sessions close now.";
+    $("#ban-confirm").hidden = false;
+  });
+  $("#ban-confirm-no").addEventListener("click", () => { pendingBan = null; $("#ban-confirm").hidden = true; });
+  $("#ban-confirm-yes").addEventListener("click", () => {
+    const ban = pendingBan;
+    pendingBan = null;
+    $("#ban-confirm").hidden = true;
+    if (!ban) return;
     act("Ban", async () => {
-      await api("POST", "/api/bans", body);
+      const answer = await api("POST", "/api/bans", ban.body);
       $("#ban-target").value = ""; $("#ban-reason").value = ""; $("#ban-duration").value = "";
-    });
+      return answer;
+    }, () => "Banned " + ban.what + (ban.body.duration ? " for " + ban.body.duration : " until unbanned") + ".");
+  });
+  $("#connect-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const address = $("#connect-address").value.trim();
+    act("Connect", () => api("POST", "/api/peers", { address }),
+      (r) => (r.alreadyConnected ? "Already connected to " : "Connected to ") + short(r.peerId) + " at " + r.address + ".");
+  });
+  $("#create-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const registerId = $("#create-id").value.trim();
+    act("Create register", async () => {
+      const answer = await api("POST", "/api/registers", { registerId, isPublic: $("#create-public").checked });
+      $("#create-id").value = "";
+      return answer;
+    }, (r) => "Created register " + r.registerId + " (" + (r.isPublic ? "public" : "private") + "); this node is its origin.");
+  });
+  $("#event-filter").addEventListener("change", () => {
+    $("#event-log").replaceChildren();
+    lastEventSeq = 0;
+    if (streamAbort) streamAbort.abort();
   });
   $("#peer-filter").addEventListener("input", renderPeers);
   for (const th of document.querySelectorAll("#peer-table th[data-sort]")) {
@@ -399,6 +458,7 @@ document.addEventListener("DOMContentLoaded", () => {
       renderPeers();
     });
   }
+  gate();
   refresh();
   setInterval(refresh, REFRESH_MS);
   followEvents();
