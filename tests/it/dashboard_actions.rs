@@ -74,7 +74,7 @@ async fn dashboard_changes_need_a_token_are_confirmed_and_say_they_succeeded() {
         .wait_for(
             "the confirmation",
             TEXT,
-            json!(["#ban-confirm:not([hidden])", [&b.peer_id[..12], "for 1h"]]),
+            json!(["#ban-confirm", [&b.peer_id[..12], "for 1h"]]),
         )
         .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -87,6 +87,13 @@ async fn dashboard_changes_need_a_token_are_confirmed_and_say_they_succeeded() {
     browser.click("#ban-confirm-yes").await;
     browser
         .wait_for("the ban said", DONE, json!([["Banned", "for 1h"]]))
+        .await;
+    browser
+        .wait_for(
+            "the confirmation gone",
+            "return getComputedStyle(document.querySelector('#ban-confirm')).display === 'none';",
+            json!([]),
+        )
         .await;
     wait_until("the ban made", PATIENCE, || async {
         a.client.bans().await.is_ok_and(|bans| bans.len() == 1)
