@@ -19,6 +19,8 @@ pub mod netprobe;
 pub mod node;
 pub mod peers;
 pub mod platform;
+#[cfg(test)]
+mod props;
 pub mod reachability;
 pub mod replication;
 pub mod rpc;

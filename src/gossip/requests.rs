@@ -457,3 +457,7 @@ fn prefer(a: &Preference, b: &Preference) -> Ordering {
 #[cfg(test)]
 #[path = "requests_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "requests_props.rs"]
+mod props;

@@ -25,6 +25,8 @@ mod platform_message;
 pub mod quality;
 mod record;
 mod state;
+#[cfg(test)]
+mod state_props;
 mod table;
 
 use std::sync::Arc;

@@ -15,6 +15,8 @@
 mod chain;
 mod errors;
 pub mod lag;
+#[cfg(test)]
+mod modes_props;
 mod push;
 mod sealer;
 mod server;

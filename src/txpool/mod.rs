@@ -12,6 +12,8 @@
 
 pub mod claims;
 mod commit;
+#[cfg(test)]
+mod pool_props;
 mod queue;
 mod recent;
 pub mod seen;

@@ -256,7 +256,7 @@ impl AnnouncementQueue {
 
     /// Entries queued in all.
     #[cfg(test)]
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.lock().len
     }
 }
