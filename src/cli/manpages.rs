@@ -17,197 +17,14 @@ use crate::config::{ENV_PREFIX, KEYS};
 use crate::identity::{ADMIN_TOKEN_FILE, ADMIN_URL_FILE, NODE_KEY_FILE};
 use crate::lockfile::LOCK_FILE;
 
+use super::man_examples::EXAMPLES;
+
 const BIN: &str = "sorcha-peer";
 /// The date the pages carry: that of the last change to what they say. Bump it with a
 /// release (a date taken from the clock would make the committed pages stale every day).
 const MAN_DATE: &str = "2026-11-22";
 /// Longest input line `mandoc -T lint` accepts without a style note.
 const MAX_LINE: usize = 80;
-
-/// Examples per page (by the page's name), as (what it does, the command).
-const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
-    (
-        "sorcha-peer",
-        &[
-            (
-                "Run a node that joins the network through a seed:",
-                "sorcha-peer serve --name node-1 --seed 192.0.2.10:5000",
-            ),
-            (
-                "Show the local node, then its connected peers:",
-                "sorcha-peer status",
-            ),
-            ("", "sorcha-peer peers list --state connected"),
-            (
-                "Ban a misbehaving peer by ID prefix for a week:",
-                "sorcha-peer peers ban 3fa9 --reason 'served bad dockets' --duration 7d",
-            ),
-            (
-                "Replicate a register and wait until it has caught up:",
-                "sorcha-peer registers subscribe orders --mode full-replica --wait",
-            ),
-            (
-                "In a script: fail when this node is more than 10 dockets behind another:",
-                "sorcha-peer lag --against 192.0.2.10:5000 --max-lag 10 -q",
-            ),
-        ],
-    ),
-    (
-        "sorcha-peer-serve",
-        &[
-            (
-                "Run a node on the embedded SQLite default:",
-                "sorcha-peer serve",
-            ),
-            (
-                "Join through two seeds, with a name for operators:",
-                "sorcha-peer serve --name eu-1 --seed a.example:5000 --seed b.example:5000",
-            ),
-            (
-                "Store on PostgreSQL, logs as JSON lines:",
-                "sorcha-peer serve --database-url postgres://peer@db/peer --log-format json",
-            ),
-            (
-                "Configure from a file, one key overridden by the environment:",
-                "SORCHA_PEER_HEARTBEAT_INTERVAL=5s sorcha-peer serve --config /etc/sorcha-peer.toml",
-            ),
-        ],
-    ),
-    (
-        "sorcha-peer-status",
-        &[
-            ("", "sorcha-peer status"),
-            (
-                "The peer counts only, for a script:",
-                "sorcha-peer status -o json | jq .peers",
-            ),
-        ],
-    ),
-    (
-        "sorcha-peer-peers-list",
-        &[
-            ("", "sorcha-peer peers list --state connected"),
-            (
-                "Every column, IDs in full:",
-                "sorcha-peer peers list -o wide",
-            ),
-        ],
-    ),
-    (
-        "sorcha-peer-peers-get",
-        &[
-            (
-                "Any unique prefix of a peer ID will do:",
-                "sorcha-peer peers get 3fa9",
-            ),
-            (
-                "So will the name a peer gives itself (unless another peer has it too):",
-                "sorcha-peer peers get node-2",
-            ),
-        ],
-    ),
-    (
-        "sorcha-peer-peers-ban",
-        &[
-            (
-                "A peer, for a week:",
-                "sorcha-peer peers ban 3fa9 --reason 'served bad dockets' --duration 7d",
-            ),
-            (
-                "A whole subnet, until unbanned:",
-                "sorcha-peer peers ban 198.51.100.0/24 --reason scanner",
-            ),
-        ],
-    ),
-    (
-        "sorcha-peer-peers-unban",
-        &[("", "sorcha-peer peers unban 198.51.100.0/24")],
-    ),
-    (
-        "sorcha-peer-peers-reset",
-        &[("", "sorcha-peer peers reset 3fa9")],
-    ),
-    (
-        "sorcha-peer-peers-bans",
-        &[("", "sorcha-peer peers bans -o json")],
-    ),
-    (
-        "sorcha-peer-peers-connect",
-        &[(
-            "Dial a node once; prints the peer ID it answered as:",
-            "sorcha-peer peers connect 192.0.2.10:5000",
-        )],
-    ),
-    (
-        "sorcha-peer-peers-disconnect",
-        &[(
-            "Close the session (no ban; it may come back):",
-            "sorcha-peer peers disconnect node-2",
-        )],
-    ),
-    (
-        "sorcha-peer-registers-create",
-        &[("", "sorcha-peer registers create orders --public")],
-    ),
-    (
-        "sorcha-peer-registers-subscribe",
-        &[
-            (
-                "Replicate the whole chain and show progress until done:",
-                "sorcha-peer registers subscribe orders --mode full-replica --wait",
-            ),
-            (
-                "Follow new dockets only:",
-                "sorcha-peer registers subscribe orders --mode forward-only",
-            ),
-        ],
-    ),
-    (
-        "sorcha-peer-registers-unsubscribe",
-        &[(
-            "Stop replicating and delete the replicated data:",
-            "sorcha-peer registers unsubscribe orders --purge",
-        )],
-    ),
-    (
-        "sorcha-peer-tx-submit",
-        &[
-            (
-                "A payload from a file:",
-                "sorcha-peer tx submit orders order-1042.json",
-            ),
-            (
-                "One transaction per input line:",
-                "sorcha-peer tx submit orders --lines < events.ndjson",
-            ),
-        ],
-    ),
-    (
-        "sorcha-peer-lag",
-        &[(
-            "Exit 1 when more than 10 dockets behind (for cron or monitoring):",
-            "sorcha-peer lag --against 192.0.2.10:5000 --max-lag 10",
-        )],
-    ),
-    (
-        "sorcha-peer-completions",
-        &[(
-            "",
-            "sorcha-peer completions bash > ~/.local/share/bash-completion/completions/sorcha-peer",
-        )],
-    ),
-    (
-        "sorcha-peer-config-default",
-        &[(
-            "Start a configuration file from the defaults:",
-            "sorcha-peer config default > /etc/sorcha-peer.toml",
-        )],
-    ),
-    (
-        "sorcha-peer-version",
-        &[("", "sorcha-peer version -o json")],
-    ),
-];
 
 /// The pages: (file name, roff), the command's first, then every visible subcommand's.
 pub fn man_pages() -> Vec<(String, String)> {
@@ -648,7 +465,9 @@ mod tests {
                     "{page}: {file} missing"
                 );
             }
-            assert!(roff.contains(".SH EXAMPLES"), "{page}: EXAMPLES missing");
+        }
+        for (file, roff) in &pages {
+            assert!(roff.contains(".SH EXAMPLES"), "{file}: EXAMPLES missing");
         }
         let names: Vec<String> = pages
             .iter()

@@ -4,6 +4,7 @@
 
 pub mod events;
 pub mod generate;
+mod man_examples;
 pub mod manpages;
 pub mod output;
 pub mod peers;
