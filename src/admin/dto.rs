@@ -100,6 +100,9 @@ pub struct AdvertisedRegisterDto {
 #[serde(rename_all = "camelCase")]
 pub struct BanDto {
     pub target: String,
+    /// The banned peer's name, when the target is a peer this node knows by a name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// `peer`, `ip` or `cidr`.
     pub kind: String,
     pub reason: String,

@@ -1,6 +1,8 @@
 //! Admin handlers for peers and bans: the peer list and views, quality and health figures,
 //! bans, unbans and resets. Rules live in `peers/` and `service/`; this file translates.
 
+use std::collections::HashMap;
+
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -98,9 +100,13 @@ pub(super) fn peer_dto(s: &PeerSnapshot) -> PeerDto {
     }
 }
 
-fn ban_dto(b: &Ban, now: i64) -> BanDto {
+/// `names`: peer ID → name, of the peers this node knows.
+fn ban_dto(b: &Ban, now: i64, names: &HashMap<String, String>) -> BanDto {
     BanDto {
         target: b.target.key(),
+        name: peer_id_of(&b.target)
+            .and_then(|id| names.get(&id).cloned())
+            .filter(|name| !name.is_empty()),
         kind: b.target.kind().as_str().to_string(),
         reason: b.reason.clone(),
         source: b.source.as_str().to_string(),
@@ -264,12 +270,18 @@ pub(super) async fn peers_health(State(state): Shared) -> ApiResult<PeersHealthD
 
 pub(super) async fn list_bans(State(state): Shared) -> ApiResult<Vec<BanDto>> {
     let now = now_ms();
+    let names: HashMap<String, String> = state
+        .manager
+        .list()
+        .into_iter()
+        .map(|s| (s.peer_id, s.name))
+        .collect();
     Ok(axum::Json(
         state
             .manager
             .bans()
             .iter()
-            .map(|b| ban_dto(b, now))
+            .map(|b| ban_dto(b, now, &names))
             .collect(),
     ))
 }

@@ -6,6 +6,7 @@
 //! Ctrl-C (exit 0) or until the node closes the stream (exit 3, the node went away).
 //! `--type` and `--peer` are passed to the node, which filters the history and the stream.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::Duration;
 
@@ -46,8 +47,25 @@ pub struct EventsArgs {
     pub peer: Option<String>,
 }
 
+/// Peer ID → name, for the peers the node knows by a name (event lines name them as the
+/// peers table does).
+type Names = HashMap<String, String>;
+
+/// The names of the peers the node knows; none when it cannot say (event lines then show IDs
+/// only, which is what they carry).
+async fn peer_names(client: &AdminClient) -> Names {
+    match client.peers(None, None, None).await {
+        Ok(peers) => peers
+            .into_iter()
+            .filter(|p| !p.name.is_empty())
+            .map(|p| (p.peer_id, p.name))
+            .collect(),
+        Err(_) => Names::new(),
+    }
+}
+
 /// Prints one event.
-fn print_event(out: &Output, event: &Event) {
+fn print_event(out: &Output, event: &Event, names: &Names) {
     if out.json {
         match serde_json::to_string(event) {
             Ok(line) => output::write_stdout(format!("{line}\n").as_bytes()),
@@ -59,10 +77,12 @@ fn print_event(out: &Output, event: &Event) {
     let time = event.time.get(11..19).unwrap_or(&event.time);
     // Peer IDs as in every table: short unless `-o wide`.
     let id = |text: &str| {
-        if crate::identity::is_peer_id(text) {
-            out.id(text).to_string()
-        } else {
-            text.to_string()
+        if !crate::identity::is_peer_id(text) {
+            return text.to_string();
+        }
+        match names.get(text) {
+            Some(name) => format!("{} ({name})", out.id(text)),
+            None => out.id(text).to_string(),
         }
     };
     out.print_value(&format!(
@@ -79,6 +99,11 @@ pub async fn run(client: &AdminClient, out: &Output, args: EventsArgs) -> Result
         peer: args.peer,
     };
     let recent = client.recent_events_matching(args.limit, &wanted).await?;
+    let mut names = if out.json {
+        Names::new()
+    } else {
+        peer_names(client).await
+    };
     if recent.events.is_empty() && !args.follow {
         let filtered = !wanted.types.is_empty() || wanted.peer.is_some();
         out.message(if filtered {
@@ -88,7 +113,7 @@ pub async fn run(client: &AdminClient, out: &Output, args: EventsArgs) -> Result
         });
     }
     for event in &recent.events {
-        print_event(out, event);
+        print_event(out, event, &names);
     }
     if !args.follow {
         return Ok(EXIT_OK);
@@ -103,7 +128,15 @@ pub async fn run(client: &AdminClient, out: &Output, args: EventsArgs) -> Result
             next = stream.next() => next?,
         };
         match next {
-            Some(event) => print_event(out, &event),
+            Some(event) => {
+                // A peer met since the start: learn its name before naming it.
+                if !out.json
+                    && matches!(&event.kind, EventKind::PeerConnected { peer_id, .. } if !names.contains_key(peer_id))
+                {
+                    names = peer_names(client).await;
+                }
+                print_event(out, &event, &names);
+            }
             None => {
                 out.error("the node closed the event stream (it stopped)");
                 return Ok(EXIT_UNREACHABLE);

@@ -408,10 +408,10 @@ fn print_bans(out: &Output, bans: &[BanDto]) {
         col("EXPIRES AT"),
     ]);
     for b in bans {
-        let target = if b.kind == "peer" {
-            out.id(&b.target)
-        } else {
-            b.target.as_str()
+        let target = match (b.kind.as_str(), &b.name) {
+            ("peer", Some(name)) => format!("{} ({name})", out.id(&b.target)),
+            ("peer", None) => out.id(&b.target).to_string(),
+            _ => b.target.clone(),
         };
         table.add_row(vec![
             cell(target),

@@ -428,3 +428,32 @@ async fn status_names_the_durability() {
         node.stop().await;
     }
 }
+
+/// Bans and events name a peer as the peers table does: its ID with its name beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bans_and_events_name_the_peers_they_mention() {
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
+    let seed = a.seed();
+    let mut b = net
+        .start(|c| {
+            c.name = "bravo".into();
+            c.seeds = vec![seed.clone()];
+        })
+        .await;
+    a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
+    let (code, _, err) = cli_at(&a, 80, &["peers", "ban", &b.peer_id, "--reason", "test"]).await;
+    assert_eq!(code, 0, "{err}");
+    let (_, bans, _) = cli_at(&a, 80, &["peers", "bans"]).await;
+    assert!(bans.contains("(bravo)"), "{bans}");
+    let listed = a.client.bans().await.expect("bans");
+    assert_eq!(listed[0].name.as_deref(), Some("bravo"));
+    let (_, events, _) = cli_at(&a, 120, &["events"]).await;
+    let banned = events
+        .lines()
+        .find(|l| l.contains("peerBanned"))
+        .unwrap_or_default();
+    assert!(banned.contains("(bravo)"), "{events}");
+    b.stop().await;
+    a.stop().await;
+}
