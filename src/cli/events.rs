@@ -85,11 +85,32 @@ fn print_event(out: &Output, event: &Event, names: &Names) {
             None => out.id(text).to_string(),
         }
     };
-    out.print_value(&format!(
-        "{time}  {:<20}  {}",
-        event.kind.name(),
-        event.kind.summary_with(&id)
-    ));
+    let head = format!("{time}  {:<20}  ", event.kind.name());
+    let what = event.kind.summary_with(&id);
+    // Fitted to the width (not with `-o wide`): continued under the text at word
+    // boundaries, so a line never breaks mid-word.
+    let room = out
+        .width
+        .filter(|_| !out.wide)
+        .map(|w| w.saturating_sub(head.chars().count()))
+        .filter(|&room| room >= 20 && what.chars().count() > room);
+    match room {
+        Some(room) => {
+            let indent = " ".repeat(head.chars().count());
+            for (i, line) in super::table::wrap_text(&what, room, false)
+                .iter()
+                .enumerate()
+            {
+                let lead = if i == 0 {
+                    head.as_str()
+                } else {
+                    indent.as_str()
+                };
+                out.print_value(&format!("{lead}{line}"));
+            }
+        }
+        None => out.print_value(&format!("{head}{what}")),
+    }
 }
 
 /// `sorcha-peer events`.

@@ -404,8 +404,8 @@ fn print_bans(out: &Output, bans: &[BanDto]) {
         col("KIND"),
         col("SOURCE"),
         col("REASON").wrap(),
-        col("BANNED AT"),
-        col("EXPIRES AT"),
+        col("BANNED AT").short("BANNED"),
+        col("EXPIRES AT").short("EXPIRES"),
     ]);
     for b in bans {
         let target = match (b.kind.as_str(), &b.name) {

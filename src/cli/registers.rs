@@ -108,14 +108,14 @@ pub async fn run(
                 let mut table = out.table(vec![
                     col("REGISTER ID"),
                     col("ROLE"),
-                    col("SYNC STATE"),
-                    col("IS PUBLIC"),
-                    col("LATEST VERSION"),
-                    col("LATEST DOCKET VERSION"),
+                    col("SYNC STATE").short("STATE"),
+                    col("IS PUBLIC").wide(),
+                    col("LATEST VERSION").short("VERSION"),
+                    col("LATEST DOCKET VERSION").short("DOCKET"),
                     col("DOCKET COUNT").wide(),
                     col("TRANSACTION COUNT").wide(),
                     col("PENDING TRANSACTIONS").wide(),
-                    col("SYNC PROGRESS"),
+                    col("SYNC PROGRESS").short("PROGRESS"),
                     col("HEAD HASH").wide(),
                     col("CREATED AT").wide(),
                 ]);
@@ -147,11 +147,11 @@ pub async fn run(
             } else {
                 let mut table = out.table(vec![
                     col("REGISTER ID"),
-                    col("PEER COUNT"),
-                    col("FULL REPLICA PEER COUNT"),
-                    col("LATEST VERSION"),
-                    col("LATEST DOCKET VERSION"),
-                    col("LOCAL ROLE"),
+                    col("PEER COUNT").short("PEERS"),
+                    col("FULL REPLICA PEER COUNT").short("FULL"),
+                    col("LATEST VERSION").short("VERSION"),
+                    col("LATEST DOCKET VERSION").short("DOCKET"),
+                    col("LOCAL ROLE").short("HERE"),
                 ]);
                 for a in &available {
                     table.add_row(vec![
@@ -247,16 +247,16 @@ pub async fn run(
             } else {
                 let mut table = out.table(vec![
                     col("REGISTER ID"),
-                    col("MODE"),
-                    col("SYNC STATE"),
-                    col("LAST SYNCED DOCKET VERSION"),
-                    col("TARGET DOCKET VERSION"),
+                    col("MODE").wide(),
+                    col("SYNC STATE").short("STATE"),
+                    col("LAST SYNCED DOCKET VERSION").short("DOCKET"),
+                    col("TARGET DOCKET VERSION").wide(),
                     col("TOTAL DOCKETS IN CHAIN").wide(),
-                    col("SYNC PROGRESS"),
-                    col("LAST SYNC AT"),
+                    col("SYNC PROGRESS").short("PROGRESS"),
+                    col("LAST SYNC AT").short("SYNCED"),
                     col("CONSECUTIVE FAILURES").wide(),
                     col("CREATED AT").wide(),
-                    col("ERROR MESSAGE").wrap(),
+                    col("ERROR MESSAGE").short("ERROR").wrap(),
                 ]);
                 for s in &subs {
                     table.add_row(vec![
@@ -481,12 +481,12 @@ pub async fn lag(client: &AdminClient, out: &Output, args: LagArgs) -> Result<i3
     } else {
         let mut table = out.table(vec![
             col("REGISTER ID"),
-            col("LOCAL VERSION"),
-            col("REMOTE VERSION"),
-            col("TRANSACTIONS BEHIND"),
-            col("LOCAL DOCKET VERSION"),
-            col("REMOTE DOCKET VERSION"),
-            col("DOCKETS BEHIND"),
+            col("LOCAL VERSION").short("LOCAL"),
+            col("REMOTE VERSION").short("REMOTE"),
+            col("TRANSACTIONS BEHIND").short("BEHIND"),
+            col("LOCAL DOCKET VERSION").wide(),
+            col("REMOTE DOCKET VERSION").wide(),
+            col("DOCKETS BEHIND").short("DOCKETS"),
             col("DIVERGED"),
         ]);
         for r in &rows {

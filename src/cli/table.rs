@@ -66,11 +66,12 @@ pub fn cell_or_none(text: Option<impl std::fmt::Display>) -> Cell {
     }
 }
 
-/// A table column: its header, whether its text may wrap, whether it shows only with
-/// `-o wide`.
+/// A table column: its header (and a one-word one for tables fitted to a width), whether its
+/// text may wrap, whether it shows only with `-o wide`.
 #[derive(Clone, Debug)]
 pub struct Column {
     header: &'static str,
+    short: Option<&'static str>,
     wrap: bool,
     wide_only: bool,
 }
@@ -79,6 +80,7 @@ pub struct Column {
 pub fn col(header: &'static str) -> Column {
     Column {
         header,
+        short: None,
         wrap: false,
         wide_only: false,
     }
@@ -95,6 +97,20 @@ impl Column {
     pub fn wide(mut self) -> Column {
         self.wide_only = true;
         self
+    }
+
+    /// The header without `-o wide`, so that headers do not stack at 80 columns (`-o wide`
+    /// keeps the full one).
+    pub fn short(mut self, header: &'static str) -> Column {
+        self.short = Some(header);
+        self
+    }
+
+    fn header(&self, wide: bool) -> &'static str {
+        match self.short {
+            Some(short) if !wide => short,
+            _ => self.header,
+        }
     }
 }
 
@@ -133,7 +149,7 @@ impl Table {
             .zip(&content)
             .map(|(&i, &c)| {
                 if headers {
-                    c.max(width_of(self.columns[i].header))
+                    c.max(width_of(self.columns[i].header(wide)))
                 } else {
                     c
                 }
@@ -151,7 +167,7 @@ impl Table {
                         break;
                     }
                     let longest_word = self.columns[shown[k]]
-                        .header
+                        .header(wide)
                         .split(' ')
                         .map(width_of)
                         .max()
@@ -177,7 +193,7 @@ impl Table {
             let cells: Vec<Lines> = shown
                 .iter()
                 .zip(&widths)
-                .map(|(&i, &w)| (wrap_text(self.columns[i].header, w, false), None))
+                .map(|(&i, &w)| (wrap_text(self.columns[i].header(wide), w, false), None))
                 .collect();
             push_lines(&mut out, &cells, &widths, color, true);
         }

@@ -176,7 +176,7 @@ async fn docket_counts_agree_across_views() {
         "genesis counts: {sub:?}"
     );
     assert_eq!(sub.sync_progress_percent, 100.0);
-    let (_, table, _) = cli_at(&b, 200, &["registers", "subscriptions"]).await;
+    let (_, table, _) = cli_at(&b, 200, &["registers", "subscriptions", "-o", "wide"]).await;
     let row: Vec<&str> = table
         .lines()
         .nth(1)
@@ -454,6 +454,67 @@ async fn bans_and_events_name_the_peers_they_mention() {
         .find(|l| l.contains("peerBanned"))
         .unwrap_or_default();
     assert!(banned.contains("(bravo)"), "{events}");
+    b.stop().await;
+    a.stop().await;
+}
+
+/// At 80 columns the register, subscription, lag and ban tables keep one header line (the
+/// full headers are for `-o wide`), and event lines continue under their text at word
+/// boundaries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_do_not_stack_and_event_lines_wrap_whole_words_at_80_columns() {
+    let register = "orders-2026-east";
+    let mut net = TestCluster::new();
+    let mut a = net.start(|_| {}).await;
+    let seed = a.seed();
+    let mut b = net.start(|c| c.seeds = vec![seed.clone()]).await;
+    a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
+    a.client
+        .create_register(register, true)
+        .await
+        .expect("register");
+    crate::common::wait_until("b subscribed", PATIENCE, || async {
+        b.client.subscribe(register, "full-replica").await.is_ok()
+    })
+    .await;
+    let reason = "a fairly long reason for this ban, long enough to wrap at eighty columns";
+    let ban = [
+        "peers",
+        "ban",
+        "10.9.9.0/24",
+        "--duration",
+        "1h",
+        "--reason",
+        reason,
+    ];
+    assert_eq!(cli_at(&b, 80, &ban).await.0, 0);
+    for (args, first) in [
+        (&["registers", "list"][..], register),
+        (&["registers", "available"], register),
+        (&["registers", "subscriptions"], register),
+        (&["lag", "--against", &seed], register),
+        (&["peers", "bans"], "10.9.9.0/24"),
+    ] {
+        let (code, out, err) = cli_at(&b, 80, args).await;
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert_fits(&out, 80);
+        let second = out.lines().nth(1).unwrap_or_default();
+        assert!(
+            second.starts_with(first),
+            "{args:?}: the header stacks:\n{out}"
+        );
+    }
+    let (_, wide, _) = cli_at(&b, 80, &["registers", "list", "-o", "wide"]).await;
+    assert!(wide.contains("LATEST DOCKET VERSION"), "{wide}");
+    let (_, events, _) = cli_at(&b, 80, &["events", "--type", "peerBanned"]).await;
+    assert_fits(&events, 80);
+    let lines: Vec<&str> = events.lines().collect();
+    assert!(lines.len() > 1, "{events}");
+    for line in &lines[1..] {
+        assert!(line.starts_with(&" ".repeat(32)), "{events}");
+    }
+    let joined: String = lines.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
+    assert!(joined.contains(reason), "a word was broken: {events}");
     b.stop().await;
     a.stop().await;
 }
