@@ -1,0 +1,236 @@
+//! Peers: the peer list and details, quality, bans, connect and disconnect.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PenaltyDto {
+    pub at: String,
+    pub reason: String,
+}
+
+/// How the quality score was made: each input and the points it earned.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QualityComponentsDto {
+    /// Share of the recent requests that succeeded, 0–1: exactly
+    /// `recentSuccessfulRequests / recentRequests` (the last 20 requests).
+    pub success_rate: f64,
+    /// 60 × success rate.
+    pub success_points: f64,
+    /// From average round trip: < 50 ms 1.0, < 100 ms 0.8, < 200 ms 0.6, < 500 ms 0.4, else 0.2.
+    pub latency_score: f64,
+    /// 25 × latency score.
+    pub latency_points: f64,
+    /// 1.0 unless penalised for bad data or protocol violations; recovers over time.
+    pub validity: f64,
+    /// 15 × validity.
+    pub validity_points: f64,
+    /// Requests since first contact (all of them, not only the recent ones).
+    pub total_requests: u64,
+    pub successful_requests: u64,
+    pub failed_requests: u64,
+    /// The requests `successRate` is computed from (the most recent, up to 20).
+    pub recent_requests: u32,
+    pub recent_successful_requests: u32,
+    pub last_penalty: Option<PenaltyDto>,
+}
+
+/// A peer, as listed by `GET /api/peers` and `GET /api/peers/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerDto {
+    pub peer_id: String,
+    pub name: String,
+    pub address: String,
+    /// The port of `address`, apart (the platform's clients read it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// `connected`, `connecting`, `disconnected` or `banned`.
+    pub state: String,
+    /// `inbound` or `outbound` while connected.
+    pub direction: Option<String>,
+    pub connected_since: Option<String>,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub failure_count: u32,
+    pub is_seed_node: bool,
+    pub software_version: Option<String>,
+    pub average_latency_ms: Option<f64>,
+    pub min_latency_ms: Option<f64>,
+    pub max_latency_ms: Option<f64>,
+    pub success_rate: f64,
+    pub quality_score: f64,
+    pub quality_rating: String,
+    pub quality_components: QualityComponentsDto,
+    pub is_banned: bool,
+    pub banned_at: Option<String>,
+    pub ban_reason: Option<String>,
+    pub ban_expires_at: Option<String>,
+    /// Public registers the peer advertises (while connected).
+    pub advertised_registers: Vec<AdvertisedRegisterDto>,
+    #[serde(default)]
+    pub advertised_register_count: usize,
+}
+
+/// A register as a peer advertises it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdvertisedRegisterDto {
+    pub register_id: String,
+    pub latest_version: u64,
+    pub latest_docket_version: u64,
+    pub head_hash: String,
+    pub full_replica: bool,
+    pub is_origin: bool,
+}
+
+/// A ban, as listed by `GET /api/bans`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BanDto {
+    pub target: String,
+    /// The banned peer's name, when the target is a peer this node knows by a name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `peer`, `ip` or `cidr`.
+    pub kind: String,
+    pub reason: String,
+    /// `manual` or `automatic`.
+    pub source: String,
+    pub banned_at: String,
+    /// `null`: until unbanned.
+    pub expires_at: Option<String>,
+    pub remaining_seconds: Option<i64>,
+}
+
+/// Body of `POST /api/bans` and `POST /api/peers/{id}/ban` (all fields optional there).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BanRequest {
+    /// Peer ID (or unique prefix), IP address or CIDR subnet; only for `POST /api/bans`.
+    pub target: Option<String>,
+    pub reason: Option<String>,
+    /// How long, like `1h` or `7d`; absent means until unbanned.
+    pub duration: Option<String>,
+    /// The same in minutes, as the platform's clients send it (not with `duration`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_minutes: Option<u64>,
+    /// Ban even if the peer is the only source of an active subscription.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Answer to a ban.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BanResponse {
+    /// The banned peer, when the target is a peer ID.
+    pub peer_id: Option<String>,
+    pub target: String,
+    pub kind: String,
+    pub is_banned: bool,
+    pub banned_at: String,
+    pub ban_reason: String,
+    pub ban_expires_at: Option<String>,
+    pub source: String,
+    /// Known peers the ban covers.
+    pub affected_peers: Vec<String>,
+    /// Connections closed because of it.
+    pub disconnected_peers: Vec<String>,
+}
+
+/// Answer to an unban.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnbanResponse {
+    pub peer_id: Option<String>,
+    pub target: String,
+    pub kind: String,
+    pub is_banned: bool,
+}
+
+/// Answer to `POST /api/peers/{id}/reset`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetResponse {
+    pub peer_id: String,
+    pub failure_count: u32,
+    pub previous_failure_count: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerStatsInnerDto {
+    pub total_peers: usize,
+    pub healthy_peers: usize,
+    pub unhealthy_peers: usize,
+    pub seed_nodes: usize,
+    pub average_latency_ms: Option<f64>,
+    pub total_failures: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QualityStatsDto {
+    pub total_tracked_peers: usize,
+    pub excellent_peers: usize,
+    pub good_peers: usize,
+    pub fair_peers: usize,
+    pub poor_peers: usize,
+    pub average_quality_score: Option<f64>,
+}
+
+/// `GET /api/peers/stats`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerStatsDto {
+    pub timestamp: String,
+    pub peer_stats: PeerStatsInnerDto,
+    pub quality_stats: QualityStatsDto,
+}
+
+/// One row of `GET /api/peers/quality`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerQualityDto {
+    pub peer_id: String,
+    pub average_latency_ms: Option<f64>,
+    pub min_latency_ms: Option<f64>,
+    pub max_latency_ms: Option<f64>,
+    pub success_rate: f64,
+    pub total_requests: u64,
+    pub successful_requests: u64,
+    pub failed_requests: u64,
+    pub quality_score: f64,
+    pub quality_rating: String,
+    pub quality_components: QualityComponentsDto,
+}
+
+/// Body of `POST /api/peers`: the node to dial.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectRequest {
+    /// host:port of the node's peer protocol.
+    pub address: Option<String>,
+}
+
+/// Answer to `POST /api/peers`: the peer reached at the address.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectResponse {
+    pub peer_id: String,
+    pub address: String,
+    /// A session with it was open already; nothing was dialled.
+    pub already_connected: bool,
+}
+
+/// Answer to `POST /api/peers/{id}/disconnect`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DisconnectResponse {
+    pub peer_id: String,
+    pub disconnected: bool,
+    /// Always false: a disconnected peer may be dialled again and may connect again.
+    pub is_banned: bool,
+}
