@@ -22,6 +22,9 @@ _sorcha_peer() {
             sorcha_peer,config)
                 cmd="sorcha_peer__subcmd__config"
                 ;;
+            sorcha_peer,doctor)
+                cmd="sorcha_peer__subcmd__doctor"
+                ;;
             sorcha_peer,events)
                 cmd="sorcha_peer__subcmd__events"
                 ;;
@@ -69,6 +72,9 @@ _sorcha_peer() {
                 ;;
             sorcha_peer__subcmd__help,config)
                 cmd="sorcha_peer__subcmd__help__subcmd__config"
+                ;;
+            sorcha_peer__subcmd__help,doctor)
+                cmd="sorcha_peer__subcmd__help__subcmd__doctor"
                 ;;
             sorcha_peer__subcmd__help,events)
                 cmd="sorcha_peer__subcmd__help__subcmd__events"
@@ -314,7 +320,7 @@ _sorcha_peer() {
 
     case "${cmd}" in
         sorcha_peer)
-            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version serve status peers registers tx lag events config tls version completions help"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version serve status doctor peers registers tx lag events config tls version completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -507,6 +513,44 @@ _sorcha_peer() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sorcha_peer__subcmd__doctor)
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sorcha_peer__subcmd__events)
             opts="-f -o -q -h -V --follow --limit --type --peer --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -558,7 +602,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__help)
-            opts="serve status peers registers tx lag events config tls version completions help"
+            opts="serve status doctor peers registers tx lag events config tls version completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -602,6 +646,20 @@ _sorcha_peer() {
         sorcha_peer__subcmd__help__subcmd__config__subcmd__default)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__help__subcmd__doctor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -5,6 +5,7 @@
 pub mod auth;
 mod dashboard;
 pub mod deadline;
+mod doctor;
 pub mod dto;
 mod events;
 mod host;
@@ -174,6 +175,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
     // Open from `admin_open_cidrs`, elsewhere any valid token.
     let reads = Router::new()
         .route("/api/status", get(status))
+        .route("/api/doctor", get(doctor::doctor))
         .route("/api/peers", get(peers::list_peers))
         .route("/api/peers/quality", get(peers::peers_quality))
         .route("/api/peers/health", get(peers::peers_health))
@@ -427,7 +429,7 @@ fn answer_probe(ok: bool, body: ProbeDto) -> Response {
 /// Readiness (see `service::health::readiness`) judged on the checks `counts` names: whether
 /// they pass, and the probe body (`status` left for the caller) with every check's outcome and
 /// `storage`/`storageError` as `/api/health` reports them.
-async fn probe(state: &AdminState, counts: impl Fn(&str) -> bool) -> (bool, ProbeDto) {
+pub(super) async fn probe(state: &AdminState, counts: impl Fn(&str) -> bool) -> (bool, ProbeDto) {
     let storage_error = match crate::store::health::check(&*state.store).await {
         StorageHealth::Ok => None,
         StorageHealth::Failing(reason) => Some(reason),

@@ -97,6 +97,7 @@ pub(super) fn peer_dto(s: &PeerSnapshot) -> PeerDto {
             })
             .collect(),
         advertised_register_count: s.advertised.len(),
+        clock_offset_ms: s.clock_offset_ms,
     }
 }
 

@@ -193,6 +193,16 @@ pub(super) const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         )],
     ),
     (
+        "sorcha-peer-doctor",
+        &[
+            ("Check the local node, item by item:", "sorcha-peer doctor"),
+            (
+                "In a script: the items that fail, with their fixes:",
+                "sorcha-peer doctor -o json | jq -r '.findings[] | select(.verdict == \"failing\") | .item + \": \" + .fix'",
+            ),
+        ],
+    ),
+    (
         "sorcha-peer-events",
         &[
             (

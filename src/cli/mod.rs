@@ -2,6 +2,7 @@
 //! from failures to documented exit codes. One definition drives `--help`, the man pages and
 //! the completion scripts (see [`generate`]).
 
+mod doctor;
 pub mod events;
 pub mod generate;
 mod man_examples;
@@ -123,6 +124,10 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Show the node's identity, addresses, storage and peer counts
     Status,
+    /// Check what an operator would check by hand (readiness, storage and disk space, clock,
+    /// address, certificate, replication, risky settings, file permissions); each item ok,
+    /// unknown, warning or failing with its fix. Exit 1 when an item fails
+    Doctor,
     /// Inspect and manage peers: list, get, connect, disconnect, ban, unban, reset, bans
     #[command(subcommand)]
     Peers(peers::PeersCommand),
@@ -232,6 +237,10 @@ pub async fn run(cli: Cli) -> i32 {
         }
         Command::Status => match client(&cli.global) {
             Ok(client) => report(&cli.global, &out, peers::status(&client, &out).await),
+            Err(e) => report(&cli.global, &out, Err(e)),
+        },
+        Command::Doctor => match client(&cli.global) {
+            Ok(client) => report_code(&cli.global, &out, doctor::run(&client, &out).await),
             Err(e) => report(&cli.global, &out, Err(e)),
         },
         Command::Peers(command) => match client(&cli.global) {

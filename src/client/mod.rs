@@ -180,6 +180,11 @@ impl AdminClient {
         self.get("/api/status").await
     }
 
+    /// The node's own checks, each judged with its fix (`sorcha-peer doctor`).
+    pub async fn doctor(&self) -> Result<DoctorDto, ClientError> {
+        self.get("/api/doctor").await
+    }
+
     /// `state`: connected, connecting, disconnected, banned or all; `sort`: see the API.
     pub async fn peers(
         &self,

@@ -427,6 +427,15 @@ impl PeerManager {
             .update(peer_id, |peer| peer.request_succeeded(rtt_ms, now_ms()));
     }
 
+    /// A heartbeat from the peer said when it was sent, by its clock.
+    pub fn record_clock(&self, peer_id: &str, sent_at_ms: i64) {
+        let offset = sent_at_ms.saturating_sub(now_ms());
+        // Memory only: not a change to persist.
+        if let Some(peer) = self.lock().table.get_mut(peer_id) {
+            peer.clock_offset_ms = Some(offset);
+        }
+    }
+
     /// A request to the peer failed. Returns true when the peer has now failed `max_failures`
     /// times in a row and must be disconnected.
     pub fn record_failure(&self, peer_id: &str, reason: &str) -> bool {

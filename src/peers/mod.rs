@@ -255,6 +255,8 @@ pub struct PeerSnapshot {
     pub quality: QualityBreakdown,
     pub ban: Option<Ban>,
     pub advertised: Vec<RegisterHeight>,
+    /// While connected: its clock minus this node's, from its last heartbeat.
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// Peer counts for `status`, health and metrics.

@@ -36,6 +36,9 @@ pub(super) struct Peer {
     pub advertised: Vec<RegisterHeight>,
     /// When it recently served data that failed verification (memory only).
     pub verification_failures: Vec<i64>,
+    /// Its clock minus ours, from the send time in its last heartbeat (memory only; includes
+    /// the one-way delay, milliseconds on a working link).
+    pub clock_offset_ms: Option<i64>,
 }
 
 impl Peer {
@@ -56,6 +59,7 @@ impl Peer {
             dialing: false,
             advertised: Vec::new(),
             verification_failures: Vec::new(),
+            clock_offset_ms: None,
         }
     }
 

@@ -236,6 +236,7 @@ impl State {
             } else {
                 Vec::new()
             },
+            clock_offset_ms: peer.clock_offset_ms.filter(|_| link.is_some()),
         }
     }
 

@@ -303,6 +303,7 @@ impl Session {
         let manager = self.services.peers.clone();
         match body {
             Body::Ping(ping) => {
+                manager.record_clock(&self.peer_id, ping.sent_at_ms);
                 self.advertised(ping.registers);
                 self.send(Body::Pong(pb::Pong {
                     sequence: ping.sequence,

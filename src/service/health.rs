@@ -324,6 +324,7 @@ mod tests {
             failure_count: id as u32,
             is_seed: id == 1,
             software_version: None,
+            clock_offset_ms: None,
             quality: QualityBreakdown {
                 score,
                 rating: if requests == 0 {

@@ -21,6 +21,7 @@
 pub mod advertisements;
 pub mod bans;
 pub mod connect;
+pub mod doctor;
 pub mod health;
 pub mod lag;
 pub mod liveness;

@@ -1,7 +1,8 @@
 //! The dashboard's changes in a real headless Chromium: without a token every control that
 //! changes something is disabled and says why; a ban is confirmed in the page before it is
 //! made; each action says that it succeeded; connect, disconnect and create-register work from
-//! the page; a failing subscription is drawn as failing; on a phone, no action is hidden.
+//! the page; a failing subscription is drawn as failing; on a phone, no action is hidden; the
+//! doctor's list is shown.
 
 use std::time::Duration;
 
@@ -34,6 +35,15 @@ async fn dashboard_changes_need_a_token_are_confirmed_and_say_they_succeeded() {
     let row_ban = format!("button[data-ban='{}']", b.peer_id);
     browser
         .wait_for("b's row", COUNT, json!([row_ban.as_str(), 1]))
+        .await;
+
+    // The doctor's list, as `sorcha-peer doctor` gives it.
+    browser
+        .wait_for(
+            "the doctor's readiness item",
+            TEXT,
+            json!(["#doctor-list li[data-item='readiness']", ["ok", "ready"]]),
+        )
         .await;
 
     // No token: reads work (loopback), every change is disabled and the page says why.

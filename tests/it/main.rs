@@ -16,6 +16,7 @@ mod connect;
 mod dashboard;
 mod dashboard_actions;
 mod docs;
+mod doctor;
 mod event_places;
 mod events;
 mod filtered_events;

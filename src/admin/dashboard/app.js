@@ -117,6 +117,15 @@ function renderNode(status, health) {
   $("#node-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
 }
 
+// The same list as `sorcha-peer doctor`.
+function renderDoctor(report) {
+  if (!report) return;
+  $("#doctor-status").textContent = "(" + report.status + ")";
+  $("#doctor-list").replaceChildren(...report.findings.map((f) => el("li", { class: f.verdict, "data-item": f.item },
+    el("span", { class: "v" }, f.verdict), " ", el("b", {}, f.item), ": ", f.detail,
+    f.fix ? el("div", { class: "small-text" }, "fix: " + f.fix) : null)));
+}
+
 function cmp(a, b) {
   const x = a[sort.key], y = b[sort.key];
   if (x === y) return a.peerId < b.peerId ? -1 : 1;
@@ -277,12 +286,13 @@ async function refresh() {
   if (refreshing) return;
   refreshing = true;
   try {
-    const [status, health, list, bans, registers, subscriptions, available] = await Promise.all([
+    const [status, health, list, bans, registers, subscriptions, available, doctor] = await Promise.all([
       api("GET", "/api/status"), api("GET", "/api/health").catch(() => null), api("GET", "/api/peers"),
       api("GET", "/api/bans"), api("GET", "/api/registers"), api("GET", "/api/registers/subscriptions"),
-      api("GET", "/api/registers/available")]);
+      api("GET", "/api/registers/available"), api("GET", "/api/doctor").catch(() => null)]);
     peers = list;
     renderNode(status, health);
+    renderDoctor(doctor);
     renderPeers();
     renderBans(bans);
     renderRegisters(registers, subscriptions, available);

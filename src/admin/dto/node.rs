@@ -161,3 +161,25 @@ pub struct RecentEventsDto {
     pub latest_seq: u64,
     pub events: Vec<crate::events::Event>,
 }
+
+/// `GET /api/doctor`: every item checked, and the worst verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DoctorDto {
+    /// The worst verdict: `ok`, `unknown`, `warning` or `failing`.
+    pub status: String,
+    pub findings: Vec<FindingDto>,
+}
+
+/// One item `doctor` checked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingDto {
+    pub item: String,
+    /// `ok`, `unknown` (could not be measured), `warning` or `failing`.
+    pub verdict: String,
+    pub detail: String,
+    /// What to do about it; absent when ok.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}

@@ -71,6 +71,10 @@ pub struct PeerDto {
     pub advertised_registers: Vec<AdvertisedRegisterDto>,
     #[serde(default)]
     pub advertised_register_count: usize,
+    /// While connected: the peer's clock minus this node's, in milliseconds, from the send time
+    /// of its last heartbeat (the one-way delay included).
+    #[serde(default)]
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// A register as a peer advertises it.
