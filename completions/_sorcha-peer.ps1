@@ -38,6 +38,7 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run a peer node in the foreground')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the node''s identity, addresses, storage and peer counts')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check what an operator would check by hand (readiness, storage and disk space, clock, address, certificate, replication, risky settings, file permissions); each item ok, unknown, warning or failing with its fix. Exit 1 when an item fails')
+            [CompletionResult]::new('schema', 'schema', [CompletionResultType]::ParameterValue, 'The JSON Schema of an `-o json` output or an admin API body (without NAME: the list), with every field described')
             [CompletionResult]::new('peers', 'peers', [CompletionResultType]::ParameterValue, 'Inspect and manage peers: list, get, connect, disconnect, ban, unban, reset, bans')
             [CompletionResult]::new('registers', 'registers', [CompletionResultType]::ParameterValue, 'Registers: create, list, subscribe to, unsubscribe from, purge')
             [CompletionResult]::new('tx', 'tx', [CompletionResultType]::ParameterValue, 'Transactions: submit and look up')
@@ -98,6 +99,23 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             break
         }
         'sorcha-peer;doctor' {
+            [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the requested data, no confirmations')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also honoured: the NO_COLOR environment variable)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Tables without their header line')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'sorcha-peer;schema' {
             [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]')
             [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted')
@@ -803,6 +821,7 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run a peer node in the foreground')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the node''s identity, addresses, storage and peer counts')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check what an operator would check by hand (readiness, storage and disk space, clock, address, certificate, replication, risky settings, file permissions); each item ok, unknown, warning or failing with its fix. Exit 1 when an item fails')
+            [CompletionResult]::new('schema', 'schema', [CompletionResultType]::ParameterValue, 'The JSON Schema of an `-o json` output or an admin API body (without NAME: the list), with every field described')
             [CompletionResult]::new('peers', 'peers', [CompletionResultType]::ParameterValue, 'Inspect and manage peers: list, get, connect, disconnect, ban, unban, reset, bans')
             [CompletionResult]::new('registers', 'registers', [CompletionResultType]::ParameterValue, 'Registers: create, list, subscribe to, unsubscribe from, purge')
             [CompletionResult]::new('tx', 'tx', [CompletionResultType]::ParameterValue, 'Transactions: submit and look up')
@@ -822,6 +841,9 @@ Register-ArgumentCompleter -Native -CommandName 'sorcha-peer' -ScriptBlock {
             break
         }
         'sorcha-peer;help;doctor' {
+            break
+        }
+        'sorcha-peer;help;schema' {
             break
         }
         'sorcha-peer;help;peers' {

@@ -40,6 +40,9 @@ _sorcha_peer() {
             sorcha_peer,registers)
                 cmd="sorcha_peer__subcmd__registers"
                 ;;
+            sorcha_peer,schema)
+                cmd="sorcha_peer__subcmd__schema"
+                ;;
             sorcha_peer,serve)
                 cmd="sorcha_peer__subcmd__serve"
                 ;;
@@ -90,6 +93,9 @@ _sorcha_peer() {
                 ;;
             sorcha_peer__subcmd__help,registers)
                 cmd="sorcha_peer__subcmd__help__subcmd__registers"
+                ;;
+            sorcha_peer__subcmd__help,schema)
+                cmd="sorcha_peer__subcmd__help__subcmd__schema"
                 ;;
             sorcha_peer__subcmd__help,serve)
                 cmd="sorcha_peer__subcmd__help__subcmd__serve"
@@ -320,7 +326,7 @@ _sorcha_peer() {
 
     case "${cmd}" in
         sorcha_peer)
-            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version serve status doctor peers registers tx lag events config tls version completions help"
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version serve status doctor schema peers registers tx lag events config tls version completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -602,7 +608,7 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__help)
-            opts="serve status doctor peers registers tx lag events config tls version completions help"
+            opts="serve status doctor schema peers registers tx lag events config tls version completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -940,6 +946,20 @@ _sorcha_peer() {
         sorcha_peer__subcmd__help__subcmd__registers__subcmd__unsubscribe)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__help__subcmd__schema)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2061,6 +2081,44 @@ _sorcha_peer() {
         sorcha_peer__subcmd__registers__subcmd__unsubscribe)
             opts="-o -q -h -V --purge --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sorcha_peer__subcmd__schema)
+            opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -35,6 +35,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand serve 'Run a peer node in the foreground'
             cand status 'Show the node''s identity, addresses, storage and peer counts'
             cand doctor 'Check what an operator would check by hand (readiness, storage and disk space, clock, address, certificate, replication, risky settings, file permissions); each item ok, unknown, warning or failing with its fix. Exit 1 when an item fails'
+            cand schema 'The JSON Schema of an `-o json` output or an admin API body (without NAME: the list), with every field described'
             cand peers 'Inspect and manage peers: list, get, connect, disconnect, ban, unban, reset, bans'
             cand registers 'Registers: create, list, subscribe to, unsubscribe from, purge'
             cand tx 'Transactions: submit and look up'
@@ -92,6 +93,22 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand --version 'Print version'
         }
         &'sorcha-peer;doctor'= {
+            cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
+            cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
+            cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
+            cand --data-dir 'Node data directory (key, admin token, SQLite database) [default: per-user data dir]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only the requested data, no confirmations'
+            cand --quiet 'Print only the requested data, no confirmations'
+            cand --no-color 'Never colour output (also honoured: the NO_COLOR environment variable)'
+            cand --no-headers 'Tables without their header line'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sorcha-peer;schema'= {
             cand --node 'Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]'
             cand --token 'Admin bearer token, or a JWT signed with the node''s jwt_key [default: read from <data-dir>/admin.token]'
             cand --cacert 'CA certificate(s) (PEM) to trust for an https:// node; only these are trusted'
@@ -735,6 +752,7 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
             cand serve 'Run a peer node in the foreground'
             cand status 'Show the node''s identity, addresses, storage and peer counts'
             cand doctor 'Check what an operator would check by hand (readiness, storage and disk space, clock, address, certificate, replication, risky settings, file permissions); each item ok, unknown, warning or failing with its fix. Exit 1 when an item fails'
+            cand schema 'The JSON Schema of an `-o json` output or an admin API body (without NAME: the list), with every field described'
             cand peers 'Inspect and manage peers: list, get, connect, disconnect, ban, unban, reset, bans'
             cand registers 'Registers: create, list, subscribe to, unsubscribe from, purge'
             cand tx 'Transactions: submit and look up'
@@ -751,6 +769,8 @@ set edit:completion:arg-completer[sorcha-peer] = {|@words|
         &'sorcha-peer;help;status'= {
         }
         &'sorcha-peer;help;doctor'= {
+        }
+        &'sorcha-peer;help;schema'= {
         }
         &'sorcha-peer;help;peers'= {
             cand list 'List known peers'

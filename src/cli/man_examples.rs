@@ -203,6 +203,16 @@ pub(super) const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "sorcha-peer-schema",
+        &[
+            ("Which schemas there are:", "sorcha-peer schema"),
+            (
+                "What every field of `peers list -o json` means:",
+                "sorcha-peer schema peers-list | jq '.[\"$defs\"].PeerDto.properties'",
+            ),
+        ],
+    ),
+    (
         "sorcha-peer-events",
         &[
             (

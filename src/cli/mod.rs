@@ -10,6 +10,7 @@ pub mod manpages;
 pub mod output;
 pub mod peers;
 pub mod registers;
+mod schema;
 pub mod serve;
 mod table;
 pub mod tls;
@@ -128,6 +129,12 @@ pub enum Command {
     /// address, certificate, replication, risky settings, file permissions); each item ok,
     /// unknown, warning or failing with its fix. Exit 1 when an item fails
     Doctor,
+    /// The JSON Schema of an `-o json` output or an admin API body (without NAME: the list),
+    /// with every field described
+    Schema {
+        /// e.g. status, peers-list, event, ban-request
+        name: Option<String>,
+    },
     /// Inspect and manage peers: list, get, connect, disconnect, ban, unban, reset, bans
     #[command(subcommand)]
     Peers(peers::PeersCommand),
@@ -239,6 +246,7 @@ pub async fn run(cli: Cli) -> i32 {
             Ok(client) => report(&cli.global, &out, peers::status(&client, &out).await),
             Err(e) => report(&cli.global, &out, Err(e)),
         },
+        Command::Schema { name } => schema::run(&out, name.as_deref()),
         Command::Doctor => match client(&cli.global) {
             Ok(client) => report_code(&cli.global, &out, doctor::run(&client, &out).await),
             Err(e) => report(&cli.global, &out, Err(e)),

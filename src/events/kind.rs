@@ -44,7 +44,7 @@ pub const EVENT_TYPES: &[(&str, EventClass)] = &[
 
 /// What happened. Serialised with a `type` tag and camelCase fields, e.g.
 /// `{"seq":7,"time":"…","type":"peerBanned","target":"…","reason":"…","source":"manual",…}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(
     tag = "type",
     rename_all = "camelCase",

@@ -46,7 +46,7 @@ const MAX_THROTTLE_KEYS: usize = 4096;
 
 /// One event: its sequence number (increasing by one per event of this node, from 1; it
 /// starts again when the node restarts), when it happened and what happened.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     /// 0 for `lagged`, which is not part of the node's sequence (it is per subscriber).

@@ -36,6 +36,7 @@ mod reachability;
 mod references;
 mod replication;
 mod replication_invariants;
+mod schemas;
 mod shutdown;
 mod storage_faults;
 mod storage_health;

@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 use super::RegisterDto;
 
 /// `{"error": "..."}`, the body of every non-2xx answer.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorBody {
     pub error: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerCountsDto {
     pub known: usize,
@@ -25,7 +25,7 @@ pub struct PeerCountsDto {
 }
 
 /// `GET /api/status`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusDto {
     /// `ready` or `failing`, as `/readyz` answers, with its reasons (empty when ready).
@@ -84,7 +84,7 @@ pub struct StatusDto {
     pub rate_window_seconds: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthMetricsDto {
     pub total_peers: usize,
@@ -94,7 +94,7 @@ pub struct HealthMetricsDto {
 }
 
 /// `GET /api/health`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthDto {
     /// `healthy`, `degraded` (no connected peer) or `unhealthy` (storage failing).
@@ -117,7 +117,7 @@ pub struct HealthDto {
 /// `GET /healthz` (`alive`) and `GET /readyz` (`ready`, or `failing` with 503 and the
 /// `reasons`: storage failing, with `storageError` saying why; listeners not serving; no peer
 /// although seeds are configured).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeDto {
     pub status: String,
@@ -133,7 +133,7 @@ pub struct ProbeDto {
     pub reasons: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthyPeerDto {
     pub peer_id: String,
@@ -143,7 +143,7 @@ pub struct HealthyPeerDto {
 }
 
 /// `GET /api/peers/health`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PeersHealthDto {
     pub total_peers: usize,
@@ -154,7 +154,7 @@ pub struct PeersHealthDto {
 }
 
 /// Recent events (`GET /api/events/recent`), oldest first.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecentEventsDto {
     /// Sequence number of the node's latest event (0 before the first).
@@ -163,7 +163,7 @@ pub struct RecentEventsDto {
 }
 
 /// `GET /api/doctor`: every item checked, and the worst verdict.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DoctorDto {
     /// The worst verdict: `ok`, `unknown`, `warning` or `failing`.
@@ -172,7 +172,7 @@ pub struct DoctorDto {
 }
 
 /// One item `doctor` checked.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FindingDto {
     pub item: String,

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PenaltyDto {
     pub at: String,
@@ -10,7 +10,7 @@ pub struct PenaltyDto {
 }
 
 /// How the quality score was made: each input and the points it earned.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QualityComponentsDto {
     /// Share of the recent requests that succeeded, 0–1: exactly
@@ -37,7 +37,7 @@ pub struct QualityComponentsDto {
 }
 
 /// A peer, as listed by `GET /api/peers` and `GET /api/peers/{id}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerDto {
     pub peer_id: String,
@@ -78,7 +78,7 @@ pub struct PeerDto {
 }
 
 /// A register as a peer advertises it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdvertisedRegisterDto {
     pub register_id: String,
@@ -90,7 +90,7 @@ pub struct AdvertisedRegisterDto {
 }
 
 /// A ban, as listed by `GET /api/bans`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BanDto {
     pub target: String,
@@ -109,7 +109,7 @@ pub struct BanDto {
 }
 
 /// Body of `POST /api/bans` and `POST /api/peers/{id}/ban` (all fields optional there).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BanRequest {
     /// Peer ID (or unique prefix), IP address or CIDR subnet; only for `POST /api/bans`.
@@ -126,7 +126,7 @@ pub struct BanRequest {
 }
 
 /// Answer to a ban.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BanResponse {
     /// The banned peer, when the target is a peer ID.
@@ -145,7 +145,7 @@ pub struct BanResponse {
 }
 
 /// Answer to an unban.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UnbanResponse {
     pub peer_id: Option<String>,
@@ -155,7 +155,7 @@ pub struct UnbanResponse {
 }
 
 /// Answer to `POST /api/peers/{id}/reset`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResetResponse {
     pub peer_id: String,
@@ -163,7 +163,7 @@ pub struct ResetResponse {
     pub previous_failure_count: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerStatsInnerDto {
     pub total_peers: usize,
@@ -174,7 +174,7 @@ pub struct PeerStatsInnerDto {
     pub total_failures: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QualityStatsDto {
     pub total_tracked_peers: usize,
@@ -186,7 +186,7 @@ pub struct QualityStatsDto {
 }
 
 /// `GET /api/peers/stats`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerStatsDto {
     pub timestamp: String,
@@ -195,7 +195,7 @@ pub struct PeerStatsDto {
 }
 
 /// One row of `GET /api/peers/quality`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerQualityDto {
     pub peer_id: String,
@@ -212,7 +212,7 @@ pub struct PeerQualityDto {
 }
 
 /// Body of `POST /api/peers`: the node to dial.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectRequest {
     /// host:port of the node's peer protocol.
@@ -220,7 +220,7 @@ pub struct ConnectRequest {
 }
 
 /// Answer to `POST /api/peers`: the peer reached at the address.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectResponse {
     pub peer_id: String,
@@ -230,7 +230,7 @@ pub struct ConnectResponse {
 }
 
 /// Answer to `POST /api/peers/{id}/disconnect`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DisconnectResponse {
     pub peer_id: String,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A register held by this node (`GET /api/registers`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterDto {
     pub register_id: String,
@@ -30,7 +30,7 @@ pub struct RegisterDto {
 }
 
 /// Body of `POST /api/registers`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateRegisterRequest {
     pub register_id: Option<String>,
@@ -39,7 +39,7 @@ pub struct CreateRegisterRequest {
 }
 
 /// A public register advertised by connected peers (`GET /api/registers/available`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AvailableRegisterDto {
     pub register_id: String,
@@ -60,7 +60,7 @@ pub struct AvailableRegisterDto {
 }
 
 /// A subscription (`GET /api/registers/subscriptions`), with the original's fields.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionDto {
     pub register_id: String,
@@ -89,14 +89,14 @@ pub struct SubscriptionDto {
 }
 
 /// Body of `POST /api/registers/{id}/subscribe`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SubscribeRequest {
     pub mode: Option<String>,
 }
 
 /// Answer to unsubscribe.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UnsubscribeResponse {
     pub register_id: String,
@@ -107,7 +107,7 @@ pub struct UnsubscribeResponse {
 }
 
 /// Answer to `DELETE /api/registers/{id}/cache`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PurgeResponse {
     pub register_id: String,
@@ -117,7 +117,7 @@ pub struct PurgeResponse {
 }
 
 /// One row of `GET /api/registers/cache` (the original's replica cache view).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CacheDto {
     pub register_id: String,
@@ -128,7 +128,7 @@ pub struct CacheDto {
 }
 
 /// Answer to a transaction submission.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SubmitResponse {
     pub transaction_id: String,
@@ -147,13 +147,13 @@ pub struct SubmitResponse {
 }
 
 /// Body of `POST /api/registers/{id}/transactions/batch`: UTF-8 payloads, one transaction each.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BatchSubmitRequest {
     pub payloads: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchSubmitResponse {
     pub register_id: String,
@@ -169,7 +169,7 @@ pub struct BatchSubmitResponse {
 
 /// A batch submission that failed after some of its chunks were stored: the error, and the
 /// IDs of the transactions that were stored (in submission order).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchFailureBody {
     pub error: String,
@@ -178,7 +178,7 @@ pub struct BatchFailureBody {
 }
 
 /// A transaction's state (`GET /api/registers/{id}/transactions/{tx}`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransactionDto {
     pub transaction_id: String,
@@ -192,7 +192,7 @@ pub struct TransactionDto {
 }
 
 /// One register's lag against another node (`GET /api/lag`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LagDto {
     pub register_id: String,
