@@ -1957,6 +1957,9 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__registers__subcmd__purge)
+            if [[ ${cur} != -* && ${prev} != -* ]] && _sorcha_peer_first_argument && _sorcha_peer_registers "${cur}"; then
+                return 0
+            fi
             opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1995,6 +1998,9 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__registers__subcmd__subscribe)
+            if [[ ${cur} != -* && ${prev} != -* ]] && _sorcha_peer_first_argument && _sorcha_peer_registers "${cur}"; then
+                return 0
+            fi
             opts="-o -q -h -V --mode --wait --timeout --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2079,6 +2085,9 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__registers__subcmd__unsubscribe)
+            if [[ ${cur} != -* && ${prev} != -* ]] && _sorcha_peer_first_argument && _sorcha_peer_registers "${cur}"; then
+                return 0
+            fi
             opts="-o -q -h -V --purge --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2571,6 +2580,9 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__tx__subcmd__get)
+            if [[ ${cur} != -* && ${prev} != -* ]] && _sorcha_peer_first_argument && _sorcha_peer_registers "${cur}"; then
+                return 0
+            fi
             opts="-o -q -h -V --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2665,6 +2677,9 @@ _sorcha_peer() {
             return 0
             ;;
         sorcha_peer__subcmd__tx__subcmd__submit)
+            if [[ ${cur} != -* && ${prev} != -* ]] && _sorcha_peer_first_argument && _sorcha_peer_registers "${cur}"; then
+                return 0
+            fi
             opts="-o -q -h -V --lines --node --token --cacert --data-dir --output --quiet --no-color --no-headers --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2757,4 +2772,30 @@ _sorcha_peer_peer_ids() {
     [[ -n "${ids}" ]] || return 1
     COMPREPLY=( $(compgen -W "${ids}" -- "$1") )
     [[ ${#COMPREPLY[@]} -gt 0 ]]
+}
+
+# Registers held by, or advertised to, the node the command line names.
+_sorcha_peer_registers() {
+    local names
+    names="$("${COMP_WORDS[0]}" __complete-registers -- "${COMP_WORDS[@]:0:COMP_CWORD}" 2>/dev/null)"
+    [[ -n "${names}" ]] || return 1
+    COMPREPLY=( $(compgen -W "${names}" -- "$1") )
+    [[ ${#COMPREPLY[@]} -gt 0 ]]
+}
+
+# Whether the word being completed is the subcommand's first argument (no other word after
+# the subcommand yet but options and their values).
+_sorcha_peer_first_argument() {
+    local i seen=0
+    for (( i = 2; i < COMP_CWORD; i++ )); do
+        case "${COMP_WORDS[i]}" in
+            -*) ;;
+            *) case "${COMP_WORDS[i-1]}" in
+                   --node|--token|--cacert|--data-dir|--mode|-o|--output) ;;
+                   *) seen=$((seen + 1)) ;;
+               esac ;;
+        esac
+    done
+    # The group and the subcommand are the first two words that are not options.
+    [[ ${seen} -le 2 ]]
 }

@@ -619,3 +619,11 @@ function __fish_sorcha_peer_peer_ids
     $cmd[1] __complete-peers -- $cmd 2>/dev/null
 end
 complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from get ban unban reset disconnect" -f -a "(__fish_sorcha_peer_peer_ids)"
+
+# Registers held by, or advertised to, the node the command line names.
+function __fish_sorcha_peer_registers
+    set -l cmd (commandline -opc)
+    $cmd[1] __complete-registers -- $cmd 2>/dev/null
+end
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe unsubscribe purge" -f -a "(__fish_sorcha_peer_registers)"
+complete -c sorcha-peer -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit get" -f -a "(__fish_sorcha_peer_registers)"

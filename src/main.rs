@@ -5,13 +5,16 @@ use sorcha_peer::cli::{self, Cli};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some(cli::generate::COMPLETE_PEERS) {
+    if let Some(kind) = args
+        .get(1)
+        .and_then(|a| cli::complete::Candidates::from_arg(a))
+    {
         // Called by the completion scripts on every TAB: no logging, no clap.
         let code = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_or(cli::EXIT_FAILED, |rt| {
-                rt.block_on(cli::complete_peers(&args[2..]))
+                rt.block_on(cli::complete(kind, &args[2..]))
             });
         std::process::exit(code);
     }

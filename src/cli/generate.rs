@@ -17,11 +17,22 @@ const BIN: &str = "sorcha-peer";
 /// Generated as `sorcha_peer`, then registered for `sorcha-peer`.
 const BASH_IDENT: &str = "sorcha_peer";
 
-/// The hidden command the scripts call to complete peer IDs from the local node.
+/// The hidden commands the scripts call to complete peer IDs and names, and register names,
+/// from the node.
 pub const COMPLETE_PEERS: &str = "__complete-peers";
+pub const COMPLETE_REGISTERS: &str = "__complete-registers";
 
 /// Subcommands (below `peers`) whose first argument is a peer.
 const PEER_ARGUMENT_COMMANDS: [&str; 5] = ["get", "ban", "unban", "reset", "disconnect"];
+
+/// Subcommands (group, command) whose first argument is a register.
+const REGISTER_ARGUMENT_COMMANDS: [(&str, &str); 5] = [
+    ("registers", "subscribe"),
+    ("registers", "unsubscribe"),
+    ("registers", "purge"),
+    ("tx", "submit"),
+    ("tx", "get"),
+];
 
 /// Shells with a committed completion script.
 pub const SHELLS: [Shell; 5] = [
@@ -78,6 +89,15 @@ fn bash(script: &str) -> String {
                 "            if [[ ${cur} != -* && ${prev} != -* ]] && _sorcha_peer_peer_ids \"${cur}\"; then\n                return 0\n            fi\n",
             );
         }
+        // The first argument of these is a register: offer the node's (at that position only).
+        let is_register_command = REGISTER_ARGUMENT_COMMANDS
+            .iter()
+            .any(|(group, sub)| case == format!("{BASH_IDENT}__subcmd__{group}__subcmd__{sub})"));
+        if is_register_command {
+            out.push_str(
+                "            if [[ ${cur} != -* && ${prev} != -* ]] && _sorcha_peer_first_argument && _sorcha_peer_registers \"${cur}\"; then\n                return 0\n            fi\n",
+            );
+        }
     }
     out.push_str(&format!(
         r#"
@@ -90,6 +110,32 @@ _sorcha_peer_peer_ids() {{
     COMPREPLY=( $(compgen -W "${{ids}}" -- "$1") )
     [[ ${{#COMPREPLY[@]}} -gt 0 ]]
 }}
+
+# Registers held by, or advertised to, the node the command line names.
+_sorcha_peer_registers() {{
+    local names
+    names="$("${{COMP_WORDS[0]}}" {COMPLETE_REGISTERS} -- "${{COMP_WORDS[@]:0:COMP_CWORD}}" 2>/dev/null)"
+    [[ -n "${{names}}" ]] || return 1
+    COMPREPLY=( $(compgen -W "${{names}}" -- "$1") )
+    [[ ${{#COMPREPLY[@]}} -gt 0 ]]
+}}
+
+# Whether the word being completed is the subcommand's first argument (no other word after
+# the subcommand yet but options and their values).
+_sorcha_peer_first_argument() {{
+    local i seen=0
+    for (( i = 2; i < COMP_CWORD; i++ )); do
+        case "${{COMP_WORDS[i]}}" in
+            -*) ;;
+            *) case "${{COMP_WORDS[i-1]}}" in
+                   --node|--token|--cacert|--data-dir|--mode|-o|--output) ;;
+                   *) seen=$((seen + 1)) ;;
+               esac ;;
+        esac
+    done
+    # The group and the subcommand are the first two words that are not options.
+    [[ ${{seen}} -le 2 ]]
+}}
 "#
     ));
     out
@@ -101,8 +147,12 @@ fn zsh(script: &str) -> String {
     for line in script.lines() {
         let is_peer_arg = (line.starts_with("':peer -- ") || line.starts_with("':target -- "))
             && line.ends_with(":_default' \\");
+        // `registers create` names a new register (its argument has help): none offered there.
+        let is_register_arg = line == "':register:_default' \\";
         if is_peer_arg {
             out.push_str(&line.replace(":_default' \\", ":_sorcha_peer_peer_ids' \\"));
+        } else if is_register_arg {
+            out.push_str(&line.replace(":_default' \\", ":_sorcha_peer_registers' \\"));
         } else {
             if line.starts_with("if [ \"$funcstack[1]\" = ") {
                 out.push_str(&format!(
@@ -111,6 +161,13 @@ _sorcha_peer_peer_ids() {{
     local -a ids
     ids=(${{(f)"$(${{words[1]}} {COMPLETE_PEERS} -- ${{words[1,CURRENT-1]}} 2>/dev/null)"}})
     compadd -a ids
+}}
+
+(( $+functions[_sorcha_peer_registers] )) ||
+_sorcha_peer_registers() {{
+    local -a names
+    names=(${{(f)"$(${{words[1]}} {COMPLETE_REGISTERS} -- ${{words[1,CURRENT-1]}} 2>/dev/null)"}})
+    compadd -a names
 }}
 
 "#
@@ -134,6 +191,14 @@ function __fish_sorcha_peer_peer_ids
     $cmd[1] {COMPLETE_PEERS} -- $cmd 2>/dev/null
 end
 complete -c {BIN} -n "__fish_sorcha_peer_using_subcommand peers; and __fish_seen_subcommand_from {}" -f -a "(__fish_sorcha_peer_peer_ids)"
+
+# Registers held by, or advertised to, the node the command line names.
+function __fish_sorcha_peer_registers
+    set -l cmd (commandline -opc)
+    $cmd[1] {COMPLETE_REGISTERS} -- $cmd 2>/dev/null
+end
+complete -c {BIN} -n "__fish_sorcha_peer_using_subcommand registers; and __fish_seen_subcommand_from subscribe unsubscribe purge" -f -a "(__fish_sorcha_peer_registers)"
+complete -c {BIN} -n "__fish_sorcha_peer_using_subcommand tx; and __fish_seen_subcommand_from submit get" -f -a "(__fish_sorcha_peer_registers)"
 "#,
         PEER_ARGUMENT_COMMANDS.join(" ")
     ));

@@ -2,6 +2,7 @@
 //! from failures to documented exit codes. One definition drives `--help`, the man pages and
 //! the completion scripts (see [`generate`]).
 
+pub mod complete;
 mod doctor;
 pub mod events;
 pub mod generate;
@@ -23,6 +24,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::client::{AdminClient, ClientError};
 use crate::config::{self, Config};
 use crate::identity;
+pub use complete::complete;
 use output::Output;
 
 /// Success.
@@ -275,66 +277,6 @@ pub async fn run(cli: Cli) -> i32 {
             Ok(client) => report_code(&cli.global, &out, registers::lag(&client, &out, args).await),
             Err(e) => report(&cli.global, &out, Err(e)),
         },
-    }
-}
-
-/// How long completion waits for the node before offering nothing.
-const COMPLETION_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
-
-/// `sorcha-peer __complete-peers -- WORDS...`, called by the completion scripts (and handled
-/// by `main` before clap, so it appears in no help, man page or completion): prints the IDs of
-/// the peers known to the node that the command line being completed names (its --node,
-/// --token, --cacert and --data-dir, else the environment and the data directory), one per line. Prints
-/// nothing when that node cannot be reached quickly.
-pub async fn complete_peers(words: &[String]) -> i32 {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let mut global = GlobalArgs {
-        node: env("SORCHA_PEER_NODE"),
-        token: env("SORCHA_PEER_TOKEN"),
-        cacert: env("SORCHA_PEER_CACERT").map(PathBuf::from),
-        data_dir: env("SORCHA_PEER_DATA_DIR").map(PathBuf::from),
-        output: OutputFormat::Table,
-        quiet: true,
-        no_color: true,
-        no_headers: true,
-    };
-    let mut words = words.iter().skip_while(|w| *w == "--").skip(1);
-    while let Some(word) = words.next() {
-        let (flag, inline) = match word.split_once('=') {
-            Some((flag, value)) => (flag, Some(value.to_string())),
-            None => (word.as_str(), None),
-        };
-        let slot = match flag {
-            "--node" => &mut global.node,
-            "--token" => &mut global.token,
-            "--data-dir" => {
-                if let Some(dir) = inline.or_else(|| words.next().cloned()) {
-                    global.data_dir = Some(PathBuf::from(dir));
-                }
-                continue;
-            }
-            "--cacert" => {
-                if let Some(file) = inline.or_else(|| words.next().cloned()) {
-                    global.cacert = Some(PathBuf::from(file));
-                }
-                continue;
-            }
-            _ => continue,
-        };
-        if let Some(value) = inline.or_else(|| words.next().cloned()) {
-            *slot = Some(value);
-        }
-    }
-    let Ok(client) = client(&global).and_then(|c| c.with_timeout(COMPLETION_TIMEOUT)) else {
-        return EXIT_FAILED;
-    };
-    match client.peers(None, None, None).await {
-        Ok(peers) => {
-            let ids: String = peers.iter().map(|p| format!("{}\n", p.peer_id)).collect();
-            output::write_stdout(ids.as_bytes());
-            EXIT_OK
-        }
-        Err(e) => exit_code(&e),
     }
 }
 

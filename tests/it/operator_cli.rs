@@ -281,7 +281,7 @@ async fn bash_complete(words: &[&str]) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bash_completes_subcommands_at_every_level_and_peer_ids_from_the_node() {
+async fn bash_completes_subcommands_at_every_level_and_peers_and_registers_from_the_node() {
     let bin = env!("CARGO_BIN_EXE_sorcha-peer");
     let top = bash_complete(&[bin, ""]).await;
     assert!(top.contains(&"peers".to_string()), "{top:?}");
@@ -299,11 +299,36 @@ async fn bash_completes_subcommands_at_every_level_and_peer_ids_from_the_node() 
     assert!(modes.contains(&"full-replica".to_string()), "{modes:?}");
 
     let mut net = TestCluster::new();
-    let mut a = net.start(|_| {}).await;
+    let mut a = net.start(|c| c.name = "alpha".into()).await;
     let seed = a.seed();
     let mut b = net.start(|c| c.seeds = vec![seed.clone()]).await;
     a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
     let url = a.admin_url.clone();
+    // Names complete too (a is "alpha" to b).
+    let b_url = b.admin_url.clone();
+    let named = bash_complete(&[bin, "--node", &b_url, "peers", "get", ""]).await;
+    assert!(
+        named.contains(&"alpha".to_string()) && named.contains(&a.peer_id),
+        "{named:?}"
+    );
+    // Registers: held here, or advertised by peers; only where a register is the argument.
+    a.client
+        .create_register("orders", true)
+        .await
+        .expect("register");
+    crate::common::wait_until("b to see orders", PATIENCE, || async {
+        b.client
+            .available_registers()
+            .await
+            .is_ok_and(|r| r.iter().any(|r| r.register_id == "orders"))
+    })
+    .await;
+    let offered = bash_complete(&[bin, "--node", &b_url, "registers", "subscribe", ""]).await;
+    assert_eq!(offered, vec!["orders".to_string()]);
+    let held = bash_complete(&[bin, "--node", &url, "tx", "get", "or"]).await;
+    assert_eq!(held, vec!["orders".to_string()]);
+    let second = bash_complete(&[bin, "--node", &url, "tx", "get", "orders", ""]).await;
+    assert!(!second.contains(&"orders".to_string()), "{second:?}");
     for sub in ["get", "ban", "reset"] {
         let ids = bash_complete(&[bin, "--node", &url, "peers", sub, ""]).await;
         assert_eq!(ids, vec![b.peer_id.clone()], "peers {sub}");
