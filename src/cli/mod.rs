@@ -75,8 +75,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options shared by every command.
+/// Options shared by every command (under their own heading in every `--help`).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Admin API of the node to manage [default: <data-dir>/admin.url, else http://127.0.0.1:5080]
     #[arg(long, global = true, env = "SORCHA_PEER_NODE", value_name = "URL")]

@@ -142,3 +142,21 @@ async fn serve_rejects_bad_configuration_naming_the_key() {
         "{out}"
     );
 }
+
+/// The options every command shares sit under their own heading, after the command's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_options_have_their_own_heading() {
+    let (code, help, _) = run_cmd({
+        let mut cmd = bin();
+        cmd.args(["peers", "list", "--help"]);
+        cmd
+    })
+    .await;
+    assert_eq!(code, 0);
+    let heading = help
+        .find("Global options:")
+        .expect("a Global options heading");
+    let own = help.find("--state").expect("--state");
+    let global = help.find("--node").expect("--node");
+    assert!(own < heading && heading < global, "{help}");
+}
