@@ -64,12 +64,94 @@ fn certificates(
     files
 }
 
+/// The same with an RSA key and a CA made by the `openssl` command, as an operator's own PKI
+/// would issue them: (CA file, certificate file, key file).
+fn rsa_certificates(
+    dir: &Path,
+    ip: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs (package openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=sorcha-peer test RSA CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "k.pem",
+        "-out",
+        "c.csr",
+        "-subj",
+        "/CN=sorcha-peer platform listener",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), format!("subjectAltName=IP:{ip}\n")).expect("write");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "c.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "c.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (dir.join("ca.pem"), dir.join("c.pem"), dir.join("k.pem"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_grpcio_calls_the_tls_platform_listener_with_only_the_ca() {
     const TEST: &str = "python_grpcio_calls_the_tls_platform_listener_with_only_the_ca";
+    stock_client_calls(TEST, certificates).await;
+}
+
+/// An RSA certificate from an ordinary CA serves as well as an ECDSA one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rsa_certificate_from_an_openssl_ca_serves_the_platform_listener() {
+    const TEST: &str = "an_rsa_certificate_from_an_openssl_ca_serves_the_platform_listener";
+    stock_client_calls(TEST, rsa_certificates).await;
+}
+
+type MakeCertificates =
+    fn(&Path, &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf);
+
+/// A node with a TLS platform listener on the certificate `make` writes, called by
+/// `stock_client.py` trusting only the CA.
+async fn stock_client_calls(test: &str, make: MakeCertificates) {
     let Some(python) = python_with_grpc().await else {
         skip(
-            TEST,
+            test,
             "no python3 with grpc (Debian: apt-get install python3-grpcio)",
         );
         return;
@@ -77,7 +159,7 @@ async fn python_grpcio_calls_the_tls_platform_listener_with_only_the_ca() {
     let mut net = TestCluster::new();
     let ip = net.ip();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (ca_file, cert_file, key_file) = certificates(dir.path(), &ip);
+    let (ca_file, cert_file, key_file) = make(dir.path(), &ip);
     let mut a = TestNode::start(&ip, |c| {
         platform_on(c);
         c.platform_tls_cert_file = Some(cert_file);
