@@ -5,8 +5,10 @@
 //!   chain (another node subscribing);
 //! - `GetPeerList`: the latency of each call with `--known-peers` peers in the table.
 //!
-//!     cargo bench --bench platform
-//!     cargo bench --bench platform -- --transactions 50000 --known-peers 5000
+//! ```text
+//! cargo bench --bench platform
+//! cargo bench --bench platform -- --transactions 50000 --known-peers 5000
+//! ```
 
 use std::time::{Duration, Instant};
 
