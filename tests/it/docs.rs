@@ -160,3 +160,70 @@ fn the_systemd_unit_verifies() {
         "systemd-analyze verify (exit {code}):\n{out}{err}"
     );
 }
+
+/// Every `.rs` file under `dir`, relative to the project root.
+fn rust_files(dir: &Path, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let rel = path.strip_prefix(root()).expect("under the root");
+            out.push(rel.to_string_lossy().into_owned());
+        }
+    }
+}
+
+/// ARCHITECTURE.md stays true to the tree: every `*.rs` it names exists, and every source file
+/// is named (a directory's `mod.rs` by the directory).
+#[test]
+fn the_architecture_names_every_source_file_and_nothing_that_is_gone() {
+    let text = std::fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let mut files = Vec::new();
+    for dir in ["src", "tests", "benches"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    files.push("build.rs".into());
+    let named: Vec<&str> = text
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|span| span.split("::").next().unwrap_or(span))
+        .filter(|span| span.ends_with(".rs") && !span.contains([' ', '*']))
+        .collect();
+    let gone: Vec<&&str> = named
+        .iter()
+        .filter(|n| {
+            !files
+                .iter()
+                .any(|f| f == *n || f.ends_with(&format!("/{n}")))
+        })
+        .collect();
+    assert!(
+        gone.is_empty(),
+        "ARCHITECTURE.md names files that do not exist: {gone:?}"
+    );
+    let unnamed: Vec<&String> = files
+        .iter()
+        .filter(|f| f.starts_with("src/"))
+        .filter(|f| {
+            let rel = &f["src/".len()..];
+            match rel.strip_suffix("mod.rs") {
+                Some(dir) => {
+                    let last = dir.trim_end_matches('/').rsplit('/').next().unwrap_or(dir);
+                    !text.contains(&format!("`{dir}")) && !text.contains(&format!("`{last}/"))
+                }
+                None => {
+                    let base = rel.rsplit('/').next().unwrap_or(rel);
+                    !text.contains(&format!("`{base}"))
+                        && !text.contains(&format!("`{rel}"))
+                        && !text.contains(&format!("/{base}`"))
+                }
+            }
+        })
+        .collect();
+    assert!(
+        unnamed.is_empty(),
+        "ARCHITECTURE.md does not name these source files: {unnamed:?}"
+    );
+}
