@@ -47,7 +47,7 @@ pub fn local_info(manager: &PeerManager) -> Vec<u8> {
 }
 
 /// Decodes and checks the other side's `NodeInfo`; `seen_from` replaces an unspecified host.
-fn verify_info(
+pub(crate) fn verify_info(
     bytes: &[u8],
     nonce: &[u8],
     seen_from: IpAddr,
