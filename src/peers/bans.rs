@@ -41,10 +41,11 @@ pub fn check_duration(duration: Duration) -> Result<(), DurationError> {
 }
 
 /// When a ban imposed at `now_ms` for `duration` ends, in unix milliseconds; checked, so no
-/// duration can wrap into an expiry in the past.
+/// duration can wrap into an expiry in the past. Rounded up to a whole millisecond, so a
+/// duration under one (`500us`) still ends after it began rather than at once.
 pub fn expiry(now_ms: i64, duration: Duration) -> Result<i64, DurationError> {
     check_duration(duration)?;
-    i64::try_from(duration.as_millis())
+    i64::try_from(duration.as_nanos().div_ceil(1_000_000))
         .ok()
         .and_then(|ms| now_ms.checked_add(ms))
         .ok_or(DurationError::TooLong(duration))
@@ -212,6 +213,16 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")
+    }
+
+    /// Found by the `ban_target` fuzz target: `18000ns` passed the duration check but ended
+    /// at the moment it began, so the ban was expired as soon as it was imposed.
+    #[test]
+    fn a_ban_shorter_than_a_millisecond_still_ends_after_it_began() {
+        for d in [Duration::from_nanos(1), Duration::from_micros(999)] {
+            assert_eq!(expiry(1_000, d), Ok(1_001), "{d:?}");
+        }
+        assert_eq!(expiry(1_000, Duration::from_millis(5)), Ok(1_005));
     }
 
     #[test]
