@@ -42,12 +42,14 @@ fuzz_target!(|data: &[u8]| {
 
     // Each variable alone, from the environment and as file text: the same outcome.
     for (name, value) in &vars {
-        let Some(key) = name.strip_prefix(ENV_PREFIX).map(str::to_ascii_lowercase) else {
+        // Only the exact variable of a key is read (`SORCHA_PEER_JWT_KEY`, not `..._JWT_KeY`).
+        let Some(key) = KEYS
+            .iter()
+            .map(|k| k.name)
+            .find(|k| *name == format!("{ENV_PREFIX}{}", k.to_ascii_uppercase()))
+        else {
             continue;
         };
-        if !KEYS.iter().any(|k| k.name == key) {
-            continue;
-        }
         let one = BTreeMap::from([(name.clone(), value.clone())]);
         let from_env = resolve("", &one);
         let as_file = format!("{key} = {}", toml::Value::String(value.clone()));
