@@ -25,13 +25,36 @@ use tonic::{Code, Status};
 
 const NOW_MS: i64 = 1_800_000_000_000;
 
-/// Decodes `T`, checks the prost round trip, and hands it over. Compared as bytes: a
-/// heartbeat's metrics are floats, and NaN is not equal to itself.
-fn decode<T: Message + Default>(body: &[u8]) -> Option<T> {
+/// Decodes `T`, checks the prost round trip, and hands it over.
+fn decode<T: Message + Default + PartialEq + std::fmt::Debug>(body: &[u8]) -> Option<T> {
     let value = T::decode(body).ok()?;
-    let bytes = value.encode_to_vec();
-    let again = T::decode(bytes.as_slice()).expect("re-decodes");
-    assert_eq!(again.encode_to_vec(), bytes);
+    let again = T::decode(value.encode_to_vec().as_slice()).expect("re-decodes");
+    assert_eq!(again, value);
+    Some(value)
+}
+
+/// A heartbeat, whose metrics are floats: NaN is not equal to itself, so they are compared
+/// as bits (its map is compared as a map, in no order).
+fn decode_heartbeat(body: &[u8]) -> Option<heartbeat::PeerHeartbeatRequest> {
+    let bits = |r: &heartbeat::PeerHeartbeatRequest| {
+        let mut r = r.clone();
+        let m = r.metrics.take().unwrap_or_default();
+        let floats =
+            [m.cpu_usage_percent, m.memory_usage_mb, m.disk_usage_percent].map(f64::to_bits);
+        (
+            r,
+            floats,
+            m.active_connections,
+            m.register_count,
+            m.pending_syncs,
+            m.is_syncing,
+            m.uptime_seconds,
+        )
+    };
+    let value = heartbeat::PeerHeartbeatRequest::decode(body).ok()?;
+    let again = heartbeat::PeerHeartbeatRequest::decode(value.encode_to_vec().as_slice())
+        .expect("re-decodes");
+    assert!(bits(&again) == bits(&value), "{again:?} != {value:?}");
     Some(value)
 }
 
@@ -137,7 +160,7 @@ fn run(rpc: u8, body: &[u8]) -> Option<()> {
             answer_size(r.max_peers).map(drop)
         }
         7 => {
-            let r: heartbeat::PeerHeartbeatRequest = decode(body)?;
+            let r = decode_heartbeat(body)?;
             refused(platform_heartbeat(&r, 16))?;
             assert!(r.register_versions.len() <= 16 && r.advertised_registers.len() <= 16);
             Some(())
