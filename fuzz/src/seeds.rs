@@ -184,6 +184,14 @@ fn frames(dir: &Path) {
         "platform_message",
         frame(Body::PlatformMessage(convert::platform_to_wire(&message))),
     );
+    // Regression: a timestamp whose difference from "now" overflowed the relay's age check.
+    message.timestamp_ms = 1_800_000_000_000i64.wrapping_add(i64::MIN);
+    message.sign(&SigningKey::from_bytes(&[8; 32]));
+    put(
+        dir,
+        "platform_message_old",
+        frame(Body::PlatformMessage(convert::platform_to_wire(&message))),
+    );
 }
 
 fn handshake(dir: &Path) {
