@@ -9,6 +9,8 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gossip;
 pub mod identity;
 pub mod ledger;

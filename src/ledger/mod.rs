@@ -301,7 +301,9 @@ pub fn verify_next_ids(
     if h.register_id != previous.register_id {
         return Err(VerifyError::WrongRegister(h.number));
     }
-    if h.number != previous.number + 1 {
+    // Checked: a previous header from a peer (a forward-only anchor) may sit at the very end
+    // of the number or version space, and nothing follows it.
+    if Some(h.number) != previous.number.checked_add(1) {
         return Err(VerifyError::WrongNumber {
             expected_previous: previous.number,
             got: h.number,
@@ -310,7 +312,7 @@ pub fn verify_next_ids(
     if h.previous_hash != previous.hash() {
         return Err(VerifyError::BrokenLink(h.number));
     }
-    if h.first_version != previous.first_version + previous.tx_count as u64 {
+    if Some(h.first_version) != previous.first_version.checked_add(previous.tx_count as u64) {
         return Err(VerifyError::WrongVersion(h.number));
     }
     if h.tx_count as usize != leaves.len() || h.tx_count == 0 {
@@ -359,6 +361,31 @@ mod tests {
             });
         }
         out
+    }
+
+    /// Found by the `docket_chain` fuzz target: a previous header at the end of the number or
+    /// version space made `verify_next_ids` overflow (a panic in debug builds).
+    #[test]
+    fn nothing_follows_a_header_at_the_end_of_the_number_space() {
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let origin = key.verifying_key().to_bytes();
+        let mut previous = genesis(&key, "reg", 1).header;
+        previous.number = u64::MAX;
+        let next = seal_next(&key, &genesis(&key, "reg", 1).header, &[b"tx"], 2);
+        let leaves = [tx_hash(b"tx")];
+        assert!(matches!(
+            verify_next_ids(&origin, &previous, &next, &leaves),
+            Err(VerifyError::WrongNumber { .. })
+        ));
+        let mut previous = next.header.clone();
+        previous.first_version = u64::MAX;
+        let mut after = seal_next(&key, &next.header, &[b"tx 2"], 3);
+        after.header.previous_hash = previous.hash();
+        let after = sign(&key, after.header);
+        assert_eq!(
+            verify_next_ids(&origin, &previous, &after, &[tx_hash(b"tx 2")]),
+            Err(VerifyError::WrongVersion(2))
+        );
     }
 
     #[test]

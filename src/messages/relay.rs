@@ -148,7 +148,8 @@ impl Relay {
         if !self.peer_allows(from) {
             return Err(Dropped::PeerRate);
         }
-        if (now_ms - message.timestamp_ms).abs() > MAX_AGE_MS {
+        // abs_diff: the timestamp is the sender's, any i64; a difference can overflow i64.
+        if now_ms.abs_diff(message.timestamp_ms) > MAX_AGE_MS.unsigned_abs() {
             return Err(Dropped::Stale);
         }
         let id = message.id();
@@ -305,6 +306,27 @@ mod tests {
         let mut again = from_a(&mut a, Recipient::All, now);
         assert_ne!(again.id(), original.id());
         assert!(b.receive(&id(A), &mut again, now).is_ok());
+    }
+
+    /// A timestamp at the ends of i64 (crafted for the `peer_frame` fuzz target) made
+    /// `now - timestamp` overflow: a panic in debug builds, and in release one timestamp
+    /// wrapped to a difference that passed as fresh.
+    #[test]
+    fn a_timestamp_at_the_ends_of_time_is_stale() {
+        let now: i64 = 1_800_000_000_000;
+        for timestamp in [i64::MIN, i64::MAX, now.wrapping_add(i64::MIN)] {
+            let mut a = relay(A);
+            let mut m = Message {
+                timestamp_ms: timestamp,
+                ..from_a(&mut a, Recipient::All, now)
+            };
+            m.sign(&key(A));
+            assert_eq!(
+                relay(B).receive(&id(A), &mut m, now),
+                Err(Dropped::Stale),
+                "{timestamp}"
+            );
+        }
     }
 
     #[test]

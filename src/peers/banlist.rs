@@ -16,7 +16,7 @@ const DEFAULT_BAN_REASON: &str = "banned by operator";
 
 /// Bans by target key.
 #[derive(Default)]
-pub(super) struct BanList {
+pub(crate) struct BanList {
     bans: BTreeMap<String, Ban>,
 }
 
@@ -130,7 +130,7 @@ impl BanList {
 
 /// A new ban on `target`, checked: a reason (the default when blank) of at most
 /// [`bans::MAX_REASON_LEN`] characters and a duration that fits (see [`bans::expiry`]).
-pub(super) fn new_ban(
+pub(crate) fn new_ban(
     target: BanTarget,
     reason: Option<String>,
     duration: Option<Duration>,
@@ -188,7 +188,7 @@ pub enum BanRowError {
 }
 
 /// The stored form of a ban.
-fn ban_to_row(ban: &Ban) -> BanRow {
+pub(crate) fn ban_to_row(ban: &Ban) -> BanRow {
     BanRow {
         target: ban.target.key(),
         kind: ban.target.kind().as_str().to_string(),
@@ -200,7 +200,7 @@ fn ban_to_row(ban: &Ban) -> BanRow {
 }
 
 /// Rebuilds a ban from the store; a row that does not parse is reported, never guessed at.
-fn ban_from_row(row: &BanRow) -> Result<Ban, BanRowError> {
+pub(crate) fn ban_from_row(row: &BanRow) -> Result<Ban, BanRowError> {
     let target = match row.kind.as_str() {
         "peer" => BanTarget::Peer(row.target.clone()),
         "ip" | "cidr" => BanTarget::parse_network(&row.target)

@@ -41,10 +41,11 @@ pub fn check_duration(duration: Duration) -> Result<(), DurationError> {
 }
 
 /// When a ban imposed at `now_ms` for `duration` ends, in unix milliseconds; checked, so no
-/// duration can wrap into an expiry in the past.
+/// duration can wrap into an expiry in the past. Rounded up to a whole millisecond, so a
+/// duration under one (`500us`) still ends after it began rather than at once.
 pub fn expiry(now_ms: i64, duration: Duration) -> Result<i64, DurationError> {
     check_duration(duration)?;
-    i64::try_from(duration.as_millis())
+    i64::try_from(duration.as_nanos().div_ceil(1_000_000))
         .ok()
         .and_then(|ms| now_ms.checked_add(ms))
         .ok_or(DurationError::TooLong(duration))
@@ -134,7 +135,11 @@ impl BanTarget {
         match self {
             BanTarget::Peer(id) => peer_id == Some(id.as_str()),
             BanTarget::Ip(ip) => ips.iter().any(|a| canonical(*a) == canonical(*ip)),
-            BanTarget::Cidr(net) => ips.iter().any(|a| net.contains(&canonical(*a))),
+            // In either form: a dual-stack socket sees IPv4 clients as ::ffff:a.b.c.d, and an
+            // IPv6 subnet such as ::ffff:10.0.0.0/104 is meant to cover them.
+            BanTarget::Cidr(net) => ips
+                .iter()
+                .any(|a| net.contains(&canonical(*a)) || net.contains(&mapped(*a))),
         }
     }
 }
@@ -144,6 +149,14 @@ fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,
+    }
+}
+
+/// The IPv6 form of an address: IPv4 addresses as IPv4-mapped.
+fn mapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V6(v4.to_ipv6_mapped()),
+        v6 => v6,
     }
 }
 
@@ -212,6 +225,36 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")
+    }
+
+    /// Found by the `ban_target` fuzz target: `::/80` did not cover ::ffff:255.255.255.255,
+    /// its own last address, because IPv4-mapped addresses were only compared as IPv4; so a
+    /// ban on an IPv6 subnet of mapped addresses never matched anyone.
+    #[test]
+    fn an_ipv6_subnet_covers_the_ipv4_mapped_addresses_in_it() {
+        let net = BanTarget::parse_network("::ffff:10.0.0.0/104").expect("cidr");
+        for seen in ["10.1.2.3", "::ffff:10.1.2.3"] {
+            assert!(net.matches(None, &[ip(seen)]), "{seen}");
+        }
+        assert!(!net.matches(None, &[ip("11.0.0.1")]));
+        let wide = BanTarget::parse_network("::/80").expect("cidr");
+        assert!(wide.matches(None, &[ip("::ffff:255.255.255.255")]));
+        let v4 = BanTarget::parse_network("10.0.0.0/8").expect("cidr");
+        assert!(v4.matches(None, &[ip("::ffff:10.9.9.9")]));
+        assert!(
+            !v4.matches(None, &[ip("::10.9.9.9")]),
+            "IPv4-compatible is not mapped"
+        );
+    }
+
+    /// Found by the `ban_target` fuzz target: `18000ns` passed the duration check but ended
+    /// at the moment it began, so the ban was expired as soon as it was imposed.
+    #[test]
+    fn a_ban_shorter_than_a_millisecond_still_ends_after_it_began() {
+        for d in [Duration::from_nanos(1), Duration::from_micros(999)] {
+            assert_eq!(expiry(1_000, d), Ok(1_001), "{d:?}");
+        }
+        assert_eq!(expiry(1_000, Duration::from_millis(5)), Ok(1_005));
     }
 
     #[test]

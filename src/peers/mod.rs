@@ -14,7 +14,7 @@
 //! touch an existing record.
 
 pub mod admission;
-mod banlist;
+pub(crate) mod banlist;
 pub mod bans;
 mod dialing;
 pub mod discovery;

@@ -47,7 +47,7 @@ impl Communication {
 }
 
 /// A message's recipient, once every field a client sent is within bounds.
-fn check(m: &pb::PeerMessage) -> Result<Recipient, PlatformError> {
+pub(crate) fn check(m: &pb::PeerMessage) -> Result<Recipient, PlatformError> {
     errors::bounded("sender_peer_id", &m.sender_peer_id)?;
     if m.recipient_peer_id.is_empty() {
         return Err(PlatformError::Missing {

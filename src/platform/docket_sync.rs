@@ -96,7 +96,7 @@ pub(crate) struct Range {
 }
 
 impl Range {
-    fn checked(request: pb::SyncDocketsRequest) -> Result<Range, PlatformError> {
+    pub(crate) fn checked(request: pb::SyncDocketsRequest) -> Result<Range, PlatformError> {
         let register_id = errors::register_id(&request.register_id)?.to_string();
         let non_negative = |field, value: i64| {
             u64::try_from(value).map_err(|_| PlatformError::Negative { field, value })

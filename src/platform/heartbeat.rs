@@ -135,7 +135,10 @@ impl Heartbeat {
 }
 
 /// The sizes of what a caller sent (none of it is stored).
-fn check(request: &pb::PeerHeartbeatRequest, max_registers: usize) -> Result<(), PlatformError> {
+pub(crate) fn check(
+    request: &pb::PeerHeartbeatRequest,
+    max_registers: usize,
+) -> Result<(), PlatformError> {
     errors::bounded("peer_id", &request.peer_id)?;
     errors::bounded("build_version", &request.build_version)?;
     for (field, count) in [

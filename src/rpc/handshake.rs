@@ -47,7 +47,7 @@ pub fn local_info(manager: &PeerManager) -> Vec<u8> {
 }
 
 /// Decodes and checks the other side's `NodeInfo`; `seen_from` replaces an unspecified host.
-fn verify_info(
+pub(crate) fn verify_info(
     bytes: &[u8],
     nonce: &[u8],
     seen_from: IpAddr,
@@ -67,6 +67,11 @@ fn verify_info(
         ))));
     }
     let address = match info.listen_address.parse::<SocketAddr>() {
+        // Nothing can dial port 0 (a node announces the port it bound, never 0); the host:port
+        // form below refuses it too.
+        Ok(addr) if addr.port() == 0 => {
+            return Err(failed("bad listen address: port 0"));
+        }
         Ok(addr) if addr.ip().is_unspecified() => {
             SocketAddr::new(seen_from, addr.port()).to_string()
         }
@@ -268,4 +273,32 @@ pub fn hello(local: Vec<u8>, nonce: Vec<u8>, remote: SocketAddr, dial_back: bool
         observed_address: remote.to_string(),
         dial_back,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(listen: &str) -> Vec<u8> {
+        pb::NodeInfo {
+            public_key: vec![7; 32],
+            listen_address: listen.into(),
+            protocol_version: PROTOCOL_VERSION,
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    /// Found by the `handshake` fuzz target: `[::]:0` was taken as "the address you see me
+    /// at, port 0", and that undialable address was kept and handed out in peer exchange.
+    #[test]
+    fn a_listen_address_on_port_0_is_refused() {
+        let seen: IpAddr = "192.0.2.7".parse().expect("ip");
+        let nonce = [1; NONCE_LEN];
+        for bad in ["[::]:0", "0.0.0.0:0", "198.51.100.4:0", "node.example:0"] {
+            assert!(verify_info(&info(bad), &nonce, seen).is_err(), "{bad}");
+        }
+        let (_, address) = verify_info(&info("0.0.0.0:5000"), &nonce, seen).expect("taken");
+        assert_eq!(address, "192.0.2.7:5000");
+    }
 }

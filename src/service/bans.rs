@@ -61,7 +61,7 @@ pub async fn ban(
         .await?)
 }
 
-fn duration(text: Option<&str>) -> Result<Option<Duration>, BanError> {
+pub(crate) fn duration(text: Option<&str>) -> Result<Option<Duration>, BanError> {
     match text.map(str::trim) {
         None | Some("") => Ok(None),
         Some(text) => {

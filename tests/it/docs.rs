@@ -180,7 +180,7 @@ fn rust_files(dir: &Path, out: &mut Vec<String>) {
 fn the_architecture_names_every_source_file_and_nothing_that_is_gone() {
     let text = std::fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
     let mut files = Vec::new();
-    for dir in ["src", "tests", "benches"] {
+    for dir in ["src", "tests", "benches", "fuzz/src", "fuzz/fuzz_targets"] {
         rust_files(&root().join(dir), &mut files);
     }
     files.push("build.rs".into());
