@@ -416,7 +416,7 @@ impl Chain {
         let Some(held) = self.get(register_id) else {
             return Ok(applied);
         };
-        if compact.docket.header.number != held.head.number + 1 {
+        if held.head.number.checked_add(1) != Some(compact.docket.header.number) {
             return Ok(applied);
         }
         let verified = ledger::verify_next_ids(

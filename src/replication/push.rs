@@ -40,7 +40,7 @@ pub(super) async fn on_push(ctx: &SyncContext, peer_id: &str, compact: CompactDo
     if number <= held.head.number {
         return; // already have it
     }
-    if number > held.head.number + 1 {
+    if number > held.head.number.saturating_add(1) {
         wake.notify_one();
         return;
     }

@@ -506,7 +506,8 @@ impl SubscriptionTask {
             }) else {
                 break;
             };
-            from = entry.docket.header.number + 1;
+            // A peer's header, not yet checked against the origin key: no overflow from it.
+            from = entry.docket.header.number.saturating_add(1);
             newest = Some(entry.docket);
             if !full {
                 break;
