@@ -9,6 +9,7 @@
 //! announced again every `reannounce_interval`, so nothing accepted is lost to a crash or a
 //! dropped message. Per-peer token buckets keep one noisy peer from starving the others.
 
+mod new_session;
 mod rate;
 pub mod requests;
 

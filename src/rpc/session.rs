@@ -135,6 +135,9 @@ struct Session {
     /// The exchange awaiting its answer: request ID, sent at, and its `peer exchange` span.
     exchange_pending: Option<(u64, Instant, Span)>,
     pending: PendingRequests,
+    /// This node's pending transactions were announced to the peer after its first
+    /// advertisement in this session.
+    told_pending: bool,
 }
 
 impl Session {
@@ -157,10 +160,16 @@ impl Session {
         })
     }
 
-    fn advertised(&self, registers: Vec<pb::RegisterHeight>) {
+    fn advertised(&mut self, registers: Vec<pb::RegisterHeight>) {
         let (heights, bad) = convert::heights_from_wire(registers);
         if bad > 0 {
             self.violation("malformed register advertisement");
+        }
+        // Its first advertisement: tell it what is pending here (see gossip/new_session.rs).
+        if !self.told_pending {
+            self.told_pending = true;
+            let carried = heights.iter().map(|h| h.register_id.clone()).collect();
+            self.services.gossip.session_started(&self.peer_id, carried);
         }
         self.services
             .registers
@@ -510,6 +519,7 @@ pub async fn run(
         missed: 0,
         exchange_pending: None,
         pending: PendingRequests::default(),
+        told_pending: false,
     };
     let mut heartbeat = tokio::time::interval(config.heartbeat_interval);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -483,6 +483,28 @@ impl TxPool {
             .take(|register| self.is_public(register), ready, per_register)
     }
 
+    /// The pending transactions of `register_id` to tell a peer that has just started a
+    /// session (at most `limit`): none unless this node replicates the register and it is
+    /// public (an origin seals its own; a private register is not gossiped).
+    pub async fn pending_for_new_session(
+        &self,
+        register_id: &str,
+        limit: i64,
+    ) -> Result<Vec<[u8; 32]>, TxPoolError> {
+        let replicated = self
+            .lock()
+            .get(register_id)
+            .is_some_and(|a| !a.origin && a.public);
+        if !replicated {
+            return Ok(Vec::new());
+        }
+        let ids = self
+            .store
+            .pending_before(register_id, now_ms().saturating_add(1), limit)
+            .await?;
+        Ok(parse_ids(&ids))
+    }
+
     /// Queues another announcement for up to `limit` transactions per replicated register
     /// that have stayed pending longer than `older_than` (the origin has not sealed them yet,
     /// so they may not have reached it).

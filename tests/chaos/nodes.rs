@@ -67,9 +67,6 @@ impl Node {
         .env("SORCHA_PEER_DIAL_INTERVAL", "100ms")
         .env("SORCHA_PEER_RECONNECT_BACKOFF_MIN", "100ms")
         .env("SORCHA_PEER_RECONNECT_BACKOFF_MAX", "1s")
-        // Announcements lost with a session are repaired by re-announcing what stays
-        // pending; sooner than the default 10 s, so the run settles sooner.
-        .env("SORCHA_PEER_REANNOUNCE_INTERVAL", "2s")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(log));

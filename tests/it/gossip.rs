@@ -485,3 +485,62 @@ async fn announcements_remembered_per_peer_are_bounded() {
     drop(mallory);
     a.stop().await;
 }
+
+/// An announcement that does not lead to a pull (here: over the origin's per-peer bound) is
+/// repeated to the peer when a new session with it starts, not only at the next
+/// `reannounce_interval` (an hour here): after a crash or a partition, what a replica
+/// acknowledged reaches the origin as soon as they are connected again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_session_is_told_what_is_still_pending() {
+    let mut net = TestCluster::new();
+    let mut a = net
+        .start(|c| {
+            c.exchange_interval = Duration::ZERO;
+            c.gossip_max_peer_announcements = 1;
+        })
+        .await;
+    let seed = a.seed();
+    let mut b = net
+        .start(|c| {
+            c.exchange_interval = Duration::ZERO;
+            c.seeds = vec![seed.clone()];
+            c.reannounce_interval = Duration::from_secs(3600);
+        })
+        .await;
+    a.client
+        .create_register("told", true)
+        .await
+        .expect("create");
+    replicate_along(&[&a, &b], "told").await;
+    let answer = b
+        .client
+        .submit_batch("told", vec!["first".into(), "second".into()])
+        .await
+        .expect("submit");
+    let ids: Vec<String> = answer
+        .transactions
+        .iter()
+        .map(|t| t.transaction_id.clone())
+        .collect();
+    wait_until("one of the two to be sealed", PATIENCE, || async {
+        let mut sealed = 0;
+        for id in &ids {
+            sealed += usize::from(sealed_at(&b, "told", id).await);
+        }
+        sealed == 1
+    })
+    .await;
+    // The other was dropped by A's bound; a new session tells A again.
+    let b_id = b.peer_id.clone();
+    a.client.disconnect_peer(&b_id).await.expect("disconnect");
+    wait_until("both to be sealed", PATIENCE, || async {
+        let mut sealed = 0;
+        for id in &ids {
+            sealed += usize::from(sealed_at(&b, "told", id).await);
+        }
+        sealed == 2
+    })
+    .await;
+    b.stop().await;
+    a.stop().await;
+}
