@@ -50,9 +50,12 @@ pub(super) async fn doctor(State(state): Shared) -> ApiResult<DoctorDto> {
                 register_id: s.register_id,
                 state: s.state.as_str().to_string(),
                 error: s.error,
+                // Unknown until something is held: a forward-only replica starts at the head,
+                // so "the whole target" would be an untrue figure.
                 behind: s
                     .target_version
-                    .map(|t| t.saturating_sub(s.latest_version.unwrap_or(0))),
+                    .zip(s.latest_version)
+                    .map(|(target, held)| target.saturating_sub(held)),
             })
             .collect(),
         // A network counts as loopback only when all of it is.

@@ -48,7 +48,8 @@ pub struct Replication {
     /// `error`, `syncing`, `fully-replicated`, …
     pub state: String,
     pub error: Option<String>,
-    /// Transactions the sources hold that this node does not yet.
+    /// Transactions the sources hold that this node does not yet; `None` until both are
+    /// known.
     pub behind: Option<u64>,
 }
 
@@ -258,6 +259,12 @@ fn replication(f: &Facts) -> Vec<Finding> {
                     format!("{}, {behind} transaction(s) behind its sources", r.state),
                     Some("it catches up by itself; `sorcha-peer lag --against PEER` compares with one peer"),
                 ),
+                (None, None) => finding(
+                    &item,
+                    Verdict::Unknown,
+                    format!("{}: nothing held yet to compare with its sources", r.state),
+                    None,
+                ),
                 _ => finding(&item, Verdict::Ok, r.state.clone(), None),
             }
         })
@@ -406,6 +413,21 @@ mod tests {
         let findings = diagnose(&f);
         assert_eq!(verdict_of(&findings, "clock"), Verdict::Unknown);
         assert_eq!(verdict_of(&findings, "storage"), Verdict::Unknown);
+    }
+
+    #[test]
+    fn a_replica_that_holds_nothing_yet_is_not_called_ok() {
+        let mut f = healthy();
+        f.replication = vec![Replication {
+            register_id: "r".into(),
+            state: "subscribing".into(),
+            error: None,
+            behind: None,
+        }];
+        assert_eq!(verdict_of(&diagnose(&f), "lag r"), Verdict::Unknown);
+        f.replication[0].behind = Some(0);
+        f.replication[0].state = "fully-replicated".into();
+        assert_eq!(verdict_of(&diagnose(&f), "lag r"), Verdict::Ok);
     }
 
     #[test]
