@@ -40,6 +40,10 @@ const VERIFICATION_PENALTY: f64 = 0.5;
 /// At most one queue-pressure event per peer in this period.
 const PRESSURE_EVENT_EVERY: Duration = Duration::from_secs(1);
 
+/// The log target of the whole facade, child modules included: operators filter and read
+/// its lines (`sorcha_peer::peers::manager`) as before the split.
+const LOG_TARGET: &str = module_path!();
+
 mod connections;
 mod operator;
 

@@ -57,7 +57,7 @@ impl PeerManager {
             .links
             .evict(&victim, "evicted to make room for another inbound peer");
         self.metrics.connection_refused("evicted");
-        tracing::info!(peer = %victim, "inbound slots full: evicted an inbound peer");
+        tracing::info!(target: LOG_TARGET, peer = %victim, "inbound slots full: evicted an inbound peer");
         Ok(())
     }
 
@@ -101,7 +101,7 @@ impl PeerManager {
                     .get(expected)
                     .is_some_and(|p| p.public_key.is_empty())
             {
-                tracing::info!(expected = %expected, actual = %peer.peer_id, address = %target.address,
+                tracing::info!(target: LOG_TARGET, expected = %expected, actual = %peer.peer_id, address = %target.address,
                     "address belongs to a different peer than advertised; forgetting the advertised ID");
                 state.table.remove(expected);
             }
@@ -134,7 +134,7 @@ impl PeerManager {
             .handshakes
             .get_or_create(&vec![("result", "accepted")])
             .inc();
-        tracing::info!(peer = %peer_id, direction = direction.as_str(), "peer connected");
+        tracing::info!(target: LOG_TARGET, peer = %peer_id, direction = direction.as_str(), "peer connected");
         let address = state
             .table
             .get(&peer_id)
@@ -202,11 +202,11 @@ impl PeerManager {
         drop(state);
         let reason = match outcome {
             CloseOutcome::Graceful(reason) => {
-                tracing::info!(peer = %peer_id, %reason, "peer disconnected");
+                tracing::info!(target: LOG_TARGET, peer = %peer_id, %reason, "peer disconnected");
                 reason
             }
             CloseOutcome::Failed(reason) => {
-                tracing::warn!(peer = %peer_id, %reason, "peer connection failed");
+                tracing::warn!(target: LOG_TARGET, peer = %peer_id, %reason, "peer connection failed");
                 reason
             }
         };

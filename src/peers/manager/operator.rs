@@ -103,7 +103,7 @@ impl PeerManager {
             .bans_total
             .get_or_create(&vec![("source", source.as_str())])
             .inc();
-        tracing::warn!(target = %key, reason = %ban.reason, source = source.as_str(), "banned");
+        tracing::warn!(target: LOG_TARGET, target = %key, reason = %ban.reason, source = source.as_str(), "banned");
         self.events.publish(EventKind::PeerBanned {
             target: key.clone(),
             kind: ban.target.kind().as_str().to_string(),
@@ -134,7 +134,7 @@ impl PeerManager {
         state.table.ban_lifted(&ban.target);
         state.seeds.retry_all_now();
         drop(state);
-        tracing::info!(target = %key, "unbanned");
+        tracing::info!(target: LOG_TARGET, target = %key, "unbanned");
         self.events.publish(EventKind::PeerUnbanned {
             target: key,
             expired: false,
@@ -167,7 +167,7 @@ impl PeerManager {
         }
         state.links.close(&id, "disconnected by the operator");
         drop(state);
-        tracing::info!(peer = %id, "disconnected by the operator");
+        tracing::info!(target: LOG_TARGET, peer = %id, "disconnected by the operator");
         Ok(id)
     }
 
@@ -191,7 +191,7 @@ impl PeerManager {
             peer.reset();
         }
         state.seeds.reset(&id);
-        tracing::info!(peer = %id, previous_failures = previous, "peer reset");
+        tracing::info!(target: LOG_TARGET, peer = %id, previous_failures = previous, "peer reset");
         Ok((id, previous))
     }
 }
