@@ -110,6 +110,18 @@ pub fn format_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string().replace(' ', "")
 }
 
+/// Seconds as .NET's `TimeSpan` prints a duration with days, `d.hh:mm:ss` (the platform's
+/// clients read the uptime so).
+pub fn day_clock(seconds: u64) -> String {
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    format!(
+        "{days}.{:02}:{:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,5 +188,13 @@ mod tests {
         assert_eq!(to_rfc3339(i64::MIN), "1970-01-01T00:00:00.000Z");
         assert!(relative(i64::MAX, i64::MIN).starts_with("in "));
         assert!(relative(i64::MIN, i64::MAX).ends_with(" ago"));
+    }
+
+    #[test]
+    fn day_clock_is_the_timespan_text() {
+        assert_eq!(day_clock(0), "0.00:00:00");
+        assert_eq!(day_clock(3_723), "0.01:02:03");
+        assert_eq!(day_clock(2 * 86_400 + 59), "2.00:00:59");
+        assert_eq!(day_clock(u64::MAX), "213503982334601.07:00:15");
     }
 }

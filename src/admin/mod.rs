@@ -360,12 +360,14 @@ async fn health(State(state): Shared) -> Response {
         .into_iter()
         .collect();
     let node = health::node(&counts, &peers, &*state.store, warnings).await;
+    let uptime_seconds = state.started.elapsed().as_secs();
     let body = HealthDto {
         status: node.status.as_str().to_string(),
-        service: "sorcha-peer".to_string(),
+        service: "peer-service".to_string(),
         version: crate::VERSION.to_string(),
         timestamp: to_rfc3339(now_ms()),
-        uptime_seconds: state.started.elapsed().as_secs(),
+        uptime: crate::clock::day_clock(uptime_seconds),
+        uptime_seconds,
         storage: if node.storage_error.is_some() {
             "failing"
         } else {
@@ -378,7 +380,9 @@ async fn health(State(state): Shared) -> Response {
             total_peers: node.total_peers,
             healthy_peers: node.healthy_peers,
             unhealthy_peers: node.total_peers - node.healthy_peers,
-            average_latency_ms: node.average_latency_ms,
+            average_latency_ms: peers::whole_ms(node.latency.mean_ms),
+            latency_peers: node.latency.peers,
+            queue_size: peers::queue_size(&state),
         },
     };
     let code = if node.status == HealthStatus::Unhealthy {

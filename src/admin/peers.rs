@@ -40,25 +40,36 @@ fn components(s: &PeerSnapshot) -> QualityComponentsDto {
 /// What `qualityRating` says of a banned peer.
 const BANNED_RATING: &str = "Banned";
 
-/// A latency figure, only while the peer is connected.
-fn current(s: &PeerSnapshot, latency: Option<f64>) -> Option<f64> {
-    if s.state == PeerState::Connected {
-        latency
-    } else {
-        None
-    }
+/// Whole milliseconds, as the platform's clients read latencies (integers, never null): 0
+/// without a figure, which the `latency` object beside it tells apart.
+pub(super) fn whole_ms(figure: Option<f64>) -> u64 {
+    figure.map_or(0, |ms| ms.round().max(0.0) as u64)
+}
+
+/// The peer's round trips, when it has them.
+fn latency(s: &PeerSnapshot) -> Option<LatencyDto> {
+    let q = &s.quality;
+    Some(LatencyDto {
+        average_ms: q.average_latency_ms?,
+        min_ms: q.min_latency_ms?,
+        max_ms: q.max_latency_ms?,
+    })
+}
+
+/// The port of a `host:port` address, apart (the platform's clients read it so).
+fn port_of(address: &str) -> Option<u16> {
+    address
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
 }
 
 pub(super) fn peer_dto(s: &PeerSnapshot) -> PeerDto {
+    let connected = (s.state == PeerState::Connected).then_some(());
     PeerDto {
         peer_id: s.peer_id.clone(),
         name: s.name.clone(),
         address: s.address.clone(),
-        port: s
-            .address
-            .parse::<std::net::SocketAddr>()
-            .ok()
-            .map(|a| a.port()),
+        port: port_of(&s.address),
         state: s.state.as_str().to_string(),
         direction: s.direction.map(|d| d.as_str().to_string()),
         connected_since: s.connected_since_ms.map(to_rfc3339),
@@ -68,9 +79,8 @@ pub(super) fn peer_dto(s: &PeerSnapshot) -> PeerDto {
         is_seed_node: s.is_seed,
         software_version: s.software_version.clone(),
         // Latency is a figure of now: a peer not connected has none (its last-seen says when).
-        average_latency_ms: current(s, s.quality.average_latency_ms),
-        min_latency_ms: current(s, s.quality.min_latency_ms),
-        max_latency_ms: current(s, s.quality.max_latency_ms),
+        average_latency_ms: whole_ms(connected.and(s.quality.average_latency_ms)),
+        latency: connected.and_then(|()| latency(s)),
         success_rate: s.quality.success_rate,
         quality_score: s.quality.score,
         // A banned peer is not rated: it is used for nothing, whatever its record says.
@@ -94,10 +104,18 @@ pub(super) fn peer_dto(s: &PeerSnapshot) -> PeerDto {
                 head_hash: hex::encode(r.head_hash),
                 full_replica: r.full_replica,
                 is_origin: r.is_origin,
+                sync_state: if r.full_replica || r.is_origin {
+                    "FullyReplicated"
+                } else {
+                    "Active"
+                }
+                .to_string(),
+                is_public: true,
             })
             .collect(),
         advertised_register_count: s.advertised.len(),
         clock_offset_ms: s.clock_offset_ms,
+        platform_address: s.platform_address.clone(),
     }
 }
 
@@ -210,9 +228,10 @@ pub(super) async fn peers_quality(State(state): Shared) -> ApiResult<Vec<PeerQua
         .filter(|p| p.quality.total_requests > 0)
         .map(|p| PeerQualityDto {
             peer_id: p.peer_id.clone(),
-            average_latency_ms: p.quality.average_latency_ms,
-            min_latency_ms: p.quality.min_latency_ms,
-            max_latency_ms: p.quality.max_latency_ms,
+            average_latency_ms: whole_ms(p.quality.average_latency_ms),
+            min_latency_ms: whole_ms(p.quality.min_latency_ms),
+            max_latency_ms: whole_ms(p.quality.max_latency_ms),
+            latency: latency(p),
             success_rate: p.quality.success_rate,
             total_requests: p.quality.total_requests,
             successful_requests: p.quality.successful_requests,
@@ -228,6 +247,7 @@ pub(super) async fn peers_quality(State(state): Shared) -> ApiResult<Vec<PeerQua
 
 pub(super) async fn peers_stats(State(state): Shared) -> ApiResult<PeerStatsDto> {
     let s = health::peer_stats(&state.manager.list());
+    let pending = queue_size(&state);
     Ok(axum::Json(PeerStatsDto {
         timestamp: to_rfc3339(now_ms()),
         peer_stats: PeerStatsInnerDto {
@@ -235,7 +255,8 @@ pub(super) async fn peers_stats(State(state): Shared) -> ApiResult<PeerStatsDto>
             healthy_peers: s.healthy_peers,
             unhealthy_peers: s.total_peers - s.healthy_peers,
             seed_nodes: s.seed_nodes,
-            average_latency_ms: s.average_latency_ms,
+            average_latency_ms: whole_ms(s.latency.mean_ms),
+            latency_peers: s.latency.peers,
             total_failures: s.total_failures,
         },
         quality_stats: QualityStatsDto {
@@ -244,9 +265,20 @@ pub(super) async fn peers_stats(State(state): Shared) -> ApiResult<PeerStatsDto>
             good_peers: s.good_peers,
             fair_peers: s.fair_peers,
             poor_peers: s.poor_peers,
-            average_quality_score: s.average_quality_score,
+            average_quality_score: s.average_quality_score.unwrap_or(0.0),
         },
+        queue_stats: QueueStatsDto {
+            queue_size: pending,
+            is_empty: pending == 0,
+        },
+        circuit_breaker_stats: CircuitBreakerStatsDto::default(),
     }))
+}
+
+/// Transactions accepted and not yet sealed, in every register held here: what the platform's
+/// clients read as the queue.
+pub(super) fn queue_size(state: &AdminState) -> u64 {
+    state.registers.list().iter().map(|r| r.pending).sum()
 }
 
 pub(super) async fn peers_health(State(state): Shared) -> ApiResult<PeersHealthDto> {
@@ -262,8 +294,9 @@ pub(super) async fn peers_health(State(state): Shared) -> ApiResult<PeersHealthD
             .map(|p| HealthyPeerDto {
                 peer_id: p.peer_id.clone(),
                 address: p.address.clone(),
+                port: port_of(&p.address),
                 last_seen: to_rfc3339(p.last_seen_ms),
-                average_latency_ms: p.quality.average_latency_ms,
+                average_latency_ms: whole_ms(p.quality.average_latency_ms),
             })
             .collect(),
     }))

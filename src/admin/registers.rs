@@ -50,15 +50,38 @@ pub(super) fn register_dto(v: &RegisterView) -> RegisterDto {
     }
 }
 
+/// A subscription mode as the platform's clients name it (their enum, in PascalCase).
+pub fn platform_mode(mode: Mode) -> &'static str {
+    match mode {
+        Mode::FullReplica => "FullReplica",
+        Mode::ForwardOnly => "ForwardOnly",
+    }
+}
+
+/// A subscription state as the platform's clients name it (their enum, in PascalCase).
+pub fn platform_sync_state(state: SyncState) -> &'static str {
+    match state {
+        SyncState::Subscribing => "Subscribing",
+        SyncState::Syncing => "Syncing",
+        SyncState::FullyReplicated => "FullyReplicated",
+        SyncState::Active => "Active",
+        SyncState::Error => "Error",
+    }
+}
+
 fn subscription_dto(s: &SubscriptionView) -> SubscriptionDto {
     SubscriptionDto {
         register_id: s.register_id.clone(),
-        mode: s.mode.as_str().to_string(),
-        sync_state: s.state.as_str().to_string(),
-        last_synced_docket_version: s.height,
-        last_synced_transaction_version: s.latest_version,
+        mode: platform_mode(s.mode).to_string(),
+        sync_state: platform_sync_state(s.state).to_string(),
+        // The platform reads these as integers: 0 stands for "nothing yet" there, and the
+        // `held…`/`target…` fields beside them say which it is.
+        last_synced_docket_version: s.height.unwrap_or(0),
+        last_synced_transaction_version: s.latest_version.unwrap_or(0),
+        total_dockets_in_chain: s.target_height.map_or(0, |t| t.saturating_add(1)),
+        held_docket_version: s.height,
+        held_transaction_version: s.latest_version,
         target_docket_version: s.target_height,
-        total_dockets_in_chain: s.target_height.map(|t| t + 1),
         target_transaction_version: s.target_version,
         sync_progress_percent: s.progress_percent,
         can_participate_in_validation: s.state == SyncState::FullyReplicated,

@@ -273,7 +273,7 @@ pub(super) const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         "sorcha-peer-registers-subscriptions",
         &[(
             "In a script: the subscriptions that report an error:",
-            "sorcha-peer registers subscriptions -o json | jq -r '.[] | select(.syncState == \"error\") | .registerId'",
+            "sorcha-peer registers subscriptions -o json | jq -r '.[] | select(.syncState == \"Error\") | .registerId'",
         )],
     ),
     (

@@ -285,7 +285,7 @@ fn print_peer_table(out: &Output, peers: &[PeerDto]) {
             out.state_cell(&p.state),
             cell_or_none(p.direction.as_deref()),
             cell(yes_no(p.is_seed_node)),
-            cell(latency(p.average_latency_ms)),
+            cell(latency(p.latency.as_ref().map(|l| l.average_ms))),
             cell(format!("{:.0}", p.quality_score)),
             cell(&p.quality_rating),
             cell(format!("{:.1}%", p.success_rate * 100.0)),
@@ -319,6 +319,9 @@ fn print_peer_detail(out: &Output, p: &PeerDto) {
     );
     d.row("Seed node", yes_no(p.is_seed_node));
     d.row("Version", p.software_version.as_deref().unwrap_or(NONE));
+    if let Some(platform) = &p.platform_address {
+        d.row("Platform services", platform);
+    }
     d.row("First seen", relative(&p.first_seen));
     d.row("Last seen", relative(&p.last_seen));
     d.row("Failures (consecutive)", p.failure_count);
@@ -326,9 +329,9 @@ fn print_peer_detail(out: &Output, p: &PeerDto) {
         "Latency min/avg/max",
         format!(
             "{} / {} / {}",
-            latency(p.min_latency_ms),
-            latency(p.average_latency_ms),
-            latency(p.max_latency_ms)
+            latency(p.latency.as_ref().map(|l| l.min_ms)),
+            latency(p.latency.as_ref().map(|l| l.average_ms)),
+            latency(p.latency.as_ref().map(|l| l.max_ms))
         ),
     );
     d.row(

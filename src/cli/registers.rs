@@ -195,7 +195,9 @@ pub async fn run(
                 } else {
                     out.message(&format!(
                         "Subscribed to {} ({}): {}.",
-                        sub.register_id, sub.mode, sub.sync_state
+                        sub.register_id,
+                        words(&sub.mode),
+                        words(&sub.sync_state)
                     ));
                 }
                 return Ok(EXIT_OK);
@@ -261,11 +263,11 @@ pub async fn run(
                 for s in &subs {
                     table.add_row(vec![
                         cell(&s.register_id),
-                        cell(&s.mode),
-                        cell(&s.sync_state),
-                        cell_or_none(s.last_synced_docket_version),
+                        cell(words(&s.mode)),
+                        cell(words(&s.sync_state)),
+                        cell_or_none(s.held_docket_version),
                         cell_or_none(s.target_docket_version),
-                        cell_or_none(s.total_dockets_in_chain),
+                        cell_or_none(s.target_docket_version.map(|_| s.total_dockets_in_chain)),
                         cell(format!("{:.1}%", s.sync_progress_percent)),
                         cell(
                             s.last_sync_at
@@ -283,6 +285,19 @@ pub async fn run(
         }
     }
     Ok(EXIT_OK)
+}
+
+/// A platform enum name (`FullyReplicated`) in the words the rest of the CLI prints
+/// (`fully-replicated`).
+fn words(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
 fn done(s: &SubscriptionDto) -> bool {
@@ -339,9 +354,9 @@ async fn wait_for_sync(
             } else {
                 out.message(&format!(
                     "{register} is {} at docket {} (version {}).",
-                    sub.sync_state,
-                    sub.last_synced_docket_version.unwrap_or(0),
-                    sub.last_synced_transaction_version.unwrap_or(0)
+                    words(&sub.sync_state),
+                    sub.last_synced_docket_version,
+                    sub.last_synced_transaction_version
                 ));
             }
             return Ok(EXIT_OK);
@@ -352,7 +367,7 @@ async fn wait_for_sync(
             }
             out.error(&format!(
                 "{register} is still {} after {:?}",
-                sub.sync_state,
+                words(&sub.sync_state),
                 started.elapsed()
             ));
             return Ok(EXIT_FAILED);
@@ -386,8 +401,8 @@ impl SyncProgress {
             // The bar is cleared next and a sentence says so.
             return;
         }
-        let dockets = sub.last_synced_docket_version.unwrap_or(0);
-        let transactions = sub.last_synced_transaction_version.unwrap_or(0);
+        let dockets = sub.last_synced_docket_version;
+        let transactions = sub.last_synced_transaction_version;
         let by_transactions = sub.target_transaction_version.is_some_and(|t| t > 0);
         if self.transactions != Some(by_transactions) {
             let template = if by_transactions {
@@ -439,8 +454,8 @@ impl SyncProgress {
         }
         // The state only when it is not the obvious one (the bar says it is syncing).
         let message = match sub.sync_state.as_str() {
-            "syncing" => self.register.clone(),
-            state => format!("{} {state}", self.register),
+            "Syncing" => self.register.clone(),
+            state => format!("{} {}", self.register, words(state)),
         };
         bar.set_message(escape_control(&message).to_string());
     }
@@ -564,5 +579,18 @@ fn count(n: u64, what: &str) -> String {
         format!("1 {what}")
     } else {
         format!("{n} {what}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::words;
+
+    #[test]
+    fn platform_enum_names_read_as_the_cli_words() {
+        assert_eq!(words("FullyReplicated"), "fully-replicated");
+        assert_eq!(words("ForwardOnly"), "forward-only");
+        assert_eq!(words("Error"), "error");
+        assert_eq!(words(""), "");
     }
 }

@@ -311,6 +311,12 @@ pub fn across(c: &Config) -> Result<(), (&'static str, Problem)> {
         }
         _ => {}
     }
+    if c.platform_advertise_address.is_some() && c.platform_listen.is_none() {
+        return Err((
+            "platform_advertise_address",
+            Problem("is set but platform_listen is not: nothing would serve there".into()),
+        ));
+    }
     if c.platform_require_jwt && c.jwt_key.is_none() && c.jwt_key_file.is_none() {
         return Err((
             "platform_require_jwt",
@@ -440,6 +446,13 @@ mod tests {
         );
         let err = refusal("platform_listen = \"not an address\"");
         assert!(err.contains("`platform_listen`"), "{err}");
+        let err = refusal("platform_advertise_address = \"peer-a.example:5001\"");
+        assert!(
+            err.contains("`platform_advertise_address`") && err.contains("platform_listen"),
+            "{err}"
+        );
+        let err = refusal("platform_listen = \"0.0.0.0:5001\"\nplatform_advertise_address = \"x\"");
+        assert!(err.contains("`platform_advertise_address`"), "{err}");
         let mut layers = Layers::default();
         let ok = "platform_listen = \"127.0.0.1:5001\"\nplatform_require_jwt = true\n\
                   jwt_key = \"0123456789abcdef0123456789abcdef\"";

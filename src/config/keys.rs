@@ -434,6 +434,11 @@ A token whose audience is a consumer or enrol-session tier only reads: it never 
         help: "Address for the Sorcha platform's gRPC services (the original peer service's six: DocketSyncService,\nPeerDiscovery, PeerHeartbeat, ...), e.g. \"0.0.0.0:5001\". Plaintext HTTP/2 (h2c) unless\nplatform_tls_cert_file is set. Unset: off. Never served on the peer port.",
         flag: ("platform-listen", "ADDR", "Serve the Sorcha platform's gRPC services on this address [default: off]"),
     },
+    platform_advertise_address: Option<String> {
+        default: None,
+        help: "host:port other nodes tell their platform services (a Validator's GetPeerList) to dial for this node's\nplatform services. Default: platform_listen, its host replaced by the host peers reach this node at\nwhen it listens on 0.0.0.0 or [::].",
+        check: check::host_port,
+    },
     platform_tls_cert_file: Option<PathBuf> {
         default: None,
         help: "PEM certificate chain for the platform listener (any usual RSA or ECDSA certificate): when set (with\nplatform_tls_key_file), it serves TLS with ALPN h2 and asks for no client certificate.",

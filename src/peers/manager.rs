@@ -125,6 +125,24 @@ impl PeerManager {
         &self.addresses
     }
 
+    /// Where other nodes' platform services are to dial this node's, as it tells its peers: the
+    /// configured `platform_advertise_address`, else `platform_listen`, its unspecified host
+    /// replaced by the host of the announced peer address. `None` without a platform listener.
+    pub fn platform_announcement(&self) -> Option<String> {
+        let listen = self.config.platform_listen?;
+        if let Some(address) = &self.config.platform_advertise_address {
+            return Some(address.clone());
+        }
+        if !listen.ip().is_unspecified() {
+            return Some(listen.to_string());
+        }
+        let announced = self.announced_address();
+        let host = announced
+            .rsplit_once(':')
+            .map_or(announced.as_str(), |(h, _)| h);
+        Some(format!("{host}:{}", listen.port()))
+    }
+
     /// The address this node announces in handshakes.
     pub fn announced_address(&self) -> String {
         self.addresses.announcement().address

@@ -220,6 +220,8 @@ pub struct VerifiedPeer {
     /// It said in the handshake that it carries platform messages (older nodes do not, and
     /// would count the frame as a protocol violation).
     pub platform_messages: bool,
+    /// Where its platform services are served (checked, dialable), if it serves them.
+    pub platform_address: Option<String>,
 }
 
 /// An address handed over in peer exchange.
@@ -257,6 +259,8 @@ pub struct PeerSnapshot {
     pub advertised: Vec<RegisterHeight>,
     /// While connected: its clock minus this node's, from its last heartbeat.
     pub clock_offset_ms: Option<i64>,
+    /// While connected: where it serves the platform's services, as it announced it.
+    pub platform_address: Option<String>,
 }
 
 /// Peer counts for `status`, health and metrics.

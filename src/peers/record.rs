@@ -39,6 +39,8 @@ pub(super) struct Peer {
     /// Its clock minus ours, from the send time in its last heartbeat (memory only; includes
     /// the one-way delay, milliseconds on a working link).
     pub clock_offset_ms: Option<i64>,
+    /// Where it serves the platform's services, as its last handshake said (memory only).
+    pub platform_address: Option<String>,
 }
 
 impl Peer {
@@ -60,6 +62,7 @@ impl Peer {
             advertised: Vec::new(),
             verification_failures: Vec::new(),
             clock_offset_ms: None,
+            platform_address: None,
         }
     }
 

@@ -237,6 +237,7 @@ impl State {
                 Vec::new()
             },
             clock_offset_ms: peer.clock_offset_ms.filter(|_| link.is_some()),
+            platform_address: peer.platform_address.clone().filter(|_| link.is_some()),
         }
     }
 

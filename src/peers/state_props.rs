@@ -268,6 +268,7 @@ fn connect(
         address: address(n),
         software_version: "test".into(),
         platform_messages: true,
+        platform_address: None,
     };
     s.table
         .handshake_completed(peer, IpAddr::V4(from), false, m.now);

@@ -141,6 +141,7 @@ impl PeerTable {
         record.name = peer.name;
         record.address = peer.address;
         record.software_version = Some(peer.software_version);
+        record.platform_address = peer.platform_address;
         record.remote_ip = Some(remote_ip);
         record.last_seen_ms = now_ms;
         record.failure_count = 0;

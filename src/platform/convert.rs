@@ -24,16 +24,20 @@ pub fn split_address(address: &str) -> (String, i32) {
     }
 }
 
-/// A known peer as `PeerInfo`.
+/// A known peer as `PeerInfo`. A peer that serves the platform's services is listed at the
+/// address it announced for them, with `supports_transaction_distribution`: a Validator dials
+/// that address. Any other peer is listed at its peer-protocol address, which answers none of
+/// the platform's services, so without that capability.
 pub fn peer_info(peer: &PeerSnapshot, last_seen_ms: i64) -> pb::PeerInfo {
-    let (address, port) = split_address(&peer.address);
+    let serves_platform = peer.platform_address.is_some();
+    let (address, port) = split_address(peer.platform_address.as_deref().unwrap_or(&peer.address));
     pb::PeerInfo {
         peer_id: peer.peer_id.clone(),
         address,
         port,
         supported_protocols: vec![PEER_PROTOCOL.to_string()],
         last_seen: last_seen_ms.div_euclid(1000),
-        capabilities: Some(capabilities()),
+        capabilities: Some(capabilities(serves_platform)),
         advertised_registers: peer.advertised.iter().map(advertisement).collect(),
         is_seed_node: peer.is_seed,
         node_name: peer.name.clone(),
@@ -49,17 +53,19 @@ pub fn address_info(entry: KnownAddress) -> pb::PeerInfo {
         port,
         supported_protocols: vec![PEER_PROTOCOL.to_string()],
         last_seen: entry.last_seen_ms.div_euclid(1000),
-        capabilities: Some(capabilities()),
+        // Exchange knows peer-protocol addresses only: nothing there serves the platform.
+        capabilities: Some(capabilities(false)),
         ..Default::default()
     }
 }
 
-/// Every node streams its sessions and gossips transactions. The largest transaction a peer
-/// takes is its own setting, not known here: 0.
-fn capabilities() -> pb::PeerCapabilities {
+/// Every node streams its sessions; transactions can be distributed through it by the
+/// platform only where it serves the platform's services. The largest transaction a peer takes
+/// is its own setting, not known here: 0.
+fn capabilities(serves_platform: bool) -> pb::PeerCapabilities {
     pb::PeerCapabilities {
         supports_streaming: true,
-        supports_transaction_distribution: true,
+        supports_transaction_distribution: serves_platform,
         max_transaction_size: 0,
     }
 }

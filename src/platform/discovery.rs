@@ -58,7 +58,12 @@ impl pb::peer_discovery_server::PeerDiscovery for Discovery {
             .into_values()
             .filter(|p| p.peer_id != request.requesting_peer_id)
             .collect();
-        peers.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        // Peers a Validator can dial (they serve the platform's services) first, so a small
+        // `max_peers` keeps them.
+        peers.sort_by(|a, b| {
+            (a.platform_address.is_none(), &a.peer_id)
+                .cmp(&(b.platform_address.is_none(), &b.peer_id))
+        });
         let total = peers.len();
         Ok(Response::new(pb::PeerListResponse {
             peers: peers.iter().take(max).map(|p| peer_info(p, now)).collect(),

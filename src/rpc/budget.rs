@@ -459,6 +459,7 @@ mod tests {
                 protocol_version: 1,
                 software_version: "v".repeat(crate::config::MAX_NAME_LEN),
                 capabilities: vec!["heartbeat".into(), "peer-exchange".into()],
+                platform_address: String::new(),
             }
             .encode_to_vec(),
             nonce: vec![0; 32],

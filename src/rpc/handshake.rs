@@ -42,6 +42,7 @@ pub fn local_info(manager: &PeerManager) -> Vec<u8> {
         protocol_version: PROTOCOL_VERSION,
         software_version: crate::VERSION.to_string(),
         capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+        platform_address: manager.platform_announcement().unwrap_or_default(),
     }
     .encode_to_vec()
 }
@@ -52,7 +53,7 @@ pub(crate) fn verify_info(
     nonce: &[u8],
     seen_from: IpAddr,
 ) -> Result<(pb::NodeInfo, String), HandshakeError> {
-    let info =
+    let mut info =
         pb::NodeInfo::decode(bytes).map_err(|e| failed(format!("malformed node info: {e}")))?;
     if info.public_key.len() != 32 {
         return Err(failed("node info carries no valid public key"));
@@ -66,23 +67,31 @@ pub(crate) fn verify_info(
             info.protocol_version
         ))));
     }
-    let address = match info.listen_address.parse::<SocketAddr>() {
+    let address = dialable(&info.listen_address, seen_from)
+        .map_err(|e| failed(format!("bad listen address: {e}")))?;
+    if !info.platform_address.is_empty() {
+        info.platform_address = dialable(&info.platform_address, seen_from)
+            .map_err(|e| failed(format!("bad platform address: {e}")))?;
+    }
+    Ok((info, address))
+}
+
+/// An address a node announced for itself, as others can dial it: an unspecified host becomes
+/// the one it was seen at.
+fn dialable(announced: &str, seen_from: IpAddr) -> Result<String, String> {
+    match announced.parse::<SocketAddr>() {
         // Nothing can dial port 0 (a node announces the port it bound, never 0); the host:port
         // form below refuses it too.
-        Ok(addr) if addr.port() == 0 => {
-            return Err(failed("bad listen address: port 0"));
-        }
+        Ok(addr) if addr.port() == 0 => Err("port 0".into()),
         Ok(addr) if addr.ip().is_unspecified() => {
-            SocketAddr::new(seen_from, addr.port()).to_string()
+            Ok(SocketAddr::new(seen_from, addr.port()).to_string())
         }
-        Ok(addr) => addr.to_string(),
+        Ok(addr) => Ok(addr.to_string()),
         Err(_) => {
-            validate_host_port(&info.listen_address)
-                .map_err(|e| failed(format!("bad listen address: {e}")))?;
-            info.listen_address.clone()
+            validate_host_port(announced).map_err(|e| e.to_string())?;
+            Ok(announced.to_string())
         }
-    };
-    Ok((info, address))
+    }
 }
 
 /// The other end of a connection as the layers below the handshake see it.
@@ -122,6 +131,7 @@ fn verified_peer(info: pb::NodeInfo, address: String) -> VerifiedPeer {
         address,
         software_version: convert::peer_text(&info.software_version, MAX_NAME_LEN),
         platform_messages: info.capabilities.iter().any(|c| c == PLATFORM_MESSAGES),
+        platform_address: Some(info.platform_address).filter(|a| !a.is_empty()),
     }
 }
 
@@ -300,5 +310,38 @@ mod tests {
         }
         let (_, address) = verify_info(&info("0.0.0.0:5000"), &nonce, seen).expect("taken");
         assert_eq!(address, "192.0.2.7:5000");
+    }
+
+    #[test]
+    fn a_platform_address_is_taken_as_dialable_or_the_handshake_fails() {
+        let seen: IpAddr = "192.0.2.7".parse().expect("ip");
+        let nonce = [1; NONCE_LEN];
+        let with = |platform: &str| {
+            pb::NodeInfo {
+                public_key: vec![7; 32],
+                listen_address: "0.0.0.0:4000".into(),
+                protocol_version: PROTOCOL_VERSION,
+                platform_address: platform.into(),
+                ..Default::default()
+            }
+            .encode_to_vec()
+        };
+        for (announced, taken) in [
+            ("", ""),
+            ("0.0.0.0:5001", "192.0.2.7:5001"),
+            ("[::]:5001", "192.0.2.7:5001"),
+            ("198.51.100.4:5001", "198.51.100.4:5001"),
+            ("peer-a.example:5001", "peer-a.example:5001"),
+        ] {
+            let (info, _) = verify_info(&with(announced), &nonce, seen).expect(announced);
+            assert_eq!(info.platform_address, taken, "{announced}");
+        }
+        for bad in ["0.0.0.0:0", "no port", "bad host!:5001", &"h".repeat(300)] {
+            let refused = verify_info(&with(bad), &nonce, seen).err();
+            assert!(
+                matches!(&refused, Some(HandshakeError::Failed(m)) if m.contains("platform address")),
+                "{bad}: {refused:?}"
+            );
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Health policy: when the node counts as healthy, degraded or unhealthy, when it is ready
+//! Health policy: when the node counts as healthy or unhealthy and what it warns of, when it is ready
 //! for traffic (`/readyz`), which peers count as healthy, and the figures the health and
 //! statistics views report.
 
@@ -12,14 +12,12 @@ use crate::store::{StorageHealth, Store};
 /// Most peers listed in a [`PeersHealth`].
 pub const HEALTH_PEER_LIMIT: usize = 10;
 
-/// The node's overall health.
+/// The node's overall health, as the platform reads it: whether the service works. What else
+/// needs the operator is in [`NodeHealth::warnings`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HealthStatus {
-    /// Storage works, at least one peer is connected and nothing needs the operator.
+    /// Storage works (a node with no peer yet, or with warnings, still serves).
     Healthy,
-    /// Storage works but no peer is connected, or a warning stands (e.g. a refused
-    /// revocation list).
-    Degraded,
     /// Storage fails (reads or writes).
     Unhealthy,
 }
@@ -28,11 +26,13 @@ impl HealthStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             HealthStatus::Healthy => "healthy",
-            HealthStatus::Degraded => "degraded",
             HealthStatus::Unhealthy => "unhealthy",
         }
     }
 }
+
+/// The warning a node with no connected peer gives.
+pub const NO_PEER_WARNING: &str = "no peer is connected: nothing is replicated or gossiped";
 
 /// What `/api/health` reports.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,39 +40,49 @@ pub struct NodeHealth {
     pub status: HealthStatus,
     /// Why storage fails, when it does.
     pub storage_error: Option<String>,
-    /// What else needs the operator while the node works (the node is degraded meanwhile).
+    /// What else needs the operator while the node works.
     pub warnings: Vec<String>,
     pub total_peers: usize,
     /// Connected peers.
     pub healthy_peers: usize,
-    pub average_latency_ms: Option<f64>,
+    pub latency: LatencyAverage,
+}
+
+/// The mean round trip over the connected peers with a figure.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LatencyAverage {
+    /// Milliseconds, to four decimals; `None` when `peers` is 0.
+    pub mean_ms: Option<f64>,
+    /// The peers it is the mean of.
+    pub peers: usize,
 }
 
 /// The node's health: storage (reads and writes, see `store::health`; a full or read-only
-/// disk still reads), whether any peer is connected, and the standing `warnings`.
+/// disk still reads), and the standing `warnings` with one more when no peer is connected.
 pub async fn node(
     counts: &PeerCounts,
     peers: &[PeerSnapshot],
     store: &dyn Store,
-    warnings: Vec<String>,
+    mut warnings: Vec<String>,
 ) -> NodeHealth {
     let storage_error = match crate::store::health::check(store).await {
         StorageHealth::Ok => None,
         StorageHealth::Failing(reason) => Some(reason),
     };
-    let status = match (&storage_error, counts.connected) {
-        (Some(_), _) => HealthStatus::Unhealthy,
-        (None, 0) => HealthStatus::Degraded,
-        (None, _) if !warnings.is_empty() => HealthStatus::Degraded,
-        (None, _) => HealthStatus::Healthy,
+    let status = match storage_error {
+        Some(_) => HealthStatus::Unhealthy,
+        None => HealthStatus::Healthy,
     };
+    if counts.connected == 0 {
+        warnings.insert(0, NO_PEER_WARNING.to_string());
+    }
     NodeHealth {
         status,
         storage_error,
         warnings,
         total_peers: counts.known,
         healthy_peers: counts.connected,
-        average_latency_ms: average_latency(peers),
+        latency: average_latency(peers),
     }
 }
 
@@ -235,7 +245,7 @@ pub struct PeerStats {
     pub total_peers: usize,
     pub healthy_peers: usize,
     pub seed_nodes: usize,
-    pub average_latency_ms: Option<f64>,
+    pub latency: LatencyAverage,
     pub total_failures: u64,
     /// Peers with a rating (at least one request exchanged).
     pub rated_peers: usize,
@@ -256,7 +266,7 @@ pub fn peer_stats(peers: &[PeerSnapshot]) -> PeerStats {
         total_peers: peers.len(),
         healthy_peers: peers.iter().filter(|p| is_healthy(p)).count(),
         seed_nodes: peers.iter().filter(|p| p.is_seed).count(),
-        average_latency_ms: average_latency(peers),
+        latency: average_latency(peers),
         total_failures: peers.iter().map(|p| p.failure_count as u64).sum(),
         rated_peers: rated.len(),
         excellent_peers: count("Excellent"),
@@ -296,8 +306,17 @@ pub fn peers_health(peers: Vec<PeerSnapshot>) -> PeersHealth {
     }
 }
 
-fn average_latency(peers: &[PeerSnapshot]) -> Option<f64> {
-    average(peers.iter().filter_map(|p| p.quality.average_latency_ms))
+/// Over connected peers only: a latency is a figure of now.
+fn average_latency(peers: &[PeerSnapshot]) -> LatencyAverage {
+    let figures: Vec<f64> = peers
+        .iter()
+        .filter(|p| is_healthy(p))
+        .filter_map(|p| p.quality.average_latency_ms)
+        .collect();
+    LatencyAverage {
+        mean_ms: average(figures.iter().copied()),
+        peers: figures.len(),
+    }
 }
 
 /// The mean to four decimals, `None` for no values.
@@ -325,6 +344,7 @@ mod tests {
             is_seed: id == 1,
             software_version: None,
             clock_offset_ms: None,
+            platform_address: None,
             quality: QualityBreakdown {
                 score,
                 rating: if requests == 0 {
@@ -385,7 +405,15 @@ mod tests {
             (1, 1, 0, 1)
         );
         assert_eq!(s.average_quality_score, Some(55.0));
-        assert_eq!(s.average_latency_ms, Some(2.5));
+        // Latency is a figure of now: the disconnected peers' last figures are left out.
+        assert_eq!(
+            s.latency,
+            LatencyAverage {
+                mean_ms: Some(1.5),
+                peers: 2
+            }
+        );
+        assert_eq!(peer_stats(&[]).latency, LatencyAverage::default());
     }
 
     fn inputs(seeds: &[String]) -> ReadinessInputs<'_> {

@@ -33,7 +33,7 @@ async fn nodes_seeded_with_a_learn_each_other_through_peer_exchange() {
     wait_until("a latency sample for C on B", PATIENCE, || async {
         b.view_of(&c.peer_id)
             .await
-            .is_some_and(|p| p.average_latency_ms.is_some())
+            .is_some_and(|p| p.latency.is_some())
     })
     .await;
     let view = b.view_of(&c.peer_id).await.expect("B knows C");

@@ -32,6 +32,7 @@ mod observability;
 mod operator_cli;
 mod platform;
 mod platform_rest;
+mod platform_shapes;
 mod reachability;
 mod references;
 mod replication;

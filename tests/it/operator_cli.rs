@@ -168,13 +168,19 @@ async fn docket_counts_agree_across_views() {
     })
     .await;
     let sub = b.client.subscriptions().await.expect("subscriptions")[0].clone();
-    assert_eq!(sub.last_synced_docket_version, Some(head), "{sub:?}");
+    assert_eq!(sub.held_docket_version, Some(head), "{sub:?}");
+    assert_eq!(sub.last_synced_docket_version, head, "{sub:?}");
     assert_eq!(sub.target_docket_version, Some(head), "{sub:?}");
     assert_eq!(
         sub.total_dockets_in_chain,
-        Some(head + 1),
+        head + 1,
         "genesis counts: {sub:?}"
     );
+    assert_eq!(
+        sub.mode, "FullReplica",
+        "the platform's enum names: {sub:?}"
+    );
+    assert_eq!(sub.sync_state, "FullyReplicated", "{sub:?}");
     assert_eq!(sub.sync_progress_percent, 100.0);
     let (_, table, _) = cli_at(&b, 200, &["registers", "subscriptions", "-o", "wide"]).await;
     let row: Vec<&str> = table
@@ -200,7 +206,7 @@ async fn docket_counts_agree_across_views() {
         c.client
             .subscriptions()
             .await
-            .is_ok_and(|s| s[0].sync_state == "active")
+            .is_ok_and(|s| s[0].sync_state == "Active")
     })
     .await;
     let sub = c.client.subscriptions().await.expect("subscriptions")[0].clone();

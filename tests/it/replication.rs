@@ -130,7 +130,7 @@ async fn full_and_forward_only_replicas_follow_the_origin() {
         .subscribe("orders", "forward-only")
         .await
         .expect("subscribe");
-    assert_eq!(sub.mode, "forward-only");
+    assert_eq!(sub.mode, "ForwardOnly");
     wait_until("C to be active", PATIENCE, || async {
         c.register("orders")
             .await

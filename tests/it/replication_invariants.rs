@@ -96,7 +96,7 @@ async fn submit(a: &TestNode, sealed: &mut Sealed, n: usize) -> Result<(), TestC
 
 /// Waits until the replica's subscription reports itself at the head, and returns its head.
 async fn settle(b: &TestNode, full: bool) -> (u64, u64) {
-    let want = if full { "fully-replicated" } else { "active" };
+    let want = if full { "FullyReplicated" } else { "Active" };
     wait_for("the replica to settle", PATIENCE, || async {
         let sub = b
             .client
@@ -106,8 +106,8 @@ async fn settle(b: &TestNode, full: bool) -> (u64, u64) {
             .into_iter()
             .find(|s| s.register_id == REGISTER)?;
         (sub.sync_state == want).then_some((
-            sub.last_synced_docket_version.unwrap_or(0),
-            sub.last_synced_transaction_version.unwrap_or(0),
+            sub.last_synced_docket_version,
+            sub.last_synced_transaction_version,
         ))
     })
     .await
@@ -196,7 +196,9 @@ async fn step(
                 (Some(current), _, _) if current == full => {
                     // The same subscription again: a no-op.
                     let view = result.map_err(|e| fail(format!("subscribe again: {e}")))?;
-                    prop_assert_eq!(view.mode.as_str(), mode);
+                    // The platform's name for the mode asked for.
+                    let named = if full { "FullReplica" } else { "ForwardOnly" };
+                    prop_assert_eq!(view.mode.as_str(), named);
                 }
                 (Some(_), _, _) => {
                     prop_assert!(

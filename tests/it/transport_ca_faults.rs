@@ -139,7 +139,8 @@ async fn refused_loudly(s: &RevocationSetup, what: &str, list: &[u8], reason: &s
     .await;
     let client = s.a.client().await;
     let health = client.health().await.expect("health");
-    assert_eq!(health.status, "degraded", "{what}: {health:?}");
+    // The service works (the platform reads `healthy`); the refusal is a warning.
+    assert_eq!(health.status, "healthy", "{what}: {health:?}");
     assert!(
         health.warnings.iter().any(|w| w.contains(reason)),
         "{what}: {health:?}"

@@ -106,7 +106,7 @@ function renderNode(status, health) {
     ["Version", status.version],
     ["Uptime", duration(status.uptimeSeconds)],
     // /api/health answers 503 while unhealthy (then `health` is null): storage comes from status.
-    ["Health", health ? health.status : (status.storageHealth === "failing" ? "unhealthy" : "-")],
+    ["Health", health ? health.status + ((health.warnings || []).length ? " · " + health.warnings.join("; ") : "") : (status.storageHealth === "failing" ? "unhealthy" : "-")],
     ["Storage", (status.storageHealth === "failing" ? "failing: " + (status.storageError || "") : "ok") + " (" + status.storage + ")"],
     ["Listen", status.listen],
     ["Announced", status.announcedAddress || status.advertisedAddress || "-"],
@@ -156,7 +156,7 @@ function renderPeers() {
       el("td", { class: "id", "data-label": "Peer", title: p.peerId }, p.name ? p.name + " · " : "", short(p.peerId)),
       el("td", { "data-label": "Address" }, p.address),
       el("td", { "data-label": "State", class: "state-" + p.state }, p.state, p.isBanned && p.banReason ? el("div", { class: "small-text" }, p.banReason) : null),
-      el("td", { "data-label": "Latency" }, ms(p.averageLatencyMs)),
+      el("td", { "data-label": "Latency" }, ms(p.latency ? p.latency.averageMs : null)),
       el("td", { "data-label": "Quality" }, p.qualityScore.toFixed(0) + " " + p.qualityRating),
       el("td", { "data-label": "Components", class: "small-text" },
         "success " + q.successPoints.toFixed(1) + " · latency " + q.latencyPoints.toFixed(1) + " · validity " + q.validityPoints.toFixed(1)),
@@ -185,7 +185,7 @@ function renderRegisters(registers, subscriptions, available) {
     const s = subs.get(r.registerId);
     const pct = Math.max(0, Math.min(100, r.syncProgressPercent));
     // A subscription in error is not progressing, whatever share of the chain it holds.
-    const failing = !!s && (s.syncState === "error" || !!s.errorMessage);
+    const failing = !!s && (s.syncState === "Error" || !!s.errorMessage);
     return el("div", { class: "register", "data-register": r.registerId },
       el("div", {}, el("b", {}, r.registerId), " ", el("span", { class: "muted" }, r.role + (r.syncState !== r.role ? " · " + r.syncState : "") + " · docket " + r.latestDocketVersion + " · " + r.transactionCount + " tx" + (r.pendingTransactions ? " · " + r.pendingTransactions + " pending" : ""))),
       s ? el("div", { class: failing ? "bar failing" : "bar", title: (failing ? "failing · " : "") + pct.toFixed(1) + "%" }, el("span", { style: "width:" + pct + "%" })) : null,
@@ -265,7 +265,7 @@ function draw(name, canvasId, label, format) {
 
 function sample(status, subscriptions) {
   push("peers", status.peers.connected);
-  const lat = peers.filter((p) => p.state === "connected" && p.averageLatencyMs !== null).map((p) => p.averageLatencyMs);
+  const lat = peers.filter((p) => p.state === "connected" && p.latency).map((p) => p.latency.averageMs);
   push("latency", lat.length ? lat.reduce((a, b) => a + b, 0) / lat.length : null);
   // Computed on the node over a fixed window (status.rateWindowSeconds), not between polls.
   push("tps", status.transactionsPerSecond === undefined ? null : status.transactionsPerSecond);

@@ -90,25 +90,38 @@ pub struct HealthMetricsDto {
     pub total_peers: usize,
     pub healthy_peers: usize,
     pub unhealthy_peers: usize,
-    pub average_latency_ms: Option<f64>,
+    /// Over the connected peers with a figure, whole milliseconds; 0 when `latencyPeers` is 0.
+    pub average_latency_ms: u64,
+    /// The peers `averageLatencyMs` is the average of.
+    #[serde(default)]
+    pub latency_peers: usize,
+    /// Transactions accepted and not yet sealed, in every register held here.
+    #[serde(default)]
+    pub queue_size: u64,
 }
 
 /// `GET /api/health`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthDto {
-    /// `healthy`, `degraded` (no connected peer) or `unhealthy` (storage failing).
+    /// `healthy` while the service works, as the platform reads it (a lone node works), or
+    /// `unhealthy` (storage failing; answered with 503). What else needs the operator, such as
+    /// no connected peer, is in `warnings`.
     pub status: String,
+    /// `peer-service`: the platform's name for the service this node provides.
     pub service: String,
     pub version: String,
     pub timestamp: String,
+    /// Since this node started, as `d.hh:mm:ss` (the platform reads this text).
+    #[serde(default)]
+    pub uptime: String,
     pub uptime_seconds: u64,
     /// `ok`, or `failing` while reads or writes fail (then `storageError` says why).
     pub storage: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_error: Option<String>,
-    /// What needs the operator while the node works (then `status` is at best `degraded`):
-    /// e.g. a revocation list that was refused.
+    /// What needs the operator while the node works: no connected peer, a revocation list
+    /// that was refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub metrics: HealthMetricsDto,
@@ -138,8 +151,12 @@ pub struct ProbeDto {
 pub struct HealthyPeerDto {
     pub peer_id: String,
     pub address: String,
+    /// The port of `address`, apart (the platform's clients read it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
     pub last_seen: String,
-    pub average_latency_ms: Option<f64>,
+    /// Whole milliseconds; 0 without a figure.
+    pub average_latency_ms: u64,
 }
 
 /// `GET /api/peers/health`.

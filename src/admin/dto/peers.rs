@@ -56,9 +56,12 @@ pub struct PeerDto {
     pub failure_count: u32,
     pub is_seed_node: bool,
     pub software_version: Option<String>,
-    pub average_latency_ms: Option<f64>,
-    pub min_latency_ms: Option<f64>,
-    pub max_latency_ms: Option<f64>,
+    /// Whole milliseconds, as the platform's clients read it; 0 while there is no figure
+    /// (not connected, or no round trip measured yet): `latency` is `null` then.
+    pub average_latency_ms: u64,
+    /// The round trips measured while connected; `null` without a figure.
+    #[serde(default)]
+    pub latency: Option<LatencyDto>,
     pub success_rate: f64,
     pub quality_score: f64,
     pub quality_rating: String,
@@ -75,6 +78,19 @@ pub struct PeerDto {
     /// of its last heartbeat (the one-way delay included).
     #[serde(default)]
     pub clock_offset_ms: Option<i64>,
+    /// While connected: where it serves the platform's services (its announcement), which
+    /// `GetPeerList` hands to a Validator; absent when it serves none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_address: Option<String>,
+}
+
+/// Round trips to a peer, in milliseconds (fractions kept).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencyDto {
+    pub average_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
 }
 
 /// A register as a peer advertises it.
@@ -87,6 +103,13 @@ pub struct AdvertisedRegisterDto {
     pub head_hash: String,
     pub full_replica: bool,
     pub is_origin: bool,
+    /// As the platform names it: `FullyReplicated` for a peer holding the whole chain (origin
+    /// or full replica), else `Active`.
+    #[serde(default)]
+    pub sync_state: String,
+    /// Always true: peers advertise public registers only.
+    #[serde(default)]
+    pub is_public: bool,
 }
 
 /// A ban, as listed by `GET /api/bans`.
@@ -170,7 +193,11 @@ pub struct PeerStatsInnerDto {
     pub healthy_peers: usize,
     pub unhealthy_peers: usize,
     pub seed_nodes: usize,
-    pub average_latency_ms: Option<f64>,
+    /// Over the connected peers with a figure, whole milliseconds; 0 when `latencyPeers` is 0.
+    pub average_latency_ms: u64,
+    /// The peers `averageLatencyMs` is the average of.
+    #[serde(default)]
+    pub latency_peers: usize,
     pub total_failures: u64,
 }
 
@@ -182,7 +209,29 @@ pub struct QualityStatsDto {
     pub good_peers: usize,
     pub fair_peers: usize,
     pub poor_peers: usize,
-    pub average_quality_score: Option<f64>,
+    /// Over the rated peers; 0 when `totalTrackedPeers` is 0.
+    pub average_quality_score: f64,
+}
+
+/// Transactions waiting in this node (the platform's clients read it as their distribution
+/// queue).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueStatsDto {
+    /// Transactions accepted and not yet sealed, in every register held here.
+    pub queue_size: u64,
+    pub is_empty: bool,
+}
+
+/// The platform's clients read this object. This node has no circuit breakers (a failing peer
+/// is dialled again after a backoff, see a peer's `failureCount`), so every count is 0.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitBreakerStatsDto {
+    pub total_circuit_breakers: u64,
+    pub open_circuits: u64,
+    pub half_open_circuits: u64,
+    pub closed_circuits: u64,
 }
 
 /// `GET /api/peers/stats`.
@@ -192,6 +241,10 @@ pub struct PeerStatsDto {
     pub timestamp: String,
     pub peer_stats: PeerStatsInnerDto,
     pub quality_stats: QualityStatsDto,
+    #[serde(default)]
+    pub queue_stats: QueueStatsDto,
+    #[serde(default)]
+    pub circuit_breaker_stats: CircuitBreakerStatsDto,
 }
 
 /// One row of `GET /api/peers/quality`.
@@ -199,9 +252,13 @@ pub struct PeerStatsDto {
 #[serde(rename_all = "camelCase")]
 pub struct PeerQualityDto {
     pub peer_id: String,
-    pub average_latency_ms: Option<f64>,
-    pub min_latency_ms: Option<f64>,
-    pub max_latency_ms: Option<f64>,
+    /// Whole milliseconds, 0 without a figure (then `latency` is `null`), as the platform's
+    /// clients read them.
+    pub average_latency_ms: u64,
+    pub min_latency_ms: u64,
+    pub max_latency_ms: u64,
+    #[serde(default)]
+    pub latency: Option<LatencyDto>,
     pub success_rate: f64,
     pub total_requests: u64,
     pub successful_requests: u64,

@@ -59,23 +59,37 @@ pub struct AvailableRegisterDto {
     pub description: Option<String>,
 }
 
-/// A subscription (`GET /api/registers/subscriptions`), with the original's fields.
+/// A subscription (`GET /api/registers/subscriptions`, and the subscribe answer), in the
+/// platform's shape: its clients read `mode`, `syncState` and the three counts (enum names in
+/// PascalCase, integers never null). This node's own figures (`held…`, `target…`) are beside
+/// them and are `null` while unknown.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionDto {
     pub register_id: String,
+    /// `FullReplica` or `ForwardOnly`.
     pub mode: String,
+    /// `Subscribing`, `Syncing`, `FullyReplicated`, `Active` or `Error`.
     pub sync_state: String,
-    /// Number of the newest docket held (dockets are numbered from 0, the genesis).
-    pub last_synced_docket_version: Option<u64>,
-    pub last_synced_transaction_version: Option<u64>,
+    /// Number of the newest docket held (dockets are numbered from 0, the genesis); 0 also
+    /// while nothing is held, as the platform reads it: `heldDocketVersion` tells the two apart.
+    pub last_synced_docket_version: u64,
+    /// Version of the newest transaction held; 0 also while nothing is held.
+    pub last_synced_transaction_version: u64,
+    /// Dockets in the source chain, genesis included (`targetDocketVersion + 1`); 0 while no
+    /// source has been heard.
+    pub total_dockets_in_chain: u64,
+    /// Number of the newest docket held; `null` while nothing is held.
+    #[serde(default)]
+    pub held_docket_version: Option<u64>,
+    /// Version of the newest transaction held; `null` while nothing is held.
+    #[serde(default)]
+    pub held_transaction_version: Option<u64>,
     /// Number of the head docket being synced to (the best its sources advertise), never
-    /// below `lastSyncedDocketVersion`.
+    /// below `heldDocketVersion`; `null` while no source has been heard.
     pub target_docket_version: Option<u64>,
-    /// Dockets in the source chain, genesis included: `targetDocketVersion + 1`.
-    pub total_dockets_in_chain: Option<u64>,
     /// Transaction version at that head (the best its sources advertise), never below
-    /// `lastSyncedTransactionVersion`.
+    /// `heldTransactionVersion`.
     #[serde(default)]
     pub target_transaction_version: Option<u64>,
     pub sync_progress_percent: f64,

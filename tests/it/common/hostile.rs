@@ -20,6 +20,7 @@ pub fn info(public_key: Vec<u8>, version: u32) -> Vec<u8> {
         protocol_version: version,
         software_version: "evil".into(),
         capabilities: vec![],
+        platform_address: String::new(),
     }
     .encode_to_vec()
 }

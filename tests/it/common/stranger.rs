@@ -48,6 +48,7 @@ pub fn node_info(me: &Identity, claims: &Claims) -> Vec<u8> {
         protocol_version: sorcha_peer::rpc::PROTOCOL_VERSION,
         software_version: claims.software_version.clone(),
         capabilities: vec![],
+        platform_address: String::new(),
     }
     .encode_to_vec()
 }

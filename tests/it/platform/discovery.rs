@@ -10,7 +10,7 @@ use tonic::transport::Channel;
 use super::{code, now_ms, peer_info, platform, platform_on};
 use crate::common::{PATIENCE, TestCluster, TestNode, holds_for, wait_until};
 
-/// A (platform listener on) and B, its connected peer, both named.
+/// A and B, its connected peer, both named and with their platform listeners on.
 async fn two_nodes(net: &mut TestCluster) -> (TestNode, TestNode) {
     let a = net
         .start(|c| {
@@ -23,6 +23,7 @@ async fn two_nodes(net: &mut TestCluster) -> (TestNode, TestNode) {
         .start(|c| {
             c.seeds = vec![seed];
             c.name = "node-b".into();
+            platform_on(c);
         })
         .await;
     a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
@@ -45,18 +46,38 @@ async fn the_peer_list_has_connected_peers_as_the_validator_dials_them() {
     let mut net = TestCluster::new();
     let (mut a, mut b) = two_nodes(&mut net).await;
     let mut client = client(&a).await;
+    // C serves no platform services: listed after B, at its peer port, which a Validator
+    // cannot use.
+    let seed = a.seed();
+    let mut c = net.start(|c| c.seeds = vec![seed]).await;
+    a.wait_for_state(&c.peer_id, "connected", PATIENCE).await;
     let answer = client.get_peer_list(list(100)).await.expect("list");
     let answer = answer.into_inner();
-    assert_eq!(answer.total_peers, 1);
+    assert_eq!(answer.total_peers, 2);
+    // B at the address it announced for its platform services: the one a Validator dials.
     let peer = &answer.peers[0];
     assert_eq!(peer.peer_id, b.peer_id);
-    assert_eq!(peer.address, b.peer_addr.ip().to_string());
-    assert_eq!(peer.port, i32::from(b.peer_addr.port()));
+    let b_platform = super::platform_addr(&b);
+    assert_eq!(peer.address, b_platform.ip().to_string());
+    assert_eq!(peer.port, i32::from(b_platform.port()));
     assert_eq!(peer.node_name, "node-b");
     assert!(!peer.is_seed_node);
     assert!((peer.last_seen - now_ms() / 1000).abs() < 60, "seconds");
     let caps = peer.capabilities.expect("capabilities");
     assert!(caps.supports_transaction_distribution);
+    let other = &answer.peers[1];
+    assert_eq!(other.peer_id, c.peer_id);
+    assert_eq!(other.port, i32::from(c.peer_addr.port()));
+    assert!(
+        !other
+            .capabilities
+            .is_some_and(|c| c.supports_transaction_distribution),
+        "{other:?}"
+    );
+    // The same address in the operator's view.
+    let view = a.view_of(&b.peer_id).await.expect("A knows B");
+    assert_eq!(view.platform_address, Some(b_platform.to_string()));
+    c.stop().await;
     assert_eq!(
         code(client.get_peer_list(list(-1)).await),
         Code::InvalidArgument
