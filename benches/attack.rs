@@ -377,7 +377,7 @@ async fn attack(name: &str, victim: &NodeProcess, args: &Args) -> (Held, Value) 
                 .client
                 .peers(Some("all"), None, None)
                 .await
-                .map(|p| p.iter().map(|p| p.address.len()).max().unwrap_or(0))
+                .map(|p| p.iter().map(|p| p.endpoint.len()).max().unwrap_or(0))
                 .unwrap_or(0);
             (
                 hold(vec![s]),

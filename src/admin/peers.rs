@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::dto::*;
 use super::{AdminState, ApiError, ApiResult, Shared, json_body};
 use crate::clock::{now_ms, to_rfc3339};
+use crate::config::split_host_port;
 use crate::peers::{Ban, BanTarget, PeerSnapshot, PeerState};
 use crate::service::bans::BanOrder;
 use crate::service::health;
@@ -56,20 +57,14 @@ fn latency(s: &PeerSnapshot) -> Option<LatencyDto> {
     })
 }
 
-/// The port of a `host:port` address, apart (the platform's clients read it so).
-fn port_of(address: &str) -> Option<u16> {
-    address
-        .rsplit_once(':')
-        .and_then(|(_, port)| port.parse().ok())
-}
-
 pub(super) fn peer_dto(s: &PeerSnapshot) -> PeerDto {
     let connected = (s.state == PeerState::Connected).then_some(());
     PeerDto {
         peer_id: s.peer_id.clone(),
         name: s.name.clone(),
-        address: s.address.clone(),
-        port: port_of(&s.address),
+        address: split_host_port(&s.address).0.to_string(),
+        port: split_host_port(&s.address).1.unwrap_or(0),
+        endpoint: s.address.clone(),
         state: s.state.as_str().to_string(),
         direction: s.direction.map(|d| d.as_str().to_string()),
         connected_since: s.connected_since_ms.map(to_rfc3339),
@@ -293,8 +288,9 @@ pub(super) async fn peers_health(State(state): Shared) -> ApiResult<PeersHealthD
             .iter()
             .map(|p| HealthyPeerDto {
                 peer_id: p.peer_id.clone(),
-                address: p.address.clone(),
-                port: port_of(&p.address),
+                address: split_host_port(&p.address).0.to_string(),
+                port: split_host_port(&p.address).1.unwrap_or(0),
+                endpoint: p.address.clone(),
                 last_seen: to_rfc3339(p.last_seen_ms),
                 average_latency_ms: whole_ms(p.quality.average_latency_ms),
             })

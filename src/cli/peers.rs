@@ -281,7 +281,7 @@ fn print_peer_table(out: &Output, peers: &[PeerDto]) {
         table.add_row(vec![
             cell(out.id(&p.peer_id)),
             cell(&p.name),
-            cell(&p.address),
+            cell(&p.endpoint),
             out.state_cell(&p.state),
             cell_or_none(p.direction.as_deref()),
             cell(yes_no(p.is_seed_node)),
@@ -309,7 +309,7 @@ fn print_peer_detail(out: &Output, p: &PeerDto) {
     let mut d = Details::new();
     d.row("Peer ID", &p.peer_id);
     d.row("Name", &p.name);
-    d.row("Address", &p.address);
+    d.row("Address", &p.endpoint);
     d.row(
         "State",
         match &p.direction {

@@ -279,6 +279,17 @@ pub fn validate_host_port(text: &str) -> Result<(), AddressError> {
     }
 }
 
+/// `host:port` text apart: the host without IPv6 brackets, and the port when there is one.
+pub fn split_host_port(text: &str) -> (&str, Option<u16>) {
+    match text.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => (
+            host.trim_start_matches('[').trim_end_matches(']'),
+            port.parse().ok(),
+        ),
+        _ => (text, None),
+    }
+}
+
 /// The per-user data directory (`~/.local/share/sorcha-peer` on Linux).
 pub fn default_data_dir() -> PathBuf {
     dirs::data_dir()

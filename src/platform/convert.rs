@@ -4,6 +4,7 @@
 
 use super::errors::{self, PlatformError};
 use super::pb::discovery as pb;
+use crate::config::split_host_port;
 use crate::identity::is_peer_id;
 use crate::peers::{KnownAddress, PeerSnapshot, RegisterHeight};
 
@@ -13,15 +14,8 @@ pub const PEER_PROTOCOL: &str = "sorcha.peer.v1";
 /// `host:port` split for the platform: the host without IPv6 brackets, the port as a number
 /// (0 when the text has none).
 pub fn split_address(address: &str) -> (String, i32) {
-    match address.rsplit_once(':') {
-        Some((host, port)) => (
-            host.trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-            port.parse::<u16>().map_or(0, i32::from),
-        ),
-        None => (address.to_string(), 0),
-    }
+    let (host, port) = split_host_port(address);
+    (host.to_string(), port.map_or(0, i32::from))
 }
 
 /// A known peer as `PeerInfo`. A peer that serves the platform's services is listed at the

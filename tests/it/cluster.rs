@@ -27,7 +27,14 @@ async fn nodes_seeded_with_a_learn_each_other_through_peer_exchange() {
     b.wait_for_state(&c.peer_id, "connected", PATIENCE).await;
     c.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
     let view = b.view_of(&c.peer_id).await.expect("B knows C");
-    assert_eq!(view.address, c.seed(), "C's address as it announced it");
+    assert_eq!(view.endpoint, c.seed(), "C's address as it announced it");
+    let seed = c.seed();
+    let (host, port) = seed.rsplit_once(':').expect("host:port");
+    assert_eq!(
+        (view.address.as_str(), view.port.to_string().as_str()),
+        (host, port),
+        "apart, as the platform reads them"
+    );
     assert_eq!(view.name, "C");
     // Latency needs one heartbeat round trip.
     wait_until("a latency sample for C on B", PATIENCE, || async {

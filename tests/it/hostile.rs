@@ -230,7 +230,7 @@ async fn long_or_dirty_strings_from_peers_are_refused_or_cleaned() {
             .peers(Some("all"), None, None)
             .await
             .expect("peers");
-        all.iter().all(|p| p.address.len() < 300)
+        all.iter().all(|p| p.endpoint.len() < 300)
     })
     .await;
     drop(stranger);

@@ -29,6 +29,12 @@ async fn the_platform_rest_calls_are_answered_in_its_shapes() {
     assert_eq!(body["peers"][0]["peerId"], b.peer_id.as_str(), "{body}");
     // The port apart from the address, as the platform's UI prints `address:port`.
     assert_eq!(body["peers"][0]["port"], b.peer_addr.port(), "{body}");
+    assert_eq!(
+        body["peers"][0]["address"],
+        b.peer_addr.ip().to_string(),
+        "the host alone: {body}"
+    );
+    assert_eq!(body["peers"][0]["endpoint"], b.seed(), "{body}");
     assert!(
         body["peers"][0]["advertisedRegisterCount"].is_u64(),
         "{body}"

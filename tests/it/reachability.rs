@@ -218,7 +218,7 @@ async fn a_node_on_all_interfaces_announces_an_address_its_peers_dial() {
         .await;
     t.wait_for_state(&z.peer_id, "connected", PATIENCE).await;
     let view = t.view_of(&z.peer_id).await.expect("T knows Z");
-    assert_eq!(view.address, announced.announced_address);
+    assert_eq!(view.endpoint, announced.announced_address);
     assert_eq!(view.direction.as_deref(), Some("outbound"), "T dialled Z");
     stop_all(vec![&mut t, &mut z, &mut seed]).await;
 }

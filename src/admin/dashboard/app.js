@@ -136,7 +136,7 @@ function cmp(a, b) {
 
 function renderPeers() {
   const filter = $("#peer-filter").value.trim().toLowerCase();
-  const shown = peers.filter((p) => !filter || [p.peerId, p.name, p.address, p.state, ...p.advertisedRegisters.map((r) => r.registerId)]
+  const shown = peers.filter((p) => !filter || [p.peerId, p.name, p.endpoint, p.state, ...p.advertisedRegisters.map((r) => r.registerId)]
     .some((v) => v && v.toLowerCase().includes(filter))).sort(cmp);
   $("#peer-count").textContent = shown.length + " of " + peers.length;
   for (const th of document.querySelectorAll("#peer-table th[data-sort]")) {
@@ -154,7 +154,7 @@ function renderPeers() {
     actions.push(el("button", { class: "small secondary", "data-write": true, "data-reset": p.peerId, onclick: () => act("Reset", () => api("POST", "/api/peers/" + encodeURIComponent(p.peerId) + "/reset"), () => "Reset the quality record of " + who + ".") }, "Reset"));
     return el("tr", { "data-peer": p.peerId },
       el("td", { class: "id", "data-label": "Peer", title: p.peerId }, p.name ? p.name + " · " : "", short(p.peerId)),
-      el("td", { "data-label": "Address" }, p.address),
+      el("td", { "data-label": "Address" }, p.endpoint),
       el("td", { "data-label": "State", class: "state-" + p.state }, p.state, p.isBanned && p.banReason ? el("div", { class: "small-text" }, p.banReason) : null),
       el("td", { "data-label": "Latency" }, ms(p.latency ? p.latency.averageMs : null)),
       el("td", { "data-label": "Quality" }, p.qualityScore.toFixed(0) + " " + p.qualityRating),

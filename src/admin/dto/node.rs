@@ -150,10 +150,11 @@ pub struct ProbeDto {
 #[serde(rename_all = "camelCase")]
 pub struct HealthyPeerDto {
     pub peer_id: String,
+    /// The host alone; `endpoint` is `host:port`.
     pub address: String,
-    /// The port of `address`, apart (the platform's clients read it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port: Option<u16>,
+    pub port: u16,
+    #[serde(default)]
+    pub endpoint: String,
     pub last_seen: String,
     /// Whole milliseconds; 0 without a figure.
     pub average_latency_ms: u64,

@@ -42,10 +42,12 @@ pub struct QualityComponentsDto {
 pub struct PeerDto {
     pub peer_id: String,
     pub name: String,
+    /// The host alone, as the platform's clients read it (they print `address:port`).
     pub address: String,
-    /// The port of `address`, apart (the platform's clients read it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port: Option<u16>,
+    pub port: u16,
+    /// `host:port` as this node dials it (what the CLI and the dashboard show).
+    #[serde(default)]
+    pub endpoint: String,
     /// `connected`, `connecting`, `disconnected` or `banned`.
     pub state: String,
     /// `inbound` or `outbound` while connected.

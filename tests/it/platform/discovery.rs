@@ -163,7 +163,7 @@ async fn candidates_from_callers_are_proven_by_a_handshake_never_trusted() {
     let again = client.register_peer(register(Some(peer_info(&c.peer_id, &b.peer_addr))));
     assert!(!again.await.expect("register").into_inner().success);
     let known = a.view_of(&c.peer_id).await.expect("known");
-    assert_eq!(known.address, c.peer_addr.to_string());
+    assert_eq!(known.endpoint, c.peer_addr.to_string());
     let zero_port = discovery::PeerInfo {
         port: 0,
         ..peer_info(forged, &c.peer_addr)
