@@ -1,8 +1,9 @@
 //! Dockets pushed by the peers a subscription follows. A pushed docket carries transaction IDs
-//! only: when it is the next one, its payloads are taken from the transaction pool (usually
-//! already here through gossip; if gossip is fetching some right now, the push waits for it,
-//! woken when it is done) or pulled once from the pusher, then the docket is applied. A docket
-//! further ahead, or one that cannot be completed, wakes the subscription's task instead.
+//! only: when it is the next one and its transactions are pending here (usually gossip brought
+//! them; if gossip is fetching some right now, the push waits for it, woken when it is done;
+//! the rest are pulled once from the pusher and stored as pending), it is verified from the IDs
+//! and sealed in place. Otherwise its payloads are gathered and the docket applied whole. A
+//! docket further ahead, or one that cannot be completed, wakes the subscription's task instead.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use tokio::sync::Notify;
 use crate::ledger::{self, CompactDocket, DocketWithTransactions, VerifyError};
 use crate::peers::{PeerRequest, PeerResponse};
 use crate::store::StoreError;
-use crate::txpool::TxPoolError;
+use crate::txpool::{Holders, TxPoolError};
 
 /// How long a pushed docket waits for payloads gossip is already fetching.
 const GOSSIP_GRACE: Duration = Duration::from_secs(1);
@@ -45,17 +46,18 @@ pub(super) async fn on_push(ctx: &SyncContext, peer_id: &str, compact: CompactDo
         return;
     }
     // Usually gossip brought every transaction already: then the docket is verified from
-    // their IDs and sealed in place, without reading or writing a payload again.
-    let hex_ids: Vec<String> = compact.tx_ids.iter().map(hex::encode).collect();
-    let all_pending = match ctx.pool.pending_among(&register_id, &hex_ids).await {
-        Ok(pending) => pending.len() == hex_ids.len(),
+    // their IDs and sealed in place, without reading or writing a payload again. Otherwise the
+    // missing ones are stored as pending first (public registers, which gossip carries), and
+    // only when that does not make them all pending is the docket completed with every payload.
+    let complete = match pending_after_filling(ctx, peer_id, &register_id, &compact).await {
+        Ok(complete) => complete,
         Err(e) => {
-            tracing::debug!(register = %register_id, "cannot check pushed docket's transactions: {e}");
+            tracing::debug!(peer = %peer_id, register = %register_id, "cannot complete pushed docket: {e}");
             wake.notify_one();
             return;
         }
     };
-    if all_pending {
+    if complete {
         let outcome = ctx.apply_held(&compact).await;
         report(ctx, peer_id, &register_id, &wake, outcome).await;
         return;
@@ -70,6 +72,97 @@ pub(super) async fn on_push(ctx: &SyncContext, peer_id: &str, compact: CompactDo
     };
     let outcome = ctx.apply(&register_id, vec![entry]).await;
     report(ctx, peer_id, &register_id, &wake, outcome).await;
+}
+
+/// Whether every transaction of the docket is pending here, after storing as pending those
+/// that were not (waiting for gossip when it is fetching them, else pulling them from `peer`).
+/// Only a public register's transactions are stored that way; `false` says the docket must be
+/// completed with its payloads (some are sealed already, or the register is not public).
+async fn pending_after_filling(
+    ctx: &SyncContext,
+    peer: &str,
+    register_id: &str,
+    compact: &CompactDocket,
+) -> Result<bool, PushError> {
+    let ids = &compact.tx_ids;
+    if ctx.pool.known_pending(register_id, ids) {
+        return Ok(true);
+    }
+    let hex_ids: Vec<String> = ids.iter().map(hex::encode).collect();
+    let pending = ctx.pool.pending_among(register_id, &hex_ids).await?;
+    if pending.len() == hex_ids.len() {
+        return Ok(true);
+    }
+    if !ctx.pool.is_public(register_id) {
+        return Ok(false);
+    }
+    let mut missing: Vec<[u8; 32]> = (ids.iter().zip(&hex_ids))
+        .filter(|(_, h)| !pending.contains(*h))
+        .map(|(id, _)| *id)
+        .collect();
+    if missing.iter().any(|id| ctx.pool.is_claimed(id)) {
+        // Gossip is fetching some of these right now: give it a moment (woken as soon as it is
+        // done) rather than pulling the same payloads a second time.
+        ctx.pool.wait_released(&missing, GOSSIP_GRACE).await;
+        let held = ctx.pool.held_among(register_id, &missing).await?;
+        missing.retain(|id| !held.contains(id));
+    }
+    if !missing.is_empty() {
+        let served = pull(ctx, peer, register_id, missing.clone()).await?;
+        // Only what was asked for, each payload under the ID it hashes to.
+        let asked: std::collections::HashSet<[u8; 32]> = missing.into_iter().collect();
+        let txs: Vec<(String, Vec<u8>)> = served
+            .into_iter()
+            .filter_map(|payload| {
+                let id = ledger::tx_id(&payload);
+                let raw = <[u8; 32]>::try_from(hex::decode(&id).ok()?).ok()?;
+                asked.contains(&raw).then_some((id, payload))
+            })
+            .collect();
+        // The pusher holds them: it is not told about them again.
+        let pusher: Holders = std::sync::Arc::from([std::sync::Arc::<str>::from(peer)]);
+        let holders = txs
+            .iter()
+            .map(|(id, _)| (id.clone(), pusher.clone()))
+            .collect();
+        ctx.pool.accept_gossiped(register_id, txs, holders).await?;
+    }
+    Ok(ctx.pool.known_pending(register_id, ids)
+        || ctx.pool.pending_among(register_id, &hex_ids).await?.len() == hex_ids.len())
+}
+
+/// Pulls the payloads of `tx_ids` from `peer` (the pusher, who must hold them).
+async fn pull(
+    ctx: &SyncContext,
+    peer: &str,
+    register_id: &str,
+    tx_ids: Vec<[u8; 32]>,
+) -> Result<Vec<Vec<u8>>, PushError> {
+    let request = PeerRequest::Transactions {
+        register_id: register_id.to_string(),
+        tx_ids,
+    };
+    match ctx
+        .peers
+        .request(peer, request, ctx.config.request_timeout)
+        .await
+    {
+        Ok(PeerResponse::Transactions(Ok(served))) => {
+            ctx.metrics
+                .docket_payloads_received
+                .inc_by(served.payloads.len() as u64);
+            Ok(served.payloads)
+        }
+        Ok(PeerResponse::Transactions(Err(error))) | Err(error) => Err(SourceError::Request {
+            peer: peer.to_string(),
+            error,
+        }
+        .into()),
+        Ok(_) => Err(SourceError::UnexpectedAnswer {
+            peer: peer.to_string(),
+        }
+        .into()),
+    }
 }
 
 /// What became of a pushed docket: a refused one costs the pusher and, like a failed store,
@@ -135,36 +228,8 @@ async fn resolve_payloads(
         .filter(|id| !have.contains_key(&hex::encode(id)))
         .collect();
     if !missing.is_empty() {
-        let request = PeerRequest::Transactions {
-            register_id: register_id.to_string(),
-            tx_ids: missing,
-        };
-        match ctx
-            .peers
-            .request(peer, request, ctx.config.request_timeout)
-            .await
-        {
-            Ok(PeerResponse::Transactions(Ok(served))) => {
-                ctx.metrics
-                    .docket_payloads_received
-                    .inc_by(served.payloads.len() as u64);
-                for payload in served.payloads {
-                    have.insert(ledger::tx_id(&payload), payload);
-                }
-            }
-            Ok(PeerResponse::Transactions(Err(error))) | Err(error) => {
-                return Err(SourceError::Request {
-                    peer: peer.to_string(),
-                    error,
-                }
-                .into());
-            }
-            Ok(_) => {
-                return Err(SourceError::UnexpectedAnswer {
-                    peer: peer.to_string(),
-                }
-                .into());
-            }
+        for payload in pull(ctx, peer, register_id, missing).await? {
+            have.insert(ledger::tx_id(&payload), payload);
         }
     }
     // Any payload still missing (or not matching) makes verification fail, which is what it

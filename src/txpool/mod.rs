@@ -301,7 +301,7 @@ impl TxPool {
             }
             Some(a) => (false, a.public),
         };
-        self.recent.insert(register_id, &ids);
+        self.recent.insert(register_id, &ids, false);
         if seal_now {
             self.seal_wake.notify_one();
         }
@@ -368,7 +368,9 @@ impl TxPool {
     /// Transactions this node sealed into a docket (already stored). Returns whether a
     /// docket's worth is still waiting.
     pub fn sealed_here(&self, register_id: &str, tx_ids: Vec<String>) -> bool {
-        self.queue.remove(register_id, &parse_ids(&tx_ids));
+        let ids = parse_ids(&tx_ids);
+        self.recent.insert(register_id, &ids, true);
+        self.queue.remove(register_id, &ids);
         let more = match self.lock().get_mut(register_id) {
             Some(a) => {
                 a.pending = a.pending.saturating_sub(tx_ids.len() as u64);
@@ -385,7 +387,7 @@ impl TxPool {
         for id in tx_ids {
             self.seen.insert(id);
         }
-        self.recent.insert(register_id, tx_ids);
+        self.recent.insert(register_id, tx_ids, true);
         self.queue.remove(register_id, tx_ids);
         self.emit(register_id, tx_ids.iter().map(hex::encode).collect(), true);
     }
@@ -400,6 +402,12 @@ impl TxPool {
         tx_ids: &[String],
     ) -> Result<Vec<(String, Vec<u8>)>, TxPoolError> {
         Ok(self.store.payloads_by_id(register_id, tx_ids).await?)
+    }
+
+    /// Whether every one of `ids` was stored here recently and is still pending, known without
+    /// the store; `false` says nothing (ask [`TxPool::pending_among`]).
+    pub fn known_pending(&self, register_id: &str, ids: &[[u8; 32]]) -> bool {
+        self.recent.all_pending(register_id, ids)
     }
 
     /// Which of `ids` (hex) the register holds as pending, in one query.

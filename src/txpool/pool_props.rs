@@ -176,7 +176,7 @@ fn run_recent_and_seen(ops: Vec<RecentOp>) -> Result<(), TestCaseError> {
         match op {
             RecentOp::Insert { register: r, ids } => {
                 let ids: Vec<[u8; 32]> = ids.iter().map(|n| id(*n)).collect();
-                recent.insert(&register(r), &ids);
+                recent.insert(&register(r), &ids, false);
                 for i in &ids {
                     seen.insert(i);
                     inserted.push(*i);

@@ -1,11 +1,13 @@
 //! The transactions stored here most recently, exactly, per register. Under load most
 //! announcements a node receives are of transactions it took a moment ago from another peer;
 //! the seen-set can only say "maybe" for those, and each "maybe" costs a database look-up.
-//! This set answers them without one. Bounded by count (the oldest leave first), so its memory
-//! is fixed; a register no longer held leaves it at once, so it never claims what the store
-//! does not hold.
+//! This set answers them without one. It also knows whether each is still pending, so a
+//! replicated docket whose transactions gossip brought is sealed without asking the store which
+//! are pending. Bounded by count (the oldest leave first), so its memory is fixed; a register
+//! no longer held leaves it at once, so it never claims what the store does not hold.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub(super) struct RecentSet {
@@ -15,7 +17,8 @@ pub(super) struct RecentSet {
 
 #[derive(Default)]
 struct Inner {
-    by_register: HashMap<Arc<str>, HashSet<[u8; 32]>>,
+    /// Per register, each ID and whether it is sealed (else pending).
+    by_register: HashMap<Arc<str>, HashMap<[u8; 32], bool>>,
     /// Every entry, oldest first.
     order: VecDeque<(Arc<str>, [u8; 32])>,
 }
@@ -33,8 +36,9 @@ impl RecentSet {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records transactions just stored (pending or sealed) in `register`.
-    pub(super) fn insert(&self, register: &str, ids: &[[u8; 32]]) {
+    /// Records transactions just stored in `register`, pending or `sealed`. A sealed one never
+    /// becomes pending again.
+    pub(super) fn insert(&self, register: &str, ids: &[[u8; 32]], sealed: bool) {
         let mut inner = self.lock();
         let inner = &mut *inner;
         let register = match inner.by_register.get_key_value(register) {
@@ -43,8 +47,12 @@ impl RecentSet {
         };
         let set = inner.by_register.entry(register.clone()).or_default();
         for id in ids {
-            if set.insert(*id) {
-                inner.order.push_back((register.clone(), *id));
+            match set.entry(*id) {
+                Entry::Occupied(mut known) => *known.get_mut() |= sealed,
+                Entry::Vacant(new) => {
+                    new.insert(sealed);
+                    inner.order.push_back((register.clone(), *id));
+                }
             }
         }
         while inner.order.len() > self.capacity {
@@ -65,7 +73,17 @@ impl RecentSet {
         self.lock()
             .by_register
             .get(register)
-            .is_some_and(|set| set.contains(id))
+            .is_some_and(|set| set.contains_key(id))
+    }
+
+    /// Whether every one of `ids` is known here, exactly, as pending in `register` (a "no"
+    /// says nothing: the store may still hold them pending).
+    pub(super) fn all_pending(&self, register: &str, ids: &[[u8; 32]]) -> bool {
+        let inner = self.lock();
+        let Some(set) = inner.by_register.get(register) else {
+            return false;
+        };
+        ids.iter().all(|id| set.get(id) == Some(&false))
     }
 
     /// The register is no longer held here: none of its transactions is.
@@ -84,8 +102,8 @@ mod tests {
     #[test]
     fn holds_the_newest_per_register_and_forgets_a_register_at_once() {
         let recent = RecentSet::new(3);
-        recent.insert("a", &[[1; 32], [2; 32]]);
-        recent.insert("b", &[[1; 32], [3; 32]]);
+        recent.insert("a", &[[1; 32], [2; 32]], false);
+        recent.insert("b", &[[1; 32], [3; 32]], false);
         assert!(!recent.contains("a", &[1; 32]), "the oldest left");
         assert!(recent.contains("a", &[2; 32]));
         assert!(recent.contains("b", &[1; 32]));
@@ -93,5 +111,20 @@ mod tests {
         recent.forget_register("b");
         assert!(!recent.contains("b", &[1; 32]) && !recent.contains("b", &[3; 32]));
         assert!(recent.contains("a", &[2; 32]));
+    }
+
+    #[test]
+    fn knows_what_is_pending_and_a_sealed_one_stays_sealed() {
+        let recent = RecentSet::new(10);
+        recent.insert("a", &[[1; 32], [2; 32]], false);
+        assert!(recent.all_pending("a", &[[1; 32], [2; 32]]));
+        assert!(!recent.all_pending("a", &[[1; 32], [9; 32]]), "one unknown");
+        assert!(!recent.all_pending("b", &[[1; 32]]), "another register");
+        recent.insert("a", &[[2; 32]], true);
+        assert!(!recent.all_pending("a", &[[2; 32]]));
+        recent.insert("a", &[[2; 32]], false);
+        assert!(!recent.all_pending("a", &[[2; 32]]), "never pending again");
+        assert!(recent.all_pending("a", &[[1; 32]]));
+        assert!(recent.all_pending("a", &[]), "nothing to ask");
     }
 }
