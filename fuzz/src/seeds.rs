@@ -13,7 +13,7 @@ use ed25519_dalek::SigningKey;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use prost::Message;
 use sorcha_peer::identity::{self, NONCE_LEN, Role};
-use sorcha_peer::ledger::{self, CompactDocket, DocketWithTransactions};
+use sorcha_peer::ledger::{self, CompactDocket};
 use sorcha_peer::messages::{Message as PlatformMessage, Recipient};
 use sorcha_peer::rpc::pb::{self, frame::Body};
 use sorcha_peer::rpc::{PROTOCOL_VERSION, convert};
@@ -24,6 +24,13 @@ use sorcha_peer::rpc::{PROTOCOL_VERSION, convert};
 mod docket_chain_input;
 #[path = "seeds_platform.rs"]
 mod platform;
+#[path = "seeds_session.rs"]
+mod session;
+#[allow(dead_code)]
+#[path = "../fuzz_targets/session_input.rs"]
+mod session_input;
+
+use session_input::{chain, height};
 
 fn main() {
     let root = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "corpus".into()));
@@ -36,6 +43,7 @@ fn main() {
     jwt(&root.join("jwt"));
     certificate(&root.join("certificate"));
     platform::platform_request(&root.join("platform_request"));
+    session::session(&root.join("session"));
 }
 
 fn put(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) {
@@ -59,41 +67,21 @@ fn node_info(key: &SigningKey, listen: &str) -> Vec<u8> {
     .encode_to_vec()
 }
 
-fn chain() -> Vec<DocketWithTransactions> {
-    let key = SigningKey::from_bytes(&[1; 32]);
-    let genesis = ledger::genesis(&key, "seed-register", 1_000);
-    let first = ledger::seal_next(&key, &genesis.header, &[b"tx one", b"tx two"], 2_000);
-    let second = ledger::seal_next(&key, &first.header, &[b"tx three"], 3_000);
-    vec![
-        DocketWithTransactions {
-            docket: genesis,
-            origin_key: Some(key.verifying_key().to_bytes()),
-            transactions: vec![],
-        },
-        DocketWithTransactions {
-            docket: first,
-            origin_key: None,
-            transactions: vec![b"tx one".to_vec(), b"tx two".to_vec()],
-        },
-        DocketWithTransactions {
-            docket: second,
-            origin_key: None,
-            transactions: vec![b"tx three".to_vec()],
-        },
-    ]
-}
-
-fn height() -> pb::RegisterHeight {
-    let chain = chain();
-    let head = &chain[2].docket.header;
-    pb::RegisterHeight {
-        register_id: "seed-register".into(),
-        height: head.number,
-        head_hash: head.hash().to_vec(),
-        latest_version: head.last_version(),
-        full_replica: true,
-        is_origin: false,
-    }
+/// A platform message for every peer, sent at `timestamp_ms`, signed by its origin.
+fn platform_message(timestamp_ms: i64) -> PlatformMessage {
+    let mut message = PlatformMessage {
+        origin: String::new(),
+        nonce: 1,
+        recipient: Recipient::All,
+        message_type: 1,
+        payload: b"{\"docket\":1}".to_vec(),
+        timestamp_ms,
+        hops_left: 4,
+        origin_key: [0; 32],
+        signature: Vec::new(),
+    };
+    message.sign(&SigningKey::from_bytes(&[8; 32]));
+    message
 }
 
 fn frames(dir: &Path) {
@@ -166,18 +154,7 @@ fn frames(dir: &Path) {
             reason: "shutting down".into(),
         })),
     );
-    let mut message = PlatformMessage {
-        origin: String::new(),
-        nonce: 1,
-        recipient: Recipient::All,
-        message_type: 1,
-        payload: b"{\"docket\":1}".to_vec(),
-        timestamp_ms: 1_800_000_000_000,
-        hops_left: 4,
-        origin_key: [0; 32],
-        signature: Vec::new(),
-    };
-    message.sign(&SigningKey::from_bytes(&[8; 32]));
+    let mut message = platform_message(1_800_000_000_000);
     put(
         dir,
         "platform_message",

@@ -52,11 +52,13 @@ impl State {
         }
     }
 
-    /// Forgets the least useful peer the table may forget (see
-    /// [`PeerTable::evict_least_useful`]), if seen before `than_ms`.
+    /// Makes room for a peer that completed a handshake: forgets the least useful peer the
+    /// table may forget (see [`PeerTable::evict_least_useful`]) if seen before `than_ms`, or,
+    /// when only banned peers could go, a banned one (see [`PeerTable::evict_banned`]).
     pub fn evict_least_useful(&mut self, than_ms: i64, now_ms: i64) -> bool {
         self.with_standing(now_ms, |table, standing, _| {
             table.evict_least_useful(than_ms, standing).is_some()
+                || table.evict_banned(standing).is_some()
         })
     }
 

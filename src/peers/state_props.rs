@@ -5,8 +5,8 @@
 //! passing, expired bans tidied, dial plans and their ends, and pruning. After every step the
 //! state must agree with a model of the bans in force: a peer a ban covers is refused, never
 //! dialled, shown banned and disconnected when the ban comes; one whose ban expired is treated
-//! as any other; the table stays within its bound and never forgets a connected, banned or
-//! dialled peer; the counts add up.
+//! as any other; the table stays within its bound and never forgets a connected or dialled
+//! peer, nor a banned one while another may go; the counts add up.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -250,7 +250,11 @@ fn connect(
     }
     // Room in the table, as `PeerManager::register_connection` makes it.
     if !s.table.contains(&id) && s.table.len() >= MAX_KNOWN {
-        let (before, protected) = (known(s), protected(s, m));
+        let (before, mut protected) = (known(s), protected(s, m));
+        // A banned peer goes only when nothing else may (its ban stays in the ban list).
+        if before.iter().all(|p| protected.contains(p)) {
+            protected.retain(|n| !m.banned(*n));
+        }
         let made_room = s.evict_least_useful(i64::MAX, m.now);
         check_forgotten(&before, &protected, s)?;
         if !made_room {
@@ -526,6 +530,48 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         check(&s, &m)?;
     }
     Ok(())
+}
+
+/// Found by the `session` fuzz target: identities banned one after another (three malformed
+/// docket pushes each) filled the table, and every newcomer was refused "peer table full"
+/// while their bans lasted.
+#[test]
+fn a_table_full_of_banned_peers_still_takes_a_newcomer() {
+    let mut s = State {
+        table: PeerTable::default(),
+        bans: Default::default(),
+        links: Links::default(),
+        seeds: Seeds::new(&[]),
+    };
+    let now = 1_000_000;
+    for n in 0..MAX_KNOWN as u8 {
+        let peer = VerifiedPeer {
+            peer_id: peer_id(n),
+            public_key: format!("key{n}"),
+            name: format!("n{n}"),
+            address: address(n),
+            software_version: "test".into(),
+            platform_messages: true,
+        };
+        s.table
+            .handshake_completed(peer, IpAddr::V4(announced_ip(n)), false, now);
+        s.bans.insert(Ban {
+            target: BanTarget::Peer(peer_id(n)),
+            reason: "automatic".into(),
+            source: BanSource::Automatic,
+            banned_at_ms: now,
+            expires_at_ms: Some(now + 86_400_000),
+        });
+    }
+    assert!(s.evict_least_useful(i64::MAX, now + 1), "room is made");
+    assert_eq!(s.table.len(), MAX_KNOWN - 1);
+    for n in 0..MAX_KNOWN as u8 {
+        let ip = [IpAddr::V4(announced_ip(n))];
+        assert!(
+            s.bans.matching(Some(&peer_id(n)), &ip, now + 1).is_some(),
+            "the ban of {n} stays in force"
+        );
+    }
 }
 
 proptest! {

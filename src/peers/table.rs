@@ -285,6 +285,28 @@ impl PeerTable {
         Some(victim)
     }
 
+    /// Forgets the banned peer seen longest ago that is neither connected, dialled nor a seed.
+    /// Only for a table with nothing else to forget: the ban stays in force in the ban list
+    /// (admission checks it by ID and address), so only the record goes. Otherwise identities
+    /// banned one after another fill the table and shut out every newcomer while their bans
+    /// last. Returns the forgotten peer's ID.
+    pub fn evict_banned(&mut self, standing: &Standing<'_>) -> Option<String> {
+        let victim = self
+            .peers
+            .values()
+            .filter(|p| {
+                !p.is_seed
+                    && !p.dialing
+                    && !(standing.connected)(&p.peer_id)
+                    && (standing.banned)(p)
+            })
+            .min_by_key(|p| (p.has_proved_useful(), p.last_seen_ms))
+            .map(|p| p.peer_id.clone())?;
+        tracing::debug!(peer = %victim, "peer table full of banned peers: forgetting one");
+        self.remove(&victim);
+        Some(victim)
+    }
+
     /// Entries to hand to `requester`: connected peers first (seen now), then the most
     /// recently seen; never banned peers, peers failing right now (`max_failures`), peers this
     /// node has not verified itself, the requester or ourselves.

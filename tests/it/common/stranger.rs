@@ -1,6 +1,7 @@
 //! A hand-built peer: it speaks the real protocol from any loopback address with any identity
 //! and any claims, then behaves as the test (or the attack benchmark) wants. Shared by
-//! `tests/it/hostile.rs` and `benches/attack.rs`.
+//! `tests/it/hostile.rs`, `benches/attack.rs` and the `session` fuzz target (`fuzz/`), so it
+//! uses only the library's public API.
 
 #![allow(dead_code)]
 
