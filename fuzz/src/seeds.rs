@@ -63,6 +63,7 @@ fn node_info(key: &SigningKey, listen: &str) -> Vec<u8> {
         protocol_version: PROTOCOL_VERSION,
         software_version: sorcha_peer::VERSION.into(),
         capabilities: vec!["heartbeat".into(), "peer-exchange".into()],
+        platform_address: String::new(),
     }
     .encode_to_vec()
 }

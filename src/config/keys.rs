@@ -206,7 +206,7 @@ declare_keys! {
     },
     max_known_peers: usize {
         default: Some("1000"),
-        help: "Most peers remembered; the least recently seen are forgotten first (never seeds or banned ones).",
+        help: "Most peers remembered; the least recently seen are forgotten first (never seeds; banned ones only\nwhen nothing else can go, their bans staying in force).",
     },
     max_outbound: usize {
         default: Some("8"),

@@ -552,6 +552,7 @@ fn a_table_full_of_banned_peers_still_takes_a_newcomer() {
             address: address(n),
             software_version: "test".into(),
             platform_messages: true,
+            platform_address: None,
         };
         s.table
             .handshake_completed(peer, IpAddr::V4(announced_ip(n)), false, now);
