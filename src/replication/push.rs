@@ -96,6 +96,15 @@ async fn pending_after_filling(
     if !ctx.pool.is_public(register_id) {
         return Ok(false);
     }
+    // Nothing is stored for a docket its origin did not sign after the head held here: a
+    // forged one would otherwise bring in transactions past gossip's per-peer limits. It goes
+    // the whole way instead, where it is refused and its pusher penalised.
+    let verified = ctx.chain.get(register_id).is_some_and(|held| {
+        ledger::verify_next_ids(&held.origin_key, &held.head, &compact.docket, ids).is_ok()
+    });
+    if !verified {
+        return Ok(false);
+    }
     let mut missing: Vec<[u8; 32]> = (ids.iter().zip(&hex_ids))
         .filter(|(_, h)| !pending.contains(*h))
         .map(|(id, _)| *id)

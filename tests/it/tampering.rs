@@ -179,3 +179,84 @@ async fn with_an_honest_source_around_the_replica_ends_with_the_genuine_chain() 
     )
     .await;
 }
+
+/// A docket its origin did not sign, pushed by a hand-built peer with transactions of its own
+/// that it serves when asked: nothing of it is stored, not even as pending (which would let a
+/// peer bring transactions in past gossip's per-peer limits). Failed before a pushed docket's
+/// missing transactions were stored only once its signature and chain checked out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_pushed_docket_stores_nothing() {
+    use sorcha_peer::identity::Identity;
+    use sorcha_peer::rpc::pb::{self, frame::Body};
+
+    let mut net = TestCluster::new();
+    let a = net.start(|_| {}).await;
+    let seed = a.seed();
+    let b = net.start(|c| c.seeds = vec![seed]).await;
+    a.client
+        .create_register("forged", true)
+        .await
+        .expect("create");
+    crate::common::replicate_along(&[&a, &b], "forged").await;
+    let head = b
+        .register("forged")
+        .await
+        .expect("held")
+        .latest_docket_version;
+
+    let mallory = Identity::generate();
+    let (to_b, mut from_b) = crate::common::hostile::session_as(&b, &mallory).await;
+    let payloads: Vec<Vec<u8>> = (0..3)
+        .map(|i| format!("smuggled {i}").into_bytes())
+        .collect();
+    let ids: Vec<String> = payloads
+        .iter()
+        .map(|p| sorcha_peer::ledger::tx_id(p))
+        .collect();
+    let forged = pb::DocketEntry {
+        register_id: "forged".into(),
+        number: head + 1,
+        previous_hash: vec![0; 32],
+        merkle_root: vec![0; 32],
+        tx_count: 3,
+        first_version: 1,
+        sealed_at_ms: 1,
+        signature: vec![0; 64],
+        tx_ids: ids.iter().map(|h| hex::decode(h).expect("hex")).collect(),
+        ..Default::default()
+    };
+    to_b.send(pb::Frame {
+        body: Some(Body::DocketPush(pb::DocketPush {
+            docket: Some(forged),
+        })),
+    })
+    .await
+    .expect("push");
+    // Serve whatever B asks for, for a while.
+    let serve = async {
+        while let Ok(Some(frame)) = from_b.message().await {
+            if let Some(Body::PullTransactions(pull)) = frame.body {
+                let answer = Body::TransactionsBatch(pb::TransactionsBatch {
+                    request_id: pull.request_id,
+                    register_id: pull.register_id,
+                    payloads: payloads.clone(),
+                    missing: vec![],
+                    error: String::new(),
+                });
+                let _ = to_b.send(pb::Frame { body: Some(answer) }).await;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), serve).await;
+    for id in &ids {
+        let found = b.client.transaction("forged", id).await;
+        assert!(found.is_err(), "stored from a forged docket: {found:?}");
+    }
+    assert_eq!(
+        b.register("forged")
+            .await
+            .expect("held")
+            .latest_docket_version,
+        head
+    );
+}
