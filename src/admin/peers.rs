@@ -59,11 +59,12 @@ fn latency(s: &PeerSnapshot) -> Option<LatencyDto> {
 
 pub(super) fn peer_dto(s: &PeerSnapshot) -> PeerDto {
     let connected = (s.state == PeerState::Connected).then_some(());
+    let (host, port) = split_host_port(&s.address);
     PeerDto {
         peer_id: s.peer_id.clone(),
         name: s.name.clone(),
-        address: split_host_port(&s.address).0.to_string(),
-        port: split_host_port(&s.address).1.unwrap_or(0),
+        address: host.to_string(),
+        port: port.unwrap_or(0),
         endpoint: s.address.clone(),
         state: s.state.as_str().to_string(),
         direction: s.direction.map(|d| d.as_str().to_string()),
@@ -270,7 +271,7 @@ pub(super) async fn peers_stats(State(state): Shared) -> ApiResult<PeerStatsDto>
     }))
 }
 
-/// Transactions accepted and not yet sealed, in every register held here: what the platform's
+/// Transactions waiting here to be sealed (registers this node originates): what the platform's
 /// clients read as the queue.
 pub(super) fn queue_size(state: &AdminState) -> u64 {
     state.registers.list().iter().map(|r| r.pending).sum()

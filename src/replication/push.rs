@@ -123,9 +123,8 @@ async fn pending_after_filling(
         let txs: Vec<(String, Vec<u8>)> = served
             .into_iter()
             .filter_map(|payload| {
-                let id = ledger::tx_id(&payload);
-                let raw = <[u8; 32]>::try_from(hex::decode(&id).ok()?).ok()?;
-                asked.contains(&raw).then_some((id, payload))
+                let id = ledger::tx_hash(&payload);
+                asked.contains(&id).then(|| (hex::encode(id), payload))
             })
             .collect();
         // The pusher holds them: it is not told about them again.

@@ -95,7 +95,8 @@ pub struct HealthMetricsDto {
     /// The peers `averageLatencyMs` is the average of.
     #[serde(default)]
     pub latency_peers: usize,
-    /// Transactions accepted and not yet sealed, in every register held here.
+    /// Transactions accepted and not yet sealed in the registers this node is the origin of (it
+    /// seals them; a replica's pending transactions wait for their origin and are not counted).
     #[serde(default)]
     pub queue_size: u64,
 }

@@ -220,7 +220,8 @@ pub struct QualityStatsDto {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueStatsDto {
-    /// Transactions accepted and not yet sealed, in every register held here.
+    /// Transactions accepted and not yet sealed in the registers this node is the origin of (it
+    /// seals them; a replica's pending transactions wait for their origin and are not counted).
     pub queue_size: u64,
     pub is_empty: bool,
 }
