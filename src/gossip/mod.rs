@@ -206,7 +206,7 @@ impl Gossip {
 
     /// A peer announced transactions. Rate-limited per peer; the new ones are recorded with
     /// their announcers and requested by the request loop (see [`requests`]).
-    pub fn on_announce(&self, peer_id: &str, register_id: String, ids: Vec<[u8; 32]>) {
+    pub fn on_announce(&self, peer_id: &str, register_id: String, mut ids: Vec<[u8; 32]>) {
         self.metrics
             .gossip_announcements_received
             .inc_by(ids.len() as u64);
@@ -219,13 +219,19 @@ impl Gossip {
         if granted == 0 || !self.pool.is_public(&register_id) {
             return;
         }
+        ids.truncate(granted);
+        // Under load most announcements are of transactions stored here a moment ago: they
+        // are settled here, without the tracker (or the store).
+        let known = self.pool.announced_by(&register_id, &mut ids, peer_id);
+        self.metrics.gossip_duplicates_avoided.inc_by(known as u64);
+        if ids.is_empty() {
+            return;
+        }
         // IDs this node holds are kept too: a Bloom "maybe" is only settled by the store,
         // which is asked when the transaction is about to be requested.
         let (admitted, tracked) = {
             let mut inner = self.lock();
-            let admitted = inner
-                .tracker
-                .announce(peer_id, &register_id, &ids[..granted]);
+            let admitted = inner.tracker.announce(peer_id, &register_id, &ids);
             (admitted, inner.tracker.len())
         };
         self.metrics.gossip_tracked.set(tracked as i64);

@@ -55,5 +55,5 @@ pub(super) async fn connect(
         .run(&pool)
         .await
         .map_err(|e| StoreError::Migrate(e.to_string()))?;
-    Ok(SqlStore::new(pool, false))
+    Ok(SqlStore::new(pool.clone(), pool, false))
 }

@@ -39,10 +39,11 @@ pub(super) struct SqlStore<DB: Database> {
 }
 
 impl<DB: Database> SqlStore<DB> {
-    /// A store on `pool` (migrated); `one_writer_at_a_time` for backends that allow only one.
-    pub(super) fn new(pool: Pool<DB>, one_writer_at_a_time: bool) -> Self {
+    /// A store reading through `pool` (migrated) and writing through `write_pool` (the same
+    /// pool, or one of its own); `one_writer_at_a_time` for backends that allow only one.
+    pub(super) fn new(pool: Pool<DB>, write_pool: Pool<DB>, one_writer_at_a_time: bool) -> Self {
         SqlStore {
-            writer: Writer::new(pool.clone(), one_writer_at_a_time),
+            writer: Writer::new(write_pool, one_writer_at_a_time),
             pool,
         }
     }
@@ -549,5 +550,6 @@ where
 
     async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }

@@ -1,7 +1,9 @@
 //! SQLite backend: one file in the data directory, WAL mode, migrations from
 //! `migrations/sqlite` applied at open, after a bounded integrity check: the node does not
 //! start on a file SQLite finds damaged. Writers of this process take turns (SQLite allows one
-//! writer at a time).
+//! writer at a time) on one connection of their own: in WAL mode a connection drops its whole
+//! page cache whenever another connection committed since it last read, so a writer sharing
+//! the readers' connections re-read its index pages from the file on nearly every write.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -20,7 +22,12 @@ use super::{Durability, StoreError};
 /// can hold it that long: this process's writers take turns in the store's writer first, and
 /// a failed write never leaves its connection holding the lock).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections for reads; writes have one more, their own.
 const MAX_CONNECTIONS: u32 = 4;
+/// The writer connection's page cache, KiB (SQLite's default is 2 MiB): the pages of the
+/// indexes every insert touches stay cached as the register grows. Memory is taken only as
+/// pages are read, so an idle node does not pay it.
+const WRITER_CACHE_KIB: u32 = 16 * 1024;
 /// The start-up integrity check (`PRAGMA quick_check`, which reads every page) stops after
 /// this long: a larger file starts unchecked, with a warning, and damage in it is reported
 /// when a statement reads it.
@@ -58,7 +65,7 @@ pub(super) async fn open(
     let pool = SqlitePoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .after_release(release_outside_transaction)
-        .connect_with(options)
+        .connect_with(options.clone())
         .await
         .map_err(|e| match super::is_damage(&e) {
             true => damaged(path, &e.to_string()),
@@ -76,7 +83,13 @@ pub(super) async fn open(
             }
             _ => StoreError::Migrate(e.to_string()),
         })?;
-    Ok(SqlStore::new(pool, true))
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .after_release(release_outside_transaction)
+        .connect_with(options.pragma("cache_size", format!("-{WRITER_CACHE_KIB}")))
+        .await
+        .map_err(|e| open_err(e.to_string()))?;
+    Ok(SqlStore::new(pool, writer, true))
 }
 
 fn connect_options(path: &Path, durability: Durability) -> SqliteConnectOptions {
@@ -302,7 +315,7 @@ mod tests {
             .connect_with(connect_options(&path, Durability::Full))
             .await
             .expect("pool");
-        let store = SqlStore::new(pool, true);
+        let store = SqlStore::new(pool.clone(), pool, true);
         let mut found = None;
         for from in (0..300).step_by(20) {
             let ids: Vec<String> = (from..from + 20).map(|i| format!("{i:064x}")).collect();

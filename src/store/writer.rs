@@ -31,6 +31,12 @@ impl<DB: Database> Writer<DB> {
         &self.health
     }
 
+    /// Closes the write connections (waiting for a write in progress); a no-op when they are
+    /// the readers' pool, already closed.
+    pub(super) async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// Runs `body` (which writes through the connection it is given) as one database
     /// transaction: after the writers before it, on a [`WriteConnection`] of its own, success
     /// only once COMMIT succeeded, and the outcome recorded in the store's [`WriteHealth`] as

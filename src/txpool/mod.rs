@@ -404,6 +404,15 @@ impl TxPool {
         Ok(self.store.payloads_by_id(register_id, tx_ids).await?)
     }
 
+    /// `peer` announced `ids` of `register_id`. Those stored here recently are known held
+    /// without the store: they are taken out of `ids` and `peer` is noted as holding them, so
+    /// a queued announcement of them is not sent back to it. What is left may be new.
+    pub fn announced_by(&self, register_id: &str, ids: &mut Vec<[u8; 32]>, peer: &str) -> usize {
+        let known = self.recent.take_known(register_id, ids);
+        self.queue.note_holder(register_id, &known, peer);
+        known.len()
+    }
+
     /// Whether every one of `ids` was stored here recently and is still pending, known without
     /// the store; `false` says nothing (ask [`TxPool::pending_among`]).
     pub fn known_pending(&self, register_id: &str, ids: &[[u8; 32]]) -> bool {

@@ -13,6 +13,7 @@
 //! replicas in its docket, and a forward-only replica must not be handed history from before
 //! its anchor.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -32,17 +33,18 @@ pub struct Announcements {
     pub tx_ids: Vec<([u8; 32], Holders)>,
 }
 
-struct Entry {
+struct Queued {
     /// Order of arrival across all registers (the oldest go first when the queue is full).
     seq: u64,
     id: [u8; 32],
-    holders: Holders,
 }
 
 #[derive(Default)]
 struct RegisterQueue {
-    entries: VecDeque<Entry>,
-    ids: HashSet<[u8; 32]>,
+    entries: VecDeque<Queued>,
+    /// Each queued ID with its holders, kept here so a peer that announces it while it waits
+    /// is added (and not told about it).
+    ids: HashMap<[u8; 32], Holders>,
 }
 
 #[derive(Default)]
@@ -133,12 +135,9 @@ impl AnnouncementQueue {
             let q = state.registers.entry(register_id.to_string()).or_default();
             let before = q.entries.len();
             for (id, holders) in ids {
-                if q.ids.insert(*id) {
-                    q.entries.push_back(Entry {
-                        seq,
-                        id: *id,
-                        holders: holders.clone(),
-                    });
+                if let Entry::Vacant(new) = q.ids.entry(*id) {
+                    new.insert(holders.clone());
+                    q.entries.push_back(Queued { seq, id: *id });
                     seq += 1;
                 }
             }
@@ -155,6 +154,22 @@ impl AnnouncementQueue {
             self.dropped(depth, dropped);
         }
         self.waiting.notify_one();
+    }
+
+    /// `peer` announced `ids` of `register`, which this node holds: those still queued are not
+    /// announced to it. Crossing announcements cancel this way within one `gossip_interval`.
+    pub(super) fn note_holder(&self, register_id: &str, ids: &[[u8; 32]], peer: &str) {
+        let mut state = self.lock();
+        let Some(q) = state.registers.get_mut(register_id) else {
+            return;
+        };
+        for id in ids {
+            if let Some(holders) = q.ids.get_mut(id)
+                && !holders.iter().any(|h| &**h == peer)
+            {
+                *holders = holders.iter().cloned().chain([Arc::from(peer)]).collect();
+            }
+        }
     }
 
     fn dropped(&self, depth: usize, dropped: usize) {
@@ -187,8 +202,11 @@ impl AnnouncementQueue {
             let Some(q) = state.registers.get_mut(register_id) else {
                 return;
             };
-            let gone: HashSet<[u8; 32]> =
-                ids.iter().filter(|id| q.ids.remove(*id)).copied().collect();
+            let gone: HashSet<[u8; 32]> = ids
+                .iter()
+                .filter(|id| q.ids.remove(*id).is_some())
+                .copied()
+                .collect();
             if gone.is_empty() {
                 return;
             }
@@ -231,17 +249,16 @@ impl AnnouncementQueue {
                 } else {
                     q.entries.len()
                 };
-                let items: Vec<Entry> = q.entries.drain(..n).collect();
-                for entry in &items {
-                    q.ids.remove(&entry.id);
-                }
-                taken += items.len();
+                let items: Vec<([u8; 32], Holders)> = (q.entries.drain(..n))
+                    .filter_map(|e| Some((e.id, q.ids.remove(&e.id)?)))
+                    .collect();
+                taken += n;
                 if let Some(answer) = answer {
                     out.push((
                         answer,
                         Announcements {
                             register_id: register.clone(),
-                            tx_ids: items.into_iter().map(|e| (e.id, e.holders)).collect(),
+                            tx_ids: items,
                         },
                     ));
                 }

@@ -86,6 +86,24 @@ impl RecentSet {
         ids.iter().all(|id| set.get(id) == Some(&false))
     }
 
+    /// Splits `ids` into those stored in `register` recently (returned) and the rest (left in
+    /// `ids`, in their order). One lock for the whole batch.
+    pub(super) fn take_known(&self, register: &str, ids: &mut Vec<[u8; 32]>) -> Vec<[u8; 32]> {
+        let inner = self.lock();
+        let Some(set) = inner.by_register.get(register) else {
+            return Vec::new();
+        };
+        let mut known = Vec::new();
+        ids.retain(|id| {
+            let held = set.contains_key(id);
+            if held {
+                known.push(*id);
+            }
+            !held
+        });
+        known
+    }
+
     /// The register is no longer held here: none of its transactions is.
     pub(super) fn forget_register(&self, register: &str) {
         let mut inner = self.lock();
@@ -126,5 +144,24 @@ mod tests {
         assert!(!recent.all_pending("a", &[[2; 32]]), "never pending again");
         assert!(recent.all_pending("a", &[[1; 32]]));
         assert!(recent.all_pending("a", &[]), "nothing to ask");
+    }
+
+    #[test]
+    fn takes_out_the_known_ones_and_keeps_the_order_of_the_rest() {
+        let recent = RecentSet::new(10);
+        recent.insert("a", &[[1; 32], [3; 32]], false);
+        recent.insert("a", &[[5; 32]], true);
+        let mut ids = vec![[1; 32], [2; 32], [3; 32], [4; 32], [5; 32]];
+        assert_eq!(
+            recent.take_known("a", &mut ids),
+            [[1; 32], [3; 32], [5; 32]]
+        );
+        assert_eq!(ids, [[2; 32], [4; 32]]);
+        let mut other = vec![[1; 32]];
+        assert!(
+            recent.take_known("b", &mut other).is_empty(),
+            "another register"
+        );
+        assert_eq!(other, [[1; 32]]);
     }
 }
