@@ -6,8 +6,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use axum::extract::State;
 
-use super::dto::{DoctorDto, FindingDto};
 use super::{ApiResult, Shared};
+use crate::api::{DoctorDto, FindingDto};
 use crate::peers::PeerState;
 use crate::service::doctor::{self, Facts, Replication};
 

@@ -1,12 +1,11 @@
 //! The admin HTTP API (axum): routes with their auth policies (checked in `auth.rs`), and the translation between domain
-//! values and the JSON bodies in [`dto`]. No rules here: peer rules are in `peers/`, the ones
+//! values and the JSON bodies in [`crate::api`]. No rules here: peer rules are in `peers/`, the ones
 //! spanning domains (ban guards, health, lag) in `service/`.
 
 pub mod auth;
 mod dashboard;
 pub mod deadline;
 mod doctor;
-pub mod dto;
 mod events;
 mod host;
 mod linger;
@@ -31,6 +30,7 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::*;
 use crate::clock::{now_ms, to_rfc3339};
 use crate::config::Config;
 use crate::peers::{PeerError, PeerManager};
@@ -41,7 +41,6 @@ use crate::service::lag::{HeightsProbe, LagError};
 use crate::store::{StorageHealth, Store};
 use crate::telemetry::Metrics;
 use auth::{Authenticator, Policy};
-use dto::*;
 pub use events::EventSlots;
 
 /// Largest request body accepted by default (single transactions and batches have their own).

@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::Deserialize;
 
-use super::dto::*;
 use super::{ApiError, ApiResult, Shared, json_body};
+use crate::api::*;
 use crate::clock::to_rfc3339;
 use crate::replication::{Mode, RegisterError, RegisterView, Role, SubscriptionView, SyncState};
 
