@@ -150,11 +150,12 @@ pub(super) async fn distribute(
             "a transaction submission is a JSON object",
         ));
     }
-    let submitted = state.registers.submit(&id, body.to_vec()).await?;
-    let carriers = state.manager.carriers(&id).len() as u64;
+    let done =
+        crate::service::registers::distribute(&state.registers, &state.manager, &id, body.to_vec())
+            .await?;
     Ok(Json(DistributeResponse {
-        target_peer_count: carriers,
+        target_peer_count: done.target_peers as u64,
         accepted_count: 1,
-        transaction_id: submitted.tx_id,
+        transaction_id: done.tx_id,
     }))
 }
