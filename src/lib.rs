@@ -4,6 +4,7 @@
 //! and every other subcommand talks to a node's admin API through [`client::AdminClient`].
 
 pub mod admin;
+pub mod api;
 pub mod cli;
 pub mod client;
 pub mod clock;

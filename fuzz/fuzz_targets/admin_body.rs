@@ -1,5 +1,5 @@
 //! Every admin API request body: read as the routes read it (`admin::json_body`, the serde
-//! DTOs of `admin/dto.rs` and `admin/platform.rs`), then the checks the handler applies before
+//! bodies of `api/`), then the checks the handler applies before
 //! it changes anything. The first byte picks the route, the rest is the body. Checks that a
 //! body read once reads the same after a trip through serde, and that what the checks accept
 //! is within their rules.
@@ -8,10 +8,10 @@
 use libfuzzer_sys::fuzz_target;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sorcha_peer::admin::dto::{
-    BanRequest, BatchSubmitRequest, ConnectRequest, CreateRegisterRequest, SubscribeRequest,
+use sorcha_peer::api::{
+    AdvertiseRequest, BanRequest, BatchSubmitRequest, BulkAdvertiseRequest, ConnectRequest,
+    CreateRegisterRequest, SubscribeRequest,
 };
-use sorcha_peer::admin::platform::{AdvertiseRequest, BulkAdvertiseRequest};
 use sorcha_peer::config::validate_host_port;
 use sorcha_peer::fuzzing::{admin_json_body, ban_duration, new_ban};
 use sorcha_peer::ledger::{Mode, validate_register_id};
@@ -127,7 +127,7 @@ fn ban(body: &[u8]) {
     }
 }
 
-fn advertisement(a: sorcha_peer::admin::platform::AdvertisementDto) -> Advertisement {
+fn advertisement(a: sorcha_peer::api::AdvertisementDto) -> Advertisement {
     Advertisement {
         register_id: a.register_id,
         name: a.name,

@@ -6,13 +6,13 @@ use std::os::unix::fs::PermissionsExt;
 
 use axum::extract::State;
 
-use super::dto::{DoctorDto, FindingDto};
 use super::{ApiResult, Shared};
+use crate::api::{DoctorDto, FindingDto};
 use crate::peers::PeerState;
 use crate::service::doctor::{self, Facts, Replication};
 
 pub(super) async fn doctor(State(state): Shared) -> ApiResult<DoctorDto> {
-    let (ready, probed) = super::probe(&state, |_| true).await;
+    let (ready, probed) = super::probe(&state, crate::service::health::ProbeKind::Readiness).await;
     let peers = state.manager.list();
     let announced = state.manager.addresses().announcement();
     let ca = state.transport.ca();

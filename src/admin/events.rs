@@ -28,8 +28,8 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 
 use super::auth::Principal;
-use super::dto::RecentEventsDto;
 use super::{ApiError, ApiResult, Shared};
+use crate::api::RecentEventsDto;
 use crate::config::Config;
 use crate::events::{Event, EventFilter};
 use crate::peers::PeerError;

@@ -1,12 +1,11 @@
 //! The admin HTTP API (axum): routes with their auth policies (checked in `auth.rs`), and the translation between domain
-//! values and the JSON bodies in [`dto`]. No rules here: peer rules are in `peers/`, the ones
+//! values and the JSON bodies in [`crate::api`]. No rules here: peer rules are in `peers/`, the ones
 //! spanning domains (ban guards, health, lag) in `service/`.
 
 pub mod auth;
 mod dashboard;
 pub mod deadline;
 mod doctor;
-pub mod dto;
 mod events;
 mod host;
 mod linger;
@@ -31,17 +30,17 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::*;
 use crate::clock::{now_ms, to_rfc3339};
 use crate::config::Config;
 use crate::peers::{PeerError, PeerManager};
 use crate::replication::Registers;
 use crate::service::bans::BanError;
-use crate::service::health::{self, HealthStatus};
+use crate::service::health::{self, HealthStatus, ProbeKind};
 use crate::service::lag::{HeightsProbe, LagError};
-use crate::store::{StorageHealth, Store};
+use crate::store::Store;
 use crate::telemetry::Metrics;
 use auth::{Authenticator, Policy};
-use dto::*;
 pub use events::EventSlots;
 
 /// Largest request body accepted by default (single transactions and batches have their own).
@@ -57,6 +56,7 @@ pub struct AdminState {
     pub heights: Arc<dyn HeightsProbe>,
     /// Dials addresses operators ask for (`peers connect`).
     pub dialer: Arc<dyn crate::service::connect::Dialer>,
+    /// Handed to `service::health`, which checks it; no handler reads or writes it.
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub events: Arc<crate::events::Events>,
@@ -407,7 +407,7 @@ async fn healthz() -> axum::Json<ProbeDto> {
 /// Readiness (see `service::health::readiness`): 200 `ready`, or 503 `failing` with the
 /// reasons; `storage` and `storageError` as `/api/health` reports them.
 async fn readyz(State(state): Shared) -> Response {
-    let (ready, mut body) = probe(&state, |_| true).await;
+    let (ready, mut body) = probe(&state, ProbeKind::Readiness).await;
     body.status = if ready { "ready" } else { "failing" }.into();
     answer_probe(ready, body)
 }
@@ -416,7 +416,7 @@ async fn readyz(State(state): Shared) -> Response {
 /// listeners; a node with no peer yet is still a working service), else 503 `unhealthy` with
 /// the reasons.
 async fn platform_health(State(state): Shared) -> Response {
-    let (healthy, mut body) = probe(&state, |check| check != "peers").await;
+    let (healthy, mut body) = probe(&state, ProbeKind::PlatformHealth).await;
     body.status = if healthy { "healthy" } else { "unhealthy" }.into();
     answer_probe(healthy, body)
 }
@@ -430,60 +430,42 @@ fn answer_probe(ok: bool, body: ProbeDto) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
-/// Readiness (see `service::health::readiness`) judged on the checks `counts` names: whether
-/// they pass, and the probe body (`status` left for the caller) with every check's outcome and
-/// `storage`/`storageError` as `/api/health` reports them.
-pub(super) async fn probe(state: &AdminState, counts: impl Fn(&str) -> bool) -> (bool, ProbeDto) {
-    let storage_error = match crate::store::health::check(&*state.store).await {
-        StorageHealth::Ok => None,
-        StorageHealth::Failing(reason) => Some(reason),
-    };
-    let peers = state.manager.list();
-    let readiness = health::readiness(&health::ReadinessInputs {
-        storage_error: storage_error.clone(),
-        peer_listener: state.listeners.peer(),
+/// The probe body (`status` left for the caller) of [`health::probe`]: every check's outcome,
+/// the reasons of the counted ones, and `storage`/`storageError` as `/api/health` reports them.
+pub(super) async fn probe(state: &AdminState, kind: ProbeKind) -> (bool, ProbeDto) {
+    let sources = health::ProbeSources {
+        store: &*state.store,
+        manager: &state.manager,
+        listeners: &state.listeners,
         seeds: &state.config.seeds,
-        connected_peers: state.manager.counts().connected,
-        last_connected_ms: health::last_connected_ms(&peers, state.started_ms),
-        now_ms: now_ms(),
         peer_grace: state.config.readiness_peer_grace,
-    });
-    let ok = readiness
-        .checks
-        .iter()
-        .filter(|c| counts(c.name))
-        .all(|c| c.problem.is_none());
+        started_ms: state.started_ms,
+    };
+    let probed = health::probe(&sources, kind).await;
     let body = ProbeDto {
         status: String::new(),
         storage: Some(
-            if storage_error.is_some() {
+            if probed.storage_error.is_some() {
                 "failing"
             } else {
                 "ok"
             }
             .into(),
         ),
-        storage_error,
-        checks: readiness
+        storage_error: probed.storage_error,
+        checks: probed
+            .readiness
             .checks
-            .iter()
-            .map(|c| {
-                let outcome = c.problem.clone().unwrap_or_else(|| "ok".into());
-                (c.name.to_string(), outcome)
-            })
+            .into_iter()
+            .map(|c| (c.name.to_string(), c.problem.unwrap_or_else(|| "ok".into())))
             .collect(),
-        reasons: readiness
-            .checks
-            .iter()
-            .filter(|c| counts(c.name))
-            .filter_map(|c| c.problem.clone())
-            .collect(),
+        reasons: probed.reasons,
     };
-    (ok, body)
+    (probed.ok, body)
 }
 
 async fn status(State(state): Shared) -> ApiResult<StatusDto> {
-    let (ready, probed) = probe(&state, |_| true).await;
+    let (ready, probed) = probe(&state, ProbeKind::Readiness).await;
     let c = state.manager.counts();
     let announced = state.manager.addresses().announcement();
     let ca = state.transport.ca();

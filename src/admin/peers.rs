@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::dto::*;
 use super::{AdminState, ApiError, ApiResult, Shared, json_body};
+use crate::api::*;
 use crate::clock::{now_ms, to_rfc3339};
 use crate::config::split_host_port;
 use crate::peers::{Ban, BanTarget, PeerSnapshot, PeerState};

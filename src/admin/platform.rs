@@ -1,5 +1,5 @@
-//! The REST calls the Sorcha platform's services make, in the shapes their clients deserialize
-//! (`System.Text.Json`: camelCase, unknown fields ignored, integers never null):
+//! The REST calls the Sorcha platform's services make, answered in the shapes their clients
+//! deserialize (the bodies are in `api/platform.rs`):
 //! - `GET /api/peers/connected` (the API gateway's dashboard);
 //! - `GET /api/registers/advertised`: what the Register service reported (for operators);
 //! - `POST /api/registers/bulk-advertise` and `POST /api/registers/{id}/advertise` (the
@@ -11,95 +11,18 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use serde::{Deserialize, Serialize};
 
-use super::dto::PeerDto;
 use super::{ApiError, ApiResult, Shared};
+use crate::api::{
+    AdvertiseRequest, AdvertiseResponse, AdvertisementDto, BulkAdvertiseRequest,
+    BulkAdvertiseResponse, ConnectedPeersDto, DistributeResponse, PeerDto,
+};
 use crate::clock::now_ms;
 use crate::peers::PeerState;
 use crate::service::advertisements::{AdvertiseError, Advertisement};
 
 /// Largest `bulk-advertise` body (about 5 000 registers with names and descriptions).
 pub const MAX_ADVERTISE_BODY_BYTES: usize = 2 * 1024 * 1024;
-
-/// `GET /api/peers/connected`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ConnectedPeersDto {
-    pub connected_peer_count: u64,
-    pub peers: Vec<PeerDto>,
-}
-
-/// One item of `bulk-advertise`, as the Register service sends it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AdvertisementDto {
-    pub register_id: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default = "default_true")]
-    pub is_public: bool,
-    #[serde(default)]
-    pub latest_version: u64,
-    #[serde(default)]
-    pub latest_docket_version: u64,
-}
-
-fn default_true() -> bool {
-    true
-}
-
-/// `POST /api/registers/bulk-advertise`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BulkAdvertiseRequest {
-    pub advertisements: Vec<AdvertisementDto>,
-    #[serde(default)]
-    pub full_sync: bool,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BulkAdvertiseResponse {
-    pub processed: u64,
-    pub added: u64,
-    pub updated: u64,
-    pub removed: u64,
-}
-
-/// `POST /api/registers/{id}/advertise`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AdvertiseRequest {
-    pub is_public: bool,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AdvertiseResponse {
-    pub register_id: String,
-    pub is_public: bool,
-}
-
-/// `POST /api/internal/peer/distribute/{registerId}`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DistributeResponse {
-    /// Connected peers that carry the register: the transaction is announced to them (up to
-    /// the gossip fanout) and spreads from there to every node that carries it.
-    pub target_peer_count: u64,
-    /// Nodes known to hold the transaction when this answer is sent: 1 (this node) once it
-    /// is stored or was held already.
-    pub accepted_count: u64,
-    /// This node's ID for the submission (hex SHA-256 of the body).
-    pub transaction_id: String,
-}
 
 impl From<AdvertiseError> for ApiError {
     fn from(e: AdvertiseError) -> ApiError {
@@ -227,11 +150,12 @@ pub(super) async fn distribute(
             "a transaction submission is a JSON object",
         ));
     }
-    let submitted = state.registers.submit(&id, body.to_vec()).await?;
-    let carriers = state.manager.carriers(&id).len() as u64;
+    let done =
+        crate::service::registers::distribute(&state.registers, &state.manager, &id, body.to_vec())
+            .await?;
     Ok(Json(DistributeResponse {
-        target_peer_count: carriers,
+        target_peer_count: done.target_peers as u64,
         accepted_count: 1,
-        transaction_id: submitted.tx_id,
+        transaction_id: done.tx_id,
     }))
 }

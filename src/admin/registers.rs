@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::Deserialize;
 
-use super::dto::*;
 use super::{ApiError, ApiResult, Shared, json_body};
+use crate::api::*;
 use crate::clock::to_rfc3339;
 use crate::replication::{Mode, RegisterError, RegisterView, Role, SubscriptionView, SyncState};
 
@@ -109,50 +109,28 @@ pub(super) async fn create(State(state): Shared, body: Bytes) -> Result<Response
 }
 
 pub(super) async fn available(State(state): Shared) -> ApiResult<Vec<AvailableRegisterDto>> {
-    let advertised = state.manager.advertised_registers();
-    let local: Vec<RegisterView> = state.registers.list();
-    let mut out: Vec<AvailableRegisterDto> = advertised
-        .into_iter()
-        .map(|(register_id, ads)| AvailableRegisterDto {
-            is_public: true,
-            peer_count: ads.len(),
-            full_replica_peer_count: ads.iter().filter(|a| a.full_replica).count(),
-            latest_version: ads.iter().map(|a| a.latest_version).max().unwrap_or(0),
-            latest_docket_version: ads.iter().map(|a| a.height).max().unwrap_or(0),
-            local_role: local
-                .iter()
-                .find(|l| l.register_id == register_id)
-                .map(|l| l.role.as_str().to_string()),
-            name: None,
-            description: None,
-            register_id,
-        })
-        .collect();
-    // Public registers held here that no connected peer advertises are available too.
-    for l in local.iter().filter(|l| l.is_public) {
-        if !out.iter().any(|a| a.register_id == l.register_id) {
-            out.push(AvailableRegisterDto {
-                register_id: l.register_id.clone(),
+    let available = crate::service::registers::available(
+        &state.manager,
+        &state.registers,
+        &state.advertisements,
+    );
+    Ok(axum::Json(
+        available
+            .into_iter()
+            .map(|a| AvailableRegisterDto {
+                register_id: a.register_id,
+                // Peers advertise public registers only, and only public local ones are listed.
                 is_public: true,
-                peer_count: 0,
-                full_replica_peer_count: 0,
-                latest_version: l.latest_version,
-                latest_docket_version: l.height,
-                local_role: Some(l.role.as_str().to_string()),
-                name: None,
-                description: None,
-            });
-        }
-    }
-    // Names and descriptions as the platform's Register service reported them.
-    for a in &mut out {
-        if let Some(ad) = state.advertisements.get(&a.register_id) {
-            a.name = ad.name;
-            a.description = ad.description;
-        }
-    }
-    out.sort_by(|a, b| a.register_id.cmp(&b.register_id));
-    Ok(axum::Json(out))
+                peer_count: a.peer_count,
+                full_replica_peer_count: a.full_replica_peer_count,
+                latest_version: a.latest_version,
+                latest_docket_version: a.latest_docket_version,
+                local_role: a.local_role.map(|r| r.as_str().to_string()),
+                name: a.name,
+                description: a.description,
+            })
+            .collect(),
+    ))
 }
 
 pub(super) async fn subscriptions(State(state): Shared) -> ApiResult<Vec<SubscriptionDto>> {

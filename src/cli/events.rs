@@ -14,7 +14,7 @@ use clap::Args;
 
 use super::output::{self, Output};
 use super::{EXIT_OK, EXIT_UNREACHABLE};
-use crate::admin::dto::PeerDto;
+use crate::api::PeerDto;
 use crate::client::{AdminClient, ClientError, EventStream, EventsWanted};
 use crate::events::{Event, EventKind};
 

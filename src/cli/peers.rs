@@ -3,7 +3,7 @@
 use clap::{Subcommand, ValueEnum};
 
 use super::output::{Details, NONE, Output, cell, cell_or_none, col, latency, relative};
-use crate::admin::dto::{BanDto, PeerDto, QualityComponentsDto};
+use crate::api::{BanDto, PeerDto, QualityComponentsDto};
 use crate::client::{AdminClient, ClientError};
 
 #[derive(Debug, Subcommand)]
@@ -536,7 +536,7 @@ mod tests {
             }
         }
         let snapshot = q.breakdown(0);
-        let dto = crate::admin::dto::QualityComponentsDto {
+        let dto = crate::api::QualityComponentsDto {
             success_rate: snapshot.success_rate,
             success_points: snapshot.success_points,
             latency_score: snapshot.latency_score,

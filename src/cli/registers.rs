@@ -10,7 +10,7 @@ use super::output::{
     Output, cell, cell_or_none, col, eprint_text, escape_control, message_item, relative,
 };
 use super::{EXIT_FAILED, EXIT_OK};
-use crate::admin::dto::{LagDto, SubscriptionDto};
+use crate::api::{LagDto, SubscriptionDto};
 use crate::client::{AdminClient, ClientError};
 
 /// How often `subscribe --wait` polls the node.

@@ -6,7 +6,7 @@ use schemars::{JsonSchema, Schema, schema_for};
 
 use super::output::{self, Output, cell, col};
 use super::{EXIT_OK, EXIT_USAGE};
-use crate::admin::dto::*;
+use crate::api::*;
 use crate::events::Event;
 
 /// (name, what it describes, the schema).

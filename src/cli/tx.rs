@@ -10,7 +10,7 @@ use super::EXIT_OK;
 use super::output::{
     Details, NONE, Output, eprint_text, escape_control, json_escape_rest, relative, write_stdout,
 };
-use crate::admin::dto::{BatchSubmitResponse, SubmitResponse};
+use crate::api::{BatchSubmitResponse, SubmitResponse};
 use crate::client::{AdminClient, ClientError};
 
 /// Most lines sent per request by `tx submit --lines` (fewer when the node refuses that many).

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt};
 
 use super::{AdminClient, ClientError, STREAM_TIMEOUT, root_cause};
-use crate::admin::dto::RecentEventsDto;
+use crate::api::RecentEventsDto;
 use crate::events::Event;
 
 /// Which events a client asks for (`events --type … --peer …`); the default is all of them.

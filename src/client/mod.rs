@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::admin::dto::*;
+use crate::api::*;
 
 /// How long the CLI waits for the node before calling it unreachable.
 mod events;

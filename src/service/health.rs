@@ -5,8 +5,9 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::clock::now_ms;
 use crate::peers::quality::UNKNOWN_RATING;
-use crate::peers::{PeerCounts, PeerSnapshot, PeerState};
+use crate::peers::{PeerCounts, PeerManager, PeerSnapshot, PeerState};
 use crate::store::{StorageHealth, Store};
 
 /// Most peers listed in a [`PeersHealth`].
@@ -65,10 +66,7 @@ pub async fn node(
     store: &dyn Store,
     mut warnings: Vec<String>,
 ) -> NodeHealth {
-    let storage_error = match crate::store::health::check(store).await {
-        StorageHealth::Ok => None,
-        StorageHealth::Failing(reason) => Some(reason),
-    };
+    let storage_error = storage_error(store).await;
     let status = match storage_error {
         Some(_) => HealthStatus::Unhealthy,
         None => HealthStatus::Healthy,
@@ -83,6 +81,80 @@ pub async fn node(
         total_peers: counts.known,
         healthy_peers: counts.connected,
         latency: average_latency(peers),
+    }
+}
+
+/// Storage checked now (see `store::health`): `None` while it takes reads and writes, else
+/// why not.
+async fn storage_error(store: &dyn Store) -> Option<String> {
+    match crate::store::health::check(store).await {
+        StorageHealth::Ok => None,
+        StorageHealth::Failing(reason) => Some(reason),
+    }
+}
+
+/// Which checks a probe counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// `/readyz` and `status`: every check.
+    Readiness,
+    /// The platform gateway's health check: storage and listeners; a node with no peer yet is
+    /// still a working service.
+    PlatformHealth,
+}
+
+impl ProbeKind {
+    fn counts(self, check: &str) -> bool {
+        match self {
+            ProbeKind::Readiness => true,
+            ProbeKind::PlatformHealth => check != "peers",
+        }
+    }
+}
+
+/// Where a probe reads the node from.
+pub struct ProbeSources<'a> {
+    pub store: &'a dyn Store,
+    pub manager: &'a PeerManager,
+    pub listeners: &'a Listeners,
+    pub seeds: &'a [String],
+    /// `readiness_peer_grace`.
+    pub peer_grace: Duration,
+    /// Unix ms at start (peers seen before it do not count).
+    pub started_ms: i64,
+}
+
+/// A probe's outcome: every check (counted or not), and whether the counted ones pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub ok: bool,
+    /// Why storage fails, when it does: one check serves the probe and the storage fields.
+    pub storage_error: Option<String>,
+    pub readiness: Readiness,
+    /// Why the probe fails, one entry per failing counted check.
+    pub reasons: Vec<String>,
+}
+
+/// Checks storage now and decides [`readiness`] from it, the peers and the listeners; `kind`
+/// says which checks count.
+pub async fn probe(sources: &ProbeSources<'_>, kind: ProbeKind) -> Probe {
+    let storage_error = storage_error(sources.store).await;
+    let peers = sources.manager.list();
+    let readiness = readiness(&ReadinessInputs {
+        storage_error: storage_error.clone(),
+        peer_listener: sources.listeners.peer(),
+        seeds: sources.seeds,
+        connected_peers: sources.manager.counts().connected,
+        last_connected_ms: last_connected_ms(&peers, sources.started_ms),
+        now_ms: now_ms(),
+        peer_grace: sources.peer_grace,
+    });
+    let reasons = readiness.failing(kind);
+    Probe {
+        ok: reasons.is_empty(),
+        reasons,
+        storage_error,
+        readiness,
     }
 }
 
@@ -162,6 +234,15 @@ pub struct Readiness {
 impl Readiness {
     pub fn is_ready(&self) -> bool {
         self.checks.iter().all(|c| c.problem.is_none())
+    }
+
+    /// Why a probe of `kind` fails, one line per failing check it counts (empty: it passes).
+    pub fn failing(&self, kind: ProbeKind) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|c| kind.counts(c.name))
+            .filter_map(|c| c.problem.clone())
+            .collect()
     }
 
     /// Why the node is not ready, one line per failing check.
@@ -478,6 +559,22 @@ mod tests {
         i.peer_grace = Duration::ZERO;
         i.last_connected_ms = Some(100_000);
         assert!(!readiness(&i).is_ready(), "a zero grace: not ready at once");
+    }
+
+    #[test]
+    fn the_platform_health_probe_does_not_count_peers() {
+        let seeds = vec!["a.example:5000".to_string()];
+        let mut i = inputs(&seeds);
+        let r = readiness(&i);
+        assert_eq!(r.failing(ProbeKind::Readiness).len(), 1, "no peer yet");
+        assert!(r.failing(ProbeKind::PlatformHealth).is_empty());
+        i.storage_error = Some("disk full".into());
+        let r = readiness(&i);
+        assert_eq!(
+            r.failing(ProbeKind::PlatformHealth),
+            vec!["storage failing: disk full".to_string()]
+        );
+        assert_eq!(r.failing(ProbeKind::Readiness), r.reasons());
     }
 
     #[test]

@@ -17,6 +17,8 @@
 //! - [`reachability`]: keeping the announced address current (dial-backs of what peers
 //!   observe, interface, STUN, HTTP) through an [`reachability::AddressProbe`] the
 //!   `netprobe` edge provides.
+//! - [`registers`]: the registers on offer (peers' advertisements, the public ones held here,
+//!   the Register service's names) and a platform submission with the peers it reaches.
 
 pub mod advertisements;
 pub mod bans;
@@ -28,3 +30,4 @@ pub mod liveness;
 pub mod metrics;
 pub mod rates;
 pub mod reachability;
+pub mod registers;

@@ -174,56 +174,175 @@ fn rust_files(dir: &Path, out: &mut Vec<String>) {
     }
 }
 
-/// ARCHITECTURE.md stays true to the tree: every `*.rs` it names exists, and every source file
-/// is named (a directory's `mod.rs` by the directory).
-#[test]
-fn the_architecture_names_every_source_file_and_nothing_that_is_gone() {
-    let text = std::fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
-    let mut files = Vec::new();
-    for dir in ["src", "tests", "benches", "fuzz/src", "fuzz/fuzz_targets"] {
-        rust_files(&root().join(dir), &mut files);
+/// ARCHITECTURE.md without its fenced blocks, cut into the units that give a relative path its
+/// meaning: a table row, a list item or a paragraph (the `peers/` row names
+/// `manager/connections.rs`, the fuzz paragraph `src/seeds.rs`).
+fn architecture_blocks(text: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Vec<&str> = Vec::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        let trimmed = line.trim_start();
+        let starts_new = line.trim().is_empty()
+            || line.starts_with('|')
+            || line.starts_with('#')
+            || trimmed.starts_with("* ");
+        if starts_new && !current.is_empty() {
+            blocks.push(current.join(" "));
+            current.clear();
+        }
+        if line.starts_with('|') {
+            blocks.push(line.to_string());
+        } else if !line.trim().is_empty() && !line.starts_with('#') {
+            current.push(line);
+        }
     }
-    files.push("build.rs".into());
-    let named: Vec<&str> = text
+    if !current.is_empty() {
+        blocks.push(current.join(" "));
+    }
+    blocks
+}
+
+/// The spans of `block` written in backticks that look like paths: a name ending in `.rs`, or
+/// a directory ending in `/` (an `::item` after a file is dropped).
+fn path_spans(block: &str) -> Vec<&str> {
+    block
         .split('`')
         .skip(1)
         .step_by(2)
         .map(|span| span.split("::").next().unwrap_or(span))
-        .filter(|span| span.ends_with(".rs") && !span.contains([' ', '*']))
-        .collect();
-    let gone: Vec<&&str> = named
-        .iter()
-        .filter(|n| {
-            !files
-                .iter()
-                .any(|f| f == *n || f.ends_with(&format!("/{n}")))
-        })
-        .collect();
+        .filter(|span| span.ends_with(".rs") || span.ends_with('/'))
+        .filter(|span| !span.contains([' ', '*', '{']))
+        .collect()
+}
+
+/// Resolves the path spans of one block: first against the directories the block itself names
+/// (its row's module, a file's folder), and a span with a `/` also from the repository root
+/// and `src/`; a bare name left over is then tried at the root and in `src/`. Returns what
+/// each found (files and directories) and the spans that exist nowhere.
+fn resolve_block(block: &str) -> (Vec<PathBuf>, Vec<String>) {
+    let mut found = Vec::new();
+    let mut context: Vec<PathBuf> = Vec::new();
+    let mut todo: Vec<&str> = path_spans(block);
+    for fallback in [false, true] {
+        let mut progress = true;
+        while progress && !todo.is_empty() {
+            progress = false;
+            todo.retain(|span| {
+                let mut candidates: Vec<PathBuf> = context.iter().map(|d| d.join(span)).collect();
+                if fallback || span.contains('/') {
+                    candidates.push(root().join(span));
+                    candidates.push(root().join("src").join(span));
+                }
+                let Some(hit) = candidates.into_iter().find(|c| c.exists()) else {
+                    return true;
+                };
+                let dir = if hit.is_dir() {
+                    hit.clone()
+                } else {
+                    hit.parent().expect("a file has a folder").to_path_buf()
+                };
+                if dir != root() && dir != root().join("src") && !context.contains(&dir) {
+                    context.push(dir);
+                }
+                found.push(hit);
+                progress = true;
+                false
+            });
+        }
+    }
+    (found, todo.into_iter().map(String::from).collect())
+}
+
+/// ARCHITECTURE.md stays true to the tree: every path it writes in backticks exists (read as
+/// [`resolve_block`] says), and every source file is named that way (a directory's `mod.rs` by
+/// the directory).
+#[test]
+fn the_architecture_names_every_source_file_and_nothing_that_is_gone() {
+    let text = std::fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let mut named: Vec<PathBuf> = Vec::new();
+    let mut gone: Vec<String> = Vec::new();
+    for block in architecture_blocks(&text) {
+        let (found, missing) = resolve_block(&block);
+        named.extend(found.into_iter().map(|p| normalise(&p)));
+        gone.extend(missing);
+    }
     assert!(
         gone.is_empty(),
-        "ARCHITECTURE.md names files that do not exist: {gone:?}"
+        "ARCHITECTURE.md names paths that do not exist: {gone:?}"
     );
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
     let unnamed: Vec<&String> = files
         .iter()
-        .filter(|f| f.starts_with("src/"))
         .filter(|f| {
-            let rel = &f["src/".len()..];
-            match rel.strip_suffix("mod.rs") {
-                Some(dir) => {
-                    let last = dir.trim_end_matches('/').rsplit('/').next().unwrap_or(dir);
-                    !text.contains(&format!("`{dir}")) && !text.contains(&format!("`{last}/"))
-                }
-                None => {
-                    let base = rel.rsplit('/').next().unwrap_or(rel);
-                    !text.contains(&format!("`{base}"))
-                        && !text.contains(&format!("`{rel}"))
-                        && !text.contains(&format!("/{base}`"))
-                }
-            }
+            let path = root().join(f);
+            let by_dir = path.file_name().is_some_and(|n| n == "mod.rs")
+                && path
+                    .parent()
+                    .is_some_and(|d| named.contains(&d.to_path_buf()));
+            !named.contains(&path) && !by_dir
         })
         .collect();
     assert!(
         unnamed.is_empty(),
         "ARCHITECTURE.md does not name these source files: {unnamed:?}"
+    );
+}
+
+/// `a/b/../c/` as `a/c`, without a trailing slash, so paths compare as the tree has them.
+fn normalise(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The floor table of ARCHITECTURE.md §2 names exactly the top-level modules `src/lib.rs`
+/// declares (and `main.rs`, the binary), so a new module cannot go in without its row.
+#[test]
+fn the_floor_table_lists_the_modules_of_lib_rs() {
+    let text = std::fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let start = text.find("## 2.").expect("§2 in ARCHITECTURE.md");
+    let end = text[start..]
+        .find("## 3.")
+        .map_or(text.len(), |e| start + e);
+    let mut in_table: Vec<String> = text[start..end]
+        .lines()
+        .filter(|l| l.starts_with('|') && !l.starts_with("|---") && !l.starts_with("| floor"))
+        .filter_map(|row| row.split('|').nth(2))
+        .flat_map(|cell| cell.split('`').skip(1).step_by(2))
+        .map(|m| m.trim_end_matches('/').trim_end_matches(".rs").to_string())
+        .collect();
+    in_table.sort();
+    let lib = std::fs::read_to_string(root().join("src/lib.rs")).expect("src/lib.rs");
+    let mut in_lib: Vec<String> = lib
+        .lines()
+        .filter_map(|l| {
+            let decl = l.trim().strip_suffix(';')?;
+            let name = decl.rsplit_once("mod ")?.1;
+            let vis = decl.rsplit_once("mod ")?.0.trim();
+            matches!(vis, "" | "pub" | "pub(crate)").then(|| name.to_string())
+        })
+        .collect();
+    in_lib.push("main".into());
+    in_lib.sort();
+    assert_eq!(
+        in_table, in_lib,
+        "ARCHITECTURE.md §2's module rows (left) and src/lib.rs's modules with main.rs (right)"
     );
 }

@@ -1,7 +1,7 @@
 //! `sorcha-peer doctor`: every item judged from the node's real state, a fix under each that
 //! is not ok, exit 1 only when one fails, the same list as JSON.
 
-use sorcha_peer::admin::dto::DoctorDto;
+use sorcha_peer::api::DoctorDto;
 
 use crate::common::{PATIENCE, TestCluster, wait_until};
 use crate::operator_cli::cli_at;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use sorcha_peer::admin::dto::StatusDto;
+use sorcha_peer::api::StatusDto;
 use sorcha_peer::config::Config;
 use sorcha_peer::identity::Identity;
 use sorcha_peer::rpc::pb::{self, frame::Body};

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sorcha_peer::admin::dto::PeerDto;
+use sorcha_peer::api::PeerDto;
 use sorcha_peer::client::AdminClient;
 use sorcha_peer::config::Config;
 use sorcha_peer::node::{self, Listeners, NodeHandle};
@@ -168,7 +168,7 @@ impl TestNode {
     }
 
     /// This node's view of a register it holds.
-    pub async fn register(&self, id: &str) -> Option<sorcha_peer::admin::dto::RegisterDto> {
+    pub async fn register(&self, id: &str) -> Option<sorcha_peer::api::RegisterDto> {
         self.client
             .registers()
             .await
