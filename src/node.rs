@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::auth::{AuthSetupError, Authenticator, JwtVerifier};
 use crate::admin::{self, AdminState};
+use crate::clock::Clock;
 use crate::config::{Config, PeerTls};
 use crate::events::Events;
 use crate::gossip::Gossip;
@@ -224,12 +225,14 @@ pub async fn start(
             store.clone(),
             metrics.clone(),
             events.clone(),
+            Clock::System,
         )
         .await?,
     );
 
     let pool = TxPool::new(
         store.clone(),
+        Clock::System,
         &config,
         metrics.clone(),
         events.clone(),

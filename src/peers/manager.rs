@@ -27,7 +27,7 @@ use super::{
     PeerCounts, PeerError, PeerMessage, PeerRequest, PeerResponse, PeerSnapshot, Refusal,
     RegisterHeight, VerifiedPeer, bans,
 };
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::events::{EventKind, Events};
 use crate::identity::{Identity, is_peer_id};
@@ -50,6 +50,8 @@ mod operator;
 /// The peer domain's facade: the peer state behind its lock, with where it persists, what it
 /// counts, and the inbound TCP limits.
 pub struct PeerManager {
+    /// "Now" for every rule of the peer domain (bans, backoff, retention, quality).
+    clock: Clock,
     identity: Arc<Identity>,
     config: Arc<Config>,
     store: Arc<dyn Store>,
@@ -68,17 +70,18 @@ pub struct PeerManager {
 
 impl PeerManager {
     /// Loads peers and bans from the store (see [`BanStore::load`] for expired and corrupt
-    /// bans).
+    /// bans). `clock` is what "now" means to every rule of the peer domain.
     pub async fn load(
         identity: Arc<Identity>,
         config: Arc<Config>,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         events: Arc<Events>,
+        clock: Clock,
     ) -> Result<PeerManager, StoreError> {
         let table = PeerTable::load(store.load_peers().await?, identity.peer_id());
         let ban_store = BanStore::new(store.clone());
-        let bans = ban_store.load(now_ms()).await?;
+        let bans = ban_store.load(clock.now_ms()).await?;
         let state = State {
             table,
             bans,
@@ -86,6 +89,7 @@ impl PeerManager {
             seeds: Seeds::new(&config.seeds),
         };
         Ok(PeerManager {
+            clock,
             limits: Arc::new(ConnectionLimits::new(&config)),
             addresses: AddressBook::new(&config),
             identity,
@@ -153,7 +157,7 @@ impl PeerManager {
     pub fn observed_by(&self, peer_id: &str, reporter_ip: IpAddr, observed: &str) {
         if self
             .addresses
-            .observe(peer_id, reporter_ip, observed, now_ms())
+            .observe(peer_id, reporter_ip, observed, self.clock.now_ms())
             == Observed::RecordedEvicting
         {
             self.metrics.limit_hit("reachability_observers");
@@ -170,7 +174,7 @@ impl PeerManager {
     /// Deletes bans that have run out. Their effect already ended at expiry (matching ignores
     /// expired bans); this only tidies the table.
     pub async fn expire_bans(&self) -> Result<(), StoreError> {
-        let expired = self.lock().bans.expired(now_ms());
+        let expired = self.lock().bans.expired(self.clock.now_ms());
         for target in expired {
             self.ban_store.delete(&target).await?;
             self.lock().bans.remove(&target);
@@ -185,7 +189,7 @@ impl PeerManager {
 
     /// Forgets ordinary peers not seen within `peer_retention`.
     pub fn prune(&self) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let cutoff = now - self.config.peer_retention.as_millis() as i64;
         for id in self.lock().prune(cutoff, now) {
             tracing::info!(peer = %id, "forgetting peer not seen within the retention period");
@@ -236,14 +240,14 @@ impl PeerManager {
             self.metrics.heartbeat_latency.observe(rtt.as_secs_f64());
         }
         let rtt_ms = rtt.map(|d| d.as_secs_f64() * 1000.0);
-        self.lock()
-            .table
-            .update(peer_id, |peer| peer.request_succeeded(rtt_ms, now_ms()));
+        self.lock().table.update(peer_id, |peer| {
+            peer.request_succeeded(rtt_ms, self.clock.now_ms())
+        });
     }
 
     /// A heartbeat from the peer said when it was sent, by its clock.
     pub fn record_clock(&self, peer_id: &str, sent_at_ms: i64) {
-        let offset = sent_at_ms.saturating_sub(now_ms());
+        let offset = sent_at_ms.saturating_sub(self.clock.now_ms());
         // Memory only: not a change to persist.
         if let Some(peer) = self.lock().table.get_mut(peer_id) {
             peer.clock_offset_ms = Some(offset);
@@ -268,7 +272,7 @@ impl PeerManager {
     /// Lowers a peer's validity score (bad data, protocol violations) and records why.
     pub fn penalize(&self, peer_id: &str, amount: f64, reason: &str) {
         let penalised = self.lock().table.update(peer_id, |peer| {
-            peer.quality.penalize(amount, reason, now_ms());
+            peer.quality.penalize(amount, reason, self.clock.now_ms());
         });
         if penalised.is_some() {
             tracing::warn!(peer = %peer_id, %reason, "peer penalised");
@@ -295,7 +299,7 @@ impl PeerManager {
             VERIFICATION_PENALTY,
             &format!("served data that failed verification: {reason}"),
         );
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let window = self.config.verification_ban_window.as_millis() as i64;
         let Some(count) = self
             .lock()
@@ -340,7 +344,8 @@ impl PeerManager {
     /// Decides whom to dial now: seeds that are not connected (always, with backoff) and known
     /// peers to fill the outbound slots. Marks each as being dialled.
     pub fn plan_dials(&self) -> Vec<DialTarget> {
-        self.lock().plan_dials(now_ms(), self.config.max_outbound)
+        self.lock()
+            .plan_dials(self.clock.now_ms(), self.config.max_outbound)
     }
 
     /// A dial (connect or handshake) failed: count it and back off.
@@ -348,7 +353,7 @@ impl PeerManager {
         self.manual
             .settle(&target.address, DialOutcome::Failed(reason.to_string()));
         self.metrics.peer_failures.inc();
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut state = self.lock();
         if target.seed
             && let Some(delay) = state.seeds.failed(&target.address, now, &self.config)
@@ -370,7 +375,7 @@ impl PeerManager {
     /// duplicate or self-connection): clear the in-progress marks.
     pub fn dial_abandoned(&self, target: &DialTarget) {
         self.manual.settle(&target.address, DialOutcome::Abandoned);
-        let retry = now_ms() + self.config.reconnect_backoff_max.as_millis() as i64;
+        let retry = self.clock.now_ms() + self.config.reconnect_backoff_max.as_millis() as i64;
         let mut state = self.lock();
         if target.seed {
             state.seeds.abandoned(&target.address, retry);
@@ -386,7 +391,7 @@ impl PeerManager {
 
     /// Entries to hand to `requester` (see [`PeerTable::exchange_entries`]).
     pub fn exchange_entries(&self, requester: &str, max: usize) -> Vec<KnownAddress> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let max_failures = self.config.max_failures;
         self.lock().with_standing(now, |table, standing, _| {
             table.exchange_entries(requester, max, max_failures, now, standing)
@@ -396,7 +401,7 @@ impl PeerManager {
     /// Adds addresses a peer told us about (see [`PeerTable::learn`]). Returns how many were
     /// new.
     pub fn learn(&self, from: &str, entries: Vec<KnownAddress>) -> usize {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let own_address = self.announced_address();
         let (added, evicted) = self.lock().with_standing(now, |table, standing, bans| {
             let banned = |id: &str, address: &str| bans.covers_address(Some(id), address, now);
@@ -428,12 +433,12 @@ impl PeerManager {
     /// Connected, unbanned peers advertising `register_id`, best quality first, with what they
     /// advertise.
     pub fn carriers(&self, register_id: &str) -> Vec<(String, RegisterHeight)> {
-        self.lock().carriers(register_id, now_ms())
+        self.lock().carriers(register_id, self.clock.now_ms())
     }
 
     /// Every public register advertised by connected, unbanned peers, with the advertisers.
     pub fn advertised_registers(&self) -> BTreeMap<String, Vec<RegisterHeight>> {
-        self.lock().advertised_registers(now_ms())
+        self.lock().advertised_registers(self.clock.now_ms())
     }
 
     /// Sends a one-way message to a connected peer; false if it is not connected (or its
@@ -494,3 +499,6 @@ impl PeerManager {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

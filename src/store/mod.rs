@@ -309,6 +309,12 @@ pub trait Store: Send + Sync {
 
 /// Opens the store named by `database_url` (PostgreSQL for `postgres://…`, otherwise the SQLite
 /// file `sqlite_path`), applying migrations, with commits as durable as `durability` says.
+/// A migrated SQLite store in memory, for unit tests (no file).
+#[cfg(test)]
+pub(crate) async fn open_in_memory() -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(sqlite::open_in_memory().await?))
+}
+
 pub async fn open(
     database_url: Option<&str>,
     sqlite_path: &std::path::Path,

@@ -92,6 +92,24 @@ pub(super) async fn open(
     Ok(SqlStore::new(pool, writer, true))
 }
 
+/// A migrated store in memory, for unit tests: no file, gone when dropped. One connection
+/// (each SQLite connection to `:memory:` is a database of its own), never closed for idling.
+#[cfg(test)]
+pub(crate) async fn open_in_memory() -> Result<SqlStore<Sqlite>, StoreError> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(SqliteConnectOptions::new().in_memory(true))
+        .await?;
+    sqlx::migrate!("migrations/sqlite")
+        .run(&pool)
+        .await
+        .map_err(|e| StoreError::Migrate(e.to_string()))?;
+    Ok(SqlStore::new(pool.clone(), pool, true))
+}
+
 fn connect_options(path: &Path, durability: Durability) -> SqliteConnectOptions {
     // In WAL mode FULL syncs the log at every commit; NORMAL only at checkpoints.
     let synchronous = match durability {

@@ -17,7 +17,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{Holders, TxPool, TxPoolError};
-use crate::clock::now_ms;
 use crate::store::{PendingBatch, StoreError};
 
 /// Requests waiting for the committer at most (callers beyond it wait to send: back-pressure).
@@ -109,7 +108,11 @@ impl TxPool {
             .into_iter()
             .map(|r| (r.batch, (r.holders, r.reply)))
             .unzip();
-        let outcomes = match self.store.accept_pending(&batches, now_ms()).await {
+        let outcomes = match self
+            .store
+            .accept_pending(&batches, self.clock.now_ms())
+            .await
+        {
             Ok(news) => news.into_iter().map(Ok).collect(),
             Err(e) if batches.len() == 1 => vec![Err(e)],
             Err(_) => {
@@ -117,7 +120,7 @@ impl TxPool {
                 for batch in &batches {
                     let alone = self
                         .store
-                        .accept_pending(std::slice::from_ref(batch), now_ms())
+                        .accept_pending(std::slice::from_ref(batch), self.clock.now_ms())
                         .await;
                     outcomes.push(alone.map(|mut news| news.pop().unwrap_or_default()));
                 }
@@ -162,6 +165,7 @@ mod tests {
         let tasks = Tasks::new();
         let pool = TxPool::new(
             store.clone(),
+            crate::clock::Clock::System,
             &config,
             Arc::new(Metrics::new()),
             Arc::new(Events::new()),

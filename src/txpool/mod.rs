@@ -14,6 +14,8 @@ pub mod claims;
 mod commit;
 #[cfg(test)]
 mod pool_props;
+#[cfg(test)]
+mod pool_tests;
 mod queue;
 mod recent;
 pub mod seen;
@@ -25,7 +27,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::ledger;
 use crate::store::{Store, StoreError};
@@ -106,6 +108,7 @@ struct Admission {
 /// The transaction pool of one node.
 pub struct TxPool {
     store: Arc<dyn Store>,
+    clock: Clock,
     max_docket_transactions: u64,
     seen: SeenSet,
     recent: RecentSet,
@@ -119,9 +122,11 @@ pub struct TxPool {
 }
 
 impl TxPool {
-    /// The pool, with its committer started under `tasks` until `shutdown`.
+    /// The pool, with its committer started under `tasks` until `shutdown`; `clock` dates
+    /// what is stored and decides what is stale.
     pub fn new(
         store: Arc<dyn Store>,
+        clock: Clock,
         config: &Config,
         metrics: Arc<Metrics>,
         node_events: Arc<crate::events::Events>,
@@ -132,6 +137,7 @@ impl TxPool {
         let pool = Arc::new(TxPool {
             queue: AnnouncementQueue::new(metrics, node_events, config.gossip_queue_limit),
             store,
+            clock,
             max_docket_transactions: config.max_docket_transactions as u64,
             seen: SeenSet::new(SEEN_CAPACITY),
             recent: RecentSet::new(RECENT_CAPACITY),
@@ -517,7 +523,7 @@ impl TxPool {
         }
         let ids = self
             .store
-            .pending_before(register_id, now_ms().saturating_add(1), limit)
+            .pending_before(register_id, self.clock.now_ms().saturating_add(1), limit)
             .await?;
         Ok(parse_ids(&ids))
     }
@@ -526,7 +532,7 @@ impl TxPool {
     /// that have stayed pending longer than `older_than` (the origin has not sealed them yet,
     /// so they may not have reached it).
     pub async fn requeue_stale(&self, older_than: Duration, limit: i64) -> Result<(), TxPoolError> {
-        let cutoff = now_ms() - older_than.as_millis() as i64;
+        let cutoff = self.clock.now_ms() - older_than.as_millis() as i64;
         let replicas: Vec<String> = self
             .lock()
             .iter()

@@ -9,7 +9,11 @@ impl PeerManager {
 
     /// Whether a connection from `remote_ip` may even start a handshake.
     pub fn admit_address(&self, remote_ip: IpAddr) -> Result<(), Refusal> {
-        match self.lock().bans.matching(None, &[remote_ip], now_ms()) {
+        match self
+            .lock()
+            .bans
+            .matching(None, &[remote_ip], self.clock.now_ms())
+        {
             Some(ban) => Err(Refusal::Banned(ban.reason.clone())),
             None => Ok(()),
         }
@@ -48,7 +52,7 @@ impl PeerManager {
         if state.links.inbound_count() < self.config.max_inbound {
             return Ok(());
         }
-        let candidates = state.eviction_candidates(now_ms());
+        let candidates = state.eviction_candidates(self.clock.now_ms());
         let Some(victim) = admission::select_eviction(candidates) else {
             self.metrics.connection_refused("inbound_full");
             return Err(Refusal::InboundFull);
@@ -70,7 +74,7 @@ impl PeerManager {
         remote_ip: IpAddr,
         dialed: Option<&DialTarget>,
     ) -> Result<SessionHandle, Refusal> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut state = self.lock();
         let state = &mut *state;
         if peer.peer_id == self.identity.peer_id() {
@@ -178,7 +182,7 @@ impl PeerManager {
 
     /// A session ended. Only the session that registered `conn_id` can remove its entry.
     pub fn connection_closed(&self, peer_id: &str, conn_id: u64, outcome: &CloseOutcome) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut state = self.lock();
         if !state.links.remove(peer_id, conn_id) {
             return;

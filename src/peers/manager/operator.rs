@@ -8,7 +8,7 @@ impl PeerManager {
 
     /// Every known peer, ordered by peer ID.
     pub fn list(&self) -> Vec<PeerSnapshot> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let state = self.lock();
         let mut out: Vec<PeerSnapshot> = state
             .table
@@ -24,17 +24,17 @@ impl PeerManager {
         let state = self.lock();
         let id = state.table.resolve(prefix)?;
         let peer = state.table.get(&id).ok_or(PeerError::NotFound(id))?;
-        Ok(state.snapshot(peer, now_ms()))
+        Ok(state.snapshot(peer, self.clock.now_ms()))
     }
 
     /// Bans in force, oldest first.
     pub fn bans(&self) -> Vec<Ban> {
-        self.lock().bans.in_force(now_ms())
+        self.lock().bans.in_force(self.clock.now_ms())
     }
 
     /// Counts for status, health and metrics.
     pub fn counts(&self) -> PeerCounts {
-        self.lock().counts(now_ms())
+        self.lock().counts(self.clock.now_ms())
     }
 
     /// Turns operator text into a ban target: an IP, a CIDR, a known peer (unique ID prefix or
@@ -93,7 +93,7 @@ impl PeerManager {
         duration: Option<Duration>,
         source: BanSource,
     ) -> Result<BanOutcome, PeerError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let ban = banlist::new_ban(target, reason, duration, source, now)?;
         let key = ban.target.key();
         self.lock().bans.check_free(&key, now)?;
