@@ -264,7 +264,9 @@ async fn raw_connection(to: SocketAddr, from: &str) -> Option<TcpStream> {
     socket.connect(to).await.ok()
 }
 
-/// Runs one attack; returns what it holds open and figures of its own.
+/// Runs one attack; returns what it holds open and figures of its own. One arm per attack,
+/// side by side so they can be compared.
+#[allow(clippy::too_many_lines)]
 async fn attack(name: &str, victim: &NodeProcess, args: &Args) -> (Held, Value) {
     let to = victim.peer_addr;
     match name {
@@ -485,6 +487,8 @@ fn rand_bytes() -> [u8; 16] {
     rand::random()
 }
 
+// The script of one benchmark run, read top to bottom: set up, measure, report.
+#[allow(clippy::too_many_lines)]
 #[tokio::main]
 async fn main() {
     let args = Args::parse();

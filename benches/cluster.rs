@@ -177,6 +177,8 @@ struct Arrivals {
     sealed: HashMap<(usize, String), Instant>,
 }
 
+// The script of one benchmark run, read top to bottom: set up, measure, report.
+#[allow(clippy::too_many_lines)]
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let args = Args::parse();

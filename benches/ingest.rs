@@ -244,6 +244,8 @@ async fn submit_all(binary: &Path, nodes: &[Node], payloads: &[String]) -> Durat
     started.elapsed()
 }
 
+// The script of one benchmark run, read top to bottom: set up, measure, report.
+#[allow(clippy::too_many_lines)]
 #[tokio::main]
 async fn main() {
     let args = Args::parse();

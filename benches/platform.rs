@@ -125,6 +125,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
         .map_or(0.0, |v| (v * 1000.0).round() / 1000.0)
 }
 
+// The script of one benchmark run, read top to bottom: set up, measure, report.
+#[allow(clippy::too_many_lines)]
 #[tokio::main]
 async fn main() {
     let args = Args::parse();

@@ -10,24 +10,23 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin;
 use crate::admin::auth::{AuthSetupError, Authenticator, JwtVerifier};
-use crate::admin::{self, AdminState};
-use crate::clock::Clock;
 use crate::config::{Config, PeerTls};
 use crate::events::Events;
-use crate::gossip::Gossip;
 use crate::identity::{self, Identity, IdentityError};
 use crate::lockfile::{DataDirLock, LockError};
-use crate::peers::{PeerManager, discovery};
-use crate::replication::{Registers, RegistersDeps};
-use crate::rpc;
-use crate::service::health::{self, ServerState};
+use crate::peers::PeerManager;
+use crate::replication::Registers;
 use crate::store::{self, Store, StoreError};
 use crate::tasks::Tasks;
 use crate::telemetry::Metrics;
 use crate::telemetry::otlp::{TraceSetupError, Traces};
 use crate::transport::Transport;
-use crate::txpool::TxPool;
+
+mod parts;
+
+use parts::{AdminExtras, Parts};
 
 /// How long shutdown waits for sessions and servers to finish before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -164,211 +163,42 @@ pub async fn start(
     let started = Instant::now();
     let started_ms = crate::clock::now_ms();
     let data_dir = config.data_dir.clone();
-    // Settings read from files are checked before anything is written.
-    let jwt = JwtVerifier::from_config(&config)?;
-    let admin_tls = admin::tls::server_config(&config)?;
-    let platform_tls = crate::platform::server_config(&config)?;
-    let platform_listener = bind_platform(&config).await?;
-    create_data_dir(&data_dir)?;
-    // Before anything else is written: one node per data directory.
-    let lock = DataDirLock::acquire(&data_dir)?;
-    // The store may refuse (an unreachable database, an unusable path) before a key or token
-    // is created for a node that never ran.
-    let store = store::open(
-        config.database_url.as_deref(),
-        &config.sqlite_path(),
-        config.durability,
-    )
-    .await?;
-    let identity = Arc::new(Identity::load_or_create(&data_dir)?);
-    let admin_token = identity::load_or_create_admin_token(&data_dir)?;
-    let transport = Arc::new(Transport::from_config(&config, &identity)?);
-    if config.peer_tls == PeerTls::Off {
-        tracing::warn!(
-            "peer_tls = \"off\": peer traffic is plaintext; anyone on the path can read and alter it"
-        );
-    }
-    let auth = Arc::new(Authenticator::new(&config, admin_token.clone(), jwt));
-
+    let ground = prepare(&config, &data_dir).await?;
     let peer_addr = local_addr(&listeners.peer, config.listen)?;
     let admin_addr = local_addr(&listeners.admin, config.admin_listen)?;
     // Port 0 in the configuration means "any": announce and report the real ports.
     config.listen = peer_addr;
     config.admin_listen = admin_addr;
-    let platform_addr = match (&platform_listener, config.platform_listen) {
+    let platform_addr = match (&ground.platform_listener, config.platform_listen) {
         (Some(listener), Some(configured)) => Some(local_addr(listener, configured)?),
         _ => None,
     };
     config.platform_listen = platform_addr;
     let config = Arc::new(config);
 
-    tracing::info!(peer_id = identity.peer_id(), storage = %config.storage_description(), durability = %config.durability, peer_tls = %config.peer_tls, "starting node");
-    let metrics = match config.peer_tls {
-        crate::config::PeerTls::Ca => Metrics::new().with_ca_certificate_expiry(),
-        _ => Metrics::new(),
-    };
-    let metrics = Arc::new(metrics);
-    let traces = Traces::start(&config, identity.peer_id(), metrics.clone())?;
-    let trace_scope = traces
-        .as_ref()
-        .map_or_else(tracing::Span::none, Traces::scope);
-    let tasks = Tasks::with_scope(trace_scope.clone());
-    let events = Arc::new(Events::with_history(config.event_history));
-    store.write_health().attach_events(events.clone());
-    store
-        .write_health()
-        .set_flap_window(config.storage_flap_window);
-    let manager = Arc::new(
-        PeerManager::load(
-            identity.clone(),
-            config.clone(),
-            store.clone(),
-            metrics.clone(),
-            events.clone(),
-            Clock::System,
-        )
-        .await?,
-    );
-
-    let pool = TxPool::new(
-        store.clone(),
-        Clock::System,
-        &config,
-        metrics.clone(),
-        events.clone(),
-        &tasks,
-        shutdown.clone(),
-    );
-    let registers = Registers::load(
-        RegistersDeps {
-            store: store.clone(),
-            identity: identity.clone(),
-            config: config.clone(),
-            peers: manager.clone(),
-            metrics: metrics.clone(),
-            events: events.clone(),
-            pool: pool.clone(),
-            tasks: tasks.clone(),
-        },
-        shutdown.clone(),
-    )
-    .await?;
-    let gossip = Gossip::new(
-        config.clone(),
-        manager.clone(),
-        pool,
-        metrics.clone(),
-        tasks.clone(),
-    );
-    let messages = crate::messages::Messages::new(manager.clone(), metrics.clone());
-    let services = rpc::Services {
-        tasks: tasks.clone(),
-        peers: manager.clone(),
-        registers: registers.clone(),
-        gossip: gossip.clone(),
-        messages: messages.clone(),
-        transport: transport.clone(),
-        budget: rpc::budget::InboundBudget::new(
-            config.max_inbound_bytes_in_flight,
-            metrics.clone(),
-        ),
-    };
-
-    let grpc = rpc::serve(listeners.peer, services.clone(), shutdown.clone());
-    let serving = Arc::new(health::Listeners::default());
-    let peer_server = serving.clone();
-    let peer_shutdown = shutdown.clone();
-    tasks.spawn(async move {
-        let stopped = match grpc.await {
-            Ok(()) if peer_shutdown.is_cancelled() => "the node is shutting down".to_string(),
-            Ok(()) => "the peer protocol server stopped".to_string(),
-            Err(e) => {
-                tracing::error!("peer protocol server failed: {e}");
-                format!("the peer protocol server failed: {e}")
-            }
-        };
-        peer_server.set_peer(ServerState::Stopped(stopped));
-    });
-
+    tracing::info!(peer_id = ground.identity.peer_id(), storage = %config.storage_description(), durability = %config.durability, peer_tls = %config.peer_tls, "starting node");
+    let parts = Parts::build(config, &ground, &shutdown).await?;
+    let serving = parts.spawn_peer_server(listeners.peer, &shutdown);
     let tx_rate = Arc::new(crate::service::rates::TxRate::default());
-    let admin_state = Arc::new(AdminState {
-        manager: manager.clone(),
-        registers: registers.clone(),
-        heights: Arc::new(crate::rpc::HeightsClient {
-            transport: transport.clone(),
-        }),
-        dialer: Arc::new(SessionDialer {
-            services: services.clone(),
-            shutdown: shutdown.clone(),
-        }),
-        store: store.clone(),
-        metrics: metrics.clone(),
-        events: events.clone(),
-        advertisements: Arc::default(),
-        config: config.clone(),
-        auth: auth.clone(),
-        event_slots: admin::EventSlots::new(&config),
-        started,
-        started_ms,
-        listeners: serving.clone(),
-        transport: transport.clone(),
-        trace_scope: trace_scope.clone(),
-        tx_rate: tx_rate.clone(),
-    });
-    let admin_scheme = if admin_tls.is_some() { "https" } else { "http" };
-    let admin_server = admin::serve(
+    let admin_scheme = parts.spawn_admin(
         listeners.admin,
-        admin_tls,
-        admin::router(admin_state),
-        config.admin_send_timeout,
-        metrics.clone(),
-        shutdown.clone(),
-    );
-    tasks.spawn(async move {
-        if let Err(e) = admin_server.await {
-            tracing::error!("admin API server failed: {e}");
-        }
-    });
-
-    if let (Some(listener), Some(platform_config)) = (
-        platform_listener,
-        crate::platform::PlatformConfig::from_config(&config),
-    ) {
-        let deps = crate::platform::PlatformDeps {
-            config: Arc::new(platform_config),
-            peer_id: identity.peer_id().to_string(),
-            peers: manager.clone(),
-            registers: registers.clone(),
-            messages: messages.clone(),
-            metrics: metrics.clone(),
-            auth: auth.clone(),
-            tasks: tasks.clone(),
+        ground.admin_tls,
+        AdminExtras {
             started,
-        };
-        spawn_platform(listener, platform_tls, deps, shutdown.clone());
+            started_ms,
+            serving: serving.clone(),
+            tx_rate: tx_rate.clone(),
+        },
+        &shutdown,
+    );
+    if let (Some(listener), Some(platform_config)) = (
+        ground.platform_listener,
+        crate::platform::PlatformConfig::from_config(&parts.config),
+    ) {
+        let deps = parts.platform_deps(platform_config, started);
+        spawn_platform(listener, ground.platform_tls, deps, shutdown.clone());
     }
-    tasks.spawn(rpc::connections::run_dialer(
-        services.clone(),
-        shutdown.clone(),
-    ));
-    tasks.spawn(crate::transport::watch::run(
-        transport.clone(),
-        manager.clone(),
-        shutdown.clone(),
-    ));
-    tasks.spawn(registers.clone().run_sealer());
-    tasks.spawn(gossip.run(shutdown.clone()));
-    tasks.spawn(discovery::run(manager.clone(), shutdown.clone()));
-    tasks.spawn(crate::service::rates::run(
-        registers.clone(),
-        tx_rate,
-        shutdown.clone(),
-    ));
-    tasks.spawn(crate::service::reachability::run(
-        manager.clone(),
-        Arc::new(crate::netprobe::NetProbe),
-        shutdown.clone(),
-    ));
+    parts.spawn_loops(tx_rate, &shutdown);
 
     let admin_url = format!("{admin_scheme}://{admin_addr}");
     if let Err(e) = std::fs::write(
@@ -378,41 +208,79 @@ pub async fn start(
         tracing::warn!("cannot record the admin URL in the data directory: {e}");
     }
     serving.peer_started();
-    tracing::info!(listen = %peer_addr, admin = %admin_url, platform = ?platform_addr, seeds = ?config.seeds, "node ready");
+    tracing::info!(listen = %peer_addr, admin = %admin_url, platform = ?platform_addr, seeds = ?parts.config.seeds, "node ready");
     Ok(NodeHandle {
-        peer_id: identity.peer_id().to_string(),
+        peer_id: parts.identity.peer_id().to_string(),
         peer_addr,
         admin_addr,
         platform_addr,
         admin_url,
-        admin_token,
+        admin_token: ground.admin_token,
         data_dir,
-        manager,
-        registers,
-        metrics,
-        events,
+        manager: parts.manager,
+        registers: parts.registers,
+        metrics: parts.metrics,
+        events: parts.events,
         shutdown,
-        tasks,
-        traces,
-        store,
-        _lock: lock,
+        tasks: parts.tasks,
+        traces: parts.traces,
+        store: parts.store,
+        _lock: ground.lock,
     })
 }
 
-/// Dials for operators (`peers connect`) with the dialler's own `dial`, as a task of the node.
-struct SessionDialer {
-    services: rpc::Services,
-    shutdown: CancellationToken,
+/// What a node stands on: settings read from files, its data directory, lock, store and keys.
+struct Ground {
+    admin_tls: Option<Arc<rustls::ServerConfig>>,
+    platform_tls: Option<Arc<rustls::ServerConfig>>,
+    platform_listener: Option<TcpListener>,
+    lock: DataDirLock,
+    store: Arc<dyn Store>,
+    identity: Arc<Identity>,
+    admin_token: String,
+    transport: Arc<Transport>,
+    auth: Arc<Authenticator>,
 }
 
-impl crate::service::connect::Dialer for SessionDialer {
-    fn dial(&self, target: crate::peers::DialTarget) {
-        self.services.tasks.spawn(rpc::connections::dial(
-            self.services.clone(),
-            target,
-            self.shutdown.clone(),
-        ));
+/// Sets up the [`Ground`] in an order that fails early and writes late: files read and
+/// checked first, then the data directory, its lock, the store, and only then new keys.
+async fn prepare(config: &Config, data_dir: &PathBuf) -> Result<Ground, NodeError> {
+    // Settings read from files are checked before anything is written.
+    let jwt = JwtVerifier::from_config(config)?;
+    let admin_tls = admin::tls::server_config(config)?;
+    let platform_tls = crate::platform::server_config(config)?;
+    let platform_listener = bind_platform(config).await?;
+    create_data_dir(data_dir)?;
+    // Before anything else is written: one node per data directory.
+    let lock = DataDirLock::acquire(data_dir)?;
+    // The store may refuse (an unreachable database, an unusable path) before a key or token
+    // is created for a node that never ran.
+    let store = store::open(
+        config.database_url.as_deref(),
+        &config.sqlite_path(),
+        config.durability,
+    )
+    .await?;
+    let identity = Arc::new(Identity::load_or_create(data_dir)?);
+    let admin_token = identity::load_or_create_admin_token(data_dir)?;
+    let transport = Arc::new(Transport::from_config(config, &identity)?);
+    if config.peer_tls == PeerTls::Off {
+        tracing::warn!(
+            "peer_tls = \"off\": peer traffic is plaintext; anyone on the path can read and alter it"
+        );
     }
+    let auth = Arc::new(Authenticator::new(config, admin_token.clone(), jwt));
+    Ok(Ground {
+        admin_tls,
+        platform_tls,
+        platform_listener,
+        lock,
+        store,
+        identity,
+        admin_token,
+        transport,
+        auth,
+    })
 }
 
 /// The platform listener, when `platform_listen` is set. Bound here rather than by the caller

@@ -157,11 +157,39 @@ impl From<LagError> for ApiError {
 
 pub(crate) type ApiResult<T> = Result<axum::Json<T>, ApiError>;
 
-/// The admin router. Each group of routes is guarded by its [`Policy`] (see `auth.rs`); a
-/// route and its policy are written together here.
+/// The admin router. Routes are grouped by [`Policy`] (see `auth.rs`), one function per
+/// group named for it below, and each group is guarded by its policy here.
 pub fn router(state: Arc<AdminState>) -> Router {
-    // Open to everyone from anywhere: probes, metrics, health, peer counts.
-    let monitoring = Router::new()
+    let max_transaction_size = state.config.max_transaction_size;
+    Router::new()
+        .merge(auth::guard(monitoring_routes(), &state, Policy::Monitoring))
+        .merge(auth::guard(read_routes(), &state, Policy::Read))
+        .merge(auth::guard(
+            authenticated_routes(max_transaction_size),
+            &state,
+            Policy::Authenticated,
+        ))
+        .merge(auth::guard(
+            manage_peer_routes(),
+            &state,
+            Policy::ManagePeers,
+        ))
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::map_response(json_errors))
+        // Before any answer (DNS rebinding); its refusal too waits for the body, in the span.
+        .layer(middleware::from_fn_with_state(state.clone(), host::check))
+        .layer(middleware::from_fn(linger::drain_refused_bodies))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            trace::request,
+        ))
+        .with_state(state)
+}
+
+/// Open to everyone from anywhere: probes, metrics, health, peer counts.
+fn monitoring_routes() -> Router<Arc<AdminState>> {
+    Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/health", get(platform_health))
@@ -171,9 +199,12 @@ pub fn router(state: Arc<AdminState>) -> Router {
         // The dashboard's files (no data in them; the page reads with the operator's token).
         .route("/", get(dashboard::index))
         .route("/dashboard/app.js", get(dashboard::script))
-        .route("/dashboard/style.css", get(dashboard::style));
-    // Open from `admin_open_cidrs`, elsewhere any valid token.
-    let reads = Router::new()
+        .route("/dashboard/style.css", get(dashboard::style))
+}
+
+/// Open from `admin_open_cidrs`, elsewhere any valid token.
+fn read_routes() -> Router<Arc<AdminState>> {
+    Router::new()
         .route("/api/status", get(status))
         .route("/api/doctor", get(doctor::doctor))
         .route("/api/peers", get(peers::list_peers))
@@ -206,9 +237,12 @@ pub fn router(state: Arc<AdminState>) -> Router {
                 platform::MAX_ADVERTISE_BODY_BYTES,
             )),
         )
-        .route("/api/registers/{id}/advertise", post(platform::advertise));
-    // Any valid token.
-    let authenticated = Router::new()
+        .route("/api/registers/{id}/advertise", post(platform::advertise))
+}
+
+/// Any valid token: changes to registers and their transactions.
+fn authenticated_routes(max_transaction_size: usize) -> Router<Arc<AdminState>> {
+    Router::new()
         .route("/api/registers", post(registers::create))
         .route(
             "/api/registers/{id}/subscribe",
@@ -221,22 +255,25 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route(
             "/api/registers/{id}/transactions",
             post(registers::submit).layer(axum::extract::DefaultBodyLimit::max(
-                state.config.max_transaction_size + 1,
+                max_transaction_size + 1,
             )),
         )
         .route(
             "/api/internal/peer/distribute/{id}",
             post(platform::distribute).layer(axum::extract::DefaultBodyLimit::max(
-                state.config.max_transaction_size + 1,
+                max_transaction_size + 1,
             )),
         )
         .route(
             "/api/registers/{id}/transactions/batch",
             // The handler reads the body itself, within `max_batch_bytes`.
             post(registers::submit_batch).layer(axum::extract::DefaultBodyLimit::disable()),
-        );
-    // CanManagePeers.
-    let manage_peers = Router::new()
+        )
+}
+
+/// `CanManagePeers`: bans, resets, connections.
+fn manage_peer_routes() -> Router<Arc<AdminState>> {
+    Router::new()
         .route(
             "/api/peers/{id}/ban",
             post(peers::ban_peer).delete(peers::unban_peer),
@@ -248,23 +285,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route(
             "/api/bans/{target}",
             axum::routing::delete(peers::delete_ban),
-        );
-    Router::new()
-        .merge(auth::guard(monitoring, &state, Policy::Monitoring))
-        .merge(auth::guard(reads, &state, Policy::Read))
-        .merge(auth::guard(authenticated, &state, Policy::Authenticated))
-        .merge(auth::guard(manage_peers, &state, Policy::ManagePeers))
-        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::map_response(json_errors))
-        // Before any answer (DNS rebinding); its refusal too waits for the body, in the span.
-        .layer(middleware::from_fn_with_state(state.clone(), host::check))
-        .layer(middleware::from_fn(linger::drain_refused_bodies))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            trace::request,
-        ))
-        .with_state(state)
+        )
 }
 
 /// Serves `router` on `listener`, over TLS when `tls` is given, until `shutdown` is cancelled.

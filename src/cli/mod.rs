@@ -6,6 +6,7 @@ pub mod complete;
 mod doctor;
 pub mod events;
 pub mod generate;
+pub mod lag;
 mod man_examples;
 pub mod manpages;
 pub mod output;
@@ -148,7 +149,7 @@ pub enum Command {
     #[command(subcommand)]
     Tx(tx::TxCommand),
     /// How far this node is behind another node, per register (exit 1 beyond --max-lag)
-    Lag(registers::LagArgs),
+    Lag(lag::LagArgs),
     /// Print the node's recent events (peers, bans, replication, storage); --follow streams them.
     /// With -o json: JSON Lines, one compact object per event (`jq` reads them as a stream)
     Events(events::EventsArgs),
@@ -275,7 +276,7 @@ pub async fn run(cli: Cli) -> i32 {
             Err(e) => report(&cli.global, &out, Err(e)),
         },
         Command::Lag(args) => match client(&cli.global) {
-            Ok(client) => report_code(&cli.global, &out, registers::lag(&client, &out, args).await),
+            Ok(client) => report_code(&cli.global, &out, lag::run(&client, &out, args).await),
             Err(e) => report(&cli.global, &out, Err(e)),
         },
     }

@@ -3,7 +3,7 @@
 use clap::{Subcommand, ValueEnum};
 
 use super::output::{Details, NONE, Output, cell, cell_or_none, col, latency, relative};
-use crate::api::{BanDto, PeerDto, QualityComponentsDto};
+use crate::api::{BanDto, PeerDto, QualityComponentsDto, StatusDto};
 use crate::client::{AdminClient, ClientError};
 
 #[derive(Debug, Subcommand)]
@@ -137,28 +137,8 @@ pub async fn run(
             state,
             limit,
             sort,
-            watch: true,
-        } => {
-            let state = value_name(state);
-            let sort = value_name(sort);
-            let fetch = || client.peers(Some(&state), limit, Some(&sort));
-            super::events::watch_peers(client, out, fetch, print_peer_table).await?;
-        }
-        PeersCommand::List {
-            state,
-            limit,
-            sort,
-            watch: false,
-        } => {
-            let state = value_name(state);
-            let sort = value_name(sort);
-            let peers = client.peers(Some(&state), limit, Some(&sort)).await?;
-            if out.json {
-                out.print_json(&peers);
-            } else {
-                print_peer_table(out, &peers);
-            }
-        }
+            watch,
+        } => list(client, out, state, limit, sort, watch).await?,
         PeersCommand::Get { peer } => {
             let peer = client.peer(&peer).await?;
             if out.json {
@@ -172,27 +152,7 @@ pub async fn run(
             reason,
             duration,
             force,
-        } => {
-            let ban = client
-                .ban_with(&target, reason.as_deref(), duration.as_deref(), force)
-                .await?;
-            if out.json {
-                out.print_json(&ban);
-            } else {
-                let expiry = match &ban.ban_expires_at {
-                    Some(at) => format!("expires {}", relative(at)),
-                    None => "until unbanned".to_string(),
-                };
-                out.message(&format!(
-                    "Banned {} {} ({}); {}. Disconnected {} connection(s).",
-                    ban.kind,
-                    ban.target,
-                    ban.ban_reason,
-                    expiry,
-                    ban.disconnected_peers.len()
-                ));
-            }
-        }
+        } => ban(client, out, &target, reason, duration, force).await?,
         PeersCommand::Unban { target } => {
             let unbanned = client.unban(&target).await?;
             if out.json {
@@ -245,6 +205,61 @@ pub async fn run(
                 print_bans(out, &bans);
             }
         }
+    }
+    Ok(())
+}
+
+/// `peers list`: once, or with `--watch` redrawn as peers come, go or are banned.
+async fn list(
+    client: &AdminClient,
+    out: &Output,
+    state: StateFilter,
+    limit: Option<usize>,
+    sort: SortKey,
+    watch: bool,
+) -> Result<(), ClientError> {
+    let state = value_name(state);
+    let sort = value_name(sort);
+    if watch {
+        let fetch = || client.peers(Some(&state), limit, Some(&sort));
+        return super::events::watch_peers(client, out, fetch, print_peer_table).await;
+    }
+    let peers = client.peers(Some(&state), limit, Some(&sort)).await?;
+    if out.json {
+        out.print_json(&peers);
+    } else {
+        print_peer_table(out, &peers);
+    }
+    Ok(())
+}
+
+/// `peers ban`.
+async fn ban(
+    client: &AdminClient,
+    out: &Output,
+    target: &str,
+    reason: Option<String>,
+    duration: Option<String>,
+    force: bool,
+) -> Result<(), ClientError> {
+    let ban = client
+        .ban_with(target, reason.as_deref(), duration.as_deref(), force)
+        .await?;
+    if out.json {
+        out.print_json(&ban);
+    } else {
+        let expiry = match &ban.ban_expires_at {
+            Some(at) => format!("expires {}", relative(at)),
+            None => "until unbanned".to_string(),
+        };
+        out.message(&format!(
+            "Banned {} {} ({}); {}. Disconnected {} connection(s).",
+            ban.kind,
+            ban.target,
+            ban.ban_reason,
+            expiry,
+            ban.disconnected_peers.len()
+        ));
     }
     Ok(())
 }
@@ -465,21 +480,7 @@ pub async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientErro
         "Reachability",
         format!("{} (address from {})", s.reachability, s.address_source),
     );
-    d.row(
-        "Transport",
-        match s.peer_tls.as_str() {
-            "node-key" => "TLS 1.3, node-key certificates (peer_tls = node-key)".to_string(),
-            "ca" => format!(
-                "TLS 1.3, CA-issued certificate{} (peer_tls = ca)",
-                s.peer_certificate_expires
-                    .as_deref()
-                    .map(|at| format!(", expires {}", super::output::relative(at)))
-                    .unwrap_or_default()
-            ),
-            "off" => "plaintext (peer_tls = off)".to_string(),
-            other => other.to_string(),
-        },
-    );
+    d.row("Transport", transport(&s));
     for warning in [&s.peer_certificate_warning, &s.revocation_list_problem]
         .into_iter()
         .flatten()
@@ -518,6 +519,23 @@ pub async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientErro
     );
     out.print_details(&d);
     Ok(())
+}
+
+/// How peer traffic is carried (`peer_tls`), in words, with the certificate's expiry in CA
+/// mode.
+fn transport(s: &StatusDto) -> String {
+    match s.peer_tls.as_str() {
+        "node-key" => "TLS 1.3, node-key certificates (peer_tls = node-key)".to_string(),
+        "ca" => format!(
+            "TLS 1.3, CA-issued certificate{} (peer_tls = ca)",
+            s.peer_certificate_expires
+                .as_deref()
+                .map(|at| format!(", expires {}", super::output::relative(at)))
+                .unwrap_or_default()
+        ),
+        "off" => "plaintext (peer_tls = off)".to_string(),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -1,16 +1,14 @@
-//! `sorcha-peer registers …` and `sorcha-peer lag`.
+//! `sorcha-peer registers …`.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Subcommand, ValueEnum};
 use indicatif::{HumanCount, ProgressBar, ProgressStyle};
 
-use super::output::{
-    Output, cell, cell_or_none, col, eprint_text, escape_control, message_item, relative,
-};
+use super::output::{Output, cell, cell_or_none, col, eprint_text, escape_control, relative};
 use super::{EXIT_FAILED, EXIT_OK};
-use crate::api::{LagDto, SubscriptionDto};
+use crate::api::SubscriptionDto;
 use crate::client::{AdminClient, ClientError};
 
 /// How often `subscribe --wait` polls the node.
@@ -72,219 +70,247 @@ impl ModeArg {
     }
 }
 
-#[derive(Debug, Args)]
-pub struct LagArgs {
-    /// The other node's peer-protocol address (no admin token needed there)
-    #[arg(long, value_name = "HOST:PORT")]
-    pub against: String,
-    /// Only these registers (repeat the option for several); each named register is judged,
-    /// held here or not
-    #[arg(long, value_name = "REGISTER")]
-    pub register: Vec<String>,
-    /// Exit 1 if any register held here is more than N transactions behind (or has
-    /// diverged), saying why for each. Exit codes: 0 within the limit, 1 over it or forked,
-    /// 3 this node's admin API cannot be reached, 5 a named register is not advertised there
-    #[arg(long, value_name = "N")]
-    pub max_lag: Option<u64>,
-    /// Also judge the registers the other node advertises and this one does not hold
-    /// (otherwise they are only shown)
-    #[arg(long)]
-    pub all: bool,
-}
-
 pub async fn run(
     client: &AdminClient,
     out: &Output,
     command: RegistersCommand,
 ) -> Result<i32, ClientError> {
     match command {
-        RegistersCommand::List => {
-            let registers = client.registers().await?;
-            if out.json {
-                out.print_json(&registers);
-            } else if registers.is_empty() {
-                out.message("No registers.");
-            } else {
-                let mut table = out.table(vec![
-                    col("REGISTER ID"),
-                    col("ROLE"),
-                    col("SYNC STATE").short("STATE"),
-                    col("IS PUBLIC").wide(),
-                    col("LATEST VERSION").short("VERSION"),
-                    col("LATEST DOCKET VERSION").short("DOCKET"),
-                    col("DOCKET COUNT").wide(),
-                    col("TRANSACTION COUNT").wide(),
-                    col("PENDING TRANSACTIONS").wide(),
-                    col("SYNC PROGRESS").short("PROGRESS"),
-                    col("HEAD HASH").wide(),
-                    col("CREATED AT").wide(),
-                ]);
-                for r in &registers {
-                    table.add_row(vec![
-                        cell(&r.register_id),
-                        cell(&r.role),
-                        cell(&r.sync_state),
-                        cell(if r.is_public { "yes" } else { "no" }),
-                        cell(r.latest_version),
-                        cell(r.latest_docket_version),
-                        cell(r.docket_count),
-                        cell(r.transaction_count),
-                        cell(r.pending_transactions),
-                        cell(format!("{:.1}%", r.sync_progress_percent)),
-                        cell(&r.head_hash),
-                        cell(relative(&r.created_at)),
-                    ]);
-                }
-                out.print_table(&table);
-            }
-        }
-        RegistersCommand::Available => {
-            let available = client.available_registers().await?;
-            if out.json {
-                out.print_json(&available);
-            } else if available.is_empty() {
-                out.message("No public registers advertised by connected peers.");
-            } else {
-                let mut table = out.table(vec![
-                    col("REGISTER ID"),
-                    col("PEER COUNT").short("PEERS"),
-                    col("FULL REPLICA PEER COUNT").short("FULL"),
-                    col("LATEST VERSION").short("VERSION"),
-                    col("LATEST DOCKET VERSION").short("DOCKET"),
-                    col("LOCAL ROLE").short("HERE"),
-                ]);
-                for a in &available {
-                    table.add_row(vec![
-                        cell(&a.register_id),
-                        cell(a.peer_count),
-                        cell(a.full_replica_peer_count),
-                        cell(a.latest_version),
-                        cell(a.latest_docket_version),
-                        cell_or_none(a.local_role.as_deref()),
-                    ]);
-                }
-                out.print_table(&table);
-            }
-        }
+        RegistersCommand::List => list(client, out).await?,
+        RegistersCommand::Available => available(client, out).await?,
         RegistersCommand::Create { register, public } => {
-            let created = client.create_register(&register, public).await?;
-            if out.json {
-                out.print_json(&created);
-            } else {
-                out.message(&format!(
-                    "Created {} register {} (this node is its origin).",
-                    if created.is_public {
-                        "public"
-                    } else {
-                        "private"
-                    },
-                    created.register_id
-                ));
-            }
+            create(client, out, &register, public).await?;
         }
         RegistersCommand::Subscribe {
             register,
             mode,
             wait,
             timeout,
-        } => {
-            let sub = client.subscribe(&register, mode.as_str()).await?;
-            if !wait {
-                if out.json {
-                    out.print_json(&sub);
-                } else {
-                    out.message(&format!(
-                        "Subscribed to {} ({}): {}.",
-                        sub.register_id,
-                        words(&sub.mode),
-                        words(&sub.sync_state)
-                    ));
-                }
-                return Ok(EXIT_OK);
-            }
-            let limit = timeout
-                .as_deref()
-                .map(crate::clock::parse_duration)
-                .transpose()
-                .map_err(|e| ClientError::BadRequest(e.to_string()))?;
-            return wait_for_sync(client, out, &register, limit).await;
-        }
+        } => return subscribe(client, out, register, mode, wait, timeout).await,
         RegistersCommand::Unsubscribe { register, purge } => {
-            let done = client.unsubscribe(&register, purge).await?;
-            if out.json {
-                out.print_json(&done);
-            } else if done.cache_retained {
-                out.message(&format!(
-                    "Unsubscribed from {}; its data is kept (purge it with `registers purge`).",
-                    register
-                ));
-            } else {
-                out.message(&format!(
-                    "Unsubscribed from {} and removed {} dockets (the first one held \
-                     included) with {} transactions.",
-                    register,
-                    done.dockets_removed.unwrap_or(0),
-                    done.transactions_removed.unwrap_or(0)
-                ));
-            }
+            unsubscribe(client, out, &register, purge).await?;
         }
-        RegistersCommand::Purge { register } => {
-            let done = client.purge(&register).await?;
-            if out.json {
-                out.print_json(&done);
-            } else {
-                out.message(&format!(
-                    "Purged {}: removed {} dockets (the first one held included) with {} \
-                     transactions.",
-                    register, done.dockets_removed, done.transactions_removed
-                ));
-            }
-        }
-        RegistersCommand::Subscriptions => {
-            let subs = client.subscriptions().await?;
-            if out.json {
-                out.print_json(&subs);
-            } else if subs.is_empty() {
-                out.message("No subscriptions.");
-            } else {
-                let mut table = out.table(vec![
-                    col("REGISTER ID"),
-                    col("MODE").wide(),
-                    col("SYNC STATE").short("STATE"),
-                    col("LAST SYNCED DOCKET VERSION").short("DOCKET"),
-                    col("TARGET DOCKET VERSION").wide(),
-                    col("TOTAL DOCKETS IN CHAIN").wide(),
-                    col("SYNC PROGRESS").short("PROGRESS"),
-                    col("LAST SYNC AT").short("SYNCED"),
-                    col("CONSECUTIVE FAILURES").wide(),
-                    col("CREATED AT").wide(),
-                    col("ERROR MESSAGE").short("ERROR").wrap(),
-                ]);
-                for s in &subs {
-                    table.add_row(vec![
-                        cell(&s.register_id),
-                        cell(words(&s.mode)),
-                        cell(words(&s.sync_state)),
-                        cell_or_none(s.held_docket_version),
-                        cell_or_none(s.target_docket_version),
-                        cell_or_none(s.target_docket_version.map(|_| s.total_dockets_in_chain)),
-                        cell(format!("{:.1}%", s.sync_progress_percent)),
-                        cell(
-                            s.last_sync_at
-                                .as_deref()
-                                .map(relative)
-                                .unwrap_or_else(|| "never".into()),
-                        ),
-                        cell(s.consecutive_failures),
-                        cell(relative(&s.created_at)),
-                        cell_or_none(s.error_message.as_deref()),
-                    ]);
-                }
-                out.print_table(&table);
-            }
-        }
+        RegistersCommand::Purge { register } => purge(client, out, &register).await?,
+        RegistersCommand::Subscriptions => subscriptions(client, out).await?,
     }
     Ok(EXIT_OK)
+}
+
+/// `registers list`.
+async fn list(client: &AdminClient, out: &Output) -> Result<(), ClientError> {
+    let registers = client.registers().await?;
+    if out.json {
+        out.print_json(&registers);
+    } else if registers.is_empty() {
+        out.message("No registers.");
+    } else {
+        let mut table = out.table(vec![
+            col("REGISTER ID"),
+            col("ROLE"),
+            col("SYNC STATE").short("STATE"),
+            col("IS PUBLIC").wide(),
+            col("LATEST VERSION").short("VERSION"),
+            col("LATEST DOCKET VERSION").short("DOCKET"),
+            col("DOCKET COUNT").wide(),
+            col("TRANSACTION COUNT").wide(),
+            col("PENDING TRANSACTIONS").wide(),
+            col("SYNC PROGRESS").short("PROGRESS"),
+            col("HEAD HASH").wide(),
+            col("CREATED AT").wide(),
+        ]);
+        for r in &registers {
+            table.add_row(vec![
+                cell(&r.register_id),
+                cell(&r.role),
+                cell(&r.sync_state),
+                cell(if r.is_public { "yes" } else { "no" }),
+                cell(r.latest_version),
+                cell(r.latest_docket_version),
+                cell(r.docket_count),
+                cell(r.transaction_count),
+                cell(r.pending_transactions),
+                cell(format!("{:.1}%", r.sync_progress_percent)),
+                cell(&r.head_hash),
+                cell(relative(&r.created_at)),
+            ]);
+        }
+        out.print_table(&table);
+    }
+    Ok(())
+}
+
+/// `registers available`.
+async fn available(client: &AdminClient, out: &Output) -> Result<(), ClientError> {
+    let available = client.available_registers().await?;
+    if out.json {
+        out.print_json(&available);
+    } else if available.is_empty() {
+        out.message("No public registers advertised by connected peers.");
+    } else {
+        let mut table = out.table(vec![
+            col("REGISTER ID"),
+            col("PEER COUNT").short("PEERS"),
+            col("FULL REPLICA PEER COUNT").short("FULL"),
+            col("LATEST VERSION").short("VERSION"),
+            col("LATEST DOCKET VERSION").short("DOCKET"),
+            col("LOCAL ROLE").short("HERE"),
+        ]);
+        for a in &available {
+            table.add_row(vec![
+                cell(&a.register_id),
+                cell(a.peer_count),
+                cell(a.full_replica_peer_count),
+                cell(a.latest_version),
+                cell(a.latest_docket_version),
+                cell_or_none(a.local_role.as_deref()),
+            ]);
+        }
+        out.print_table(&table);
+    }
+    Ok(())
+}
+
+/// `registers create`.
+async fn create(
+    client: &AdminClient,
+    out: &Output,
+    register: &str,
+    public: bool,
+) -> Result<(), ClientError> {
+    let created = client.create_register(register, public).await?;
+    if out.json {
+        out.print_json(&created);
+    } else {
+        out.message(&format!(
+            "Created {} register {} (this node is its origin).",
+            if created.is_public {
+                "public"
+            } else {
+                "private"
+            },
+            created.register_id
+        ));
+    }
+    Ok(())
+}
+
+/// `registers subscribe`, and with `--wait` its progress until replicated.
+async fn subscribe(
+    client: &AdminClient,
+    out: &Output,
+    register: String,
+    mode: ModeArg,
+    wait: bool,
+    timeout: Option<String>,
+) -> Result<i32, ClientError> {
+    let sub = client.subscribe(&register, mode.as_str()).await?;
+    if !wait {
+        if out.json {
+            out.print_json(&sub);
+        } else {
+            out.message(&format!(
+                "Subscribed to {} ({}): {}.",
+                sub.register_id,
+                words(&sub.mode),
+                words(&sub.sync_state)
+            ));
+        }
+        return Ok(EXIT_OK);
+    }
+    let limit = timeout
+        .as_deref()
+        .map(crate::clock::parse_duration)
+        .transpose()
+        .map_err(|e| ClientError::BadRequest(e.to_string()))?;
+    wait_for_sync(client, out, &register, limit).await
+}
+
+/// `registers unsubscribe`.
+async fn unsubscribe(
+    client: &AdminClient,
+    out: &Output,
+    register: &str,
+    purge: bool,
+) -> Result<(), ClientError> {
+    let done = client.unsubscribe(register, purge).await?;
+    if out.json {
+        out.print_json(&done);
+    } else if done.cache_retained {
+        out.message(&format!(
+            "Unsubscribed from {}; its data is kept (purge it with `registers purge`).",
+            register
+        ));
+    } else {
+        out.message(&format!(
+            "Unsubscribed from {} and removed {} dockets (the first one held \
+             included) with {} transactions.",
+            register,
+            done.dockets_removed.unwrap_or(0),
+            done.transactions_removed.unwrap_or(0)
+        ));
+    }
+    Ok(())
+}
+
+/// `registers purge`.
+async fn purge(client: &AdminClient, out: &Output, register: &str) -> Result<(), ClientError> {
+    let done = client.purge(register).await?;
+    if out.json {
+        out.print_json(&done);
+    } else {
+        out.message(&format!(
+            "Purged {}: removed {} dockets (the first one held included) with {} \
+             transactions.",
+            register, done.dockets_removed, done.transactions_removed
+        ));
+    }
+    Ok(())
+}
+
+/// `registers subscriptions`.
+async fn subscriptions(client: &AdminClient, out: &Output) -> Result<(), ClientError> {
+    let subs = client.subscriptions().await?;
+    if out.json {
+        out.print_json(&subs);
+    } else if subs.is_empty() {
+        out.message("No subscriptions.");
+    } else {
+        let mut table = out.table(vec![
+            col("REGISTER ID"),
+            col("MODE").wide(),
+            col("SYNC STATE").short("STATE"),
+            col("LAST SYNCED DOCKET VERSION").short("DOCKET"),
+            col("TARGET DOCKET VERSION").wide(),
+            col("TOTAL DOCKETS IN CHAIN").wide(),
+            col("SYNC PROGRESS").short("PROGRESS"),
+            col("LAST SYNC AT").short("SYNCED"),
+            col("CONSECUTIVE FAILURES").wide(),
+            col("CREATED AT").wide(),
+            col("ERROR MESSAGE").short("ERROR").wrap(),
+        ]);
+        for s in &subs {
+            table.add_row(vec![
+                cell(&s.register_id),
+                cell(words(&s.mode)),
+                cell(words(&s.sync_state)),
+                cell_or_none(s.held_docket_version),
+                cell_or_none(s.target_docket_version),
+                cell_or_none(s.target_docket_version.map(|_| s.total_dockets_in_chain)),
+                cell(format!("{:.1}%", s.sync_progress_percent)),
+                cell(
+                    s.last_sync_at
+                        .as_deref()
+                        .map(relative)
+                        .unwrap_or_else(|| "never".into()),
+                ),
+                cell(s.consecutive_failures),
+                cell(relative(&s.created_at)),
+                cell_or_none(s.error_message.as_deref()),
+            ]);
+        }
+        out.print_table(&table);
+    }
+    Ok(())
 }
 
 /// A platform enum name (`FullyReplicated`) in the words the rest of the CLI prints
@@ -458,127 +484,6 @@ impl SyncProgress {
             state => format!("{} {}", self.register, words(state)),
         };
         bar.set_message(escape_control(&message).to_string());
-    }
-}
-
-pub async fn lag(client: &AdminClient, out: &Output, args: LagArgs) -> Result<i32, ClientError> {
-    let rows = match args.register.as_slice() {
-        [one] => client.lag(&args.against, Some(one)).await?,
-        named => {
-            let mut rows = client.lag(&args.against, None).await?;
-            if !named.is_empty() {
-                if let Some(missing) = named
-                    .iter()
-                    .find(|n| !rows.iter().any(|r| &&r.register_id == n))
-                {
-                    return Err(ClientError::NotFound(format!(
-                        "{} does not advertise register '{missing}'",
-                        args.against
-                    )));
-                }
-                rows.retain(|r| named.contains(&r.register_id));
-            }
-            rows
-        }
-    };
-    // Registers this node does not hold are information, unless asked for by name or --all.
-    let judged = |r: &LagDto| r.held_locally || args.all || !args.register.is_empty();
-    let failing: Vec<(&str, Vec<String>)> = rows
-        .iter()
-        .filter(|r| judged(r))
-        .map(|r| (r.register_id.as_str(), lag_problems(r, args.max_lag)))
-        .filter(|(_, problems)| !problems.is_empty())
-        .collect();
-    if out.json {
-        out.print_json(&rows);
-    } else if rows.is_empty() {
-        out.message(&format!("{} advertises no public registers.", args.against));
-    } else {
-        let mut table = out.table(vec![
-            col("REGISTER ID"),
-            col("LOCAL VERSION").short("LOCAL"),
-            col("REMOTE VERSION").short("REMOTE"),
-            col("TRANSACTIONS BEHIND").short("BEHIND"),
-            col("LOCAL DOCKET VERSION").wide(),
-            col("REMOTE DOCKET VERSION").wide(),
-            col("DOCKETS BEHIND").short("DOCKETS"),
-            col("DIVERGED"),
-        ]);
-        for r in &rows {
-            table.add_row(vec![
-                cell(&r.register_id),
-                cell(if r.held_locally {
-                    r.local_version.to_string()
-                } else {
-                    "not held".into()
-                }),
-                cell(r.remote_version),
-                cell(r.transactions_behind),
-                cell(r.local_docket_version),
-                cell(r.remote_docket_version),
-                cell(r.dockets_behind),
-                cell(if r.diverged { "DIVERGED" } else { "no" }),
-            ]);
-        }
-        out.print_table(&table);
-    }
-    if failing.is_empty() {
-        Ok(EXIT_OK)
-    } else {
-        // On stderr, so also with -o json (stdout keeps the one JSON document).
-        let registers = if failing.len() == 1 {
-            "register"
-        } else {
-            "registers"
-        };
-        out.error(&format!(
-            "lag check against {} failed for {} {registers}:",
-            args.against,
-            failing.len()
-        ));
-        for (register, problems) in &failing {
-            eprint_text(&message_item(
-                &format!("{register}: {}", problems.join("; ")),
-                2,
-            ));
-        }
-        Ok(EXIT_FAILED)
-    }
-}
-
-/// Why a register fails the lag check (`max_lag`: the most transactions it may be behind),
-/// in words; empty when it passes.
-fn lag_problems(r: &LagDto, max_lag: Option<u64>) -> Vec<String> {
-    let mut problems = Vec::new();
-    if r.diverged {
-        problems.push(match r.diverged_at_docket_version {
-            Some(at) => format!("diverged (fork): the nodes hold different dockets at height {at}"),
-            None => "diverged (fork): the nodes hold different chains".into(),
-        });
-    }
-    if let Some(max) = max_lag
-        && r.transactions_behind > max
-    {
-        let behind = format!(
-            "{} / {}",
-            count(r.dockets_behind, "docket"),
-            count(r.transactions_behind, "transaction")
-        );
-        problems.push(if r.held_locally {
-            format!("behind by {behind} (over --max-lag {max})")
-        } else {
-            format!("not held here; the other node has {behind} (over --max-lag {max})")
-        });
-    }
-    problems
-}
-
-/// "1 docket", "3 dockets".
-fn count(n: u64, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
     }
 }
 

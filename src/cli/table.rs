@@ -156,37 +156,7 @@ impl Table {
             })
             .collect();
         if let Some(limit) = limit {
-            let total = |w: &[usize]| w.iter().sum::<usize>() + GAP * w.len().saturating_sub(1);
-            // First let headers wider than their data wrap onto more lines, those with the
-            // most to give first...
-            if headers {
-                let mut order: Vec<usize> = (0..shown.len()).collect();
-                order.sort_by_key(|&k| std::cmp::Reverse(widths[k].saturating_sub(content[k])));
-                for k in order {
-                    if total(&widths) <= limit {
-                        break;
-                    }
-                    let longest_word = self.columns[shown[k]]
-                        .header(wide)
-                        .split(' ')
-                        .map(width_of)
-                        .max()
-                        .unwrap_or(0);
-                    let floor = content[k].max(longest_word);
-                    let excess = total(&widths) - limit;
-                    widths[k] = widths[k].saturating_sub(excess).max(floor);
-                }
-            }
-            // ...then narrow free-text columns, widest first.
-            while total(&widths) > limit {
-                let Some(k) = (0..shown.len())
-                    .filter(|&k| self.columns[shown[k]].wrap && widths[k] > MIN_WRAP_WIDTH)
-                    .max_by_key(|&k| widths[k])
-                else {
-                    break;
-                };
-                widths[k] -= 1;
-            }
+            self.fit(&shown, &content, &mut widths, wide, headers, limit);
         }
         let mut out = String::new();
         if headers {
@@ -215,6 +185,50 @@ impl Table {
             push_lines(&mut out, &cells, &widths, color, false);
         }
         out
+    }
+
+    /// Narrows `widths` (of the `shown` columns, whose data is `content` wide) towards
+    /// `limit` columns in all: headers wrap first, then free text; other data is never cut.
+    fn fit(
+        &self,
+        shown: &[usize],
+        content: &[usize],
+        widths: &mut [usize],
+        wide: bool,
+        headers: bool,
+        limit: usize,
+    ) {
+        let total = |w: &[usize]| w.iter().sum::<usize>() + GAP * w.len().saturating_sub(1);
+        // First let headers wider than their data wrap onto more lines, those with the
+        // most to give first...
+        if headers {
+            let mut order: Vec<usize> = (0..shown.len()).collect();
+            order.sort_by_key(|&k| std::cmp::Reverse(widths[k].saturating_sub(content[k])));
+            for k in order {
+                if total(widths) <= limit {
+                    break;
+                }
+                let longest_word = self.columns[shown[k]]
+                    .header(wide)
+                    .split(' ')
+                    .map(width_of)
+                    .max()
+                    .unwrap_or(0);
+                let floor = content[k].max(longest_word);
+                let excess = total(widths) - limit;
+                widths[k] = widths[k].saturating_sub(excess).max(floor);
+            }
+        }
+        // ...then narrow free-text columns, widest first.
+        while total(widths) > limit {
+            let Some(k) = (0..shown.len())
+                .filter(|&k| self.columns[shown[k]].wrap && widths[k] > MIN_WRAP_WIDTH)
+                .max_by_key(|&k| widths[k])
+            else {
+                break;
+            };
+            widths[k] -= 1;
+        }
     }
 }
 

@@ -281,36 +281,40 @@ pub fn across(c: &Config) -> Result<(), (&'static str, Problem)> {
             Problem("set either jwt_key or jwt_key_file, not both".into()),
         ));
     }
-    match (&c.admin_tls_cert_file, &c.admin_tls_key_file) {
-        (Some(_), None) => {
-            return Err((
-                "admin_tls_cert_file",
-                Problem("is set but admin_tls_key_file is not: set both or neither".into()),
-            ));
-        }
-        (None, Some(_)) => {
-            return Err((
-                "admin_tls_key_file",
-                Problem("is set but admin_tls_cert_file is not: set both or neither".into()),
-            ));
-        }
-        _ => {}
+    both_or_neither(
+        ("admin_tls_cert_file", c.admin_tls_cert_file.is_some()),
+        ("admin_tls_key_file", c.admin_tls_key_file.is_some()),
+    )?;
+    both_or_neither(
+        ("platform_tls_cert_file", c.platform_tls_cert_file.is_some()),
+        ("platform_tls_key_file", c.platform_tls_key_file.is_some()),
+    )?;
+    platform_keys(c)?;
+    peer_tls_keys(c)?;
+    jwt_claim_keys(c)?;
+    limit_keys(c)
+}
+
+/// A certificate and its key file: both set, or neither.
+fn both_or_neither(
+    (cert_key, cert_set): (&'static str, bool),
+    (key_key, key_set): (&'static str, bool),
+) -> Result<(), (&'static str, Problem)> {
+    match (cert_set, key_set) {
+        (true, false) => Err((
+            cert_key,
+            Problem(format!("is set but {key_key} is not: set both or neither")),
+        )),
+        (false, true) => Err((
+            key_key,
+            Problem(format!("is set but {cert_key} is not: set both or neither")),
+        )),
+        _ => Ok(()),
     }
-    match (&c.platform_tls_cert_file, &c.platform_tls_key_file) {
-        (Some(_), None) => {
-            return Err((
-                "platform_tls_cert_file",
-                Problem("is set but platform_tls_key_file is not: set both or neither".into()),
-            ));
-        }
-        (None, Some(_)) => {
-            return Err((
-                "platform_tls_key_file",
-                Problem("is set but platform_tls_cert_file is not: set both or neither".into()),
-            ));
-        }
-        _ => {}
-    }
+}
+
+/// The platform listener's keys that need another one set.
+fn platform_keys(c: &Config) -> Result<(), (&'static str, Problem)> {
     if c.platform_advertise_address.is_some() && c.platform_listen.is_none() {
         return Err((
             "platform_advertise_address",
@@ -323,6 +327,12 @@ pub fn across(c: &Config) -> Result<(), (&'static str, Problem)> {
             Problem("needs the key JWTs are checked with: set jwt_key or jwt_key_file".into()),
         ));
     }
+    Ok(())
+}
+
+/// The `tls_*` files: the CA and certificate required with `peer_tls = "ca"`, and none of them
+/// set in another mode (where they would be ignored).
+fn peer_tls_keys(c: &Config) -> Result<(), (&'static str, Problem)> {
     let ca_mode = c.peer_tls == super::PeerTls::Ca;
     for (key, value) in [
         ("tls_ca_file", &c.tls_ca_file),
@@ -348,6 +358,11 @@ pub fn across(c: &Config) -> Result<(), (&'static str, Problem)> {
             ));
         }
     }
+    Ok(())
+}
+
+/// JWT claims to check need a key to check the token with.
+fn jwt_claim_keys(c: &Config) -> Result<(), (&'static str, Problem)> {
     let has_jwt_key = c.jwt_key.is_some() || c.jwt_key_file.is_some();
     if !c.jwt_audiences.is_empty() && !has_jwt_key {
         return Err((
@@ -366,6 +381,11 @@ pub fn across(c: &Config) -> Result<(), (&'static str, Problem)> {
             ));
         }
     }
+    Ok(())
+}
+
+/// Limits that must leave room for one another.
+fn limit_keys(c: &Config) -> Result<(), (&'static str, Problem)> {
     if c.max_anonymous_event_clients >= c.max_event_clients {
         return Err((
             "max_anonymous_event_clients",

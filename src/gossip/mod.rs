@@ -10,6 +10,7 @@
 //! dropped message. Per-peer token buckets keep one noisy peer from starving the others.
 
 mod new_session;
+mod pull;
 mod rate;
 pub mod requests;
 
@@ -23,14 +24,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::Config;
-use crate::ledger;
-use crate::peers::{
-    Direction, PeerManager, PeerMessage, PeerRequest, PeerResponse, PeerState, RequestError,
-    ServedTransactions,
-};
+use crate::peers::{Direction, PeerManager, PeerMessage, PeerState, ServedTransactions};
 use crate::tasks::Tasks;
 use crate::telemetry::Metrics;
-use crate::txpool::{Holders, TxPool, TxPoolError};
+use crate::txpool::{TxPool, TxPoolError};
 use rate::{Limit, RateLimits};
 use requests::{Assignment, Limits, Rank, RequestTracker};
 
@@ -52,17 +49,6 @@ const BUCKET_IDLE: Duration = Duration::from_secs(600);
 
 struct Inner {
     tracker: RequestTracker,
-}
-
-/// How the transactions of one request ended.
-#[derive(Default)]
-struct Settled {
-    /// Stored now, or found already here.
-    delivered: Vec<[u8; 32]>,
-    /// Not delivered by this peer: the next announcer is asked.
-    failed: Vec<[u8; 32]>,
-    /// The peer missed, refused or timed out (rather than a local storage failure).
-    peer_at_fault: bool,
 }
 
 /// A refused pull (the text goes back to the peer).
@@ -387,178 +373,6 @@ impl Gossip {
         if progressed {
             self.requests_wake.notify_one();
         }
-    }
-
-    /// Pulls claimed transactions this node does not have yet from `peer`, within
-    /// `gossip_request_timeout`, and stores what it served. `Err` only for local storage
-    /// failures (the transactions wait and are requested again).
-    async fn pull_claimed(
-        &self,
-        peer: &str,
-        register_id: &str,
-        claimed: &[[u8; 32]],
-    ) -> Result<Settled, TxPoolError> {
-        let mut settled = Settled::default();
-        let held = self.pool.held_among(register_id, claimed).await?;
-        let mut wanted = Vec::with_capacity(claimed.len());
-        for id in claimed {
-            if held.contains(id) {
-                self.metrics.gossip_duplicates_avoided.inc();
-                settled.delivered.push(*id);
-            } else {
-                wanted.push(*id);
-            }
-        }
-        if wanted.is_empty() {
-            return Ok(settled);
-        }
-        let timeout = self.config.gossip_request_timeout;
-        let request = PeerRequest::Transactions {
-            register_id: register_id.to_string(),
-            tx_ids: wanted.clone(),
-        };
-        // The outer timeout also covers a session whose command queue is stuck.
-        let answer = tokio::time::timeout(timeout, self.peers.request(peer, request, timeout))
-            .await
-            .unwrap_or_else(|_| {
-                Err(RequestError::TimedOut {
-                    peer: peer.to_string(),
-                    timeout,
-                })
-            });
-        let served = match answer {
-            Ok(PeerResponse::Transactions(Ok(served))) => served,
-            Ok(PeerResponse::Transactions(Err(refusal))) => {
-                // Refused (rate limit, register gone there): not proof of bad faith, but the
-                // next announcer is asked.
-                self.request_failed("refused", wanted.len());
-                tracing::debug!(peer = %peer, "transaction request refused: {refusal}");
-                settled.failed = wanted;
-                settled.peer_at_fault = true;
-                return Ok(settled);
-            }
-            Ok(_) => {
-                self.request_failed("refused", wanted.len());
-                self.peers.penalize(
-                    peer,
-                    UNSERVED_PENALTY,
-                    "answered a transaction request with something else",
-                );
-                settled.failed = wanted;
-                settled.peer_at_fault = true;
-                return Ok(settled);
-            }
-            Err(e) => {
-                let connected = self
-                    .peers
-                    .get(peer)
-                    .is_ok_and(|p| p.state == PeerState::Connected);
-                if connected {
-                    // The peer manager counted the failure; announcing and then not
-                    // answering is worth a penalty on top.
-                    self.request_failed("timeout", wanted.len());
-                    self.peers.penalize(
-                        peer,
-                        UNANSWERED_PENALTY,
-                        &format!(
-                            "did not serve {} announced transaction(s) within {timeout:?}",
-                            wanted.len()
-                        ),
-                    );
-                } else {
-                    self.request_failed("disconnected", wanted.len());
-                }
-                tracing::debug!(peer = %peer, "transaction request failed: {e}");
-                settled.failed = wanted;
-                settled.peer_at_fault = true;
-                return Ok(settled);
-            }
-        };
-        let asked: HashSet<&[u8; 32]> = wanted.iter().collect();
-        let mut good = Vec::with_capacity(served.payloads.len());
-        let mut got: HashSet<[u8; 32]> = HashSet::with_capacity(served.payloads.len());
-        let mut good_ids = Vec::with_capacity(served.payloads.len());
-        for payload in served.payloads {
-            let id = ledger::tx_hash(&payload);
-            if !asked.contains(&id) {
-                // A payload that is not what was announced: bad data, not a mix-up.
-                self.peers
-                    .verification_failed(
-                        peer,
-                        None,
-                        "served a transaction payload that does not match its ID",
-                    )
-                    .await;
-                continue;
-            }
-            if payload.len() > self.config.max_transaction_size {
-                self.peers.penalize(
-                    peer,
-                    UNSERVED_PENALTY,
-                    "served a transaction larger than max_transaction_size",
-                );
-                continue;
-            }
-            if got.insert(id) {
-                good.push((hex::encode(id), payload));
-                good_ids.push(id);
-            }
-        }
-        // Whatever was asked for and not served counts as "missing", said or not.
-        let unserved: Vec<[u8; 32]> = wanted
-            .iter()
-            .filter(|id| !got.contains(*id))
-            .copied()
-            .collect();
-        if !unserved.is_empty() {
-            self.request_failed("missing", unserved.len());
-            self.peers.penalize(
-                peer,
-                UNSERVED_PENALTY,
-                &format!(
-                    "announced {} transaction(s) it then could not serve",
-                    unserved.len()
-                ),
-            );
-            settled.peer_at_fault = true;
-        }
-        self.metrics
-            .gossip_payloads_pulled
-            .inc_by(good.len() as u64);
-        // Every peer that announced one of these holds it: none is told about it again.
-        let holders: HashMap<String, Holders> = {
-            let inner = self.lock();
-            let register: Arc<str> = Arc::from(register_id);
-            (good.iter().zip(&good_ids))
-                .map(|((hex, _), id)| {
-                    let mut peers = inner.tracker.announcers(&register, id);
-                    if !peers.iter().any(|p| &**p == peer) {
-                        peers.push(Arc::from(peer));
-                    }
-                    (hex.clone(), Holders::from(peers))
-                })
-                .collect()
-        };
-        match self.pool.accept_gossiped(register_id, good, holders).await {
-            Ok(stored) => {
-                if stored > 0 {
-                    self.metrics
-                        .gossip_transactions_received
-                        .get_or_create(&vec![("register", register_id.to_string())])
-                        .inc_by(stored as u64);
-                }
-                settled.delivered.extend(got);
-            }
-            Err(e) => {
-                // Not the peer's fault: these are asked from the next announcer (or again
-                // when re-announced); the peer is not charged.
-                tracing::error!(register = %register_id, "cannot store gossiped transactions: {e}");
-                self.request_failed("storage", got.len());
-                settled.failed.extend(got);
-            }
-        }
-        settled.failed.extend(unserved);
-        Ok(settled)
     }
 
     fn request_failed(&self, reason: &'static str, n: usize) {

@@ -207,25 +207,18 @@ fn known(s: &State) -> BTreeSet<u8> {
         .collect()
 }
 
+/// What a check of the model found: `Err` is a broken property.
+type Checked = Result<(), TestCaseError>;
+
 /// Checks that whoever left the table was not protected.
-fn check_forgotten(
-    before: &BTreeSet<u8>,
-    protected: &BTreeSet<u8>,
-    s: &State,
-) -> Result<(), TestCaseError> {
+fn check_forgotten(before: &BTreeSet<u8>, protected: &BTreeSet<u8>, s: &State) -> Checked {
     for n in before.difference(&known(s)) {
         prop_assert!(!protected.contains(n), "forgot protected peer {}", n);
     }
     Ok(())
 }
 
-fn connect(
-    s: &mut State,
-    m: &mut Model,
-    n: u8,
-    from: Ipv4Addr,
-    direction: Direction,
-) -> Result<(), TestCaseError> {
+fn connect(s: &mut State, m: &mut Model, n: u8, from: Ipv4Addr, direction: Direction) -> Checked {
     let id = peer_id(n);
     if m.sessions.contains_key(&n) {
         return Ok(());
@@ -296,38 +289,9 @@ fn connect(
     Ok(())
 }
 
-fn step(s: &mut State, m: &mut Model, op: Op) -> Result<(), TestCaseError> {
+fn step(s: &mut State, m: &mut Model, op: Op) -> Checked {
     match op {
-        Op::Learn { peers, age } => {
-            let entries = peers
-                .iter()
-                .map(|n| KnownAddress {
-                    peer_id: peer_id(*n),
-                    address: address(*n),
-                    last_seen_ms: m.now - age,
-                })
-                .collect();
-            let (before, protected) = (known(s), protected(s, m));
-            let now = m.now;
-            s.with_standing(now, |table, standing, bans| {
-                let banned = |id: &str, a: &str| bans.covers_address(Some(id), a, now);
-                let rules = LearnRules {
-                    own_id: OWN_ID,
-                    own_address: "10.9.9.9:4000",
-                    now_ms: now,
-                    retention_ms: 2_000,
-                    max_entries: 3,
-                    max_known_peers: MAX_KNOWN,
-                    banned: &banned,
-                };
-                table.learn("someone", entries, &rules, standing)
-            });
-            check_forgotten(&before, &protected, s)?;
-            for n in known(s).difference(&before) {
-                let covered = m.covered_by(*n, &[announced_ip(*n)]);
-                prop_assert!(covered.is_none(), "learnt {} banned by {:?}", n, covered);
-            }
-        }
+        Op::Learn { peers, age } => learn(s, m, &peers, age)?,
         Op::Connect {
             peer,
             from,
@@ -358,50 +322,7 @@ fn step(s: &mut State, m: &mut Model, op: Op) -> Result<(), TestCaseError> {
         Op::Ban {
             target,
             duration_ms,
-        } => {
-            let real = target.real();
-            let key = real.key();
-            let held = m
-                .bans
-                .get(&key)
-                .is_some_and(|(_, e)| e.is_none_or(|at| at > m.now));
-            prop_assert_eq!(
-                s.bans.check_free(&key, m.now).is_err(),
-                held,
-                "{} held",
-                &key
-            );
-            if held {
-                return Ok(());
-            }
-            let expires_at_ms = duration_ms.map(|d| m.now + d as i64);
-            let ban = Ban {
-                target: real,
-                reason: "test".into(),
-                source: BanSource::Manual,
-                banned_at_ms: m.now,
-                expires_at_ms,
-            };
-            let (_, disconnected) = s.impose(ban, m.now);
-            m.bans.insert(key, (target.clone(), expires_at_ms));
-            let want: BTreeSet<u8> = (m.sessions.keys())
-                .copied()
-                .filter(|n| target.covers(*n, &m.ips(*n)))
-                .collect();
-            let got: BTreeSet<u8> = disconnected.iter().map(|id| peer_of(id)).collect();
-            prop_assert_eq!(&got, &want, "disconnected by {:?}", target);
-            // Each is asked to close; its session ends.
-            for n in got {
-                let mut session = m.sessions.remove(&n).expect("connected");
-                let closing = std::iter::from_fn(|| session.handle.commands.try_recv().ok())
-                    .any(|c| matches!(c, SessionCommand::Close(_)));
-                prop_assert!(closing, "{} was not asked to close", n);
-                prop_assert!(s.links.remove(&peer_id(n), session.conn_id));
-                if let Some(p) = s.table.get_mut(&peer_id(n)) {
-                    p.disconnected(false, m.now, m.now + 500);
-                }
-            }
-        }
+        } => ban(s, m, &target, duration_ms)?,
         Op::Unban { pick } => {
             if let Some(key) = m.bans.keys().nth(pick % m.bans.len().max(1)).cloned() {
                 let (target, _) = m.bans.remove(&key).expect("picked");
@@ -425,25 +346,7 @@ fn step(s: &mut State, m: &mut Model, op: Op) -> Result<(), TestCaseError> {
                 m.bans.remove(&key);
             }
         }
-        Op::Plan { max_outbound } => {
-            let outbound = s.links.outbound_count();
-            let targets = s.plan_dials(m.now, max_outbound);
-            let busy = outbound + m.dialing.len();
-            prop_assert!(
-                targets.len() <= max_outbound.saturating_sub(busy),
-                "{} dials with {} busy of {}",
-                targets.len(),
-                busy,
-                max_outbound
-            );
-            for t in targets {
-                let n = peer_of(t.expected_peer_id.as_deref().unwrap_or_default());
-                prop_assert!(!m.banned(n), "dialling banned peer {}", n);
-                prop_assert!(!m.sessions.contains_key(&n), "dialling connected {}", n);
-                prop_assert!(m.dialing.insert(n), "dialling {} twice", n);
-                prop_assert_eq!(t.address, address(n));
-            }
-        }
+        Op::Plan { max_outbound } => plan(s, m, max_outbound)?,
         Op::DialEnd { pick, connected } => {
             if let Some(n) = m.dialing.iter().nth(pick % m.dialing.len().max(1)).copied() {
                 if connected {
@@ -465,7 +368,109 @@ fn step(s: &mut State, m: &mut Model, op: Op) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn check(s: &State, m: &Model) -> Result<(), TestCaseError> {
+/// Learns `peers` (seen `age` ago): nothing protected is forgotten, nothing banned learnt.
+fn learn(s: &mut State, m: &Model, peers: &[u8], age: i64) -> Checked {
+    let entries = peers
+        .iter()
+        .map(|n| KnownAddress {
+            peer_id: peer_id(*n),
+            address: address(*n),
+            last_seen_ms: m.now - age,
+        })
+        .collect();
+    let (before, protected) = (known(s), protected(s, m));
+    let now = m.now;
+    s.with_standing(now, |table, standing, bans| {
+        let banned = |id: &str, a: &str| bans.covers_address(Some(id), a, now);
+        let rules = LearnRules {
+            own_id: OWN_ID,
+            own_address: "10.9.9.9:4000",
+            now_ms: now,
+            retention_ms: 2_000,
+            max_entries: 3,
+            max_known_peers: MAX_KNOWN,
+            banned: &banned,
+        };
+        table.learn("someone", entries, &rules, standing)
+    });
+    check_forgotten(&before, &protected, s)?;
+    for n in known(s).difference(&before) {
+        let covered = m.covered_by(*n, &[announced_ip(*n)]);
+        prop_assert!(covered.is_none(), "learnt {} banned by {:?}", n, covered);
+    }
+    Ok(())
+}
+
+/// Bans `target` (unless a ban on it is held): exactly the sessions it covers are closed.
+fn ban(s: &mut State, m: &mut Model, target: &Target, duration_ms: Option<u64>) -> Checked {
+    let real = target.real();
+    let key = real.key();
+    let held = m
+        .bans
+        .get(&key)
+        .is_some_and(|(_, e)| e.is_none_or(|at| at > m.now));
+    prop_assert_eq!(
+        s.bans.check_free(&key, m.now).is_err(),
+        held,
+        "{} held",
+        &key
+    );
+    if held {
+        return Ok(());
+    }
+    let expires_at_ms = duration_ms.map(|d| m.now + d as i64);
+    let ban = Ban {
+        target: real,
+        reason: "test".into(),
+        source: BanSource::Manual,
+        banned_at_ms: m.now,
+        expires_at_ms,
+    };
+    let (_, disconnected) = s.impose(ban, m.now);
+    m.bans.insert(key, (target.clone(), expires_at_ms));
+    let want: BTreeSet<u8> = (m.sessions.keys())
+        .copied()
+        .filter(|n| target.covers(*n, &m.ips(*n)))
+        .collect();
+    let got: BTreeSet<u8> = disconnected.iter().map(|id| peer_of(id)).collect();
+    prop_assert_eq!(&got, &want, "disconnected by {:?}", target);
+    // Each is asked to close; its session ends.
+    for n in got {
+        let mut session = m.sessions.remove(&n).expect("connected");
+        let closing = std::iter::from_fn(|| session.handle.commands.try_recv().ok())
+            .any(|c| matches!(c, SessionCommand::Close(_)));
+        prop_assert!(closing, "{} was not asked to close", n);
+        prop_assert!(s.links.remove(&peer_id(n), session.conn_id));
+        if let Some(p) = s.table.get_mut(&peer_id(n)) {
+            p.disconnected(false, m.now, m.now + 500);
+        }
+    }
+    Ok(())
+}
+
+/// Plans dials: within the free outbound places, never to a banned, connected or dialling peer.
+fn plan(s: &mut State, m: &mut Model, max_outbound: usize) -> Checked {
+    let outbound = s.links.outbound_count();
+    let targets = s.plan_dials(m.now, max_outbound);
+    let busy = outbound + m.dialing.len();
+    prop_assert!(
+        targets.len() <= max_outbound.saturating_sub(busy),
+        "{} dials with {} busy of {}",
+        targets.len(),
+        busy,
+        max_outbound
+    );
+    for t in targets {
+        let n = peer_of(t.expected_peer_id.as_deref().unwrap_or_default());
+        prop_assert!(!m.banned(n), "dialling banned peer {}", n);
+        prop_assert!(!m.sessions.contains_key(&n), "dialling connected {}", n);
+        prop_assert!(m.dialing.insert(n), "dialling {} twice", n);
+        prop_assert_eq!(t.address, address(n));
+    }
+    Ok(())
+}
+
+fn check(s: &State, m: &Model) -> Checked {
     prop_assert!(s.table.len() <= MAX_KNOWN, "{} peers known", s.table.len());
     let counts = s.counts(m.now);
     prop_assert_eq!(
@@ -509,7 +514,7 @@ fn check(s: &State, m: &Model) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+fn run(ops: Vec<Op>) -> Checked {
     let mut s = State {
         table: PeerTable::default(),
         bans: Default::default(),

@@ -79,6 +79,8 @@ struct Model {
     reached: Option<u64>,
 }
 
+// One match over the operations against the model: the steps read best side by side.
+#[allow(clippy::too_many_lines)]
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let subs = Subscriptions::new(Arc::new(Events::new()));
     let mut m = Model {

@@ -4,7 +4,9 @@
 use super::pb;
 use crate::ledger::{CompactDocket, Docket, DocketHeader, DocketWithTransactions};
 use crate::messages::MAX_PAYLOAD_BYTES;
-use crate::peers::{KnownAddress, PlatformMessage, Recipient, RegisterHeight};
+use crate::peers::{
+    KnownAddress, PeerMessage, PeerRequest, PlatformMessage, Recipient, RegisterHeight,
+};
 
 /// Longest free text kept from a peer (a goodbye reason, an error in an answer).
 pub const MAX_PEER_TEXT: usize = 256;
@@ -13,6 +15,67 @@ pub const MAX_PEER_TEXT: usize = 256;
 /// `max` characters.
 pub fn peer_text(text: &str, max: usize) -> String {
     text.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+/// A message for a peer, as the body of its frame.
+pub fn message_to_wire(message: PeerMessage) -> pb::frame::Body {
+    use pb::frame::Body;
+    match message {
+        PeerMessage::Advertise(heights) => Body::Advertise(pb::Advertise {
+            registers: heights_to_wire(heights),
+        }),
+        PeerMessage::Follow {
+            register_id,
+            follow,
+        } => Body::Follow(pb::Follow {
+            register_id,
+            follow,
+        }),
+        PeerMessage::Push(compact) => Body::DocketPush(pb::DocketPush {
+            docket: Some(compact_to_wire(&compact)),
+        }),
+        PeerMessage::Announce {
+            register_id,
+            tx_ids,
+        } => Body::Announce(pb::Announce {
+            register_id,
+            tx_ids: tx_ids.iter().map(|id| id.to_vec()).collect(),
+        }),
+        PeerMessage::Platform(m) => Body::PlatformMessage(platform_to_wire(&m)),
+    }
+}
+
+/// A request to a peer, as the body of its frame under `request_id`.
+pub fn request_to_wire(request_id: u64, request: PeerRequest) -> pb::frame::Body {
+    use pb::frame::Body;
+    match request {
+        PeerRequest::Dockets {
+            register_id,
+            from,
+            max,
+            headers_only,
+            max_bytes,
+        } => Body::DocketRequest(pb::DocketRequest {
+            request_id,
+            register_id,
+            from_number: from,
+            max_dockets: max,
+            headers_only,
+            max_bytes,
+        }),
+        PeerRequest::Transactions {
+            register_id,
+            tx_ids,
+        } => Body::PullTransactions(pb::PullTransactions {
+            request_id,
+            register_id,
+            tx_ids: tx_ids.iter().map(|t| t.to_vec()).collect(),
+        }),
+        PeerRequest::DialBack { address } => Body::DialBackRequest(pb::DialBackRequest {
+            request_id,
+            address,
+        }),
+    }
 }
 
 /// A frame whose shape is wrong (its content is judged by `ledger`).

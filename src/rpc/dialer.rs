@@ -12,6 +12,7 @@ use super::{MAX_MESSAGE_SIZE, Services, convert};
 use crate::config::PeerTls;
 use crate::identity;
 use crate::peers::{DialTarget, Refusal};
+use crate::transport::Connection;
 
 pub(super) type Opened = (
     crate::peers::VerifiedPeer,
@@ -30,38 +31,12 @@ pub(super) async fn open(
 ) -> Result<Opened, HandshakeError> {
     let manager = &services.peers;
     let failed = |m: String| HandshakeError::Failed(m);
-    let remote = tokio::net::lookup_host(&target.address)
-        .await
-        .map_err(|e| failed(format!("cannot resolve {}: {e}", target.address)))?
-        .next()
-        .ok_or_else(|| failed(format!("{} resolves to no address", target.address)))?;
+    let remote = resolve(&target.address).await?;
     if let Err(refusal) = manager.admit_address(remote.ip()) {
         return Err(HandshakeError::Refused(refusal));
     }
     let config = manager.config();
-    // Dial from the address we listen on, so peers see the same IP we announce (this is what
-    // lets IP bans and per-address views work on multi-address hosts and 127.0.0.x tests).
-    let from = (!config.listen.ip().is_unspecified()
-        && config.listen.ip().is_loopback() == remote.ip().is_loopback())
-    .then(|| config.listen.ip());
-    let connection = services
-        .transport
-        .connect(remote, from, target.expected_peer_id.as_deref())
-        .await
-        .map_err(|e| {
-            if let Some(reason) = e.reason() {
-                manager.metrics().transport_refused("outbound", reason);
-                if e.refused_here()
-                    && services
-                        .transport
-                        .refusal_log()
-                        .allow(remote.ip(), "outbound", reason)
-                {
-                    tracing::warn!(reason, "refused the peer at {remote}: {e}");
-                }
-            }
-            failed(e.to_string())
-        })?;
+    let connection = connect(services, target, remote).await?;
     let tls_key = connection.peer_key;
     let channel = crate::transport::channel(connection.stream, remote)
         .await
@@ -86,25 +61,7 @@ pub(super) async fn open(
     let response = client
         .session(frames)
         .await
-        .map_err(|status| match status.code() {
-            tonic::Code::PermissionDenied => HandshakeError::Refused(Refusal::Invalid(format!(
-                "refused by peer: {}",
-                convert::peer_text(status.message(), convert::MAX_PEER_TEXT)
-            ))),
-            tonic::Code::Unavailable | tonic::Code::Unknown
-                if services.transport.mode() == PeerTls::Off =>
-            {
-                failed(format!(
-                    "{remote} closed the connection ({}): a node with peer_tls = \"node-key\" does that to plaintext peers, and this node has peer_tls = \"off\"",
-                    status.message()
-                ))
-            }
-            _ => failed(format!(
-                "{} refused the session: {}",
-                remote,
-                status.message()
-            )),
-        })?;
+        .map_err(|status| session_refused(services, remote, &status))?;
     let mut incoming = response.into_inner();
     let ends = handshake::Ends {
         remote_ip: remote.ip(),
@@ -115,4 +72,78 @@ pub(super) async fn open(
         handshake::dial_handshake(manager, ends, &local, &nonce, gate, &mut incoming, &outbox)
             .await?;
     Ok((peer, remote, incoming, outbox, client))
+}
+
+/// The first address `address` resolves to.
+async fn resolve(address: &str) -> Result<SocketAddr, HandshakeError> {
+    let failed = |m: String| HandshakeError::Failed(m);
+    tokio::net::lookup_host(address)
+        .await
+        .map_err(|e| failed(format!("cannot resolve {address}: {e}")))?
+        .next()
+        .ok_or_else(|| failed(format!("{address} resolves to no address")))
+}
+
+/// Opens the transport to `remote`. A refusal is counted, and logged (at most once per
+/// interval) when this side refused.
+async fn connect(
+    services: &Services,
+    target: &DialTarget,
+    remote: SocketAddr,
+) -> Result<Connection, HandshakeError> {
+    let config = services.peers.config();
+    // Dial from the address we listen on, so peers see the same IP we announce (this is what
+    // lets IP bans and per-address views work on multi-address hosts and 127.0.0.x tests).
+    let from = (!config.listen.ip().is_unspecified()
+        && config.listen.ip().is_loopback() == remote.ip().is_loopback())
+    .then(|| config.listen.ip());
+    services
+        .transport
+        .connect(remote, from, target.expected_peer_id.as_deref())
+        .await
+        .map_err(|e| {
+            if let Some(reason) = e.reason() {
+                services
+                    .peers
+                    .metrics()
+                    .transport_refused("outbound", reason);
+                if e.refused_here()
+                    && services
+                        .transport
+                        .refusal_log()
+                        .allow(remote.ip(), "outbound", reason)
+                {
+                    tracing::warn!(reason, "refused the peer at {remote}: {e}");
+                }
+            }
+            HandshakeError::Failed(e.to_string())
+        })
+}
+
+/// Why the peer at `remote` did not take the session stream, in words that say what to fix.
+fn session_refused(
+    services: &Services,
+    remote: SocketAddr,
+    status: &tonic::Status,
+) -> HandshakeError {
+    let failed = |m: String| HandshakeError::Failed(m);
+    match status.code() {
+        tonic::Code::PermissionDenied => HandshakeError::Refused(Refusal::Invalid(format!(
+            "refused by peer: {}",
+            convert::peer_text(status.message(), convert::MAX_PEER_TEXT)
+        ))),
+        tonic::Code::Unavailable | tonic::Code::Unknown
+            if services.transport.mode() == PeerTls::Off =>
+        {
+            failed(format!(
+                "{remote} closed the connection ({}): a node with peer_tls = \"node-key\" does that to plaintext peers, and this node has peer_tls = \"off\"",
+                status.message()
+            ))
+        }
+        _ => failed(format!(
+            "{} refused the session: {}",
+            remote,
+            status.message()
+        )),
+    }
 }

@@ -177,99 +177,48 @@ impl Session {
     }
 
     fn command(&mut self, command: SessionCommand) -> Result<(), CloseOutcome> {
-        let config = self.services.peers.config().clone();
         match command {
             SessionCommand::Close(reason) => {
                 say_goodbye(&self.outbox, &reason);
                 Err(CloseOutcome::Graceful(reason))
             }
-            SessionCommand::ExchangePeers => {
-                if self.exchange_pending.is_some() {
-                    return Ok(());
-                }
-                let id = self.next_id();
-                let peers = convert::addresses_to_wire(
-                    self.services
-                        .peers
-                        .exchange_entries(&self.peer_id, config.exchange_max_entries),
-                );
-                let peers_sent = peers.len();
-                self.send(Body::ExchangeRequest(pb::PeerExchangeRequest {
-                    request_id: id,
-                    peers,
-                    max_peers: config.exchange_max_entries as u32,
-                }))?;
-                let span = info_span!("peer exchange", peer.id = %self.peer_id, sent = peers_sent, received = Empty, error = Empty);
-                self.exchange_pending = Some((id, Instant::now(), span));
-                Ok(())
-            }
-            SessionCommand::Send(message) => self.send(match message {
-                PeerMessage::Advertise(heights) => Body::Advertise(pb::Advertise {
-                    registers: convert::heights_to_wire(heights),
-                }),
-                PeerMessage::Follow {
-                    register_id,
-                    follow,
-                } => Body::Follow(pb::Follow {
-                    register_id,
-                    follow,
-                }),
-                PeerMessage::Push(compact) => Body::DocketPush(pb::DocketPush {
-                    docket: Some(convert::compact_to_wire(&compact)),
-                }),
-                PeerMessage::Announce {
-                    register_id,
-                    tx_ids,
-                } => Body::Announce(pb::Announce {
-                    register_id,
-                    tx_ids: tx_ids.iter().map(|id| id.to_vec()).collect(),
-                }),
-                PeerMessage::Platform(m) => Body::PlatformMessage(convert::platform_to_wire(&m)),
-            }),
+            SessionCommand::ExchangePeers => self.ask_for_peers(),
+            SessionCommand::Send(message) => self.send(convert::message_to_wire(message)),
             SessionCommand::Request { request, reply } => {
                 let id = self.next_id();
-                let (body, pending) = match request {
-                    PeerRequest::Dockets {
-                        register_id,
-                        from,
-                        max,
-                        headers_only,
-                        max_bytes,
-                    } => (
-                        Body::DocketRequest(pb::DocketRequest {
-                            request_id: id,
-                            register_id,
-                            from_number: from,
-                            max_dockets: max,
-                            headers_only,
-                            max_bytes,
-                        }),
-                        Pending::Dockets(reply),
-                    ),
-                    PeerRequest::Transactions {
-                        register_id,
-                        tx_ids,
-                    } => (
-                        Body::PullTransactions(pb::PullTransactions {
-                            request_id: id,
-                            register_id,
-                            tx_ids: tx_ids.iter().map(|t| t.to_vec()).collect(),
-                        }),
-                        Pending::Transactions(reply),
-                    ),
-                    PeerRequest::DialBack { address } => (
-                        Body::DialBackRequest(pb::DialBackRequest {
-                            request_id: id,
-                            address,
-                        }),
-                        Pending::DialBack(reply),
-                    ),
+                let pending = match &request {
+                    PeerRequest::Dockets { .. } => Pending::Dockets(reply),
+                    PeerRequest::Transactions { .. } => Pending::Transactions(reply),
+                    PeerRequest::DialBack { .. } => Pending::DialBack(reply),
                 };
-                self.send(body)?;
+                self.send(convert::request_to_wire(id, request))?;
                 self.pending.insert(id, pending);
                 Ok(())
             }
         }
+    }
+
+    /// Sends a peer-exchange request, unless one is still unanswered.
+    fn ask_for_peers(&mut self) -> Result<(), CloseOutcome> {
+        if self.exchange_pending.is_some() {
+            return Ok(());
+        }
+        let max_entries = self.services.peers.config().exchange_max_entries;
+        let id = self.next_id();
+        let peers = convert::addresses_to_wire(
+            self.services
+                .peers
+                .exchange_entries(&self.peer_id, max_entries),
+        );
+        let peers_sent = peers.len();
+        self.send(Body::ExchangeRequest(pb::PeerExchangeRequest {
+            request_id: id,
+            peers,
+            max_peers: max_entries as u32,
+        }))?;
+        let span = info_span!("peer exchange", peer.id = %self.peer_id, sent = peers_sent, received = Empty, error = Empty);
+        self.exchange_pending = Some((id, Instant::now(), span));
+        Ok(())
     }
 
     fn heartbeat(&mut self) -> Result<(), CloseOutcome> {
@@ -309,54 +258,15 @@ impl Session {
 
     /// Handles one frame of an established session. `Err` ends the session.
     fn frame(&mut self, body: Body) -> Result<(), CloseOutcome> {
-        let manager = self.services.peers.clone();
         match body {
-            Body::Ping(ping) => {
-                manager.record_clock(&self.peer_id, ping.sent_at_ms);
-                self.advertised(ping.registers);
-                self.send(Body::Pong(pb::Pong {
-                    sequence: ping.sequence,
-                }))
-            }
+            Body::Ping(ping) => self.on_ping(ping),
             Body::Pong(pong) => {
-                // A pong for an older ping (answered after we gave up on it) is ignored.
-                if let Some((sequence, sent, _)) = &self.outstanding_ping
-                    && *sequence == pong.sequence
-                {
-                    let sent = *sent;
-                    // Ends the heartbeat span: its duration is the round trip.
-                    self.outstanding_ping = None;
-                    self.missed = 0;
-                    manager.record_success(&self.peer_id, Some(sent.elapsed()));
-                }
+                self.on_pong(&pong);
                 Ok(())
             }
-            Body::ExchangeRequest(request) => {
-                // With exchange off this node neither learns nor shares, but still answers
-                // (with nothing) so the asking peer does not count a failure.
-                let peers = if manager.config().exchange_enabled() {
-                    manager.learn(&self.peer_id, convert::addresses_from_wire(request.peers));
-                    let max =
-                        (request.max_peers as usize).min(manager.config().exchange_max_entries);
-                    convert::addresses_to_wire(manager.exchange_entries(&self.peer_id, max))
-                } else {
-                    Vec::new()
-                };
-                self.send(Body::ExchangeResponse(pb::PeerExchangeResponse {
-                    request_id: request.request_id,
-                    peers,
-                }))
-            }
+            Body::ExchangeRequest(request) => self.on_exchange_request(request),
             Body::ExchangeResponse(response) => {
-                match &self.exchange_pending {
-                    Some((id, _, span)) if *id == response.request_id => {
-                        span.record("received", response.peers.len());
-                        self.exchange_pending = None;
-                        manager.learn(&self.peer_id, convert::addresses_from_wire(response.peers));
-                        manager.record_success(&self.peer_id, None);
-                    }
-                    _ => self.violation("unsolicited peer-exchange response"),
-                }
+                self.on_exchange_response(response);
                 Ok(())
             }
             Body::Advertise(a) => {
@@ -364,26 +274,10 @@ impl Session {
                 Ok(())
             }
             Body::DocketRequest(r) => self.queue(Work::ServeDockets(r)),
-            Body::DocketPush(p) => match p.docket {
-                Some(entry) => self.pushes.try_send(entry).map_err(|_| {
-                    CloseOutcome::Failed(
-                        "peer pushes dockets faster than this node can apply them".into(),
-                    )
-                }),
-                None => {
-                    self.violation("empty docket push");
-                    Ok(())
-                }
-            },
+            Body::DocketPush(p) => self.on_push(p),
             Body::PullTransactions(r) => self.queue(Work::ServeTransactions(r)),
             Body::Announce(a) => {
-                match convert::ids_from_wire(&a.tx_ids) {
-                    Ok(ids) => self
-                        .services
-                        .gossip
-                        .on_announce(&self.peer_id, a.register_id, ids),
-                    Err(e) => self.violation(&format!("malformed announcement: {e}")),
-                }
+                self.on_announce(a);
                 Ok(())
             }
             Body::Follow(f) => {
@@ -393,53 +287,11 @@ impl Session {
                 Ok(())
             }
             Body::DocketBatch(batch) => {
-                match self.pending.take(batch.request_id) {
-                    Some(Pending::Dockets(reply)) => {
-                        let result = if batch.error.is_empty() {
-                            batch
-                                .dockets
-                                .into_iter()
-                                .map(convert::docket_from_wire)
-                                .collect::<Result<Vec<_>, _>>()
-                                .map_err(|e| RequestError::Malformed {
-                                    what: "docket",
-                                    reason: e.to_string(),
-                                })
-                        } else {
-                            Err(RequestError::Refused(convert::peer_text(
-                                &batch.error,
-                                convert::MAX_PEER_TEXT,
-                            )))
-                        };
-                        let _ = reply.send(PeerResponse::Dockets(result)); // the asker may have given up
-                    }
-                    _ => self.violation("unsolicited docket batch"),
-                }
+                self.on_docket_batch(batch);
                 Ok(())
             }
             Body::TransactionsBatch(batch) => {
-                match self.pending.take(batch.request_id) {
-                    Some(Pending::Transactions(reply)) => {
-                        let result = if batch.error.is_empty() {
-                            convert::ids_from_wire(&batch.missing)
-                                .map(|missing| ServedTransactions {
-                                    payloads: batch.payloads,
-                                    missing,
-                                })
-                                .map_err(|e| RequestError::Malformed {
-                                    what: "answer",
-                                    reason: e.to_string(),
-                                })
-                        } else {
-                            Err(RequestError::Refused(convert::peer_text(
-                                &batch.error,
-                                convert::MAX_PEER_TEXT,
-                            )))
-                        };
-                        let _ = reply.send(PeerResponse::Transactions(result)); // the asker may have given up
-                    }
-                    _ => self.violation("unsolicited transactions batch"),
-                }
+                self.on_transactions_batch(batch);
                 Ok(())
             }
             Body::DialBackRequest(r) => {
@@ -447,30 +299,11 @@ impl Session {
                 Ok(())
             }
             Body::DialBackResponse(r) => {
-                match self.pending.take(r.request_id) {
-                    Some(Pending::DialBack(reply)) => {
-                        let result = if r.error.is_empty() {
-                            Ok(())
-                        } else {
-                            Err(RequestError::Refused(convert::peer_text(
-                                &r.error,
-                                convert::MAX_PEER_TEXT,
-                            )))
-                        };
-                        let _ = reply.send(PeerResponse::DialBack(result)); // the asker may have given up
-                    }
-                    _ => self.violation("unsolicited dial-back response"),
-                }
+                self.on_dial_back_response(&r);
                 Ok(())
             }
             Body::PlatformMessage(m) => {
-                match convert::platform_from_wire(m) {
-                    Ok(m) => self.services.messages.on_peer_message(&self.peer_id, m),
-                    Err(e) => {
-                        self.services.messages.malformed();
-                        self.violation(&format!("malformed platform message: {e}"));
-                    }
-                }
+                self.on_platform_message(m);
                 Ok(())
             }
             Body::Goodbye(g) => Err(CloseOutcome::Graceful(format!(
@@ -483,6 +316,161 @@ impl Session {
             }
         }
     }
+
+    fn on_ping(&mut self, ping: pb::Ping) -> Result<(), CloseOutcome> {
+        self.services
+            .peers
+            .record_clock(&self.peer_id, ping.sent_at_ms);
+        self.advertised(ping.registers);
+        self.send(Body::Pong(pb::Pong {
+            sequence: ping.sequence,
+        }))
+    }
+
+    fn on_pong(&mut self, pong: &pb::Pong) {
+        // A pong for an older ping (answered after we gave up on it) is ignored.
+        if let Some((sequence, sent, _)) = &self.outstanding_ping
+            && *sequence == pong.sequence
+        {
+            let sent = *sent;
+            // Ends the heartbeat span: its duration is the round trip.
+            self.outstanding_ping = None;
+            self.missed = 0;
+            self.services
+                .peers
+                .record_success(&self.peer_id, Some(sent.elapsed()));
+        }
+    }
+
+    fn on_exchange_request(
+        &mut self,
+        request: pb::PeerExchangeRequest,
+    ) -> Result<(), CloseOutcome> {
+        let manager = &self.services.peers;
+        // With exchange off this node neither learns nor shares, but still answers
+        // (with nothing) so the asking peer does not count a failure.
+        let peers = if manager.config().exchange_enabled() {
+            manager.learn(&self.peer_id, convert::addresses_from_wire(request.peers));
+            let max = (request.max_peers as usize).min(manager.config().exchange_max_entries);
+            convert::addresses_to_wire(manager.exchange_entries(&self.peer_id, max))
+        } else {
+            Vec::new()
+        };
+        self.send(Body::ExchangeResponse(pb::PeerExchangeResponse {
+            request_id: request.request_id,
+            peers,
+        }))
+    }
+
+    fn on_exchange_response(&mut self, response: pb::PeerExchangeResponse) {
+        match &self.exchange_pending {
+            Some((id, _, span)) if *id == response.request_id => {
+                span.record("received", response.peers.len());
+                self.exchange_pending = None;
+                let manager = &self.services.peers;
+                manager.learn(&self.peer_id, convert::addresses_from_wire(response.peers));
+                manager.record_success(&self.peer_id, None);
+            }
+            _ => self.violation("unsolicited peer-exchange response"),
+        }
+    }
+
+    fn on_push(&mut self, push: pb::DocketPush) -> Result<(), CloseOutcome> {
+        match push.docket {
+            Some(entry) => self.pushes.try_send(entry).map_err(|_| {
+                CloseOutcome::Failed(
+                    "peer pushes dockets faster than this node can apply them".into(),
+                )
+            }),
+            None => {
+                self.violation("empty docket push");
+                Ok(())
+            }
+        }
+    }
+
+    fn on_announce(&mut self, a: pb::Announce) {
+        match convert::ids_from_wire(&a.tx_ids) {
+            Ok(ids) => self
+                .services
+                .gossip
+                .on_announce(&self.peer_id, a.register_id, ids),
+            Err(e) => self.violation(&format!("malformed announcement: {e}")),
+        }
+    }
+
+    fn on_docket_batch(&mut self, batch: pb::DocketBatch) {
+        match self.pending.take(batch.request_id) {
+            Some(Pending::Dockets(reply)) => {
+                let result = if batch.error.is_empty() {
+                    batch
+                        .dockets
+                        .into_iter()
+                        .map(convert::docket_from_wire)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| RequestError::Malformed {
+                            what: "docket",
+                            reason: e.to_string(),
+                        })
+                } else {
+                    Err(refused(&batch.error))
+                };
+                let _ = reply.send(PeerResponse::Dockets(result)); // the asker may have given up
+            }
+            _ => self.violation("unsolicited docket batch"),
+        }
+    }
+
+    fn on_transactions_batch(&mut self, batch: pb::TransactionsBatch) {
+        match self.pending.take(batch.request_id) {
+            Some(Pending::Transactions(reply)) => {
+                let result = if batch.error.is_empty() {
+                    convert::ids_from_wire(&batch.missing)
+                        .map(|missing| ServedTransactions {
+                            payloads: batch.payloads,
+                            missing,
+                        })
+                        .map_err(|e| RequestError::Malformed {
+                            what: "answer",
+                            reason: e.to_string(),
+                        })
+                } else {
+                    Err(refused(&batch.error))
+                };
+                let _ = reply.send(PeerResponse::Transactions(result)); // the asker may have given up
+            }
+            _ => self.violation("unsolicited transactions batch"),
+        }
+    }
+
+    fn on_dial_back_response(&mut self, r: &pb::DialBackResponse) {
+        match self.pending.take(r.request_id) {
+            Some(Pending::DialBack(reply)) => {
+                let result = if r.error.is_empty() {
+                    Ok(())
+                } else {
+                    Err(refused(&r.error))
+                };
+                let _ = reply.send(PeerResponse::DialBack(result)); // the asker may have given up
+            }
+            _ => self.violation("unsolicited dial-back response"),
+        }
+    }
+
+    fn on_platform_message(&self, m: pb::PlatformMessage) {
+        match convert::platform_from_wire(m) {
+            Ok(m) => self.services.messages.on_peer_message(&self.peer_id, m),
+            Err(e) => {
+                self.services.messages.malformed();
+                self.violation(&format!("malformed platform message: {e}"));
+            }
+        }
+    }
+}
+
+/// The peer's refusal of a request, in its own (bounded, cleaned) words.
+fn refused(error: &str) -> RequestError {
+    RequestError::Refused(convert::peer_text(error, convert::MAX_PEER_TEXT))
 }
 
 /// The session loop, the same on both sides once the handshake is done.

@@ -136,271 +136,266 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut root = Registry::default();
         root.register_collector(Box::new(process::ProcessCollector));
+        let mut metrics = Metrics::unregistered();
+        // Registered in this order, which is the order `/metrics` lists them in.
         let registry = root.sub_registry_with_prefix("sorcha_peer");
-        let build_info = Family::<RegisterLabel, Gauge>::default();
-        registry.register(
-            "build_info",
-            "Always 1; the labels say which version and commit this node runs",
-            build_info.clone(),
-        );
-        build_info
-            .get_or_create(&vec![
-                ("version", crate::VERSION.to_string()),
-                ("commit", crate::COMMIT.to_string()),
-            ])
-            .set(1);
-        let peers = Family::<Labels, Gauge>::default();
-        registry.register("peers", "Known peers by state", peers.clone());
-        let connections = Family::<Labels, Gauge>::default();
+        register_build_info(registry);
+        metrics.register_peers(registry);
+        metrics.register_replication(registry);
+        metrics.register_gossip(registry);
+        metrics.register_admission(registry);
+        metrics.register_transport(registry);
+        metrics.register_gossip_requests(registry);
+        metrics.register_messages(registry);
+        metrics.registry = root;
+        metrics
+    }
+
+    /// Every metric, registered nowhere yet (the registry is an empty placeholder).
+    fn unregistered() -> Metrics {
+        Metrics {
+            registry: Registry::default(),
+            peers: Family::<Labels, Gauge>::default(),
+            connections: Family::<Labels, Gauge>::default(),
+            heartbeat_latency: Histogram::new(LATENCY_BUCKETS),
+            handshakes: Family::<Labels, Counter>::default(),
+            peer_failures: Counter::default(),
+            bans_active: Gauge::default(),
+            bans_total: Family::<Labels, Counter>::default(),
+            peers_learned: Counter::default(),
+            register_dockets_behind: Family::<RegisterLabel, Gauge>::default(),
+            register_transactions_behind: Family::<RegisterLabel, Gauge>::default(),
+            dockets_sealed: Counter::default(),
+            dockets_replicated: Counter::default(),
+            docket_payloads_received: Counter::default(),
+            sync_batches_received: Counter::default(),
+            verification_failures: Counter::default(),
+            gossip_announcements_sent: Counter::default(),
+            gossip_announcements_received: Counter::default(),
+            gossip_announce_bytes: Counter::default(),
+            gossip_payloads_pulled: Counter::default(),
+            gossip_duplicates_avoided: Counter::default(),
+            gossip_queue_depth: Gauge::default(),
+            gossip_queue_dropped: Counter::default(),
+            gossip_rate_limited: Counter::default(),
+            gossip_transactions_received: Family::<RegisterLabel, Counter>::default(),
+            dial_backs: Family::<Labels, Counter>::default(),
+            limit_hits: Family::<Labels, Counter>::default(),
+            inbound_bytes_in_flight: Gauge::default(),
+            connections_refused: Family::<Labels, Counter>::default(),
+            tls_certificate_expiry: Gauge::default(),
+            tls_crl_reload_failures: Counter::default(),
+            tls_sessions_expired: Counter::default(),
+            transport_refusals: Family::<Labels, Counter>::default(),
+            gossip_tracked: Gauge::default(),
+            gossip_announcements_dropped: Family::<Labels, Counter>::default(),
+            gossip_requests_failed: Family::<Labels, Counter>::default(),
+            messages_sent: Counter::default(),
+            messages_delivered: Counter::default(),
+            messages_dropped: Family::<Labels, Counter>::default(),
+        }
+    }
+
+    /// Peers known and connected, heartbeats, handshakes and bans.
+    fn register_peers(&self, registry: &mut Registry) {
+        registry.register("peers", "Known peers by state", self.peers.clone());
         registry.register(
             "connections",
             "Live peer connections by direction",
-            connections.clone(),
+            self.connections.clone(),
         );
-        let heartbeat_latency = Histogram::new(LATENCY_BUCKETS);
         registry.register(
             "heartbeat_latency_seconds",
             "Heartbeat round-trip time",
-            heartbeat_latency.clone(),
+            self.heartbeat_latency.clone(),
         );
-        let handshakes = Family::<Labels, Counter>::default();
         registry.register(
             "handshakes",
             "Peer handshakes by result",
-            handshakes.clone(),
+            self.handshakes.clone(),
         );
-        let peer_failures = Counter::default();
         registry.register(
             "peer_failures",
             "Failed requests to peers (missed heartbeats, failed dials, dropped connections)",
-            peer_failures.clone(),
+            self.peer_failures.clone(),
         );
-        let bans_active = Gauge::default();
-        registry.register("bans_active", "Bans in force", bans_active.clone());
-        let bans_total = Family::<Labels, Counter>::default();
-        registry.register("bans", "Bans imposed, by source", bans_total.clone());
-        let peers_learned = Counter::default();
+        registry.register("bans_active", "Bans in force", self.bans_active.clone());
+        registry.register("bans", "Bans imposed, by source", self.bans_total.clone());
         registry.register(
             "peers_learned",
             "Peers learnt through peer exchange",
-            peers_learned.clone(),
+            self.peers_learned.clone(),
         );
-        let register_dockets_behind = Family::<RegisterLabel, Gauge>::default();
+    }
+
+    /// Registers replicated here: lag, dockets sealed and received.
+    fn register_replication(&self, registry: &mut Registry) {
         registry.register(
             "register_dockets_behind",
             "Replication lag per register, in dockets behind the best advertised height",
-            register_dockets_behind.clone(),
+            self.register_dockets_behind.clone(),
         );
-        let register_transactions_behind = Family::<RegisterLabel, Gauge>::default();
         registry.register(
             "register_transactions_behind",
             "Replication lag per register, in transactions behind the best advertised version",
-            register_transactions_behind.clone(),
+            self.register_transactions_behind.clone(),
         );
-        let dockets_sealed = Counter::default();
         registry.register(
             "dockets_sealed",
             "Dockets sealed as origin",
-            dockets_sealed.clone(),
+            self.dockets_sealed.clone(),
         );
-        let dockets_replicated = Counter::default();
         registry.register(
             "dockets_replicated",
             "Dockets received from peers, verified and stored",
-            dockets_replicated.clone(),
+            self.dockets_replicated.clone(),
         );
-        let docket_payloads_received = Counter::default();
         registry.register(
             "docket_payloads_received",
             "Transaction payloads received over the network for replicated dockets (catch-up batches and pushes whose payloads were not already here)",
-            docket_payloads_received.clone(),
+            self.docket_payloads_received.clone(),
         );
-        let sync_batches_received = Counter::default();
         registry.register(
             "sync_batches_received",
             "Batches of dockets received from peers while catching up a register (each bounded by sync_batch_dockets and sync_batch_bytes)",
-            sync_batches_received.clone(),
+            self.sync_batches_received.clone(),
         );
-        let verification_failures = Counter::default();
         registry.register(
             "verification_failures",
             "Data from peers that failed verification",
-            verification_failures.clone(),
+            self.verification_failures.clone(),
         );
-        let gossip_announcements_sent = Counter::default();
+    }
+
+    /// Announcements and the payloads pulled after them.
+    fn register_gossip(&self, registry: &mut Registry) {
         registry.register(
             "gossip_announcements_sent",
             "Transaction IDs announced to peers",
-            gossip_announcements_sent.clone(),
+            self.gossip_announcements_sent.clone(),
         );
-        let gossip_announcements_received = Counter::default();
         registry.register(
             "gossip_announcements_received",
             "Transaction IDs announced by peers",
-            gossip_announcements_received.clone(),
+            self.gossip_announcements_received.clone(),
         );
-        let gossip_announce_bytes = Counter::default();
         registry.register(
             "gossip_announce_bytes",
             "Bytes of announcement messages sent",
-            gossip_announce_bytes.clone(),
+            self.gossip_announce_bytes.clone(),
         );
-        let gossip_payloads_pulled = Counter::default();
         registry.register(
             "gossip_payloads_pulled",
             "Transaction payloads pulled from peers",
-            gossip_payloads_pulled.clone(),
+            self.gossip_payloads_pulled.clone(),
         );
-        let gossip_duplicates_avoided = Counter::default();
         registry.register(
             "gossip_duplicates_avoided",
             "Announced transactions not pulled because they were already held or being pulled",
-            gossip_duplicates_avoided.clone(),
+            self.gossip_duplicates_avoided.clone(),
         );
-        let gossip_queue_depth = Gauge::default();
         registry.register(
             "gossip_queue_depth",
             "Announcements waiting for peers",
-            gossip_queue_depth.clone(),
+            self.gossip_queue_depth.clone(),
         );
-        let gossip_queue_dropped = Counter::default();
         registry.register(
             "gossip_queue_dropped",
             "Announcements dropped because the queue was full",
-            gossip_queue_dropped.clone(),
+            self.gossip_queue_dropped.clone(),
         );
-        let gossip_rate_limited = Counter::default();
         registry.register(
             "gossip_rate_limited",
             "Announced IDs ignored and pulled IDs refused because a peer exceeded its rate",
-            gossip_rate_limited.clone(),
+            self.gossip_rate_limited.clone(),
         );
-        let gossip_transactions_received = Family::<RegisterLabel, Counter>::default();
         registry.register(
             "gossip_transactions_received",
             "New transactions received through gossip, per register",
-            gossip_transactions_received.clone(),
+            self.gossip_transactions_received.clone(),
         );
-        let dial_backs = Family::<Labels, Counter>::default();
+    }
+
+    /// Dial-backs, and the bounds on what peers can make this node hold.
+    fn register_admission(&self, registry: &mut Registry) {
         registry.register(
             "dial_backs",
             "Dial-backs (reachability checks) by role (asker, asked) and outcome (verified, failed, refused)",
-            dial_backs.clone(),
+            self.dial_backs.clone(),
         );
-        let limit_hits = Family::<Labels, Counter>::default();
         registry.register(
             "limit_hits",
             "Times a bound on what peers can make this node hold was reached (the excess was refused, cut or evicted), by limit",
-            limit_hits.clone(),
+            self.limit_hits.clone(),
         );
-        let inbound_bytes_in_flight = Gauge::default();
         registry.register(
             "inbound_bytes_in_flight",
             "Bytes reserved by large inbound peer messages still arriving (at most max_inbound_bytes_in_flight)",
-            inbound_bytes_in_flight.clone(),
+            self.inbound_bytes_in_flight.clone(),
         );
-        let connections_refused = Family::<Labels, Counter>::default();
         registry.register(
             "connections_refused",
             "Inbound peer connections refused or evicted by admission control, by reason",
-            connections_refused.clone(),
+            self.connections_refused.clone(),
         );
-        let tls_certificate_expiry = Gauge::default();
-        let tls_crl_reload_failures = Counter::default();
+    }
+
+    /// The transport (TLS) layer. The certificate expiry gauge is registered in CA mode only
+    /// ([`Metrics::with_ca_certificate_expiry`]).
+    fn register_transport(&self, registry: &mut Registry) {
         registry.register(
             "tls_crl_reload_failures",
             "Times tls_crl_file was refused (unreadable, no CRL, not issued or not signed by the CA); the previous revocation list stays in force",
-            tls_crl_reload_failures.clone(),
+            self.tls_crl_reload_failures.clone(),
         );
-        let tls_sessions_expired = Counter::default();
         registry.register(
             "tls_sessions_expired",
             "Peer sessions this node closed because the peer's CA-issued certificate expired",
-            tls_sessions_expired.clone(),
+            self.tls_sessions_expired.clone(),
         );
-        let transport_refusals = Family::<Labels, Counter>::default();
         registry.register(
             "transport_refusals",
             "Peer connections refused at the transport (TLS) layer, by direction (inbound, outbound) and reason (peer_tls_mismatch, bad_certificate, wrong_key, tls_handshake, revoked)",
-            transport_refusals.clone(),
+            self.transport_refusals.clone(),
         );
-        let gossip_tracked = Gauge::default();
+    }
+
+    /// The request tracker: announcements remembered, requests that did not deliver.
+    fn register_gossip_requests(&self, registry: &mut Registry) {
         registry.register(
             "gossip_tracked",
             "Announced transactions waiting to be (or being) requested",
-            gossip_tracked.clone(),
+            self.gossip_tracked.clone(),
         );
-        let gossip_announcements_dropped = Family::<Labels, Counter>::default();
         registry.register(
             "gossip_announcements_dropped",
             "Announcements not remembered, by bound hit (peer_limit, total_limit) or given way to others (evicted)",
-            gossip_announcements_dropped.clone(),
+            self.gossip_announcements_dropped.clone(),
         );
-        let gossip_requests_failed = Family::<Labels, Counter>::default();
         registry.register(
             "gossip_requests_failed",
             "Transaction requests to peers that did not deliver, by reason",
-            gossip_requests_failed.clone(),
+            self.gossip_requests_failed.clone(),
         );
-        let messages_sent = Counter::default();
+    }
+
+    /// Platform messages carried across the overlay.
+    fn register_messages(&self, registry: &mut Registry) {
         registry.register(
             "platform_messages_sent",
             "Platform messages (PeerCommunication) handed to peer sessions, sent from here or forwarded",
-            messages_sent.clone(),
+            self.messages_sent.clone(),
         );
-        let messages_delivered = Counter::default();
         registry.register(
             "platform_messages_delivered",
             "Platform messages handed to this node's PeerCommunication.Stream listeners",
-            messages_delivered.clone(),
+            self.messages_delivered.clone(),
         );
-        let messages_dropped = Family::<Labels, Counter>::default();
         registry.register(
             "platform_messages_dropped",
             "Platform messages dropped, by reason (duplicate, stale, peer_rate, origin_rate, misdirected, hop_limit, forged, malformed), and listeners dropped as too slow (slow_reader)",
-            messages_dropped.clone(),
+            self.messages_dropped.clone(),
         );
-        Metrics {
-            messages_sent,
-            messages_delivered,
-            messages_dropped,
-            registry: root,
-            limit_hits,
-            inbound_bytes_in_flight,
-            connections_refused,
-            transport_refusals,
-            tls_certificate_expiry,
-            tls_crl_reload_failures,
-            tls_sessions_expired,
-            gossip_tracked,
-            gossip_announcements_dropped,
-            gossip_requests_failed,
-            docket_payloads_received,
-            sync_batches_received,
-            gossip_announcements_sent,
-            gossip_announcements_received,
-            gossip_announce_bytes,
-            gossip_payloads_pulled,
-            gossip_duplicates_avoided,
-            gossip_queue_depth,
-            gossip_queue_dropped,
-            gossip_rate_limited,
-            gossip_transactions_received,
-            register_dockets_behind,
-            register_transactions_behind,
-            dockets_sealed,
-            dockets_replicated,
-            verification_failures,
-            peers,
-            connections,
-            heartbeat_latency,
-            handshakes,
-            dial_backs,
-            peer_failures,
-            bans_active,
-            bans_total,
-            peers_learned,
-        }
     }
 
     /// Counts one dial-back by role and outcome.
@@ -438,6 +433,22 @@ impl Metrics {
             exposition::Format::Text => exposition::openmetrics_to_text(&out),
         })
     }
+}
+
+/// `build_info`: always 1, labelled with the version and commit this node runs.
+fn register_build_info(registry: &mut Registry) {
+    let build_info = Family::<RegisterLabel, Gauge>::default();
+    registry.register(
+        "build_info",
+        "Always 1; the labels say which version and commit this node runs",
+        build_info.clone(),
+    );
+    build_info
+        .get_or_create(&vec![
+            ("version", crate::VERSION.to_string()),
+            ("commit", crate::COMMIT.to_string()),
+        ])
+        .set(1);
 }
 
 impl Default for Metrics {

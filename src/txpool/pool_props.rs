@@ -59,6 +59,8 @@ fn queue_op() -> impl Strategy<Value = QueueOp> {
 /// The queue as a list in arrival order: (register, ID, holder).
 type QueueModel = VecDeque<(String, [u8; 32], String)>;
 
+// One match over the operations against the model: the steps read best side by side.
+#[allow(clippy::too_many_lines)]
 fn run_queue(ops: Vec<QueueOp>) -> Result<(), TestCaseError> {
     let q = AnnouncementQueue::new(
         Arc::new(Metrics::new()),

@@ -38,6 +38,8 @@ pub fn in_harness(seed: u64) {
     runtime.block_on(scenario(net, seed));
 }
 
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn scenario(mut net: Net, seed: u64) {
     let Some(disk) = Tmpfs::mount(TEST, "64m") else {
         return;

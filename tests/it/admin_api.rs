@@ -84,6 +84,8 @@ async fn mutating_calls_need_the_token_and_reads_are_open_on_loopback() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn bad_requests_get_clear_errors_and_change_nothing() {
     let mut net = TestCluster::new();
     let mut a = net.start(|_| {}).await;

@@ -101,6 +101,8 @@ async fn pair(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn jwts_are_checked_with_the_configured_key_and_the_original_policies() {
     let mut net = TestCluster::new();
     let (mut a, mut b) = pair(&mut net, |_| {}).await;

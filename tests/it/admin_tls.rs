@@ -85,6 +85,8 @@ fn http_trusting(ca: &Path) -> reqwest::Client {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn the_admin_api_serves_https_and_the_cli_trusts_it_with_cacert() {
     let mut net = TestCluster::new();
     let mut b = net.start(|_| {}).await;

@@ -101,6 +101,8 @@ async fn the_scheme_is_case_insensitive_org_id_is_a_string_and_lifetimes_are_bou
 /// platform tokens with an organisation; consumer and enrol-session tokens only read, even
 /// with an `org_id`; an audience not listed is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn the_platform_token_tiers_are_told_apart() {
     let mut net = TestCluster::new();
     let tiers = ["consumer", "platform", "service", "enrol-session"];

@@ -6,6 +6,8 @@ use std::time::Duration;
 use crate::common::{HEARTBEAT, PATIENCE, TestCluster, cli, holds_for, postgres, wait_until};
 
 /// The whole ban story against one storage backend (`None`: SQLite).
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn ban_story(database_url: Option<String>) {
     let mut net = TestCluster::new();
     let mut a = net.start(|c| c.database_url = database_url.clone()).await;

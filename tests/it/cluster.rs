@@ -6,6 +6,8 @@ use std::time::Duration;
 use crate::common::{HEARTBEAT, PATIENCE, TestCluster, bin, cli, holds_for, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn nodes_seeded_with_a_learn_each_other_through_peer_exchange() {
     let mut net = TestCluster::new();
     let mut a = net.start(|c| c.name = "A".into()).await;

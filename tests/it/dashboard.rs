@@ -112,6 +112,8 @@ async fn the_transaction_rate_is_computed_on_the_node_over_a_window() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn dashboard_lists_peers_and_bans_and_unbans_in_a_real_browser() {
     let test = "dashboard_lists_peers_and_bans_and_unbans_in_a_real_browser";
     let mut net = TestCluster::new();

@@ -18,6 +18,8 @@ const ALL_DISABLED: &str = "const e = [...document.querySelectorAll(arguments[0]
 const DONE: &str = "const n = document.querySelector('#notice'); return !n.hidden && n.classList.contains('ok') && arguments[0].every(t => n.textContent.includes(t));";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn dashboard_changes_need_a_token_are_confirmed_and_say_they_succeeded() {
     let test = "dashboard_changes_need_a_token_are_confirmed_and_say_they_succeeded";
     let mut net = TestCluster::new();

@@ -18,6 +18,8 @@ fn json_lines(stdout: &str) -> Vec<Event> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn events_are_filtered_by_type_class_and_peer() {
     let mut net = TestCluster::new();
     let mut a = net

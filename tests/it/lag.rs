@@ -62,6 +62,8 @@ async fn seal_all(node: &TestNode, register: &str, payloads: &[&str]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn a_failed_lag_check_says_why_for_each_register() {
     let mut net = TestCluster::new();
     let mut a = net.start(|_| {}).await;

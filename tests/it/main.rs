@@ -19,6 +19,7 @@ mod docs;
 mod doctor;
 mod event_places;
 mod events;
+mod events_cli;
 mod filtered_events;
 mod generated;
 mod gossip;

@@ -27,6 +27,8 @@ fn assert_fits(text: &str, columns: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn tables_fit_80_columns_and_keep_ids_and_addresses_whole() {
     let mut net = TestCluster::new();
     let mut a = net.start(|c| c.name = "alpha".into()).await;
@@ -138,6 +140,8 @@ async fn seal(node: &TestNode, register: &str, payload: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn docket_counts_agree_across_views() {
     let mut net = TestCluster::new();
     let mut a = net.start(|_| {}).await;

@@ -15,6 +15,8 @@ fn ad(id: &str, version: u64) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn the_platform_rest_calls_are_answered_in_its_shapes() {
     let mut net = TestCluster::new();
     let mut a = net.start(|c| c.name = "origin".into()).await;

@@ -222,6 +222,8 @@ async fn read_as_platform(node: &TestNode, path: &str, model: &[(&str, Kind)]) -
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn the_platform_clients_read_every_field_they_declare() {
     let mut net = TestCluster::new();
     let a = net.start(|c| c.name = "origin".into()).await;

@@ -118,6 +118,8 @@ async fn transactions_are_found_by_a_unique_id_prefix() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn submitting_a_payload_again_says_where_it_stands_and_stores_nothing() {
     let mut net = TestCluster::new();
     let mut a = net

@@ -23,6 +23,8 @@ async fn load(node: &TestNode, register: &str, prefix: &str, n: usize) -> Vec<St
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn full_and_forward_only_replicas_follow_the_origin() {
     let mut net = TestCluster::new();
     let mut a = net.start(|c| c.name = "origin".into()).await;
@@ -192,6 +194,8 @@ async fn full_and_forward_only_replicas_follow_the_origin() {
 }
 
 /// Subscription rules, on either backend for the subscribing node.
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn subscription_rules(database_url: Option<String>) {
     let mut net = TestCluster::new();
     let mut a = net.start(|_| {}).await;
@@ -328,6 +332,8 @@ async fn subscription_rules_on_postgres() {
 /// A replica killed with SIGKILL in the middle of catching up on 60 000 transactions resumes
 /// from its last checkpoint and ends with exactly the origin's transactions and head.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn a_replica_killed_mid_catch_up_resumes_without_gaps_or_duplicates() {
     let mut net = TestCluster::new();
     use std::process::{Command, Stdio};

@@ -135,6 +135,8 @@ async fn present(node: &TestNode, register: &str, ids: &[String], reads: usize) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn full_disk_loses_nothing_acknowledged_and_recovers_without_restart() {
     let test = "full_disk_loses_nothing_acknowledged_and_recovers_without_restart";
     let Some(disk) = Tmpfs::mount(test, "3m") else {
@@ -309,6 +311,8 @@ async fn full_disk_loses_nothing_acknowledged_and_recovers_without_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn postgres_restart_under_load_loses_nothing_acknowledged_and_reconnects() {
     let mut net = TestCluster::new();
     let Some(cluster) = postgres::OwnCluster::start() else {
@@ -438,6 +442,8 @@ fn set_immutable(path: &std::path::Path, on: bool) -> Result<(), String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn read_only_database_acknowledges_nothing_and_recovers_without_restart() {
     let test = "read_only_database_acknowledges_nothing_and_recovers_without_restart";
     let Some(disk) = Tmpfs::mount(test, "64m") else {

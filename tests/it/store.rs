@@ -116,6 +116,8 @@ fn docket_of(register: &str, number: u64, first_version: u64, tx_count: u32) -> 
     }
 }
 
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn registers_and_transactions(store: &dyn Store) {
     let mut head = RegisterRecord {
         register_id: "r".into(),

@@ -11,6 +11,8 @@ use crate::common::{PATIENCE, TestCluster, wait_until};
 
 /// An origin with 30 transactions in dockets of 5, a full replica `m` of it that then gets
 /// `tamper` applied to its database, and a victim `v` whose only peer is `m`.
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn tamper_story(tamper: &str, honest_reachable: bool) {
     let mut net = TestCluster::new();
     // The honest origin never dials anyone and M shares no addresses, so V's only peer is M.

@@ -135,6 +135,8 @@ impl Collector {
 const KIND_SERVER: i32 = 2;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn spans_reach_the_collector_with_peer_and_register() {
     let mut net = TestCluster::new();
     let collector = Collector::default();

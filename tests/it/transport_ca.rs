@@ -65,6 +65,8 @@ pub(crate) async fn connected(node: &TestNode, other: &TestNode) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn a_ca_network_disconnects_a_revoked_node_and_refuses_another_ca() {
     let mut net = TestCluster::new();
     let ca_dir = tempfile::tempdir().expect("tempdir");

@@ -288,6 +288,8 @@ fn certificate_until(ca: &Path, dir: &Path, not_after: SystemTime) {
 /// which side logs the reason never depends on which woke first), and the expired node's
 /// attempts to come back are refused and logged by the refusing side, at a bounded rate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn a_session_ends_when_a_certificate_expires() {
     // Long enough for two nodes to start and connect, short enough to wait for.
     const LIFETIME: Duration = Duration::from_secs(25);

@@ -285,6 +285,8 @@ fn frame(origin: &SigningKey, nonce: u64, recipient: &str, payload: &[u8], at: i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn a_hand_built_peer_gets_no_messages_unasked_and_cannot_replay_forge_or_flood_them() {
     let mut net = TestCluster::new();
     // Heartbeats slower than the tests' usual: the peer's pongs wait behind its own flood.

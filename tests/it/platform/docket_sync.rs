@@ -37,6 +37,8 @@ fn check_chain(entries: &[SyncDocketEntry], origin: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn docket_sync_streams_the_chain_as_the_register_service_reads_it() {
     let mut net = TestCluster::new();
     let mut a = net.start(platform_on).await;

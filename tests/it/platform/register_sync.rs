@@ -101,6 +101,8 @@ fn kind(e: &pb::LiveTransactionEvent) -> (pb::LiveEventType, i64) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn register_sync_serves_the_chain_transactions_state_and_a_live_stream() {
     let mut net = TestCluster::new();
     let mut a = net.start(platform_on).await;

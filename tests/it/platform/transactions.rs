@@ -171,6 +171,8 @@ async fn transaction_distribution_submits_spreads_and_serves_transactions() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A story read top to bottom: its steps share state and order, so it stays whole.
+#[allow(clippy::too_many_lines)]
 async fn transaction_distribution_refuses_bad_input_and_changes_nothing() {
     let mut net = TestCluster::new();
     let mut a = net.start(platform_on).await;
