@@ -66,7 +66,7 @@ async fn ban_durations_are_bounded_and_absurd_stored_expiries_still_list() {
         .await
         .expect("old ban");
     store.close().await;
-    let mut a = TestNode::start_with(test_config(dir.path(), "127.0.0.1")).await;
+    let mut a = TestNode::start_with(test_config(dir.path(), &TestCluster::new().ip())).await;
 
     let bans = a
         .client
@@ -293,7 +293,7 @@ async fn register_names_travel_in_a_url_path() {
 async fn data_directories_may_hold_url_characters() {
     let parent = tempfile::tempdir().expect("tempdir");
     let dir = parent.path().join("odd?dir#x%41 y");
-    let mut a = TestNode::start_with(test_config(&dir, "127.0.0.1")).await;
+    let mut a = TestNode::start_with(test_config(&dir, &TestCluster::new().ip())).await;
     a.client
         .create_register("kept", true)
         .await
@@ -316,7 +316,7 @@ async fn data_directories_may_hold_url_characters() {
     // A store that cannot open leaves no key or token behind for a node that never ran.
     let broken = parent.path().join("broken");
     std::fs::create_dir_all(broken.join("sorcha-peer.db")).expect("a directory where the db goes");
-    let config = test_config(&broken, "127.0.0.1");
+    let config = test_config(&broken, &TestCluster::new().ip());
     let listeners = Listeners {
         peer: TcpListener::bind(config.listen).await.expect("bind"),
         admin: TcpListener::bind(config.admin_listen).await.expect("bind"),
@@ -338,7 +338,7 @@ async fn a_second_node_on_the_same_data_directory_is_refused() {
     let dir = a.data_dir();
 
     // In the same process.
-    let config = test_config(&dir, "127.0.0.1");
+    let config = test_config(&dir, &TestCluster::new().ip());
     let listeners = Listeners {
         peer: TcpListener::bind(config.listen).await.expect("bind"),
         admin: TcpListener::bind(config.admin_listen).await.expect("bind"),

@@ -142,7 +142,7 @@ async fn full_disk_loses_nothing_acknowledged_and_recovers_without_restart() {
     let Some(disk) = Tmpfs::mount(test, "3m") else {
         return;
     };
-    let mut config = test_config(disk.path(), "127.0.0.1");
+    let mut config = test_config(disk.path(), &TestCluster::new().ip());
     config.seal_interval = Duration::from_millis(50);
     // Writes flip between failing and working while the disk fills, so storage is flapping
     // afterwards: a short window lets recovery show (`storage_health.rs` tests flapping).
@@ -449,7 +449,7 @@ async fn read_only_database_acknowledges_nothing_and_recovers_without_restart() 
     let Some(disk) = Tmpfs::mount(test, "64m") else {
         return;
     };
-    let mut node = TestNode::start_with(test_config(disk.path(), "127.0.0.1")).await;
+    let mut node = TestNode::start_with(test_config(disk.path(), &TestCluster::new().ip())).await;
     node.client
         .create_register("ro", false)
         .await

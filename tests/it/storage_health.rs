@@ -25,7 +25,7 @@ async fn full_disk_stays_failing_while_transactions_fail_though_small_writes_suc
     let Some(disk) = Tmpfs::mount(test, "16m") else {
         return;
     };
-    let mut node = TestNode::start_with(test_config(disk.path(), "127.0.0.1")).await;
+    let mut node = TestNode::start_with(test_config(disk.path(), &TestCluster::new().ip())).await;
     node.client
         .create_register("full", false)
         .await
