@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::sql_store::{Backend, ROW_BYTES, SqlStore};
-use super::{StoreError, Write, WriteClass, sql};
+use super::{IN_LIST_CHUNK, StoreError, Write, WriteClass, sql};
 
 impl<DB> SqlStore<DB>
 where
@@ -50,8 +50,7 @@ where
         pending_only: bool,
     ) -> Result<HashSet<String>, StoreError> {
         let mut out = HashSet::new();
-        for rows in sql::row_chunks(tx_ids.len()) {
-            let chunk = &tx_ids[rows];
+        for chunk in tx_ids.chunks(IN_LIST_CHUNK) {
             let sql = sql::select_tx_ids_in("SELECT tx_id, version IS NULL", chunk.len());
             let mut query = sqlx::query_as::<_, (String, bool)>(&sql).bind(register_id);
             for id in chunk {

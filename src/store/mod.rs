@@ -104,6 +104,9 @@ pub(crate) fn is_damage(e: &sqlx::Error) -> bool {
     }
 }
 
+/// IDs per `IN (...)` list, well under SQLite's limit on bound values.
+pub(crate) const IN_LIST_CHUNK: usize = 500;
+
 /// A peer as persisted: what this node itself observed of it.
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct PeerRow {

@@ -69,12 +69,9 @@ pub fn select_tx_ids_in(columns: &str, ids: usize) -> String {
     )
 }
 
-/// Row counts that multi-row statements (and `IN (...)` lists) are built for, largest first:
-/// a write or look-up of any length runs as statements of these sizes, so each connection
-/// caches at most a handful of shapes. No larger: sqlx looks up each bound value's name in
-/// SQLite's list of them, a linear search, so a statement's binding cost grows with the
-/// square of its values (at 256 rows it was the largest single cost of the storage threads).
-const ROW_CHUNKS: [usize; 4] = [64, 16, 4, 1];
+/// Row counts that multi-row statements are built for, largest first: a write of any length
+/// runs as statements of these sizes, so each connection caches at most a handful of shapes.
+const ROW_CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
 
 /// Splits `0..len` into consecutive ranges of the sizes in [`ROW_CHUNKS`], largest first.
 pub fn row_chunks(len: usize) -> Vec<std::ops::Range<usize>> {

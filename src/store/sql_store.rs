@@ -16,8 +16,8 @@ use super::rows::{
 };
 use super::writer::Writer;
 use super::{
-    BanRow, PeerRow, PendingBatch, RegisterRecord, Store, StoreError, SubscriptionRecord, TxRecord,
-    Write, WriteClass, WriteHealth, sql,
+    BanRow, IN_LIST_CHUNK, PeerRow, PendingBatch, RegisterRecord, Store, StoreError,
+    SubscriptionRecord, TxRecord, Write, WriteClass, WriteHealth, sql,
 };
 
 /// Roughly what one small row (a peer, a ban, a docket header) adds to a write, for the size
@@ -242,9 +242,8 @@ where
         tx_ids: &[String],
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let mut out = Vec::with_capacity(tx_ids.len());
-        // `IN (...)` with bound values works on both backends; a few fixed list lengths.
-        for rows in sql::row_chunks(tx_ids.len()) {
-            let chunk = &tx_ids[rows];
+        // One query per chunk (`IN (...)` with bound values works on both backends).
+        for chunk in tx_ids.chunks(IN_LIST_CHUNK) {
             let sql = sql::select_tx_ids_in("SELECT tx_id, payload", chunk.len());
             let mut query = sqlx::query_as::<_, (String, Vec<u8>)>(&sql).bind(register_id);
             for id in chunk {
