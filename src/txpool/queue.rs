@@ -323,6 +323,22 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_that_announces_a_queued_transaction_is_added_to_its_holders_once() {
+        let q = queue(100);
+        q.push("r", &entries(&[1, 2], &["peer-a"]));
+        q.note_holder("r", &[id(1), id(9)], "peer-b");
+        q.note_holder("r", &[id(1)], "peer-b");
+        q.note_holder("r", &[id(2)], "peer-a");
+        q.note_holder("other", &[id(2)], "peer-c");
+        assert_eq!(q.len(), 2, "noting queues nothing");
+        let taken = q.take(|_| true, |_| Some(0u8), 10);
+        let holders: Vec<Vec<&str>> = (taken[0].1.tx_ids.iter())
+            .map(|(_, h)| h.iter().map(|p| &**p).collect())
+            .collect();
+        assert_eq!(holders, [vec!["peer-a", "peer-b"], vec!["peer-a"]]);
+    }
+
+    #[test]
     fn registers_not_ready_wait_and_private_ones_are_dropped() {
         let q = queue(100);
         q.push("waits", &entries(&[1], &[]));
