@@ -415,7 +415,9 @@ impl TxPool {
     /// a queued announcement of them is not sent back to it. What is left may be new.
     pub fn announced_by(&self, register_id: &str, ids: &mut Vec<[u8; 32]>, peer: &str) -> usize {
         let known = self.recent.take_known(register_id, ids);
-        self.queue.note_holder(register_id, &known, peer);
+        if !known.is_empty() {
+            self.queue.note_holder(register_id, &known, peer);
+        }
         known.len()
     }
 
