@@ -17,7 +17,11 @@ use crate::events::Events;
 use crate::identity::{self, Identity, IdentityError};
 use crate::lockfile::{DataDirLock, LockError};
 use crate::peers::PeerManager;
+use crate::peers::discovery::Discovery;
 use crate::replication::Registers;
+use crate::rpc::connections::DialLoop;
+use crate::service::health;
+use crate::service::rates::{RateSampler, TxRate};
 use crate::store::{self, Store, StoreError};
 use crate::tasks::Tasks;
 use crate::telemetry::Metrics;
@@ -178,27 +182,19 @@ pub async fn start(
 
     tracing::info!(peer_id = ground.identity.peer_id(), storage = %config.storage_description(), durability = %config.durability, peer_tls = %config.peer_tls, "starting node");
     let parts = Parts::build(config, &ground, &shutdown).await?;
-    let serving = parts.spawn_peer_server(listeners.peer, &shutdown);
-    let tx_rate = Arc::new(crate::service::rates::TxRate::default());
-    let admin_scheme = parts.spawn_admin(
-        listeners.admin,
-        ground.admin_tls,
-        AdminExtras {
-            started,
-            started_ms,
-            serving: serving.clone(),
-            tx_rate: tx_rate.clone(),
-        },
-        &shutdown,
-    );
-    if let (Some(listener), Some(platform_config)) = (
-        ground.platform_listener,
-        crate::platform::PlatformConfig::from_config(&parts.config),
-    ) {
-        let deps = parts.platform_deps(platform_config, started);
-        spawn_platform(listener, ground.platform_tls, deps, shutdown.clone());
-    }
-    parts.spawn_loops(tx_rate, &shutdown);
+    let admin_scheme = if ground.admin_tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let edges = Edges {
+        peer: listeners.peer,
+        admin: listeners.admin,
+        admin_tls: ground.admin_tls,
+        platform: ground.platform_listener,
+        platform_tls: ground.platform_tls,
+    };
+    let serving = start_services(&parts, edges, (started, started_ms), &shutdown);
 
     let admin_url = format!("{admin_scheme}://{admin_addr}");
     if let Err(e) = std::fs::write(
@@ -227,6 +223,52 @@ pub async fn start(
         store: parts.store,
         _lock: ground.lock,
     })
+}
+
+/// What the servers listen on, with their TLS settings.
+struct Edges {
+    peer: TcpListener,
+    admin: TcpListener,
+    admin_tls: Option<Arc<rustls::ServerConfig>>,
+    platform: Option<TcpListener>,
+    platform_tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// Starts the node's services, all the same way (`tasks::Service`): each runs as a node task
+/// until `shutdown`. Returns the servers' states for the health checks.
+fn start_services(
+    parts: &Parts,
+    edges: Edges,
+    (started, started_ms): (Instant, i64),
+    shutdown: &CancellationToken,
+) -> Arc<health::Listeners> {
+    let serving = Arc::new(health::Listeners::default());
+    let tx_rate = Arc::new(TxRate::default());
+    let extras = AdminExtras {
+        started,
+        started_ms,
+        serving: serving.clone(),
+        tx_rate: tx_rate.clone(),
+    };
+    let tasks = &parts.tasks;
+    tasks.start(parts.peer_server(edges.peer, serving.clone()), shutdown);
+    tasks.start(
+        parts.admin_server(edges.admin, edges.admin_tls, extras, shutdown),
+        shutdown,
+    );
+    if let Some(server) = parts.platform_server(edges.platform, edges.platform_tls, started) {
+        tasks.start(server, shutdown);
+    }
+    tasks.start(DialLoop(parts.services.clone()), shutdown);
+    tasks.start(parts.certificate_watch(), shutdown);
+    tasks.start(parts.registers.sealing(), shutdown);
+    tasks.start(parts.gossip.clone(), shutdown);
+    tasks.start(Discovery(parts.manager.clone()), shutdown);
+    let registers = parts.registers.clone();
+    let rate = tx_rate;
+    tasks.start(RateSampler { registers, rate }, shutdown);
+    tasks.start(parts.reachability(), shutdown);
+    serving
 }
 
 /// What a node stands on: settings read from files, its data directory, lock, store and keys.
@@ -293,22 +335,6 @@ async fn bind_platform(config: &Config) -> Result<Option<TcpListener>, NodeError
         .await
         .map_err(|source| NodeError::Bind { addr, source })?;
     Ok(Some(listener))
-}
-
-/// Serves the platform services as a node task until shutdown.
-fn spawn_platform(
-    listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    deps: crate::platform::PlatformDeps,
-    shutdown: CancellationToken,
-) {
-    let tasks = deps.tasks.clone();
-    let server = crate::platform::serve(listener, tls, deps, shutdown);
-    tasks.spawn(async move {
-        if let Err(e) = server.await {
-            tracing::error!("platform listener failed: {e}");
-        }
-    });
 }
 
 fn local_addr(listener: &TcpListener, configured: SocketAddr) -> Result<SocketAddr, NodeError> {

@@ -2,13 +2,29 @@
 //! can stop all of them before the store is closed: it waits for them to end, aborts those
 //! still running when the grace period is over, and waits until the aborted ones have really
 //! stopped. Once draining has begun, nothing new is started.
+//!
+//! Long-running parts of the node are [`Service`]s, all started the same way
+//! ([`Tasks::start`]) and all stopped by the node's one shutdown token. Handles that start work
+//! on request (a subscription's sync, the pool's commits) spawn through [`Tasks`] too, and hold
+//! the node's token only to stop that work with it.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::task::{AbortHandle, JoinError, JoinSet};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+
+/// A long-running part of the node, built from its own dependencies (its settings, handles and
+/// metrics). `run` returns once `shutdown` is cancelled, or when the service fails for good
+/// (it logs why).
+pub trait Service: Send + 'static {
+    /// What logs call it.
+    const NAME: &'static str;
+
+    fn run(self, shutdown: CancellationToken) -> impl Future<Output = ()> + Send;
+}
 
 #[derive(Default)]
 struct TaskSet {
@@ -67,6 +83,18 @@ impl Tasks {
             report(result);
         }
         Some(inner.set.spawn(task.instrument(self.scope.clone())))
+    }
+
+    /// Starts `service` as one of the node's tasks, to stop when `shutdown` is cancelled.
+    pub fn start<S: Service>(&self, service: S, shutdown: &CancellationToken) {
+        let shutdown = shutdown.clone();
+        let started = self.spawn(async move {
+            service.run(shutdown).await;
+            tracing::debug!(service = S::NAME, "service stopped");
+        });
+        if started.is_none() {
+            tracing::debug!(service = S::NAME, "not started: the node is shutting down");
+        }
     }
 
     /// Tasks not known to have finished.
@@ -135,6 +163,40 @@ mod tests {
             tasks.spawn(async {}).is_none(),
             "nothing starts after drain"
         );
+    }
+
+    struct UntilShutdown(tokio::sync::oneshot::Sender<()>);
+
+    impl Service for UntilShutdown {
+        const NAME: &'static str = "test";
+
+        async fn run(self, shutdown: CancellationToken) {
+            shutdown.cancelled().await;
+            let _ = self.0.send(());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_service_runs_until_the_shutdown_signal_and_none_starts_after_drain() {
+        let tasks = Tasks::new();
+        let shutdown = CancellationToken::new();
+        let (stopped_tx, mut stopped_rx) = tokio::sync::oneshot::channel();
+        tasks.start(UntilShutdown(stopped_tx), &shutdown);
+        tokio::task::yield_now().await;
+        assert_eq!(tasks.running(), 1);
+        assert!(
+            stopped_rx.try_recv().is_err(),
+            "still running before the signal"
+        );
+        shutdown.cancel();
+        tasks.drain(Duration::from_secs(5)).await;
+        assert!(
+            stopped_rx.await.is_ok(),
+            "stopped by the signal, not aborted"
+        );
+        let (late_tx, late_rx) = tokio::sync::oneshot::channel();
+        tasks.start(UntilShutdown(late_tx), &shutdown);
+        assert!(late_rx.await.is_err(), "dropped unstarted after drain");
     }
 
     #[tokio::test]

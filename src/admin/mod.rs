@@ -288,9 +288,37 @@ fn manage_peer_routes() -> Router<Arc<AdminState>> {
         )
 }
 
+/// The admin API server as a node service, over TLS when `tls` is given.
+pub struct AdminServer {
+    pub listener: TcpListener,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub state: Arc<AdminState>,
+}
+
+impl crate::tasks::Service for AdminServer {
+    const NAME: &'static str = "admin API server";
+
+    async fn run(self, shutdown: CancellationToken) {
+        let send_timeout = self.state.config.admin_send_timeout;
+        let metrics = self.state.metrics.clone();
+        let router = router(self.state);
+        let served = serve(
+            self.listener,
+            self.tls,
+            router,
+            send_timeout,
+            metrics,
+            shutdown,
+        );
+        if let Err(e) = served.await {
+            tracing::error!("admin API server failed: {e}");
+        }
+    }
+}
+
 /// Serves `router` on `listener`, over TLS when `tls` is given, until `shutdown` is cancelled.
 /// A client that reads nothing for `send_timeout` is disconnected (`deadline.rs`).
-pub async fn serve(
+async fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     router: Router,

@@ -430,8 +430,13 @@ pub(super) async fn connect_peer(State(state): Shared, body: Bytes) -> Response 
         let address = request.address.ok_or_else(|| {
             ApiError::bad_request("`address` is required: host:port of a node's peer protocol")
         })?;
-        let connected =
-            crate::service::connect::connect(&state.manager, &*state.dialer, &address).await?;
+        let connected = crate::service::connect::connect(
+            &state.manager,
+            &state.config,
+            &*state.dialer,
+            &address,
+        )
+        .await?;
         Ok::<_, ApiError>((address, connected))
     }
     .await;

@@ -25,7 +25,7 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::peers::{Direction, PeerManager, PeerMessage, PeerState, ServedTransactions};
-use crate::tasks::Tasks;
+use crate::tasks::{Service, Tasks};
 use crate::telemetry::Metrics;
 use crate::txpool::{TxPool, TxPoolError};
 use rate::{Limit, RateLimits};
@@ -76,6 +76,18 @@ pub struct Gossip {
     inner: Mutex<Inner>,
 }
 
+/// Gossip as a node service: the announcer and the request loop, until `shutdown`.
+impl Service for Arc<Gossip> {
+    const NAME: &'static str = "gossip";
+
+    async fn run(self, shutdown: CancellationToken) {
+        tokio::join!(
+            self.clone().run_requests(shutdown.clone()),
+            self.run_announcer(shutdown.clone())
+        );
+    }
+}
+
 impl Gossip {
     pub fn new(
         config: Arc<Config>,
@@ -109,14 +121,6 @@ impl Gossip {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Runs the announcer and the request loop until `shutdown`.
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        tokio::join!(
-            self.clone().run_requests(shutdown.clone()),
-            self.run_announcer(shutdown.clone())
-        );
     }
 
     /// Sends queued announcements every `gossip_interval` (or when woken) and re-queues

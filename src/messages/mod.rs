@@ -16,6 +16,7 @@ pub mod subscribers;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::clock::now_ms;
+use crate::identity::Identity;
 pub use crate::peers::{BROADCAST, PlatformMessage as Message, Recipient};
 use crate::peers::{PeerManager, PeerMessage};
 use crate::telemetry::Metrics;
@@ -69,10 +70,14 @@ pub struct Messages {
 }
 
 impl Messages {
-    pub fn new(peers: Arc<PeerManager>, metrics: Arc<Metrics>) -> Arc<Messages> {
-        let local = peers.identity().peer_id().to_string();
+    pub fn new(
+        peers: Arc<PeerManager>,
+        identity: &Identity,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Messages> {
+        let local = identity.peer_id().to_string();
         Arc::new(Messages {
-            relay: Mutex::new(Relay::new(peers.identity().signing_key().clone())),
+            relay: Mutex::new(Relay::new(identity.signing_key().clone())),
             local,
             peers,
             metrics,

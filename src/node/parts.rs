@@ -15,15 +15,19 @@ use crate::config::Config;
 use crate::events::Events;
 use crate::gossip::Gossip;
 use crate::identity::Identity;
-use crate::peers::{PeerManager, discovery};
+use crate::peers::PeerManager;
+use crate::platform::{PlatformConfig, PlatformDeps, PlatformServer};
 use crate::replication::{Registers, RegistersDeps};
 use crate::rpc;
-use crate::service::health::{self, ServerState};
+use crate::rpc::budget::InboundBudget;
+use crate::service::health;
+use crate::service::reachability::Reachability;
 use crate::store::Store;
 use crate::tasks::Tasks;
 use crate::telemetry::Metrics;
 use crate::telemetry::otlp::Traces;
 use crate::transport::Transport;
+use crate::transport::watch::CertificateWatch;
 use crate::txpool::TxPool;
 
 /// The node's metrics, with the certificate expiry gauge in CA mode.
@@ -32,6 +36,19 @@ fn node_metrics(config: &Config) -> Arc<Metrics> {
         crate::config::PeerTls::Ca => Metrics::new().with_ca_certificate_expiry(),
         _ => Metrics::new(),
     })
+}
+
+/// The node's metrics, and its trace export with the span every task runs in.
+fn observability(
+    config: &Config,
+    ground: &Ground,
+) -> Result<(Arc<Metrics>, Option<Traces>, tracing::Span), NodeError> {
+    let metrics = node_metrics(config);
+    let traces = Traces::start(config, ground.identity.peer_id(), metrics.clone())?;
+    let trace_scope = traces
+        .as_ref()
+        .map_or_else(tracing::Span::none, Traces::scope);
+    Ok((metrics, traces, trace_scope))
 }
 
 /// The node's event bus, on which the store reports its health.
@@ -78,11 +95,7 @@ impl Parts {
         ground: &Ground,
         shutdown: &CancellationToken,
     ) -> Result<Parts, NodeError> {
-        let metrics = node_metrics(&config);
-        let traces = Traces::start(&config, ground.identity.peer_id(), metrics.clone())?;
-        let trace_scope = traces
-            .as_ref()
-            .map_or_else(tracing::Span::none, Traces::scope);
+        let (metrics, traces, trace_scope) = observability(&config, ground)?;
         let tasks = Tasks::with_scope(trace_scope.clone());
         let events = node_events(&config, ground.store.as_ref());
         let manager = Arc::new(
@@ -126,18 +139,19 @@ impl Parts {
             metrics.clone(),
             tasks.clone(),
         );
-        let messages = crate::messages::Messages::new(manager.clone(), metrics.clone());
+        let messages =
+            crate::messages::Messages::new(manager.clone(), &ground.identity, metrics.clone());
         let services = rpc::Services {
             tasks: tasks.clone(),
+            config: config.clone(),
+            identity: ground.identity.clone(),
+            metrics: metrics.clone(),
             peers: manager.clone(),
             registers: registers.clone(),
             gossip: gossip.clone(),
             messages: messages.clone(),
             transport: ground.transport.clone(),
-            budget: rpc::budget::InboundBudget::new(
-                config.max_inbound_bytes_in_flight,
-                metrics.clone(),
-            ),
+            budget: InboundBudget::new(config.max_inbound_bytes_in_flight, metrics.clone()),
         };
         Ok(Parts {
             config,
@@ -158,40 +172,29 @@ impl Parts {
         })
     }
 
-    /// Serves the peer protocol as a node task; the returned listener states say when it stops
-    /// and why (for `/readyz`, `/health` and `status`).
-    pub(super) fn spawn_peer_server(
+    /// The peer protocol server; `serving` records when it stops and why.
+    pub(super) fn peer_server(
         &self,
         listener: TcpListener,
-        shutdown: &CancellationToken,
-    ) -> Arc<health::Listeners> {
-        let grpc = rpc::serve(listener, self.services.clone(), shutdown.clone());
-        let serving = Arc::new(health::Listeners::default());
-        let peer_server = serving.clone();
-        let peer_shutdown = shutdown.clone();
-        self.tasks.spawn(async move {
-            let stopped = match grpc.await {
-                Ok(()) if peer_shutdown.is_cancelled() => "the node is shutting down".to_string(),
-                Ok(()) => "the peer protocol server stopped".to_string(),
-                Err(e) => {
-                    tracing::error!("peer protocol server failed: {e}");
-                    format!("the peer protocol server failed: {e}")
-                }
-            };
-            peer_server.set_peer(ServerState::Stopped(stopped));
-        });
-        serving
+        serving: Arc<health::Listeners>,
+    ) -> rpc::PeerServer {
+        rpc::PeerServer {
+            listener,
+            services: self.services.clone(),
+            serving,
+        }
     }
 
-    /// Serves the admin API as a node task; returns its URL scheme.
-    pub(super) fn spawn_admin(
+    /// The admin API server. Its dialler for `peers connect` starts sessions as node tasks
+    /// that stop with `shutdown`.
+    pub(super) fn admin_server(
         &self,
         listener: TcpListener,
         tls: Option<Arc<rustls::ServerConfig>>,
         extras: AdminExtras,
         shutdown: &CancellationToken,
-    ) -> &'static str {
-        let admin_state = Arc::new(AdminState {
+    ) -> admin::AdminServer {
+        let state = Arc::new(AdminState {
             manager: self.manager.clone(),
             registers: self.registers.clone(),
             heights: Arc::new(crate::rpc::HeightsClient {
@@ -215,30 +218,23 @@ impl Parts {
             trace_scope: self.trace_scope.clone(),
             tx_rate: extras.tx_rate,
         });
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let admin_server = admin::serve(
+        admin::AdminServer {
             listener,
             tls,
-            admin::router(admin_state),
-            self.config.admin_send_timeout,
-            self.metrics.clone(),
-            shutdown.clone(),
-        );
-        self.tasks.spawn(async move {
-            if let Err(e) = admin_server.await {
-                tracing::error!("admin API server failed: {e}");
-            }
-        });
-        scheme
+            state,
+        }
     }
 
-    /// What the platform services are built from.
-    pub(super) fn platform_deps(
+    /// The platform services, when `platform_listen` is set.
+    pub(super) fn platform_server(
         &self,
-        platform_config: crate::platform::PlatformConfig,
+        listener: Option<TcpListener>,
+        tls: Option<Arc<rustls::ServerConfig>>,
         started: Instant,
-    ) -> crate::platform::PlatformDeps {
-        crate::platform::PlatformDeps {
+    ) -> Option<PlatformServer> {
+        let listener = listener?;
+        let platform_config = PlatformConfig::from_config(&self.config)?;
+        let deps = PlatformDeps {
             config: Arc::new(platform_config),
             peer_id: self.identity.peer_id().to_string(),
             peers: self.manager.clone(),
@@ -248,38 +244,32 @@ impl Parts {
             auth: self.auth.clone(),
             tasks: self.tasks.clone(),
             started,
+        };
+        Some(PlatformServer {
+            listener,
+            tls,
+            deps,
+        })
+    }
+
+    /// Closes the sessions of peers whose certificate expires or is revoked (CA mode).
+    pub(super) fn certificate_watch(&self) -> CertificateWatch {
+        CertificateWatch {
+            transport: self.transport.clone(),
+            peers: self.manager.clone(),
+            metrics: self.metrics.clone(),
+            warning: self.config.tls_expiry_warning,
         }
     }
 
-    /// The background loops: dialling, certificates, sealing, gossip, discovery, reachability.
-    pub(super) fn spawn_loops(
-        &self,
-        tx_rate: Arc<crate::service::rates::TxRate>,
-        shutdown: &CancellationToken,
-    ) {
-        let tasks = &self.tasks;
-        tasks.spawn(rpc::connections::run_dialer(
-            self.services.clone(),
-            shutdown.clone(),
-        ));
-        tasks.spawn(crate::transport::watch::run(
-            self.transport.clone(),
-            self.manager.clone(),
-            shutdown.clone(),
-        ));
-        tasks.spawn(self.registers.clone().run_sealer());
-        tasks.spawn(self.gossip.clone().run(shutdown.clone()));
-        tasks.spawn(discovery::run(self.manager.clone(), shutdown.clone()));
-        tasks.spawn(crate::service::rates::run(
-            self.registers.clone(),
-            tx_rate,
-            shutdown.clone(),
-        ));
-        tasks.spawn(crate::service::reachability::run(
-            self.manager.clone(),
-            Arc::new(crate::netprobe::NetProbe),
-            shutdown.clone(),
-        ));
+    /// Keeps this node's announced address current.
+    pub(super) fn reachability(&self) -> Reachability {
+        Reachability {
+            config: self.config.clone(),
+            metrics: self.metrics.clone(),
+            peers: self.manager.clone(),
+            probe: Arc::new(crate::netprobe::NetProbe),
+        }
     }
 }
 

@@ -8,15 +8,27 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::PeerManager;
+use crate::tasks::Service;
 
 /// How often changed peer records are written to the store.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 /// How often expired bans are removed and stale peers forgotten.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(250);
 
+/// The peer facade's own upkeep, as a node service.
+pub struct Discovery(pub Arc<PeerManager>);
+
+impl Service for Discovery {
+    const NAME: &'static str = "discovery";
+
+    async fn run(self, shutdown: CancellationToken) {
+        run(self.0, shutdown).await;
+    }
+}
+
 /// Runs until `shutdown`: exchange rounds every `exchange_interval` (unless 0), flushes and
 /// housekeeping. Store errors are logged loudly and retried on the next tick.
-pub async fn run(manager: Arc<PeerManager>, shutdown: CancellationToken) {
+async fn run(manager: Arc<PeerManager>, shutdown: CancellationToken) {
     let exchange_interval = manager.config().exchange_interval;
     let mut exchange = tokio::time::interval(if exchange_interval.is_zero() {
         Duration::from_secs(3600)

@@ -41,8 +41,25 @@ const ACCEPTED_QUEUE: usize = 16;
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The platform services as a node service, over TLS when `tls` is given.
+pub(crate) struct PlatformServer {
+    pub(crate) listener: TcpListener,
+    pub(crate) tls: Option<Arc<ServerConfig>>,
+    pub(crate) deps: PlatformDeps,
+}
+
+impl crate::tasks::Service for PlatformServer {
+    const NAME: &'static str = "platform server";
+
+    async fn run(self, shutdown: CancellationToken) {
+        if let Err(e) = serve(self.listener, self.tls, self.deps, shutdown).await {
+            tracing::error!("platform listener failed: {e}");
+        }
+    }
+}
+
 /// Serves the platform services on `listener` until `shutdown`.
-pub async fn serve(
+async fn serve(
     listener: TcpListener,
     tls: Option<Arc<ServerConfig>>,
     deps: PlatformDeps,

@@ -42,7 +42,7 @@ use crate::replication::Registers;
 use crate::tasks::Tasks;
 use crate::telemetry::Metrics;
 
-pub(crate) use listener::serve;
+pub(crate) use listener::PlatformServer;
 pub use tls::PlatformTlsError;
 pub(crate) use tls::server_config;
 

@@ -117,6 +117,18 @@ pub struct Registers {
     shutdown: CancellationToken,
 }
 
+/// Seals pending transactions of every register this node originates, every `seal_interval`
+/// or as soon as `max_docket_transactions` are waiting.
+pub struct Sealing(Arc<Registers>);
+
+impl crate::tasks::Service for Sealing {
+    const NAME: &'static str = "sealer";
+
+    async fn run(self, shutdown: CancellationToken) {
+        self.0.sealer.run(shutdown).await;
+    }
+}
+
 impl Registers {
     /// Loads the registers and subscriptions this node holds (and starts the subscriptions).
     pub async fn load(
@@ -182,10 +194,9 @@ impl Registers {
         Ok(registers)
     }
 
-    /// Seals pending transactions of every register this node originates, every
-    /// `seal_interval` or as soon as `max_docket_transactions` are waiting. Runs until shutdown.
-    pub async fn run_sealer(self: Arc<Self>) {
-        self.sealer.run(self.shutdown.clone()).await
+    /// The sealer of the registers this node originates, as a node service.
+    pub fn sealing(self: &Arc<Self>) -> Sealing {
+        Sealing(self.clone())
     }
 
     fn advertise(&self) {

@@ -20,8 +20,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
 use super::Services;
-use crate::peers::PeerManager;
 use crate::peers::admission::ConnectionSlot;
+use crate::telemetry::Metrics;
 use crate::transport::{AcceptError, PeerStream, Transport};
 
 /// Bytes of the HTTP/2 client connection preface.
@@ -200,7 +200,7 @@ async fn accept_loop(
     accepted: mpsc::Sender<io::Result<AdmittedStream>>,
 ) {
     let peers = services.peers.clone();
-    let deadlines = Deadlines::for_config(peers.config());
+    let deadlines = Deadlines::for_config(&services.config);
     loop {
         let (stream, remote): (TcpStream, SocketAddr) = tokio::select! {
             _ = accepted.closed() => return,
@@ -218,7 +218,7 @@ async fn accept_loop(
             Ok(slot) => {
                 services.tasks.spawn(secure(
                     services.transport.clone(),
-                    peers.clone(),
+                    services.metrics.clone(),
                     stream,
                     remote,
                     Admission {
@@ -246,7 +246,7 @@ struct Admission {
 /// Takes one admitted connection through the transport and hands it to the server.
 async fn secure(
     transport: Arc<Transport>,
-    peers: Arc<PeerManager>,
+    metrics: Arc<Metrics>,
     stream: TcpStream,
     remote: SocketAddr,
     admission: Admission,
@@ -257,14 +257,12 @@ async fn secure(
     let connection = match outcome {
         Ok(Ok(connection)) => connection,
         Ok(Err(refused)) => {
-            report_refusal(&peers, &transport, remote, &refused);
+            report_refusal(&metrics, &transport, remote, &refused);
             return;
         }
         Err(_) => {
             tracing::debug!(%remote, "no transport handshake within the deadline");
-            peers
-                .metrics()
-                .transport_refused("inbound", "tls_handshake");
+            metrics.transport_refused("inbound", "tls_handshake");
             return;
         }
     };
@@ -286,7 +284,7 @@ async fn secure(
 /// Counts a refused connection and logs it with its reason, at most once per address and
 /// reason per interval (a peer reconnecting in a loop cannot fill the log).
 fn report_refusal(
-    peers: &PeerManager,
+    metrics: &Metrics,
     transport: &Transport,
     remote: SocketAddr,
     refused: &AcceptError,
@@ -295,7 +293,7 @@ fn report_refusal(
         tracing::debug!("peer connection closed at the transport handshake: {refused}");
         return;
     };
-    peers.metrics().transport_refused("inbound", reason);
+    metrics.transport_refused("inbound", reason);
     if transport
         .refusal_log()
         .allow(remote.ip(), "inbound", reason)

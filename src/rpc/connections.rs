@@ -18,6 +18,7 @@ use super::handshake::{Accepted, HandshakeError, accept_handshake, failed};
 use super::outbox::Outbox;
 use super::{Services, pb, session};
 use crate::peers::{DialTarget, Direction, Refusal};
+use crate::tasks::Service;
 
 /// Accepting side: runs the handshake for an inbound stream (opening `gate` once the peer is
 /// welcomed), then the session.
@@ -32,7 +33,7 @@ pub async fn accept(
     let manager = services.peers.clone();
     let remote = connection.remote;
     let remote_ip = remote.ip();
-    let timeout = manager.config().connect_timeout;
+    let timeout = services.config.connect_timeout;
     let span = handshake_span("inbound", &remote.to_string());
     let handshake = tokio::time::timeout(
         timeout,
@@ -65,10 +66,20 @@ pub async fn accept(
     }
 }
 
-/// Runs until `shutdown`, dialling what the manager plans.
-pub async fn run_dialer(services: Services, shutdown: CancellationToken) {
+/// Dials what the peer manager plans, every `dial_interval`, as a node service.
+pub struct DialLoop(pub Services);
+
+impl Service for DialLoop {
+    const NAME: &'static str = "dialer";
+
+    async fn run(self, shutdown: CancellationToken) {
+        run_dialer(self.0, shutdown).await;
+    }
+}
+
+async fn run_dialer(services: Services, shutdown: CancellationToken) {
     let manager = services.peers.clone();
-    let mut tick = tokio::time::interval(manager.config().dial_interval);
+    let mut tick = tokio::time::interval(services.config.dial_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -87,7 +98,7 @@ pub async fn run_dialer(services: Services, shutdown: CancellationToken) {
 /// Dials one target; on success runs the session until it ends.
 pub async fn dial(services: Services, target: DialTarget, shutdown: CancellationToken) {
     let manager = services.peers.clone();
-    let timeout = manager.config().connect_timeout;
+    let timeout = services.config.connect_timeout;
     let span = handshake_span("outbound", &target.address);
     let attempt = tokio::time::timeout(timeout, open(&services, &target, false))
         .instrument(span.clone())
@@ -131,7 +142,7 @@ pub async fn dial(services: Services, target: DialTarget, shutdown: Cancellation
             }
         };
     // "After the handshake the node asks it for peers."
-    let exchange_first = manager.config().exchange_enabled();
+    let exchange_first = services.config.exchange_enabled();
     // Keep the client (and its connection) alive for as long as the session runs.
     let _client = client;
     session::run(

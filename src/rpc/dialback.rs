@@ -34,9 +34,9 @@ pub fn handle_request(
     let address = match admitted {
         Ok(address) => address,
         Err(refusal) => {
-            manager.metrics().dial_back("asked", "refused");
+            services.metrics.dial_back("asked", "refused");
             if matches!(refusal, DialBackRefusal::TooSoon { .. }) {
-                manager.metrics().limit_hit("dial_back_rate");
+                services.metrics.limit_hit("dial_back_rate");
             }
             tracing::info!(peer = %peer_id, requested = %convert::peer_text(&request.address, convert::MAX_PEER_TEXT), %refusal, "dial-back refused");
             answer(outbox, request.request_id, refusal.to_string());
@@ -49,11 +49,11 @@ pub fn handle_request(
     services.tasks.clone().spawn(async move {
         let error = match probe(&services, address, &peer_id).await {
             Ok(()) => {
-                services.peers.metrics().dial_back("asked", "verified");
+                services.metrics.dial_back("asked", "verified");
                 String::new()
             }
             Err(e) => {
-                services.peers.metrics().dial_back("asked", "failed");
+                services.metrics.dial_back("asked", "failed");
                 e.to_string()
             }
         };
@@ -95,13 +95,12 @@ pub async fn probe(
     address: SocketAddr,
     expected: &str,
 ) -> Result<(), DialBackError> {
-    let manager = &services.peers;
     let target = DialTarget {
         address: address.to_string(),
         expected_peer_id: Some(expected.to_string()),
         seed: false,
     };
-    let timeout = manager.config().connect_timeout;
+    let timeout = services.config.connect_timeout;
     let opened = tokio::time::timeout(timeout, dialer::open(services, &target, true))
         .await
         .map_err(|_| DialBackError::Timeout { address, timeout })?;

@@ -35,7 +35,7 @@ pub(super) async fn open(
     if let Err(refusal) = manager.admit_address(remote.ip()) {
         return Err(HandshakeError::Refused(refusal));
     }
-    let config = manager.config();
+    let config = &services.config;
     let connection = connect(services, target, remote).await?;
     let tls_key = connection.peer_key;
     let channel = crate::transport::channel(connection.stream, remote)
@@ -91,7 +91,7 @@ async fn connect(
     target: &DialTarget,
     remote: SocketAddr,
 ) -> Result<Connection, HandshakeError> {
-    let config = services.peers.config();
+    let config = &services.config;
     // Dial from the address we listen on, so peers see the same IP we announce (this is what
     // lets IP bans and per-address views work on multi-address hosts and 127.0.0.x tests).
     let from = (!config.listen.ip().is_unspecified()
@@ -103,10 +103,7 @@ async fn connect(
         .await
         .map_err(|e| {
             if let Some(reason) = e.reason() {
-                services
-                    .peers
-                    .metrics()
-                    .transport_refused("outbound", reason);
+                services.metrics.transport_refused("outbound", reason);
                 if e.refused_here()
                     && services
                         .transport

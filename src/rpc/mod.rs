@@ -35,6 +35,10 @@ use admission::PeerConnectInfo;
 pub struct Services {
     /// Where every task of the node is spawned.
     pub tasks: crate::tasks::Tasks,
+    /// The node's settings, shared rather than reached through the peer manager.
+    pub config: Arc<crate::config::Config>,
+    pub identity: Arc<crate::identity::Identity>,
+    pub metrics: Arc<crate::telemetry::Metrics>,
     pub peers: Arc<PeerManager>,
     pub registers: Arc<Registers>,
     pub gossip: Arc<Gossip>,
@@ -99,7 +103,7 @@ impl pb::peer_session_server::PeerSession for PeerSessionService {
             return Err(Status::permission_denied(refusal.to_string()));
         }
         let incoming = request.into_inner();
-        let (outbox, frames) = outbox::Outbox::new(self.services.peers.config().peer_send_buffer);
+        let (outbox, frames) = outbox::Outbox::new(self.services.config.peer_send_buffer);
         self.services.tasks.spawn(connections::accept(
             self.services.clone(),
             connection,
@@ -133,7 +137,7 @@ impl pb::peer_session_server::PeerSession for PeerSessionService {
             }
         }
         Ok(Response::new(pb::RegisterHeightsResponse {
-            peer_id: self.services.peers.identity().peer_id().to_string(),
+            peer_id: self.services.identity.peer_id().to_string(),
             registers: convert::heights_to_wire(registers.public_heights()),
             hashes,
         }))
@@ -254,10 +258,35 @@ async fn remote_heights(
     })
 }
 
+/// The peer protocol server as a node service. `serving` records when and why it stopped (for
+/// `/readyz`, `/health` and `status`).
+pub struct PeerServer {
+    pub listener: tokio::net::TcpListener,
+    pub services: Services,
+    pub serving: Arc<crate::service::health::Listeners>,
+}
+
+impl crate::tasks::Service for PeerServer {
+    const NAME: &'static str = "peer protocol server";
+
+    async fn run(self, shutdown: CancellationToken) {
+        use crate::service::health::ServerState;
+        let stopped = match serve(self.listener, self.services, shutdown.clone()).await {
+            Ok(()) if shutdown.is_cancelled() => "the node is shutting down".to_string(),
+            Ok(()) => "the peer protocol server stopped".to_string(),
+            Err(e) => {
+                tracing::error!("peer protocol server failed: {e}");
+                format!("the peer protocol server failed: {e}")
+            }
+        };
+        self.serving.set_peer(ServerState::Stopped(stopped));
+    }
+}
+
 /// Serves the peer protocol on `listener` until `shutdown`: connections are admitted by the
 /// peer manager before anything is read (see [`admission`]), each may open only a few
 /// streams with small headers, and messages are read within the [`budget`].
-pub async fn serve(
+async fn serve(
     listener: tokio::net::TcpListener,
     services: Services,
     shutdown: CancellationToken,

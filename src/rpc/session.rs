@@ -203,7 +203,7 @@ impl Session {
         if self.exchange_pending.is_some() {
             return Ok(());
         }
-        let max_entries = self.services.peers.config().exchange_max_entries;
+        let max_entries = self.services.config.exchange_max_entries;
         let id = self.next_id();
         let peers = convert::addresses_to_wire(
             self.services
@@ -228,13 +228,13 @@ impl Session {
             span.record("error", "no answer before the next heartbeat");
             self.missed += 1;
             if let Verdict::Disconnect(reason) =
-                liveness::heartbeat_missed(peers, &self.peer_id, self.missed)
+                liveness::heartbeat_missed(peers, &self.services.config, &self.peer_id, self.missed)
             {
                 say_goodbye(&self.outbox, &reason);
                 return Err(CloseOutcome::Failed(reason));
             }
         }
-        let deadline = liveness::exchange_deadline(peers);
+        let deadline = liveness::exchange_deadline(&self.services.config);
         if self
             .exchange_pending
             .as_ref()
@@ -349,9 +349,9 @@ impl Session {
         let manager = &self.services.peers;
         // With exchange off this node neither learns nor shares, but still answers
         // (with nothing) so the asking peer does not count a failure.
-        let peers = if manager.config().exchange_enabled() {
+        let peers = if self.services.config.exchange_enabled() {
             manager.learn(&self.peer_id, convert::addresses_from_wire(request.peers));
-            let max = (request.max_peers as usize).min(manager.config().exchange_max_entries);
+            let max = (request.max_peers as usize).min(self.services.config.exchange_max_entries);
             convert::addresses_to_wire(manager.exchange_entries(&self.peer_id, max))
         } else {
             Vec::new()
@@ -483,7 +483,7 @@ pub async fn run(
     shutdown: CancellationToken,
     exchange_first: bool,
 ) {
-    let config = services.peers.config().clone();
+    let config = services.config.clone();
     let SessionHandle {
         conn_id,
         mut commands,

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::config::{AddressError, validate_host_port};
+use crate::config::{AddressError, Config, validate_host_port};
 use crate::peers::manual::DialOutcome;
 use crate::peers::{DialTarget, PeerError, PeerManager};
 
@@ -52,12 +52,13 @@ pub enum ConnectError {
 /// dial it again later to fill outbound slots.
 pub async fn connect(
     manager: &PeerManager,
+    config: &Config,
     dialer: &dyn Dialer,
     address: &str,
 ) -> Result<Connected, ConnectError> {
     let address = address.trim();
     validate_host_port(address)?;
-    if address == manager.announced_address() || address == manager.config().listen.to_string() {
+    if address == manager.announced_address() || address == config.listen.to_string() {
         return Err(ConnectError::OwnAddress(address.to_string()));
     }
     if let Some(peer_id) = manager.connected_at(address) {
@@ -72,7 +73,7 @@ pub async fn connect(
         expected_peer_id: None,
         seed: false,
     });
-    let within = manager.config().connect_timeout + SETTLE_MARGIN;
+    let within = config.connect_timeout + SETTLE_MARGIN;
     match tokio::time::timeout(within, outcome).await {
         Ok(Ok(DialOutcome::Connected(peer_id))) => {
             tracing::info!(peer = %peer_id, %address, "connected as the operator asked");

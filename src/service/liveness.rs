@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::config::Config;
 use crate::peers::PeerManager;
 
 /// Validity penalty for a frame that breaks the protocol after the handshake.
@@ -19,9 +20,14 @@ pub enum Verdict {
 /// A heartbeat went unanswered, the `missed`-th in a row. It counts as a failed request; the
 /// session ends when `missed_heartbeats` went unanswered in a row or the peer has failed
 /// `max_failures` requests in a row.
-pub fn heartbeat_missed(peers: &PeerManager, peer_id: &str, missed: u32) -> Verdict {
+pub fn heartbeat_missed(
+    peers: &PeerManager,
+    config: &Config,
+    peer_id: &str,
+    missed: u32,
+) -> Verdict {
     let too_many_failures = peers.record_failure(peer_id, "missed heartbeat");
-    if missed >= peers.config().missed_heartbeats || too_many_failures {
+    if missed >= config.missed_heartbeats || too_many_failures {
         Verdict::Disconnect(format!("{missed} heartbeats unanswered"))
     } else {
         Verdict::Keep
@@ -30,8 +36,7 @@ pub fn heartbeat_missed(peers: &PeerManager, peer_id: &str, missed: u32) -> Verd
 
 /// How long a peer-exchange request may stay unanswered: as long as the heartbeats a session
 /// may miss.
-pub fn exchange_deadline(peers: &PeerManager) -> Duration {
-    let config = peers.config();
+pub fn exchange_deadline(config: &Config) -> Duration {
     // Saturating: both numbers are operator input.
     config
         .heartbeat_interval

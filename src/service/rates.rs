@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::replication::Registers;
+use crate::tasks::Service;
 
 /// The window a rate is computed over.
 pub const RATE_WINDOW: Duration = Duration::from_secs(10);
@@ -76,7 +77,20 @@ impl TxRate {
 }
 
 /// Samples the registers' transaction count every [`RATE_SAMPLE_EVERY`] until shutdown.
-pub async fn run(registers: Arc<Registers>, rate: Arc<TxRate>, shutdown: CancellationToken) {
+pub struct RateSampler {
+    pub registers: Arc<Registers>,
+    pub rate: Arc<TxRate>,
+}
+
+impl Service for RateSampler {
+    const NAME: &'static str = "transaction rate";
+
+    async fn run(self, shutdown: CancellationToken) {
+        run(self.registers, self.rate, shutdown).await;
+    }
+}
+
+async fn run(registers: Arc<Registers>, rate: Arc<TxRate>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(RATE_SAMPLE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 use super::{Transport, ca};
 use crate::clock::now_ms;
 use crate::peers::PeerManager;
+use crate::tasks::Service;
+use crate::telemetry::Metrics;
 
 /// How often the revocation list's file is looked at (a `stat`, nothing read unless changed).
 const CRL_POLL: Duration = Duration::from_secs(1);
@@ -169,13 +171,35 @@ fn until_expired(not_after: i64) -> Duration {
     Duration::from_millis(u64::try_from(at_ms.saturating_sub(now_ms())).unwrap_or(0))
 }
 
+/// The watch, as a node service: it closes sessions through the peer facade.
+pub struct CertificateWatch {
+    pub transport: Arc<Transport>,
+    pub peers: Arc<PeerManager>,
+    pub metrics: Arc<Metrics>,
+    /// How long before this node's certificate expires it starts warning (`tls_expiry_warning`).
+    pub warning: Duration,
+}
+
+impl Service for CertificateWatch {
+    const NAME: &'static str = "certificate watch";
+
+    async fn run(self, shutdown: CancellationToken) {
+        run(self, shutdown).await;
+    }
+}
+
 /// Runs until `shutdown` (returns at once unless in CA mode).
-pub async fn run(transport: Arc<Transport>, peers: Arc<PeerManager>, shutdown: CancellationToken) {
+async fn run(watch: CertificateWatch, shutdown: CancellationToken) {
+    let CertificateWatch {
+        transport,
+        peers,
+        metrics,
+        warning,
+    } = watch;
     let Some(ca) = transport.ca() else {
         return;
     };
-    peers.metrics().tls_certificate_expiry.set(ca.not_after);
-    let warning = peers.config().tls_expiry_warning;
+    metrics.tls_certificate_expiry.set(ca.not_after);
     let mut seen = ca.crl_file.as_deref().and_then(stamp);
     let mut warned: Option<Instant> = None;
     let mut own_expiry_told = false;
@@ -190,7 +214,7 @@ pub async fn run(transport: Arc<Transport>, peers: Arc<PeerManager>, shutdown: C
             _ = tokio::time::sleep(next_expiry.unwrap_or(CRL_POLL)), if next_expiry.is_some() => {}
         }
         let now_secs = now_ms() / 1000;
-        end_expired_sessions(ca, &peers, now_secs, &mut own_expiry_told);
+        end_expired_sessions(ca, &peers, &metrics, now_secs, &mut own_expiry_told);
         if let Some(problem) = expiry_problem(ca.not_after, now_secs, warning)
             && !has_expired(ca.not_after, now_secs)
             && warned.is_none_or(|at| at.elapsed() >= EXPIRY_WARNING_REPEAT)
@@ -206,14 +230,20 @@ pub async fn run(transport: Arc<Transport>, peers: Arc<PeerManager>, shutdown: C
             continue;
         }
         seen = now;
-        reload_crl(ca, &peers, path);
+        reload_crl(ca, &peers, &metrics, path);
     }
 }
 
 /// Closes the sessions whose peer certificate has expired. Once this node's own has expired it
 /// only says so: its peers check the same notAfter and close those sessions, saying why. If both
 /// sides closed, which one logged the reason would depend on which woke first.
-fn end_expired_sessions(ca: &CaState, peers: &PeerManager, now_secs: i64, told: &mut bool) {
+fn end_expired_sessions(
+    ca: &CaState,
+    peers: &PeerManager,
+    metrics: &Metrics,
+    now_secs: i64,
+    told: &mut bool,
+) {
     if has_expired(ca.not_after, now_secs) {
         if !*told {
             tracing::error!(
@@ -230,14 +260,14 @@ fn end_expired_sessions(ca: &CaState, peers: &PeerManager, now_secs: i64, told: 
             expired_at = %crate::clock::to_rfc3339(not_after.saturating_mul(1000)),
             "closing the session with a peer whose TLS certificate expired"
         );
-        peers.metrics().tls_sessions_expired.inc();
+        metrics.tls_sessions_expired.inc();
         peers.close_session(&peer, "its TLS certificate expired");
     }
 }
 
 /// Takes the revocation list file if the CA signed it, and disconnects the peers it revokes;
 /// otherwise keeps the previous list and says why, loudly, until a good file arrives.
-fn reload_crl(ca: &CaState, peers: &PeerManager, path: &Path) {
+fn reload_crl(ca: &CaState, peers: &PeerManager, metrics: &Metrics, path: &Path) {
     match ca.verifier.read_crls(path) {
         Ok(crls) => {
             ca.verifier.set_crls(crls);
@@ -249,7 +279,7 @@ fn reload_crl(ca: &CaState, peers: &PeerManager, path: &Path) {
             tracing::info!(file = %path.display(), revoked_connected = revoked.len(), "revocation list re-read");
             for peer in revoked {
                 tracing::warn!(%peer, "disconnecting a peer whose certificate is revoked");
-                peers.metrics().transport_refused("inbound", "revoked");
+                metrics.transport_refused("inbound", "revoked");
                 peers.close_session(&peer, "its TLS certificate is revoked");
             }
         }
@@ -257,7 +287,7 @@ fn reload_crl(ca: &CaState, peers: &PeerManager, path: &Path) {
             tracing::error!(
                 "refusing the new revocation list, the previous one stays in force: {e}"
             );
-            peers.metrics().tls_crl_reload_failures.inc();
+            metrics.tls_crl_reload_failures.inc();
             ca.set_crl_problem(Some(format!(
                 "the revocation list was refused, the previous one stays in force: {e}"
             )));
