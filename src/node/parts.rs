@@ -109,15 +109,15 @@ impl Parts {
             )
             .await?,
         );
-        let pool = TxPool::new(
+        let (pool, committer) = TxPool::new(
             ground.store.clone(),
             Clock::System,
             &config,
             metrics.clone(),
             events.clone(),
-            &tasks,
-            shutdown.clone(),
         );
+        // Started at once: the pool takes commits as soon as it exists.
+        tasks.start(committer, shutdown);
         let registers = Registers::load(
             RegistersDeps {
                 store: ground.store.clone(),

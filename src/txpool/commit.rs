@@ -43,6 +43,20 @@ impl Request {
     }
 }
 
+/// The pool's one writer of pending transactions, as a node service.
+pub struct Committer {
+    pub(super) pool: Arc<TxPool>,
+    pub(super) requests: mpsc::Receiver<Request>,
+}
+
+impl crate::tasks::Service for Committer {
+    const NAME: &'static str = "transaction committer";
+
+    async fn run(self, shutdown: CancellationToken) {
+        self.pool.run_committer(self.requests, shutdown).await;
+    }
+}
+
 impl TxPool {
     /// Stores `txs` as pending through the committer; returns the IDs that were new.
     pub(super) async fn commit(
@@ -71,7 +85,7 @@ impl TxPool {
     /// The committer: runs until `shutdown`. Then it takes no new request (callers get
     /// [`TxPoolError::ShuttingDown`]) but commits the ones already queued, so a caller that
     /// got in before the shutdown is answered as usual.
-    pub(super) async fn run_committer(
+    async fn run_committer(
         self: Arc<Self>,
         mut requests: mpsc::Receiver<Request>,
         shutdown: CancellationToken,
@@ -163,15 +177,14 @@ mod tests {
         let config = Config::defaults().expect("defaults");
         let shutdown = CancellationToken::new();
         let tasks = Tasks::new();
-        let pool = TxPool::new(
+        let (pool, committer) = TxPool::new(
             store.clone(),
             crate::clock::Clock::System,
             &config,
             Arc::new(Metrics::new()),
             Arc::new(Events::new()),
-            &tasks,
-            shutdown.clone(),
         );
+        tasks.start(committer, &shutdown);
         pool.open("r", true, true);
         shutdown.cancel();
         let tx = |p: &[u8]| (crate::ledger::tx_id(p), p.to_vec());

@@ -12,6 +12,7 @@
 
 pub mod claims;
 mod commit;
+pub use commit::Committer;
 #[cfg(test)]
 mod pool_props;
 #[cfg(test)]
@@ -25,13 +26,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
-use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::ledger;
 use crate::store::{Store, StoreError};
-use crate::tasks::Tasks;
 use crate::telemetry::Metrics;
 pub use claims::Claim;
 use claims::Claims;
@@ -122,17 +121,16 @@ pub struct TxPool {
 }
 
 impl TxPool {
-    /// The pool, with its committer started under `tasks` until `shutdown`; `clock` dates
-    /// what is stored and decides what is stale.
+    /// The pool, and the committer that writes its pending transactions (a node service to
+    /// start before anything is committed); `clock` dates what is stored and decides what is
+    /// stale.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Clock,
         config: &Config,
         metrics: Arc<Metrics>,
         node_events: Arc<crate::events::Events>,
-        tasks: &Tasks,
-        shutdown: CancellationToken,
-    ) -> Arc<TxPool> {
+    ) -> (Arc<TxPool>, Committer) {
         let (commits, requests) = mpsc::channel(commit::QUEUED_REQUESTS);
         let pool = Arc::new(TxPool {
             queue: AnnouncementQueue::new(metrics, node_events, config.gossip_queue_limit),
@@ -147,8 +145,11 @@ impl TxPool {
             events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
             commits,
         });
-        tasks.spawn(pool.clone().run_committer(requests, shutdown));
-        pool
+        let committer = Committer {
+            pool: pool.clone(),
+            requests,
+        };
+        (pool, committer)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Admission>> {

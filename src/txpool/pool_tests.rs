@@ -18,15 +18,14 @@ use crate::telemetry::Metrics;
 async fn pool(clock: &ManualClock) -> (Arc<TxPool>, Tasks) {
     let store = crate::store::open_in_memory().await.expect("store");
     let tasks = Tasks::new();
-    let pool = TxPool::new(
+    let (pool, committer) = TxPool::new(
         store,
         Clock::Manual(clock.clone()),
         &Config::defaults().expect("defaults"),
         Arc::new(Metrics::new()),
         Arc::new(Events::new()),
-        &tasks,
-        CancellationToken::new(),
     );
+    tasks.start(committer, &CancellationToken::new());
     (pool, tasks)
 }
 
