@@ -12,29 +12,29 @@ pub mod config;
 pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod gossip;
+pub(crate) mod gossip;
 pub mod identity;
 pub mod ledger;
-pub mod lockfile;
-pub mod logsink;
+pub(crate) mod lockfile;
+pub(crate) mod logsink;
 pub mod messages;
-pub mod netprobe;
+pub(crate) mod netprobe;
 pub mod node;
 pub mod peers;
 pub mod platform;
 #[cfg(test)]
 mod props;
-pub mod reachability;
+pub(crate) mod reachability;
 pub mod replication;
 pub mod rpc;
 pub mod service;
 pub mod store;
-pub mod tasks;
+pub(crate) mod tasks;
 pub mod telemetry;
-pub mod text;
+pub(crate) mod text;
 pub(crate) mod tlsfiles;
 pub mod transport;
-pub mod txpool;
+pub(crate) mod txpool;
 
 /// The software version reported in the handshake, `status` and `/api/health`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

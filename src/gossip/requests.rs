@@ -117,11 +117,13 @@ impl RequestTracker {
         self.entries.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// Announcement records held.
+    #[cfg(test)]
     pub fn announcements(&self) -> usize {
         self.total
     }
@@ -140,6 +142,7 @@ impl RequestTracker {
     }
 
     /// Transactions requested from `peer` and not answered yet.
+    #[cfg(test)]
     pub fn in_flight(&self, peer: &str) -> usize {
         self.peers.get(peer).map_or(0, |p| p.in_flight)
     }
