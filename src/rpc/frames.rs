@@ -11,6 +11,7 @@ pub fn frame(body: Body) -> pb::Frame {
 fn goodbye(reason: &str) -> pb::Frame {
     frame(Body::Goodbye(pb::Goodbye {
         reason: reason.to_string(),
+        ..Default::default()
     }))
 }
 
