@@ -264,6 +264,7 @@ async fn leave(h: &Harness, outgoing: mpsc::Sender<pb::Frame>, peer_id: &str) {
     let goodbye = pb::Frame {
         body: Some(Body::Goodbye(pb::Goodbye {
             reason: "fuzz input done".into(),
+            ..Default::default()
         })),
     };
     // An error: the node closed the session already.

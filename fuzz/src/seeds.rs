@@ -153,6 +153,7 @@ fn frames(dir: &Path) {
         "goodbye",
         frame(Body::Goodbye(pb::Goodbye {
             reason: "shutting down".into(),
+            ..Default::default()
         })),
     );
     let mut message = platform_message(1_800_000_000_000);

@@ -154,6 +154,7 @@ pub fn session(dir: &Path) {
             0,
             vec![frame(Body::Goodbye(pb::Goodbye {
                 reason: "leaving".into(),
+                ..Default::default()
             }))],
         ),
         // Frames that break the protocol: a handshake frame again, an empty frame.

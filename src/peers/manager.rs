@@ -122,6 +122,12 @@ impl PeerManager {
         &self.metrics
     }
 
+    /// "Now" by the clock the peer domain runs on: what a rule comparing it with peers' times
+    /// (last seen, connected since) must read.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     // ----- this node's own address -----------------------------------------------------
 
     /// This node's address book of itself (see [`crate::reachability`]).

@@ -13,7 +13,7 @@ use tracing::{Instrument, Span};
 use super::admission::PeerConnectInfo;
 use super::budget::SessionGate;
 use super::dialer::open;
-use super::frames::say_goodbye;
+use super::frames::{refuse, say_goodbye};
 use super::handshake::{Accepted, HandshakeError, accept_handshake, failed};
 use super::outbox::Outbox;
 use super::{Services, pb, session};
@@ -54,13 +54,14 @@ pub async fn accept(
         Ok(Accepted::Probe(peer)) => {
             tracing::debug!(%peer, %remote, "answered a dial-back probe");
         }
-        Err(e) => {
-            let (refused, reason) = match e {
-                HandshakeError::Refused(r) => (true, r.to_string()),
-                HandshakeError::Failed(m) => (false, m),
-            };
+        Err(HandshakeError::Refused(refusal)) => {
+            tracing::debug!(%remote_ip, %refusal, "inbound handshake refused");
+            manager.handshake_failed(true);
+            refuse(&outbox, &refusal);
+        }
+        Err(HandshakeError::Failed(reason)) => {
             tracing::debug!(%remote_ip, %reason, "inbound handshake did not complete");
-            manager.handshake_failed(refused);
+            manager.handshake_failed(false);
             say_goodbye(&outbox, &reason);
         }
     }
@@ -133,7 +134,7 @@ pub async fn dial(services: Services, target: DialTarget, shutdown: Cancellation
         match manager.register_connection(peer, Direction::Outbound, remote.ip(), Some(&target)) {
             Ok(handle) => handle,
             Err(refusal) => {
-                say_goodbye(&outbox, &refusal.to_string());
+                refuse(&outbox, &refusal);
                 match refusal {
                     Refusal::Duplicate | Refusal::SelfConnection => manager.dial_abandoned(&target),
                     other => manager.dial_failed(&target, &other.to_string()),

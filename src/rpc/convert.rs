@@ -5,7 +5,7 @@ use super::pb;
 use crate::ledger::{CompactDocket, Docket, DocketHeader, DocketWithTransactions};
 use crate::messages::MAX_PAYLOAD_BYTES;
 use crate::peers::{
-    KnownAddress, PeerMessage, PeerRequest, PlatformMessage, Recipient, RegisterHeight,
+    KnownAddress, PeerMessage, PeerRequest, PlatformMessage, Recipient, Refusal, RegisterHeight,
 };
 
 /// Longest free text kept from a peer (a goodbye reason, an error in an answer).
@@ -15,6 +15,47 @@ pub const MAX_PEER_TEXT: usize = 256;
 /// `max` characters.
 pub fn peer_text(text: &str, max: usize) -> String {
     text.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+/// A refusal as the goodbye that tells the peer: the kind to act on, the text to show (all an
+/// older peer reads).
+pub fn refusal_to_wire(refusal: &Refusal) -> pb::Goodbye {
+    use pb::RefusalKind as Kind;
+    let kind = match refusal {
+        Refusal::Banned(_) => Kind::Banned,
+        Refusal::SelfConnection => Kind::SelfConnection,
+        Refusal::InboundFull => Kind::InboundFull,
+        Refusal::AddressFull => Kind::AddressFull,
+        Refusal::TableFull => Kind::TableFull,
+        Refusal::Duplicate => Kind::Duplicate,
+        Refusal::Invalid(_) => Kind::Invalid,
+    };
+    pb::Goodbye {
+        reason: refusal.to_string(),
+        kind: kind.into(),
+    }
+}
+
+/// The refusal a goodbye carries, known by its kind alone. No kind (an older peer, or a goodbye
+/// that is no refusal) or one this node does not know is `Invalid` with the peer's text.
+pub fn refusal_from_wire(goodbye: &pb::Goodbye) -> Refusal {
+    use pb::RefusalKind as Kind;
+    let text = |t: &str| peer_text(t, MAX_PEER_TEXT);
+    // `kind()` reads a value this node does not know as unspecified.
+    match goodbye.kind() {
+        Kind::Banned => {
+            // The text is the ban's `Display`; keep only the ban's own reason.
+            let prefix = Refusal::Banned(String::new()).to_string();
+            let reason = goodbye.reason.strip_prefix(prefix.as_str());
+            Refusal::Banned(text(reason.unwrap_or(&goodbye.reason)))
+        }
+        Kind::SelfConnection => Refusal::SelfConnection,
+        Kind::InboundFull => Refusal::InboundFull,
+        Kind::AddressFull => Refusal::AddressFull,
+        Kind::TableFull => Refusal::TableFull,
+        Kind::Duplicate => Refusal::Duplicate,
+        Kind::Invalid | Kind::Unspecified => Refusal::Invalid(text(&goodbye.reason)),
+    }
 }
 
 /// A message for a peer, as the body of its frame.
@@ -257,4 +298,81 @@ pub fn platform_from_wire(m: pb::PlatformMessage) -> Result<PlatformMessage, Wir
         origin_key: hash32(&m.origin_key, "origin key")?,
         signature: m.signature,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_refusal() -> Vec<Refusal> {
+        vec![
+            Refusal::Banned("spam from 192.0.2.7".into()),
+            Refusal::Banned(String::new()),
+            Refusal::SelfConnection,
+            Refusal::InboundFull,
+            Refusal::AddressFull,
+            Refusal::TableFull,
+            Refusal::Duplicate,
+            Refusal::Invalid("unsupported protocol version 9".into()),
+        ]
+    }
+
+    #[test]
+    fn every_refusal_comes_back_as_itself_from_the_wire() {
+        for refusal in every_refusal() {
+            let goodbye = refusal_to_wire(&refusal);
+            assert_eq!(goodbye.reason, refusal.to_string(), "text for people");
+            assert_ne!(goodbye.kind(), pb::RefusalKind::Unspecified, "{refusal:?}");
+            assert_eq!(refusal_from_wire(&goodbye), refusal);
+        }
+    }
+
+    #[test]
+    fn every_kind_but_unspecified_is_one_refusal() {
+        let mut kinds: Vec<i32> = every_refusal()
+            .iter()
+            .map(|r| refusal_to_wire(r).kind)
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        assert_eq!(kinds, (1..=7).collect::<Vec<i32>>());
+    }
+
+    /// An older peer sends text only: even a text naming another refusal is not taken as it.
+    #[test]
+    fn a_goodbye_without_a_kind_is_invalid_with_its_text() {
+        for reason in ["node shutting down", "duplicate connection", ""] {
+            let old = pb::Goodbye {
+                reason: reason.into(),
+                ..Default::default()
+            };
+            assert_eq!(refusal_from_wire(&old), Refusal::Invalid(reason.into()));
+        }
+        let unknown = pb::Goodbye {
+            reason: "a kind from a newer node".into(),
+            kind: 99,
+        };
+        assert_eq!(
+            refusal_from_wire(&unknown),
+            Refusal::Invalid("a kind from a newer node".into())
+        );
+    }
+
+    /// Text is made safe, and a refusal read from any goodbye is read the same when sent on.
+    #[test]
+    fn peer_text_in_a_refusal_is_cleaned_and_stable() {
+        let long = format!("banned: {}\u{1b}[2J{}", "x".repeat(10), "y".repeat(400));
+        for kind in [pb::RefusalKind::Banned, pb::RefusalKind::Invalid] {
+            let first = refusal_from_wire(&pb::Goodbye {
+                reason: long.clone(),
+                kind: kind.into(),
+            });
+            let (Refusal::Banned(text) | Refusal::Invalid(text)) = &first else {
+                panic!("{first:?}");
+            };
+            assert_eq!(text.chars().count(), MAX_PEER_TEXT);
+            assert!(!text.chars().any(char::is_control), "{text:?}");
+            assert_eq!(refusal_from_wire(&refusal_to_wire(&first)), first);
+        }
+    }
 }

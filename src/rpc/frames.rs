@@ -1,23 +1,36 @@
 //! Frame helpers shared by the handshake, the session loop and dial-backs: wrapping a body,
 //! queueing it on a peer's outbox without waiting, and the best-effort goodbye.
 
+use super::convert;
 use super::outbox::{Outbox, OutboxError};
 use super::pb::{self, frame::Body};
+use crate::peers::Refusal;
 
 pub fn frame(body: Body) -> pb::Frame {
     pb::Frame { body: Some(body) }
 }
 
-fn goodbye(reason: &str) -> pb::Frame {
-    frame(Body::Goodbye(pb::Goodbye {
-        reason: reason.to_string(),
-    }))
+/// Tells the peer why we are closing (not a refusal: see [`refuse`]). Best effort by design:
+/// the stream is closed right after either way, so a full or closed outbox only means the peer
+/// learns it from the closed stream.
+pub fn say_goodbye(outbox: &Outbox, reason: &str) {
+    send_goodbye(
+        outbox,
+        pb::Goodbye {
+            reason: reason.to_string(),
+            ..Default::default()
+        },
+    );
 }
 
-/// Tells the peer why we are closing. Best effort by design: the stream is closed right after
-/// either way, so a full or closed outbox only means the peer learns it from the closed stream.
-pub fn say_goodbye(outbox: &Outbox, reason: &str) {
-    if push(outbox, goodbye(reason)).is_err() {
+/// Tells the peer it is refused, with the kind it can act on; best effort as [`say_goodbye`].
+pub fn refuse(outbox: &Outbox, refusal: &Refusal) {
+    send_goodbye(outbox, convert::refusal_to_wire(refusal));
+}
+
+fn send_goodbye(outbox: &Outbox, goodbye: pb::Goodbye) {
+    let reason = goodbye.reason.clone();
+    if push(outbox, frame(Body::Goodbye(goodbye))).is_err() {
         tracing::debug!(%reason, "goodbye not delivered (stream already gone)");
     }
 }

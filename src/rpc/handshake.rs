@@ -11,7 +11,7 @@ use tonic::Streaming;
 use super::admission::PeerConnectInfo;
 use super::budget::SessionGate;
 use super::convert;
-use super::frames::{frame, push, say_goodbye};
+use super::frames::{frame, push, refuse};
 use super::outbox::Outbox;
 use super::pb::{self, frame::Body};
 use super::{CAPABILITIES, PLATFORM_MESSAGES, PROTOCOL_VERSION};
@@ -147,15 +147,13 @@ async fn next_body(incoming: &mut Streaming<pb::Frame>) -> Result<Body, Handshak
     }
 }
 
-/// A goodbye received during the handshake, as a refusal.
-fn refusal_from_goodbye(reason: String) -> HandshakeError {
-    let reason = convert::peer_text(&reason, convert::MAX_PEER_TEXT);
-    let refusal = if reason == Refusal::Duplicate.to_string() {
-        Refusal::Duplicate
-    } else if reason == Refusal::SelfConnection.to_string() {
-        Refusal::SelfConnection
-    } else {
-        Refusal::Invalid(format!("refused by peer: {reason}"))
+/// A goodbye received during the handshake, as a refusal. A duplicate or a connection to self
+/// is kept as it is (the dialler gives the dial up); any other is the peer's word, kept as text
+/// that says whose it is, so it is never read as this node's own ban or limit.
+fn refusal_from_goodbye(goodbye: &pb::Goodbye) -> HandshakeError {
+    let refusal = match convert::refusal_from_wire(goodbye) {
+        kept @ (Refusal::Duplicate | Refusal::SelfConnection) => kept,
+        other => Refusal::Invalid(format!("refused by peer: {other}")),
     };
     HandshakeError::Refused(refusal)
 }
@@ -201,7 +199,7 @@ pub(super) async fn accept_handshake(
     .map_err(|e| failed(e.to_string()))?;
     let auth = match next_body(incoming).await? {
         Body::Auth(auth) => auth,
-        Body::Goodbye(g) => return Err(refusal_from_goodbye(g.reason)),
+        Body::Goodbye(g) => return Err(refusal_from_goodbye(&g)),
         _ => return Err(failed("expected Auth")),
     };
     identity::verify_transcript(&info.public_key, Role::Dialer, &transcript, &auth.signature)
@@ -238,7 +236,7 @@ pub async fn dial_handshake(
 ) -> Result<VerifiedPeer, HandshakeError> {
     let ack = match next_body(incoming).await? {
         Body::HelloAck(ack) => ack,
-        Body::Goodbye(g) => return Err(refusal_from_goodbye(g.reason)),
+        Body::Goodbye(g) => return Err(refusal_from_goodbye(&g)),
         _ => return Err(failed("expected HelloAck")),
     };
     let remote_ip = ends.remote_ip;
@@ -254,7 +252,7 @@ pub async fn dial_handshake(
     .map_err(|e| failed(e.to_string()))?;
     let peer = verified_peer(info, address);
     if peer.peer_id == manager.identity().peer_id() {
-        say_goodbye(outbox, &Refusal::SelfConnection.to_string());
+        refuse(outbox, &Refusal::SelfConnection);
         return Err(HandshakeError::Refused(Refusal::SelfConnection));
     }
     let signature = manager
@@ -269,7 +267,7 @@ pub async fn dial_handshake(
             manager.observed_by(&peer.peer_id, remote_ip, &ack.observed_address);
             Ok(peer)
         }
-        Body::Goodbye(g) => Err(refusal_from_goodbye(g.reason)),
+        Body::Goodbye(g) => Err(refusal_from_goodbye(&g)),
         _ => Err(failed("expected Welcome")),
     }
 }
@@ -297,6 +295,31 @@ mod tests {
             ..Default::default()
         }
         .encode_to_vec()
+    }
+
+    /// The dialler gives up on a duplicate or itself by the goodbye's kind, never its text.
+    #[test]
+    fn a_goodbye_in_the_handshake_is_read_by_its_kind() {
+        let refused = |goodbye: pb::Goodbye| match refusal_from_goodbye(&goodbye) {
+            HandshakeError::Refused(r) => r,
+            other => panic!("{other:?}"),
+        };
+        for kept in [Refusal::Duplicate, Refusal::SelfConnection] {
+            assert_eq!(refused(convert::refusal_to_wire(&kept)), kept);
+        }
+        let banned = convert::refusal_to_wire(&Refusal::Banned("spam".into()));
+        assert_eq!(
+            refused(banned),
+            Refusal::Invalid("refused by peer: banned: spam".into())
+        );
+        let text_only = pb::Goodbye {
+            reason: Refusal::Duplicate.to_string(),
+            ..Default::default()
+        };
+        assert_eq!(
+            refused(text_only),
+            Refusal::Invalid("refused by peer: duplicate connection".into())
+        );
     }
 
     /// Found by the `handshake` fuzz target: `[::]:0` was taken as "the address you see me

@@ -81,6 +81,7 @@ mod tests {
         pb::Frame {
             body: Some(pb::frame::Body::Goodbye(pb::Goodbye {
                 reason: "x".repeat(bytes),
+                ..Default::default()
             })),
         }
     }

@@ -1,7 +1,5 @@
 //! The admin API's contract: auth, errors as JSON with the right status, field names.
 
-use std::time::{Duration, Instant};
-
 use reqwest::StatusCode;
 
 use crate::common::{PATIENCE, TestCluster, cli, wait_until};
@@ -356,7 +354,7 @@ async fn tx_submit_lines_splits_a_large_input_into_bounded_requests() {
 }
 
 /// A big batch is stored in chunks, each its own database transaction, so a single submission
-/// made meanwhile is served at once rather than after the whole batch.
+/// made meanwhile is answered while the batch is still being stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_submission_is_served_while_a_big_batch_is_stored() {
     let mut net = TestCluster::new();
@@ -383,20 +381,14 @@ async fn a_single_submission_is_served_while_a_big_batch_is_stored() {
         },
     )
     .await;
-    let started = Instant::now();
     let single = a
         .client
         .submit("busy", b"not behind the batch".to_vec())
         .await
         .expect("single submission");
-    let took = started.elapsed();
     assert!(
         !batch.is_finished(),
         "the single submission was answered only once the whole batch was stored"
-    );
-    assert!(
-        took < Duration::from_secs(2),
-        "single submission took {took:?}"
     );
     let ids = batch
         .await

@@ -200,7 +200,9 @@ async fn readyz_needs_a_peer_when_seeds_are_configured() {
     // The seed's address is bound but nothing serves it yet: dials do not complete.
     let seed_listener = net.listener().await;
     let seed = seed_listener.local_addr().expect("address").to_string();
-    let grace = Duration::from_secs(3);
+    // Long enough that the probe right after the disconnection is inside it; when exactly it
+    // ends is a unit test of the rule (`service/health_tests.rs`).
+    let grace = PATIENCE;
     let node = net
         .start(|c| {
             c.seeds = vec![seed.clone()];
@@ -226,7 +228,6 @@ async fn readyz_needs_a_peer_when_seeds_are_configured() {
     )
     .await;
 
-    let gone = std::time::Instant::now();
     seed_node.stop().await;
     node.wait_for_state(&seed_node.peer_id, "disconnected", PATIENCE)
         .await;
@@ -235,17 +236,12 @@ async fn readyz_needs_a_peer_when_seeds_are_configured() {
         code, 200,
         "within the grace after the last peer went: {body}"
     );
-    let body = crate::common::wait_for("readiness to fail after the grace", PATIENCE, || async {
+    let limit = grace + PATIENCE;
+    let body = crate::common::wait_for("readiness to fail after the grace", limit, || async {
         let (code, body) = probe(&node, "/readyz").await;
         (code == 503).then_some(body)
     })
     .await;
-    // The grace runs from the disconnection, which came after `gone`.
-    assert!(
-        gone.elapsed() + Duration::from_millis(50) >= grace,
-        "not ready after {:?}, before the {grace:?} grace ran out",
-        gone.elapsed()
-    );
     let reason = body["reasons"][0].as_str().unwrap_or_default();
     assert!(
         reason.starts_with("no peer connected for ")

@@ -269,21 +269,16 @@ async fn bash_complete(words: &[&str]) -> Vec<String> {
         words = quoted.join(" "),
         cmd = words[0],
     );
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("bash")
-            .args(["--norc", "--noprofile", "-c", &program])
-            .env_remove("SORCHA_PEER_NODE")
-            .output()
-            .expect("bash runs (it is part of every CI image)")
-    })
-    .await
-    .expect("join");
-    assert!(
-        output.status.success(),
-        "bash: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
+    let mut bash = std::process::Command::new("bash");
+    bash.args(["--norc", "--noprofile", "-c", &program])
+        .env_remove("SORCHA_PEER_NODE");
+    // Completion must never hang a shell: one that does not finish fails the test.
+    let (code, stdout, stderr) =
+        tokio::task::spawn_blocking(move || crate::common::tools::run_bounded(bash, b"", PATIENCE))
+            .await
+            .expect("join");
+    assert_eq!(code, 0, "bash: {stderr}");
+    stdout
         .lines()
         .filter(|l| !l.is_empty())
         .map(String::from)
@@ -350,10 +345,8 @@ async fn bash_completes_subcommands_at_every_level_and_peers_and_registers_from_
 
     // The node down: no candidates, no error on the terminal, the usual completion instead.
     a.stop().await;
-    let started = std::time::Instant::now();
     let ids = bash_complete(&[bin, "--node", &url, "peers", "get", ""]).await;
     assert!(!ids.contains(&b.peer_id), "{ids:?}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
     b.stop().await;
 }
 

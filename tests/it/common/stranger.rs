@@ -230,9 +230,10 @@ impl Session {
             peer_id,
         } = self;
         let pulls = Arc::new(AtomicUsize::new(0));
+        let answers = Arc::new(AtomicUsize::new(0));
         let task = {
             let outgoing = outgoing.clone();
-            let pulls = pulls.clone();
+            let (pulls, answers) = (pulls.clone(), answers.clone());
             tokio::spawn(async move {
                 while let Ok(Some(frame)) = incoming.message().await {
                     match frame.body {
@@ -246,9 +247,10 @@ impl Session {
                         }
                         Some(Body::PullTransactions(pull)) => {
                             pulls.fetch_add(pull.tx_ids.len(), Ordering::SeqCst);
-                            let outgoing = outgoing.clone();
+                            let (outgoing, answers) = (outgoing.clone(), answers.clone());
                             tokio::spawn(async move {
                                 tokio::time::sleep(delay).await;
+                                answers.fetch_add(1, Ordering::SeqCst);
                                 let answer = Body::TransactionsBatch(pb::TransactionsBatch {
                                     request_id: pull.request_id,
                                     register_id: pull.register_id,
@@ -272,6 +274,7 @@ impl Session {
                 task,
             },
             pulls,
+            answers,
         }
     }
 }
@@ -280,6 +283,7 @@ impl Session {
 pub struct StallingPeer {
     pub stranger: Stranger,
     pulls: Arc<AtomicUsize>,
+    answers: Arc<AtomicUsize>,
 }
 
 impl StallingPeer {
@@ -302,6 +306,11 @@ impl StallingPeer {
     /// Transaction IDs the node has asked this peer for so far.
     pub fn pulled(&self) -> usize {
         self.pulls.load(Ordering::SeqCst)
+    }
+
+    /// Pulls this peer has answered so far (each after its stall).
+    pub fn answered(&self) -> usize {
+        self.answers.load(Ordering::SeqCst)
     }
 }
 
