@@ -11,7 +11,7 @@ use tracing::field::Empty;
 use super::MAX_BATCH_BYTES;
 use super::chain::{Chain, Held};
 use super::server::DocketServer;
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::identity::Identity;
 use crate::ledger::{self, CompactDocket, DocketWithTransactions};
@@ -32,6 +32,8 @@ pub(super) struct Sealer {
     pool: Arc<TxPool>,
     identity: Arc<Identity>,
     config: Arc<Config>,
+    /// Dates each docket sealed.
+    clock: Clock,
 }
 
 impl Sealer {
@@ -41,6 +43,7 @@ impl Sealer {
         pool: Arc<TxPool>,
         identity: Arc<Identity>,
         config: Arc<Config>,
+        clock: Clock,
     ) -> Sealer {
         Sealer {
             chain,
@@ -48,6 +51,7 @@ impl Sealer {
             pool,
             identity,
             config,
+            clock,
         }
     }
 
@@ -125,7 +129,7 @@ impl Sealer {
             self.identity.signing_key(),
             &previous.head,
             &payloads,
-            now_ms(),
+            self.clock.now_ms(),
         );
         let ids: Vec<String> = pending.iter().map(|(id, _)| id.clone()).collect();
         self.chain.append_sealed(previous, &docket, &ids).await?;

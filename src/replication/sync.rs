@@ -470,6 +470,7 @@ impl SubscriptionTask {
                 origin_key,
                 &anchor.header,
                 base_height,
+                self.ctx.chain.now_ms(),
             );
             self.ctx.chain.adopt(held, &anchor).await?;
             let version = self
