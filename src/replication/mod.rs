@@ -13,7 +13,11 @@
 //! Transactions themselves (accepting, pending, gossip's queue) belong to [`crate::txpool`].
 
 mod chain;
+#[cfg(test)]
+mod chain_tests;
 mod errors;
+#[cfg(test)]
+mod fixture;
 pub mod lag;
 #[cfg(test)]
 mod modes_props;
