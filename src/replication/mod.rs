@@ -23,6 +23,8 @@ pub mod lag;
 mod modes_props;
 mod push;
 mod sealer;
+#[cfg(test)]
+mod sealer_tests;
 mod server;
 mod subscriptions;
 mod sync;
