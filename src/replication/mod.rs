@@ -28,6 +28,8 @@ mod sealer_tests;
 mod server;
 mod subscriptions;
 mod sync;
+#[cfg(test)]
+mod sync_tests;
 mod transactions;
 mod views;
 
