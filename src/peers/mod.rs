@@ -28,6 +28,8 @@ mod state;
 #[cfg(test)]
 mod state_props;
 mod table;
+#[cfg(test)]
+mod table_tests;
 
 use std::sync::Arc;
 

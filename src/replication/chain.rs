@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::Role;
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::events::{EventKind, Events};
 use crate::identity::Identity;
 use crate::ledger::{self, CompactDocket, Docket, DocketHeader, DocketWithTransactions, Hash};
@@ -33,19 +33,21 @@ pub(super) struct Held {
 }
 
 impl Held {
-    /// A register starting at `anchor` (its genesis, or a forward-only replica's anchor).
+    /// A register starting at `anchor` (its genesis, or a forward-only replica's anchor),
+    /// held here from `created_at_ms`.
     pub fn new(
         is_public: bool,
         role: Role,
         origin_key: [u8; 32],
         anchor: &DocketHeader,
         base_height: u64,
+        created_at_ms: i64,
     ) -> Held {
         Held {
             is_public,
             role,
             origin_key,
-            created_at_ms: now_ms(),
+            created_at_ms,
             head_hash: anchor.hash(),
             head: anchor.clone(),
             base_height,
@@ -110,16 +112,20 @@ pub(super) struct Chain {
     pool: Arc<TxPool>,
     metrics: Arc<Metrics>,
     events: Arc<Events>,
+    /// Dates what is created here (genesis dockets, registers held).
+    clock: Clock,
     inner: Mutex<Inner>,
 }
 
 impl Chain {
-    /// Loads the registers this node holds, and opens them in the transaction pool.
+    /// Loads the registers this node holds, and opens them in the transaction pool; `clock`
+    /// dates what is created from now on.
     pub async fn load(
         store: Arc<dyn Store>,
         pool: Arc<TxPool>,
         metrics: Arc<Metrics>,
         events: Arc<Events>,
+        clock: Clock,
     ) -> Result<Chain, StoreError> {
         let mut inner = Inner::default();
         for row in store.load_registers().await? {
@@ -169,8 +175,14 @@ impl Chain {
             pool,
             metrics,
             events,
+            clock,
             inner: Mutex::new(inner),
         })
+    }
+
+    /// Now, by the clock this chain dates what it creates with.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -252,13 +264,15 @@ impl Chain {
         register_id: &str,
         is_public: bool,
     ) -> Result<(), StoreError> {
-        let genesis = ledger::genesis(identity.signing_key(), register_id, now_ms());
+        let now = self.now_ms();
+        let genesis = ledger::genesis(identity.signing_key(), register_id, now);
         let held = Held::new(
             is_public,
             Role::Origin,
             identity.public_key(),
             &genesis.header,
             0,
+            now,
         );
         self.adopt(held, &genesis).await
     }

@@ -13,15 +13,23 @@
 //! Transactions themselves (accepting, pending, gossip's queue) belong to [`crate::txpool`].
 
 mod chain;
+#[cfg(test)]
+mod chain_tests;
 mod errors;
+#[cfg(test)]
+mod fixture;
 pub mod lag;
 #[cfg(test)]
 mod modes_props;
 mod push;
 mod sealer;
+#[cfg(test)]
+mod sealer_tests;
 mod server;
 mod subscriptions;
 mod sync;
+#[cfg(test)]
+mod sync_tests;
 mod transactions;
 mod views;
 
@@ -29,7 +37,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::events::Events;
 use crate::identity::Identity;
@@ -114,6 +122,7 @@ pub struct Registers {
     sync: Arc<SyncContext>,
     sealer: Sealer,
     tasks: Tasks,
+    clock: Clock,
     shutdown: CancellationToken,
 }
 
@@ -145,8 +154,18 @@ impl Registers {
             pool,
             tasks,
         } = deps;
+        // Replication reads "now" (dockets sealed, registers created, subscriptions made and
+        // synced) from the pool's clock: one clock per node, the system's or a test's.
+        let clock = pool.clock();
         let chain = Arc::new(
-            Chain::load(store.clone(), pool.clone(), metrics.clone(), events.clone()).await?,
+            Chain::load(
+                store.clone(),
+                pool.clone(),
+                metrics.clone(),
+                events.clone(),
+                clock.clone(),
+            )
+            .await?,
         );
         let server = Arc::new(DocketServer::new(
             chain.clone(),
@@ -155,7 +174,7 @@ impl Registers {
             peers.clone(),
             metrics.clone(),
         ));
-        let subs = Arc::new(Subscriptions::new(events));
+        let subs = Arc::new(Subscriptions::new(events, clock.clone()));
         let sync = Arc::new(SyncContext {
             chain: chain.clone(),
             server: server.clone(),
@@ -171,6 +190,7 @@ impl Registers {
             pool.clone(),
             identity.clone(),
             config.clone(),
+            clock.clone(),
         );
         let subscriptions = store.load_subscriptions().await?;
         let registers = Arc::new(Registers {
@@ -186,6 +206,7 @@ impl Registers {
             sync,
             sealer,
             tasks,
+            clock,
             shutdown,
         });
         for sub in subscriptions {
@@ -428,7 +449,7 @@ impl Registers {
         if held.is_some() {
             self.chain.set_role(register_id, mode.role()).await?;
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let record = SubscriptionRecord {
             register_id: register_id.to_string(),
             mode,

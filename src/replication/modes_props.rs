@@ -18,6 +18,7 @@ use super::chain::Held;
 use super::subscriptions::{Subscriptions, SyncState};
 use super::views::{register_view, subscription_view};
 use super::{Mode, Role, check_mode_switch};
+use crate::clock::{Clock, ManualClock};
 use crate::events::Events;
 use crate::ledger::DocketHeader;
 
@@ -64,7 +65,7 @@ type Chain = Option<(u64, u64, Role)>;
 
 fn held(chain: Chain) -> Option<Held> {
     chain.map(|(base, head, role)| {
-        let mut h = Held::new(true, role, [0; 32], &header(base), base);
+        let mut h = Held::new(true, role, [0; 32], &header(base), base, 0);
         h.head = header(head);
         h
     })
@@ -82,7 +83,7 @@ struct Model {
 // One match over the operations against the model: the steps read best side by side.
 #[allow(clippy::too_many_lines)]
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let subs = Subscriptions::new(Arc::new(Events::new()));
+    let subs = Subscriptions::new(Arc::new(Events::new()), Clock::Manual(ManualClock::new(0)));
     let mut m = Model {
         source: 0,
         chain: None,

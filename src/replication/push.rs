@@ -27,6 +27,41 @@ enum PushError {
     Source(#[from] SourceError),
 }
 
+/// Where a pushed docket stands against the head held here.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Place {
+    /// At or below the head: held already, nothing to do.
+    Held,
+    /// The docket after the head: applied from here.
+    Next,
+    /// Further ahead: dockets are missing between, which the subscription's task pulls.
+    Ahead,
+}
+
+/// Where docket `number` stands when docket `head` is held.
+pub(super) fn place(head: u64, number: u64) -> Place {
+    if number <= head {
+        Place::Held
+    } else if number > head.saturating_add(1) {
+        Place::Ahead
+    } else {
+        Place::Next
+    }
+}
+
+/// The payloads the pusher `served` that were `asked` for, each under the ID it hashes to;
+/// anything else it sent is dropped.
+pub(super) fn as_asked(asked: Vec<[u8; 32]>, served: Vec<Vec<u8>>) -> Vec<(String, Vec<u8>)> {
+    let asked: std::collections::HashSet<[u8; 32]> = asked.into_iter().collect();
+    served
+        .into_iter()
+        .filter_map(|payload| {
+            let id = ledger::tx_hash(&payload);
+            asked.contains(&id).then(|| (hex::encode(id), payload))
+        })
+        .collect()
+}
+
 /// Handles a docket `peer_id` pushed.
 pub(super) async fn on_push(ctx: &SyncContext, peer_id: &str, compact: CompactDocket) {
     let register_id = compact.docket.header.register_id.clone();
@@ -37,13 +72,13 @@ pub(super) async fn on_push(ctx: &SyncContext, peer_id: &str, compact: CompactDo
         wake.notify_one();
         return;
     };
-    let number = compact.docket.header.number;
-    if number <= held.head.number {
-        return; // already have it
-    }
-    if number > held.head.number.saturating_add(1) {
-        wake.notify_one();
-        return;
+    match place(held.head.number, compact.docket.header.number) {
+        Place::Held => return,
+        Place::Ahead => {
+            wake.notify_one();
+            return;
+        }
+        Place::Next => {}
     }
     // Usually gossip brought every transaction already: then the docket is verified from
     // their IDs and sealed in place, without reading or writing a payload again. Otherwise the
@@ -118,15 +153,7 @@ async fn pending_after_filling(
     }
     if !missing.is_empty() {
         let served = pull(ctx, peer, register_id, missing.clone()).await?;
-        // Only what was asked for, each payload under the ID it hashes to.
-        let asked: std::collections::HashSet<[u8; 32]> = missing.into_iter().collect();
-        let txs: Vec<(String, Vec<u8>)> = served
-            .into_iter()
-            .filter_map(|payload| {
-                let id = ledger::tx_hash(&payload);
-                asked.contains(&id).then(|| (hex::encode(id), payload))
-            })
-            .collect();
+        let txs = as_asked(missing, served);
         // The pusher holds them: it is not told about them again.
         let pusher: Holders = std::sync::Arc::from([std::sync::Arc::<str>::from(peer)]);
         let holders = txs

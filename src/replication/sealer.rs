@@ -11,7 +11,7 @@ use tracing::field::Empty;
 use super::MAX_BATCH_BYTES;
 use super::chain::{Chain, Held};
 use super::server::DocketServer;
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::identity::Identity;
 use crate::ledger::{self, CompactDocket, DocketWithTransactions};
@@ -26,12 +26,32 @@ pub enum SealError {
     Store(#[from] StoreError),
 }
 
+/// How many of the oldest pending payloads (their sizes, oldest first) one docket takes: as
+/// many as fit in `budget` bytes, and always the first, so one larger than the budget is
+/// sealed alone rather than never.
+pub(super) fn docket_share(sizes: impl IntoIterator<Item = usize>, budget: usize) -> usize {
+    let mut bytes = 0usize;
+    sizes
+        .into_iter()
+        .take_while(|size| match bytes.checked_add(*size) {
+            Some(sum) if sum <= budget => {
+                bytes = sum;
+                true
+            }
+            _ => false,
+        })
+        .count()
+        .max(1)
+}
+
 pub(super) struct Sealer {
     chain: Arc<Chain>,
     server: Arc<DocketServer>,
     pool: Arc<TxPool>,
     identity: Arc<Identity>,
     config: Arc<Config>,
+    /// Dates each docket sealed.
+    clock: Clock,
 }
 
 impl Sealer {
@@ -41,6 +61,7 @@ impl Sealer {
         pool: Arc<TxPool>,
         identity: Arc<Identity>,
         config: Arc<Config>,
+        clock: Clock,
     ) -> Sealer {
         Sealer {
             chain,
@@ -48,6 +69,7 @@ impl Sealer {
             pool,
             identity,
             config,
+            clock,
         }
     }
 
@@ -59,15 +81,21 @@ impl Sealer {
                 _ = tokio::time::sleep(self.config.seal_interval) => {}
                 _ = self.pool.seal_wanted() => {}
             }
-            for register_id in self.pool.sealable() {
-                loop {
-                    match self.seal_once(&register_id).await {
-                        Ok(true) => continue,
-                        Ok(false) => break,
-                        Err(e) => {
-                            tracing::error!(register = %register_id, "sealing failed (will retry): {e}");
-                            break;
-                        }
+            self.seal_all().await;
+        }
+    }
+
+    /// One round: seals a docket of every register this node originates with transactions
+    /// pending, and further dockets at once while a full docket's worth is still waiting.
+    pub(super) async fn seal_all(&self) {
+        for register_id in self.pool.sealable() {
+            loop {
+                match self.seal_once(&register_id).await {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::error!(register = %register_id, "sealing failed (will retry): {e}");
+                        break;
                     }
                 }
             }
@@ -76,22 +104,14 @@ impl Sealer {
 
     /// Seals one docket from the oldest pending transactions. Returns whether more are waiting
     /// for an immediate next docket.
-    async fn seal_once(&self, register_id: &str) -> Result<bool, SealError> {
+    pub(super) async fn seal_once(&self, register_id: &str) -> Result<bool, SealError> {
         let max = self.config.max_docket_transactions;
         let mut pending = self.pool.oldest_pending(register_id, max).await?;
         if pending.is_empty() {
             return Ok(false);
         }
         // Keep every docket (and so every batch served to peers) within the byte budget.
-        let mut bytes = 0;
-        let keep = pending
-            .iter()
-            .take_while(|(_, p)| {
-                bytes += p.len();
-                bytes <= MAX_BATCH_BYTES
-            })
-            .count()
-            .max(1);
+        let keep = docket_share(pending.iter().map(|(_, p)| p.len()), MAX_BATCH_BYTES);
         pending.truncate(keep);
         let Some(previous) = self.chain.get(register_id) else {
             return Ok(false);
@@ -125,7 +145,7 @@ impl Sealer {
             self.identity.signing_key(),
             &previous.head,
             &payloads,
-            now_ms(),
+            self.clock.now_ms(),
         );
         let ids: Vec<String> = pending.iter().map(|(id, _)| id.clone()).collect();
         self.chain.append_sealed(previous, &docket, &ids).await?;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::events::{EventKind, Events};
 use crate::ledger::Mode;
 use crate::peers::RegisterHeight;
@@ -83,13 +83,16 @@ const PROGRESS_EVENT_EVERY: Duration = Duration::from_millis(250);
 pub(super) struct Subscriptions {
     inner: Mutex<HashMap<String, Subscription>>,
     events: Arc<Events>,
+    /// Dates the last sync of each subscription.
+    clock: Clock,
 }
 
 impl Subscriptions {
-    pub fn new(events: Arc<Events>) -> Subscriptions {
+    pub fn new(events: Arc<Events>, clock: Clock) -> Subscriptions {
         Subscriptions {
             inner: Mutex::default(),
             events,
+            clock,
         }
     }
 
@@ -227,7 +230,7 @@ impl Subscriptions {
     pub fn synced(&self, register_id: &str, height: u64, version: u64) {
         let (target, target_version) = match self.lock().get_mut(register_id) {
             Some(sub) => {
-                sub.status.last_sync_at_ms = Some(now_ms());
+                sub.status.last_sync_at_ms = Some(self.clock.now_ms());
                 // What is held is reached, whatever a source said before.
                 if sub.status.target_height.is_some_and(|t| t < height) {
                     sub.status.target_height = Some(height);
@@ -286,7 +289,7 @@ impl Subscriptions {
         if let Some(run) = sub.status.run.take() {
             log_sync_complete(register_id, &run, held);
         }
-        sub.status.last_sync_at_ms = Some(now_ms());
+        sub.status.last_sync_at_ms = Some(self.clock.now_ms());
         let state = match sub.status.mode {
             Mode::FullReplica => SyncState::FullyReplicated,
             Mode::ForwardOnly => SyncState::Active,

@@ -88,6 +88,47 @@ fn last_reason(last: &Option<SourceError>) -> String {
     last.as_ref().map(ToString::to_string).unwrap_or_default()
 }
 
+/// The wait before retrying a subscription whose round failed after waiting `retry`: doubled,
+/// up to [`SYNC_RETRY_MAX`].
+pub(super) fn next_retry(retry: Duration) -> Duration {
+    (retry * 2).min(SYNC_RETRY_MAX)
+}
+
+/// What a round does, from the docket held here and what the carriers advertise.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Plan {
+    /// No carrier advertises more than is held: ask them (in [`confirm_order`]) what follows,
+    /// since an advertisement can be stale.
+    Confirm,
+    /// Pull from the carriers ahead, towards the best head advertised (docket number and
+    /// transaction version, each the highest among carriers).
+    CatchUp { target: (u64, u64) },
+}
+
+/// The plan of a round when docket `ours` is held.
+pub(super) fn plan(ours: u64, carriers: &[(String, RegisterHeight)]) -> Plan {
+    let best = carriers.iter().map(|(_, h)| h.height).max().unwrap_or(0);
+    if ours >= best {
+        return Plan::Confirm;
+    }
+    let best_version = (carriers.iter().map(|(_, h)| h.latest_version))
+        .max()
+        .unwrap_or(0);
+    Plan::CatchUp {
+        target: (best, best_version),
+    }
+}
+
+/// Whom to ask whether anything follows the head: the origin first (it seals, so it is never
+/// behind), then the highest; ties keep the carriers' order.
+pub(super) fn confirm_order(
+    carriers: &[(String, RegisterHeight)],
+) -> Vec<&(String, RegisterHeight)> {
+    let mut ranked: Vec<&(String, RegisterHeight)> = carriers.iter().collect();
+    ranked.sort_by_key(|(_, h)| (std::cmp::Reverse(h.is_origin), std::cmp::Reverse(h.height)));
+    ranked
+}
+
 /// What the replication side of a node shares between its subscription tasks and the handling
 /// of pushed dockets.
 pub(super) struct SyncContext {
@@ -191,7 +232,7 @@ impl SubscriptionTask {
                 Err(e) => {
                     self.ctx.subs.set_error(&self.register_id, &e.to_string());
                     let wait = retry;
-                    retry = (retry * 2).min(SYNC_RETRY_MAX);
+                    retry = next_retry(retry);
                     wait
                 }
             };
@@ -287,15 +328,12 @@ impl SubscriptionTask {
                 base: held.base_height,
             });
         }
-        let best = carriers.iter().map(|(_, h)| h.height).max().unwrap_or(0);
-        if held.head.number >= best {
+        let Plan::CatchUp {
+            target: (best, best_version),
+        } = plan(held.head.number, &carriers)
+        else {
             return self.confirm_head(&carriers).await;
-        }
-        let best_version = carriers
-            .iter()
-            .map(|(_, h)| h.latest_version)
-            .max()
-            .unwrap_or(0);
+        };
         self.ctx.subs.syncing(
             register_id,
             (held.head.number, held.latest_version()),
@@ -339,10 +377,8 @@ impl SubscriptionTask {
         carriers: &[(String, RegisterHeight)],
     ) -> Result<Progress, SyncError> {
         let register_id = self.register_id.as_str();
-        let mut ranked: Vec<&(String, RegisterHeight)> = carriers.iter().collect();
-        ranked.sort_by_key(|(_, h)| (std::cmp::Reverse(h.is_origin), std::cmp::Reverse(h.height)));
         let mut last = None;
-        for (peer, _) in ranked {
+        for (peer, _) in confirm_order(carriers) {
             let ours = self.ctx.chain.get(register_id).map_or(0, |h| h.head.number);
             match self.pull(peer, ours).await? {
                 Pulled::Advanced => return Ok(Progress::Advanced),
@@ -470,6 +506,7 @@ impl SubscriptionTask {
                 origin_key,
                 &anchor.header,
                 base_height,
+                self.ctx.chain.now_ms(),
             );
             self.ctx.chain.adopt(held, &anchor).await?;
             let version = self

@@ -152,6 +152,11 @@ impl TxPool {
         (pool, committer)
     }
 
+    /// The clock this pool reads "now" from; the registers it serves read the same one.
+    pub fn clock(&self) -> Clock {
+        self.clock.clone()
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Admission>> {
         self.registers.lock().unwrap_or_else(|p| p.into_inner())
     }
