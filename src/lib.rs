@@ -3,6 +3,10 @@
 //! The binary (`src/main.rs`) is a thin shell over this library: `serve` builds a [`node::Node`]
 //! and every other subcommand talks to a node's admin API through [`client::AdminClient`].
 
+// An item the library's public surface cannot reach says so: `pub(crate)`, not `pub`
+// (the test and bench crates are binaries, where the lint means nothing).
+#![warn(unreachable_pub)]
+
 pub mod admin;
 pub mod api;
 pub mod cli;

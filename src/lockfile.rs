@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::identity::ADMIN_URL_FILE;
 
 /// The lock file in the data directory.
-pub const LOCK_FILE: &str = "node.lock";
+pub(crate) const LOCK_FILE: &str = "node.lock";
 /// Most bytes of the lock file read back to name its holder (it holds one process ID).
 const MAX_LOCK_TEXT: u64 = 64;
 
@@ -32,7 +32,7 @@ pub enum LockError {
 
 /// The held lock; dropping it releases the directory.
 #[derive(Debug)]
-pub struct DataDirLock {
+pub(crate) struct DataDirLock {
     file: File,
 }
 
@@ -50,7 +50,7 @@ impl Drop for DataDirLock {
 impl DataDirLock {
     /// Takes the lock on `dir` (which must exist) and records this process's ID in it, or says
     /// who holds it. Writes nothing else, so it can come before any other file is touched.
-    pub fn acquire(dir: &Path) -> Result<DataDirLock, LockError> {
+    pub(crate) fn acquire(dir: &Path) -> Result<DataDirLock, LockError> {
         let path = dir.join(LOCK_FILE);
         let io = |source| LockError::Io {
             path: path.clone(),

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Log lines waiting for stderr; beyond this they are dropped (and counted).
-pub const LOG_QUEUE_LINES: usize = 4096;
+pub(crate) const LOG_QUEUE_LINES: usize = 4096;
 
 enum Message {
     Line(Vec<u8>),
@@ -23,7 +23,7 @@ enum Message {
 
 /// The queue in front of stderr. Cheap to clone; all clones feed the same writer thread.
 #[derive(Clone)]
-pub struct StderrQueue {
+pub(crate) struct StderrQueue {
     sender: SyncSender<Message>,
     dropped: Arc<AtomicU64>,
 }
@@ -32,7 +32,7 @@ static QUEUE: OnceLock<StderrQueue> = OnceLock::new();
 
 impl StderrQueue {
     /// The process's queue, starting its writer thread on first use.
-    pub fn global() -> StderrQueue {
+    pub(crate) fn global() -> StderrQueue {
         QUEUE.get_or_init(StderrQueue::start).clone()
     }
 
@@ -65,7 +65,7 @@ impl StderrQueue {
 
     /// Waits, at most `within`, until the lines queued so far have been written: called before
     /// the process exits, so its last words are not lost.
-    pub fn flush(&self, within: Duration) {
+    pub(crate) fn flush(&self, within: Duration) {
         let deadline = Instant::now() + within;
         let (ack, done) = mpsc::sync_channel(1);
         let mut message = Message::Flush(ack);
@@ -111,7 +111,7 @@ fn write_lines(receiver: Receiver<Message>, mut out: impl Write, dropped: &Atomi
 /// ending in a newline, in one `write_all`). Control characters in it, which can only come
 /// from logged values such as a peer's name or a refusal a peer sent, are escaped: a line is
 /// queued as one line, and nothing in it drives the terminal.
-pub struct QueueWriter<'a>(&'a StderrQueue);
+pub(crate) struct QueueWriter<'a>(&'a StderrQueue);
 
 impl Write for QueueWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -143,10 +143,10 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for StderrQueue {
 /// escapes, which is valid where they can occur (inside strings) and keeps each line one JSON
 /// object that cannot drive the terminal.
 #[derive(Clone)]
-pub struct JsonLines(pub StderrQueue);
+pub(crate) struct JsonLines(pub StderrQueue);
 
 /// One event's writer for [`JsonLines`].
-pub struct JsonLineWriter<'a>(&'a StderrQueue);
+pub(crate) struct JsonLineWriter<'a>(&'a StderrQueue);
 
 impl Write for JsonLineWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

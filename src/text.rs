@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 /// Whether `c` is shown escaped: C0 and C1 control characters (ESC, CSI, CR, LF, BEL, …),
 /// DEL, and the bidirectional embeddings, overrides and isolates that can reorder a line.
-pub fn needs_escape(c: char) -> bool {
+pub(crate) fn needs_escape(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 

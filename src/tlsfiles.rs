@@ -11,7 +11,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Why a certificate and key cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum PemFilesError {
+pub(crate) enum PemFilesError {
     #[error("{path}: {message}")]
     Cert { path: PathBuf, message: String },
     #[error("{path}: {message}")]
@@ -22,7 +22,7 @@ pub enum PemFilesError {
 
 /// Reads `cert_path` (a PEM chain) and `key_path` and checks they belong together; `alpn` is
 /// what the listener offers.
-pub fn server_config(
+pub(crate) fn server_config(
     cert_path: &Path,
     key_path: &Path,
     alpn: &[&[u8]],

@@ -19,14 +19,14 @@ use tokio::time::Sleep;
 use crate::telemetry::Metrics;
 
 /// An admin listener whose connections give up on clients that stop reading.
-pub struct DeadlineListener<L> {
+pub(crate) struct DeadlineListener<L> {
     inner: L,
     limit: Duration,
     metrics: Arc<Metrics>,
 }
 
 impl<L> DeadlineListener<L> {
-    pub fn new(inner: L, limit: Duration, metrics: Arc<Metrics>) -> DeadlineListener<L> {
+    pub(crate) fn new(inner: L, limit: Duration, metrics: Arc<Metrics>) -> DeadlineListener<L> {
         DeadlineListener {
             inner,
             limit,
@@ -56,7 +56,7 @@ impl<L: axum::serve::Listener> axum::serve::Listener for DeadlineListener<L> {
 }
 
 /// One connection: reads pass through; a write pending longer than `limit` fails.
-pub struct SendDeadline<Io> {
+pub(crate) struct SendDeadline<Io> {
     io: Io,
     limit: Duration,
     /// Set while a write is waiting on the client.

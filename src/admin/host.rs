@@ -23,7 +23,7 @@ const MAX_QUOTED_HOST: usize = 100;
 
 /// Whether `host` (a `Host` header value: a name or IP, maybe with a port) is one the admin API
 /// answers to, given the configured `allowed` names.
-pub fn allowed(host: &str, allowed: &[String]) -> bool {
+pub(super) fn allowed(host: &str, allowed: &[String]) -> bool {
     let Some(name) = without_port(host.trim()) else {
         return false;
     };

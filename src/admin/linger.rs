@@ -36,7 +36,7 @@ impl http_body::Body for SharedBody {
 
 /// Middleware: runs the request, and when the answer is a client error, reads what is left of
 /// the request body (at most [`DRAIN_LIMIT`]) before sending it.
-pub async fn drain_refused_bodies(request: Request, next: Next) -> Response {
+pub(super) async fn drain_refused_bodies(request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let shared = Arc::new(Mutex::new(body));
     let request = Request::from_parts(parts, Body::new(SharedBody(shared.clone())));

@@ -4,15 +4,15 @@
 
 pub mod auth;
 mod dashboard;
-pub mod deadline;
+pub(crate) mod deadline;
 mod doctor;
 mod events;
 mod host;
 mod linger;
 mod peers;
-pub mod platform;
+pub(crate) mod platform;
 mod registers;
-pub mod tls;
+pub(crate) mod tls;
 mod trace;
 
 use std::net::SocketAddr;

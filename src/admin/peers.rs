@@ -151,7 +151,7 @@ pub(super) struct ListQuery {
 }
 
 /// Sort keys accepted by `GET /api/peers?sort=`.
-pub const SORT_KEYS: &[&str] = &[
+pub(super) const SORT_KEYS: &[&str] = &[
     "id",
     "name",
     "address",

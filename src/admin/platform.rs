@@ -22,7 +22,7 @@ use crate::peers::PeerState;
 use crate::service::advertisements::{AdvertiseError, Advertisement};
 
 /// Largest `bulk-advertise` body (about 5 000 registers with names and descriptions).
-pub const MAX_ADVERTISE_BODY_BYTES: usize = 2 * 1024 * 1024;
+pub(crate) const MAX_ADVERTISE_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 impl From<AdvertiseError> for ApiError {
     fn from(e: AdvertiseError) -> ApiError {

@@ -51,7 +51,7 @@ pub(super) fn register_dto(v: &RegisterView) -> RegisterDto {
 }
 
 /// A subscription mode as the platform's clients name it (their enum, in PascalCase).
-pub fn platform_mode(mode: Mode) -> &'static str {
+pub(super) fn platform_mode(mode: Mode) -> &'static str {
     match mode {
         Mode::FullReplica => "FullReplica",
         Mode::ForwardOnly => "ForwardOnly",
@@ -59,7 +59,7 @@ pub fn platform_mode(mode: Mode) -> &'static str {
 }
 
 /// A subscription state as the platform's clients name it (their enum, in PascalCase).
-pub fn platform_sync_state(state: SyncState) -> &'static str {
+pub(super) fn platform_sync_state(state: SyncState) -> &'static str {
     match state {
         SyncState::Subscribing => "Subscribing",
         SyncState::Syncing => "Syncing",

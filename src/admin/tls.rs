@@ -24,7 +24,7 @@ use tokio_rustls::server::TlsStream;
 use crate::config::Config;
 
 /// Time a client has to complete the TLS handshake after connecting.
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the admin TLS settings cannot be used; each names the key to fix.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +39,7 @@ pub enum AdminTlsError {
 
 /// The TLS settings the configuration asks for (`None`: plain HTTP), read and checked now so
 /// a node with a bad file stops before it writes anything.
-pub fn server_config(config: &Config) -> Result<Option<Arc<ServerConfig>>, AdminTlsError> {
+pub(crate) fn server_config(config: &Config) -> Result<Option<Arc<ServerConfig>>, AdminTlsError> {
     let (Some(cert_path), Some(key_path)) =
         (&config.admin_tls_cert_file, &config.admin_tls_key_file)
     else {
@@ -57,13 +57,13 @@ pub fn server_config(config: &Config) -> Result<Option<Arc<ServerConfig>>, Admin
 }
 
 /// The admin listener with TLS: accepted connections handshake when axum first reads them.
-pub struct TlsListener {
+pub(crate) struct TlsListener {
     tcp: TcpListener,
     acceptor: TlsAcceptor,
 }
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> TlsListener {
+    pub(crate) fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> TlsListener {
         TlsListener {
             tcp,
             acceptor: TlsAcceptor::from(config),
@@ -91,7 +91,7 @@ impl axum::serve::Listener for TlsListener {
 }
 
 /// One admin connection over TLS: first the handshake (bounded in time), then the stream.
-pub enum TlsIo {
+pub(crate) enum TlsIo {
     Handshaking {
         accept: Box<tokio_rustls::Accept<TcpStream>>,
         deadline: Pin<Box<Sleep>>,

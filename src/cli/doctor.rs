@@ -5,7 +5,7 @@ use super::output::Output;
 use super::{EXIT_FAILED, EXIT_OK};
 use crate::client::{AdminClient, ClientError};
 
-pub async fn run(client: &AdminClient, out: &Output) -> Result<i32, ClientError> {
+pub(super) async fn run(client: &AdminClient, out: &Output) -> Result<i32, ClientError> {
     let report = client.doctor().await?;
     let failing = report.findings.iter().any(|f| f.verdict == "failing");
     if out.json {

@@ -25,7 +25,7 @@ fn type_parser() -> clap::builder::PossibleValuesParser {
 
 /// `peers list --watch` re-renders at least this often, events or not (latency and quality
 /// change without events).
-pub const WATCH_REFRESH: Duration = Duration::from_secs(2);
+pub(crate) const WATCH_REFRESH: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {
@@ -114,7 +114,11 @@ fn print_event(out: &Output, event: &Event, names: &Names) {
 }
 
 /// `sorcha-peer events`.
-pub async fn run(client: &AdminClient, out: &Output, args: EventsArgs) -> Result<i32, ClientError> {
+pub(crate) async fn run(
+    client: &AdminClient,
+    out: &Output,
+    args: EventsArgs,
+) -> Result<i32, ClientError> {
     let wanted = EventsWanted {
         types: args.types,
         peer: args.peer,
@@ -182,7 +186,7 @@ fn touches_peers(kind: &EventKind) -> bool {
 /// least every [`WATCH_REFRESH`], until Ctrl-C. On a terminal the screen is redrawn; piped,
 /// each rendering follows the last (tables separated by a blank line, JSON one array per
 /// line). Without an event stream (the node refused it) it only refreshes on the timer.
-pub async fn watch_peers<F, Fut>(
+pub(crate) async fn watch_peers<F, Fut>(
     client: &AdminClient,
     out: &Output,
     mut fetch: F,

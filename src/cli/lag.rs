@@ -28,7 +28,11 @@ pub struct LagArgs {
     pub all: bool,
 }
 
-pub async fn run(client: &AdminClient, out: &Output, args: LagArgs) -> Result<i32, ClientError> {
+pub(crate) async fn run(
+    client: &AdminClient,
+    out: &Output,
+    args: LagArgs,
+) -> Result<i32, ClientError> {
     let rows = rows(client, &args).await?;
     // Registers this node does not hold are information, unless asked for by name or --all.
     let judged = |r: &LagDto| r.held_locally || args.all || !args.register.is_empty();

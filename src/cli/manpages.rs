@@ -27,7 +27,7 @@ const MAN_DATE: &str = "2026-11-22";
 const MAX_LINE: usize = 80;
 
 /// The pages: (file name, roff), the command's first, then every visible subcommand's.
-pub fn man_pages() -> Vec<(String, String)> {
+pub(crate) fn man_pages() -> Vec<(String, String)> {
     let mut root = Cli::command()
         .version(crate::VERSION)
         .disable_help_subcommand(true);
@@ -47,7 +47,7 @@ pub fn man_pages() -> Vec<(String, String)> {
 }
 
 /// Writes every page into `dir`.
-pub fn write_man_pages(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn write_man_pages(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for (file, roff) in man_pages() {
         std::fs::write(dir.join(file), roff)?;
@@ -56,7 +56,8 @@ pub fn write_man_pages(dir: &Path) -> std::io::Result<()> {
 }
 
 /// The names of the pages that carry examples (for the test that keeps them real).
-pub fn pages_with_examples() -> impl Iterator<Item = &'static str> {
+#[cfg(test)]
+pub(crate) fn pages_with_examples() -> impl Iterator<Item = &'static str> {
     EXAMPLES.iter().map(|(page, _)| *page)
 }
 

@@ -4,19 +4,19 @@
 
 pub mod complete;
 mod doctor;
-pub mod events;
+pub(crate) mod events;
 pub mod generate;
-pub mod lag;
+pub(crate) mod lag;
 mod man_examples;
-pub mod manpages;
+pub(crate) mod manpages;
 pub mod output;
-pub mod peers;
-pub mod registers;
+pub(crate) mod peers;
+pub(crate) mod registers;
 mod schema;
-pub mod serve;
+pub(crate) mod serve;
 mod table;
-pub mod tls;
-pub mod tx;
+pub(crate) mod tls;
+pub(crate) mod tx;
 
 use std::path::PathBuf;
 

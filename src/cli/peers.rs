@@ -127,7 +127,7 @@ fn value_name(v: impl ValueEnum) -> String {
         .unwrap_or_default()
 }
 
-pub async fn run(
+pub(crate) async fn run(
     client: &AdminClient,
     out: &Output,
     command: PeersCommand,
@@ -449,7 +449,7 @@ fn print_bans(out: &Output, bans: &[BanDto]) {
 }
 
 /// `sorcha-peer status`.
-pub async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientError> {
+pub(crate) async fn status(client: &AdminClient, out: &Output) -> Result<(), ClientError> {
     let s = client.status().await?;
     if out.json {
         out.print_json(&s);

@@ -70,7 +70,7 @@ impl ModeArg {
     }
 }
 
-pub async fn run(
+pub(crate) async fn run(
     client: &AdminClient,
     out: &Output,
     command: RegistersCommand,

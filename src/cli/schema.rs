@@ -17,7 +17,7 @@ fn list_of<T: JsonSchema>() -> Schema {
 }
 
 /// Every schema, by the command (or API body) it describes.
-pub const SCHEMAS: &[Entry] = &[
+pub(super) const SCHEMAS: &[Entry] = &[
     ("status", "status -o json; GET /api/status", || {
         schema_for!(StatusDto)
     }),
@@ -130,7 +130,7 @@ pub const SCHEMAS: &[Entry] = &[
 ];
 
 /// The schema named `name`.
-pub fn schema(name: &str) -> Option<Schema> {
+pub(super) fn schema(name: &str) -> Option<Schema> {
     SCHEMAS
         .iter()
         .find(|(n, _, _)| *n == name)
@@ -138,7 +138,7 @@ pub fn schema(name: &str) -> Option<Schema> {
 }
 
 /// Without a name: the list. With one: its schema, pretty-printed (exit 2 for an unknown one).
-pub fn run(out: &Output, name: Option<&str>) -> i32 {
+pub(super) fn run(out: &Output, name: Option<&str>) -> i32 {
     let Some(name) = name else {
         let mut table = out.table(vec![col("NAME"), col("DESCRIBES").wrap()]);
         for (name, what, _) in SCHEMAS {

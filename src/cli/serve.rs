@@ -95,7 +95,7 @@ fn layers(global: &GlobalArgs, args: &ServeArgs) -> Result<Layers, ConfigError> 
     Ok(layers)
 }
 
-pub async fn run(global: &GlobalArgs, args: ServeArgs) -> i32 {
+pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> i32 {
     // A misspelt variable would leave the node running with a setting the operator did not
     // mean: refuse to start instead.
     let unknown = super::unknown_env_vars();

@@ -31,7 +31,7 @@ const CA_CRL: &str = "crl.pem";
 /// is regenerated from.
 const CA_REVOKED: &str = "revoked.txt";
 /// Where `tls issue` writes a node's certificate, in its data directory, unless told.
-pub const NODE_CERT_FILE: &str = "node-cert.pem";
+pub(crate) const NODE_CERT_FILE: &str = "node-cert.pem";
 const DAY: Duration = Duration::from_secs(86_400);
 
 #[derive(Debug, Subcommand)]
@@ -84,7 +84,7 @@ enum TlsToolError {
     Failed(String),
 }
 
-pub fn run(data_dir: &Path, out: &Output, command: TlsCommand) -> i32 {
+pub(crate) fn run(data_dir: &Path, out: &Output, command: TlsCommand) -> i32 {
     let result = match command {
         TlsCommand::Ca {
             out: dir,

@@ -46,7 +46,7 @@ pub enum TxCommand {
     },
 }
 
-pub async fn run(
+pub(crate) async fn run(
     client: &AdminClient,
     out: &Output,
     command: TxCommand,

@@ -12,10 +12,10 @@ use super::{
 /// What is wrong with a value.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct Problem(pub String);
+pub(super) struct Problem(pub String);
 
 /// Values that may not be zero: counts, limits, intervals.
-pub trait Positive {
+pub(super) trait Positive {
     fn is_positive(&self) -> bool;
     /// How to say it ("must be at least 1" for counts, "must be greater than 0" for durations).
     const RULE: &'static str;
@@ -40,7 +40,7 @@ macro_rules! positive_count {
 }
 positive_count!(u32, u64, usize);
 
-pub fn positive<T: Positive>(value: &T) -> Result<(), Problem> {
+pub(super) fn positive<T: Positive>(value: &T) -> Result<(), Problem> {
     if value.is_positive() {
         Ok(())
     } else {
@@ -49,9 +49,9 @@ pub fn positive<T: Positive>(value: &T) -> Result<(), Problem> {
 }
 
 /// Most audit events `event_history` may keep (each holds a few hundred bytes at most).
-pub const MAX_EVENT_HISTORY: usize = 100_000;
+pub(super) const MAX_EVENT_HISTORY: usize = 100_000;
 
-pub fn event_history(count: &usize) -> Result<(), Problem> {
+pub(super) fn event_history(count: &usize) -> Result<(), Problem> {
     if *count == 0 || *count > MAX_EVENT_HISTORY {
         return Err(Problem(format!(
             "must be between 1 and {MAX_EVENT_HISTORY} events"
@@ -60,7 +60,7 @@ pub fn event_history(count: &usize) -> Result<(), Problem> {
     Ok(())
 }
 
-pub fn transaction_size(size: &usize) -> Result<(), Problem> {
+pub(super) fn transaction_size(size: &usize) -> Result<(), Problem> {
     if *size == 0 || *size > MAX_TRANSACTION_SIZE_LIMIT {
         return Err(Problem(format!(
             "must be between 1 and {MAX_TRANSACTION_SIZE_LIMIT} bytes (16 MiB)"
@@ -69,7 +69,7 @@ pub fn transaction_size(size: &usize) -> Result<(), Problem> {
     Ok(())
 }
 
-pub fn batch_bytes(bytes: &usize) -> Result<(), Problem> {
+pub(super) fn batch_bytes(bytes: &usize) -> Result<(), Problem> {
     if *bytes < MIN_BATCH_BYTES {
         return Err(Problem(format!("must be at least {MIN_BATCH_BYTES} bytes")));
     }
@@ -77,9 +77,9 @@ pub fn batch_bytes(bytes: &usize) -> Result<(), Problem> {
 }
 
 /// Bounds of `sync_batch_bytes` (the upper one is the replication layer's own batch bound).
-pub const SYNC_BATCH_BYTES_RANGE: (usize, usize) = (1024, 8 * 1024 * 1024);
+pub(super) const SYNC_BATCH_BYTES_RANGE: (usize, usize) = (1024, 8 * 1024 * 1024);
 
-pub fn sync_batch_bytes(bytes: &usize) -> Result<(), Problem> {
+pub(super) fn sync_batch_bytes(bytes: &usize) -> Result<(), Problem> {
     let (min, max) = SYNC_BATCH_BYTES_RANGE;
     if *bytes < min || *bytes > max {
         return Err(Problem(format!(
@@ -90,9 +90,9 @@ pub fn sync_batch_bytes(bytes: &usize) -> Result<(), Problem> {
 }
 
 /// Least `max_inbound_bytes_in_flight`: room for a default catch-up batch (1 MiB of payloads).
-pub const MIN_INBOUND_BYTES_IN_FLIGHT: usize = 1024 * 1024;
+pub(super) const MIN_INBOUND_BYTES_IN_FLIGHT: usize = 1024 * 1024;
 
-pub fn inbound_bytes_in_flight(bytes: &usize) -> Result<(), Problem> {
+pub(super) fn inbound_bytes_in_flight(bytes: &usize) -> Result<(), Problem> {
     if *bytes < MIN_INBOUND_BYTES_IN_FLIGHT {
         return Err(Problem(format!(
             "must be at least {MIN_INBOUND_BYTES_IN_FLIGHT} bytes (1 MiB)"
@@ -101,7 +101,7 @@ pub fn inbound_bytes_in_flight(bytes: &usize) -> Result<(), Problem> {
     Ok(())
 }
 
-pub fn ban_duration(duration: &Duration) -> Result<(), Problem> {
+pub(super) fn ban_duration(duration: &Duration) -> Result<(), Problem> {
     if duration.is_zero() {
         return Err(Problem("must be greater than 0".to_string()));
     }
@@ -114,21 +114,21 @@ pub fn ban_duration(duration: &Duration) -> Result<(), Problem> {
     Ok(())
 }
 
-pub fn name_length(name: &str) -> Result<(), Problem> {
+pub(super) fn name_length(name: &str) -> Result<(), Problem> {
     if name.chars().count() > MAX_NAME_LEN {
         return Err(Problem(format!("at most {MAX_NAME_LEN} characters")));
     }
     Ok(())
 }
 
-pub fn host_ports(addresses: &[String]) -> Result<(), Problem> {
+pub(super) fn host_ports(addresses: &[String]) -> Result<(), Problem> {
     addresses
         .iter()
         .try_for_each(|a| validate_host_port(a).map_err(|e| Problem(e.to_string())))
 }
 
 /// Host names (`admin_allowed_hosts`): DNS names without port or scheme.
-pub fn host_names(names: &[String]) -> Result<(), Problem> {
+pub(super) fn host_names(names: &[String]) -> Result<(), Problem> {
     for name in names {
         let labels_ok = name.len() <= 253
             && name.trim_end_matches('.').split('.').all(|l| {
@@ -146,7 +146,7 @@ pub fn host_names(names: &[String]) -> Result<(), Problem> {
 }
 
 /// Plain-HTTP URLs (the "what is my IP" lookups; the node's HTTP client has no TLS).
-pub fn http_urls(urls: &[String]) -> Result<(), Problem> {
+pub(super) fn http_urls(urls: &[String]) -> Result<(), Problem> {
     for url in urls {
         let Some(rest) = url.strip_prefix("http://") else {
             return Err(Problem(format!(
@@ -160,7 +160,7 @@ pub fn http_urls(urls: &[String]) -> Result<(), Problem> {
     Ok(())
 }
 
-pub fn otlp_endpoint(url: &Option<String>) -> Result<(), Problem> {
+pub(super) fn otlp_endpoint(url: &Option<String>) -> Result<(), Problem> {
     let Some(url) = url else { return Ok(()) };
     if url.starts_with("https://") {
         return Err(Problem(format!(
@@ -185,7 +185,7 @@ pub fn otlp_endpoint(url: &Option<String>) -> Result<(), Problem> {
     Ok(())
 }
 
-pub fn service_name(name: &str) -> Result<(), Problem> {
+pub(super) fn service_name(name: &str) -> Result<(), Problem> {
     if name.trim().is_empty()
         || name.chars().count() > MAX_NAME_LEN
         || name.chars().any(char::is_control)
@@ -197,14 +197,14 @@ pub fn service_name(name: &str) -> Result<(), Problem> {
     Ok(())
 }
 
-pub fn host_port(address: &Option<String>) -> Result<(), Problem> {
+pub(super) fn host_port(address: &Option<String>) -> Result<(), Problem> {
     match address {
         Some(a) => validate_host_port(a).map_err(|e| Problem(e.to_string())),
         None => Ok(()),
     }
 }
 
-pub fn database_scheme(url: &Option<String>) -> Result<(), Problem> {
+pub(super) fn database_scheme(url: &Option<String>) -> Result<(), Problem> {
     match url {
         Some(url)
             if !(url.starts_with("postgres://")
@@ -220,7 +220,7 @@ pub fn database_scheme(url: &Option<String>) -> Result<(), Problem> {
 }
 
 /// Says what is wrong without ever repeating the key.
-pub fn jwt_key(key: &Option<Secret>) -> Result<(), Problem> {
+pub(super) fn jwt_key(key: &Option<Secret>) -> Result<(), Problem> {
     match key {
         Some(key) if key.expose().len() < MIN_JWT_KEY_BYTES => Err(Problem(format!(
             "must be at least {MIN_JWT_KEY_BYTES} bytes (HS256 needs a 256-bit key); the value is not shown"
@@ -234,7 +234,7 @@ pub const LOG_FORMATS: [&str; 2] = ["text", "json"];
 
 /// A tracing `EnvFilter` (what `log_level` and `RUST_LOG` hold). A bare log format name is
 /// refused: as a filter it would name a target and silence everything else.
-pub fn log_filter(filter: &str) -> Result<(), Problem> {
+pub(super) fn log_filter(filter: &str) -> Result<(), Problem> {
     if filter.trim().is_empty() {
         return Err(Problem(
             "must not be empty (use \"off\" to turn logging off)".into(),
@@ -262,7 +262,7 @@ pub fn log_filter(filter: &str) -> Result<(), Problem> {
         })
 }
 
-pub fn log_format(format: &str) -> Result<(), Problem> {
+pub(super) fn log_format(format: &str) -> Result<(), Problem> {
     if LOG_FORMATS.contains(&format) {
         Ok(())
     } else {
@@ -274,7 +274,7 @@ pub fn log_format(format: &str) -> Result<(), Problem> {
 }
 
 /// Rules between keys; the error names the key to change.
-pub fn across(c: &Config) -> Result<(), (&'static str, Problem)> {
+pub(super) fn across(c: &Config) -> Result<(), (&'static str, Problem)> {
     if c.jwt_key.is_some() && c.jwt_key_file.is_some() {
         return Err((
             "jwt_key_file",

@@ -18,7 +18,7 @@ pub(super) struct Resolver<'a> {
 
 impl Resolver<'_> {
     /// The winning raw value of `key` and its source; the default when no layer set it.
-    pub fn raw(&self, key: &'static str) -> Option<(toml::Value, Source)> {
+    pub(super) fn raw(&self, key: &'static str) -> Option<(toml::Value, Source)> {
         if let Some((value, source)) = self.layers.values.get(key) {
             return Some((value.clone(), source.clone()));
         }
@@ -28,7 +28,7 @@ impl Resolver<'_> {
         table.get("v").map(|v| (v.clone(), Source::Default))
     }
 
-    pub fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
+    pub(super) fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
         let source = self
             .layers
             .values

@@ -12,7 +12,7 @@
 mod new_session;
 mod pull;
 mod rate;
-pub mod requests;
+pub(crate) mod requests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};

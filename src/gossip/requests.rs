@@ -21,14 +21,14 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// A tracked transaction: its register and ID (the same payload can be in two registers).
-pub type TxKey = (Arc<str>, [u8; 32]);
+pub(crate) type TxKey = (Arc<str>, [u8; 32]);
 
 /// Transactions to request, grouped by (peer, register).
 type Groups = HashMap<(Arc<str>, Arc<str>), Vec<[u8; 32]>>;
 
 /// The bounds of a tracker.
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Announcements held for one peer (tried or not).
     pub per_peer: usize,
     /// Announcements held in total.
@@ -40,7 +40,7 @@ pub struct Limits {
 /// How much a connected peer is preferred as a source; `None` from the ranking function means
 /// the peer is gone (not connected or banned) and its announcements are dropped.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Rank {
+pub(crate) struct Rank {
     pub outbound: bool,
     /// The peer's quality score (0-100).
     pub score: f64,
@@ -48,7 +48,7 @@ pub struct Rank {
 
 /// What happened to one announcement message.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Admitted {
+pub(crate) struct Admitted {
     /// Announcements recorded (new transaction, or a new announcer of a tracked one).
     pub added: usize,
     /// Dropped because the announcing peer already holds `per_peer` announcements.
@@ -61,7 +61,7 @@ pub struct Admitted {
 
 /// Transactions to request from one peer now.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Assignment {
+pub(crate) struct Assignment {
     pub peer: Arc<str>,
     pub register: Arc<str>,
     pub ids: Vec<[u8; 32]>,
@@ -91,7 +91,7 @@ struct PeerStats {
 }
 
 /// The request tracker of one node.
-pub struct RequestTracker {
+pub(crate) struct RequestTracker {
     limits: Limits,
     entries: HashMap<TxKey, Entry>,
     peers: HashMap<Arc<str>, PeerStats>,
@@ -102,7 +102,7 @@ pub struct RequestTracker {
 }
 
 impl RequestTracker {
-    pub fn new(limits: Limits) -> RequestTracker {
+    pub(crate) fn new(limits: Limits) -> RequestTracker {
         RequestTracker {
             limits,
             entries: HashMap::new(),
@@ -113,28 +113,28 @@ impl RequestTracker {
     }
 
     /// Transactions tracked.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
     #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// Announcement records held.
     #[cfg(test)]
-    pub fn announcements(&self) -> usize {
+    pub(crate) fn announcements(&self) -> usize {
         self.total
     }
 
     /// Peers holding announcements (to rank before [`schedule`](Self::schedule)).
-    pub fn peer_ids(&self) -> Vec<Arc<str>> {
+    pub(crate) fn peer_ids(&self) -> Vec<Arc<str>> {
         self.peers.keys().cloned().collect()
     }
 
     /// The peers that announced a tracked transaction (none if it is not tracked).
-    pub fn announcers(&self, register: &Arc<str>, id: &[u8; 32]) -> Vec<Arc<str>> {
+    pub(crate) fn announcers(&self, register: &Arc<str>, id: &[u8; 32]) -> Vec<Arc<str>> {
         self.entries
             .get(&(register.clone(), *id))
             .map(|e| e.announcers.iter().map(|a| a.peer.clone()).collect())
@@ -143,12 +143,12 @@ impl RequestTracker {
 
     /// Transactions requested from `peer` and not answered yet.
     #[cfg(test)]
-    pub fn in_flight(&self, peer: &str) -> usize {
+    pub(crate) fn in_flight(&self, peer: &str) -> usize {
         self.peers.get(peer).map_or(0, |p| p.in_flight)
     }
 
     /// Records that `peer` announced `ids` of `register`.
-    pub fn announce(&mut self, peer: &str, register: &str, ids: &[[u8; 32]]) -> Admitted {
+    pub(crate) fn announce(&mut self, peer: &str, register: &str, ids: &[[u8; 32]]) -> Admitted {
         let mut out = Admitted::default();
         let register: Arc<str> = Arc::from(register);
         let peer: Arc<str> = match self.peers.get_key_value(peer) {
@@ -271,7 +271,7 @@ impl RequestTracker {
 
     /// Forgets a peer that went away: its announcements are dropped and what was in flight
     /// from it goes back to the other announcers.
-    pub fn forget_peer(&mut self, peer: &str) {
+    pub(crate) fn forget_peer(&mut self, peer: &str) {
         let Some((peer, stats)) = self.peers.remove_entry(peer) else {
             return;
         };
@@ -297,7 +297,7 @@ impl RequestTracker {
     /// says are gone are forgotten first. Returned transactions count as in flight until
     /// [`delivered`](Self::delivered), [`failed`](Self::failed) or
     /// [`not_requested`](Self::not_requested) is called for each.
-    pub fn schedule(
+    pub(crate) fn schedule(
         &mut self,
         mut rank: impl FnMut(&str) -> Option<Rank>,
         max_batch: usize,
@@ -387,20 +387,20 @@ impl RequestTracker {
     }
 
     /// The transaction is here now (pulled from `peer`, or found already held): forget it.
-    pub fn delivered(&mut self, register: &str, id: &[u8; 32]) {
+    pub(crate) fn delivered(&mut self, register: &str, id: &[u8; 32]) {
         let key: TxKey = (Arc::from(register), *id);
         self.forget(&key);
     }
 
     /// A good answer from `peer`: its failure record heals.
-    pub fn answered(&mut self, peer: &str) {
+    pub(crate) fn answered(&mut self, peer: &str) {
         if let Some(stats) = self.peers.get_mut(peer) {
             stats.strikes /= 2;
         }
     }
 
     /// A request to `peer` failed (refused, timed out, peer gone): one strike against it.
-    pub fn strike(&mut self, peer: &str) {
+    pub(crate) fn strike(&mut self, peer: &str) {
         if let Some(stats) = self.peers.get_mut(peer) {
             stats.strikes = stats.strikes.saturating_add(1);
         }
@@ -408,13 +408,13 @@ impl RequestTracker {
 
     /// `peer` did not deliver the transaction (answered "missing", failed or timed out): it is
     /// not asked for it again, and the next announcer is tried at once.
-    pub fn failed(&mut self, peer: &str, register: &str, id: &[u8; 32]) {
+    pub(crate) fn failed(&mut self, peer: &str, register: &str, id: &[u8; 32]) {
         self.finish(peer, register, id, true);
     }
 
     /// An assignment that was not sent after all (someone else is fetching the transaction
     /// right now): it waits for the next round, nobody's fault.
-    pub fn not_requested(&mut self, peer: &str, register: &str, id: &[u8; 32]) {
+    pub(crate) fn not_requested(&mut self, peer: &str, register: &str, id: &[u8; 32]) {
         self.finish(peer, register, id, false);
     }
 

@@ -11,7 +11,7 @@
 //! The platform edge (`platform::communication`) only checks and translates.
 
 pub mod relay;
-pub mod subscribers;
+pub(crate) mod subscribers;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

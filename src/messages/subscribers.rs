@@ -34,7 +34,7 @@ struct Listener {
 
 /// Every listener.
 #[derive(Default)]
-pub struct Subscribers {
+pub(crate) struct Subscribers {
     listeners: Vec<Listener>,
 }
 
@@ -44,7 +44,7 @@ pub struct Subscribers {
 pub struct Full;
 
 impl Subscribers {
-    pub fn subscribe(&mut self) -> Result<Subscription, Full> {
+    pub(crate) fn subscribe(&mut self) -> Result<Subscription, Full> {
         self.listeners.retain(|l| !l.sender.is_closed());
         if self.listeners.len() >= MAX_SUBSCRIBERS {
             return Err(Full);
@@ -59,7 +59,7 @@ impl Subscribers {
     }
 
     /// Queues `message` for every listener; returns (delivered to, dropped as too slow).
-    pub fn deliver(&mut self, message: &Arc<Message>) -> (usize, usize) {
+    pub(crate) fn deliver(&mut self, message: &Arc<Message>) -> (usize, usize) {
         let (mut delivered, mut slow) = (0, 0);
         self.listeners
             .retain(|l| match l.sender.try_send(message.clone()) {

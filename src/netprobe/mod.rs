@@ -3,7 +3,7 @@
 //! seeds (a connected UDP socket, no packet sent), STUN binding requests ([`stun`]) and plain
 //! HTTP "what is my IP" lookups.
 
-pub mod stun;
+pub(crate) mod stun;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -11,10 +11,10 @@ use std::time::Duration;
 use crate::service::reachability::{AddressProbe, LookupError};
 
 /// Largest HTTP lookup answer read (an address is a few dozen bytes).
-pub const MAX_HTTP_ANSWER: usize = 256;
+pub(crate) const MAX_HTTP_ANSWER: usize = 256;
 
 /// The [`AddressProbe`] that uses the real network.
-pub struct NetProbe;
+pub(crate) struct NetProbe;
 
 #[async_trait::async_trait]
 impl AddressProbe for NetProbe {

@@ -10,16 +10,16 @@ use tokio::net::UdpSocket;
 
 use crate::service::reachability::LookupError;
 
-pub const MAGIC_COOKIE: u32 = 0x2112_A442;
-pub const BINDING_REQUEST: u16 = 0x0001;
-pub const BINDING_SUCCESS: u16 = 0x0101;
-pub const ATTR_MAPPED_ADDRESS: u16 = 0x0001;
-pub const ATTR_XOR_MAPPED_ADDRESS: u16 = 0x0020;
+pub(crate) const MAGIC_COOKIE: u32 = 0x2112_A442;
+pub(crate) const BINDING_REQUEST: u16 = 0x0001;
+pub(crate) const BINDING_SUCCESS: u16 = 0x0101;
+pub(crate) const ATTR_MAPPED_ADDRESS: u16 = 0x0001;
+pub(crate) const ATTR_XOR_MAPPED_ADDRESS: u16 = 0x0020;
 /// Requests sent per lookup (the timeout is shared between them).
 const ATTEMPTS: u32 = 3;
 
 /// A Binding request with the given transaction ID.
-pub fn binding_request(transaction: &[u8; 12]) -> [u8; 20] {
+pub(crate) fn binding_request(transaction: &[u8; 12]) -> [u8; 20] {
     let mut m = [0u8; 20];
     m[0..2].copy_from_slice(&BINDING_REQUEST.to_be_bytes());
     // Message length 0: no attributes.
@@ -29,7 +29,7 @@ pub fn binding_request(transaction: &[u8; 12]) -> [u8; 20] {
 }
 
 /// The mapped address in a Binding success response for `transaction`, if `packet` is one.
-pub fn parse_response(packet: &[u8], transaction: &[u8; 12]) -> Option<SocketAddr> {
+pub(crate) fn parse_response(packet: &[u8], transaction: &[u8; 12]) -> Option<SocketAddr> {
     if packet.len() < 20
         || u16::from_be_bytes([packet[0], packet[1]]) != BINDING_SUCCESS
         || packet[4..8] != MAGIC_COOKIE.to_be_bytes()
@@ -85,7 +85,7 @@ fn decode_address(v: &[u8], xor: Option<&[u8; 12]>) -> Option<SocketAddr> {
 }
 
 /// Asks the STUN server at `server` (host:port) from a socket bound to `from`.
-pub async fn mapped_address(
+pub(crate) async fn mapped_address(
     server: &str,
     from: SocketAddr,
     timeout: Duration,
@@ -142,7 +142,7 @@ mod tests {
     use super::*;
 
     /// A response as a server builds it: XOR-MAPPED-ADDRESS for `addr`.
-    pub fn response(transaction: &[u8; 12], addr: SocketAddr) -> Vec<u8> {
+    pub(super) fn response(transaction: &[u8; 12], addr: SocketAddr) -> Vec<u8> {
         let cookie = MAGIC_COOKIE.to_be_bytes();
         let mut value = vec![0u8, 0];
         let port = addr.port() ^ (MAGIC_COOKIE >> 16) as u16;

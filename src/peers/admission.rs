@@ -18,7 +18,7 @@ const PROTECT_BY_QUALITY: usize = 4;
 
 /// The group an address is counted in: its /24 (IPv4) or /64 (IPv6). Loopback addresses are
 /// each their own group (they are all this host; tests use them as separate hosts).
-pub fn netgroup(ip: IpAddr) -> IpAddr {
+pub(crate) fn netgroup(ip: IpAddr) -> IpAddr {
     let ip = ip.to_canonical();
     if ip.is_loopback() {
         return ip;
@@ -38,7 +38,7 @@ pub fn netgroup(ip: IpAddr) -> IpAddr {
 
 /// Why a TCP connection was not admitted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum TcpRefusal {
+pub(crate) enum TcpRefusal {
     #[error("too many connections in total")]
     Total,
     #[error("too many connections from this address")]
@@ -49,7 +49,7 @@ pub enum TcpRefusal {
 
 impl TcpRefusal {
     /// Metric label.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             TcpRefusal::Total => "total_connections",
             TcpRefusal::PerIp => "connections_per_ip",
@@ -66,7 +66,7 @@ struct Counts {
 }
 
 /// Counts open inbound TCP connections against the configured caps.
-pub struct ConnectionLimits {
+pub(crate) struct ConnectionLimits {
     max_total: usize,
     max_per_ip: usize,
     max_per_group: usize,
@@ -74,7 +74,7 @@ pub struct ConnectionLimits {
 }
 
 impl ConnectionLimits {
-    pub fn new(config: &Config) -> ConnectionLimits {
+    pub(crate) fn new(config: &Config) -> ConnectionLimits {
         ConnectionLimits {
             max_total: config.max_inbound + config.max_pending_connections,
             max_per_ip: config.max_connections_per_ip,
@@ -90,7 +90,7 @@ impl ConnectionLimits {
     }
 
     /// Takes a slot for a connection from `ip`, released when the slot is dropped.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, TcpRefusal> {
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, TcpRefusal> {
         let ip = ip.to_canonical();
         let group = netgroup(ip);
         let mut counts = self.lock();
@@ -114,7 +114,7 @@ impl ConnectionLimits {
     }
 
     /// Open connections counted right now.
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         self.lock().total
     }
 
@@ -148,7 +148,7 @@ impl Drop for ConnectionSlot {
 
 /// An inbound peer that could make room for a newcomer.
 #[derive(Clone, Debug)]
-pub struct EvictionCandidate {
+pub(crate) struct EvictionCandidate {
     pub peer_id: String,
     pub ip: IpAddr,
     pub connected_at_ms: i64,
@@ -161,7 +161,7 @@ pub struct EvictionCandidate {
 /// peers, then the longer-connected half of the rest. Of what remains, the subnet with the
 /// most connections gives up its newest one, so a burst of identities from one place cannot
 /// push out peers that have been here long or serve well.
-pub fn select_eviction(mut candidates: Vec<EvictionCandidate>) -> Option<String> {
+pub(crate) fn select_eviction(mut candidates: Vec<EvictionCandidate>) -> Option<String> {
     let quarter = candidates.len() / 4;
     protect(&mut candidates, PROTECT_BY_LATENCY.min(quarter), |a, b| {
         let key = |c: &EvictionCandidate| c.latency_ms.unwrap_or(f64::MAX);

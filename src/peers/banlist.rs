@@ -22,20 +22,25 @@ pub(crate) struct BanList {
 
 impl BanList {
     /// The first ban in force covering a peer with `peer_id` seen at any of `ips`.
-    pub fn matching(&self, peer_id: Option<&str>, ips: &[IpAddr], now_ms: i64) -> Option<&Ban> {
+    pub(crate) fn matching(
+        &self,
+        peer_id: Option<&str>,
+        ips: &[IpAddr],
+        now_ms: i64,
+    ) -> Option<&Ban> {
         self.bans
             .values()
             .find(|b| !b.is_expired(now_ms) && b.target.matches(peer_id, ips))
     }
 
     /// Whether a ban covers `peer_id` announced at `address` (a dial target or hearsay entry).
-    pub fn covers_address(&self, peer_id: Option<&str>, address: &str, now_ms: i64) -> bool {
+    pub(crate) fn covers_address(&self, peer_id: Option<&str>, address: &str, now_ms: i64) -> bool {
         let ips: Vec<IpAddr> = bans::address_ip(address).into_iter().collect();
         self.matching(peer_id, &ips, now_ms).is_some()
     }
 
     /// Bans in force, oldest first.
-    pub fn in_force(&self, now_ms: i64) -> Vec<Ban> {
+    pub(crate) fn in_force(&self, now_ms: i64) -> Vec<Ban> {
         let mut bans: Vec<Ban> = self
             .bans
             .values()
@@ -50,12 +55,12 @@ impl BanList {
         bans
     }
 
-    pub fn count_in_force(&self, now_ms: i64) -> usize {
+    pub(crate) fn count_in_force(&self, now_ms: i64) -> usize {
         self.bans.values().filter(|b| !b.is_expired(now_ms)).count()
     }
 
     /// Keys of bans that have run out (their effect already ended; they only need tidying).
-    pub fn expired(&self, now_ms: i64) -> Vec<String> {
+    pub(crate) fn expired(&self, now_ms: i64) -> Vec<String> {
         self.bans
             .iter()
             .filter(|(_, b)| b.is_expired(now_ms))
@@ -64,7 +69,7 @@ impl BanList {
     }
 
     /// Refuses a second ban on a target already banned: the operator unbans first to change it.
-    pub fn check_free(&self, key: &str, now_ms: i64) -> Result<(), PeerError> {
+    pub(crate) fn check_free(&self, key: &str, now_ms: i64) -> Result<(), PeerError> {
         match self.bans.get(key).filter(|b| !b.is_expired(now_ms)) {
             Some(existing) => Err(PeerError::Conflict(format!(
                 "{key} is already banned ({}); unban it first to change the ban",
@@ -74,23 +79,23 @@ impl BanList {
         }
     }
 
-    pub fn get(&self, key: &str) -> Option<&Ban> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Ban> {
         self.bans.get(key)
     }
 
     /// Takes a ban in (replacing an expired one on the same target).
-    pub fn insert(&mut self, ban: Ban) {
+    pub(crate) fn insert(&mut self, ban: Ban) {
         self.bans.insert(ban.target.key(), ban);
     }
 
-    pub fn remove(&mut self, key: &str) -> Option<Ban> {
+    pub(crate) fn remove(&mut self, key: &str) -> Option<Ban> {
         self.bans.remove(key)
     }
 
     /// The key of the ban an operator means by `text`: an IP or CIDR, or the one banned peer
     /// that `text` names as a prefix of its ID or as its name (`named`: the IDs of the known
     /// peers with that name). Several candidates are ambiguous.
-    pub fn key_for_unban(&self, text: &str, named: &[String]) -> Result<String, PeerError> {
+    pub(crate) fn key_for_unban(&self, text: &str, named: &[String]) -> Result<String, PeerError> {
         let text = text.trim();
         if let Some(target) = BanTarget::parse_network(text) {
             return Ok(target.key());
@@ -178,7 +183,7 @@ pub(super) fn disconnects<'a>(
 
 /// A stored ban row that does not describe a ban.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum BanRowError {
+pub(crate) enum BanRowError {
     #[error("ban target '{0}' is not an address")]
     NotAnAddress(String),
     #[error("unknown ban kind '{0}'")]
@@ -227,13 +232,13 @@ pub(super) struct BanStore {
 }
 
 impl BanStore {
-    pub fn new(store: Arc<dyn Store>) -> BanStore {
+    pub(super) fn new(store: Arc<dyn Store>) -> BanStore {
         BanStore { store }
     }
 
     /// The stored bans. Bans that expired while the node was down are deleted; a corrupt ban
     /// row stops start-up rather than silently letting a peer back in.
-    pub async fn load(&self, now_ms: i64) -> Result<BanList, StoreError> {
+    pub(super) async fn load(&self, now_ms: i64) -> Result<BanList, StoreError> {
         let mut list = BanList::default();
         for row in self.store.load_bans().await? {
             let ban = ban_from_row(&row).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -248,12 +253,12 @@ impl BanStore {
     }
 
     /// Stores a ban, replacing an expired one on the same target that may still be stored.
-    pub async fn save(&self, ban: &Ban) -> Result<(), StoreError> {
+    pub(super) async fn save(&self, ban: &Ban) -> Result<(), StoreError> {
         self.store.delete_ban(&ban.target.key()).await?;
         self.store.insert_ban(&ban_to_row(ban)).await
     }
 
-    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+    pub(super) async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.store.delete_ban(key).await.map(|_| ())
     }
 }

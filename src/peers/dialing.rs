@@ -40,7 +40,7 @@ pub(super) struct Seeds {
 }
 
 impl Seeds {
-    pub fn new(addresses: &[String]) -> Seeds {
+    pub(super) fn new(addresses: &[String]) -> Seeds {
         Seeds {
             seeds: addresses
                 .iter()
@@ -55,17 +55,17 @@ impl Seeds {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.seeds.len()
     }
 
-    pub fn addresses(&self) -> HashSet<String> {
+    pub(super) fn addresses(&self) -> HashSet<String> {
         self.seeds.iter().map(|s| s.address.clone()).collect()
     }
 
     /// Seeds due for a dial now: not being dialled, past their backoff, not connected (by
     /// address or by the ID they turned out to have) and not banned. Marks each as dialling.
-    pub fn plan(
+    pub(super) fn plan(
         &mut self,
         now_ms: i64,
         connected_addresses: &HashSet<String>,
@@ -93,7 +93,7 @@ impl Seeds {
     }
 
     /// The seed at `address` answered as `peer_id`.
-    pub fn connected(&mut self, address: &str, peer_id: &str) {
+    pub(super) fn connected(&mut self, address: &str, peer_id: &str) {
         if let Some(seed) = self.seeds.iter_mut().find(|s| s.address == address) {
             seed.peer_id = Some(peer_id.to_string());
             seed.failures = 0;
@@ -102,7 +102,12 @@ impl Seeds {
     }
 
     /// A dial to the seed at `address` failed; returns the backoff before the next one.
-    pub fn failed(&mut self, address: &str, now_ms: i64, config: &Config) -> Option<Duration> {
+    pub(super) fn failed(
+        &mut self,
+        address: &str,
+        now_ms: i64,
+        config: &Config,
+    ) -> Option<Duration> {
         let seed = self.seeds.iter_mut().find(|s| s.address == address)?;
         seed.dialing = false;
         seed.failures += 1;
@@ -112,7 +117,7 @@ impl Seeds {
     }
 
     /// A dial to the seed at `address` ended without being its fault; retry at `retry_ms`.
-    pub fn abandoned(&mut self, address: &str, retry_ms: i64) {
+    pub(super) fn abandoned(&mut self, address: &str, retry_ms: i64) {
         if let Some(seed) = self.seeds.iter_mut().find(|s| s.address == address) {
             seed.dialing = false;
             seed.next_attempt_ms = retry_ms;
@@ -120,7 +125,7 @@ impl Seeds {
     }
 
     /// The connection to the seed known as `peer_id` ended; dial it again at `retry_ms`.
-    pub fn disconnected(&mut self, peer_id: &str, retry_ms: i64) {
+    pub(super) fn disconnected(&mut self, peer_id: &str, retry_ms: i64) {
         if let Some(seed) = self
             .seeds
             .iter_mut()
@@ -131,14 +136,14 @@ impl Seeds {
     }
 
     /// Every seed may be dialled at once (after an unban).
-    pub fn retry_all_now(&mut self) {
+    pub(super) fn retry_all_now(&mut self) {
         for seed in self.seeds.iter_mut() {
             seed.next_attempt_ms = 0;
         }
     }
 
     /// The seed known as `peer_id` starts afresh (operator reset).
-    pub fn reset(&mut self, peer_id: &str) {
+    pub(super) fn reset(&mut self, peer_id: &str) {
         for seed in self.seeds.iter_mut() {
             if seed.peer_id.as_deref() == Some(peer_id) {
                 seed.failures = 0;

@@ -11,12 +11,12 @@ use super::PeerManager;
 use crate::tasks::Service;
 
 /// How often changed peer records are written to the store.
-pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 /// How often expired bans are removed and stale peers forgotten.
-pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(250);
+pub(crate) const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The peer facade's own upkeep, as a node service.
-pub struct Discovery(pub Arc<PeerManager>);
+pub(crate) struct Discovery(pub Arc<PeerManager>);
 
 impl Service for Discovery {
     const NAME: &'static str = "discovery";

@@ -13,11 +13,11 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Direction, PeerMessage, PeerRequest, PeerResponse, Refusal};
 
 /// Commands a session accepts, queued per connection.
-pub const SESSION_COMMAND_QUEUE: usize = 16;
+pub(super) const SESSION_COMMAND_QUEUE: usize = 16;
 
 /// Whether a one-way message was queued for a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Queued {
+pub(super) enum Queued {
     Yes,
     NotConnected,
     /// The session's command queue is at its bound ([`SESSION_COMMAND_QUEUE`]).
@@ -113,40 +113,40 @@ pub(super) struct Links {
 }
 
 impl Links {
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.connections.len()
     }
 
-    pub fn is_connected(&self, peer_id: &str) -> bool {
+    pub(super) fn is_connected(&self, peer_id: &str) -> bool {
         self.connections.contains_key(peer_id)
     }
 
-    pub fn ids(&self) -> impl Iterator<Item = &String> {
+    pub(super) fn ids(&self) -> impl Iterator<Item = &String> {
         self.connections.keys()
     }
 
-    pub fn info(&self, peer_id: &str) -> Option<LinkInfo> {
+    pub(super) fn info(&self, peer_id: &str) -> Option<LinkInfo> {
         self.connections.get(peer_id).map(|c| c.info)
     }
 
     /// Every connection with what is known of it.
-    pub fn all(&self) -> impl Iterator<Item = (&String, LinkInfo)> {
+    pub(super) fn all(&self) -> impl Iterator<Item = (&String, LinkInfo)> {
         self.connections.iter().map(|(id, c)| (id, c.info))
     }
 
-    pub fn outbound_count(&self) -> usize {
+    pub(super) fn outbound_count(&self) -> usize {
         self.connections
             .values()
             .filter(|c| c.info.direction == Direction::Outbound)
             .count()
     }
 
-    pub fn inbound_count(&self) -> usize {
+    pub(super) fn inbound_count(&self) -> usize {
         self.connections.len() - self.outbound_count()
     }
 
     /// Inbound connections from `ip`.
-    pub fn inbound_from(&self, ip: IpAddr) -> usize {
+    pub(super) fn inbound_from(&self, ip: IpAddr) -> usize {
         let ip = ip.to_canonical();
         self.connections
             .values()
@@ -160,7 +160,7 @@ impl Links {
     /// connection dialled by the smaller peer ID, so a simultaneous dial in both directions
     /// settles on the same single connection. A new connection from the same dialler replaces
     /// the old one (the old one is a stale leftover), which is asked to close.
-    pub fn supersede(&self, peer_id: &str, dialer_id: &str) -> Result<(), Refusal> {
+    pub(super) fn supersede(&self, peer_id: &str, dialer_id: &str) -> Result<(), Refusal> {
         if let Some(existing) = self.connections.get(peer_id) {
             if existing.dialer_id != dialer_id && existing.dialer_id.as_str() < dialer_id {
                 return Err(Refusal::Duplicate);
@@ -171,7 +171,12 @@ impl Links {
     }
 
     /// Registers a session (replacing any earlier entry for the peer).
-    pub fn insert(&mut self, peer_id: &str, info: LinkInfo, dialer_id: String) -> SessionHandle {
+    pub(super) fn insert(
+        &mut self,
+        peer_id: &str,
+        info: LinkInfo,
+        dialer_id: String,
+    ) -> SessionHandle {
         self.next_conn_id += 1;
         let conn_id = self.next_conn_id;
         let (tx, rx) = mpsc::channel(SESSION_COMMAND_QUEUE);
@@ -192,7 +197,7 @@ impl Links {
 
     /// Removes the entry of session `conn_id`; false when a newer session holds the peer's
     /// entry (or none does), so only the session that registered can remove itself.
-    pub fn remove(&mut self, peer_id: &str, conn_id: u64) -> bool {
+    pub(super) fn remove(&mut self, peer_id: &str, conn_id: u64) -> bool {
         if self.connections.get(peer_id).map(|c| c.conn_id) != Some(conn_id) {
             return false;
         }
@@ -201,27 +206,27 @@ impl Links {
     }
 
     /// Asks a peer's session to close, keeping its entry until the session ends.
-    pub fn close(&self, peer_id: &str, reason: &str) {
+    pub(super) fn close(&self, peer_id: &str, reason: &str) {
         if let Some(conn) = self.connections.get(peer_id) {
             conn.close(reason.to_string());
         }
     }
 
     /// Drops a peer's entry at once and asks its session to close (its slot is free now).
-    pub fn evict(&mut self, peer_id: &str, reason: &str) {
+    pub(super) fn evict(&mut self, peer_id: &str, reason: &str) {
         if let Some(conn) = self.connections.remove(peer_id) {
             conn.close(reason.to_string());
         }
     }
 
-    pub fn close_all(&self, reason: &str) {
+    pub(super) fn close_all(&self, reason: &str) {
         for conn in self.connections.values() {
             conn.close(reason.to_string());
         }
     }
 
     /// Queues a one-way message.
-    pub fn send(&self, peer_id: &str, message: PeerMessage) -> Queued {
+    pub(super) fn send(&self, peer_id: &str, message: PeerMessage) -> Queued {
         let Some(conn) = self.connections.get(peer_id) else {
             return Queued::NotConnected;
         };
@@ -234,7 +239,7 @@ impl Links {
 
     /// Queues a message to every session. A session whose queue is full misses it (what is
     /// broadcast, advertisements, is repeated by the next heartbeat); their IDs are returned.
-    pub fn broadcast(&self, message: PeerMessage) -> Vec<String> {
+    pub(super) fn broadcast(&self, message: PeerMessage) -> Vec<String> {
         let mut full = Vec::new();
         for (id, conn) in &self.connections {
             if let Err(mpsc::error::TrySendError::Full(_)) = conn
@@ -248,7 +253,7 @@ impl Links {
     }
 
     /// Asks up to `count` random sessions to exchange peer lists; returns how many took it.
-    pub fn ask_exchange(&self, count: usize) -> usize {
+    pub(super) fn ask_exchange(&self, count: usize) -> usize {
         let mut ids: Vec<&String> = self.connections.keys().collect();
         let count = count.min(ids.len());
         let (chosen, _) = ids.partial_shuffle(&mut rand::thread_rng(), count);
@@ -260,7 +265,7 @@ impl Links {
     }
 
     /// The queue into a peer's session, for a request to be awaited outside any lock.
-    pub fn requester(&self, peer_id: &str) -> Result<Requester, RequestError> {
+    pub(super) fn requester(&self, peer_id: &str) -> Result<Requester, RequestError> {
         self.connections
             .get(peer_id)
             .map(|c| Requester {
@@ -279,7 +284,7 @@ pub(super) struct Requester {
 
 impl Requester {
     /// Sends the request and waits (at most `timeout`) for the answer.
-    pub async fn ask(
+    pub(super) async fn ask(
         self,
         request: PeerRequest,
         timeout: Duration,

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use tokio::sync::oneshot;
 
 /// Most addresses with an operator's dial in progress at once.
-pub const MAX_MANUAL_DIALS: usize = 16;
+pub(crate) const MAX_MANUAL_DIALS: usize = 16;
 
 /// How a dial ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub(super) struct ManualDials {
 impl ManualDials {
     /// Waits for the end of the next dial to `address`; `None` when [`MAX_MANUAL_DIALS`]
     /// other addresses are being waited for.
-    pub fn watch(&self, address: &str) -> Option<oneshot::Receiver<DialOutcome>> {
+    pub(super) fn watch(&self, address: &str) -> Option<oneshot::Receiver<DialOutcome>> {
         let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
         // Waiters that gave up (timed out) leave nothing behind.
         waiting.retain(|_, senders| {
@@ -47,7 +47,7 @@ impl ManualDials {
     }
 
     /// A dial to `address` ended.
-    pub fn settle(&self, address: &str, outcome: DialOutcome) {
+    pub(super) fn settle(&self, address: &str, outcome: DialOutcome) {
         let senders = self
             .waiting
             .lock()

@@ -13,16 +13,16 @@
 //! a peer's record: what a peer says about a third peer can add an unknown address, never
 //! touch an existing record.
 
-pub mod admission;
+pub(crate) mod admission;
 pub(crate) mod banlist;
 pub mod bans;
 mod dialing;
-pub mod discovery;
+pub(crate) mod discovery;
 mod links;
 mod manager;
-pub mod manual;
+pub(crate) mod manual;
 mod platform_message;
-pub mod quality;
+pub(crate) mod quality;
 mod record;
 mod state;
 #[cfg(test)]

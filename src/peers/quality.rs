@@ -9,23 +9,23 @@
 use std::collections::VecDeque;
 
 /// Weight of each component; they add up to 100.
-pub const SUCCESS_WEIGHT: f64 = 60.0;
-pub const LATENCY_WEIGHT: f64 = 25.0;
-pub const VALIDITY_WEIGHT: f64 = 15.0;
+pub(crate) const SUCCESS_WEIGHT: f64 = 60.0;
+pub(crate) const LATENCY_WEIGHT: f64 = 25.0;
+pub(crate) const VALIDITY_WEIGHT: f64 = 15.0;
 
 /// How many recent round-trip samples feed min/avg/max latency.
-pub const LATENCY_SAMPLES: usize = 100;
+pub(crate) const LATENCY_SAMPLES: usize = 100;
 /// The success rate is the share of the last this-many requests that succeeded, so a peer
 /// recovers from an old bad patch and the explanation can name the exact counts it used.
-pub const SUCCESS_WINDOW: u32 = 20;
+pub(crate) const SUCCESS_WINDOW: u32 = 20;
 /// A penalty halves in this time, so validity returns to 1.0 after good behaviour.
-pub const PENALTY_HALF_LIFE_MS: f64 = 3_600_000.0;
+pub(crate) const PENALTY_HALF_LIFE_MS: f64 = 3_600_000.0;
 
 /// Rating of a peer this node has not exchanged a single request with yet.
-pub const UNKNOWN_RATING: &str = "Unknown";
+pub(crate) const UNKNOWN_RATING: &str = "Unknown";
 
 /// The latency score for an average round trip, per the specification's bands.
-pub fn latency_score(avg_ms: f64) -> f64 {
+pub(crate) fn latency_score(avg_ms: f64) -> f64 {
     match avg_ms {
         x if x < 50.0 => 1.0,
         x if x < 100.0 => 0.8,
@@ -36,7 +36,7 @@ pub fn latency_score(avg_ms: f64) -> f64 {
 }
 
 /// The rating word for a score.
-pub fn rating(score: f64) -> &'static str {
+pub(crate) fn rating(score: f64) -> &'static str {
     match score {
         s if s >= 80.0 => "Excellent",
         s if s >= 60.0 => "Good",
@@ -47,7 +47,7 @@ pub fn rating(score: f64) -> &'static str {
 
 /// Rolling observations of one peer's behaviour.
 #[derive(Clone, Debug, Default)]
-pub struct QualityTracker {
+pub(crate) struct QualityTracker {
     pub total_requests: u64,
     pub successful_requests: u64,
     /// Outcomes of the last [`SUCCESS_WINDOW`] requests, newest in bit 0 (1: succeeded).
@@ -96,7 +96,7 @@ impl QualityTracker {
     /// Rebuilds a tracker from persisted figures (latency samples are seeded with the
     /// persisted min, average and max so the numbers survive a restart; the recent outcomes
     /// with as many successes as the persisted rate gives over the window).
-    pub fn restore(
+    pub(crate) fn restore(
         total: u64,
         successful: u64,
         success_rate: Option<f64>,
@@ -141,13 +141,13 @@ impl QualityTracker {
     }
 
     /// Share of the recent requests that succeeded; `None` before the first request.
-    pub fn success_rate(&self) -> Option<f64> {
+    pub(crate) fn success_rate(&self) -> Option<f64> {
         (self.recent_len > 0)
             .then(|| f64::from(self.recent.count_ones()) / f64::from(self.recent_len))
     }
 
     /// A request that succeeded, with its round-trip time when it was measured.
-    pub fn record_success(&mut self, rtt_ms: Option<f64>) {
+    pub(crate) fn record_success(&mut self, rtt_ms: Option<f64>) {
         self.record(true);
         if let Some(ms) = rtt_ms {
             if self.samples.len() == LATENCY_SAMPLES {
@@ -157,12 +157,12 @@ impl QualityTracker {
         }
     }
 
-    pub fn record_failure(&mut self) {
+    pub(crate) fn record_failure(&mut self) {
         self.record(false);
     }
 
     /// Lowers validity by `amount` (1.0 takes it to zero) and remembers why.
-    pub fn penalize(&mut self, amount: f64, reason: &str, now_ms: i64) {
+    pub(crate) fn penalize(&mut self, amount: f64, reason: &str, now_ms: i64) {
         self.penalty = (self.current_penalty(now_ms) + amount).min(1.0);
         self.penalty_updated_ms = now_ms;
         self.last_penalty = Some(PenaltyEvent {
@@ -173,18 +173,18 @@ impl QualityTracker {
     }
 
     /// Clears penalties (operator reset). The request history stays.
-    pub fn clear_penalties(&mut self) {
+    pub(crate) fn clear_penalties(&mut self) {
         self.penalty = 0.0;
         self.last_penalty = None;
     }
 
-    pub fn current_penalty(&self, now_ms: i64) -> f64 {
+    pub(crate) fn current_penalty(&self, now_ms: i64) -> f64 {
         let elapsed = (now_ms - self.penalty_updated_ms).max(0) as f64;
         self.penalty * 0.5f64.powf(elapsed / PENALTY_HALF_LIFE_MS)
     }
 
     /// (min, average, max) round trip over the recent samples.
-    pub fn latency(&self) -> Option<(f64, f64, f64)> {
+    pub(crate) fn latency(&self) -> Option<(f64, f64, f64)> {
         if self.samples.is_empty() {
             return None;
         }
@@ -195,7 +195,7 @@ impl QualityTracker {
     }
 
     /// The score now. A peer never asked anything has success rate 0 (nothing to vouch for it).
-    pub fn breakdown(&self, now_ms: i64) -> QualityBreakdown {
+    pub(crate) fn breakdown(&self, now_ms: i64) -> QualityBreakdown {
         let success_rate = self.success_rate().unwrap_or(0.0);
         let latency = self.latency();
         // No measurement yet: no latency credit either.

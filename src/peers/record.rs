@@ -44,7 +44,12 @@ pub(super) struct Peer {
 }
 
 impl Peer {
-    pub fn new(peer_id: String, address: String, first_seen_ms: i64, last_seen_ms: i64) -> Peer {
+    pub(super) fn new(
+        peer_id: String,
+        address: String,
+        first_seen_ms: i64,
+        last_seen_ms: i64,
+    ) -> Peer {
         Peer {
             peer_id,
             public_key: String::new(),
@@ -66,7 +71,7 @@ impl Peer {
         }
     }
 
-    pub fn from_row(row: PeerRow) -> Peer {
+    pub(super) fn from_row(row: PeerRow) -> Peer {
         let latency = match (row.min_latency_ms, row.avg_latency_ms, row.max_latency_ms) {
             (Some(min), Some(avg), Some(max)) => Some((min, avg, max)),
             _ => None,
@@ -102,7 +107,7 @@ impl Peer {
         }
     }
 
-    pub fn to_row(&self) -> PeerRow {
+    pub(super) fn to_row(&self) -> PeerRow {
         let latency = self.quality.latency();
         PeerRow {
             peer_id: self.peer_id.clone(),
@@ -127,21 +132,21 @@ impl Peer {
     }
 
     /// A request to the peer succeeded (with its round trip in ms when measured).
-    pub fn request_succeeded(&mut self, rtt_ms: Option<f64>, now_ms: i64) {
+    pub(super) fn request_succeeded(&mut self, rtt_ms: Option<f64>, now_ms: i64) {
         self.failure_count = 0;
         self.last_seen_ms = now_ms;
         self.quality.record_success(rtt_ms);
     }
 
     /// A request to the peer (or a dial, or a session) failed; returns the failures in a row.
-    pub fn request_failed(&mut self) -> u32 {
+    pub(super) fn request_failed(&mut self) -> u32 {
         self.failure_count += 1;
         self.quality.record_failure();
         self.failure_count
     }
 
     /// Its session ended at `now_ms` (`failed`: by its fault); dial it again at `retry_ms`.
-    pub fn disconnected(&mut self, failed: bool, now_ms: i64, retry_ms: i64) {
+    pub(super) fn disconnected(&mut self, failed: bool, now_ms: i64, retry_ms: i64) {
         self.last_seen_ms = now_ms;
         if failed {
             self.request_failed();
@@ -150,25 +155,25 @@ impl Peer {
     }
 
     /// A dial to it ended without a session; dial it again at `retry_ms`.
-    pub fn dial_ended(&mut self, retry_ms: i64) {
+    pub(super) fn dial_ended(&mut self, retry_ms: i64) {
         self.dialing = false;
         self.next_dial_ms = retry_ms;
     }
 
     /// A fresh start (operator reset): no failures, no penalties, dial at once.
-    pub fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.failure_count = 0;
         self.quality.clear_penalties();
         self.next_dial_ms = 0;
     }
 
     /// Whether this node has a history of good answers from the peer.
-    pub fn has_proved_useful(&self) -> bool {
+    pub(super) fn has_proved_useful(&self) -> bool {
         !self.public_key.is_empty() && self.quality.successful_requests >= USEFUL_AFTER_REQUESTS
     }
 
     /// Every IP this peer is known by: its announced address and where it last connected from.
-    pub fn ips(&self) -> Vec<IpAddr> {
+    pub(super) fn ips(&self) -> Vec<IpAddr> {
         bans::address_ip(&self.address)
             .into_iter()
             .chain(self.remote_ip)

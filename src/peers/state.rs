@@ -36,7 +36,7 @@ fn peer_ban<'a>(bans: &'a BanList, links: &Links, peer: &Peer, now_ms: i64) -> O
 }
 
 impl State {
-    pub fn peer_ban(&self, peer: &Peer, now_ms: i64) -> Option<&Ban> {
+    pub(super) fn peer_ban(&self, peer: &Peer, now_ms: i64) -> Option<&Ban> {
         peer_ban(&self.bans, &self.links, peer, now_ms)
     }
 
@@ -55,7 +55,7 @@ impl State {
     /// Makes room for a peer that completed a handshake: forgets the least useful peer the
     /// table may forget (see [`PeerTable::evict_least_useful`]) if seen before `than_ms`, or,
     /// when only banned peers could go, a banned one (see [`PeerTable::evict_banned`]).
-    pub fn evict_least_useful(&mut self, than_ms: i64, now_ms: i64) -> bool {
+    pub(super) fn evict_least_useful(&mut self, than_ms: i64, now_ms: i64) -> bool {
         self.with_standing(now_ms, |table, standing, _| {
             table.evict_least_useful(than_ms, standing).is_some()
                 || table.evict_banned(standing).is_some()
@@ -63,7 +63,7 @@ impl State {
     }
 
     /// Forgets ordinary peers last seen before `cutoff_ms`; returns their IDs.
-    pub fn prune(&mut self, cutoff_ms: i64, now_ms: i64) -> Vec<String> {
+    pub(super) fn prune(&mut self, cutoff_ms: i64, now_ms: i64) -> Vec<String> {
         self.with_standing(now_ms, |table, standing, _| {
             let stale = table.stale(cutoff_ms, standing);
             for id in &stale {
@@ -74,7 +74,7 @@ impl State {
     }
 
     /// Runs `f` with the table and what connections and bans say about its peers.
-    pub fn with_standing<R>(
+    pub(super) fn with_standing<R>(
         &mut self,
         now_ms: i64,
         f: impl FnOnce(&mut PeerTable, &Standing<'_>, &BanList) -> R,
@@ -93,7 +93,7 @@ impl State {
 
     /// Takes a new ban in and asks every connection it covers to close; returns the known
     /// peers it covers and the peers disconnected.
-    pub fn impose(&mut self, ban: Ban, now_ms: i64) -> (Vec<String>, Vec<String>) {
+    pub(super) fn impose(&mut self, ban: Ban, now_ms: i64) -> (Vec<String>, Vec<String>) {
         let connected = self.links.all().map(|(id, link)| {
             let mut ips = vec![link.remote_ip];
             if let Some(p) = self.table.get(id) {
@@ -111,7 +111,7 @@ impl State {
     }
 
     /// Inbound peers that could make room for a newcomer (seeds never do).
-    pub fn eviction_candidates(&self, now_ms: i64) -> Vec<EvictionCandidate> {
+    pub(super) fn eviction_candidates(&self, now_ms: i64) -> Vec<EvictionCandidate> {
         self.links
             .all()
             .filter(|(_, link)| link.direction == Direction::Inbound)
@@ -131,7 +131,7 @@ impl State {
     /// Whom to dial now: seeds due for a dial, and known peers for the outbound slots left of
     /// `max_outbound` (never one connected, dialled already, at a seed's or a connected
     /// peer's address, or banned). Marks each as being dialled.
-    pub fn plan_dials(&mut self, now_ms: i64, max_outbound: usize) -> Vec<DialTarget> {
+    pub(super) fn plan_dials(&mut self, now_ms: i64, max_outbound: usize) -> Vec<DialTarget> {
         let connected_addresses = self.connected_addresses();
         let mut targets = {
             let State {
@@ -166,7 +166,7 @@ impl State {
     }
 
     /// Addresses of the peers connected right now.
-    pub fn connected_addresses(&self) -> HashSet<String> {
+    pub(super) fn connected_addresses(&self) -> HashSet<String> {
         self.links
             .ids()
             .filter_map(|id| self.table.get(id).map(|p| p.address.clone()))
@@ -182,7 +182,7 @@ impl State {
     }
 
     /// Connected, unbanned peers advertising `register_id`, best quality first.
-    pub fn carriers(&self, register_id: &str, now_ms: i64) -> Vec<(String, RegisterHeight)> {
+    pub(super) fn carriers(&self, register_id: &str, now_ms: i64) -> Vec<(String, RegisterHeight)> {
         let mut out: Vec<(f64, String, RegisterHeight)> = self
             .trusted_connected(now_ms)
             .filter_map(|p| {
@@ -200,7 +200,10 @@ impl State {
     }
 
     /// Every public register advertised by connected, unbanned peers, with the advertisers.
-    pub fn advertised_registers(&self, now_ms: i64) -> BTreeMap<String, Vec<RegisterHeight>> {
+    pub(super) fn advertised_registers(
+        &self,
+        now_ms: i64,
+    ) -> BTreeMap<String, Vec<RegisterHeight>> {
         let mut out: BTreeMap<String, Vec<RegisterHeight>> = BTreeMap::new();
         for p in self.trusted_connected(now_ms) {
             for r in &p.advertised {
@@ -213,7 +216,7 @@ impl State {
     }
 
     /// The operator view of one peer.
-    pub fn snapshot(&self, peer: &Peer, now_ms: i64) -> PeerSnapshot {
+    pub(super) fn snapshot(&self, peer: &Peer, now_ms: i64) -> PeerSnapshot {
         let link = self.links.info(&peer.peer_id);
         PeerSnapshot {
             peer_id: peer.peer_id.clone(),
@@ -243,7 +246,7 @@ impl State {
         }
     }
 
-    pub fn counts(&self, now_ms: i64) -> PeerCounts {
+    pub(super) fn counts(&self, now_ms: i64) -> PeerCounts {
         let mut counts = PeerCounts {
             known: self.table.len(),
             inbound: self.links.inbound_count(),

@@ -60,7 +60,7 @@ pub(super) struct LearnRules<'a> {
 
 impl PeerTable {
     /// The table as stored, without this node's own record.
-    pub fn load(rows: Vec<PeerRow>, own_id: &str) -> PeerTable {
+    pub(super) fn load(rows: Vec<PeerRow>, own_id: &str) -> PeerTable {
         let mut table = PeerTable::default();
         for row in rows {
             if row.peer_id != own_id {
@@ -70,38 +70,42 @@ impl PeerTable {
         table
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.peers.len()
     }
 
-    pub fn contains(&self, peer_id: &str) -> bool {
+    pub(super) fn contains(&self, peer_id: &str) -> bool {
         self.peers.contains_key(peer_id)
     }
 
-    pub fn get(&self, peer_id: &str) -> Option<&Peer> {
+    pub(super) fn get(&self, peer_id: &str) -> Option<&Peer> {
         self.peers.get(peer_id)
     }
 
     /// A record to change. Changes to persisted fields need [`PeerTable::mark_dirty`]; the
     /// memory-only ones (dial marks, advertisements) do not.
-    pub fn get_mut(&mut self, peer_id: &str) -> Option<&mut Peer> {
+    pub(super) fn get_mut(&mut self, peer_id: &str) -> Option<&mut Peer> {
         self.peers.get_mut(peer_id)
     }
 
     /// Changes a record's persisted fields and queues it for the next flush.
-    pub fn update<R>(&mut self, peer_id: &str, change: impl FnOnce(&mut Peer) -> R) -> Option<R> {
+    pub(super) fn update<R>(
+        &mut self,
+        peer_id: &str,
+        change: impl FnOnce(&mut Peer) -> R,
+    ) -> Option<R> {
         let peer = self.peers.get_mut(peer_id)?;
         let result = change(peer);
         self.mark_dirty(peer_id);
         Some(result)
     }
 
-    pub fn values(&self) -> impl Iterator<Item = &Peer> {
+    pub(super) fn values(&self) -> impl Iterator<Item = &Peer> {
         self.peers.values()
     }
 
     /// IDs of the known peers a ban target covers (by ID or any IP they are known by).
-    pub fn covered_by(&self, target: &BanTarget) -> Vec<String> {
+    pub(super) fn covered_by(&self, target: &BanTarget) -> Vec<String> {
         self.peers
             .values()
             .filter(|p| target.matches(Some(&p.peer_id), &p.ips()))
@@ -110,7 +114,7 @@ impl PeerTable {
     }
 
     /// The peers a lifted ban covered are dialled again at once.
-    pub fn ban_lifted(&mut self, target: &BanTarget) {
+    pub(super) fn ban_lifted(&mut self, target: &BanTarget) {
         for peer in self.peers.values_mut() {
             if target.matches(Some(&peer.peer_id), &peer.ips()) {
                 peer.next_dial_ms = 0;
@@ -120,7 +124,7 @@ impl PeerTable {
 
     /// The record for `peer_id`, created (as first seen now) when there is none. The caller
     /// has made room (see [`PeerTable::evict_least_useful`]).
-    pub fn entry(&mut self, peer_id: &str, address: &str, now_ms: i64) -> &mut Peer {
+    pub(super) fn entry(&mut self, peer_id: &str, address: &str, now_ms: i64) -> &mut Peer {
         self.mark_dirty(peer_id);
         self.peers
             .entry(peer_id.to_string())
@@ -129,7 +133,7 @@ impl PeerTable {
 
     /// Takes in what a completed handshake proved about a peer (creating its record when new;
     /// the caller has made room): its identity and addresses, and that it is reachable now.
-    pub fn handshake_completed(
+    pub(super) fn handshake_completed(
         &mut self,
         peer: VerifiedPeer,
         remote_ip: IpAddr,
@@ -152,7 +156,7 @@ impl PeerTable {
 
     /// Notes that a peer served data that failed verification; returns how often it did so
     /// within the last `window_ms` (memory only), or `None` for an unknown peer.
-    pub fn verification_failures(
+    pub(super) fn verification_failures(
         &mut self,
         peer_id: &str,
         now_ms: i64,
@@ -165,12 +169,12 @@ impl PeerTable {
         Some(peer.verification_failures.len())
     }
 
-    pub fn mark_dirty(&mut self, peer_id: &str) {
+    pub(super) fn mark_dirty(&mut self, peer_id: &str) {
         self.removed.remove(peer_id);
         self.dirty.insert(peer_id.to_string());
     }
 
-    pub fn remove(&mut self, peer_id: &str) {
+    pub(super) fn remove(&mut self, peer_id: &str) {
         self.peers.remove(peer_id);
         self.dirty.remove(peer_id);
         self.removed.insert(peer_id.to_string());
@@ -181,7 +185,7 @@ impl PeerTable {
     /// (the whole name, case-insensitive). Names are what peers call themselves, so a name
     /// never wins silently: a text that is one peer's name and another's ID prefix, or the
     /// name of two peers, is ambiguous and the error lists the candidates.
-    pub fn resolve(&self, text: &str) -> Result<String, PeerError> {
+    pub(super) fn resolve(&self, text: &str) -> Result<String, PeerError> {
         let text = text.trim();
         let lower = text.to_ascii_lowercase();
         if text.is_empty() {
@@ -222,7 +226,7 @@ impl PeerTable {
     }
 
     /// IDs of the peers whose name is `name` (case-insensitive).
-    pub fn named(&self, name: &str) -> Vec<String> {
+    pub(super) fn named(&self, name: &str) -> Vec<String> {
         let name = name.trim();
         if name.is_empty() {
             return Vec::new();
@@ -235,7 +239,7 @@ impl PeerTable {
     }
 
     /// Takes the records changed and the IDs forgotten since the last flush.
-    pub fn take_changes(&mut self) -> (Vec<PeerRow>, Vec<String>) {
+    pub(super) fn take_changes(&mut self) -> (Vec<PeerRow>, Vec<String>) {
         let dirty: Vec<String> = self.dirty.drain().collect();
         let rows = dirty
             .iter()
@@ -245,7 +249,7 @@ impl PeerTable {
     }
 
     /// Puts back changes a flush could not write, so the next flush retries them.
-    pub fn restore_changes(&mut self, rows: &[PeerRow], removed: Vec<String>) {
+    pub(super) fn restore_changes(&mut self, rows: &[PeerRow], removed: Vec<String>) {
         for row in rows {
             if self.peers.contains_key(&row.peer_id) {
                 self.dirty.insert(row.peer_id.clone());
@@ -262,7 +266,7 @@ impl PeerTable {
     }
 
     /// Ordinary peers last seen before `cutoff_ms` that may be forgotten.
-    pub fn stale(&self, cutoff_ms: i64, standing: &Standing<'_>) -> Vec<String> {
+    pub(super) fn stale(&self, cutoff_ms: i64, standing: &Standing<'_>) -> Vec<String> {
         self.forgettable(standing)
             .filter(|p| p.last_seen_ms < cutoff_ms)
             .map(|p| p.peer_id.clone())
@@ -274,7 +278,11 @@ impl PeerTable {
     /// completed a handshake or two), then the least recently seen: a burst of fresh
     /// identities displaces each other, not the peers this node has a history with. Returns the
     /// forgotten peer's ID.
-    pub fn evict_least_useful(&mut self, than_ms: i64, standing: &Standing<'_>) -> Option<String> {
+    pub(super) fn evict_least_useful(
+        &mut self,
+        than_ms: i64,
+        standing: &Standing<'_>,
+    ) -> Option<String> {
         let victim = self
             .forgettable(standing)
             .filter(|p| p.last_seen_ms < than_ms)
@@ -290,7 +298,7 @@ impl PeerTable {
     /// (admission checks it by ID and address), so only the record goes. Otherwise identities
     /// banned one after another fill the table and shut out every newcomer while their bans
     /// last. Returns the forgotten peer's ID.
-    pub fn evict_banned(&mut self, standing: &Standing<'_>) -> Option<String> {
+    pub(super) fn evict_banned(&mut self, standing: &Standing<'_>) -> Option<String> {
         let victim = self
             .peers
             .values()
@@ -310,7 +318,7 @@ impl PeerTable {
     /// Entries to hand to `requester`: connected peers first (seen now), then the most
     /// recently seen; never banned peers, peers failing right now (`max_failures`), peers this
     /// node has not verified itself, the requester or ourselves.
-    pub fn exchange_entries(
+    pub(super) fn exchange_entries(
         &self,
         requester: &str,
         max: usize,
@@ -351,7 +359,7 @@ impl PeerTable {
     /// hearsay; malformed, banned, stale or self entries are skipped, and a full table only
     /// takes an entry by forgetting a less useful peer. Returns how many were new and how many
     /// peers were forgotten to make room.
-    pub fn learn(
+    pub(super) fn learn(
         &mut self,
         from: &str,
         entries: Vec<KnownAddress>,

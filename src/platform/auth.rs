@@ -19,7 +19,7 @@ pub(crate) struct JwtCheck {
 }
 
 impl JwtCheck {
-    pub fn new(auth: Arc<Authenticator>, required: bool) -> JwtCheck {
+    pub(crate) fn new(auth: Arc<Authenticator>, required: bool) -> JwtCheck {
         JwtCheck { auth, required }
     }
 

@@ -25,7 +25,7 @@ pub(crate) struct Communication {
 }
 
 impl Communication {
-    pub fn new(deps: PlatformDeps) -> Communication {
+    pub(crate) fn new(deps: PlatformDeps) -> Communication {
         Communication { deps }
     }
 

@@ -9,11 +9,11 @@ use crate::identity::is_peer_id;
 use crate::peers::{KnownAddress, PeerSnapshot, RegisterHeight};
 
 /// The protocol every node here speaks to its peers.
-pub const PEER_PROTOCOL: &str = "sorcha.peer.v1";
+pub(crate) const PEER_PROTOCOL: &str = "sorcha.peer.v1";
 
 /// `host:port` split for the platform: the host without IPv6 brackets, the port as a number
 /// (0 when the text has none).
-pub fn split_address(address: &str) -> (String, i32) {
+pub(crate) fn split_address(address: &str) -> (String, i32) {
     let (host, port) = split_host_port(address);
     (host.to_string(), port.map_or(0, i32::from))
 }
@@ -22,7 +22,7 @@ pub fn split_address(address: &str) -> (String, i32) {
 /// address it announced for them, with `supports_transaction_distribution`: a Validator dials
 /// that address. Any other peer is listed at its peer-protocol address, which answers none of
 /// the platform's services, so without that capability.
-pub fn peer_info(peer: &PeerSnapshot, last_seen_ms: i64) -> pb::PeerInfo {
+pub(crate) fn peer_info(peer: &PeerSnapshot, last_seen_ms: i64) -> pb::PeerInfo {
     let serves_platform = peer.platform_address.is_some();
     let (address, port) = split_address(peer.platform_address.as_deref().unwrap_or(&peer.address));
     pb::PeerInfo {
@@ -39,7 +39,7 @@ pub fn peer_info(peer: &PeerSnapshot, last_seen_ms: i64) -> pb::PeerInfo {
 }
 
 /// An address from peer exchange as `PeerInfo` (only what exchange knows of it).
-pub fn address_info(entry: KnownAddress) -> pb::PeerInfo {
+pub(crate) fn address_info(entry: KnownAddress) -> pb::PeerInfo {
     let (address, port) = split_address(&entry.address);
     pb::PeerInfo {
         peer_id: entry.peer_id,
@@ -76,7 +76,7 @@ fn advertisement(h: &RegisterHeight) -> pb::PeerRegisterAdvertisement {
 
 /// A caller's `PeerInfo` as a candidate address: a well-formed peer ID, a host and a port.
 /// `last_seen` (seconds) becomes milliseconds; anything else it claims is not taken.
-pub fn candidate(info: &pb::PeerInfo, now_ms: i64) -> Result<KnownAddress, PlatformError> {
+pub(crate) fn candidate(info: &pb::PeerInfo, now_ms: i64) -> Result<KnownAddress, PlatformError> {
     if info.peer_id.is_empty() {
         return Err(PlatformError::Missing { field: "peer_id" });
     }

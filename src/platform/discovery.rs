@@ -20,7 +20,7 @@ pub(crate) struct Discovery {
 }
 
 impl Discovery {
-    pub fn new(deps: PlatformDeps) -> Discovery {
+    pub(crate) fn new(deps: PlatformDeps) -> Discovery {
         Discovery { deps }
     }
 

@@ -19,14 +19,14 @@ use crate::ledger::DocketWithTransactions;
 use crate::replication::{Role, SyncState};
 
 /// Most dockets one `SyncDockets` call streams (the Register service asks for 100).
-pub const MAX_SYNC_COUNT: u64 = 100;
+pub(crate) const MAX_SYNC_COUNT: u64 = 100;
 
 pub(crate) struct DocketSync {
     deps: PlatformDeps,
 }
 
 impl DocketSync {
-    pub fn new(deps: PlatformDeps) -> DocketSync {
+    pub(crate) fn new(deps: PlatformDeps) -> DocketSync {
         DocketSync { deps }
     }
 

@@ -29,7 +29,7 @@ pub(crate) struct Heartbeat {
 }
 
 impl Heartbeat {
-    pub fn new(deps: PlatformDeps) -> Heartbeat {
+    pub(crate) fn new(deps: PlatformDeps) -> Heartbeat {
         Heartbeat {
             deps,
             cpu: Arc::new(Mutex::new(None)),

@@ -38,9 +38,9 @@ use super::records::hash_text;
 use crate::ledger::{DocketWithTransactions, tx_id};
 
 /// Events waiting for one subscriber before it counts as slow.
-pub const SUBSCRIBE_BUFFER: usize = 64;
+pub(crate) const SUBSCRIBE_BUFFER: usize = 64;
 /// How long a full buffer may wait for the reader before the subscriber is dropped.
-pub const SLOW_READER_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const SLOW_READER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Dockets read from the store at a time.
 const DOCKET_PAGE: u32 = 16;
 

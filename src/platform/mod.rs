@@ -114,7 +114,7 @@ pub(crate) struct PlatformConfig {
 
 impl PlatformConfig {
     /// The settings, or `None` when `platform_listen` is unset (the listener is off).
-    pub fn from_config(config: &Config) -> Option<PlatformConfig> {
+    pub(crate) fn from_config(config: &Config) -> Option<PlatformConfig> {
         config.platform_listen?;
         Some(PlatformConfig {
             allowed: config.platform_allowed_cidrs.clone(),

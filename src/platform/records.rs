@@ -32,7 +32,7 @@ use crate::clock::to_rfc3339;
 use crate::ledger::{DocketWithTransactions, tx_id};
 
 /// Most bytes of `docket_data` with payload data in it; past it, records go without `data`.
-pub const MAX_DOCKET_DATA_BYTES: usize = 3 * 1024 * 1024;
+pub(crate) const MAX_DOCKET_DATA_BYTES: usize = 3 * 1024 * 1024;
 
 /// One of the platform's transaction records.
 #[derive(Serialize)]
@@ -63,7 +63,7 @@ struct Payload {
 }
 
 /// `docket_data` for a docket and its payloads (see the module documentation).
-pub fn docket_data(entry: &DocketWithTransactions) -> Result<Vec<u8>, serde_json::Error> {
+pub(crate) fn docket_data(entry: &DocketWithTransactions) -> Result<Vec<u8>, serde_json::Error> {
     let full = encode(entry, true)?;
     if full.len() <= MAX_DOCKET_DATA_BYTES {
         return Ok(full);
@@ -102,12 +102,12 @@ fn encode(entry: &DocketWithTransactions, with_data: bool) -> Result<Vec<u8>, se
 }
 
 /// A hash as the platform writes it: lower-case hex.
-pub fn hash_text(hash: &[u8]) -> String {
+pub(crate) fn hash_text(hash: &[u8]) -> String {
     hex::encode(hash)
 }
 
 /// A signature as the platform writes it: base64url without padding.
-pub fn signature_text(signature: &[u8]) -> String {
+pub(crate) fn signature_text(signature: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(signature)
 }
 

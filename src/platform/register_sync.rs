@@ -24,9 +24,9 @@ use crate::ledger::{DocketWithTransactions, tx_id};
 use crate::replication::{Role, SyncState};
 
 /// Most dockets one `PullDocketChain` call streams.
-pub const MAX_CHAIN_DOCKETS: u64 = 1000;
+pub(crate) const MAX_CHAIN_DOCKETS: u64 = 1000;
 /// Most transaction IDs one `PullDocketTransactions` call may ask for.
-pub const MAX_TRANSACTION_IDS: usize = 1000;
+pub(crate) const MAX_TRANSACTION_IDS: usize = 1000;
 /// Transactions read from the store at a time while streaming them.
 const TRANSACTION_PAGE: usize = 16;
 
@@ -37,7 +37,7 @@ pub(crate) struct RegisterSync {
 }
 
 impl RegisterSync {
-    pub fn new(deps: PlatformDeps, shutdown: CancellationToken) -> RegisterSync {
+    pub(crate) fn new(deps: PlatformDeps, shutdown: CancellationToken) -> RegisterSync {
         RegisterSync { deps, shutdown }
     }
 }

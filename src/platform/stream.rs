@@ -34,7 +34,7 @@ pub(crate) enum Full {
 }
 
 impl Full {
-    pub fn limit(&self) -> &'static str {
+    pub(crate) fn limit(&self) -> &'static str {
         match self {
             Full::All => "platform_connections",
             Full::PerIp => "platform_connections_per_ip",
@@ -62,7 +62,7 @@ impl Drop for Place {
 }
 
 impl Places {
-    pub fn new() -> Places {
+    pub(crate) fn new() -> Places {
         Places {
             all: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
             per_ip: Arc::new(Mutex::new(HashMap::new())),
@@ -70,7 +70,7 @@ impl Places {
     }
 
     /// A place for a connection from `ip`, if both caps allow one.
-    pub fn take(&self, ip: IpAddr) -> Result<Place, Full> {
+    pub(crate) fn take(&self, ip: IpAddr) -> Result<Place, Full> {
         let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         let count = per_ip.get(&ip).copied().unwrap_or(0);
         if count >= MAX_CONNECTIONS_PER_IP {
@@ -91,7 +91,7 @@ impl Places {
 }
 
 /// One admitted platform connection.
-pub struct PlatformStream {
+pub(crate) struct PlatformStream {
     io: Io,
     local: Option<SocketAddr>,
     remote: SocketAddr,

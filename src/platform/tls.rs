@@ -22,7 +22,9 @@ pub enum PlatformTlsError {
 }
 
 /// The TLS settings the configuration asks for (`None`: h2c, plaintext HTTP/2).
-pub fn server_config(config: &Config) -> Result<Option<Arc<ServerConfig>>, PlatformTlsError> {
+pub(crate) fn server_config(
+    config: &Config,
+) -> Result<Option<Arc<ServerConfig>>, PlatformTlsError> {
     let (Some(cert_path), Some(key_path)) = (
         &config.platform_tls_cert_file,
         &config.platform_tls_key_file,

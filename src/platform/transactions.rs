@@ -28,14 +28,14 @@ use super::pb::transaction as pb;
 use crate::replication::{RegisterError, Role};
 
 /// Bytes of payload in one `StreamTransaction` chunk.
-pub const CHUNK_BYTES: usize = 64 * 1024;
+pub(crate) const CHUNK_BYTES: usize = 64 * 1024;
 
 pub(crate) struct TransactionDistribution {
     deps: PlatformDeps,
 }
 
 impl TransactionDistribution {
-    pub fn new(deps: PlatformDeps) -> TransactionDistribution {
+    pub(crate) fn new(deps: PlatformDeps) -> TransactionDistribution {
         TransactionDistribution { deps }
     }
 

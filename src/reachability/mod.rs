@@ -17,11 +17,11 @@ use std::time::Duration;
 use crate::config::Config;
 
 /// Peers whose latest observation is kept (one each); beyond it the oldest is forgotten.
-pub const MAX_OBSERVERS: usize = 256;
+pub(crate) const MAX_OBSERVERS: usize = 256;
 /// Asking IPs remembered for the dial-back rate limit; beyond it the oldest is forgotten.
-pub const MAX_DIAL_BACK_ASKERS: usize = 1024;
+pub(crate) const MAX_DIAL_BACK_ASKERS: usize = 1024;
 /// One dial-back per asking IP in this period; further requests are refused.
-pub const DIAL_BACK_ASKER_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const DIAL_BACK_ASKER_INTERVAL: Duration = Duration::from_secs(10);
 /// Failed candidates remembered (so each is retried only after a pause).
 const MAX_FAILED: usize = 16;
 
@@ -91,7 +91,7 @@ pub enum DialBackRefusal {
 /// The network a reporting peer is in, for counting agreeing peers: its IPv4 /16 or IPv6 /32,
 /// so one operator's many addresses count once. A loopback address is a network of its own,
 /// so nodes sharing one host's loopback (tests, local clusters) count as distinct.
-pub fn network_group(ip: IpAddr) -> IpAddr {
+pub(crate) fn network_group(ip: IpAddr) -> IpAddr {
     let ip = canonical(ip);
     if ip.is_loopback() {
         return ip;
@@ -121,7 +121,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 /// Addresses nobody outside a site can reach: private, loopback, link-local, shared (CGNAT),
 /// unique-local.
-pub fn is_private(ip: IpAddr) -> bool {
+pub(crate) fn is_private(ip: IpAddr) -> bool {
     match canonical(ip) {
         IpAddr::V4(v4) => {
             let o = v4.octets();
@@ -138,7 +138,7 @@ pub fn is_private(ip: IpAddr) -> bool {
 }
 
 /// An address that can be reached from the internet (not private, not special-purpose).
-pub fn is_public(ip: IpAddr) -> bool {
+pub(crate) fn is_public(ip: IpAddr) -> bool {
     let ip = canonical(ip);
     if is_private(ip) || ip.is_unspecified() || ip.is_multicast() {
         return false;

@@ -35,7 +35,7 @@ pub(super) struct Held {
 impl Held {
     /// A register starting at `anchor` (its genesis, or a forward-only replica's anchor),
     /// held here from `created_at_ms`.
-    pub fn new(
+    pub(super) fn new(
         is_public: bool,
         role: Role,
         origin_key: [u8; 32],
@@ -59,7 +59,7 @@ impl Held {
         }
     }
 
-    pub fn latest_version(&self) -> u64 {
+    pub(super) fn latest_version(&self) -> u64 {
         self.head.first_version + self.head.tx_count as u64 - 1
     }
 
@@ -77,7 +77,7 @@ impl Held {
         }
     }
 
-    pub fn height(&self) -> RegisterHeight {
+    pub(super) fn height(&self) -> RegisterHeight {
         RegisterHeight {
             register_id: self.head.register_id.clone(),
             height: self.head.number,
@@ -120,7 +120,7 @@ pub(super) struct Chain {
 impl Chain {
     /// Loads the registers this node holds, and opens them in the transaction pool; `clock`
     /// dates what is created from now on.
-    pub async fn load(
+    pub(super) async fn load(
         store: Arc<dyn Store>,
         pool: Arc<TxPool>,
         metrics: Arc<Metrics>,
@@ -181,7 +181,7 @@ impl Chain {
     }
 
     /// Now, by the clock this chain dates what it creates with.
-    pub fn now_ms(&self) -> i64 {
+    pub(super) fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
 
@@ -201,15 +201,15 @@ impl Chain {
 
     // ----- reading ------------------------------------------------------------------------
 
-    pub fn get(&self, register_id: &str) -> Option<Held> {
+    pub(super) fn get(&self, register_id: &str) -> Option<Held> {
         self.lock().held.get(register_id).cloned()
     }
 
-    pub fn holds(&self, register_id: &str) -> bool {
+    pub(super) fn holds(&self, register_id: &str) -> bool {
         self.lock().held.contains_key(register_id)
     }
 
-    pub fn is_public(&self, register_id: &str) -> bool {
+    pub(super) fn is_public(&self, register_id: &str) -> bool {
         self.lock()
             .held
             .get(register_id)
@@ -217,14 +217,14 @@ impl Chain {
     }
 
     /// Every register held here, by name.
-    pub fn all(&self) -> Vec<Held> {
+    pub(super) fn all(&self) -> Vec<Held> {
         let mut out: Vec<Held> = self.lock().held.values().cloned().collect();
         out.sort_by(|a, b| a.head.register_id.cmp(&b.head.register_id));
         out
     }
 
     /// Public registers held here, as advertised to peers. Private ones are never included.
-    pub fn public_heights(&self) -> Vec<RegisterHeight> {
+    pub(super) fn public_heights(&self) -> Vec<RegisterHeight> {
         let inner = self.lock();
         let mut out: Vec<RegisterHeight> = inner
             .held
@@ -237,7 +237,7 @@ impl Chain {
     }
 
     /// Up to `limit` dockets of a register from `from` on.
-    pub async fn dockets(
+    pub(super) async fn dockets(
         &self,
         register_id: &str,
         from: u64,
@@ -247,7 +247,7 @@ impl Chain {
     }
 
     /// Hash of docket `number` of a register held here (public or not).
-    pub async fn hash_at(
+    pub(super) async fn hash_at(
         &self,
         register_id: &str,
         number: u64,
@@ -258,7 +258,7 @@ impl Chain {
     // ----- starting and ending ------------------------------------------------------------
 
     /// Starts a register originated by this node from its genesis.
-    pub async fn create(
+    pub(super) async fn create(
         &self,
         identity: &Identity,
         register_id: &str,
@@ -278,7 +278,7 @@ impl Chain {
     }
 
     /// Starts holding a register at `anchor` (a verified genesis, or a forward-only anchor).
-    pub async fn adopt(&self, held: Held, anchor: &Docket) -> Result<(), StoreError> {
+    pub(super) async fn adopt(&self, held: Held, anchor: &Docket) -> Result<(), StoreError> {
         self.store.put_register(&held.to_record(), anchor).await?;
         let register_id = held.head.register_id.clone();
         self.pool
@@ -288,7 +288,7 @@ impl Chain {
     }
 
     /// Records the role a new subscription gives a register held here (its data is unchanged).
-    pub async fn set_role(&self, register_id: &str, role: Role) -> Result<(), StoreError> {
+    pub(super) async fn set_role(&self, register_id: &str, role: Role) -> Result<(), StoreError> {
         let writer = self.writer(register_id);
         let _writer = writer.lock().await;
         let Some(mut held) = self.get(register_id) else {
@@ -306,7 +306,7 @@ impl Chain {
     }
 
     /// Deletes a register's data; returns (transactions, dockets) deleted.
-    pub async fn remove(&self, register_id: &str) -> Result<(u64, u64), StoreError> {
+    pub(super) async fn remove(&self, register_id: &str) -> Result<(u64, u64), StoreError> {
         let deleted = self.store.purge(register_id).await?;
         self.lock().held.remove(register_id);
         self.pool.close(register_id);
@@ -317,7 +317,7 @@ impl Chain {
 
     /// Stores a docket this node sealed from pending transactions `tx_ids` on top of `previous`
     /// (the sealer is the only writer of registers this node originates).
-    pub async fn append_sealed(
+    pub(super) async fn append_sealed(
         &self,
         previous: &Held,
         docket: &Docket,
@@ -343,7 +343,7 @@ impl Chain {
     /// Verifies `batch` in order on top of the register's head and stores the verified prefix
     /// (with the new head) in one transaction. A verification failure after a valid prefix
     /// still stores the prefix and reports the failure in [`Applied::invalid`].
-    pub async fn apply(
+    pub(super) async fn apply(
         &self,
         register_id: &str,
         batch: Vec<DocketWithTransactions>,
@@ -419,7 +419,7 @@ impl Chain {
     /// IDs (each was checked against its payload when it was stored) and sealed in place, so
     /// no payload is read or written again. Not the next docket (stored meanwhile, or ahead):
     /// nothing happens. A row no longer pending fails the store's seal, which changes nothing.
-    pub async fn apply_held(&self, compact: &CompactDocket) -> Result<Applied, StoreError> {
+    pub(super) async fn apply_held(&self, compact: &CompactDocket) -> Result<Applied, StoreError> {
         let register_id = compact.docket.header.register_id.as_str();
         let writer = self.writer(register_id);
         let _writer = writer.lock().await;

@@ -21,18 +21,18 @@ use crate::telemetry::Metrics;
 use crate::txpool::TxPool;
 
 /// A moment well inside the range every part accepts.
-pub const START_MS: i64 = 1_800_000_000_000;
+pub(super) const START_MS: i64 = 1_800_000_000_000;
 
 /// A node's registers, the store under them, and the tasks they run under (dropping them
 /// stops the pool's committer).
-pub struct Node {
+pub(super) struct Node {
     pub registers: Arc<Registers>,
     pub store: Arc<dyn Store>,
     pub _tasks: Tasks,
 }
 
 /// Registers on `clock`, with `config` changed by `adjust` first.
-pub async fn node(clock: &ManualClock, adjust: impl FnOnce(&mut Config)) -> Node {
+pub(super) async fn node(clock: &ManualClock, adjust: impl FnOnce(&mut Config)) -> Node {
     let mut config = Config::defaults().expect("defaults");
     adjust(&mut config);
     let config = Arc::new(config);
@@ -81,24 +81,24 @@ pub async fn node(clock: &ManualClock, adjust: impl FnOnce(&mut Config)) -> Node
 }
 
 /// A register originated by another node: its key and the dockets it seals.
-pub struct Origin {
+pub(super) struct Origin {
     pub key: SigningKey,
     pub genesis: Docket,
 }
 
 impl Origin {
-    pub fn new(register_id: &str) -> Origin {
+    pub(super) fn new(register_id: &str) -> Origin {
         let key = SigningKey::from_bytes(&[7; 32]);
         let genesis = ledger::genesis(&key, register_id, START_MS);
         Origin { key, genesis }
     }
 
-    pub fn origin_key(&self) -> [u8; 32] {
+    pub(super) fn origin_key(&self) -> [u8; 32] {
         self.key.verifying_key().to_bytes()
     }
 
     /// The dockets after `previous`, one per batch of payloads, sealed a millisecond apart.
-    pub fn seal(
+    pub(super) fn seal(
         &self,
         previous: &DocketHeader,
         batches: &[&[&[u8]]],
@@ -119,7 +119,7 @@ impl Origin {
     }
 
     /// Starts holding this register as a full replica at its genesis, on `node`.
-    pub async fn replicate_on(&self, node: &Node) {
+    pub(super) async fn replicate_on(&self, node: &Node) {
         let held = Held::new(
             true,
             Role::FullReplica,

@@ -18,7 +18,7 @@ mod chain_tests;
 mod errors;
 #[cfg(test)]
 mod fixture;
-pub mod lag;
+pub(crate) mod lag;
 #[cfg(test)]
 mod modes_props;
 mod push;

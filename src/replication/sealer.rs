@@ -55,7 +55,7 @@ pub(super) struct Sealer {
 }
 
 impl Sealer {
-    pub fn new(
+    pub(super) fn new(
         chain: Arc<Chain>,
         server: Arc<DocketServer>,
         pool: Arc<TxPool>,
@@ -74,7 +74,7 @@ impl Sealer {
     }
 
     /// Seals until `shutdown`.
-    pub async fn run(&self, shutdown: CancellationToken) {
+    pub(super) async fn run(&self, shutdown: CancellationToken) {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,

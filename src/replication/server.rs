@@ -41,7 +41,7 @@ pub(super) struct DocketServer {
 }
 
 impl DocketServer {
-    pub fn new(
+    pub(super) fn new(
         chain: Arc<Chain>,
         store: Arc<dyn Store>,
         config: Arc<Config>,
@@ -67,7 +67,7 @@ impl DocketServer {
     /// (when not 0), `sync_batch_bytes` and [`MAX_BATCH_BYTES`] allow, except that the first
     /// docket is always sent. Payloads are read a few dockets at a time, so a batch cut short
     /// by its bytes reads little more than it sends.
-    pub async fn serve(
+    pub(super) async fn serve(
         &self,
         register_id: &str,
         from: u64,
@@ -83,7 +83,7 @@ impl DocketServer {
 
     /// Dockets `from..` of any register held here, private ones too, within the same limits:
     /// for the platform listener, whose Register service owns the registers it asks for.
-    pub async fn serve_platform(
+    pub(super) async fn serve_platform(
         &self,
         register_id: &str,
         from: u64,
@@ -165,7 +165,7 @@ impl DocketServer {
     /// Only held public registers get a follower set (a peer naming anything else creates
     /// nothing), and a set never holds more followers than the node has connections: when it
     /// is full, entries of peers that went away are dropped before the new one is refused.
-    pub fn set_follower(&self, peer_id: &str, register_id: &str, follow: bool) {
+    pub(super) fn set_follower(&self, peer_id: &str, register_id: &str, follow: bool) {
         if !(follow && self.chain.is_public(register_id)) {
             let mut followers = self.followers();
             if let Some(set) = followers.get_mut(register_id) {
@@ -187,7 +187,7 @@ impl DocketServer {
     }
 
     /// Follower entries over all registers (what peers' `Follow` frames make this node hold).
-    pub fn follower_entries(&self) -> usize {
+    pub(super) fn follower_entries(&self) -> usize {
         self.followers().values().map(HashSet::len).sum()
     }
 
@@ -213,12 +213,12 @@ impl DocketServer {
     }
 
     /// A register is no longer held here: nobody follows it.
-    pub fn forget(&self, register_id: &str) {
+    pub(super) fn forget(&self, register_id: &str) {
         self.followers().remove(register_id);
     }
 
     /// Pushes new dockets of a register to its followers; followers that are gone are dropped.
-    pub fn push(&self, register_id: &str, dockets: &[Arc<CompactDocket>]) {
+    pub(super) fn push(&self, register_id: &str, dockets: &[Arc<CompactDocket>]) {
         if dockets.is_empty() {
             return;
         }

@@ -88,7 +88,7 @@ pub(super) struct Subscriptions {
 }
 
 impl Subscriptions {
-    pub fn new(events: Arc<Events>, clock: Clock) -> Subscriptions {
+    pub(super) fn new(events: Arc<Events>, clock: Clock) -> Subscriptions {
         Subscriptions {
             inner: Mutex::default(),
             events,
@@ -110,7 +110,7 @@ impl Subscriptions {
     }
 
     /// Records a new subscription; returns the wake-up its task listens to.
-    pub fn insert(
+    pub(super) fn insert(
         &self,
         register_id: &str,
         mode: Mode,
@@ -142,7 +142,7 @@ impl Subscriptions {
     }
 
     /// Removes a subscription and cancels its task.
-    pub fn remove(&self, register_id: &str) -> Option<Removed> {
+    pub(super) fn remove(&self, register_id: &str) -> Option<Removed> {
         let sub = self.lock().remove(register_id)?;
         sub.cancel.cancel();
         Some(Removed {
@@ -150,22 +150,22 @@ impl Subscriptions {
         })
     }
 
-    pub fn contains(&self, register_id: &str) -> bool {
+    pub(super) fn contains(&self, register_id: &str) -> bool {
         self.lock().contains_key(register_id)
     }
 
     /// Subscribed registers, by name.
-    pub fn ids(&self) -> Vec<String> {
+    pub(super) fn ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.lock().keys().cloned().collect();
         ids.sort();
         ids
     }
 
-    pub fn status(&self, register_id: &str) -> Option<Status> {
+    pub(super) fn status(&self, register_id: &str) -> Option<Status> {
         self.lock().get(register_id).map(|s| s.status.clone())
     }
 
-    pub fn set_state(&self, register_id: &str, state: SyncState, target: Option<u64>) {
+    pub(super) fn set_state(&self, register_id: &str, state: SyncState, target: Option<u64>) {
         let changed = match self.lock().get_mut(register_id) {
             Some(sub) => {
                 if target.is_some() {
@@ -182,7 +182,7 @@ impl Subscriptions {
 
     /// A round starts pulling dockets towards `target` (docket number and transaction version,
     /// the best among sources) from `held` (the same, as held here).
-    pub fn syncing(&self, register_id: &str, held: (u64, u64), target: (u64, u64)) {
+    pub(super) fn syncing(&self, register_id: &str, held: (u64, u64), target: (u64, u64)) {
         let state = SyncState::Syncing;
         let changed = match self.lock().get_mut(register_id) {
             Some(sub) => {
@@ -203,7 +203,7 @@ impl Subscriptions {
     }
 
     /// A round failed: the state shows it (logged when the message changes).
-    pub fn set_error(&self, register_id: &str, message: &str) {
+    pub(super) fn set_error(&self, register_id: &str, message: &str) {
         let changed = match self.lock().get_mut(register_id) {
             Some(sub) => {
                 let changed = sub.status.error.as_deref() != Some(message);
@@ -227,7 +227,7 @@ impl Subscriptions {
 
     /// Dockets were stored: the register's head is now docket `height` at transaction
     /// `version`.
-    pub fn synced(&self, register_id: &str, height: u64, version: u64) {
+    pub(super) fn synced(&self, register_id: &str, height: u64, version: u64) {
         let (target, target_version) = match self.lock().get_mut(register_id) {
             Some(sub) => {
                 sub.status.last_sync_at_ms = Some(self.clock.now_ms());
@@ -274,7 +274,7 @@ impl Subscriptions {
     /// here): marks the state and the time, logs the catch-up that got here if there was one,
     /// follows exactly the given carriers, and returns those not followed before (to be asked
     /// to push).
-    pub fn at_head(
+    pub(super) fn at_head(
         &self,
         register_id: &str,
         head: u64,
@@ -314,13 +314,13 @@ impl Subscriptions {
     }
 
     /// The wake-up of a register's subscription task.
-    pub fn wake_handle(&self, register_id: &str) -> Option<Arc<Notify>> {
+    pub(super) fn wake_handle(&self, register_id: &str) -> Option<Arc<Notify>> {
         self.lock().get(register_id).map(|s| s.wake.clone())
     }
 
     /// A peer advertised `heights` (`ours`: our height of each, if held): wakes every
     /// subscription it is ahead on, or that does not follow it yet (anti-entropy).
-    pub fn advertised(&self, peer_id: &str, heights: &[(RegisterHeight, Option<u64>)]) {
+    pub(super) fn advertised(&self, peer_id: &str, heights: &[(RegisterHeight, Option<u64>)]) {
         let inner = self.lock();
         for (h, ours) in heights {
             if let Some(sub) = inner.get(&h.register_id)

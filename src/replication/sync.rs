@@ -144,7 +144,7 @@ pub(super) struct SyncContext {
 impl SyncContext {
     /// Applies dockets received from a peer, passes what was stored on to followers, and
     /// returns why the rest was refused (if it was).
-    pub async fn apply(
+    pub(super) async fn apply(
         &self,
         register_id: &str,
         batch: Vec<DocketWithTransactions>,
@@ -156,7 +156,7 @@ impl SyncContext {
     /// Applies a pushed docket whose transactions are all pending here (see
     /// [`Chain::apply_held`](super::chain::Chain::apply_held)), passes it on to followers, and
     /// returns why it was refused (if it was).
-    pub async fn apply_held(
+    pub(super) async fn apply_held(
         &self,
         compact: &CompactDocket,
     ) -> Result<Option<VerifyError>, StoreError> {
@@ -181,7 +181,7 @@ impl SyncContext {
     }
 
     /// Tells connected peers what this node holds now.
-    pub fn advertise(&self) {
+    pub(super) fn advertise(&self) {
         self.peers
             .broadcast(PeerMessage::Advertise(self.chain.public_heights()));
     }
@@ -213,7 +213,7 @@ pub(super) struct SubscriptionTask {
 }
 
 impl SubscriptionTask {
-    pub async fn run(self) {
+    pub(super) async fn run(self) {
         let mut retry = SYNC_RETRY_MIN;
         loop {
             if self.cancel.is_cancelled() {

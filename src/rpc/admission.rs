@@ -33,7 +33,7 @@ const ACCEPTED_QUEUE: usize = 64;
 
 /// What the session handler learns about the connection a request came on.
 #[derive(Clone, Debug)]
-pub struct PeerConnectInfo {
+pub(crate) struct PeerConnectInfo {
     pub remote: SocketAddr,
     /// The node key the peer proved in the TLS handshake (`None` with `peer_tls = "off"`).
     pub peer_key: Option<[u8; 32]>,
@@ -41,7 +41,7 @@ pub struct PeerConnectInfo {
 
 /// Deadlines an admitted connection is read under.
 #[derive(Clone, Copy, Debug)]
-pub struct Deadlines {
+pub(crate) struct Deadlines {
     /// From accept until the HTTP/2 preface has arrived.
     pub preface: Duration,
     /// Longest silence once the preface is in. A live session carries heartbeats both ways,
@@ -50,7 +50,7 @@ pub struct Deadlines {
 }
 
 impl Deadlines {
-    pub fn for_config(config: &crate::config::Config) -> Deadlines {
+    pub(crate) fn for_config(config: &crate::config::Config) -> Deadlines {
         // Saturating: both numbers are operator input.
         let idle = config
             .heartbeat_interval
@@ -72,7 +72,7 @@ fn later(after: Duration) -> Instant {
 
 /// An admitted inbound connection: the stream, its admission slot (released on drop), what
 /// the transport proved and the read deadline.
-pub struct AdmittedStream {
+pub(crate) struct AdmittedStream {
     inner: PeerStream,
     _slot: ConnectionSlot,
     info: PeerConnectInfo,
@@ -184,7 +184,7 @@ impl Connected for AdmittedStream {
 /// own (a slow TLS handshake holds up nobody), within the preface deadline. Accept errors
 /// (such as running out of descriptors) are logged and retried after a pause. The loop ends
 /// when the server drops the stream.
-pub fn incoming(
+pub(crate) fn incoming(
     listener: TcpListener,
     services: Services,
 ) -> impl Stream<Item = io::Result<AdmittedStream>> {

@@ -22,7 +22,7 @@ use crate::tasks::Service;
 
 /// Accepting side: runs the handshake for an inbound stream (opening `gate` once the peer is
 /// welcomed), then the session.
-pub async fn accept(
+pub(crate) async fn accept(
     services: Services,
     connection: PeerConnectInfo,
     gate: SessionGate,
@@ -68,7 +68,7 @@ pub async fn accept(
 }
 
 /// Dials what the peer manager plans, every `dial_interval`, as a node service.
-pub struct DialLoop(pub Services);
+pub(crate) struct DialLoop(pub Services);
 
 impl Service for DialLoop {
     const NAME: &'static str = "dialer";
@@ -97,7 +97,7 @@ async fn run_dialer(services: Services, shutdown: CancellationToken) {
 }
 
 /// Dials one target; on success runs the session until it ends.
-pub async fn dial(services: Services, target: DialTarget, shutdown: CancellationToken) {
+pub(crate) async fn dial(services: Services, target: DialTarget, shutdown: CancellationToken) {
     let manager = services.peers.clone();
     let timeout = services.config.connect_timeout;
     let span = handshake_span("outbound", &target.address);

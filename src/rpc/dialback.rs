@@ -18,7 +18,7 @@ use crate::reachability::DialBackRefusal;
 
 /// Handles a peer's `DialBackRequest`: refuses at once, or dials in a task of its own and
 /// answers when done (so the session loop never waits on it).
-pub fn handle_request(
+pub(crate) fn handle_request(
     services: &Services,
     peer_id: &str,
     outbox: &Outbox,
@@ -74,7 +74,7 @@ fn answer(outbox: &Outbox, request_id: u64, error: String) {
 
 /// Why a dial-back did not prove the asker reachable (sent back to it as text).
 #[derive(Debug, thiserror::Error)]
-pub enum DialBackError {
+pub(crate) enum DialBackError {
     #[error("no answer from {address} within {timeout:?}")]
     Timeout {
         address: SocketAddr,
@@ -90,7 +90,7 @@ pub enum DialBackError {
 
 /// Dials `address` and runs a `dial_back` handshake; `Ok` when the node there proves it is
 /// `expected`.
-pub async fn probe(
+pub(crate) async fn probe(
     services: &Services,
     address: SocketAddr,
     expected: &str,

@@ -6,14 +6,14 @@ use super::outbox::{Outbox, OutboxError};
 use super::pb::{self, frame::Body};
 use crate::peers::Refusal;
 
-pub fn frame(body: Body) -> pb::Frame {
+pub(crate) fn frame(body: Body) -> pb::Frame {
     pb::Frame { body: Some(body) }
 }
 
 /// Tells the peer why we are closing (not a refusal: see [`refuse`]). Best effort by design:
 /// the stream is closed right after either way, so a full or closed outbox only means the peer
 /// learns it from the closed stream.
-pub fn say_goodbye(outbox: &Outbox, reason: &str) {
+pub(crate) fn say_goodbye(outbox: &Outbox, reason: &str) {
     send_goodbye(
         outbox,
         pb::Goodbye {
@@ -24,7 +24,7 @@ pub fn say_goodbye(outbox: &Outbox, reason: &str) {
 }
 
 /// Tells the peer it is refused, with the kind it can act on; best effort as [`say_goodbye`].
-pub fn refuse(outbox: &Outbox, refusal: &Refusal) {
+pub(crate) fn refuse(outbox: &Outbox, refusal: &Refusal) {
     send_goodbye(outbox, convert::refusal_to_wire(refusal));
 }
 
@@ -36,6 +36,6 @@ fn send_goodbye(outbox: &Outbox, goodbye: pb::Goodbye) {
 }
 
 /// Queues a frame without waiting: a peer that does not drain its stream is not keeping up.
-pub fn push(outbox: &Outbox, f: pb::Frame) -> Result<(), OutboxError> {
+pub(crate) fn push(outbox: &Outbox, f: pb::Frame) -> Result<(), OutboxError> {
     outbox.push(f)
 }

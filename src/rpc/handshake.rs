@@ -21,7 +21,7 @@ use crate::peers::{Direction, PeerManager, Refusal, SessionHandle, VerifiedPeer}
 
 /// Why a handshake did not produce a session.
 #[derive(Debug)]
-pub enum HandshakeError {
+pub(crate) enum HandshakeError {
     /// The other side or this node refused on purpose (ban, duplicate, self, full).
     Refused(Refusal),
     /// Anything else: bad frames, bad signature, broken stream.
@@ -33,7 +33,7 @@ pub(super) fn failed(message: impl Into<String>) -> HandshakeError {
 }
 
 /// This node's `NodeInfo`, encoded as it is signed.
-pub fn local_info(manager: &PeerManager) -> Vec<u8> {
+pub(crate) fn local_info(manager: &PeerManager) -> Vec<u8> {
     let config = manager.config();
     pb::NodeInfo {
         public_key: manager.identity().public_key().to_vec(),
@@ -96,7 +96,7 @@ fn dialable(announced: &str, seen_from: IpAddr) -> Result<String, String> {
 
 /// The other end of a connection as the layers below the handshake see it.
 #[derive(Clone, Copy)]
-pub struct Ends {
+pub(crate) struct Ends {
     pub remote_ip: IpAddr,
     /// The node key the peer proved in the TLS handshake (`None` without TLS).
     pub tls_key: Option<[u8; 32]>,
@@ -225,7 +225,7 @@ pub(super) async fn accept_handshake(
 /// and `nonce`. Returns the verified peer, not yet registered (the dialler registers it with
 /// its dial target). `gate`, when given, lets large answers in once the peer has
 /// proven its key: with `Auth` sent, what follows may be session traffic.
-pub async fn dial_handshake(
+pub(crate) async fn dial_handshake(
     manager: &PeerManager,
     ends: Ends,
     local: &[u8],
@@ -274,7 +274,12 @@ pub async fn dial_handshake(
 
 /// The `Hello` frame that opens a dial to `remote` (reported to the acceptor as what we see),
 /// or a dial-back probe.
-pub fn hello(local: Vec<u8>, nonce: Vec<u8>, remote: SocketAddr, dial_back: bool) -> pb::Frame {
+pub(crate) fn hello(
+    local: Vec<u8>,
+    nonce: Vec<u8>,
+    remote: SocketAddr,
+    dial_back: bool,
+) -> pb::Frame {
     frame(Body::Hello(pb::Hello {
         node_info: local,
         nonce,

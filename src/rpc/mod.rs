@@ -3,17 +3,17 @@
 //! protobuf frames and [`crate::peers::PeerManager`] calls; decisions stay in the peer domain, and
 //! the liveness rules (when silence ends a session) in [`crate::service::liveness`].
 
-pub mod admission;
+pub(crate) mod admission;
 pub mod budget;
-pub mod connections;
+pub(crate) mod connections;
 pub mod convert;
-pub mod dialback;
-pub mod dialer;
-pub mod frames;
-pub mod handshake;
-pub mod outbox;
+pub(crate) mod dialback;
+pub(crate) mod dialer;
+pub(crate) mod frames;
+pub(crate) mod handshake;
+pub(crate) mod outbox;
 mod pending;
-pub mod session;
+pub(crate) mod session;
 
 use std::pin::Pin;
 use std::sync::Arc;

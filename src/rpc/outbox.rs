@@ -18,7 +18,7 @@ const MAX_FRAMES: usize = 256;
 
 /// Why a frame could not be queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum OutboxError {
+pub(crate) enum OutboxError {
     #[error("peer is not reading (outgoing queue full)")]
     Full,
     #[error("stream closed")]
@@ -27,7 +27,7 @@ pub enum OutboxError {
 
 /// The sending side, shared by a session's loop and its workers.
 #[derive(Clone)]
-pub struct Outbox {
+pub(crate) struct Outbox {
     frames: mpsc::Sender<(pb::Frame, OwnedSemaphorePermit)>,
     bytes: Arc<Semaphore>,
     budget: usize,
@@ -36,7 +36,7 @@ pub struct Outbox {
 impl Outbox {
     /// A queue holding at most `budget` bytes of encoded frames (a single larger frame still
     /// goes when the queue is empty), and the stream the gRPC layer sends from.
-    pub fn new(budget: usize) -> (Outbox, impl Stream<Item = pb::Frame> + Send + 'static) {
+    pub(crate) fn new(budget: usize) -> (Outbox, impl Stream<Item = pb::Frame> + Send + 'static) {
         let budget = budget.clamp(1, Semaphore::MAX_PERMITS);
         let (tx, rx) = mpsc::channel(MAX_FRAMES);
         let outbox = Outbox {
@@ -50,7 +50,7 @@ impl Outbox {
     }
 
     /// Queues a frame without waiting.
-    pub fn push(&self, frame: pb::Frame) -> Result<(), OutboxError> {
+    pub(crate) fn push(&self, frame: pb::Frame) -> Result<(), OutboxError> {
         if self.frames.is_closed() {
             return Err(OutboxError::Closed);
         }
@@ -68,7 +68,8 @@ impl Outbox {
     }
 
     /// Bytes queued right now.
-    pub fn queued_bytes(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn queued_bytes(&self) -> usize {
         self.budget - self.bytes.available_permits()
     }
 }

@@ -474,7 +474,7 @@ fn refused(error: &str) -> RequestError {
 }
 
 /// The session loop, the same on both sides once the handshake is done.
-pub async fn run(
+pub(crate) async fn run(
     services: Services,
     peer_id: String,
     handle: SessionHandle,

@@ -10,7 +10,7 @@ use crate::replication::Registers;
 
 /// What an operator asks for.
 #[derive(Clone, Debug, Default)]
-pub struct BanOrder {
+pub(crate) struct BanOrder {
     /// A peer ID (or unique prefix), IP address or CIDR subnet.
     pub target: String,
     pub reason: Option<String>,
@@ -38,7 +38,7 @@ pub enum BanError {
 }
 
 /// Imposes an operator ban after its guards (unless forced).
-pub async fn ban(
+pub(crate) async fn ban(
     peers: &PeerManager,
     registers: &Registers,
     order: BanOrder,

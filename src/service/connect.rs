@@ -21,7 +21,7 @@ pub trait Dialer: Send + Sync {
 
 /// A peer reached by [`connect`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Connected {
+pub(crate) struct Connected {
     pub peer_id: String,
     /// A session with the peer at that address was open already; nothing was dialled.
     pub already: bool,
@@ -50,7 +50,7 @@ pub enum ConnectError {
 /// Dials `address` (host:port of a node's peer protocol) once, now, and waits (within
 /// `connect_timeout`) for the outcome. The peer is then known like any other: the dialler may
 /// dial it again later to fill outbound slots.
-pub async fn connect(
+pub(crate) async fn connect(
     manager: &PeerManager,
     config: &Config,
     dialer: &dyn Dialer,
@@ -105,7 +105,7 @@ pub async fn connect(
 
 /// Closes the session with a peer (ID, unique ID prefix or name) without banning it. Returns
 /// its ID.
-pub fn disconnect(manager: &PeerManager, peer: &str) -> Result<String, PeerError> {
+pub(crate) fn disconnect(manager: &PeerManager, peer: &str) -> Result<String, PeerError> {
     manager.disconnect(peer)
 }
 

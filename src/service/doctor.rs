@@ -13,7 +13,7 @@ const DISK_WARNING_BYTES: u64 = 1 << 30;
 const DISK_FAILING_PERCENT: f64 = 2.0;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Ok,
     Unknown,
     Warning,
@@ -21,7 +21,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Verdict::Ok => "ok",
             Verdict::Unknown => "unknown",
@@ -33,7 +33,7 @@ impl Verdict {
 
 /// One item checked.
 #[derive(Clone, Debug)]
-pub struct Finding {
+pub(crate) struct Finding {
     pub item: String,
     pub verdict: Verdict,
     pub detail: String,
@@ -43,7 +43,7 @@ pub struct Finding {
 
 /// A held register's replication, as its subscription reports it.
 #[derive(Clone, Debug)]
-pub struct Replication {
+pub(crate) struct Replication {
     pub register_id: String,
     /// `error`, `syncing`, `fully-replicated`, …
     pub state: String,
@@ -55,7 +55,7 @@ pub struct Replication {
 
 /// What the rules judge.
 #[derive(Clone, Debug, Default)]
-pub struct Facts {
+pub(crate) struct Facts {
     pub ready: bool,
     pub readiness_reasons: Vec<String>,
     pub storage_error: Option<String>,
@@ -90,7 +90,7 @@ fn finding(item: &str, verdict: Verdict, detail: String, fix: Option<&str>) -> F
 }
 
 /// Every item, in the order an operator reads them.
-pub fn diagnose(facts: &Facts) -> Vec<Finding> {
+pub(crate) fn diagnose(facts: &Facts) -> Vec<Finding> {
     let mut out = vec![
         readiness(facts),
         storage(facts),
@@ -105,7 +105,7 @@ pub fn diagnose(facts: &Facts) -> Vec<Finding> {
 }
 
 /// The worst verdict among the findings.
-pub fn overall(findings: &[Finding]) -> Verdict {
+pub(crate) fn overall(findings: &[Finding]) -> Verdict {
     findings
         .iter()
         .map(|f| f.verdict)

@@ -10,12 +10,12 @@ use crate::peers::{PeerCounts, PeerManager, PeerSnapshot, PeerState};
 use crate::store::{StorageHealth, Store};
 
 /// Most peers listed in a [`PeersHealth`].
-pub const HEALTH_PEER_LIMIT: usize = 10;
+pub(crate) const HEALTH_PEER_LIMIT: usize = 10;
 
 /// The node's overall health, as the platform reads it: whether the service works. What else
 /// needs the operator is in [`NodeHealth::warnings`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HealthStatus {
+pub(crate) enum HealthStatus {
     /// Storage works (a node with no peer yet, or with warnings, still serves).
     Healthy,
     /// Storage fails (reads or writes).
@@ -23,7 +23,7 @@ pub enum HealthStatus {
 }
 
 impl HealthStatus {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             HealthStatus::Healthy => "healthy",
             HealthStatus::Unhealthy => "unhealthy",
@@ -32,11 +32,11 @@ impl HealthStatus {
 }
 
 /// The warning a node with no connected peer gives.
-pub const NO_PEER_WARNING: &str = "no peer is connected: nothing is replicated or gossiped";
+pub(crate) const NO_PEER_WARNING: &str = "no peer is connected: nothing is replicated or gossiped";
 
 /// What `/api/health` reports.
 #[derive(Clone, Debug, PartialEq)]
-pub struct NodeHealth {
+pub(crate) struct NodeHealth {
     pub status: HealthStatus,
     /// Why storage fails, when it does.
     pub storage_error: Option<String>,
@@ -50,7 +50,7 @@ pub struct NodeHealth {
 
 /// The mean round trip over the connected peers with a figure.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct LatencyAverage {
+pub(crate) struct LatencyAverage {
     /// Milliseconds, to four decimals; `None` when `peers` is 0.
     pub mean_ms: Option<f64>,
     /// The peers it is the mean of.
@@ -59,7 +59,7 @@ pub struct LatencyAverage {
 
 /// The node's health: storage (reads and writes, see `store::health`; a full or read-only
 /// disk still reads), and the standing `warnings` with one more when no peer is connected.
-pub async fn node(
+pub(crate) async fn node(
     counts: &PeerCounts,
     peers: &[PeerSnapshot],
     store: &dyn Store,
@@ -94,7 +94,7 @@ async fn storage_error(store: &dyn Store) -> Option<String> {
 
 /// Which checks a probe counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProbeKind {
+pub(crate) enum ProbeKind {
     /// `/readyz` and `status`: every check.
     Readiness,
     /// The platform gateway's health check: storage and listeners; a node with no peer yet is
@@ -112,7 +112,7 @@ impl ProbeKind {
 }
 
 /// Where a probe reads the node from.
-pub struct ProbeSources<'a> {
+pub(crate) struct ProbeSources<'a> {
     pub store: &'a dyn Store,
     pub manager: &'a PeerManager,
     pub listeners: &'a Listeners,
@@ -125,7 +125,7 @@ pub struct ProbeSources<'a> {
 
 /// A probe's outcome: every check (counted or not), and whether the counted ones pass.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Probe {
+pub(crate) struct Probe {
     pub ok: bool,
     /// Why storage fails, when it does: one check serves the probe and the storage fields.
     pub storage_error: Option<String>,
@@ -136,7 +136,7 @@ pub struct Probe {
 
 /// Checks storage now and decides [`readiness`] from it, the peers and the listeners; `kind`
 /// says which checks count.
-pub async fn probe(sources: &ProbeSources<'_>, kind: ProbeKind) -> Probe {
+pub(crate) async fn probe(sources: &ProbeSources<'_>, kind: ProbeKind) -> Probe {
     let storage_error = storage_error(sources.store).await;
     let peers = sources.manager.list();
     let readiness = readiness(&ReadinessInputs {
@@ -203,7 +203,7 @@ impl Listeners {
 
 /// What readiness is decided from.
 #[derive(Clone, Debug)]
-pub struct ReadinessInputs<'a> {
+pub(crate) struct ReadinessInputs<'a> {
     /// Why storage fails, when it does (see `store::health`).
     pub storage_error: Option<String>,
     pub peer_listener: ServerState,
@@ -218,7 +218,7 @@ pub struct ReadinessInputs<'a> {
 
 /// One readiness check and its outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Check {
+pub(crate) struct Check {
     /// `storage`, `listeners` or `peers`.
     pub name: &'static str,
     /// `None` when it passes, else why not.
@@ -227,17 +227,18 @@ pub struct Check {
 
 /// `/readyz`: ready when every check passes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     pub checks: Vec<Check>,
 }
 
 impl Readiness {
-    pub fn is_ready(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_ready(&self) -> bool {
         self.checks.iter().all(|c| c.problem.is_none())
     }
 
     /// Why a probe of `kind` fails, one line per failing check it counts (empty: it passes).
-    pub fn failing(&self, kind: ProbeKind) -> Vec<String> {
+    pub(crate) fn failing(&self, kind: ProbeKind) -> Vec<String> {
         self.checks
             .iter()
             .filter(|c| kind.counts(c.name))
@@ -246,7 +247,8 @@ impl Readiness {
     }
 
     /// Why the node is not ready, one line per failing check.
-    pub fn reasons(&self) -> Vec<String> {
+    #[cfg(test)]
+    pub(crate) fn reasons(&self) -> Vec<String> {
         self.checks
             .iter()
             .filter_map(|c| c.problem.clone())
@@ -258,7 +260,7 @@ impl Readiness {
 /// when seeds are configured, the node is in the network: a peer is connected, or one was
 /// within `peer_grace` (a peer that restarts does not take the node out of rotation). A node
 /// with seeds is not ready until its first peer connects: until then it has not joined.
-pub fn readiness(inputs: &ReadinessInputs<'_>) -> Readiness {
+pub(crate) fn readiness(inputs: &ReadinessInputs<'_>) -> Readiness {
     let storage = inputs
         .storage_error
         .as_ref()
@@ -307,7 +309,7 @@ pub fn readiness(inputs: &ReadinessInputs<'_>) -> Readiness {
 /// last-seen time is "now" while it is connected and the moment it went when it disconnects
 /// (peers learnt from others carry times no later than the exchange that brought them, which
 /// needed a connection).
-pub fn last_connected_ms(peers: &[PeerSnapshot], started_ms: i64) -> Option<i64> {
+pub(crate) fn last_connected_ms(peers: &[PeerSnapshot], started_ms: i64) -> Option<i64> {
     peers
         .iter()
         .map(|p| p.last_seen_ms)
@@ -316,13 +318,13 @@ pub fn last_connected_ms(peers: &[PeerSnapshot], started_ms: i64) -> Option<i64>
 }
 
 /// A peer counts as healthy while it is connected.
-pub fn is_healthy(peer: &PeerSnapshot) -> bool {
+pub(crate) fn is_healthy(peer: &PeerSnapshot) -> bool {
     peer.state == PeerState::Connected
 }
 
 /// Peer figures for `/api/peers/stats`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct PeerStats {
+pub(crate) struct PeerStats {
     pub total_peers: usize,
     pub healthy_peers: usize,
     pub seed_nodes: usize,
@@ -337,7 +339,7 @@ pub struct PeerStats {
     pub average_quality_score: Option<f64>,
 }
 
-pub fn peer_stats(peers: &[PeerSnapshot]) -> PeerStats {
+pub(crate) fn peer_stats(peers: &[PeerSnapshot]) -> PeerStats {
     let rated: Vec<&PeerSnapshot> = peers
         .iter()
         .filter(|p| p.quality.rating != UNKNOWN_RATING)
@@ -360,7 +362,7 @@ pub fn peer_stats(peers: &[PeerSnapshot]) -> PeerStats {
 
 /// The healthy share of the peer table and the best healthy peers.
 #[derive(Clone, Debug)]
-pub struct PeersHealth {
+pub(crate) struct PeersHealth {
     pub total_peers: usize,
     pub healthy_peers: usize,
     /// Healthy peers in per cent of known peers, to two decimals (0 with no peers).
@@ -369,7 +371,7 @@ pub struct PeersHealth {
     pub best: Vec<PeerSnapshot>,
 }
 
-pub fn peers_health(peers: Vec<PeerSnapshot>) -> PeersHealth {
+pub(crate) fn peers_health(peers: Vec<PeerSnapshot>) -> PeersHealth {
     let total_peers = peers.len();
     let mut healthy: Vec<PeerSnapshot> = peers.into_iter().filter(is_healthy).collect();
     healthy.sort_by(|a, b| b.quality.score.total_cmp(&a.quality.score));

@@ -7,11 +7,11 @@ use crate::config::Config;
 use crate::peers::PeerManager;
 
 /// Validity penalty for a frame that breaks the protocol after the handshake.
-pub const PROTOCOL_VIOLATION_PENALTY: f64 = 0.2;
+pub(crate) const PROTOCOL_VIOLATION_PENALTY: f64 = 0.2;
 
 /// What to do with a session after a heartbeat went unanswered.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Keep,
     /// Say goodbye with this reason and count the session as failed.
     Disconnect(String),
@@ -20,7 +20,7 @@ pub enum Verdict {
 /// A heartbeat went unanswered, the `missed`-th in a row. It counts as a failed request; the
 /// session ends when `missed_heartbeats` went unanswered in a row or the peer has failed
 /// `max_failures` requests in a row.
-pub fn heartbeat_missed(
+pub(crate) fn heartbeat_missed(
     peers: &PeerManager,
     config: &Config,
     peer_id: &str,
@@ -36,7 +36,7 @@ pub fn heartbeat_missed(
 
 /// How long a peer-exchange request may stay unanswered: as long as the heartbeats a session
 /// may miss.
-pub fn exchange_deadline(config: &Config) -> Duration {
+pub(crate) fn exchange_deadline(config: &Config) -> Duration {
     // Saturating: both numbers are operator input.
     config
         .heartbeat_interval
@@ -44,12 +44,12 @@ pub fn exchange_deadline(config: &Config) -> Duration {
 }
 
 /// A peer-exchange request went unanswered past [`exchange_deadline`]: a failed request.
-pub fn exchange_unanswered(peers: &PeerManager, peer_id: &str) {
+pub(crate) fn exchange_unanswered(peers: &PeerManager, peer_id: &str) {
     peers.record_failure(peer_id, "peer exchange unanswered");
 }
 
 /// The peer sent a frame that breaks the protocol: lower its validity.
-pub fn protocol_violation(peers: &PeerManager, peer_id: &str, what: &str) {
+pub(crate) fn protocol_violation(peers: &PeerManager, peer_id: &str, what: &str) {
     peers.penalize(
         peer_id,
         PROTOCOL_VIOLATION_PENALTY,

@@ -7,7 +7,7 @@ use crate::replication::Registers;
 use crate::telemetry::Metrics;
 
 /// Sets the peer, connection and ban gauges from the peer table, and the registers' lag.
-pub fn refresh(peers: &PeerManager, registers: &Registers, metrics: &Metrics) {
+pub(crate) fn refresh(peers: &PeerManager, registers: &Registers, metrics: &Metrics) {
     let c = peers.counts();
     for (state, n) in [
         (PeerState::Connected, c.connected),

@@ -21,13 +21,13 @@
 //!   the Register service's names) and a platform submission with the peers it reaches.
 
 pub mod advertisements;
-pub mod bans;
-pub mod connect;
-pub mod doctor;
-pub mod health;
+pub(crate) mod bans;
+pub(crate) mod connect;
+pub(crate) mod doctor;
+pub(crate) mod health;
 pub mod lag;
-pub mod liveness;
-pub mod metrics;
-pub mod rates;
-pub mod reachability;
-pub mod registers;
+pub(crate) mod liveness;
+pub(crate) mod metrics;
+pub(crate) mod rates;
+pub(crate) mod reachability;
+pub(crate) mod registers;

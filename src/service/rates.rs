@@ -18,9 +18,9 @@ use crate::replication::Registers;
 use crate::tasks::Service;
 
 /// The window a rate is computed over.
-pub const RATE_WINDOW: Duration = Duration::from_secs(10);
+pub(crate) const RATE_WINDOW: Duration = Duration::from_secs(10);
 /// How often the transaction count is sampled.
-pub const RATE_SAMPLE_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const RATE_SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// Samples kept: the window's, and one before it.
 const MAX_SAMPLES: usize = 64;
 
@@ -28,7 +28,7 @@ const MAX_SAMPLES: usize = 64;
 /// (unix ms, value), oldest first. Only samples inside the window count; a fall between two
 /// samples counts as no increase. `None` until two samples at different times are in the
 /// window.
-pub fn per_second(samples: &[(i64, u64)], now: i64, window: Duration) -> Option<f64> {
+pub(crate) fn per_second(samples: &[(i64, u64)], now: i64, window: Duration) -> Option<f64> {
     let from = now.saturating_sub(window.as_millis() as i64);
     let inside: Vec<(i64, u64)> = samples
         .iter()
@@ -77,7 +77,7 @@ impl TxRate {
 }
 
 /// Samples the registers' transaction count every [`RATE_SAMPLE_EVERY`] until shutdown.
-pub struct RateSampler {
+pub(crate) struct RateSampler {
     pub registers: Arc<Registers>,
     pub rate: Arc<TxRate>,
 }

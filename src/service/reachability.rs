@@ -20,13 +20,13 @@ use crate::tasks::Service;
 use crate::telemetry::Metrics;
 
 /// A STUN or HTTP answer is trusted this long before it is asked again.
-pub const LOOKUP_REFRESH: Duration = Duration::from_secs(600);
+pub(crate) const LOOKUP_REFRESH: Duration = Duration::from_secs(600);
 /// A failed dial-back candidate is retried after this many `reachability_interval`s.
-pub const DIAL_BACK_RETRY_INTERVALS: u32 = 10;
+pub(crate) const DIAL_BACK_RETRY_INTERVALS: u32 = 10;
 
 /// Why a lookup of this node's address failed.
 #[derive(Debug, thiserror::Error)]
-pub enum LookupError {
+pub(crate) enum LookupError {
     #[error("cannot resolve {server}: {reason}")]
     Resolve { server: String, reason: String },
     #[error("{server}: {reason}")]
@@ -39,7 +39,7 @@ pub enum LookupError {
 
 /// Network lookups of this node's own address: implemented by the `netprobe` edge.
 #[async_trait::async_trait]
-pub trait AddressProbe: Send + Sync {
+pub(crate) trait AddressProbe: Send + Sync {
     /// The local IP the routing table would use towards the first of `targets` (host:port)
     /// that resolves; no packet is sent.
     async fn interface_toward(&self, targets: &[String]) -> Option<IpAddr>;
@@ -56,7 +56,7 @@ pub trait AddressProbe: Send + Sync {
 
 /// The loop, as a node service: the peer facade for sessions and the address book, and its
 /// own settings and metrics.
-pub struct Reachability {
+pub(crate) struct Reachability {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     pub peers: Arc<PeerManager>,

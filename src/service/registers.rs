@@ -11,7 +11,7 @@ use crate::service::advertisements::{Advertisement, Advertisements};
 
 /// A public register this node could hold: advertised by connected peers, held here, or both.
 #[derive(Clone, Debug, PartialEq)]
-pub struct AvailableRegister {
+pub(crate) struct AvailableRegister {
     pub register_id: String,
     /// Connected peers advertising it.
     pub peer_count: usize,
@@ -28,7 +28,7 @@ pub struct AvailableRegister {
 }
 
 /// Every public register on offer, by register ID (see [`merge_available`]).
-pub fn available(
+pub(crate) fn available(
     manager: &PeerManager,
     registers: &Registers,
     advertisements: &Advertisements,
@@ -88,13 +88,13 @@ pub(crate) fn merge_available(
 /// A submission the platform's Blueprint service hands over: what was stored, and how many
 /// connected peers carry the register (it is announced to them and spreads from there).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Distributed {
+pub(crate) struct Distributed {
     pub tx_id: String,
     pub target_peers: usize,
 }
 
 /// Stores `payload` in `register_id`'s pool as `tx submit` does, then counts its carriers.
-pub async fn distribute(
+pub(crate) async fn distribute(
     registers: &Registers,
     manager: &PeerManager,
     register_id: &str,

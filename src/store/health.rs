@@ -15,17 +15,17 @@ use super::{Store, StoreError};
 
 /// A health check waits this long for the database before calling it failing (PostgreSQL
 /// that is down would otherwise hold the answer for the pool's whole acquire timeout).
-pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// A health check probes with a write of its own when no write succeeded for this long (or
 /// a class of writes fails), so an idle node still notices a read-only or full disk, and a
 /// recovered one says so without waiting for traffic.
-pub const PROBE_AFTER: Duration = Duration::from_secs(5);
+pub(crate) const PROBE_AFTER: Duration = Duration::from_secs(5);
 /// The largest probe write: a failed write larger than this is cleared by a probe of this
 /// size (a health check must not write megabytes to a disk that is failing).
-pub const PROBE_MAX_BYTES: usize = 1 << 20;
+pub(crate) const PROBE_MAX_BYTES: usize = 1 << 20;
 /// Storage that recovers twice within this window is flapping: it is reported failing until
 /// it has gone this long without recovering again (the node sets `storage_flap_window`).
-pub const FLAP_WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const FLAP_WINDOW: Duration = Duration::from_secs(60);
 
 /// What a health check concludes about storage.
 #[derive(Clone, Debug, PartialEq)]
@@ -375,7 +375,7 @@ fn damaged_reason(e: &StoreError) -> String {
 
 /// Storage health: a bounded read round trip, then (when a class of writes fails or none
 /// succeeded lately) a bounded probe write, then the recorded state.
-pub async fn check(store: &dyn Store) -> StorageHealth {
+pub(crate) async fn check(store: &dyn Store) -> StorageHealth {
     match tokio::time::timeout(CHECK_TIMEOUT, store.ping()).await {
         Err(_) => {
             let last = store

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use crate::ledger::{Docket, Hash, Mode, Role};
 
 mod by_key;
-pub mod health;
+pub(crate) mod health;
 mod postgres;
 mod rows;
 mod sql;

@@ -80,7 +80,7 @@ pub(super) struct RegisterRow {
 }
 
 impl RegisterRow {
-    pub fn from_record(r: &RegisterRecord) -> Result<Self, StoreError> {
+    pub(super) fn from_record(r: &RegisterRecord) -> Result<Self, StoreError> {
         Ok(RegisterRow {
             register_id: r.register_id.clone(),
             is_public: r.is_public,
@@ -95,7 +95,7 @@ impl RegisterRow {
     }
 
     /// Binds the columns in table order (as `UPSERT_REGISTER` lists them).
-    pub fn bind<'q, DB>(&'q self, query: Statement<'q, DB>) -> Statement<'q, DB>
+    pub(super) fn bind<'q, DB>(&'q self, query: Statement<'q, DB>) -> Statement<'q, DB>
     where
         DB: Database,
         for<'x> String: Encode<'x, DB> + Type<DB>,
@@ -114,7 +114,7 @@ impl RegisterRow {
             .bind(self.base_height)
     }
 
-    pub fn into_record(self) -> Result<RegisterRecord, StoreError> {
+    pub(super) fn into_record(self) -> Result<RegisterRecord, StoreError> {
         let role = Role::parse(&self.role)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown role '{}'", self.role)))?;
         Ok(RegisterRecord {
@@ -146,7 +146,7 @@ pub(super) struct DocketRow {
 }
 
 impl DocketRow {
-    pub fn from_docket(d: &Docket) -> Result<Self, StoreError> {
+    pub(super) fn from_docket(d: &Docket) -> Result<Self, StoreError> {
         let h = &d.header;
         Ok(DocketRow {
             register_id: h.register_id.clone(),
@@ -162,7 +162,7 @@ impl DocketRow {
     }
 
     /// Binds the columns in table order (as `INSERT_DOCKET` lists them).
-    pub fn bind<'q, DB>(&'q self, query: Statement<'q, DB>) -> Statement<'q, DB>
+    pub(super) fn bind<'q, DB>(&'q self, query: Statement<'q, DB>) -> Statement<'q, DB>
     where
         DB: Database,
         for<'x> String: Encode<'x, DB> + Type<DB>,
@@ -180,7 +180,7 @@ impl DocketRow {
             .bind(&self.signature)
     }
 
-    pub fn into_docket(self) -> Result<Docket, StoreError> {
+    pub(super) fn into_docket(self) -> Result<Docket, StoreError> {
         Ok(Docket {
             header: DocketHeader {
                 number: from_column("docket number", self.number)?,
@@ -208,7 +208,7 @@ pub(super) struct SubscriptionRow {
 }
 
 impl SubscriptionRow {
-    pub fn from_record(s: &SubscriptionRecord) -> Self {
+    pub(super) fn from_record(s: &SubscriptionRecord) -> Self {
         SubscriptionRow {
             register_id: s.register_id.clone(),
             mode: s.mode.as_str().to_string(),
@@ -216,7 +216,7 @@ impl SubscriptionRow {
         }
     }
 
-    pub fn into_record(self) -> Result<SubscriptionRecord, StoreError> {
+    pub(super) fn into_record(self) -> Result<SubscriptionRecord, StoreError> {
         let mode = Mode::parse(&self.mode).ok_or_else(|| {
             StoreError::Corrupt(format!("unknown subscription mode '{}'", self.mode))
         })?;

@@ -1,13 +1,13 @@
 //! The SQL of the store, written once for both backends: `$1` placeholders, `ON CONFLICT` and
 //! row-value comparisons work on SQLite and PostgreSQL alike, so the two cannot drift apart.
 
-pub const SELECT_PEERS: &str = concat!(
+pub(super) const SELECT_PEERS: &str = concat!(
     "SELECT peer_id, public_key, name, address, first_seen_ms, last_seen_ms, is_seed, ",
     "failure_count, total_requests, successful_requests, success_rate, avg_latency_ms, ",
     "min_latency_ms, max_latency_ms, penalty, penalty_updated_ms, last_penalty_reason, ",
     "last_penalty_at_ms FROM peers ORDER BY peer_id"
 );
-pub const UPSERT_PEER: &str = concat!(
+pub(super) const UPSERT_PEER: &str = concat!(
     "INSERT INTO peers (peer_id, public_key, name, address, first_seen_ms, last_seen_ms, is_seed, ",
     "failure_count, total_requests, successful_requests, success_rate, avg_latency_ms, ",
     "min_latency_ms, max_latency_ms, penalty, penalty_updated_ms, last_penalty_reason, ",
@@ -23,45 +23,45 @@ pub const UPSERT_PEER: &str = concat!(
     "last_penalty_reason = excluded.last_penalty_reason, ",
     "last_penalty_at_ms = excluded.last_penalty_at_ms"
 );
-pub const DELETE_PEER: &str = "DELETE FROM peers WHERE peer_id = $1";
-pub const SELECT_BANS: &str = "SELECT target, kind, reason, source, banned_at_ms, expires_at_ms FROM bans ORDER BY banned_at_ms, target";
-pub const INSERT_BAN: &str = "INSERT INTO bans (target, kind, reason, source, banned_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6)";
-pub const DELETE_BAN: &str = "DELETE FROM bans WHERE target = $1";
+pub(super) const DELETE_PEER: &str = "DELETE FROM peers WHERE peer_id = $1";
+pub(super) const SELECT_BANS: &str = "SELECT target, kind, reason, source, banned_at_ms, expires_at_ms FROM bans ORDER BY banned_at_ms, target";
+pub(super) const INSERT_BAN: &str = "INSERT INTO bans (target, kind, reason, source, banned_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(super) const DELETE_BAN: &str = "DELETE FROM bans WHERE target = $1";
 
-pub const SELECT_REGISTERS: &str = "SELECT register_id, is_public, role, origin_key, created_at_ms, height, head_hash, latest_version, base_height FROM registers ORDER BY register_id";
-pub const UPSERT_REGISTER: &str = concat!(
+pub(super) const SELECT_REGISTERS: &str = "SELECT register_id, is_public, role, origin_key, created_at_ms, height, head_hash, latest_version, base_height FROM registers ORDER BY register_id";
+pub(super) const UPSERT_REGISTER: &str = concat!(
     "INSERT INTO registers (register_id, is_public, role, origin_key, created_at_ms, height, head_hash, latest_version, base_height) ",
     "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (register_id) DO UPDATE SET is_public = excluded.is_public, ",
     "role = excluded.role, origin_key = excluded.origin_key, height = excluded.height, head_hash = excluded.head_hash, ",
     "latest_version = excluded.latest_version, base_height = excluded.base_height"
 );
-pub const INSERT_DOCKET: &str = "INSERT INTO dockets (register_id, number, previous_hash, merkle_root, tx_count, first_version, sealed_at_ms, hash, signature) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)";
-pub const SELECT_DOCKETS: &str = "SELECT register_id, number, previous_hash, merkle_root, tx_count, first_version, sealed_at_ms, hash, signature FROM dockets WHERE register_id = $1 AND number >= $2 ORDER BY number LIMIT $3";
-pub const SELECT_PENDING: &str = "SELECT tx_id, payload FROM transactions WHERE register_id = $1 AND version IS NULL ORDER BY received_at_ms, tx_id LIMIT $2";
-pub const COUNT_PENDING: &str =
+pub(super) const INSERT_DOCKET: &str = "INSERT INTO dockets (register_id, number, previous_hash, merkle_root, tx_count, first_version, sealed_at_ms, hash, signature) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)";
+pub(super) const SELECT_DOCKETS: &str = "SELECT register_id, number, previous_hash, merkle_root, tx_count, first_version, sealed_at_ms, hash, signature FROM dockets WHERE register_id = $1 AND number >= $2 ORDER BY number LIMIT $3";
+pub(super) const SELECT_PENDING: &str = "SELECT tx_id, payload FROM transactions WHERE register_id = $1 AND version IS NULL ORDER BY received_at_ms, tx_id LIMIT $2";
+pub(super) const COUNT_PENDING: &str =
     "SELECT COUNT(*) AS n FROM transactions WHERE register_id = $1 AND version IS NULL";
-pub const SELECT_PAYLOADS: &str = "SELECT payload FROM transactions WHERE register_id = $1 AND version >= $2 AND version <= $3 ORDER BY version";
+pub(super) const SELECT_PAYLOADS: &str = "SELECT payload FROM transactions WHERE register_id = $1 AND version >= $2 AND version <= $3 ORDER BY version";
 /// Transaction IDs in `[$2, $3)` (hex IDs: the IDs starting with a prefix), at most `$4`.
-pub const SELECT_TX_IDS_BETWEEN: &str = "SELECT tx_id FROM transactions WHERE register_id = $1 AND tx_id >= $2 AND tx_id < $3 ORDER BY tx_id LIMIT $4";
-pub const SELECT_TX: &str = "SELECT tx_id, payload, received_at_ms, version, docket_number FROM transactions WHERE register_id = $1 AND tx_id = $2";
-pub const DELETE_TXS: &str = "DELETE FROM transactions WHERE register_id = $1";
-pub const DELETE_DOCKETS: &str = "DELETE FROM dockets WHERE register_id = $1";
-pub const DELETE_REGISTER: &str = "DELETE FROM registers WHERE register_id = $1";
-pub const SELECT_SUBSCRIPTIONS: &str =
+pub(super) const SELECT_TX_IDS_BETWEEN: &str = "SELECT tx_id FROM transactions WHERE register_id = $1 AND tx_id >= $2 AND tx_id < $3 ORDER BY tx_id LIMIT $4";
+pub(super) const SELECT_TX: &str = "SELECT tx_id, payload, received_at_ms, version, docket_number FROM transactions WHERE register_id = $1 AND tx_id = $2";
+pub(super) const DELETE_TXS: &str = "DELETE FROM transactions WHERE register_id = $1";
+pub(super) const DELETE_DOCKETS: &str = "DELETE FROM dockets WHERE register_id = $1";
+pub(super) const DELETE_REGISTER: &str = "DELETE FROM registers WHERE register_id = $1";
+pub(super) const SELECT_SUBSCRIPTIONS: &str =
     "SELECT register_id, mode, created_at_ms FROM subscriptions ORDER BY register_id";
-pub const UPSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions (register_id, mode, created_at_ms) VALUES ($1,$2,$3) ON CONFLICT (register_id) DO UPDATE SET mode = excluded.mode";
-pub const DELETE_SUBSCRIPTION: &str = "DELETE FROM subscriptions WHERE register_id = $1";
-pub const UPSERT_PROBE: &str = "INSERT INTO storage_probe (id, checked_at_ms, filler) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET checked_at_ms = excluded.checked_at_ms, filler = excluded.filler";
-pub const EMPTY_PROBE: &str = "UPDATE storage_probe SET filler = NULL WHERE id = 1";
-pub const PENDING_BEFORE: &str = "SELECT tx_id FROM transactions WHERE register_id = $1 AND version IS NULL AND received_at_ms < $2 ORDER BY received_at_ms, tx_id LIMIT $3";
-pub const PING: &str = "SELECT 1";
-pub const DELETE_DOCKET: &str = "DELETE FROM dockets WHERE register_id = $1 AND number = $2";
-pub const SELECT_DOCKET_HASH: &str =
+pub(super) const UPSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions (register_id, mode, created_at_ms) VALUES ($1,$2,$3) ON CONFLICT (register_id) DO UPDATE SET mode = excluded.mode";
+pub(super) const DELETE_SUBSCRIPTION: &str = "DELETE FROM subscriptions WHERE register_id = $1";
+pub(super) const UPSERT_PROBE: &str = "INSERT INTO storage_probe (id, checked_at_ms, filler) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET checked_at_ms = excluded.checked_at_ms, filler = excluded.filler";
+pub(super) const EMPTY_PROBE: &str = "UPDATE storage_probe SET filler = NULL WHERE id = 1";
+pub(super) const PENDING_BEFORE: &str = "SELECT tx_id FROM transactions WHERE register_id = $1 AND version IS NULL AND received_at_ms < $2 ORDER BY received_at_ms, tx_id LIMIT $3";
+pub(super) const PING: &str = "SELECT 1";
+pub(super) const DELETE_DOCKET: &str = "DELETE FROM dockets WHERE register_id = $1 AND number = $2";
+pub(super) const SELECT_DOCKET_HASH: &str =
     "SELECT hash FROM dockets WHERE register_id = $1 AND number = $2";
 
 /// `<columns> FROM transactions WHERE register_id = $1 AND tx_id IN ($2, …)` for `ids` IDs
 /// (bound values work the same on both backends).
-pub fn select_tx_ids_in(columns: &str, ids: usize) -> String {
+pub(super) fn select_tx_ids_in(columns: &str, ids: usize) -> String {
     let list: Vec<String> = (2..ids + 2).map(|i| format!("${i}")).collect();
     format!(
         "{columns} FROM transactions WHERE register_id = $1 AND tx_id IN ({})",
@@ -74,7 +74,7 @@ pub fn select_tx_ids_in(columns: &str, ids: usize) -> String {
 const ROW_CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
 
 /// Splits `0..len` into consecutive ranges of the sizes in [`ROW_CHUNKS`], largest first.
-pub fn row_chunks(len: usize) -> Vec<std::ops::Range<usize>> {
+pub(super) fn row_chunks(len: usize) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     for size in ROW_CHUNKS {
@@ -107,7 +107,7 @@ fn values(
 
 /// Stores `rows` pending transactions of register `$1`, received at `$2`: per row the ID and
 /// the payload. Returns the IDs that were new (held ones are left as they are).
-pub fn insert_pending(rows: usize) -> String {
+pub(super) fn insert_pending(rows: usize) -> String {
     format!(
         "INSERT INTO transactions (register_id, tx_id, payload, received_at_ms) VALUES {} \
          ON CONFLICT (register_id, tx_id) DO NOTHING RETURNING tx_id",
@@ -119,7 +119,7 @@ pub fn insert_pending(rows: usize) -> String {
 /// its version. Changes only pending rows (the caller checks that every row changed). The rows
 /// are found by key: `+version` keeps the planner from walking the register's pending rows
 /// through an index on `version` (and a join with the IDs did the same), 150 µs a row.
-pub fn seal_rows(rows: usize) -> String {
+pub(super) fn seal_rows(rows: usize) -> String {
     let cases: Vec<String> = (0..rows)
         .map(|row| format!("WHEN ${} THEN ${}", 3 + 2 * row, 4 + 2 * row))
         .collect();
@@ -134,7 +134,7 @@ pub fn seal_rows(rows: usize) -> String {
 
 /// Stores `rows` sealed transactions of register `$1` in docket `$3`, received at `$2`: per row
 /// the ID, the payload and the version. A pending copy is sealed in place.
-pub fn upsert_sealed(rows: usize) -> String {
+pub(super) fn upsert_sealed(rows: usize) -> String {
     format!(
         "INSERT INTO transactions (register_id, tx_id, payload, received_at_ms, version, \
          docket_number) VALUES {} ON CONFLICT (register_id, tx_id) DO UPDATE SET \

@@ -6,10 +6,10 @@
 //! `Accept` header gets it; everyone else gets the 0.0.4 text, as the Go client does.
 
 /// Content type of the OpenMetrics text.
-pub const OPENMETRICS_CONTENT_TYPE: &str =
+pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// Content type of the Prometheus text format.
-pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Which format an `Accept` header asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +54,7 @@ impl Format {
 /// Rewrites OpenMetrics text (as prometheus-client writes it) as Prometheus text 0.0.4:
 /// counter descriptors take their samples' `_total` name, `# UNIT` and `# EOF` go. Samples are
 /// unchanged (this node records no exemplars or `_created` samples).
-pub fn openmetrics_to_text(openmetrics: &str) -> String {
+pub(crate) fn openmetrics_to_text(openmetrics: &str) -> String {
     let mut out = String::with_capacity(openmetrics.len());
     // A family's `# HELP` comes before its `# TYPE`, which says whether it is a counter.
     let mut pending_help: Option<(&str, &str)> = None;

@@ -54,7 +54,10 @@ pub enum LogSetupError {
 }
 
 /// The filter for a node: `RUST_LOG` when it is set, else `configured` (`log_level`).
-pub fn node_filter(configured: &str, rust_log: Option<String>) -> Result<EnvFilter, LogSetupError> {
+pub(crate) fn node_filter(
+    configured: &str,
+    rust_log: Option<String>,
+) -> Result<EnvFilter, LogSetupError> {
     match rust_log.filter(|v| !v.trim().is_empty()) {
         Some(value) => EnvFilter::builder()
             .parse(&value)

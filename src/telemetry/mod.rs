@@ -4,11 +4,11 @@
 //! `exposition.rs` turns the registry into the text a scraper asked for; `process.rs` reads the
 //! standard `process_*` metrics from `/proc`.
 
-pub mod exposition;
-pub mod logging;
-pub mod otlp;
-pub mod process;
-pub mod traces;
+pub(crate) mod exposition;
+pub(crate) mod logging;
+pub(crate) mod otlp;
+pub(crate) mod process;
+pub(crate) mod traces;
 
 pub use logging::{
     LOG_FLUSH_TIMEOUT, LogFormat, LogSetupError, flush_logs, init_logging, init_node_logging,

@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::tasks::Tasks;
 
 /// Spans waiting for export; more are dropped.
-pub const QUEUE_CAPACITY: usize = 4096;
+pub(crate) const QUEUE_CAPACITY: usize = 4096;
 /// Most spans in one export request.
 const MAX_BATCH: usize = 512;
 /// How often queued spans are sent when fewer than a batch are waiting.
@@ -30,9 +30,9 @@ const EXPORT_INTERVAL: Duration = Duration::from_secs(2);
 /// Longest wait for a connection to the collector.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest wait for one export.
-pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait at shutdown for queued spans to be sent.
-pub const FLUSH_DEADLINE: Duration = Duration::from_secs(3);
+pub(crate) const FLUSH_DEADLINE: Duration = Duration::from_secs(3);
 /// Export failures are logged at most this often.
 const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -44,7 +44,7 @@ pub enum TraceSetupError {
 
 /// A node's trace export: its scope span (for `Tasks`) and the exporter task, which lives in
 /// a task tracker of its own so that it outlasts the node's other tasks.
-pub struct Traces {
+pub(crate) struct Traces {
     scope: tracing::Span,
     stop: CancellationToken,
     tasks: Tasks,
@@ -53,7 +53,7 @@ pub struct Traces {
 impl Traces {
     /// Starts exporting when `otlp_endpoint` is set (`None` when it is not). Call within the
     /// tokio runtime.
-    pub fn start(
+    pub(crate) fn start(
         config: &Config,
         peer_id: &str,
         metrics: Arc<Metrics>,
@@ -94,13 +94,13 @@ impl Traces {
     }
 
     /// The span every task of the node runs in (see `traces.rs`).
-    pub fn scope(&self) -> tracing::Span {
+    pub(crate) fn scope(&self) -> tracing::Span {
         self.scope.clone()
     }
 
     /// Sends what is queued (within [`FLUSH_DEADLINE`]) and stops the exporter. Call once the
     /// node's other tasks have stopped.
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         self.stop.cancel();
         self.tasks
             .drain(FLUSH_DEADLINE + Duration::from_secs(1))

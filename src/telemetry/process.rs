@@ -15,11 +15,11 @@ const USER_HZ: f64 = 100.0;
 
 /// Exports the `process_*` metrics of this process.
 #[derive(Debug, Default)]
-pub struct ProcessCollector;
+pub(crate) struct ProcessCollector;
 
 /// One reading of the process figures; a figure that could not be read is `None`.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct ProcessFigures {
+pub(crate) struct ProcessFigures {
     pub cpu_seconds: Option<f64>,
     pub resident_bytes: Option<i64>,
     pub virtual_bytes: Option<i64>,
@@ -30,7 +30,7 @@ pub struct ProcessFigures {
 
 impl ProcessFigures {
     /// Reads the figures of this process from `/proc` (all `None` off Linux).
-    pub fn read() -> ProcessFigures {
+    pub(crate) fn read() -> ProcessFigures {
         #[cfg(target_os = "linux")]
         {
             linux::read()
@@ -102,7 +102,7 @@ impl Collector for ProcessCollector {
 
 /// The figures in `/proc/<pid>/stat`, after the command name.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Stat {
+pub(crate) struct Stat {
     /// User plus system time, in clock ticks.
     pub cpu_ticks: u64,
     /// Start time after boot, in clock ticks.
@@ -113,7 +113,7 @@ pub struct Stat {
 
 /// Parses `/proc/<pid>/stat`. The command name (field 2) is in parentheses and may itself hold
 /// spaces and parentheses, so fields are counted from the last `)`.
-pub fn parse_stat(text: &str) -> Option<Stat> {
+pub(crate) fn parse_stat(text: &str) -> Option<Stat> {
     let (_, rest) = text.rsplit_once(')')?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // `fields[0]` is field 3 (state): field n is at n - 3.
@@ -126,7 +126,7 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
 }
 
 /// `VmRSS` from `/proc/<pid>/status`, in bytes.
-pub fn parse_resident_bytes(status: &str) -> Option<u64> {
+pub(crate) fn parse_resident_bytes(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let mut words = line["VmRSS:".len()..].split_whitespace();
     let kib: u64 = words.next()?.parse().ok()?;
@@ -135,7 +135,7 @@ pub fn parse_resident_bytes(status: &str) -> Option<u64> {
 }
 
 /// The soft "Max open files" limit from `/proc/<pid>/limits` (`None` when unlimited).
-pub fn parse_max_fds(limits: &str) -> Option<u64> {
+pub(crate) fn parse_max_fds(limits: &str) -> Option<u64> {
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line["Max open files".len()..]
         .split_whitespace()
@@ -145,7 +145,7 @@ pub fn parse_max_fds(limits: &str) -> Option<u64> {
 }
 
 /// `btime` (boot time, unix seconds) from `/proc/stat`.
-pub fn parse_boot_time(stat: &str) -> Option<u64> {
+pub(crate) fn parse_boot_time(stat: &str) -> Option<u64> {
     stat.lines()
         .find_map(|l| l.strip_prefix("btime "))?
         .trim()

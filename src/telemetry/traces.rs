@@ -40,7 +40,7 @@ use tracing_subscriber::registry::LookupSpan;
 use super::Metrics;
 
 /// Target of a node's scope span (hidden from the logs).
-pub const SCOPE_TARGET: &str = "sorcha_peer::trace_scope";
+pub(crate) const SCOPE_TARGET: &str = "sorcha_peer::trace_scope";
 
 /// Nodes in this process that export traces. The subscriber is process-wide, so its filter
 /// is too: while no node exports, spans are not created for traces at all and a node without
@@ -50,7 +50,7 @@ static EXPORTING_NODES: AtomicUsize = AtomicUsize::new(0);
 /// Where one node's finished spans go: a bounded queue its exporter empties. A full queue
 /// drops the span (counted as `sorcha_peer_limit_hits_total{limit="otlp_queue"}`); the code
 /// that ended the span never waits.
-pub struct SpanSink {
+pub(crate) struct SpanSink {
     queue: mpsc::Sender<SpanData>,
     scope: InstrumentationScope,
     metrics: Arc<Metrics>,
@@ -58,7 +58,7 @@ pub struct SpanSink {
 
 impl SpanSink {
     /// A sink and the receiving end of its queue (`capacity` spans).
-    pub fn new(
+    pub(crate) fn new(
         capacity: usize,
         metrics: Arc<Metrics>,
     ) -> (Arc<SpanSink>, mpsc::Receiver<SpanData>) {
@@ -90,7 +90,7 @@ impl Drop for SpanSink {
 
 /// The node's scope span: the parent, for tracing, of everything the node's tasks do; its
 /// spans go to `sink`. `Span::none()` when the subscriber is not this crate's.
-pub fn node_scope(sink: &Arc<SpanSink>) -> tracing::Span {
+pub(crate) fn node_scope(sink: &Arc<SpanSink>) -> tracing::Span {
     let scope = tracing::span!(target: SCOPE_TARGET, parent: None, Level::INFO, "node");
     let route = Route(sink.clone());
     scope.with_subscriber(|(id, dispatch)| {
@@ -179,7 +179,7 @@ fn new_span_id() -> SpanId {
 
 /// Turns the spans of exporting nodes into OpenTelemetry span data (see the module comment).
 /// Installed with [`TraceFilter`].
-pub struct TraceLayer;
+pub(crate) struct TraceLayer;
 
 impl<S> Layer<S> for TraceLayer
 where
@@ -258,7 +258,7 @@ where
 
 /// Which spans [`TraceLayer`] sees: this crate's spans at info and above, and only while some
 /// node exports. Events never (they stay in the logs).
-pub struct TraceFilter;
+pub(crate) struct TraceFilter;
 
 impl TraceFilter {
     fn wanted(meta: &Metadata<'_>) -> bool {

@@ -17,7 +17,7 @@ use x509_parser::asn1_rs::{Any, FromDer, Tag};
 
 /// Why a revocation list file was not taken.
 #[derive(Debug, thiserror::Error)]
-pub enum CrlError {
+pub(super) enum CrlError {
     #[error("{0}")]
     Read(String),
     #[error(
@@ -39,7 +39,7 @@ pub enum CrlError {
 }
 
 /// The revocation lists in `path`: at least one, each issued and signed by one of `roots`.
-pub fn read(
+pub(super) fn read(
     path: &Path,
     roots: &[TrustAnchor<'static>],
     algorithms: &[&'static dyn SignatureVerificationAlgorithm],

@@ -10,10 +10,10 @@
 pub mod ca;
 mod crl;
 pub mod nodekey;
-pub mod refusals;
-pub mod stream;
-pub mod verify;
-pub mod watch;
+pub(crate) mod refusals;
+pub(crate) mod stream;
+pub(crate) mod verify;
+pub(crate) mod watch;
 
 pub use stream::{PeerStream, channel};
 

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Least time between two log lines for the same remote address and reason.
-pub const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Most (address, direction, reason) remembered; when all are recent, further refusals are
 /// not logged until some age out.
 const MAX_REMEMBERED_REFUSALS: usize = 4096;

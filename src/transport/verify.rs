@@ -14,7 +14,7 @@ use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 /// Which end presented the certificate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Presenter {
+pub(crate) enum Presenter {
     /// The accepting node (checked by the dialler).
     Server,
     /// The dialling node (checked by the acceptor).
@@ -22,7 +22,7 @@ pub enum Presenter {
 }
 
 /// What a peer certificate must satisfy in one transport mode.
-pub trait CertificatePolicy: std::fmt::Debug + Send + Sync {
+pub(crate) trait CertificatePolicy: std::fmt::Debug + Send + Sync {
     fn check(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -46,13 +46,13 @@ impl<T: CertificatePolicy + ?Sized> CertificatePolicy for Arc<T> {
 
 /// A rustls verifier for both directions, enforcing `P`.
 #[derive(Debug)]
-pub struct PeerVerifier<P> {
+pub(crate) struct PeerVerifier<P> {
     policy: P,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
 impl<P: CertificatePolicy> PeerVerifier<P> {
-    pub fn new(policy: P) -> PeerVerifier<P> {
+    pub(crate) fn new(policy: P) -> PeerVerifier<P> {
         PeerVerifier {
             policy,
             algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,

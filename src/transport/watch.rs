@@ -149,7 +149,11 @@ fn stamp(path: &Path) -> Option<Stamp> {
 
 /// Why this node's certificate needs attention, if it does: `Some` within `warning` of its
 /// expiry, and once expired.
-pub fn expiry_problem(not_after_secs: i64, now_secs: i64, warning: Duration) -> Option<String> {
+pub(crate) fn expiry_problem(
+    not_after_secs: i64,
+    now_secs: i64,
+    warning: Duration,
+) -> Option<String> {
     if has_expired(not_after_secs, now_secs) {
         return Some(
             "this node's peer TLS certificate (tls_cert_file) has expired: its peers have closed its sessions and refuse new ones; issue a new one with `sorcha-peer tls issue` and restart".into(),
@@ -172,7 +176,7 @@ fn until_expired(not_after: i64) -> Duration {
 }
 
 /// The watch, as a node service: it closes sessions through the peer facade.
-pub struct CertificateWatch {
+pub(crate) struct CertificateWatch {
     pub transport: Arc<Transport>,
     pub peers: Arc<PeerManager>,
     pub metrics: Arc<Metrics>,

@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 
 /// The IDs being fetched, and the wake-up for those waiting for them.
 #[derive(Default)]
-pub struct Claims {
+pub(crate) struct Claims {
     inflight: Mutex<HashSet<[u8; 32]>>,
     released: Notify,
 }
@@ -51,7 +51,7 @@ impl Claims {
 
     /// Claims every ID nobody else is fetching. Returns the claim and the IDs someone else
     /// holds already (in the given order).
-    pub fn claim(&self, ids: Vec<[u8; 32]>) -> (Claim<'_>, Vec<[u8; 32]>) {
+    pub(crate) fn claim(&self, ids: Vec<[u8; 32]>) -> (Claim<'_>, Vec<[u8; 32]>) {
         let mut claimed = Vec::with_capacity(ids.len());
         let mut taken = Vec::new();
         {
@@ -73,13 +73,13 @@ impl Claims {
         )
     }
 
-    pub fn is_claimed(&self, id: &[u8; 32]) -> bool {
+    pub(crate) fn is_claimed(&self, id: &[u8; 32]) -> bool {
         self.lock().contains(id)
     }
 
     /// Waits until none of `ids` is claimed any more, at most `within`. Returns whether they
     /// were all released in time.
-    pub async fn wait_released(&self, ids: &[[u8; 32]], within: Duration) -> bool {
+    pub(crate) async fn wait_released(&self, ids: &[[u8; 32]], within: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let notified = self.released.notified();

@@ -10,16 +10,16 @@
 //! - the announcement queue ([`queue`]) gossip drains;
 //! - the transaction events ([`TxEvent`]): accepted here, and sealed in a docket held here.
 
-pub mod claims;
+pub(crate) mod claims;
 mod commit;
-pub use commit::Committer;
+pub(crate) use commit::Committer;
 #[cfg(test)]
 mod pool_props;
 #[cfg(test)]
 mod pool_tests;
 mod queue;
 mod recent;
-pub mod seen;
+pub(crate) mod seen;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,10 +32,10 @@ use crate::config::Config;
 use crate::ledger;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
-pub use claims::Claim;
+pub(crate) use claims::Claim;
 use claims::Claims;
 use queue::AnnouncementQueue;
-pub use queue::{Announcements, Holders};
+pub(crate) use queue::{Announcements, Holders};
 use recent::RecentSet;
 use seen::SeenSet;
 

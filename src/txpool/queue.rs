@@ -24,7 +24,7 @@ use crate::telemetry::Metrics;
 
 /// Peers known to hold a transaction already (they announced it to this node, or served
 /// it): it is never announced to them.
-pub type Holders = Arc<[Arc<str>]>;
+pub(crate) type Holders = Arc<[Arc<str>]>;
 
 /// Queued IDs of one register, ready to be announced.
 pub struct Announcements {

@@ -48,21 +48,21 @@ impl Bloom {
 }
 
 /// Thread-safe rotating Bloom filter.
-pub struct SeenSet {
+pub(crate) struct SeenSet {
     capacity: usize,
     filters: Mutex<(Bloom, Bloom)>,
 }
 
 impl SeenSet {
     /// `capacity`: IDs per generation (memory ≈ 2 × capacity × 10 bits).
-    pub fn new(capacity: usize) -> SeenSet {
+    pub(crate) fn new(capacity: usize) -> SeenSet {
         SeenSet {
             capacity,
             filters: Mutex::new((Bloom::new(capacity), Bloom::new(capacity))),
         }
     }
 
-    pub fn insert(&self, id: &[u8; 32]) {
+    pub(crate) fn insert(&self, id: &[u8; 32]) {
         let mut f = self.filters.lock().unwrap_or_else(|p| p.into_inner());
         if f.0.len >= self.capacity {
             let fresh = Bloom::new(self.capacity);
@@ -72,7 +72,7 @@ impl SeenSet {
     }
 
     /// False: certainly not seen since start (or since it aged out). True: probably seen.
-    pub fn maybe_contains(&self, id: &[u8; 32]) -> bool {
+    pub(crate) fn maybe_contains(&self, id: &[u8; 32]) -> bool {
         let f = self.filters.lock().unwrap_or_else(|p| p.into_inner());
         f.0.contains(id) || f.1.contains(id)
     }
