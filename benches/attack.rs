@@ -28,7 +28,7 @@ use clap::Parser;
 use serde_json::{Value, json};
 use sorcha_peer::client::AdminClient;
 use sorcha_peer::identity::Identity;
-use sorcha_peer::rpc::pb::{self, frame::Body, peer_session_client::PeerSessionClient};
+use sorcha_peer::protocol::pb::{self, frame::Body, peer_session_client::PeerSessionClient};
 use stranger::Claims;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;

@@ -9,8 +9,9 @@ use std::time::Duration;
 use tonic::Status;
 
 use crate::peers::banlist::{self, BanList};
-use crate::peers::{Ban, BanSource, BanTarget, KnownAddress, Recipient};
+use crate::peers::{Ban, BanSource, BanTarget};
 use crate::platform::pb;
+use crate::protocol::{KnownAddress, Recipient};
 use crate::store::BanRow;
 
 /// The handshake's check of the other side's `NodeInfo` (`rpc::handshake`): the decoded info
@@ -19,7 +20,7 @@ pub fn handshake_info(
     node_info: &[u8],
     nonce: &[u8],
     seen_from: IpAddr,
-) -> Result<(crate::rpc::pb::NodeInfo, String), String> {
+) -> Result<(crate::protocol::pb::NodeInfo, String), String> {
     crate::rpc::handshake::verify_info(node_info, nonce, seen_from).map_err(|e| format!("{e:?}"))
 }
 

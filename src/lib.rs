@@ -28,6 +28,7 @@ pub mod peers;
 pub mod platform;
 #[cfg(test)]
 mod props;
+pub mod protocol;
 pub(crate) mod reachability;
 pub mod replication;
 pub mod rpc;

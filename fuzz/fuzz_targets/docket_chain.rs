@@ -1,6 +1,6 @@
 //! Docket and transaction verification (`ledger`), as a replica runs it on a chain pulled from
 //! a peer: genesis, then each docket against the one before, with payloads (`verify_next`) or
-//! with IDs (`verify_next_ids`, live pushes), after a trip over the wire (`rpc::convert`).
+//! with IDs (`verify_next_ids`, live pushes), after a trip over the wire (`protocol::convert`).
 //!
 //! Two modes. `Chain`: a real chain sealed with an origin key, one field of it changed; the
 //! verifier must accept the chain untouched and never accept a changed one (but a prefix). `Raw`: an
@@ -14,8 +14,8 @@ use prost::Message;
 use sorcha_peer::ledger::{
     self, CompactDocket, Docket, DocketHeader, DocketWithTransactions, Hash, merkle_root,
 };
-use sorcha_peer::rpc::convert;
-use sorcha_peer::rpc::pb;
+use sorcha_peer::protocol::convert;
+use sorcha_peer::protocol::pb;
 
 mod docket_chain_input;
 use docket_chain_input::{Change, Input, RawHeader};

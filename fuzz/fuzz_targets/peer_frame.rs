@@ -1,5 +1,5 @@
 //! A peer-protocol frame as a peer sends it: the prost decode, then every conversion the
-//! session applies to a decoded frame (`rpc::convert`) and the relay rules a platform message
+//! session applies to a decoded frame (`protocol::convert`) and the relay rules a platform message
 //! meets (`messages::relay`). Checks that decoding round-trips and that what the conversions
 //! accept has the shape they promise.
 #![no_main]
@@ -9,8 +9,8 @@ use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use sorcha_peer::messages::relay::Relay;
 use sorcha_peer::messages::{MAX_AGE_MS, MAX_HOPS, MAX_PAYLOAD_BYTES};
-use sorcha_peer::rpc::convert::{self, MAX_PEER_TEXT};
-use sorcha_peer::rpc::pb::{self, frame::Body};
+use sorcha_peer::protocol::convert::{self, MAX_PEER_TEXT};
+use sorcha_peer::protocol::pb::{self, frame::Body};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(frame) = pb::Frame::decode(data) else {

@@ -7,7 +7,7 @@
 use ed25519_dalek::SigningKey;
 use prost::Message;
 use sorcha_peer::ledger::{self, DocketWithTransactions};
-use sorcha_peer::rpc::pb;
+use sorcha_peer::protocol::pb;
 
 /// A register the node holds as its origin, with one transaction ([`LOCAL_PAYLOAD`]), so
 /// requests for it are served from real data.

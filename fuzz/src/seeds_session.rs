@@ -7,8 +7,8 @@ use std::path::Path;
 
 use sorcha_peer::identity;
 use sorcha_peer::ledger::{self, CompactDocket};
-use sorcha_peer::rpc::convert;
-use sorcha_peer::rpc::pb::{self, frame::Body};
+use sorcha_peer::protocol::convert;
+use sorcha_peer::protocol::pb::{self, frame::Body};
 
 use super::session_input::{
     FOLLOWED_REGISTER, Input, LOCAL_PAYLOAD, LOCAL_REGISTER, chain, height,

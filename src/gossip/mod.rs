@@ -24,7 +24,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::Config;
-use crate::peers::{Direction, PeerManager, PeerMessage, PeerState, ServedTransactions};
+use crate::peers::{Direction, PeerManager, PeerState};
+use crate::protocol::{PeerMessage, ServedTransactions};
 use crate::tasks::{Service, Tasks};
 use crate::telemetry::Metrics;
 use crate::txpool::{TxPool, TxPoolError};

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use super::{Gossip, UNANSWERED_PENALTY, UNSERVED_PENALTY};
 use crate::ledger;
-use crate::peers::{PeerRequest, PeerResponse, PeerState, RequestError, ServedTransactions};
+use crate::peers::PeerState;
+use crate::protocol::RequestError;
+use crate::protocol::{PeerRequest, PeerResponse, ServedTransactions};
 use crate::txpool::{Holders, TxPoolError};
 
 /// How the transactions of one request ended.

@@ -17,15 +17,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::clock::now_ms;
 use crate::identity::Identity;
-pub use crate::peers::{BROADCAST, PlatformMessage as Message, Recipient};
-use crate::peers::{PeerManager, PeerMessage};
+use crate::peers::PeerManager;
+use crate::protocol::PeerMessage;
+pub use crate::protocol::{BROADCAST, MAX_PAYLOAD_BYTES, PlatformMessage as Message, Recipient};
 use crate::telemetry::Metrics;
 use relay::{Dropped, Relay};
 use subscribers::Subscribers;
 pub use subscribers::{Full, Subscription};
 
-/// Largest payload carried, in bytes (a docket the Validator proposes, as JSON).
-pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 /// Hops a broadcast may travel: enough for any overlay this network builds (peers keep several
 /// connections), small enough that a loop ends quickly.
 pub const MAX_HOPS: u32 = 8;

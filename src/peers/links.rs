@@ -10,7 +10,8 @@ use std::time::Duration;
 use rand::seq::SliceRandom;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Direction, PeerMessage, PeerRequest, PeerResponse, Refusal};
+use super::Direction;
+use crate::protocol::{PeerMessage, PeerRequest, PeerResponse, Refusal, RequestError};
 
 /// Commands a session accepts, queued per connection.
 pub(super) const SESSION_COMMAND_QUEUE: usize = 16;
@@ -44,36 +45,6 @@ pub enum SessionCommand {
 pub struct SessionHandle {
     pub conn_id: u64,
     pub commands: mpsc::Receiver<SessionCommand>,
-}
-
-/// Why a request to a peer got no usable answer.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-pub enum RequestError {
-    #[error("peer {0} is not connected")]
-    NotConnected(String),
-    #[error("peer {0} disconnected")]
-    Disconnected(String),
-    #[error("peer {0} disconnected before answering")]
-    NoAnswer(String),
-    #[error("peer {peer} did not answer within {timeout:?}")]
-    TimedOut { peer: String, timeout: Duration },
-    /// The peer answered with a refusal (its text, cut to a bounded length).
-    #[error("{0}")]
-    Refused(String),
-    /// The peer's answer does not decode.
-    #[error("malformed {what}: {reason}")]
-    Malformed { what: &'static str, reason: String },
-}
-
-impl RequestError {
-    /// Whether the failure is the peer's (it went away or stayed silent after taking the
-    /// request), as opposed to there being no session to ask.
-    pub fn counts_against_peer(&self) -> bool {
-        matches!(
-            self,
-            RequestError::NoAnswer(_) | RequestError::TimedOut { .. }
-        )
-    }
 }
 
 /// What the links know of one connection.

@@ -18,19 +18,21 @@ use tokio::sync::oneshot;
 use super::admission::{self, ConnectionLimits, ConnectionSlot};
 use super::banlist::{self, BanStore};
 use super::dialing::{self, Seeds};
-use super::links::{LinkInfo, Links, Queued, RequestError, SESSION_COMMAND_QUEUE, SessionHandle};
+use super::links::{LinkInfo, Links, Queued, SESSION_COMMAND_QUEUE, SessionHandle};
 use super::manual::{DialOutcome, ManualDials};
 use super::state::State;
 use super::table::{LearnRules, PeerTable};
 use super::{
-    Ban, BanOutcome, BanSource, BanTarget, CloseOutcome, DialTarget, Direction, KnownAddress,
-    PeerCounts, PeerError, PeerMessage, PeerRequest, PeerResponse, PeerSnapshot, Refusal,
-    RegisterHeight, VerifiedPeer, bans,
+    Ban, BanOutcome, BanSource, BanTarget, CloseOutcome, DialTarget, Direction, PeerCounts,
+    PeerError, PeerSnapshot, VerifiedPeer, bans,
 };
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::events::{EventKind, Events};
 use crate::identity::{Identity, is_peer_id};
+use crate::protocol::RequestError;
+use crate::protocol::{KnownAddress, Refusal};
+use crate::protocol::{PeerMessage, PeerRequest, PeerResponse, RegisterHeight};
 use crate::reachability::{AddressBook, Observed};
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;

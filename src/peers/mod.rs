@@ -21,7 +21,6 @@ pub(crate) mod discovery;
 mod links;
 mod manager;
 pub(crate) mod manual;
-mod platform_message;
 pub(crate) mod quality;
 mod record;
 mod state;
@@ -31,14 +30,11 @@ mod table;
 #[cfg(test)]
 mod table_tests;
 
-use std::sync::Arc;
-
-use crate::ledger::{CompactDocket, DocketWithTransactions};
+use crate::protocol::RegisterHeight;
 use crate::store::StoreError;
 pub use bans::{Ban, BanKind, BanSource, BanTarget};
-pub use links::{RequestError, SessionCommand, SessionHandle};
+pub use links::{SessionCommand, SessionHandle};
 pub use manager::PeerManager;
-pub use platform_message::{BROADCAST, PlatformMessage, Recipient};
 use quality::QualityBreakdown;
 
 /// Errors of operator actions on peers and bans.
@@ -111,96 +107,6 @@ impl PeerState {
     ];
 }
 
-/// Why a connection was refused or closed by this node. The text goes to the peer in `Goodbye`.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-pub enum Refusal {
-    #[error("banned: {0}")]
-    Banned(String),
-    #[error("connection to self")]
-    SelfConnection,
-    #[error("too many inbound connections")]
-    InboundFull,
-    #[error("too many connections from this address")]
-    AddressFull,
-    #[error("peer table full")]
-    TableFull,
-    #[error("duplicate connection")]
-    Duplicate,
-    #[error("{0}")]
-    Invalid(String),
-}
-
-/// A public register as a peer advertises it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RegisterHeight {
-    pub register_id: String,
-    /// Number of the newest docket held.
-    pub height: u64,
-    pub head_hash: [u8; 32],
-    /// Version of the newest sealed transaction (0: none).
-    pub latest_version: u64,
-    /// Holds the chain from genesis (origin or full replica), so it can serve a full sync.
-    pub full_replica: bool,
-    pub is_origin: bool,
-}
-
-/// One-way messages between nodes.
-#[derive(Clone, Debug)]
-pub enum PeerMessage {
-    /// Our public registers changed.
-    Advertise(Vec<RegisterHeight>),
-    /// Start or stop pushing new dockets of a register to us.
-    Follow { register_id: String, follow: bool },
-    /// A newly sealed docket, with transaction IDs in place of payloads.
-    Push(Arc<CompactDocket>),
-    /// Transactions we hold (gossip announcement).
-    Announce {
-        register_id: String,
-        tx_ids: Vec<[u8; 32]>,
-    },
-    /// A platform message (see `crate::messages`), shared by every session it goes out on.
-    Platform(Arc<PlatformMessage>),
-}
-
-/// Requests one node makes of another.
-#[derive(Clone, Debug)]
-pub enum PeerRequest {
-    /// Dockets `from`, `from + 1`, … (at most `max`, and about `max_bytes` of payloads) with
-    /// their transactions.
-    Dockets {
-        register_id: String,
-        from: u64,
-        max: u32,
-        headers_only: bool,
-        max_bytes: u64,
-    },
-    /// Payloads of announced transactions.
-    Transactions {
-        register_id: String,
-        tx_ids: Vec<[u8; 32]>,
-    },
-    /// "Dial me back at `address`" (a reachability check).
-    DialBack { address: String },
-}
-
-/// Answers to [`PeerRequest`]s; `Err` carries the peer's refusal or an answer that does not
-/// decode.
-#[derive(Clone, Debug)]
-pub enum PeerResponse {
-    Dockets(Result<Vec<DocketWithTransactions>, RequestError>),
-    Transactions(Result<ServedTransactions, RequestError>),
-    /// `Ok` when the peer reached this node at the address it was asked to dial.
-    DialBack(Result<(), RequestError>),
-}
-
-/// A peer's answer to a pull of announced transactions.
-#[derive(Clone, Debug, Default)]
-pub struct ServedTransactions {
-    pub payloads: Vec<Vec<u8>>,
-    /// IDs asked for that the peer does not hold.
-    pub missing: Vec<[u8; 32]>,
-}
-
 /// How a session ended.
 #[derive(Clone, Debug)]
 pub enum CloseOutcome {
@@ -224,14 +130,6 @@ pub struct VerifiedPeer {
     pub platform_messages: bool,
     /// Where its platform services are served (checked, dialable), if it serves them.
     pub platform_address: Option<String>,
-}
-
-/// An address handed over in peer exchange.
-#[derive(Clone, Debug, PartialEq)]
-pub struct KnownAddress {
-    pub peer_id: String,
-    pub address: String,
-    pub last_seen_ms: i64,
 }
 
 /// Someone to dial: a seed (address only) or a known peer.

@@ -4,9 +4,9 @@
 
 use std::net::IpAddr;
 
-use super::RegisterHeight;
 use super::bans;
 use super::quality::{PenaltyEvent, QualityTracker};
+use crate::protocol::RegisterHeight;
 use crate::store::PeerRow;
 
 /// Successful requests after which a peer counts as useful, so a full peer table forgets it

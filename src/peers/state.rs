@@ -16,7 +16,8 @@ use super::dialing::{self, Seeds};
 use super::links::Links;
 use super::record::Peer;
 use super::table::{PeerTable, Standing};
-use super::{Ban, DialTarget, Direction, PeerCounts, PeerSnapshot, PeerState, RegisterHeight};
+use super::{Ban, DialTarget, Direction, PeerCounts, PeerSnapshot, PeerState};
+use crate::protocol::RegisterHeight;
 
 pub(super) struct State {
     pub table: PeerTable,

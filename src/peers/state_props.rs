@@ -18,6 +18,7 @@ use super::links::{Links, SessionCommand, SessionHandle};
 use super::state::State;
 use super::table::{LearnRules, PeerTable};
 use super::*;
+use crate::protocol::KnownAddress;
 
 const PEERS: u8 = 10;
 const MAX_KNOWN: usize = 6;

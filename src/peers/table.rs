@@ -8,9 +8,10 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use super::record::Peer;
-use super::{BanTarget, KnownAddress, PeerError, VerifiedPeer, bans};
+use super::{BanTarget, PeerError, VerifiedPeer, bans};
 use crate::config::validate_host_port;
 use crate::identity::is_peer_id;
+use crate::protocol::KnownAddress;
 use crate::store::PeerRow;
 
 /// Most candidates an ambiguous peer reference lists.

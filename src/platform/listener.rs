@@ -105,7 +105,7 @@ async fn serve(
     let communication = communication::peer_communication_server::PeerCommunicationServer::new(
         Communication::new(deps.clone()),
     )
-    .max_decoding_message_size(crate::messages::MAX_PAYLOAD_BYTES + MAX_REQUEST_BYTES)
+    .max_decoding_message_size(crate::protocol::MAX_PAYLOAD_BYTES + MAX_REQUEST_BYTES)
     .max_encoding_message_size(MAX_RESPONSE_BYTES);
     tonic::transport::Server::builder()
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)

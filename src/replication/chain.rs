@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::events::{EventKind, Events};
 use crate::identity::Identity;
 use crate::ledger::{self, CompactDocket, Docket, DocketHeader, DocketWithTransactions, Hash};
-use crate::peers::RegisterHeight;
+use crate::protocol::RegisterHeight;
 use crate::store::{RegisterRecord, Store, StoreError};
 use crate::telemetry::Metrics;
 use crate::txpool::TxPool;

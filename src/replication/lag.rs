@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::chain::Chain;
 use crate::ledger::Hash;
-use crate::peers::RegisterHeight;
+use crate::protocol::RegisterHeight;
 use crate::store::StoreError;
 
 /// What a remote node reported about its public registers.

@@ -12,7 +12,7 @@ use super::sync::{SourceError, SyncContext};
 use tokio::sync::Notify;
 
 use crate::ledger::{self, CompactDocket, DocketWithTransactions, VerifyError};
-use crate::peers::{PeerRequest, PeerResponse};
+use crate::protocol::{PeerRequest, PeerResponse};
 use crate::store::StoreError;
 use crate::txpool::{Holders, TxPoolError};
 

@@ -10,7 +10,8 @@ use super::MAX_BATCH_BYTES;
 use super::chain::Chain;
 use crate::config::Config;
 use crate::ledger::{CompactDocket, Docket, DocketWithTransactions};
-use crate::peers::{PeerManager, PeerMessage};
+use crate::peers::PeerManager;
+use crate::protocol::PeerMessage;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::events::{EventKind, Events};
 use crate::ledger::Mode;
-use crate::peers::RegisterHeight;
+use crate::protocol::RegisterHeight;
 
 /// Where a subscription stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

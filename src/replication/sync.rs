@@ -19,9 +19,9 @@ use super::subscriptions::Subscriptions;
 use super::{Mode, SyncState};
 use crate::config::Config;
 use crate::ledger::{self, CompactDocket, Docket, DocketWithTransactions, VerifyError};
-use crate::peers::{
-    PeerManager, PeerMessage, PeerRequest, PeerResponse, RegisterHeight, RequestError,
-};
+use crate::peers::PeerManager;
+use crate::protocol::RequestError;
+use crate::protocol::{PeerMessage, PeerRequest, PeerResponse, RegisterHeight};
 use crate::store::StoreError;
 use crate::telemetry::Metrics;
 use crate::txpool::TxPool;

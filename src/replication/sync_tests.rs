@@ -15,7 +15,7 @@ use super::sync::{Plan, confirm_order, next_retry, plan};
 use crate::clock::{Clock, ManualClock};
 use crate::events::Events;
 use crate::ledger::{self, Mode};
-use crate::peers::RegisterHeight;
+use crate::protocol::RegisterHeight;
 
 fn carrier(peer: &str, height: u64, version: u64, is_origin: bool) -> (String, RegisterHeight) {
     let advertised = RegisterHeight {

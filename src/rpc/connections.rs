@@ -17,7 +17,8 @@ use super::frames::{refuse, say_goodbye};
 use super::handshake::{Accepted, HandshakeError, accept_handshake, failed};
 use super::outbox::Outbox;
 use super::{Services, pb, session};
-use crate::peers::{DialTarget, Direction, Refusal};
+use crate::peers::{DialTarget, Direction};
+use crate::protocol::Refusal;
 use crate::tasks::Service;
 
 /// Accepting side: runs the handshake for an inbound stream (opening `gate` once the peer is

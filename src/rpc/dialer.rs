@@ -11,7 +11,8 @@ use super::pb::peer_session_client::PeerSessionClient;
 use super::{MAX_MESSAGE_SIZE, Services, convert};
 use crate::config::PeerTls;
 use crate::identity;
-use crate::peers::{DialTarget, Refusal};
+use crate::peers::DialTarget;
+use crate::protocol::Refusal;
 use crate::transport::Connection;
 
 pub(super) type Opened = (

@@ -4,7 +4,7 @@
 use super::convert;
 use super::outbox::{Outbox, OutboxError};
 use super::pb::{self, frame::Body};
-use crate::peers::Refusal;
+use crate::protocol::Refusal;
 
 pub(crate) fn frame(body: Body) -> pb::Frame {
     pb::Frame { body: Some(body) }

@@ -17,7 +17,8 @@ use super::pb::{self, frame::Body};
 use super::{CAPABILITIES, PLATFORM_MESSAGES, PROTOCOL_VERSION};
 use crate::config::{MAX_NAME_LEN, validate_host_port};
 use crate::identity::{self, NONCE_LEN, Role, peer_id_for};
-use crate::peers::{Direction, PeerManager, Refusal, SessionHandle, VerifiedPeer};
+use crate::peers::{Direction, PeerManager, SessionHandle, VerifiedPeer};
+use crate::protocol::Refusal;
 
 /// Why a handshake did not produce a session.
 #[derive(Debug)]

@@ -6,7 +6,6 @@
 pub(crate) mod admission;
 pub mod budget;
 pub(crate) mod connections;
-pub mod convert;
 pub(crate) mod dialback;
 pub(crate) mod dialer;
 pub(crate) mod frames;
@@ -24,6 +23,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::gossip::Gossip;
 use crate::peers::PeerManager;
+use crate::protocol::{convert, pb};
 use crate::replication::Registers;
 use crate::replication::lag::RemoteHeights;
 use crate::service::lag::{HeightsProbe, ProbeError};
@@ -48,13 +48,6 @@ pub struct Services {
     pub transport: Arc<Transport>,
     /// The bytes of large inbound messages still arriving, shared by every session.
     pub budget: Arc<budget::InboundBudget>,
-}
-
-/// Generated protobuf and gRPC code for `proto/sorcha/peer/v1`.
-// tonic-build writes each service's routing as one long match: generated, not ours to split.
-#[allow(clippy::too_many_lines)]
-pub mod pb {
-    tonic::include_proto!("sorcha.peer.v1");
 }
 
 /// Version of the peer protocol spoken here; a peer on another major version is refused.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use tokio::sync::oneshot;
 
-use crate::peers::PeerResponse;
+use crate::protocol::PeerResponse;
 
 /// A request waiting for the peer's answer.
 pub(super) enum Pending {

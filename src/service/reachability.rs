@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::peers::{PeerManager, PeerRequest, PeerResponse};
+use crate::peers::PeerManager;
+use crate::protocol::{PeerRequest, PeerResponse};
 use crate::reachability::DialBackPlan;
 use crate::tasks::Service;
 use crate::telemetry::Metrics;

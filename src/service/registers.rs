@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use crate::ledger::Role;
-use crate::peers::{PeerManager, RegisterHeight};
+use crate::peers::PeerManager;
+use crate::protocol::RegisterHeight;
 use crate::replication::{RegisterError, RegisterView, Registers};
 use crate::service::advertisements::{Advertisement, Advertisements};
 

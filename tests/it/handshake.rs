@@ -2,7 +2,7 @@
 
 use sorcha_peer::config::PeerTls;
 use sorcha_peer::identity::{self, Identity, Role, peer_id_for};
-use sorcha_peer::rpc::pb::{self, frame::Body, peer_session_client::PeerSessionClient};
+use sorcha_peer::protocol::pb::{self, frame::Body, peer_session_client::PeerSessionClient};
 use sorcha_peer::transport::Transport;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;

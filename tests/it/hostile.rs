@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use sorcha_peer::identity::Identity;
-use sorcha_peer::rpc::pb::{self, frame::Body, peer_session_client::PeerSessionClient};
+use sorcha_peer::protocol::pb::{self, frame::Body, peer_session_client::PeerSessionClient};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpSocket;
 use tokio::sync::mpsc;

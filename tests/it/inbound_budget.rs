@@ -107,7 +107,7 @@ async fn large_messages_before_a_session_are_refused_at_their_prefix() {
         .expect("a frame")
         .and_then(|frame| frame.body);
     match goodbye {
-        Some(sorcha_peer::rpc::pb::frame::Body::Goodbye(g)) => {
+        Some(sorcha_peer::protocol::pb::frame::Body::Goodbye(g)) => {
             assert!(g.reason.contains("before a session"), "{}", g.reason)
         }
         other => panic!("expected a goodbye, got {other:?}"),

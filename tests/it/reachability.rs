@@ -11,7 +11,7 @@ use std::time::Duration;
 use sorcha_peer::api::StatusDto;
 use sorcha_peer::config::Config;
 use sorcha_peer::identity::Identity;
-use sorcha_peer::rpc::pb::{self, frame::Body};
+use sorcha_peer::protocol::pb::{self, frame::Body};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, UdpSocket};
 

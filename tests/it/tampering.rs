@@ -189,7 +189,7 @@ async fn with_an_honest_source_around_the_replica_ends_with_the_genuine_chain() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_pushed_docket_stores_nothing() {
     use sorcha_peer::identity::Identity;
-    use sorcha_peer::rpc::pb::{self, frame::Body};
+    use sorcha_peer::protocol::pb::{self, frame::Body};
 
     let mut net = TestCluster::new();
     let a = net.start(|_| {}).await;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use prost::Message;
 use sorcha_peer::identity::Identity;
-use sorcha_peer::rpc::pb;
+use sorcha_peer::protocol::pb;
 use tokio::sync::mpsc;
 
 use super::TestNode;

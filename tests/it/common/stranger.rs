@@ -13,7 +13,7 @@ use std::time::Duration;
 use prost::Message;
 use sorcha_peer::config::PeerTls;
 use sorcha_peer::identity::{self, Identity, Role};
-use sorcha_peer::rpc::pb::{self, frame::Body, peer_session_client::PeerSessionClient};
+use sorcha_peer::protocol::pb::{self, frame::Body, peer_session_client::PeerSessionClient};
 use sorcha_peer::transport::Transport;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;

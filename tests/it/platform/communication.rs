@@ -7,12 +7,12 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use sorcha_peer::identity::Identity;
 use sorcha_peer::messages::{MAX_HOPS, MAX_PAYLOAD_BYTES, PEER_RATE, SUBSCRIBER_QUEUE};
-use sorcha_peer::peers::Recipient;
 use sorcha_peer::platform::pb::communication::{
     self as pb, MessageType, peer_communication_client::PeerCommunicationClient,
 };
-use sorcha_peer::rpc::convert::platform_to_wire;
-use sorcha_peer::rpc::pb::frame::Body;
+use sorcha_peer::protocol::Recipient;
+use sorcha_peer::protocol::convert::platform_to_wire;
+use sorcha_peer::protocol::pb::frame::Body;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -269,7 +269,7 @@ async fn bad_input_is_refused_by_every_rpc_and_changes_nothing() {
 
 /// A platform message frame as a hand-built peer sends it, signed by `origin`.
 fn frame(origin: &SigningKey, nonce: u64, recipient: &str, payload: &[u8], at: i64) -> Body {
-    let mut m = sorcha_peer::peers::PlatformMessage {
+    let mut m = sorcha_peer::protocol::PlatformMessage {
         origin: String::new(),
         nonce,
         recipient: Recipient::parse(recipient).expect("a recipient"),

@@ -12,6 +12,9 @@ const SIGNING_TAG: &[u8] = b"sorcha-peer platform message v1";
 /// The recipient that means every node.
 pub const BROADCAST: &str = "*";
 
+/// Largest payload carried, in bytes (a docket the Validator proposes, as JSON).
+pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+
 /// Whom a message is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recipient {

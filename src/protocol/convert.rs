@@ -3,10 +3,9 @@
 
 use super::pb;
 use crate::ledger::{CompactDocket, Docket, DocketHeader, DocketWithTransactions};
-use crate::messages::MAX_PAYLOAD_BYTES;
-use crate::peers::{
-    KnownAddress, PeerMessage, PeerRequest, PlatformMessage, Recipient, Refusal, RegisterHeight,
-};
+use crate::protocol::MAX_PAYLOAD_BYTES;
+use crate::protocol::{KnownAddress, PlatformMessage, Recipient, Refusal};
+use crate::protocol::{PeerMessage, PeerRequest, RegisterHeight};
 
 /// Longest free text kept from a peer (a goodbye reason, an error in an answer).
 pub const MAX_PEER_TEXT: usize = 256;
