@@ -15,9 +15,10 @@ use proptest::prelude::*;
 use tokio_util::sync::CancellationToken;
 
 use super::chain::Held;
+use super::operator::check_mode_switch;
 use super::subscriptions::{Subscriptions, SyncState};
 use super::views::{register_view, subscription_view};
-use super::{Mode, Role, check_mode_switch};
+use super::{Mode, Role};
 use crate::clock::{Clock, ManualClock};
 use crate::events::Events;
 use crate::ledger::DocketHeader;
