@@ -51,7 +51,8 @@ where
     ) -> Result<HashSet<String>, StoreError> {
         let mut out = HashSet::new();
         for chunk in tx_ids.chunks(IN_LIST_CHUNK) {
-            let sql = sql::select_tx_ids_in("SELECT tx_id, version IS NULL", chunk.len());
+            let sql =
+                sql::select_tx_ids_in("SELECT tx_id, version IS NULL", chunk.len(), DB::MARKS);
             let mut query = sqlx::query_as::<_, (String, bool)>(&sql).bind(register_id);
             for id in chunk {
                 query = query.bind(id);

@@ -1,5 +1,6 @@
 //! The SQL of the store, written once for both backends: `$1` placeholders, `ON CONFLICT` and
 //! row-value comparisons work on SQLite and PostgreSQL alike, so the two cannot drift apart.
+//! The multi-row statements are built for a backend's [`Marks`].
 
 pub(super) const SELECT_PEERS: &str = concat!(
     "SELECT peer_id, public_key, name, address, first_seen_ms, last_seen_ms, is_seed, ",
@@ -59,14 +60,48 @@ pub(super) const DELETE_DOCKET: &str = "DELETE FROM dockets WHERE register_id = 
 pub(super) const SELECT_DOCKET_HASH: &str =
     "SELECT hash FROM dockets WHERE register_id = $1 AND number = $2";
 
-/// `<columns> FROM transactions WHERE register_id = $1 AND tx_id IN ($2, …)` for `ids` IDs
-/// (bound values work the same on both backends).
-pub(super) fn select_tx_ids_in(columns: &str, ids: usize) -> String {
-    let list: Vec<String> = (2..ids + 2).map(|i| format!("${i}")).collect();
-    format!(
-        "{columns} FROM transactions WHERE register_id = $1 AND tx_id IN ({})",
-        list.join(", ")
-    )
+/// How a statement marks the values bound to it. PostgreSQL numbers them (`$1`). SQLite is
+/// given `?` in the order they are bound: sqlx asks SQLite the name of every value it binds,
+/// and SQLite finds a numbered name by walking the statement's list of names, a cost that
+/// grows with the square of a multi-row statement's values; a `?` has no name to find.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Marks {
+    Numbered,
+    InOrder,
+}
+
+/// The marks of one statement, each value its own, in the order the caller binds them.
+struct Binds {
+    marks: Marks,
+    count: usize,
+}
+
+impl Binds {
+    fn new(marks: Marks) -> Binds {
+        Binds { marks, count: 0 }
+    }
+
+    fn next(&mut self) -> String {
+        self.count += 1;
+        match self.marks {
+            Marks::Numbered => format!("${}", self.count),
+            Marks::InOrder => "?".to_string(),
+        }
+    }
+
+    /// `n` marks, comma-separated.
+    fn list(&mut self, n: usize) -> String {
+        (0..n).map(|_| self.next()).collect::<Vec<_>>().join(",")
+    }
+}
+
+/// `<columns> FROM transactions WHERE register_id = ? AND tx_id IN (?, …)` for `ids` IDs,
+/// bound in that order (bound values work the same on both backends).
+pub(crate) fn select_tx_ids_in(columns: &str, ids: usize, marks: Marks) -> String {
+    let mut b = Binds::new(marks);
+    let register = b.next();
+    let list = b.list(ids);
+    format!("{columns} FROM transactions WHERE register_id = {register} AND tx_id IN ({list})")
 }
 
 /// Row counts that multi-row statements are built for, largest first: a write of any length
@@ -86,63 +121,52 @@ pub(super) fn row_chunks(len: usize) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-/// `($a, $b, …), (…)`: `rows` tuples, each of `shared` (placeholders shared by every row, such
-/// as `"$1"`) and `per_row` placeholders numbered from `first`, in order.
-fn values(
-    rows: usize,
-    first: usize,
-    per_row: usize,
-    shape: &dyn Fn(&[String]) -> String,
-) -> String {
+/// `rows` tuples of `per_row` marks each.
+fn values(b: &mut Binds, rows: usize, per_row: usize) -> String {
     (0..rows)
-        .map(|row| {
-            let own: Vec<String> = (0..per_row)
-                .map(|i| format!("${}", first + row * per_row + i))
-                .collect();
-            format!("({})", shape(&own))
-        })
+        .map(|_| format!("({})", b.list(per_row)))
         .collect::<Vec<_>>()
         .join(",")
 }
 
-/// Stores `rows` pending transactions of register `$1`, received at `$2`: per row the ID and
-/// the payload. Returns the IDs that were new (held ones are left as they are).
-pub(super) fn insert_pending(rows: usize) -> String {
+/// Stores `rows` pending transactions, each bound as register, ID, payload and arrival time.
+/// Returns the IDs that were new (held ones are left as they are).
+pub(crate) fn insert_pending(rows: usize, marks: Marks) -> String {
     format!(
         "INSERT INTO transactions (register_id, tx_id, payload, received_at_ms) VALUES {} \
          ON CONFLICT (register_id, tx_id) DO NOTHING RETURNING tx_id",
-        values(rows, 3, 2, &|p| format!("$1,{},{},$2", p[0], p[1]))
+        values(&mut Binds::new(marks), rows, 4)
     )
 }
 
-/// Seals `rows` pending transactions of register `$1` into docket `$2`: per row the ID and
-/// its version. Changes only pending rows (the caller checks that every row changed). The rows
-/// are found by key: `+version` keeps the planner from walking the register's pending rows
-/// through an index on `version` (and a join with the IDs did the same), 150 µs a row.
-pub(super) fn seal_rows(rows: usize) -> String {
+/// Seals `rows` pending transactions of one register into one docket, bound as: each row's ID
+/// and version, the docket number, the register, then each row's ID again. Changes only
+/// pending rows (the caller checks that every row changed). The rows are found by key:
+/// `+version` keeps the planner from walking the register's pending rows through an index on
+/// `version` (and a join with the IDs did the same), 150 µs a row.
+pub(crate) fn seal_rows(rows: usize, marks: Marks) -> String {
+    let mut b = Binds::new(marks);
     let cases: Vec<String> = (0..rows)
-        .map(|row| format!("WHEN ${} THEN ${}", 3 + 2 * row, 4 + 2 * row))
+        .map(|_| format!("WHEN {} THEN {}", b.next(), b.next()))
         .collect();
-    let ids: Vec<String> = (0..rows).map(|row| format!("${}", 3 + 2 * row)).collect();
+    let docket = b.next();
+    let register = b.next();
+    let ids = b.list(rows);
     format!(
-        "UPDATE transactions SET version = CASE tx_id {} END, docket_number = $2 \
-         WHERE register_id = $1 AND tx_id IN ({}) AND +version IS NULL",
-        cases.join(" "),
-        ids.join(", ")
+        "UPDATE transactions SET version = CASE tx_id {} END, docket_number = {docket} \
+         WHERE register_id = {register} AND tx_id IN ({ids}) AND +version IS NULL",
+        cases.join(" ")
     )
 }
 
-/// Stores `rows` sealed transactions of register `$1` in docket `$3`, received at `$2`: per row
-/// the ID, the payload and the version. A pending copy is sealed in place.
-pub(super) fn upsert_sealed(rows: usize) -> String {
+/// Stores `rows` sealed transactions, each bound as register, ID, payload, arrival time,
+/// version and docket number. A pending copy is sealed in place.
+pub(crate) fn upsert_sealed(rows: usize, marks: Marks) -> String {
     format!(
         "INSERT INTO transactions (register_id, tx_id, payload, received_at_ms, version, \
          docket_number) VALUES {} ON CONFLICT (register_id, tx_id) DO UPDATE SET \
          version = excluded.version, docket_number = excluded.docket_number",
-        values(rows, 4, 3, &|p| format!(
-            "$1,{},{},$2,{},$3",
-            p[0], p[1], p[2]
-        ))
+        values(&mut Binds::new(marks), rows, 6)
     )
 }
 
@@ -165,10 +189,47 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_are_numbered_after_the_shared_ones() {
+    fn every_value_has_its_own_mark_in_the_order_it_is_bound() {
         assert_eq!(
-            values(2, 3, 2, &|p| format!("$1,{},{},$2", p[0], p[1])),
-            "($1,$3,$4,$2),($1,$5,$6,$2)"
+            insert_pending(2, Marks::Numbered)
+                .split(" VALUES ")
+                .nth(1)
+                .and_then(|v| v.split(" ON ").next()),
+            Some("($1,$2,$3,$4),($5,$6,$7,$8)")
         );
+        assert_eq!(
+            seal_rows(2, Marks::Numbered),
+            "UPDATE transactions SET version = CASE tx_id WHEN $1 THEN $2 WHEN $3 THEN $4 END, \
+             docket_number = $5 WHERE register_id = $6 AND tx_id IN ($7,$8) AND +version IS NULL"
+        );
+        assert_eq!(
+            select_tx_ids_in("SELECT tx_id", 3, Marks::InOrder),
+            "SELECT tx_id FROM transactions WHERE register_id = ? AND tx_id IN (?,?,?)"
+        );
+    }
+
+    #[test]
+    fn both_styles_mark_the_same_number_of_values() {
+        for rows in [1, 4, 256] {
+            for (numbered, in_order) in [
+                (
+                    insert_pending(rows, Marks::Numbered),
+                    insert_pending(rows, Marks::InOrder),
+                ),
+                (
+                    seal_rows(rows, Marks::Numbered),
+                    seal_rows(rows, Marks::InOrder),
+                ),
+                (
+                    upsert_sealed(rows, Marks::Numbered),
+                    upsert_sealed(rows, Marks::InOrder),
+                ),
+            ] {
+                let count = in_order.matches('?').count();
+                assert!(numbered.contains(&format!("${count}")), "{numbered}");
+                assert!(!numbered.contains(&format!("${}", count + 1)), "{numbered}");
+                assert!(!in_order.contains('$'), "{in_order}");
+            }
+        }
     }
 }

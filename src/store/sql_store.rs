@@ -28,6 +28,8 @@ pub(super) const ROW_BYTES: usize = 256;
 pub(super) trait Backend: Database {
     /// "sqlite" or "postgres".
     const BACKEND: &'static str;
+    /// How its multi-row statements mark their values.
+    const MARKS: sql::Marks;
     /// Rows a statement changed (sqlx has no backend-independent accessor).
     fn rows_affected(done: &Self::QueryResult) -> u64;
 }
@@ -214,12 +216,14 @@ where
                 for batch in batches {
                     let mut inserted = HashSet::new();
                     for rows in sql::row_chunks(batch.txs.len()) {
-                        let statement = sql::insert_pending(rows.len());
-                        let mut query = sqlx::query_scalar::<_, String>(&statement)
-                            .bind(batch.register_id.as_str())
-                            .bind(now_ms);
+                        let statement = sql::insert_pending(rows.len(), DB::MARKS);
+                        let mut query = sqlx::query_scalar::<_, String>(&statement);
                         for (id, payload) in &batch.txs[rows] {
-                            query = query.bind(id.as_str()).bind(payload.as_slice());
+                            query = query
+                                .bind(batch.register_id.as_str())
+                                .bind(id.as_str())
+                                .bind(payload.as_slice())
+                                .bind(now_ms);
                         }
                         inserted.extend(query.fetch_all(&mut *conn).await?);
                     }
@@ -244,7 +248,7 @@ where
         let mut out = Vec::with_capacity(tx_ids.len());
         // One query per chunk (`IN (...)` with bound values works on both backends).
         for chunk in tx_ids.chunks(IN_LIST_CHUNK) {
-            let sql = sql::select_tx_ids_in("SELECT tx_id, payload", chunk.len());
+            let sql = sql::select_tx_ids_in("SELECT tx_id, payload", chunk.len(), DB::MARKS);
             let mut query = sqlx::query_as::<_, (String, Vec<u8>)>(&sql).bind(register_id);
             for id in chunk {
                 query = query.bind(id);
@@ -324,14 +328,16 @@ where
             .write(write, async |conn| {
                 for rows in sql::row_chunks(tx_ids.len()) {
                     let ids = &tx_ids[rows.clone()];
-                    let statement = sql::seal_rows(ids.len());
-                    let mut query = sqlx::query(&statement)
-                        .bind(docket.register_id.as_str())
-                        .bind(docket.number);
+                    let statement = sql::seal_rows(ids.len(), DB::MARKS);
+                    let mut query = sqlx::query(&statement);
                     for i in rows.clone() {
                         query = query
                             .bind(tx_ids[i].as_str())
                             .bind(docket.first_version + i as i64);
+                    }
+                    query = query.bind(docket.number).bind(docket.register_id.as_str());
+                    for id in ids {
+                        query = query.bind(id.as_str());
                     }
                     if DB::rows_affected(&query.execute(&mut *conn).await?) != ids.len() as u64 {
                         return Err(StoreError::Corrupt(format!(
@@ -377,17 +383,17 @@ where
                         .execute(&mut *conn)
                         .await?;
                     for rows in sql::row_chunks(txs.len()) {
-                        let statement = sql::upsert_sealed(rows.len());
-                        let mut query = sqlx::query(&statement)
-                            .bind(docket.register_id.as_str())
-                            .bind(now)
-                            .bind(docket.number);
+                        let statement = sql::upsert_sealed(rows.len(), DB::MARKS);
+                        let mut query = sqlx::query(&statement);
                         for i in rows {
                             let (id, payload) = &txs[i];
                             query = query
+                                .bind(docket.register_id.as_str())
                                 .bind(id.as_str())
                                 .bind(payload.as_slice())
-                                .bind(docket.first_version + i as i64);
+                                .bind(now)
+                                .bind(docket.first_version + i as i64)
+                                .bind(docket.number);
                         }
                         query.execute(&mut *conn).await?;
                     }

@@ -16,7 +16,7 @@ use sqlx::{Connection, Sqlite, SqliteConnection};
 
 use super::sql_store::{Backend, SqlStore};
 use super::writer::release_outside_transaction;
-use super::{Durability, StoreError};
+use super::{Durability, StoreError, sql};
 
 /// Writers wait this long for SQLite's lock instead of failing at once (only another process
 /// can hold it that long: this process's writers take turns in the store's writer first, and
@@ -39,6 +39,7 @@ const SQLITE_INTERRUPT: i32 = 9;
 
 impl Backend for Sqlite {
     const BACKEND: &'static str = "sqlite";
+    const MARKS: sql::Marks = sql::Marks::InOrder;
 
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()
@@ -240,10 +241,14 @@ mod tests {
             .await
             .expect("pool");
         for (name, statement, binds) in [
-            ("seal", crate::store::sql::seal_rows(4), 10),
+            ("seal", crate::store::sql::seal_rows(4, Sqlite::MARKS), 14),
             (
                 "held",
-                crate::store::sql::select_tx_ids_in("SELECT tx_id, version IS NULL", 4),
+                crate::store::sql::select_tx_ids_in(
+                    "SELECT tx_id, version IS NULL",
+                    4,
+                    Sqlite::MARKS,
+                ),
                 5,
             ),
         ] {
