@@ -38,7 +38,7 @@ pub(crate) async fn accept(
     let span = handshake_span("inbound", &remote.to_string());
     let handshake = tokio::time::timeout(
         timeout,
-        accept_handshake(&manager, &connection, &gate, &mut incoming, &outbox),
+        accept_handshake(&services, &connection, &gate, &mut incoming, &outbox),
     )
     .instrument(span.clone())
     .await

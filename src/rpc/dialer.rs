@@ -49,7 +49,7 @@ pub(super) async fn open(
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
     let (outbox, frames) = Outbox::new(config.peer_send_buffer);
-    let local = handshake::local_info(manager);
+    let local = handshake::local_info(services);
     let nonce = identity::nonce();
     outbox
         .push(handshake::hello(
@@ -70,7 +70,7 @@ pub(super) async fn open(
     };
     let gate = (!dial_back).then_some(&gate);
     let peer =
-        handshake::dial_handshake(manager, ends, &local, &nonce, gate, &mut incoming, &outbox)
+        handshake::dial_handshake(services, ends, &local, &nonce, gate, &mut incoming, &outbox)
             .await?;
     Ok((peer, remote, incoming, outbox, client))
 }

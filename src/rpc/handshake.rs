@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use prost::Message;
 use tonic::Streaming;
 
+use super::Services;
 use super::admission::PeerConnectInfo;
 use super::budget::SessionGate;
 use super::convert;
@@ -17,8 +18,9 @@ use super::pb::{self, frame::Body};
 use super::{CAPABILITIES, PLATFORM_MESSAGES, PROTOCOL_VERSION};
 use crate::config::{MAX_NAME_LEN, validate_host_port};
 use crate::identity::{self, NONCE_LEN, Role, peer_id_for};
-use crate::peers::{Direction, PeerManager, SessionHandle, VerifiedPeer};
+use crate::peers::{Direction, SessionHandle, VerifiedPeer};
 use crate::protocol::Refusal;
+use crate::telemetry::Metrics;
 
 /// Why a handshake did not produce a session.
 #[derive(Debug)]
@@ -34,10 +36,10 @@ pub(super) fn failed(message: impl Into<String>) -> HandshakeError {
 }
 
 /// This node's `NodeInfo`, encoded as it is signed.
-pub(crate) fn local_info(manager: &PeerManager) -> Vec<u8> {
-    let config = manager.config();
+pub(crate) fn local_info(services: &Services) -> Vec<u8> {
+    let (config, manager) = (&services.config, &services.peers);
     pb::NodeInfo {
-        public_key: manager.identity().public_key().to_vec(),
+        public_key: services.identity.public_key().to_vec(),
         listen_address: manager.announced_address(),
         name: config.name.clone(),
         protocol_version: PROTOCOL_VERSION,
@@ -106,14 +108,14 @@ pub(crate) struct Ends {
 /// Over TLS, the identity a peer claims in the handshake must be the key its certificate
 /// proved: otherwise something between us terminated TLS with another key.
 fn bound_to_transport(
-    manager: &PeerManager,
+    metrics: &Metrics,
     direction: &'static str,
     claimed: &[u8],
     tls_key: Option<[u8; 32]>,
 ) -> Result<(), HandshakeError> {
     match tls_key {
         Some(proven) if proven.as_slice() != claimed => {
-            manager.metrics().transport_refused(direction, "wrong_key");
+            metrics.transport_refused(direction, "wrong_key");
             Err(failed(format!(
                 "the peer claims to be {} but its TLS certificate proves {}: something between us holds another key",
                 peer_id_for(claimed),
@@ -169,7 +171,7 @@ pub(super) enum Accepted {
 /// Accepting side of the handshake; `gate` lets large messages in once the peer is welcomed
 /// (never for a dial-back probe).
 pub(super) async fn accept_handshake(
-    manager: &PeerManager,
+    services: &Services,
     connection: &PeerConnectInfo,
     gate: &SessionGate,
     incoming: &mut Streaming<pb::Frame>,
@@ -181,12 +183,17 @@ pub(super) async fn accept_handshake(
         return Err(failed("expected Hello"));
     };
     let (info, address) = verify_info(&hello.node_info, &hello.nonce, remote_ip)?;
-    bound_to_transport(manager, "inbound", &info.public_key, connection.peer_key)?;
-    let local = local_info(manager);
+    bound_to_transport(
+        &services.metrics,
+        "inbound",
+        &info.public_key,
+        connection.peer_key,
+    )?;
+    let local = local_info(services);
     let nonce = identity::nonce();
     let transcript = identity::transcript(&hello.node_info, &hello.nonce, &local, &nonce);
-    let signature = manager
-        .identity()
+    let signature = services
+        .identity
         .sign_transcript(Role::Acceptor, &transcript);
     push(
         outbox,
@@ -212,6 +219,7 @@ pub(super) async fn accept_handshake(
         push(outbox, frame(Body::Welcome(pb::Welcome {}))).map_err(|e| failed(e.to_string()))?;
         return Ok(Accepted::Probe(peer_id));
     }
+    let manager = &services.peers;
     let handle = manager
         .register_connection(peer, Direction::Inbound, remote_ip, None)
         .map_err(HandshakeError::Refused)?;
@@ -227,7 +235,7 @@ pub(super) async fn accept_handshake(
 /// its dial target). `gate`, when given, lets large answers in once the peer has
 /// proven its key: with `Auth` sent, what follows may be session traffic.
 pub(crate) async fn dial_handshake(
-    manager: &PeerManager,
+    services: &Services,
     ends: Ends,
     local: &[u8],
     nonce: &[u8],
@@ -242,7 +250,12 @@ pub(crate) async fn dial_handshake(
     };
     let remote_ip = ends.remote_ip;
     let (info, address) = verify_info(&ack.node_info, &ack.nonce, remote_ip)?;
-    bound_to_transport(manager, "outbound", &info.public_key, ends.tls_key)?;
+    bound_to_transport(
+        &services.metrics,
+        "outbound",
+        &info.public_key,
+        ends.tls_key,
+    )?;
     let transcript = identity::transcript(local, nonce, &ack.node_info, &ack.nonce);
     identity::verify_transcript(
         &info.public_key,
@@ -252,20 +265,18 @@ pub(crate) async fn dial_handshake(
     )
     .map_err(|e| failed(e.to_string()))?;
     let peer = verified_peer(info, address);
-    if peer.peer_id == manager.identity().peer_id() {
+    if peer.peer_id == services.identity.peer_id() {
         refuse(outbox, &Refusal::SelfConnection);
         return Err(HandshakeError::Refused(Refusal::SelfConnection));
     }
-    let signature = manager
-        .identity()
-        .sign_transcript(Role::Dialer, &transcript);
+    let signature = services.identity.sign_transcript(Role::Dialer, &transcript);
     if let Some(gate) = gate {
         gate.open();
     }
     push(outbox, frame(Body::Auth(pb::Auth { signature }))).map_err(|e| failed(e.to_string()))?;
     match next_body(incoming).await? {
         Body::Welcome(_) => {
-            manager.observed_by(&peer.peer_id, remote_ip, &ack.observed_address);
+            (services.peers).observed_by(&peer.peer_id, remote_ip, &ack.observed_address);
             Ok(peer)
         }
         Body::Goodbye(g) => Err(refusal_from_goodbye(&g)),
