@@ -5,7 +5,7 @@
 //!
 //! Long-running parts of the node are [`Service`]s, all started the same way
 //! ([`Tasks::start`]) and all stopped by the node's one shutdown token. Handles that start work
-//! on request (a subscription's sync, the pool's commits) spawn through [`Tasks`] too, and hold
+//! on request (a subscription's sync, an operator's dial) spawn through [`Tasks`] too, and hold
 //! the node's token only to stop that work with it.
 
 use std::future::Future;
