@@ -77,7 +77,9 @@ pub async fn run(
     history
 }
 
-fn classify<T>(answer: Result<T, ClientError>) -> Outcome {
+/// What an answer to a submission says of it: acknowledged, refused (never reached the node, or
+/// turned down), or indeterminate (no answer: it may have been stored).
+pub fn classify<T>(answer: Result<T, ClientError>) -> Outcome {
     match answer {
         Ok(_) => Outcome::Acknowledged,
         // The connection was refused: the request never reached the node.
