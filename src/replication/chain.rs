@@ -361,33 +361,40 @@ impl Chain {
         };
         let mut previous = held.head.clone();
         let mut rows = Vec::new();
-        let mut verified = Vec::new();
+        let mut compact = Vec::new();
         let mut sealed_ids = Vec::new();
         for entry in batch
             .into_iter()
             .filter(|e| e.docket.header.number > held.head.number)
         {
-            if let Err(e) = ledger::verify_next(&held.origin_key, &previous, &entry) {
+            // Each payload hashed once: for the Merkle check, its ID in the store and the
+            // compact docket passed on to followers.
+            let ids: Vec<Hash> = entry
+                .transactions
+                .iter()
+                .map(|p| ledger::tx_hash(p))
+                .collect();
+            let verified =
+                ledger::verify_next_ids(&held.origin_key, &previous, &entry.docket, &ids);
+            if let Err(e) = verified {
                 applied.invalid = Some(e);
                 break;
             }
-            let txs: Vec<(String, Vec<u8>)> = entry
-                .transactions
-                .iter()
-                .map(|p| {
-                    let hash = ledger::tx_hash(p);
-                    sealed_ids.push(hash);
-                    (hex::encode(hash), p.clone())
-                })
-                .collect();
-            rows.push((entry.docket.clone(), txs));
             previous = entry.docket.header.clone();
-            verified.push(entry);
+            sealed_ids.extend_from_slice(&ids);
+            let txs: Vec<(String, Vec<u8>)> = ids
+                .iter()
+                .map(hex::encode)
+                .zip(entry.transactions)
+                .collect();
+            compact.push(Arc::new(CompactDocket {
+                docket: entry.docket.clone(),
+                tx_ids: ids,
+            }));
+            rows.push((entry.docket, txs));
         }
-        self.metrics
-            .dockets_replicated
-            .inc_by(verified.len() as u64);
-        if verified.is_empty() {
+        self.metrics.dockets_replicated.inc_by(compact.len() as u64);
+        if compact.is_empty() {
             return Ok(applied);
         }
         let mut next = held;
@@ -405,13 +412,10 @@ impl Chain {
         self.events.publish(EventKind::DocketReplicated {
             register_id: register_id.to_string(),
             docket_number: next.head.number,
-            dockets: verified.len() as u64,
+            dockets: compact.len() as u64,
             transactions: sealed_ids.len() as u64,
         });
-        applied.stored = verified
-            .iter()
-            .map(|entry| Arc::new(CompactDocket::from_full(entry)))
-            .collect();
+        applied.stored = compact;
         Ok(applied)
     }
 
