@@ -8,8 +8,7 @@ use std::sync::Arc;
 use super::{Gossip, UNANSWERED_PENALTY, UNSERVED_PENALTY};
 use crate::ledger;
 use crate::peers::PeerState;
-use crate::protocol::RequestError;
-use crate::protocol::{PeerRequest, PeerResponse, ServedTransactions};
+use crate::protocol::{PeerRequest, PeerResponse, RequestError, ServedTransactions};
 use crate::txpool::{Holders, TxPoolError};
 
 /// How the transactions of one request ended.

@@ -30,9 +30,9 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::events::{EventKind, Events};
 use crate::identity::{Identity, is_peer_id};
-use crate::protocol::RequestError;
-use crate::protocol::{KnownAddress, Refusal};
-use crate::protocol::{PeerMessage, PeerRequest, PeerResponse, RegisterHeight};
+use crate::protocol::{
+    KnownAddress, PeerMessage, PeerRequest, PeerResponse, Refusal, RegisterHeight, RequestError,
+};
 use crate::reachability::{AddressBook, Observed};
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;

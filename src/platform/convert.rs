@@ -7,8 +7,7 @@ use super::pb::discovery as pb;
 use crate::config::split_host_port;
 use crate::identity::is_peer_id;
 use crate::peers::PeerSnapshot;
-use crate::protocol::KnownAddress;
-use crate::protocol::RegisterHeight;
+use crate::protocol::{KnownAddress, RegisterHeight};
 
 /// The protocol every node here speaks to its peers.
 pub(crate) const PEER_PROTOCOL: &str = "sorcha.peer.v1";

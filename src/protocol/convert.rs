@@ -3,9 +3,10 @@
 
 use super::pb;
 use crate::ledger::{CompactDocket, Docket, DocketHeader, DocketWithTransactions};
-use crate::protocol::MAX_PAYLOAD_BYTES;
-use crate::protocol::{KnownAddress, PlatformMessage, Recipient, Refusal};
-use crate::protocol::{PeerMessage, PeerRequest, RegisterHeight};
+use crate::protocol::{
+    KnownAddress, MAX_PAYLOAD_BYTES, PeerMessage, PeerRequest, PlatformMessage, Recipient, Refusal,
+    RegisterHeight,
+};
 
 /// Longest free text kept from a peer (a goodbye reason, an error in an answer).
 pub const MAX_PEER_TEXT: usize = 256;

@@ -17,8 +17,7 @@ use super::pending::{Pending, PendingRequests};
 use super::{Services, convert};
 use crate::clock::now_ms;
 use crate::peers::{CloseOutcome, SessionCommand, SessionHandle};
-use crate::protocol::RequestError;
-use crate::protocol::{PeerMessage, PeerRequest, PeerResponse, ServedTransactions};
+use crate::protocol::{PeerMessage, PeerRequest, PeerResponse, RequestError, ServedTransactions};
 use crate::service::liveness::{self, Verdict};
 
 /// Inbound storage work (docket requests, pushes, submissions) queued per session before the
