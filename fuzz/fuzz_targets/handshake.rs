@@ -13,8 +13,8 @@ use prost::Message;
 use sorcha_peer::config::validate_host_port;
 use sorcha_peer::fuzzing::handshake_info;
 use sorcha_peer::identity::{self, Identity, NONCE_LEN, Role};
-use sorcha_peer::rpc::PROTOCOL_VERSION;
 use sorcha_peer::protocol::pb::{self, frame::Body};
+use sorcha_peer::rpc::PROTOCOL_VERSION;
 
 /// A node identity read the way a node reads its `node.key` (once per process).
 fn ours() -> &'static Identity {

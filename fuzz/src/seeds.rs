@@ -15,8 +15,8 @@ use prost::Message;
 use sorcha_peer::identity::{self, NONCE_LEN, Role};
 use sorcha_peer::ledger::{self, CompactDocket};
 use sorcha_peer::messages::{Message as PlatformMessage, Recipient};
-use sorcha_peer::protocol::pb::{self, frame::Body};
 use sorcha_peer::protocol::convert;
+use sorcha_peer::protocol::pb::{self, frame::Body};
 use sorcha_peer::rpc::PROTOCOL_VERSION;
 
 // The seed writer only builds inputs; the target reads them.

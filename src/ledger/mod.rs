@@ -283,14 +283,16 @@ pub fn verify_genesis(
 }
 
 /// Verifies that `entry` is the valid successor of `previous`, signed by `origin_key`, and
-/// that its payloads are exactly the transactions it commits to.
+/// that its payloads are exactly the transactions it commits to. Returns their IDs, in order
+/// (each payload is hashed once, here).
 pub fn verify_next(
     origin_key: &[u8; 32],
     previous: &DocketHeader,
     entry: &DocketWithTransactions,
-) -> Result<(), VerifyError> {
+) -> Result<Vec<Hash>, VerifyError> {
     let leaves: Vec<Hash> = entry.transactions.iter().map(|p| tx_hash(p)).collect();
-    verify_next_ids(origin_key, previous, &entry.docket, &leaves)
+    verify_next_ids(origin_key, previous, &entry.docket, &leaves)?;
+    Ok(leaves)
 }
 
 /// [`verify_next`] for a docket whose transactions are known by their IDs: for payloads held
