@@ -99,6 +99,84 @@ pub(super) struct Applied {
     pub invalid: Option<ledger::VerifyError>,
 }
 
+impl Applied {
+    fn nothing() -> Applied {
+        Applied {
+            stored: Vec::new(),
+            invalid: None,
+        }
+    }
+}
+
+/// A docket with its transactions (hex ID, payload), as [`Store::append`] takes it.
+type DocketRow = (Docket, Vec<(String, Vec<u8>)>);
+
+/// A batch of dockets verified on top of a header, ready for [`Chain::store_checked`].
+pub(super) struct Checked {
+    /// The header the batch was verified to follow.
+    after: DocketHeader,
+    /// The last header verified (`after` when none was).
+    pub last: DocketHeader,
+    /// The verified dockets with their transactions, as the store takes them.
+    rows: Vec<DocketRow>,
+    /// The same dockets with their transaction IDs, to pass on to followers.
+    compact: Vec<Arc<CompactDocket>>,
+    sealed_ids: Vec<Hash>,
+    /// Why the rest of the batch was refused, if it was.
+    pub invalid: Option<ledger::VerifyError>,
+}
+
+impl Checked {
+    /// Verifies `batch` in order on top of `after` (dockets at or below it are skipped) and
+    /// keeps the verified prefix. It needs no lock, so a pull verifies the next batch while
+    /// the store is still writing the previous one.
+    pub(super) fn new(
+        origin_key: &[u8; 32],
+        after: DocketHeader,
+        batch: Vec<DocketWithTransactions>,
+    ) -> Checked {
+        let mut checked = Checked {
+            last: after.clone(),
+            after,
+            rows: Vec::new(),
+            compact: Vec::new(),
+            sealed_ids: Vec::new(),
+            invalid: None,
+        };
+        for entry in batch
+            .into_iter()
+            .filter(|e| e.docket.header.number > checked.after.number)
+        {
+            // The IDs the check hashed are the ones stored and passed on to followers.
+            let ids = match ledger::verify_next(origin_key, &checked.last, &entry) {
+                Ok(ids) => ids,
+                Err(e) => {
+                    checked.invalid = Some(e);
+                    break;
+                }
+            };
+            checked.last = entry.docket.header.clone();
+            checked.sealed_ids.extend_from_slice(&ids);
+            let txs: Vec<(String, Vec<u8>)> = ids
+                .iter()
+                .map(hex::encode)
+                .zip(entry.transactions)
+                .collect();
+            checked.compact.push(Arc::new(CompactDocket {
+                docket: entry.docket.clone(),
+                tx_ids: ids,
+            }));
+            checked.rows.push((entry.docket, txs));
+        }
+        checked
+    }
+
+    /// How many dockets were verified.
+    pub(super) fn dockets(&self) -> usize {
+        self.compact.len()
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     held: HashMap<String, Held>,
@@ -352,66 +430,67 @@ impl Chain {
         // pushes at once; whoever comes second finds it already stored and skips it.
         let writer = self.writer(register_id);
         let _writer = writer.lock().await;
-        let mut applied = Applied {
-            stored: Vec::new(),
-            invalid: None,
-        };
         let Some(held) = self.get(register_id) else {
-            return Ok(applied);
+            return Ok(Applied::nothing());
         };
-        let mut previous = held.head.clone();
-        let mut rows = Vec::new();
-        let mut compact = Vec::new();
-        let mut sealed_ids = Vec::new();
-        for entry in batch
-            .into_iter()
-            .filter(|e| e.docket.header.number > held.head.number)
-        {
-            // The IDs the check hashed are the ones stored and passed on to followers.
-            let ids = match ledger::verify_next(&held.origin_key, &previous, &entry) {
-                Ok(ids) => ids,
-                Err(e) => {
-                    applied.invalid = Some(e);
-                    break;
-                }
-            };
-            previous = entry.docket.header.clone();
-            sealed_ids.extend_from_slice(&ids);
-            let txs: Vec<(String, Vec<u8>)> = ids
-                .iter()
-                .map(hex::encode)
-                .zip(entry.transactions)
-                .collect();
-            compact.push(Arc::new(CompactDocket {
-                docket: entry.docket.clone(),
-                tx_ids: ids,
-            }));
-            rows.push((entry.docket, txs));
+        let checked = Checked::new(&held.origin_key, held.head.clone(), batch);
+        self.store_locked(held, checked).await
+    }
+
+    /// Stores a batch verified without the writer (see [`Checked::new`]), on top of the head
+    /// it was verified against. When the head has moved since (a push stored dockets), nothing
+    /// is stored: the caller pulls again from the new head. Why the batch was refused is
+    /// reported either way, since it was checked against this register's verified chain.
+    pub(super) async fn store_checked(&self, checked: Checked) -> Result<Applied, StoreError> {
+        let register_id = checked.after.register_id.clone();
+        let writer = self.writer(&register_id);
+        let _writer = writer.lock().await;
+        let Some(held) = self.get(&register_id) else {
+            return Ok(Applied::nothing());
+        };
+        if held.head.number != checked.after.number || held.head_hash != checked.after.hash() {
+            return Ok(Applied {
+                stored: Vec::new(),
+                invalid: checked.invalid,
+            });
         }
-        self.metrics.dockets_replicated.inc_by(compact.len() as u64);
-        if compact.is_empty() {
-            return Ok(applied);
+        self.store_locked(held, checked).await
+    }
+
+    /// Stores `checked` on top of `held`, which the caller holds the writer of.
+    async fn store_locked(&self, held: Held, checked: Checked) -> Result<Applied, StoreError> {
+        let register_id = held.head.register_id.clone();
+        self.metrics
+            .dockets_replicated
+            .inc_by(checked.compact.len() as u64);
+        if checked.compact.is_empty() {
+            return Ok(Applied {
+                stored: Vec::new(),
+                invalid: checked.invalid,
+            });
         }
         let mut next = held;
-        next.head_hash = previous.hash();
-        next.head = previous;
-        self.store.append(&next.to_record(), &rows).await?;
-        if let Some(h) = self.lock().held.get_mut(register_id) {
+        next.head_hash = checked.last.hash();
+        next.head = checked.last;
+        self.store.append(&next.to_record(), &checked.rows).await?;
+        if let Some(h) = self.lock().held.get_mut(&register_id) {
             // Only move forward: a concurrent apply of the same dockets is harmless.
             if next.head.number > h.head.number {
                 h.head = next.head.clone();
                 h.head_hash = next.head_hash;
             }
         }
-        self.pool.included(register_id, &sealed_ids);
+        self.pool.included(&register_id, &checked.sealed_ids);
         self.events.publish(EventKind::DocketReplicated {
-            register_id: register_id.to_string(),
+            register_id,
             docket_number: next.head.number,
-            dockets: compact.len() as u64,
-            transactions: sealed_ids.len() as u64,
+            dockets: checked.compact.len() as u64,
+            transactions: checked.sealed_ids.len() as u64,
         });
-        applied.stored = compact;
-        Ok(applied)
+        Ok(Applied {
+            stored: checked.compact,
+            invalid: checked.invalid,
+        })
     }
 
     /// Applies a pushed docket whose transactions are all pending here: verified from their

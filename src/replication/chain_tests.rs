@@ -249,3 +249,47 @@ async fn dockets_of_a_register_not_held_are_ignored() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_batch_verified_off_the_writer_is_stored_only_on_the_head_it_was_checked_against() {
+    use super::chain::Checked;
+    let (node, origin, _clock) = replica("piped").await;
+    let chain = &node.registers.chain;
+    let first = origin.seal(&origin.genesis.header, &[&[b"a"], &[b"b"]]);
+    let second = origin.seal(&first[1].docket.header, &[&[b"c"]]);
+
+    // Verified on top of the genesis, then on top of the first batch's last header, before
+    // either is stored: the way a pull verifies batch k+1 while batch k is being written.
+    let key = origin.origin_key();
+    let checked_first = Checked::new(&key, origin.genesis.header.clone(), first.clone());
+    let checked_second = Checked::new(&key, checked_first.last.clone(), second);
+    assert_eq!((checked_first.dockets(), checked_second.dockets()), (2, 1));
+
+    let stored = chain.store_checked(checked_first).await.expect("store");
+    assert_eq!((stored.stored.len(), stored.invalid.is_none()), (2, true));
+    let stored = chain.store_checked(checked_second).await.expect("store");
+    assert_eq!((stored.stored.len(), stored.invalid.is_none()), (1, true));
+    assert_eq!(head(&node, "piped").await.0, 3);
+
+    // A batch checked on top of a head that has moved since (docket 1, while 3 is held) is not
+    // stored, and its refusal is still reported.
+    let mut tampered = origin.seal(&first[0].docket.header, &[&[b"x"]]);
+    tampered[0].transactions[0] = b"y".to_vec();
+    let stale = Checked::new(&key, first[0].docket.header.clone(), tampered);
+    assert_eq!(stale.dockets(), 0);
+    let refused = chain.store_checked(stale).await.expect("store");
+    assert!(refused.stored.is_empty());
+    assert!(matches!(
+        refused.invalid,
+        Some(VerifyError::BadMerkleRoot(2))
+    ));
+    let moved = Checked::new(&key, first[0].docket.header.clone(), first[1..].to_vec());
+    assert_eq!(moved.dockets(), 1, "docket 2 follows docket 1");
+    let outcome = chain.store_checked(moved).await.expect("store");
+    assert!(outcome.stored.is_empty() && outcome.invalid.is_none());
+    assert_eq!(head(&node, "piped").await.0, 3, "nothing changed");
+
+    // Dockets at or below the header checked against are skipped, not refused.
+    let old = Checked::new(&key, first[1].docket.header.clone(), first);
+    assert_eq!((old.dockets(), old.invalid.is_none()), (0, true));
+}

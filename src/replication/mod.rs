@@ -12,6 +12,7 @@
 //!
 //! Transactions themselves (accepting, pending, gossip's queue) belong to [`crate::txpool`].
 
+mod batches;
 mod chain;
 #[cfg(test)]
 mod chain_tests;

@@ -10,10 +10,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
-use tracing::field::Empty;
 
-use super::chain::{Applied, Chain, Held};
+use super::chain::{Applied, Chain, Checked, Held};
 use super::server::DocketServer;
 use super::subscriptions::Subscriptions;
 use super::{Mode, SyncState};
@@ -152,6 +150,19 @@ impl SyncContext {
         Ok(self.pass_on(register_id, applied))
     }
 
+    /// Stores a batch verified on top of the head held here (see [`Chain::store_checked`]),
+    /// passes what was stored on to followers, and returns how many dockets were stored and
+    /// why the rest was refused (if it was).
+    pub(super) async fn store_checked(
+        &self,
+        checked: Checked,
+    ) -> Result<(usize, Option<VerifyError>), StoreError> {
+        let register_id = checked.last.register_id.clone();
+        let applied = self.chain.store_checked(checked).await?;
+        let stored = applied.stored.len();
+        Ok((stored, self.pass_on(&register_id, applied)))
+    }
+
     /// Applies a pushed docket whose transactions are all pending here (see
     /// [`Chain::apply_held`](super::chain::Chain::apply_held)), passes it on to followers, and
     /// returns why it was refused (if it was).
@@ -192,9 +203,9 @@ enum Progress {
     AtHead,
 }
 
-/// What one batch asked of one source gave.
-enum Pulled {
-    /// Verified dockets were stored, the whole batch.
+/// What the batches asked of one source gave.
+pub(super) enum Pulled {
+    /// Verified dockets were stored (or the head moved meanwhile).
     Advanced,
     /// The source has nothing after our head.
     Nothing,
@@ -273,7 +284,7 @@ impl SubscriptionTask {
         }
     }
 
-    async fn request_dockets(
+    pub(super) async fn request_dockets(
         &self,
         peer: &str,
         from: u64,
@@ -349,7 +360,7 @@ impl SubscriptionTask {
             if advertised.height <= ours {
                 continue;
             }
-            match self.pull(peer, ours).await? {
+            match self.pull(peer, best).await? {
                 Pulled::Advanced => return Ok(Progress::Advanced),
                 Pulled::Nothing => {
                     self.ctx
@@ -378,8 +389,7 @@ impl SubscriptionTask {
         let register_id = self.register_id.as_str();
         let mut last = None;
         for (peer, _) in confirm_order(carriers) {
-            let ours = self.ctx.chain.get(register_id).map_or(0, |h| h.head.number);
-            match self.pull(peer, ours).await? {
+            match self.pull(peer, 0).await? {
                 Pulled::Advanced => return Ok(Progress::Advanced),
                 Pulled::Nothing => return Ok(Progress::AtHead),
                 Pulled::Failed(e) => last = Some(e),
@@ -389,61 +399,6 @@ impl SubscriptionTask {
             register_id: register_id.to_string(),
             last,
         })
-    }
-
-    /// One batch from `peer` after docket `ours`, verified and applied.
-    async fn pull(&self, peer: &str, ours: u64) -> Result<Pulled, SyncError> {
-        let register_id = self.register_id.as_str();
-        let span = tracing::info_span!(
-            "sync batch",
-            register.id = %register_id,
-            peer.id = %peer,
-            from = ours + 1,
-            count = Empty,
-            error = Empty,
-        );
-        let batch = match self
-            .request_dockets(peer, ours + 1, self.ctx.config.sync_batch_dockets, false)
-            .instrument(span.clone())
-            .await
-        {
-            Ok(batch) => batch,
-            Err(e) => {
-                span.record("error", tracing::field::display(&e));
-                return Ok(Pulled::Failed(e));
-            }
-        };
-        span.record("count", batch.len());
-        if batch.is_empty() {
-            return Ok(Pulled::Nothing);
-        }
-        let payloads: usize = batch.iter().map(|e| e.transactions.len()).sum();
-        self.ctx
-            .metrics
-            .docket_payloads_received
-            .inc_by(payloads as u64);
-        self.ctx.metrics.sync_batches_received.inc();
-        match self
-            .ctx
-            .apply(register_id, batch)
-            .instrument(span.clone())
-            .await?
-        {
-            None => Ok(Pulled::Advanced),
-            Some(reason) => {
-                span.record("error", tracing::field::display(&reason));
-                // The bad data is discarded (a verified prefix was kept); the caller tries
-                // the next source straight away.
-                self.ctx
-                    .peers
-                    .verification_failed(peer, Some(register_id), &reason.to_string())
-                    .await;
-                Ok(Pulled::Failed(SourceError::Invalid {
-                    peer: peer.to_string(),
-                    reason,
-                }))
-            }
-        }
     }
 
     /// First contact with a register: verify its genesis (learning the origin key) and, for a
