@@ -298,9 +298,10 @@ async fn main() {
             h.metrics.docket_payloads_received.get(),
             h.metrics.gossip_announce_bytes.get(),
             h.metrics.gossip_duplicates_avoided.get(),
+            h.metrics.sync_batches_received.get(),
         ]
     };
-    let before: Vec<[u64; 4]> = nodes.iter().map(counters).collect();
+    let before: Vec<[u64; 5]> = nodes.iter().map(counters).collect();
 
     // Observe every node.
     let arrivals = Arc::new(Mutex::new(Arrivals::default()));
@@ -407,6 +408,8 @@ async fn main() {
     let docket_copies = delta(1) / per_node_tx;
     let announce_bytes = delta(2) / submitted.len() as f64;
     let duplicates_avoided = delta(3) / submitted.len() as f64;
+    // Batches pulled by subscriptions while following live (pushes overtaken, heads behind).
+    let sync_batches = delta(4) / n as f64;
 
     // Optional burst at the origin: how long until the whole cluster holds it sealed.
     let mut burst_secs = None;
@@ -487,6 +490,7 @@ async fn main() {
         "docketPayloadCopiesPerNodePerTx": (docket_copies * 1000.0).round() / 1000.0,
         "announcementBytesPerTx": announce_bytes.round(),
         "duplicatePullsAvoidedPerTx": (duplicates_avoided * 10.0).round() / 10.0,
+        "docketBatchesPulledPerNode": (sync_batches * 10.0).round() / 10.0,
         "sustainedThroughputTxPerSecond": throughput.round(),
         "burst": burst_secs.map(|secs| json!({
             "transactions": args.burst,

@@ -29,6 +29,9 @@ const SYNC_RETRY_MAX: Duration = Duration::from_secs(30);
 /// A subscription at the head re-checks its sources at least this often (anti-entropy also
 /// wakes it as soon as a heartbeat shows a peer ahead).
 const IDLE_RECHECK: Duration = Duration::from_secs(5);
+/// How long a subscription at the head, woken because it may be behind, leaves pushes to
+/// bring it level before it pulls.
+const PUSH_GRACE: Duration = Duration::from_millis(500);
 /// Most header batches asked of a source when looking for its head (a forward-only anchor).
 const ANCHOR_ROUNDS: usize = 16;
 
@@ -229,7 +232,7 @@ impl SubscriptionTask {
             if self.cancel.is_cancelled() {
                 return;
             }
-            let wait = match self.sync_once().await {
+            let (wait, following) = match self.sync_once().await {
                 Ok(Progress::Advanced) => {
                     retry = SYNC_RETRY_MIN;
                     continue;
@@ -237,19 +240,29 @@ impl SubscriptionTask {
                 Ok(Progress::AtHead) => {
                     retry = SYNC_RETRY_MIN;
                     self.at_head();
-                    IDLE_RECHECK
+                    (IDLE_RECHECK, true)
                 }
                 Err(e) => {
                     self.ctx.subs.set_error(&self.register_id, &e.to_string());
                     let wait = retry;
                     retry = next_retry(retry);
-                    wait
+                    (wait, false)
                 }
             };
-            tokio::select! {
+            let woken = tokio::select! {
                 _ = self.cancel.cancelled() => return,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => true,
+                _ = tokio::time::sleep(wait) => false,
+            };
+            if woken && following {
+                // Following: a peer seen ahead (or a push that overtook the one before it) is
+                // usually followed within moments by the pushes that bring this node level,
+                // from IDs whose payloads gossip brought. Pulling now would fetch those
+                // payloads a second time.
+                tokio::select! {
+                    _ = self.cancel.cancelled() => return,
+                    _ = tokio::time::sleep(PUSH_GRACE) => {}
+                }
             }
         }
     }
