@@ -3,9 +3,8 @@
 //! known once batch k is verified). A batch that fails verification stops the pipeline: its
 //! verified prefix is stored, the source is penalised, and the caller tries another source.
 
-use tracing::Instrument;
-use tracing::Span;
 use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use super::chain::Checked;
 use super::sync::{Pulled, SourceError, SubscriptionTask, SyncError};
@@ -49,7 +48,7 @@ impl SubscriptionTask {
             let after = checked.last.clone();
             let more =
                 checked.invalid.is_none() && after.number < target && !self.cancel.is_cancelled();
-            let store = self.store(checked).instrument(span.clone());
+            let store = self.ctx.store_checked(checked).instrument(span.clone());
             let (stored, next) = if more {
                 let (stored, next) = tokio::join!(store, self.fetch(peer, &origin_key, after));
                 (stored?, Some(next))
@@ -57,9 +56,11 @@ impl SubscriptionTask {
                 (store.await?, None)
             };
             match stored {
-                Stored::Advanced => advanced = true,
-                Stored::Moved => return Ok(Pulled::Advanced),
-                Stored::Invalid(reason) => {
+                // Nothing stored: a push moved the head meanwhile; the next round goes on
+                // from there.
+                (0, None) => return Ok(Pulled::Advanced),
+                (_, None) => advanced = true,
+                (_, Some(reason)) => {
                     span.record("error", tracing::field::display(&reason));
                     // The bad data is discarded (a verified prefix was kept); the caller
                     // tries the next source straight away.
@@ -119,24 +120,4 @@ impl SubscriptionTask {
         let checked = span.in_scope(|| Checked::new(origin_key, after, batch));
         Ok(Fetched { span, checked })
     }
-
-    /// Stores a verified batch and passes it on to followers.
-    async fn store(&self, checked: Checked) -> Result<Stored, SyncError> {
-        let applied = self.ctx.store_checked(checked).await?;
-        Ok(match applied {
-            (_, Some(reason)) => Stored::Invalid(reason),
-            (0, None) => Stored::Moved,
-            (_, None) => Stored::Advanced,
-        })
-    }
-}
-
-/// What storing one verified batch did.
-enum Stored {
-    /// Its dockets are stored.
-    Advanced,
-    /// The head moved meanwhile (a push stored dockets): nothing was stored.
-    Moved,
-    /// Part of it failed verification (its verified prefix is stored).
-    Invalid(crate::ledger::VerifyError),
 }

@@ -100,10 +100,11 @@ pub(super) struct Applied {
 }
 
 impl Applied {
-    fn nothing() -> Applied {
+    /// Nothing stored, and why (`None`: nothing to refuse either).
+    fn refused(invalid: Option<ledger::VerifyError>) -> Applied {
         Applied {
             stored: Vec::new(),
-            invalid: None,
+            invalid,
         }
     }
 }
@@ -431,7 +432,7 @@ impl Chain {
         let writer = self.writer(register_id);
         let _writer = writer.lock().await;
         let Some(held) = self.get(register_id) else {
-            return Ok(Applied::nothing());
+            return Ok(Applied::refused(None));
         };
         let checked = Checked::new(&held.origin_key, held.head.clone(), batch);
         self.store_locked(held, checked).await
@@ -446,13 +447,12 @@ impl Chain {
         let writer = self.writer(&register_id);
         let _writer = writer.lock().await;
         let Some(held) = self.get(&register_id) else {
-            return Ok(Applied::nothing());
+            return Ok(Applied::refused(None));
         };
-        if held.head.number != checked.after.number || held.head_hash != checked.after.hash() {
-            return Ok(Applied {
-                stored: Vec::new(),
-                invalid: checked.invalid,
-            });
+        let moved =
+            held.head.number != checked.after.number || held.head_hash != checked.after.hash();
+        if moved {
+            return Ok(Applied::refused(checked.invalid));
         }
         self.store_locked(held, checked).await
     }
@@ -460,19 +460,17 @@ impl Chain {
     /// Stores `checked` on top of `held`, which the caller holds the writer of.
     async fn store_locked(&self, held: Held, checked: Checked) -> Result<Applied, StoreError> {
         let register_id = held.head.register_id.clone();
-        self.metrics
-            .dockets_replicated
-            .inc_by(checked.compact.len() as u64);
         if checked.compact.is_empty() {
-            return Ok(Applied {
-                stored: Vec::new(),
-                invalid: checked.invalid,
-            });
+            return Ok(Applied::refused(checked.invalid));
         }
         let mut next = held;
         next.head_hash = checked.last.hash();
         next.head = checked.last;
         self.store.append(&next.to_record(), &checked.rows).await?;
+        // Counted once committed, like a pushed docket sealed in place.
+        self.metrics
+            .dockets_replicated
+            .inc_by(checked.compact.len() as u64);
         if let Some(h) = self.lock().held.get_mut(&register_id) {
             // Only move forward: a concurrent apply of the same dockets is harmless.
             if next.head.number > h.head.number {
@@ -501,15 +499,11 @@ impl Chain {
         let register_id = compact.docket.header.register_id.as_str();
         let writer = self.writer(register_id);
         let _writer = writer.lock().await;
-        let mut applied = Applied {
-            stored: Vec::new(),
-            invalid: None,
-        };
         let Some(held) = self.get(register_id) else {
-            return Ok(applied);
+            return Ok(Applied::refused(None));
         };
         if held.head.number.checked_add(1) != Some(compact.docket.header.number) {
-            return Ok(applied);
+            return Ok(Applied::refused(None));
         }
         let verified = ledger::verify_next_ids(
             &held.origin_key,
@@ -518,8 +512,7 @@ impl Chain {
             &compact.tx_ids,
         );
         if let Err(e) = verified {
-            applied.invalid = Some(e);
-            return Ok(applied);
+            return Ok(Applied::refused(Some(e)));
         }
         let mut next = held;
         next.head_hash = compact.docket.header.hash();
@@ -542,7 +535,9 @@ impl Chain {
             dockets: 1,
             transactions: compact.tx_ids.len() as u64,
         });
-        applied.stored = vec![Arc::new(compact.clone())];
-        Ok(applied)
+        Ok(Applied {
+            stored: vec![Arc::new(compact.clone())],
+            invalid: None,
+        })
     }
 }

@@ -293,3 +293,22 @@ async fn a_batch_verified_off_the_writer_is_stored_only_on_the_head_it_was_check
     let old = Checked::new(&key, first[1].docket.header.clone(), first);
     assert_eq!((old.dockets(), old.invalid.is_none()), (0, true));
 }
+
+#[tokio::test]
+async fn a_batch_the_store_refuses_changes_nothing_and_is_not_counted() {
+    let (node, origin, _clock) = replica("counted").await;
+    let batch = origin.seal(&origin.genesis.header, &[&[b"a"]]);
+    // Docket 1 written behind the chain's back: storing it again fails in the store.
+    let record = (node.store.load_registers().await.expect("registers"))
+        .into_iter()
+        .find(|r| r.register_id == "counted")
+        .expect("record");
+    let rows = vec![(batch[0].docket.clone(), Vec::new())];
+    node.store.append(&record, &rows).await.expect("append");
+
+    let failed = node.registers.chain.apply("counted", batch).await;
+    assert!(failed.is_err(), "the store refuses a docket it holds");
+    assert_eq!(node.metrics.dockets_replicated.get(), 0, "nothing counted");
+    let held = node.registers.chain.get("counted").expect("held");
+    assert_eq!(held.head.number, 0, "the head did not move");
+}

@@ -28,6 +28,7 @@ pub(super) const START_MS: i64 = 1_800_000_000_000;
 pub(super) struct Node {
     pub registers: Arc<Registers>,
     pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
     pub _tasks: Tasks,
 }
 
@@ -65,7 +66,7 @@ pub(super) async fn node(clock: &ManualClock, adjust: impl FnOnce(&mut Config)) 
         identity,
         config,
         peers: Arc::new(peers),
-        metrics,
+        metrics: metrics.clone(),
         events,
         pool,
         tasks: tasks.clone(),
@@ -76,6 +77,7 @@ pub(super) async fn node(clock: &ManualClock, adjust: impl FnOnce(&mut Config)) 
     Node {
         registers,
         store,
+        metrics,
         _tasks: tasks,
     }
 }

@@ -276,7 +276,9 @@ pub(crate) async fn dial_handshake(
     push(outbox, frame(Body::Auth(pb::Auth { signature }))).map_err(|e| failed(e.to_string()))?;
     match next_body(incoming).await? {
         Body::Welcome(_) => {
-            (services.peers).observed_by(&peer.peer_id, remote_ip, &ack.observed_address);
+            services
+                .peers
+                .observed_by(&peer.peer_id, remote_ip, &ack.observed_address);
             Ok(peer)
         }
         Body::Goodbye(g) => Err(refusal_from_goodbye(&g)),
