@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::sql_store::{Backend, ROW_BYTES, SqlStore};
-use super::{IN_LIST_CHUNK, StoreError, Write, WriteClass, sql};
+use super::{IN_LIST_CHUNK, StoreError, Write, WriteClass, sql, tx_ids};
 
 impl<DB> SqlStore<DB>
 where
@@ -36,7 +36,8 @@ where
     for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database = DB>,
     for<'q> <DB as Database>::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Decode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
     for<'q> bool: Decode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
@@ -50,22 +51,23 @@ where
         pending_only: bool,
     ) -> Result<HashSet<String>, StoreError> {
         let mut out = HashSet::new();
-        for chunk in tx_ids.chunks(IN_LIST_CHUNK) {
+        let columns: Vec<Vec<u8>> = tx_ids.iter().filter_map(|id| tx_ids::lookup(id)).collect();
+        for chunk in columns.chunks(IN_LIST_CHUNK) {
             let sql =
                 sql::select_tx_ids_in("SELECT tx_id, version IS NULL", chunk.len(), DB::MARKS);
-            let mut query = sqlx::query_as::<_, (String, bool)>(&sql).bind(register_id);
+            let mut query = sqlx::query_as::<_, (Vec<u8>, bool)>(&sql).bind(register_id);
             for id in chunk {
-                query = query.bind(id);
+                query = query.bind(id.as_slice());
             }
             let rows = query
                 .fetch_all(&self.pool)
                 .await
                 .map_err(|e| self.read_failed(e))?;
-            out.extend(
-                rows.into_iter()
-                    .filter(|(_, pending)| *pending || !pending_only)
-                    .map(|(id, _)| id),
-            );
+            for (id, pending) in rows {
+                if pending || !pending_only {
+                    out.insert(tx_ids::from_column(&id)?);
+                }
+            }
         }
         Ok(out)
     }

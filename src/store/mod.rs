@@ -4,6 +4,7 @@
 //! - `sql_store.rs`: the one implementation, generic over the two sqlx backends;
 //! - `sql.rs`: its queries, written once for both;
 //! - `rows.rs`: rows as the tables hold them, mapped to and from the domain types here;
+//! - `tx_ids.rs`: transaction IDs as their column holds them (32 bytes, not 64 hex characters);
 //! - `writer.rs`: how every write runs (one writer at a time on SQLite, a failed write closes
 //!   its connection, every outcome recorded in [`WriteHealth`]);
 //! - `sqlite.rs`, `postgres.rs`: opening each backend; each keeps its own migrations under
@@ -23,6 +24,7 @@ mod rows;
 mod sql;
 mod sql_store;
 mod sqlite;
+mod tx_ids;
 mod writer;
 
 pub use crate::config::Durability;

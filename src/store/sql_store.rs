@@ -17,7 +17,7 @@ use super::rows::{
 use super::writer::Writer;
 use super::{
     BanRow, IN_LIST_CHUNK, PeerRow, PendingBatch, RegisterRecord, Store, StoreError,
-    SubscriptionRecord, TxRecord, Write, WriteClass, WriteHealth, sql,
+    SubscriptionRecord, TxRecord, Write, WriteClass, WriteHealth, sql, tx_ids,
 };
 
 /// Roughly what one small row (a peer, a ban, a docket header) adds to a write, for the size
@@ -210,28 +210,31 @@ where
         let bytes = (batches.iter())
             .flat_map(|b| b.txs.iter().map(|(id, p)| id.len() + p.len() + ROW_BYTES))
             .sum();
+        let columns = (batches.iter())
+            .map(|b| b.txs.iter().map(|(id, _)| tx_ids::to_write(id)).collect())
+            .collect::<Result<Vec<Vec<_>>, _>>()?;
         self.writer
             .write(Write::new(WriteClass::Transactions, bytes), async |conn| {
                 let mut out = Vec::with_capacity(batches.len());
-                for batch in batches {
+                for (batch, ids) in batches.iter().zip(&columns) {
                     let mut inserted = HashSet::new();
                     for rows in sql::row_chunks(batch.txs.len()) {
                         let statement = sql::insert_pending(rows.len(), DB::MARKS);
-                        let mut query = sqlx::query_scalar::<_, String>(&statement);
-                        for (id, payload) in &batch.txs[rows] {
+                        let mut query = sqlx::query_scalar::<_, Vec<u8>>(&statement);
+                        for i in rows {
                             query = query
                                 .bind(batch.register_id.as_str())
-                                .bind(id.as_str())
-                                .bind(payload.as_slice())
+                                .bind(ids[i].as_slice())
+                                .bind(batch.txs[i].1.as_slice())
                                 .bind(now_ms);
                         }
                         inserted.extend(query.fetch_all(&mut *conn).await?);
                     }
                     // In the batch's order (RETURNING gives rows in no promised order); an ID
                     // twice in a batch was new only once.
-                    let new = (batch.txs.iter())
-                        .filter(|(id, _)| inserted.remove(id))
-                        .map(|(id, _)| id.clone())
+                    let new = (batch.txs.iter().zip(ids))
+                        .filter(|(_, column)| inserted.remove(*column))
+                        .map(|((id, _), _)| id.clone())
                         .collect();
                     out.push(new);
                 }
@@ -247,18 +250,20 @@ where
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let mut out = Vec::with_capacity(tx_ids.len());
         // One query per chunk (`IN (...)` with bound values works on both backends).
-        for chunk in tx_ids.chunks(IN_LIST_CHUNK) {
+        let columns: Vec<Vec<u8>> = tx_ids.iter().filter_map(|id| tx_ids::lookup(id)).collect();
+        for chunk in columns.chunks(IN_LIST_CHUNK) {
             let sql = sql::select_tx_ids_in("SELECT tx_id, payload", chunk.len(), DB::MARKS);
-            let mut query = sqlx::query_as::<_, (String, Vec<u8>)>(&sql).bind(register_id);
+            let mut query = sqlx::query_as::<_, (Vec<u8>, Vec<u8>)>(&sql).bind(register_id);
             for id in chunk {
-                query = query.bind(id);
+                query = query.bind(id.as_slice());
             }
-            out.extend(
-                query
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|e| self.read_failed(e))?,
-            );
+            let rows = query
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.read_failed(e))?;
+            for (id, payload) in rows {
+                out.push((tx_ids::from_column(&id)?, payload));
+            }
         }
         Ok(out)
     }
@@ -285,13 +290,14 @@ where
         before_ms: i64,
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(sql::PENDING_BEFORE)
+        let ids: Vec<Vec<u8>> = sqlx::query_scalar(sql::PENDING_BEFORE)
             .bind(register_id)
             .bind(before_ms)
             .bind(limit)
             .fetch_all(&self.pool)
             .await
-            .map_err(|e| self.read_failed(e))?)
+            .map_err(|e| self.read_failed(e))?;
+        ids.iter().map(|id| tx_ids::from_column(id)).collect()
     }
 
     async fn pending(
@@ -299,12 +305,15 @@ where
         register_id: &str,
         limit: i64,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        Ok(sqlx::query_as(sql::SELECT_PENDING)
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as(sql::SELECT_PENDING)
             .bind(register_id)
             .bind(limit)
             .fetch_all(&self.pool)
             .await
-            .map_err(|e| self.read_failed(e))?)
+            .map_err(|e| self.read_failed(e))?;
+        (rows.into_iter())
+            .map(|(id, payload)| Ok((tx_ids::from_column(&id)?, payload)))
+            .collect()
     }
 
     async fn count_pending(&self, register_id: &str) -> Result<i64, StoreError> {
@@ -324,20 +333,23 @@ where
         let head = &RegisterRow::from_record(head)?;
         let docket = &DocketRow::from_docket(docket)?;
         let write = Write::new(WriteClass::Dockets, ROW_BYTES * (2 + tx_ids.len()));
+        let columns = (tx_ids.iter())
+            .map(|id| tx_ids::to_write(id))
+            .collect::<Result<Vec<_>, _>>()?;
         self.writer
             .write(write, async |conn| {
                 for rows in sql::row_chunks(tx_ids.len()) {
-                    let ids = &tx_ids[rows.clone()];
+                    let ids = &columns[rows.clone()];
                     let statement = sql::seal_rows(ids.len(), DB::MARKS);
                     let mut query = sqlx::query(&statement);
                     for i in rows.clone() {
                         query = query
-                            .bind(tx_ids[i].as_str())
+                            .bind(columns[i].as_slice())
                             .bind(docket.first_version + i as i64);
                     }
                     query = query.bind(docket.number).bind(docket.register_id.as_str());
                     for id in ids {
-                        query = query.bind(id.as_str());
+                        query = query.bind(id.as_slice());
                     }
                     if DB::rows_affected(&query.execute(&mut *conn).await?) != ids.len() as u64 {
                         return Err(StoreError::Corrupt(format!(
@@ -369,15 +381,20 @@ where
         let head = &RegisterRow::from_record(head)?;
         let dockets = dockets
             .iter()
-            .map(|(docket, txs)| Ok((DocketRow::from_docket(docket)?, txs)))
+            .map(|(docket, txs)| {
+                let ids = (txs.iter())
+                    .map(|(id, _)| tx_ids::to_write(id))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((DocketRow::from_docket(docket)?, txs, ids))
+            })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let bytes = (dockets.iter())
-            .flat_map(|(_, txs)| txs.iter().map(|(id, p)| id.len() + p.len() + ROW_BYTES))
+            .flat_map(|(_, txs, _)| txs.iter().map(|(id, p)| id.len() + p.len() + ROW_BYTES))
             .sum::<usize>()
             + ROW_BYTES * (1 + dockets.len());
         self.writer
             .write(Write::new(WriteClass::Dockets, bytes), async |conn| {
-                for (docket, txs) in &dockets {
+                for (docket, txs, ids) in &dockets {
                     docket
                         .bind(sqlx::query(sql::INSERT_DOCKET))
                         .execute(&mut *conn)
@@ -386,11 +403,10 @@ where
                         let statement = sql::upsert_sealed(rows.len(), DB::MARKS);
                         let mut query = sqlx::query(&statement);
                         for i in rows {
-                            let (id, payload) = &txs[i];
                             query = query
                                 .bind(docket.register_id.as_str())
-                                .bind(id.as_str())
-                                .bind(payload.as_slice())
+                                .bind(ids[i].as_slice())
+                                .bind(txs[i].1.as_slice())
                                 .bind(now)
                                 .bind(docket.first_version + i as i64)
                                 .bind(docket.number);
@@ -459,20 +475,19 @@ where
         prefix: &str,
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
-        // A range, so the primary key serves it: hex IDs starting with `prefix` sort at or
-        // after it and before `prefix` + "g". Checked again here, whatever the collation.
-        let ids: Vec<String> = sqlx::query_scalar(sql::SELECT_TX_IDS_BETWEEN)
+        // A range, so the primary key serves it.
+        let Some((low, high)) = tx_ids::prefix_range(prefix) else {
+            return Ok(Vec::new());
+        };
+        let ids: Vec<Vec<u8>> = sqlx::query_scalar(sql::SELECT_TX_IDS_BETWEEN)
             .bind(register_id)
-            .bind(prefix)
-            .bind(format!("{prefix}g"))
+            .bind(low)
+            .bind(high)
             .bind(limit)
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.read_failed(e))?;
-        Ok(ids
-            .into_iter()
-            .filter(|id| id.starts_with(prefix))
-            .collect())
+        ids.iter().map(|id| tx_ids::from_column(id)).collect()
     }
 
     async fn transaction(
@@ -481,9 +496,12 @@ where
         tx_id: &str,
     ) -> Result<Option<TxRecord>, StoreError> {
         use sqlx::Row;
+        let Some(column) = tx_ids::lookup(tx_id) else {
+            return Ok(None);
+        };
         let row = sqlx::query(sql::SELECT_TX)
             .bind(register_id)
-            .bind(tx_id)
+            .bind(column)
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| self.read_failed(e))?;
@@ -492,7 +510,7 @@ where
         let version: Option<i64> = r.try_get("version")?;
         let docket_number: Option<i64> = r.try_get("docket_number")?;
         Ok(Some(TxRecord {
-            tx_id: r.try_get("tx_id")?,
+            tx_id: tx_ids::from_column(&r.try_get::<Vec<u8>, _>("tx_id")?)?,
             size: payload.len() as u64,
             received_at_ms: r.try_get("received_at_ms")?,
             version: version

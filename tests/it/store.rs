@@ -139,15 +139,12 @@ async fn registers_and_transactions(store: &dyn Store) {
         vec![head.clone()]
     );
 
-    let txs = vec![
-        ("t1".to_string(), b"one".to_vec()),
-        ("t2".to_string(), b"two".to_vec()),
-    ];
+    let txs = vec![(id("a1"), b"one".to_vec()), (id("a2"), b"two".to_vec())];
     let new = store
         .accept_pending(&[batch("r", &txs)], 10)
         .await
         .expect("accept");
-    assert_eq!(new, vec![vec!["t1".to_string(), "t2".to_string()]]);
+    assert_eq!(new, vec![vec![id("a1"), id("a2")]]);
     assert_eq!(
         store
             .accept_pending(&[batch("r", &txs[..1])], 11)
@@ -156,10 +153,12 @@ async fn registers_and_transactions(store: &dyn Store) {
         vec![Vec::<String>::new()]
     );
     for (prefix, limit, expected) in [
-        ("t", 10, vec!["t1", "t2"]),
-        ("t", 1, vec!["t1"]),
-        ("t2", 10, vec!["t2"]),
-        ("u", 10, vec![]),
+        ("a", 10, vec![id("a1"), id("a2")]),
+        ("a", 1, vec![id("a1")]),
+        ("a2", 10, vec![id("a2")]),
+        (&id("a2")[..63], 10, vec![id("a2")]),
+        ("b", 10, vec![]),
+        ("A", 10, vec![]),
     ] {
         assert_eq!(
             store
@@ -171,31 +170,41 @@ async fn registers_and_transactions(store: &dyn Store) {
         );
     }
     let existing = store
-        .existing_transactions("r", &["t1".into(), "t3".into()])
+        .existing_transactions("r", &[id("a1"), id("a3")])
         .await
         .expect("existing");
-    assert_eq!(
-        existing.into_iter().collect::<Vec<_>>(),
-        vec!["t1".to_string()]
-    );
+    assert_eq!(existing.into_iter().collect::<Vec<_>>(), vec![id("a1")]);
     let payloads = store
-        .payloads_by_id("r", &["t2".into(), "t9".into()])
+        .payloads_by_id("r", &[id("a2"), id("a9")])
         .await
         .expect("payloads");
-    assert_eq!(payloads, vec![("t2".to_string(), b"two".to_vec())]);
+    assert_eq!(payloads, vec![(id("a2"), b"two".to_vec())]);
 
+    // Text that spells no ID finds nothing, and a write holding one is refused whole.
+    assert!(store.transaction("r", "t2").await.expect("tx").is_none());
+    let half_bad = [(id("a5"), b"five".to_vec()), ("t5".into(), b"x".to_vec())];
+    assert!(
+        store
+            .accept_pending(&[batch("r", &half_bad)], 12)
+            .await
+            .is_err()
+    );
     assert_eq!(store.count_pending("r").await.expect("count"), 2);
     assert_eq!(
         store.pending_before("r", 11, 10).await.expect("before"),
-        vec!["t1".to_string(), "t2".to_string()]
+        vec![id("a1"), id("a2")]
     );
     head.height = 1;
     head.latest_version = 2;
     store
-        .seal(&head, &docket(1, 1, 2), &["t1".into(), "t2".into()])
+        .seal(&head, &docket(1, 1, 2), &[id("a1"), id("a2")])
         .await
         .expect("seal");
-    let t2 = store.transaction("r", "t2").await.expect("tx").expect("t2");
+    let t2 = store
+        .transaction("r", &id("a2"))
+        .await
+        .expect("tx")
+        .expect("t2");
     assert_eq!((t2.version, t2.docket_number), (Some(2), Some(1)));
     assert_eq!(
         store.payloads("r", 1, 2).await.expect("payloads"),
@@ -203,7 +212,7 @@ async fn registers_and_transactions(store: &dyn Store) {
     );
     assert!(
         store
-            .seal(&head, &docket(2, 3, 1), &["t1".into()])
+            .seal(&head, &docket(2, 3, 1), &[id("a1")])
             .await
             .is_err(),
         "sealing twice fails"
@@ -238,6 +247,110 @@ async fn sqlite_store_conforms() {
     assert_eq!(store.load_bans().await.expect("bans").len(), 1);
 }
 
+/// A migrator of the schema before transaction IDs were stored as bytes (migrations 0001 to
+/// 0007 of `backend`), and the rows such a database held: a pending and a sealed transaction.
+async fn old_schema(dir: &std::path::Path, backend: &str) -> sqlx::migrate::Migrator {
+    let old = dir.join("migrations");
+    std::fs::create_dir(&old).expect("dir");
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    for entry in std::fs::read_dir(all).expect("migrations") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .to_string();
+        if name.as_str() < "0008" {
+            std::fs::copy(&path, old.join(&name)).expect("copy");
+        }
+    }
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .expect("old migrations")
+}
+
+const OLD_ROWS: &str = "INSERT INTO transactions (register_id, tx_id, payload, received_at_ms, \
+    version, docket_number) VALUES ('r', $1, $2, 10, NULL, NULL), ('r', $3, $4, 10, 1, 1)";
+
+/// The old rows, read through the store after its migrations ran: the same IDs, payloads and
+/// states, found by ID and by prefix.
+async fn old_rows_read_the_same(store: &dyn Store) {
+    assert_eq!(
+        store.pending("r", 10).await.expect("pending"),
+        vec![(id("a1"), b"one".to_vec())]
+    );
+    let sealed = store.transaction("r", &id("a2")).await.expect("tx");
+    assert_eq!(sealed.and_then(|t| t.version), Some(1));
+    assert_eq!(
+        store
+            .transaction_ids_with_prefix("r", "a", 10)
+            .await
+            .expect("prefix"),
+        vec![id("a1"), id("a2")]
+    );
+    assert_eq!(
+        store.payloads("r", 1, 1).await.expect("payloads"),
+        vec![b"two".to_vec()]
+    );
+}
+
+#[tokio::test]
+async fn sqlite_hex_ids_migrate_to_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("peer.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.expect("pool");
+    old_schema(dir.path(), "sqlite")
+        .await
+        .run(&pool)
+        .await
+        .expect("old schema");
+    sqlx::query(OLD_ROWS)
+        .bind(id("a1"))
+        .bind(b"one".as_slice())
+        .bind(id("a2"))
+        .bind(b"two".as_slice())
+        .execute(&pool)
+        .await
+        .expect("old rows");
+    pool.close().await;
+    let store = store::open(None, &path, Durability::Full)
+        .await
+        .expect("open");
+    old_rows_read_the_same(store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn postgres_hex_ids_migrate_to_bytes() {
+    let Some(url) = crate::common::postgres::fresh_database().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pool = sqlx::PgPool::connect(&url).await.expect("pool");
+    old_schema(dir.path(), "postgres")
+        .await
+        .run(&pool)
+        .await
+        .expect("old schema");
+    sqlx::query(OLD_ROWS)
+        .bind(id("a1"))
+        .bind(b"one".as_slice())
+        .bind(id("a2"))
+        .bind(b"two".as_slice())
+        .execute(&pool)
+        .await
+        .expect("old rows");
+    pool.close().await;
+    let store = store::open(Some(&url), std::path::Path::new("unused"), Durability::Full)
+        .await
+        .expect("open");
+    old_rows_read_the_same(store.as_ref()).await;
+}
+
 #[tokio::test]
 async fn postgres_store_conforms() {
     let Some(url) = crate::common::postgres::fresh_database().await else {
@@ -270,6 +383,12 @@ async fn an_unreachable_database_is_a_clear_error() {
     assert!(!err.contains("secret"), "password leaked: {err}");
 }
 
+/// A transaction ID (64 lowercase hex characters, as the store requires) starting with
+/// `prefix`.
+fn id(prefix: &str) -> String {
+    format!("{prefix:0<64}")
+}
+
 fn batch(register: &str, txs: &[(String, Vec<u8>)]) -> PendingBatch {
     PendingBatch {
         register_id: register.into(),
@@ -297,24 +416,24 @@ async fn many_rows(store: &dyn Store) {
         .await
         .expect("register");
     let txs: Vec<(String, Vec<u8>)> = (0..300)
-        .map(|i| (format!("b{i:04}"), format!("payload {i}").into_bytes()))
+        .map(|i| (id(&format!("b{i:04}")), format!("payload {i}").into_bytes()))
         .collect();
     let mut second = txs[250..].to_vec();
-    second.push(("b0299".into(), b"payload 299".to_vec())); // twice in one batch
-    second.push(("c0000".into(), b"new".to_vec()));
+    second.push((id("b0299"), b"payload 299".to_vec())); // twice in one batch
+    second.push((id("c0000"), b"new".to_vec()));
     let news = store
         .accept_pending(&[batch("big", &txs[..260]), batch("big", &second)], 5)
         .await
         .expect("accept");
     let first_ids: Vec<String> = txs[..260].iter().map(|(id, _)| id.clone()).collect();
     let mut second_ids: Vec<String> = txs[260..].iter().map(|(id, _)| id.clone()).collect();
-    second_ids.push("c0000".into());
+    second_ids.push(id("c0000"));
     assert_eq!(news, vec![first_ids, second_ids]);
     assert_eq!(store.count_pending("big").await.expect("count"), 301);
 
     // One row not pending: the whole seal fails and nothing changes.
     let mut ids: Vec<String> = txs.iter().map(|(id, _)| id.clone()).collect();
-    ids[299] = "missing".into();
+    ids[299] = id("e"); // an ID, but held by no row
     head.height = 1;
     head.latest_version = 300;
     assert!(
@@ -324,22 +443,22 @@ async fn many_rows(store: &dyn Store) {
             .is_err()
     );
     assert_eq!(store.count_pending("big").await.expect("count"), 301);
-    ids[299] = "b0299".into();
+    ids[299] = id("b0299");
     store
         .seal(&head, &docket_of("big", 1, 1, 300), &ids)
         .await
         .expect("seal 300");
     assert_eq!(store.count_pending("big").await.expect("count"), 1);
     let t = store
-        .transaction("big", "b0257")
+        .transaction("big", &id("b0257"))
         .await
         .expect("tx")
         .expect("held");
     assert_eq!((t.version, t.docket_number), (Some(258), Some(1)));
 
     // Replicated: 270 rows, one of them held as pending already (sealed in place).
-    let sealed: Vec<(String, Vec<u8>)> = std::iter::once(("c0000".to_string(), b"new".to_vec()))
-        .chain((0..269).map(|i| (format!("d{i:04}"), vec![7; 10])))
+    let sealed: Vec<(String, Vec<u8>)> = std::iter::once((id("c0000"), b"new".to_vec()))
+        .chain((0..269).map(|i| (id(&format!("d{i:04}")), vec![7; 10])))
         .collect();
     head.height = 2;
     head.latest_version = 570;
@@ -349,7 +468,7 @@ async fn many_rows(store: &dyn Store) {
         .expect("append");
     assert_eq!(store.count_pending("big").await.expect("count"), 0);
     let t = store
-        .transaction("big", "d0268")
+        .transaction("big", &id("d0268"))
         .await
         .expect("tx")
         .expect("held");
