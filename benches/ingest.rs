@@ -5,6 +5,8 @@
 //! run (rows of the same sizes inserted into a bare SQLite table through the same driver, 1 000
 //! rows per commit, 250 rows per statement, with `synchronous=FULL` (the node's default
 //! durability) and `NORMAL`; and one row per statement, as the node wrote before batching).
+//! Then a fresh full replica, a process of its own, catches up on everything from the origin:
+//! its rate beside the first raw rate (as many rows, `FULL`, 250 per statement).
 //!
 //!     cargo bench --bench ingest                         # 5 nodes, 20 000 transactions
 //!     cargo bench --bench ingest -- --backend postgres   # the same on a PostgreSQL cluster
@@ -244,6 +246,48 @@ async fn submit_all(binary: &Path, nodes: &[Node], payloads: &[String]) -> Durat
     started.elapsed()
 }
 
+/// A fresh full replica, started after the run, replicates the whole register from the origin:
+/// the time from its subscription until it holds every transaction, verified and stored.
+async fn catch_up(
+    args: &Args,
+    binary: &Path,
+    origin: &str,
+    database: Option<String>,
+    total: u64,
+    deadline: Instant,
+) -> (Node, Duration) {
+    let joiner = Node::start(args, binary, &[origin.to_string()], database).await;
+    while joiner
+        .client
+        .peers(Some("connected"), None, None)
+        .await
+        .map_or(0, |p| p.len())
+        == 0
+    {
+        if Instant::now() > deadline {
+            fail("the late replica did not connect");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    while let Err(e) = joiner.client.subscribe(REGISTER, "full-replica").await {
+        if Instant::now() > deadline {
+            fail(format!("the late replica's subscribe: {e}"));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    while joiner.sealed().await < total {
+        if Instant::now() > deadline {
+            fail(format!(
+                "the late replica holds {} of {total}",
+                joiner.sealed().await
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (joiner, started.elapsed())
+}
+
 // The script of one benchmark run, read top to bottom: set up, measure, report.
 #[allow(clippy::too_many_lines)]
 #[tokio::main]
@@ -290,7 +334,8 @@ async fn main() {
                 .await
                 .unwrap_or_else(|e| fail(format!("PostgreSQL: {e}")));
         }
-        for i in 0..n {
+        // One more for the late replica that measures catch-up.
+        for i in 0..=n {
             sqlx::query(&format!("CREATE DATABASE ingest_{i}"))
                 .execute(&mut conn)
                 .await
@@ -298,7 +343,7 @@ async fn main() {
             databases.push(Some(pg.url(&format!("ingest_{i}"))));
         }
     } else {
-        databases.resize(n, None);
+        databases.resize(n + 1, None);
     }
 
     eprintln!("starting {n} nodes ({})", binary.display());
@@ -311,7 +356,7 @@ async fn main() {
         .unwrap_or_else(|e| fail(format!("status: {e}")))
         .listen;
     nodes.push(origin);
-    for database in databases.iter_mut().skip(1) {
+    for database in databases.iter_mut().take(n).skip(1) {
         let node = Node::start(
             &args,
             &binary,
@@ -393,6 +438,19 @@ async fn main() {
             .collect();
         gossip.push(figures);
     }
+    eprintln!("a late full replica catching up on {total} transactions");
+    let (joiner, catch_up_time) = catch_up(
+        &args,
+        &binary,
+        &origin_addr,
+        databases[n].take(),
+        total,
+        deadline,
+    )
+    .await;
+    drop(joiner);
+    let raw_rate = raw[0]["rowsPerSecond"].as_f64().unwrap_or(0.0);
+    let catch_up_rate = total as f64 / catch_up_time.as_secs_f64();
     let cpu_us_per_tx_node = cpu.iter().sum::<f64>() * 1e6 / (total as f64 * n as f64);
     let report = json!({
         "version": sorcha_peer::VERSION,
@@ -411,6 +469,13 @@ async fn main() {
         "rssMbIdle": rss_idle,
         "rssMbAfter": rss,
         "rawSqlite": raw,
+        "catchUp": {
+            "transactions": total,
+            "seconds": catch_up_time.as_secs_f64(),
+            "transactionsPerSecond": catch_up_rate.round(),
+            "rawSqliteRowsPerSecond": raw_rate.round(),
+            "percentOfRaw": (catch_up_rate * 100.0 / raw_rate).round(),
+        },
         "gossipAndSyncMetrics": gossip,
     });
     println!(
