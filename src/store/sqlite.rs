@@ -28,6 +28,11 @@ const MAX_CONNECTIONS: u32 = 4;
 /// indexes every insert touches stay cached as the register grows. Memory is taken only as
 /// pages are read, so an idle node does not pay it.
 const WRITER_CACHE_KIB: u32 = 16 * 1024;
+/// Rows a statement's worker thread may hand over before it waits for them to be taken (sqlx's
+/// default is 50): with 50, a read of a docket's 1 000 payloads, or an insert returning the IDs
+/// it stored, stopped and woke its thread again every few rows (issue 18). Every read that
+/// returns many rows is bounded (a `LIMIT`, a docket's versions) and is collected whole anyway.
+const ROW_BUFFER: usize = 1024;
 /// The start-up integrity check (`PRAGMA quick_check`, which reads every page) stops after
 /// this long: a larger file starts unchecked, with a warning, and damage in it is reported
 /// when a statement reads it.
@@ -124,6 +129,7 @@ fn connect_options(path: &Path, durability: Durability) -> SqliteConnectOptions 
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(synchronous)
         .busy_timeout(BUSY_TIMEOUT)
+        .row_buffer_size(ROW_BUFFER)
         .foreign_keys(true)
 }
 
