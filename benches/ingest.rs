@@ -53,6 +53,9 @@ struct Args {
     /// SORCHA_PEER_DURABILITY=fast
     #[arg(long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
+    /// The register's ID (the platform's are 32 hex digits, a GUID without dashes)
+    #[arg(long, default_value = "ingest")]
+    register: String,
     /// Seed of the payloads
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -63,8 +66,6 @@ struct Args {
     #[arg(long, hide = true)]
     bench: bool,
 }
-
-const REGISTER: &str = "ingest";
 
 fn fail(what: impl std::fmt::Display) -> ! {
     eprintln!("ingest bench: {what}");
@@ -77,6 +78,8 @@ struct Node {
     client: AdminClient,
     url: String,
     token: String,
+    /// The register this run writes.
+    register: String,
 }
 
 impl Node {
@@ -147,6 +150,7 @@ impl Node {
             client,
             url,
             token,
+            register: args.register.clone(),
         }
     }
 
@@ -158,7 +162,7 @@ impl Node {
         match self.client.registers().await {
             Ok(registers) => registers
                 .iter()
-                .find(|r| r.register_id == REGISTER)
+                .find(|r| r.register_id == self.register)
                 .map_or(0, |r| r.latest_version),
             Err(_) => 0,
         }
@@ -229,7 +233,7 @@ async fn submit_all(binary: &Path, nodes: &[Node], payloads: &[String]) -> Durat
             .unwrap_or_else(|e| fail(format!("write {}: {e}", file.display())));
         let child = Command::new(binary)
             .args(["--node", &node.url, "--token", &node.token])
-            .args(["tx", "submit", "--lines", REGISTER])
+            .args(["tx", "submit", "--lines", &node.register])
             .arg(&file)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -270,7 +274,11 @@ async fn catch_up(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let started = Instant::now();
-    while let Err(e) = joiner.client.subscribe(REGISTER, "full-replica").await {
+    while let Err(e) = joiner
+        .client
+        .subscribe(&args.register, "full-replica")
+        .await
+    {
         if Instant::now() > deadline {
             fail(format!("the late replica's subscribe: {e}"));
         }
@@ -368,13 +376,13 @@ async fn main() {
     }
     nodes[0]
         .client
-        .create_register(REGISTER, true)
+        .create_register(&args.register, true)
         .await
         .unwrap_or_else(|e| fail(format!("create register: {e}")));
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     for node in &nodes[1..] {
         loop {
-            match node.client.subscribe(REGISTER, "full-replica").await {
+            match node.client.subscribe(&args.register, "full-replica").await {
                 Ok(_) => break,
                 Err(e) if Instant::now() > deadline => fail(format!("subscribe: {e}")),
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -455,6 +463,7 @@ async fn main() {
     let report = json!({
         "version": sorcha_peer::VERSION,
         "binary": binary.display().to_string(),
+        "register": args.register,
         "backend": args.backend,
         "nodes": n,
         "transactions": total,
