@@ -42,7 +42,8 @@ pub(super) const SELECT_PENDING: &str = "SELECT tx_id, payload FROM transactions
 pub(super) const COUNT_PENDING: &str =
     "SELECT COUNT(*) AS n FROM transactions WHERE register_id = $1 AND version IS NULL";
 pub(super) const SELECT_PAYLOADS: &str = "SELECT payload FROM transactions WHERE register_id = $1 AND version >= $2 AND version <= $3 ORDER BY version";
-/// Transaction IDs in `[$2, $3)` (hex IDs: the IDs starting with a prefix), at most `$4`.
+/// Transaction IDs in `[$2, $3)` (bytes: the IDs whose hex starts with a prefix, see
+/// `tx_ids::prefix_range`), at most `$4`.
 pub(super) const SELECT_TX_IDS_BETWEEN: &str = "SELECT tx_id FROM transactions WHERE register_id = $1 AND tx_id >= $2 AND tx_id < $3 ORDER BY tx_id LIMIT $4";
 pub(super) const SELECT_TX: &str = "SELECT tx_id, payload, received_at_ms, version, docket_number FROM transactions WHERE register_id = $1 AND tx_id = $2";
 pub(super) const DELETE_TXS: &str = "DELETE FROM transactions WHERE register_id = $1";
