@@ -1,6 +1,7 @@
 -- Transaction IDs as the 32 bytes their hex spells (issue 18): the primary key's entries
 -- shrink by half, so more of it stays cached and each insert touches fewer pages. SQLite
--- cannot change a column's type in place, so the table is rebuilt.
+-- cannot change a column's type in place, so the table is rebuilt: that needs free disk about
+-- the table's size while it runs, and a failure rolls it back (the node says so and stops).
 CREATE TABLE transactions_by_bytes (
     register_id     TEXT NOT NULL,
     tx_id           BLOB NOT NULL,
