@@ -154,6 +154,22 @@ impl Node {
         }
     }
 
+    /// Waits until this node has a connected peer; `what` names it if it never does.
+    async fn wait_connected(&self, deadline: Instant, what: &str) {
+        while self
+            .client
+            .peers(Some("connected"), None, None)
+            .await
+            .map_or(0, |p| p.len())
+            == 0
+        {
+            if Instant::now() > deadline {
+                fail(format!("{what} did not connect"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -261,18 +277,7 @@ async fn catch_up(
     deadline: Instant,
 ) -> (Node, Duration) {
     let joiner = Node::start(args, binary, &[origin.to_string()], database).await;
-    while joiner
-        .client
-        .peers(Some("connected"), None, None)
-        .await
-        .map_or(0, |p| p.len())
-        == 0
-    {
-        if Instant::now() > deadline {
-            fail("the late replica did not connect");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    joiner.wait_connected(deadline, "the late replica").await;
     let started = Instant::now();
     while let Err(e) = joiner
         .client
@@ -391,18 +396,7 @@ async fn main() {
     }
     // Every replica connected to the origin and following it before the clock starts.
     for node in &nodes[1..] {
-        while node
-            .client
-            .peers(Some("connected"), None, None)
-            .await
-            .map_or(0, |p| p.len())
-            == 0
-        {
-            if Instant::now() > deadline {
-                fail("replicas did not connect");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        node.wait_connected(deadline, "a replica").await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_idle: Vec<f64> = nodes.iter().map(|node| rss_mb(node.pid())).collect();

@@ -247,9 +247,17 @@ async fn sqlite_store_conforms() {
     assert_eq!(store.load_bans().await.expect("bans").len(), 1);
 }
 
-/// A migrator of the schema before transaction IDs were stored as bytes (migrations 0001 to
-/// 0007 of `backend`), and the rows such a database held: a pending and a sealed transaction.
-async fn old_schema(dir: &std::path::Path, backend: &str) -> sqlx::migrate::Migrator {
+/// Makes `pool`'s database as the migrations before transaction IDs were stored as bytes
+/// (0001 to 0007 of `backend`) left it, holding a pending and a sealed transaction.
+async fn old_database<DB>(pool: &sqlx::Pool<DB>, dir: &std::path::Path, backend: &str)
+where
+    DB: sqlx::Database,
+    DB::Connection: sqlx::migrate::Migrate,
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
     let old = dir.join("migrations");
     std::fs::create_dir(&old).expect("dir");
     let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -269,10 +277,21 @@ async fn old_schema(dir: &std::path::Path, backend: &str) -> sqlx::migrate::Migr
     sqlx::migrate::Migrator::new(old.as_path())
         .await
         .expect("old migrations")
+        .run(pool)
+        .await
+        .expect("old schema");
+    sqlx::query(
+        "INSERT INTO transactions (register_id, tx_id, payload, received_at_ms, version, \
+         docket_number) VALUES ('r', $1, $2, 10, NULL, NULL), ('r', $3, $4, 10, 1, 1)",
+    )
+    .bind(id("a1"))
+    .bind(b"one".as_slice())
+    .bind(id("a2"))
+    .bind(b"two".as_slice())
+    .execute(pool)
+    .await
+    .expect("old rows");
 }
-
-const OLD_ROWS: &str = "INSERT INTO transactions (register_id, tx_id, payload, received_at_ms, \
-    version, docket_number) VALUES ('r', $1, $2, 10, NULL, NULL), ('r', $3, $4, 10, 1, 1)";
 
 /// The old rows, read through the store after its migrations ran: the same IDs, payloads and
 /// states, found by ID and by prefix.
@@ -304,19 +323,7 @@ async fn sqlite_hex_ids_migrate_to_bytes() {
         .filename(&path)
         .create_if_missing(true);
     let pool = sqlx::SqlitePool::connect_with(options).await.expect("pool");
-    old_schema(dir.path(), "sqlite")
-        .await
-        .run(&pool)
-        .await
-        .expect("old schema");
-    sqlx::query(OLD_ROWS)
-        .bind(id("a1"))
-        .bind(b"one".as_slice())
-        .bind(id("a2"))
-        .bind(b"two".as_slice())
-        .execute(&pool)
-        .await
-        .expect("old rows");
+    old_database(&pool, dir.path(), "sqlite").await;
     pool.close().await;
     let store = store::open(None, &path, Durability::Full)
         .await
@@ -331,19 +338,7 @@ async fn postgres_hex_ids_migrate_to_bytes() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let pool = sqlx::PgPool::connect(&url).await.expect("pool");
-    old_schema(dir.path(), "postgres")
-        .await
-        .run(&pool)
-        .await
-        .expect("old schema");
-    sqlx::query(OLD_ROWS)
-        .bind(id("a1"))
-        .bind(b"one".as_slice())
-        .bind(id("a2"))
-        .bind(b"two".as_slice())
-        .execute(&pool)
-        .await
-        .expect("old rows");
+    old_database(&pool, dir.path(), "postgres").await;
     pool.close().await;
     let store = store::open(Some(&url), std::path::Path::new("unused"), Durability::Full)
         .await
