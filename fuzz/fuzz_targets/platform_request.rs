@@ -39,8 +39,10 @@ fn decode_heartbeat(body: &[u8]) -> Option<heartbeat::PeerHeartbeatRequest> {
     let bits = |r: &heartbeat::PeerHeartbeatRequest| {
         let mut r = r.clone();
         let m = r.metrics.take().unwrap_or_default();
-        let floats =
-            [m.cpu_usage_percent, m.memory_usage_mb, m.disk_usage_percent].map(f64::to_bits);
+        // Bit for bit, except that -0.0 is compared as 0.0: prost leaves out a double equal
+        // to its default, so a decoded -0.0 is encoded as nothing and comes back as 0.0.
+        let floats = [m.cpu_usage_percent, m.memory_usage_mb, m.disk_usage_percent]
+            .map(|f| if f == 0.0 { 0 } else { f.to_bits() });
         (
             r,
             floats,
