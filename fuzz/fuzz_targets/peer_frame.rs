@@ -10,6 +10,7 @@ use prost::Message;
 use sorcha_peer::messages::relay::Relay;
 use sorcha_peer::messages::{MAX_AGE_MS, MAX_HOPS, MAX_PAYLOAD_BYTES};
 use sorcha_peer::protocol::convert::{self, MAX_PEER_TEXT};
+use sorcha_peer::protocol::tx_refs;
 use sorcha_peer::protocol::pb::{self, frame::Body};
 
 fuzz_target!(|data: &[u8]| {
@@ -33,10 +34,10 @@ fuzz_target!(|data: &[u8]| {
                 compact(entry);
             }
         }
-        Some(Body::Announce(a)) => ids(&a.tx_ids),
-        Some(Body::PullTransactions(p)) => ids(&p.tx_ids),
+        Some(Body::Announce(a)) => refs(&a.tx_ids, &a.short_ids),
+        Some(Body::PullTransactions(p)) => refs(&p.tx_ids, &p.short_ids),
         Some(Body::TransactionsBatch(b)) => {
-            ids(&b.missing);
+            refs(&b.missing, &b.missing_short);
             text(&b.error);
         }
         Some(Body::DialBackResponse(r)) => text(&r.error),
@@ -70,10 +71,15 @@ fn addresses(wire: Vec<pb::PeerAddress>) {
     assert_eq!(convert::addresses_to_wire(taken), wire);
 }
 
-fn ids(wire: &[Vec<u8>]) {
-    match convert::ids_from_wire(wire) {
-        Ok(ids) => assert_eq!(ids.iter().map(|i| i.to_vec()).collect::<Vec<_>>(), wire),
-        Err(_) => assert!(wire.iter().any(|id| id.len() != 32)),
+/// Transactions named by whole and short IDs: accepted exactly when every whole ID is 32 bytes
+/// and the short ones divide into 16-byte IDs, and then they go back out as they came.
+fn refs(whole: &[Vec<u8>], short: &[u8]) {
+    match tx_refs::refs_from_wire(whole, short) {
+        Ok(refs) => {
+            assert_eq!(refs.len(), whole.len() + short.len() / 16);
+            assert_eq!(tx_refs::missing_to_wire(&refs), (whole.to_vec(), short.to_vec()));
+        }
+        Err(_) => assert!(whole.iter().any(|id| id.len() != 32) || short.len() % 16 != 0),
     }
 }
 

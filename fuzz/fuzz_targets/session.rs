@@ -29,7 +29,7 @@ use sorcha_peer::config::{Config, Durability};
 use sorcha_peer::identity::Identity;
 use sorcha_peer::node::{self, Listeners, NodeHandle};
 use sorcha_peer::peers::BanTarget;
-use sorcha_peer::protocol::convert;
+use sorcha_peer::protocol::{convert, tx_refs};
 use sorcha_peer::protocol::pb::{self, frame::Body};
 use stranger::{Claims, Session};
 use tokio::net::TcpListener;
@@ -425,12 +425,14 @@ async fn read_answers(
             }
             Body::Advertise(a) => well_formed_heights(a.registers)?,
             Body::Announce(a) => {
-                convert::ids_from_wire(&a.tx_ids).map_err(|e| format!("an announcement: {e}"))?;
+                tx_refs::refs_from_wire(&a.tx_ids, &a.short_ids)
+                    .map_err(|e| format!("an announcement: {e}"))?;
             }
             Body::ExchangeRequest(r) => asked.send_modify(|a| a.exchange = Some(r.request_id)),
             Body::DocketRequest(r) => asked.send_modify(|a| a.dockets = Some(r.request_id)),
             Body::PullTransactions(r) => {
-                convert::ids_from_wire(&r.tx_ids).map_err(|e| format!("a pull: {e}"))?;
+                tx_refs::refs_from_wire(&r.tx_ids, &r.short_ids)
+                    .map_err(|e| format!("a pull: {e}"))?;
                 asked.send_modify(|a| a.transactions = Some(r.request_id));
             }
             Body::DialBackRequest(r) => asked.send_modify(|a| a.dial_back = Some(r.request_id)),

@@ -147,6 +147,16 @@ fn frames(dir: &Path) {
         frame(Body::Announce(pb::Announce {
             register_id: "seed-register".into(),
             tx_ids: vec![ledger::tx_hash(b"tx one").to_vec()],
+            short_ids: Vec::new(),
+        })),
+    );
+    put(
+        dir,
+        "announce_short",
+        frame(Body::Announce(pb::Announce {
+            register_id: "seed-register".into(),
+            tx_ids: Vec::new(),
+            short_ids: ledger::short_id(&ledger::tx_hash(b"tx two")).to_vec(),
         })),
     );
     put(

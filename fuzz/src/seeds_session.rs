@@ -43,12 +43,14 @@ pub fn session(dir: &Path) {
     let announce = frame(Body::Announce(pb::Announce {
         register_id: FOLLOWED_REGISTER.into(),
         tx_ids: followed_txs.clone(),
+        short_ids: Vec::new(),
     }));
     let transactions_batch = frame(Body::TransactionsBatch(pb::TransactionsBatch {
         request_id: 0,
         register_id: FOLLOWED_REGISTER.into(),
         payloads: chain.iter().flat_map(|d| d.transactions.clone()).collect(),
         missing: vec![],
+        missing_short: vec![],
         error: String::new(),
     }));
     let seeds: Vec<(&str, u8, Vec<pb::Frame>)> = vec![
@@ -106,7 +108,18 @@ pub fn session(dir: &Path) {
             vec![frame(Body::PullTransactions(pb::PullTransactions {
                 request_id: 6,
                 register_id: LOCAL_REGISTER.into(),
-                tx_ids: vec![local_tx, followed_txs[0].clone()],
+                tx_ids: vec![local_tx.clone(), followed_txs[0].clone()],
+                short_ids: Vec::new(),
+            }))],
+        ),
+        (
+            "pull_transactions_short",
+            0,
+            vec![frame(Body::PullTransactions(pb::PullTransactions {
+                request_id: 6,
+                register_id: LOCAL_REGISTER.into(),
+                tx_ids: Vec::new(),
+                short_ids: [&local_tx[..16], &followed_txs[0][..16]].concat(),
             }))],
         ),
         (

@@ -25,7 +25,7 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::peers::{Direction, PeerManager, PeerState};
-use crate::protocol::{PeerMessage, ServedTransactions};
+use crate::protocol::{PeerMessage, ServedTransactions, TxRef};
 use crate::tasks::{Service, Tasks};
 use crate::telemetry::Metrics;
 use crate::txpool::{TxPool, TxPoolError};
@@ -184,20 +184,18 @@ impl Gossip {
                 register_id: register.to_string(),
                 tx_ids: chunk.to_vec(),
             };
+            // Their bytes are counted as they go out, in the form the peer reads.
             if self.peers.send(peer, message) {
                 self.metrics
                     .gossip_announcements_sent
                     .inc_by(chunk.len() as u64);
-                self.metrics
-                    .gossip_announce_bytes
-                    .inc_by((chunk.len() * 32 + register.len() + 8) as u64);
             }
         }
     }
 
     /// A peer announced transactions. Rate-limited per peer; the new ones are recorded with
     /// their announcers and requested by the request loop (see [`requests`]).
-    pub fn on_announce(&self, peer_id: &str, register_id: String, mut ids: Vec<[u8; 32]>) {
+    pub fn on_announce(&self, peer_id: &str, register_id: String, mut ids: Vec<TxRef>) {
         self.metrics
             .gossip_announcements_received
             .inc_by(ids.len() as u64);
@@ -318,7 +316,9 @@ impl Gossip {
         let (claim, taken) = self.pool.claim(ids);
         for id in &taken {
             self.metrics.gossip_duplicates_avoided.inc();
-            self.lock().tracker.not_requested(peer, register, id);
+            self.lock()
+                .tracker
+                .not_requested(peer, register, &id.short());
         }
         let claimed = claim.ids().to_vec();
         let span = tracing::info_span!(
@@ -369,7 +369,7 @@ impl Gossip {
                     // not turn this into a busy loop).
                     tracing::warn!(peer = %peer, register = %register, "gossip pull failed: {e}");
                     for id in &claimed {
-                        inner.tracker.not_requested(peer, register, id);
+                        inner.tracker.not_requested(peer, register, &id.short());
                     }
                     false
                 }
@@ -388,11 +388,12 @@ impl Gossip {
     }
 
     /// Serves a peer's pull: payloads of a public register held here, rate-limited per peer.
+    /// What is not held is answered missing, named as the peer named it.
     pub async fn serve(
         &self,
         peer_id: &str,
         register_id: &str,
-        ids: Vec<[u8; 32]>,
+        ids: Vec<TxRef>,
     ) -> Result<ServedTransactions, ServeError> {
         if !self.pool.is_public(register_id) {
             return Err(ServeError::Unavailable(register_id.to_string()));
@@ -404,13 +405,12 @@ impl Gossip {
                 .inc_by((ids.len() - granted) as u64);
             return Err(ServeError::RateLimited(self.config.gossip_pull_rate));
         }
-        let hex_ids: Vec<String> = ids.iter().map(hex::encode).collect();
+        let whole = self.pool.whole_ids(register_id, &ids).await?;
+        let hex_ids: Vec<String> = whole.iter().flatten().map(hex::encode).collect();
         let found = self.pool.payloads(register_id, &hex_ids).await?;
         let have: HashSet<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
-        let missing = ids
-            .iter()
-            .zip(&hex_ids)
-            .filter(|(_, h)| !have.contains(h.as_str()))
+        let missing = (ids.iter().zip(&whole))
+            .filter(|(_, w)| w.is_none_or(|w| !have.contains(hex::encode(w).as_str())))
             .map(|(id, _)| *id)
             .collect();
         Ok(ServedTransactions {

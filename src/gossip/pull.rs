@@ -6,26 +6,26 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::{Gossip, UNANSWERED_PENALTY, UNSERVED_PENALTY};
-use crate::ledger;
+use crate::ledger::{self, ShortId, short_id};
 use crate::peers::PeerState;
-use crate::protocol::{PeerRequest, PeerResponse, RequestError, ServedTransactions};
+use crate::protocol::{PeerRequest, PeerResponse, RequestError, ServedTransactions, TxRef};
 use crate::txpool::{Holders, TxPoolError};
 
 /// How the transactions of one request ended.
 #[derive(Default)]
 pub(super) struct Settled {
     /// Stored now, or found already here.
-    pub delivered: Vec<[u8; 32]>,
+    pub delivered: Vec<ShortId>,
     /// Not delivered by this peer: the next announcer is asked.
-    pub failed: Vec<[u8; 32]>,
+    pub failed: Vec<ShortId>,
     /// The peer missed, refused or timed out (rather than a local storage failure).
     pub peer_at_fault: bool,
 }
 
 impl Settled {
     /// The whole request failed at the peer: each transaction goes to the next announcer.
-    fn peer_failed(mut self, wanted: Vec<[u8; 32]>) -> Settled {
-        self.failed = wanted;
+    fn peer_failed(mut self, wanted: &[TxRef]) -> Settled {
+        self.failed = wanted.iter().map(TxRef::short).collect();
         self.peer_at_fault = true;
         self
     }
@@ -35,9 +35,9 @@ impl Settled {
 struct Checked {
     /// (hex ID, payload) of each good one, once.
     good: Vec<(String, Vec<u8>)>,
-    good_ids: Vec<[u8; 32]>,
+    good_ids: Vec<ShortId>,
     /// Asked for and not served (said missing or not).
-    unserved: Vec<[u8; 32]>,
+    unserved: Vec<ShortId>,
 }
 
 impl Gossip {
@@ -48,15 +48,15 @@ impl Gossip {
         &self,
         peer: &str,
         register_id: &str,
-        claimed: &[[u8; 32]],
+        claimed: &[TxRef],
     ) -> Result<Settled, TxPoolError> {
         let mut settled = Settled::default();
-        let held = self.pool.held_among(register_id, claimed).await?;
+        let held = self.pool.held_refs(register_id, claimed).await?;
         let mut wanted = Vec::with_capacity(claimed.len());
         for id in claimed {
-            if held.contains(id) {
+            if held.contains(&id.short()) {
                 self.metrics.gossip_duplicates_avoided.inc();
-                settled.delivered.push(*id);
+                settled.delivered.push(id.short());
             } else {
                 wanted.push(*id);
             }
@@ -66,7 +66,7 @@ impl Gossip {
         }
         let served = match self.ask(peer, register_id, &wanted).await {
             Some(served) => served,
-            None => return Ok(settled.peer_failed(wanted)),
+            None => return Ok(settled.peer_failed(&wanted)),
         };
         let checked = self.check_served(peer, &wanted, served).await;
         if !checked.unserved.is_empty() {
@@ -90,7 +90,7 @@ impl Gossip {
         &self,
         peer: &str,
         register_id: &str,
-        wanted: &[[u8; 32]],
+        wanted: &[TxRef],
     ) -> Option<ServedTransactions> {
         let timeout = self.config.gossip_request_timeout;
         let request = PeerRequest::Transactions {
@@ -150,21 +150,26 @@ impl Gossip {
         }
     }
 
-    /// Keeps each served payload that is one asked for (by the hash of its bytes) and within
-    /// `max_transaction_size`; a payload that is not what was announced is bad data.
+    /// Keeps each served payload that is one asked for (by the hash of its bytes: the whole ID
+    /// where it was asked by that, else its short ID) and within `max_transaction_size`; a
+    /// payload that is not what was announced is bad data.
     async fn check_served(
         &self,
         peer: &str,
-        wanted: &[[u8; 32]],
+        wanted: &[TxRef],
         served: ServedTransactions,
     ) -> Checked {
-        let asked: HashSet<&[u8; 32]> = wanted.iter().collect();
+        let asked: HashMap<ShortId, &TxRef> = wanted.iter().map(|r| (r.short(), r)).collect();
         let mut good = Vec::with_capacity(served.payloads.len());
-        let mut got: HashSet<[u8; 32]> = HashSet::with_capacity(served.payloads.len());
+        let mut got: HashSet<ShortId> = HashSet::with_capacity(served.payloads.len());
         let mut good_ids = Vec::with_capacity(served.payloads.len());
         for payload in served.payloads {
             let id = ledger::tx_hash(&payload);
-            if !asked.contains(&id) {
+            let short = short_id(&id);
+            let named = asked
+                .get(&short)
+                .is_some_and(|r| r.full().is_none_or(|whole| whole == id));
+            if !named {
                 self.peers
                     .verification_failed(
                         peer,
@@ -182,14 +187,14 @@ impl Gossip {
                 );
                 continue;
             }
-            if got.insert(id) {
+            if got.insert(short) {
                 good.push((hex::encode(id), payload));
-                good_ids.push(id);
+                good_ids.push(short);
             }
         }
         let unserved = (wanted.iter())
-            .filter(|id| !got.contains(*id))
-            .copied()
+            .map(TxRef::short)
+            .filter(|id| !got.contains(id))
             .collect();
         Checked {
             good,

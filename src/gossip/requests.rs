@@ -20,11 +20,15 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-/// A tracked transaction: its register and ID (the same payload can be in two registers).
-pub(crate) type TxKey = (Arc<str>, [u8; 32]);
+use crate::ledger::ShortId;
+use crate::protocol::TxRef;
+
+/// A tracked transaction: its register and short ID (the same payload can be in two
+/// registers). Peers that speak short IDs announce only those.
+pub(crate) type TxKey = (Arc<str>, ShortId);
 
 /// Transactions to request, grouped by (peer, register).
-type Groups = HashMap<(Arc<str>, Arc<str>), Vec<[u8; 32]>>;
+type Groups = HashMap<(Arc<str>, Arc<str>), Vec<TxRef>>;
 
 /// The bounds of a tracker.
 #[derive(Clone, Copy, Debug)]
@@ -64,7 +68,9 @@ pub(crate) struct Admitted {
 pub(crate) struct Assignment {
     pub peer: Arc<str>,
     pub register: Arc<str>,
-    pub ids: Vec<[u8; 32]>,
+    /// Each by its whole ID where an announcer gave it (a peer that does not speak short IDs
+    /// can be asked only that way), else by its short ID.
+    pub ids: Vec<TxRef>,
 }
 
 struct Announcer {
@@ -73,6 +79,8 @@ struct Announcer {
 }
 
 struct Entry {
+    /// The whole ID, once an announcer gave it.
+    full: Option<[u8; 32]>,
     announcers: Vec<Announcer>,
     /// The announcer it is requested from right now.
     in_flight: Option<Arc<str>>,
@@ -134,7 +142,7 @@ impl RequestTracker {
     }
 
     /// The peers that announced a tracked transaction (none if it is not tracked).
-    pub(crate) fn announcers(&self, register: &Arc<str>, id: &[u8; 32]) -> Vec<Arc<str>> {
+    pub(crate) fn announcers(&self, register: &Arc<str>, id: &ShortId) -> Vec<Arc<str>> {
         self.entries
             .get(&(register.clone(), *id))
             .map(|e| e.announcers.iter().map(|a| a.peer.clone()).collect())
@@ -148,7 +156,7 @@ impl RequestTracker {
     }
 
     /// Records that `peer` announced `ids` of `register`.
-    pub(crate) fn announce(&mut self, peer: &str, register: &str, ids: &[[u8; 32]]) -> Admitted {
+    pub(crate) fn announce(&mut self, peer: &str, register: &str, ids: &[TxRef]) -> Admitted {
         let mut out = Admitted::default();
         let register: Arc<str> = Arc::from(register);
         let peer: Arc<str> = match self.peers.get_key_value(peer) {
@@ -156,7 +164,7 @@ impl RequestTracker {
             None => Arc::from(peer),
         };
         for id in ids {
-            let key: TxKey = (register.clone(), *id);
+            let key: TxKey = (register.clone(), id.short());
             if self
                 .entries
                 .get(&key)
@@ -178,10 +186,12 @@ impl RequestTracker {
                 }
             }
             let entry = self.entries.entry(key.clone()).or_insert_with(|| Entry {
+                full: None,
                 announcers: Vec::new(),
                 in_flight: None,
                 queued: false,
             });
+            entry.full = entry.full.or(id.full());
             entry.announcers.push(Announcer {
                 peer: peer.clone(),
                 tried: false,
@@ -365,7 +375,8 @@ impl RequestTracker {
                             with_room -= 1;
                         }
                     }
-                    groups.entry((peer, key.0.clone())).or_default().push(key.1);
+                    let id = entry.full.map_or(TxRef::Short(key.1), TxRef::Full);
+                    groups.entry((peer, key.0.clone())).or_default().push(id);
                 }
                 None if untried => still_waiting.push_back(key),
                 None => self.forget(&key),
@@ -387,7 +398,7 @@ impl RequestTracker {
     }
 
     /// The transaction is here now (pulled from `peer`, or found already held): forget it.
-    pub(crate) fn delivered(&mut self, register: &str, id: &[u8; 32]) {
+    pub(crate) fn delivered(&mut self, register: &str, id: &ShortId) {
         let key: TxKey = (Arc::from(register), *id);
         self.forget(&key);
     }
@@ -408,17 +419,17 @@ impl RequestTracker {
 
     /// `peer` did not deliver the transaction (answered "missing", failed or timed out): it is
     /// not asked for it again, and the next announcer is tried at once.
-    pub(crate) fn failed(&mut self, peer: &str, register: &str, id: &[u8; 32]) {
+    pub(crate) fn failed(&mut self, peer: &str, register: &str, id: &ShortId) {
         self.finish(peer, register, id, true);
     }
 
     /// An assignment that was not sent after all (someone else is fetching the transaction
     /// right now): it waits for the next round, nobody's fault.
-    pub(crate) fn not_requested(&mut self, peer: &str, register: &str, id: &[u8; 32]) {
+    pub(crate) fn not_requested(&mut self, peer: &str, register: &str, id: &ShortId) {
         self.finish(peer, register, id, false);
     }
 
-    fn finish(&mut self, peer: &str, register: &str, id: &[u8; 32], tried: bool) {
+    fn finish(&mut self, peer: &str, register: &str, id: &ShortId, tried: bool) {
         let key: TxKey = (Arc::from(register), *id);
         let Some(entry) = self.entries.get_mut(&key) else {
             return;

@@ -20,7 +20,7 @@ const LIMITS: Limits = Limits {
 };
 
 /// A transaction (register, ID), and a request of one from a peer.
-type Key = (String, [u8; 32]);
+type Key = (String, ShortId);
 type Ask = (String, Key);
 
 #[derive(Clone, Copy, Debug)]
@@ -82,9 +82,21 @@ fn peer_name(n: usize) -> String {
 }
 
 fn key(register: usize, n: u8) -> Key {
-    let mut id = [0; 32];
+    let mut id = [0; 16];
     id[0] = n;
     (format!("r{register}"), id)
+}
+
+/// The whole ID of a transaction whose short ID is `short`.
+fn whole(short: &ShortId) -> [u8; 32] {
+    let mut id = [0xab; 32];
+    id[..16].copy_from_slice(short);
+    id
+}
+
+/// Peers that do not speak short IDs: they announce whole IDs, and can be asked only by them.
+fn speaks_whole_ids(peer: &str) -> bool {
+    peer == "p1" || peer == "p2"
 }
 
 /// What the test knows: who is connected, who announced what, what is asked of whom.
@@ -162,7 +174,16 @@ impl Model {
                 a.ids.len()
             );
             for id in &a.ids {
-                let k = (a.register.to_string(), *id);
+                if speaks_whole_ids(&peer) {
+                    prop_assert_eq!(
+                        id.full(),
+                        Some(whole(&id.short())),
+                        "{} is asked of {}, who announced it whole, by its short ID",
+                        hex::encode(id.short()),
+                        &peer
+                    );
+                }
+                let k = (a.register.to_string(), id.short());
                 prop_assert!(
                     !self.outstanding.contains_key(&k),
                     "{k:?} asked of {peer} while in flight to {:?}",
@@ -265,8 +286,14 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let peer = peer_name(peer);
                 // Only a connected peer's announcements reach the tracker.
                 if m.connected.contains_key(&peer) {
-                    let ids: Vec<[u8; 32]> = ids.iter().map(|n| key(register, *n).1).collect();
-                    t.announce(&peer, &format!("r{register}"), &ids);
+                    let ids: Vec<ShortId> = ids.iter().map(|n| key(register, *n).1).collect();
+                    let refs: Vec<TxRef> = (ids.iter())
+                        .map(|id| match speaks_whole_ids(&peer) {
+                            true => TxRef::Full(whole(id)),
+                            false => TxRef::Short(*id),
+                        })
+                        .collect();
+                    t.announce(&peer, &format!("r{register}"), &refs);
                     for id in ids {
                         let k = (format!("r{register}"), id);
                         m.announced_by.entry(k).or_default().insert(peer.clone());

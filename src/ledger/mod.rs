@@ -81,6 +81,21 @@ pub fn tx_hash(payload: &[u8]) -> Hash {
     Sha256::digest(payload).into()
 }
 
+/// The first 16 bytes of a transaction ID, which gossip announces and pulls by where the peer
+/// speaks them (half the bytes of the whole ID). Two payloads that share one take about 2^64
+/// hashes to find; a payload sharing one with a given transaction, about 2^128.
+pub type ShortId = [u8; SHORT_ID_LEN];
+
+/// Bytes in a [`ShortId`].
+pub const SHORT_ID_LEN: usize = 16;
+
+/// The short form of a transaction ID.
+pub fn short_id(id: &Hash) -> ShortId {
+    let mut short = [0; SHORT_ID_LEN];
+    short.copy_from_slice(&id[..SHORT_ID_LEN]);
+    short
+}
+
 /// The hex form of a transaction ID.
 pub fn tx_id(payload: &[u8]) -> String {
     hex::encode(tx_hash(payload))

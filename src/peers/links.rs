@@ -45,6 +45,8 @@ pub enum SessionCommand {
 pub struct SessionHandle {
     pub conn_id: u64,
     pub commands: mpsc::Receiver<SessionCommand>,
+    /// The peer speaks short transaction IDs.
+    pub short_ids: bool,
 }
 
 /// What the links know of one connection.
@@ -55,6 +57,8 @@ pub(super) struct LinkInfo {
     pub connected_at_ms: i64,
     /// The peer carries platform messages (it said so in the handshake).
     pub platform_messages: bool,
+    /// The peer speaks short transaction IDs (it said so in the handshake).
+    pub short_ids: bool,
 }
 
 struct Connection {
@@ -163,6 +167,7 @@ impl Links {
         SessionHandle {
             conn_id,
             commands: rx,
+            short_ids: info.short_ids,
         }
     }
 
@@ -286,6 +291,7 @@ mod tests {
             remote_ip: "127.0.0.9".parse().expect("ip"),
             connected_at_ms: 1,
             platform_messages: true,
+            short_ids: true,
         }
     }
 

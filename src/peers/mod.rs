@@ -128,6 +128,8 @@ pub struct VerifiedPeer {
     /// It said in the handshake that it carries platform messages (older nodes do not, and
     /// would count the frame as a protocol violation).
     pub platform_messages: bool,
+    /// It said in the handshake that it speaks short transaction IDs (`rpc::SHORT_TX_IDS`).
+    pub short_ids: bool,
     /// Where its platform services are served (checked, dialable), if it serves them.
     pub platform_address: Option<String>,
 }

@@ -266,6 +266,7 @@ fn connect(s: &mut State, m: &mut Model, n: u8, from: Ipv4Addr, direction: Direc
         address: address(n),
         software_version: "test".into(),
         platform_messages: true,
+        short_ids: true,
         platform_address: None,
     };
     s.table
@@ -275,6 +276,7 @@ fn connect(s: &mut State, m: &mut Model, n: u8, from: Ipv4Addr, direction: Direc
         remote_ip: IpAddr::V4(from),
         connected_at_ms: m.now,
         platform_messages: true,
+        short_ids: true,
     };
     let handle = s.links.insert(&id, info, id.clone());
     m.sessions.insert(
@@ -558,6 +560,7 @@ fn a_table_full_of_banned_peers_still_takes_a_newcomer() {
             address: address(n),
             software_version: "test".into(),
             platform_messages: true,
+            short_ids: true,
             platform_address: None,
         };
         s.table

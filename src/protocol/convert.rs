@@ -58,8 +58,8 @@ pub fn refusal_from_wire(goodbye: &pb::Goodbye) -> Refusal {
     }
 }
 
-/// A message for a peer, as the body of its frame.
-pub fn message_to_wire(message: PeerMessage) -> pb::frame::Body {
+/// A message for a peer, as the body of its frame; `short_ids`: the peer speaks them.
+pub fn message_to_wire(message: PeerMessage, short_ids: bool) -> pb::frame::Body {
     use pb::frame::Body;
     match message {
         PeerMessage::Advertise(heights) => Body::Advertise(pb::Advertise {
@@ -78,16 +78,18 @@ pub fn message_to_wire(message: PeerMessage) -> pb::frame::Body {
         PeerMessage::Announce {
             register_id,
             tx_ids,
-        } => Body::Announce(pb::Announce {
+        } => Body::Announce(super::tx_refs::announce_to_wire(
             register_id,
-            tx_ids: tx_ids.iter().map(|id| id.to_vec()).collect(),
-        }),
+            &tx_ids,
+            short_ids,
+        )),
         PeerMessage::Platform(m) => Body::PlatformMessage(platform_to_wire(&m)),
     }
 }
 
-/// A request to a peer, as the body of its frame under `request_id`.
-pub fn request_to_wire(request_id: u64, request: PeerRequest) -> pb::frame::Body {
+/// A request to a peer, as the body of its frame under `request_id`; `short_ids`: the peer
+/// speaks them.
+pub fn request_to_wire(request_id: u64, request: PeerRequest, short_ids: bool) -> pb::frame::Body {
     use pb::frame::Body;
     match request {
         PeerRequest::Dockets {
@@ -107,11 +109,15 @@ pub fn request_to_wire(request_id: u64, request: PeerRequest) -> pb::frame::Body
         PeerRequest::Transactions {
             register_id,
             tx_ids,
-        } => Body::PullTransactions(pb::PullTransactions {
-            request_id,
-            register_id,
-            tx_ids: tx_ids.iter().map(|t| t.to_vec()).collect(),
-        }),
+        } => {
+            let (tx_ids, short_ids) = super::tx_refs::refs_to_wire(&tx_ids, short_ids);
+            Body::PullTransactions(pb::PullTransactions {
+                request_id,
+                register_id,
+                tx_ids,
+                short_ids,
+            })
+        }
         PeerRequest::DialBack { address } => Body::DialBackRequest(pb::DialBackRequest {
             request_id,
             address,
@@ -124,6 +130,8 @@ pub fn request_to_wire(request_id: u64, request: PeerRequest) -> pb::frame::Body
 pub enum WireError {
     #[error("{what} is {len} bytes, expected 32")]
     NotA32ByteValue { what: &'static str, len: usize },
+    #[error("packed short IDs are {0} bytes, not a multiple of 16")]
+    ShortIdsLength(usize),
     #[error("a pushed docket carries payloads, expected IDs")]
     PayloadsInPush,
     #[error("a platform message payload is {0} bytes, over {MAX_PAYLOAD_BYTES}")]

@@ -5,13 +5,14 @@
 
 pub mod convert;
 mod platform_message;
+pub mod tx_refs;
 
 pub use platform_message::{BROADCAST, MAX_PAYLOAD_BYTES, PlatformMessage, Recipient};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ledger::{CompactDocket, DocketWithTransactions};
+use crate::ledger::{CompactDocket, DocketWithTransactions, ShortId, short_id};
 
 /// Generated protobuf and gRPC code for `proto/sorcha/peer/v1`.
 // tonic-build writes each service's routing as one long match: generated, not ours to split.
@@ -64,10 +65,10 @@ pub enum PeerRequest {
         headers_only: bool,
         max_bytes: u64,
     },
-    /// Payloads of announced transactions.
+    /// Payloads of transactions, by whole ID or, where only that was announced, by short ID.
     Transactions {
         register_id: String,
-        tx_ids: Vec<[u8; 32]>,
+        tx_ids: Vec<TxRef>,
     },
     /// "Dial me back at `address`" (a reachability check).
     DialBack { address: String },
@@ -87,8 +88,34 @@ pub enum PeerResponse {
 #[derive(Clone, Debug, Default)]
 pub struct ServedTransactions {
     pub payloads: Vec<Vec<u8>>,
-    /// IDs asked for that the peer does not hold.
-    pub missing: Vec<[u8; 32]>,
+    /// Transactions asked for that the peer does not hold.
+    pub missing: Vec<TxRef>,
+}
+
+/// A transaction as a peer named it: by its whole ID, or by its short ID (see
+/// [`tx_refs`]). Both name one transaction: two payloads that share a short ID take about
+/// 2^64 hashes to find.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TxRef {
+    Full([u8; 32]),
+    Short(ShortId),
+}
+
+impl TxRef {
+    pub fn short(&self) -> ShortId {
+        match self {
+            TxRef::Full(id) => short_id(id),
+            TxRef::Short(short) => *short,
+        }
+    }
+
+    /// The whole ID, when the peer gave it.
+    pub fn full(&self) -> Option<[u8; 32]> {
+        match self {
+            TxRef::Full(id) => Some(*id),
+            TxRef::Short(_) => None,
+        }
+    }
 }
 
 /// Why a connection was refused or closed by this node. The text goes to the peer in `Goodbye`.

@@ -12,7 +12,7 @@ use super::sync::{SourceError, SyncContext};
 use tokio::sync::Notify;
 
 use crate::ledger::{self, CompactDocket, DocketWithTransactions, VerifyError};
-use crate::protocol::{PeerRequest, PeerResponse};
+use crate::protocol::{PeerRequest, PeerResponse, TxRef};
 use crate::store::StoreError;
 use crate::txpool::{Holders, TxPoolError};
 
@@ -175,7 +175,7 @@ async fn pull(
 ) -> Result<Vec<Vec<u8>>, PushError> {
     let request = PeerRequest::Transactions {
         register_id: register_id.to_string(),
-        tx_ids,
+        tx_ids: tx_ids.into_iter().map(TxRef::Full).collect(),
     };
     match ctx
         .peers

@@ -15,7 +15,7 @@ use super::convert;
 use super::frames::{frame, push, refuse};
 use super::outbox::Outbox;
 use super::pb::{self, frame::Body};
-use super::{CAPABILITIES, PLATFORM_MESSAGES, PROTOCOL_VERSION};
+use super::{CAPABILITIES, PLATFORM_MESSAGES, PROTOCOL_VERSION, SHORT_TX_IDS};
 use crate::config::{MAX_NAME_LEN, validate_host_port};
 use crate::identity::{self, NONCE_LEN, Role, peer_id_for};
 use crate::peers::{Direction, SessionHandle, VerifiedPeer};
@@ -134,6 +134,7 @@ fn verified_peer(info: pb::NodeInfo, address: String) -> VerifiedPeer {
         address,
         software_version: convert::peer_text(&info.software_version, MAX_NAME_LEN),
         platform_messages: info.capabilities.iter().any(|c| c == PLATFORM_MESSAGES),
+        short_ids: info.capabilities.iter().any(|c| c == SHORT_TX_IDS),
         platform_address: Some(info.platform_address).filter(|a| !a.is_empty()),
     }
 }

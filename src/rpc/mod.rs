@@ -55,10 +55,19 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest gRPC message accepted or sent (16 MiB, as the original).
 pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 /// What this node can do, announced in the handshake.
-pub const CAPABILITIES: &[&str] = &["heartbeat", "peer-exchange", PLATFORM_MESSAGES];
+pub const CAPABILITIES: &[&str] = &[
+    "heartbeat",
+    "peer-exchange",
+    PLATFORM_MESSAGES,
+    SHORT_TX_IDS,
+];
 /// The capability of carrying platform messages (`PlatformMessage` frames): they are sent only
 /// to peers that announce it.
 pub const PLATFORM_MESSAGES: &str = "platform-messages";
+/// The capability of gossiping by short transaction IDs (`ledger::ShortId`): announcements,
+/// pulls and their answers name transactions by their first 16 bytes. A peer without it is sent
+/// and asked whole IDs.
+pub const SHORT_TX_IDS: &str = "short-tx-ids";
 /// HTTP/2 streams one connection may have open at once: a peer needs one session stream and
 /// the occasional height query.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 4;

@@ -17,7 +17,9 @@ use super::pending::{Pending, PendingRequests};
 use super::{Services, convert};
 use crate::clock::now_ms;
 use crate::peers::{CloseOutcome, SessionCommand, SessionHandle};
-use crate::protocol::{PeerMessage, PeerRequest, PeerResponse, RequestError, ServedTransactions};
+use crate::protocol::{
+    PeerMessage, PeerRequest, PeerResponse, RequestError, ServedTransactions, tx_refs,
+};
 use crate::service::liveness::{self, Verdict};
 
 /// Inbound storage work (docket requests, pushes, submissions) queued per session before the
@@ -65,7 +67,7 @@ async fn run_worker(
                 }))
             }
             Work::ServeTransactions(r) => {
-                let served = match convert::ids_from_wire(&r.tx_ids) {
+                let served = match tx_refs::refs_from_wire(&r.tx_ids, &r.short_ids) {
                     Ok(ids) => services
                         .gossip
                         .serve(&peer_id, &r.register_id, ids)
@@ -73,19 +75,20 @@ async fn run_worker(
                         .map_err(|e| e.to_string()),
                     Err(e) => Err(format!("malformed request: {e}")),
                 };
-                let (payloads, missing, error) = match served {
+                let (payloads, (missing, missing_short), error) = match served {
                     Ok(served) => (
                         served.payloads,
-                        served.missing.iter().map(|m| m.to_vec()).collect(),
+                        tx_refs::missing_to_wire(&served.missing),
                         String::new(),
                     ),
-                    Err(e) => (Vec::new(), Vec::new(), e),
+                    Err(e) => (Vec::new(), Default::default(), e),
                 };
                 Some(Body::TransactionsBatch(pb::TransactionsBatch {
                     request_id: r.request_id,
                     register_id: r.register_id,
                     payloads,
                     missing,
+                    missing_short,
                     error,
                 }))
             }
@@ -136,6 +139,8 @@ struct Session {
     /// This node's pending transactions were announced to the peer after its first
     /// advertisement in this session.
     told_pending: bool,
+    /// The peer speaks short transaction IDs (`super::SHORT_TX_IDS`).
+    short_ids: bool,
 }
 
 impl Session {
@@ -181,7 +186,17 @@ impl Session {
                 Err(CloseOutcome::Graceful(reason))
             }
             SessionCommand::ExchangePeers => self.ask_for_peers(),
-            SessionCommand::Send(message) => self.send(convert::message_to_wire(message)),
+            SessionCommand::Send(message) => {
+                let body = convert::message_to_wire(message, self.short_ids);
+                if let Body::Announce(a) = &body {
+                    // The bytes as they go out (the peer's form, protobuf framing included).
+                    self.services
+                        .metrics
+                        .gossip_announce_bytes
+                        .inc_by(prost::Message::encoded_len(a) as u64);
+                }
+                self.send(body)
+            }
             SessionCommand::Request { request, reply } => {
                 let id = self.next_id();
                 let pending = match &request {
@@ -189,7 +204,7 @@ impl Session {
                     PeerRequest::Transactions { .. } => Pending::Transactions(reply),
                     PeerRequest::DialBack { .. } => Pending::DialBack(reply),
                 };
-                self.send(convert::request_to_wire(id, request))?;
+                self.send(convert::request_to_wire(id, request, self.short_ids))?;
                 self.pending.insert(id, pending);
                 Ok(())
             }
@@ -388,7 +403,7 @@ impl Session {
     }
 
     fn on_announce(&mut self, a: pb::Announce) {
-        match convert::ids_from_wire(&a.tx_ids) {
+        match tx_refs::refs_from_wire(&a.tx_ids, &a.short_ids) {
             Ok(ids) => self
                 .services
                 .gossip
@@ -423,7 +438,7 @@ impl Session {
         match self.pending.take(batch.request_id) {
             Some(Pending::Transactions(reply)) => {
                 let result = if batch.error.is_empty() {
-                    convert::ids_from_wire(&batch.missing)
+                    tx_refs::refs_from_wire(&batch.missing, &batch.missing_short)
                         .map(|missing| ServedTransactions {
                             payloads: batch.payloads,
                             missing,
@@ -485,6 +500,7 @@ pub(crate) async fn run(
     let SessionHandle {
         conn_id,
         mut commands,
+        short_ids,
     } = handle;
     let (work_tx, work_rx) = mpsc::channel(WORK_QUEUE);
     // The workers run inside this task, polled alongside the frame loop (so the loop never
@@ -506,6 +522,7 @@ pub(crate) async fn run(
         exchange_pending: None,
         pending: PendingRequests::default(),
         told_pending: false,
+        short_ids,
     };
     let mut heartbeat = tokio::time::interval(config.heartbeat_interval);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

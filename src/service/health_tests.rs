@@ -233,6 +233,7 @@ async fn readiness_fails_exactly_when_the_grace_after_the_last_peer_runs_out() {
         address: "192.0.2.9:5000".into(),
         software_version: String::new(),
         platform_messages: false,
+        short_ids: false,
         platform_address: None,
     };
     let ip = "192.0.2.9".parse().expect("ip");

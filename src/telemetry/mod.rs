@@ -70,7 +70,8 @@ pub struct Metrics {
     pub gossip_announcements_sent: Counter,
     /// Transaction IDs announced by peers.
     pub gossip_announcements_received: Counter,
-    /// Bytes of announcement messages sent.
+    /// Bytes of announcement messages handed to peer sessions, encoded as each peer reads
+    /// them (before TLS and HTTP/2 framing).
     pub gossip_announce_bytes: Counter,
     /// Transaction payloads pulled from peers (and accepted).
     pub gossip_payloads_pulled: Counter,
@@ -281,7 +282,7 @@ impl Metrics {
         );
         registry.register(
             "gossip_announce_bytes",
-            "Bytes of announcement messages sent",
+            "Bytes of announcement messages sent, as encoded for each peer",
             self.gossip_announce_bytes.clone(),
         );
         registry.register(

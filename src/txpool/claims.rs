@@ -1,5 +1,5 @@
-//! In-flight claims: the exact set of transaction IDs whose payloads gossip is fetching right
-//! now. Gossip pulls claim their IDs, so two gossip pulls never fetch the same payload at once,
+//! In-flight claims: the exact set of transactions (by short ID, all gossip may know of one)
+//! whose payloads gossip is fetching right now. Gossip pulls claim their IDs, so two gossip pulls never fetch the same payload at once,
 //! and a docket push that lacks payloads first waits for the claims on them rather than pulling
 //! them a second time. A push's own pull takes no claim, so gossip may still fetch a payload a
 //! push is fetching: taking one there changed nothing measurable (issue 18: gossip copies stay
@@ -13,22 +13,25 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::ledger::{ShortId, short_id};
+use crate::protocol::TxRef;
+
 /// The IDs being fetched, and the wake-up for those waiting for them.
 #[derive(Default)]
 pub(crate) struct Claims {
-    inflight: Mutex<HashSet<[u8; 32]>>,
+    inflight: Mutex<HashSet<ShortId>>,
     released: Notify,
 }
 
 /// IDs claimed by one fetch; released (and waiters woken) when dropped.
 pub struct Claim<'a> {
     claims: &'a Claims,
-    ids: Vec<[u8; 32]>,
+    ids: Vec<TxRef>,
 }
 
 impl Claim<'_> {
-    /// The IDs this fetch holds.
-    pub fn ids(&self) -> &[[u8; 32]] {
+    /// The transactions this fetch holds.
+    pub fn ids(&self) -> &[TxRef] {
         &self.ids
     }
 }
@@ -41,7 +44,7 @@ impl Drop for Claim<'_> {
         {
             let mut inflight = self.claims.lock();
             for id in &self.ids {
-                inflight.remove(id);
+                inflight.remove(&id.short());
             }
         }
         self.claims.released.notify_waiters();
@@ -49,19 +52,19 @@ impl Drop for Claim<'_> {
 }
 
 impl Claims {
-    fn lock(&self) -> MutexGuard<'_, HashSet<[u8; 32]>> {
+    fn lock(&self) -> MutexGuard<'_, HashSet<ShortId>> {
         self.inflight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Claims every ID nobody else is fetching. Returns the claim and the IDs someone else
     /// holds already (in the given order).
-    pub(crate) fn claim(&self, ids: Vec<[u8; 32]>) -> (Claim<'_>, Vec<[u8; 32]>) {
+    pub(crate) fn claim(&self, ids: Vec<TxRef>) -> (Claim<'_>, Vec<TxRef>) {
         let mut claimed = Vec::with_capacity(ids.len());
         let mut taken = Vec::new();
         {
             let mut inflight = self.lock();
             for id in ids {
-                if inflight.insert(id) {
+                if inflight.insert(id.short()) {
                     claimed.push(id);
                 } else {
                     taken.push(id);
@@ -78,7 +81,7 @@ impl Claims {
     }
 
     pub(crate) fn is_claimed(&self, id: &[u8; 32]) -> bool {
-        self.lock().contains(id)
+        self.lock().contains(&short_id(id))
     }
 
     /// Waits until none of `ids` is claimed any more, at most `within`. Returns whether they
@@ -108,23 +111,24 @@ mod tests {
     fn an_id_is_claimed_once_until_released() {
         let claims = Claims::default();
         let (a, b) = ([1; 32], [2; 32]);
-        let (first, taken) = claims.claim(vec![a, b]);
-        assert_eq!(first.ids(), &[a, b]);
+        let (first, taken) = claims.claim(vec![TxRef::Full(a), TxRef::Full(b)]);
+        assert_eq!(first.ids(), &[TxRef::Full(a), TxRef::Full(b)]);
         assert!(taken.is_empty());
-        let (second, taken) = claims.claim(vec![b]);
+        // Named by its short ID, it is the same transaction.
+        let (second, taken) = claims.claim(vec![TxRef::Short([2; 16])]);
         assert!(second.ids().is_empty());
-        assert_eq!(taken, vec![b]);
+        assert_eq!(taken, vec![TxRef::Short([2; 16])]);
         drop(first);
         assert!(!claims.is_claimed(&a) && !claims.is_claimed(&b));
-        let (third, _) = claims.claim(vec![b]);
-        assert_eq!(third.ids(), &[b]);
+        let (third, _) = claims.claim(vec![TxRef::Full(b)]);
+        assert_eq!(third.ids(), &[TxRef::Full(b)]);
     }
 
     #[tokio::test]
     async fn a_waiter_wakes_on_release_not_at_its_deadline() {
         let claims = Claims::default();
         let id = [7; 32];
-        let (claim, _) = claims.claim(vec![id]);
+        let (claim, _) = claims.claim(vec![TxRef::Full(id)]);
         let holder = async {
             tokio::time::sleep(Duration::from_millis(30)).await;
             drop(claim);
@@ -143,7 +147,7 @@ mod tests {
     #[tokio::test]
     async fn a_claim_that_is_not_released_times_out() {
         let claims = Claims::default();
-        let (_held, _) = claims.claim(vec![[9; 32]]);
+        let (_held, _) = claims.claim(vec![TxRef::Short([9; 16])]);
         let started = std::time::Instant::now();
         assert!(
             !claims

@@ -6,12 +6,13 @@
 //!   into one commit ([`commit`]), their count per register this node originates, and the
 //!   wake-up for the sealer when a docket's worth waits;
 //! - the seen-set ([`seen`]) and the in-flight claims ([`claims`]) that keep a payload from
-//!   being fetched twice;
+//!   being fetched twice, and what the register holds, from memory where it can (`held.rs`);
 //! - the announcement queue ([`queue`]) gossip drains;
 //! - the transaction events ([`TxEvent`]): accepted here, and sealed in a docket held here.
 
 pub(crate) mod claims;
 mod commit;
+mod held;
 pub(crate) use commit::Committer;
 #[cfg(test)]
 mod pool_props;
@@ -21,7 +22,7 @@ mod queue;
 mod recent;
 pub(crate) mod seen;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ use tokio::sync::{Notify, mpsc};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::ledger;
+use crate::protocol::TxRef;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 pub(crate) use claims::Claim;
@@ -404,83 +406,10 @@ impl TxPool {
         self.emit(register_id, tx_ids.iter().map(hex::encode).collect(), true);
     }
 
-    // ----- payloads -----------------------------------------------------------------------
-
-    /// Payloads of the given transactions (hex IDs) that the register holds, as
-    /// (tx_id, payload).
-    pub async fn payloads(
-        &self,
-        register_id: &str,
-        tx_ids: &[String],
-    ) -> Result<Vec<(String, Vec<u8>)>, TxPoolError> {
-        Ok(self.store.payloads_by_id(register_id, tx_ids).await?)
-    }
-
-    /// `peer` announced `ids` of `register_id`. Those stored here recently are known held
-    /// without the store: they are taken out of `ids` and `peer` is noted as holding them, so
-    /// a queued announcement of them is not sent back to it. What is left may be new.
-    pub fn announced_by(&self, register_id: &str, ids: &mut Vec<[u8; 32]>, peer: &str) -> usize {
-        let known = self.recent.take_known(register_id, ids);
-        if !known.is_empty() {
-            self.queue.note_holder(register_id, &known, peer);
-        }
-        known.len()
-    }
-
-    /// Whether every one of `ids` was stored here recently and is still pending, known without
-    /// the store; `false` says nothing (ask [`TxPool::pending_among`]).
-    pub fn known_pending(&self, register_id: &str, ids: &[[u8; 32]]) -> bool {
-        self.recent.all_pending(register_id, ids)
-    }
-
-    /// Which of `ids` (hex) the register holds as pending, in one query.
-    pub async fn pending_among(
-        &self,
-        register_id: &str,
-        ids: &[String],
-    ) -> Result<HashSet<String>, TxPoolError> {
-        Ok(self.store.pending_among(register_id, ids).await?)
-    }
-
-    /// Which of `ids` the register holds (pending or sealed). One stored here recently is
-    /// known exactly; otherwise the seen-set's "no" is reliable, and a "maybe" is confirmed
-    /// against the store, in one query.
-    pub async fn held_among(
-        &self,
-        register_id: &str,
-        ids: &[[u8; 32]],
-    ) -> Result<HashSet<[u8; 32]>, TxPoolError> {
-        let mut held = HashSet::new();
-        let mut maybe: Vec<&[u8; 32]> = Vec::new();
-        for id in ids {
-            if self.recent.contains(register_id, id) {
-                held.insert(*id);
-            } else if self.seen.maybe_contains(id) {
-                maybe.push(id);
-            }
-        }
-        if maybe.is_empty() {
-            return Ok(held);
-        }
-        let hex_ids: Vec<String> = maybe.iter().map(hex::encode).collect();
-        let stored = self
-            .store
-            .existing_transactions(register_id, &hex_ids)
-            .await?;
-        held.extend(
-            maybe
-                .into_iter()
-                .zip(&hex_ids)
-                .filter(|(_, h)| stored.contains(*h))
-                .map(|(id, _)| *id),
-        );
-        Ok(held)
-    }
-
     // ----- in-flight claims ---------------------------------------------------------------
 
-    /// Claims IDs for fetching; see [`Claims::claim`].
-    pub fn claim(&self, ids: Vec<[u8; 32]>) -> (Claim<'_>, Vec<[u8; 32]>) {
+    /// Claims transactions for fetching; see [`Claims::claim`].
+    pub fn claim(&self, ids: Vec<TxRef>) -> (Claim<'_>, Vec<TxRef>) {
         self.claims.claim(ids)
     }
 

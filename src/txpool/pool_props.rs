@@ -15,6 +15,7 @@ use super::recent::RecentSet;
 use super::seen::SeenSet;
 use crate::events::Events;
 use crate::ledger::tx_hash;
+use crate::protocol::TxRef;
 use crate::telemetry::Metrics;
 
 const REGISTERS: usize = 3;
@@ -233,11 +234,11 @@ fn claim_op() -> impl Strategy<Value = ClaimOp> {
 fn run_claims(ops: Vec<ClaimOp>) -> Result<(), TestCaseError> {
     let claims = Claims::default();
     let mut held: Vec<Claim<'_>> = Vec::new();
-    let mut m: BTreeSet<[u8; 32]> = BTreeSet::new();
+    let mut m: BTreeSet<TxRef> = BTreeSet::new();
     for op in ops {
         match op {
             ClaimOp::Claim(ns) => {
-                let ids: Vec<[u8; 32]> = ns.iter().map(|n| id(*n)).collect();
+                let ids: Vec<TxRef> = ns.iter().map(|n| TxRef::Full(id(*n))).collect();
                 let (claim, taken) = claims.claim(ids.clone());
                 let (mut want_claimed, mut want_taken) = (Vec::new(), Vec::new());
                 for i in ids {
@@ -261,7 +262,7 @@ fn run_claims(ops: Vec<ClaimOp>) -> Result<(), TestCaseError> {
             }
         }
         for n in 0..8 {
-            prop_assert_eq!(claims.is_claimed(&id(n)), m.contains(&id(n)));
+            prop_assert_eq!(claims.is_claimed(&id(n)), m.contains(&TxRef::Full(id(n))));
         }
     }
     drop(held);

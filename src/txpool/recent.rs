@@ -4,11 +4,46 @@
 //! This set answers them without one. It also knows whether each is still pending, so a
 //! replicated docket whose transactions gossip brought is sealed without asking the store which
 //! are pending. Bounded by count (the oldest leave first), so its memory is fixed; a register
-//! no longer held leaves it at once, so it never claims what the store does not hold.
+//! no longer held leaves it at once, so it never claims what the store does not hold. Entries
+//! are found by short ID (all a peer that speaks them announces) and keep the rest of the ID,
+//! so a whole ID is matched exactly and a short one is resolved to its whole ID.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::ledger::{SHORT_ID_LEN, ShortId, short_id};
+use crate::protocol::TxRef;
+
+/// One transaction held: the ID's last 16 bytes, and whether it is sealed (else pending).
+#[derive(Clone, Copy)]
+struct Held {
+    rest: [u8; 32 - SHORT_ID_LEN],
+    sealed: bool,
+}
+
+impl Held {
+    fn whole(&self, short: &ShortId) -> [u8; 32] {
+        let mut id = [0; 32];
+        id[..SHORT_ID_LEN].copy_from_slice(short);
+        id[SHORT_ID_LEN..].copy_from_slice(&self.rest);
+        id
+    }
+
+    /// Whether this is the transaction `r` names.
+    fn is(&self, r: &TxRef) -> bool {
+        match r {
+            TxRef::Full(id) => id[SHORT_ID_LEN..] == self.rest,
+            TxRef::Short(_) => true,
+        }
+    }
+}
+
+fn rest(id: &[u8; 32]) -> [u8; 32 - SHORT_ID_LEN] {
+    let mut rest = [0; 32 - SHORT_ID_LEN];
+    rest.copy_from_slice(&id[SHORT_ID_LEN..]);
+    rest
+}
 
 pub(super) struct RecentSet {
     capacity: usize,
@@ -17,10 +52,10 @@ pub(super) struct RecentSet {
 
 #[derive(Default)]
 struct Inner {
-    /// Per register, each ID and whether it is sealed (else pending).
-    by_register: HashMap<Arc<str>, HashMap<[u8; 32], bool>>,
+    /// Per register, each transaction by short ID.
+    by_register: HashMap<Arc<str>, HashMap<ShortId, Held>>,
     /// Every entry, oldest first.
-    order: VecDeque<(Arc<str>, [u8; 32])>,
+    order: VecDeque<(Arc<str>, ShortId)>,
 }
 
 impl RecentSet {
@@ -47,20 +82,30 @@ impl RecentSet {
         };
         let set = inner.by_register.entry(register.clone()).or_default();
         for id in ids {
-            match set.entry(*id) {
-                Entry::Occupied(mut known) => *known.get_mut() |= sealed,
+            let short = short_id(id);
+            match set.entry(short) {
+                // Another ID with this short one (2^64 hashes to find) keeps the first.
+                Entry::Occupied(mut known) => {
+                    let held = known.get_mut();
+                    if held.rest == rest(id) {
+                        held.sealed |= sealed;
+                    }
+                }
                 Entry::Vacant(new) => {
-                    new.insert(sealed);
-                    inner.order.push_back((register.clone(), *id));
+                    new.insert(Held {
+                        rest: rest(id),
+                        sealed,
+                    });
+                    inner.order.push_back((register.clone(), short));
                 }
             }
         }
         while inner.order.len() > self.capacity {
-            let Some((r, id)) = inner.order.pop_front() else {
+            let Some((r, short)) = inner.order.pop_front() else {
                 break;
             };
             if let Some(set) = inner.by_register.get_mut(&r) {
-                set.remove(&id);
+                set.remove(&short);
                 if set.is_empty() {
                     inner.by_register.remove(&r);
                 }
@@ -73,7 +118,21 @@ impl RecentSet {
         self.lock()
             .by_register
             .get(register)
-            .is_some_and(|set| set.contains_key(id))
+            .and_then(|set| set.get(&short_id(id)))
+            .is_some_and(|held| held.is(&TxRef::Full(*id)))
+    }
+
+    /// The whole ID of each of `refs` stored in `register` recently (`None`: not known here).
+    pub(super) fn whole_ids(&self, register: &str, refs: &[TxRef]) -> Vec<Option<[u8; 32]>> {
+        let inner = self.lock();
+        let set = inner.by_register.get(register);
+        (refs.iter())
+            .map(|r| {
+                let short = r.short();
+                let held = set?.get(&short)?;
+                held.is(r).then(|| held.whole(&short))
+            })
+            .collect()
     }
 
     /// Whether every one of `ids` is known here, exactly, as pending in `register` (a "no"
@@ -83,23 +142,29 @@ impl RecentSet {
         let Some(set) = inner.by_register.get(register) else {
             return false;
         };
-        ids.iter().all(|id| set.get(id) == Some(&false))
+        ids.iter().all(|id| {
+            set.get(&short_id(id))
+                .is_some_and(|held| held.is(&TxRef::Full(*id)) && !held.sealed)
+        })
     }
 
-    /// Splits `ids` into those stored in `register` recently (returned) and the rest (left in
-    /// `ids`, in their order). One lock for the whole batch.
-    pub(super) fn take_known(&self, register: &str, ids: &mut Vec<[u8; 32]>) -> Vec<[u8; 32]> {
+    /// Splits `ids` into those stored in `register` recently (returned, as whole IDs) and the
+    /// rest (left in `ids`, in their order). One lock for the whole batch.
+    pub(super) fn take_known(&self, register: &str, ids: &mut Vec<TxRef>) -> Vec<[u8; 32]> {
         let inner = self.lock();
         let Some(set) = inner.by_register.get(register) else {
             return Vec::new();
         };
         let mut known = Vec::new();
-        ids.retain(|id| {
-            let held = set.contains_key(id);
-            if held {
-                known.push(*id);
+        ids.retain(|r| {
+            let short = r.short();
+            match set.get(&short) {
+                Some(held) if held.is(r) => {
+                    known.push(held.whole(&short));
+                    false
+                }
+                _ => true,
             }
-            !held
         });
         known
     }
@@ -151,17 +216,46 @@ mod tests {
         let recent = RecentSet::new(10);
         recent.insert("a", &[[1; 32], [3; 32]], false);
         recent.insert("a", &[[5; 32]], true);
-        let mut ids = vec![[1; 32], [2; 32], [3; 32], [4; 32], [5; 32]];
+        let mut ids = vec![
+            TxRef::Full([1; 32]),
+            TxRef::Full([2; 32]),
+            TxRef::Short([3; 16]),
+            TxRef::Full([4; 32]),
+            TxRef::Full([5; 32]),
+        ];
         assert_eq!(
             recent.take_known("a", &mut ids),
-            [[1; 32], [3; 32], [5; 32]]
+            [[1; 32], [3; 32], [5; 32]],
+            "a short ID is resolved to its whole one"
         );
-        assert_eq!(ids, [[2; 32], [4; 32]]);
-        let mut other = vec![[1; 32]];
+        assert_eq!(ids, [TxRef::Full([2; 32]), TxRef::Full([4; 32])]);
+        let mut other = vec![TxRef::Full([1; 32])];
         assert!(
             recent.take_known("b", &mut other).is_empty(),
             "another register"
         );
-        assert_eq!(other, [[1; 32]]);
+        assert_eq!(other, [TxRef::Full([1; 32])]);
+    }
+
+    #[test]
+    fn a_whole_id_is_matched_whole_and_a_short_one_finds_it() {
+        let recent = RecentSet::new(10);
+        let id = [1; 32];
+        let mut twin = id;
+        twin[31] = 2; // the same short ID, another transaction
+        recent.insert("a", &[id], false);
+        assert!(recent.contains("a", &id) && !recent.contains("a", &twin));
+        assert!(!recent.all_pending("a", &[twin]));
+        assert_eq!(
+            recent.whole_ids("a", &[TxRef::Short([1; 16]), TxRef::Full(twin)]),
+            [Some(id), None]
+        );
+        let mut named = vec![TxRef::Full(twin)];
+        assert!(recent.take_known("a", &mut named).is_empty());
+        recent.insert("a", &[twin], true);
+        assert!(
+            recent.all_pending("a", &[id]),
+            "the first one keeps its place"
+        );
     }
 }

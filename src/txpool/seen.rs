@@ -9,6 +9,8 @@
 
 use std::sync::Mutex;
 
+use crate::ledger::{ShortId, short_id};
+
 /// Bits per expected entry and probes per lookup: about a 1 % false-positive rate.
 const BITS_PER_ENTRY: usize = 10;
 const PROBES: u64 = 7;
@@ -27,21 +29,22 @@ impl Bloom {
         }
     }
 
-    fn positions(&self, id: &[u8; 32]) -> impl Iterator<Item = usize> + use<> {
+    /// From the short ID only, so a short ID finds what its whole ID put in.
+    fn positions(&self, id: &ShortId) -> impl Iterator<Item = usize> + use<> {
         let h1 = u64::from_le_bytes(id[0..8].try_into().unwrap_or_default());
         let h2 = u64::from_le_bytes(id[8..16].try_into().unwrap_or_default()) | 1;
         let m = (self.bits.len() * 64) as u64;
         (0..PROBES).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) % m) as usize)
     }
 
-    fn insert(&mut self, id: &[u8; 32]) {
+    fn insert(&mut self, id: &ShortId) {
         for p in self.positions(id) {
             self.bits[p / 64] |= 1 << (p % 64);
         }
         self.len += 1;
     }
 
-    fn contains(&self, id: &[u8; 32]) -> bool {
+    fn contains(&self, id: &ShortId) -> bool {
         self.positions(id)
             .all(|p| self.bits[p / 64] & (1 << (p % 64)) != 0)
     }
@@ -68,11 +71,16 @@ impl SeenSet {
             let fresh = Bloom::new(self.capacity);
             f.1 = std::mem::replace(&mut f.0, fresh);
         }
-        f.0.insert(id);
+        f.0.insert(&short_id(id));
     }
 
     /// False: certainly not seen since start (or since it aged out). True: probably seen.
     pub(crate) fn maybe_contains(&self, id: &[u8; 32]) -> bool {
+        self.maybe_contains_short(&short_id(id))
+    }
+
+    /// Whether a transaction with this short ID may have been seen ("no" is certain).
+    pub(crate) fn maybe_contains_short(&self, id: &ShortId) -> bool {
         let f = self.filters.lock().unwrap_or_else(|p| p.into_inner());
         f.0.contains(id) || f.1.contains(id)
     }

@@ -174,19 +174,7 @@ async fn a_ring_delivers_each_payload_once_and_does_not_loop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_announcement_queue_survives_restarts() {
     let mut net = TestCluster::new();
-    let mut a = net.start(|c| c.exchange_interval = Duration::ZERO).await;
-    let seed = a.seed();
-    let mut b = net
-        .start(|c| {
-            c.exchange_interval = Duration::ZERO;
-            c.seeds = vec![seed.clone()];
-        })
-        .await;
-    a.client
-        .create_register("queued", true)
-        .await
-        .expect("create");
-    replicate_along(&[&a, &b], "queued").await;
+    let (mut a, mut b) = net.replicated_pair("queued").await;
 
     a.stop().await;
     b.wait_for_state(&a.peer_id, "disconnected", PATIENCE).await;
@@ -292,14 +280,7 @@ async fn per_peer_limits_throttle_a_noisy_peer_and_unservable_announcements_cost
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_registers_are_never_gossiped() {
     let mut net = TestCluster::new();
-    let mut a = net.start(|c| c.exchange_interval = Duration::ZERO).await;
-    let seed = a.seed();
-    let mut b = net
-        .start(|c| {
-            c.exchange_interval = Duration::ZERO;
-            c.seeds = vec![seed.clone()];
-        })
-        .await;
+    let (mut a, mut b) = net.pair().await;
     a.wait_for_state(&b.peer_id, "connected", PATIENCE).await;
     a.client
         .create_register("same", false)

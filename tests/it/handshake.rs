@@ -185,6 +185,7 @@ async fn announcements_for_private_registers_are_ignored() {
     let announce = Body::Announce(pb::Announce {
         register_id: "vault".into(),
         tx_ids: vec![sorcha_peer::ledger::tx_hash(b"smuggled").to_vec()],
+        short_ids: Vec::new(),
     });
     tx.send(pb::Frame {
         body: Some(announce),

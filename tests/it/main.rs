@@ -39,6 +39,7 @@ mod references;
 mod replication;
 mod replication_invariants;
 mod schemas;
+mod short_ids;
 mod shutdown;
 mod storage_faults;
 mod storage_health;

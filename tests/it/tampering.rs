@@ -243,6 +243,7 @@ async fn a_forged_pushed_docket_stores_nothing() {
                     register_id: pull.register_id,
                     payloads: payloads.clone(),
                     missing: vec![],
+                    missing_short: vec![],
                     error: String::new(),
                 });
                 let _ = to_b.send(pb::Frame { body: Some(answer) }).await;

@@ -125,13 +125,14 @@ impl PeerManager {
         }
         let peer_id = peer.peer_id.clone();
         let seed = dialed.is_some_and(|t| t.seed);
-        let platform_messages = peer.platform_messages;
+        let (platform_messages, short_ids) = (peer.platform_messages, peer.short_ids);
         state.table.handshake_completed(peer, remote_ip, seed, now);
         let link = LinkInfo {
             direction,
             remote_ip,
             connected_at_ms: now,
             platform_messages,
+            short_ids,
         };
         let handle = state.links.insert(&peer_id, link, dialer_id);
         self.metrics

@@ -4,11 +4,12 @@
 //! within one test, and nobody picks addresses by hand.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use sorcha_peer::config::Config;
 use tokio::net::TcpListener;
 
-use super::TestNode;
+use super::{TestNode, replicate_along};
 
 /// Subnets handed out so far in this process.
 static SUBNETS: AtomicU32 = AtomicU32::new(0);
@@ -62,6 +63,32 @@ impl TestCluster {
     pub async fn start(&mut self, adjust: impl FnOnce(&mut Config)) -> TestNode {
         let ip = self.ip();
         TestNode::start(&ip, adjust).await
+    }
+
+    /// Two nodes with peer exchange off, the second seeded with the first: each knows only
+    /// the other.
+    pub async fn pair(&mut self) -> (TestNode, TestNode) {
+        let a = self.start(|c| c.exchange_interval = Duration::ZERO).await;
+        let seed = a.seed();
+        let b = self
+            .start(|c| {
+                c.exchange_interval = Duration::ZERO;
+                c.seeds = vec![seed];
+            })
+            .await;
+        (a, b)
+    }
+
+    /// A [`pair`](Self::pair) where the first originates the public `register` and the second
+    /// holds it fully replicated.
+    pub async fn replicated_pair(&mut self, register: &str) -> (TestNode, TestNode) {
+        let (a, b) = self.pair().await;
+        a.client
+            .create_register(register, true)
+            .await
+            .expect("create the register");
+        replicate_along(&[&a, &b], register).await;
+        (a, b)
     }
 
     /// Binds a peer listener (port 0) on the next address, for a node started later with

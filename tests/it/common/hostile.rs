@@ -30,6 +30,7 @@ fn mallory() -> Claims {
         listen_address: "127.0.0.40:1".into(),
         name: "mallory".into(),
         software_version: "evil".into(),
+        ..Claims::default()
     }
 }
 

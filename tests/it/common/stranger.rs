@@ -29,6 +29,8 @@ pub struct Claims {
     pub listen_address: String,
     pub name: String,
     pub software_version: String,
+    /// None by default: a stranger speaks the protocol as its first version did.
+    pub capabilities: Vec<String>,
 }
 
 impl Default for Claims {
@@ -37,6 +39,7 @@ impl Default for Claims {
             listen_address: "0.0.0.0:1".into(),
             name: "stranger".into(),
             software_version: "0".into(),
+            capabilities: Vec::new(),
         }
     }
 }
@@ -48,7 +51,7 @@ pub fn node_info(me: &Identity, claims: &Claims) -> Vec<u8> {
         name: claims.name.clone(),
         protocol_version: sorcha_peer::rpc::PROTOCOL_VERSION,
         software_version: claims.software_version.clone(),
-        capabilities: vec![],
+        capabilities: claims.capabilities.clone(),
         platform_address: String::new(),
     }
     .encode_to_vec()
@@ -256,6 +259,7 @@ impl Session {
                                     register_id: pull.register_id,
                                     payloads: vec![],
                                     missing: pull.tx_ids,
+                                    missing_short: pull.short_ids,
                                     error: String::new(),
                                 });
                                 // The session may be gone by then; that is fine.
@@ -297,6 +301,7 @@ impl StallingPeer {
             let announce = Body::Announce(pb::Announce {
                 register_id: register.into(),
                 tx_ids: chunk.iter().map(|id| id.to_vec()).collect(),
+                short_ids: Vec::new(),
             });
             self.stranger.send(announce).await?;
         }
