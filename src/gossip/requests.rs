@@ -68,19 +68,20 @@ pub(crate) struct Admitted {
 pub(crate) struct Assignment {
     pub peer: Arc<str>,
     pub register: Arc<str>,
-    /// Each by its whole ID where an announcer gave it (a peer that does not speak short IDs
-    /// can be asked only that way), else by its short ID.
+    /// Each as this peer announced it: by its whole ID from a peer that does not speak short
+    /// IDs (it can be asked only that way), else by its short ID.
     pub ids: Vec<TxRef>,
 }
 
 struct Announcer {
     peer: Arc<str>,
     tried: bool,
+    /// The whole ID, if this peer named it so. Kept per announcer, so each is asked for what it
+    /// said it has: a whole ID made up to match a short one costs only its maker.
+    whole: Option<[u8; 32]>,
 }
 
 struct Entry {
-    /// The whole ID, once an announcer gave it.
-    full: Option<[u8; 32]>,
     announcers: Vec<Announcer>,
     /// The announcer it is requested from right now.
     in_flight: Option<Arc<str>>,
@@ -186,15 +187,14 @@ impl RequestTracker {
                 }
             }
             let entry = self.entries.entry(key.clone()).or_insert_with(|| Entry {
-                full: None,
                 announcers: Vec::new(),
                 in_flight: None,
                 queued: false,
             });
-            entry.full = entry.full.or(id.full());
             entry.announcers.push(Announcer {
                 peer: peer.clone(),
                 tried: false,
+                whole: id.full(),
             });
             if entry.in_flight.is_none() && !entry.queued {
                 entry.queued = true;
@@ -345,7 +345,7 @@ impl RequestTracker {
                 entry.queued = false;
                 continue;
             }
-            let mut best: Option<(&Arc<str>, Preference)> = None;
+            let mut best: Option<(&Announcer, Preference)> = None;
             let mut untried = false;
             for a in entry.announcers.iter().filter(|a| !a.tried) {
                 untried = true;
@@ -361,12 +361,13 @@ impl RequestTracker {
                 });
                 let candidate = (r.outbound, stats.strikes, r.score);
                 if best.is_none_or(|(_, b)| prefer(&candidate, &b) == Ordering::Greater) {
-                    best = Some((&a.peer, candidate));
+                    best = Some((a, candidate));
                 }
             }
             match best {
-                Some((peer, _)) => {
-                    let peer = peer.clone();
+                Some((announcer, _)) => {
+                    let peer = announcer.peer.clone();
+                    let id = announcer.whole.map_or(TxRef::Short(key.1), TxRef::Full);
                     entry.in_flight = Some(peer.clone());
                     entry.queued = false;
                     if let Some(stats) = self.peers.get_mut(&peer) {
@@ -375,7 +376,6 @@ impl RequestTracker {
                             with_room -= 1;
                         }
                     }
-                    let id = entry.full.map_or(TxRef::Short(key.1), TxRef::Full);
                     groups.entry((peer, key.0.clone())).or_default().push(id);
                 }
                 None if untried => still_waiting.push_back(key),

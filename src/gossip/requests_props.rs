@@ -174,15 +174,12 @@ impl Model {
                 a.ids.len()
             );
             for id in &a.ids {
-                if speaks_whole_ids(&peer) {
-                    prop_assert_eq!(
-                        id.full(),
-                        Some(whole(&id.short())),
-                        "{} is asked of {}, who announced it whole, by its short ID",
-                        hex::encode(id.short()),
-                        &peer
-                    );
-                }
+                // Each peer is asked in the form it announced.
+                let expected = match speaks_whole_ids(&peer) {
+                    true => TxRef::Full(whole(&id.short())),
+                    false => TxRef::Short(id.short()),
+                };
+                prop_assert_eq!(*id, expected, "asked of {} in another form", &peer);
                 let k = (a.register.to_string(), id.short());
                 prop_assert!(
                     !self.outstanding.contains_key(&k),

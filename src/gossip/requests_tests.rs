@@ -187,19 +187,35 @@ fn the_announcers_of_a_tracked_transaction_are_known_until_it_is_delivered() {
 }
 
 #[test]
-fn a_transaction_named_whole_by_any_announcer_is_asked_by_its_whole_id() {
+fn each_announcer_is_asked_for_what_it_announced() {
     let mut t = RequestTracker::new(limits());
-    let mut whole = [7; 32];
+    let (mut whole, mut made_up) = ([7; 32], [9; 32]);
     whole[..16].copy_from_slice(&id(1));
+    made_up[..16].copy_from_slice(&id(1));
+    // A made-up whole ID that shares the short one comes first, from another peer.
+    t.announce("liar", "r", &[TxRef::Full(made_up)]);
     t.announce("new", "r", &[tx(1)]);
     t.announce("old", "r", &[TxRef::Full(whole)]);
-    let only_old = |p: &str| {
-        (p == "old").then_some(Rank {
-            outbound: true,
-            score: 50.0,
+    // Outbound before inbound, then the higher score: the liar, then "old", then "new".
+    let ranks = |p: &str| {
+        Some(Rank {
+            outbound: p != "new",
+            score: if p == "liar" { 90.0 } else { 50.0 },
         })
     };
-    let a = t.schedule(only_old, 500);
-    assert_eq!(a.len(), 1);
-    assert_eq!(a[0].ids, vec![TxRef::Full(whole)]);
+    let a = t.schedule(ranks, 500);
+    assert_eq!(&*a[0].peer, "liar");
+    assert_eq!(a[0].ids, vec![TxRef::Full(made_up)]);
+    t.failed("liar", "r", &id(1));
+    let a = t.schedule(ranks, 500);
+    assert_eq!(&*a[0].peer, "old");
+    assert_eq!(
+        a[0].ids,
+        vec![TxRef::Full(whole)],
+        "its own, not the liar's"
+    );
+    t.failed("old", "r", &id(1));
+    let a = t.schedule(ranks, 500);
+    assert_eq!(&*a[0].peer, "new");
+    assert_eq!(a[0].ids, vec![tx(1)]);
 }
