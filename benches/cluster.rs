@@ -505,7 +505,7 @@ async fn main() {
         },
         "memoryPerNodeMiB": rss.map(|r| ((r / (n + 1) as f64) * 10.0).round() / 10.0),
         "processRssMiB": rss.map(|r| r.round()),
-        "notes": "all nodes share one process: memory per node is process RSS divided by nodes; reach = first stored (pending or sealed) at the last node; docket copies are payloads fetched again for sealed dockets (pushes carry IDs; payloads already received by gossip are not sent twice)",
+        "notes": "all nodes share one process: memory per node is process RSS divided by nodes; reach = first stored (pending or sealed) at the last node; docket copies are payloads fetched again for sealed dockets (pushes carry IDs; payloads already received by gossip are not sent twice); announcement bytes are all nodes' announcements of a transaction as encoded for each peer (protobuf, before TLS and HTTP/2 framing)",
     });
     println!(
         "{}",
