@@ -166,6 +166,21 @@ impl Drop for NodeProcess {
 }
 
 /// Resident memory (KiB) and open descriptors of a process.
+/// Usage once the node has closed what the attacker held (its descriptors back to about where
+/// they were), at most `SETTLE` after the attacker let go: sampled at once, "after" would say
+/// how far the node's teardown had got.
+async fn settled_usage(pid: u32, fds_before: usize) -> (u64, usize) {
+    const SETTLE: Duration = Duration::from_secs(3);
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let now = usage(pid).unwrap_or((0, 0));
+        if now.1 <= fds_before + 2 || Instant::now() >= deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn usage(pid: u32) -> Option<(u64, usize)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss = status
@@ -526,7 +541,7 @@ async fn main() {
         let honest_ms = honest_connects(&victim, &honest_ip, honest_timeout).await;
         drop(held);
         let (rss_peak, fds_peak) = sampler.stop();
-        let (rss_after, fds_after) = usage(pid).unwrap_or((0, 0));
+        let (rss_after, fds_after) = settled_usage(pid, fds_before).await;
         let result = json!({
             "attack": name,
             "seconds": started.elapsed().as_secs_f64(),
