@@ -1,11 +1,12 @@
 //! In-flight claims: the exact set of transactions (by short ID, all gossip may know of one)
-//! whose payloads gossip is fetching right now. Gossip pulls claim their IDs, so two gossip pulls never fetch the same payload at once,
-//! and a docket push that lacks payloads first waits for the claims on them rather than pulling
-//! them a second time. A push's own pull takes no claim, so gossip may still fetch a payload a
-//! push is fetching: taking one there changed nothing measurable (issue 18: gossip copies stay
-//! at 31/32 per node, every one of them needed). A claim is held by a [`Claim`] guard and
-//! released when the guard is dropped (also when its task is cancelled); every release wakes
-//! whoever waits for those IDs, without polling.
+//! whose payloads gossip is fetching right now. Gossip pulls claim their IDs, so two gossip
+//! pulls never fetch the same payload at once, and a docket push that lacks payloads first
+//! waits for the claims on them rather than pulling them a second time. A push's own pull
+//! takes no claim, so gossip may still fetch a payload a push is fetching: taking one there
+//! changed nothing measurable (issue 18: gossip copies stay at 31/32 per node, every one of
+//! them needed). A claim is held by a [`Claim`] guard and released when the guard is dropped
+//! (also when its task is cancelled); every release wakes whoever waits for those IDs, without
+//! polling.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};
