@@ -14,11 +14,20 @@ use tokio::sync::mpsc;
 use crate::common::stranger::{self, Claims};
 use crate::common::{PATIENCE, TestCluster, TestNode, metric, wait_until};
 
-/// A hand-built peer that carries `register` (it advertises it), speaking short IDs or not.
+/// A hand-built peer that carries `register` (it advertises it), speaking short IDs or not. A
+/// task of its own answers the node's pings at once, whatever the test is doing, and hands every
+/// other frame to the test.
 struct Carrier {
     peer_id: String,
     outgoing: mpsc::Sender<pb::Frame>,
-    incoming: tonic::Streaming<pb::Frame>,
+    frames: mpsc::UnboundedReceiver<Body>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Carrier {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
 }
 
 impl Carrier {
@@ -38,10 +47,32 @@ impl Carrier {
         let session = stranger::open_session(channel, &me, &claims)
             .await
             .expect("handshake");
+        let (to_test, frames) = mpsc::unbounded_channel();
+        let (pongs, mut incoming) = (session.outgoing.clone(), session.incoming);
+        let reader = tokio::spawn(async move {
+            while let Ok(Some(frame)) = incoming.message().await {
+                let body = match frame.body {
+                    Some(Body::Ping(p)) => Body::Pong(pb::Pong {
+                        sequence: p.sequence,
+                    }),
+                    Some(other) => {
+                        if to_test.send(other).is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    None => continue,
+                };
+                if pongs.send(pb::Frame { body: Some(body) }).await.is_err() {
+                    break;
+                }
+            }
+        });
         let carrier = Carrier {
             peer_id: session.peer_id,
             outgoing: session.outgoing,
-            incoming: session.incoming,
+            frames,
+            reader,
         };
         let advert = pb::RegisterHeight {
             register_id: register.into(),
@@ -66,28 +97,16 @@ impl Carrier {
             .expect("the session is open");
     }
 
-    /// The next frame `pick` takes, answering pings meanwhile; panics after `PATIENCE`.
+    /// The next frame `pick` takes; panics after `PATIENCE` or when the session ends.
     async fn next<T>(&mut self, what: &str, mut pick: impl FnMut(Body) -> Option<T>) -> T {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let frame = tokio::time::timeout_at(deadline, self.incoming.message())
+            let body = tokio::time::timeout_at(deadline, self.frames.recv())
                 .await
                 .unwrap_or_else(|_| panic!("no {what} within {PATIENCE:?}"))
-                .expect("the stream is healthy")
-                .expect("the stream is open");
-            match frame.body {
-                Some(Body::Ping(p)) => {
-                    let pong = Body::Pong(pb::Pong {
-                        sequence: p.sequence,
-                    });
-                    self.send(pong).await;
-                }
-                Some(body) => {
-                    if let Some(found) = pick(body) {
-                        return found;
-                    }
-                }
-                None => {}
+                .unwrap_or_else(|| panic!("the session ended before {what}"));
+            if let Some(found) = pick(body) {
+                return found;
             }
         }
     }
