@@ -405,12 +405,15 @@ impl Gossip {
                 .inc_by((ids.len() - granted) as u64);
             return Err(ServeError::RateLimited(self.config.gossip_pull_rate));
         }
-        let whole = self.pool.whole_ids(register_id, &ids).await?;
-        let hex_ids: Vec<String> = whole.iter().flatten().map(hex::encode).collect();
-        let found = self.pool.payloads(register_id, &hex_ids).await?;
+        let hex: Vec<Option<String>> = (self.pool.whole_ids(register_id, &ids).await?)
+            .iter()
+            .map(|w| w.map(hex::encode))
+            .collect();
+        let asked: Vec<String> = hex.iter().flatten().cloned().collect();
+        let found = self.pool.payloads(register_id, &asked).await?;
         let have: HashSet<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
-        let missing = (ids.iter().zip(&whole))
-            .filter(|(_, w)| w.is_none_or(|w| !have.contains(hex::encode(w).as_str())))
+        let missing = (ids.iter().zip(&hex))
+            .filter(|(_, h)| h.as_deref().is_none_or(|h| !have.contains(h)))
             .map(|(id, _)| *id)
             .collect();
         Ok(ServedTransactions {

@@ -4,7 +4,7 @@
 //! form its peer reads.
 
 use super::TxRef;
-use super::convert::WireError;
+use super::convert::{WireError, ids_from_wire};
 use super::pb;
 use crate::ledger::{SHORT_ID_LEN, ShortId, short_id};
 
@@ -66,16 +66,7 @@ pub fn refs_from_wire(whole: &[Vec<u8>], short: &[u8]) -> Result<Vec<TxRef>, Wir
         return Err(WireError::ShortIdsLength(short.len()));
     }
     let mut refs = Vec::with_capacity(whole.len() + short.len() / SHORT_ID_LEN);
-    for id in whole {
-        let id: [u8; 32] = id
-            .as_slice()
-            .try_into()
-            .map_err(|_| WireError::NotA32ByteValue {
-                what: "transaction ID",
-                len: id.len(),
-            })?;
-        refs.push(TxRef::Full(id));
-    }
+    refs.extend(ids_from_wire(whole)?.into_iter().map(TxRef::Full));
     for chunk in short.chunks_exact(SHORT_ID_LEN) {
         let mut id: ShortId = [0; SHORT_ID_LEN];
         id.copy_from_slice(chunk);

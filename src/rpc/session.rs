@@ -188,14 +188,18 @@ impl Session {
             SessionCommand::ExchangePeers => self.ask_for_peers(),
             SessionCommand::Send(message) => {
                 let body = convert::message_to_wire(message, self.short_ids);
-                if let Body::Announce(a) = &body {
-                    // The bytes as they go out (the peer's form, protobuf framing included).
-                    self.services
-                        .metrics
-                        .gossip_announce_bytes
-                        .inc_by(prost::Message::encoded_len(a) as u64);
-                }
-                self.send(body)
+                // The bytes as they go out (the peer's form, protobuf framing included), counted
+                // once they are queued for the peer.
+                let announced = match &body {
+                    Body::Announce(a) => prost::Message::encoded_len(a) as u64,
+                    _ => 0,
+                };
+                self.send(body)?;
+                self.services
+                    .metrics
+                    .gossip_announce_bytes
+                    .inc_by(announced);
+                Ok(())
             }
             SessionCommand::Request { request, reply } => {
                 let id = self.next_id();

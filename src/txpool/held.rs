@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use super::{TxPool, TxPoolError};
 use crate::ledger::{ShortId, short_id};
 use crate::protocol::TxRef;
+use crate::store::StoreError;
 
 impl TxPool {
     /// Payloads of the given transactions (hex IDs) that the register holds, as
@@ -55,30 +56,36 @@ impl TxPool {
         ids: &[[u8; 32]],
     ) -> Result<HashSet<[u8; 32]>, TxPoolError> {
         let mut held = HashSet::new();
-        let mut maybe: Vec<&[u8; 32]> = Vec::new();
+        let mut maybe = Vec::new();
         for id in ids {
             if self.recent.contains(register_id, id) {
                 held.insert(*id);
             } else if self.seen.maybe_contains(id) {
-                maybe.push(id);
+                maybe.push(*id);
             }
         }
-        if maybe.is_empty() {
-            return Ok(held);
+        held.extend(self.stored_among(register_id, &maybe).await?);
+        Ok(held)
+    }
+
+    /// Which of `ids` the store holds, in one query (none asked: no query).
+    async fn stored_among(
+        &self,
+        register_id: &str,
+        ids: &[[u8; 32]],
+    ) -> Result<Vec<[u8; 32]>, TxPoolError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
-        let hex_ids: Vec<String> = maybe.iter().map(hex::encode).collect();
+        let hex_ids: Vec<String> = ids.iter().map(hex::encode).collect();
         let stored = self
             .store
             .existing_transactions(register_id, &hex_ids)
             .await?;
-        held.extend(
-            maybe
-                .into_iter()
-                .zip(&hex_ids)
-                .filter(|(_, h)| stored.contains(*h))
-                .map(|(id, _)| *id),
-        );
-        Ok(held)
+        Ok((ids.iter().zip(&hex_ids))
+            .filter(|(_, h)| stored.contains(*h))
+            .map(|(id, _)| *id)
+            .collect())
     }
 
     /// Which of `refs` the register holds, each by its short ID, as [`held_among`]
@@ -106,13 +113,12 @@ impl TxPool {
                 }
             }
         }
-        if !whole.is_empty() {
-            held.extend(
-                (self.held_among(register_id, &whole).await?)
-                    .iter()
-                    .map(short_id),
-            );
-        }
+        // Already past the recent set and the seen-set: only the store is left to ask.
+        held.extend(
+            (self.stored_among(register_id, &whole).await?)
+                .iter()
+                .map(short_id),
+        );
         Ok(held)
     }
 
@@ -150,10 +156,14 @@ impl TxPool {
             .store
             .transaction_ids_with_prefix(register_id, &hex::encode(short), 2)
             .await?;
-        // The store's IDs are its own 64 hex digits: each decodes.
-        Ok(ids
-            .iter()
-            .filter_map(|id| hex::decode(id).ok()?.try_into().ok())
-            .collect())
+        ids.iter()
+            .map(|id| {
+                let bytes: Option<[u8; 32]> = hex::decode(id).ok().and_then(|b| b.try_into().ok());
+                bytes.ok_or_else(|| {
+                    StoreError::Corrupt(format!("transaction ID '{id}' is not 64 hex digits"))
+                        .into()
+                })
+            })
+            .collect()
     }
 }
