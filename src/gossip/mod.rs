@@ -407,7 +407,7 @@ impl Gossip {
         }
         let hex: Vec<Option<String>> = (self.pool.whole_ids(register_id, &ids).await?)
             .iter()
-            .map(|w| w.map(hex::encode))
+            .map(|w| w.map(crate::ledger::to_hex))
             .collect();
         let asked: Vec<String> = hex.iter().flatten().cloned().collect();
         let found = self.pool.payloads(register_id, &asked).await?;

@@ -188,7 +188,7 @@ impl Gossip {
                 continue;
             }
             if got.insert(short) {
-                good.push((hex::encode(id), payload));
+                good.push((crate::ledger::to_hex(id), payload));
                 good_ids.push(short);
             }
         }

@@ -8,7 +8,9 @@
 //! to its transactions with a Merkle root and is signed by the origin. A replica accepts a
 //! docket only if all of that checks out against the docket before it.
 
+mod hex_ids;
 mod holding;
+pub use hex_ids::{hash_from_hex, to_hex};
 pub use holding::{Mode, Role};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
@@ -98,7 +100,7 @@ pub fn short_id(id: &Hash) -> ShortId {
 
 /// The hex form of a transaction ID.
 pub fn tx_id(payload: &[u8]) -> String {
-    hex::encode(tx_hash(payload))
+    to_hex(tx_hash(payload))
 }
 
 /// Merkle root of transaction hashes: pairs hashed level by level, an odd last node carried up

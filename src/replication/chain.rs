@@ -160,7 +160,7 @@ impl Checked {
             checked.sealed_ids.extend_from_slice(&ids);
             let txs: Vec<(String, Vec<u8>)> = ids
                 .iter()
-                .map(hex::encode)
+                .map(crate::ledger::to_hex)
                 .zip(entry.transactions)
                 .collect();
             checked.compact.push(Arc::new(CompactDocket {
@@ -517,7 +517,7 @@ impl Chain {
         let mut next = held;
         next.head_hash = compact.docket.header.hash();
         next.head = compact.docket.header.clone();
-        let hex_ids: Vec<String> = compact.tx_ids.iter().map(hex::encode).collect();
+        let hex_ids: Vec<String> = compact.tx_ids.iter().map(crate::ledger::to_hex).collect();
         self.store
             .seal(&next.to_record(), &compact.docket, &hex_ids)
             .await?;

@@ -85,10 +85,10 @@ impl RegisterRow {
             register_id: r.register_id.clone(),
             is_public: r.is_public,
             role: r.role.as_str().to_string(),
-            origin_key: hex::encode(r.origin_key),
+            origin_key: crate::ledger::to_hex(r.origin_key),
             created_at_ms: r.created_at_ms,
             height: to_column("register height", r.height)?,
-            head_hash: hex::encode(r.head_hash),
+            head_hash: crate::ledger::to_hex(r.head_hash),
             latest_version: to_column("register version", r.latest_version)?,
             base_height: to_column("register base height", r.base_height)?,
         })
@@ -151,13 +151,13 @@ impl DocketRow {
         Ok(DocketRow {
             register_id: h.register_id.clone(),
             number: to_column("docket number", h.number)?,
-            previous_hash: hex::encode(h.previous_hash),
-            merkle_root: hex::encode(h.merkle_root),
+            previous_hash: crate::ledger::to_hex(h.previous_hash),
+            merkle_root: crate::ledger::to_hex(h.merkle_root),
             tx_count: i64::from(h.tx_count),
             first_version: to_column("docket first version", h.first_version)?,
             sealed_at_ms: h.sealed_at_ms,
-            hash: hex::encode(h.hash()),
-            signature: hex::encode(&d.signature),
+            hash: crate::ledger::to_hex(h.hash()),
+            signature: crate::ledger::to_hex(&d.signature),
         })
     }
 
@@ -230,9 +230,7 @@ impl SubscriptionRow {
 
 /// A 32-byte value (hash or key) from its hex column.
 pub(super) fn hash_from_hex(text: &str) -> Result<Hash, StoreError> {
-    hex::decode(text)
-        .ok()
-        .and_then(|b| b.try_into().ok())
+    crate::ledger::hash_from_hex(text)
         .ok_or_else(|| StoreError::Corrupt(format!("'{text}' is not a 32-byte hex value")))
 }
 

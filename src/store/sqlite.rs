@@ -131,6 +131,9 @@ fn connect_options(path: &Path, durability: Durability) -> SqliteConnectOptions 
         .busy_timeout(BUSY_TIMEOUT)
         .row_buffer_size(ROW_BUFFER)
         .foreign_keys(true)
+        // A statement's undo journal (each multi-row insert keeps one, to undo itself alone)
+        // stays in memory: past 64 KiB SQLite otherwise spills it to a temporary file.
+        .pragma("temp_store", "memory")
 }
 
 /// How far the integrity check got on a file it did not find damaged.

@@ -3,6 +3,7 @@
 //! insert touches fewer pages (issue 18).
 
 use super::StoreError;
+use crate::ledger::{hash_from_hex, to_hex};
 
 /// Bytes in a transaction ID.
 const ID_BYTES: usize = 32;
@@ -17,7 +18,7 @@ fn is_lower_hex(text: &str) -> bool {
 /// stored under such text, so a lookup of it finds nothing).
 pub(super) fn lookup(id: &str) -> Option<Vec<u8>> {
     (id.len() == 2 * ID_BYTES && is_lower_hex(id))
-        .then(|| hex::decode(id).ok())
+        .then(|| hash_from_hex(id).map(Vec::from))
         .flatten()
 }
 
@@ -34,7 +35,7 @@ pub(super) fn to_write(id: &str) -> Result<Vec<u8>, StoreError> {
 /// A stored ID back to its hex text.
 pub(super) fn from_column(bytes: &[u8]) -> Result<String, StoreError> {
     match bytes.len() {
-        ID_BYTES => Ok(hex::encode(bytes)),
+        ID_BYTES => Ok(to_hex(bytes)),
         n => Err(StoreError::Corrupt(format!(
             "a stored transaction ID of {n} bytes, not {ID_BYTES}"
         ))),

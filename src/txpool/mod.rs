@@ -45,8 +45,11 @@ use seen::SeenSet;
 const SEEN_CAPACITY: usize = 200_000;
 /// Transactions remembered exactly as stored here (about 60 bytes each).
 const RECENT_CAPACITY: usize = 100_000;
-/// Events buffered per observer before the oldest are dropped.
-const EVENT_BUFFER: usize = 16 * 1024;
+/// Events buffered per observer before the oldest are dropped. Each names a commit group's or
+/// a docket's transactions, and an observer that falls further behind is told it lagged and
+/// reads the store instead (`platform/live.rs`). Every slot is written when the pool is made:
+/// 16 K of them held 1 MiB of an idle node's memory.
+const EVENT_BUFFER: usize = 1024;
 /// Most transactions of a batch submission handed to the committer at once.
 const STORE_CHUNK_TRANSACTIONS: usize = 1000;
 /// Most payload bytes of a batch submission handed to the committer at once (a chunk holds
@@ -403,7 +406,11 @@ impl TxPool {
         }
         self.recent.insert(register_id, tx_ids, true);
         self.queue.remove(register_id, tx_ids);
-        self.emit(register_id, tx_ids.iter().map(hex::encode).collect(), true);
+        self.emit(
+            register_id,
+            tx_ids.iter().map(crate::ledger::to_hex).collect(),
+            true,
+        );
     }
 
     // ----- in-flight claims ---------------------------------------------------------------
@@ -492,9 +499,7 @@ impl TxPool {
 fn parse_ids(ids: &[String]) -> Vec<[u8; 32]> {
     ids.iter()
         .filter_map(|id| {
-            let parsed = hex::decode(id)
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok());
+            let parsed = crate::ledger::hash_from_hex(id);
             if parsed.is_none() {
                 tracing::error!(%id, "malformed stored transaction ID; not announcing it");
             }
