@@ -3,15 +3,7 @@
 use clap::Parser;
 use sorcha_peer::cli::{self, Cli};
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
-    // The allocator commits its arena whole where the kernel overcommits. On a host whose
-    // transparent huge pages are "always", every 2 MiB of it touched is then resident: an idle
-    // node measured 33 MB instead of 18. The flag is this process's own; set before any thread
-    // starts, so that none touches memory first. `serve` warns when it is not set.
-    let _ = rustix::thread::disable_transparent_huge_pages(true);
     let args: Vec<String> = std::env::args().collect();
     if let Some(kind) = args
         .get(1)
