@@ -306,6 +306,26 @@ mod tests {
         }
     }
 
+    /// A multi-row insert's statement journal stays in memory (`temp_store` 2): on files, past
+    /// 64 KiB it went to a temporary file, written and unlinked for every large statement.
+    #[tokio::test]
+    async fn statement_journals_stay_in_memory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = SqlitePoolOptions::new()
+            .connect_with(connect_options(
+                &dir.path().join("peer.db"),
+                Durability::Full,
+            ))
+            .await
+            .expect("pool");
+        let store: i64 = sqlx::query_scalar("PRAGMA temp_store")
+            .fetch_one(&pool)
+            .await
+            .expect("pragma");
+        assert_eq!(store, 2, "temp_store=MEMORY");
+        pool.close().await;
+    }
+
     #[tokio::test]
     async fn the_check_passes_a_sound_file_and_is_bounded_in_time() {
         let dir = tempfile::tempdir().expect("tempdir");
