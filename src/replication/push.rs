@@ -57,9 +57,7 @@ pub(super) fn as_asked(asked: Vec<[u8; 32]>, served: Vec<Vec<u8>>) -> Vec<(Strin
         .into_iter()
         .filter_map(|payload| {
             let id = ledger::tx_hash(&payload);
-            asked
-                .contains(&id)
-                .then(|| (crate::ledger::to_hex(id), payload))
+            asked.contains(&id).then(|| (ledger::to_hex(id), payload))
         })
         .collect()
 }
@@ -125,7 +123,7 @@ async fn pending_after_filling(
     if ctx.pool.known_pending(register_id, ids) {
         return Ok(true);
     }
-    let hex_ids: Vec<String> = ids.iter().map(crate::ledger::to_hex).collect();
+    let hex_ids: Vec<String> = ids.iter().map(ledger::to_hex).collect();
     let pending = ctx.pool.pending_among(register_id, &hex_ids).await?;
     if pending.len() == hex_ids.len() {
         return Ok(true);
@@ -233,7 +231,7 @@ async fn resolve_payloads(
     register_id: &str,
     compact: CompactDocket,
 ) -> Result<DocketWithTransactions, PushError> {
-    let hex_ids: Vec<String> = compact.tx_ids.iter().map(crate::ledger::to_hex).collect();
+    let hex_ids: Vec<String> = compact.tx_ids.iter().map(ledger::to_hex).collect();
     let mut have: HashMap<String, Vec<u8>> = ctx
         .pool
         .payloads(register_id, &hex_ids)
@@ -255,17 +253,14 @@ async fn resolve_payloads(
             .pool
             .payloads(
                 register_id,
-                &missing
-                    .iter()
-                    .map(crate::ledger::to_hex)
-                    .collect::<Vec<_>>(),
+                &missing.iter().map(ledger::to_hex).collect::<Vec<_>>(),
             )
             .await?;
         have.extend(arrived);
     }
     let missing: Vec<[u8; 32]> = missing
         .into_iter()
-        .filter(|id| !have.contains_key(&crate::ledger::to_hex(id)))
+        .filter(|id| !have.contains_key(&ledger::to_hex(id)))
         .collect();
     if !missing.is_empty() {
         for payload in pull(ctx, peer, register_id, missing).await? {

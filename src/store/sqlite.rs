@@ -287,22 +287,28 @@ mod tests {
         pool.close().await;
     }
 
+    /// The value of `PRAGMA name` on a connection opened as the node opens one.
+    async fn pragma(path: &Path, durability: Durability, name: &str) -> i64 {
+        let pool = SqlitePoolOptions::new()
+            .connect_with(connect_options(path, durability))
+            .await
+            .expect("pool");
+        let value = sqlx::query_scalar(&format!("PRAGMA {name}"))
+            .fetch_one(&pool)
+            .await
+            .expect("pragma");
+        pool.close().await;
+        value
+    }
+
     /// `durability` is what every connection of the pool runs with: FULL syncs each commit.
     #[tokio::test]
     async fn durability_sets_how_commits_reach_the_disk() {
         let dir = tempfile::tempdir().expect("tempdir");
         for (durability, expected) in [(Durability::Full, 2), (Durability::Fast, 1)] {
             let path = dir.path().join(format!("{durability}.db"));
-            let pool = SqlitePoolOptions::new()
-                .connect_with(connect_options(&path, durability))
-                .await
-                .expect("pool");
-            let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
-                .fetch_one(&pool)
-                .await
-                .expect("pragma");
+            let level = pragma(&path, durability, "synchronous").await;
             assert_eq!(level, expected, "{durability}");
-            pool.close().await;
         }
     }
 
@@ -311,19 +317,8 @@ mod tests {
     #[tokio::test]
     async fn statement_journals_stay_in_memory() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let pool = SqlitePoolOptions::new()
-            .connect_with(connect_options(
-                &dir.path().join("peer.db"),
-                Durability::Full,
-            ))
-            .await
-            .expect("pool");
-        let store: i64 = sqlx::query_scalar("PRAGMA temp_store")
-            .fetch_one(&pool)
-            .await
-            .expect("pragma");
+        let store = pragma(&dir.path().join("peer.db"), Durability::Full, "temp_store").await;
         assert_eq!(store, 2, "temp_store=MEMORY");
-        pool.close().await;
     }
 
     #[tokio::test]

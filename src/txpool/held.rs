@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use super::{TxPool, TxPoolError};
-use crate::ledger::{ShortId, short_id};
+use crate::ledger::{ShortId, hash_from_hex, short_id, to_hex};
 use crate::protocol::TxRef;
 use crate::store::StoreError;
 
@@ -77,7 +77,7 @@ impl TxPool {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let hex_ids: Vec<String> = ids.iter().map(crate::ledger::to_hex).collect();
+        let hex_ids: Vec<String> = ids.iter().map(to_hex).collect();
         let stored = self
             .store
             .existing_transactions(register_id, &hex_ids)
@@ -154,12 +154,11 @@ impl TxPool {
     ) -> Result<Vec<[u8; 32]>, TxPoolError> {
         let ids = self
             .store
-            .transaction_ids_with_prefix(register_id, &crate::ledger::to_hex(short), 2)
+            .transaction_ids_with_prefix(register_id, &to_hex(short), 2)
             .await?;
         ids.iter()
             .map(|id| {
-                let bytes: Option<[u8; 32]> = crate::ledger::hash_from_hex(id);
-                bytes.ok_or_else(|| {
+                hash_from_hex(id).ok_or_else(|| {
                     StoreError::Corrupt(format!("transaction ID '{id}' is not 64 hex digits"))
                         .into()
                 })
