@@ -17,6 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/sorcha/platform/transaction_distribution.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
+    // sqlx::migrate! embeds these: a new migration alone must rebuild the crate.
+    println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-changed=build.rs");
     record_commit();
     let descriptors = protox::compile(protos, ["proto"])?;

@@ -341,13 +341,13 @@ where
                 for rows in sql::row_chunks(tx_ids.len()) {
                     let ids = &columns[rows.clone()];
                     let statement = sql::seal_rows(ids.len(), DB::MARKS);
-                    let mut query = sqlx::query(&statement);
+                    let mut query = sqlx::query(&statement).bind(docket.number);
                     for i in rows.clone() {
                         query = query
                             .bind(columns[i].as_slice())
                             .bind(docket.first_version + i as i64);
                     }
-                    query = query.bind(docket.number).bind(docket.register_id.as_str());
+                    query = query.bind(docket.register_id.as_str());
                     for id in ids {
                         query = query.bind(id.as_slice());
                     }

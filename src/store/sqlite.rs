@@ -239,7 +239,8 @@ mod tests {
     }
 
     /// The statements that run once per transaction find their rows by key: none walks the
-    /// pending rows of the register for each row it changes.
+    /// pending rows of the register for each row it changes, nor scans a list for each row.
+    /// Serving dockets reads sealed rows by version through the index that holds only them.
     #[tokio::test]
     async fn per_transaction_statements_find_rows_by_key() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -249,8 +250,14 @@ mod tests {
             .connect_with(connect_options(&path, Durability::Full))
             .await
             .expect("pool");
-        for (name, statement, binds) in [
-            ("seal", crate::store::sql::seal_rows(4, Sqlite::MARKS), 14),
+        let key = "sqlite_autoindex_transactions_1";
+        for (name, statement, binds, index) in [
+            (
+                "seal",
+                crate::store::sql::seal_rows(256, Sqlite::MARKS),
+                770,
+                key,
+            ),
             (
                 "held",
                 crate::store::sql::select_tx_ids_in(
@@ -259,6 +266,13 @@ mod tests {
                     Sqlite::MARKS,
                 ),
                 5,
+                key,
+            ),
+            (
+                "payloads",
+                crate::store::sql::SELECT_PAYLOADS.to_string(),
+                3,
+                "transactions_by_version",
             ),
         ] {
             let explain = format!("EXPLAIN QUERY PLAN {statement}");
@@ -279,9 +293,12 @@ mod tests {
                 .collect();
             println!("{name}: {plan:?}");
             assert!(
-                plan.iter()
-                    .any(|step| step.contains("sqlite_autoindex_transactions_1")),
-                "{name} does not use the key: {plan:?}"
+                plan.iter().any(|step| step.contains(index)),
+                "{name} does not use {index}: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|step| step.starts_with("SCAN")),
+                "{name} scans: {plan:?}"
             );
         }
         pool.close().await;
