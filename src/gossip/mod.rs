@@ -13,6 +13,7 @@ mod new_session;
 mod pull;
 mod rate;
 pub(crate) mod requests;
+mod slots;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};

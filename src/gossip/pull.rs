@@ -222,10 +222,9 @@ impl Gossip {
             .inc_by(good.len() as u64);
         let holders: HashMap<String, Holders> = {
             let inner = self.lock();
-            let register: Arc<str> = Arc::from(register_id);
             (good.iter().zip(&good_ids))
                 .map(|((hex, _), id)| {
-                    let mut peers = inner.tracker.announcers(&register, id);
+                    let mut peers = inner.tracker.announcers(register_id, id);
                     if !peers.iter().any(|p| &**p == peer) {
                         peers.push(Arc::from(peer));
                     }

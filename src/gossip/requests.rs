@@ -17,18 +17,19 @@
 //! drives it.
 
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque, hash_map};
 use std::sync::Arc;
 
+use super::slots::{Slot, Slots};
 use crate::ledger::ShortId;
 use crate::protocol::TxRef;
 
-/// A tracked transaction: its register and short ID (the same payload can be in two
-/// registers). Peers that speak short IDs announce only those.
-pub(crate) type TxKey = (Arc<str>, ShortId);
+/// A tracked transaction: its register's slot and its short ID (the same payload can be in
+/// two registers). Peers that speak short IDs announce only those.
+type TxKey = (Slot, ShortId);
 
-/// Transactions to request, grouped by (peer, register).
-type Groups = HashMap<(Arc<str>, Arc<str>), Vec<TxRef>>;
+/// Transactions to request, grouped by (peer, register) slots.
+type Groups = HashMap<(Slot, Slot), Vec<TxRef>>;
 
 /// The bounds of a tracker.
 #[derive(Clone, Copy, Debug)]
@@ -74,7 +75,7 @@ pub(crate) struct Assignment {
 }
 
 struct Announcer {
-    peer: Arc<str>,
+    peer: Slot,
     tried: bool,
     /// The whole ID, if this peer named it so. Kept per announcer, so each is asked for what it
     /// said it has: a whole ID made up to match a short one costs only its maker.
@@ -84,7 +85,7 @@ struct Announcer {
 struct Entry {
     announcers: Vec<Announcer>,
     /// The announcer it is requested from right now.
-    in_flight: Option<Arc<str>>,
+    in_flight: Option<Slot>,
     /// In the waiting queue (not in flight).
     queued: bool,
 }
@@ -103,7 +104,10 @@ struct PeerStats {
 pub(crate) struct RequestTracker {
     limits: Limits,
     entries: HashMap<TxKey, Entry>,
-    peers: HashMap<Arc<str>, PeerStats>,
+    /// Peers that announced, until they are forgotten (gone, or ranked gone).
+    peers: Slots<PeerStats>,
+    /// Registers of tracked transactions, each with its count of entries (freed at none).
+    registers: Slots<usize>,
     /// Transactions waiting to be requested, oldest first.
     waiting: VecDeque<TxKey>,
     /// Announcement records held (the sum of every peer's `keys`).
@@ -115,7 +119,8 @@ impl RequestTracker {
         RequestTracker {
             limits,
             entries: HashMap::new(),
-            peers: HashMap::new(),
+            peers: Slots::new(),
+            registers: Slots::new(),
             waiting: VecDeque::new(),
             total: 0,
         }
@@ -137,101 +142,129 @@ impl RequestTracker {
         self.total
     }
 
+    /// Registers named by tracked transactions.
+    #[cfg(test)]
+    pub(crate) fn registers(&self) -> usize {
+        self.registers.len()
+    }
+
     /// Peers holding announcements (to rank before [`schedule`](Self::schedule)).
     pub(crate) fn peer_ids(&self) -> Vec<Arc<str>> {
-        self.peers.keys().cloned().collect()
+        self.peers.iter().map(|(_, name, _)| name.clone()).collect()
     }
 
     /// The peers that announced a tracked transaction (none if it is not tracked).
-    pub(crate) fn announcers(&self, register: &Arc<str>, id: &ShortId) -> Vec<Arc<str>> {
-        self.entries
-            .get(&(register.clone(), *id))
-            .map(|e| e.announcers.iter().map(|a| a.peer.clone()).collect())
+    pub(crate) fn announcers(&self, register: &str, id: &ShortId) -> Vec<Arc<str>> {
+        (self.registers.find(register))
+            .and_then(|r| self.entries.get(&(r, *id)))
+            .map(|e| {
+                (e.announcers.iter())
+                    .filter_map(|a| self.peers.name(a.peer).cloned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// Transactions requested from `peer` and not answered yet.
     #[cfg(test)]
     pub(crate) fn in_flight(&self, peer: &str) -> usize {
-        self.peers.get(peer).map_or(0, |p| p.in_flight)
+        (self.peers.find(peer))
+            .and_then(|p| self.peers.get(p))
+            .map_or(0, |p| p.in_flight)
     }
 
     /// Records that `peer` announced `ids` of `register`.
     pub(crate) fn announce(&mut self, peer: &str, register: &str, ids: &[TxRef]) -> Admitted {
         let mut out = Admitted::default();
-        let register: Arc<str> = Arc::from(register);
-        let peer: Arc<str> = match self.peers.get_key_value(peer) {
-            Some((k, _)) => k.clone(),
-            None => Arc::from(peer),
-        };
+        let peer = self.peers.find_or_insert(peer, PeerStats::default);
+        // Counted once more for the length of this call, so making room cannot free it.
+        let register = self.registers.find_or_insert(register, || 0);
+        self.count_register(register, 1);
         for id in ids {
-            let key: TxKey = (register.clone(), id.short());
-            if self
-                .entries
-                .get(&key)
-                .is_some_and(|e| e.announcers.iter().any(|a| a.peer == peer))
+            let key: TxKey = (register, id.short());
+            if (self.entries.get(&key)).is_some_and(|e| e.announcers.iter().any(|a| a.peer == peer))
             {
                 continue; // announced again by the same peer: nothing new
             }
-            let held = self.peers.get(&peer).map_or(0, |p| p.keys.len());
+            let held = self.peers.get(peer).map_or(0, |p| p.keys.len());
             if held >= self.limits.per_peer {
                 out.peer_limited += 1;
                 continue;
             }
             if self.total >= self.limits.total {
-                if self.evict_from_largest(&peer, held) {
+                if self.evict_from_largest(peer, held) {
                     out.evicted += 1;
                 } else {
                     out.total_limited += 1;
                     continue;
                 }
             }
-            let entry = self.entries.entry(key.clone()).or_insert_with(|| Entry {
-                announcers: Vec::new(),
-                in_flight: None,
-                queued: false,
-            });
+            let entry = match self.entries.entry(key) {
+                hash_map::Entry::Occupied(known) => known.into_mut(),
+                hash_map::Entry::Vacant(new) => {
+                    if let Some(count) = self.registers.get_mut(register) {
+                        *count += 1;
+                    }
+                    new.insert(Entry {
+                        announcers: Vec::new(),
+                        in_flight: None,
+                        queued: false,
+                    })
+                }
+            };
             entry.announcers.push(Announcer {
-                peer: peer.clone(),
+                peer,
                 tried: false,
                 whole: id.full(),
             });
             if entry.in_flight.is_none() && !entry.queued {
                 entry.queued = true;
-                self.waiting.push_back(key.clone());
+                self.waiting.push_back(key);
             }
-            self.peers.entry(peer.clone()).or_default().keys.insert(key);
+            if let Some(stats) = self.peers.get_mut(peer) {
+                stats.keys.insert(key);
+            }
             self.total += 1;
             out.added += 1;
         }
+        self.count_register(register, -1);
         out
+    }
+
+    /// Adds `by` to the entries counted for `register`, freeing its slot at none.
+    fn count_register(&mut self, register: Slot, by: isize) {
+        if let Some(count) = self.registers.get_mut(register) {
+            *count = count.saturating_add_signed(by);
+            if *count == 0 {
+                self.registers.remove(register);
+            }
+        }
+    }
+
+    /// Removes a tracked transaction's entry (its announcers' records are the caller's).
+    fn remove_entry(&mut self, key: &TxKey) -> Option<Entry> {
+        let entry = self.entries.remove(key)?;
+        self.count_register(key.0, -1);
+        Some(entry)
     }
 
     /// Makes room for one announcement of `peer` (holding `held`) by dropping one of the peer
     /// holding the most, if that is someone else holding more. Announcements in flight stay.
-    fn evict_from_largest(&mut self, peer: &Arc<str>, held: usize) -> bool {
-        let Some((largest, _)) = self
-            .peers
-            .iter()
-            .filter(|(p, s)| *p != peer && s.keys.len() > held + 1)
-            .max_by_key(|(_, s)| s.keys.len())
+    fn evict_from_largest(&mut self, peer: Slot, held: usize) -> bool {
+        let Some((largest, _, _)) = (self.peers.iter())
+            .filter(|(p, _, s)| *p != peer && s.keys.len() > held + 1)
+            .max_by_key(|(_, _, s)| s.keys.len())
         else {
             return false;
         };
-        let largest = largest.clone();
-        let victim = self.peers.get(&largest).and_then(|s| {
-            s.keys
-                .iter()
-                .find(|k| {
-                    self.entries
-                        .get(*k)
-                        .is_some_and(|e| e.in_flight.as_ref() != Some(&largest))
-                })
-                .cloned()
+        let victim = self.peers.get(largest).and_then(|s| {
+            (s.keys.iter())
+                .find(|k| (self.entries.get(*k)).is_some_and(|e| e.in_flight != Some(largest)))
+                .copied()
         });
         match victim {
             Some(key) => {
-                self.remove_announcer(&largest, &key);
+                self.remove_announcer(largest, &key);
                 true
             }
             None => false,
@@ -240,40 +273,41 @@ impl RequestTracker {
 
     /// Drops `peer`'s announcement of `key`; the transaction is forgotten when nobody else
     /// announced it.
-    fn remove_announcer(&mut self, peer: &Arc<str>, key: &TxKey) {
+    fn remove_announcer(&mut self, peer: Slot, key: &TxKey) {
         if let Some(stats) = self.peers.get_mut(peer)
             && stats.keys.remove(key)
         {
             self.total -= 1;
         }
-        if let Some(entry) = self.entries.get_mut(key) {
-            entry.announcers.retain(|a| &a.peer != peer);
-            if entry.in_flight.as_ref() == Some(peer) {
-                entry.in_flight = None;
-            }
-            if entry.announcers.is_empty() {
-                self.entries.remove(key);
-            } else if entry.in_flight.is_none() && !entry.queued {
-                entry.queued = true;
-                self.waiting.push_back(key.clone());
-            }
+        let Some(entry) = self.entries.get_mut(key) else {
+            return;
+        };
+        entry.announcers.retain(|a| a.peer != peer);
+        if entry.in_flight == Some(peer) {
+            entry.in_flight = None;
+        }
+        if entry.announcers.is_empty() {
+            self.remove_entry(key);
+        } else if entry.in_flight.is_none() && !entry.queued {
+            entry.queued = true;
+            self.waiting.push_back(*key);
         }
     }
 
     /// Removes a transaction and every announcement of it (stored, or found already held).
     fn forget(&mut self, key: &TxKey) {
-        let Some(entry) = self.entries.remove(key) else {
+        let Some(entry) = self.remove_entry(key) else {
             return;
         };
         for a in entry.announcers {
-            if let Some(stats) = self.peers.get_mut(&a.peer)
+            if let Some(stats) = self.peers.get_mut(a.peer)
                 && stats.keys.remove(key)
             {
                 self.total -= 1;
             }
         }
         if let Some(peer) = entry.in_flight
-            && let Some(stats) = self.peers.get_mut(&peer)
+            && let Some(stats) = self.peers.get_mut(peer)
         {
             stats.in_flight = stats.in_flight.saturating_sub(1);
         }
@@ -282,22 +316,26 @@ impl RequestTracker {
     /// Forgets a peer that went away: its announcements are dropped and what was in flight
     /// from it goes back to the other announcers.
     pub(crate) fn forget_peer(&mut self, peer: &str) {
-        let Some((peer, stats)) = self.peers.remove_entry(peer) else {
+        let Some(slot) = self.peers.find(peer) else {
+            return;
+        };
+        let Some((_, stats)) = self.peers.remove(slot) else {
             return;
         };
         for key in stats.keys {
             self.total -= 1;
-            if let Some(entry) = self.entries.get_mut(&key) {
-                entry.announcers.retain(|a| a.peer != peer);
-                if entry.in_flight.as_ref() == Some(&peer) {
-                    entry.in_flight = None;
-                }
-                if entry.announcers.is_empty() {
-                    self.entries.remove(&key);
-                } else if entry.in_flight.is_none() && !entry.queued {
-                    entry.queued = true;
-                    self.waiting.push_back(key);
-                }
+            let Some(entry) = self.entries.get_mut(&key) else {
+                continue;
+            };
+            entry.announcers.retain(|a| a.peer != slot);
+            if entry.in_flight == Some(slot) {
+                entry.in_flight = None;
+            }
+            if entry.announcers.is_empty() {
+                self.remove_entry(&key);
+            } else if entry.in_flight.is_none() && !entry.queued {
+                entry.queued = true;
+                self.waiting.push_back(key);
             }
         }
     }
@@ -312,29 +350,52 @@ impl RequestTracker {
         mut rank: impl FnMut(&str) -> Option<Rank>,
         max_batch: usize,
     ) -> Vec<Assignment> {
-        let mut ranks: HashMap<Arc<str>, Rank> = HashMap::new();
-        let gone: Vec<Arc<str>> = self
-            .peers
-            .keys()
-            .filter(|p| match rank(p) {
+        let mut ranks: Vec<Option<Rank>> = vec![None; self.peers.bound()];
+        let gone: Vec<Arc<str>> = (self.peers.iter())
+            .filter(|(slot, name, _)| match rank(name) {
                 Some(r) => {
-                    ranks.insert((*p).clone(), r);
+                    ranks[*slot] = Some(r);
                     false
                 }
                 None => true,
             })
-            .cloned()
+            .map(|(_, name, _)| name.clone())
             .collect();
         for peer in gone {
             self.forget_peer(&peer);
         }
+        let groups = self.assign(&ranks);
+        let mut out = Vec::new();
+        for ((peer, register), ids) in groups {
+            // Both named still: the peer was ranked present, and the register's transactions
+            // assigned here are tracked until answered.
+            let (Some(peer), Some(register)) =
+                (self.peers.name(peer), self.registers.name(register))
+            else {
+                continue;
+            };
+            for chunk in ids.chunks(max_batch.max(1)) {
+                out.push(Assignment {
+                    peer: peer.clone(),
+                    register: register.clone(),
+                    ids: chunk.to_vec(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Assigns waiting transactions to their best announcers with room, ranked by `ranks`.
+    fn assign(&mut self, ranks: &[Option<Rank>]) -> Groups {
         let mut groups = Groups::new();
         let mut still_waiting = VecDeque::new();
         // Once no peer has room in flight, nothing more can be assigned: the rest of the queue
         // waits as it is, unread (under load this runs on every answer, so it must not walk
         // the whole queue each time).
         let limit = self.limits.in_flight_per_peer;
-        let mut with_room = self.peers.values().filter(|s| s.in_flight < limit).count();
+        let mut with_room = (self.peers.iter())
+            .filter(|(_, _, s)| s.in_flight < limit)
+            .count();
         while with_room > 0
             && let Some(key) = self.waiting.pop_front()
         {
@@ -349,13 +410,13 @@ impl RequestTracker {
             let mut untried = false;
             for a in entry.announcers.iter().filter(|a| !a.tried) {
                 untried = true;
-                let Some(stats) = self.peers.get(&a.peer) else {
+                let Some(stats) = self.peers.get(a.peer) else {
                     continue;
                 };
-                if stats.in_flight >= self.limits.in_flight_per_peer {
+                if stats.in_flight >= limit {
                     continue;
                 }
-                let r = ranks.get(&a.peer).copied().unwrap_or(Rank {
+                let r = ranks.get(a.peer).copied().flatten().unwrap_or(Rank {
                     outbound: false,
                     score: 0.0,
                 });
@@ -366,17 +427,17 @@ impl RequestTracker {
             }
             match best {
                 Some((announcer, _)) => {
-                    let peer = announcer.peer.clone();
+                    let peer = announcer.peer;
                     let id = announcer.whole.map_or(TxRef::Short(key.1), TxRef::Full);
-                    entry.in_flight = Some(peer.clone());
+                    entry.in_flight = Some(peer);
                     entry.queued = false;
-                    if let Some(stats) = self.peers.get_mut(&peer) {
+                    if let Some(stats) = self.peers.get_mut(peer) {
                         stats.in_flight += 1;
                         if stats.in_flight == limit {
                             with_room -= 1;
                         }
                     }
-                    groups.entry((peer, key.0.clone())).or_default().push(id);
+                    groups.entry((peer, key.0)).or_default().push(id);
                 }
                 None if untried => still_waiting.push_back(key),
                 None => self.forget(&key),
@@ -384,37 +445,33 @@ impl RequestTracker {
         }
         still_waiting.append(&mut self.waiting);
         self.waiting = still_waiting;
-        let mut out = Vec::new();
-        for ((peer, register), ids) in groups {
-            for chunk in ids.chunks(max_batch.max(1)) {
-                out.push(Assignment {
-                    peer: peer.clone(),
-                    register: register.clone(),
-                    ids: chunk.to_vec(),
-                });
-            }
-        }
-        out
+        groups
     }
 
     /// The transaction is here now (pulled from `peer`, or found already held): forget it.
     pub(crate) fn delivered(&mut self, register: &str, id: &ShortId) {
-        let key: TxKey = (Arc::from(register), *id);
-        self.forget(&key);
+        if let Some(register) = self.registers.find(register) {
+            self.forget(&(register, *id));
+        }
     }
 
     /// A good answer from `peer`: its failure record heals.
     pub(crate) fn answered(&mut self, peer: &str) {
-        if let Some(stats) = self.peers.get_mut(peer) {
+        if let Some(stats) = self.peer_mut(peer) {
             stats.strikes /= 2;
         }
     }
 
     /// A request to `peer` failed (refused, timed out, peer gone): one strike against it.
     pub(crate) fn strike(&mut self, peer: &str) {
-        if let Some(stats) = self.peers.get_mut(peer) {
+        if let Some(stats) = self.peer_mut(peer) {
             stats.strikes = stats.strikes.saturating_add(1);
         }
+    }
+
+    fn peer_mut(&mut self, peer: &str) -> Option<&mut PeerStats> {
+        let slot = self.peers.find(peer)?;
+        self.peers.get_mut(slot)
     }
 
     /// `peer` did not deliver the transaction (answered "missing", failed or timed out): it is
@@ -430,32 +487,37 @@ impl RequestTracker {
     }
 
     fn finish(&mut self, peer: &str, register: &str, id: &ShortId, tried: bool) {
-        let key: TxKey = (Arc::from(register), *id);
+        let (Some(peer), Some(register)) = (self.peers.find(peer), self.registers.find(register))
+        else {
+            return; // stale: the peer or every transaction of the register was forgotten
+        };
+        let key: TxKey = (register, *id);
         let Some(entry) = self.entries.get_mut(&key) else {
             return;
         };
-        if entry.in_flight.as_deref() != Some(peer) {
+        if entry.in_flight != Some(peer) {
             return; // stale: the peer was forgotten meanwhile and the entry moved on
         }
         entry.in_flight = None;
-        if let Some(stats) = self.peers.get_mut(peer) {
-            stats.in_flight = stats.in_flight.saturating_sub(1);
-        }
         if tried {
-            for a in entry.announcers.iter_mut().filter(|a| &*a.peer == peer) {
+            for a in entry.announcers.iter_mut().filter(|a| a.peer == peer) {
                 a.tried = true;
             }
         }
-        if entry.announcers.iter().all(|a| a.tried) {
-            self.forget(&key);
-        } else {
+        let all_tried = entry.announcers.iter().all(|a| a.tried);
+        if !all_tried {
             entry.queued = true;
-            if tried {
-                // Straight to the front: its next announcer is asked in the very next round.
-                self.waiting.push_front(key);
-            } else {
-                self.waiting.push_back(key);
-            }
+        }
+        if let Some(stats) = self.peers.get_mut(peer) {
+            stats.in_flight = stats.in_flight.saturating_sub(1);
+        }
+        if all_tried {
+            self.forget(&key);
+        } else if tried {
+            // Straight to the front: its next announcer is asked in the very next round.
+            self.waiting.push_front(key);
+        } else {
+            self.waiting.push_back(key);
         }
     }
 }

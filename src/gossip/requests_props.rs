@@ -231,17 +231,21 @@ impl Model {
     /// What the tracker forgot, the model forgets too.
     fn forget_untracked(&mut self, t: &RequestTracker) {
         self.failed_by
-            .retain(|(_, k)| !t.announcers(&Arc::from(k.0.as_str()), &k.1).is_empty());
+            .retain(|(_, k)| !t.announcers(&k.0, &k.1).is_empty());
     }
 
     fn check(&self, t: &RequestTracker) -> Result<(), TestCaseError> {
         prop_assert!(t.announcements() <= LIMITS.total);
         let mut held: BTreeMap<String, usize> = BTreeMap::new();
         let mut records = 0;
+        let mut registers = BTreeSet::new();
         for r in 0..REGISTERS {
             for n in 0..IDS {
                 let (register, id) = key(r, n);
-                let announcers = t.announcers(&Arc::from(register.as_str()), &id);
+                let announcers = t.announcers(&register, &id);
+                if !announcers.is_empty() {
+                    registers.insert(r);
+                }
                 let distinct: BTreeSet<_> = announcers.iter().collect();
                 prop_assert_eq!(distinct.len(), announcers.len(), "an announcer twice");
                 records += announcers.len();
@@ -251,6 +255,11 @@ impl Model {
             }
         }
         prop_assert_eq!(records, t.announcements(), "announcement count drifted");
+        prop_assert_eq!(
+            t.registers(),
+            registers.len(),
+            "registers named beyond the tracked transactions"
+        );
         for (peer, n) in &held {
             prop_assert!(*n <= LIMITS.per_peer, "{peer} holds {n} announcements");
         }
@@ -347,7 +356,7 @@ fn drain(t: &mut RequestTracker, m: &mut Model) -> Result<(), TestCaseError> {
     for r in 0..REGISTERS {
         for n in 0..IDS {
             let k = key(r, n);
-            let announcers = t.announcers(&Arc::from(k.0.as_str()), &k.1);
+            let announcers = t.announcers(&k.0, &k.1);
             let askable = |a: &Arc<str>| {
                 m.connected.contains_key(&**a) && !m.failed_by.contains(&(a.to_string(), k.clone()))
             };
@@ -382,6 +391,7 @@ fn drain(t: &mut RequestTracker, m: &mut Model) -> Result<(), TestCaseError> {
     prop_assert!(pending.is_empty(), "never asked of anyone: {:?}", pending);
     prop_assert_eq!(t.len(), 0, "transactions left after every announcer failed");
     prop_assert_eq!(t.announcements(), 0);
+    prop_assert_eq!(t.registers(), 0, "a register named with nothing tracked");
     Ok(())
 }
 
