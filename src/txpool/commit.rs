@@ -141,9 +141,9 @@ impl TxPool {
                 outcomes
             }
         };
-        for ((batch, (holders, reply)), outcome) in batches.iter().zip(callers).zip(outcomes) {
+        for ((batch, (holders, reply)), outcome) in batches.into_iter().zip(callers).zip(outcomes) {
             if let Ok(new) = &outcome {
-                self.accepted(&batch.register_id, new.clone(), &holders);
+                self.accepted(&batch.register_id, new.clone(), batch.txs, &holders);
             }
             // A caller that stopped waiting is fine: the bookkeeping is done.
             let _ = reply.send(outcome);

@@ -12,13 +12,31 @@ use crate::store::StoreError;
 
 impl TxPool {
     /// Payloads of the given transactions (hex IDs) that the register holds, as
-    /// (tx_id, payload).
+    /// (tx_id, payload): those stored a moment ago from memory, the rest in one query.
     pub async fn payloads(
         &self,
         register_id: &str,
         tx_ids: &[String],
     ) -> Result<Vec<(String, Vec<u8>)>, TxPoolError> {
-        Ok(self.store.payloads_by_id(register_id, tx_ids).await?)
+        let whole: Vec<Option<[u8; 32]>> = tx_ids.iter().map(|id| hash_from_hex(id)).collect();
+        let mut found = Vec::with_capacity(tx_ids.len());
+        let mut rest = Vec::new();
+        // Each once, as the store answers an ID named twice.
+        let mut named = HashSet::with_capacity(tx_ids.len());
+        for (id, kept) in tx_ids
+            .iter()
+            .zip(self.recent_payloads.get(register_id, &whole))
+        {
+            match kept {
+                Some(payload) if named.insert(id.as_str()) => found.push((id.clone(), payload)),
+                Some(_) => {}
+                None => rest.push(id.clone()),
+            }
+        }
+        if !rest.is_empty() {
+            found.extend(self.store.payloads_by_id(register_id, &rest).await?);
+        }
+        Ok(found)
     }
 
     /// `peer` announced `ids` of `register_id`. Those stored here recently are known held

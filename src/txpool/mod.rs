@@ -7,12 +7,15 @@
 //!   wake-up for the sealer when a docket's worth waits;
 //! - the seen-set ([`seen`]) and the in-flight claims ([`claims`]) that keep a payload from
 //!   being fetched twice, and what the register holds, from memory where it can (`held.rs`);
+//! - the payloads of the transactions stored most recently (`payloads.rs`), so the pulls it
+//!   serves under load are answered without reading them back;
 //! - the announcement queue ([`queue`]) gossip drains;
 //! - the transaction events ([`TxEvent`]): accepted here, and sealed in a docket held here.
 
 pub(crate) mod claims;
 mod commit;
 mod held;
+mod payloads;
 pub(crate) use commit::Committer;
 #[cfg(test)]
 mod pool_props;
@@ -36,6 +39,7 @@ use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 pub(crate) use claims::Claim;
 use claims::Claims;
+use payloads::RecentPayloads;
 use queue::AnnouncementQueue;
 pub(crate) use queue::{Announcements, Holders};
 use recent::RecentSet;
@@ -45,6 +49,9 @@ use seen::SeenSet;
 const SEEN_CAPACITY: usize = 200_000;
 /// Transactions remembered exactly as stored here (about 60 bytes each).
 const RECENT_CAPACITY: usize = 100_000;
+/// Payload bytes kept of the transactions stored most recently, to serve pulls from: at ten
+/// thousand transactions of 200 bytes a second, the last two seconds.
+const RECENT_PAYLOAD_BYTES: usize = 4 * 1024 * 1024;
 /// Events buffered per observer before the oldest are dropped. Each names a commit group's or
 /// a docket's transactions, and an observer that falls further behind is told it lagged and
 /// reads the store instead (`platform/live.rs`). Every slot is written when the pool is made:
@@ -116,6 +123,7 @@ pub struct TxPool {
     max_docket_transactions: u64,
     seen: SeenSet,
     recent: RecentSet,
+    recent_payloads: RecentPayloads,
     claims: Claims,
     queue: AnnouncementQueue,
     registers: Mutex<HashMap<String, Admission>>,
@@ -144,6 +152,7 @@ impl TxPool {
             max_docket_transactions: config.max_docket_transactions as u64,
             seen: SeenSet::new(SEEN_CAPACITY),
             recent: RecentSet::new(RECENT_CAPACITY),
+            recent_payloads: RecentPayloads::new(RECENT_PAYLOAD_BYTES),
             claims: Claims::default(),
             registers: Mutex::new(HashMap::new()),
             seal_wake: Notify::new(),
@@ -216,6 +225,7 @@ impl TxPool {
     pub fn close(&self, register_id: &str) {
         self.lock().remove(register_id);
         self.recent.forget_register(register_id);
+        self.recent_payloads.forget_register(register_id);
     }
 
     /// Whether the register is held here and public (takes part in gossip).
@@ -300,7 +310,13 @@ impl TxPool {
     /// Bookkeeping for newly stored pending transactions (run by the committer): mark them
     /// seen, wake the sealer when a docket's worth waits, queue their announcement (not back
     /// to the peers known to hold them) and tell observers.
-    fn accepted(&self, register_id: &str, new: Vec<String>, holders: &HashMap<String, Holders>) {
+    fn accepted(
+        &self,
+        register_id: &str,
+        new: Vec<String>,
+        txs: Vec<(String, Vec<u8>)>,
+        holders: &HashMap<String, Holders>,
+    ) {
         if new.is_empty() {
             return;
         }
@@ -323,6 +339,9 @@ impl TxPool {
             self.seal_wake.notify_one();
         }
         if public {
+            // Peers pull what is announced: the payloads are kept to serve them.
+            self.recent_payloads
+                .insert(register_id, new_payloads(&new, txs));
             let entries: Vec<([u8; 32], Holders)> = (new.iter())
                 .filter_map(|hex| {
                     let id = parse_ids(std::slice::from_ref(hex)).pop()?;
@@ -492,6 +511,15 @@ impl TxPool {
         }
         Ok(())
     }
+}
+
+/// The payloads of `txs` that were `new` (stored by this commit), by whole ID.
+fn new_payloads(new: &[String], txs: Vec<(String, Vec<u8>)>) -> Vec<([u8; 32], Vec<u8>)> {
+    let new: std::collections::HashSet<&str> = new.iter().map(String::as_str).collect();
+    (txs.into_iter())
+        .filter(|(hex, _)| new.contains(hex.as_str()))
+        .filter_map(|(hex, payload)| Some((ledger::hash_from_hex(&hex)?, payload)))
+        .collect()
 }
 
 /// Transaction IDs (hex, as this node stores them) as bytes; a malformed one is logged and

@@ -1,8 +1,8 @@
 //! State-machine properties of the transaction pool's in-memory parts, each against a plain
 //! model: the announcement queue (pushes, removals of sealed IDs, takes with registers ready,
-//! waiting or private), the recent set (inserts, registers dropped), the seen-set (no false
-//! "no" for the IDs of its current window) and the in-flight claims (claims and releases in
-//! any order).
+//! waiting or private), the recent set (inserts, registers dropped), the recent payloads (the
+//! same, bounded in bytes), the seen-set (no false "no" for the IDs of its current window) and
+//! the in-flight claims (claims and releases in any order).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::claims::{Claim, Claims};
+use super::payloads::{ENTRY_OVERHEAD, RecentPayloads};
 use super::queue::{AnnouncementQueue, Holders};
 use super::recent::RecentSet;
 use super::seen::SeenSet;
@@ -217,6 +218,56 @@ fn run_recent_and_seen(ops: Vec<RecentOp>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The payload stored under `id(n)`: lengths differ, so the byte bound lets a varying number
+/// stay.
+fn payload(n: u8) -> Vec<u8> {
+    vec![n; usize::from(n) * 37 % 300]
+}
+
+const PAYLOAD_BYTES: usize = 4 * ENTRY_OVERHEAD + 400;
+
+/// The recent payloads against a list, oldest first, trimmed from the front to the byte bound:
+/// each ID's payload is served exactly while the list holds it, and never more bytes.
+fn run_recent_payloads(ops: Vec<RecentOp>) -> Result<(), TestCaseError> {
+    let kept = RecentPayloads::new(PAYLOAD_BYTES);
+    let cost = |n: u8| payload(n).len() + ENTRY_OVERHEAD;
+    let mut m: VecDeque<(String, u8)> = VecDeque::new();
+    for op in ops {
+        match op {
+            RecentOp::Insert { register: r, ids } => {
+                kept.insert(
+                    &register(r),
+                    ids.iter().map(|n| (id(*n), payload(*n))).collect(),
+                );
+                for n in ids {
+                    if !m.iter().any(|(reg, x)| *reg == register(r) && *x == n) {
+                        m.push_back((register(r), n));
+                    }
+                }
+                while m.iter().map(|(_, n)| cost(*n)).sum::<usize>() > PAYLOAD_BYTES {
+                    m.pop_front();
+                }
+            }
+            RecentOp::Forget { register: r } => {
+                kept.forget_register(&register(r));
+                m.retain(|(reg, _)| *reg != register(r));
+            }
+        }
+        prop_assert_eq!(kept.bytes(), m.iter().map(|(_, n)| cost(*n)).sum::<usize>());
+        prop_assert!(kept.bytes() <= PAYLOAD_BYTES);
+        for r in 0..REGISTERS {
+            let asked: Vec<Option<[u8; 32]>> = (0..12).map(|n| Some(id(n))).collect();
+            let expected: Vec<Option<Vec<u8>>> = (0..12u8)
+                .map(|n| {
+                    (m.iter().any(|(reg, x)| *reg == register(r) && *x == n)).then(|| payload(n))
+                })
+                .collect();
+            prop_assert_eq!(kept.get(&register(r), &asked), expected, "r{}: {:?}", r, m);
+        }
+    }
+    Ok(())
+}
+
 #[derive(Clone, Debug)]
 enum ClaimOp {
     Claim(Vec<u8>),
@@ -288,6 +339,13 @@ proptest! {
         ops in prop::collection::vec(recent_op(), 1..50)
     ) {
         run_recent_and_seen(ops)?;
+    }
+
+    #[test]
+    fn the_recent_payloads_are_exact_and_within_their_bytes(
+        ops in prop::collection::vec(recent_op(), 1..50)
+    ) {
+        run_recent_payloads(ops)?;
     }
 
     #[test]

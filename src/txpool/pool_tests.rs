@@ -78,3 +78,44 @@ async fn a_replicas_pending_transaction_is_announced_again_once_it_is_older_than
         "the replica's, not the origin's (it seals its own)"
     );
 }
+
+/// Payloads stored a moment ago are served from memory and older ones from the store, each
+/// once, whatever mix is asked; a register closed here serves none from memory.
+#[tokio::test]
+async fn payloads_come_from_memory_or_the_store_alike_and_leave_with_their_register() {
+    let clock = ManualClock::new(1_800_000_000_000);
+    let (pool, _tasks) = pool(&clock).await;
+    pool.open("r", true, false);
+    // 6 MB in all: more than the payloads kept, so the first ones are read back from the store.
+    let txs: Vec<(String, Vec<u8>)> = (0..30u8).map(|n| tx(&vec![n; 200_000])).collect();
+    for chunk in txs.chunks(5) {
+        pool.accept_gossiped("r", chunk.to_vec(), HashMap::new())
+            .await
+            .expect("stored");
+    }
+    let mut asked: Vec<String> = txs.iter().map(|(id, _)| id.clone()).collect();
+    asked.push(txs[29].0.clone());
+    asked.push(crate::ledger::tx_id(b"never stored"));
+    let sorted = |mut found: Vec<(String, Vec<u8>)>| {
+        found.sort();
+        found
+    };
+    let mut expected = txs.clone();
+    expected.sort();
+    assert_eq!(
+        sorted(pool.payloads("r", &asked).await.expect("payloads")),
+        expected,
+        "every one, once"
+    );
+
+    pool.close("r");
+    pool.store.purge("r").await.expect("purge");
+    pool.open("r", true, false);
+    assert!(
+        pool.payloads("r", &asked)
+            .await
+            .expect("payloads")
+            .is_empty(),
+        "nothing of a purged register is served"
+    );
+}
