@@ -406,20 +406,22 @@ impl Gossip {
                 .inc_by((ids.len() - granted) as u64);
             return Err(ServeError::RateLimited(self.config.gossip_pull_rate));
         }
-        let hex: Vec<Option<String>> = (self.pool.whole_ids(register_id, &ids).await?)
-            .iter()
-            .map(|w| w.map(crate::ledger::to_hex))
-            .collect();
-        let asked: Vec<String> = hex.iter().flatten().cloned().collect();
-        let found = self.pool.payloads(register_id, &asked).await?;
-        let have: HashSet<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
-        let missing = (ids.iter().zip(&hex))
-            .filter(|(_, h)| h.as_deref().is_none_or(|h| !have.contains(h)))
-            .map(|(id, _)| *id)
-            .collect();
-        Ok(ServedTransactions {
-            payloads: found.into_iter().map(|(_, p)| p).collect(),
-            missing,
-        })
+        let whole = self.pool.whole_ids(register_id, &ids).await?;
+        let found = self.pool.payloads_of(register_id, &whole).await?;
+        let mut served = HashSet::with_capacity(ids.len());
+        let mut payloads = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for ((id, whole), payload) in ids.iter().zip(&whole).zip(found) {
+            match (whole, payload) {
+                // An ID named twice is served once.
+                (Some(whole), Some(payload)) => {
+                    if served.insert(*whole) {
+                        payloads.push(payload);
+                    }
+                }
+                _ => missing.push(*id),
+            }
+        }
+        Ok(ServedTransactions { payloads, missing })
     }
 }

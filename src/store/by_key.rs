@@ -51,7 +51,7 @@ where
         pending_only: bool,
     ) -> Result<HashSet<String>, StoreError> {
         let mut out = HashSet::new();
-        let columns: Vec<Vec<u8>> = tx_ids.iter().filter_map(|id| tx_ids::lookup(id)).collect();
+        let columns: Vec<[u8; 32]> = tx_ids.iter().filter_map(|id| tx_ids::lookup(id)).collect();
         for chunk in columns.chunks(IN_LIST_CHUNK) {
             let sql =
                 sql::select_tx_ids_in("SELECT tx_id, version IS NULL", chunk.len(), DB::MARKS);

@@ -233,7 +233,7 @@ where
                     // In the batch's order (RETURNING gives rows in no promised order); an ID
                     // twice in a batch was new only once.
                     let new = (batch.txs.iter().zip(ids))
-                        .filter(|(_, column)| inserted.remove(*column))
+                        .filter(|(_, column)| inserted.remove(column.as_slice()))
                         .map(|((id, _), _)| id.clone())
                         .collect();
                     out.push(new);
@@ -250,7 +250,7 @@ where
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let mut out = Vec::with_capacity(tx_ids.len());
         // One query per chunk (`IN (...)` with bound values works on both backends).
-        let columns: Vec<Vec<u8>> = tx_ids.iter().filter_map(|id| tx_ids::lookup(id)).collect();
+        let columns: Vec<[u8; 32]> = tx_ids.iter().filter_map(|id| tx_ids::lookup(id)).collect();
         for chunk in columns.chunks(IN_LIST_CHUNK) {
             let sql = sql::select_tx_ids_in("SELECT tx_id, payload", chunk.len(), DB::MARKS);
             let mut query = sqlx::query_as::<_, (Vec<u8>, Vec<u8>)>(&sql).bind(register_id);
@@ -501,7 +501,7 @@ where
         };
         let row = sqlx::query(sql::SELECT_TX)
             .bind(register_id)
-            .bind(column)
+            .bind(column.as_slice())
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| self.read_failed(e))?;

@@ -16,15 +16,15 @@ fn is_lower_hex(text: &str) -> bool {
 
 /// The column value of the ID `id` spells, or `None` when it spells none (no transaction is
 /// stored under such text, so a lookup of it finds nothing).
-pub(super) fn lookup(id: &str) -> Option<Vec<u8>> {
+pub(super) fn lookup(id: &str) -> Option<[u8; ID_BYTES]> {
     (id.len() == 2 * ID_BYTES && is_lower_hex(id))
-        .then(|| hash_from_hex(id).map(Vec::from))
+        .then(|| hash_from_hex(id))
         .flatten()
 }
 
 /// The column value of an ID to be written: text that spells no ID is refused before anything
 /// is written.
-pub(super) fn to_write(id: &str) -> Result<Vec<u8>, StoreError> {
+pub(super) fn to_write(id: &str) -> Result<[u8; ID_BYTES], StoreError> {
     lookup(id).ok_or_else(|| {
         StoreError::Constraint(format!(
             "'{id}' is not a transaction ID (64 lowercase hex characters)"
@@ -78,7 +78,7 @@ mod tests {
     #[test]
     fn only_lowercase_hex_of_32_bytes_is_an_id() {
         let id = "ab".repeat(32);
-        assert_eq!(lookup(&id), Some(vec![0xab; 32]));
+        assert_eq!(lookup(&id), Some([0xab; 32]));
         assert_eq!(from_column(&[0xab; 32]).expect("id"), id);
         assert_eq!(lookup(&id.to_uppercase()), None);
         assert_eq!(lookup(&id[..62]), None);

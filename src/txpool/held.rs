@@ -3,7 +3,7 @@
 //! store query. Gossip asks by whole or short ID (announcements, pulls it serves); replication
 //! by whole ID (pushed dockets).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::{TxPool, TxPoolError};
 use crate::ledger::{ShortId, hash_from_hex, short_id, to_hex};
@@ -12,31 +12,47 @@ use crate::store::StoreError;
 
 impl TxPool {
     /// Payloads of the given transactions (hex IDs) that the register holds, as
-    /// (tx_id, payload): those stored a moment ago from memory, the rest in one query.
+    /// (tx_id, payload), each once.
     pub async fn payloads(
         &self,
         register_id: &str,
         tx_ids: &[String],
     ) -> Result<Vec<(String, Vec<u8>)>, TxPoolError> {
         let whole: Vec<Option<[u8; 32]>> = tx_ids.iter().map(|id| hash_from_hex(id)).collect();
-        let mut found = Vec::with_capacity(tx_ids.len());
-        let mut rest = Vec::new();
-        // Each once, as the store answers an ID named twice.
+        let found = self.payloads_of(register_id, &whole).await?;
         let mut named = HashSet::with_capacity(tx_ids.len());
-        for (id, kept) in tx_ids
-            .iter()
-            .zip(self.recent_payloads.get(register_id, &whole))
-        {
-            match kept {
-                Some(payload) if named.insert(id.as_str()) => found.push((id.clone(), payload)),
-                Some(_) => {}
-                None => rest.push(id.clone()),
-            }
+        Ok((tx_ids.iter().zip(found))
+            .filter_map(|(id, payload)| Some((id, payload?)))
+            .filter(|(id, _)| named.insert(id.as_str()))
+            .map(|(id, payload)| (id.clone(), payload))
+            .collect())
+    }
+
+    /// The payload of each of `ids` the register holds (`None`: not held, or no ID): those
+    /// stored a moment ago from memory, the rest in one query.
+    pub async fn payloads_of(
+        &self,
+        register_id: &str,
+        ids: &[Option<[u8; 32]>],
+    ) -> Result<Vec<Option<Vec<u8>>>, TxPoolError> {
+        let mut out = self.recent_payloads.get(register_id, ids);
+        let (at, rest): (Vec<usize>, Vec<String>) = (ids.iter().zip(&out).enumerate())
+            .filter_map(|(i, (id, kept))| match (id, kept) {
+                (Some(id), None) => Some((i, to_hex(id))),
+                _ => None,
+            })
+            .unzip();
+        if rest.is_empty() {
+            return Ok(out);
         }
-        if !rest.is_empty() {
-            found.extend(self.store.payloads_by_id(register_id, &rest).await?);
+        let stored: HashMap<String, Vec<u8>> = (self.store.payloads_by_id(register_id, &rest))
+            .await?
+            .into_iter()
+            .collect();
+        for (i, hex) in at.into_iter().zip(&rest) {
+            out[i] = stored.get(hex).cloned();
         }
-        Ok(found)
+        Ok(out)
     }
 
     /// `peer` announced `ids` of `register_id`. Those stored here recently are known held
