@@ -304,6 +304,26 @@ mod tests {
         pool.close().await;
     }
 
+    /// The bundled SQLite is built as `.cargo/config.toml` asks: without memory statistics,
+    /// so its allocations take no global mutex.
+    #[tokio::test]
+    async fn sqlite_is_built_without_memory_statistics() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = SqlitePoolOptions::new()
+            .connect_with(connect_options(&dir.path().join("o.db"), Durability::Full))
+            .await
+            .expect("pool");
+        let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+            .fetch_all(&pool)
+            .await
+            .expect("options");
+        pool.close().await;
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+    }
+
     /// The value of `PRAGMA name` on a connection opened as the node opens one.
     async fn pragma(path: &Path, durability: Durability, name: &str) -> i64 {
         let pool = SqlitePoolOptions::new()
