@@ -48,6 +48,11 @@ const UNANSWERED_PENALTY: f64 = 0.05;
 const REQUEST_RECHECK: Duration = Duration::from_millis(500);
 /// Per-peer rate state unused this long is forgotten.
 const BUCKET_IDLE: Duration = Duration::from_secs(600);
+/// Newly queued announcements wait a random time up to this (or `gossip_interval`, if shorter)
+/// before they go, as Bitcoin Core's trickle does. Nodes that took the same transaction at the
+/// same moment then seldom announce it to each other: the first to send tells the others, who
+/// note it as a holder before their own turn.
+const TRICKLE: Duration = Duration::from_millis(20);
 
 struct Inner {
     tracker: RequestTracker,
@@ -134,7 +139,14 @@ impl Gossip {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.pool.announcements_waiting() => {}
+                _ = self.pool.announcements_waiting() => {
+                    let most = TRICKLE.min(self.config.gossip_interval);
+                    let wait = most.mul_f64(rand::random::<f64>());
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
                 _ = tokio::time::sleep(self.config.gossip_interval) => {}
                 _ = reannounce.tick() => {
                     self.rates.tidy(BUCKET_IDLE);
