@@ -320,7 +320,13 @@ impl TxPool {
         if new.is_empty() {
             return;
         }
-        let ids = parse_ids(&new);
+        // Each ID parsed once, kept beside its hex (which holders and payloads are named by).
+        let parsed: HashMap<&str, [u8; 32]> = (new.iter())
+            .filter_map(|hex| Some((hex.as_str(), parse_id(hex)?)))
+            .collect();
+        let ids: Vec<[u8; 32]> = (new.iter())
+            .filter_map(|hex| parsed.get(hex.as_str()).copied())
+            .collect();
         for id in &ids {
             self.seen.insert(id);
         }
@@ -340,11 +346,13 @@ impl TxPool {
         }
         if public {
             // Peers pull what is announced: the payloads are kept to serve them.
-            self.recent_payloads
-                .insert(register_id, new_payloads(&new, txs));
+            let payloads = (txs.into_iter())
+                .filter_map(|(hex, payload)| Some((*parsed.get(hex.as_str())?, payload)))
+                .collect();
+            self.recent_payloads.insert(register_id, payloads);
             let entries: Vec<([u8; 32], Holders)> = (new.iter())
                 .filter_map(|hex| {
-                    let id = parse_ids(std::slice::from_ref(hex)).pop()?;
+                    let id = *parsed.get(hex.as_str())?;
                     Some((id, holders.get(hex).cloned().unwrap_or_else(no_holders)))
                 })
                 .collect();
@@ -513,27 +521,19 @@ impl TxPool {
     }
 }
 
-/// The payloads of `txs` that were `new` (stored by this commit), by whole ID.
-fn new_payloads(new: &[String], txs: Vec<(String, Vec<u8>)>) -> Vec<([u8; 32], Vec<u8>)> {
-    let new: std::collections::HashSet<&str> = new.iter().map(String::as_str).collect();
-    (txs.into_iter())
-        .filter(|(hex, _)| new.contains(hex.as_str()))
-        .filter_map(|(hex, payload)| Some((ledger::hash_from_hex(&hex)?, payload)))
-        .collect()
+/// A transaction ID (hex, as this node stores it) as bytes; a malformed one is logged and
+/// skipped (only a damaged store holds one).
+fn parse_id(id: &str) -> Option<[u8; 32]> {
+    let parsed = crate::ledger::hash_from_hex(id);
+    if parsed.is_none() {
+        tracing::error!(%id, "malformed stored transaction ID; not announcing it");
+    }
+    parsed
 }
 
-/// Transaction IDs (hex, as this node stores them) as bytes; a malformed one is logged and
-/// skipped (only a damaged store holds one).
+/// Transaction IDs as bytes, each as [`parse_id`] reads it.
 fn parse_ids(ids: &[String]) -> Vec<[u8; 32]> {
-    ids.iter()
-        .filter_map(|id| {
-            let parsed = crate::ledger::hash_from_hex(id);
-            if parsed.is_none() {
-                tracing::error!(%id, "malformed stored transaction ID; not announcing it");
-            }
-            parsed
-        })
-        .collect()
+    ids.iter().filter_map(|id| parse_id(id)).collect()
 }
 
 fn no_holders() -> Holders {
