@@ -15,6 +15,7 @@
 pub(crate) mod claims;
 mod commit;
 mod held;
+mod newest;
 mod payloads;
 pub(crate) use commit::Committer;
 #[cfg(test)]

@@ -8,9 +8,9 @@
 //! are found by short ID (all a peer that speaks them announces) and keep the rest of the ID,
 //! so a whole ID is matched exactly and a short one is resolved to its whole ID.
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
+
+use super::newest::Newest;
 
 use crate::ledger::{SHORT_ID_LEN, ShortId, short_id};
 use crate::protocol::TxRef;
@@ -46,27 +46,17 @@ fn rest(id: &[u8; 32]) -> [u8; 32 - SHORT_ID_LEN] {
 }
 
 pub(super) struct RecentSet {
-    capacity: usize,
-    inner: Mutex<Inner>,
-}
-
-#[derive(Default)]
-struct Inner {
-    /// Per register, each transaction by short ID.
-    by_register: HashMap<Arc<str>, HashMap<ShortId, Held>>,
-    /// Every entry, oldest first.
-    order: VecDeque<(Arc<str>, ShortId)>,
+    inner: Mutex<Newest<ShortId, Held>>,
 }
 
 impl RecentSet {
     pub(super) fn new(capacity: usize) -> RecentSet {
         RecentSet {
-            capacity,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Newest::new(capacity, |_| 1)),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Newest<ShortId, Held>> {
         // Each change below leaves the set whole before it could panic.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -74,50 +64,22 @@ impl RecentSet {
     /// Records transactions just stored in `register`, pending or `sealed`. A sealed one never
     /// becomes pending again.
     pub(super) fn insert(&self, register: &str, ids: &[[u8; 32]], sealed: bool) {
-        let mut inner = self.lock();
-        let inner = &mut *inner;
-        let register = match inner.by_register.get_key_value(register) {
-            Some((name, _)) => name.clone(),
-            None => Arc::from(register),
-        };
-        let set = inner.by_register.entry(register.clone()).or_default();
-        for id in ids {
-            let short = short_id(id);
-            match set.entry(short) {
-                // Another ID with this short one (2^64 hashes to find) keeps the first.
-                Entry::Occupied(mut known) => {
-                    let held = known.get_mut();
-                    if held.rest == rest(id) {
-                        held.sealed |= sealed;
-                    }
-                }
-                Entry::Vacant(new) => {
-                    new.insert(Held {
-                        rest: rest(id),
-                        sealed,
-                    });
-                    inner.order.push_back((register.clone(), short));
-                }
+        let entries = ids.iter().map(|id| {
+            let rest = rest(id);
+            (short_id(id), Held { rest, sealed })
+        });
+        // Another ID with the same short one (2^64 hashes to find) keeps the first.
+        self.lock().insert(register, entries, |held, new| {
+            if held.rest == new.rest {
+                held.sealed |= new.sealed;
             }
-        }
-        while inner.order.len() > self.capacity {
-            let Some((r, short)) = inner.order.pop_front() else {
-                break;
-            };
-            if let Some(set) = inner.by_register.get_mut(&r) {
-                set.remove(&short);
-                if set.is_empty() {
-                    inner.by_register.remove(&r);
-                }
-            }
-        }
+        });
     }
 
     /// Whether `id` was stored in `register` recently (a "no" says nothing).
     pub(super) fn contains(&self, register: &str, id: &[u8; 32]) -> bool {
         self.lock()
-            .by_register
-            .get(register)
+            .register(register)
             .and_then(|set| set.get(&short_id(id)))
             .is_some_and(|held| held.is(&TxRef::Full(*id)))
     }
@@ -125,7 +87,7 @@ impl RecentSet {
     /// The whole ID of each of `refs` stored in `register` recently (`None`: not known here).
     pub(super) fn whole_ids(&self, register: &str, refs: &[TxRef]) -> Vec<Option<[u8; 32]>> {
         let inner = self.lock();
-        let set = inner.by_register.get(register);
+        let set = inner.register(register);
         (refs.iter())
             .map(|r| {
                 let short = r.short();
@@ -139,7 +101,7 @@ impl RecentSet {
     /// says nothing: the store may still hold them pending).
     pub(super) fn all_pending(&self, register: &str, ids: &[[u8; 32]]) -> bool {
         let inner = self.lock();
-        let Some(set) = inner.by_register.get(register) else {
+        let Some(set) = inner.register(register) else {
             return false;
         };
         ids.iter().all(|id| {
@@ -152,7 +114,7 @@ impl RecentSet {
     /// rest (left in `ids`, in their order). One lock for the whole batch.
     pub(super) fn take_known(&self, register: &str, ids: &mut Vec<TxRef>) -> Vec<[u8; 32]> {
         let inner = self.lock();
-        let Some(set) = inner.by_register.get(register) else {
+        let Some(set) = inner.register(register) else {
             return Vec::new();
         };
         let mut known = Vec::new();
@@ -171,10 +133,7 @@ impl RecentSet {
 
     /// The register is no longer held here: none of its transactions is.
     pub(super) fn forget_register(&self, register: &str) {
-        let mut inner = self.lock();
-        if inner.by_register.remove(register).is_some() {
-            inner.order.retain(|(r, _)| &**r != register);
-        }
+        self.lock().forget_register(register);
     }
 }
 
