@@ -17,6 +17,7 @@ use async_trait::async_trait;
 
 use crate::ledger::{Docket, Hash, Mode, Role};
 
+mod accept;
 mod by_key;
 pub(crate) mod health;
 mod postgres;

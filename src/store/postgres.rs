@@ -17,6 +17,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 impl Backend for Postgres {
     const BACKEND: &'static str = "postgres";
     const MARKS: super::sql::Marks = super::sql::Marks::Numbered;
+    const FAILED_STATEMENT_UNDONE_ALONE: bool = false;
 
     fn rows_affected(done: &PgQueryResult) -> u64 {
         done.rows_affected()

@@ -131,12 +131,19 @@ fn values(b: &mut Binds, rows: usize, per_row: usize) -> String {
 }
 
 /// Stores `rows` pending transactions, each bound as register, ID, payload and arrival time.
-/// Returns the IDs that were new (held ones are left as they are).
+/// Fails if any of them is held already (on SQLite, undoing only this statement).
 pub(crate) fn insert_pending(rows: usize, marks: Marks) -> String {
     format!(
-        "INSERT INTO transactions (register_id, tx_id, payload, received_at_ms) VALUES {} \
-         ON CONFLICT (register_id, tx_id) DO NOTHING RETURNING tx_id",
+        "INSERT INTO transactions (register_id, tx_id, payload, received_at_ms) VALUES {}",
         values(&mut Binds::new(marks), rows, 4)
+    )
+}
+
+/// [`insert_pending`], leaving held ones as they are and returning the IDs that were new.
+pub(crate) fn insert_pending_returning_new(rows: usize, marks: Marks) -> String {
+    format!(
+        "{} ON CONFLICT (register_id, tx_id) DO NOTHING RETURNING tx_id",
+        insert_pending(rows, marks)
     )
 }
 

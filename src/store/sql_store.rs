@@ -30,6 +30,9 @@ pub(super) trait Backend: Database {
     const BACKEND: &'static str;
     /// How its multi-row statements mark their values.
     const MARKS: sql::Marks;
+    /// Whether a statement that fails inside a transaction is undone alone, the transaction
+    /// going on (SQLite; on PostgreSQL the whole transaction fails).
+    const FAILED_STATEMENT_UNDONE_ALONE: bool;
     /// Rows a statement changed (sqlx has no backend-independent accessor).
     fn rows_affected(done: &Self::QueryResult) -> u64;
 }
@@ -207,40 +210,7 @@ where
         batches: &[PendingBatch],
         now_ms: i64,
     ) -> Result<Vec<Vec<String>>, StoreError> {
-        let bytes = (batches.iter())
-            .flat_map(|b| b.txs.iter().map(|(id, p)| id.len() + p.len() + ROW_BYTES))
-            .sum();
-        let columns = (batches.iter())
-            .map(|b| b.txs.iter().map(|(id, _)| tx_ids::to_write(id)).collect())
-            .collect::<Result<Vec<Vec<_>>, _>>()?;
-        self.writer
-            .write(Write::new(WriteClass::Transactions, bytes), async |conn| {
-                let mut out = Vec::with_capacity(batches.len());
-                for (batch, ids) in batches.iter().zip(&columns) {
-                    let mut inserted = HashSet::new();
-                    for rows in sql::row_chunks(batch.txs.len()) {
-                        let statement = sql::insert_pending(rows.len(), DB::MARKS);
-                        let mut query = sqlx::query_scalar::<_, Vec<u8>>(&statement);
-                        for i in rows {
-                            query = query
-                                .bind(batch.register_id.as_str())
-                                .bind(ids[i].as_slice())
-                                .bind(batch.txs[i].1.as_slice())
-                                .bind(now_ms);
-                        }
-                        inserted.extend(query.fetch_all(&mut *conn).await?);
-                    }
-                    // In the batch's order (RETURNING gives rows in no promised order); an ID
-                    // twice in a batch was new only once.
-                    let new = (batch.txs.iter().zip(ids))
-                        .filter(|(_, column)| inserted.remove(column.as_slice()))
-                        .map(|((id, _), _)| id.clone())
-                        .collect();
-                    out.push(new);
-                }
-                Ok(out)
-            })
-            .await
+        self.accept(batches, now_ms).await
     }
 
     async fn payloads_by_id(

@@ -45,6 +45,7 @@ const SQLITE_INTERRUPT: i32 = 9;
 impl Backend for Sqlite {
     const BACKEND: &'static str = "sqlite";
     const MARKS: sql::Marks = sql::Marks::InOrder;
+    const FAILED_STATEMENT_UNDONE_ALONE: bool = true;
 
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()
