@@ -10,7 +10,7 @@
 
 mod hex_ids;
 mod holding;
-pub use hex_ids::{hash_from_hex, to_hex};
+pub use hex_ids::{hash_from_hex, hash_from_lower_hex, to_hex};
 pub use holding::{Mode, Role};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};

@@ -3,7 +3,7 @@
 //! insert touches fewer pages (issue 18).
 
 use super::StoreError;
-use crate::ledger::{hash_from_hex, to_hex};
+use crate::ledger::{hash_from_lower_hex, to_hex};
 
 /// Bytes in a transaction ID.
 const ID_BYTES: usize = 32;
@@ -17,9 +17,7 @@ fn is_lower_hex(text: &str) -> bool {
 /// The column value of the ID `id` spells, or `None` when it spells none (no transaction is
 /// stored under such text, so a lookup of it finds nothing).
 pub(super) fn lookup(id: &str) -> Option<[u8; ID_BYTES]> {
-    (id.len() == 2 * ID_BYTES && is_lower_hex(id))
-        .then(|| hash_from_hex(id))
-        .flatten()
+    hash_from_lower_hex(id)
 }
 
 /// The column value of an ID to be written: text that spells no ID is refused before anything
