@@ -46,13 +46,13 @@ where
                     let mut new = Vec::with_capacity(batch.txs.len());
                     for rows in sql::row_chunks(batch.txs.len()) {
                         if DB::FAILED_STATEMENT_UNDONE_ALONE
-                            && insert_all_new::<DB>(conn, batch, ids, rows.clone(), now_ms).await?
+                            && Self::insert_all_new(conn, batch, ids, rows.clone(), now_ms).await?
                         {
                             new.extend(rows.map(|i| batch.txs[i].0.clone()));
                             continue;
                         }
                         let mut inserted =
-                            insert_returning_new::<DB>(conn, batch, ids, rows.clone(), now_ms)
+                            Self::insert_returning_new(conn, batch, ids, rows.clone(), now_ms)
                                 .await?;
                         // In the batch's order (RETURNING gives rows in no promised order); an
                         // ID twice in a statement was new only once.
@@ -67,86 +67,62 @@ where
             })
             .await
     }
-}
 
-/// The statement storing `rows` of `batch` as pending, bound.
-fn bound<'q, DB>(
-    statement: &'q str,
-    batch: &'q PendingBatch,
-    ids: &'q [[u8; 32]],
-    rows: Range<usize>,
-    now_ms: i64,
-) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
-where
-    DB: Backend,
-    for<'a> <DB as Database>::Arguments<'a>: IntoArguments<'a, DB>,
-    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
-    for<'a> &'a [u8]: Encode<'a, DB> + Type<DB>,
-    for<'a> i64: Encode<'a, DB> + Type<DB>,
-{
-    let mut query = sqlx::query(statement);
-    for i in rows {
-        query = query
-            .bind(batch.register_id.as_str())
-            .bind(ids[i].as_slice())
-            .bind(batch.txs[i].1.as_slice())
-            .bind(now_ms);
+    /// The statement storing `rows` of `batch` as pending, bound.
+    fn bound<'q>(
+        statement: &'q str,
+        batch: &'q PendingBatch,
+        ids: &'q [[u8; 32]],
+        rows: Range<usize>,
+        now_ms: i64,
+    ) -> Query<'q, DB, <DB as Database>::Arguments<'q>> {
+        let mut query = sqlx::query(statement);
+        for i in rows {
+            query = query
+                .bind(batch.register_id.as_str())
+                .bind(ids[i].as_slice())
+                .bind(batch.txs[i].1.as_slice())
+                .bind(now_ms);
+        }
+        query
     }
-    query
-}
 
-/// Stores `rows` of `batch` if every one of them is new, and returns whether it did. Otherwise
-/// stores none of them (the statement is undone alone: [`Backend::FAILED_STATEMENT_UNDONE_ALONE`]).
-async fn insert_all_new<DB>(
-    conn: &mut DB::Connection,
-    batch: &PendingBatch,
-    ids: &[[u8; 32]],
-    rows: Range<usize>,
-    now_ms: i64,
-) -> Result<bool, StoreError>
-where
-    DB: Backend,
-    for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database = DB>,
-    for<'a> <DB as Database>::Arguments<'a>: IntoArguments<'a, DB>,
-    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
-    for<'a> &'a [u8]: Encode<'a, DB> + Type<DB>,
-    for<'a> i64: Encode<'a, DB> + Type<DB>,
-{
-    let statement = sql::insert_pending(rows.len(), DB::MARKS);
-    match bound::<DB>(&statement, batch, ids, rows, now_ms)
-        .execute(&mut *conn)
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
-        Err(e) => Err(e.into()),
+    /// Stores `rows` of `batch` if every one of them is new, and returns whether it did.
+    /// Otherwise stores none of them: the statement is undone alone
+    /// ([`Backend::FAILED_STATEMENT_UNDONE_ALONE`]).
+    async fn insert_all_new(
+        conn: &mut DB::Connection,
+        batch: &PendingBatch,
+        ids: &[[u8; 32]],
+        rows: Range<usize>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let statement = sql::insert_pending(rows.len(), DB::MARKS);
+        match Self::bound(&statement, batch, ids, rows, now_ms)
+            .execute(&mut *conn)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
-}
 
-/// Stores `rows` of `batch`, leaving held ones as they are; returns the ID columns that were
-/// new.
-async fn insert_returning_new<DB>(
-    conn: &mut DB::Connection,
-    batch: &PendingBatch,
-    ids: &[[u8; 32]],
-    rows: Range<usize>,
-    now_ms: i64,
-) -> Result<HashSet<Vec<u8>>, StoreError>
-where
-    DB: Backend,
-    for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database = DB>,
-    for<'a> <DB as Database>::Arguments<'a>: IntoArguments<'a, DB>,
-    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
-    for<'a> &'a [u8]: Encode<'a, DB> + Type<DB>,
-    for<'a> Vec<u8>: Decode<'a, DB> + Type<DB>,
-    for<'a> i64: Encode<'a, DB> + Type<DB>,
-    usize: ColumnIndex<DB::Row>,
-{
-    let statement = sql::insert_pending_returning_new(rows.len(), DB::MARKS);
-    let rows = bound::<DB>(&statement, batch, ids, rows, now_ms)
-        .fetch_all(&mut *conn)
-        .await?;
-    (rows.iter())
-        .map(|row| Ok(row.try_get::<Vec<u8>, usize>(0)?))
-        .collect()
+    /// Stores `rows` of `batch`, leaving held ones as they are; returns the ID columns that were
+    /// new.
+    async fn insert_returning_new(
+        conn: &mut DB::Connection,
+        batch: &PendingBatch,
+        ids: &[[u8; 32]],
+        rows: Range<usize>,
+        now_ms: i64,
+    ) -> Result<HashSet<Vec<u8>>, StoreError> {
+        let statement = sql::insert_pending_returning_new(rows.len(), DB::MARKS);
+        let rows = Self::bound(&statement, batch, ids, rows, now_ms)
+            .fetch_all(&mut *conn)
+            .await?;
+        (rows.iter())
+            .map(|row| Ok(row.try_get::<Vec<u8>, usize>(0)?))
+            .collect()
+    }
 }
