@@ -322,12 +322,10 @@ impl TxPool {
             return;
         }
         // Each ID parsed once, kept beside its hex (which holders and payloads are named by).
-        let parsed: HashMap<&str, [u8; 32]> = (new.iter())
+        let parsed: Vec<(&str, [u8; 32])> = (new.iter())
             .filter_map(|hex| Some((hex.as_str(), parse_id(hex)?)))
             .collect();
-        let ids: Vec<[u8; 32]> = (new.iter())
-            .filter_map(|hex| parsed.get(hex.as_str()).copied())
-            .collect();
+        let ids: Vec<[u8; 32]> = parsed.iter().map(|&(_, id)| id).collect();
         for id in &ids {
             self.seen.insert(id);
         }
@@ -347,15 +345,13 @@ impl TxPool {
         }
         if public {
             // Peers pull what is announced: the payloads are kept to serve them.
+            let new_ids: HashMap<&str, [u8; 32]> = parsed.iter().copied().collect();
             let payloads = (txs.into_iter())
-                .filter_map(|(hex, payload)| Some((*parsed.get(hex.as_str())?, payload)))
+                .filter_map(|(hex, payload)| Some((*new_ids.get(hex.as_str())?, payload)))
                 .collect();
             self.recent_payloads.insert(register_id, payloads);
-            let entries: Vec<([u8; 32], Holders)> = (new.iter())
-                .filter_map(|hex| {
-                    let id = *parsed.get(hex.as_str())?;
-                    Some((id, holders.get(hex).cloned().unwrap_or_else(no_holders)))
-                })
+            let entries: Vec<([u8; 32], Holders)> = (parsed.iter())
+                .map(|&(hex, id)| (id, holders.get(hex).cloned().unwrap_or_else(no_holders)))
                 .collect();
             self.queue.push(register_id, &entries);
         }
